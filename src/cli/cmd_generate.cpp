@@ -1,0 +1,57 @@
+// pcm generate: chunked prefill of the prompt, then recurrent decode; prints the new ids on one line.
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "engine/generator.h"
+#include "model/model.h"
+#include "util/error.h"
+
+namespace pcm::cli {
+namespace {
+
+struct Options {
+  std::string model, prompt_ids;
+  int64_t max_new_tokens = 32;
+  bool ignore_eos = false;
+  SamplingParams sampling;
+  int threads = 0;
+};
+
+void run(const Options& o) {
+  apply_threads(o.threads);
+  std::string dir = o.model.empty() ? default_model_dir() : o.model;
+  PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
+  std::vector<int32_t> ids = parse_id_list(o.prompt_ids, "--prompt-ids");
+  Mamba2Model model = Mamba2Model::load(dir);
+  GenerateOptions g;
+  g.max_new_tokens = o.max_new_tokens;
+  g.sampling = o.sampling;
+  if (!o.ignore_eos && model.config().eos_token_id >= 0)
+    g.stop_ids.push_back(static_cast<int32_t>(model.config().eos_token_id));
+  SequenceState state = model.new_state();
+  GenerateResult r = generate(model, state, ids, g);
+  std::printf("%s\n", join_ids(r.tokens).c_str());
+  double decode_tps = r.tokens.size() > 1 ? static_cast<double>(r.tokens.size() - 1) / r.decode_seconds : 0.0;
+  std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s), generated %zu tokens (%.1f tok/s), finish: %s\n",
+               static_cast<long long>(r.prompt_tokens), r.prefill_seconds,
+               static_cast<double>(r.prompt_tokens) / r.prefill_seconds, r.tokens.size(), decode_tps,
+               r.finish_reason.c_str());
+}
+
+PCM_REGISTER_COMMAND({"generate", "Generate tokens from a prompt (chunked prefill + recurrent decode)",
+                      [](CLI::App* sub) {
+                        auto o = std::make_shared<Options>();
+                        sub->add_option("--model,-m", o->model, "model directory (default: the shipped model)");
+                        sub->add_option("--prompt-ids", o->prompt_ids, "comma-separated prompt token ids")->required();
+                        sub->add_option("--max-new-tokens,-n", o->max_new_tokens, "tokens to generate")
+                            ->check(CLI::NonNegativeNumber);
+                        sub->add_flag("--ignore-eos", o->ignore_eos, "do not stop at the end-of-sequence token");
+                        add_sampling_options(sub, &o->sampling);
+                        add_threads_option(sub, &o->threads);
+                        sub->callback([o] { run(*o); });
+                      }});
+
+}  // namespace
+}  // namespace pcm::cli

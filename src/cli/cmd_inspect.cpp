@@ -1,0 +1,91 @@
+// pcm inspect --model DIR: the architecture, parameter count, weight bytes and the fixed state size.
+#include <cstdio>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "io/checkpoint.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "util/json.h"
+
+namespace pcm::cli {
+namespace {
+
+struct Options {
+  std::string model;
+  bool as_json = false;
+};
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  return fmt::format("{:.2f} {}", b, units[u]);
+}
+
+void run(const Options& o) {
+  Mamba2Config c = load_mamba2_config(o.model);
+  auto files = std::make_shared<const CheckpointFiles>(o.model);
+  Mamba2Weights w = bind_mamba2_weights(c, files);  // validates every tensor against the config
+  std::map<std::string, size_t> dtype_bytes;
+  for (const auto& name : files->names()) {
+    const TensorInfo& t = files->get(name);
+    dtype_bytes[dtype_name(t.dtype)] += t.nbytes;
+  }
+  const int64_t state_f32 = (c.conv_state_elems() + c.ssm_state_elems()) * 4;
+  const int64_t params = c.parameter_count();
+  if (o.as_json) {
+    json j = c.to_hf_json();
+    j["format"] = c.format == CheckpointFormat::MambaSsm ? "mamba_ssm" : "huggingface";
+    j["parameters"] = params;
+    j["weight_bytes"] = files->total_bytes();
+    j["weight_dtypes"] = dtype_bytes;
+    j["state_bytes_per_sequence_f32"] = state_f32;
+    j["state_bytes_per_sequence_bf16"] = state_f32 / 2;
+    std::printf("%s\n", j.dump(2).c_str());
+    return;
+  }
+  std::string dtypes;
+  for (const auto& [name, bytes] : dtype_bytes) dtypes += fmt::format("{}{} ({})", dtypes.empty() ? "" : ", ", name, human_bytes(static_cast<double>(bytes)));
+  std::printf("%s", fmt::format(
+      "model            {}\n"
+      "format           {}\n"
+      "layers           {}\n"
+      "d_model          {}\n"
+      "d_inner          {} (expand {})\n"
+      "heads x head_dim {} x {}\n"
+      "groups           {}\n"
+      "state size N     {}\n"
+      "conv kernel      {}\n"
+      "chunk size       {}\n"
+      "vocab            {}\n"
+      "lm head          {}\n"
+      "biases           in/out_proj {}, conv {}\n"
+      "time_step_limit  [{}, {}]\n"
+      "parameters       {} ({:.1f} M)\n"
+      "weights          {} in {}\n"
+      "state / sequence {} in fp32 ({} bf16): conv {} + ssm {} values, independent of length\n",
+      o.model, c.format == CheckpointFormat::MambaSsm ? "mamba_ssm MambaLMHeadModel" : "HF Mamba2ForCausalLM",
+      c.num_layers, c.hidden_size, c.d_inner(), c.expand, c.num_heads, c.head_dim, c.n_groups, c.state_size,
+      c.conv_kernel, c.chunk_size, c.vocab_size, c.tie_embeddings ? "tied to the embedding" : "untied",
+      c.use_bias ? "yes" : "no", c.use_conv_bias ? "yes" : "no", c.dt_min, c.dt_max, params,
+      static_cast<double>(params) / 1e6, human_bytes(static_cast<double>(files->total_bytes())), dtypes,
+      human_bytes(static_cast<double>(state_f32)), human_bytes(static_cast<double>(state_f32) / 2), c.conv_state_elems(),
+      c.ssm_state_elems()).c_str());
+}
+
+PCM_REGISTER_COMMAND({"inspect", "Print a checkpoint's architecture, sizes and per-sequence state size",
+                      [](CLI::App* sub) {
+                        auto o = std::make_shared<Options>();
+                        sub->add_option("--model,-m", o->model, "model directory")->required();
+                        sub->add_flag("--json", o->as_json, "print JSON");
+                        sub->callback([o] { run(*o); });
+                      }});
+
+}  // namespace
+}  // namespace pcm::cli

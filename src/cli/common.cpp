@@ -1,0 +1,67 @@
+#include "cli/common.h"
+
+#include <omp.h>
+
+#include <charconv>
+
+#include "util/error.h"
+#include "util/file.h"
+
+namespace pcm::cli {
+
+std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty() || end < text.size()) {
+      int64_t v = 0;
+      auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+      PCM_CHECK(ec == std::errc() && p == item.data() + item.size() && v >= 0 && v <= INT32_MAX,
+                "{}: '{}' is not a token id (a non-negative integer)", flag, item);
+      ids.push_back(static_cast<int32_t>(v));
+    }
+    pos = end + 1;
+  }
+  return ids;
+}
+
+std::string join_ids(const std::vector<int32_t>& ids) {
+  std::string out;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out;
+}
+
+void add_threads_option(CLI::App* app, int* threads) {
+  app->add_option("--threads,-t", *threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+}
+
+int apply_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+  return omp_get_max_threads();
+}
+
+void add_sampling_options(CLI::App* app, SamplingParams* p) {
+  app->add_option("--temperature", p->temperature, "sampling temperature (0 = greedy)");
+  app->add_option("--top-k", p->top_k, "keep the k most likely tokens (0 = off)");
+  app->add_option("--top-p", p->top_p, "nucleus sampling mass (1 = off)");
+  app->add_option("--min-p", p->min_p, "drop tokens below min_p x the top probability (0 = off)");
+  app->add_option("--seed", p->seed, "random seed");
+}
+
+std::string default_model_dir() {
+#ifdef PCM_SOURCE_DIR
+  std::string shipped = std::string(PCM_SOURCE_DIR) + "/models/pcm-mini";
+  if (is_directory(shipped)) return shipped;
+#endif
+  return "";
+}
+
+}  // namespace pcm::cli

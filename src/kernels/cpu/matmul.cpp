@@ -1,0 +1,89 @@
+#include "kernels/cpu/matmul.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "util/error.h"
+
+namespace pcm::cpu {
+
+namespace {
+
+// Dot products of one weight row (dtype T_W) with `T` input rows.
+template <class Load>
+inline void row_dots(const Load& load, const float* in, int64_t K, int64_t T, float* acc) {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* x = in + t * K;
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < K; ++k) s += load(k) * x[k];
+    acc[t] = s;
+  }
+}
+
+void matvec(float* out, const float* in, const MatrixRef& W, int64_t T) {
+  const int64_t K = W.cols;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < W.rows; ++r) {
+    float acc[kMatvecMaxRows];
+    switch (W.dtype) {
+      case DType::F32: {
+        const float* w = reinterpret_cast<const float*>(W.row_ptr(r));
+        row_dots([w](int64_t k) { return w[k]; }, in, K, T, acc);
+        break;
+      }
+      case DType::BF16: {
+        const uint16_t* w = reinterpret_cast<const uint16_t*>(W.row_ptr(r));
+        row_dots([w](int64_t k) { return bf16_to_f32(w[k]); }, in, K, T, acc);
+        break;
+      }
+      default: {
+        const uint16_t* w = reinterpret_cast<const uint16_t*>(W.row_ptr(r));
+        row_dots([w](int64_t k) { return f16_to_f32(w[k]); }, in, K, T, acc);
+        break;
+      }
+    }
+    for (int64_t t = 0; t < T; ++t) out[t * W.rows + r] = acc[t];
+  }
+}
+
+void gemm_widened(float* out, const float* in, const MatrixRef& W, int64_t T) {
+  constexpr int64_t kBlockRows = 256;
+  static thread_local std::vector<float> block;  // grows once, reused by every call
+  block.resize(static_cast<size_t>(kBlockRows * W.cols));
+  for (int64_t r0 = 0; r0 < W.rows; r0 += kBlockRows) {
+    int64_t nr = std::min(kBlockRows, W.rows - r0);
+    float* dst = block.data();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < nr; ++r) W.row_to_f32(r0 + r, dst + r * W.cols);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(nr),
+                static_cast<int>(W.cols), 1.0f, in, static_cast<int>(W.cols), dst, static_cast<int>(W.cols), 0.0f,
+                out + r0, static_cast<int>(W.rows));
+  }
+}
+
+}  // namespace
+
+void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T) {
+  if (T <= 0) return;
+  PCM_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16,
+            "matmul: unsupported weight dtype {}", dtype_name(W.dtype));
+  if (T <= kMatvecMaxRows) {
+    matvec(out, in, W, T);
+  } else if (W.dtype == DType::F32) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(W.rows),
+                static_cast<int>(W.cols), 1.0f, in, static_cast<int>(W.cols), static_cast<const float*>(W.data),
+                static_cast<int>(W.cols), 0.0f, out, static_cast<int>(W.rows));
+  } else {
+    gemm_widened(out, in, W, T);
+  }
+  if (bias) {
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < W.rows; ++r) out[t * W.rows + r] += bias[r];
+  }
+}
+
+}  // namespace pcm::cpu

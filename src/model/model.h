@@ -1,0 +1,68 @@
+// Mamba2Model: the CPU forward pass over any mix of sequences. Prefill (many tokens of one sequence,
+// chunked SSD), batched decode (one token each of many sequences, recurrence) and variable-length
+// batches are the same call with different segments.
+#pragma once
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/state.h"
+#include "model/weights.h"
+
+namespace pcm {
+
+// Rows [begin, begin + length) of a forward's tokens belong to one sequence, in order.
+struct Segment {
+  int64_t begin = 0;
+  int64_t length = 0;
+  SequenceState* state = nullptr;
+};
+
+class Mamba2Model {
+ public:
+  Mamba2Model(Mamba2Config config, Mamba2Weights weights);
+  // config.json + safetensors (single file or sharded), HF or mamba_ssm layout.
+  static Mamba2Model load(const std::string& model_dir);
+
+  const Mamba2Config& config() const { return config_; }
+  const Mamba2Weights& weights() const { return weights_; }
+  SequenceState new_state() const { return SequenceState(config_); }
+  int64_t vocab_size() const { return config_.vocab_size; }
+
+  // Tokens per forward() call; prefill() splits longer prompts into pieces of this many (a multiple
+  // of chunk_size, so chunk boundaries fall where a single pass would put them).
+  int64_t max_batch_tokens() const { return max_batch_tokens_; }
+  void set_max_batch_tokens(int64_t n);
+
+  // The core: every segment continues from and updates its state. Writes the logits of the rows in
+  // `logit_rows` to `logits` [logit_rows.size(), V]. tokens.size() <= max_batch_tokens().
+  void forward(std::span<const int32_t> tokens, std::span<const Segment> segments,
+               std::span<const int64_t> logit_rows, float* logits);
+
+  // Feeds a prompt to one sequence. logits: [T, V] when all_positions, else [V] for the last token
+  // (may be null when no logits are wanted).
+  void prefill(std::span<const int32_t> tokens, SequenceState& state, float* logits, bool all_positions);
+
+  // One token for each of B sequences; logits [B, V].
+  void decode(std::span<const int32_t> tokens, std::span<SequenceState* const> states, float* logits);
+
+ private:
+  struct Workspace {
+    int64_t rows = 0;
+    std::vector<float> resid, xn, zx, xbc, dt, y, yn, out, ssd_scratch;
+  };
+  void reserve(int64_t rows);
+  void check_tokens(std::span<const int32_t> tokens) const;
+  void mixer(int64_t layer, int64_t T, std::span<const Segment> segments);
+
+  Mamba2Config config_;
+  Mamba2Weights weights_;
+  int64_t max_batch_tokens_ = 0;
+  Workspace ws_;
+  std::vector<Segment> decode_segments_;
+  std::vector<int64_t> decode_rows_;
+};
+
+}  // namespace pcm

@@ -1,0 +1,24 @@
+// MatrixRef: a read-only row-major [rows, cols] matrix in any float dtype, owned elsewhere
+// (a checkpoint's memory map, or a buffer kept alive by the model).
+#pragma once
+#include <cstdint>
+
+#include "tensor/dtype.h"
+
+namespace pcm {
+
+struct MatrixRef {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+
+  size_t bytes() const { return static_cast<size_t>(rows * cols) * dtype_size(dtype); }
+  const uint8_t* row_ptr(int64_t r) const {
+    return static_cast<const uint8_t*>(data) + static_cast<size_t>(r * cols) * dtype_size(dtype);
+  }
+  // Converts row r to float32.
+  void row_to_f32(int64_t r, float* out) const { convert_to_f32(row_ptr(r), dtype, out, static_cast<size_t>(cols)); }
+};
+
+}  // namespace pcm
