@@ -45,19 +45,34 @@ class TempDir {
 
 struct CommandResult {
   int exit_code;
-  std::string out;  // stdout and stderr together
+  std::string out;  // stdout
+  std::string err;  // stderr
+  std::string all() const { return out + err; }
 };
 
-// Runs `pcm ARGS` (a shell-quoted argument string) and captures its output.
-inline CommandResult run_pcm(const std::string& args) {
-  std::string cmd = std::string(PCM_BINARY) + " " + args + " 2>&1";
+// Runs `pcm ARGS` (a shell-quoted argument string), capturing stdout and stderr separately.
+// `input` (if any) is fed to its standard input.
+inline CommandResult run_pcm(const std::string& args, const std::string& input = "") {
+  TempDir tmp;
+  std::string in_path = tmp.file("stdin"), err_path = tmp.file("stderr");
+  {
+    FILE* f = fopen(in_path.c_str(), "wb");
+    fwrite(input.data(), 1, input.size(), f);
+    fclose(f);
+  }
+  std::string cmd = std::string(PCM_BINARY) + " " + args + " <" + in_path + " 2>" + err_path;
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
   size_t n;
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  std::string err;
+  if (FILE* f = fopen(err_path.c_str(), "rb")) {
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) err.append(buf, n);
+    fclose(f);
+  }
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err};
 }
 
 }  // namespace pcm::test

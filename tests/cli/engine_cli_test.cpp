@@ -1,0 +1,91 @@
+// The engine's commands as a user runs them: inspect, generate, score, bench, and their errors.
+#include <gtest/gtest.h>
+
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace pcm {
+namespace {
+
+using test::run_pcm;
+using test::testdata;
+
+std::string ids_csv(const TensorInfo& t) {
+  std::string out;
+  const int32_t* p = reinterpret_cast<const int32_t*>(t.data);
+  for (int64_t i = 0; i < t.numel(); ++i) out += (i ? "," : "") + std::to_string(p[i]);
+  return out;
+}
+
+TEST(EngineCli, InspectPrintsArchitectureAndStateSize) {
+  auto r = run_pcm("inspect --model " + testdata("models/small-g4"));
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("heads x head_dim 8 x 32"), std::string::npos) << r.all();
+  EXPECT_NE(r.out.find("groups           4"), std::string::npos);
+  EXPECT_NE(r.out.find("untied"), std::string::npos);
+  EXPECT_NE(r.out.find("parameters       401328"), std::string::npos);
+  EXPECT_NE(r.out.find("state / sequence 80.00 KiB in fp32"), std::string::npos);
+  auto j = run_pcm("inspect --json --model " + testdata("models/tiny-mistral-bf16"));
+  ASSERT_EQ(j.exit_code, 0) << j.all();
+  EXPECT_NE(j.out.find("\"BF16\""), std::string::npos) << j.out;
+  EXPECT_NE(j.out.find("\"tie_word_embeddings\": true"), std::string::npos);
+}
+
+TEST(EngineCli, GenerateGreedyPrintsReferenceIds) {
+  std::string dir = testdata("models/small-g4");
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  auto r = run_pcm("generate --model " + dir + " --prompt-ids " + ids_csv(ref.get("input_ids")) +
+                   " --max-new-tokens 16 --temperature 0 --ignore-eos");
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(r.out.substr(0, r.out.find('\n')), ids_csv(ref.get("greedy_ids")));
+}
+
+TEST(EngineCli, GenerateSampledIsReproducibleWithSeed) {
+  std::string args = "generate --model " + testdata("models/tiny-g2") +
+                     " --prompt-ids 5,17,3 -n 12 --temperature 0.8 --top-k 40 --top-p 0.9 --min-p 0.01 --seed 7 --ignore-eos";
+  auto a = run_pcm(args), b = run_pcm(args);
+  ASSERT_EQ(a.exit_code, 0) << a.all();
+  EXPECT_EQ(a.out.substr(0, a.out.find('\n')), b.out.substr(0, b.out.find('\n')));
+}
+
+TEST(EngineCli, ScoreWritesReferenceLogits) {
+  std::string dir = testdata("models/tiny-tied");
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  test::TempDir tmp;
+  auto r = run_pcm("score --model " + dir + " --prompt-ids " + ids_csv(ref.get("input_ids")) + " --out " +
+                   tmp.file("logits.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  SafetensorsFile out(tmp.file("logits.safetensors"));
+  EXPECT_EQ(out.get("logits").shape, ref.get("logits").shape);
+  EXPECT_LE(test::rel_error(tensor_to_f32(out.get("logits")), tensor_to_f32(ref.get("logits"))), 1e-4);
+}
+
+TEST(EngineCli, BenchRunsOnARealShape) {
+  auto r = run_pcm("bench --shape mamba2-130m --layers 1 --prompt-tokens 64 --decode-tokens 4 --threads 2");
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("| prefill T=64 |"), std::string::npos) << r.all();
+  EXPECT_NE(r.out.find("| decode B=1 |"), std::string::npos);
+  EXPECT_NE(r.out.find("2 threads"), std::string::npos);
+}
+
+TEST(EngineCli, BadInputsAreClearErrors) {
+  std::string dir = testdata("models/tiny-g2");
+  auto r = run_pcm("generate --model " + dir + " --prompt-ids 5,x,3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("error: --prompt-ids: 'x' is not a token id"), std::string::npos) << r.all();
+  r = run_pcm("generate --model " + dir + " --prompt-ids 5,256");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("token id 256 at position 1 is outside the vocabulary (size 256)"), std::string::npos) << r.all();
+  r = run_pcm("generate --model " + dir + " --prompt-ids ''");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("empty prompt"), std::string::npos) << r.all();
+  r = run_pcm("inspect --model /nonexistent/dir");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/nonexistent/dir: no config.json"), std::string::npos) << r.all();
+  r = run_pcm("generate --model " + dir + " --prompt-ids 1 --top-p 0");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("top_p must be in (0, 1]"), std::string::npos) << r.all();
+}
+
+}  // namespace
+}  // namespace pcm
