@@ -11,7 +11,11 @@
 
 namespace pcm::test {
 
-inline std::string testdata(const std::string& rel) { return std::string(PCM_TESTDATA) + "/" + rel; }
+// PCM_TESTDATA_DIR overrides the compiled-in path (tests run from a copied tree, e.g. on the GPU machine).
+inline std::string testdata(const std::string& rel) {
+  const char* dir = std::getenv("PCM_TESTDATA_DIR");
+  return std::string(dir && *dir ? dir : PCM_TESTDATA) + "/" + rel;
+}
 
 // ||a - b|| / ||b|| in float64.
 inline double rel_error(const float* a, const float* b, size_t n) {
@@ -26,6 +30,12 @@ inline double rel_error(const float* a, const float* b, size_t n) {
 inline double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   return rel_error(a.data(), b.data(), std::min(a.size(), b.size()));
+}
+
+// PCM_BINARY_PATH overrides the compiled-in pcm path, like PCM_TESTDATA_DIR.
+inline std::string pcm_binary() {
+  const char* bin = std::getenv("PCM_BINARY_PATH");
+  return bin && *bin ? bin : PCM_BINARY;
 }
 
 // A fresh directory under the system temp dir, removed when the object goes away.
@@ -60,7 +70,7 @@ inline CommandResult run_pcm(const std::string& args, const std::string& input =
     fwrite(input.data(), 1, input.size(), f);
     fclose(f);
   }
-  std::string cmd = std::string(PCM_BINARY) + " " + args + " <" + in_path + " 2>" + err_path;
+  std::string cmd = pcm_binary() + " " + args + " <" + in_path + " 2>" + err_path;
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];

@@ -22,6 +22,7 @@ struct Options {
   std::string model, shape, dtype = "bf16";
   int64_t layers = 0, prompt_tokens = 512, decode_tokens = 32, batch = 1;
   int threads = 0;
+  bool exact = false;
 };
 
 double now_seconds() {
@@ -47,6 +48,7 @@ void run(const Options& o) {
     what = fmt::format("{} ({} layers, random {} weights, made in {:.1f} s)", o.shape, c.num_layers, o.dtype,
                        now_seconds() - t0);
   }
+  model->set_exact(o.exact);
   const auto& c = model->config();
   const int64_t V = c.vocab_size;
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_tokens));
@@ -75,9 +77,12 @@ void run(const Options& o) {
   }
   double decode_s = now_seconds() - t0;
   const double weight_gb = static_cast<double>(model->weights().matrix_bytes()) / 1e9;
-  std::printf("%s", fmt::format("model   {}\nweights {:.3f} GB ({}), state {:.2f} MB / sequence, {} threads\n", what,
+  std::printf("%s", fmt::format("model   {}\nweights {:.3f} GB ({}), state {:.2f} MB / sequence, {} threads, {} projections\n", what,
                                 weight_gb, dtype_name(model->weights().matrix_dtype()),
-                                static_cast<double>(state.bytes()) / 1e6, threads).c_str());
+                                static_cast<double>(state.bytes()) / 1e6, threads,
+                                o.exact || model->weights().matrix_dtype() != DType::BF16 || !cpu::bf16_gemm_available()
+                                    ? "fp32-activation"
+                                    : "bf16-activation (AVX512_BF16)").c_str());
   std::printf("| phase | tokens | seconds | tokens/s |\n| --- | --- | --- | --- |\n");
   std::printf("| prefill T=%lld | %lld | %.3f | %.1f |\n", static_cast<long long>(o.prompt_tokens),
               static_cast<long long>(o.prompt_tokens), prefill_s, static_cast<double>(o.prompt_tokens) / prefill_s);
@@ -95,6 +100,9 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CP
                         sub->add_option("--prompt-tokens", o->prompt_tokens, "prefill length");
                         sub->add_option("--decode-tokens", o->decode_tokens, "decode steps");
                         sub->add_option("--batch", o->batch, "sequences decoded together");
+                        sub->add_flag("--exact", o->exact,
+                                      "fp32 activations in every projection (default for bf16 weights: bf16 "
+                                      "activations over many rows, as PyTorch bf16 inference)");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

@@ -17,6 +17,7 @@ struct Options {
   bool ignore_eos = false;
   SamplingParams sampling;
   int threads = 0;
+  bool exact = false;
 };
 
 void run(const Options& o) {
@@ -25,6 +26,7 @@ void run(const Options& o) {
   PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
   std::vector<int32_t> ids = parse_id_list(o.prompt_ids, "--prompt-ids");
   Mamba2Model model = Mamba2Model::load(dir);
+  model.set_exact(o.exact);
   GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens;
   g.sampling = o.sampling;
@@ -49,6 +51,9 @@ PCM_REGISTER_COMMAND({"generate", "Generate tokens from a prompt (chunked prefil
                             ->check(CLI::NonNegativeNumber);
                         sub->add_flag("--ignore-eos", o->ignore_eos, "do not stop at the end-of-sequence token");
                         add_sampling_options(sub, &o->sampling);
+                        sub->add_flag("--exact", o->exact,
+                                      "fp32 activations in every projection (default for bf16 weights: bf16 "
+                                      "activations over many rows, as PyTorch bf16 inference)");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

@@ -19,6 +19,7 @@ void run(const Options& o) {
   apply_threads(o.threads);
   std::vector<int32_t> ids = parse_id_list(o.prompt_ids, "--prompt-ids");
   Mamba2Model model = Mamba2Model::load(o.model);
+  model.set_exact(true);  // a port-checking tool: fp32 activations, whatever the weight dtype
   const int64_t T = static_cast<int64_t>(ids.size()), V = model.vocab_size();
   std::vector<float> logits(static_cast<size_t>(T * V));
   SequenceState state = model.new_state();

@@ -63,7 +63,7 @@ void Mamba2Model::mixer(int64_t layer, int64_t T, std::span<const Segment> segme
 
   cpu::rmsnorm_forward(ws_.xn.data(), ws_.resid.data(), w.norm.data(), T, d, eps);
   cpu::matmul_forward(ws_.zx.data(), ws_.xn.data(), w.in_proj, w.in_proj_bias.empty() ? nullptr : w.in_proj_bias.data(),
-                      T);
+                      T, precision());
   // in_proj output per row: z [di] | xBC [cd] | dt [H]
   for (const Segment& s : segments)
     cpu::conv1d_silu_forward(ws_.xbc.data() + s.begin * cd, ws_.zx.data() + s.begin * dpr + di, dpr,
@@ -89,7 +89,7 @@ void Mamba2Model::mixer(int64_t layer, int64_t T, std::span<const Segment> segme
   cpu::gated_rmsnorm_forward(ws_.yn.data(), ws_.y.data(), ws_.zx.data(), dpr, w.gate_norm.data(), T, di,
                              di / c.n_groups, eps);
   cpu::matmul_forward(ws_.out.data(), ws_.yn.data(), w.out_proj,
-                      w.out_proj_bias.empty() ? nullptr : w.out_proj_bias.data(), T);
+                      w.out_proj_bias.empty() ? nullptr : w.out_proj_bias.data(), T, precision());
   float* resid = ws_.resid.data();
   const float* out = ws_.out.data();
 #pragma omp parallel for schedule(static) if (T * d > 65536)
@@ -128,7 +128,7 @@ void Mamba2Model::forward(std::span<const int32_t> tokens, std::span<const Segme
   }
   cpu::rmsnorm_forward(ws_.xn.data(), ws_.out.data(), weights_.norm_f.data(), n, d,
                        static_cast<float>(config_.norm_eps));
-  cpu::matmul_forward(logits, ws_.xn.data(), weights_.lm_head, nullptr, n);
+  cpu::matmul_forward(logits, ws_.xn.data(), weights_.lm_head, nullptr, n, precision());
 }
 
 void Mamba2Model::prefill(std::span<const int32_t> tokens, SequenceState& state, float* logits, bool all_positions) {

@@ -9,6 +9,7 @@
 
 #include "model/config.h"
 #include "model/state.h"
+#include "kernels/cpu/matmul.h"
 #include "model/weights.h"
 
 namespace pcm {
@@ -36,6 +37,12 @@ class Mamba2Model {
   int64_t max_batch_tokens() const { return max_batch_tokens_; }
   void set_max_batch_tokens(int64_t n);
 
+  // Exact: fp32 activations in every projection (matches fp32 references to rounding). Otherwise
+  // (the default for bf16 weights on CPUs with AVX512_BF16) projections over more than a few rows —
+  // prefill and large batches — round activations to bf16, as bf16 inference in PyTorch does.
+  void set_exact(bool exact) { exact_ = exact; }
+  bool exact() const { return exact_; }
+
   // The core: every segment continues from and updates its state. Writes the logits of the rows in
   // `logit_rows` to `logits` [logit_rows.size(), V]. tokens.size() <= max_batch_tokens().
   void forward(std::span<const int32_t> tokens, std::span<const Segment> segments,
@@ -56,10 +63,14 @@ class Mamba2Model {
   void reserve(int64_t rows);
   void check_tokens(std::span<const int32_t> tokens) const;
   void mixer(int64_t layer, int64_t T, std::span<const Segment> segments);
+  cpu::MatmulPrecision precision() const {
+    return exact_ ? cpu::MatmulPrecision::Exact : cpu::MatmulPrecision::Bf16Activations;
+  }
 
   Mamba2Config config_;
   Mamba2Weights weights_;
   int64_t max_batch_tokens_ = 0;
+  bool exact_ = false;
   Workspace ws_;
   std::vector<Segment> decode_segments_;
   std::vector<int64_t> decode_rows_;

@@ -18,11 +18,18 @@ std::vector<int32_t> ids_of(const TensorInfo& t) {
   return v;
 }
 
+// Exact mode: fp32 activations everywhere, so the bf16 fixture matches to rounding as well.
+Mamba2Model load_exact(const std::string& dir) {
+  Mamba2Model m = Mamba2Model::load(dir);
+  m.set_exact(true);
+  return m;
+}
+
 class FixtureModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FixtureModel, LogitsMatchReference) {
   std::string dir = testdata("models/" + GetParam());
-  Mamba2Model model = Mamba2Model::load(dir);
+  Mamba2Model model = load_exact(dir);
   SafetensorsFile ref(dir + "/reference.safetensors");
   auto ids = ids_of(ref.get("input_ids"));
   auto expect = tensor_to_f32(ref.get("logits"));
@@ -34,7 +41,7 @@ TEST_P(FixtureModel, LogitsMatchReference) {
 
 TEST_P(FixtureModel, StatesAfterPromptMatchReference) {
   std::string dir = testdata("models/" + GetParam());
-  Mamba2Model model = Mamba2Model::load(dir);
+  Mamba2Model model = load_exact(dir);
   SafetensorsFile ref(dir + "/reference.safetensors");
   auto ids = ids_of(ref.get("input_ids"));
   SequenceState state = model.new_state();
@@ -51,7 +58,7 @@ TEST_P(FixtureModel, StatesAfterPromptMatchReference) {
 
 TEST_P(FixtureModel, GreedyIdsMatchReference) {
   std::string dir = testdata("models/" + GetParam());
-  Mamba2Model model = Mamba2Model::load(dir);
+  Mamba2Model model = load_exact(dir);
   SafetensorsFile ref(dir + "/reference.safetensors");
   auto ids = ids_of(ref.get("input_ids"));
   auto expect = ids_of(ref.get("greedy_ids"));
@@ -65,7 +72,7 @@ TEST_P(FixtureModel, GreedyIdsMatchReference) {
 
 TEST_P(FixtureModel, PrefillInPiecesEqualsOnePass) {
   std::string dir = testdata("models/" + GetParam());
-  Mamba2Model model = Mamba2Model::load(dir);
+  Mamba2Model model = load_exact(dir);
   SafetensorsFile ref(dir + "/reference.safetensors");
   auto ids = ids_of(ref.get("input_ids"));
   const size_t V = static_cast<size_t>(model.vocab_size());
@@ -83,7 +90,7 @@ TEST_P(FixtureModel, PrefillInPiecesEqualsOnePass) {
 TEST_P(FixtureModel, DecodeContinuesPrefillExactly) {
   // Prefill T-3 tokens, then decode the last 3 one by one: logits equal a one-pass prefill's.
   std::string dir = testdata("models/" + GetParam());
-  Mamba2Model model = Mamba2Model::load(dir);
+  Mamba2Model model = load_exact(dir);
   SafetensorsFile ref(dir + "/reference.safetensors");
   auto ids = ids_of(ref.get("input_ids"));
   auto expect = tensor_to_f32(ref.get("logits"));
@@ -96,6 +103,26 @@ TEST_P(FixtureModel, DecodeContinuesPrefillExactly) {
     model.decode(std::span(&ids[t], 1), states, logits.data());
     EXPECT_LE(rel_error(logits.data(), expect.data() + t * V, V), 1e-4) << "position " << t;
   }
+}
+
+TEST(FixtureModelFast, Bf16ActivationsStayCloseAndKeepGreedyIds) {
+  // The default for bf16 weights on AVX512-BF16 CPUs rounds prefill activations to bf16.
+  std::string dir = testdata("models/tiny-mistral-bf16");
+  Mamba2Model model = Mamba2Model::load(dir);
+  ASSERT_FALSE(model.exact());
+  SafetensorsFile ref(dir + "/reference.safetensors");
+  auto ids = ids_of(ref.get("input_ids"));
+  auto expect = tensor_to_f32(ref.get("logits"));
+  std::vector<float> logits(ids.size() * static_cast<size_t>(model.vocab_size()));
+  SequenceState state = model.new_state();
+  model.prefill(ids, state, logits.data(), true);
+  EXPECT_LE(rel_error(logits, expect), 1e-2);
+  GenerateOptions g;
+  auto greedy = ids_of(ref.get("greedy_ids"));
+  g.max_new_tokens = static_cast<int64_t>(greedy.size());
+  g.sampling.temperature = 0.0f;
+  SequenceState s2 = model.new_state();
+  EXPECT_EQ(generate(model, s2, ids, g).tokens, greedy);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureModel,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/matmul_x86.h"
 #include "util/error.h"
 
 namespace pcm::cpu {
@@ -25,6 +26,10 @@ inline void row_dots(const Load& load, const float* in, int64_t K, int64_t T, fl
 
 void matvec(float* out, const float* in, const MatrixRef& W, int64_t T) {
   const int64_t K = W.cols;
+  if (W.dtype == DType::BF16 && x86::has_avx512()) {
+    x86::matvec_bf16_f32(out, in, static_cast<const uint16_t*>(W.data), W.rows, K, T);
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < W.rows; ++r) {
     float acc[kMatvecMaxRows];
@@ -64,14 +69,26 @@ void gemm_widened(float* out, const float* in, const MatrixRef& W, int64_t T) {
   }
 }
 
+void gemm_bf16_activations(float* out, const float* in, const MatrixRef& W, int64_t T) {
+  static thread_local std::vector<uint16_t> in_bf16;  // grows once, reused
+  in_bf16.resize(static_cast<size_t>(T * W.cols));
+  x86::convert_f32_to_bf16(in_bf16.data(), in, T * W.cols);
+  x86::gemm_bf16_bf16(out, in_bf16.data(), static_cast<const uint16_t*>(W.data), W.rows, W.cols, T);
+}
+
 }  // namespace
 
-void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T) {
+bool bf16_gemm_available() { return x86::has_avx512_bf16(); }
+
+void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T,
+                    MatmulPrecision precision) {
   if (T <= 0) return;
   PCM_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16,
             "matmul: unsupported weight dtype {}", dtype_name(W.dtype));
   if (T <= kMatvecMaxRows) {
     matvec(out, in, W, T);
+  } else if (W.dtype == DType::BF16 && precision == MatmulPrecision::Bf16Activations && x86::has_avx512_bf16()) {
+    gemm_bf16_activations(out, in, W, T);
   } else if (W.dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(W.rows),
                 static_cast<int>(W.cols), 1.0f, in, static_cast<int>(W.cols), static_cast<const float*>(W.data),

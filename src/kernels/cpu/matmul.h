@@ -6,10 +6,21 @@
 
 namespace pcm::cpu {
 
+enum class MatmulPrecision {
+  Exact,            // fp32 activations, fp32 accumulation: matches the fp32 reference to rounding
+  Bf16Activations,  // for bf16 weights over many rows: activations rounded to bf16 (vdpbf16ps), fp32
+                    // accumulation — PyTorch's and llama.cpp's bf16 numerics, twice the arithmetic rate
+};
+
 // in: [T, W.cols] contiguous float32; out: [T, W.rows]; bias may be null.
-// Few rows (decode) stream the weights once in their own dtype; many rows (prefill) use OpenBLAS sgemm,
-// widening bf16/f16 weights block by block into a per-thread scratch buffer.
-void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T);
+// Few rows (decode) stream the weights once in their own dtype with exact fp32 math (AVX-512 when
+// present). Many rows (prefill): bf16 weights use the vdpbf16ps GEMM when `precision` allows and the
+// CPU has AVX512_BF16; otherwise OpenBLAS sgemm, widening bf16/f16 weights block by block.
+void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T,
+                    MatmulPrecision precision = MatmulPrecision::Exact);
+
+// Whether Bf16Activations has a fast kernel on this CPU.
+bool bf16_gemm_available();
 
 // Rows at or below this count take the streaming matrix-vector path.
 constexpr int64_t kMatvecMaxRows = 8;

@@ -1,7 +1,12 @@
 #include "kernels/cpu/ssd.h"
 
 #include <algorithm>
+#include <cblas.h>
+
 #include <cmath>
+#include <vector>
+
+#include "kernels/cpu/activations.h"
 
 namespace pcm::cpu {
 
@@ -33,78 +38,73 @@ void ssd_recurrent_forward(float* y, const SsdInputs& in, float* state, int64_t 
   }
 }
 
-int64_t ssd_chunked_scratch_floats(int64_t Q, const SsdShape& s) { return s.G * Q * Q + 2 * s.H * Q; }
+int64_t ssd_chunked_scratch_floats(int64_t Q, const SsdShape& s) { return s.G * Q * Q; }
 
+// Per chunk of q <= Q positions, with cs = running sum of dt * A inside the chunk:
+//   CB = C Bᵀ                                   [q, q]  once per group
+//   M  = CB ∘ L,  L_ij = exp(cs_i - cs_j) dt_j  (j <= i, else 0)
+//   Y  = diag(exp(cs)) C Sᵀ + D X + M X         inter-chunk + skip + intra-chunk
+//   S  = exp(cs_last) S + (diag(exp(cs_last - cs) dt) X)ᵀ B
+// Each product is a small sgemm (single-threaded inside the per-head parallel loop).
 void ssd_chunked_forward(float* y, const SsdInputs& in, float* state, int64_t T, int64_t Q, const SsdShape& s,
                          float* scratch) {
   const int64_t heads_per_group = s.H / s.G;
-  float* CB = scratch;                    // [G, Q, Q]: C_i · B_j within the chunk, shared by a group's heads
-  float* cumsum = scratch + s.G * Q * Q;  // [H, Q]: running sum of dt * A within the chunk
-  float* wdecay = cumsum + s.H * Q;       // [H, Q]: exp(cs_last - cs_j) * dt_j, weights for the state update
+  const int ld = static_cast<int>(in.stride), ldy = static_cast<int>(s.H * s.P);
+  const int P = static_cast<int>(s.P), N = static_cast<int>(s.N);
   for (int64_t c0 = 0; c0 < T; c0 += Q) {
     const int64_t q = std::min(Q, T - c0);
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t g = 0; g < s.G; ++g) {
-      for (int64_t i = 0; i < q; ++i) {
-        const float* Ci = in.C + (c0 + i) * in.stride + g * s.N;
-        for (int64_t j = 0; j <= i; ++j) {
-          const float* Bj = in.B + (c0 + j) * in.stride + g * s.N;
-          float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t n = 0; n < s.N; ++n) acc += Ci[n] * Bj[n];
-          CB[(g * Q + i) * Q + j] = acc;
-        }
-      }
-    }
+    const int qi = static_cast<int>(q);
+#pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < s.G; ++g)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qi, qi, N, 1.0f, in.C + c0 * in.stride + g * s.N, ld,
+                  in.B + c0 * in.stride + g * s.N, ld, 0.0f, scratch + g * Q * Q, static_cast<int>(Q));
 #pragma omp parallel for schedule(static)
     for (int64_t h = 0; h < s.H; ++h) {
+      static thread_local std::vector<float> local;  // M [Q, Q], Xw [Q, P], cs [Q], e [Q]
+      local.resize(static_cast<size_t>(Q * Q + Q * s.P + 2 * Q));
+      float* M = local.data();
+      float* Xw = M + Q * Q;
+      float* cs = Xw + Q * s.P;
+      float* dt = cs + Q;
       const int64_t g = h / heads_per_group;
-      float* cs = cumsum + h * Q;
-      float* wd = wdecay + h * Q;
+      const float* X = in.x + c0 * in.stride + h * s.P;
+      const float* B = in.B + c0 * in.stride + g * s.N;
+      const float* C = in.C + c0 * in.stride + g * s.N;
+      float* Y = y + c0 * s.H * s.P + h * s.P;
+      float* S = state + h * s.P * s.N;
+      const float* CB = scratch + g * Q * Q;
       float run = 0.0f;
       for (int64_t i = 0; i < q; ++i) {
-        run += in.dt[(c0 + i) * s.H + h] * in.A[h];
+        dt[i] = in.dt[(c0 + i) * s.H + h];
+        run += dt[i] * in.A[h];
         cs[i] = run;
       }
-      float* S = state + h * s.P * s.N;
       for (int64_t i = 0; i < q; ++i) {
-        const int64_t t = c0 + i;
-        const float* Ci = in.C + t * in.stride + g * s.N;
-        const float* xi = in.x + t * in.stride + h * s.P;
-        float* yi = y + t * s.H * s.P + h * s.P;
-        // Inter-chunk: the state entering the chunk, decayed to position i, read out by C_i; plus D * x.
-        const float carry = std::exp(cs[i]);
-        for (int64_t p = 0; p < s.P; ++p) {
-          const float* Sp = S + p * s.N;
-          float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t n = 0; n < s.N; ++n) acc += Sp[n] * Ci[n];
-          yi[p] = carry * acc + in.D[h] * xi[p];
-        }
-        // Intra-chunk: (C·Bᵀ ∘ L) X with L_ij = exp(cs_i - cs_j) * dt_j for j <= i.
-        const float* cb = CB + (g * Q + i) * Q;
-        for (int64_t j = 0; j <= i; ++j) {
-          const float w = cb[j] * std::exp(cs[i] - cs[j]) * in.dt[(c0 + j) * s.H + h];
-          const float* xj = in.x + (c0 + j) * in.stride + h * s.P;
+        float* Mi = M + i * q;
+        const float* CBi = CB + i * Q;
+        const float csi = cs[i];
 #pragma omp simd
-          for (int64_t p = 0; p < s.P; ++p) yi[p] += w * xj[p];
-        }
+        for (int64_t j = 0; j <= i; ++j) Mi[j] = CBi[j] * exp_nonpositive(csi - cs[j]) * dt[j];
+        for (int64_t j = i + 1; j < q; ++j) Mi[j] = 0.0f;
       }
-      // State passing: S = exp(cs_last) S + sum_j exp(cs_last - cs_j) dt_j x_j ⊗ B_j.
+      // Y = C Sᵀ, then rows scaled by exp(cs_i), plus D x.
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qi, P, N, 1.0f, C, ld, S, N, 0.0f, Y, ldy);
+      for (int64_t i = 0; i < q; ++i) {
+        const float e = exp_nonpositive(cs[i]);
+        const float* xi = X + i * in.stride;
+        float* yi = Y + i * s.H * s.P;
+#pragma omp simd
+        for (int64_t p = 0; p < s.P; ++p) yi[p] = e * yi[p] + in.D[h] * xi[p];
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, qi, P, qi, 1.0f, M, qi, X, ld, 1.0f, Y, ldy);
       const float last = cs[q - 1];
-      const float chunk_decay = std::exp(last);
-      for (int64_t j = 0; j < q; ++j) wd[j] = std::exp(last - cs[j]) * in.dt[(c0 + j) * s.H + h];
-      for (int64_t p = 0; p < s.P; ++p) {
-        float* Sp = S + p * s.N;
+      for (int64_t j = 0; j < q; ++j) {
+        const float w = exp_nonpositive(last - cs[j]) * dt[j];
+        const float* xj = X + j * in.stride;
 #pragma omp simd
-        for (int64_t n = 0; n < s.N; ++n) Sp[n] *= chunk_decay;
-        for (int64_t j = 0; j < q; ++j) {
-          const float coef = wd[j] * in.x[(c0 + j) * in.stride + h * s.P + p];
-          const float* Bj = in.B + (c0 + j) * in.stride + g * s.N;
-#pragma omp simd
-          for (int64_t n = 0; n < s.N; ++n) Sp[n] += coef * Bj[n];
-        }
+        for (int64_t p = 0; p < s.P; ++p) Xw[j * s.P + p] = w * xj[p];
       }
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, P, N, qi, 1.0f, Xw, P, B, ld, exp_nonpositive(last), S, N);
     }
   }
 }
