@@ -8,6 +8,7 @@
 
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "util/file.h"
 #include "util/json.h"
 
 namespace pcm {
@@ -57,16 +58,13 @@ uint32_t fold(uint32_t h, uint32_t v) {
   return h;
 }
 
-class LongText : public ::testing::TestWithParam<std::string> {};
-
-TEST_P(LongText, MathAndGsm8kMatchHuggingFace) {
+void check_against_reference(const Tokenizer& tok, const std::string& name) {
   std::string data = shared_data_dir();
   if (data.empty()) GTEST_SKIP() << "benchmark data (shared/data) not found; set PCM_SHARED_DATA";
   json ref = read_json_file(testdata("tokenizer/long_reference.json"));
   std::vector<std::string> docs = documents(data);
   ASSERT_EQ(docs.size(), ref["docs"].get<size_t>());
-  const json& want = ref["tokenizers"][GetParam()];
-  Tokenizer tok = Tokenizer::from_dir(testdata("tokenizers/" + GetParam()));
+  const json& want = ref["tokenizers"][name];
   uint32_t h = 2166136261u;
   size_t tokens = 0;
   for (const auto& d : docs) {
@@ -85,6 +83,25 @@ TEST_P(LongText, MathAndGsm8kMatchHuggingFace) {
   EXPECT_EQ(one.size(), want["one_call_tokens"].get<size_t>());
   EXPECT_EQ(h2, want["one_call_hash"].get<uint32_t>());
   EXPECT_TRUE(tok.decode(one, false) == all) << "decode(encode(text)) differs from the text";
+}
+
+class LongText : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LongText, MathAndGsm8kMatchHuggingFace) {
+  check_against_reference(Tokenizer::from_dir(testdata("tokenizers/" + GetParam())), GetParam());
+}
+
+// The same ids from tokenizer.model alone (converted as transformers does; legacy=false gives the
+// Metaspace layout).
+TEST_P(LongText, SentencePieceModelAloneMatchesHuggingFace) {
+  std::string src = testdata("tokenizers/" + GetParam());
+  if (!std::filesystem::exists(src + "/tokenizer.model")) GTEST_SKIP() << "no tokenizer.model";
+  test::TempDir dir;
+  std::filesystem::copy_file(src + "/tokenizer.model", dir.file("tokenizer.model"));
+  json cfg = read_json_file(src + "/tokenizer_config.json");
+  if (!read_json_file(src + "/tokenizer.json")["pre_tokenizer"].is_null()) cfg["legacy"] = false;
+  write_file_atomic(dir.file("tokenizer_config.json"), cfg.dump());
+  check_against_reference(Tokenizer::from_dir(dir.path()), GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Tokenizers, LongText, ::testing::Values("gpt-neox", "mistral-v3", "mistral-v3-metaspace"),

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -145,6 +146,39 @@ TEST(Tokenizer, MistralAddBosEosFlagsFromTokenizerConfig) {
   std::vector<int32_t> special = tok.encode("Hello world", true);
   plain.push_back(2);
   EXPECT_EQ(special, plain);
+}
+
+}  // namespace
+}  // namespace pcm
+
+namespace pcm {
+namespace {
+
+// Seeded random strings (scripts, combining marks, odd whitespace, special-token text, "▁",
+// "<0x41>") with HF tokenizers 0.23.2's ids and decode (make_random_reference.mjs).
+TEST(Tokenizer, RandomUnicodeMatchesHuggingFace) {
+  std::string path = test::testdata("tokenizer/random_unicode.jsonl");
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << path;
+  std::map<std::string, Tokenizer> toks;
+  for (const char* name : {"gpt-neox", "mistral-v3", "mistral-v3-metaspace"}) {
+    toks.emplace(name, Tokenizer::from_dir(test::testdata(std::string("tokenizers/") + name)));
+  }
+  std::string line;
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    json r = parse_json(line, path);
+    std::string text = r["text"].get<std::string>();
+    for (auto& [name, tok] : toks) {
+      SCOPED_TRACE(name + ": " + r["text"].dump());
+      std::vector<int32_t> want = r[name]["ids"].get<std::vector<int32_t>>();
+      EXPECT_EQ(tok.encode(text, false), want);
+      EXPECT_EQ(tok.decode(want, false), r[name]["decoded"].get<std::string>());
+    }
+    ++n;
+  }
+  EXPECT_EQ(n, 300u);
 }
 
 }  // namespace
