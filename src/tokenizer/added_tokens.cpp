@@ -163,19 +163,6 @@ std::vector<int32_t> AddedVocabulary::add_tokens(const std::vector<AddedToken>& 
   return ids;
 }
 
-void AddedVocabulary::add_tokens_with_ids(const std::vector<std::pair<AddedToken, int32_t>>& tokens,
-                                          const Normalizer* normalizer) {
-  for (const auto& [t, id] : tokens) {
-    if (t.content.empty()) continue;
-    if (auto old = by_id_.find(id); old != by_id_.end()) by_content_.erase(old->second.token.content);
-    by_id_[id] = make_entry(t, normalizer);
-    by_content_[t.content] = id;
-    if (t.special) special_contents_[t.content] = true;
-    max_id_ = std::max(max_id_, id);
-  }
-  rebuild(normalizer);
-}
-
 void AddedVocabulary::rebuild(const Normalizer* normalizer) {
   raw_trie_.clear();
   normalized_trie_.clear();
@@ -204,7 +191,7 @@ const AddedToken* AddedVocabulary::token(int32_t id) const {
 
 const std::string* AddedVocabulary::decode_text(int32_t id) const {
   auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : &it->second.token.content;
+  return it == by_id_.end() ? nullptr : &it->second.pattern;
 }
 
 bool AddedVocabulary::is_special_content(std::string_view content) const {

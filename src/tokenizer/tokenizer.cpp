@@ -69,17 +69,18 @@ std::shared_ptr<TokenizerImpl> build(const json& doc, const std::string& origin)
 
   if (!is_null_or_absent(doc, "added_tokens")) {
     PCM_CHECK(doc["added_tokens"].is_array(), "{}: \"added_tokens\" must be a list", origin);
-    std::vector<std::pair<AddedToken, int32_t>> tokens;
+    // As HF deserializes them: one add_tokens call, so a token whose content is already in the
+    // model's vocabulary takes that id and a new one takes the next free id (the file's "id" is
+    // only checked for being an integer, exactly as HF only warns about a different one).
+    std::vector<AddedToken> tokens;
     size_t i = 0;
     for (const json& e : doc["added_tokens"]) {
       std::string where = fmt::format("{}: added_tokens[{}]", origin, i++);
-      AddedToken t = parse_added_token(e, where);
-      PCM_CHECK(e.contains("id") && e["id"].is_number_integer(), "{}: missing integer \"id\"", where);
-      int64_t id = e["id"].get<int64_t>();
-      PCM_CHECK(id >= 0 && id < (int64_t{1} << 31), "{}: id {} out of range", where, id);
-      tokens.emplace_back(std::move(t), static_cast<int32_t>(id));
+      tokens.push_back(parse_added_token(e, where));
+      PCM_CHECK(e.contains("id") && e["id"].is_number_integer() && e["id"].get<int64_t>() >= 0,
+                "{}: missing non-negative integer \"id\"", where);
     }
-    impl->added.add_tokens_with_ids(tokens, impl->normalizer.get());
+    impl->added.add_tokens(tokens, *impl->model, impl->normalizer.get());
   }
   impl->vocab_size = static_cast<size_t>(std::max(impl->model->max_id(), impl->added.max_id()) + 1);
   impl->byte_token.assign(impl->vocab_size, 0);
@@ -230,7 +231,8 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
 std::string Tokenizer::id_to_token(int32_t id) const {
   PCM_CHECK(id >= 0 && static_cast<size_t>(id) < impl_->vocab_size, "tokenizer: token id {} is out of range [0, {})",
             id, impl_->vocab_size);
-  const std::string* s = impl_->token_text(id);
+  if (const AddedToken* t = impl_->added.token(id)) return t->content;  // HF id_to_token: the content
+  const std::string* s = impl_->model->id_to_token(id);
   return s ? *s : std::string();
 }
 
