@@ -48,6 +48,14 @@ TEST(TokenizerComponents, VariantsMatchHuggingFace) {
       EXPECT_EQ(tok.encode(text, true), special);
       EXPECT_EQ(tok.decode(special, false), r["decoded"].get<std::string>());
       EXPECT_EQ(tok.decode(special, true), r["decoded_skip"].get<std::string>());
+      // The stream decoder gives the same text through every decoder variant.
+      for (bool skip : {false, true}) {
+        StreamDecoder stream(tok, skip);
+        std::string streamed;
+        for (int32_t id : special) streamed += stream.push(id);
+        streamed += stream.flush();
+        EXPECT_EQ(streamed, r[skip ? "decoded_skip" : "decoded"].get<std::string>()) << "stream, skip=" << skip;
+      }
       ++texts;
     }
     ++variants;
