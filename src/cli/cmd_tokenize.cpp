@@ -16,7 +16,7 @@ namespace {
 
 struct Options {
   std::string model, text, file, decode;
-  bool add_special = false, skip_special = false;
+  bool add_special = false, skip_special = false, split_special = false;
   CLI::Option *text_opt = nullptr, *file_opt = nullptr, *decode_opt = nullptr;
 };
 
@@ -41,7 +41,7 @@ void run(const Options& o) {
   } else {
     text = o.text;
   }
-  std::printf("%s\n", join_ids(tok.encode(text, o.add_special)).c_str());
+  std::printf("%s\n", join_ids(tok.encode(text, o.add_special, !o.split_special)).c_str());
 }
 
 PCM_REGISTER_COMMAND({"tokenize", "Encode text to token ids, or decode ids to text (Hugging Face-exact)",
@@ -55,6 +55,8 @@ PCM_REGISTER_COMMAND({"tokenize", "Encode text to token ids, or decode ids to te
                         o->decode_opt = sub->add_option("--decode", o->decode, "comma-separated ids to decode");
                         sub->add_flag("--add-special", o->add_special,
                                       "add the post-processor's special tokens (e.g. BOS) when encoding");
+                        sub->add_flag("--split-special", o->split_special,
+                                      "encode the text of special tokens (\"<s>\", \"[INST]\") as ordinary text");
                         sub->add_flag("--skip-special", o->skip_special, "leave special tokens out when decoding");
                         sub->callback([o] { run(*o); });
                       }});

@@ -38,8 +38,10 @@ class AddedVocabulary {
                                   const Normalizer* normalizer);
 
   // Step 1 (raw text, normalized=false tokens) and step 2 (normalizes each remaining piece, then
-  // normalized=true tokens) of HF extract_and_normalize.
-  void extract_and_normalize(std::string_view text, const Normalizer* normalizer, std::vector<Piece>& out) const;
+  // normalized=true tokens) of HF extract_and_normalize. With match_special=false, special tokens
+  // are not matched, so their text is tokenized as ordinary text (HF encode_special_tokens).
+  void extract_and_normalize(std::string_view text, const Normalizer* normalizer, std::vector<Piece>& out,
+                             bool match_special = true) const;
 
   std::optional<int32_t> id_of(std::string_view content) const;
   const AddedToken* token(int32_t id) const;
@@ -72,7 +74,7 @@ class AddedVocabulary {
 
   static Entry make_entry(const AddedToken& t, const Normalizer* normalizer);
   void rebuild(const Normalizer* normalizer);
-  void split(const Piece& piece, const Trie& trie, std::vector<Piece>& out) const;
+  void split(const Piece& piece, const Trie& trie, bool match_special, std::vector<Piece>& out) const;
 
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> by_content_;
   std::unordered_map<int32_t, Entry> by_id_;

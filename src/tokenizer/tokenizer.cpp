@@ -180,12 +180,16 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  return encode(text, add_special_tokens, true);
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens, bool parse_special_tokens) const {
   if (auto bad = utf8_first_invalid(text)) {
     fail("tokenizer: input is not valid UTF-8 (bad byte 0x{:02X} at offset {})", static_cast<uint8_t>(text[*bad]), *bad);
   }
   const TokenizerImpl& t = *impl_;
   std::vector<Piece> pieces;
-  t.added.extract_and_normalize(text, t.normalizer.get(), pieces);
+  t.added.extract_and_normalize(text, t.normalizer.get(), pieces, parse_special_tokens);
   if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pieces);
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);

@@ -123,6 +123,18 @@ INSTANTIATE_TEST_SUITE_P(Tokenizers, Reference, ::testing::Values("gpt-neox", "m
                            return n;
                          });
 
+TEST(Tokenizer, SpecialTokenTextCanBeEncodedAsPlainText) {
+  Tokenizer tok = Tokenizer::from_dir(testdata("tokenizers/mistral-v3"));
+  std::string text = "<s>[INST] hi [/INST]</s>";
+  std::vector<int32_t> parsed = tok.encode(text, false);
+  std::vector<int32_t> plain = tok.encode(text, false, /*parse_special_tokens=*/false);
+  EXPECT_EQ(parsed, (std::vector<int32_t>{1, 3, 29473, 12782, 29473, 4, 2}));  // as reference.jsonl, plus </s>
+  for (int32_t id : plain) EXPECT_FALSE(tok.is_special(id)) << id;
+  EXPECT_GT(plain.size(), parsed.size());
+  EXPECT_EQ(tok.decode(plain, true), text);
+  EXPECT_EQ(tok.encode(text, true, false).front(), 1);  // the post-processor's BOS is still added
+}
+
 TEST(Tokenizer, NeoxNamedBosEosComeFromTokenizerConfig) {
   Tokenizer tok = Tokenizer::from_dir(testdata("tokenizers/gpt-neox"));
   EXPECT_EQ(tok.bos_token(), "<|endoftext|>");
