@@ -84,8 +84,7 @@ const variants = [
       { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|endoftext|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
         pair: [{ Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }], special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [0], tokens: ['<|endoftext|>'] } } }] } }],
   ['gpt-neox', 'ignore-merges', {}, { model: { ignore_merges: true } }],
-  // continuing_subword_prefix (HF 0.23.2 panics on encode with an end_of_word_suffix, so none here),
-  // an unknown character, no decoder (tokens joined by spaces).
+  // continuing_subword_prefix, an unknown character, no decoder (tokens joined by spaces).
   ['gpt-neox', 'subword-prefix-no-decoder', {
     normalizer: { type: 'Lowercase' }, added_tokens: [added(0, '<unk>', { special: true })],
     pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null,
@@ -96,6 +95,27 @@ const variants = [
         '##h': 24, '##w': 25, t: 26, '##t': 27, '##he': 28, the: 29 },
       merges: ['h ##e', 'he ##l', '##l ##l', 'hel ##l', 'w ##o', 'wo ##r', 'wor ##l', 'worl ##d', '##l ##o', 'hell ##o',
         'he ##ll', '##h ##e', 't ##he'] } }],
+  // end_of_word_suffix (the original BPE / CLIP style) with the BPEDecoder.
+  ['gpt-neox', 'end-of-word-suffix', {
+    normalizer: { type: 'Lowercase' }, added_tokens: [added(0, '<unk>', { special: true })],
+    pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: { type: 'BPEDecoder', suffix: '</w>' },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: '</w>',
+      fuse_unk: true, byte_fallback: false, ignore_merges: false,
+      vocab: { '<unk>': 0, h: 1, e: 2, l: 3, o: 4, w: 5, r: 6, d: 7, 'o</w>': 8, 'd</w>': 9, 'l</w>': 10, 'x</w>': 11,
+        'e</w>': 12, 'h</w>': 13, he: 14, hel: 15, hell: 16, 'hello</w>': 17, wo: 18, wor: 19, worl: 20, 'world</w>': 21,
+        'lo</w>': 22, x: 23, t: 24, 'th': 25, 'the</w>': 26, 's</w>': 27, 'r</w>': 28 },
+      merges: ['h e', 'he l', 'hel l', 'hell o</w>', 'w o', 'wo r', 'wor l', 'worl d</w>', 'l o</w>', 't h', 'th e</w>'] } }],
+  // Both a continuing_subword_prefix and an end_of_word_suffix.
+  ['gpt-neox', 'prefix-and-suffix', {
+    normalizer: { type: 'Lowercase' }, added_tokens: [added(0, '<unk>', { special: true })],
+    pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: { type: 'BPEDecoder', suffix: '</w>' },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: '##', end_of_word_suffix: '</w>',
+      fuse_unk: false, byte_fallback: false, ignore_merges: false,
+      vocab: { '<unk>': 0, h: 1, '##e': 2, '##l': 3, '##o</w>': 4, w: 5, '##o': 6, '##r': 7, '##d</w>': 8, 'x</w>': 9,
+        he: 10, hel: 11, hell: 12, 'hello</w>': 13, wo: 14, wor: 15, worl: 16, 'world</w>': 17, t: 18, '##h': 19,
+        '##e</w>': 20, th: 21, 'the</w>': 22, 'a</w>': 23, '##s</w>': 24 },
+      merges: ['h ##e', 'he ##l', 'hel ##l', 'hell ##o</w>', 'w ##o', 'wo ##r', 'wor ##l', 'worl ##d</w>', 't ##h',
+        'th ##e</w>'] } }],
 ];
 
 const lines = [];
