@@ -28,6 +28,12 @@ TEST(TokenizeCli, EncodesTextWithAndWithoutSpecialTokens) {
   EXPECT_NE(first_line(split.out).find(','), std::string::npos) << split.out;  // several plain tokens
 }
 
+TEST(TokenizeCli, ShowsTokens) {
+  auto r = run_pcm("tokenize --model " + testdata("tokenizers/mistral-v3") + " --text 'Hello world' --show-tokens");
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(r.out, "23325\t\"\u2581Hello\"\n2294\t\"\u2581world\"\n");
+}
+
 TEST(TokenizeCli, ReadsStdinAndFiles) {
   std::string dir = testdata("tokenizers/gpt-neox");
   auto text = run_pcm("tokenize --model " + dir + " --text 'line one\nline two'");
