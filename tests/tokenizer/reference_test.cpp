@@ -32,6 +32,15 @@ std::vector<json> records(const std::string& name, const std::string& kind) {
 
 std::vector<int32_t> ids_of(const json& a) { return a.get<std::vector<int32_t>>(); }
 
+// Copies a fixture's tokenizer.model and tokenizer_config.json (without tokenizer.json) to `dir`;
+// legacy=false when the fixture's tokenizer.json has the Metaspace layout, as transformers writes it.
+void copy_sentencepiece_only(const std::string& src, const test::TempDir& dir) {
+  std::filesystem::copy_file(src + "/tokenizer.model", dir.file("tokenizer.model"));
+  json cfg = read_json_file(src + "/tokenizer_config.json");
+  if (!read_json_file(src + "/tokenizer.json")["pre_tokenizer"].is_null()) cfg["legacy"] = false;
+  write_file_atomic(dir.file("tokenizer_config.json"), cfg.dump());
+}
+
 class Reference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Reference, EncodeRecordsMatchIdsSpecialIdsAndDecoded) {
@@ -80,12 +89,7 @@ TEST_P(Reference, SentencePieceModelAloneGivesTheSameIds) {
   std::string src = testdata("tokenizers/" + GetParam());
   if (!std::filesystem::exists(src + "/tokenizer.model")) GTEST_SKIP() << "no tokenizer.model";
   test::TempDir dir;
-  std::filesystem::copy_file(src + "/tokenizer.model", dir.file("tokenizer.model"));
-  // transformers converts a SentencePiece model to the Metaspace layout when legacy=false.
-  json cfg = read_json_file(src + "/tokenizer_config.json");
-  json tj = read_json_file(src + "/tokenizer.json");
-  if (!tj["pre_tokenizer"].is_null()) cfg["legacy"] = false;
-  write_file_atomic(dir.file("tokenizer_config.json"), cfg.dump());
+  copy_sentencepiece_only(src, dir);
   Tokenizer tok = Tokenizer::from_dir(dir.path());
   EXPECT_EQ(tok.source(), dir.file("tokenizer.model"));
   Tokenizer ref = Tokenizer::from_dir(src);
@@ -176,6 +180,12 @@ TEST(Tokenizer, RandomUnicodeMatchesHuggingFace) {
   for (const char* name : {"gpt-neox", "mistral-v3", "mistral-v3-metaspace"}) {
     toks.emplace(name, Tokenizer::from_dir(test::testdata(std::string("tokenizers/") + name)));
   }
+  // The Mistral ones again from tokenizer.model alone.
+  test::TempDir sp_legacy, sp_metaspace;
+  copy_sentencepiece_only(test::testdata("tokenizers/mistral-v3"), sp_legacy);
+  copy_sentencepiece_only(test::testdata("tokenizers/mistral-v3-metaspace"), sp_metaspace);
+  std::map<std::string, Tokenizer> sp = {{"mistral-v3", Tokenizer::from_dir(sp_legacy.path())},
+                                         {"mistral-v3-metaspace", Tokenizer::from_dir(sp_metaspace.path())}};
   std::string line;
   size_t n = 0;
   while (std::getline(in, line)) {
@@ -187,6 +197,7 @@ TEST(Tokenizer, RandomUnicodeMatchesHuggingFace) {
       std::vector<int32_t> want = r[name]["ids"].get<std::vector<int32_t>>();
       EXPECT_EQ(tok.encode(text, false), want);
       EXPECT_EQ(tok.decode(want, false), r[name]["decoded"].get<std::string>());
+      if (sp.count(name)) EXPECT_EQ(sp.at(name).encode(text, false), want) << "from tokenizer.model";
     }
     ++n;
   }
