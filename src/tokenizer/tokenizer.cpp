@@ -268,11 +268,9 @@ StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special_token
 std::string StreamDecoder::push(int32_t id) {
   PCM_CHECK(id >= 0 && static_cast<size_t>(id) < tokenizer_.vocab_size(), "tokenizer: token id {} is out of range [0, {})",
             id, tokenizer_.vocab_size());
-  // A skipped special token adds no text (and leaves byte runs around it joined, as decode does).
-  if (skip_special_ && tokenizer_.is_special(id)) {
-    ids_.push_back(id);
-    return {};
-  }
+  // decode() drops a skipped special token before the decoder sees anything, so the window can drop
+  // it too: it adds no text and leaves byte runs around it joined.
+  if (skip_special_ && tokenizer_.is_special(id)) return {};
   ids_.push_back(id);
   // A run of byte tokens is decoded as a whole (all of it valid UTF-8, or U+FFFD per byte), so
   // nothing after its start is final until a token that is not a byte token closes it.
