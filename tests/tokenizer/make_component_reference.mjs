@@ -95,6 +95,16 @@ const variants = [
         '##h': 24, '##w': 25, t: 26, '##t': 27, '##he': 28, the: 29 },
       merges: ['h ##e', 'he ##l', '##l ##l', 'hel ##l', 'w ##o', 'wo ##r', 'wor ##l', 'worl ##d', '##l ##o', 'hell ##o',
         'he ##ll', '##h ##e', 't ##he'] } }],
+  ['gpt-neox', 'nmt-nfkc-bytelevel-normalizers', {
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Nmt' }, { type: 'NFKC' }, { type: 'ByteLevel' }] },
+    pre_tokenizer: { type: 'Split', pattern: { String: '\u0120' }, behavior: 'MergedWithNext', invert: false } }],
+  ['mistral-v3', 'chardelimiter-bert', {
+    normalizer: null,
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'CharDelimiterSplit', delimiter: 'o' },
+      { type: 'BertPreTokenizer' }, { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split: false }] } }],
+  ['gpt-neox', 'roberta-processing', {
+    post_processor: { type: 'RobertaProcessing', sep: ['<|endoftext|>', 0], cls: ['<|padding|>', 1], trim_offsets: true,
+      add_prefix_space: false } }],
   // end_of_word_suffix (the original BPE / CLIP style) with the BPEDecoder.
   ['gpt-neox', 'end-of-word-suffix', {
     normalizer: { type: 'Lowercase' }, added_tokens: [added(0, '<unk>', { special: true })],
