@@ -19,7 +19,7 @@ namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string model, shape, dtype = "bf16";
+  std::string model, shape, dtype = "bf16", weights = "file";
   int64_t layers = 0, prompt_tokens = 512, decode_tokens = 32, batch = 1;
   int threads = 0;
   bool exact = false;
@@ -31,12 +31,12 @@ double now_seconds() {
 
 void run(const Options& o) {
   const int threads = apply_threads(o.threads);
-  PCM_CHECK(o.model.empty() != o.shape.empty(), "give exactly one of --model DIR or --shape NAME");
+  PCM_CHECK(o.model.empty() != o.shape.empty(), "give exactly one of --model DIR|FILE.gguf or --shape NAME");
   PCM_CHECK(o.prompt_tokens > 0 && o.decode_tokens > 0 && o.batch > 0, "token counts and batch must be > 0");
   std::unique_ptr<Mamba2Model> model;
   std::string what;
   if (!o.model.empty()) {
-    model = std::make_unique<Mamba2Model>(Mamba2Model::load(o.model));
+    model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
     what = o.model;
   } else {
     Mamba2Config c = named_shape(o.shape);
@@ -47,6 +47,7 @@ void run(const Options& o) {
     model = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, dt, 1234));
     what = fmt::format("{} ({} layers, random {} weights, made in {:.1f} s)", o.shape, c.num_layers, o.dtype,
                        now_seconds() - t0);
+    if (o.weights == "q8_0") model->quantize_q8_0();
   }
   model->set_exact(o.exact);
   const auto& c = model->config();
@@ -103,6 +104,7 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CP
                         sub->add_flag("--exact", o->exact,
                                       "fp32 activations in every projection (default for bf16 weights: bf16 "
                                       "activations over many rows, as PyTorch bf16 inference)");
+                        add_weights_option(sub, &o->weights);
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

@@ -5,6 +5,8 @@
 
 #include "io/checkpoint.h"
 #include "kernels/cpu/activations.h"
+#include "model/gguf_model.h"
+#include "model/quantize.h"
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
@@ -19,11 +21,19 @@ Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights)
 }
 
 Mamba2Model Mamba2Model::load(const std::string& model_dir) {
+  if (is_gguf_path(model_dir)) {
+    auto file = std::make_shared<const GgufFile>(model_dir);
+    Mamba2Config config = mamba2_config_from_gguf(*file);
+    Mamba2Weights weights = bind_mamba2_gguf_weights(config, file);
+    return Mamba2Model(std::move(config), std::move(weights));
+  }
   Mamba2Config config = load_mamba2_config(model_dir);
   auto files = std::make_shared<const CheckpointFiles>(model_dir);
   Mamba2Weights weights = bind_mamba2_weights(config, files);
   return Mamba2Model(std::move(config), std::move(weights));
 }
+
+void Mamba2Model::quantize_q8_0() { quantize_weights_q8_0(weights_); }
 
 void Mamba2Model::set_max_batch_tokens(int64_t n) {
   PCM_CHECK(n > 0, "max batch tokens must be > 0");

@@ -15,6 +15,10 @@ void matvec_bf16_f32(float* out, const float* in, const uint16_t* W, int64_t row
 // in PyTorch or llama.cpp does. in_bf16: [T, K]. out: [T, rows].
 void gemm_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, int64_t rows, int64_t K, int64_t T);
 
+// Q8_0 weights (rows x K, K a multiple of 32), fp32 activations, T <= 8 rows; exact up to the
+// weights' quantisation. In matmul_q8_x86.cpp.
+void matvec_q8_0_f32(float* out, const float* in, const uint8_t* W, int64_t rows, int64_t K, int64_t T);
+
 // in (fp32) -> bf16, round to nearest even.
 void convert_f32_to_bf16(uint16_t* out, const float* in, int64_t n);
 

@@ -1,0 +1,51 @@
+#include "model/quantize.h"
+
+#include <memory>
+#include <vector>
+
+#include "tensor/q8_0.h"
+#include "util/error.h"
+
+namespace pcm {
+
+DType parse_weights_option(const std::string& value) {
+  if (value == "file" || value.empty()) return DType::F32;  // F32 here means "as stored"
+  if (value == "q8_0" || value == "Q8_0") return DType::Q8_0;
+  fail("--weights: unknown value '{}' (expected file or q8_0)", value);
+}
+
+namespace {
+
+MatrixRef quantize_matrix(const MatrixRef& m, const std::string& name, std::vector<std::shared_ptr<const void>>& owners) {
+  if (m.dtype == DType::Q8_0) return m;
+  PCM_CHECK(m.cols % kQ8BlockSize == 0, "--weights q8_0: {} has {} columns, not a multiple of {}", name, m.cols,
+            kQ8BlockSize);
+  const size_t stride = row_bytes(DType::Q8_0, m.cols);
+  std::shared_ptr<uint8_t[]> buf(new uint8_t[stride * static_cast<size_t>(m.rows)]);
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(m.cols));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m.rows; ++r) {
+      m.row_to_f32(r, row.data());
+      quantize_row_q8_0(row.data(), buf.get() + stride * static_cast<size_t>(r), m.cols);
+    }
+  }
+  owners.push_back(buf);
+  return MatrixRef{buf.get(), DType::Q8_0, m.rows, m.cols};
+}
+
+}  // namespace
+
+void quantize_weights_q8_0(Mamba2Weights& w) {
+  const bool tied = w.lm_head.data == w.embedding.data;
+  w.embedding = quantize_matrix(w.embedding, "embedding", w.owners);
+  w.lm_head = tied ? w.embedding : quantize_matrix(w.lm_head, "lm_head", w.owners);
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    auto& l = w.layers[i];
+    l.in_proj = quantize_matrix(l.in_proj, "layers." + std::to_string(i) + ".in_proj", w.owners);
+    l.out_proj = quantize_matrix(l.out_proj, "layers." + std::to_string(i) + ".out_proj", w.owners);
+  }
+}
+
+}  // namespace pcm
