@@ -39,13 +39,23 @@ MatrixRef quantize_matrix(const MatrixRef& m, const std::string& name, std::vect
 
 void quantize_weights_q8_0(Mamba2Weights& w) {
   const bool tied = w.lm_head.data == w.embedding.data;
-  w.embedding = quantize_matrix(w.embedding, "embedding", w.owners);
-  w.lm_head = tied ? w.embedding : quantize_matrix(w.lm_head, "lm_head", w.owners);
+  std::vector<std::shared_ptr<const void>> old_owners;
+  old_owners.swap(w.owners);
+  bool all_fresh = true;  // every large matrix got a buffer of its own
+  auto convert = [&](const MatrixRef& m, const std::string& name) {
+    all_fresh = all_fresh && m.dtype != DType::Q8_0;
+    return quantize_matrix(m, name, w.owners);
+  };
+  w.embedding = convert(w.embedding, "embedding");
+  w.lm_head = tied ? w.embedding : convert(w.lm_head, "lm_head");
   for (size_t i = 0; i < w.layers.size(); ++i) {
     auto& l = w.layers[i];
-    l.in_proj = quantize_matrix(l.in_proj, "layers." + std::to_string(i) + ".in_proj", w.owners);
-    l.out_proj = quantize_matrix(l.out_proj, "layers." + std::to_string(i) + ".out_proj", w.owners);
+    l.in_proj = convert(l.in_proj, "layers." + std::to_string(i) + ".in_proj");
+    l.out_proj = convert(l.out_proj, "layers." + std::to_string(i) + ".out_proj");
   }
+  // The small vectors are fp32 copies already, so when every matrix is new the checkpoint's mapping can
+  // go: resident memory is then the Q8_0 weights alone, not both copies.
+  if (!all_fresh) w.owners.insert(w.owners.end(), old_owners.begin(), old_owners.end());
 }
 
 }  // namespace pcm
