@@ -30,9 +30,17 @@ void matvec(float* out, const float* in, const MatrixRef& W, int64_t T) {
     x86::matvec_bf16_f32(out, in, static_cast<const uint16_t*>(W.data), W.rows, K, T);
     return;
   }
+  if (W.dtype == DType::BF16 && x86::has_avx2()) {
+    x86::matvec_bf16_f32_avx2(out, in, static_cast<const uint16_t*>(W.data), W.rows, K, T);
+    return;
+  }
   if (W.dtype == DType::Q8_0) {
     if (x86::has_avx512()) {
       x86::matvec_q8_0_f32(out, in, static_cast<const uint8_t*>(W.data), W.rows, K, T);
+      return;
+    }
+    if (x86::has_avx2()) {
+      x86::matvec_q8_0_f32_avx2(out, in, static_cast<const uint8_t*>(W.data), W.rows, K, T);
       return;
     }
 #pragma omp parallel for schedule(static)

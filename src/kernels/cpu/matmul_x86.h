@@ -6,6 +6,11 @@ namespace pcm::cpu::x86 {
 
 bool has_avx512();       // F + BW + VL: the exact fp32-accumulate kernels
 bool has_avx512_bf16();  // + AVX512_BF16 (vdpbf16ps): bf16-activation GEMM
+bool has_avx2();         // AVX2 + FMA: the fallback matvec kernels (matmul_avx2.cpp)
+
+// AVX2 versions of the matvec kernels below (same results, exact fp32 math).
+void matvec_bf16_f32_avx2(float* out, const float* in, const uint16_t* W, int64_t rows, int64_t K, int64_t T);
+void matvec_q8_0_f32_avx2(float* out, const float* in, const uint8_t* W, int64_t rows, int64_t K, int64_t T);
 
 // Exact: out[t, r] = sum_k float(W[r, k]) * in[t, k] for T <= 8 rows, one pass over W.
 // Rows are split across the OpenMP threads.
