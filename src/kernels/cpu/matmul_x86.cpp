@@ -97,8 +97,20 @@ PCM_AVX512_BF16 void gemm_block(float* out, const uint16_t* in, const uint16_t* 
   for (int i = 0; i < R * T; ++i) acc[i] = _mm512_setzero_ps();
   const uint16_t* wr = W + r0 * K;
   const uint16_t* xr = in + t0 * K;
-  for (int64_t k = 0; k < K; k += 32) {
-    const __mmask32 m = K - k >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << (K - k)) - 1);
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512i w[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) w[r] = _mm512_loadu_si512(wr + r * K + k);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      __m512i x = _mm512_loadu_si512(xr + t * K + k);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], (__m512bh)x, (__m512bh)w[r]);
+    }
+  }
+  for (; k < K; k += 32) {  // the tail, masked
+    const __mmask32 m = __mmask32((1u << (K - k)) - 1);
     __m512i w[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) w[r] = _mm512_maskz_loadu_epi16(m, wr + r * K + k);
