@@ -10,6 +10,28 @@ namespace pcm::cpu {
 void conv1d_silu_forward(float* out, const float* in, int64_t in_stride, float* window, const float* weight,
                          const float* bias, int64_t T, int64_t C, int64_t K) {
   if (T <= 0) return;
+  constexpr int64_t kMaxK = 16;
+  if (T < 4 && K <= kMaxK) {  // decode: a rolling window per channel, no setup
+#pragma omp parallel for schedule(static) if (C >= 2048)
+    for (int64_t c0 = 0; c0 < C; c0 += 256) {
+      const int64_t c1 = std::min(C, c0 + 256);
+      for (int64_t t = 0; t < T; ++t) {
+        for (int64_t c = c0; c < c1; ++c) {
+          const float* w = weight + c * K;
+          float* win = window + c * K;
+          for (int64_t k = 0; k + 1 < K; ++k) win[k] = win[k + 1];
+          win[K - 1] = in[t * in_stride + c];
+          float acc = bias[c];
+          for (int64_t k = 0; k < K; ++k) acc += w[k] * win[k];
+          out[t * C + c] = acc;
+        }
+        float* o = out + t * C;
+#pragma omp simd
+        for (int64_t c = c0; c < c1; ++c) o[c] = silu_vec(o[c]);
+      }
+    }
+    return;
+  }
   // Taps as [K, C] so the inner loops run along channels: rows of `in` are read contiguously and the
   // loops vectorise (walking each channel down T strided rows cost more than the projections).
   static thread_local std::vector<float> taps;

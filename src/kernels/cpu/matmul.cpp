@@ -109,9 +109,16 @@ void matmul_forward(float* out, const float* in, const MatrixRef& W, const float
   if (T <= 0) return;
   PCM_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16 || W.dtype == DType::Q8_0,
             "matmul: unsupported weight dtype {}", dtype_name(W.dtype));
-  if (T <= kMatvecMaxRows) {
+  const bool bf16_fast = W.dtype == DType::BF16 && precision == MatmulPrecision::Bf16Activations &&
+                         x86::has_avx512_bf16();
+  if (T <= kMatvecMaxRows && bf16_fast) {
+    static thread_local std::vector<uint16_t> in_bf16;  // grows once, reused
+    in_bf16.resize(static_cast<size_t>(T * W.cols));
+    x86::convert_f32_to_bf16(in_bf16.data(), in, T * W.cols);
+    x86::matvec_bf16_bf16(out, in_bf16.data(), static_cast<const uint16_t*>(W.data), W.rows, W.cols, T);
+  } else if (T <= kMatvecMaxRows) {
     matvec(out, in, W, T);
-  } else if (W.dtype == DType::BF16 && precision == MatmulPrecision::Bf16Activations && x86::has_avx512_bf16()) {
+  } else if (bf16_fast) {
     gemm_bf16_activations(out, in, W, T);
   } else if (W.dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(W.rows),

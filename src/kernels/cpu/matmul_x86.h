@@ -16,6 +16,9 @@ void matvec_q8_0_f32_avx2(float* out, const float* in, const uint8_t* W, int64_t
 // Rows are split across the OpenMP threads.
 void matvec_bf16_f32(float* out, const float* in, const uint16_t* W, int64_t rows, int64_t K, int64_t T);
 
+// Fast decode: the same for T <= 8 bf16 activation rows, one pass over W (vdpbf16ps).
+void matvec_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, int64_t rows, int64_t K, int64_t T);
+
 // Fast: activations rounded to bf16, products accumulated in fp32 (vdpbf16ps), as bf16 inference
 // in PyTorch or llama.cpp does. in_bf16: [T, K]. out: [T, rows].
 void gemm_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, int64_t rows, int64_t K, int64_t T);
