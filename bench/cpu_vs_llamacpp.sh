@@ -38,7 +38,7 @@ for shape in "${shapes[@]}"; do
   dir=$work/$shape
   if [ ! -f "$dir/model.safetensors" ]; then
     echo "making random $shape weights in $dir..." >&2
-    python3 "$shared/tools/make_random_mamba2.py" "$shape" "$dir" >&2
+    /usr/bin/python3 "$shared/tools/make_random_mamba2.py" "$shape" "$dir" >&2
   fi
   for q in bf16 q8_0; do
     g=$work/$shape-$q.gguf

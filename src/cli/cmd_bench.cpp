@@ -61,14 +61,16 @@ void run(const Options& o) {
 
   // Prefill: one warm-up pass, then a timed one.
   std::vector<float> logits(static_cast<size_t>(V * o.batch));
-  SequenceState warm = model->new_state();
-  model->prefill(std::span(prompt.data(), std::min<size_t>(prompt.size(), static_cast<size_t>(c.chunk_size))), warm,
-                 logits.data(), false);
+  {  // warm-up (its state is freed before the timed passes, so peak RSS counts only the states in use)
+    SequenceState warm = model->new_state();
+    model->prefill(std::span(prompt.data(), std::min<size_t>(prompt.size(), static_cast<size_t>(c.chunk_size))),
+                   warm, logits.data(), false);
+  }
   // Prefill: the median of `reps` timed passes.
   SequenceState state = model->new_state();
   std::vector<double> prefill_times;
   for (int r = 0; r < o.reps; ++r) {
-    state = model->new_state();
+    state.reset();
     double t0 = now_seconds();
     model->prefill(prompt, state, logits.data(), false);
     prefill_times.push_back(now_seconds() - t0);
@@ -77,7 +79,8 @@ void run(const Options& o) {
   const double prefill_s = prefill_times[prefill_times.size() / 2];
 
   // Decode: `batch` sequences continuing from the prefilled state, greedy.
-  std::vector<SequenceState> states(static_cast<size_t>(o.batch), state);
+  std::vector<SequenceState> states(static_cast<size_t>(o.batch) - 1, state);
+  states.push_back(std::move(state));
   std::vector<SequenceState*> ptrs;
   for (auto& s : states) ptrs.push_back(&s);
   std::vector<int32_t> next(static_cast<size_t>(o.batch), argmax(logits.data(), V));
@@ -102,11 +105,11 @@ void run(const Options& o) {
     const auto& w = model->weights();
     const double streamed =
         static_cast<double>(w.matrix_bytes() - (w.lm_head.data == w.embedding.data ? 0 : w.embedding.bytes()));
-    floor_ms = (streamed + 2.0 * static_cast<double>(state.bytes()) * static_cast<double>(o.batch)) / (bw * 1e9) * 1e3;
+    floor_ms = (streamed + 2.0 * static_cast<double>(states[0].bytes()) * static_cast<double>(o.batch)) / (bw * 1e9) * 1e3;
   }
   if (o.json) {
     json j = {{"model", what}, {"threads", threads}, {"weight_dtype", dtype_name(model->weights().matrix_dtype())},
-              {"weight_bytes", model->weights().matrix_bytes()}, {"state_bytes", state.bytes()},
+              {"weight_bytes", model->weights().matrix_bytes()}, {"state_bytes", states[0].bytes()},
               {"prompt_tokens", o.prompt_tokens}, {"prefill_seconds", prefill_s},
               {"prefill_tokens_per_s", static_cast<double>(o.prompt_tokens) / prefill_s}, {"batch", o.batch},
               {"decode_ms_per_step", step_ms}, {"decode_tokens_per_s", decoded / decode_s},
@@ -120,7 +123,7 @@ void run(const Options& o) {
   }
   std::printf("%s", fmt::format("model   {}\nweights {:.3f} GB ({}), state {:.2f} MB / sequence, {} threads, {} projections\n",
                                 what, weight_gb, dtype_name(model->weights().matrix_dtype()),
-                                static_cast<double>(state.bytes()) / 1e6, threads, projections).c_str());
+                                static_cast<double>(states[0].bytes()) / 1e6, threads, projections).c_str());
   std::printf("| phase | tokens | seconds | tokens/s |\n| --- | --- | --- | --- |\n");
   std::printf("| prefill T=%lld | %lld | %.3f | %.1f |\n", static_cast<long long>(o.prompt_tokens),
               static_cast<long long>(o.prompt_tokens), prefill_s, static_cast<double>(o.prompt_tokens) / prefill_s);

@@ -1,5 +1,9 @@
 #include "model/quantize.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -15,6 +19,21 @@ DType parse_weights_option(const std::string& value) {
 }
 
 namespace {
+
+// Asks the kernel to drop the source's resident pages (clean file pages of a memory-mapped checkpoint)
+// so peak memory stays near the Q8_0 size instead of both copies. Contents are unchanged (PAGEOUT,
+// not DONTNEED), so this is safe for any memory; anonymous memory without swap just stays.
+void release_pages(const void* data, size_t bytes) {
+#ifdef MADV_PAGEOUT
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
 
 MatrixRef quantize_matrix(const MatrixRef& m, const std::string& name, std::vector<std::shared_ptr<const void>>& owners) {
   if (m.dtype == DType::Q8_0) return m;
@@ -32,6 +51,7 @@ MatrixRef quantize_matrix(const MatrixRef& m, const std::string& name, std::vect
     }
   }
   owners.push_back(buf);
+  release_pages(m.data, m.bytes());
   return MatrixRef{buf.get(), DType::Q8_0, m.rows, m.cols};
 }
 

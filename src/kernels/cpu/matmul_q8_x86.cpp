@@ -8,7 +8,7 @@
 #include "kernels/cpu/matmul_x86.h"
 #include "tensor/dtype.h"
 
-#define PCM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+#define PCM_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c")))
 
 namespace pcm::cpu::x86 {
 
@@ -16,25 +16,26 @@ namespace {
 
 template <int T>
 PCM_AVX512 void matvec_q8_row(float* out, const float* in, const uint8_t* w, int64_t r, int64_t rows, int64_t K) {
-  __m512 acc[T][2];
+  __m512 acc[T];
 #pragma GCC unroll 16
-  for (int t = 0; t < T; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_setzero_ps();
   const int64_t blocks = K / kQ8BlockSize;
   for (int64_t b = 0; b < blocks; ++b, w += kQ8BlockBytes) {
     uint16_t d16;
     std::memcpy(&d16, w, 2);
-    const __m512 d = _mm512_set1_ps(f16_to_f32(d16));
-    const __m512 w0 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + 2)))));
-    const __m512 w1 = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + 18)))));
+    const __m512 d = _mm512_set1_ps(_cvtsh_ss(d16));  // F16C, not the portable scalar conversion
+    const __m512 q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + 2))));
+    const __m512 q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(w + 18))));
     const float* x = in + b * kQ8BlockSize;
 #pragma GCC unroll 8
     for (int t = 0; t < T; ++t) {
-      acc[t][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + t * K), acc[t][0]);
-      acc[t][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + t * K + 16), acc[t][1]);
+      // The block's integer-weighted sum first, then one multiply by its scale.
+      const __m512 part = _mm512_fmadd_ps(q1, _mm512_loadu_ps(x + t * K + 16), _mm512_mul_ps(q0, _mm512_loadu_ps(x + t * K)));
+      acc[t] = _mm512_fmadd_ps(d, part, acc[t]);
     }
   }
 #pragma GCC unroll 8
-  for (int t = 0; t < T; ++t) out[t * rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]));
+  for (int t = 0; t < T; ++t) out[t * rows + r] = _mm512_reduce_add_ps(acc[t]);
 }
 
 template <int T>
