@@ -4,6 +4,8 @@
 #include <cmath>
 #include <optional>
 
+#include <omp.h>
+
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -221,7 +223,12 @@ void Scheduler::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable()) return;
   stopping_ = false;
-  thread_ = std::thread([this] { loop(); });
+  // OpenMP's thread count is per thread: the engine thread uses the caller's (e.g. from --threads).
+  const int omp_threads = omp_get_max_threads();
+  thread_ = std::thread([this, omp_threads] {
+    omp_set_num_threads(omp_threads);
+    loop();
+  });
 }
 
 void Scheduler::close() {
