@@ -170,6 +170,15 @@ GenerationParams parse_generation(const json& body, const RequestLimits& limits,
   }
   g.ignore_eos = get_bool(body, "ignore_eos", false);
   g.return_token_ids = get_bool(body, "return_token_ids", false);
+  if (const json* cps = field(body, "cache_checkpoints")) {
+    if (!cps->is_array() || cps->size() > 16) bad("cache_checkpoints", "'cache_checkpoints' must be an array of at most 16 positions");
+    for (const json& p : *cps) {
+      if (!p.is_number_integer() || p.get<int64_t>() <= 0 ||
+          (!g.cache_checkpoints.empty() && p.get<int64_t>() <= g.cache_checkpoints.back()))
+        bad("cache_checkpoints", "'cache_checkpoints' must hold ascending positive token positions");
+      g.cache_checkpoints.push_back(p.get<int64_t>());
+    }
+  }
   return g;
 }
 
