@@ -162,6 +162,19 @@ void Mamba2Model::prefill(std::span<const int32_t> tokens, SequenceState& state,
   }
 }
 
+void Mamba2Model::final_hidden(std::span<const int32_t> tokens, SequenceState& state, float* hidden) {
+  PCM_CHECK(!tokens.empty(), "empty input: at least one token is needed");
+  const int64_t T = static_cast<int64_t>(tokens.size()), d = config_.hidden_size;
+  for (int64_t start = 0; start < T; start += max_batch_tokens_) {
+    const int64_t len = std::min(max_batch_tokens_, T - start);
+    Segment seg{0, len, &state};
+    forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), std::span(&seg, 1), {}, nullptr);
+    // forward() leaves the residual stream of its rows in the workspace.
+    cpu::rmsnorm_forward(hidden + start * d, ws_.resid.data(), weights_.norm_f.data(), len, d,
+                         static_cast<float>(config_.norm_eps));
+  }
+}
+
 void Mamba2Model::decode(std::span<const int32_t> tokens, std::span<SequenceState* const> states, float* logits) {
   PCM_CHECK(tokens.size() == states.size(), "decode: {} tokens for {} states", tokens.size(), states.size());
   const int64_t B = static_cast<int64_t>(tokens.size());

@@ -56,6 +56,10 @@ class Mamba2Model {
   // (may be null when no logits are wanted).
   void prefill(std::span<const int32_t> tokens, SequenceState& state, float* logits, bool all_positions);
 
+  // Final hidden states (after norm_f, before lm_head) of every token, [T, d]; continues `state` like
+  // prefill. For embeddings.
+  void final_hidden(std::span<const int32_t> tokens, SequenceState& state, float* hidden);
+
   // One token for each of B sequences; logits [B, V].
   void decode(std::span<const int32_t> tokens, std::span<SequenceState* const> states, float* logits);
 
