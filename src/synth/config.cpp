@@ -106,7 +106,7 @@ void read_strings(const toml::table& t, const char* key, std::vector<std::string
 const std::set<std::string> kRoleKeys = {
     "base_url",  "model",        "api_key_env",       "concurrency",   "temperature",        "top_p",
     "max_tokens", "seed",        "stop",              "timeout_s",     "connect_timeout_s",  "max_retries",
-    "backoff_initial_s", "backoff_max_s", "batch_size", "name", "verify_tls", "ca_cert_path", "extra_body"};
+    "backoff_initial_s", "backoff_max_s", "batch_size", "name", "verify_tls", "ca_cert_path", "extra_body", "api"};
 
 void apply_role_table(const toml::table& t, RoleConfig* r, const std::string& file, const std::string& where) {
   check_keys(t, kRoleKeys, file, where);
@@ -115,6 +115,9 @@ void apply_role_table(const toml::table& t, RoleConfig* r, const std::string& fi
   read(t, "api_key_env", &r->endpoint.api_key_env, file, where);
   read(t, "concurrency", &r->concurrency, file, where);
   read(t, "batch_size", &r->batch_size, file, where);
+  read(t, "api", &r->api, file, where);
+  if (r->api != "chat" && r->api != "completions")
+    bad(file, where + ".api", "must be \"chat\" or \"completions\" (got \"" + r->api + "\")");
   read(t, "timeout_s", &r->endpoint.read_timeout_s, file, where);
   read(t, "connect_timeout_s", &r->endpoint.connect_timeout_s, file, where);
   read(t, "max_retries", &r->endpoint.max_retries, file, where);

@@ -18,6 +18,9 @@ struct RoleConfig {
   SamplingOptions sampling;
   int concurrency = 8;
   int batch_size = 32;  // embedder: inputs per /v1/embeddings request
+  // "chat" (/v1/chat/completions, the server applies its chat template) or "completions" (/v1/completions
+  // with the prompt text as is: base models, or servers without a chat template).
+  std::string api = "chat";
 };
 
 struct PromptTemplates {

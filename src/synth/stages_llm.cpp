@@ -25,6 +25,15 @@ void add_usage(Usage& total, const Usage& u) {
 
 // One chat turn; re-asks (round > 0) shift a fixed seed so a deterministic server can answer differently.
 CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::string& prompt, int round) {
+  if (role.api == "completions") {
+    CompletionRequest req;
+    req.model = role.model;
+    req.prompt = prompt;
+    req.sampling = role.sampling;
+    req.sampling.n = 1;
+    if (req.sampling.seed) *req.sampling.seed += round;
+    return client.complete(req);
+  }
   ChatRequest req;
   req.model = role.model;
   req.messages = {{"user", prompt}};

@@ -59,6 +59,17 @@ void stage_sample(RunContext& ctx) {
   std::map<std::string, std::vector<float>> embeddings;
   for (const json& row : read_rows_sorted(ctx.path(files::kEmbeddings)))
     embeddings[row["concept"].get<std::string>()] = row["embedding"].get<std::vector<float>>();
+  size_t usable = 0;
+  for (const auto& list : lists)
+    for (const auto& c : list) usable += embeddings.count(c);
+  if (usable == 0) {
+    // Every seed was dropped (or nothing embedded): an empty stage, not a crash, so the run completes and
+    // the data card shows where items went.
+    write_file_atomic(out_path, "");
+    log(ctx, "[sample] no extracted concept has an embedding: nothing to sample (see concepts.jsonl reasons)");
+    ctx.save_stats();
+    return;
+  }
   ConceptSampler sampler(lists, embeddings);
   PCM_CHECK(static_cast<size_t>(cfg.list_size) <= sampler.concepts().size(),
             "sample: list_size {} but only {} distinct concepts have embeddings", cfg.list_size, sampler.concepts().size());
