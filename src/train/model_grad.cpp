@@ -208,7 +208,7 @@ struct Engine {
       float* dxbc = ws.dxbc.data() + s.begin * cd;
       cpu::SsdInputs in{xbc, xbc + di, xbc + di + GN, cd, a.dt.data() + s.begin * H, ws.A.data(), w.D};
       cpu::SsdGrads sg{dxbc, dxbc + di, dxbc + di + GN, cd, ws.ddt.data() + s.begin * H, ws.dA.data(), g.D, nullptr};
-      cpu::ssd_backward(sg, ws.dy.data() + s.begin * di, in, nullptr, s.length, c.chunk_size, shape,
+      cpu::ssd_chunked_backward(sg, ws.dy.data() + s.begin * di, in, nullptr, s.length, c.chunk_size, shape,
                         ws.ssd_bwd_scratch.data());
     }
     for (int64_t h = 0; h < H; ++h) g.A_log[h] += ws.dA[static_cast<size_t>(h)] * ws.A[static_cast<size_t>(h)];

@@ -213,21 +213,26 @@ TEST_P(SsdBackward, MatchesFiniteDifferences) {
   for (size_t i = 0; i < y.size(); ++i) fwd += y[i] * dy[i];
   EXPECT_NEAR(fwd, f(), 1e-4 * std::abs(f()));
 
-  std::vector<float> dxbc(T * stride, 0.0f), ddt(T * H), dA(H, 0.0f), dD(H, 0.0f), ds0(H * P * N),
-      bscratch(cpu::ssd_backward_scratch_floats(T, shape));
-  cpu::SsdGrads g{dxbc.data(), dxbc.data() + di, dxbc.data() + di + G * N, stride, ddt.data(), dA.data(), dD.data(),
-                  ds0.data()};
-  cpu::ssd_backward(g, dyf.data(), in, s0f.data(), T, Q, shape, bscratch.data());
-  expect_grad("ssd dx/dB/dC", xbc, f, dxbc);
-  expect_grad("ssd ddt", dt, f, ddt);
-  expect_grad("ssd dA", A, f, dA);
-  expect_grad("ssd dD", D, f, dD);
-  expect_grad("ssd dstate0", s0, f, ds0);
+  for (bool chunked : {false, true}) {
+    SCOPED_TRACE(chunked ? "ssd_chunked_backward" : "ssd_backward (recurrent)");
+    std::vector<float> dxbc(T * stride, 0.0f), ddt(T * H), dA(H, 0.0f), dD(H, 0.0f), ds0(H * P * N),
+        bscratch(cpu::ssd_backward_scratch_floats(T, shape));
+    cpu::SsdGrads g{dxbc.data(), dxbc.data() + di, dxbc.data() + di + G * N, stride, ddt.data(), dA.data(),
+                    dD.data(), ds0.data()};
+    if (chunked) cpu::ssd_chunked_backward(g, dyf.data(), in, s0f.data(), T, Q, shape, bscratch.data());
+    else cpu::ssd_backward(g, dyf.data(), in, s0f.data(), T, Q, shape, bscratch.data());
+    expect_grad("ssd dx/dB/dC", xbc, f, dxbc);
+    expect_grad("ssd ddt", dt, f, ddt);
+    expect_grad("ssd dA", A, f, dA);
+    expect_grad("ssd dD", D, f, dD);
+    expect_grad("ssd dstate0", s0, f, ds0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SsdBackward,
                          ::testing::Values(SsdCase{11, 4, 4, 3, 2, 5}, SsdCase{8, 8, 2, 4, 1, 3},
-                                           SsdCase{9, 16, 4, 2, 4, 4}, SsdCase{1, 4, 2, 2, 1, 3}));
+                                           SsdCase{9, 16, 4, 2, 4, 4}, SsdCase{1, 4, 2, 2, 1, 3},
+                                           SsdCase{33, 8, 4, 4, 2, 6}));
 
 TEST(OpBackward, LmHeadCrossEntropyInVocabBlocks) {
   const int64_t T = 5, V = 23, d = 6;
