@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <algorithm>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -14,15 +15,18 @@
 #include "engine/sampler.h"
 #include "model/model.h"
 #include "util/error.h"
+#include "util/json.h"
+#include "util/memory_stats.h"
 
 namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string model, shape, dtype = "bf16";
+  std::string model, shape, dtype = "bf16", weights = "file";
   int64_t layers = 0, prompt_tokens = 512, decode_tokens = 32, batch = 1;
   int threads = 0;
-  bool exact = false;
+  int reps = 3;
+  bool exact = false, bandwidth = false, json = false;
 };
 
 double now_seconds() {
@@ -31,12 +35,12 @@ double now_seconds() {
 
 void run(const Options& o) {
   const int threads = apply_threads(o.threads);
-  PCM_CHECK(o.model.empty() != o.shape.empty(), "give exactly one of --model DIR or --shape NAME");
+  PCM_CHECK(o.model.empty() != o.shape.empty(), "give exactly one of --model DIR|FILE.gguf or --shape NAME");
   PCM_CHECK(o.prompt_tokens > 0 && o.decode_tokens > 0 && o.batch > 0, "token counts and batch must be > 0");
   std::unique_ptr<Mamba2Model> model;
   std::string what;
   if (!o.model.empty()) {
-    model = std::make_unique<Mamba2Model>(Mamba2Model::load(o.model));
+    model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
     what = o.model;
   } else {
     Mamba2Config c = named_shape(o.shape);
@@ -47,6 +51,7 @@ void run(const Options& o) {
     model = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, dt, 1234));
     what = fmt::format("{} ({} layers, random {} weights, made in {:.1f} s)", o.shape, c.num_layers, o.dtype,
                        now_seconds() - t0);
+    if (o.weights == "q8_0") model->quantize_q8_0();
   }
   model->set_exact(o.exact);
   const auto& c = model->config();
@@ -56,39 +61,78 @@ void run(const Options& o) {
 
   // Prefill: one warm-up pass, then a timed one.
   std::vector<float> logits(static_cast<size_t>(V * o.batch));
-  SequenceState warm = model->new_state();
-  model->prefill(std::span(prompt.data(), std::min<size_t>(prompt.size(), static_cast<size_t>(c.chunk_size))), warm,
-                 logits.data(), false);
+  {  // warm-up (its state is freed before the timed passes, so peak RSS counts only the states in use)
+    SequenceState warm = model->new_state();
+    model->prefill(std::span(prompt.data(), std::min<size_t>(prompt.size(), static_cast<size_t>(c.chunk_size))),
+                   warm, logits.data(), false);
+  }
+  // Prefill: the median of `reps` timed passes.
   SequenceState state = model->new_state();
-  double t0 = now_seconds();
-  model->prefill(prompt, state, logits.data(), false);
-  double prefill_s = now_seconds() - t0;
+  std::vector<double> prefill_times;
+  for (int r = 0; r < o.reps; ++r) {
+    state.reset();
+    double t0 = now_seconds();
+    model->prefill(prompt, state, logits.data(), false);
+    prefill_times.push_back(now_seconds() - t0);
+  }
+  std::sort(prefill_times.begin(), prefill_times.end());
+  const double prefill_s = prefill_times[prefill_times.size() / 2];
 
   // Decode: `batch` sequences continuing from the prefilled state, greedy.
-  std::vector<SequenceState> states(static_cast<size_t>(o.batch), state);
+  std::vector<SequenceState> states(static_cast<size_t>(o.batch) - 1, state);
+  states.push_back(std::move(state));
   std::vector<SequenceState*> ptrs;
   for (auto& s : states) ptrs.push_back(&s);
   std::vector<int32_t> next(static_cast<size_t>(o.batch), argmax(logits.data(), V));
   model->decode(next, ptrs, logits.data());  // warm-up step
-  t0 = now_seconds();
+  double t0 = now_seconds();
   for (int64_t step = 0; step < o.decode_tokens; ++step) {
     model->decode(next, ptrs, logits.data());
     for (int64_t b = 0; b < o.batch; ++b) next[static_cast<size_t>(b)] = argmax(logits.data() + b * V, V);
   }
-  double decode_s = now_seconds() - t0;
+  const double decode_s = now_seconds() - t0;
+  const double step_ms = 1e3 * decode_s / static_cast<double>(o.decode_tokens);
+  const double decoded = static_cast<double>(o.decode_tokens * o.batch);
   const double weight_gb = static_cast<double>(model->weights().matrix_bytes()) / 1e9;
-  std::printf("%s", fmt::format("model   {}\nweights {:.3f} GB ({}), state {:.2f} MB / sequence, {} threads, {} projections\n", what,
-                                weight_gb, dtype_name(model->weights().matrix_dtype()),
-                                static_cast<double>(state.bytes()) / 1e6, threads,
-                                o.exact || model->weights().matrix_dtype() != DType::BF16 || !cpu::bf16_gemm_available()
-                                    ? "fp32-activation"
-                                    : "bf16-activation (AVX512_BF16)").c_str());
+  const char* projections = o.exact || model->weights().matrix_dtype() != DType::BF16 || !cpu::bf16_gemm_available()
+                                ? "fp32-activation"
+                                : "bf16-activation (AVX512_BF16)";
+  const size_t peak_rss = peak_rss_bytes();  // before the bandwidth probe allocates its buffer
+  double bw = 0.0, floor_ms = 0.0;
+  if (o.bandwidth) {
+    // A decode step reads every streamed weight once and reads + writes each sequence's state.
+    bw = measure_read_bandwidth_gbs();
+    const auto& w = model->weights();
+    const double streamed =
+        static_cast<double>(w.matrix_bytes() - (w.lm_head.data == w.embedding.data ? 0 : w.embedding.bytes()));
+    floor_ms = (streamed + 2.0 * static_cast<double>(states[0].bytes()) * static_cast<double>(o.batch)) / (bw * 1e9) * 1e3;
+  }
+  if (o.json) {
+    json j = {{"model", what}, {"threads", threads}, {"weight_dtype", dtype_name(model->weights().matrix_dtype())},
+              {"weight_bytes", model->weights().matrix_bytes()}, {"state_bytes", states[0].bytes()},
+              {"prompt_tokens", o.prompt_tokens}, {"prefill_seconds", prefill_s},
+              {"prefill_tokens_per_s", static_cast<double>(o.prompt_tokens) / prefill_s}, {"batch", o.batch},
+              {"decode_ms_per_step", step_ms}, {"decode_tokens_per_s", decoded / decode_s},
+              {"peak_rss_bytes", peak_rss}, {"projections", projections}};
+    if (o.bandwidth) {
+      j["read_bandwidth_gbs"] = bw;
+      j["decode_floor_ms"] = floor_ms;
+    }
+    std::printf("%s\n", j.dump().c_str());
+    return;
+  }
+  std::printf("%s", fmt::format("model   {}\nweights {:.3f} GB ({}), state {:.2f} MB / sequence, {} threads, {} projections\n",
+                                what, weight_gb, dtype_name(model->weights().matrix_dtype()),
+                                static_cast<double>(states[0].bytes()) / 1e6, threads, projections).c_str());
   std::printf("| phase | tokens | seconds | tokens/s |\n| --- | --- | --- | --- |\n");
   std::printf("| prefill T=%lld | %lld | %.3f | %.1f |\n", static_cast<long long>(o.prompt_tokens),
               static_cast<long long>(o.prompt_tokens), prefill_s, static_cast<double>(o.prompt_tokens) / prefill_s);
-  const double decoded = static_cast<double>(o.decode_tokens * o.batch);
   std::printf("| decode B=%lld | %.0f | %.3f | %.1f (%.2f ms/step) |\n", static_cast<long long>(o.batch), decoded,
-              decode_s, decoded / decode_s, 1e3 * decode_s / static_cast<double>(o.decode_tokens));
+              decode_s, decoded / decode_s, step_ms);
+  std::printf("peak RSS %.1f MB\n", static_cast<double>(peak_rss) / 1e6);
+  if (o.bandwidth)
+    std::printf("read bandwidth %.1f GB/s; decode floor %.2f ms/step ((streamed weights + 2 x state) / bandwidth); "
+                "decode at %.0f%% of the floor\n", bw, floor_ms, 100.0 * floor_ms / step_ms);
 }
 
 PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CPU", [](CLI::App* sub) {
@@ -103,6 +147,12 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CP
                         sub->add_flag("--exact", o->exact,
                                       "fp32 activations in every projection (default for bf16 weights: bf16 "
                                       "activations over many rows, as PyTorch bf16 inference)");
+                        add_weights_option(sub, &o->weights);
+                        sub->add_flag("--bandwidth", o->bandwidth,
+                                      "also measure read bandwidth and report decode against that floor");
+                        sub->add_option("--reps", o->reps, "timed prefill passes (the median is reported)")
+                            ->check(CLI::PositiveNumber);
+                        sub->add_flag("--json", o->json, "print one JSON object instead of the table");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

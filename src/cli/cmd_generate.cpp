@@ -12,7 +12,7 @@ namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string model, prompt_ids;
+  std::string model, prompt_ids, weights = "file";
   int64_t max_new_tokens = 32;
   bool ignore_eos = false;
   SamplingParams sampling;
@@ -25,7 +25,7 @@ void run(const Options& o) {
   std::string dir = o.model.empty() ? default_model_dir() : o.model;
   PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
   std::vector<int32_t> ids = parse_id_list(o.prompt_ids, "--prompt-ids");
-  Mamba2Model model = Mamba2Model::load(dir);
+  Mamba2Model model = load_model(dir, o.weights);
   model.set_exact(o.exact);
   GenerateOptions g;
   g.max_new_tokens = o.max_new_tokens;
@@ -54,6 +54,7 @@ PCM_REGISTER_COMMAND({"generate", "Generate tokens from a prompt (chunked prefil
                         sub->add_flag("--exact", o->exact,
                                       "fp32 activations in every projection (default for bf16 weights: bf16 "
                                       "activations over many rows, as PyTorch bf16 inference)");
+                        add_weights_option(sub, &o->weights);
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

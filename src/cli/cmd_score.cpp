@@ -11,14 +11,14 @@ namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string model, prompt_ids, out;
+  std::string model, prompt_ids, out, weights = "file";
   int threads = 0;
 };
 
 void run(const Options& o) {
   apply_threads(o.threads);
   std::vector<int32_t> ids = parse_id_list(o.prompt_ids, "--prompt-ids");
-  Mamba2Model model = Mamba2Model::load(o.model);
+  Mamba2Model model = load_model(o.model, o.weights);
   model.set_exact(true);  // a port-checking tool: fp32 activations, whatever the weight dtype
   const int64_t T = static_cast<int64_t>(ids.size()), V = model.vocab_size();
   std::vector<float> logits(static_cast<size_t>(T * V));
@@ -36,6 +36,7 @@ PCM_REGISTER_COMMAND({"score", "Write the float32 logits [T, V] of a full forwar
                         sub->add_option("--model,-m", o->model, "model directory")->required();
                         sub->add_option("--prompt-ids", o->prompt_ids, "comma-separated token ids")->required();
                         sub->add_option("--out,-o", o->out, "output .safetensors path")->required();
+                        add_weights_option(sub, &o->weights);
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

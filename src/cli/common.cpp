@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include "model/quantize.h"
+
 #include <charconv>
 
 #include "util/error.h"
@@ -54,6 +56,17 @@ void add_sampling_options(CLI::App* app, SamplingParams* p) {
   app->add_option("--top-p", p->top_p, "nucleus sampling mass (1 = off)");
   app->add_option("--min-p", p->min_p, "drop tokens below min_p x the top probability (0 = off)");
   app->add_option("--seed", p->seed, "random seed");
+}
+
+void add_weights_option(CLI::App* app, std::string* weights) {
+  app->add_option("--weights", *weights, "file (the checkpoint's dtype) or q8_0 (quantise at load, GGUF Q8_0 blocks)")
+      ->check(CLI::IsMember({"file", "q8_0"}));
+}
+
+Mamba2Model load_model(const std::string& path, const std::string& weights) {
+  Mamba2Model model = Mamba2Model::load(path);
+  if (parse_weights_option(weights) == DType::Q8_0) model.quantize_q8_0();
+  return model;
 }
 
 std::string default_model_dir() {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/sampler.h"
+#include "model/model.h"
 
 namespace pcm::cli {
 
@@ -19,6 +20,11 @@ int apply_threads(int threads);
 
 // --temperature --top-k --top-p --min-p --seed
 void add_sampling_options(CLI::App* app, SamplingParams* params);
+
+// --weights file|q8_0: keep the checkpoint's dtype, or quantise the large matrices to Q8_0 at load.
+void add_weights_option(CLI::App* app, std::string* weights);
+// Loads a model directory or .gguf file and applies --weights.
+Mamba2Model load_model(const std::string& path, const std::string& weights);
 
 // Where a model directory is when --model is not given (the shipped model), or "" when there is none.
 std::string default_model_dir();

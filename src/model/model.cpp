@@ -5,6 +5,8 @@
 
 #include "io/checkpoint.h"
 #include "kernels/cpu/activations.h"
+#include "model/gguf_model.h"
+#include "model/quantize.h"
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
@@ -19,11 +21,19 @@ Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights)
 }
 
 Mamba2Model Mamba2Model::load(const std::string& model_dir) {
+  if (is_gguf_path(model_dir)) {
+    auto file = std::make_shared<const GgufFile>(model_dir);
+    Mamba2Config config = mamba2_config_from_gguf(*file);
+    Mamba2Weights weights = bind_mamba2_gguf_weights(config, file);
+    return Mamba2Model(std::move(config), std::move(weights));
+  }
   Mamba2Config config = load_mamba2_config(model_dir);
   auto files = std::make_shared<const CheckpointFiles>(model_dir);
   Mamba2Weights weights = bind_mamba2_weights(config, files);
   return Mamba2Model(std::move(config), std::move(weights));
 }
+
+void Mamba2Model::quantize_q8_0() { quantize_weights_q8_0(weights_); }
 
 void Mamba2Model::set_max_batch_tokens(int64_t n) {
   PCM_CHECK(n > 0, "max batch tokens must be > 0");
@@ -149,6 +159,19 @@ void Mamba2Model::prefill(std::span<const int32_t> tokens, SequenceState& state,
       out = logits;
     }
     forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), std::span(&seg, 1), rows, out);
+  }
+}
+
+void Mamba2Model::final_hidden(std::span<const int32_t> tokens, SequenceState& state, float* hidden) {
+  PCM_CHECK(!tokens.empty(), "empty input: at least one token is needed");
+  const int64_t T = static_cast<int64_t>(tokens.size()), d = config_.hidden_size;
+  for (int64_t start = 0; start < T; start += max_batch_tokens_) {
+    const int64_t len = std::min(max_batch_tokens_, T - start);
+    Segment seg{0, len, &state};
+    forward(tokens.subspan(static_cast<size_t>(start), static_cast<size_t>(len)), std::span(&seg, 1), {}, nullptr);
+    // forward() leaves the residual stream of its rows in the workspace.
+    cpu::rmsnorm_forward(hidden + start * d, ws_.resid.data(), weights_.norm_f.data(), len, d,
+                         static_cast<float>(config_.norm_eps));
   }
 }
 

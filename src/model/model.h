@@ -24,8 +24,12 @@ struct Segment {
 class Mamba2Model {
  public:
   Mamba2Model(Mamba2Config config, Mamba2Weights weights);
-  // config.json + safetensors (single file or sharded), HF or mamba_ssm layout.
+  // config.json + safetensors (single file or sharded), HF or mamba_ssm layout; or a llama.cpp
+  // mamba2 .gguf file (F32/F16/BF16/Q8_0 tensors).
   static Mamba2Model load(const std::string& model_dir);
+
+  // `--weights q8_0`: quantise the large matrices to Q8_0 blocks (decode reads half the bytes of bf16).
+  void quantize_q8_0();
 
   const Mamba2Config& config() const { return config_; }
   const Mamba2Weights& weights() const { return weights_; }
@@ -51,6 +55,10 @@ class Mamba2Model {
   // Feeds a prompt to one sequence. logits: [T, V] when all_positions, else [V] for the last token
   // (may be null when no logits are wanted).
   void prefill(std::span<const int32_t> tokens, SequenceState& state, float* logits, bool all_positions);
+
+  // Final hidden states (after norm_f, before lm_head) of every token, [T, d]; continues `state` like
+  // prefill. For embeddings.
+  void final_hidden(std::span<const int32_t> tokens, SequenceState& state, float* hidden);
 
   // One token for each of B sequences; logits [B, V].
   void decode(std::span<const int32_t> tokens, std::span<SequenceState* const> states, float* logits);

@@ -12,8 +12,17 @@ size_t dtype_size(DType t) {
     case DType::F32: case DType::I32: return 4;
     case DType::F16: case DType::BF16: case DType::I16: return 2;
     case DType::I8: case DType::U8: case DType::BOOL: return 1;
+    case DType::Q8_0: break;
   }
-  return 0;
+  fail("{} is a block type: it has no per-element size", dtype_name(t));
+}
+
+size_t row_bytes(DType t, int64_t cols) {
+  if (t == DType::Q8_0) {
+    PCM_CHECK(cols % kQ8BlockSize == 0, "Q8_0 rows must hold a multiple of {} values, not {}", kQ8BlockSize, cols);
+    return static_cast<size_t>(cols / kQ8BlockSize) * kQ8BlockBytes;
+  }
+  return static_cast<size_t>(cols) * dtype_size(t);
 }
 
 const char* dtype_name(DType t) {
@@ -28,6 +37,7 @@ const char* dtype_name(DType t) {
     case DType::I8: return "I8";
     case DType::U8: return "U8";
     case DType::BOOL: return "BOOL";
+    case DType::Q8_0: return "Q8_0";
   }
   return "?";
 }
@@ -116,6 +126,18 @@ void convert_to_f32(const void* src, DType t, float* dst, size_t n) {
     case DType::F64: {
       const double* s = static_cast<const double*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+      return;
+    }
+    case DType::Q8_0: {
+      PCM_CHECK(n % kQ8BlockSize == 0, "Q8_0 data must hold a multiple of {} values, not {}", kQ8BlockSize, n);
+      const uint8_t* s = static_cast<const uint8_t*>(src);
+      for (size_t b = 0; b < n / kQ8BlockSize; ++b, s += kQ8BlockBytes) {
+        uint16_t d16;
+        std::memcpy(&d16, s, 2);
+        const float d = f16_to_f32(d16);
+        const int8_t* q = reinterpret_cast<const int8_t*>(s + 2);
+        for (int64_t i = 0; i < kQ8BlockSize; ++i) dst[b * kQ8BlockSize + i] = d * static_cast<float>(q[i]);
+      }
       return;
     }
     default:

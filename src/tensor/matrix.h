@@ -13,9 +13,9 @@ struct MatrixRef {
   int64_t rows = 0;
   int64_t cols = 0;
 
-  size_t bytes() const { return static_cast<size_t>(rows * cols) * dtype_size(dtype); }
+  size_t bytes() const { return static_cast<size_t>(rows) * row_bytes(dtype, cols); }
   const uint8_t* row_ptr(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + static_cast<size_t>(r * cols) * dtype_size(dtype);
+    return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_bytes(dtype, cols);
   }
   // Converts row r to float32.
   void row_to_f32(int64_t r, float* out) const { convert_to_f32(row_ptr(r), dtype, out, static_cast<size_t>(cols)); }

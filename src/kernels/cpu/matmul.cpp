@@ -30,6 +30,30 @@ void matvec(float* out, const float* in, const MatrixRef& W, int64_t T) {
     x86::matvec_bf16_f32(out, in, static_cast<const uint16_t*>(W.data), W.rows, K, T);
     return;
   }
+  if (W.dtype == DType::BF16 && x86::has_avx2()) {
+    x86::matvec_bf16_f32_avx2(out, in, static_cast<const uint16_t*>(W.data), W.rows, K, T);
+    return;
+  }
+  if (W.dtype == DType::Q8_0) {
+    if (x86::has_avx512()) {
+      x86::matvec_q8_0_f32(out, in, static_cast<const uint8_t*>(W.data), W.rows, K, T);
+      return;
+    }
+    if (x86::has_avx2()) {
+      x86::matvec_q8_0_f32_avx2(out, in, static_cast<const uint8_t*>(W.data), W.rows, K, T);
+      return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < W.rows; ++r) {
+      static thread_local std::vector<float> row;
+      row.resize(static_cast<size_t>(K));
+      W.row_to_f32(r, row.data());
+      float acc[kMatvecMaxRows];
+      row_dots([&](int64_t k) { return row[k]; }, in, K, T, acc);
+      for (int64_t t = 0; t < T; ++t) out[t * W.rows + r] = acc[t];
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < W.rows; ++r) {
     float acc[kMatvecMaxRows];
@@ -83,11 +107,18 @@ bool bf16_gemm_available() { return x86::has_avx512_bf16(); }
 void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T,
                     MatmulPrecision precision) {
   if (T <= 0) return;
-  PCM_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16,
+  PCM_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16 || W.dtype == DType::Q8_0,
             "matmul: unsupported weight dtype {}", dtype_name(W.dtype));
-  if (T <= kMatvecMaxRows) {
+  const bool bf16_fast = W.dtype == DType::BF16 && precision == MatmulPrecision::Bf16Activations &&
+                         x86::has_avx512_bf16();
+  if (T <= kMatvecMaxRows && bf16_fast) {
+    static thread_local std::vector<uint16_t> in_bf16;  // grows once, reused
+    in_bf16.resize(static_cast<size_t>(T * W.cols));
+    x86::convert_f32_to_bf16(in_bf16.data(), in, T * W.cols);
+    x86::matvec_bf16_bf16(out, in_bf16.data(), static_cast<const uint16_t*>(W.data), W.rows, W.cols, T);
+  } else if (T <= kMatvecMaxRows) {
     matvec(out, in, W, T);
-  } else if (W.dtype == DType::BF16 && precision == MatmulPrecision::Bf16Activations && x86::has_avx512_bf16()) {
+  } else if (bf16_fast) {
     gemm_bf16_activations(out, in, W, T);
   } else if (W.dtype == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(W.rows),

@@ -88,6 +88,64 @@ void matvec_bf16_f32(float* out, const float* in, const uint16_t* W, int64_t row
 
 namespace {
 
+// One weight row against T bf16 activation rows: 32 products per vdpbf16ps, U accumulators per row.
+template <int T, int U>
+PCM_AVX512_BF16 void matvec_bf16_row(float* out, const uint16_t* in, const uint16_t* w, int64_t r, int64_t rows,
+                                     int64_t K) {
+  __m512 acc[T * U];
+#pragma GCC unroll 64
+  for (int i = 0; i < T * U; ++i) acc[i] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 * U <= K; k += 32 * U) {
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) {
+      const __m512i wv = _mm512_loadu_si512(w + k + 32 * u);
+#pragma GCC unroll 8
+      for (int t = 0; t < T; ++t)
+        acc[t * U + u] = _mm512_dpbf16_ps(acc[t * U + u], (__m512bh)_mm512_loadu_si512(in + t * K + k + 32 * u),
+                                          (__m512bh)wv);
+    }
+  }
+  for (; k < K; k += 32) {
+    const __mmask32 m = K - k >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << (K - k)) - 1);
+    const __m512i wv = _mm512_maskz_loadu_epi16(m, w + k);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t)
+      acc[t * U] = _mm512_dpbf16_ps(acc[t * U], (__m512bh)_mm512_maskz_loadu_epi16(m, in + t * K + k), (__m512bh)wv);
+  }
+#pragma GCC unroll 8
+  for (int t = 0; t < T; ++t) {
+    __m512 sum = acc[t * U];
+#pragma GCC unroll 8
+    for (int u = 1; u < U; ++u) sum = _mm512_add_ps(sum, acc[t * U + u]);
+    out[t * rows + r] = _mm512_reduce_add_ps(sum);
+  }
+}
+
+template <int T>
+PCM_AVX512_BF16 void matvec_bf16_rows(float* out, const uint16_t* in, const uint16_t* W, int64_t rows, int64_t K) {
+  constexpr int U = T <= 2 ? 2 : 1;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) matvec_bf16_row<T, U>(out, in, W + r * K, r, rows, K);
+}
+
+}  // namespace
+
+void matvec_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, int64_t rows, int64_t K, int64_t T) {
+  switch (T) {
+    case 1: return matvec_bf16_rows<1>(out, in_bf16, W, rows, K);
+    case 2: return matvec_bf16_rows<2>(out, in_bf16, W, rows, K);
+    case 3: return matvec_bf16_rows<3>(out, in_bf16, W, rows, K);
+    case 4: return matvec_bf16_rows<4>(out, in_bf16, W, rows, K);
+    case 5: return matvec_bf16_rows<5>(out, in_bf16, W, rows, K);
+    case 6: return matvec_bf16_rows<6>(out, in_bf16, W, rows, K);
+    case 7: return matvec_bf16_rows<7>(out, in_bf16, W, rows, K);
+    default: return matvec_bf16_rows<8>(out, in_bf16, W, rows, K);
+  }
+}
+
+namespace {
+
 // R weight rows x T activation rows, bf16 pairs multiplied and summed into fp32 lanes.
 template <int R, int T>
 PCM_AVX512_BF16 void gemm_block(float* out, const uint16_t* in, const uint16_t* W, int64_t r0, int64_t t0,
@@ -97,8 +155,20 @@ PCM_AVX512_BF16 void gemm_block(float* out, const uint16_t* in, const uint16_t* 
   for (int i = 0; i < R * T; ++i) acc[i] = _mm512_setzero_ps();
   const uint16_t* wr = W + r0 * K;
   const uint16_t* xr = in + t0 * K;
-  for (int64_t k = 0; k < K; k += 32) {
-    const __mmask32 m = K - k >= 32 ? __mmask32(0xffffffffu) : __mmask32((1u << (K - k)) - 1);
+  int64_t k = 0;
+  for (; k + 32 <= K; k += 32) {
+    __m512i w[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) w[r] = _mm512_loadu_si512(wr + r * K + k);
+#pragma GCC unroll 8
+    for (int t = 0; t < T; ++t) {
+      __m512i x = _mm512_loadu_si512(xr + t * K + k);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], (__m512bh)x, (__m512bh)w[r]);
+    }
+  }
+  for (; k < K; k += 32) {  // the tail, masked
+    const __mmask32 m = __mmask32((1u << (K - k)) - 1);
     __m512i w[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) w[r] = _mm512_maskz_loadu_epi16(m, wr + r * K + k);

@@ -31,8 +31,9 @@ void gated_rmsnorm_forward(float* out, const float* y, const float* z, int64_t z
       const float* zr = z + t * z_stride + c0;
       float* o = out + t * C + c0;
       float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
       for (int64_t c = 0; c < group_size; ++c) {
-        float v = yr[c] * silu(zr[c]);
+        float v = yr[c] * silu_vec(zr[c]);
         o[c] = v;
         ss += v * v;
       }

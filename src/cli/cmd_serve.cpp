@@ -1,0 +1,170 @@
+// pcm serve: the OpenAI-compatible HTTP server (continuous batching over fixed-size state slots).
+#include <pthread.h>
+#include <signal.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "engine/scheduler.h"
+#include "model/model.h"
+#include "model/weights.h"
+#include "server/http_server.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace pcm::cli {
+namespace {
+
+struct Options {
+  std::string model, weights = "file", host = "127.0.0.1", served_name, shape;
+  int64_t shape_layers = 0;
+  int port = 8080;
+  int64_t max_slots = 0;
+  double max_memory_gb = 0.0, state_cache_gb = 1.0, shutdown_grace_s = 30.0;
+  int64_t max_queue = 64, max_batch_tokens = 0, max_prompt_tokens = 32768, max_tokens_limit = 65536;
+  int http_threads = 64, threads = 0;
+  bool exact = false;
+};
+
+std::optional<Tokenizer> load_tokenizer(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir) || (!fs::exists(fs::path(dir) / "tokenizer.json") &&
+                                 !fs::exists(fs::path(dir) / "tokenizer.model"))) {
+    std::fprintf(stderr, "serve: no tokenizer.json/tokenizer.model in %s: prompts must be token ids\n", dir.c_str());
+    return std::nullopt;
+  }
+  return Tokenizer::from_dir(dir);
+}
+
+void run(const Options& o) {
+  // SIGINT/SIGTERM go to one waiting thread, not to whichever thread the kernel picks: block them before
+  // any thread (OpenMP's included) exists, so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  PCM_CHECK(!(o.max_slots > 0 && o.max_memory_gb > 0), "give --max-slots or --max-memory, not both");
+  PCM_CHECK(o.state_cache_gb >= 0 && std::isfinite(o.state_cache_gb), "--state-cache must be >= 0 GB");
+  apply_threads(o.threads);
+  std::unique_ptr<Mamba2Model> owned;
+  std::optional<Tokenizer> tokenizer;
+  std::string dir;
+  if (!o.shape.empty()) {  // benchmarks: random weights, token-id prompts only
+    PCM_CHECK(o.model.empty(), "give --model or --shape, not both");
+    Mamba2Config c = named_shape(o.shape);
+    if (o.shape_layers > 0) c.num_layers = o.shape_layers;
+    owned = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, DType::BF16, 1234));
+    if (o.weights == "q8_0") owned->quantize_q8_0();
+    dir = o.shape;
+  } else {
+    dir = o.model.empty() ? default_model_dir() : o.model;
+    PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
+    owned = std::make_unique<Mamba2Model>(load_model(dir, o.weights));
+    tokenizer = load_tokenizer(dir);
+  }
+  Mamba2Model& model = *owned;
+  model.set_exact(o.exact);
+
+  SchedulerConfig sc;
+  const size_t state_bytes = model.new_state().bytes();
+  sc.max_slots = o.max_memory_gb > 0 ? SchedulerConfig::slots_for_memory(o.max_memory_gb * 1e9, state_bytes)
+                                     : (o.max_slots > 0 ? o.max_slots : 8);
+  sc.max_queue = o.max_queue;
+  sc.max_batch_tokens = o.max_batch_tokens;
+  sc.state_cache_bytes = static_cast<size_t>(o.state_cache_gb * 1e9);
+
+  server::ServerOptions so;
+  so.host = o.host;
+  so.port = o.port;
+  so.http_threads = o.http_threads;
+  so.limits.model_name = o.served_name.empty() ? std::filesystem::path(dir).filename().string() : o.served_name;
+  if (so.limits.model_name.empty()) so.limits.model_name = std::filesystem::path(dir).parent_path().filename().string();
+  so.limits.max_prompt_tokens = o.max_prompt_tokens;
+  so.limits.max_tokens = o.max_tokens_limit;
+  so.limits.max_n = sc.max_slots;
+
+
+  Scheduler scheduler(model, tokenizer ? &*tokenizer : nullptr, sc);
+  scheduler.start();
+  server::HttpServer http(scheduler, tokenizer ? &*tokenizer : nullptr, {}, so);
+  const int port = http.bind();
+  std::fprintf(stderr,
+               "serve: %s as '%s' on http://%s:%d — %lld slots x %.1f MiB state, state cache %.2f GB, "
+               "%lld tokens per step\n",
+               dir.c_str(), so.limits.model_name.c_str(), o.host.c_str(), port, static_cast<long long>(sc.max_slots),
+               static_cast<double>(state_bytes) / (1 << 20), o.state_cache_gb,
+               static_cast<long long>(scheduler.max_batch_tokens()));
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "serve: %s: refusing new requests, finishing in-flight ones (up to %.0f s)\n",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM", o.shutdown_grace_s);
+    http.shutdown(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_s * 1000)));
+  });
+  http.run();
+  waiter.join();
+  scheduler.stop();
+  SchedulerStats s = scheduler.stats();
+  std::fprintf(stderr, "serve: stopped after %lld requests (%lld cancelled), %lld tokens generated\n",
+               static_cast<long long>(s.requests_finished + s.requests_cancelled),
+               static_cast<long long>(s.requests_cancelled), static_cast<long long>(s.generated_tokens));
+}
+
+PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous batching",
+                      [](CLI::App* sub) {
+                        auto o = std::make_shared<Options>();
+                        sub->add_option("--model,-m", o->model, "model directory (default: the shipped model)");
+                        sub->add_option("--shape", o->shape,
+                                        "serve random bf16 weights of a published shape (mamba2-130m, codestral-7b, "
+                                        "...) for benchmarks; token-id prompts only");
+                        sub->add_option("--shape-layers", o->shape_layers, "with --shape: override the layer count")
+                            ->check(CLI::PositiveNumber);
+                        sub->add_option("--host", o->host, "address to listen on")->capture_default_str();
+                        sub->add_option("--port", o->port, "port (0 = any free port)")
+                            ->check(CLI::Range(0, 65535))
+                            ->capture_default_str();
+                        sub->add_option("--max-slots", o->max_slots,
+                                        "concurrent sequences (one fixed-size state each; default 8)")
+                            ->check(CLI::PositiveNumber);
+                        sub->add_option("--max-memory", o->max_memory_gb,
+                                        "GB for sequence states: the slot count is derived from it")
+                            ->check(CLI::PositiveNumber);
+                        sub->add_option("--state-cache", o->state_cache_gb, "GB for the prompt-state cache (0 = off)")
+                            ->capture_default_str();
+                        sub->add_option("--max-queue", o->max_queue, "requests waiting for a slot before 429")
+                            ->check(CLI::NonNegativeNumber)
+                            ->capture_default_str();
+                        sub->add_option("--max-batch-tokens", o->max_batch_tokens,
+                                        "tokens per engine step (decode rows + prefill chunks; default: the model's)")
+                            ->check(CLI::NonNegativeNumber);
+                        sub->add_option("--max-prompt-tokens", o->max_prompt_tokens, "longest prompt accepted")
+                            ->check(CLI::PositiveNumber)
+                            ->capture_default_str();
+                        sub->add_option("--max-tokens-limit", o->max_tokens_limit,
+                                        "largest max_tokens accepted (and the chat default)")
+                            ->check(CLI::PositiveNumber)
+                            ->capture_default_str();
+                        sub->add_option("--served-model-name", o->served_name,
+                                        "the model id clients send (default: the model directory's name)");
+                        sub->add_option("--http-threads", o->http_threads, "HTTP worker threads (one per open stream)")
+                            ->check(CLI::Range(2, 4096))
+                            ->capture_default_str();
+                        sub->add_option("--shutdown-grace", o->shutdown_grace_s,
+                                        "seconds in-flight requests may take after SIGINT/SIGTERM")
+                            ->check(CLI::NonNegativeNumber)
+                            ->capture_default_str();
+                        sub->add_flag("--exact", o->exact, "fp32 activations in every projection");
+                        add_weights_option(sub, &o->weights);
+                        add_threads_option(sub, &o->threads);
+                        sub->callback([o] { run(*o); });
+                      }});
+
+}  // namespace
+}  // namespace pcm::cli

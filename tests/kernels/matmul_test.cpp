@@ -1,0 +1,127 @@
+// matmul_forward against a float64 reference over the dequantised weights, for every weight dtype,
+// row counts on both sides of the matvec/GEMM switch, and each x86 kernel the CPU supports.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/matmul_x86.h"
+#include "tensor/q8_0.h"
+#include "test_util.h"
+
+namespace pcm {
+namespace {
+
+struct Weights {
+  std::vector<uint8_t> bytes;
+  MatrixRef ref;
+  std::vector<float> dequantised;  // what the kernel should multiply by
+};
+
+Weights make_weights(DType dtype, int64_t rows, int64_t cols, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 0.05f);
+  std::vector<float> f(static_cast<size_t>(rows * cols));
+  for (float& v : f) v = nd(rng);
+  Weights w;
+  w.bytes.resize(static_cast<size_t>(rows) * row_bytes(dtype, cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = f.data() + r * cols;
+    uint8_t* dst = w.bytes.data() + static_cast<size_t>(r) * row_bytes(dtype, cols);
+    if (dtype == DType::F32) std::memcpy(dst, src, static_cast<size_t>(cols) * 4);
+    if (dtype == DType::BF16)
+      for (int64_t k = 0; k < cols; ++k) reinterpret_cast<uint16_t*>(dst)[k] = f32_to_bf16(src[k]);
+    if (dtype == DType::F16)
+      for (int64_t k = 0; k < cols; ++k) reinterpret_cast<uint16_t*>(dst)[k] = f32_to_f16(src[k]);
+    if (dtype == DType::Q8_0) quantize_row_q8_0(src, dst, cols);
+  }
+  w.ref = MatrixRef{w.bytes.data(), dtype, rows, cols};
+  w.dequantised.resize(f.size());
+  for (int64_t r = 0; r < rows; ++r) w.ref.row_to_f32(r, w.dequantised.data() + r * cols);
+  return w;
+}
+
+std::vector<float> reference(const Weights& w, const std::vector<float>& x, int64_t T) {
+  const int64_t R = w.ref.rows, K = w.ref.cols;
+  std::vector<float> out(static_cast<size_t>(T * R));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t r = 0; r < R; ++r) {
+      double s = 0.0;
+      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(w.dequantised[r * K + k]) * x[t * K + k];
+      out[t * R + r] = static_cast<float>(s);
+    }
+  return out;
+}
+
+std::vector<float> inputs(int64_t T, int64_t K) {
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(T * K));
+  for (float& v : x) v = u(rng);
+  return x;
+}
+
+class MatmulDtypes : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatmulDtypes, MatchesFloat64ReferenceForAllRowCounts) {
+  const int64_t R = 77, K = 320;  // R odd and not a block multiple; K a multiple of 32 for Q8_0
+  Weights w = make_weights(GetParam(), R, K, 3);
+  for (int64_t T : {1, 2, 5, 8, 9, 40}) {
+    auto x = inputs(T, K);
+    auto expect = reference(w, x, T);
+    std::vector<float> out(expect.size(), -1e30f);
+    cpu::matmul_forward(out.data(), x.data(), w.ref, nullptr, T, cpu::MatmulPrecision::Exact);
+    EXPECT_LE(test::rel_error(out, expect), 1e-5) << dtype_name(GetParam()) << " T=" << T;
+    if (GetParam() == DType::BF16 && cpu::bf16_gemm_available()) {  // bf16 activations: ~2^-9 per product
+      cpu::matmul_forward(out.data(), x.data(), w.ref, nullptr, T, cpu::MatmulPrecision::Bf16Activations);
+      EXPECT_LE(test::rel_error(out, expect), 1e-2) << "bf16 activations T=" << T;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, MatmulDtypes, ::testing::Values(DType::F32, DType::BF16, DType::F16, DType::Q8_0),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(MatmulKernels, Avx2AndAvx512AgreeWithReference) {
+  const int64_t R = 64, K = 256;
+  Weights wb = make_weights(DType::BF16, R, K, 5), wq = make_weights(DType::Q8_0, R, K, 6);
+  for (int64_t T : {1, 3, 8}) {
+    auto x = inputs(T, K);
+    auto eb = reference(wb, x, T), eq = reference(wq, x, T);
+    std::vector<float> out(eb.size());
+    auto wbp = static_cast<const uint16_t*>(wb.ref.data);
+    auto wqp = static_cast<const uint8_t*>(wq.ref.data);
+    if (cpu::x86::has_avx2()) {
+      cpu::x86::matvec_bf16_f32_avx2(out.data(), x.data(), wbp, R, K, T);
+      EXPECT_LE(test::rel_error(out, eb), 1e-5);
+      cpu::x86::matvec_q8_0_f32_avx2(out.data(), x.data(), wqp, R, K, T);
+      EXPECT_LE(test::rel_error(out, eq), 1e-5);
+    }
+    if (cpu::x86::has_avx512()) {
+      cpu::x86::matvec_bf16_f32(out.data(), x.data(), wbp, R, K, T);
+      EXPECT_LE(test::rel_error(out, eb), 1e-5);
+      cpu::x86::matvec_q8_0_f32(out.data(), x.data(), wqp, R, K, T);
+      EXPECT_LE(test::rel_error(out, eq), 1e-5);
+    }
+  }
+}
+
+TEST(Q8_0Format, QuantisationRoundTripAndScale) {
+  std::vector<float> x(64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i)) * (i < 32 ? 1.0f : 1e-3f);
+  std::vector<uint8_t> q(2 * kQ8BlockBytes);
+  quantize_row_q8_0(x.data(), q.data(), 64);
+  std::vector<float> back(64);
+  convert_to_f32(q.data(), DType::Q8_0, back.data(), 64);
+  for (size_t i = 0; i < 64; ++i) {
+    const float amax = i < 32 ? 1.0f : 1e-3f;
+    EXPECT_LE(std::fabs(back[i] - x[i]), amax / 127.0f) << i;  // half a step plus the fp16 scale's rounding
+  }
+  std::vector<float> zeros(32, 0.0f), out(32, 1.0f);
+  quantize_row_q8_0(zeros.data(), q.data(), 32);
+  convert_to_f32(q.data(), DType::Q8_0, out.data(), 32);
+  for (float v : out) EXPECT_EQ(v, 0.0f);
+}
+
+}  // namespace
+}  // namespace pcm
