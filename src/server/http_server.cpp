@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <ctime>
 #include <random>
 
@@ -289,6 +290,27 @@ struct HttpServer::Impl {
         });
   }
 
+  // Leading system messages are often shared by many conversations: ask the scheduler to keep the state
+  // at their end. Only when the rendered system part tokenizes to an exact prefix of the prompt.
+  void system_prompt_checkpoint(const json& messages, Job& job) {
+    size_t k = 0;
+    while (k < messages.size() && messages[k]["role"] == "system") ++k;
+    if (k == 0 || k == messages.size()) return;
+    std::vector<int32_t> ids;
+    try {
+      ids = tokenizer->encode(chat(json(std::vector<json>(messages.begin(), messages.begin() + static_cast<long>(k))),
+                                   false),
+                              false);
+    } catch (const std::exception&) {
+      return;  // a template may refuse a system-only conversation: then there is no checkpoint
+    }
+    if (ids.empty() || ids.size() >= job.prompt.size() || !std::equal(ids.begin(), ids.end(), job.prompt.begin())) return;
+    job.gen.cache_checkpoints.insert(job.gen.cache_checkpoints.begin(), static_cast<int64_t>(ids.size()));
+    std::sort(job.gen.cache_checkpoints.begin(), job.gen.cache_checkpoints.end());
+    job.gen.cache_checkpoints.erase(std::unique(job.gen.cache_checkpoints.begin(), job.gen.cache_checkpoints.end()),
+                                    job.gen.cache_checkpoints.end());
+  }
+
   void handle_generation(const httplib::Request& req, httplib::Response& res, bool chat) {
     const std::string endpoint = chat ? "/v1/chat/completions" : "/v1/completions";
     try {
@@ -314,6 +336,7 @@ struct HttpServer::Impl {
         }
         // The template writes the special tokens (BOS) itself.
         job.prompt = tokenize(Prompt{text, {}}, /*add_special=*/false, "messages");
+        system_prompt_checkpoint(r.messages, job);
         job.id = new_id("chatcmpl-");
       } else {
         CompletionRequest r = parse_completion_request(body, opt.limits);
