@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <ctime>
@@ -67,6 +68,7 @@ struct HttpServer::Impl {
   httplib::Server http;
   HttpCounters counters;
   std::atomic<bool> shutting_down{false};
+  int listen_fd = -1;
   int64_t started = now_seconds();
 
   Impl(Scheduler& s, const Tokenizer* t, ChatRenderer c, ServerOptions o)
@@ -458,6 +460,12 @@ HttpServer::HttpServer(Scheduler& scheduler, const Tokenizer* tokenizer, ChatRen
   const int threads = std::max(options_.http_threads, 2);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   impl_->http.set_payload_max_length(options_.max_body_bytes);
+  // httplib listens with a backlog of 5: a burst of clients overflows it and connections stall or fail.
+  // Remember the socket so bind() can raise the backlog (listen() again on Linux just updates it).
+  impl_->http.set_socket_options([impl = impl_.get()](int fd) {
+    httplib::default_socket_options(fd);
+    impl->listen_fd = fd;
+  });
   impl_->http.set_keep_alive_timeout(2);
   impl_->http.set_read_timeout(30);
   impl_->routes();
@@ -471,6 +479,7 @@ int HttpServer::bind() {
   int port = options_.port == 0 ? impl_->http.bind_to_any_port(options_.host)
                                 : (impl_->http.bind_to_port(options_.host, options_.port) ? options_.port : -1);
   PCM_CHECK(port > 0, "cannot listen on {}:{} (address in use or not local?)", options_.host, options_.port);
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, SOMAXCONN);
   options_.port = port;
   return port;
 }

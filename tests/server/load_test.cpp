@@ -27,8 +27,14 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
 }
 
-// Streams one request; returns false on any protocol problem. Records time to first token and total.
-bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, int& tokens) {
+// Streams one request; returns false on any protocol problem (described in *why). Records time to first
+// token and total.
+bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, int& tokens,
+                 std::string* why = nullptr) {
+  auto fail = [&](std::string w) {
+    if (why) *why = std::move(w);
+    return false;
+  };
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(60);
   httplib::Request req;
@@ -49,14 +55,15 @@ bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, 
   };
   httplib::Response res;
   httplib::Error err;
-  if (!c.send(req, res, err) || res.status != 200) return false;
+  if (!c.send(req, res, err)) return fail("transport error " + httplib::to_string(err));
+  if (res.status != 200) return fail("HTTP " + std::to_string(res.status) + ": " + buf);
   total_ms = ms_since(t0);
   auto events = sse_events(buf);
-  if (events.empty() || events.back() != "[DONE]") return false;
+  if (events.empty() || events.back() != "[DONE]") return fail("no [DONE]: " + buf.substr(0, 300));
   tokens = 0;
   for (size_t i = 0; i + 1 < events.size(); ++i) {
     json e = json::parse(events[i], nullptr, false);
-    if (!e.is_object() || e.contains("error")) return false;
+    if (!e.is_object() || e.contains("error")) return fail("bad event: " + events[i]);
     if (e.contains("usage")) tokens = e["usage"]["completion_tokens"];
   }
   return true;
@@ -83,8 +90,11 @@ TEST(ServerLoad, ManyConcurrentStreamingClients) {
                      {"ignore_eos", true},      {"stream_options", {{"include_usage", true}}}};
         double a = 0, b = 0;
         int n = 0;
-        if (!stream_once(s.port, body, a, b, n) || n != 24) {
+        std::string why;
+        if (!stream_once(s.port, body, a, b, n, &why) || n != 24) {
           ++errors;
+          std::lock_guard lock(mu);
+          ADD_FAILURE() << "client " << c << " request " << k << ": " << (why.empty() ? "tokens " + std::to_string(n) : why);
           continue;
         }
         tokens += n;
