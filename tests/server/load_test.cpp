@@ -74,7 +74,7 @@ TEST(ServerLoad, ManyConcurrentStreamingClients) {
   sc.max_slots = 8;
   sc.max_queue = 64;
   TestServer s(sc);
-  const int clients = 24, per_client = 3;
+  const int clients = 16, per_client = 2;
   std::atomic<int> errors{0};
   std::vector<double> ttft, total;
   std::mutex mu;
