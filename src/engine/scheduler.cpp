@@ -648,7 +648,7 @@ bool Scheduler::step() {
     int64_t len = std::min(remaining, space);
     const auto& cps = a.rs->req.cache_checkpoints;
     auto cp = std::upper_bound(cps.begin(), cps.end(), a.prefill_pos);
-    if (cache_.enabled() && cp != cps.end() && *cp < a.prefill_pos + len) {
+    if (cache_.enabled() && cp != cps.end() && *cp <= a.prefill_pos + len) {
       len = *cp - a.prefill_pos;  // stop at the checkpoint so its state can be stored
     } else if (len < remaining) {
       // End the chunk on an SSD chunk boundary counted from where this prefill started.
