@@ -143,6 +143,47 @@ TEST(ServerLoad, ClientThatDisconnectsFreesItsSlot) {
   EXPECT_LT(st.generated_tokens, 60000);
 }
 
+server::ServerOptions impatient() {
+  server::ServerOptions so;
+  so.blocking_patience = std::chrono::milliseconds(100);
+  return so;
+}
+
+TEST(ServerLoad, NonStreamingClientThatGivesUpFreesItsSlot) {
+  TestServer s({}, impatient());
+  {
+    httplib::Client c("127.0.0.1", s.port);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = R"({"prompt": "long", "max_tokens": 60000, "ignore_eos": true})";
+    req.set_header("Content-Type", "application/json");
+    std::string got;
+    // After the server's patience the body starts with heartbeat spaces: hang up on the first bytes.
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      got.append(d, n);
+      return false;
+    };
+    httplib::Response res;
+    httplib::Error err;
+    c.send(req, res, err);
+  }
+  for (int i = 0; i < 500 && s.scheduler->stats().slots_used > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(s.scheduler->stats().slots_used, 0);
+  EXPECT_EQ(s.scheduler->stats().requests_cancelled, 1);
+}
+
+TEST(ServerLoad, LongNonStreamingRequestStillGetsItsJson) {
+  TestServer s({}, impatient());
+  // Outlasts the patience: the body arrives after heartbeat spaces, and still parses as the same JSON.
+  auto r = s.post("/v1/completions", json{{"prompt", "go"}, {"max_tokens", 2000}, {"ignore_eos", true}, {"temperature", 0}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 2000);
+  EXPECT_EQ(r->body.front(), ' ');
+}
+
 TEST(ServerLoad, FullQueueAnswers429WithRetryAfter) {
   SchedulerConfig sc;
   sc.max_slots = 1;
