@@ -6,12 +6,13 @@
 
 #include <omp.h>
 
+#include "engine/scheduler_request_state.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace pcm {
 
-using Clock = std::chrono::steady_clock;
+using Clock = SchedulerClock;
 
 namespace {
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
@@ -19,109 +20,6 @@ double seconds_between(Clock::time_point a, Clock::time_point b) { return std::c
 std::vector<double> ttft_bounds() { return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}; }
 std::vector<double> itl_bounds() { return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}; }
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------------------
-// The state one request shares between the engine thread (producer) and its client (consumer).
-struct RequestState {
-  uint64_t id = 0;
-  GenerationRequest req;
-  Clock::time_point submitted;
-  std::atomic<bool> cancelled{false};
-
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  std::deque<ChoiceEvent> events;
-  int64_t choices_done = 0;
-  bool done = false;
-  RequestUsage usage;
-  std::string error;
-
-  // Engine side: appends text/tokens to the newest pending event of the same choice when it has not
-  // been taken yet, so a slow reader gets one merged event instead of one per token.
-  void push(ChoiceEvent ev, bool finished_choice) {
-    {
-      std::lock_guard lock(mu);
-      usage.completion_tokens += static_cast<int64_t>(ev.tokens.size());
-      if (!events.empty() && events.back().index == ev.index && events.back().finish_reason.empty()) {
-        ChoiceEvent& last = events.back();
-        last.text += ev.text;
-        last.tokens.insert(last.tokens.end(), ev.tokens.begin(), ev.tokens.end());
-        last.finish_reason = std::move(ev.finish_reason);
-      } else {
-        events.push_back(std::move(ev));
-      }
-      if (finished_choice && ++choices_done == req.n) done = true;
-    }
-    cv.notify_all();
-  }
-};
-
-RequestHandle& RequestHandle::operator=(RequestHandle&& other) noexcept {
-  if (this != &other) {
-    if (state_ && !finished()) cancel();
-    state_ = std::move(other.state_);
-  }
-  return *this;
-}
-
-RequestHandle::~RequestHandle() {
-  if (state_ && !finished()) cancel();
-}
-
-bool RequestHandle::poll(std::vector<ChoiceEvent>& out, std::chrono::milliseconds timeout) {
-  if (!state_) return true;
-  std::unique_lock lock(state_->mu);
-  state_->cv.wait_for(lock, timeout, [&] { return !state_->events.empty() || state_->done; });
-  while (!state_->events.empty()) {
-    out.push_back(std::move(state_->events.front()));
-    state_->events.pop_front();
-  }
-  return state_->done;
-}
-
-bool RequestHandle::finished() const {
-  if (!state_) return true;
-  std::lock_guard lock(state_->mu);
-  return state_->done;
-}
-
-void RequestHandle::cancel() {
-  if (state_) state_->cancelled.store(true);
-}
-
-RequestUsage RequestHandle::usage() const {
-  if (!state_) return {};
-  std::lock_guard lock(state_->mu);
-  return state_->usage;
-}
-
-uint64_t RequestHandle::id() const { return state_ ? state_->id : 0; }
-
-std::string RequestHandle::error() const {
-  if (!state_) return "";
-  std::lock_guard lock(state_->mu);
-  return state_->error;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-LatencyHistogram::LatencyHistogram(std::vector<double> upper_bounds)
-    : bounds(std::move(upper_bounds)), counts(bounds.size() + 1, 0) {}
-
-void LatencyHistogram::observe(double seconds) {
-  size_t i = static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin());
-  ++counts[i];
-  sum += seconds;
-  ++count;
-}
-
-int64_t SchedulerConfig::slots_for_memory(double bytes, size_t state_bytes) {
-  PCM_CHECK(std::isfinite(bytes) && bytes > 0, "memory budget must be > 0, got {}", bytes);
-  // One state more than the slots: the embedding scratch state.
-  double n = std::floor(bytes / static_cast<double>(std::max<size_t>(state_bytes, 1))) - 1;
-  PCM_CHECK(n >= 1, "a memory budget of {:.3g} bytes does not hold two sequence states ({} bytes each: one slot and "
-            "the embedding scratch state)", bytes, state_bytes);
-  return static_cast<int64_t>(std::min(n, 1e6));
-}
 
 // ---------------------------------------------------------------------------------------------------------
 struct Scheduler::Sequence {
