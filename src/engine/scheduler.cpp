@@ -389,11 +389,10 @@ static bool scan_stop_strings(std::string& held, const std::vector<std::string>&
   return false;
 }
 
-void Scheduler::sample_and_emit(Sequence& seq, const float* logits, std::vector<double>& ttfts,
-                                std::vector<double>& itls) {
+void Scheduler::accept_token(Sequence& seq, int32_t tok, const float* logits, std::vector<double>& ttfts,
+                             std::vector<double>& itls) {
   Active& a = *seq.owner;
   const GenerationRequest& req = a.rs->req;
-  const int32_t tok = seq.sampler->sample(logits, vocab_);
   const Clock::time_point now = Clock::now();
   if (!a.first_token) {
     a.first_token = true;
@@ -426,8 +425,7 @@ void Scheduler::sample_and_emit(Sequence& seq, const float* logits, std::vector<
     seq.pending = tok;
 }
 
-void Scheduler::on_prompt_done(Active& a, const float* logits, bool store, std::vector<double>& ttfts,
-                               std::vector<double>& itls) {
+void Scheduler::on_prompt_done(Active& a, const float* logits, bool store) {
   a.prompt_done = true;
   const GenerationRequest& req = a.rs->req;
   const SequenceState& first = slots_[static_cast<size_t>(a.seqs[0].slot)];
@@ -435,7 +433,7 @@ void Scheduler::on_prompt_done(Active& a, const float* logits, bool store, std::
   for (size_t i = 1; i < a.seqs.size(); ++i) slots_[static_cast<size_t>(a.seqs[i].slot)] = first;
   for (Sequence& s : a.seqs) {
     s.decoding = true;
-    if (!s.done) sample_and_emit(s, logits, ttfts, itls);
+    if (!s.done) to_sample_.push_back({&s, logits, -1});
   }
 }
 
@@ -584,15 +582,25 @@ bool Scheduler::step() {
         cache_.put(std::span<const int32_t>(req.prompt.data(), static_cast<size_t>(c.a->prefill_pos)),
                    slots_[static_cast<size_t>(c.a->seqs[0].slot)]);
     }
+    to_sample_.clear();
     for (size_t i = 0; i < owners.size(); ++i) {
       const float* logits = batch_logits_.data() + i * static_cast<size_t>(vocab_);
       if (owners[i].seq)
-        sample_and_emit(*owners[i].seq, logits, ttfts, itls);
+        to_sample_.push_back({owners[i].seq, logits, -1});
       else
-        on_prompt_done(*owners[i].prompt, logits, /*store=*/true, ttfts, itls);
+        on_prompt_done(*owners[i].prompt, logits, /*store=*/true);
     }
     for (auto& a : active_)
-      if (a->ready && !a->prompt_done) on_prompt_done(*a, a->ready_logits.data(), /*store=*/false, ttfts, itls);
+      if (a->ready && !a->prompt_done) on_prompt_done(*a, a->ready_logits.data(), /*store=*/false);
+    // Sampling is independent per sequence (own sampler, own logits row) and, with a 32k vocabulary,
+    // costs as much as a small model's forward: spread it over the OpenMP threads, then emit in order.
+    const int64_t n_sample = static_cast<int64_t>(to_sample_.size());
+#pragma omp parallel for schedule(dynamic) if (n_sample > 1)
+    for (int64_t i = 0; i < n_sample; ++i) {
+      PendingSample& p = to_sample_[static_cast<size_t>(i)];
+      p.token = p.seq->sampler->sample(p.logits, vocab_);
+    }
+    for (PendingSample& p : to_sample_) accept_token(*p.seq, p.token, p.logits, ttfts, itls);
   } catch (const std::exception& e) {
     fail_all(std::string("engine error: ") + e.what());
   }
