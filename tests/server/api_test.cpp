@@ -128,8 +128,9 @@ TEST(ServerApi, StreamedMultibyteTextArrivesAsWholeCharacters) {
   for (size_t i = 0; i + 1 < ev.size(); ++i) {
     // A delta that split a character would have had to be replaced (U+FFFD) to become JSON.
     const std::string delta = json::parse(ev[i])["choices"][0]["text"];
-    if (full.find("\xEF\xBF\xBD") == std::string::npos)
+    if (full.find("\xEF\xBF\xBD") == std::string::npos) {
       EXPECT_EQ(delta.find("\xEF\xBF\xBD"), std::string::npos) << delta;
+    }
     joined += delta;
   }
   EXPECT_EQ(joined, full);
