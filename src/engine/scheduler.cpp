@@ -200,12 +200,17 @@ void Scheduler::run_embeddings() {
     try {
       for (const auto& in : job.inputs) {
         const int64_t T = static_cast<int64_t>(in.size());
-        hidden.resize(static_cast<size_t>(T * d));
         embed_state_.reset();
-        model_.final_hidden(in, embed_state_, hidden.data());
         std::vector<double> mean(static_cast<size_t>(d), 0.0);
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t j = 0; j < d; ++j) mean[static_cast<size_t>(j)] += hidden[static_cast<size_t>(t * d + j)];
+        // Piece by piece (the state carries over), so the buffer stays one step's worth of rows.
+        for (int64_t start = 0; start < T; start += budget_) {
+          const int64_t len = std::min(budget_, T - start);
+          hidden.resize(static_cast<size_t>(len * d));
+          model_.final_hidden(std::span<const int32_t>(in).subspan(static_cast<size_t>(start), static_cast<size_t>(len)),
+                              embed_state_, hidden.data());
+          for (int64_t t = 0; t < len; ++t)
+            for (int64_t j = 0; j < d; ++j) mean[static_cast<size_t>(j)] += hidden[static_cast<size_t>(t * d + j)];
+        }
         double norm = 0.0;
         for (double& v : mean) {
           v /= static_cast<double>(T);
