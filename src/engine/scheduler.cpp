@@ -6,12 +6,13 @@
 
 #include <omp.h>
 
+#include "engine/scheduler_request_state.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace pcm {
 
-using Clock = std::chrono::steady_clock;
+using Clock = SchedulerClock;
 
 namespace {
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
@@ -19,109 +20,6 @@ double seconds_between(Clock::time_point a, Clock::time_point b) { return std::c
 std::vector<double> ttft_bounds() { return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}; }
 std::vector<double> itl_bounds() { return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}; }
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------------------
-// The state one request shares between the engine thread (producer) and its client (consumer).
-struct RequestState {
-  uint64_t id = 0;
-  GenerationRequest req;
-  Clock::time_point submitted;
-  std::atomic<bool> cancelled{false};
-
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  std::deque<ChoiceEvent> events;
-  int64_t choices_done = 0;
-  bool done = false;
-  RequestUsage usage;
-  std::string error;
-
-  // Engine side: appends text/tokens to the newest pending event of the same choice when it has not
-  // been taken yet, so a slow reader gets one merged event instead of one per token.
-  void push(ChoiceEvent ev, bool finished_choice) {
-    {
-      std::lock_guard lock(mu);
-      usage.completion_tokens += static_cast<int64_t>(ev.tokens.size());
-      if (!events.empty() && events.back().index == ev.index && events.back().finish_reason.empty()) {
-        ChoiceEvent& last = events.back();
-        last.text += ev.text;
-        last.tokens.insert(last.tokens.end(), ev.tokens.begin(), ev.tokens.end());
-        last.finish_reason = std::move(ev.finish_reason);
-      } else {
-        events.push_back(std::move(ev));
-      }
-      if (finished_choice && ++choices_done == req.n) done = true;
-    }
-    cv.notify_all();
-  }
-};
-
-RequestHandle& RequestHandle::operator=(RequestHandle&& other) noexcept {
-  if (this != &other) {
-    if (state_ && !finished()) cancel();
-    state_ = std::move(other.state_);
-  }
-  return *this;
-}
-
-RequestHandle::~RequestHandle() {
-  if (state_ && !finished()) cancel();
-}
-
-bool RequestHandle::poll(std::vector<ChoiceEvent>& out, std::chrono::milliseconds timeout) {
-  if (!state_) return true;
-  std::unique_lock lock(state_->mu);
-  state_->cv.wait_for(lock, timeout, [&] { return !state_->events.empty() || state_->done; });
-  while (!state_->events.empty()) {
-    out.push_back(std::move(state_->events.front()));
-    state_->events.pop_front();
-  }
-  return state_->done;
-}
-
-bool RequestHandle::finished() const {
-  if (!state_) return true;
-  std::lock_guard lock(state_->mu);
-  return state_->done;
-}
-
-void RequestHandle::cancel() {
-  if (state_) state_->cancelled.store(true);
-}
-
-RequestUsage RequestHandle::usage() const {
-  if (!state_) return {};
-  std::lock_guard lock(state_->mu);
-  return state_->usage;
-}
-
-uint64_t RequestHandle::id() const { return state_ ? state_->id : 0; }
-
-std::string RequestHandle::error() const {
-  if (!state_) return "";
-  std::lock_guard lock(state_->mu);
-  return state_->error;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-LatencyHistogram::LatencyHistogram(std::vector<double> upper_bounds)
-    : bounds(std::move(upper_bounds)), counts(bounds.size() + 1, 0) {}
-
-void LatencyHistogram::observe(double seconds) {
-  size_t i = static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin());
-  ++counts[i];
-  sum += seconds;
-  ++count;
-}
-
-int64_t SchedulerConfig::slots_for_memory(double bytes, size_t state_bytes) {
-  PCM_CHECK(std::isfinite(bytes) && bytes > 0, "memory budget must be > 0, got {}", bytes);
-  // One state more than the slots: the embedding scratch state.
-  double n = std::floor(bytes / static_cast<double>(std::max<size_t>(state_bytes, 1))) - 1;
-  PCM_CHECK(n >= 1, "a memory budget of {:.3g} bytes does not hold two sequence states ({} bytes each: one slot and "
-            "the embedding scratch state)", bytes, state_bytes);
-  return static_cast<int64_t>(std::min(n, 1e6));
-}
 
 // ---------------------------------------------------------------------------------------------------------
 struct Scheduler::Sequence {
@@ -302,12 +200,17 @@ void Scheduler::run_embeddings() {
     try {
       for (const auto& in : job.inputs) {
         const int64_t T = static_cast<int64_t>(in.size());
-        hidden.resize(static_cast<size_t>(T * d));
         embed_state_.reset();
-        model_.final_hidden(in, embed_state_, hidden.data());
         std::vector<double> mean(static_cast<size_t>(d), 0.0);
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t j = 0; j < d; ++j) mean[static_cast<size_t>(j)] += hidden[static_cast<size_t>(t * d + j)];
+        // Piece by piece (the state carries over), so the buffer stays one step's worth of rows.
+        for (int64_t start = 0; start < T; start += budget_) {
+          const int64_t len = std::min(budget_, T - start);
+          hidden.resize(static_cast<size_t>(len * d));
+          model_.final_hidden(std::span<const int32_t>(in).subspan(static_cast<size_t>(start), static_cast<size_t>(len)),
+                              embed_state_, hidden.data());
+          for (int64_t t = 0; t < len; ++t)
+            for (int64_t j = 0; j < d; ++j) mean[static_cast<size_t>(j)] += hidden[static_cast<size_t>(t * d + j)];
+        }
         double norm = 0.0;
         for (double& v : mean) {
           v /= static_cast<double>(T);
@@ -491,11 +394,10 @@ static bool scan_stop_strings(std::string& held, const std::vector<std::string>&
   return false;
 }
 
-void Scheduler::sample_and_emit(Sequence& seq, const float* logits, std::vector<double>& ttfts,
-                                std::vector<double>& itls) {
+void Scheduler::accept_token(Sequence& seq, int32_t tok, const float* logits, std::vector<double>& ttfts,
+                             std::vector<double>& itls) {
   Active& a = *seq.owner;
   const GenerationRequest& req = a.rs->req;
-  const int32_t tok = seq.sampler->sample(logits, vocab_);
   const Clock::time_point now = Clock::now();
   if (!a.first_token) {
     a.first_token = true;
@@ -528,8 +430,7 @@ void Scheduler::sample_and_emit(Sequence& seq, const float* logits, std::vector<
     seq.pending = tok;
 }
 
-void Scheduler::on_prompt_done(Active& a, const float* logits, bool store, std::vector<double>& ttfts,
-                               std::vector<double>& itls) {
+void Scheduler::on_prompt_done(Active& a, const float* logits, bool store) {
   a.prompt_done = true;
   const GenerationRequest& req = a.rs->req;
   const SequenceState& first = slots_[static_cast<size_t>(a.seqs[0].slot)];
@@ -537,7 +438,7 @@ void Scheduler::on_prompt_done(Active& a, const float* logits, bool store, std::
   for (size_t i = 1; i < a.seqs.size(); ++i) slots_[static_cast<size_t>(a.seqs[i].slot)] = first;
   for (Sequence& s : a.seqs) {
     s.decoding = true;
-    if (!s.done) sample_and_emit(s, logits, ttfts, itls);
+    if (!s.done) to_sample_.push_back({&s, logits, -1});
   }
 }
 
@@ -648,7 +549,7 @@ bool Scheduler::step() {
     int64_t len = std::min(remaining, space);
     const auto& cps = a.rs->req.cache_checkpoints;
     auto cp = std::upper_bound(cps.begin(), cps.end(), a.prefill_pos);
-    if (cache_.enabled() && cp != cps.end() && *cp < a.prefill_pos + len) {
+    if (cache_.enabled() && cp != cps.end() && *cp <= a.prefill_pos + len) {
       len = *cp - a.prefill_pos;  // stop at the checkpoint so its state can be stored
     } else if (len < remaining) {
       // End the chunk on an SSD chunk boundary counted from where this prefill started.
@@ -686,15 +587,25 @@ bool Scheduler::step() {
         cache_.put(std::span<const int32_t>(req.prompt.data(), static_cast<size_t>(c.a->prefill_pos)),
                    slots_[static_cast<size_t>(c.a->seqs[0].slot)]);
     }
+    to_sample_.clear();
     for (size_t i = 0; i < owners.size(); ++i) {
       const float* logits = batch_logits_.data() + i * static_cast<size_t>(vocab_);
       if (owners[i].seq)
-        sample_and_emit(*owners[i].seq, logits, ttfts, itls);
+        to_sample_.push_back({owners[i].seq, logits, -1});
       else
-        on_prompt_done(*owners[i].prompt, logits, /*store=*/true, ttfts, itls);
+        on_prompt_done(*owners[i].prompt, logits, /*store=*/true);
     }
     for (auto& a : active_)
-      if (a->ready && !a->prompt_done) on_prompt_done(*a, a->ready_logits.data(), /*store=*/false, ttfts, itls);
+      if (a->ready && !a->prompt_done) on_prompt_done(*a, a->ready_logits.data(), /*store=*/false);
+    // Sampling is independent per sequence (own sampler, own logits row) and, with a 32k vocabulary,
+    // costs as much as a small model's forward: spread it over the OpenMP threads, then emit in order.
+    const int64_t n_sample = static_cast<int64_t>(to_sample_.size());
+#pragma omp parallel for schedule(dynamic) if (n_sample > 1)
+    for (int64_t i = 0; i < n_sample; ++i) {
+      PendingSample& p = to_sample_[static_cast<size_t>(i)];
+      p.token = p.seq->sampler->sample(p.logits, vocab_);
+    }
+    for (PendingSample& p : to_sample_) accept_token(*p.seq, p.token, p.logits, ttfts, itls);
   } catch (const std::exception& e) {
     fail_all(std::string("engine error: ") + e.what());
   }

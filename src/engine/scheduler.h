@@ -197,9 +197,11 @@ class Scheduler {
   void emit(Sequence& seq, std::string text, int32_t token, const std::string& reason);
   // Ends a choice; `logits` (may be null) are those its last token was sampled from.
   void finish(Sequence& seq, const std::string& reason, const float* logits);
-  void sample_and_emit(Sequence& seq, const float* logits, std::vector<double>& ttfts, std::vector<double>& itls);
-  void on_prompt_done(Active& a, const float* logits, bool store, std::vector<double>& ttfts,
-                      std::vector<double>& itls);
+  // Records a sampled token: text, stop checks, events, finish.
+  void accept_token(Sequence& seq, int32_t token, const float* logits, std::vector<double>& ttfts,
+                    std::vector<double>& itls);
+  // A prompt is fully prefilled: cache it, copy its state to the other choices, queue their samples.
+  void on_prompt_done(Active& a, const float* logits, bool store);
   void release_finished();
   void run_embeddings();
   void fail_all(const std::string& message);
@@ -220,6 +222,12 @@ class Scheduler {
   std::vector<Segment> batch_segments_;
   std::vector<int64_t> batch_rows_;
   std::vector<float> batch_logits_;
+  struct PendingSample {
+    Sequence* seq;
+    const float* logits;
+    int32_t token;
+  };
+  std::vector<PendingSample> to_sample_;  // this step's sequences that sample a token
   size_t decode_cursor_ = 0;  // round-robin start when more sequences decode than fit in one step
   int64_t step_generated_ = 0;
 

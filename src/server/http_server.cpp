@@ -1,7 +1,9 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <ctime>
 #include <random>
 
@@ -66,6 +68,7 @@ struct HttpServer::Impl {
   httplib::Server http;
   HttpCounters counters;
   std::atomic<bool> shutting_down{false};
+  int listen_fd = -1;
   int64_t started = now_seconds();
 
   Impl(Scheduler& s, const Tokenizer* t, ChatRenderer c, ServerOptions o)
@@ -156,38 +159,84 @@ struct HttpServer::Impl {
     return ch;
   }
 
-  void generate_blocking(const Job& job, httplib::Response& res, const std::string& endpoint) {
-    RequestHandle h = submit(job);
-    std::vector<ChoiceOut> out(static_cast<size_t>(job.gen.n));
+  // A non-streaming request in progress.
+  struct Blocking {
+    Job job;
+    RequestHandle handle;
+    std::vector<ChoiceOut> out;
     std::vector<ChoiceEvent> events;
     bool done = false;
-    while (!done) {
+    bool pump(std::chrono::milliseconds wait) {
       events.clear();
-      done = h.poll(events, 200ms);
+      done = handle.poll(events, wait);
       for (ChoiceEvent& ev : events) {
         ChoiceOut& c = out[static_cast<size_t>(ev.index)];
         c.text += ev.text;
         c.tokens.insert(c.tokens.end(), ev.tokens.begin(), ev.tokens.end());
         if (!ev.finish_reason.empty()) c.finish_reason = ev.finish_reason;
       }
+      return done;
     }
-    for (const ChoiceOut& c : out) {
+  };
+
+  // The finished response body; throws ApiError when the engine failed or the shutdown cancelled it.
+  json blocking_body(Blocking& b) {
+    for (const ChoiceOut& c : b.out) {
       if (c.finish_reason == "error")
-        throw ApiError(500, h.error().empty() ? "the engine failed" : h.error(), "", "engine_error", "server_error");
+        throw ApiError(500, b.handle.error().empty() ? "the engine failed" : b.handle.error(), "", "engine_error",
+                       "server_error");
       if (c.finish_reason == "cancelled")
         throw ApiError(503, "the request was cancelled because the server is shutting down", "",
                        "server_shutting_down", "server_error");
     }
-    json body = {{"id", job.id},
-                 {"object", job.chat ? "chat.completion" : "text_completion"},
-                 {"created", job.created},
-                 {"model", job.model},
+    json body = {{"id", b.job.id},
+                 {"object", b.job.chat ? "chat.completion" : "text_completion"},
+                 {"created", b.job.created},
+                 {"model", b.job.model},
                  {"system_fingerprint", nullptr}};
     json choices = json::array();
-    for (size_t i = 0; i < out.size(); ++i) choices.push_back(choice_json(job, static_cast<int64_t>(i), out[i]));
+    for (size_t i = 0; i < b.out.size(); ++i) choices.push_back(choice_json(b.job, static_cast<int64_t>(i), b.out[i]));
     body["choices"] = std::move(choices);
-    body["usage"] = usage_json(h.usage());
-    reply_json(res, 200, body, endpoint);
+    body["usage"] = usage_json(b.handle.usage());
+    return body;
+  }
+
+  // Requests that finish within a few seconds get an ordinary response. Longer ones switch to a chunked
+  // body that sends a space (JSON allows leading whitespace) every second while the model works: a client
+  // that went away is then noticed at a failed write and its request cancelled, as for streams. The
+  // status (200) is committed by then, so a later failure is reported in the body only.
+  void generate_blocking(const Job& job, httplib::Response& res, const std::string& endpoint) {
+    auto b = std::make_shared<Blocking>();
+    b->job = job;
+    b->handle = submit(job);
+    b->out.resize(static_cast<size_t>(job.gen.n));
+    const auto deadline = std::chrono::steady_clock::now() + opt.blocking_patience;
+    while (!b->pump(std::min<std::chrono::milliseconds>(200ms, opt.blocking_patience)) &&
+           std::chrono::steady_clock::now() < deadline) {
+    }
+    if (b->done) {
+      reply_json(res, 200, blocking_body(*b), endpoint);
+      return;
+    }
+    res.status = 200;
+    counters.add(endpoint, 200);
+    res.set_chunked_content_provider(
+        "application/json",
+        [this, b](size_t, httplib::DataSink& sink) {
+          if (!b->pump(std::min<std::chrono::milliseconds>(1000ms, opt.blocking_patience))) return sink.write(" ", 1);
+          std::string body;
+          try {
+            body = dump(blocking_body(*b));
+          } catch (const ApiError& e) {
+            body = dump(error_body(e));
+          }
+          if (!sink.write(body.data(), body.size())) return false;
+          sink.done();
+          return true;
+        },
+        [b](bool) {
+          if (!b->done) b->handle.cancel();
+        });
   }
 
   // SSE: `data: {chunk}\n\n` per event, then `data: [DONE]\n\n`. A failed write (client gone) ends the
@@ -289,6 +338,27 @@ struct HttpServer::Impl {
         });
   }
 
+  // Leading system messages are often shared by many conversations: ask the scheduler to keep the state
+  // at their end. Only when the rendered system part tokenizes to an exact prefix of the prompt.
+  void system_prompt_checkpoint(const json& messages, Job& job) {
+    size_t k = 0;
+    while (k < messages.size() && messages[k]["role"] == "system") ++k;
+    if (k == 0 || k == messages.size()) return;
+    std::vector<int32_t> ids;
+    try {
+      ids = tokenizer->encode(chat(json(std::vector<json>(messages.begin(), messages.begin() + static_cast<long>(k))),
+                                   false),
+                              false);
+    } catch (const std::exception&) {
+      return;  // a template may refuse a system-only conversation: then there is no checkpoint
+    }
+    if (ids.empty() || ids.size() >= job.prompt.size() || !std::equal(ids.begin(), ids.end(), job.prompt.begin())) return;
+    job.gen.cache_checkpoints.insert(job.gen.cache_checkpoints.begin(), static_cast<int64_t>(ids.size()));
+    std::sort(job.gen.cache_checkpoints.begin(), job.gen.cache_checkpoints.end());
+    job.gen.cache_checkpoints.erase(std::unique(job.gen.cache_checkpoints.begin(), job.gen.cache_checkpoints.end()),
+                                    job.gen.cache_checkpoints.end());
+  }
+
   void handle_generation(const httplib::Request& req, httplib::Response& res, bool chat) {
     const std::string endpoint = chat ? "/v1/chat/completions" : "/v1/completions";
     try {
@@ -314,6 +384,7 @@ struct HttpServer::Impl {
         }
         // The template writes the special tokens (BOS) itself.
         job.prompt = tokenize(Prompt{text, {}}, /*add_special=*/false, "messages");
+        system_prompt_checkpoint(r.messages, job);
         job.id = new_id("chatcmpl-");
       } else {
         CompletionRequest r = parse_completion_request(body, opt.limits);
@@ -435,6 +506,12 @@ HttpServer::HttpServer(Scheduler& scheduler, const Tokenizer* tokenizer, ChatRen
   const int threads = std::max(options_.http_threads, 2);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   impl_->http.set_payload_max_length(options_.max_body_bytes);
+  // httplib listens with a backlog of 5: a burst of clients overflows it and connections stall or fail.
+  // Remember the socket so bind() can raise the backlog (listen() again on Linux just updates it).
+  impl_->http.set_socket_options([impl = impl_.get()](int fd) {
+    httplib::default_socket_options(fd);
+    impl->listen_fd = fd;
+  });
   impl_->http.set_keep_alive_timeout(2);
   impl_->http.set_read_timeout(30);
   impl_->routes();
@@ -448,6 +525,7 @@ int HttpServer::bind() {
   int port = options_.port == 0 ? impl_->http.bind_to_any_port(options_.host)
                                 : (impl_->http.bind_to_port(options_.host, options_.port) ? options_.port : -1);
   PCM_CHECK(port > 0, "cannot listen on {}:{} (address in use or not local?)", options_.host, options_.port);
+  if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, SOMAXCONN);
   options_.port = port;
   return port;
 }

@@ -37,6 +37,9 @@ struct ServerOptions {
   int http_threads = 64;          // concurrent connections served (streams hold one each)
   int retry_after_seconds = 1;    // Retry-After on 429/503
   size_t max_body_bytes = 8u << 20;
+  // A non-streaming request still running after this long switches to a chunked body with whitespace
+  // heartbeats, so that a client that gave up is noticed (see generate_blocking).
+  std::chrono::milliseconds blocking_patience{5000};
 };
 
 class HttpServer {

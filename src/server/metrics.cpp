@@ -21,16 +21,30 @@ void histogram(std::string& out, const char* name, const char* help, const Laten
                      h.count);
 }
 
+// Label values escape backslash, double quote and newline (exposition format).
+std::string label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string render_metrics(const SchedulerStats& s, const HttpCounters& http, const std::string& model_name) {
   std::string out;
   out += fmt::format("# HELP pcm_model_info The served model.\n# TYPE pcm_model_info gauge\npcm_model_info{{model=\"{}\"}} 1\n",
-                     model_name);
+                     label(model_name));
   out += "# HELP pcm_http_requests_total HTTP requests answered, by endpoint and status.\n"
          "# TYPE pcm_http_requests_total counter\n";
   for (const auto& [key, n] : http.snapshot())
-    out += fmt::format("pcm_http_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", key.first, key.second, n);
+    out += fmt::format("pcm_http_requests_total{{endpoint=\"{}\",status=\"{}\"}} {}\n", label(key.first), key.second, n);
   scalar(out, "pcm_requests_submitted_total", "counter", "Generation requests accepted by the scheduler.",
          static_cast<double>(s.requests_submitted));
   scalar(out, "pcm_requests_rejected_total", "counter", "Generation requests refused (queue full or shutting down).",

@@ -115,6 +115,27 @@ TEST(ServerApi, StreamingDeltasConcatenateToTheNonStreamingText) {
   EXPECT_NE(text[0], text[1]);  // different seeds per choice
 }
 
+TEST(ServerApi, StreamedMultibyteTextArrivesAsWholeCharacters) {
+  TestServer s;
+  // Multibyte prompt, hot sampling: whatever the model picks (CJK pieces, byte-fallback tokens), the
+  // deltas must concatenate to the blocking answer and never carry a broken character.
+  json req = {{"prompt", "日本語のテキストと絵文字 😀 について"}, {"max_tokens", 64}, {"temperature", 2.0},
+              {"seed", 11}, {"ignore_eos", true}};
+  const std::string full = json::parse(s.post("/v1/completions", req)->body)["choices"][0]["text"];
+  req["stream"] = true;
+  auto ev = sse_events(s.post("/v1/completions", req)->body);
+  std::string joined;
+  for (size_t i = 0; i + 1 < ev.size(); ++i) {
+    // A delta that split a character would have had to be replaced (U+FFFD) to become JSON.
+    const std::string delta = json::parse(ev[i])["choices"][0]["text"];
+    if (full.find("\xEF\xBF\xBD") == std::string::npos) {
+      EXPECT_EQ(delta.find("\xEF\xBF\xBD"), std::string::npos) << delta;
+    }
+    joined += delta;
+  }
+  EXPECT_EQ(joined, full);
+}
+
 TEST(ServerApi, StopStringsCutTheTextAndEndTheChoice) {
   TestServer s;
   auto base = json::parse(s.post("/v1/completions", json{{"prompt", "Hello"}, {"max_tokens", 24}, {"temperature", 0}})->body);

@@ -27,8 +27,14 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
 }
 
-// Streams one request; returns false on any protocol problem. Records time to first token and total.
-bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, int& tokens) {
+// Streams one request; returns false on any protocol problem (described in *why). Records time to first
+// token and total.
+bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, int& tokens,
+                 std::string* why = nullptr) {
+  auto fail = [&](std::string w) {
+    if (why) *why = std::move(w);
+    return false;
+  };
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(60);
   httplib::Request req;
@@ -49,14 +55,15 @@ bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, 
   };
   httplib::Response res;
   httplib::Error err;
-  if (!c.send(req, res, err) || res.status != 200) return false;
+  if (!c.send(req, res, err)) return fail("transport error " + httplib::to_string(err));
+  if (res.status != 200) return fail("HTTP " + std::to_string(res.status) + ": " + buf);
   total_ms = ms_since(t0);
   auto events = sse_events(buf);
-  if (events.empty() || events.back() != "[DONE]") return false;
+  if (events.empty() || events.back() != "[DONE]") return fail("no [DONE]: " + buf.substr(0, 300));
   tokens = 0;
   for (size_t i = 0; i + 1 < events.size(); ++i) {
     json e = json::parse(events[i], nullptr, false);
-    if (!e.is_object() || e.contains("error")) return false;
+    if (!e.is_object() || e.contains("error")) return fail("bad event: " + events[i]);
     if (e.contains("usage")) tokens = e["usage"]["completion_tokens"];
   }
   return true;
@@ -67,7 +74,7 @@ TEST(ServerLoad, ManyConcurrentStreamingClients) {
   sc.max_slots = 8;
   sc.max_queue = 64;
   TestServer s(sc);
-  const int clients = 24, per_client = 3;
+  const int clients = 16, per_client = 2;
   std::atomic<int> errors{0};
   std::vector<double> ttft, total;
   std::mutex mu;
@@ -83,8 +90,11 @@ TEST(ServerLoad, ManyConcurrentStreamingClients) {
                      {"ignore_eos", true},      {"stream_options", {{"include_usage", true}}}};
         double a = 0, b = 0;
         int n = 0;
-        if (!stream_once(s.port, body, a, b, n) || n != 24) {
+        std::string why;
+        if (!stream_once(s.port, body, a, b, n, &why) || n != 24) {
           ++errors;
+          std::lock_guard lock(mu);
+          ADD_FAILURE() << "client " << c << " request " << k << ": " << (why.empty() ? "tokens " + std::to_string(n) : why);
           continue;
         }
         tokens += n;
@@ -131,6 +141,47 @@ TEST(ServerLoad, ClientThatDisconnectsFreesItsSlot) {
   EXPECT_EQ(st.slots_used, 0);
   EXPECT_EQ(st.requests_cancelled, 1);
   EXPECT_LT(st.generated_tokens, 60000);
+}
+
+server::ServerOptions impatient() {
+  server::ServerOptions so;
+  so.blocking_patience = std::chrono::milliseconds(100);
+  return so;
+}
+
+TEST(ServerLoad, NonStreamingClientThatGivesUpFreesItsSlot) {
+  TestServer s({}, impatient());
+  {
+    httplib::Client c("127.0.0.1", s.port);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = R"({"prompt": "long", "max_tokens": 60000, "ignore_eos": true})";
+    req.set_header("Content-Type", "application/json");
+    std::string got;
+    // After the server's patience the body starts with heartbeat spaces: hang up on the first bytes.
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      got.append(d, n);
+      return false;
+    };
+    httplib::Response res;
+    httplib::Error err;
+    c.send(req, res, err);
+  }
+  for (int i = 0; i < 500 && s.scheduler->stats().slots_used > 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(s.scheduler->stats().slots_used, 0);
+  EXPECT_EQ(s.scheduler->stats().requests_cancelled, 1);
+}
+
+TEST(ServerLoad, LongNonStreamingRequestStillGetsItsJson) {
+  TestServer s({}, impatient());
+  // Outlasts the patience: the body arrives after heartbeat spaces, and still parses as the same JSON.
+  auto r = s.post("/v1/completions", json{{"prompt", "go"}, {"max_tokens", 2000}, {"ignore_eos", true}, {"temperature", 0}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  json j = json::parse(r->body);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 2000);
+  EXPECT_EQ(r->body.front(), ' ');
 }
 
 TEST(ServerLoad, FullQueueAnswers429WithRetryAfter) {
