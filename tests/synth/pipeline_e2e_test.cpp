@@ -241,6 +241,35 @@ TEST(SynthPipeline, KillDuringSolveThenResumeGivesIdenticalOutput) {
   }
 }
 
+TEST(SynthPipeline, CtrlCFinishesInFlightItemsThenResumes) {
+  Fixture ref;
+  std::string ref_out = ref.dir.file("out");
+  run_all(ref.config_path, ref_out);
+
+  Fixture f;
+  std::string out = f.dir.file("out");
+  std::atomic<pid_t> child{0};
+  f.script->on_solve_request = [&](int n) {
+    if (n == 4) kill(child.load(), SIGINT);
+  };
+  child = spawn_pcm({"synth", "run", "--config", f.config_path, "--out", out}, f.dir.file("log1"));
+  int status = 0;
+  waitpid(child, &status, 0);
+  std::string log = read_text_file(f.dir.file("log1"));
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << log;
+  EXPECT_NE(log.find("solve: interrupted; finished items are saved, rerun to resume"), std::string::npos) << log;
+  // Items in flight when the signal came were finished and written, not lost.
+  size_t partial = rows(out + "/" + files::kSolutions).size();
+  EXPECT_GT(partial, 0u);
+  EXPECT_LT(partial, rows(ref_out + "/" + files::kSolutions).size());
+
+  f.script->on_solve_request = nullptr;
+  auto r = test::run_pcm("synth run --quiet --config " + f.config_path + " --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(read_text_file(out + "/" + files::kTrain), read_text_file(ref_out + "/" + files::kTrain));
+}
+
 TEST(SynthPipeline, EndpointDownStopsWithAClearErrorAndResumesLater) {
   Fixture f;
   std::string config = read_text_file(f.config_path);
