@@ -13,6 +13,7 @@
 #include "cli/common.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
+#include "model/weights.h"
 #include "server/http_server.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -21,7 +22,8 @@ namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string model, weights = "file", host = "127.0.0.1", served_name;
+  std::string model, weights = "file", host = "127.0.0.1", served_name, shape;
+  int64_t shape_layers = 0;
   int port = 8080;
   int64_t max_slots = 0;
   double max_memory_gb = 0.0, state_cache_gb = 1.0, shutdown_grace_s = 30.0;
@@ -41,14 +43,34 @@ std::optional<Tokenizer> load_tokenizer(const std::string& dir) {
 }
 
 void run(const Options& o) {
+  // SIGINT/SIGTERM go to one waiting thread, not to whichever thread the kernel picks: block them before
+  // any thread (OpenMP's included) exists, so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   PCM_CHECK(!(o.max_slots > 0 && o.max_memory_gb > 0), "give --max-slots or --max-memory, not both");
   PCM_CHECK(o.state_cache_gb >= 0 && std::isfinite(o.state_cache_gb), "--state-cache must be >= 0 GB");
   apply_threads(o.threads);
-  std::string dir = o.model.empty() ? default_model_dir() : o.model;
-  PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
-  Mamba2Model model = load_model(dir, o.weights);
+  std::unique_ptr<Mamba2Model> owned;
+  std::optional<Tokenizer> tokenizer;
+  std::string dir;
+  if (!o.shape.empty()) {  // benchmarks: random weights, token-id prompts only
+    PCM_CHECK(o.model.empty(), "give --model or --shape, not both");
+    Mamba2Config c = named_shape(o.shape);
+    if (o.shape_layers > 0) c.num_layers = o.shape_layers;
+    owned = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, DType::BF16, 1234));
+    if (o.weights == "q8_0") owned->quantize_q8_0();
+    dir = o.shape;
+  } else {
+    dir = o.model.empty() ? default_model_dir() : o.model;
+    PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
+    owned = std::make_unique<Mamba2Model>(load_model(dir, o.weights));
+    tokenizer = load_tokenizer(dir);
+  }
+  Mamba2Model& model = *owned;
   model.set_exact(o.exact);
-  std::optional<Tokenizer> tokenizer = load_tokenizer(dir);
 
   SchedulerConfig sc;
   const size_t state_bytes = model.new_state().bytes();
@@ -68,12 +90,6 @@ void run(const Options& o) {
   so.limits.max_tokens = o.max_tokens_limit;
   so.limits.max_n = sc.max_slots;
 
-  // SIGINT/SIGTERM go to one waiting thread, not to whichever thread the kernel picks.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   Scheduler scheduler(model, tokenizer ? &*tokenizer : nullptr, sc);
   scheduler.start();
@@ -105,6 +121,11 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                       [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
                         sub->add_option("--model,-m", o->model, "model directory (default: the shipped model)");
+                        sub->add_option("--shape", o->shape,
+                                        "serve random bf16 weights of a published shape (mamba2-130m, codestral-7b, "
+                                        "...) for benchmarks; token-id prompts only");
+                        sub->add_option("--shape-layers", o->shape_layers, "with --shape: override the layer count")
+                            ->check(CLI::PositiveNumber);
                         sub->add_option("--host", o->host, "address to listen on")->capture_default_str();
                         sub->add_option("--port", o->port, "port (0 = any free port)")
                             ->check(CLI::Range(0, 65535))

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <optional>
 
+#include <omp.h>
+
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -181,6 +183,11 @@ SubmitResult Scheduler::submit(GenerationRequest request) {
     return invalid(fmt::format("n must be between 1 and {} (the server's slots), got {}", config_.max_slots, request.n));
   if (request.max_tokens < 1) return invalid(fmt::format("max_tokens must be >= 1, got {}", request.max_tokens));
   if (!request.stop_strings.empty() && !tokenizer_) return invalid("stop strings need a tokenizer");
+  for (size_t i = 0; i < request.cache_checkpoints.size(); ++i) {
+    const int64_t p = request.cache_checkpoints[i];
+    if (p <= 0 || p >= static_cast<int64_t>(request.prompt.size()) || (i > 0 && p <= request.cache_checkpoints[i - 1]))
+      return invalid(fmt::format("cache checkpoint {} is not an ascending position inside the prompt", p));
+  }
   try {
     request.sampling.validate();
   } catch (const Error& e) {
@@ -221,7 +228,12 @@ void Scheduler::start() {
   std::lock_guard lock(mu_);
   if (thread_.joinable()) return;
   stopping_ = false;
-  thread_ = std::thread([this] { loop(); });
+  // OpenMP's thread count is per thread: the engine thread uses the caller's (e.g. from --threads).
+  const int omp_threads = omp_get_max_threads();
+  thread_ = std::thread([this, omp_threads] {
+    omp_set_num_threads(omp_threads);
+    loop();
+  });
 }
 
 void Scheduler::close() {
@@ -634,7 +646,11 @@ bool Scheduler::step() {
     const int64_t L = static_cast<int64_t>(a.rs->req.prompt.size());
     const int64_t remaining = L - a.prefill_pos;
     int64_t len = std::min(remaining, space);
-    if (len < remaining) {
+    const auto& cps = a.rs->req.cache_checkpoints;
+    auto cp = std::upper_bound(cps.begin(), cps.end(), a.prefill_pos);
+    if (cache_.enabled() && cp != cps.end() && *cp < a.prefill_pos + len) {
+      len = *cp - a.prefill_pos;  // stop at the checkpoint so its state can be stored
+    } else if (len < remaining) {
       // End the chunk on an SSD chunk boundary counted from where this prefill started.
       const int64_t off = a.prefill_pos - a.prefill_base;
       const int64_t aligned = (off + len) / Q * Q - off;
@@ -664,6 +680,11 @@ bool Scheduler::step() {
     for (const Chunk& c : chunks) {
       c.a->prefill_pos += c.len;
       prefilled += c.len;
+      const auto& req = c.a->rs->req;
+      if (cache_.enabled() && c.a->prefill_pos < static_cast<int64_t>(req.prompt.size()) &&
+          std::binary_search(req.cache_checkpoints.begin(), req.cache_checkpoints.end(), c.a->prefill_pos))
+        cache_.put(std::span<const int32_t>(req.prompt.data(), static_cast<size_t>(c.a->prefill_pos)),
+                   slots_[static_cast<size_t>(c.a->seqs[0].slot)]);
     }
     for (size_t i = 0; i < owners.size(); ++i) {
       const float* logits = batch_logits_.data() + i * static_cast<size_t>(vocab_);

@@ -61,6 +61,10 @@ struct GenerationRequest {
   std::vector<int32_t> stop_ids;      // a sampled id in this list ends the choice (finish "stop")
   std::vector<std::string> stop_strings;  // text up to (not including) the first match is returned
   bool skip_special = true;           // special tokens do not appear in the text
+  // Prompt positions (ascending, 0 < p < prompt size) whose state is worth caching on its own, e.g. the
+  // end of a system prompt shared by many conversations: a prefill chunk ends there and the state is
+  // stored in the prompt-state cache (when it is on).
+  std::vector<int64_t> cache_checkpoints;
 };
 
 // News about one choice: new text/tokens, and finish_reason once it is done ("stop", "length",

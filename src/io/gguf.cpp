@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "util/error.h"
 
@@ -113,6 +114,10 @@ nlohmann::json read_value(Cursor& c, uint32_t type, const std::string& key, cons
 
 }  // namespace
 
+bool is_gguf_path(const std::string& path) {
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 && std::filesystem::is_regular_file(path);
+}
+
 int64_t GgufTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -179,7 +184,9 @@ GgufFile::GgufFile(const std::string& path) : map_(path) {
     tensors_[name] = GgufTensor{};  // reserve the name for the duplicate check
     pending.push_back(std::move(p));
   }
-  const uint64_t data_start = (c.pos() + alignment - 1) / alignment * alignment;
+  // A vocabulary-only file (no tensors) may end right after its header, without the alignment padding.
+  const uint64_t data_start = pending.empty() ? std::min<uint64_t>(map_.size(), (c.pos() + alignment - 1) / alignment * alignment)
+                                              : (c.pos() + alignment - 1) / alignment * alignment;
   PCM_CHECK(data_start <= map_.size(), "{}: tensor data starts at {} but the file has {} bytes", path, data_start,
             map_.size());
   const uint64_t data_size = map_.size() - data_start;

@@ -25,6 +25,8 @@ struct GgufTensor {
   std::string shape_str() const;
 };
 
+bool is_gguf_path(const std::string& path);  // a regular file named *.gguf
+
 class GgufFile {
  public:
   explicit GgufFile(const std::string& path);

@@ -6,10 +6,6 @@
 
 namespace pcm {
 
-bool is_gguf_path(const std::string& path) {
-  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0 && std::filesystem::is_regular_file(path);
-}
-
 Mamba2Config mamba2_config_from_gguf(const GgufFile& f) {
   const std::string arch = f.get_string("general.architecture");
   PCM_CHECK(arch == "mamba2", "{}: general.architecture is '{}', expected 'mamba2'", f.path(), arch);

@@ -11,8 +11,6 @@
 
 namespace pcm {
 
-bool is_gguf_path(const std::string& path);  // a regular file named *.gguf
-
 // GGUF stores neither chunk_size (llama.cpp does not chunk; we use 256) nor time_step_limit (llama.cpp
 // does not clamp dt; neither do we for a GGUF).
 Mamba2Config mamba2_config_from_gguf(const GgufFile& file);

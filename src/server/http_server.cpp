@@ -121,6 +121,8 @@ struct HttpServer::Impl {
       if (eos >= 0) r.stop_ids.push_back(static_cast<int32_t>(eos));
     }
     r.stop_strings = job.gen.stop;
+    for (int64_t p : job.gen.cache_checkpoints)  // positions past the prompt cannot be checkpoints
+      if (p < static_cast<int64_t>(r.prompt.size())) r.cache_checkpoints.push_back(p);
     if (!r.stop_strings.empty() && !tokenizer)
       throw ApiError(400, "'stop' strings need a tokenizer; this server has none (use stop_token_ids)", "stop",
                      "tokenizer_unavailable");

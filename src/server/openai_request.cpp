@@ -22,7 +22,7 @@ json parse_body(std::string_view body) {
   try {
     // nlohmann's lexer rejects invalid UTF-8 inside strings, so everything after this is valid UTF-8.
     j = json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse errors, and numbers out of range (1e309)
     throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()), "", "invalid_json");
   }
   if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object", "", "invalid_json");
@@ -170,6 +170,15 @@ GenerationParams parse_generation(const json& body, const RequestLimits& limits,
   }
   g.ignore_eos = get_bool(body, "ignore_eos", false);
   g.return_token_ids = get_bool(body, "return_token_ids", false);
+  if (const json* cps = field(body, "cache_checkpoints")) {
+    if (!cps->is_array() || cps->size() > 16) bad("cache_checkpoints", "'cache_checkpoints' must be an array of at most 16 positions");
+    for (const json& p : *cps) {
+      if (!p.is_number_integer() || p.get<int64_t>() <= 0 ||
+          (!g.cache_checkpoints.empty() && p.get<int64_t>() <= g.cache_checkpoints.back()))
+        bad("cache_checkpoints", "'cache_checkpoints' must hold ascending positive token positions");
+      g.cache_checkpoints.push_back(p.get<int64_t>());
+    }
+  }
   return g;
 }
 
@@ -197,7 +206,7 @@ Prompt parse_prompt(const json& v, const std::string& param) {
 
 }  // namespace
 
-CompletionRequest parse_completion_request(const json& body, const RequestLimits& limits) {
+static CompletionRequest parse_completion_request_unchecked(const json& body, const RequestLimits& limits) {
   CompletionRequest r;
   r.gen = parse_generation(body, limits, /*chat=*/false);
   const json* p = field(body, "prompt");
@@ -210,7 +219,7 @@ CompletionRequest parse_completion_request(const json& body, const RequestLimits
   return r;
 }
 
-ChatRequest parse_chat_request(const json& body, const RequestLimits& limits) {
+static ChatRequest parse_chat_request_unchecked(const json& body, const RequestLimits& limits) {
   ChatRequest r;
   r.gen = parse_generation(body, limits, /*chat=*/true);
   const json* m = field(body, "messages");
@@ -252,7 +261,7 @@ ChatRequest parse_chat_request(const json& body, const RequestLimits& limits) {
   return r;
 }
 
-EmbeddingRequest parse_embedding_request(const json& body, const RequestLimits& limits) {
+static EmbeddingRequest parse_embedding_request_unchecked(const json& body, const RequestLimits& limits) {
   EmbeddingRequest r;
   check_model(body, limits, r.model);
   const json* in = field(body, "input");
@@ -298,6 +307,26 @@ EmbeddingRequest parse_embedding_request(const json& body, const RequestLimits& 
     throw ApiError(400, "'dimensions' is not supported: embeddings have the model's hidden size", "dimensions",
                    "unsupported_parameter");
   return r;
+}
+
+// A JSON type surprise that slipped past the checks above is still the client's mistake, not a 500.
+template <typename F>
+auto guarded(F&& f) {
+  try {
+    return f();
+  } catch (const json::exception& e) {
+    throw ApiError(400, fmt::format("unexpected value in the request: {}", e.what()), "", "invalid_value");
+  }
+}
+
+CompletionRequest parse_completion_request(const json& body, const RequestLimits& limits) {
+  return guarded([&] { return parse_completion_request_unchecked(body, limits); });
+}
+ChatRequest parse_chat_request(const json& body, const RequestLimits& limits) {
+  return guarded([&] { return parse_chat_request_unchecked(body, limits); });
+}
+EmbeddingRequest parse_embedding_request(const json& body, const RequestLimits& limits) {
+  return guarded([&] { return parse_embedding_request_unchecked(body, limits); });
 }
 
 std::string base64_encode(const void* data, size_t size) {

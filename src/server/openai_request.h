@@ -60,6 +60,7 @@ struct GenerationParams {
   std::vector<int32_t> stop_token_ids;  // extension (vLLM): extra stop ids
   bool ignore_eos = false;        // extension (vLLM)
   bool return_token_ids = false;  // extension: add "token_ids" to each choice
+  std::vector<int64_t> cache_checkpoints;  // extension: prompt positions whose states the cache keeps
 };
 
 struct CompletionRequest {

@@ -2,6 +2,9 @@
 // (added tokens -> normalizer -> pre-tokenizer -> BPE -> post-processor), decode, and StreamDecoder.
 #include "tokenizer/tokenizer.h"
 
+#include "io/gguf.h"
+#include "tokenizer/gguf_tokenizer.h"
+
 #include <filesystem>
 
 #include "tokenizer/added_tokens.h"
@@ -152,6 +155,7 @@ Tokenizer Tokenizer::from_json_file(const std::string& path) {
 
 Tokenizer Tokenizer::from_dir(const std::string& dir) {
   namespace fs = std::filesystem;
+  if (is_gguf_path(dir)) return tokenizer_from_gguf(GgufFile(dir));  // llama.cpp file: tokenizer.ggml.*
   PCM_CHECK(fs::is_directory(dir), "tokenizer directory {} does not exist", dir);
   std::string json_path = (fs::path(dir) / "tokenizer.json").string();
   std::string model_path = (fs::path(dir) / "tokenizer.model").string();

@@ -177,6 +177,34 @@ TEST(Scheduler, PromptStateCacheSkipsTheCachedPrefixAndKeepsOutputs) {
   EXPECT_EQ(s.stats().prefill_tokens, prefilled_before + static_cast<int64_t>(next.size()) - 34);
 }
 
+TEST(Scheduler, CheckpointStoresASharedSystemPromptForOtherConversations) {
+  Mamba2Model model = tiny_model();
+  SchedulerConfig cfg;
+  cfg.state_cache_bytes = 1 << 20;
+  cfg.max_batch_tokens = 16;
+  Scheduler s(model, nullptr, cfg);
+  const auto system = ramp(21, 5);  // not a multiple of the chunk: the checkpoint still splits there
+  auto with_user = [&](int seed) {
+    auto p = system;
+    auto u = ramp(7, seed);
+    p.insert(p.end(), u.begin(), u.end());
+    return p;
+  };
+  GenerationRequest a = greedy(with_user(100), 4);
+  a.cache_checkpoints = {21};
+  std::vector<RequestHandle> h;
+  h.push_back(s.submit(a).handle);
+  EXPECT_EQ(drive(s, h)[0].tokens[0], reference(model, a.prompt, 4));
+  GenerationRequest b = greedy(with_user(200), 4);
+  h.clear();
+  h.push_back(s.submit(b).handle);
+  EXPECT_EQ(drive(s, h)[0].tokens[0], reference(model, b.prompt, 4));
+  EXPECT_EQ(h[0].usage().cached_tokens, 21);
+  GenerationRequest bad = greedy(with_user(1), 4);
+  bad.cache_checkpoints = {28};
+  EXPECT_EQ(s.submit(bad).status, SubmitStatus::Invalid);
+}
+
 TEST(Scheduler, CancelledRequestFreesItsSlotAtTheNextStep) {
   Mamba2Model model = tiny_model();
   SchedulerConfig cfg;

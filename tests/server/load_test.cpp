@@ -1,0 +1,228 @@
+// Concurrency: many streaming clients, disconnects, a full queue, graceful shutdown (in-process and of
+// the `pcm serve` process on SIGTERM).
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+
+#include "server_fixture.h"
+
+namespace pcm::test {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
+}
+
+// Streams one request; returns false on any protocol problem. Records time to first token and total.
+bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, int& tokens) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  std::string buf;
+  const auto t0 = Clock::now();
+  ttft_ms = -1;
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    if (ttft_ms < 0 && buf.find("\"text\"") == std::string::npos) {
+      std::string piece(data, n);
+      if (piece.find("\"text\"") != std::string::npos) ttft_ms = ms_since(t0);
+    }
+    buf.append(data, n);
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error err;
+  if (!c.send(req, res, err) || res.status != 200) return false;
+  total_ms = ms_since(t0);
+  auto events = sse_events(buf);
+  if (events.empty() || events.back() != "[DONE]") return false;
+  tokens = 0;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    json e = json::parse(events[i], nullptr, false);
+    if (!e.is_object() || e.contains("error")) return false;
+    if (e.contains("usage")) tokens = e["usage"]["completion_tokens"];
+  }
+  return true;
+}
+
+TEST(ServerLoad, ManyConcurrentStreamingClients) {
+  SchedulerConfig sc;
+  sc.max_slots = 8;
+  sc.max_queue = 64;
+  TestServer s(sc);
+  const int clients = 24, per_client = 3;
+  std::atomic<int> errors{0};
+  std::vector<double> ttft, total;
+  std::mutex mu;
+  std::atomic<int64_t> tokens{0};
+  const auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&, c] {
+      for (int k = 0; k < per_client; ++k) {
+        json body = {{"prompt", "Client " + std::to_string(c) + " asks question " + std::to_string(k)},
+                     {"max_tokens", 24},        {"temperature", 0.8},
+                     {"seed", c * 100 + k},     {"stream", true},
+                     {"ignore_eos", true},      {"stream_options", {{"include_usage", true}}}};
+        double a = 0, b = 0;
+        int n = 0;
+        if (!stream_once(s.port, body, a, b, n) || n != 24) {
+          ++errors;
+          continue;
+        }
+        tokens += n;
+        std::lock_guard lock(mu);
+        ttft.push_back(a);
+        total.push_back(b);
+      }
+    });
+  for (auto& t : threads) t.join();
+  const double secs = ms_since(t0) / 1000.0;
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_TRUE(s.scheduler->wait_idle(5s));
+  auto st = s.scheduler->stats();
+  EXPECT_EQ(st.slots_used, 0);
+  EXPECT_EQ(st.queue_depth, 0);
+  EXPECT_EQ(st.requests_finished, clients * per_client);
+  std::printf("[load] %d streaming requests from %d clients in %.2f s: %.0f tokens/s, %.1f requests/s; "
+              "TTFT p50 %.1f ms p99 %.1f ms; request p50 %.1f ms p99 %.1f ms; mean batch %.1f rows/step\n",
+              clients * per_client, clients, secs, static_cast<double>(tokens.load()) / secs,
+              clients * per_client / secs, percentile(ttft, 0.5), percentile(ttft, 0.99), percentile(total, 0.5),
+              percentile(total, 0.99), static_cast<double>(st.step_rows) / static_cast<double>(std::max<int64_t>(st.steps, 1)));
+}
+
+TEST(ServerLoad, ClientThatDisconnectsFreesItsSlot) {
+  SchedulerConfig sc;
+  sc.max_slots = 2;
+  TestServer s(sc);
+  {
+    httplib::Client c("127.0.0.1", s.port);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = json{{"prompt", "Tell me everything"}, {"max_tokens", 60000}, {"ignore_eos", true}, {"stream", true}}.dump();
+    int chunks = 0;
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };  // then hang up
+    httplib::Response res;
+    httplib::Error err;
+    c.send(req, res, err);
+    EXPECT_GE(chunks, 3);
+  }
+  // The server notices at its next write and the engine frees the slot at its next step.
+  for (int i = 0; i < 300 && s.scheduler->stats().slots_used > 0; ++i) std::this_thread::sleep_for(10ms);
+  auto st = s.scheduler->stats();
+  EXPECT_EQ(st.slots_used, 0);
+  EXPECT_EQ(st.requests_cancelled, 1);
+  EXPECT_LT(st.generated_tokens, 60000);
+}
+
+TEST(ServerLoad, FullQueueAnswers429WithRetryAfter) {
+  SchedulerConfig sc;
+  sc.max_slots = 1;
+  sc.max_queue = 0;
+  TestServer s(sc);
+  std::thread hog([&] {
+    auto r = s.post("/v1/completions", json{{"prompt", "long"}, {"max_tokens", 60000}, {"ignore_eos", true}});
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 503);  // cancelled by the shutdown below
+  });
+  for (int i = 0; i < 500 && s.scheduler->stats().slots_used == 0; ++i) std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(s.scheduler->stats().slots_used, 1);
+  auto r = s.post("/v1/completions", json{{"prompt", "me too"}, {"max_tokens", 2}});
+  expect_openai_error(r, 429);
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(json::parse(r->body)["error"]["type"], "rate_limit_error");
+  s.http->shutdown(0ms);  // no grace: the hog is cancelled
+  hog.join();
+  s.thread.join();
+  s.scheduler->stop();
+  EXPECT_EQ(s.scheduler->stats().slots_used, 0);
+}
+
+TEST(ServerLoad, ShutdownLetsInFlightStreamsFinishAndRefusesNewWork) {
+  TestServer s;
+  std::atomic<bool> ok{false};
+  std::thread client([&] {
+    double a, b;
+    int n = 0;
+    ok = stream_once(s.port,
+                     json{{"prompt", "Finish me"}, {"max_tokens", 200}, {"ignore_eos", true}, {"stream", true},
+                          {"stream_options", {{"include_usage", true}}}},
+                     a, b, n) &&
+         n == 200;
+  });
+  for (int i = 0; i < 500 && s.scheduler->stats().slots_used == 0; ++i) std::this_thread::sleep_for(2ms);
+  std::thread stopper([&] { s.http->shutdown(20s); });
+  std::this_thread::sleep_for(20ms);
+  auto r = s.post("/v1/completions", json{{"prompt", "late"}, {"max_tokens", 2}});
+  if (r) expect_openai_error(r, 503);  // (or the listener is already gone)
+  stopper.join();
+  client.join();
+  EXPECT_TRUE(ok.load());
+  s.thread.join();
+  s.scheduler->stop();
+}
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+TEST(ServerProcess, SigtermExitsZeroAfterServing) {
+  for (int sig : {SIGTERM, SIGINT}) {
+    const int port = free_port();
+    const std::string bin = pcm_binary(), model = testdata("models/tiny-mistral-bf16"), p = std::to_string(port);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      freopen("/dev/null", "w", stderr);
+      execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", p.c_str(), "--threads", "1",
+            "--shutdown-grace", "5", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    httplib::Client c("127.0.0.1", port);
+    bool up = false;
+    for (int i = 0; i < 300 && !up; ++i) {
+      auto h = c.Get("/health");
+      up = h && h->status == 200;
+      if (!up) std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(up);
+    auto r = c.Post("/v1/completions", R"({"prompt": "Hello", "max_tokens": 4})", "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    kill(pid, sig);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status)) << "signal " << sig;
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "signal " << sig;
+  }
+}
+
+}  // namespace
+}  // namespace pcm::test
