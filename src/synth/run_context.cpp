@@ -59,6 +59,36 @@ std::set<std::string> read_done_ids(const std::string& path) {
   return ids;
 }
 
+void check_fields(const json& row, const std::string& path, std::initializer_list<std::pair<const char*, Field>> fields) {
+  for (const auto& [key, kind] : fields) {
+    auto where = [&, key = key] { return fmt::format("{}: row {}: field \"{}\"", path, row["id"].dump(), key); };
+    PCM_CHECK(row.contains(key), "{} is missing", where());
+    const json& v = row[key];
+    switch (kind) {
+      case Field::String: PCM_CHECK(v.is_string(), "{} must be a string", where()); break;
+      case Field::Array: PCM_CHECK(v.is_array(), "{} must be an array", where()); break;
+      case Field::StringList:
+        PCM_CHECK(v.is_array() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); }),
+                  "{} must be a list of strings", where());
+        break;
+      case Field::NumberList:
+        PCM_CHECK(v.is_array() && !v.empty() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_number(); }),
+                  "{} must be a non-empty list of numbers", where());
+        break;
+    }
+  }
+}
+
+std::vector<json> read_ok_rows(const std::string& path, std::initializer_list<std::pair<const char*, Field>> fields) {
+  std::vector<json> out;
+  for (json& row : read_rows_sorted(path)) {
+    if (json_string_or(row, "status", "ok") != "ok") continue;
+    check_fields(row, path, fields);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 json stage_counts(const std::string& path) {
   json out = {{"rows", 0}, {"ok", 0}, {"dropped", 0}, {"reasons", json::object()}};
   for (const json& row : read_rows_sorted(path)) {

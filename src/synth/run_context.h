@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <set>
@@ -67,6 +68,14 @@ struct RunContext {
 // the order in which concurrent items finished.
 std::vector<nlohmann::json> read_rows_sorted(const std::string& path);
 std::set<std::string> read_done_ids(const std::string& path);
+
+// Rows with "status": "ok" (or no status), sorted by id, each checked to hold `fields` with the right
+// types; a hand-edited row that breaks this is an error naming the file, the row id and the field.
+enum class Field { String, StringList, NumberList, Array };
+std::vector<nlohmann::json> read_ok_rows(const std::string& path,
+                                         std::initializer_list<std::pair<const char*, Field>> fields);
+void check_fields(const nlohmann::json& row, const std::string& path,
+                  std::initializer_list<std::pair<const char*, Field>> fields);
 
 // Per-stage counts from its file: {"rows", "ok", "dropped", "reasons": {...}}.
 nlohmann::json stage_counts(const std::string& path);

@@ -49,13 +49,6 @@ std::string full_text(const Choice& c) {
   return "<think>\n" + c.reasoning + "\n</think>\n\n" + c.text;
 }
 
-std::vector<json> ok_rows(const std::string& path) {
-  std::vector<json> out;
-  for (json& row : read_rows_sorted(path))
-    if (json_string_or(row, "status", "ok") == "ok") out.push_back(std::move(row));
-  return out;
-}
-
 void require_file(const RunContext& ctx, const char* name, const char* stage) {
   PCM_CHECK(file_exists(ctx.path(name)), "{}: {} not found; run `pcm synth {}` first", ctx.out_dir, name, stage);
 }
@@ -136,7 +129,7 @@ void stage_embed(RunContext& ctx) {
   require_file(ctx, files::kConcepts, "concepts");
   const RoleConfig& role = ctx.config.embedder;
   std::set<std::string> concepts;
-  for (const json& row : ok_rows(ctx.path(files::kConcepts)))
+  for (const json& row : read_ok_rows(ctx.path(files::kConcepts), {{"concepts", Field::StringList}}))
     for (const auto& c : row["concepts"]) concepts.insert(c.get<std::string>());
   std::set<std::string> done = read_done_ids(ctx.path(files::kEmbeddings));
   std::vector<std::string> todo;
@@ -165,7 +158,8 @@ void stage_generate(RunContext& ctx) {
   require_file(ctx, files::kSamples, "sample");
   const SynthConfig& cfg = ctx.config;
   std::vector<WorkItem> items;
-  for (json& row : read_rows_sorted(ctx.path(files::kSamples))) items.push_back({row["id"], row});
+  for (json& row : read_ok_rows(ctx.path(files::kSamples), {{"concepts", Field::StringList}, {"level", Field::String}}))
+    items.push_back({row["id"], row});
   run_item_stage(ctx, "generate", ctx.path(files::kProblems), items, cfg.generator, [&](const WorkItem& item, LlmClient& client) {
     std::vector<std::string> concepts = item.input["concepts"].get<std::vector<std::string>>();
     std::string level = item.input["level"];
@@ -191,7 +185,8 @@ void stage_generate(RunContext& ctx) {
 void stage_judge(RunContext& ctx) {
   require_file(ctx, files::kProblems, "generate");
   const SynthConfig& cfg = ctx.config;
-  std::vector<json> problems = ok_rows(ctx.path(files::kProblems));
+  std::vector<json> problems = read_ok_rows(ctx.path(files::kProblems), {{"concepts", Field::StringList},
+      {"level", Field::String}, {"problem", Field::String}, {"completion", Field::String}});
   for (const RoleConfig& judge : cfg.judges) {
     std::string name = judge.name.substr(judge.name.find(':') + 1);
     std::vector<WorkItem> items;
@@ -231,7 +226,8 @@ void stage_solve(RunContext& ctx, const AnswerMatcher& matcher) {
   require_file(ctx, files::kFiltered, "filter");
   const SynthConfig& cfg = ctx.config;
   std::vector<WorkItem> items;
-  for (json& row : ok_rows(ctx.path(files::kFiltered))) items.push_back({row["id"], row});
+  for (json& row : read_ok_rows(ctx.path(files::kFiltered), {{"problem", Field::String}}))
+    items.push_back({row["id"], row});
   run_item_stage(ctx, "solve", ctx.path(files::kSolutions), items, cfg.teacher, [&](const WorkItem& item, LlmClient& client) {
     const std::string problem = item.input["problem"];
     std::string prompt = fill_template(cfg.prompts.solve, {{"problem", problem}});

@@ -135,7 +135,9 @@ TEST(SynthPipeline, ExactCountsAtEveryStage) {
   EXPECT_EQ(filtered.size(), ok_problems.size());
   EXPECT_EQ(reasons(path(files::kFiltered)), want_filter);
   for (const auto& r : filtered)
-    if (r.value("reason", "") == "benchmark_contamination") EXPECT_EQ(r["benchmark"], "aime24.jsonl:4");
+    if (r.value("reason", "") == "benchmark_contamination") {
+      EXPECT_EQ(r["benchmark"], "aime24.jsonl:4");
+    }
 
   // solve: n = 3 with self-consistency 0.6.
   std::map<std::string, int64_t> want_solve;
@@ -306,6 +308,14 @@ TEST(SynthCli, SingleStagesAndErrors) {
   EXPECT_EQ(r.exit_code, 0) << r.all();
   EXPECT_NE(r.err.find("[concepts] 8/8"), std::string::npos) << r.err;
   EXPECT_EQ(rows(out + "/" + files::kConcepts).size(), 8u);
+  // A hand-edited sample with the wrong shape: the error names the file, the row and the field.
+  std::ofstream(out + "/" + files::kSamples) << R"({"id":"s1","status":"ok","concepts":"Algebra","level":"AIME"})" << "\n";
+  r = test::run_pcm("synth generate --config " + f.config_path + " --out " + out);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("samples.jsonl: row \"s1\": field \"concepts\" must be a list of strings"), std::string::npos) << r.err;
+  std::ofstream(out + "/" + files::kSamples) << "{\"id\": \"s1\", broken\n{}\n";
+  r = test::run_pcm("synth generate --config " + f.config_path + " --out " + out);
+  EXPECT_NE(r.err.find("samples.jsonl:1: malformed JSON"), std::string::npos) << r.err;
   std::ofstream(f.dir.file("typo.toml")) << "[sample]\ncuont = 3\n";
   r = test::run_pcm("synth sample --config " + f.dir.file("typo.toml") + " --out " + out);
   EXPECT_NE(r.exit_code, 0);
