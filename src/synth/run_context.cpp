@@ -34,15 +34,27 @@ RunContext::RunContext(SynthConfig cfg, std::string dir) : config(std::move(cfg)
   }
 }
 
-std::vector<json> read_rows_sorted(const std::string& path) {
-  if (!file_exists(path)) return {};
-  std::vector<json> rows = read_jsonl(path);
-  for (size_t i = 0; i < rows.size(); ++i)
-    PCM_CHECK(rows[i].is_object() && rows[i].contains("id") && rows[i]["id"].is_string(),
-              "{}: row {} has no string \"id\"", path, i + 1);
+std::vector<json> read_rows_sorted(const std::string& path, const std::vector<std::string>& keep) {
+  std::vector<json> rows;
+  if (!file_exists(path)) return rows;
+  for_each_jsonl(path, [&](const json& row, int64_t line) {
+    PCM_CHECK(row.is_object() && row.contains("id") && row["id"].is_string(), "{}:{}: row has no string \"id\"",
+              path, line);
+    if (keep.empty()) {
+      rows.push_back(row);
+      return;
+    }
+    json slim = json::object();
+    for (const char* k : {"id", "status", "reason"})
+      if (row.contains(k)) slim[k] = row[k];
+    for (const auto& k : keep)
+      if (row.contains(k)) slim[k] = row[k];
+    rows.push_back(std::move(slim));
+  });
   // A row may be present twice if a user appended by hand; the first one wins.
-  std::stable_sort(rows.begin(), rows.end(),
-                   [](const json& a, const json& b) { return a["id"].get_ref<const std::string&>() < b["id"].get_ref<const std::string&>(); });
+  std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
+    return a["id"].get_ref<const std::string&>() < b["id"].get_ref<const std::string&>();
+  });
   rows.erase(std::unique(rows.begin(), rows.end(), [](const json& a, const json& b) { return a["id"] == b["id"]; }),
              rows.end());
   return rows;
@@ -79,9 +91,10 @@ void check_fields(const json& row, const std::string& path, std::initializer_lis
   }
 }
 
-std::vector<json> read_ok_rows(const std::string& path, std::initializer_list<std::pair<const char*, Field>> fields) {
+std::vector<json> read_ok_rows(const std::string& path, std::initializer_list<std::pair<const char*, Field>> fields,
+                               const std::vector<std::string>& keep) {
   std::vector<json> out;
-  for (json& row : read_rows_sorted(path)) {
+  for (json& row : read_rows_sorted(path, keep)) {
     if (json_string_or(row, "status", "ok") != "ok") continue;
     check_fields(row, path, fields);
     out.push_back(std::move(row));
@@ -91,7 +104,7 @@ std::vector<json> read_ok_rows(const std::string& path, std::initializer_list<st
 
 json stage_counts(const std::string& path) {
   json out = {{"rows", 0}, {"ok", 0}, {"dropped", 0}, {"reasons", json::object()}};
-  for (const json& row : read_rows_sorted(path)) {
+  for (const json& row : read_rows_sorted(path, {"status"})) {
     out["rows"] = out["rows"].get<int64_t>() + 1;
     std::string status = json_string_or(row, "status", "ok");
     if (status == "ok") {

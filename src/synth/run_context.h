@@ -66,14 +66,17 @@ struct RunContext {
 
 // Rows of a stage file (empty when it does not exist yet), sorted by "id" so results never depend on
 // the order in which concurrent items finished.
-std::vector<nlohmann::json> read_rows_sorted(const std::string& path);
+// `keep` (when not empty) lists the fields to hold in memory besides id/status/reason, so a stage that
+// needs a few fields of a large file does not hold every completion.
+std::vector<nlohmann::json> read_rows_sorted(const std::string& path, const std::vector<std::string>& keep = {});
 std::set<std::string> read_done_ids(const std::string& path);
 
 // Rows with "status": "ok" (or no status), sorted by id, each checked to hold `fields` with the right
 // types; a hand-edited row that breaks this is an error naming the file, the row id and the field.
 enum class Field { String, StringList, NumberList, Array };
 std::vector<nlohmann::json> read_ok_rows(const std::string& path,
-                                         std::initializer_list<std::pair<const char*, Field>> fields);
+                                         std::initializer_list<std::pair<const char*, Field>> fields,
+                                         const std::vector<std::string>& keep = {});
 void check_fields(const nlohmann::json& row, const std::string& path,
                   std::initializer_list<std::pair<const char*, Field>> fields);
 

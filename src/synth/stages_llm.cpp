@@ -129,7 +129,7 @@ void stage_embed(RunContext& ctx) {
   require_file(ctx, files::kConcepts, "concepts");
   const RoleConfig& role = ctx.config.embedder;
   std::set<std::string> concepts;
-  for (const json& row : read_ok_rows(ctx.path(files::kConcepts), {{"concepts", Field::StringList}}))
+  for (const json& row : read_ok_rows(ctx.path(files::kConcepts), {{"concepts", Field::StringList}}, {"concepts"}))
     for (const auto& c : row["concepts"]) concepts.insert(c.get<std::string>());
   std::set<std::string> done = read_done_ids(ctx.path(files::kEmbeddings));
   std::vector<std::string> todo;

@@ -43,11 +43,11 @@ void stage_sample(RunContext& ctx) {
   std::string out_path = ctx.path(files::kSamples);
   if (file_exists(out_path)) {
     log(ctx, fmt::format("[sample] {} exists ({} rows); kept as is (delete it to sample again)", out_path,
-                         read_rows_sorted(out_path).size()));
+                         read_rows_sorted(out_path, {"status"}).size()));
     return;
   }
   std::vector<std::vector<std::string>> lists;
-  for (const json& row : read_ok_rows(ctx.path(files::kConcepts), {{"concepts", Field::StringList}}))
+  for (const json& row : read_ok_rows(ctx.path(files::kConcepts), {{"concepts", Field::StringList}}, {"concepts"}))
     lists.push_back(row["concepts"].get<std::vector<std::string>>());
   std::map<std::string, std::vector<float>> embeddings;
   for (const json& row : read_ok_rows(ctx.path(files::kEmbeddings), {{"concept", Field::String}, {"embedding", Field::NumberList}}))
@@ -101,7 +101,7 @@ void stage_filter(RunContext& ctx) {
 
   // item -> judge -> row
   std::map<std::string, std::map<std::string, json>> verdicts;
-  for (json& row : read_rows_sorted(ctx.path(files::kJudgements))) {
+  for (json& row : read_rows_sorted(ctx.path(files::kJudgements), {"item", "judge", "verdict"})) {
     check_fields(row, ctx.path(files::kJudgements), {{"item", Field::String}, {"judge", Field::String}});
     if (json_string_or(row, "status", "ok") == "ok") check_fields(row, ctx.path(files::kJudgements), {{"verdict", Field::String}});
     verdicts[row["item"].get<std::string>()][row["judge"].get<std::string>()] = row;
@@ -126,7 +126,8 @@ void stage_filter(RunContext& ctx) {
   int64_t dedup_added = 0;
 
   std::vector<json> out;
-  for (const json& p : read_ok_rows(ctx.path(files::kProblems), {{"problem", Field::String}, {"concepts", Field::StringList}, {"level", Field::String}})) {
+  for (const json& p : read_ok_rows(ctx.path(files::kProblems), {{"problem", Field::String}, {"concepts", Field::StringList}, {"level", Field::String}},
+                                           {"problem", "concepts", "level"})) {
     std::string id = p["id"];
     json row = {{"id", id}, {"problem", p["problem"]}, {"concepts", p["concepts"]}, {"level", p["level"]}};
     json judged = json::object();
@@ -224,7 +225,7 @@ void stage_export(RunContext& ctx) {
   // Concept coverage: how much of the extracted concept pool the exported problems use.
   std::set<std::string> pool;
   if (file_exists(ctx.path(files::kSamples)))
-    for (const json& s : read_ok_rows(ctx.path(files::kSamples), {{"concepts", Field::StringList}}))
+    for (const json& s : read_ok_rows(ctx.path(files::kSamples), {{"concepts", Field::StringList}}, {"concepts"}))
       for (const auto& c : s["concepts"]) pool.insert(c.get<std::string>());
   std::vector<std::pair<std::string, int64_t>> top(concept_use.begin(), concept_use.end());
   std::stable_sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.second > b.second; });

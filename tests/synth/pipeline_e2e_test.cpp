@@ -215,7 +215,7 @@ TEST(SynthPipeline, KillDuringSolveThenResumeGivesIdenticalOutput) {
   std::string out = f.dir.file("out");
   std::atomic<pid_t> child{0};
   f.script->on_solve_request = [&](int n) {
-    if (n == 7) kill(child.load(), SIGKILL);  // mid-stage, with requests in flight
+    if (n == 7 && child.load() > 0) kill(child.load(), SIGKILL);  // mid-stage, with requests in flight
   };
   child = spawn_pcm({"synth", "run", "--config", f.config_path, "--out", out}, f.dir.file("log1"));
   int status = 0;
@@ -252,7 +252,7 @@ TEST(SynthPipeline, CtrlCFinishesInFlightItemsThenResumes) {
   std::string out = f.dir.file("out");
   std::atomic<pid_t> child{0};
   f.script->on_solve_request = [&](int n) {
-    if (n == 4) kill(child.load(), SIGINT);
+    if (n == 4 && child.load() > 0) kill(child.load(), SIGINT);
   };
   child = spawn_pcm({"synth", "run", "--config", f.config_path, "--out", out}, f.dir.file("log1"));
   int status = 0;
