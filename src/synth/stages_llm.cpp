@@ -1,6 +1,7 @@
 // The stages that call models: concepts (extractor), embed (embedder), generate (generator),
 // judge (each judge), solve (teacher).
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -69,15 +70,30 @@ std::string numbered_list(const std::vector<std::string>& items) {
   return out;
 }
 
-std::vector<SeedProblem> read_seed_problems(const std::vector<std::string>& files, int64_t limit) {
-  PCM_CHECK(!files.empty(), "concepts.inputs: no seed files configured");
+std::vector<SeedProblem> read_seed_problems(const std::vector<std::string>& inputs, int64_t limit) {
+  PCM_CHECK(!inputs.empty(), "concepts.inputs: no seed files configured");
+  // A directory stands for its *.jsonl files, in name order.
+  std::vector<std::string> files;
+  for (const auto& input : inputs) {
+    if (!is_directory(input)) {
+      files.push_back(input);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(input))
+      if (entry.is_regular_file() && entry.path().extension() == ".jsonl") found.push_back(entry.path().string());
+    PCM_CHECK(!found.empty(), "concepts.inputs: directory {} holds no .jsonl files", input);
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
   std::vector<SeedProblem> out;
   std::set<std::string> seen;
+  auto full = [&] { return limit > 0 && static_cast<int64_t>(out.size()) >= limit; };
   for (const auto& file : files) {
+    if (full()) break;
     PCM_CHECK(file_exists(file), "seed file {} not found", file);
-    bool full = false;
     for_each_jsonl(file, [&](const json& row, int64_t line) {
-      if (full) return;
+      if (full()) return;
       PCM_CHECK(row.is_object(), "{}:{}: expected a JSON object", file, line);
       const char* key = row.contains("problem") ? "problem" : row.contains("question") ? "question" : nullptr;
       PCM_CHECK(key && row[key].is_string(), "{}:{}: no string \"problem\" or \"question\"", file, line);
@@ -86,7 +102,6 @@ std::vector<SeedProblem> read_seed_problems(const std::vector<std::string>& file
       std::string id = stable_id("c", text);
       if (!seen.insert(id).second) return;
       out.push_back({id, fmt::format("{}:{}", file, line), text});
-      if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) full = true;
     });
   }
   return out;
