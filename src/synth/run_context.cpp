@@ -1,6 +1,11 @@
 #include "synth/run_context.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdio>
@@ -27,11 +32,23 @@ std::string stable_id(const std::string& prefix, const std::string& text) {
 
 RunContext::RunContext(SynthConfig cfg, std::string dir) : config(std::move(cfg)), out_dir(std::move(dir)) {
   std::filesystem::create_directories(out_dir);
+  std::string lock = path(".lock");
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  PCM_CHECK(lock_fd_ >= 0, "{}: cannot create lock file: {}", lock, std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    fail("{}: another pcm synth run is using this directory", out_dir);
+  }
   std::string stats = path(files::kStats);
   if (file_exists(stats)) {
     json j = read_json_file(stats);
     if (j.contains("tokens")) ledger.add_from_json(j["tokens"]);
   }
+}
+
+RunContext::~RunContext() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
 }
 
 std::vector<json> read_rows_sorted(const std::string& path, const std::vector<std::string>& keep) {

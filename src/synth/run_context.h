@@ -55,13 +55,20 @@ struct RunContext {
   bool progress = true;            // print progress lines to stderr
   double progress_interval_s = 2;  // seconds between progress lines
 
+  // Takes an exclusive lock on DIR/.lock: two runs appending to the same files would duplicate work.
   RunContext(SynthConfig cfg, std::string dir);
+  ~RunContext();
+  RunContext(const RunContext&) = delete;
+  RunContext& operator=(const RunContext&) = delete;
   std::string path(const char* name) const { return out_dir + "/" + name; }
   bool stop_requested() const { return stop && stop->load(); }
   // Rewrites stats.json (atomically): tokens per role plus per-stage counts taken from the stage files
   // (re-read only when `recount`; periodic saves during a stage keep the last counts).
   void save_stats(bool recount = true);
   nlohmann::json stage_cache = nlohmann::json::object();
+
+ private:
+  int lock_fd_ = -1;
 };
 
 // Rows of a stage file (empty when it does not exist yet), sorted by "id" so results never depend on

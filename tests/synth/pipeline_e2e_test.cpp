@@ -298,6 +298,14 @@ TEST(SynthPipeline, EndpointDownStopsWithAClearErrorAndResumesLater) {
   EXPECT_TRUE(file_exists(out + "/" + files::kTrain));
 }
 
+TEST(SynthPipeline, OneRunPerDirectory) {
+  test::TempDir dir;
+  RunContext first(default_synth_config(), dir.file("out"));
+  EXPECT_THROW(RunContext(default_synth_config(), dir.file("out")), Error);
+  auto r = test::run_pcm("synth sample --out " + dir.file("out"));
+  EXPECT_NE(r.err.find("another pcm synth run is using this directory"), std::string::npos) << r.err;
+}
+
 TEST(SynthCli, SingleStagesAndErrors) {
   Fixture f;
   std::string out = f.dir.file("out");
