@@ -25,13 +25,13 @@ void add_usage(Usage& total, const Usage& u) {
 }
 
 // One chat turn; re-asks (round > 0) shift a fixed seed so a deterministic server can answer differently.
-CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::string& prompt, int round) {
+CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::string& prompt, int round, int n = 1) {
   if (role.api == "completions") {
     CompletionRequest req;
     req.model = role.model;
     req.prompt = prompt;
     req.sampling = role.sampling;
-    req.sampling.n = 1;
+    req.sampling.n = n;
     if (req.sampling.seed) *req.sampling.seed += round;
     return client.complete(req);
   }
@@ -39,7 +39,7 @@ CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::strin
   req.model = role.model;
   req.messages = {{"user", prompt}};
   req.sampling = role.sampling;
-  req.sampling.n = 1;
+  req.sampling.n = n;
   if (req.sampling.seed) *req.sampling.seed += round;
   return client.chat(req);
 }
@@ -249,16 +249,35 @@ void stage_solve(RunContext& ctx, const AnswerMatcher& matcher) {
     Usage total;
     json samples = json::array();
     int valid = 0;
+    // use_n: the first attempt of every sample comes from one request with n choices (the server can share
+    // the prompt's prefill); per-sample token counts are then the request's average.
+    std::vector<Choice> batch;
+    int64_t batch_tokens_each = 0;
+    if (cfg.solve_use_n && cfg.solve_n > 1) {
+      CompletionResult r = ask(client, cfg.teacher, prompt, 0, cfg.solve_n);
+      add_usage(total, r.usage);
+      batch = r.choices;
+      batch_tokens_each = r.usage.completion_tokens / static_cast<int64_t>(batch.size());
+    }
     for (int k = 0; k < cfg.solve_n; ++k) {
       json sample;
       for (int round = 0; round <= cfg.solve_format_retries; ++round) {
-        // Sample k uses its own seed range so the n answers differ on a seeded server.
-        CompletionResult r = ask(client, cfg.teacher, prompt, k * (cfg.solve_format_retries + 1) + round);
-        add_usage(total, r.usage);
-        std::string text = full_text(r.choices[0]);
+        Choice choice;
+        int64_t tokens = 0;
+        if (round == 0 && k < static_cast<int>(batch.size())) {
+          choice = batch[k];
+          tokens = batch_tokens_each;
+        } else {
+          // Sample k uses its own seed range so the n answers differ on a seeded server.
+          CompletionResult r = ask(client, cfg.teacher, prompt, k * (cfg.solve_format_retries + 1) + round);
+          add_usage(total, r.usage);
+          choice = r.choices[0];
+          tokens = r.usage.completion_tokens;
+        }
+        std::string text = full_text(choice);
         auto parsed = parse_solution(text);
-        sample = {{"completion", text}, {"completion_tokens", r.usage.completion_tokens},
-                  {"finish_reason", r.choices[0].finish_reason}, {"attempts", round + 1}};
+        sample = {{"completion", text}, {"completion_tokens", tokens},
+                  {"finish_reason", choice.finish_reason}, {"attempts", round + 1}};
         if (parsed.ok()) {
           sample["status"] = "ok";
           sample["answer"] = parsed.value->boxed;

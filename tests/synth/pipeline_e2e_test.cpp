@@ -298,6 +298,25 @@ TEST(SynthPipeline, EndpointDownStopsWithAClearErrorAndResumesLater) {
   EXPECT_TRUE(file_exists(out + "/" + files::kTrain));
 }
 
+TEST(SynthPipeline, SolveWithNChoicesPerRequestGivesTheSameTrainingData) {
+  Fixture ref;
+  std::string ref_out = ref.dir.file("out");
+  run_all(ref.config_path, ref_out);
+  int sequential_requests = ref.script->solve_requests.load();
+
+  Fixture f;
+  std::string config = read_text_file(f.config_path);
+  config.replace(config.find("[solve]\n"), 8, "[solve]\nuse_n = true\n");
+  std::ofstream(f.config_path) << config;
+  std::string out = f.dir.file("out");
+  run_all(f.config_path, out);
+  EXPECT_EQ(read_text_file(out + "/" + files::kTrain), read_text_file(ref_out + "/" + files::kTrain));
+  EXPECT_EQ(reasons(out + "/" + files::kSolutions), reasons(ref_out + "/" + files::kSolutions));
+  // One request per problem plus the re-asks, instead of n per problem plus the re-asks.
+  size_t problems = rows(out + "/" + files::kSolutions).size();
+  EXPECT_EQ(f.script->solve_requests.load(), sequential_requests - static_cast<int>(2 * problems));
+}
+
 TEST(SynthPipeline, OneRunPerDirectory) {
   test::TempDir dir;
   RunContext first(default_synth_config(), dir.file("out"));
