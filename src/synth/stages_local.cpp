@@ -233,6 +233,21 @@ void stage_export(RunContext& ctx) {
   json top_json = json::array();
   for (const auto& [c, n] : top) top_json.push_back({{"concept", c}, {"count", n}});
 
+  // How the judges rated each criterion, over every problem they judged.
+  json ratings = json::object();
+  if (file_exists(ctx.path(files::kJudgements)))
+    for (const json& j : read_rows_sorted(ctx.path(files::kJudgements), {"judge", "verdict", "criteria"})) {
+      if (json_string_or(j, "status", "ok") != "ok" || !j.contains("criteria") || !j["criteria"].is_object()) continue;
+      std::string judge = json_string_or(j, "judge", "?");
+      json& r = ratings[judge];
+      std::string verdict = json_string_or(j, "verdict", "?");
+      r["final"][verdict] = json_int_or(r["final"], verdict, 0) + 1;
+      for (const auto& [criterion, rating] : j["criteria"].items()) {
+        std::string value = rating.is_string() ? rating.get<std::string>() : "missing";
+        r[criterion][value] = json_int_or(r[criterion], value, 0) + 1;
+      }
+    }
+
   ctx.save_stats();
   json stats = read_json_file(ctx.path(files::kStats));
   json card = {{"rows", train.size()},
@@ -241,6 +256,7 @@ void stage_export(RunContext& ctx) {
                {"stages", stats["stages"]},
                {"tokens_per_role", stats["tokens"]},
                {"levels", levels},
+               {"judge_ratings", ratings},
                {"concept_coverage",
                 {{"distinct_concepts_used", concept_use.size()},
                  {"distinct_concepts_sampled", pool.size()},

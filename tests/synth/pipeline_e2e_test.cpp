@@ -167,6 +167,12 @@ TEST(SynthPipeline, ExactCountsAtEveryStage) {
   EXPECT_EQ(card["stages"]["concepts"]["dropped"], 1);
   EXPECT_GT(card["concept_coverage"]["distinct_concepts_used"].get<int>(), 0);
   EXPECT_EQ(card["assistant_completion_tokens"]["count"], want_train);
+  // judge-a rates "acceptable" exactly for judge class 0; every parsed verdict is counted.
+  int64_t class0 = 0;
+  for (const auto& p : ok_problems) class0 += f.script->judge_class(p["problem"]) == 0;
+  EXPECT_EQ(card["judge_ratings"]["a"]["final"].value("acceptable", 0), class0);
+  EXPECT_EQ(card["judge_ratings"]["a"]["final"].value("perfect", 0), static_cast<int64_t>(ok_problems.size()) - class0);
+  EXPECT_EQ(card["judge_ratings"]["a"]["solvability"].value("perfect", 0), static_cast<int64_t>(ok_problems.size()));
   json stats = read_json_file(path(files::kStats));
   for (const char* role : {"extractor", "embedder", "generator", "judge:a", "judge:b", "teacher"})
     EXPECT_GT(stats["tokens"][role]["total_tokens"].get<int64_t>(), 0) << role;
