@@ -184,6 +184,10 @@ TEST(SynthPipeline, RerunningFinishedStagesChangesNothingAndSendsNoRequests) {
   Fixture f;
   std::string out = f.dir.file("out");
   run_all(f.config_path, out);
+  auto st = test::run_pcm("synth status --out " + out);
+  EXPECT_EQ(st.exit_code, 0) << st.all();
+  EXPECT_NE(st.out.find("no_concepts_found 1"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("teacher"), std::string::npos) << st.out;
   std::string train = read_text_file(out + "/" + files::kTrain);
   std::string solutions = read_text_file(out + "/" + files::kSolutions);
   int before = f.script->requests.load();
