@@ -10,13 +10,14 @@
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/json.h"
 
 namespace pcm::cli {
 namespace {
 
 struct Options {
   std::string model, text, file, decode;
-  bool add_special = false, skip_special = false;
+  bool add_special = false, skip_special = false, split_special = false, show_tokens = false;
   CLI::Option *text_opt = nullptr, *file_opt = nullptr, *decode_opt = nullptr;
 };
 
@@ -41,7 +42,14 @@ void run(const Options& o) {
   } else {
     text = o.text;
   }
-  std::printf("%s\n", join_ids(tok.encode(text, o.add_special)).c_str());
+  std::vector<int32_t> ids = tok.encode(text, o.add_special, !o.split_special);
+  if (!o.show_tokens) {
+    std::printf("%s\n", join_ids(ids).c_str());
+    return;
+  }
+  // One token a line: its id and its vocabulary string, JSON-quoted so that spaces and control
+  // characters stay visible.
+  for (int32_t id : ids) std::printf("%d\t%s\n", id, json(tok.id_to_token(id)).dump().c_str());
 }
 
 PCM_REGISTER_COMMAND({"tokenize", "Encode text to token ids, or decode ids to text (Hugging Face-exact)",
@@ -55,6 +63,10 @@ PCM_REGISTER_COMMAND({"tokenize", "Encode text to token ids, or decode ids to te
                         o->decode_opt = sub->add_option("--decode", o->decode, "comma-separated ids to decode");
                         sub->add_flag("--add-special", o->add_special,
                                       "add the post-processor's special tokens (e.g. BOS) when encoding");
+                        sub->add_flag("--split-special", o->split_special,
+                                      "encode the text of special tokens (\"<s>\", \"[INST]\") as ordinary text");
+                        sub->add_flag("--show-tokens", o->show_tokens,
+                                      "print one token a line: id and vocabulary string");
                         sub->add_flag("--skip-special", o->skip_special, "leave special tokens out when decoding");
                         sub->callback([o] { run(*o); });
                       }});

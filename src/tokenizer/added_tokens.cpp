@@ -163,19 +163,6 @@ std::vector<int32_t> AddedVocabulary::add_tokens(const std::vector<AddedToken>& 
   return ids;
 }
 
-void AddedVocabulary::add_tokens_with_ids(const std::vector<std::pair<AddedToken, int32_t>>& tokens,
-                                          const Normalizer* normalizer) {
-  for (const auto& [t, id] : tokens) {
-    if (t.content.empty()) continue;
-    if (auto old = by_id_.find(id); old != by_id_.end()) by_content_.erase(old->second.token.content);
-    by_id_[id] = make_entry(t, normalizer);
-    by_content_[t.content] = id;
-    if (t.special) special_contents_[t.content] = true;
-    max_id_ = std::max(max_id_, id);
-  }
-  rebuild(normalizer);
-}
-
 void AddedVocabulary::rebuild(const Normalizer* normalizer) {
   raw_trie_.clear();
   normalized_trie_.clear();
@@ -204,14 +191,14 @@ const AddedToken* AddedVocabulary::token(int32_t id) const {
 
 const std::string* AddedVocabulary::decode_text(int32_t id) const {
   auto it = by_id_.find(id);
-  return it == by_id_.end() ? nullptr : &it->second.token.content;
+  return it == by_id_.end() ? nullptr : &it->second.pattern;
 }
 
 bool AddedVocabulary::is_special_content(std::string_view content) const {
   return special_contents_.find(content) != special_contents_.end();
 }
 
-void AddedVocabulary::split(const Piece& piece, const Trie& trie, std::vector<Piece>& out) const {
+void AddedVocabulary::split(const Piece& piece, const Trie& trie, bool match_special, std::vector<Piece>& out) const {
   const std::string& s = piece.text;
   if (s.empty()) return;
   if (trie.empty()) {
@@ -237,6 +224,7 @@ void AddedVocabulary::split(const Piece& piece, const Trie& trie, std::vector<Pi
     if (!stop) break;
     pos = stop;
     const AddedToken& t = by_id_.at(id).token;
+    if (!match_special && t.special) continue;
     std::string_view sv(s);
     if (t.single_word) {
       bool start_space = start == 0 || !ends_with_word(sv.substr(0, start));
@@ -253,21 +241,21 @@ void AddedVocabulary::split(const Piece& piece, const Trie& trie, std::vector<Pi
 }
 
 void AddedVocabulary::extract_and_normalize(std::string_view text, const Normalizer* normalizer,
-                                            std::vector<Piece>& out) const {
+                                            std::vector<Piece>& out, bool match_special) const {
   if (text.empty()) return;
   Piece whole;
   whole.text = std::string(text);
   whole.at_start = true;
   whole.zero_prefix = static_cast<uint32_t>(utf8_seq_len(static_cast<uint8_t>(text[0])));
   std::vector<Piece> first;
-  split(whole, raw_trie_, first);
+  split(whole, raw_trie_, match_special, first);
   for (Piece& p : first) {
     if (p.id >= 0) {
       out.push_back(std::move(p));
       continue;
     }
     if (normalizer) normalizer->normalize(p);
-    split(p, normalized_trie_, out);
+    split(p, normalized_trie_, match_special, out);
   }
 }
 

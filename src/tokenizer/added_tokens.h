@@ -36,16 +36,17 @@ class AddedVocabulary {
   // otherwise takes the next free id; empty contents are ignored. Returns the assigned ids.
   std::vector<int32_t> add_tokens(const std::vector<AddedToken>& tokens, const BpeModel& model,
                                   const Normalizer* normalizer);
-  // tokenizer.json's "added_tokens": each entry keeps the id the file gives it.
-  void add_tokens_with_ids(const std::vector<std::pair<AddedToken, int32_t>>& tokens, const Normalizer* normalizer);
 
   // Step 1 (raw text, normalized=false tokens) and step 2 (normalizes each remaining piece, then
-  // normalized=true tokens) of HF extract_and_normalize.
-  void extract_and_normalize(std::string_view text, const Normalizer* normalizer, std::vector<Piece>& out) const;
+  // normalized=true tokens) of HF extract_and_normalize. With match_special=false, special tokens
+  // are not matched, so their text is tokenized as ordinary text (HF encode_special_tokens).
+  void extract_and_normalize(std::string_view text, const Normalizer* normalizer, std::vector<Piece>& out,
+                             bool match_special = true) const;
 
   std::optional<int32_t> id_of(std::string_view content) const;
   const AddedToken* token(int32_t id) const;
-  // The text decode uses for an added token: its content (HF simple_id_to_token).
+  // The text decode uses for an added token (HF simple_id_to_token): its content, normalized when
+  // normalized=true, so that the decoder inverts the normalizer (e.g. "▁" of Prepend).
   const std::string* decode_text(int32_t id) const;
   bool is_special_content(std::string_view content) const;
   int32_t max_id() const { return max_id_; }
@@ -73,7 +74,7 @@ class AddedVocabulary {
 
   static Entry make_entry(const AddedToken& t, const Normalizer* normalizer);
   void rebuild(const Normalizer* normalizer);
-  void split(const Piece& piece, const Trie& trie, std::vector<Piece>& out) const;
+  void split(const Piece& piece, const Trie& trie, bool match_special, std::vector<Piece>& out) const;
 
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> by_content_;
   std::unordered_map<int32_t, Entry> by_id_;

@@ -92,6 +92,9 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const json& spec, const std::strin
     m->vocab_[it.key()] = static_cast<int32_t>(id);
     max_id = std::max(max_id, id);
   }
+  // Ids index dense tables; a file whose ids leave most of the range empty is malformed.
+  PCM_CHECK(max_id < static_cast<int64_t>(vocab.size()) + (int64_t{1} << 20),
+            "{}.vocab: largest id {} is far beyond the {} entries (ids must be dense)", where, max_id, vocab.size());
   m->id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   m->has_token_.assign(static_cast<size_t>(max_id + 1), 0);
   for (const auto& [tok, id] : m->vocab_) {

@@ -151,7 +151,9 @@ Regex Regex::onig(std::string_view pattern, const std::string& where) {
 }
 
 Regex Regex::literal(std::string_view text) {
-  if (text.empty()) return pcre("", "regex");  // like Oniguruma's empty pattern: an empty match everywhere
+  // HF compiles a String pattern as an escaped regex, so "" is the empty regex: an empty match
+  // everywhere (with Oniguruma's iteration), not "no match".
+  if (text.empty()) return pcre("", "regex");
   auto impl = std::make_shared<Impl>();
   impl->pattern = std::string(text);
   impl->literal = std::string(text);

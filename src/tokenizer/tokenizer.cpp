@@ -72,17 +72,18 @@ std::shared_ptr<TokenizerImpl> build(const json& doc, const std::string& origin)
 
   if (!is_null_or_absent(doc, "added_tokens")) {
     PCM_CHECK(doc["added_tokens"].is_array(), "{}: \"added_tokens\" must be a list", origin);
-    std::vector<std::pair<AddedToken, int32_t>> tokens;
+    // As HF deserializes them: one add_tokens call, so a token whose content is already in the
+    // model's vocabulary takes that id and a new one takes the next free id (the file's "id" is
+    // only checked for being an integer, exactly as HF only warns about a different one).
+    std::vector<AddedToken> tokens;
     size_t i = 0;
     for (const json& e : doc["added_tokens"]) {
       std::string where = fmt::format("{}: added_tokens[{}]", origin, i++);
-      AddedToken t = parse_added_token(e, where);
-      PCM_CHECK(e.contains("id") && e["id"].is_number_integer(), "{}: missing integer \"id\"", where);
-      int64_t id = e["id"].get<int64_t>();
-      PCM_CHECK(id >= 0 && id < (int64_t{1} << 31), "{}: id {} out of range", where, id);
-      tokens.emplace_back(std::move(t), static_cast<int32_t>(id));
+      tokens.push_back(parse_added_token(e, where));
+      PCM_CHECK(e.contains("id") && e["id"].is_number_integer() && e["id"].get<int64_t>() >= 0,
+                "{}: missing non-negative integer \"id\"", where);
     }
-    impl->added.add_tokens_with_ids(tokens, impl->normalizer.get());
+    impl->added.add_tokens(tokens, *impl->model, impl->normalizer.get());
   }
   impl->vocab_size = static_cast<size_t>(std::max(impl->model->max_id(), impl->added.max_id()) + 1);
   impl->byte_token.assign(impl->vocab_size, 0);
@@ -183,12 +184,16 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  return encode(text, add_special_tokens, true);
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens, bool parse_special_tokens) const {
   if (auto bad = utf8_first_invalid(text)) {
     fail("tokenizer: input is not valid UTF-8 (bad byte 0x{:02X} at offset {})", static_cast<uint8_t>(text[*bad]), *bad);
   }
   const TokenizerImpl& t = *impl_;
   std::vector<Piece> pieces;
-  t.added.extract_and_normalize(text, t.normalizer.get(), pieces);
+  t.added.extract_and_normalize(text, t.normalizer.get(), pieces, parse_special_tokens);
   if (t.pre_tokenizer) t.pre_tokenizer->pre_tokenize(pieces);
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
@@ -234,7 +239,8 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
 std::string Tokenizer::id_to_token(int32_t id) const {
   PCM_CHECK(id >= 0 && static_cast<size_t>(id) < impl_->vocab_size, "tokenizer: token id {} is out of range [0, {})",
             id, impl_->vocab_size);
-  const std::string* s = impl_->token_text(id);
+  if (const AddedToken* t = impl_->added.token(id)) return t->content;  // HF id_to_token: the content
+  const std::string* s = impl_->model->id_to_token(id);
   return s ? *s : std::string();
 }
 
@@ -266,11 +272,9 @@ StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special_token
 std::string StreamDecoder::push(int32_t id) {
   PCM_CHECK(id >= 0 && static_cast<size_t>(id) < tokenizer_.vocab_size(), "tokenizer: token id {} is out of range [0, {})",
             id, tokenizer_.vocab_size());
-  // A skipped special token adds no text (and leaves byte runs around it joined, as decode does).
-  if (skip_special_ && tokenizer_.is_special(id)) {
-    ids_.push_back(id);
-    return {};
-  }
+  // decode() drops a skipped special token before the decoder sees anything, so the window can drop
+  // it too: it adds no text and leaves byte runs around it joined.
+  if (skip_special_ && tokenizer_.is_special(id)) return {};
   ids_.push_back(id);
   // A run of byte tokens is decoded as a whole (all of it valid UTF-8, or U+FFFD per byte), so
   // nothing after its start is final until a token that is not a byte token closes it.

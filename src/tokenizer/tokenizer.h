@@ -31,8 +31,13 @@ class Tokenizer {
   // A tokenizer.json document already parsed; `origin` names it in errors.
   static Tokenizer from_json_text(std::string_view text, const std::string& origin);
 
-  // Throws pcm::Error on invalid UTF-8 input, naming the byte offset.
+  // Throws pcm::Error on invalid UTF-8 input, naming the byte offset. Text that spells a special
+  // token ("<s>", "[INST]") becomes its id, as in HF.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
+  // The same; with parse_special_tokens=false the text of special tokens is tokenized as ordinary
+  // text (HF's encode_special_tokens / transformers' split_special_tokens), e.g. for untrusted
+  // user content that must not inject control tokens.
+  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens, bool parse_special_tokens) const;
   // Throws pcm::Error on an id outside [0, vocab_size()). Ids without a token are skipped (as HF).
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 

@@ -71,15 +71,9 @@ void append_lowercase(std::string& out, uint32_t cp) {
   utf8_append(out, static_cast<uint32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
 }
 
-std::string unicode_normalize(std::string_view s, NormalForm form) {
-  bool ascii = true;
-  for (char c : s) {
-    if (static_cast<uint8_t>(c) >= 0x80) {
-      ascii = false;
-      break;
-    }
-  }
-  if (ascii) return std::string(s);  // ASCII is invariant under all four forms
+namespace {
+
+std::string utf8proc_normalize(std::string_view s, NormalForm form) {
   int options = UTF8PROC_STABLE;
   switch (form) {
     case NormalForm::NFC: options |= UTF8PROC_COMPOSE; break;
@@ -95,6 +89,34 @@ std::string unicode_normalize(std::string_view s, NormalForm form) {
   std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
   return result;
+}
+
+}  // namespace
+
+// ASCII characters are starters that never compose with what precedes them and normalise to
+// themselves, so every ASCII character is a boundary: only the runs of non-ASCII characters (with the
+// one ASCII character before each, which may compose with a following combining mark) go through
+// utf8proc, and the ASCII in between is copied.
+std::string unicode_normalize(std::string_view s, NormalForm form) {
+  const size_t n = s.size();
+  std::string out;
+  out.reserve(n + n / 16);
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    while (j < n && static_cast<uint8_t>(s[j]) < 0x80) ++j;
+    if (j == n) {
+      out.append(s.data() + i, n - i);
+      break;
+    }
+    size_t seg = j > i ? j - 1 : j;
+    out.append(s.data() + i, seg - i);
+    size_t k = j;
+    while (k < n && static_cast<uint8_t>(s[k]) >= 0x80) ++k;
+    out += utf8proc_normalize(s.substr(seg, k - seg), form);
+    i = k;
+  }
+  return out;
 }
 
 }  // namespace pcm

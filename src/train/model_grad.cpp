@@ -11,6 +11,7 @@
 #include "kernels/cpu/activations.h"
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/conv1d_backward.h"
+#include "kernels/cpu/dt_embedding.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_backward.h"
@@ -153,12 +154,8 @@ struct Engine {
       cpu::conv1d_silu_forward(a.xbc.data() + s.begin * cd, a.zx.data() + s.begin * dpr + di, dpr, ws.window.data(),
                                w.conv_w, cb, s.length, cd, K);
     }
-    const float dt_min = static_cast<float>(c.dt_min), dt_max = static_cast<float>(c.dt_max);
-    for (int64_t t = 0; t < T; ++t) {
-      const float* raw = a.zx.data() + t * dpr + di + cd;
-      for (int64_t h = 0; h < H; ++h)
-        a.dt[static_cast<size_t>(t * H + h)] = std::clamp(cpu::softplus(raw[h] + w.dt_bias[h]), dt_min, dt_max);
-    }
+    cpu::dt_softplus_forward(a.dt.data(), a.zx.data() + di + cd, dpr, w.dt_bias, T, H, static_cast<float>(c.dt_min),
+                             static_cast<float>(c.dt_max));
     compute_A(w.A_log);
     const cpu::SsdShape shape{H, c.head_dim, c.n_groups, c.state_size};
     grow(ws.ssd_state, H * c.head_dim * c.state_size);
@@ -208,24 +205,13 @@ struct Engine {
       float* dxbc = ws.dxbc.data() + s.begin * cd;
       cpu::SsdInputs in{xbc, xbc + di, xbc + di + GN, cd, a.dt.data() + s.begin * H, ws.A.data(), w.D};
       cpu::SsdGrads sg{dxbc, dxbc + di, dxbc + di + GN, cd, ws.ddt.data() + s.begin * H, ws.dA.data(), g.D, nullptr};
-      cpu::ssd_backward(sg, ws.dy.data() + s.begin * di, in, nullptr, s.length, c.chunk_size, shape,
+      cpu::ssd_chunked_backward(sg, ws.dy.data() + s.begin * di, in, nullptr, s.length, c.chunk_size, shape,
                         ws.ssd_bwd_scratch.data());
     }
     for (int64_t h = 0; h < H; ++h) g.A_log[h] += ws.dA[static_cast<size_t>(h)] * ws.A[static_cast<size_t>(h)];
     // dt = clamp(softplus(raw + dt_bias)): no gradient where the clamp is active (as torch.clamp)
-    const float dt_min = static_cast<float>(c.dt_min), dt_max = static_cast<float>(c.dt_max);
-    for (int64_t t = 0; t < T; ++t) {
-      const float* raw = a.zx.data() + t * dpr + di + cd;
-      float* draw = ws.dzx.data() + t * dpr + di + cd;
-      for (int64_t h = 0; h < H; ++h) {
-        const float v = raw[h] + w.dt_bias[h];
-        const float sp = cpu::softplus(v);
-        float gv = 0.0f;
-        if (sp >= dt_min && sp <= dt_max) gv = ws.ddt[static_cast<size_t>(t * H + h)] * (v > 20.0f ? 1.0f : 1.0f / (1.0f + std::exp(-v)));
-        draw[h] = gv;
-        g.dt_bias[h] += gv;
-      }
-    }
+    cpu::dt_softplus_backward(ws.dzx.data() + di + cd, dpr, g.dt_bias, ws.ddt.data(), a.zx.data() + di + cd, dpr,
+                              w.dt_bias, T, H, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max));
     // conv per segment: d xBC (pre-conv) lands in dzx[:, di:di+cd]
     const float* cb = conv_bias(w.conv_b);
     for (const Segment& s : segments)
@@ -282,11 +268,7 @@ LossResult loss_and_grad(const Mamba2Config& config, const ParamSet& params, con
   for (auto& a : ws.acts) e.reserve(a);
 
   // Forward.
-  const float* E = P.embedding;
-#pragma omp parallel for schedule(static) if (T > 1)
-  for (int64_t t = 0; t < T; ++t)
-    std::memcpy(ws.resid[0].data() + t * d, E + static_cast<int64_t>(batch.tokens[static_cast<size_t>(t)]) * d,
-                sizeof(float) * d);
+  cpu::embedding_forward(ws.resid[0].data(), P.embedding, batch.tokens.data(), T, d);
   for (int64_t l = 0; l < L; ++l)
     e.layer_forward(P.layers[static_cast<size_t>(l)], ws.resid[static_cast<size_t>(l)].data(),
                     ws.resid[static_cast<size_t>(l + 1)].data(), ws.acts[recompute ? 0 : static_cast<size_t>(l)]);
@@ -342,14 +324,7 @@ LossResult loss_and_grad(const Mamba2Config& config, const ParamSet& params, con
     }
     e.layer_backward(w, G.layers[static_cast<size_t>(l)], resid_in, a);
   }
-  // Embedding: scatter-add by token id (serial over positions: ids repeat).
-  float* dE = G.embedding;
-  for (int64_t t = 0; t < T; ++t) {
-    float* dst = dE + static_cast<int64_t>(batch.tokens[static_cast<size_t>(t)]) * d;
-    const float* src = ws.dresid.data() + t * d;
-#pragma omp simd
-    for (int64_t k = 0; k < d; ++k) dst[k] += src[k];
-  }
+  cpu::embedding_backward(G.embedding, ws.dresid.data(), batch.tokens.data(), T, d);
   return result;
 }
 

@@ -1,6 +1,8 @@
 #include "synth/llm_client.h"
 
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <mutex>
 #include <set>
 
@@ -312,7 +314,9 @@ TEST(Executor, FirstErrorStopsNewItemsAndIsRethrown) {
                            [&](size_t i) {
                              started++;
                              if (i == 3) throw Error("item 3 failed");
-                             std::this_thread::sleep_for(std::chrono::milliseconds(1));  // real items take time
+                             // Items take a little time, as requests do, so the error is seen before
+                             // the other worker can race through all of them on a busy machine.
+                             std::this_thread::sleep_for(std::chrono::milliseconds(1));
                            }),
                Error);
   EXPECT_LT(started.load(), 100);

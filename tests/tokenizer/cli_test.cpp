@@ -21,6 +21,17 @@ TEST(TokenizeCli, EncodesTextWithAndWithoutSpecialTokens) {
   auto s = run_pcm("tokenize --model " + dir + " --text 'Hello world' --add-special");
   ASSERT_EQ(s.exit_code, 0) << s.all();
   EXPECT_EQ(first_line(s.out), "1,23325,2294");
+  auto special = run_pcm("tokenize --model " + dir + " --text '</s>'");
+  EXPECT_EQ(first_line(special.out), "2") << special.all();
+  auto split = run_pcm("tokenize --model " + dir + " --text '</s>' --split-special");
+  ASSERT_EQ(split.exit_code, 0) << split.all();
+  EXPECT_NE(first_line(split.out).find(','), std::string::npos) << split.out;  // several plain tokens
+}
+
+TEST(TokenizeCli, ShowsTokens) {
+  auto r = run_pcm("tokenize --model " + testdata("tokenizers/mistral-v3") + " --text 'Hello world' --show-tokens");
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(r.out, "23325\t\"\u2581Hello\"\n2294\t\"\u2581world\"\n");
 }
 
 TEST(TokenizeCli, ReadsStdinAndFiles) {

@@ -145,6 +145,16 @@ TEST(TokenizerErrors, MalformedTokenizerJson) {
   }
   {
     json d = tiny_tokenizer();
+    d["model"]["vocab"]["c"] = 2000000000;
+    expect_error([&] { load(d); }, {"model.vocab", "largest id 2000000000"});
+  }
+  {
+    json d = tiny_tokenizer();
+    d["model"]["vocab"]["c"] = -4;
+    expect_error([&] { load(d); }, {"model.vocab[\"c\"]", "out of range"});
+  }
+  {
+    json d = tiny_tokenizer();
     d["model"]["dropout"] = 0.1;
     expect_error([&] { load(d); }, {"dropout"});
   }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -30,6 +31,15 @@ std::vector<json> records(const std::string& name, const std::string& kind) {
 }
 
 std::vector<int32_t> ids_of(const json& a) { return a.get<std::vector<int32_t>>(); }
+
+// Copies a fixture's tokenizer.model and tokenizer_config.json (without tokenizer.json) to `dir`;
+// legacy=false when the fixture's tokenizer.json has the Metaspace layout, as transformers writes it.
+void copy_sentencepiece_only(const std::string& src, const test::TempDir& dir) {
+  std::filesystem::copy_file(src + "/tokenizer.model", dir.file("tokenizer.model"));
+  json cfg = read_json_file(src + "/tokenizer_config.json");
+  if (!read_json_file(src + "/tokenizer.json")["pre_tokenizer"].is_null()) cfg["legacy"] = false;
+  write_file_atomic(dir.file("tokenizer_config.json"), cfg.dump());
+}
 
 class Reference : public ::testing::TestWithParam<std::string> {};
 
@@ -79,12 +89,7 @@ TEST_P(Reference, SentencePieceModelAloneGivesTheSameIds) {
   std::string src = testdata("tokenizers/" + GetParam());
   if (!std::filesystem::exists(src + "/tokenizer.model")) GTEST_SKIP() << "no tokenizer.model";
   test::TempDir dir;
-  std::filesystem::copy_file(src + "/tokenizer.model", dir.file("tokenizer.model"));
-  // transformers converts a SentencePiece model to the Metaspace layout when legacy=false.
-  json cfg = read_json_file(src + "/tokenizer_config.json");
-  json tj = read_json_file(src + "/tokenizer.json");
-  if (!tj["pre_tokenizer"].is_null()) cfg["legacy"] = false;
-  write_file_atomic(dir.file("tokenizer_config.json"), cfg.dump());
+  copy_sentencepiece_only(src, dir);
   Tokenizer tok = Tokenizer::from_dir(dir.path());
   EXPECT_EQ(tok.source(), dir.file("tokenizer.model"));
   Tokenizer ref = Tokenizer::from_dir(src);
@@ -122,6 +127,18 @@ INSTANTIATE_TEST_SUITE_P(Tokenizers, Reference, ::testing::Values("gpt-neox", "m
                            return n;
                          });
 
+TEST(Tokenizer, SpecialTokenTextCanBeEncodedAsPlainText) {
+  Tokenizer tok = Tokenizer::from_dir(testdata("tokenizers/mistral-v3"));
+  std::string text = "<s>[INST] hi [/INST]</s>";
+  std::vector<int32_t> parsed = tok.encode(text, false);
+  std::vector<int32_t> plain = tok.encode(text, false, /*parse_special_tokens=*/false);
+  EXPECT_EQ(parsed, (std::vector<int32_t>{1, 3, 29473, 12782, 29473, 4, 2}));  // as reference.jsonl, plus </s>
+  for (int32_t id : plain) EXPECT_FALSE(tok.is_special(id)) << id;
+  EXPECT_GT(plain.size(), parsed.size());
+  EXPECT_EQ(tok.decode(plain, true), text);
+  EXPECT_EQ(tok.encode(text, true, false).front(), 1);  // the post-processor's BOS is still added
+}
+
 TEST(Tokenizer, NeoxNamedBosEosComeFromTokenizerConfig) {
   Tokenizer tok = Tokenizer::from_dir(testdata("tokenizers/gpt-neox"));
   EXPECT_EQ(tok.bos_token(), "<|endoftext|>");
@@ -145,6 +162,46 @@ TEST(Tokenizer, MistralAddBosEosFlagsFromTokenizerConfig) {
   std::vector<int32_t> special = tok.encode("Hello world", true);
   plain.push_back(2);
   EXPECT_EQ(special, plain);
+}
+
+}  // namespace
+}  // namespace pcm
+
+namespace pcm {
+namespace {
+
+// Seeded random strings (scripts, combining marks, odd whitespace, special-token text, "▁",
+// "<0x41>") with HF tokenizers 0.23.2's ids and decode (make_random_reference.mjs).
+TEST(Tokenizer, RandomUnicodeMatchesHuggingFace) {
+  std::string path = test::testdata("tokenizer/random_unicode.jsonl");
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << path;
+  std::map<std::string, Tokenizer> toks;
+  for (const char* name : {"gpt-neox", "mistral-v3", "mistral-v3-metaspace"}) {
+    toks.emplace(name, Tokenizer::from_dir(test::testdata(std::string("tokenizers/") + name)));
+  }
+  // The Mistral ones again from tokenizer.model alone.
+  test::TempDir sp_legacy, sp_metaspace;
+  copy_sentencepiece_only(test::testdata("tokenizers/mistral-v3"), sp_legacy);
+  copy_sentencepiece_only(test::testdata("tokenizers/mistral-v3-metaspace"), sp_metaspace);
+  std::map<std::string, Tokenizer> sp = {{"mistral-v3", Tokenizer::from_dir(sp_legacy.path())},
+                                         {"mistral-v3-metaspace", Tokenizer::from_dir(sp_metaspace.path())}};
+  std::string line;
+  size_t n = 0;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    json r = parse_json(line, path);
+    std::string text = r["text"].get<std::string>();
+    for (auto& [name, tok] : toks) {
+      SCOPED_TRACE(name + ": " + r["text"].dump());
+      std::vector<int32_t> want = r[name]["ids"].get<std::vector<int32_t>>();
+      EXPECT_EQ(tok.encode(text, false), want);
+      EXPECT_EQ(tok.decode(want, false), r[name]["decoded"].get<std::string>());
+      if (sp.count(name)) EXPECT_EQ(sp.at(name).encode(text, false), want) << "from tokenizer.model";
+    }
+    ++n;
+  }
+  EXPECT_EQ(n, 300u);
 }
 
 }  // namespace

@@ -3,7 +3,10 @@
 // round trips, and the stream invariant (every chunk is valid UTF-8; chunks + flush == decode).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <map>
 #include <random>
+#include <thread>
 
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -159,6 +162,32 @@ TEST(StreamDecoder, SkipsSpecialTokensAndReusesAfterFlush) {
   for (int32_t id : tok.encode(" again", false)) second += stream.push(id);
   second += stream.flush();
   EXPECT_EQ(second, tok.decode(tok.encode(" again", false), true));
+}
+
+TEST(Tokenizer, SharedAcrossThreadsGivesTheSameIds) {
+  const Tokenizer& tok = tokenizer("mistral-v3");
+  std::vector<std::string> texts;
+  std::mt19937 rng(5);
+  for (int i = 0; i < 200; ++i) {
+    std::string s;
+    for (int k = 0; k < 60; ++k) utf8_append(s, random_code_point(rng));
+    texts.push_back(s);
+  }
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& t : texts) want.push_back(tok.encode(t, true));
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      Tokenizer copy = tok;  // copies share the immutable state and the word cache
+      for (size_t i = 0; i < texts.size(); ++i) {
+        size_t k = (i * 7 + static_cast<size_t>(t) * 13) % texts.size();
+        if (copy.encode(texts[k], true) != want[k]) ++mismatches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace

@@ -90,18 +90,27 @@ TEST(ModelGrad, PackedRowEqualsDocumentsAlone) {
     return p;
   };
   const PackedBatch a = slice(0, split), b = slice(split, whole.seq_len);
+  PackedBatch one;  // a one-token document with a target of its own
+  one.rows = 1;
+  one.seq_len = 1;
+  one.tokens = {whole.tokens[5]};
+  one.targets = {whole.tokens[6]};
+  one.doc_start = {1};
   PackedBatch packed = a;
-  packed.seq_len += b.seq_len;
-  packed.tokens.insert(packed.tokens.end(), b.tokens.begin(), b.tokens.end());
-  packed.targets.insert(packed.targets.end(), b.targets.begin(), b.targets.end());
-  packed.doc_start.insert(packed.doc_start.end(), b.doc_start.begin(), b.doc_start.end());
+  for (const PackedBatch* doc : {&b, static_cast<const PackedBatch*>(&one)}) {
+    packed.seq_len += doc->seq_len;
+    packed.tokens.insert(packed.tokens.end(), doc->tokens.begin(), doc->tokens.end());
+    packed.targets.insert(packed.targets.end(), doc->targets.begin(), doc->targets.end());
+    packed.doc_start.insert(packed.doc_start.end(), doc->doc_start.begin(), doc->doc_start.end());
+  }
 
   ParamSet g_sep = params.zeros_like(), g_packed = params.zeros_like();
   const LossResult ra = loss_and_grad(config, params, a, &g_sep);
   const LossResult rb = loss_and_grad(config, params, b, &g_sep);
+  const LossResult r1 = loss_and_grad(config, params, one, &g_sep);
   const LossResult rp = loss_and_grad(config, params, packed, &g_packed);
-  EXPECT_EQ(rp.tokens, ra.tokens + rb.tokens);
-  EXPECT_NEAR(rp.loss_sum, ra.loss_sum + rb.loss_sum, 1e-5 * rp.loss_sum);
+  EXPECT_EQ(rp.tokens, ra.tokens + rb.tokens + r1.tokens);
+  EXPECT_NEAR(rp.loss_sum, ra.loss_sum + rb.loss_sum + r1.loss_sum, 1e-5 * rp.loss_sum);
   for (size_t i = 0; i < params.size(); ++i)
     EXPECT_LT(test::rel_error(g_packed[i].data, g_sep[i].data), 1e-5) << params[i].name;
 

@@ -2,6 +2,7 @@
 // Loss = sum(w ∘ out) with fixed random w, so dout = w; inputs are small random shapes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -9,6 +10,7 @@
 
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/conv1d_backward.h"
+#include "kernels/cpu/dt_embedding.h"
 #include "kernels/cpu/loss.h"
 #include "kernels/cpu/matmul_backward.h"
 #include "kernels/cpu/norm.h"
@@ -175,6 +177,55 @@ TEST(OpBackward, CausalConvSiluWithWindow) {
   expect_grad("conv dwindow", win, f, dwin);
 }
 
+TEST(OpBackward, DtSoftplusClampZeroWhereClamped) {
+  const int64_t T = 6, H = 5, stride = 8;
+  const double lo = 0.05, hi = 1.2;
+  Vec raw = rand_vec(T * stride, -4, 3, 40), bias = rand_vec(H, -1, 1, 41), ddt = rand_vec(T * H, -1, 1, 42);
+  raw[0] = 30.0;  // above softplus' linear threshold, and clamped at hi
+  auto f = [&] {
+    double s = 0.0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h) {
+        const double v = raw[t * stride + h] + bias[h];
+        const double sp = v > 20.0 ? v : std::log1p(std::exp(v));
+        s += ddt[t * H + h] * std::clamp(sp, lo, hi);
+      }
+    return s;
+  };
+  auto rf = to_f(raw), bf = to_f(bias), df = to_f(ddt);
+  std::vector<float> dt(T * H), draw(T * stride, 0.0f), dbias(H, 0.0f);
+  cpu::dt_softplus_forward(dt.data(), rf.data(), stride, bf.data(), T, H, lo, hi);
+  double fwd = 0.0;
+  int clamped = 0;
+  for (size_t i = 0; i < dt.size(); ++i) {
+    fwd += dt[i] * ddt[i];
+    clamped += dt[i] == static_cast<float>(lo) || dt[i] == static_cast<float>(hi);
+  }
+  EXPECT_NEAR(fwd, f(), 1e-5);
+  EXPECT_GT(clamped, 2);  // the case exercises both sides of the clamp
+  cpu::dt_softplus_backward(draw.data(), stride, dbias.data(), df.data(), rf.data(), stride, bf.data(), T, H, lo, hi);
+  expect_grad("dt draw", raw, f, draw);
+  expect_grad("dt dbias", bias, f, dbias);
+}
+
+TEST(OpBackward, EmbeddingWithRepeatedIds) {
+  const int64_t V = 7, d = 70, T = 9;
+  std::vector<int32_t> ids = {3, 1, 3, 6, 0, 3, 1, 5, 3};
+  Vec table = rand_vec(V * d, -1, 1, 43), dout = rand_vec(T * d, -1, 1, 44);
+  auto f = [&] {
+    double s = 0.0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < d; ++c) s += dout[t * d + c] * table[ids[t] * d + c];
+    return s;
+  };
+  auto tf = to_f(table), df = to_f(dout);
+  std::vector<float> out(T * d), dtable(V * d, 0.0f);
+  cpu::embedding_forward(out.data(), tf.data(), ids.data(), T, d);
+  for (int64_t c = 0; c < d; ++c) EXPECT_EQ(out[4 * d + c], tf[0 * d + c]);
+  cpu::embedding_backward(dtable.data(), df.data(), ids.data(), T, d);
+  expect_grad("embedding", table, f, dtable);
+}
+
 struct SsdCase { int64_t T, Q, H, P, G, N; };
 
 class SsdBackward : public ::testing::TestWithParam<SsdCase> {};
@@ -213,21 +264,26 @@ TEST_P(SsdBackward, MatchesFiniteDifferences) {
   for (size_t i = 0; i < y.size(); ++i) fwd += y[i] * dy[i];
   EXPECT_NEAR(fwd, f(), 1e-4 * std::abs(f()));
 
-  std::vector<float> dxbc(T * stride, 0.0f), ddt(T * H), dA(H, 0.0f), dD(H, 0.0f), ds0(H * P * N),
-      bscratch(cpu::ssd_backward_scratch_floats(T, shape));
-  cpu::SsdGrads g{dxbc.data(), dxbc.data() + di, dxbc.data() + di + G * N, stride, ddt.data(), dA.data(), dD.data(),
-                  ds0.data()};
-  cpu::ssd_backward(g, dyf.data(), in, s0f.data(), T, Q, shape, bscratch.data());
-  expect_grad("ssd dx/dB/dC", xbc, f, dxbc);
-  expect_grad("ssd ddt", dt, f, ddt);
-  expect_grad("ssd dA", A, f, dA);
-  expect_grad("ssd dD", D, f, dD);
-  expect_grad("ssd dstate0", s0, f, ds0);
+  for (bool chunked : {false, true}) {
+    SCOPED_TRACE(chunked ? "ssd_chunked_backward" : "ssd_backward (recurrent)");
+    std::vector<float> dxbc(T * stride, 0.0f), ddt(T * H), dA(H, 0.0f), dD(H, 0.0f), ds0(H * P * N),
+        bscratch(cpu::ssd_backward_scratch_floats(T, shape));
+    cpu::SsdGrads g{dxbc.data(), dxbc.data() + di, dxbc.data() + di + G * N, stride, ddt.data(), dA.data(),
+                    dD.data(), ds0.data()};
+    if (chunked) cpu::ssd_chunked_backward(g, dyf.data(), in, s0f.data(), T, Q, shape, bscratch.data());
+    else cpu::ssd_backward(g, dyf.data(), in, s0f.data(), T, Q, shape, bscratch.data());
+    expect_grad("ssd dx/dB/dC", xbc, f, dxbc);
+    expect_grad("ssd ddt", dt, f, ddt);
+    expect_grad("ssd dA", A, f, dA);
+    expect_grad("ssd dD", D, f, dD);
+    expect_grad("ssd dstate0", s0, f, ds0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, SsdBackward,
                          ::testing::Values(SsdCase{11, 4, 4, 3, 2, 5}, SsdCase{8, 8, 2, 4, 1, 3},
-                                           SsdCase{9, 16, 4, 2, 4, 4}, SsdCase{1, 4, 2, 2, 1, 3}));
+                                           SsdCase{9, 16, 4, 2, 4, 4}, SsdCase{1, 4, 2, 2, 1, 3},
+                                           SsdCase{33, 8, 4, 4, 2, 6}));
 
 TEST(OpBackward, LmHeadCrossEntropyInVocabBlocks) {
   const int64_t T = 5, V = 23, d = 6;

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/cpu/activations.h"
+
 namespace pcm::cpu {
 
 int64_t lm_head_xent_scratch_floats(int64_t T, int64_t vocab_chunk) { return T * vocab_chunk + 3 * T; }
@@ -31,7 +33,7 @@ double lm_head_xent(float* dx, float* dW, const float* x, const float* W, const 
       float m = row_max[i];
       for (int64_t j = 0; j < n; ++j) m = std::max(m, l[j]);
       float s = 0.0f;
-      for (int64_t j = 0; j < n; ++j) s += std::exp(l[j] - m);
+      for (int64_t j = 0; j < n; ++j) s += exp_nonpositive(l[j] - m);  // l - m <= 0
       row_sum[i] = row_sum[i] * std::exp(row_max[i] - m) + s;
       row_max[i] = m;
       const int64_t tg = targets[i] - v0;
@@ -52,7 +54,7 @@ double lm_head_xent(float* dx, float* dW, const float* x, const float* W, const 
     for (int64_t i = 0; i < T; ++i) {  // logits -> softmax - onehot
       float* l = logits + i * n;
       const float lse = row_max[i];
-      for (int64_t j = 0; j < n; ++j) l[j] = std::exp(l[j] - lse);
+      for (int64_t j = 0; j < n; ++j) l[j] = exp_nonpositive(l[j] - lse);  // l <= lse
       const int64_t tg = targets[i] - v0;
       if (tg >= 0 && tg < n) l[tg] -= 1.0f;
     }

@@ -73,42 +73,35 @@ void ssd_backward(const SsdGrads& gr, const float* dy, const SsdInputs& in, cons
         float* dx = gr.dx + t * gr.stride + h * P;
         const float dt = in.dt[t * H + h];
         const float a = std::exp(dt * A);
-        // y_t = S_t C_t + D x_t
-        std::fill(dC, dC + N, 0.0f);
-        for (int64_t p = 0; p < P; ++p) {
-          const float dyp = dyt[p];
-          const float* sp = S + p * N;
-          float* dsp = dS + p * N;
-#pragma omp simd
-          for (int64_t n = 0; n < N; ++n) {
-            dC[n] += sp[n] * dyp;
-            dsp[n] += dyp * C[n];
-          }
-          dD += dyp * x[p];
-        }
-        // S_t = a S_{t-1} + dt x_t ⊗ B_t
+        // One fused pass per state row p, for y_t = S_t C_t + D x_t and S_t = a S_{t-1} + dt x_t ⊗ B_t:
+        //   dS += dy ⊗ C, dC += Sᵀ dy; then da += <dS, S_{t-1}>, (dS B)_p, dB += dt dSᵀ x;
+        //   finally dS *= a (the gradient flowing to S_{t-1}).
         float da = 0.0f, ddt = 0.0f;
+        std::fill(dC, dC + N, 0.0f);
         std::fill(dB, dB + N, 0.0f);
         for (int64_t p = 0; p < P; ++p) {
-          const float* dsp = dS + p * N;
+          const float dyp = dyt[p], xp = x[p], dtx = dt * xp;
+          const float* sp = S + p * N;
           const float* spv = Sprev + p * N;
+          float* dsp = dS + p * N;
           float dsb = 0.0f, dss = 0.0f;
-          const float xp = x[p];
 #pragma omp simd reduction(+ : dsb, dss)
           for (int64_t n = 0; n < N; ++n) {
-            dsb += dsp[n] * B[n];
-            dss += dsp[n] * spv[n];
-            dB[n] += dt * dsp[n] * xp;
+            const float v = dsp[n] + dyp * C[n];
+            dC[n] += sp[n] * dyp;
+            dsb += v * B[n];
+            dss += v * spv[n];
+            dB[n] += dtx * v;
+            dsp[n] = a * v;
           }
+          dD += dyp * xp;
           da += dss;
           ddt += xp * dsb;
-          dx[p] = D * dyt[p] + dt * dsb;
+          dx[p] = D * dyp + dt * dsb;
         }
         ddt += da * a * A;
         dA += da * a * dt;
         gr.ddt[t * H + h] = ddt;
-#pragma omp simd
-        for (int64_t k = 0; k < PN; ++k) dS[k] *= a;
       }
     }
     if (gr.dstate0) std::memcpy(gr.dstate0 + h * PN, dS, sizeof(float) * PN);

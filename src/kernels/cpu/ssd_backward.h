@@ -29,4 +29,11 @@ int64_t ssd_backward_scratch_floats(int64_t T, const SsdShape& s);
 void ssd_backward(const SsdGrads& g, const float* dy, const SsdInputs& in, const float* state0, int64_t T, int64_t Q,
                   const SsdShape& s, float* scratch);
 
+// The same gradients in the chunked (matrix) form of the forward, per chunk of Q positions:
+// small sgemms over [Q, Q], [Q, P], [Q, N] and [P, N] blocks instead of a step per position. Chunk
+// entry states come from a chunk-level forward pass (one [P, N] snapshot per chunk). Same scratch
+// as ssd_backward. This is the one the training engine uses; ssd_backward is its reference.
+void ssd_chunked_backward(const SsdGrads& g, const float* dy, const SsdInputs& in, const float* state0, int64_t T,
+                          int64_t Q, const SsdShape& s, float* scratch);
+
 }  // namespace pcm::cpu
