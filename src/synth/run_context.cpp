@@ -172,6 +172,11 @@ void Progress::item_done(bool kept) {
   }
 }
 
+void Progress::item_failed() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++failed_;
+}
+
 void Progress::finish() {
   std::lock_guard<std::mutex> lock(mutex_);
   print(true);
@@ -195,6 +200,7 @@ void Progress::print(bool final_line) {
   double eta = rate > 0 ? static_cast<double>(total_ - done_all) / rate : -1.0;
   std::string line = fmt::format("[{}] {}/{}", stage_, done_all, total_);
   if (done_ > 0) line += fmt::format(" kept {:.1f}%", 100.0 * static_cast<double>(kept_) / static_cast<double>(done_));
+  if (failed_ > 0) line += fmt::format(" failed {}", failed_);
   if (usage_) {
     double rps = static_cast<double>(usage_->requests.load() - base_requests_) / elapsed;
     double tps = static_cast<double>(usage_->prompt_tokens.load() + usage_->completion_tokens.load() - base_tokens_) /
@@ -235,6 +241,7 @@ ItemStageResult run_item_stage(RunContext& ctx, const std::string& stage, const 
     try {
       rows = process(item, client);
     } catch (const LlmError& e) {
+      progress.item_failed();
       std::lock_guard<std::mutex> lock(mutex);
       ++result.failed;
       last_failure = e.what();

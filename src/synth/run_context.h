@@ -94,6 +94,7 @@ class Progress {
  public:
   Progress(const RunContext& ctx, std::string stage, int64_t total, int64_t already_done, RoleUsage* usage);
   void item_done(bool kept);
+  void item_failed();  // its requests failed for good; retried on the next run
   void finish();
 
  private:
@@ -103,7 +104,7 @@ class Progress {
   int64_t total_, base_done_;
   RoleUsage* usage_;
   std::mutex mutex_;
-  int64_t done_ = 0, kept_ = 0;
+  int64_t done_ = 0, kept_ = 0, failed_ = 0;
   int64_t base_requests_ = 0, base_tokens_ = 0;
   std::chrono::steady_clock::time_point start_, last_print_;
 };

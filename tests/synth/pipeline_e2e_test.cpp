@@ -301,6 +301,8 @@ TEST(SynthPipeline, EndpointDownStopsWithAClearErrorAndResumesLater) {
   EXPECT_EQ(r.exit_code, 2) << r.all();
   EXPECT_NE(r.err.find("solve"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("rerun"), std::string::npos) << r.err;
+  r = test::run_pcm("synth solve --config " + f.dir.file("broken.toml") + " --out " + out);
+  EXPECT_NE(r.err.find(" failed "), std::string::npos) << r.err;  // the progress line counts failed items
   EXPECT_FALSE(file_exists(out + "/" + files::kTrain));
   // Same directory, working teacher: completes.
   r = test::run_pcm("synth run --quiet --config " + f.config_path + " --out " + out);
