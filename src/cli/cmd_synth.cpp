@@ -2,10 +2,13 @@
 // Ctrl-C stops taking new items, saves the finished ones and exits; rerunning resumes.
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli/command.h"
+#include "io/jsonl.h"
 #include "synth/pipeline.h"
+#include "util/json.h"
 #include "util/error.h"
 
 namespace pcm::cli {
@@ -43,6 +46,36 @@ int run(const Options& o, const std::string& stage) {
   return 0;
 }
 
+// Per-stage counts and tokens of an output directory; safe while a run is appending (torn tails are skipped).
+void status(const std::string& out) {
+  PCM_CHECK(std::filesystem::is_directory(out), "{}: no such directory", out);
+  const std::pair<const char*, const char*> stages[] = {
+      {"concepts", synth::files::kConcepts}, {"embed", synth::files::kEmbeddings}, {"sample", synth::files::kSamples},
+      {"generate", synth::files::kProblems}, {"judge", synth::files::kJudgements}, {"filter", synth::files::kFiltered},
+      {"solve", synth::files::kSolutions}};
+  std::printf("%-9s %8s %8s %8s  drop reasons\n", "stage", "rows", "ok", "dropped");
+  for (const auto& [name, file] : stages) {
+    std::string path = out + "/" + file;
+    if (!std::filesystem::exists(path)) continue;
+    nlohmann::json c = synth::stage_counts(path);
+    std::string reasons;
+    for (const auto& [k, v] : c["reasons"].items()) reasons += (reasons.empty() ? "" : ", ") + k + " " + v.dump();
+    std::printf("%-9s %8lld %8lld %8lld  %s\n", name, c["rows"].get<long long>(), c["ok"].get<long long>(),
+                c["dropped"].get<long long>(), reasons.c_str());
+  }
+  std::string train = out + "/" + synth::files::kTrain;
+  if (std::filesystem::exists(train)) std::printf("%-9s %8zu\n", "export", read_jsonl(train).size());
+  std::string stats = out + "/" + synth::files::kStats;
+  if (std::filesystem::exists(stats)) {
+    nlohmann::json j = read_json_file(stats);
+    std::printf("\n%-14s %9s %9s %8s %14s %14s\n", "role", "requests", "failures", "retries", "prompt tok", "completion tok");
+    for (const auto& [role, u] : j["tokens"].items())
+      std::printf("%-14s %9lld %9lld %8lld %14lld %14lld\n", role.c_str(), u.value("requests", 0LL),
+                  u.value("failures", 0LL), u.value("retries", 0LL), u.value("prompt_tokens", 0LL),
+                  u.value("completion_tokens", 0LL));
+  }
+}
+
 void add_common(CLI::App* sub, Options* o) {
   sub->add_option("--config,-c", o->config, "synth TOML config (default: built-in defaults, pcm serve endpoints)")
       ->check(CLI::ExistingFile);
@@ -63,6 +96,12 @@ PCM_REGISTER_COMMAND({"synth", "Synthesize PromptCoT training data against OpenA
                             int rc = run(*o, "");
                             if (rc != 0) std::exit(rc);
                           });
+                        }
+                        {
+                          auto out = std::make_shared<std::string>();
+                          CLI::App* sub = app->add_subcommand("status", "Counts, drop reasons and tokens of an output directory");
+                          sub->add_option("--out,-o", *out, "output directory")->required();
+                          sub->callback([out] { status(*out); });
                         }
                         const char* help[] = {
                             "Extract foundational concepts from seed problems",

@@ -1,5 +1,7 @@
 #include "synth/concept_sampler.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -83,13 +85,14 @@ std::vector<double> ConceptSampler::next_scores(const std::vector<int>& chosen) 
   double norm = 0.0;
   for (double q : query) norm += q * q;
   norm = std::sqrt(norm);
-  if (norm > 0.0)
-    for (size_t i = 0; i < n; ++i) {
-      double dot = 0.0;
-      const float* e = &unit_embeddings_[i * dim_];
-      for (size_t d = 0; d < dim_; ++d) dot += query[d] * e[d];
-      scores[i] += dot / norm;
-    }
+  if (norm > 0.0) {
+    // One matrix-vector product over all concepts (tens of thousands x thousands of dims in real runs).
+    std::vector<float> q(dim_), sims(n);
+    for (size_t d = 0; d < dim_; ++d) q[d] = static_cast<float>(query[d] / norm);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(dim_), 1.0f, unit_embeddings_.data(),
+                static_cast<int>(dim_), q.data(), 1, 0.0f, sims.data(), 1);
+    for (size_t i = 0; i < n; ++i) scores[i] += sims[i];
+  }
   return scores;
 }
 

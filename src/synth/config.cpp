@@ -195,10 +195,13 @@ SynthConfig default_synth_config() {
   c.teacher.name = "teacher";
   c.embedder.name = "embedder";
   // Reference sampling: generation and judging at temperature 0.6 (PromptCoT's scripts).
-  for (RoleConfig* r : {&c.extractor, &c.generator, &c.teacher}) {
-    r->sampling.temperature = 0.6;
-    r->sampling.top_p = 0.95;
-  }
+  auto reference_sampling = [](RoleConfig& r) {
+    r.sampling.temperature = 0.6;
+    r.sampling.top_p = 0.95;
+  };
+  reference_sampling(c.extractor);
+  reference_sampling(c.generator);
+  reference_sampling(c.teacher);
   c.extractor.sampling.max_tokens = 2048;
   c.generator.sampling.max_tokens = 4096;
   c.teacher.sampling.max_tokens = 32768;
@@ -311,7 +314,8 @@ SynthConfig load_synth_config(const std::string& path) {
     read(*t, "decontam_threshold", &c.decontam_threshold, path, "filter");
   }
   if (const toml::table* t = table_at(root, "solve", "solve")) {
-    check_keys(*t, {"n", "format_retries", "self_consistency", "consensus_threshold"}, path, "solve");
+    check_keys(*t, {"n", "use_n", "format_retries", "self_consistency", "consensus_threshold"}, path, "solve");
+    read(*t, "use_n", &c.solve_use_n, path, "solve");
     read(*t, "n", &c.solve_n, path, "solve");
     read(*t, "format_retries", &c.solve_format_retries, path, "solve");
     read(*t, "self_consistency", &c.self_consistency, path, "solve");

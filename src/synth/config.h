@@ -72,6 +72,7 @@ struct SynthConfig {
   // solve
   int solve_n = 4;
   int solve_format_retries = 2;  // re-asks for a sample whose <think>/\boxed format is broken
+  bool solve_use_n = false;      // first attempts of all n samples as one request with "n" (shared prefill)
   bool self_consistency = false;
   double consensus_threshold = 0.5;
 

@@ -260,6 +260,9 @@ json LlmClient::post_json(const std::string& path, const json& body, int* attemp
     if (!res) {
       last_status = 0;
       last_error = "request failed: " + httplib::to_string(res.error());
+      // A certificate that does not verify will not verify on the next attempt either.
+      if (res.error() == httplib::Error::SSLServerVerification || res.error() == httplib::Error::SSLLoadingCerts)
+        retryable = false;
     } else {
       last_status = res->status;
       healthy = true;

@@ -27,7 +27,7 @@ struct EndpointConfig {
   std::string api_key_env;                           // name of an env var holding the key ("" = no key)
   std::string api_key;                               // an explicit key (tests); wins over api_key_env
   double connect_timeout_s = 10.0;
-  double read_timeout_s = 600.0;  // a long reasoning answer can take minutes
+  double read_timeout_s = 3600.0;  // no bytes arrive until a non-streamed answer is done: 32k tokens can take 20 min
   double write_timeout_s = 60.0;
   int max_retries = 8;            // attempts after the first one
   double backoff_initial_s = 1.0;  // attempt k waits uniform(0.5, 1.0) * min(max, initial * 2^k)

@@ -106,6 +106,35 @@ size_t parse_list_at(const std::string& s, size_t i, std::vector<std::string>* i
   return std::string::npos;
 }
 
+// A list written one quoted item per line whose quotes break Python's rules, e.g. 'Vieta's formulas':
+// every non-empty line between the last "[" line and the following "]" must open and close with the
+// same quote character.
+std::optional<std::vector<std::string>> lenient_line_list(const std::string& text) {
+  size_t close = text.rfind(']');
+  if (close == std::string::npos) return std::nullopt;
+  size_t open = text.rfind('[', close);
+  if (open == std::string::npos) return std::nullopt;
+  std::string block = text.substr(open + 1, close - open - 1);
+  if (block.find('\n') == std::string::npos) return std::nullopt;
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (start <= block.size()) {
+    size_t end = block.find('\n', start);
+    if (end == std::string::npos) end = block.size();
+    std::string line = block.substr(start, end - start);
+    start = end + 1;
+    size_t a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r,");
+    if (a == std::string::npos || b == std::string::npos || b < a) continue;
+    line = line.substr(a, b - a + 1);
+    if (line.size() < 2 || (line.front() != '\'' && line.front() != '"') || line.back() != line.front())
+      return std::nullopt;
+    items.push_back(line.substr(1, line.size() - 2));
+  }
+  std::vector<std::string> cleaned = dedupe_nonempty(items);
+  if (cleaned.empty()) return std::nullopt;
+  return cleaned;
+}
+
 }  // namespace
 
 std::string collapse_whitespace(const std::string& s) {
@@ -133,6 +162,7 @@ Parsed<std::vector<std::string>> parse_python_string_list(const std::string& tex
     std::vector<std::string> cleaned = dedupe_nonempty(items);
     if (!cleaned.empty()) best = cleaned;
   }
+  if (!best) best = lenient_line_list(text);
   if (!best) return {std::nullopt, "no_python_list"};
   return {best, ""};
 }

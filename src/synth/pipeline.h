@@ -26,7 +26,8 @@ void run_stage(RunContext& ctx, const std::string& name, const AnswerMatcher& ma
 void run_pipeline(RunContext& ctx, const AnswerMatcher& matcher, const std::string& from = "",
                   const std::string& to = "");
 
-// Seed problems: every row's "problem" (or "question") from JSONL files, deduplicated, first `limit`.
+// Seed problems: every row's "problem" (or "question") from JSONL files (a directory = its *.jsonl files),
+// deduplicated by text, the first `limit` (0 = all).
 struct SeedProblem {
   std::string id, source, text;
 };

@@ -1,6 +1,11 @@
 #include "synth/run_context.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <cstdio>
@@ -27,6 +32,14 @@ std::string stable_id(const std::string& prefix, const std::string& text) {
 
 RunContext::RunContext(SynthConfig cfg, std::string dir) : config(std::move(cfg)), out_dir(std::move(dir)) {
   std::filesystem::create_directories(out_dir);
+  std::string lock = path(".lock");
+  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  PCM_CHECK(lock_fd_ >= 0, "{}: cannot create lock file: {}", lock, std::strerror(errno));
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    fail("{}: another pcm synth run is using this directory", out_dir);
+  }
   std::string stats = path(files::kStats);
   if (file_exists(stats)) {
     json j = read_json_file(stats);
@@ -34,15 +47,31 @@ RunContext::RunContext(SynthConfig cfg, std::string dir) : config(std::move(cfg)
   }
 }
 
-std::vector<json> read_rows_sorted(const std::string& path) {
-  if (!file_exists(path)) return {};
-  std::vector<json> rows = read_jsonl(path);
-  for (size_t i = 0; i < rows.size(); ++i)
-    PCM_CHECK(rows[i].is_object() && rows[i].contains("id") && rows[i]["id"].is_string(),
-              "{}: row {} has no string \"id\"", path, i + 1);
+RunContext::~RunContext() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the lock
+}
+
+std::vector<json> read_rows_sorted(const std::string& path, const std::vector<std::string>& keep) {
+  std::vector<json> rows;
+  if (!file_exists(path)) return rows;
+  for_each_jsonl(path, [&](const json& row, int64_t line) {
+    PCM_CHECK(row.is_object() && row.contains("id") && row["id"].is_string(), "{}:{}: row has no string \"id\"",
+              path, line);
+    if (keep.empty()) {
+      rows.push_back(row);
+      return;
+    }
+    json slim = json::object();
+    for (const char* k : {"id", "status", "reason"})
+      if (row.contains(k)) slim[k] = row[k];
+    for (const auto& k : keep)
+      if (row.contains(k)) slim[k] = row[k];
+    rows.push_back(std::move(slim));
+  });
   // A row may be present twice if a user appended by hand; the first one wins.
-  std::stable_sort(rows.begin(), rows.end(),
-                   [](const json& a, const json& b) { return a["id"].get_ref<const std::string&>() < b["id"].get_ref<const std::string&>(); });
+  std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
+    return a["id"].get_ref<const std::string&>() < b["id"].get_ref<const std::string&>();
+  });
   rows.erase(std::unique(rows.begin(), rows.end(), [](const json& a, const json& b) { return a["id"] == b["id"]; }),
              rows.end());
   return rows;
@@ -59,9 +88,40 @@ std::set<std::string> read_done_ids(const std::string& path) {
   return ids;
 }
 
+void check_fields(const json& row, const std::string& path, std::initializer_list<std::pair<const char*, Field>> fields) {
+  for (const auto& [key, kind] : fields) {
+    auto where = [&, key = key] { return fmt::format("{}: row {}: field \"{}\"", path, row["id"].dump(), key); };
+    PCM_CHECK(row.contains(key), "{} is missing", where());
+    const json& v = row[key];
+    switch (kind) {
+      case Field::String: PCM_CHECK(v.is_string(), "{} must be a string", where()); break;
+      case Field::Array: PCM_CHECK(v.is_array(), "{} must be an array", where()); break;
+      case Field::StringList:
+        PCM_CHECK(v.is_array() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); }),
+                  "{} must be a list of strings", where());
+        break;
+      case Field::NumberList:
+        PCM_CHECK(v.is_array() && !v.empty() && std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_number(); }),
+                  "{} must be a non-empty list of numbers", where());
+        break;
+    }
+  }
+}
+
+std::vector<json> read_ok_rows(const std::string& path, std::initializer_list<std::pair<const char*, Field>> fields,
+                               const std::vector<std::string>& keep) {
+  std::vector<json> out;
+  for (json& row : read_rows_sorted(path, keep)) {
+    if (json_string_or(row, "status", "ok") != "ok") continue;
+    check_fields(row, path, fields);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 json stage_counts(const std::string& path) {
   json out = {{"rows", 0}, {"ok", 0}, {"dropped", 0}, {"reasons", json::object()}};
-  for (const json& row : read_rows_sorted(path)) {
+  for (const json& row : read_rows_sorted(path, {"status"})) {
     out["rows"] = out["rows"].get<int64_t>() + 1;
     std::string status = json_string_or(row, "status", "ok");
     if (status == "ok") {
@@ -112,6 +172,11 @@ void Progress::item_done(bool kept) {
   }
 }
 
+void Progress::item_failed() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++failed_;
+}
+
 void Progress::finish() {
   std::lock_guard<std::mutex> lock(mutex_);
   print(true);
@@ -135,6 +200,7 @@ void Progress::print(bool final_line) {
   double eta = rate > 0 ? static_cast<double>(total_ - done_all) / rate : -1.0;
   std::string line = fmt::format("[{}] {}/{}", stage_, done_all, total_);
   if (done_ > 0) line += fmt::format(" kept {:.1f}%", 100.0 * static_cast<double>(kept_) / static_cast<double>(done_));
+  if (failed_ > 0) line += fmt::format(" failed {}", failed_);
   if (usage_) {
     double rps = static_cast<double>(usage_->requests.load() - base_requests_) / elapsed;
     double tps = static_cast<double>(usage_->prompt_tokens.load() + usage_->completion_tokens.load() - base_tokens_) /
@@ -175,6 +241,7 @@ ItemStageResult run_item_stage(RunContext& ctx, const std::string& stage, const 
     try {
       rows = process(item, client);
     } catch (const LlmError& e) {
+      progress.item_failed();
       std::lock_guard<std::mutex> lock(mutex);
       ++result.failed;
       last_failure = e.what();

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <set>
@@ -54,19 +55,37 @@ struct RunContext {
   bool progress = true;            // print progress lines to stderr
   double progress_interval_s = 2;  // seconds between progress lines
 
+  // Takes an exclusive lock on DIR/.lock: two runs appending to the same files would duplicate work.
   RunContext(SynthConfig cfg, std::string dir);
+  ~RunContext();
+  RunContext(const RunContext&) = delete;
+  RunContext& operator=(const RunContext&) = delete;
   std::string path(const char* name) const { return out_dir + "/" + name; }
   bool stop_requested() const { return stop && stop->load(); }
   // Rewrites stats.json (atomically): tokens per role plus per-stage counts taken from the stage files
   // (re-read only when `recount`; periodic saves during a stage keep the last counts).
   void save_stats(bool recount = true);
   nlohmann::json stage_cache = nlohmann::json::object();
+
+ private:
+  int lock_fd_ = -1;
 };
 
 // Rows of a stage file (empty when it does not exist yet), sorted by "id" so results never depend on
 // the order in which concurrent items finished.
-std::vector<nlohmann::json> read_rows_sorted(const std::string& path);
+// `keep` (when not empty) lists the fields to hold in memory besides id/status/reason, so a stage that
+// needs a few fields of a large file does not hold every completion.
+std::vector<nlohmann::json> read_rows_sorted(const std::string& path, const std::vector<std::string>& keep = {});
 std::set<std::string> read_done_ids(const std::string& path);
+
+// Rows with "status": "ok" (or no status), sorted by id, each checked to hold `fields` with the right
+// types; a hand-edited row that breaks this is an error naming the file, the row id and the field.
+enum class Field { String, StringList, NumberList, Array };
+std::vector<nlohmann::json> read_ok_rows(const std::string& path,
+                                         std::initializer_list<std::pair<const char*, Field>> fields,
+                                         const std::vector<std::string>& keep = {});
+void check_fields(const nlohmann::json& row, const std::string& path,
+                  std::initializer_list<std::pair<const char*, Field>> fields);
 
 // Per-stage counts from its file: {"rows", "ok", "dropped", "reasons": {...}}.
 nlohmann::json stage_counts(const std::string& path);
@@ -75,6 +94,7 @@ class Progress {
  public:
   Progress(const RunContext& ctx, std::string stage, int64_t total, int64_t already_done, RoleUsage* usage);
   void item_done(bool kept);
+  void item_failed();  // its requests failed for good; retried on the next run
   void finish();
 
  private:
@@ -84,7 +104,7 @@ class Progress {
   int64_t total_, base_done_;
   RoleUsage* usage_;
   std::mutex mutex_;
-  int64_t done_ = 0, kept_ = 0;
+  int64_t done_ = 0, kept_ = 0, failed_ = 0;
   int64_t base_requests_ = 0, base_tokens_ = 0;
   std::chrono::steady_clock::time_point start_, last_print_;
 };

@@ -1,6 +1,7 @@
 // The stages that call models: concepts (extractor), embed (embedder), generate (generator),
 // judge (each judge), solve (teacher).
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -24,13 +25,13 @@ void add_usage(Usage& total, const Usage& u) {
 }
 
 // One chat turn; re-asks (round > 0) shift a fixed seed so a deterministic server can answer differently.
-CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::string& prompt, int round) {
+CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::string& prompt, int round, int n = 1) {
   if (role.api == "completions") {
     CompletionRequest req;
     req.model = role.model;
     req.prompt = prompt;
     req.sampling = role.sampling;
-    req.sampling.n = 1;
+    req.sampling.n = n;
     if (req.sampling.seed) *req.sampling.seed += round;
     return client.complete(req);
   }
@@ -38,7 +39,7 @@ CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::strin
   req.model = role.model;
   req.messages = {{"user", prompt}};
   req.sampling = role.sampling;
-  req.sampling.n = 1;
+  req.sampling.n = n;
   if (req.sampling.seed) *req.sampling.seed += round;
   return client.chat(req);
 }
@@ -47,13 +48,6 @@ CompletionResult ask(LlmClient& client, const RoleConfig& role, const std::strin
 std::string full_text(const Choice& c) {
   if (c.reasoning.empty() || c.text.find("</think>") != std::string::npos) return c.text;
   return "<think>\n" + c.reasoning + "\n</think>\n\n" + c.text;
-}
-
-std::vector<json> ok_rows(const std::string& path) {
-  std::vector<json> out;
-  for (json& row : read_rows_sorted(path))
-    if (json_string_or(row, "status", "ok") == "ok") out.push_back(std::move(row));
-  return out;
 }
 
 void require_file(const RunContext& ctx, const char* name, const char* stage) {
@@ -76,15 +70,30 @@ std::string numbered_list(const std::vector<std::string>& items) {
   return out;
 }
 
-std::vector<SeedProblem> read_seed_problems(const std::vector<std::string>& files, int64_t limit) {
-  PCM_CHECK(!files.empty(), "concepts.inputs: no seed files configured");
+std::vector<SeedProblem> read_seed_problems(const std::vector<std::string>& inputs, int64_t limit) {
+  PCM_CHECK(!inputs.empty(), "concepts.inputs: no seed files configured");
+  // A directory stands for its *.jsonl files, in name order.
+  std::vector<std::string> files;
+  for (const auto& input : inputs) {
+    if (!is_directory(input)) {
+      files.push_back(input);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::directory_iterator(input))
+      if (entry.is_regular_file() && entry.path().extension() == ".jsonl") found.push_back(entry.path().string());
+    PCM_CHECK(!found.empty(), "concepts.inputs: directory {} holds no .jsonl files", input);
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
   std::vector<SeedProblem> out;
   std::set<std::string> seen;
+  auto full = [&] { return limit > 0 && static_cast<int64_t>(out.size()) >= limit; };
   for (const auto& file : files) {
+    if (full()) break;
     PCM_CHECK(file_exists(file), "seed file {} not found", file);
-    bool full = false;
     for_each_jsonl(file, [&](const json& row, int64_t line) {
-      if (full) return;
+      if (full()) return;
       PCM_CHECK(row.is_object(), "{}:{}: expected a JSON object", file, line);
       const char* key = row.contains("problem") ? "problem" : row.contains("question") ? "question" : nullptr;
       PCM_CHECK(key && row[key].is_string(), "{}:{}: no string \"problem\" or \"question\"", file, line);
@@ -93,7 +102,6 @@ std::vector<SeedProblem> read_seed_problems(const std::vector<std::string>& file
       std::string id = stable_id("c", text);
       if (!seen.insert(id).second) return;
       out.push_back({id, fmt::format("{}:{}", file, line), text});
-      if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) full = true;
     });
   }
   return out;
@@ -136,7 +144,7 @@ void stage_embed(RunContext& ctx) {
   require_file(ctx, files::kConcepts, "concepts");
   const RoleConfig& role = ctx.config.embedder;
   std::set<std::string> concepts;
-  for (const json& row : ok_rows(ctx.path(files::kConcepts)))
+  for (const json& row : read_ok_rows(ctx.path(files::kConcepts), {{"concepts", Field::StringList}}, {"concepts"}))
     for (const auto& c : row["concepts"]) concepts.insert(c.get<std::string>());
   std::set<std::string> done = read_done_ids(ctx.path(files::kEmbeddings));
   std::vector<std::string> todo;
@@ -165,7 +173,8 @@ void stage_generate(RunContext& ctx) {
   require_file(ctx, files::kSamples, "sample");
   const SynthConfig& cfg = ctx.config;
   std::vector<WorkItem> items;
-  for (json& row : read_rows_sorted(ctx.path(files::kSamples))) items.push_back({row["id"], row});
+  for (json& row : read_ok_rows(ctx.path(files::kSamples), {{"concepts", Field::StringList}, {"level", Field::String}}))
+    items.push_back({row["id"], row});
   run_item_stage(ctx, "generate", ctx.path(files::kProblems), items, cfg.generator, [&](const WorkItem& item, LlmClient& client) {
     std::vector<std::string> concepts = item.input["concepts"].get<std::vector<std::string>>();
     std::string level = item.input["level"];
@@ -191,7 +200,8 @@ void stage_generate(RunContext& ctx) {
 void stage_judge(RunContext& ctx) {
   require_file(ctx, files::kProblems, "generate");
   const SynthConfig& cfg = ctx.config;
-  std::vector<json> problems = ok_rows(ctx.path(files::kProblems));
+  std::vector<json> problems = read_ok_rows(ctx.path(files::kProblems), {{"concepts", Field::StringList},
+      {"level", Field::String}, {"problem", Field::String}, {"completion", Field::String}});
   for (const RoleConfig& judge : cfg.judges) {
     std::string name = judge.name.substr(judge.name.find(':') + 1);
     std::vector<WorkItem> items;
@@ -231,23 +241,43 @@ void stage_solve(RunContext& ctx, const AnswerMatcher& matcher) {
   require_file(ctx, files::kFiltered, "filter");
   const SynthConfig& cfg = ctx.config;
   std::vector<WorkItem> items;
-  for (json& row : ok_rows(ctx.path(files::kFiltered))) items.push_back({row["id"], row});
+  for (json& row : read_ok_rows(ctx.path(files::kFiltered), {{"problem", Field::String}}))
+    items.push_back({row["id"], row});
   run_item_stage(ctx, "solve", ctx.path(files::kSolutions), items, cfg.teacher, [&](const WorkItem& item, LlmClient& client) {
     const std::string problem = item.input["problem"];
     std::string prompt = fill_template(cfg.prompts.solve, {{"problem", problem}});
     Usage total;
     json samples = json::array();
     int valid = 0;
+    // use_n: the first attempt of every sample comes from one request with n choices (the server can share
+    // the prompt's prefill); per-sample token counts are then the request's average.
+    std::vector<Choice> batch;
+    int64_t batch_tokens_each = 0;
+    if (cfg.solve_use_n && cfg.solve_n > 1) {
+      CompletionResult r = ask(client, cfg.teacher, prompt, 0, cfg.solve_n);
+      add_usage(total, r.usage);
+      batch = r.choices;
+      batch_tokens_each = r.usage.completion_tokens / static_cast<int64_t>(batch.size());
+    }
     for (int k = 0; k < cfg.solve_n; ++k) {
       json sample;
       for (int round = 0; round <= cfg.solve_format_retries; ++round) {
-        // Sample k uses its own seed range so the n answers differ on a seeded server.
-        CompletionResult r = ask(client, cfg.teacher, prompt, k * (cfg.solve_format_retries + 1) + round);
-        add_usage(total, r.usage);
-        std::string text = full_text(r.choices[0]);
+        Choice choice;
+        int64_t tokens = 0;
+        if (round == 0 && k < static_cast<int>(batch.size())) {
+          choice = batch[k];
+          tokens = batch_tokens_each;
+        } else {
+          // Sample k uses its own seed range so the n answers differ on a seeded server.
+          CompletionResult r = ask(client, cfg.teacher, prompt, k * (cfg.solve_format_retries + 1) + round);
+          add_usage(total, r.usage);
+          choice = r.choices[0];
+          tokens = r.usage.completion_tokens;
+        }
+        std::string text = full_text(choice);
         auto parsed = parse_solution(text);
-        sample = {{"completion", text}, {"completion_tokens", r.usage.completion_tokens},
-                  {"finish_reason", r.choices[0].finish_reason}, {"attempts", round + 1}};
+        sample = {{"completion", text}, {"completion_tokens", tokens},
+                  {"finish_reason", choice.finish_reason}, {"attempts", round + 1}};
         if (parsed.ok()) {
           sample["status"] = "ok";
           sample["answer"] = parsed.value->boxed;

@@ -30,13 +30,6 @@ void require(const RunContext& ctx, const char* name, const char* stage) {
   PCM_CHECK(file_exists(ctx.path(name)), "{}: {} not found; run `pcm synth {}` first", ctx.out_dir, name, stage);
 }
 
-std::vector<json> ok_only(std::vector<json> rows) {
-  rows.erase(std::remove_if(rows.begin(), rows.end(),
-                            [](const json& r) { return json_string_or(r, "status", "ok") != "ok"; }),
-             rows.end());
-  return rows;
-}
-
 void log(const RunContext& ctx, const std::string& line) {
   if (ctx.progress) std::fprintf(stderr, "%s\n", line.c_str());
 }
@@ -50,14 +43,14 @@ void stage_sample(RunContext& ctx) {
   std::string out_path = ctx.path(files::kSamples);
   if (file_exists(out_path)) {
     log(ctx, fmt::format("[sample] {} exists ({} rows); kept as is (delete it to sample again)", out_path,
-                         read_rows_sorted(out_path).size()));
+                         read_rows_sorted(out_path, {"status"}).size()));
     return;
   }
   std::vector<std::vector<std::string>> lists;
-  for (const json& row : ok_only(read_rows_sorted(ctx.path(files::kConcepts))))
+  for (const json& row : read_ok_rows(ctx.path(files::kConcepts), {{"concepts", Field::StringList}}, {"concepts"}))
     lists.push_back(row["concepts"].get<std::vector<std::string>>());
   std::map<std::string, std::vector<float>> embeddings;
-  for (const json& row : read_rows_sorted(ctx.path(files::kEmbeddings)))
+  for (const json& row : read_ok_rows(ctx.path(files::kEmbeddings), {{"concept", Field::String}, {"embedding", Field::NumberList}}))
     embeddings[row["concept"].get<std::string>()] = row["embedding"].get<std::vector<float>>();
   size_t usable = 0;
   for (const auto& list : lists)
@@ -108,8 +101,11 @@ void stage_filter(RunContext& ctx) {
 
   // item -> judge -> row
   std::map<std::string, std::map<std::string, json>> verdicts;
-  for (json& row : read_rows_sorted(ctx.path(files::kJudgements)))
+  for (json& row : read_rows_sorted(ctx.path(files::kJudgements), {"item", "judge", "verdict"})) {
+    check_fields(row, ctx.path(files::kJudgements), {{"item", Field::String}, {"judge", Field::String}});
+    if (json_string_or(row, "status", "ok") == "ok") check_fields(row, ctx.path(files::kJudgements), {{"verdict", Field::String}});
     verdicts[row["item"].get<std::string>()][row["judge"].get<std::string>()] = row;
+  }
 
   ContaminationIndex benchmarks(cfg.decontam_ngram, cfg.decontam_threshold);
   if (cfg.decontaminate) {
@@ -130,7 +126,8 @@ void stage_filter(RunContext& ctx) {
   int64_t dedup_added = 0;
 
   std::vector<json> out;
-  for (const json& p : ok_only(read_rows_sorted(ctx.path(files::kProblems)))) {
+  for (const json& p : read_ok_rows(ctx.path(files::kProblems), {{"problem", Field::String}, {"concepts", Field::StringList}, {"level", Field::String}},
+                                           {"problem", "concepts", "level"})) {
     std::string id = p["id"];
     json row = {{"id", id}, {"problem", p["problem"]}, {"concepts", p["concepts"]}, {"level", p["level"]}};
     json judged = json::object();
@@ -204,8 +201,10 @@ void stage_export(RunContext& ctx) {
   std::map<std::string, int64_t> levels;
   std::map<std::string, int64_t> concept_use;
   std::vector<int64_t> completion_tokens, problem_words;
-  for (const json& row : ok_only(read_rows_sorted(ctx.path(files::kSolutions)))) {
+  for (const json& row : read_ok_rows(ctx.path(files::kSolutions), {{"problem", Field::String}, {"concepts", Field::StringList}, {"samples", Field::Array}})) {
     if (!row.contains("chosen")) continue;
+    PCM_CHECK(row["chosen"].is_number_unsigned() && row["chosen"].get<size_t>() < row["samples"].size(),
+              "{}: row {}: \"chosen\" is not an index into \"samples\"", ctx.path(files::kSolutions), row["id"].dump());
     const json& sample = row["samples"][row["chosen"].get<size_t>()];
     std::string completion = sample["completion"];
     // A template that opens <think> in the prompt leaves it out of the answer; training data needs it.
@@ -226,13 +225,28 @@ void stage_export(RunContext& ctx) {
   // Concept coverage: how much of the extracted concept pool the exported problems use.
   std::set<std::string> pool;
   if (file_exists(ctx.path(files::kSamples)))
-    for (const json& s : read_rows_sorted(ctx.path(files::kSamples)))
+    for (const json& s : read_ok_rows(ctx.path(files::kSamples), {{"concepts", Field::StringList}}, {"concepts"}))
       for (const auto& c : s["concepts"]) pool.insert(c.get<std::string>());
   std::vector<std::pair<std::string, int64_t>> top(concept_use.begin(), concept_use.end());
   std::stable_sort(top.begin(), top.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   if (top.size() > 20) top.resize(20);
   json top_json = json::array();
   for (const auto& [c, n] : top) top_json.push_back({{"concept", c}, {"count", n}});
+
+  // How the judges rated each criterion, over every problem they judged.
+  json ratings = json::object();
+  if (file_exists(ctx.path(files::kJudgements)))
+    for (const json& j : read_rows_sorted(ctx.path(files::kJudgements), {"judge", "verdict", "criteria"})) {
+      if (json_string_or(j, "status", "ok") != "ok" || !j.contains("criteria") || !j["criteria"].is_object()) continue;
+      std::string judge = json_string_or(j, "judge", "?");
+      json& r = ratings[judge];
+      std::string verdict = json_string_or(j, "verdict", "?");
+      r["final"][verdict] = json_int_or(r["final"], verdict, 0) + 1;
+      for (const auto& [criterion, rating] : j["criteria"].items()) {
+        std::string value = rating.is_string() ? rating.get<std::string>() : "missing";
+        r[criterion][value] = json_int_or(r[criterion], value, 0) + 1;
+      }
+    }
 
   ctx.save_stats();
   json stats = read_json_file(ctx.path(files::kStats));
@@ -242,6 +256,7 @@ void stage_export(RunContext& ctx) {
                {"stages", stats["stages"]},
                {"tokens_per_role", stats["tokens"]},
                {"levels", levels},
+               {"judge_ratings", ratings},
                {"concept_coverage",
                 {{"distinct_concepts_used", concept_use.size()},
                  {"distinct_concepts_sampled", pool.size()},
@@ -264,12 +279,23 @@ void stage_export(RunContext& ctx) {
                        ctx.path(files::kDataCard)));
 }
 
+void run_stage_unchecked(RunContext& ctx, const std::string& name, const AnswerMatcher& matcher);
+
 const std::vector<std::string>& stage_names() {
   static const std::vector<std::string> names = {"concepts", "embed", "sample", "generate", "judge", "filter", "solve", "export"};
   return names;
 }
 
 void run_stage(RunContext& ctx, const std::string& name, const AnswerMatcher& matcher) {
+  try {
+    run_stage_unchecked(ctx, name, matcher);
+  } catch (const json::exception& e) {
+    // A hand-edited row of the wrong shape that the field checks did not anticipate.
+    fail("{}: stage {}: unexpected JSON in a stage file: {}", ctx.out_dir, name, e.what());
+  }
+}
+
+void run_stage_unchecked(RunContext& ctx, const std::string& name, const AnswerMatcher& matcher) {
   if (name == "concepts") stage_concepts(ctx);
   else if (name == "embed") stage_embed(ctx);
   else if (name == "sample") stage_sample(ctx);

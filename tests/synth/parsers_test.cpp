@@ -35,6 +35,16 @@ TEST(ConceptParser, LastListWinsAndLatexBackslashesSurvive) {
   EXPECT_EQ(*r.value, (Strings{"Properties of $\\sqrt{x}$", "Vieta's formulas"}));
 }
 
+TEST(ConceptParser, OneItemPerLineWithUnescapedApostrophes) {
+  std::string text = "```python\n[\n    'Vieta's formulas for sums of roots',\n    'Euler's totient function',\n"
+                     "    \"Fermat's little theorem\"\n]\n```";
+  auto r = parse_concept_list(text);
+  ASSERT_TRUE(r.ok()) << r.reason;
+  EXPECT_EQ(*r.value, (Strings{"Vieta's formulas for sums of roots", "Euler's totient function", "Fermat's little theorem"}));
+  // Not every line quoted: not a list.
+  EXPECT_FALSE(parse_python_string_list("[\n'a',\nplain words\n]").ok());
+}
+
 TEST(ConceptParser, KnowledgePointLinesWithMarkdown) {
   std::string text =
       "Here are the concepts:\n"

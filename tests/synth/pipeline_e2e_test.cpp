@@ -135,7 +135,9 @@ TEST(SynthPipeline, ExactCountsAtEveryStage) {
   EXPECT_EQ(filtered.size(), ok_problems.size());
   EXPECT_EQ(reasons(path(files::kFiltered)), want_filter);
   for (const auto& r : filtered)
-    if (r.value("reason", "") == "benchmark_contamination") EXPECT_EQ(r["benchmark"], "aime24.jsonl:4");
+    if (r.value("reason", "") == "benchmark_contamination") {
+      EXPECT_EQ(r["benchmark"], "aime24.jsonl:4");
+    }
 
   // solve: n = 3 with self-consistency 0.6.
   std::map<std::string, int64_t> want_solve;
@@ -165,6 +167,12 @@ TEST(SynthPipeline, ExactCountsAtEveryStage) {
   EXPECT_EQ(card["stages"]["concepts"]["dropped"], 1);
   EXPECT_GT(card["concept_coverage"]["distinct_concepts_used"].get<int>(), 0);
   EXPECT_EQ(card["assistant_completion_tokens"]["count"], want_train);
+  // judge-a rates "acceptable" exactly for judge class 0; every parsed verdict is counted.
+  int64_t class0 = 0;
+  for (const auto& p : ok_problems) class0 += f.script->judge_class(p["problem"]) == 0;
+  EXPECT_EQ(card["judge_ratings"]["a"]["final"].value("acceptable", 0), class0);
+  EXPECT_EQ(card["judge_ratings"]["a"]["final"].value("perfect", 0), static_cast<int64_t>(ok_problems.size()) - class0);
+  EXPECT_EQ(card["judge_ratings"]["a"]["solvability"].value("perfect", 0), static_cast<int64_t>(ok_problems.size()));
   json stats = read_json_file(path(files::kStats));
   for (const char* role : {"extractor", "embedder", "generator", "judge:a", "judge:b", "teacher"})
     EXPECT_GT(stats["tokens"][role]["total_tokens"].get<int64_t>(), 0) << role;
@@ -176,6 +184,10 @@ TEST(SynthPipeline, RerunningFinishedStagesChangesNothingAndSendsNoRequests) {
   Fixture f;
   std::string out = f.dir.file("out");
   run_all(f.config_path, out);
+  auto st = test::run_pcm("synth status --out " + out);
+  EXPECT_EQ(st.exit_code, 0) << st.all();
+  EXPECT_NE(st.out.find("no_concepts_found 1"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("teacher"), std::string::npos) << st.out;
   std::string train = read_text_file(out + "/" + files::kTrain);
   std::string solutions = read_text_file(out + "/" + files::kSolutions);
   int before = f.script->requests.load();
@@ -213,7 +225,7 @@ TEST(SynthPipeline, KillDuringSolveThenResumeGivesIdenticalOutput) {
   std::string out = f.dir.file("out");
   std::atomic<pid_t> child{0};
   f.script->on_solve_request = [&](int n) {
-    if (n == 7) kill(child.load(), SIGKILL);  // mid-stage, with requests in flight
+    if (n == 7 && child.load() > 0) kill(child.load(), SIGKILL);  // mid-stage, with requests in flight
   };
   child = spawn_pcm({"synth", "run", "--config", f.config_path, "--out", out}, f.dir.file("log1"));
   int status = 0;
@@ -241,6 +253,35 @@ TEST(SynthPipeline, KillDuringSolveThenResumeGivesIdenticalOutput) {
   }
 }
 
+TEST(SynthPipeline, CtrlCFinishesInFlightItemsThenResumes) {
+  Fixture ref;
+  std::string ref_out = ref.dir.file("out");
+  run_all(ref.config_path, ref_out);
+
+  Fixture f;
+  std::string out = f.dir.file("out");
+  std::atomic<pid_t> child{0};
+  f.script->on_solve_request = [&](int n) {
+    if (n == 4 && child.load() > 0) kill(child.load(), SIGINT);
+  };
+  child = spawn_pcm({"synth", "run", "--config", f.config_path, "--out", out}, f.dir.file("log1"));
+  int status = 0;
+  waitpid(child, &status, 0);
+  std::string log = read_text_file(f.dir.file("log1"));
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  EXPECT_EQ(WEXITSTATUS(status), 130) << log;
+  EXPECT_NE(log.find("solve: interrupted; finished items are saved, rerun to resume"), std::string::npos) << log;
+  // Items in flight when the signal came were finished and written, not lost.
+  size_t partial = rows(out + "/" + files::kSolutions).size();
+  EXPECT_GT(partial, 0u);
+  EXPECT_LT(partial, rows(ref_out + "/" + files::kSolutions).size());
+
+  f.script->on_solve_request = nullptr;
+  auto r = test::run_pcm("synth run --quiet --config " + f.config_path + " --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_EQ(read_text_file(out + "/" + files::kTrain), read_text_file(ref_out + "/" + files::kTrain));
+}
+
 TEST(SynthPipeline, EndpointDownStopsWithAClearErrorAndResumesLater) {
   Fixture f;
   std::string config = read_text_file(f.config_path);
@@ -260,11 +301,40 @@ TEST(SynthPipeline, EndpointDownStopsWithAClearErrorAndResumesLater) {
   EXPECT_EQ(r.exit_code, 2) << r.all();
   EXPECT_NE(r.err.find("solve"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("rerun"), std::string::npos) << r.err;
+  r = test::run_pcm("synth solve --config " + f.dir.file("broken.toml") + " --out " + out);
+  EXPECT_NE(r.err.find(" failed "), std::string::npos) << r.err;  // the progress line counts failed items
   EXPECT_FALSE(file_exists(out + "/" + files::kTrain));
   // Same directory, working teacher: completes.
   r = test::run_pcm("synth run --quiet --config " + f.config_path + " --out " + out);
   EXPECT_EQ(r.exit_code, 0) << r.all();
   EXPECT_TRUE(file_exists(out + "/" + files::kTrain));
+}
+
+TEST(SynthPipeline, SolveWithNChoicesPerRequestGivesTheSameTrainingData) {
+  Fixture ref;
+  std::string ref_out = ref.dir.file("out");
+  run_all(ref.config_path, ref_out);
+  int sequential_requests = ref.script->solve_requests.load();
+
+  Fixture f;
+  std::string config = read_text_file(f.config_path);
+  config.replace(config.find("[solve]\n"), 8, "[solve]\nuse_n = true\n");
+  std::ofstream(f.config_path) << config;
+  std::string out = f.dir.file("out");
+  run_all(f.config_path, out);
+  EXPECT_EQ(read_text_file(out + "/" + files::kTrain), read_text_file(ref_out + "/" + files::kTrain));
+  EXPECT_EQ(reasons(out + "/" + files::kSolutions), reasons(ref_out + "/" + files::kSolutions));
+  // One request per problem plus the re-asks, instead of n per problem plus the re-asks.
+  size_t problems = rows(out + "/" + files::kSolutions).size();
+  EXPECT_EQ(f.script->solve_requests.load(), sequential_requests - static_cast<int>(2 * problems));
+}
+
+TEST(SynthPipeline, OneRunPerDirectory) {
+  test::TempDir dir;
+  RunContext first(default_synth_config(), dir.file("out"));
+  EXPECT_THROW(RunContext(default_synth_config(), dir.file("out")), Error);
+  auto r = test::run_pcm("synth sample --out " + dir.file("out"));
+  EXPECT_NE(r.err.find("another pcm synth run is using this directory"), std::string::npos) << r.err;
 }
 
 TEST(SynthCli, SingleStagesAndErrors) {
@@ -277,6 +347,14 @@ TEST(SynthCli, SingleStagesAndErrors) {
   EXPECT_EQ(r.exit_code, 0) << r.all();
   EXPECT_NE(r.err.find("[concepts] 8/8"), std::string::npos) << r.err;
   EXPECT_EQ(rows(out + "/" + files::kConcepts).size(), 8u);
+  // A hand-edited sample with the wrong shape: the error names the file, the row and the field.
+  std::ofstream(out + "/" + files::kSamples) << R"({"id":"s1","status":"ok","concepts":"Algebra","level":"AIME"})" << "\n";
+  r = test::run_pcm("synth generate --config " + f.config_path + " --out " + out);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("samples.jsonl: row \"s1\": field \"concepts\" must be a list of strings"), std::string::npos) << r.err;
+  std::ofstream(out + "/" + files::kSamples) << "{\"id\": \"s1\", broken\n{}\n";
+  r = test::run_pcm("synth generate --config " + f.config_path + " --out " + out);
+  EXPECT_NE(r.err.find("samples.jsonl:1: malformed JSON"), std::string::npos) << r.err;
   std::ofstream(f.dir.file("typo.toml")) << "[sample]\ncuont = 3\n";
   r = test::run_pcm("synth sample --config " + f.dir.file("typo.toml") + " --out " + out);
   EXPECT_NE(r.exit_code, 0);

@@ -101,9 +101,16 @@ struct ScriptedPipeline {
       text = judge(model, prompt, seed, res);
       if (text.empty()) return;
     } else if (model == "teacher") {
-      int n = ++solve_requests;
-      if (on_solve_request) on_solve_request(n);
-      text = solve(prompt, seed);
+      int count = ++solve_requests;
+      if (on_solve_request) on_solve_request(count);
+      // With "n", choice k is what sample k's first attempt would have been (seed + 2k: format_retries = 1).
+      std::vector<std::string> texts;
+      int n = body.value("n", 1);
+      for (int k = 0; k < n; ++k) texts.push_back(solve(prompt, seed + 2 * k));
+      size_t chars = 0;
+      for (const auto& t : texts) chars += t.size();
+      reply_json(res, chat_body(texts, static_cast<int>(prompt.size() / 4), static_cast<int>(chars / 4)));
+      return;
     } else {
       reply_json(res, R"({"error":{"message":"unknown model"}})", 404);
       return;
