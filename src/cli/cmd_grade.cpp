@@ -1,10 +1,12 @@
 // pcm grade: grade completions produced anywhere against a benchmark's gold answers.
 #include <cstdio>
+#include <map>
 #include <memory>
 
 #include "cli/command.h"
 #include "eval/answer_extract.h"
 #include "eval/benchmark.h"
+#include "eval/report.h"
 #include "io/jsonl.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -13,7 +15,7 @@ namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string bench, format, in, out, data_dir;
+  std::string bench, format, in, out, data_dir, report;
 };
 
 std::string default_data_dir() {
@@ -29,6 +31,8 @@ void run(const Options& o) {
   PCM_CHECK(b.format == "math", "pcm grade: '{}' is a code benchmark; grading code needs the sandbox (pcm eval)", b.name);
   auto rows = read_jsonl(o.in, /*strict_tail=*/true);
   std::vector<json> graded;
+  std::map<std::string, eval::ProblemSamples> samples;  // by benchmark id, in first-seen order below
+  std::vector<std::string> order;
   int64_t correct = 0, none = 0, line = 0;
   for (const auto& r : rows) {
     ++line;
@@ -52,12 +56,32 @@ void run(const Options& o) {
     out["correct"] = g.correct;
     out["reason"] = g.reason;
     graded.push_back(std::move(out));
+    auto [it, fresh] = samples.try_emplace(row->id);
+    if (fresh) {
+      order.push_back(row->id);
+      it->second.id = row->id;
+      if (!row->subject.empty()) it->second.groups.push_back(row->subject);
+      if (row->level > 0) it->second.groups.push_back("level " + std::to_string(row->level));
+    }
+    it->second.correct.push_back(g.correct);
+    it->second.format_valid += e.found();
+    if (r.contains("generated_tokens") && r.at("generated_tokens").is_number_integer())
+      it->second.lengths.push_back(r.at("generated_tokens").get<int64_t>());
     correct += g.correct;
     none += !e.found();
   }
   std::string text;
   for (const auto& g : graded) text += g.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   write_file_atomic(o.out, text);
+  if (!o.report.empty() && !graded.empty()) {
+    std::vector<eval::ProblemSamples> per_problem;
+    for (const auto& id : order) per_problem.push_back(samples[id]);
+    json summary = eval::summarize(per_problem);
+    summary["benchmark"] = b.name;
+    write_file_atomic(o.report, summary.dump(2));
+    std::printf("| benchmark | problems | samples | pass@1 (%%) ± s.e. | pass@k (%%) |\n| --- | --- | --- | --- | --- |\n%s",
+                eval::markdown_summary(b.name, summary).c_str());
+  }
   std::printf("%s: %lld / %zu correct (%.1f%%), %lld without an answer -> %s\n", b.name.c_str(),
               static_cast<long long>(correct), graded.size(), graded.empty() ? 0.0 : 100.0 * correct / graded.size(),
               static_cast<long long>(none), o.out.c_str());
@@ -70,6 +94,8 @@ PCM_REGISTER_COMMAND({"grade", "Grade completions from anywhere against a math b
                         sub->add_option("--format", o->format, "math (for a .jsonl given as --bench)");
                         sub->add_option("--in", o->in, "predictions JSONL: {\"id\": ..., \"completion\": \"...\"}")->required();
                         sub->add_option("--out", o->out, "graded JSONL (adds extracted, correct, reason)")->required();
+                        sub->add_option("--report", o->report,
+                                        "also write report.json: pass@1 ± s.e. over samples per id, pass@k, per subject");
                         sub->add_option("--data-dir", o->data_dir, "where the shipped benchmarks are (default: the repo's data/benchmarks)");
                         sub->callback([o] { run(*o); });
                       }});
