@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/cuda_cli.h"
 #include "engine/sampler.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -23,6 +24,7 @@ struct Options {
   int64_t layers = 0, prompt_tokens = 512, decode_tokens = 32, batch = 1;
   int threads = 0;
   bool exact = false;
+  std::string device = "cpu";
 };
 
 double now_seconds() {
@@ -30,6 +32,16 @@ double now_seconds() {
 }
 
 void run(const Options& o) {
+  if (o.device == "cuda") {
+    CudaBenchArgs a;
+    a.model_dir = o.model;
+    a.shape = o.shape;
+    a.layers = o.layers;
+    a.decode_steps = o.decode_tokens;
+    run_cuda_bench(a);
+    return;
+  }
+  PCM_CHECK(o.device == "cpu", "--device must be cpu or cuda, got '{}'", o.device);
   const int threads = apply_threads(o.threads);
   PCM_CHECK(o.model.empty() != o.shape.empty(), "give exactly one of --model DIR or --shape NAME");
   PCM_CHECK(o.prompt_tokens > 0 && o.decode_tokens > 0 && o.batch > 0, "token counts and batch must be > 0");
@@ -91,7 +103,7 @@ void run(const Options& o) {
               decode_s, decoded / decode_s, 1e3 * decode_s / static_cast<double>(o.decode_tokens));
 }
 
-PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CPU", [](CLI::App* sub) {
+PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput (CPU, or --device cuda)", [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
                         sub->add_option("--model,-m", o->model, "model directory");
                         sub->add_option("--shape", o->shape, "random weights of a published shape (codestral-7b, mamba2-370m, ...)");
@@ -103,6 +115,9 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CP
                         sub->add_flag("--exact", o->exact,
                                       "fp32 activations in every projection (default for bf16 weights: bf16 "
                                       "activations over many rows, as PyTorch bf16 inference)");
+                        sub->add_option("--device", o->device,
+                                        "cpu (default) or cuda (decode at B=1,16,64,128 with fp32 and bf16 "
+                                        "state, prefill at T=4096 and 16384, % of the bandwidth roofline)");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});
