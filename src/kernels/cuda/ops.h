@@ -72,9 +72,11 @@ struct ChunkTable {
 // Scratch floats for `chunks` chunks: cumulative dt*A, C·Bᵀ per group, per-chunk states.
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d);
 // Chunked SSD over packed sequences, each continuing from and updating its state slot
-// (state + slot * slot_stride, [H, P, N], fp32 or bf16). y: [T, H * P].
+// (state + slot * slot_stride, [H, P, N], fp32 or bf16). y: [T, H * P]. tf32: the matrix products on the
+// tensor cores (relative error ~1e-3); otherwise exact fp32.
 void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
-                 const ChunkTable& chunks, const int32_t* seq_slot, int32_t seqs, float* scratch, cudaStream_t s);
+                 const ChunkTable& chunks, const int32_t* seq_slot, int32_t seqs, float* scratch, bool tf32,
+                 cudaStream_t s);
 // One recurrence step for each row b on slot slots[b] (slot < 0: padding, y = 0).
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
                 const int32_t* slots, int64_t Bn, cudaStream_t s);
