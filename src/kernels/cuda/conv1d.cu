@@ -9,23 +9,23 @@ namespace {
 
 constexpr int kMaxK = 8;
 
-// Thread per (row, channel); channels vary fastest so the reads of a row are coalesced.
+// Block row per token (blockIdx.y), threads over channels: coalesced reads, no 64-bit division.
 __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stride, const float* conv_state,
-                                    int64_t slot_stride, const float* w, const float* bias, int64_t T, int64_t C,
-                                    int K, PackedSeqs seqs) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= T * C) return;
-  const int64_t t = i / C, c = i % C;
+                                    int64_t slot_stride, const float* w, const float* bias, int64_t C, int K,
+                                    PackedSeqs seqs) {
+  const int64_t t = blockIdx.y;
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
   const int sq = seqs.row_seq[t];
   const int64_t local = t - seqs.seq_start[sq];
-  const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c * K;
+  const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + static_cast<int64_t>(c) * K;
   float acc = bias[c];
   for (int k = 0; k < K; ++k) {
     const int64_t j = local - (K - 1) + k;  // position inside this call's rows of the sequence
     const float v = j >= 0 ? in[(t - (K - 1) + k) * in_stride + c] : win[K + j];
-    acc += w[c * K + k] * v;
+    acc += w[static_cast<int64_t>(c) * K + k] * v;
   }
-  out[i] = silu_f(acc);
+  out[t * C + c] = silu_f(acc);
 }
 
 // After the conv: each window takes its sequence's last K inputs (older window entries when shorter).
@@ -79,8 +79,8 @@ void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* 
                          cudaStream_t s) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
   if (T == 0) return;
-  conv_prefill_kernel<<<blocks_for(T * C, 256), 256, 0, s>>>(out, in, in_stride, conv_state, slot_stride, w, bias, T,
-                                                             C, static_cast<int>(K), seqs);
+  conv_prefill_kernel<<<dim3(blocks_for(C, 256), static_cast<unsigned>(T)), 256, 0, s>>>(
+      out, in, in_stride, conv_state, slot_stride, w, bias, C, static_cast<int>(K), seqs);
   PCM_CUDA_LAUNCH();
   conv_window_kernel<<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,
                                                                      static_cast<int>(K), seqs);

@@ -97,18 +97,20 @@ struct Scratch {
   float* states;  // [chunks, H, P, N]
 };
 
-__global__ void cumsum_kernel(float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
-  const int c = blockIdx.x;
+// Block per (chunk, head): inclusive scan of dt*A over the chunk (len <= 256 = blockDim).
+__global__ void __launch_bounds__(kMaxQ) cumsum_kernel(float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
+  __shared__ float warp_tot[kMaxQ / 32];
+  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, i = threadIdx.x, lane = i & 31, warp = i >> 5;
   const int start = ct.chunk_start[c], len = ct.chunk_len[c];
-  for (int h = threadIdx.x; h < d.H; h += blockDim.x) {
-    float run = 0.0f;
-    const float A = in.A[h];
-    float* out = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
-    for (int i = 0; i < len; ++i) {
-      run += in.dt[static_cast<int64_t>(start + i) * d.H + h] * A;
-      out[i] = run;
-    }
+  float v = i < len ? in.dt[static_cast<int64_t>(start + i) * d.H + h] * in.A[h] : 0.0f;
+  for (int o = 1; o < 32; o <<= 1) {
+    const float n = __shfl_up_sync(0xffffffffu, v, o);
+    if (lane >= o) v += n;
   }
+  if (lane == 31) warp_tot[warp] = v;
+  __syncthreads();
+  for (int w = 0; w < warp; ++w) v += warp_tot[w];
+  if (i < len) cs[(static_cast<int64_t>(c) * d.H + h) * ct.Q + i] = v;
 }
 
 // CB[c, g, i, j] = Σ_n C[i, n] B[j, n] for the tiles with j-tile <= i-tile.
@@ -193,12 +195,26 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, int6
   const int h = blockIdx.y, sq = blockIdx.z;
   S* slot_state = state + seq_slot[sq] * slot_stride + h * PN + e;
   float S_run = to_float(*slot_state);
-  for (int c = ct.seq_chunk[sq]; c < ct.seq_chunk[sq + 1]; ++c) {
-    float* local = states + (static_cast<int64_t>(c) * d.H + h) * PN + e;
-    const float contrib = *local;
-    *local = S_run;
-    const float decay = __expf(cs[(static_cast<int64_t>(c) * d.H + h) * ct.Q + ct.chunk_len[c] - 1]);
-    S_run = decay * S_run + contrib;
+  const int c_end = ct.seq_chunk[sq + 1];
+  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
+  for (int c0 = ct.seq_chunk[sq]; c0 < c_end; c0 += kBatch) {
+    float contrib[kBatch], decay[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int c = c0 + u;
+      if (c < c_end) {
+        contrib[u] = states[(static_cast<int64_t>(c) * d.H + h) * PN + e];
+        decay[u] = __expf(cs[(static_cast<int64_t>(c) * d.H + h) * ct.Q + ct.chunk_len[c] - 1]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int c = c0 + u;
+      if (c < c_end) {
+        states[(static_cast<int64_t>(c) * d.H + h) * PN + e] = S_run;
+        S_run = decay[u] * S_run + contrib[u];
+      }
+    }
   }
   *slot_state = from_float<S>(S_run);
 }
@@ -373,7 +389,7 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   if (ct.count == 0) return;
   const int64_t chunks = ct.count, Q = ct.Q;
   Scratch sc{scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
-  cumsum_kernel<<<ct.count, 128, 0, s>>>(sc.cs, in, d, ct);
+  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
   PCM_CUDA_LAUNCH();
   const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
   const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
