@@ -24,7 +24,7 @@ struct Options {
   int64_t layers = 0, prompt_tokens = 512, decode_tokens = 32, batch = 1;
   int threads = 0;
   bool exact = false;
-  std::string device = "cpu";
+  std::string device = "cpu", cuda_batches = "1,16,64,128", cuda_prefill = "4096,16384";
 };
 
 double now_seconds() {
@@ -38,6 +38,10 @@ void run(const Options& o) {
     a.shape = o.shape;
     a.layers = o.layers;
     a.decode_steps = o.decode_tokens;
+    a.batches.clear();
+    a.prefill_lengths.clear();
+    for (int32_t b : parse_id_list(o.cuda_batches, "--cuda-batches")) a.batches.push_back(b);
+    for (int32_t t : parse_id_list(o.cuda_prefill, "--cuda-prefill")) a.prefill_lengths.push_back(t);
     run_cuda_bench(a);
     return;
   }
@@ -118,6 +122,8 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput (CPU, or -
                         sub->add_option("--device", o->device,
                                         "cpu (default) or cuda (decode at B=1,16,64,128 with fp32 and bf16 "
                                         "state, prefill at T=4096 and 16384, % of the bandwidth roofline)");
+                        sub->add_option("--cuda-batches", o->cuda_batches, "cuda: decode batch sizes (default 1,16,64,128)");
+                        sub->add_option("--cuda-prefill", o->cuda_prefill, "cuda: prefill lengths (default 4096,16384)");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

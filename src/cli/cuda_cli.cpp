@@ -115,6 +115,10 @@ std::vector<int32_t> pseudo_tokens(int64_t n, int64_t V, int64_t salt) {
 
 void run_cuda_bench(const CudaBenchArgs& a) {
   PCM_CHECK(a.model_dir.empty() != a.shape.empty(), "give exactly one of --model DIR or --shape NAME");
+  PCM_CHECK(!a.batches.empty() && !a.prefill_lengths.empty() && a.decode_steps > 0,
+            "bench: batch sizes, prefill lengths and decode steps must be given");
+  for (int64_t b : a.batches) PCM_CHECK(b > 0, "bench: batch sizes must be > 0");
+  for (int64_t t : a.prefill_lengths) PCM_CHECK(t > 0, "bench: prefill lengths must be > 0");
   const int64_t max_b = *std::max_element(a.batches.begin(), a.batches.end());
   const int64_t max_t = *std::max_element(a.prefill_lengths.begin(), a.prefill_lengths.end());
   CudaModelOptions o;

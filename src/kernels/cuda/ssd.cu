@@ -126,7 +126,8 @@ __global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDi
   Acc acc;
   acc.zero();
   for (int n0 = 0; n0 < d.N; n0 += kSlab) {
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+    #pragma unroll  // all loads of the slab issued before the shared-memory stores
+    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
       const int r = e / kSlab, k = e % kSlab, n = n0 + k;
       const int i = i0 + r, j = j0 + r;
       s.a[r][k] = (i < len && n < d.N) ? in.xbc[(start + i) * in.stride + coff + n] : 0.0f;
@@ -164,7 +165,8 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(float* states, co
   Acc acc;
   acc.zero();
   for (int j0 = 0; j0 < len; j0 += kSlab) {
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+    #pragma unroll  // all loads of the slab issued before the shared-memory stores
+    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
       const int k = e / kTile, r = e % kTile, j = j0 + k;
       const int p = p0 + r, n = n0 + r;
       const float* row = in.xbc + (start + j) * in.stride;
@@ -241,7 +243,8 @@ __global__ void __launch_bounds__(kThreads) output_kernel(float* y, const Scratc
   Acc acc;
   acc.zero();
   for (int n0 = 0; n0 < d.N; n0 += kSlab) {  // inter-chunk: diag(exp(cs)) C · S_enterᵀ
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+    #pragma unroll  // all loads of the slab issued before the shared-memory stores
+    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
       const int r = e / kSlab, k = e % kSlab, n = n0 + k;
       const int i = i0 + r, p = p0 + r;
       s.a[r][k] = (i < len && n < d.N) ? in.xbc[(start + i) * in.stride + coff + n] * __expf(csS[i]) : 0.0f;
@@ -254,11 +257,13 @@ __global__ void __launch_bounds__(kThreads) output_kernel(float* y, const Scratc
   const float* CB = sc.cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q;
   const int j_end = min(len, i0 + kTile);
   for (int j0 = 0; j0 < j_end; j0 += kSlab) {  // intra-chunk: (CB ∘ L) · X
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+    #pragma unroll  // all loads of the slab issued before the shared-memory stores
+    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
       const int r = e / kSlab, k = e % kSlab, i = i0 + r, j = j0 + k;
       s.a[r][k] = (i < len && j <= i) ? CB[static_cast<int64_t>(i) * Q + j] * __expf(csS[i] - csS[j]) * dtS[j] : 0.0f;
     }
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+    #pragma unroll  // all loads of the slab issued before the shared-memory stores
+    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
       const int k = e / kTile, r = e % kTile, j = j0 + k, p = p0 + r;
       s.b[k][r] = (j < len && p < d.P) ? in.xbc[(start + j) * in.stride + xoff + p] : 0.0f;
     }
