@@ -14,35 +14,54 @@ __global__ void embedding_kernel(float* resid, const W* emb, const int32_t* toke
     resid[t * d + i] = to_float(row[i]);
 }
 
-// One block per row; the row is read twice (sum of squares, then scale), the second time from L1/L2.
+// One block per row. The row is read once into registers (kVpt values per thread, strided so the loads
+// are coalesced), which keeps the single-row decode case at one round trip to memory.
+constexpr int kNormThreads = 256, kVpt = 16;
+
 template <class O>
-__global__ void rmsnorm_kernel(O* out, const float* in, const float* weight, int64_t C, float eps) {
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(O* out, const float* in, const float* weight,
+                                                               int64_t C, float eps) {
   __shared__ float red[32];
   const int64_t t = blockIdx.x;
   const float* x = in + t * C;
+  float v[kVpt];
   float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) ss += x[i] * x[i];
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    v[u] = i < C ? x[i] : 0.0f;
+    ss += v[u] * v[u];
+  }
   ss = block_sum(ss, red);
   const float r = rsqrtf(ss / static_cast<float>(C) + eps);
-  for (int64_t i = threadIdx.x; i < C; i += blockDim.x) out[t * C + i] = from_float<O>(x[i] * r * weight[i]);
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    if (i < C) out[t * C + i] = from_float<O>(v[u] * r * weight[i]);
+  }
 }
 
-// One block per (row, group).
+// One block per (row, group); g = y * silu(z) kept in registers between the two steps.
 template <class O>
-__global__ void gated_rmsnorm_kernel(O* out, const float* y, const float* z, int64_t z_stride, const float* weight,
-                                     int64_t C, int64_t gs, float eps) {
+__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const float* y, const float* z,
+                                                                     int64_t z_stride, const float* weight, int64_t C,
+                                                                     int64_t gs, float eps) {
   __shared__ float red[32];
   const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
+  float v[kVpt];
   float ss = 0.0f;
-  for (int64_t i = threadIdx.x; i < gs; i += blockDim.x) {
-    const float v = y[t * C + g0 + i] * silu_f(z[t * z_stride + g0 + i]);
-    ss += v * v;
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    v[u] = i < gs ? y[t * C + g0 + i] * silu_f(z[t * z_stride + g0 + i]) : 0.0f;
+    ss += v[u] * v[u];
   }
   ss = block_sum(ss, red);
   const float r = rsqrtf(ss / static_cast<float>(gs) + eps);
-  for (int64_t i = threadIdx.x; i < gs; i += blockDim.x) {
-    const float v = y[t * C + g0 + i] * silu_f(z[t * z_stride + g0 + i]);
-    out[t * C + g0 + i] = from_float<O>(v * r * weight[g0 + i]);
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    if (i < gs) out[t * C + g0 + i] = from_float<O>(v[u] * r * weight[g0 + i]);
   }
 }
 
@@ -99,22 +118,27 @@ void embedding_gather(float* resid, const void* embedding, bool bf16, const int3
 void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t T, int64_t C, float eps,
              cudaStream_t s) {
   if (T == 0) return;
+  PCM_CHECK(C <= kNormThreads * kVpt, "CUDA RMSNorm: {} channels exceed {}", C, kNormThreads * kVpt);
   if (bf16)
-    rmsnorm_kernel<<<static_cast<unsigned>(T), 512, 0, s>>>(static_cast<__nv_bfloat16*>(out), in, weight, C, eps);
+    rmsnorm_kernel<<<static_cast<unsigned>(T), kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), in, weight, C,
+                                                                     eps);
   else
-    rmsnorm_kernel<<<static_cast<unsigned>(T), 512, 0, s>>>(static_cast<float*>(out), in, weight, C, eps);
+    rmsnorm_kernel<<<static_cast<unsigned>(T), kNormThreads, 0, s>>>(static_cast<float*>(out), in, weight, C, eps);
   PCM_CUDA_LAUNCH();
 }
 
 void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t z_stride, const float* weight,
                    int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s) {
   if (T == 0) return;
+  PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
+            kNormThreads * kVpt);
   dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(C / group_size));
   if (bf16)
-    gated_rmsnorm_kernel<<<grid, 256, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C,
+    gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C,
                                               group_size, eps);
   else
-    gated_rmsnorm_kernel<<<grid, 256, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, C, group_size, eps);
+    gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, C,
+                                                       group_size, eps);
   PCM_CUDA_LAUNCH();
 }
 

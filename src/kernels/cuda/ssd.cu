@@ -126,8 +126,7 @@ __global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDi
   Acc acc;
   acc.zero();
   for (int n0 = 0; n0 < d.N; n0 += kSlab) {
-    #pragma unroll  // all loads of the slab issued before the shared-memory stores
-    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
       const int r = e / kSlab, k = e % kSlab, n = n0 + k;
       const int i = i0 + r, j = j0 + r;
       s.a[r][k] = (i < len && n < d.N) ? in.xbc[(start + i) * in.stride + coff + n] : 0.0f;
@@ -165,8 +164,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(float* states, co
   Acc acc;
   acc.zero();
   for (int j0 = 0; j0 < len; j0 += kSlab) {
-    #pragma unroll  // all loads of the slab issued before the shared-memory stores
-    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
       const int k = e / kTile, r = e % kTile, j = j0 + k;
       const int p = p0 + r, n = n0 + r;
       const float* row = in.xbc + (start + j) * in.stride;
@@ -223,7 +221,7 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, int6
 
 // y[i, p] = Σ_n exp(cs_i) C[i, n] S[p, n] + Σ_{j<=i} CB[i, j] exp(cs_i - cs_j) dt_j x[j, p] + D x[i, p]
 template <class Acc>
-__global__ void __launch_bounds__(kThreads) output_kernel(float* y, const Scratch sc, SsdIn in, SsdDims d,
+__global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scratch sc, SsdIn in, SsdDims d,
                                                           ChunkTable ct) {
   __shared__ TileSmem s;
   __shared__ float csS[kMaxQ], dtS[kMaxQ];
@@ -243,8 +241,7 @@ __global__ void __launch_bounds__(kThreads) output_kernel(float* y, const Scratc
   Acc acc;
   acc.zero();
   for (int n0 = 0; n0 < d.N; n0 += kSlab) {  // inter-chunk: diag(exp(cs)) C · S_enterᵀ
-    #pragma unroll  // all loads of the slab issued before the shared-memory stores
-    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
       const int r = e / kSlab, k = e % kSlab, n = n0 + k;
       const int i = i0 + r, p = p0 + r;
       s.a[r][k] = (i < len && n < d.N) ? in.xbc[(start + i) * in.stride + coff + n] * __expf(csS[i]) : 0.0f;
@@ -257,13 +254,11 @@ __global__ void __launch_bounds__(kThreads) output_kernel(float* y, const Scratc
   const float* CB = sc.cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q;
   const int j_end = min(len, i0 + kTile);
   for (int j0 = 0; j0 < j_end; j0 += kSlab) {  // intra-chunk: (CB ∘ L) · X
-    #pragma unroll  // all loads of the slab issued before the shared-memory stores
-    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
       const int r = e / kSlab, k = e % kSlab, i = i0 + r, j = j0 + k;
       s.a[r][k] = (i < len && j <= i) ? CB[static_cast<int64_t>(i) * Q + j] * __expf(csS[i] - csS[j]) * dtS[j] : 0.0f;
     }
-    #pragma unroll  // all loads of the slab issued before the shared-memory stores
-    for (int u = 0, e = threadIdx.x; u < kTile * kSlab / kThreads; ++u, e += kThreads) {
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
       const int k = e / kTile, r = e % kTile, j = j0 + k, p = p0 + r;
       s.b[k][r] = (j < len && p < d.P) ? in.xbc[(start + j) * in.stride + xoff + p] : 0.0f;
     }
@@ -287,13 +282,15 @@ __global__ void __launch_bounds__(kThreads) output_kernel(float* y, const Scratc
 // Decode: block per (head, row); warp w handles rows p = w, w + warps, ...; lane owns the NQ contiguous
 // state columns n = lane·NQ .. (one 16-byte load per lane for N = 128 fp32). Four p-rows are loaded before
 // any is used, so several wide loads per lane are in flight.
+constexpr int kDecodeThreads = 512;  // 16 warps x 4 rows: one pass over P = 64
+
 template <class S, int NQ>
 struct alignas(sizeof(S) * NQ) StatePack {
   S v[NQ];
 };
 
 template <class S, int NQ>
-__global__ void __launch_bounds__(128) ssd_decode_kernel(float* y, SsdIn in, S* state, int64_t slot_stride, SsdDims d,
+__global__ void __launch_bounds__(kDecodeThreads) ssd_decode_kernel(float* y, SsdIn in, S* state, int64_t slot_stride, SsdDims d,
                                                          const int32_t* slots) {
   const int h = blockIdx.x, b = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int64_t HP = static_cast<int64_t>(d.H) * d.P;
@@ -367,10 +364,10 @@ void launch_decode(float* y, const SsdIn& in, S* state, int64_t slot_stride, con
   dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
   const int q = (d.N + 31) / 32;
   switch (q <= 1 ? 1 : q <= 2 ? 2 : q <= 4 ? 4 : 8) {
-    case 1: ssd_decode_kernel<S, 1><<<grid, 128, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 2: ssd_decode_kernel<S, 2><<<grid, 128, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 4: ssd_decode_kernel<S, 4><<<grid, 128, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 8: ssd_decode_kernel<S, 8><<<grid, 128, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 1: ssd_decode_kernel<S, 1><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 2: ssd_decode_kernel<S, 2><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 4: ssd_decode_kernel<S, 4><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 8: ssd_decode_kernel<S, 8><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
   }
   PCM_CUDA_LAUNCH();
 }
