@@ -62,10 +62,13 @@ TEST(CudaKernels, GatedRmsNormPerGroup) {
   EXPECT_LE(rel_error(got, ref), 1e-5);
 }
 
-TEST(CudaKernels, GemmBf16AndFp32) {
+class CudaGemm : public ::testing::TestWithParam<int64_t> {};
+
+// T = 24 goes through cuBLASLt; T <= 4 through our own bf16 GEMV (fp32 still cuBLASLt).
+TEST_P(CudaGemm, Bf16AndFp32) {
   PCM_REQUIRE_GPU();
-  std::mt19937 rng(13);
-  const int64_t T = 24, n = 1000, k = kD;
+  std::mt19937 rng(13 + static_cast<unsigned>(GetParam()));
+  const int64_t T = GetParam(), n = 1000, k = kD;
   auto x = test::random_vec(T * k, -1, 1, rng), w = test::random_vec(n * k, -0.05f, 0.05f, rng);
   auto y0 = test::random_vec(T * n, -1, 1, rng);
   std::vector<float> ref(T * n);
@@ -82,7 +85,13 @@ TEST(CudaKernels, GemmBf16AndFp32) {
   dy.upload(y0);
   gemm.run(dy.get(), dx16.get(), dw16.get(), true, T, n, k, 1.0f, nullptr);
   EXPECT_LE(rel_error(dy.download(), ref), 1e-2);
+  dy.poison();
+  gemm.run(dy.get(), dx16.get(), dw16.get(), true, T, n, k, 0.0f, nullptr);  // beta 0 ignores the poison
+  std::vector<float> ref0(T * n);
+  for (size_t i = 0; i < ref0.size(); ++i) ref0[i] = ref[i] - y0[i];
+  EXPECT_LE(rel_error(dy.download(), ref0), 1e-2);
 }
+INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24));
 
 // Three packed sequences of different lengths, each continuing from its own random conv window.
 TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {

@@ -3,6 +3,7 @@
 #include <cublasLt.h>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/ops.h"
 
 #define PCM_CUBLAS(call)                                                                       \
   do {                                                                                         \
@@ -71,6 +72,10 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
 void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
                cudaStream_t s) {
   if (T == 0) return;
+  if (bf16 && gemv_bf16_supported(T, k)) {  // a few rows: stream the weights once with our own kernel
+    gemv_bf16(Y, X, W, T, n, k, beta, s);
+    return;
+  }
   Plan& p = plan(bf16, T, n, k, beta != 0.0f);
   const float alpha = 1.0f;
   PCM_CUBLAS(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo, workspace_,

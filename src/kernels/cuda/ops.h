@@ -81,6 +81,12 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
                 const int32_t* slots, int64_t Bn, cudaStream_t s);
 
+// ---- gemv.cu -------------------------------------------------------------------------------------
+// Y[T, n] = X[T, k] · W[n, k]ᵀ (+ beta · Y) for bf16 X, W and T <= kGemvMaxRows (decode at small batch).
+constexpr int64_t kGemvMaxRows = 4;
+bool gemv_bf16_supported(int64_t T, int64_t k);
+void gemv_bf16(float* Y, const void* X, const void* W, int64_t T, int64_t n, int64_t k, float beta, cudaStream_t s);
+
 // ---- sampling.cu ---------------------------------------------------------------------------------
 struct DeviceSampling {
   float temperature;  // 0 = greedy
