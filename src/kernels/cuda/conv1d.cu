@@ -9,23 +9,44 @@ namespace {
 
 constexpr int kMaxK = 8;
 
-// Block row per token (blockIdx.y), threads over channels: coalesced reads, no 64-bit division.
+// Thread per (channel, run of kRun consecutive rows): each input row is loaded once into a register
+// window and reused by the K outputs that need it. Rows before a sequence's first row in this call come
+// from that sequence's conv window (runs may cross sequence boundaries).
+constexpr int kRun = 8;
+
 __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stride, const float* conv_state,
-                                    int64_t slot_stride, const float* w, const float* bias, int64_t C, int K,
-                                    PackedSeqs seqs) {
-  const int64_t t = blockIdx.y;
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+                                    int64_t slot_stride, const float* w, const float* bias, int64_t T, int64_t C,
+                                    int K, PackedSeqs seqs) {
+  const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kRun;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= C) return;
-  const int sq = seqs.row_seq[t];
-  const int64_t local = t - seqs.seq_start[sq];
-  const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + static_cast<int64_t>(c) * K;
-  float acc = bias[c];
-  for (int k = 0; k < K; ++k) {
-    const int64_t j = local - (K - 1) + k;  // position inside this call's rows of the sequence
-    const float v = j >= 0 ? in[(t - (K - 1) + k) * in_stride + c] : win[K + j];
-    acc += w[static_cast<int64_t>(c) * K + k] * v;
+  float wk[kMaxK];
+#pragma unroll
+  for (int k = 0; k < kMaxK; ++k) wk[k] = k < K ? w[c * K + k] : 0.0f;
+  const float b = bias[c];
+  float hist[kMaxK - 1 + kRun];  // hist[q] = input row t0 - (K - 1) + q
+#pragma unroll
+  for (int q = 0; q < kMaxK - 1 + kRun; ++q) {
+    const int64_t t = t0 - (K - 1) + q;
+    hist[q] = (q < K - 1 + kRun && t >= 0 && t < T) ? in[t * in_stride + c] : 0.0f;
   }
-  out[t * C + c] = silu_f(acc);
+#pragma unroll
+  for (int r = 0; r < kRun; ++r) {
+    const int64_t t = t0 + r;
+    if (t >= T) break;
+    const int sq = seqs.row_seq[t];
+    const int64_t local = t - seqs.seq_start[sq];
+    const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c * K;
+    float acc = b;
+#pragma unroll
+    for (int k = 0; k < kMaxK; ++k) {
+      if (k < K) {
+        const int64_t j = local - (K - 1) + k;  // position inside this call's rows of the sequence
+        acc += wk[k] * (j >= 0 ? hist[r + k] : win[K + j]);
+      }
+    }
+    out[t * C + c] = silu_f(acc);
+  }
 }
 
 // After the conv: each window takes its sequence's last K inputs (older window entries when shorter).
@@ -79,8 +100,8 @@ void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* 
                          cudaStream_t s) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
   if (T == 0) return;
-  conv_prefill_kernel<<<dim3(blocks_for(C, 256), static_cast<unsigned>(T)), 256, 0, s>>>(
-      out, in, in_stride, conv_state, slot_stride, w, bias, C, static_cast<int>(K), seqs);
+  conv_prefill_kernel<<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
+      out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs);
   PCM_CUDA_LAUNCH();
   conv_window_kernel<<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,
                                                                      static_cast<int>(K), seqs);

@@ -8,10 +8,9 @@ namespace {
 
 template <class W>
 __global__ void embedding_kernel(float* resid, const W* emb, const int32_t* tokens, int64_t d) {
-  const int64_t t = blockIdx.y;
+  const int64_t t = blockIdx.x;  // rows on x: no 65535 limit
   const W* row = emb + static_cast<int64_t>(tokens[t]) * d;
-  for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < d; i += gridDim.x * blockDim.x)
-    resid[t * d + i] = to_float(row[i]);
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) resid[t * d + i] = to_float(row[i]);
 }
 
 // One block per row. The row is read once into registers (kVpt values per thread, strided so the loads
@@ -65,6 +64,48 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, con
   }
 }
 
+// Warp per (row, group) when the group is a multiple of 128 channels and at most 1024: 16-byte loads,
+// the group held in registers, a warp reduction instead of a block barrier (the prefill case).
+constexpr int kGroupVec = 8;  // float4 loads per lane: up to 1024 channels
+
+template <class O>
+__global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const float* y, const float* z,
+                                                                 int64_t z_stride, const float* weight, int64_t T,
+                                                                 int64_t C, int64_t gs, int64_t groups, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
+  if (item >= T * groups) return;
+  const int64_t t = item / groups, g0 = (item % groups) * gs;
+  const int nv = static_cast<int>(gs / 128);  // float4s per lane
+  const float4* yv = reinterpret_cast<const float4*>(y + t * C + g0);
+  const float* zr = z + t * z_stride + g0;
+  float4 v[kGroupVec];
+  float ss = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kGroupVec; ++u) {
+    if (u < nv) {
+      const int i = (u * 32 + lane) * 4;
+      const float4 a = yv[u * 32 + lane];
+      v[u] = make_float4(a.x * silu_f(zr[i]), a.y * silu_f(zr[i + 1]), a.z * silu_f(zr[i + 2]), a.w * silu_f(zr[i + 3]));
+      ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
+    }
+  }
+  ss = warp_sum(ss);
+  const float r = rsqrtf(ss / static_cast<float>(gs) + eps);
+#pragma unroll
+  for (int u = 0; u < kGroupVec; ++u) {
+    if (u < nv) {
+      const int i = (u * 32 + lane) * 4;
+      O* o = out + t * C + g0 + i;
+      const float* wt = weight + g0 + i;
+      o[0] = from_float<O>(v[u].x * r * wt[0]);
+      o[1] = from_float<O>(v[u].y * r * wt[1]);
+      o[2] = from_float<O>(v[u].z * r * wt[2]);
+      o[3] = from_float<O>(v[u].w * r * wt[3]);
+    }
+  }
+}
+
 __global__ void add_bias_kernel(float* x, int64_t stride, const float* bias, int64_t T, int64_t C) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < T * C) x[(i / C) * stride + i % C] += bias[i % C];
@@ -107,7 +148,7 @@ __global__ void fill_uniform_kernel(__nv_bfloat16* out, int64_t n, float stddev,
 void embedding_gather(float* resid, const void* embedding, bool bf16, const int32_t* tokens, int64_t T, int64_t d,
                       cudaStream_t s) {
   if (T == 0) return;
-  dim3 grid(blocks_for(d, 256), static_cast<unsigned>(T));
+  const unsigned grid = static_cast<unsigned>(T);
   if (bf16)
     embedding_kernel<<<grid, 256, 0, s>>>(resid, static_cast<const __nv_bfloat16*>(embedding), tokens, d);
   else
@@ -132,7 +173,19 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
   if (T == 0) return;
   PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
             kNormThreads * kVpt);
-  dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(C / group_size));
+  const int64_t groups = C / group_size;
+  if (group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0) {
+    const unsigned blocks = blocks_for(T * groups, 8);
+    if (bf16)
+      gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C,
+                                                       group_size, groups, eps);
+    else
+      gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, T, C,
+                                                       group_size, groups, eps);
+    PCM_CUDA_LAUNCH();
+    return;
+  }
+  dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(groups));
   if (bf16)
     gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C,
                                               group_size, eps);
