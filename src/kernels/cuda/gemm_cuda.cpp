@@ -28,14 +28,23 @@ Gemm::Gemm() {
   PCM_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
 }
 
-Gemm::~Gemm() {
-  for (auto& [key, p] : plans_) {
+namespace {
+
+void destroy_plans(std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool>, Gemm::Plan*>& plans) {
+  for (auto& [key, p] : plans) {
     cublasLtMatrixLayoutDestroy(p->a);
     cublasLtMatrixLayoutDestroy(p->b);
     cublasLtMatrixLayoutDestroy(p->c);
     cublasLtMatmulDescDestroy(p->desc);
     delete p;
   }
+  plans.clear();
+}
+
+}  // namespace
+
+Gemm::~Gemm() {
+  destroy_plans(plans_);
   cudaFree(workspace_);
   cublasLtDestroy(handle_);
 }
@@ -46,6 +55,9 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
   auto key = std::make_tuple(bf16, T, n, k, accumulate);
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
+  // Prefill sees a new row count per prompt length: bound the cache (a captured graph keeps its own copy
+  // of the launch, so dropping plans is safe).
+  if (plans_.size() >= 512) destroy_plans(plans_);
   auto* p = new Plan;
   const cudaDataType_t in_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
   PCM_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));

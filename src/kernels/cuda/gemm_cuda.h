@@ -20,8 +20,9 @@ class Gemm {
   void run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
            cudaStream_t s);
 
- private:
   struct Plan;
+
+ private:
   Plan& plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate);
   cublasLtContext* handle_ = nullptr;
   void* workspace_ = nullptr;
