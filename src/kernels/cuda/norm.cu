@@ -174,7 +174,8 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
   PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
             kNormThreads * kVpt);
   const int64_t groups = C / group_size;
-  if (group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0) {
+  // A warp per group pays off with many rows; a few rows (decode) want a whole block per group.
+  if (T * groups >= 1024 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0) {
     const unsigned blocks = blocks_for(T * groups, 8);
     if (bf16)
       gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C,

@@ -282,7 +282,7 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
 // Decode: block per (head, row); warp w handles rows p = w, w + warps, ...; lane owns the NQ contiguous
 // state columns n = lane·NQ .. (one 16-byte load per lane for N = 128 fp32). Four p-rows are loaded before
 // any is used, so several wide loads per lane are in flight.
-constexpr int kDecodeThreads = 128;  // 512 (one pass over P = 64) measured slower at B >= 16
+constexpr int kDecodeThreads = 512;  // the most a launch uses (see launch_decode)
 
 template <class S, int NQ>
 struct alignas(sizeof(S) * NQ) StatePack {
@@ -362,12 +362,15 @@ template <class S>
 void launch_decode(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
                    int64_t Bn, cudaStream_t s) {
   dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
+  // Few rows: 16 warps per head so each warp has one group of 4 state rows (one memory round trip);
+  // many rows: 4 warps per head, which measured faster once the grid fills the GPU.
+  const int threads = Bn * d.H < 1024 ? 512 : 128;
   const int q = (d.N + 31) / 32;
   switch (q <= 1 ? 1 : q <= 2 ? 2 : q <= 4 ? 4 : 8) {
-    case 1: ssd_decode_kernel<S, 1><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 2: ssd_decode_kernel<S, 2><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 4: ssd_decode_kernel<S, 4><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 8: ssd_decode_kernel<S, 8><<<grid, kDecodeThreads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 1: ssd_decode_kernel<S, 1><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 2: ssd_decode_kernel<S, 2><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 4: ssd_decode_kernel<S, 4><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 8: ssd_decode_kernel<S, 8><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
   }
   PCM_CUDA_LAUNCH();
 }
