@@ -158,6 +158,7 @@ std::unique_ptr<CudaMamba2Model> CudaMamba2Model::from_weights(const Mamba2Confi
                                                                const CudaModelOptions& options) {
   auto m = make_impl(config, options);
   upload_weights(*m, weights);
+  PCM_CUDA(cudaDeviceSynchronize());  // uploads from pageable memory must land before the model's stream reads
   m->allocate_workspace();
   auto model = std::unique_ptr<CudaMamba2Model>(new CudaMamba2Model(std::move(m)));
   model->resize_pool(options.max_slots, options.bf16_state);
@@ -175,6 +176,7 @@ std::unique_ptr<CudaMamba2Model> CudaMamba2Model::random(const Mamba2Config& con
                                                          const CudaModelOptions& options) {
   auto m = make_impl(config, options);
   random_device_weights(*m, seed);
+  PCM_CUDA(cudaDeviceSynchronize());
   m->allocate_workspace();
   auto model = std::unique_ptr<CudaMamba2Model>(new CudaMamba2Model(std::move(m)));
   model->resize_pool(options.max_slots, options.bf16_state);
@@ -257,17 +259,22 @@ void CudaMamba2Model::load_state(int32_t slot, const SequenceState& state) {
   PCM_CHECK(static_cast<int64_t>(state.ssm.size()) == c.ssm_state_elems() &&
                 static_cast<int64_t>(state.conv.size()) == c.conv_state_elems(),
             "load_state: the sequence state was made for another model");
-  PCM_CUDA(cudaStreamSynchronize(m.stream));
+  // Copies on the model's stream, then a synchronisation: a plain cudaMemcpy from pageable memory may
+  // return before its DMA lands, and the model's non-blocking stream would not wait for it.
   const size_t n = state.ssm.size();
+  std::vector<uint16_t> tmp;
   if (m.state_bf16) {
-    std::vector<uint16_t> tmp(n);
+    tmp.resize(n);
     for (size_t i = 0; i < n; ++i) tmp[i] = f32_to_bf16(state.ssm[i]);
-    PCM_CUDA(cudaMemcpy(static_cast<uint16_t*>(m.ssm) + slot * n, tmp.data(), n * 2, cudaMemcpyHostToDevice));
+    PCM_CUDA(cudaMemcpyAsync(static_cast<uint16_t*>(m.ssm) + slot * n, tmp.data(), n * 2, cudaMemcpyHostToDevice,
+                             m.stream));
   } else {
-    PCM_CUDA(cudaMemcpy(static_cast<float*>(m.ssm) + slot * n, state.ssm.data(), n * 4, cudaMemcpyHostToDevice));
+    PCM_CUDA(cudaMemcpyAsync(static_cast<float*>(m.ssm) + slot * n, state.ssm.data(), n * 4, cudaMemcpyHostToDevice,
+                             m.stream));
   }
-  PCM_CUDA(cudaMemcpy(m.conv + slot * state.conv.size(), state.conv.data(), state.conv.size() * 4,
-                      cudaMemcpyHostToDevice));
+  PCM_CUDA(cudaMemcpyAsync(m.conv + slot * state.conv.size(), state.conv.data(), state.conv.size() * 4,
+                           cudaMemcpyHostToDevice, m.stream));
+  PCM_CUDA(cudaStreamSynchronize(m.stream));
   m.slot_tokens[static_cast<size_t>(slot)] = state.tokens_seen;
 }
 
@@ -277,17 +284,21 @@ void CudaMamba2Model::store_state(int32_t slot, SequenceState& state) const {
   const auto& c = m.config;
   if (state.layers != c.num_layers || static_cast<int64_t>(state.ssm.size()) != c.ssm_state_elems())
     state = SequenceState(c);
-  PCM_CUDA(cudaStreamSynchronize(m.stream));
   const size_t n = state.ssm.size();
+  std::vector<uint16_t> tmp;
   if (m.state_bf16) {
-    std::vector<uint16_t> tmp(n);
-    PCM_CUDA(cudaMemcpy(tmp.data(), static_cast<uint16_t*>(m.ssm) + slot * n, n * 2, cudaMemcpyDeviceToHost));
-    for (size_t i = 0; i < n; ++i) state.ssm[i] = bf16_to_f32(tmp[i]);
+    tmp.resize(n);
+    PCM_CUDA(cudaMemcpyAsync(tmp.data(), static_cast<uint16_t*>(m.ssm) + slot * n, n * 2, cudaMemcpyDeviceToHost,
+                             m.stream));
   } else {
-    PCM_CUDA(cudaMemcpy(state.ssm.data(), static_cast<float*>(m.ssm) + slot * n, n * 4, cudaMemcpyDeviceToHost));
+    PCM_CUDA(cudaMemcpyAsync(state.ssm.data(), static_cast<float*>(m.ssm) + slot * n, n * 4, cudaMemcpyDeviceToHost,
+                             m.stream));
   }
-  PCM_CUDA(cudaMemcpy(state.conv.data(), m.conv + slot * state.conv.size(), state.conv.size() * 4,
-                      cudaMemcpyDeviceToHost));
+  PCM_CUDA(cudaMemcpyAsync(state.conv.data(), m.conv + slot * state.conv.size(), state.conv.size() * 4,
+                           cudaMemcpyDeviceToHost, m.stream));
+  PCM_CUDA(cudaStreamSynchronize(m.stream));
+  if (m.state_bf16)
+    for (size_t i = 0; i < n; ++i) state.ssm[i] = bf16_to_f32(tmp[i]);
   state.tokens_seen = m.slot_tokens[static_cast<size_t>(slot)];
 }
 
