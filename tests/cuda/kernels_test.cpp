@@ -300,6 +300,65 @@ TEST(CudaKernels, SamplingOnDevice) {
   }
 }
 
+// The draws follow the distribution: 20000 rows of the same 8 logits (one draw each, steps 0..19999)
+// against the CPU sampler's kept set renormalised (temperature, top-k, top-p, min-p).
+TEST(CudaKernels, SamplingFrequenciesMatchDistribution) {
+  PCM_REQUIRE_GPU();
+  const std::vector<float> base = {0.0f, 1.0f, 2.0f, 0.5f, -1.0f, 1.5f, 0.2f, -0.3f};
+  const int64_t V = 8, Bn = 20000;
+  struct Case {
+    float temperature, top_p, min_p;
+    int32_t top_k;
+  };
+  for (const Case& c : {Case{1.0f, 1.0f, 0.0f, 0}, Case{0.7f, 1.0f, 0.0f, 3}, Case{1.0f, 0.7f, 0.0f, 0},
+                        Case{1.5f, 1.0f, 0.3f, 0}}) {
+    // Expected: softmax(base / T) restricted like the CPU sampler (sorted order, prefix for top-p).
+    std::vector<int32_t> order(V);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return base[a] > base[b]; });
+    std::vector<double> p(V, 0.0);
+    int64_t n = c.top_k > 0 ? c.top_k : V;
+    double z = 0;
+    for (int64_t r = 0; r < n; ++r) z += std::exp((base[order[r]] - base[order[0]]) / c.temperature);
+    double cum = 0;
+    int64_t keep = n;
+    for (int64_t r = 0; r < n; ++r) {
+      cum += std::exp((base[order[r]] - base[order[0]]) / c.temperature) / z;
+      if (c.top_p < 1.0f && cum >= c.top_p) {
+        keep = r + 1;
+        break;
+      }
+    }
+    double mass = 0;
+    for (int64_t r = 0; r < keep; ++r) {
+      const double q = std::exp((base[order[r]] - base[order[0]]) / c.temperature);
+      if (q < c.min_p) break;
+      p[order[r]] = q;
+      mass += q;
+    }
+    for (double& q : p) q /= mass;
+    std::vector<float> logits;
+    std::vector<cuda::DeviceSampling> params;
+    for (int64_t b = 0; b < Bn; ++b) {
+      logits.insert(logits.end(), base.begin(), base.end());
+      params.push_back({c.temperature, c.top_p, c.min_p, c.top_k, 12345, static_cast<uint64_t>(b)});
+    }
+    DeviceBuffer<float> dl(logits);
+    DeviceBuffer<cuda::DeviceSampling> dp(params);
+    DeviceBuffer<int32_t> ids(Bn);
+    ids.poison();
+    cuda::sample(ids.get(), dl.get(), V, dp.get(), Bn, nullptr);
+    std::vector<double> freq(V, 0.0);
+    for (int32_t id : ids.download()) {
+      ASSERT_TRUE(id >= 0 && id < V);
+      freq[id] += 1.0 / Bn;
+    }
+    for (int64_t i = 0; i < V; ++i)
+      EXPECT_NEAR(freq[i], p[i], 0.015) << "token " << i << " T " << c.temperature << " k " << c.top_k << " p "
+                                        << c.top_p << " min_p " << c.min_p;
+  }
+}
+
 }  // namespace
 }  // namespace pcm
 #else
