@@ -12,6 +12,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/cuda_cli.h"
 #include "engine/sampler.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -27,6 +28,7 @@ struct Options {
   int threads = 0;
   int reps = 3;
   bool exact = false, bandwidth = false, json = false;
+  std::string device = "cpu", cuda_batches = "1,16,64,128", cuda_prefill = "4096,16384";
 };
 
 double now_seconds() {
@@ -34,6 +36,20 @@ double now_seconds() {
 }
 
 void run(const Options& o) {
+  if (o.device == "cuda") {
+    CudaBenchArgs a;
+    a.model_dir = o.model;
+    a.shape = o.shape;
+    a.layers = o.layers;
+    a.decode_steps = o.decode_tokens;
+    a.batches.clear();
+    a.prefill_lengths.clear();
+    for (int32_t b : parse_id_list(o.cuda_batches, "--cuda-batches")) a.batches.push_back(b);
+    for (int32_t t : parse_id_list(o.cuda_prefill, "--cuda-prefill")) a.prefill_lengths.push_back(t);
+    run_cuda_bench(a);
+    return;
+  }
+  PCM_CHECK(o.device == "cpu", "--device must be cpu or cuda, got '{}'", o.device);
   const int threads = apply_threads(o.threads);
   PCM_CHECK(o.model.empty() != o.shape.empty(), "give exactly one of --model DIR|FILE.gguf or --shape NAME");
   PCM_CHECK(o.prompt_tokens > 0 && o.decode_tokens > 0 && o.batch > 0, "token counts and batch must be > 0");
@@ -135,7 +151,7 @@ void run(const Options& o) {
                 "decode at %.0f%% of the floor\n", bw, floor_ms, 100.0 * floor_ms / step_ms);
 }
 
-PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CPU", [](CLI::App* sub) {
+PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput (CPU, or --device cuda)", [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
                         sub->add_option("--model,-m", o->model, "model directory");
                         sub->add_option("--shape", o->shape, "random weights of a published shape (codestral-7b, mamba2-370m, ...)");
@@ -153,6 +169,11 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput on this CP
                         sub->add_option("--reps", o->reps, "timed prefill passes (the median is reported)")
                             ->check(CLI::PositiveNumber);
                         sub->add_flag("--json", o->json, "print one JSON object instead of the table");
+                        sub->add_option("--device", o->device,
+                                        "cpu (default) or cuda (decode at B=1,16,64,128 with fp32 and bf16 "
+                                        "state, prefill at T=4096 and 16384, % of the bandwidth roofline)");
+                        sub->add_option("--cuda-batches", o->cuda_batches, "cuda: decode batch sizes (default 1,16,64,128)");
+                        sub->add_option("--cuda-prefill", o->cuda_prefill, "cuda: prefill lengths (default 4096,16384)");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

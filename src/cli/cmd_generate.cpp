@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/cuda_cli.h"
 #include "engine/generator.h"
 #include "model/model.h"
 #include "util/error.h"
@@ -18,6 +19,8 @@ struct Options {
   SamplingParams sampling;
   int threads = 0;
   bool exact = false;
+  std::string device = "cpu", state_dtype = "fp32";
+  bool fp32_weights = false;
 };
 
 void run(const Options& o) {
@@ -25,6 +28,11 @@ void run(const Options& o) {
   std::string dir = o.model.empty() ? default_model_dir() : o.model;
   PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
   std::vector<int32_t> ids = parse_id_list(o.prompt_ids, "--prompt-ids");
+  if (o.device == "cuda") {
+    run_cuda_generate({dir, ids, o.max_new_tokens, o.ignore_eos, o.sampling, o.state_dtype, o.fp32_weights});
+    return;
+  }
+  PCM_CHECK(o.device == "cpu", "--device must be cpu or cuda, got '{}'", o.device);
   Mamba2Model model = load_model(dir, o.weights);
   model.set_exact(o.exact);
   GenerateOptions g;
@@ -55,6 +63,9 @@ PCM_REGISTER_COMMAND({"generate", "Generate tokens from a prompt (chunked prefil
                                       "fp32 activations in every projection (default for bf16 weights: bf16 "
                                       "activations over many rows, as PyTorch bf16 inference)");
                         add_weights_option(sub, &o->weights);
+                        sub->add_option("--device", o->device, "cpu (default) or cuda");
+                        sub->add_option("--state-dtype", o->state_dtype, "cuda: SSM state dtype, fp32 (default) or bf16");
+                        sub->add_flag("--fp32-weights", o->fp32_weights, "cuda: keep fp32 weights (default: bf16)");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

@@ -1,0 +1,121 @@
+// Causal depthwise conv1d + SiLU: packed prefill (each sequence continuing from its conv window) and the
+// decode step (rolling window, one token per slot).
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace pcm::cuda {
+namespace {
+
+constexpr int kMaxK = 8;
+
+// Thread per (channel, run of kRun consecutive rows): each input row is loaded once into a register
+// window and reused by the K outputs that need it. Rows before a sequence's first row in this call come
+// from that sequence's conv window (runs may cross sequence boundaries).
+constexpr int kRun = 8;
+
+__global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stride, const float* conv_state,
+                                    int64_t slot_stride, const float* w, const float* bias, int64_t T, int64_t C,
+                                    int K, PackedSeqs seqs) {
+  const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kRun;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float wk[kMaxK];
+#pragma unroll
+  for (int k = 0; k < kMaxK; ++k) wk[k] = k < K ? w[c * K + k] : 0.0f;
+  const float b = bias[c];
+  float hist[kMaxK - 1 + kRun];  // hist[q] = input row t0 - (K - 1) + q
+#pragma unroll
+  for (int q = 0; q < kMaxK - 1 + kRun; ++q) {
+    const int64_t t = t0 - (K - 1) + q;
+    hist[q] = (q < K - 1 + kRun && t >= 0 && t < T) ? in[t * in_stride + c] : 0.0f;
+  }
+#pragma unroll
+  for (int r = 0; r < kRun; ++r) {
+    const int64_t t = t0 + r;
+    if (t >= T) break;
+    const int sq = seqs.row_seq[t];
+    const int64_t local = t - seqs.seq_start[sq];
+    const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c * K;
+    float acc = b;
+#pragma unroll
+    for (int k = 0; k < kMaxK; ++k) {
+      if (k < K) {
+        const int64_t j = local - (K - 1) + k;  // position inside this call's rows of the sequence
+        acc += wk[k] * (j >= 0 ? hist[r + k] : win[K + j]);
+      }
+    }
+    out[t * C + c] = silu_f(acc);
+  }
+}
+
+// After the conv: each window takes its sequence's last K inputs (older window entries when shorter).
+// One thread per (sequence, channel) walks k upwards, so it reads win[len + k] before overwriting it.
+__global__ void conv_window_kernel(const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+                                   int64_t C, int K, PackedSeqs seqs) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= static_cast<int64_t>(seqs.count) * C) return;
+  const int sq = static_cast<int>(i / C);
+  const int64_t c = i % C, begin = seqs.seq_start[sq], len = seqs.seq_start[sq + 1] - begin;
+  float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c * K;
+  for (int k = 0; k < K; ++k) {
+    const int64_t j = len - K + k;
+    win[k] = j >= 0 ? in[(begin + j) * in_stride + c] : win[len + k];
+  }
+}
+
+__global__ void conv_decode_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
+                                   int64_t slot_stride, const float* w, const float* bias, const int32_t* slots,
+                                   int64_t Bn, int64_t C, int K) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= Bn * C) return;
+  const int64_t b = i / C, c = i % C;
+  const int slot = slots[b];
+  if (slot < 0) {
+    out[i] = 0.0f;
+    return;
+  }
+  float* win = conv_state + slot * slot_stride + c * K;
+  float v[kMaxK];
+#pragma unroll
+  for (int k = 0; k < kMaxK; ++k)
+    if (k < K - 1) v[k] = win[k + 1];
+  const float x = in[b * in_stride + c];
+  float acc = bias[c];
+#pragma unroll
+  for (int k = 0; k < kMaxK; ++k)
+    if (k < K - 1) acc += w[c * K + k] * v[k];
+  acc += w[c * K + K - 1] * x;
+#pragma unroll
+  for (int k = 0; k < kMaxK; ++k)
+    if (k < K - 1) win[k] = v[k];
+  win[K - 1] = x;
+  out[i] = silu_f(acc);
+}
+
+}  // namespace
+
+void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+                         const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
+                         cudaStream_t s) {
+  PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
+  if (T == 0) return;
+  conv_prefill_kernel<<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
+      out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs);
+  PCM_CUDA_LAUNCH();
+  conv_window_kernel<<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,
+                                                                     static_cast<int>(K), seqs);
+  PCM_CUDA_LAUNCH();
+}
+
+void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+                        const float* w, const float* bias, const int32_t* slots, int64_t Bn, int64_t C, int64_t K,
+                        cudaStream_t s) {
+  PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
+  if (Bn == 0) return;
+  conv_decode_kernel<<<blocks_for(Bn * C, 256), 256, 0, s>>>(out, in, in_stride, conv_state, slot_stride, w, bias,
+                                                             slots, Bn, C, static_cast<int>(K));
+  PCM_CUDA_LAUNCH();
+}
+
+}  // namespace pcm::cuda

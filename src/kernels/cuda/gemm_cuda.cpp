@@ -1,0 +1,97 @@
+#include "kernels/cuda/gemm_cuda.h"
+
+#include <cublasLt.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/ops.h"
+
+#define PCM_CUBLAS(call)                                                                       \
+  do {                                                                                         \
+    cublasStatus_t pcm_st_ = (call);                                                           \
+    if (pcm_st_ != CUBLAS_STATUS_SUCCESS)                                                      \
+      ::pcm::fail("cuBLASLt error {} in {} at {}:{}", static_cast<int>(pcm_st_), #call, __FILE__, __LINE__); \
+  } while (0)
+
+namespace pcm::cuda {
+
+// One matmul description, its layouts and the algorithm chosen by the heuristic, cached per shape so
+// a decode step (and its CUDA-graph capture) only launches.
+struct Gemm::Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+
+Gemm::Gemm() {
+  PCM_CUBLAS(cublasLtCreate(&handle_));
+  workspace_bytes_ = 32u << 20;
+  PCM_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
+}
+
+namespace {
+
+void destroy_plans(std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool>, Gemm::Plan*>& plans) {
+  for (auto& [key, p] : plans) {
+    cublasLtMatrixLayoutDestroy(p->a);
+    cublasLtMatrixLayoutDestroy(p->b);
+    cublasLtMatrixLayoutDestroy(p->c);
+    cublasLtMatmulDescDestroy(p->desc);
+    delete p;
+  }
+  plans.clear();
+}
+
+}  // namespace
+
+Gemm::~Gemm() {
+  destroy_plans(plans_);
+  cudaFree(workspace_);
+  cublasLtDestroy(handle_);
+}
+
+// Column-major view: Yᵀ [n, T] = W [n, k] · Xᵀ [k, T], where W row-major [n, k] is col-major [k, n]
+// transposed, and X row-major [T, k] is col-major [k, T].
+Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate) {
+  auto key = std::make_tuple(bf16, T, n, k, accumulate);
+  auto it = plans_.find(key);
+  if (it != plans_.end()) return *it->second;
+  // Prefill sees a new row count per prompt length: bound the cache (a captured graph keeps its own copy
+  // of the launch, so dropping plans is safe).
+  if (plans_.size() >= 512) destroy_plans(plans_);
+  auto* p = new Plan;
+  const cudaDataType_t in_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  PCM_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  PCM_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  PCM_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  PCM_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k));
+  PCM_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(T), k));
+  PCM_CUBLAS(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(T), n));
+  cublasLtMatmulPreference_t pref;
+  PCM_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+  PCM_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
+                                                  sizeof(workspace_bytes_)));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  PCM_CUBLAS(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, 1, &result, &found));
+  cublasLtMatmulPreferenceDestroy(pref);
+  PCM_CHECK(found > 0, "cuBLASLt found no algorithm for a {}x{}x{} {} matmul", T, n, k, bf16 ? "bf16" : "fp32");
+  p->algo = result.algo;
+  plans_[key] = p;
+  return *p;
+}
+
+void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
+               cudaStream_t s) {
+  if (T == 0) return;
+  if (bf16 && gemv_bf16_supported(T, k)) {  // a few rows: stream the weights once with our own kernel
+    gemv_bf16(Y, X, W, T, n, k, beta, s);
+    return;
+  }
+  Plan& p = plan(bf16, T, n, k, beta != 0.0f);
+  const float alpha = 1.0f;
+  PCM_CUBLAS(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo, workspace_,
+                            workspace_bytes_, s));
+}
+
+}  // namespace pcm::cuda

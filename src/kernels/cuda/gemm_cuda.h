@@ -1,0 +1,33 @@
+// cuBLASLt projections: Y[T, n] (fp32, row-major) = X[T, k] · W[n, k]ᵀ (+ beta · Y), X and W both bf16
+// (fp32 accumulation) or both fp32 (true fp32, no TF32). beta = 1 fuses the residual add.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+struct cublasLtContext;
+
+namespace pcm::cuda {
+
+class Gemm {
+ public:
+  Gemm();
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+  void run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
+           cudaStream_t s);
+
+  struct Plan;
+
+ private:
+  Plan& plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate);
+  cublasLtContext* handle_ = nullptr;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool>, Plan*> plans_;
+};
+
+}  // namespace pcm::cuda

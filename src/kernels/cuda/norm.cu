@@ -1,0 +1,228 @@
+// Row-wise kernels of the forward pass: embedding gather, RMSNorm, grouped gated RMSNorm, bias, dt.
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace pcm::cuda {
+namespace {
+
+template <class W>
+__global__ void embedding_kernel(float* resid, const W* emb, const int32_t* tokens, int64_t d) {
+  const int64_t t = blockIdx.x;  // rows on x: no 65535 limit
+  const W* row = emb + static_cast<int64_t>(tokens[t]) * d;
+  for (int64_t i = threadIdx.x; i < d; i += blockDim.x) resid[t * d + i] = to_float(row[i]);
+}
+
+// One block per row. The row is read once into registers (kVpt values per thread, strided so the loads
+// are coalesced), which keeps the single-row decode case at one round trip to memory.
+constexpr int kNormThreads = 256, kVpt = 16;
+
+template <class O>
+__global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(O* out, const float* in, const float* weight,
+                                                               int64_t C, float eps) {
+  __shared__ float red[32];
+  const int64_t t = blockIdx.x;
+  const float* x = in + t * C;
+  float v[kVpt];
+  float ss = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    v[u] = i < C ? x[i] : 0.0f;
+    ss += v[u] * v[u];
+  }
+  ss = block_sum(ss, red);
+  const float r = rsqrtf(ss / static_cast<float>(C) + eps);
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    if (i < C) out[t * C + i] = from_float<O>(v[u] * r * weight[i]);
+  }
+}
+
+// One block per (row, group); g = y * silu(z) kept in registers between the two steps.
+template <class O>
+__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const float* y, const float* z,
+                                                                     int64_t z_stride, const float* weight, int64_t C,
+                                                                     int64_t gs, float eps) {
+  __shared__ float red[32];
+  const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
+  float v[kVpt];
+  float ss = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    v[u] = i < gs ? y[t * C + g0 + i] * silu_f(z[t * z_stride + g0 + i]) : 0.0f;
+    ss += v[u] * v[u];
+  }
+  ss = block_sum(ss, red);
+  const float r = rsqrtf(ss / static_cast<float>(gs) + eps);
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    if (i < gs) out[t * C + g0 + i] = from_float<O>(v[u] * r * weight[g0 + i]);
+  }
+}
+
+// Warp per (row, group) when the group is a multiple of 128 channels and at most 1024: 16-byte loads,
+// the group held in registers, a warp reduction instead of a block barrier (the prefill case).
+constexpr int kGroupVec = 8;  // float4 loads per lane: up to 1024 channels
+
+template <class O>
+__global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const float* y, const float* z,
+                                                                 int64_t z_stride, const float* weight, int64_t T,
+                                                                 int64_t C, int64_t gs, int64_t groups, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t item = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
+  if (item >= T * groups) return;
+  const int64_t t = item / groups, g0 = (item % groups) * gs;
+  const int nv = static_cast<int>(gs / 128);  // float4s per lane
+  const float4* yv = reinterpret_cast<const float4*>(y + t * C + g0);
+  const float* zr = z + t * z_stride + g0;
+  float4 v[kGroupVec];
+  float ss = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kGroupVec; ++u) {
+    if (u < nv) {
+      const int i = (u * 32 + lane) * 4;
+      const float4 a = yv[u * 32 + lane];
+      v[u] = make_float4(a.x * silu_f(zr[i]), a.y * silu_f(zr[i + 1]), a.z * silu_f(zr[i + 2]), a.w * silu_f(zr[i + 3]));
+      ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
+    }
+  }
+  ss = warp_sum(ss);
+  const float r = rsqrtf(ss / static_cast<float>(gs) + eps);
+#pragma unroll
+  for (int u = 0; u < kGroupVec; ++u) {
+    if (u < nv) {
+      const int i = (u * 32 + lane) * 4;
+      O* o = out + t * C + g0 + i;
+      const float* wt = weight + g0 + i;
+      o[0] = from_float<O>(v[u].x * r * wt[0]);
+      o[1] = from_float<O>(v[u].y * r * wt[1]);
+      o[2] = from_float<O>(v[u].z * r * wt[2]);
+      o[3] = from_float<O>(v[u].w * r * wt[3]);
+    }
+  }
+}
+
+__global__ void add_bias_kernel(float* x, int64_t stride, const float* bias, int64_t T, int64_t C) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < T * C) x[(i / C) * stride + i % C] += bias[i % C];
+}
+
+__global__ void dt_kernel(float* dt, const float* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H,
+                          float lo, float hi) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= T * H) return;
+  const int64_t t = i / H, h = i % H;
+  const float v = raw[t * stride + h] + dt_bias[h];
+  const float sp = v > 20.0f ? v : log1pf(expf(v));  // torch softplus, threshold 20
+  dt[i] = fminf(fmaxf(sp, lo), hi);
+}
+
+__global__ void f32_to_bf16_kernel(__nv_bfloat16* out, const float* in, int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = __float2bfloat16(in[i]);
+}
+__global__ void bf16_to_f32_kernel(float* out, const __nv_bfloat16* in, int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = __bfloat162float(in[i]);
+}
+
+// Counter-based (splitmix64) uniform draws with the std of N(0, stddev): reproducible, any launch shape.
+__global__ void fill_uniform_kernel(__nv_bfloat16* out, int64_t n, float stddev, uint64_t seed) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(i + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    out[i] = __float2bfloat16((2.0f * u - 1.0f) * stddev * 1.7320508f);
+  }
+}
+
+}  // namespace
+
+void embedding_gather(float* resid, const void* embedding, bool bf16, const int32_t* tokens, int64_t T, int64_t d,
+                      cudaStream_t s) {
+  if (T == 0) return;
+  const unsigned grid = static_cast<unsigned>(T);
+  if (bf16)
+    embedding_kernel<<<grid, 256, 0, s>>>(resid, static_cast<const __nv_bfloat16*>(embedding), tokens, d);
+  else
+    embedding_kernel<<<grid, 256, 0, s>>>(resid, static_cast<const float*>(embedding), tokens, d);
+  PCM_CUDA_LAUNCH();
+}
+
+void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t T, int64_t C, float eps,
+             cudaStream_t s) {
+  if (T == 0) return;
+  PCM_CHECK(C <= kNormThreads * kVpt, "CUDA RMSNorm: {} channels exceed {}", C, kNormThreads * kVpt);
+  if (bf16)
+    rmsnorm_kernel<<<static_cast<unsigned>(T), kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), in, weight, C,
+                                                                     eps);
+  else
+    rmsnorm_kernel<<<static_cast<unsigned>(T), kNormThreads, 0, s>>>(static_cast<float*>(out), in, weight, C, eps);
+  PCM_CUDA_LAUNCH();
+}
+
+void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t z_stride, const float* weight,
+                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s) {
+  if (T == 0) return;
+  PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
+            kNormThreads * kVpt);
+  const int64_t groups = C / group_size;
+  // A warp per group pays off with many rows; a few rows (decode) want a whole block per group.
+  if (T * groups >= 1024 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0) {
+    const unsigned blocks = blocks_for(T * groups, 8);
+    if (bf16)
+      gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C,
+                                                       group_size, groups, eps);
+    else
+      gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, T, C,
+                                                       group_size, groups, eps);
+    PCM_CUDA_LAUNCH();
+    return;
+  }
+  dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(groups));
+  if (bf16)
+    gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C,
+                                              group_size, eps);
+  else
+    gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, C,
+                                                       group_size, eps);
+  PCM_CUDA_LAUNCH();
+}
+
+void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s) {
+  if (T * C == 0) return;
+  add_bias_kernel<<<blocks_for(T * C, 256), 256, 0, s>>>(x, stride, bias, T, C);
+  PCM_CUDA_LAUNCH();
+}
+
+void dt_softplus(float* dt, const float* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H, float lo,
+                 float hi, cudaStream_t s) {
+  if (T * H == 0) return;
+  dt_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(dt, raw, stride, dt_bias, T, H, lo, hi);
+  PCM_CUDA_LAUNCH();
+}
+
+void f32_to_bf16(uint16_t* out, const float* in, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  f32_to_bf16_kernel<<<blocks_for(n, 256), 256, 0, s>>>(reinterpret_cast<__nv_bfloat16*>(out), in, n);
+  PCM_CUDA_LAUNCH();
+}
+void bf16_to_f32(float* out, const uint16_t* in, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  bf16_to_f32_kernel<<<blocks_for(n, 256), 256, 0, s>>>(out, reinterpret_cast<const __nv_bfloat16*>(in), n);
+  PCM_CUDA_LAUNCH();
+}
+void fill_uniform_bf16(uint16_t* out, int64_t n, float stddev, uint64_t seed, cudaStream_t s) {
+  if (n == 0) return;
+  fill_uniform_kernel<<<4096, 256, 0, s>>>(reinterpret_cast<__nv_bfloat16*>(out), n, stddev, seed);
+  PCM_CUDA_LAUNCH();
+}
+
+}  // namespace pcm::cuda

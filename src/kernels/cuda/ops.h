@@ -1,0 +1,102 @@
+// The CUDA kernels of the Mamba-2 forward pass, as host-callable launchers on a stream. Every pointer is
+// device memory. Activations are fp32 except the inputs of the projections, which have the weights'
+// dtype (`bf16` true: bf16, else fp32). Shapes and meanings mirror src/kernels/cpu/*.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace pcm::cuda {
+
+// ---- norm.cu -------------------------------------------------------------------------------------
+// resid[t, :] = embedding[tokens[t], :] (embedding bf16 or fp32, [V, d]).
+void embedding_gather(float* resid, const void* embedding, bool bf16, const int32_t* tokens, int64_t T, int64_t d,
+                      cudaStream_t s);
+// out[t, :] = in[t, :] / rms(in[t, :]) * weight; out in bf16 (bf16 true) or fp32.
+void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t T, int64_t C, float eps,
+             cudaStream_t s);
+// g = y * silu(z), normalised over each block of group_size channels, times weight (grouped gated RMSNorm).
+// y [T, C]; z row t at z + t * z_stride.
+void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t z_stride, const float* weight,
+                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s);
+// x[t, i] += bias[i] for a [T, C] matrix with row stride `stride`.
+void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s);
+// dt[t, h] = clamp(softplus(raw[t * stride + h] + dt_bias[h]), lo, hi).
+void dt_softplus(float* dt, const float* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H, float lo,
+                 float hi, cudaStream_t s);
+// fp32 -> bf16 (n elements), and a deterministic uniform fill of bf16 with the given std (benchmarks).
+void f32_to_bf16(uint16_t* out, const float* in, int64_t n, cudaStream_t s);
+void bf16_to_f32(float* out, const uint16_t* in, int64_t n, cudaStream_t s);
+void fill_uniform_bf16(uint16_t* out, int64_t n, float stddev, uint64_t seed, cudaStream_t s);
+
+// ---- conv1d.cu -----------------------------------------------------------------------------------
+// Packed sequences for prefill: sequence i owns rows [seq_start[i], seq_start[i+1]) and state slot
+// seq_slot[i]; row_seq[t] = i for each row. Conv windows: conv_state + slot * slot_stride, [C, K] each.
+struct PackedSeqs {
+  int32_t count = 0;            // sequences
+  const int32_t* seq_start;     // [count + 1]
+  const int32_t* seq_slot;      // [count]
+  const int32_t* row_seq;       // [T]
+};
+// out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]), earlier inputs from the window;
+// then the windows hold each sequence's last K inputs. in: row t at in + t * in_stride. out: [T, C].
+void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+                         const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
+                         cudaStream_t s);
+// One token per row b for slot slots[b] (rows with slot < 0 are padding: out 0, no state change).
+void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+                        const float* w, const float* bias, const int32_t* slots, int64_t Bn, int64_t C, int64_t K,
+                        cudaStream_t s);
+
+// ---- ssd.cu --------------------------------------------------------------------------------------
+struct SsdDims {
+  int32_t H, P, G, N;
+};
+// x row t head h at xbc + t * stride + h * P; B at xbc + t * stride + H * P + g * N; C after the G*N of B.
+struct SsdIn {
+  const float* xbc;
+  int64_t stride;
+  const float* dt;  // [T, H] after softplus/clamp
+  const float* A;   // [H]
+  const float* D;   // [H]
+};
+// Chunks of Q rows cut from each packed sequence's start: chunk c covers rows [chunk_start[c],
+// chunk_start[c] + chunk_len[c]) of sequence chunk_seq[c]; sequence i owns chunks [seq_chunk[i], seq_chunk[i+1]).
+struct ChunkTable {
+  int32_t count = 0;
+  int32_t Q = 0;
+  const int32_t* chunk_start;
+  const int32_t* chunk_len;
+  const int32_t* seq_chunk;  // [seqs + 1]
+};
+// Scratch floats for `chunks` chunks: cumulative dt*A, C·Bᵀ per group, per-chunk states.
+int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d);
+// Chunked SSD over packed sequences, each continuing from and updating its state slot
+// (state + slot * slot_stride, [H, P, N], fp32 or bf16). y: [T, H * P]. tf32: the matrix products on the
+// tensor cores (relative error ~1e-3); otherwise exact fp32.
+void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
+                 const ChunkTable& chunks, const int32_t* seq_slot, int32_t seqs, float* scratch, bool tf32,
+                 cudaStream_t s);
+// One recurrence step for each row b on slot slots[b] (slot < 0: padding, y = 0).
+void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
+                const int32_t* slots, int64_t Bn, cudaStream_t s);
+
+// ---- gemv.cu -------------------------------------------------------------------------------------
+// Y[T, n] = X[T, k] · W[n, k]ᵀ (+ beta · Y) for bf16 X, W and T <= kGemvMaxRows (decode at small batch).
+constexpr int64_t kGemvMaxRows = 4;
+bool gemv_bf16_supported(int64_t T, int64_t k);
+void gemv_bf16(float* Y, const void* X, const void* W, int64_t T, int64_t n, int64_t k, float beta, cudaStream_t s);
+
+// ---- sampling.cu ---------------------------------------------------------------------------------
+struct DeviceSampling {
+  float temperature;  // 0 = greedy
+  float top_p;        // 1 = off
+  float min_p;        // 0 = off
+  int32_t top_k;      // 0 = off
+  uint64_t seed;
+  uint64_t step;      // draws so far for this sequence (the counter of the random stream)
+};
+// ids[b] from logits[b, :V] with params[b], in the order temperature, top-k, top-p, min-p, draw.
+void sample(int32_t* ids, const float* logits, int64_t V, const DeviceSampling* params, int64_t Bn, cudaStream_t s);
+
+}  // namespace pcm::cuda

@@ -1,0 +1,435 @@
+// The SSD scan on the GPU. Prefill: the chunked form over packed sequences in five launches
+//   cumsum    cs = running sum of dt*A inside each chunk                   [chunks, H, Q]
+//   cb        CB = C·Bᵀ per chunk and group (causal half only)             [chunks, G, Q, Q]
+//   states    chunk-local states  Σ_j exp(cs_last - cs_j) dt_j x_j ⊗ B_j    [chunks, H, P, N]
+//   pass      sequential over each sequence's chunks: the state entering every chunk, final state -> slot
+//   output    Y = exp(cs_i) C_i·S_enter + (CB ∘ L)·X + D·x
+// Each matrix-shaped step is a 64x64 output tile per block, 32-deep slabs of its operands in shared
+// memory; the products on the TF32 tensor cores (WMMA, fp32 accumulation) or, for exact fp32, on the CUDA
+// cores (4x4 outputs per thread). Decode: the recurrence, one block per (row, head).
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/ops.h"
+
+#include <mma.h>
+
+namespace pcm::cuda {
+namespace {
+
+namespace wmma = nvcuda::wmma;
+
+constexpr int kTile = 64, kSlab = 32, kThreads = 256, kMaxQ = 256, kApad = kSlab + 4, kBpad = kTile + 4;
+
+struct __align__(32) TileSmem {
+  float a[kTile][kApad];  // a[row][k]
+  float b[kSlab][kBpad];  // b[k][col]
+  float out[kTile][kBpad];  // the finished tile, for the epilogue
+};
+
+// fp32 on the CUDA cores: thread (ty, tx) owns outputs (ty + 16r, tx + 16c).
+struct SimtAcc {
+  float acc[4][4];
+  __device__ void zero() {
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
+  }
+  __device__ void mma(const TileSmem& s) {
+    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+#pragma unroll 8
+    for (int k = 0; k < kSlab; ++k) {
+      float av[4], bv[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) av[r] = s.a[ty + 16 * r][k];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) bv[c] = s.b[k][tx + 16 * c];
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(av[r], bv[c], acc[r][c]);
+    }
+  }
+  __device__ void store(TileSmem& s) {
+    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+#pragma unroll
+    for (int r = 0; r < 4; ++r)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) s.out[ty + 16 * r][tx + 16 * c] = acc[r][c];
+  }
+};
+
+// TF32 tensor cores (m16n16k8, fp32 accumulation): warp w owns rows 16(w/2).., columns 32(w%2)...
+struct TensorAcc {
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> f[2];
+  __device__ void zero() {
+    wmma::fill_fragment(f[0], 0.0f);
+    wmma::fill_fragment(f[1], 0.0f);
+  }
+  __device__ void mma(const TileSmem& s) {
+    const int warp = threadIdx.x >> 5, rb = warp >> 1, cb = (warp & 1) * 2;
+#pragma unroll
+    for (int k = 0; k < kSlab; k += 8) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a;
+      wmma::load_matrix_sync(a, &s.a[rb * 16][k], kApad);
+#pragma unroll
+      for (int t = 0; t < a.num_elements; ++t) a.x[t] = wmma::__float_to_tf32(a.x[t]);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
+        wmma::load_matrix_sync(b, &s.b[k][(cb + j) * 16], kBpad);
+#pragma unroll
+        for (int t = 0; t < b.num_elements; ++t) b.x[t] = wmma::__float_to_tf32(b.x[t]);
+        wmma::mma_sync(f[j], a, b, f[j]);
+      }
+    }
+  }
+  __device__ void store(TileSmem& s) {
+    const int warp = threadIdx.x >> 5, rb = warp >> 1, cb = (warp & 1) * 2;
+    wmma::store_matrix_sync(&s.out[rb * 16][cb * 16], f[0], kBpad, wmma::mem_row_major);
+    wmma::store_matrix_sync(&s.out[rb * 16][(cb + 1) * 16], f[1], kBpad, wmma::mem_row_major);
+  }
+};
+
+struct Scratch {
+  float* cs;      // [chunks, H, Q]
+  float* cb;      // [chunks, G, Q, Q]
+  float* states;  // [chunks, H, P, N]
+};
+
+// Block per (chunk, head): inclusive scan of dt*A over the chunk (len <= 256 = blockDim).
+__global__ void __launch_bounds__(kMaxQ) cumsum_kernel(float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
+  __shared__ float warp_tot[kMaxQ / 32];
+  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, i = threadIdx.x, lane = i & 31, warp = i >> 5;
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
+  float v = i < len ? in.dt[static_cast<int64_t>(start + i) * d.H + h] * in.A[h] : 0.0f;
+  for (int o = 1; o < 32; o <<= 1) {
+    const float n = __shfl_up_sync(0xffffffffu, v, o);
+    if (lane >= o) v += n;
+  }
+  if (lane == 31) warp_tot[warp] = v;
+  __syncthreads();
+  for (int w = 0; w < warp; ++w) v += warp_tot[w];
+  if (i < len) cs[(static_cast<int64_t>(c) * d.H + h) * ct.Q + i] = v;
+}
+
+// CB[c, g, i, j] = Σ_n C[i, n] B[j, n] for the tiles with j-tile <= i-tile.
+template <class Acc>
+__global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDims d, ChunkTable ct) {
+  if (blockIdx.x > blockIdx.y) return;
+  __shared__ TileSmem s;
+  const int c = blockIdx.z / d.G, g = blockIdx.z % d.G;
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
+  const int i0 = blockIdx.y * kTile, j0 = blockIdx.x * kTile;
+  const int64_t boff = static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(g) * d.N;
+  const int64_t coff = boff + static_cast<int64_t>(d.G) * d.N;
+  Acc acc;
+  acc.zero();
+  for (int n0 = 0; n0 < d.N; n0 += kSlab) {
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+      const int r = e / kSlab, k = e % kSlab, n = n0 + k;
+      const int i = i0 + r, j = j0 + r;
+      s.a[r][k] = (i < len && n < d.N) ? in.xbc[(start + i) * in.stride + coff + n] : 0.0f;
+      s.b[k][r] = (j < len && n < d.N) ? in.xbc[(start + j) * in.stride + boff + n] : 0.0f;
+    }
+    __syncthreads();
+    acc.mma(s);
+    __syncthreads();
+  }
+  acc.store(s);
+  __syncthreads();
+  float* out = cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q;
+  for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {
+    const int r = e / kTile, cc = e % kTile, i = i0 + r, j = j0 + cc;
+    if (i < Q && j < Q) out[static_cast<int64_t>(i) * Q + j] = s.out[r][cc];
+  }
+}
+
+// states[c, h, p, n] = Σ_j x[j, p] w_j B[j, n],  w_j = exp(cs_last - cs_j) dt_j
+template <class Acc>
+__global__ void __launch_bounds__(kThreads) chunk_state_kernel(float* states, const float* cs, SsdIn in, SsdDims d,
+                                                               ChunkTable ct) {
+  __shared__ TileSmem s;
+  __shared__ float w[kMaxQ];
+  const int c = blockIdx.z / d.H, h = blockIdx.z % d.H, g = h / (d.H / d.G);
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
+  const int p0 = blockIdx.y * kTile, n0 = blockIdx.x * kTile;
+  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
+  const float last = csc[len - 1];
+  for (int j = threadIdx.x; j < len; j += kThreads)
+    w[j] = __expf(last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h];
+  __syncthreads();
+  const int64_t xoff = static_cast<int64_t>(h) * d.P;
+  const int64_t boff = static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(g) * d.N;
+  Acc acc;
+  acc.zero();
+  for (int j0 = 0; j0 < len; j0 += kSlab) {
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+      const int k = e / kTile, r = e % kTile, j = j0 + k;
+      const int p = p0 + r, n = n0 + r;
+      const float* row = in.xbc + (start + j) * in.stride;
+      s.a[r][k] = (j < len && p < d.P) ? row[xoff + p] * w[j] : 0.0f;
+      s.b[k][r] = (j < len && n < d.N) ? row[boff + n] : 0.0f;
+    }
+    __syncthreads();
+    acc.mma(s);
+    __syncthreads();
+  }
+  acc.store(s);
+  __syncthreads();
+  float* out = states + (static_cast<int64_t>(c) * d.H + h) * d.P * d.N;
+  for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {
+    const int r = e / kTile, cc = e % kTile, p = p0 + r, n = n0 + cc;
+    if (p < d.P && n < d.N) out[static_cast<int64_t>(p) * d.N + n] = s.out[r][cc];
+  }
+}
+
+// Sequential over a sequence's chunks, parallel over (head, p, n): replaces each chunk's local state with
+// the state entering the chunk and leaves the final state in the slot.
+template <class S>
+__global__ void state_pass_kernel(float* states, const float* cs, S* state, int64_t slot_stride, SsdDims d,
+                                  ChunkTable ct, const int32_t* seq_slot) {
+  const int64_t PN = static_cast<int64_t>(d.P) * d.N;
+  const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (e >= PN) return;
+  const int h = blockIdx.y, sq = blockIdx.z;
+  S* slot_state = state + seq_slot[sq] * slot_stride + h * PN + e;
+  float S_run = to_float(*slot_state);
+  const int c_end = ct.seq_chunk[sq + 1];
+  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
+  for (int c0 = ct.seq_chunk[sq]; c0 < c_end; c0 += kBatch) {
+    float contrib[kBatch], decay[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int c = c0 + u;
+      if (c < c_end) {
+        contrib[u] = states[(static_cast<int64_t>(c) * d.H + h) * PN + e];
+        decay[u] = __expf(cs[(static_cast<int64_t>(c) * d.H + h) * ct.Q + ct.chunk_len[c] - 1]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int c = c0 + u;
+      if (c < c_end) {
+        states[(static_cast<int64_t>(c) * d.H + h) * PN + e] = S_run;
+        S_run = decay[u] * S_run + contrib[u];
+      }
+    }
+  }
+  *slot_state = from_float<S>(S_run);
+}
+
+// y[i, p] = Σ_n exp(cs_i) C[i, n] S[p, n] + Σ_{j<=i} CB[i, j] exp(cs_i - cs_j) dt_j x[j, p] + D x[i, p]
+template <class Acc>
+__global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scratch sc, SsdIn in, SsdDims d,
+                                                          ChunkTable ct) {
+  __shared__ TileSmem s;
+  __shared__ float csS[kMaxQ], dtS[kMaxQ];
+  const int c = blockIdx.z / d.H, h = blockIdx.z % d.H, g = h / (d.H / d.G);
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
+  const int i0 = blockIdx.y * kTile, p0 = blockIdx.x * kTile;
+  if (i0 >= len) return;
+  const float* csc = sc.cs + (static_cast<int64_t>(c) * d.H + h) * Q;
+  for (int j = threadIdx.x; j < len; j += kThreads) {
+    csS[j] = csc[j];
+    dtS[j] = in.dt[static_cast<int64_t>(start + j) * d.H + h];
+  }
+  __syncthreads();
+  const int64_t xoff = static_cast<int64_t>(h) * d.P;
+  const int64_t coff = static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(d.G + g) * d.N;
+  const float* Sent = sc.states + (static_cast<int64_t>(c) * d.H + h) * d.P * d.N;
+  Acc acc;
+  acc.zero();
+  for (int n0 = 0; n0 < d.N; n0 += kSlab) {  // inter-chunk: diag(exp(cs)) C · S_enterᵀ
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+      const int r = e / kSlab, k = e % kSlab, n = n0 + k;
+      const int i = i0 + r, p = p0 + r;
+      s.a[r][k] = (i < len && n < d.N) ? in.xbc[(start + i) * in.stride + coff + n] * __expf(csS[i]) : 0.0f;
+      s.b[k][r] = (p < d.P && n < d.N) ? Sent[static_cast<int64_t>(p) * d.N + n] : 0.0f;
+    }
+    __syncthreads();
+    acc.mma(s);
+    __syncthreads();
+  }
+  const float* CB = sc.cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q;
+  const int j_end = min(len, i0 + kTile);
+  for (int j0 = 0; j0 < j_end; j0 += kSlab) {  // intra-chunk: (CB ∘ L) · X
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+      const int r = e / kSlab, k = e % kSlab, i = i0 + r, j = j0 + k;
+      s.a[r][k] = (i < len && j <= i) ? CB[static_cast<int64_t>(i) * Q + j] * __expf(csS[i] - csS[j]) * dtS[j] : 0.0f;
+    }
+    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
+      const int k = e / kTile, r = e % kTile, j = j0 + k, p = p0 + r;
+      s.b[k][r] = (j < len && p < d.P) ? in.xbc[(start + j) * in.stride + xoff + p] : 0.0f;
+    }
+    __syncthreads();
+    acc.mma(s);
+    __syncthreads();
+  }
+  acc.store(s);
+  __syncthreads();
+  const float Dh = in.D[h];
+  const int64_t HP = static_cast<int64_t>(d.H) * d.P;
+  for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {
+    const int r = e / kTile, cc = e % kTile, i = i0 + r, p = p0 + cc;
+    if (i < len && p < d.P) {
+      const int64_t t = start + i;
+      y[t * HP + xoff + p] = s.out[r][cc] + Dh * in.xbc[t * in.stride + xoff + p];
+    }
+  }
+}
+
+// Decode: block per (head, row); warp w handles rows p = w, w + warps, ...; lane owns the NQ contiguous
+// state columns n = lane·NQ .. (one 16-byte load per lane for N = 128 fp32). Four p-rows are loaded before
+// any is used, so several wide loads per lane are in flight.
+constexpr int kDecodeThreads = 512;  // the most a launch uses (see launch_decode)
+
+template <class S, int NQ>
+struct alignas(sizeof(S) * NQ) StatePack {
+  S v[NQ];
+};
+
+template <class S, int NQ>
+__global__ void __launch_bounds__(kDecodeThreads) ssd_decode_kernel(float* y, SsdIn in, S* state, int64_t slot_stride, SsdDims d,
+                                                         const int32_t* slots) {
+  const int h = blockIdx.x, b = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  const int64_t HP = static_cast<int64_t>(d.H) * d.P;
+  const int slot = slots[b];
+  if (slot < 0) {
+    for (int p = threadIdx.x; p < d.P; p += blockDim.x) y[b * HP + h * d.P + p] = 0.0f;
+    return;
+  }
+  const int g = h / (d.H / d.G), n0 = lane * NQ;
+  const bool full = d.N == 32 * NQ;  // whole packs, aligned: vector loads and stores
+  const float* row = in.xbc + b * in.stride;
+  const float* x = row + h * d.P;
+  const float* Bv = row + HP + static_cast<int64_t>(g) * d.N;
+  const float* Cv = Bv + static_cast<int64_t>(d.G) * d.N;
+  const float dt = in.dt[static_cast<int64_t>(b) * d.H + h];
+  const float decay = __expf(dt * in.A[h]), Dh = in.D[h];
+  float Bq[NQ], Cq[NQ];
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) {
+    const bool ok = n0 + q < d.N;
+    Bq[q] = ok ? Bv[n0 + q] : 0.0f;
+    Cq[q] = ok ? Cv[n0 + q] : 0.0f;
+  }
+  S* st = state + slot * slot_stride + static_cast<int64_t>(h) * d.P * d.N;
+  using Pack = StatePack<S, NQ>;
+  for (int p0 = warp; p0 < d.P; p0 += 4 * warps) {
+    float sv[4][NQ];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int p = p0 + u * warps;
+      S* ptr = st + static_cast<int64_t>(p) * d.N + n0;
+      if (p < d.P && full) {
+        const Pack pk = *reinterpret_cast<const Pack*>(ptr);
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) sv[u][q] = to_float(pk.v[q]);
+      } else {
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) sv[u][q] = (p < d.P && n0 + q < d.N) ? to_float(ptr[q]) : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int p = p0 + u * warps;
+      if (p >= d.P) break;
+      const float xp = x[p], dx = dt * xp;
+      float acc = 0.0f;
+      Pack pk;
+#pragma unroll
+      for (int q = 0; q < NQ; ++q) {
+        const float v = decay * sv[u][q] + dx * Bq[q];
+        pk.v[q] = from_float<S>(v);
+        acc += v * Cq[q];
+      }
+      S* ptr = st + static_cast<int64_t>(p) * d.N + n0;
+      if (full) {
+        *reinterpret_cast<Pack*>(ptr) = pk;
+      } else {
+#pragma unroll
+        for (int q = 0; q < NQ; ++q)
+          if (n0 + q < d.N) ptr[q] = pk.v[q];
+      }
+      acc = warp_sum(acc);
+      if (lane == 0) y[b * HP + h * d.P + p] = acc + Dh * xp;
+    }
+  }
+}
+
+template <class S>
+void launch_decode(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
+                   int64_t Bn, cudaStream_t s) {
+  dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
+  // Few rows: 16 warps per head so each warp has one group of 4 state rows (one memory round trip);
+  // many rows: 4 warps per head, which measured faster once the grid fills the GPU.
+  const int threads = Bn * d.H < 1024 ? 512 : 128;
+  const int q = (d.N + 31) / 32;
+  switch (q <= 1 ? 1 : q <= 2 ? 2 : q <= 4 ? 4 : 8) {
+    case 1: ssd_decode_kernel<S, 1><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 2: ssd_decode_kernel<S, 2><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 4: ssd_decode_kernel<S, 4><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 8: ssd_decode_kernel<S, 8><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+  }
+  PCM_CUDA_LAUNCH();
+}
+
+void check_dims(const SsdDims& d) {
+  PCM_CHECK(d.N >= 1 && d.N <= 256, "CUDA SSD: state size {} not supported (at most 256)", d.N);
+  PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
+}
+
+}  // namespace
+
+int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
+  return chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
+}
+
+void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
+                 const ChunkTable& ct, const int32_t* seq_slot, int32_t seqs, float* scratch, bool tf32,
+                 cudaStream_t s) {
+  check_dims(d);
+  PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
+  if (ct.count == 0) return;
+  const int64_t chunks = ct.count, Q = ct.Q;
+  Scratch sc{scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
+  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
+  PCM_CUDA_LAUNCH();
+  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
+  const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
+  const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H), out_grid(pt, qt, ct.count * d.H);
+  if (tf32) {
+    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  } else {
+    cb_kernel<SimtAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  }
+  PCM_CUDA_LAUNCH();
+  dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
+  if (state_bf16)
+    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<__nv_bfloat16*>(state), slot_stride, d,
+                                                ct, seq_slot);
+  else
+    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), slot_stride, d, ct,
+                                                seq_slot);
+  PCM_CUDA_LAUNCH();
+  if (tf32)
+    output_kernel<TensorAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);
+  else
+    output_kernel<SimtAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);
+  PCM_CUDA_LAUNCH();
+}
+
+void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
+                const int32_t* slots, int64_t Bn, cudaStream_t s) {
+  check_dims(d);
+  if (Bn == 0) return;
+  if (state_bf16)
+    launch_decode(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, Bn, s);
+  else
+    launch_decode(y, in, static_cast<float*>(state), slot_stride, d, slots, Bn, s);
+}
+
+}  // namespace pcm::cuda

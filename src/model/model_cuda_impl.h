@@ -1,0 +1,96 @@
+// Private to model_cuda.cpp / weights_cuda.cpp: the device-side weights and buffers of CudaMamba2Model.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "kernels/cuda/gemm_cuda.h"
+#include "kernels/cuda/ops.h"
+#include "model/model_cuda.h"
+
+namespace pcm {
+
+// Owns device allocations made through it; frees them when it goes.
+class DeviceArena {
+ public:
+  ~DeviceArena();
+  void* alloc(size_t bytes);
+  template <class T>
+  T* alloc_n(int64_t n) {
+    return static_cast<T*>(alloc(static_cast<size_t>(n) * sizeof(T)));
+  }
+  void free_all();
+
+ private:
+  std::vector<void*> blocks_;
+};
+
+struct DeviceLayer {
+  const void* in_proj = nullptr;   // [d_in_proj, d]
+  const void* out_proj = nullptr;  // [d, d_inner]
+  const float *norm = nullptr, *in_bias = nullptr, *conv_w = nullptr, *conv_b = nullptr, *dt_bias = nullptr,
+              *A = nullptr, *D = nullptr, *gate_norm = nullptr, *out_bias = nullptr;
+};
+
+struct DeviceWeights {
+  bool bf16 = true;
+  const void* embedding = nullptr;  // [V, d]
+  const void* lm_head = nullptr;    // [V, d]
+  const float* norm_f = nullptr;
+  std::vector<DeviceLayer> layers;
+  size_t matrix_bytes = 0;
+  size_t decode_bytes = 0;  // in_proj + out_proj of every layer + lm_head
+};
+
+// Host-side small vectors of one layer, uploaded as fp32.
+float* upload_f32(DeviceArena& arena, const std::vector<float>& v);
+
+struct CudaMamba2Model::Impl {
+  Mamba2Config config;
+  CudaModelOptions options;
+  cudaStream_t stream = nullptr;
+  DeviceArena weight_arena, work_arena, pool_arena;
+  DeviceWeights w;
+  std::unique_ptr<cuda::Gemm> gemm;
+
+  // Slot pool: ssm [slots, L, H, P, N] (fp32 or bf16), conv [slots, L, conv_dim, K] fp32.
+  int64_t slots = 0;
+  bool state_bf16 = false;
+  void* ssm = nullptr;
+  float* conv = nullptr;
+  std::vector<char> slot_used;
+  std::vector<int64_t> slot_tokens;
+  std::vector<uint64_t> slot_draws;  // random draws taken per slot (the sampler's stream position)
+
+  // Workspace for up to `rows` rows.
+  int64_t rows = 0, seq_rows = 0;
+  float *resid = nullptr, *zx = nullptr, *xbc = nullptr, *dt = nullptr, *y = nullptr, *xlast = nullptr,
+        *logits = nullptr, *ssd_scratch = nullptr;
+  void *xn = nullptr, *yn = nullptr;
+  int32_t* ints = nullptr;     // packed per-call index arrays (tokens, sequences, chunks)
+  int32_t* host_ints = nullptr;  // pinned mirror
+  int64_t ints_capacity = 0;
+  cuda::DeviceSampling* params_dev = nullptr;
+  cuda::DeviceSampling* params_host = nullptr;  // pinned
+  int32_t* ids_dev = nullptr;
+  int32_t* ids_host = nullptr;  // pinned
+  std::map<int64_t, cudaGraphExec_t> graphs;  // decode step per batch bucket
+  std::vector<char> seen_scratch;
+
+  ~Impl();
+  void allocate_workspace();
+  // The layers over T rows already embedded in `resid`; decode when every sequence has one row.
+  void run_layers(int64_t T, bool decode, const cuda::PackedSeqs& seqs, const cuda::ChunkTable& chunks,
+                  const int32_t* decode_slots);
+  void head(int64_t n);  // final norm + lm_head over xlast[0..n) -> logits
+  void decode_step(int64_t Bn);  // whole decode step on the device buffers (captured into graphs)
+  int64_t bucket(int64_t Bn) const;
+  void check_slot(int32_t slot) const;
+};
+
+void upload_weights(CudaMamba2Model::Impl& m, const Mamba2Weights& weights);
+void random_device_weights(CudaMamba2Model::Impl& m, uint64_t seed);
+
+}  // namespace pcm

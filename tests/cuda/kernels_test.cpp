@@ -1,0 +1,366 @@
+// Each CUDA kernel against the CPU reference (src/kernels/cpu) on fresh random inputs at the sizes of
+// Mamba-Codestral-7B (d 4096, H 128, P 64, N 128, G 8, Q 256), outputs poisoned before every launch.
+// Tolerances (METHOD.md): fp32 paths ~1e-5, bf16 operands 1e-2.
+#include <gtest/gtest.h>
+
+#ifdef PCM_HAVE_CUDA
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "cuda_test_util.h"
+#include "engine/sampler.h"
+#include "kernels/cpu/conv1d.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/cpu/norm.h"
+#include "kernels/cpu/ssd.h"
+#include "kernels/cuda/gemm_cuda.h"
+#include "kernels/cuda/ops.h"
+
+namespace pcm {
+namespace {
+
+using test::DeviceBuffer;
+using test::rel_error;
+
+constexpr int64_t kD = 4096, kH = 128, kP = 64, kN = 128, kG = 8, kQ = 256, kK = 4;
+constexpr int64_t kDi = kH * kP, kCd = kDi + 2 * kG * kN;
+
+TEST(CudaKernels, RmsNormFp32AndBf16) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(11);
+  const int64_t T = 37;
+  auto x = test::random_vec(T * kD, -2, 2, rng), w = test::random_vec(kD, 0.5, 1.5, rng);
+  std::vector<float> ref(x.size());
+  cpu::rmsnorm_forward(ref.data(), x.data(), w.data(), T, kD, 1e-5f);
+  DeviceBuffer<float> dx(x), dw(w), out(x.size());
+  DeviceBuffer<uint16_t> out16(x.size());
+  out.poison();
+  out16.poison();
+  cuda::rmsnorm(out.get(), false, dx.get(), dw.get(), T, kD, 1e-5f, nullptr);
+  cuda::rmsnorm(out16.get(), true, dx.get(), dw.get(), T, kD, 1e-5f, nullptr);
+  auto got = out.download();
+  auto got16 = test::bf16_bits_to_f32(out16.download());
+  ASSERT_TRUE(test::all_finite(got) && test::all_finite(got16));
+  EXPECT_LE(rel_error(got, ref), 1e-6);
+  EXPECT_LE(rel_error(got16, ref), 5e-3);
+}
+
+TEST(CudaKernels, GatedRmsNormPerGroup) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(12);
+  const int64_t T = 19, zs = kDi + 77;  // z is a strided slice, like in_proj's output
+  auto y = test::random_vec(T * kDi, -2, 2, rng), z = test::random_vec(T * zs, -3, 3, rng);
+  auto w = test::random_vec(kDi, 0.5, 1.5, rng);
+  std::vector<float> ref(y.size());
+  cpu::gated_rmsnorm_forward(ref.data(), y.data(), z.data(), zs, w.data(), T, kDi, kDi / kG, 1e-5f);
+  DeviceBuffer<float> dy(y), dz(z), dw(w), out(y.size());
+  out.poison();
+  cuda::gated_rmsnorm(out.get(), false, dy.get(), dz.get(), zs, dw.get(), T, kDi, kDi / kG, 1e-5f, nullptr);
+  auto got = out.download();
+  ASSERT_TRUE(test::all_finite(got));
+  EXPECT_LE(rel_error(got, ref), 1e-5);
+}
+
+class CudaGemm : public ::testing::TestWithParam<int64_t> {};
+
+// T = 24 goes through cuBLASLt; T <= 4 through our own bf16 GEMV (fp32 still cuBLASLt).
+TEST_P(CudaGemm, Bf16AndFp32) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(13 + static_cast<unsigned>(GetParam()));
+  const int64_t T = GetParam(), n = 1000, k = kD;
+  auto x = test::random_vec(T * k, -1, 1, rng), w = test::random_vec(n * k, -0.05f, 0.05f, rng);
+  auto y0 = test::random_vec(T * n, -1, 1, rng);
+  std::vector<float> ref(T * n);
+  cpu::matmul_forward(ref.data(), x.data(), MatrixRef{w.data(), DType::F32, n, k}, nullptr, T);
+  for (size_t i = 0; i < ref.size(); ++i) ref[i] += y0[i];  // beta = 1: the fused residual add
+  cuda::Gemm gemm;
+  DeviceBuffer<float> dx(x), dw(w), dy(y0);
+  gemm.run(dy.get(), dx.get(), dw.get(), false, T, n, k, 1.0f, nullptr);
+  EXPECT_LE(rel_error(dy.download(), ref), 1e-5);
+  std::vector<uint16_t> x16(x.size()), w16(w.size());
+  for (size_t i = 0; i < x.size(); ++i) x16[i] = f32_to_bf16(x[i]);
+  for (size_t i = 0; i < w.size(); ++i) w16[i] = f32_to_bf16(w[i]);
+  DeviceBuffer<uint16_t> dx16(x16), dw16(w16);
+  dy.upload(y0);
+  gemm.run(dy.get(), dx16.get(), dw16.get(), true, T, n, k, 1.0f, nullptr);
+  EXPECT_LE(rel_error(dy.download(), ref), 1e-2);
+  dy.poison();
+  gemm.run(dy.get(), dx16.get(), dw16.get(), true, T, n, k, 0.0f, nullptr);  // beta 0 ignores the poison
+  std::vector<float> ref0(T * n);
+  for (size_t i = 0; i < ref0.size(); ++i) ref0[i] = ref[i] - y0[i];
+  EXPECT_LE(rel_error(dy.download(), ref0), 1e-2);
+}
+INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24));
+
+// Three packed sequences of different lengths, each continuing from its own random conv window.
+TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(14);
+  const std::vector<int32_t> lens = {300, 2, 45};
+  const int64_t T = 347, stride = kCd + 11, slots = 5;
+  const std::vector<int32_t> seq_slot = {3, 0, 4};
+  auto in = test::random_vec(T * stride, -2, 2, rng);
+  auto w = test::random_vec(kCd * kK, -0.5, 0.5, rng), b = test::random_vec(kCd, -0.5, 0.5, rng);
+  auto windows = test::random_vec(slots * kCd * kK, -1, 1, rng);
+  std::vector<float> ref(T * kCd), ref_windows = windows;
+  std::vector<int32_t> seq_start = {0}, row_seq;
+  for (size_t s = 0; s < lens.size(); ++s) {
+    cpu::conv1d_silu_forward(ref.data() + seq_start.back() * kCd, in.data() + seq_start.back() * stride, stride,
+                             ref_windows.data() + seq_slot[s] * kCd * kK, w.data(), b.data(), lens[s], kCd, kK);
+    for (int i = 0; i < lens[s]; ++i) row_seq.push_back(static_cast<int32_t>(s));
+    seq_start.push_back(seq_start.back() + lens[s]);
+  }
+  DeviceBuffer<float> din(in), dw(w), db(b), dwin(windows), out(T * kCd);
+  DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
+  out.poison();
+  cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin.get(), kCd * kK, dw.get(), db.get(), T, kCd, kK,
+                            cuda::PackedSeqs{3, dstart.get(), dslot.get(), drow.get()}, nullptr);
+  auto got = out.download();
+  ASSERT_TRUE(test::all_finite(got));
+  EXPECT_LE(rel_error(got, ref), 1e-6);
+  EXPECT_EQ(dwin.download(), ref_windows);
+  // Decode: one token for slots 4 and 1 (row 2 is padding).
+  const std::vector<int32_t> dec_slots = {4, 1, -1};
+  auto x = test::random_vec(3 * stride, -2, 2, rng);
+  std::vector<float> ref_dec(3 * kCd, 0.0f);
+  for (int r = 0; r < 2; ++r)
+    cpu::conv1d_silu_forward(ref_dec.data() + r * kCd, x.data() + r * stride, stride,
+                             ref_windows.data() + dec_slots[r] * kCd * kK, w.data(), b.data(), 1, kCd, kK);
+  DeviceBuffer<float> dx(x), dout(3 * kCd);
+  DeviceBuffer<int32_t> dds(dec_slots);
+  dout.poison();
+  cuda::conv1d_silu_decode(dout.get(), dx.get(), stride, dwin.get(), kCd * kK, dw.get(), db.get(), dds.get(), 3, kCd,
+                           kK, nullptr);
+  EXPECT_LE(rel_error(dout.download(), ref_dec), 1e-6);
+  EXPECT_EQ(dwin.download(), ref_windows);
+}
+
+struct SsdCase {
+  std::vector<float> xbc, dt, A, D;
+};
+
+SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
+  SsdCase c;
+  c.xbc = test::random_vec(T * kCd, -1, 1, rng);
+  c.dt = test::random_vec(T * kH, 1e-3f, 0.2f, rng);
+  c.A = test::random_vec(kH, -8.0f, -0.5f, rng);
+  c.D = test::random_vec(kH, 0.5f, 1.5f, rng);
+  return c;
+}
+
+// Packed prefill of sequences that are and are not multiples of Q, each from a random initial state,
+// against the CPU chunked form; fp32 and bf16 states.
+void check_ssd_chunked(bool bf16_state, bool tf32) {
+  std::mt19937 rng(bf16_state ? 16 : 15);
+  const std::vector<int32_t> lens = {300, 1, 512, 77};
+  const std::vector<int32_t> seq_slot = {2, 0, 3, 1};
+  int64_t T = 0;
+  for (int32_t l : lens) T += l;
+  const int64_t slots = 4, hpn = kH * kP * kN;
+  SsdCase in = random_ssd_inputs(T, rng);
+  auto states = test::random_vec(slots * hpn, -0.5f, 0.5f, rng);
+  if (bf16_state) states = test::bf16_round(states);
+  const cpu::SsdShape shape{kH, kP, kG, kN};
+  std::vector<float> ref(T * kDi), ref_states = states;
+  std::vector<float> scratch(static_cast<size_t>(cpu::ssd_chunked_scratch_floats(kQ, shape)));
+  std::vector<int32_t> chunk_start, chunk_len, seq_chunk;
+  int64_t row = 0;
+  for (size_t s = 0; s < lens.size(); ++s) {
+    const float* x = in.xbc.data() + row * kCd;
+    cpu::SsdInputs ci{x, x + kDi, x + kDi + kG * kN, kCd, in.dt.data() + row * kH, in.A.data(), in.D.data()};
+    cpu::ssd_chunked_forward(ref.data() + row * kDi, ci, ref_states.data() + seq_slot[s] * hpn, lens[s], kQ, shape,
+                             scratch.data());
+    seq_chunk.push_back(static_cast<int32_t>(chunk_start.size()));
+    for (int q0 = 0; q0 < lens[s]; q0 += kQ) {
+      chunk_start.push_back(static_cast<int32_t>(row + q0));
+      chunk_len.push_back(std::min<int32_t>(kQ, lens[s] - q0));
+    }
+    row += lens[s];
+  }
+  seq_chunk.push_back(static_cast<int32_t>(chunk_start.size()));
+  const cuda::SsdDims dims{kH, kP, kG, kN};
+  const int32_t chunks = static_cast<int32_t>(chunk_start.size());
+  DeviceBuffer<float> dx(in.xbc), ddt(in.dt), dA(in.A), dD(in.D), y(T * kDi);
+  DeviceBuffer<float> scr(static_cast<size_t>(cuda::ssd_chunked_scratch_floats(chunks, kQ, dims)));
+  DeviceBuffer<int32_t> dcs(chunk_start), dcl(chunk_len), dsc(seq_chunk), dslot(seq_slot);
+  DeviceBuffer<float> st32(states);
+  std::vector<uint16_t> st16h(states.size());
+  for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
+  DeviceBuffer<uint16_t> st16(st16h);
+  y.poison();
+  scr.poison();
+  cuda::ssd_chunked(y.get(), cuda::SsdIn{dx.get(), kCd, ddt.get(), dA.get(), dD.get()},
+                    bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims,
+                    cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(), 4, scr.get(), tf32, nullptr);
+  auto got = y.download();
+  ASSERT_TRUE(test::all_finite(got));
+  const double tol = bf16_state ? 1e-2 : tf32 ? 3e-3 : 1e-5;
+  EXPECT_LE(rel_error(got, ref), tol);
+  auto got_states = bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download();
+  EXPECT_LE(rel_error(got_states, ref_states), tol);
+}
+
+TEST(CudaKernels, SsdChunkedPackedFp32State) {
+  PCM_REQUIRE_GPU();
+  check_ssd_chunked(false, false);
+}
+TEST(CudaKernels, SsdChunkedPackedFp32StateTf32) {
+  PCM_REQUIRE_GPU();
+  check_ssd_chunked(false, true);
+}
+TEST(CudaKernels, SsdChunkedPackedBf16StateTf32) {
+  PCM_REQUIRE_GPU();
+  check_ssd_chunked(true, true);
+}
+
+void check_ssd_decode(bool bf16_state) {
+  std::mt19937 rng(bf16_state ? 18 : 17);
+  const int64_t Bn = 5, slots = 6, hpn = kH * kP * kN;
+  const std::vector<int32_t> dec_slots = {5, 0, -1, 2, 3};
+  SsdCase in = random_ssd_inputs(Bn, rng);
+  auto states = test::random_vec(slots * hpn, -0.5f, 0.5f, rng);
+  if (bf16_state) states = test::bf16_round(states);
+  std::vector<float> ref(Bn * kDi, 0.0f), ref_states = states;
+  const cpu::SsdShape shape{kH, kP, kG, kN};
+  for (int64_t b = 0; b < Bn; ++b) {
+    if (dec_slots[b] < 0) continue;
+    const float* x = in.xbc.data() + b * kCd;
+    cpu::SsdInputs ci{x, x + kDi, x + kDi + kG * kN, kCd, in.dt.data() + b * kH, in.A.data(), in.D.data()};
+    cpu::ssd_recurrent_forward(ref.data() + b * kDi, ci, ref_states.data() + dec_slots[b] * hpn, 1, shape);
+  }
+  const cuda::SsdDims dims{kH, kP, kG, kN};
+  DeviceBuffer<float> dx(in.xbc), ddt(in.dt), dA(in.A), dD(in.D), y(Bn * kDi), st32(states);
+  std::vector<uint16_t> st16h(states.size());
+  for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
+  DeviceBuffer<uint16_t> st16(st16h);
+  DeviceBuffer<int32_t> dslots(dec_slots);
+  y.poison();
+  cuda::ssd_decode(y.get(), cuda::SsdIn{dx.get(), kCd, ddt.get(), dA.get(), dD.get()},
+                   bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims, dslots.get(), Bn,
+                   nullptr);
+  auto got = y.download();
+  ASSERT_TRUE(test::all_finite(got));
+  EXPECT_LE(rel_error(got, ref), bf16_state ? 1e-2 : 1e-6);
+  auto got_states = bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download();
+  EXPECT_LE(rel_error(got_states, ref_states), bf16_state ? 1e-2 : 1e-6);
+}
+
+TEST(CudaKernels, SsdDecodeFp32State) {
+  PCM_REQUIRE_GPU();
+  check_ssd_decode(false);
+}
+TEST(CudaKernels, SsdDecodeBf16State) {
+  PCM_REQUIRE_GPU();
+  check_ssd_decode(true);
+}
+
+// Greedy equals argmax; restricted draws stay inside the set the CPU sampler would draw from;
+// the same (seed, step) gives the same id.
+TEST(CudaKernels, SamplingOnDevice) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(19);
+  const int64_t V = 32768, Bn = 6;
+  auto logits = test::random_vec(Bn * V, -10, 10, rng);
+  std::vector<cuda::DeviceSampling> params = {
+      {0.0f, 1.0f, 0.0f, 0, 1, 0},  {1.0f, 1.0f, 0.0f, 1, 2, 0},  {0.7f, 1.0f, 0.0f, 5, 3, 0},
+      {1.0f, 0.3f, 0.0f, 0, 4, 0},  {1.0f, 1.0f, 0.5f, 0, 5, 0},  {1.3f, 0.9f, 0.1f, 40, 6, 0}};
+  DeviceBuffer<float> dl(logits);
+  DeviceBuffer<cuda::DeviceSampling> dp(params);
+  DeviceBuffer<int32_t> ids(Bn);
+  for (int rep = 0; rep < 20; ++rep) {
+    for (auto& p : params) p.step = static_cast<uint64_t>(rep);
+    dp.upload(params);
+    ids.poison();
+    cuda::sample(ids.get(), dl.get(), V, dp.get(), Bn, nullptr);
+    auto got = ids.download();
+    for (int64_t b = 0; b < Bn; ++b) {
+      const float* l = logits.data() + b * V;
+      const int32_t id = got[static_cast<size_t>(b)];
+      ASSERT_TRUE(id >= 0 && id < V) << "row " << b;
+      const int32_t am = argmax(l, V);
+      const auto& p = params[static_cast<size_t>(b)];
+      std::vector<int32_t> order(static_cast<size_t>(V));
+      std::iota(order.begin(), order.end(), 0);
+      std::sort(order.begin(), order.end(), [&](int32_t a, int32_t c) { return l[a] > l[c]; });
+      const int64_t rank = std::find(order.begin(), order.end(), id) - order.begin();
+      if (p.temperature == 0.0f || p.top_k == 1) { EXPECT_EQ(id, am) << "row " << b; }
+      if (p.top_k > 0) { EXPECT_LT(rank, p.top_k) << "row " << b; }
+      if (p.min_p > 0) { EXPECT_GE(std::exp((l[id] - l[am]) / p.temperature), p.min_p * 0.999f) << "row " << b; }
+      if (p.top_p < 1.0f) {  // the id lies inside the nucleus
+        double z = 0, cum = 0;
+        for (int64_t i = 0; i < V; ++i) z += std::exp((l[i] - l[am]) / p.temperature);
+        for (int64_t r = 0; r < rank; ++r) cum += std::exp((l[order[r]] - l[am]) / p.temperature) / z;
+        EXPECT_LT(cum, p.top_p + 1e-4) << "row " << b;
+      }
+    }
+    DeviceBuffer<int32_t> again(Bn);
+    cuda::sample(again.get(), dl.get(), V, dp.get(), Bn, nullptr);
+    EXPECT_EQ(again.download(), got);
+  }
+}
+
+// The draws follow the distribution: 20000 rows of the same 8 logits (one draw each, steps 0..19999)
+// against the CPU sampler's kept set renormalised (temperature, top-k, top-p, min-p).
+TEST(CudaKernels, SamplingFrequenciesMatchDistribution) {
+  PCM_REQUIRE_GPU();
+  const std::vector<float> base = {0.0f, 1.0f, 2.0f, 0.5f, -1.0f, 1.5f, 0.2f, -0.3f};
+  const int64_t V = 8, Bn = 20000;
+  struct Case {
+    float temperature, top_p, min_p;
+    int32_t top_k;
+  };
+  for (const Case& c : {Case{1.0f, 1.0f, 0.0f, 0}, Case{0.7f, 1.0f, 0.0f, 3}, Case{1.0f, 0.7f, 0.0f, 0},
+                        Case{1.5f, 1.0f, 0.3f, 0}}) {
+    // Expected: softmax(base / T) restricted like the CPU sampler (sorted order, prefix for top-p).
+    std::vector<int32_t> order(V);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return base[a] > base[b]; });
+    std::vector<double> p(V, 0.0);
+    int64_t n = c.top_k > 0 ? c.top_k : V;
+    double z = 0;
+    for (int64_t r = 0; r < n; ++r) z += std::exp((base[order[r]] - base[order[0]]) / c.temperature);
+    double cum = 0;
+    int64_t keep = n;
+    for (int64_t r = 0; r < n; ++r) {
+      cum += std::exp((base[order[r]] - base[order[0]]) / c.temperature) / z;
+      if (c.top_p < 1.0f && cum >= c.top_p) {
+        keep = r + 1;
+        break;
+      }
+    }
+    double mass = 0;
+    for (int64_t r = 0; r < keep; ++r) {
+      const double q = std::exp((base[order[r]] - base[order[0]]) / c.temperature);
+      if (q < c.min_p) break;
+      p[order[r]] = q;
+      mass += q;
+    }
+    for (double& q : p) q /= mass;
+    std::vector<float> logits;
+    std::vector<cuda::DeviceSampling> params;
+    for (int64_t b = 0; b < Bn; ++b) {
+      logits.insert(logits.end(), base.begin(), base.end());
+      params.push_back({c.temperature, c.top_p, c.min_p, c.top_k, 12345, static_cast<uint64_t>(b)});
+    }
+    DeviceBuffer<float> dl(logits);
+    DeviceBuffer<cuda::DeviceSampling> dp(params);
+    DeviceBuffer<int32_t> ids(Bn);
+    ids.poison();
+    cuda::sample(ids.get(), dl.get(), V, dp.get(), Bn, nullptr);
+    std::vector<double> freq(V, 0.0);
+    for (int32_t id : ids.download()) {
+      ASSERT_TRUE(id >= 0 && id < V);
+      freq[id] += 1.0 / Bn;
+    }
+    for (int64_t i = 0; i < V; ++i)
+      EXPECT_NEAR(freq[i], p[i], 0.015) << "token " << i << " T " << c.temperature << " k " << c.top_k << " p "
+                                        << c.top_p << " min_p " << c.min_p;
+  }
+}
+
+}  // namespace
+}  // namespace pcm
+#else
+TEST(CudaKernels, BuiltWithoutCuda) { GTEST_SKIP() << "built without CUDA"; }
+#endif
