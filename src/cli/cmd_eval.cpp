@@ -1,0 +1,94 @@
+// pcm eval: sampled evaluation on the shipped benchmarks (or a user's JSONL) against any
+// OpenAI-compatible endpoint — ours, vLLM, llama.cpp's server — with samples.jsonl, resume and a report.
+#include <cstdio>
+#include <memory>
+
+#include "cli/command.h"
+#include "eval/eval_run.h"
+#include "synth/llm_client.h"
+#include "util/error.h"
+#include "util/file.h"
+
+namespace pcm::cli {
+namespace {
+
+struct Options {
+  eval::EvalOptions eval;
+  std::string benches, endpoint, served_model, api_key_env, prompt_template_file;
+  bool completions = false;
+  double timeout_s = 3600;
+};
+
+std::string default_data_dir() {
+#ifdef PCM_SOURCE_DIR
+  return std::string(PCM_SOURCE_DIR) + "/data/benchmarks";
+#else
+  return "data/benchmarks";
+#endif
+}
+
+void run(Options o) {
+  PCM_CHECK(!o.endpoint.empty(),
+            "pcm eval: give --endpoint URL --served-model NAME (in-process --model generation is not built yet)");
+  PCM_CHECK(!o.served_model.empty(), "pcm eval: --served-model is required with --endpoint");
+  for (size_t a = 0; a <= o.benches.size();) {
+    size_t b = o.benches.find(',', a);
+    if (b == std::string::npos) b = o.benches.size();
+    if (b > a) o.eval.benches.push_back(o.benches.substr(a, b - a));
+    a = b + 1;
+  }
+  PCM_CHECK(!o.eval.benches.empty(), "--bench: no benchmark named");
+  if (o.eval.data_dir.empty()) o.eval.data_dir = default_data_dir();
+  if (!o.prompt_template_file.empty()) o.eval.prompt_template = read_text_file(o.prompt_template_file);
+
+  synth::EndpointConfig cfg;
+  cfg.base_url = o.endpoint;
+  cfg.api_key_env = o.api_key_env;
+  cfg.read_timeout_s = o.timeout_s;
+  synth::LlmClient client(cfg);
+  const auto& e = o.eval;
+  eval::GenerateFn generate = [&](const std::string& user, uint64_t seed) {
+    synth::SamplingOptions s;
+    s.temperature = e.temperature;
+    s.top_p = e.top_p;
+    s.max_tokens = e.max_new_tokens;
+    s.seed = static_cast<int64_t>(seed % (uint64_t{1} << 62));
+    synth::CompletionResult r = o.completions ? client.complete({o.served_model, user, s})
+                                              : client.chat({o.served_model, {{"user", user}}, s});
+    PCM_CHECK(!r.choices.empty(), "{}: the response had no choices", o.endpoint);
+    return eval::GenerationOutput{r.choices[0].text, r.choices[0].finish_reason, r.usage.completion_tokens};
+  };
+  json report = eval::run_eval(o.eval, generate);
+  std::printf("%s", read_text_file(o.eval.out_dir + "/report.md").c_str());
+  std::fprintf(stderr, "samples: %s/samples.jsonl, report: %s/report.json\n", o.eval.out_dir.c_str(), o.eval.out_dir.c_str());
+}
+
+PCM_REGISTER_COMMAND({"eval", "Evaluate a served model on math/code benchmarks (pass@k, resumable)", [](CLI::App* sub) {
+                        auto o = std::make_shared<Options>();
+                        sub->add_option("--bench", o->benches,
+                                        "comma-separated: math500,aime24,aime25,amc23,gsm8k,olympiadbench,minerva,humaneval or FILE.jsonl")
+                            ->required();
+                        sub->add_option("--format", o->eval.format, "math or code (for a FILE.jsonl bench)");
+                        sub->add_option("--out", o->eval.out_dir, "run directory (samples.jsonl, report.json, report.md)")->required();
+                        sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1");
+                        sub->add_option("--served-model", o->served_model, "model name to request");
+                        sub->add_option("--api-key-env", o->api_key_env, "environment variable holding the API key");
+                        sub->add_option("--concurrency", o->eval.concurrency, "requests in flight")->check(CLI::PositiveNumber);
+                        sub->add_flag("--completions", o->completions, "use /v1/completions with the raw prompt (no chat template)");
+                        sub->add_option("--n", o->eval.n, "samples per problem")->check(CLI::PositiveNumber);
+                        sub->add_option("--temperature", o->eval.temperature, "sampling temperature");
+                        sub->add_option("--top-p", o->eval.top_p, "nucleus sampling");
+                        sub->add_option("--max-new-tokens", o->eval.max_new_tokens, "generation budget per sample");
+                        sub->add_option("--seed", o->eval.seed, "base seed (each sample and retry derives its own)");
+                        sub->add_flag("--think", o->eval.think, "require <think>...</think>answer; re-sample invalid outputs");
+                        sub->add_option("--max-retries", o->eval.max_retries, "re-samples for an invalid format");
+                        sub->add_option("--prompt-template", o->prompt_template_file, "file with {problem} replacing the instruction");
+                        sub->add_option("--limit", o->eval.limit, "only the first N problems of each benchmark");
+                        sub->add_flag("--resume", o->eval.resume, "continue a run: finished samples are kept, never redone");
+                        sub->add_option("--data-dir", o->eval.data_dir, "where the shipped benchmarks are");
+                        sub->add_option("--timeout", o->timeout_s, "seconds to wait for one response");
+                        sub->callback([o] { run(*o); });
+                      }});
+
+}  // namespace
+}  // namespace pcm::cli

@@ -1,0 +1,95 @@
+// pcm eval end to end against a real `pcm serve` with a fixture model (random weights: accuracy ~0 is
+// expected). What is tested: the report, format retries, resume after a kill (a torn last line, half the
+// samples) without redoing or duplicating samples, and refusing to overwrite a run without --resume.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "io/jsonl.h"
+#include "test_util.h"
+#include "util/file.h"
+#include "util/json.h"
+
+namespace pcm {
+namespace {
+
+class ServeProcess {
+ public:
+  explicit ServeProcess(const std::string& log) : log_(log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* f = freopen(log.c_str(), "w", stderr);
+      (void)f;
+      std::string bin = test::pcm_binary(), model = test::testdata("models/tiny-mistral-bf16");
+      execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", "0", "--threads", "1", "--max-slots", "4",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::regex line("http://127\\.0\\.0\\.1:([0-9]+)");
+    for (int i = 0; i < 600 && port_ == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::smatch m;
+      std::string text = file_exists(log) ? read_text_file(log) : "";
+      if (std::regex_search(text, m, line)) port_ = std::stoi(m[1]);
+    }
+  }
+  ~ServeProcess() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  int port() const { return port_; }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+TEST(EvalCli, RunsReportsRetriesAndResumesAfterAKill) {
+  test::TempDir dir;
+  ServeProcess serve(dir.file("serve.log"));
+  ASSERT_GT(serve.port(), 0) << read_text_file(dir.file("serve.log"));
+  const std::string run = dir.file("run");
+  const std::string args = "eval --endpoint http://127.0.0.1:" + std::to_string(serve.port()) +
+                           "/v1 --served-model tiny-mistral-bf16 --completions --bench gsm8k,math500 --limit 3 --n 2 "
+                           "--max-new-tokens 8 --think --max-retries 1 --concurrency 2 --data-dir " +
+                           test::testdata("../data/benchmarks") + " --out " + run;
+  auto r = test::run_pcm(args);
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  auto rows = read_jsonl(run + "/samples.jsonl");
+  ASSERT_EQ(rows.size(), 12u);
+  auto report = parse_json(read_text_file(run + "/report.json"), "report.json");
+  EXPECT_EQ(report["gsm8k"]["samples"], 6);
+  EXPECT_EQ(report["gsm8k"]["retries"], 6) << "random weights never write </think>: one retry each";
+  EXPECT_EQ(report["gsm8k"]["invalid_format"], 6);
+  EXPECT_NE(r.out.find("| math500 | 3 | 6 |"), std::string::npos) << r.out;
+
+  // A second run into the same directory without --resume is refused (work is never overwritten).
+  auto again = test::run_pcm(args);
+  EXPECT_NE(again.exit_code, 0);
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.all();
+
+  // Simulate a kill: keep 5 finished samples and half of a sixth line.
+  std::string text = read_text_file(run + "/samples.jsonl");
+  size_t cut = 0;
+  for (int i = 0; i < 5; ++i) cut = text.find('\n', cut) + 1;
+  std::ofstream(run + "/samples.jsonl", std::ios::binary | std::ios::trunc) << text.substr(0, cut + 40);
+  auto resumed = test::run_pcm(args + " --resume");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.all();
+  rows = read_jsonl(run + "/samples.jsonl", /*strict_tail=*/true);
+  ASSERT_EQ(rows.size(), 12u);
+  std::set<std::string> keys;
+  for (const auto& row : rows) keys.insert(row["benchmark"].get<std::string>() + "/" + row["id"].get<std::string>() + "/" +
+                                           std::to_string(row["sample"].get<int>()));
+  EXPECT_EQ(keys.size(), 12u) << "no sample done twice";
+}
+
+}  // namespace
+}  // namespace pcm
