@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "tokenizer/chat_template.h"
 #include "cli/common.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
@@ -22,7 +23,7 @@ namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string model, weights = "file", host = "127.0.0.1", served_name, shape;
+  std::string model, weights = "file", host = "127.0.0.1", served_name, shape, chat_template;
   int64_t shape_layers = 0;
   int port = 8080;
   int64_t max_slots = 0;
@@ -95,11 +96,20 @@ void run(const Options& o) {
 
   Scheduler scheduler(model, tokenizer ? &*tokenizer : nullptr, sc);
   scheduler.start();
-  // /v1/chat/completions needs the chat-template engine (src/tokenizer/chat_template.h), which has not
-  // landed in this build: the endpoint answers 400 chat_template_unavailable until it is wired here.
-  if (tokenizer)
-    std::fprintf(stderr, "serve: /v1/chat/completions is unavailable: this build has no chat-template engine yet\n");
-  server::HttpServer http(scheduler, tokenizer ? &*tokenizer : nullptr, {}, so);
+  // /v1/chat/completions renders the model's chat template (or --chat-template FILE); without one the
+  // endpoint answers 400 chat_template_unavailable and /v1/completions still works.
+  server::ChatRenderer renderer;
+  std::shared_ptr<ChatTemplate> chat;
+  if (!o.chat_template.empty() || ChatTemplate::available(dir)) {
+    chat = std::make_shared<ChatTemplate>(ChatTemplate::load(dir, o.chat_template));
+    renderer = [chat](const nlohmann::json& messages, bool add_generation_prompt) {
+      return chat->render(messages, add_generation_prompt);
+    };
+  } else if (tokenizer) {
+    std::fprintf(stderr, "serve: %s has no chat template: /v1/chat/completions is unavailable (give --chat-template FILE)\n",
+                 dir.c_str());
+  }
+  server::HttpServer http(scheduler, tokenizer ? &*tokenizer : nullptr, renderer, so);
   const int port = http.bind();
   std::fprintf(stderr,
                "serve: %s as '%s' on http://%s:%d — %lld slots x %.1f MiB state, state cache %.2f GB, "
@@ -133,6 +143,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                         sub->add_option("--shape-layers", o->shape_layers, "with --shape: override the layer count")
                             ->check(CLI::PositiveNumber);
                         sub->add_option("--host", o->host, "address to listen on")->capture_default_str();
+                        sub->add_option("--chat-template", o->chat_template, "a Jinja file to use instead of the model's chat template");
                         sub->add_option("--port", o->port, "port (0 = any free port)")
                             ->check(CLI::Range(0, 65535))
                             ->capture_default_str();

@@ -13,21 +13,15 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-GenerateResult generate(Mamba2Model& model, SequenceState& state, std::span<const int32_t> prompt,
-                        const GenerateOptions& options, const std::function<bool(int32_t)>& on_token) {
-  PCM_CHECK(!prompt.empty(), "empty prompt: at least one token is needed");
+GenerateResult generate_from_logits(Mamba2Model& model, SequenceState& state, std::vector<float> logits,
+                                    const GenerateOptions& options, const std::function<bool(int32_t)>& on_token) {
   PCM_CHECK(options.max_new_tokens >= 0, "max_new_tokens must be >= 0");
-  GenerateResult result;
-  result.prompt_tokens = static_cast<int64_t>(prompt.size());
   const int64_t V = model.vocab_size();
-  std::vector<float> logits(static_cast<size_t>(V));
+  PCM_CHECK(static_cast<int64_t>(logits.size()) == V, "generate: {} logits for a vocabulary of {}", logits.size(), V);
+  GenerateResult result;
   Sampler sampler(options.sampling);
-
-  auto t0 = std::chrono::steady_clock::now();
-  model.prefill(prompt, state, logits.data(), /*all_positions=*/false);
-  result.prefill_seconds = seconds_since(t0);
   result.finish_reason = "length";
-  t0 = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   SequenceState* states[1] = {&state};
   result.tokens.reserve(static_cast<size_t>(options.max_new_tokens));
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
@@ -44,6 +38,19 @@ GenerateResult generate(Mamba2Model& model, SequenceState& state, std::span<cons
   if (options.feed_last_token && !result.tokens.empty())
     model.decode(std::span(&result.tokens.back(), 1), states, logits.data());
   result.decode_seconds = seconds_since(t0);
+  return result;
+}
+
+GenerateResult generate(Mamba2Model& model, SequenceState& state, std::span<const int32_t> prompt,
+                        const GenerateOptions& options, const std::function<bool(int32_t)>& on_token) {
+  PCM_CHECK(!prompt.empty(), "empty prompt: at least one token is needed");
+  std::vector<float> logits(static_cast<size_t>(model.vocab_size()));
+  const auto t0 = std::chrono::steady_clock::now();
+  model.prefill(prompt, state, logits.data(), /*all_positions=*/false);
+  const double prefill_s = seconds_since(t0);
+  GenerateResult result = generate_from_logits(model, state, std::move(logits), options, on_token);
+  result.prompt_tokens = static_cast<int64_t>(prompt.size());
+  result.prefill_seconds = prefill_s;
   return result;
 }
 

@@ -33,4 +33,8 @@ struct GenerateResult {
 GenerateResult generate(Mamba2Model& model, SequenceState& state, std::span<const int32_t> prompt,
                         const GenerateOptions& options, const std::function<bool(int32_t)>& on_token = {});
 
+// The same, starting from the logits after the state's last token (a chat turn already prefilled).
+GenerateResult generate_from_logits(Mamba2Model& model, SequenceState& state, std::vector<float> logits,
+                                    const GenerateOptions& options, const std::function<bool(int32_t)>& on_token = {});
+
 }  // namespace pcm

@@ -85,6 +85,20 @@ ChatTemplate ChatTemplate::from_file(const std::string& path, std::string bos_to
   return from_source(read_text_file(path), path, std::move(bos_token), std::move(eos_token));
 }
 
+ChatTemplate ChatTemplate::load(const std::string& dir, const std::string& template_file) {
+  if (template_file.empty()) return from_dir(dir);
+  std::string bos, eos;
+  if (is_gguf_path(dir)) {
+    if (available(dir)) {
+      ChatTemplate t = from_dir(dir);
+      bos = t.bos_, eos = t.eos_;
+    }
+  } else if (fs::is_directory(dir)) {
+    special_tokens(dir, bos, eos);
+  }
+  return from_file(template_file, bos, eos);
+}
+
 bool ChatTemplate::available(const std::string& dir) {
   if (is_gguf_path(dir)) return GgufFile(dir).has("tokenizer.chat_template");
   try {

@@ -21,6 +21,9 @@ class ChatTemplate {
   static ChatTemplate from_file(const std::string& path, std::string bos_token, std::string eos_token);
   static ChatTemplate from_source(const std::string& source, const std::string& origin, std::string bos_token,
                                   std::string eos_token);
+  // --chat-template FILE support: the template from `template_file` when given (special tokens still
+  // from the model), else from_dir.
+  static ChatTemplate load(const std::string& model_dir, const std::string& template_file);
   // Whether from_dir would find a template.
   static bool available(const std::string& model_dir);
 
