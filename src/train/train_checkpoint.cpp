@@ -11,7 +11,8 @@ namespace pcm {
 namespace fs = std::filesystem;
 
 void save_train_checkpoint(const std::string& dir, const Mamba2Config& config, const ParamSet& params,
-                           const AdamWState& opt, const TrainerPosition& pos, const std::string& save_dtype) {
+                           const AdamWState& opt, const TrainerPosition& pos, const std::string& save_dtype,
+                           const std::string& tokenizer_dir) {
   const std::string tmp = dir + ".tmp";
   std::error_code ec;
   fs::remove_all(tmp, ec);
@@ -36,6 +37,10 @@ void save_train_checkpoint(const std::string& dir, const Mamba2Config& config, c
              {"model_dtype", save_dtype},
              {"config_digest", pos.config_digest}};
   write_file_atomic(tmp + "/trainer_state.json", st.dump(2) + "\n");
+  if (!tokenizer_dir.empty())
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
+                             "chat_template.jinja", "generation_config.json"})
+      if (fs::exists(tokenizer_dir + "/" + name)) fs::copy_file(tokenizer_dir + "/" + name, tmp + "/" + name);
   fs::remove_all(dir, ec);
   fs::rename(tmp, dir);
 }

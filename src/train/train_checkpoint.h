@@ -24,9 +24,11 @@ struct TrainerPosition {
   std::string config_digest;    // of the curriculum, to refuse resuming a different one
 };
 
-// Writes <dir> atomically (via <dir>.tmp). save_dtype: "f32" keeps resume bit-exact.
+// Writes <dir> atomically (via <dir>.tmp). save_dtype: "f32" keeps resume bit-exact. The tokenizer and
+// chat-template files found in `tokenizer_dir` (if any) are copied in, so `pcm generate --prompt` works.
 void save_train_checkpoint(const std::string& dir, const Mamba2Config& config, const ParamSet& params,
-                           const AdamWState& opt, const TrainerPosition& pos, const std::string& save_dtype);
+                           const AdamWState& opt, const TrainerPosition& pos, const std::string& save_dtype,
+                           const std::string& tokenizer_dir = "");
 // Loads a checkpoint written above; params must be fp32 for an exact resume (bf16 ones are widened).
 void load_train_checkpoint(const std::string& dir, Mamba2Config* config, ParamSet* params, AdamWState* opt,
                            TrainerPosition* pos);

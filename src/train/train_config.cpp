@@ -170,8 +170,14 @@ TrainConfig parse_train_config(const json& j, const std::string& origin, const s
       for (auto it = m->begin(); it != m->end(); ++it) base_hf[it.key()] = it.value();
       hf = base_hf;
     }
-    c.model = parse_mamba2_config(hf, origin + ": model");
-    c.model.validate(origin + ": model");
+    try {
+      c.model = parse_mamba2_config(hf, origin + ": model");
+      c.model.validate(origin + ": model");
+    } catch (const Error& e) {
+      std::string msg = e.what();
+      if (msg.find(origin) == std::string::npos) fail("{}: model.{}", origin, msg);
+      throw;
+    }
   } else if (!c.shape.empty()) {
     try {
       c.model = named_shape(c.shape);

@@ -132,7 +132,7 @@ TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts)
 
   auto save = [&](const std::string& name) {
     std::string dir = out_dir + "/" + name;
-    save_train_checkpoint(dir, mcfg, params, opt, pos, cfg.save_dtype);
+    save_train_checkpoint(dir, mcfg, params, opt, pos, cfg.save_dtype, cfg.tokenizer);
     set_latest_checkpoint(out_dir, name);
     result.final_checkpoint = dir;
     return dir;

@@ -1,0 +1,77 @@
+// Curriculum parsing: TOML and JSON, defaults, and errors that name the field.
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "train/train_config.h"
+#include "util/error.h"
+#include "util/file.h"
+
+namespace pcm {
+namespace {
+
+std::string error_of(const std::string& toml) {
+  test::TempDir d;
+  write_file_atomic(d.file("c.toml"), toml);
+  try {
+    load_train_config(d.file("c.toml"));
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const char* kHead = "shape = \"mamba2-130m\"\n";
+
+TEST(TrainConfig, ShippedConfigsParse) {
+  for (const char* name : {"tiny-ci.toml", "promptcot-mamba-7b.toml", "promptcot-mamba-math-7b.toml"}) {
+    TrainConfig c = load_train_config(std::string(PCM_TESTDATA) + "/../configs/" + name);
+    EXPECT_GE(c.phases.size(), 1u) << name;
+  }
+  TrainConfig c = load_train_config(std::string(PCM_TESTDATA) + "/../configs/tiny-ci.toml");
+  ASSERT_EQ(c.phases.size(), 2u);
+  EXPECT_EQ(c.phases[0].name, "foundational");
+  EXPECT_EQ(c.phases[0].rows_per_step(), 2);
+  EXPECT_EQ(c.phases[1].overlong, OverlongRule::Drop);
+  EXPECT_EQ(c.model.hidden_size, 64);
+  EXPECT_TRUE(c.model.tie_embeddings);
+}
+
+TEST(TrainConfig, JsonWorksToo) {
+  test::TempDir d;
+  write_file_atomic(d.file("c.json"),
+                    R"({"shape": "mamba2-130m", "phases": [{"datasets": ["a.jsonl"], "steps": 3, "seq_len": 8}]})");
+  TrainConfig c = load_train_config(d.file("c.json"));
+  EXPECT_EQ(c.phases[0].datasets[0].path, d.file("a.jsonl"));  // relative to the config file
+  EXPECT_EQ(c.phases[0].batch_tokens, 8);
+  EXPECT_EQ(c.model.hidden_size, 768);
+}
+
+TEST(TrainConfig, ErrorsNameTheField) {
+  std::string phase = "[[phases]]\ndatasets = [\"a.jsonl\"]\nsteps = 2\nseq_len = 8\n";
+  auto has = [](const std::string& err, const std::string& what) {
+    return err.find(what) != std::string::npos ? ::testing::AssertionSuccess()
+                                               : ::testing::AssertionFailure() << "error was: " << err;
+  };
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "lr = \"fast\"\n"), "phases[0].lr: expected a number"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "batch_tokens = 12\n"), "phases[0].batch_tokens"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "decay = \"exp\"\n"), "phases[0].decay"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "overlong = \"wrap\"\n"), "phases[0].overlong"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "lrr = 1.0\n"), "phases[0].lrr: unknown field"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "min_lr = 1.0\n"), "phases[0].min_lr"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "name = \"a/b\"\n"), "phases[0].name"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + phase + "micro_batch_rows = 3\n"), "phases[0].micro_batch_rows"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + "[[phases]]\ndatasets = [{weight = 2.0}]\nsteps = 1\n"),
+                  "phases[0].datasets[0].path"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + "[[phases]]\ndatasets = [\"a\"]\n"), "give epochs > 0 or steps > 0"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + "seed = -1\n" + phase), "seed: must be >= 0"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + "save_dtype = \"q8\"\n" + phase), "save_dtype"));
+  EXPECT_TRUE(has(error_of("shape = \"nope\"\n" + phase), "shape"));
+  EXPECT_TRUE(has(error_of(phase), "exactly one model source"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + "init_from = \"x\"\n" + phase), "exactly one model source"));
+  EXPECT_TRUE(has(error_of(kHead), "phases: needs a non-empty array"));
+  EXPECT_TRUE(has(error_of("shape = \"mamba2-130m\"\n[model]\nhidden_size = \"big\"\n" + phase), "model"));
+  EXPECT_TRUE(has(error_of("phases = [ [broken"), "TOML error"));
+}
+
+}  // namespace
+}  // namespace pcm
