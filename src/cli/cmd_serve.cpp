@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/weights.h"
 #include "server/http_server.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -95,11 +96,19 @@ void run(const Options& o) {
 
   Scheduler scheduler(model, tokenizer ? &*tokenizer : nullptr, sc);
   scheduler.start();
-  // /v1/chat/completions needs the chat-template engine (src/tokenizer/chat_template.h), which has not
-  // landed in this build: the endpoint answers 400 chat_template_unavailable until it is wired here.
-  if (tokenizer)
-    std::fprintf(stderr, "serve: /v1/chat/completions is unavailable: this build has no chat-template engine yet\n");
-  server::HttpServer http(scheduler, tokenizer ? &*tokenizer : nullptr, {}, so);
+  // /v1/chat/completions renders with the model's chat template (chat_template.jinja or
+  // tokenizer_config.json); without one (or without a tokenizer) the endpoint answers 400.
+  server::ChatRenderer chat;
+  if (tokenizer && o.shape.empty() && ChatTemplate::available(dir)) {
+    auto tmpl = std::make_shared<const ChatTemplate>(ChatTemplate::from_dir(dir));
+    chat = [tmpl](const json& messages, bool add_generation_prompt) {
+      return tmpl->render(messages, add_generation_prompt);
+    };
+    std::fprintf(stderr, "serve: chat template from %s\n", tmpl->origin().c_str());
+  } else if (tokenizer) {
+    std::fprintf(stderr, "serve: no chat template in %s: /v1/chat/completions is unavailable\n", dir.c_str());
+  }
+  server::HttpServer http(scheduler, tokenizer ? &*tokenizer : nullptr, std::move(chat), so);
   const int port = http.bind();
   std::fprintf(stderr,
                "serve: %s as '%s' on http://%s:%d — %lld slots x %.1f MiB state, state cache %.2f GB, "
