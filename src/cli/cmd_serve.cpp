@@ -10,12 +10,12 @@
 #include <thread>
 
 #include "cli/command.h"
-#include "tokenizer/chat_template.h"
 #include "cli/common.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
 #include "model/weights.h"
 #include "server/http_server.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -96,17 +96,17 @@ void run(const Options& o) {
 
   Scheduler scheduler(model, tokenizer ? &*tokenizer : nullptr, sc);
   scheduler.start();
-  // /v1/chat/completions renders the model's chat template (or --chat-template FILE); without one the
-  // endpoint answers 400 chat_template_unavailable and /v1/completions still works.
+  // /v1/chat/completions renders the model's chat template (or --chat-template FILE); without one (or
+  // without a tokenizer) the endpoint answers 400 chat_template_unavailable and /v1/completions still works.
   server::ChatRenderer renderer;
-  std::shared_ptr<ChatTemplate> chat;
-  if (!o.chat_template.empty() || ChatTemplate::available(dir)) {
-    chat = std::make_shared<ChatTemplate>(ChatTemplate::load(dir, o.chat_template));
-    renderer = [chat](const nlohmann::json& messages, bool add_generation_prompt) {
-      return chat->render(messages, add_generation_prompt);
+  if (tokenizer && o.shape.empty() && (!o.chat_template.empty() || ChatTemplate::available(dir))) {
+    auto tmpl = std::make_shared<const ChatTemplate>(ChatTemplate::load(dir, o.chat_template));
+    renderer = [tmpl](const nlohmann::json& messages, bool add_generation_prompt) {
+      return tmpl->render(messages, add_generation_prompt);
     };
+    std::fprintf(stderr, "serve: chat template from %s\n", tmpl->origin().c_str());
   } else if (tokenizer) {
-    std::fprintf(stderr, "serve: %s has no chat template: /v1/chat/completions is unavailable (give --chat-template FILE)\n",
+    std::fprintf(stderr, "serve: no chat template in %s: /v1/chat/completions is unavailable (give --chat-template FILE)\n",
                  dir.c_str());
   }
   server::HttpServer http(scheduler, tokenizer ? &*tokenizer : nullptr, renderer, so);

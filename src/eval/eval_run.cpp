@@ -25,8 +25,6 @@ namespace pcm::eval {
 
 namespace {
 
-std::mutex g_grader_mutex;  // GiNaC is not thread-safe: one grading at a time
-
 uint64_t fnv1a(const std::string& s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
@@ -118,10 +116,7 @@ json run_eval(const EvalOptions& o, const GenerateFn& generate) {
     if (it.bench->format == "math") {
       Extraction e = extract_answer(g.text, it.bench->numeric_fallbacks);
       GradeResult r{false, "no answer found"};
-      if (e.found()) {
-        std::lock_guard<std::mutex> lock(g_grader_mutex);
-        r = grade_math_answer(e.answer, it.row->gold, it.row->grade);
-      }
+      if (e.found()) r = grade_math_answer(e.answer, it.row->gold, it.row->grade);
       if (o.think && !valid) r = {false, "invalid <think> format"};
       row["extracted"] = e.answer;
       row["correct"] = r.correct;

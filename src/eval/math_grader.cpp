@@ -5,6 +5,7 @@
 #include <cmath>
 #include <complex>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <regex>
 
@@ -261,6 +262,8 @@ GradeResult compare(const std::string& p, const std::string& g, const MathGradeO
 }  // namespace
 
 GradeResult grade_math_answer(const std::string& predicted, const std::string& gold, const MathGradeOptions& o) {
+  static std::mutex ginac;  // GiNaC is not thread-safe: gradings run one at a time
+  std::lock_guard<std::mutex> lock(ginac);
   const std::string p = normalize_answer(predicted, o.units), g = normalize_answer(gold, o.units);
   if (p.empty()) return {false, "no answer"};
   if (g.empty()) return {false, "empty gold answer"};

@@ -21,6 +21,7 @@ struct GradeResult {
   std::string reason;  // "exact match", "equal values", "symbolically equal", "different", "no answer", ...
 };
 
+// Thread-safe (gradings are serialised: GiNaC is not thread-safe).
 GradeResult grade_math_answer(const std::string& predicted, const std::string& gold, const MathGradeOptions& o = {});
 
 }  // namespace pcm::eval

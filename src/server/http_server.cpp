@@ -303,7 +303,8 @@ struct HttpServer::Impl {
             c["finish_reason"] = real_finish ? finish_json(ev.finish_reason) : json(nullptr);
             if (with_ids) c["token_ids"] = ev.tokens;
             if (ev.finish_reason == "cancelled") st->cancelled = true;
-            if (ev.text.empty() && ev.tokens.empty() && !real_finish) continue;
+            // Tokens with no text (skipped special tokens, characters still incomplete) make no chunk.
+            if (ev.text.empty() && !real_finish && (!with_ids || ev.tokens.empty())) continue;
             if (!send(sink, dump(chunk(j, json::array({std::move(c)}))))) return false;
             st->last_write = Clock::now();
           }
@@ -378,7 +379,7 @@ struct HttpServer::Impl {
         std::string text;
         try {
           text = this->chat(r.messages, true);
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {  // raise_exception() in the template, or a message it cannot use
           throw ApiError(400, std::string("the chat template refused the messages: ") + e.what(), "messages",
                          "invalid_value");
         }

@@ -1,5 +1,7 @@
 #include "synth/answer_match.h"
 
+#include "eval/math_grader.h"
+
 #include <cctype>
 
 namespace pcm::synth {
@@ -25,6 +27,8 @@ std::string ExactAnswerMatcher::normalise(const std::string& answer) {
   return s;
 }
 
-std::unique_ptr<AnswerMatcher> default_answer_matcher() { return std::make_unique<ExactAnswerMatcher>(); }
+bool MathAnswerMatcher::same(const std::string& a, const std::string& b) const { return eval::grade_math_answer(a, b).correct; }
+
+std::unique_ptr<AnswerMatcher> default_answer_matcher() { return std::make_unique<MathAnswerMatcher>(); }
 
 }  // namespace pcm::synth

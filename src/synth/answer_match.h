@@ -1,6 +1,6 @@
-// How solve's self-consistency rule decides that two final answers agree. The pipeline only needs this
-// interface; the default compares normalised strings. `pcm eval`'s math grader (symbolic equivalence)
-// plugs in here once its branch lands (see docs/synth.md).
+// How solve's self-consistency rule decides that two final answers agree. The default is `pcm eval`'s
+// math grader (symbolic equivalence: 0.5 and \frac{1}{2} agree); ExactAnswerMatcher compares normalised
+// strings.
 #pragma once
 #include <memory>
 #include <string>
@@ -21,6 +21,13 @@ class ExactAnswerMatcher : public AnswerMatcher {
   bool same(const std::string& a, const std::string& b) const override { return normalise(a) == normalise(b); }
   const char* name() const override { return "exact"; }
   static std::string normalise(const std::string& answer);
+};
+
+// pcm eval's math grader (thread-safe).
+class MathAnswerMatcher : public AnswerMatcher {
+ public:
+  bool same(const std::string& a, const std::string& b) const override;
+  const char* name() const override { return "math"; }
 };
 
 std::unique_ptr<AnswerMatcher> default_answer_matcher();

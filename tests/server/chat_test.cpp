@@ -1,6 +1,7 @@
 // /v1/chat/completions shapes and streaming, with a stand-in renderer (the real chat template engine is
 // wired in cmd_serve; these tests pin the HTTP side).
 #include "server_fixture.h"
+#include "tokenizer/chat_template.h"
 #include "util/error.h"
 
 namespace pcm::test {
@@ -91,6 +92,36 @@ TEST(ServerChat, SharedSystemPromptIsCachedAcrossConversations) {
   const int64_t system_tokens =
       static_cast<int64_t>(s.tokenizer->encode("<s>[INST] " + system + " [/INST]", false).size());
   EXPECT_EQ(ask("Name a prime above 10."), system_tokens);
+}
+
+// The model's own template (tiny-mistral-bf16 ships Mistral's chat_template.jinja), as cmd_serve wires it.
+server::ChatRenderer model_template() {
+  auto t = std::make_shared<const ChatTemplate>(ChatTemplate::from_dir(testdata("models/tiny-mistral-bf16")));
+  return [t](const json& m, bool add) { return t->render(m, add); };
+}
+
+TEST(ServerChat, RealTemplateMultiTurnReusesTheConversationState) {
+  SchedulerConfig sc;
+  sc.state_cache_bytes = 64 << 20;
+  TestServer s(sc, {}, true, testdata("models/tiny-mistral-bf16"), model_template());
+  const ChatTemplate tmpl = ChatTemplate::from_dir(testdata("models/tiny-mistral-bf16"));
+  json messages = {{{"role", "user"}, {"content", "Hello, who are you?"}}};
+  auto r1 = s.post("/v1/chat/completions", json{{"messages", messages}, {"max_tokens", 8}, {"temperature", 0}});
+  ASSERT_EQ(r1->status, 200) << r1->body;
+  json j1 = json::parse(r1->body);
+  const int64_t p1 = static_cast<int64_t>(s.tokenizer->encode(tmpl.render(messages, true), false).size());
+  EXPECT_EQ(j1["usage"]["prompt_tokens"], p1);
+  messages.push_back({{"role", "assistant"}, {"content", j1["choices"][0]["message"]["content"]}});
+  messages.push_back({{"role", "user"}, {"content", "And what can you do?"}});
+  auto r2 = s.post("/v1/chat/completions", json{{"messages", messages}, {"max_tokens", 8}, {"temperature", 0}});
+  ASSERT_EQ(r2->status, 200) << r2->body;
+  json j2 = json::parse(r2->body);
+  EXPECT_EQ(j2["usage"]["prompt_tokens"],
+            static_cast<int64_t>(s.tokenizer->encode(tmpl.render(messages, true), false).size()));
+  EXPECT_GE(j2["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), p1);
+  // Mistral's template refuses roles that do not alternate.
+  json bad = {{{"role", "user"}, {"content", "a"}}, {{"role", "user"}, {"content", "b"}}};
+  expect_openai_error(s.post("/v1/chat/completions", json{{"messages", bad}}), 400, "messages");
 }
 
 TEST(ServerChat, TemplateRefusalAndMissingTemplateAre400) {
