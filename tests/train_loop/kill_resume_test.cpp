@@ -15,10 +15,10 @@ namespace {
 
 std::string write_config(const test::TempDir& dir) {
   int64_t vocab = test::write_compact_gsm8k(dir.file("gsm8k.jsonl"), 8, 64);
-  std::string toml = "output_dir = \"out\"\nseed = 5\nsave_every = 2\n" + test::tiny_model_toml(vocab) +
-                     "[[phases]]\nname = \"a\"\ndatasets = [\"gsm8k.jsonl\"]\nsteps = 6\nseq_len = 64\n"
+  std::string toml = "output_dir = \"out\"\nseed = 5\nsave_every = 4\n" + test::tiny_model_toml(vocab) +
+                     "[[phases]]\nname = \"a\"\ndatasets = [\"gsm8k.jsonl\"]\nsteps = 30\nseq_len = 64\n"
                      "batch_tokens = 128\nlr = 1e-2\nwarmup_steps = 2\n"
-                     "[[phases]]\nname = \"b\"\ndatasets = [\"gsm8k.jsonl\"]\nsteps = 4\nseq_len = 64\n"
+                     "[[phases]]\nname = \"b\"\ndatasets = [\"gsm8k.jsonl\"]\nsteps = 30\nseq_len = 64\n"
                      "batch_tokens = 128\nlr = 3e-3\n";
   write_file_atomic(dir.file("c.toml"), toml);
   return dir.file("c.toml");
@@ -43,29 +43,36 @@ std::map<int64_t, std::string> losses(const std::string& metrics) {
 TEST(KillResume, SigkillMidRunThenResumeMatchesUninterrupted) {
   test::TempDir ref, killed;
   std::string ref_cfg = write_config(ref), kill_cfg = write_config(killed);
-  test::CommandResult r = test::run_pcm("train -q --threads 2 -c " + ref_cfg);
+  test::CommandResult r = test::run_pcm("train -q --threads 1 -c " + ref_cfg);
   ASSERT_EQ(r.exit_code, 0) << r.all();
   std::map<int64_t, std::string> expected = losses(ref.file("out/metrics.jsonl"));
-  ASSERT_EQ(expected.size(), 10u);
+  ASSERT_EQ(expected.size(), 60u);
 
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    execl(test::pcm_binary().c_str(), "pcm", "train", "-q", "--threads", "2", "-c", kill_cfg.c_str(), (char*)nullptr);
-    _exit(127);
+  // Two kills: mid phase 1 (after its first checkpoints), then again from the resumed run, each
+  // wherever the child happens to be (a step, a metrics append or a checkpoint write).
+  for (int64_t kill_after : {5, 27}) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      std::string out = killed.file("out");
+      if (kill_after == 5)
+        execl(test::pcm_binary().c_str(), "pcm", "train", "-q", "--threads", "1", "-c", kill_cfg.c_str(), (char*)nullptr);
+      else
+        execl(test::pcm_binary().c_str(), "pcm", "train", "-q", "--threads", "1", "-c", kill_cfg.c_str(), "--resume",
+              out.c_str(), (char*)nullptr);
+      _exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (step_rows(killed.file("out/metrics.jsonl")) < kill_after && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the child finished before the kill";
+    EXPECT_LT(step_rows(killed.file("out/metrics.jsonl")), 60);
   }
-  // Kill somewhere after step 3 (a checkpoint exists at step 2; step 4's may be in flight).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (step_rows(killed.file("out/metrics.jsonl")) < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the child finished before the kill";
-  int64_t before = step_rows(killed.file("out/metrics.jsonl"));
-  EXPECT_LT(before, 10);
 
-  r = test::run_pcm("train -q --threads 2 -c " + kill_cfg + " --resume " + killed.file("out"));
+  r = test::run_pcm("train -q --threads 1 -c " + kill_cfg + " --resume " + killed.file("out"));
   ASSERT_EQ(r.exit_code, 0) << r.all();
   EXPECT_NE(r.out.find("finished"), std::string::npos) << r.all();
   EXPECT_EQ(losses(killed.file("out/metrics.jsonl")), expected);

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <omp.h>
 
 #include "model/model.h"
 #include "train/train_checkpoint.h"
@@ -16,6 +17,14 @@ namespace pcm {
 namespace {
 
 // `top`: top-level keys; `phases`: [[phases]] tables (TOML wants top-level keys before any table).
+// One thread: these shapes are tiny, and on a shared, oversubscribed machine OpenMP barriers between
+// two threads cost ~100x the work itself (measured: 65 s vs 0.6 s for the overfit test).
+class OneThread : public ::testing::Environment {
+ public:
+  void SetUp() override { omp_set_num_threads(1); }
+};
+const auto* const kOneThread = ::testing::AddGlobalTestEnvironment(new OneThread);
+
 TrainConfig config_for(const test::TempDir& dir, const std::string& top, const std::string& phases,
                        int64_t* vocab_out = nullptr) {
   int64_t vocab = test::write_compact_gsm8k(dir.file("gsm8k.jsonl"), 8, 96);
