@@ -21,7 +21,7 @@ namespace {
 struct Options {
   std::string model, prompt_ids, prompt, weights = "file";
   std::vector<std::string> stops;
-  bool chat = false;
+  bool chat = false, prompt_given = false, prompt_ids_given = false;
   int64_t max_new_tokens = 32;
   bool ignore_eos = false;
   SamplingParams sampling;
@@ -35,8 +35,9 @@ void run(const Options& o) {
   apply_threads(o.threads);
   std::string dir = o.model.empty() ? default_model_dir() : o.model;
   PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
-  PCM_CHECK(o.prompt.empty() != o.prompt_ids.empty(), "give exactly one of --prompt TEXT or --prompt-ids IDS");
-  const bool text_mode = !o.prompt.empty();
+  PCM_CHECK(o.prompt_given != o.prompt_ids_given, "give exactly one of --prompt TEXT or --prompt-ids IDS");
+  const bool text_mode = o.prompt_given;
+  PCM_CHECK(!text_mode || !o.prompt.empty(), "empty prompt: --prompt is empty");
   std::optional<Tokenizer> tokenizer;
   std::vector<int32_t> ids;
   if (text_mode) {
@@ -91,8 +92,8 @@ PCM_REGISTER_COMMAND({"generate", "Generate tokens from a prompt (chunked prefil
                       [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
                         sub->add_option("--model,-m", o->model, "model directory (default: the shipped model)");
-                        sub->add_option("--prompt-ids", o->prompt_ids, "comma-separated prompt token ids (prints the new ids)");
-                        sub->add_option("--prompt,-p", o->prompt, "a text prompt (streams the generated text)");
+                        auto* ids_opt = sub->add_option("--prompt-ids", o->prompt_ids, "comma-separated prompt token ids (prints the new ids)");
+                        auto* text_opt = sub->add_option("--prompt,-p", o->prompt, "a text prompt (streams the generated text)");
                         sub->add_flag("--chat", o->chat, "wrap --prompt as one user message in the model's chat template");
                         sub->add_option("--stop", o->stops, "stop at this text (repeatable); it is not printed");
                         sub->add_option("--max-new-tokens,-n", o->max_new_tokens, "tokens to generate")
@@ -107,7 +108,11 @@ PCM_REGISTER_COMMAND({"generate", "Generate tokens from a prompt (chunked prefil
                         sub->add_option("--state-dtype", o->state_dtype, "cuda: SSM state dtype, fp32 (default) or bf16");
                         sub->add_flag("--fp32-weights", o->fp32_weights, "cuda: keep fp32 weights (default: bf16)");
                         add_threads_option(sub, &o->threads);
-                        sub->callback([o] { run(*o); });
+                        sub->callback([o, ids_opt, text_opt] {
+                          o->prompt_ids_given = ids_opt->count() > 0;
+                          o->prompt_given = text_opt->count() > 0;
+                          run(*o);
+                        });
                       }});
 
 }  // namespace
