@@ -1,9 +1,16 @@
 // pcm eval: sampled evaluation on the shipped benchmarks (or a user's JSONL) against any
 // OpenAI-compatible endpoint — ours, vLLM, llama.cpp's server — with samples.jsonl, resume and a report.
 #include <cstdio>
+#include <chrono>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "cli/command.h"
+#include "cli/common.h"
+#include "engine/scheduler.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 #include "eval/eval_run.h"
 #include "synth/llm_client.h"
 #include "util/error.h"
@@ -14,10 +21,47 @@ namespace {
 
 struct Options {
   eval::EvalOptions eval;
-  std::string benches, endpoint, served_model, api_key_env, prompt_template_file;
+  std::string benches, endpoint, served_model, api_key_env, prompt_template_file, model, weights = "file";
   bool completions = false;
   double timeout_s = 3600;
+  int64_t max_slots = 16;
+  int threads = 0;
 };
+
+// In-process generation: every in-flight sample is a request to one continuous-batching scheduler, so
+// all of them decode together in each step (the harness's worker threads only submit and wait).
+eval::GenerationOutput engine_generate(Scheduler& scheduler, const Tokenizer& tok, const ChatTemplate* chat,
+                                       const eval::EvalOptions& e, const std::string& user, uint64_t seed) {
+  GenerationRequest req;
+  const std::string text = chat ? chat->render(json::array({{{"role", "user"}, {"content", user}}}), true) : user;
+  req.prompt = tok.encode(text, /*add_special_tokens=*/chat == nullptr);
+  req.max_tokens = e.max_new_tokens;
+  req.sampling.temperature = static_cast<float>(e.temperature);
+  req.sampling.top_p = static_cast<float>(e.top_p);
+  req.sampling.seed = seed;
+  if (tok.eos_id() >= 0) req.stop_ids.push_back(tok.eos_id());
+  SubmitResult sub;
+  while (true) {  // the queue is bounded: wait for room rather than fail the sample
+    sub = scheduler.submit(req);
+    if (sub.status != SubmitStatus::QueueFull) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  PCM_CHECK(sub.status == SubmitStatus::Accepted, "pcm eval: the engine refused a request: {}", sub.message);
+  eval::GenerationOutput out;
+  std::vector<ChoiceEvent> events;
+  while (true) {
+    const bool done = sub.handle.poll(events, std::chrono::milliseconds(200));
+    for (auto& ev : events) {
+      out.text += ev.text;
+      out.tokens += static_cast<int64_t>(ev.tokens.size());
+      if (!ev.finish_reason.empty()) out.finish_reason = ev.finish_reason;
+    }
+    events.clear();
+    if (done) break;
+  }
+  PCM_CHECK(out.finish_reason != "error", "pcm eval: generation failed: {}", sub.handle.error());
+  return out;
+}
 
 std::string default_data_dir() {
 #ifdef PCM_SOURCE_DIR
@@ -28,9 +72,9 @@ std::string default_data_dir() {
 }
 
 void run(Options o) {
-  PCM_CHECK(!o.endpoint.empty(),
-            "pcm eval: give --endpoint URL --served-model NAME (in-process --model generation is not built yet)");
-  PCM_CHECK(!o.served_model.empty(), "pcm eval: --served-model is required with --endpoint");
+  PCM_CHECK(o.endpoint.empty() != o.model.empty(), "pcm eval: give either --model DIR (in-process) or --endpoint URL");
+  PCM_CHECK(o.model.empty() || !o.completions, "--completions is for --endpoint");
+  PCM_CHECK(o.endpoint.empty() || !o.served_model.empty(), "pcm eval: --served-model is required with --endpoint");
   for (size_t a = 0; a <= o.benches.size();) {
     size_t b = o.benches.find(',', a);
     if (b == std::string::npos) b = o.benches.size();
@@ -40,36 +84,63 @@ void run(Options o) {
   PCM_CHECK(!o.eval.benches.empty(), "--bench: no benchmark named");
   if (o.eval.data_dir.empty()) o.eval.data_dir = default_data_dir();
   if (!o.prompt_template_file.empty()) o.eval.prompt_template = read_text_file(o.prompt_template_file);
-
-  synth::EndpointConfig cfg;
-  cfg.base_url = o.endpoint;
-  cfg.api_key_env = o.api_key_env;
-  cfg.read_timeout_s = o.timeout_s;
-  synth::LlmClient client(cfg);
   const auto& e = o.eval;
-  eval::GenerateFn generate = [&](const std::string& user, uint64_t seed) {
-    synth::SamplingOptions s;
-    s.temperature = e.temperature;
-    s.top_p = e.top_p;
-    s.max_tokens = e.max_new_tokens;
-    s.seed = static_cast<int64_t>(seed % (uint64_t{1} << 62));
-    synth::CompletionResult r = o.completions ? client.complete({o.served_model, user, s})
-                                              : client.chat({o.served_model, {{"user", user}}, s});
-    PCM_CHECK(!r.choices.empty(), "{}: the response had no choices", o.endpoint);
-    return eval::GenerationOutput{r.choices[0].text, r.choices[0].finish_reason, r.usage.completion_tokens};
-  };
+  eval::GenerateFn generate;
+  std::unique_ptr<synth::LlmClient> client;
+  std::unique_ptr<Mamba2Model> model;
+  std::optional<Tokenizer> tokenizer;
+  std::optional<ChatTemplate> chat;
+  std::unique_ptr<Scheduler> scheduler;
+  if (!o.model.empty()) {
+    apply_threads(o.threads);
+    model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
+    tokenizer = Tokenizer::from_dir(o.model);
+    if (ChatTemplate::available(o.model)) chat = ChatTemplate::from_dir(o.model);
+    else std::fprintf(stderr, "pcm eval: %s has no chat template; prompts are sent as plain text\n", o.model.c_str());
+    SchedulerConfig sc;
+    sc.max_slots = o.max_slots;
+    sc.max_queue = std::max<int64_t>(64, 2 * o.eval.concurrency);
+    scheduler = std::make_unique<Scheduler>(*model, &*tokenizer, sc);
+    scheduler->start();
+    if (o.eval.concurrency < o.max_slots) o.eval.concurrency = static_cast<int>(o.max_slots);  // keep every slot busy
+    generate = [&](const std::string& user, uint64_t seed) {
+      return engine_generate(*scheduler, *tokenizer, chat ? &*chat : nullptr, e, user, seed);
+    };
+  } else {
+    synth::EndpointConfig cfg;
+    cfg.base_url = o.endpoint;
+    cfg.api_key_env = o.api_key_env;
+    cfg.read_timeout_s = o.timeout_s;
+    client = std::make_unique<synth::LlmClient>(cfg);
+    generate = [&](const std::string& user, uint64_t seed) {
+      synth::SamplingOptions s;
+      s.temperature = e.temperature;
+      s.top_p = e.top_p;
+      s.max_tokens = e.max_new_tokens;
+      s.seed = static_cast<int64_t>(seed % (uint64_t{1} << 62));
+      synth::CompletionResult r = o.completions ? client->complete({o.served_model, user, s})
+                                                : client->chat({o.served_model, {{"user", user}}, s});
+      PCM_CHECK(!r.choices.empty(), "{}: the response had no choices", o.endpoint);
+      return eval::GenerationOutput{r.choices[0].text, r.choices[0].finish_reason, r.usage.completion_tokens};
+    };
+  }
   json report = eval::run_eval(o.eval, generate);
+  if (scheduler) scheduler->stop();
   std::printf("%s", read_text_file(o.eval.out_dir + "/report.md").c_str());
   std::fprintf(stderr, "samples: %s/samples.jsonl, report: %s/report.json\n", o.eval.out_dir.c_str(), o.eval.out_dir.c_str());
 }
 
-PCM_REGISTER_COMMAND({"eval", "Evaluate a served model on math/code benchmarks (pass@k, resumable)", [](CLI::App* sub) {
+PCM_REGISTER_COMMAND({"eval", "Evaluate a model (in-process or served) on math/code benchmarks (pass@k, resumable)", [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
                         sub->add_option("--bench", o->benches,
                                         "comma-separated: math500,aime24,aime25,amc23,gsm8k,olympiadbench,minerva,humaneval or FILE.jsonl")
                             ->required();
                         sub->add_option("--format", o->eval.format, "math or code (for a FILE.jsonl bench)");
                         sub->add_option("--out", o->eval.out_dir, "run directory (samples.jsonl, report.json, report.md)")->required();
+                        sub->add_option("--model,-m", o->model, "generate in-process with this model (continuous batching)");
+                        sub->add_option("--max-slots", o->max_slots, "--model: sequences decoded together");
+                        add_weights_option(sub, &o->weights);
+                        add_threads_option(sub, &o->threads);
                         sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1");
                         sub->add_option("--served-model", o->served_model, "model name to request");
                         sub->add_option("--api-key-env", o->api_key_env, "environment variable holding the API key");

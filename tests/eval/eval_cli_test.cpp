@@ -93,3 +93,24 @@ TEST(EvalCli, RunsReportsRetriesAndResumesAfterAKill) {
 
 }  // namespace
 }  // namespace pcm
+
+namespace pcm {
+namespace {
+
+TEST(EvalCli, InProcessModelBatchesSamplesThroughTheScheduler) {
+  test::TempDir dir;
+  auto r = test::run_pcm("eval --model " + test::testdata("models/tiny-mistral-bf16") +
+                         " --bench gsm8k,humaneval --limit 2 --n 2 --max-new-tokens 8 --max-slots 4 --threads 1 --data-dir " +
+                         test::testdata("../data/benchmarks") + " --out " + dir.file("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  auto rows = read_jsonl(dir.file("run/samples.jsonl"));
+  ASSERT_EQ(rows.size(), 8u);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row["generated_tokens"].get<int64_t>() > 0, true);
+    EXPECT_TRUE(row.contains("correct"));
+  }
+  EXPECT_NE(r.out.find("| humaneval | 2 | 4 |"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace pcm
