@@ -76,8 +76,10 @@ void set_limit(int resource, rlim_t value) {
   if (iso.unprivileged_uid) {
     setgroups(0, nullptr);
     if (setgid(kNobody) != 0 || setuid(kNobody) != 0) _exit(126);
-    set_limit(RLIMIT_NPROC, static_cast<rlim_t>(l.max_processes));  // counted per uid: binding once not root
   }
+  // Counted per uid and ignored for root: binding after the drop to nobody, or for a non-root harness
+  // (whose own processes count too, so a fork bomb stops even sooner).
+  set_limit(RLIMIT_NPROC, static_cast<rlim_t>(l.max_processes));
   execve(argv[0], argv.data(), envp);
   _exit(127);
 }
