@@ -110,6 +110,14 @@ TEST(EvalCli, InProcessModelBatchesSamplesThroughTheScheduler) {
     EXPECT_TRUE(row.contains("correct"));
   }
   EXPECT_NE(r.out.find("| humaneval | 2 | 4 |"), std::string::npos) << r.out;
+
+  // pcm plot draws the run: pass@k per benchmark and accuracy against a token budget.
+  auto p = test::run_pcm("plot " + dir.file("run/report.json") + " --out " + dir.file("eval.svg"));
+  ASSERT_EQ(p.exit_code, 0) << p.all();
+  const std::string svg = read_text_file(dir.file("eval.svg"));
+  EXPECT_NE(svg.find("pass@k per benchmark"), std::string::npos);
+  EXPECT_NE(svg.find("generation-length budget"), std::string::npos);
+  EXPECT_NE(svg.find("humaneval"), std::string::npos);
 }
 
 }  // namespace
