@@ -60,9 +60,12 @@ Benchmark load_benchmark(const std::string& name_or_path, const std::string& dat
     PCM_CHECK(row.is_object(), "{}:{}: expected a JSON object", path, line);
     BenchmarkRow r;
     r.raw = row;
-    r.id = first_field(row, {"unique_id", "id", "task_id", "idx"});
+    r.id = first_field(row, {"unique_id", "id", "task_id", "question_id", "idx"});
     if (r.id.empty()) r.id = std::to_string(b.rows.size());
-    r.problem = first_field(row, {"problem", "question", "prompt"});
+    r.problem = first_field(row, {"problem", "question", "prompt", "question_content"});
+    if (b.format == "code" && row.contains("starter_code") && row.at("starter_code").is_string() &&
+        !row.at("starter_code").get<std::string>().empty())  // LiveCodeBench functional problems
+      r.problem += "\n\nStart from:\n```python\n" + row.at("starter_code").get<std::string>() + "\n```";
     PCM_CHECK(!r.problem.empty(), "{}:{}: no problem/question/prompt field", path, line);
     if (b.format == "math") {
       if (b.name == "gsm8k") {

@@ -12,6 +12,7 @@
 
 #include "eval/answer_extract.h"
 #include "eval/benchmark.h"
+#include "eval/code_formats.h"
 #include "eval/code_tasks.h"
 #include "eval/math_grader.h"
 #include "eval/report.h"
@@ -122,7 +123,7 @@ json run_eval(const EvalOptions& o, const GenerateFn& generate) {
       row["correct"] = r.correct;
       row["reason"] = r.reason;
     } else {
-      SandboxResult sr = run_python(humaneval_program(it.row->raw, g.text, false));
+      SandboxResult sr = run_python(code_program(it.row->raw, g.text));
       row["extracted"] = extract_code(g.text);
       row["correct"] = sr.passed() && (!o.think || valid);
       row["reason"] = sr.passed() ? "tests passed" : sr.timed_out ? "timeout" : "tests failed: " + sr.err.substr(0, 300);
