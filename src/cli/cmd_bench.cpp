@@ -18,6 +18,7 @@
 #include "util/error.h"
 #include "util/json.h"
 #include "util/memory_stats.h"
+#include "cli/train_bench.h"
 
 namespace pcm::cli {
 namespace {
@@ -29,6 +30,9 @@ struct Options {
   int reps = 3;
   bool exact = false, bandwidth = false, json = false;
   std::string device = "cpu", cuda_batches = "1,16,64,128", cuda_prefill = "4096,16384";
+  bool train = false, recompute = false;
+  int64_t seq_len = 2048, steps = 5;
+  std::string precision = "bf16";
 };
 
 double now_seconds() {
@@ -36,6 +40,19 @@ double now_seconds() {
 }
 
 void run(const Options& o) {
+  if (o.train) {
+    TrainBenchArgs a;
+    a.shape = o.shape;
+    a.device = o.device;
+    a.precision = o.precision;
+    a.layers = o.layers;
+    a.seq_len = o.seq_len;
+    a.batch = o.batch;
+    a.steps = o.steps;
+    a.recompute = o.recompute;
+    run_train_bench(a);
+    return;
+  }
   if (o.device == "cuda") {
     CudaBenchArgs a;
     a.model_dir = o.model;
@@ -174,6 +191,13 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput (CPU, or -
                                         "state, prefill at T=4096 and 16384, % of the bandwidth roofline)");
                         sub->add_option("--cuda-batches", o->cuda_batches, "cuda: decode batch sizes (default 1,16,64,128)");
                         sub->add_option("--cuda-prefill", o->cuda_prefill, "cuda: prefill lengths (default 4096,16384)");
+                        sub->add_flag("--train", o->train,
+                                      "time training steps (forward, backward, AdamW) of --shape on random tokens: "
+                                      "ms/step, tokens/s, peak device memory");
+                        sub->add_option("--seq-len", o->seq_len, "--train: row length (default 2048)");
+                        sub->add_option("--steps", o->steps, "--train: timed steps (default 5)");
+                        sub->add_option("--precision", o->precision, "--train on cuda: bf16 (default) or fp32");
+                        sub->add_flag("--recompute", o->recompute, "--train: per-layer activation recomputation");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });
                       }});

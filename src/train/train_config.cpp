@@ -194,6 +194,11 @@ TrainConfig parse_train_config(const json& j, const std::string& origin, const s
   c.save_every = f.integer("save_every", 0, 0);
   c.keep_checkpoints = f.integer("keep_checkpoints", 2, 1);
   c.max_bad_steps = f.integer("max_bad_steps", 5, 1);
+  c.device = f.str("device", "cpu");
+  if (c.device != "cpu" && c.device != "cuda") fail("{}: expected cpu or cuda, got '{}'", f.where("device"), c.device);
+  c.precision = f.str("precision", "fp32");
+  if (c.precision != "fp32" && c.precision != "bf16")
+    fail("{}: expected fp32 or bf16, got '{}'", f.where("precision"), c.precision);
   c.recompute = f.boolean("recompute", false);
   c.vocab_chunk = f.integer("vocab_chunk", 8192, 1);
   c.save_dtype = f.str("save_dtype", "f32");

@@ -47,6 +47,8 @@ struct TrainConfig {
   int64_t save_every = 0;       // steps between checkpoints (0 = only at phase ends)
   int64_t keep_checkpoints = 2; // step checkpoints kept (phase-end ones are always kept)
   int64_t max_bad_steps = 5;    // NaN/Inf steps in a row before the run stops
+  std::string device = "cpu";   // cpu | cuda (pcm train --device overrides)
+  std::string precision = "fp32";  // cuda projections: fp32 (exact) | bf16 (bf16 operands, fp32 accumulation)
   bool recompute = false;       // GradOptions::recompute_per_layer
   int64_t vocab_chunk = 8192;
   std::string save_dtype = "f32";  // model.safetensors dtype: f32 (exact resume), bf16, f16

@@ -14,6 +14,7 @@
 #include "train/dataset.h"
 #include "train/model_grad.h"
 #include "train/optimizer.h"
+#include "train/train_backend.h"
 #include "train/train_checkpoint.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -123,15 +124,17 @@ TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts)
   trim_metrics(metrics_path, pos.global_step);
   JsonlAppender metrics(metrics_path);
 
-  ParamSet grads = params.zeros_like();
-  auto workspace = make_grad_workspace();
-  GradOptions gopt;
-  gopt.recompute_per_layer = cfg.recompute;
-  gopt.vocab_chunk = cfg.vocab_chunk;
-  gopt.workspace = workspace.get();
+  TrainBackendOptions bopt;
+  bopt.device = cfg.device;
+  bopt.precision = cfg.precision;
+  bopt.recompute_per_layer = cfg.recompute;
+  bopt.vocab_chunk = cfg.vocab_chunk;
+  std::unique_ptr<TrainBackend> backend = make_train_backend(mcfg, params, opt, bopt);
+  if (!opts.quiet) fmt::print(stderr, "training on {} ({})\n", cfg.device, cfg.device == "cuda" ? cfg.precision : "fp32");
 
   auto save = [&](const std::string& name) {
     std::string dir = out_dir + "/" + name;
+    backend->sync_to_host();
     save_train_checkpoint(dir, mcfg, params, opt, pos, cfg.save_dtype, cfg.tokenizer);
     set_latest_checkpoint(out_dir, name);
     result.final_checkpoint = dir;
@@ -163,27 +166,27 @@ TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts)
     meter.update(pos.step_in_phase, 0);
     while (pos.step_in_phase < total) {
       auto t0 = std::chrono::steady_clock::now();
-      grads.set_zero();
+      backend->zero_grads();
       double loss_sum = 0;
       int64_t loss_tokens = 0;
       for (int64_t r = 0; r < rows_per_step; r += phase.micro_batch_rows) {
         PackedBatch b = data.rows(pos.row_cursor + r, phase.micro_batch_rows);
-        LossResult lr = loss_and_grad(mcfg, params, b, &grads, gopt);
+        LossResult lr = backend->accumulate(b);
         loss_sum += lr.loss_sum;
         loss_tokens += lr.tokens;
       }
       pos.row_cursor += rows_per_step;
       const double lr = lr_at(phase, pos.step_in_phase, total);
       double loss = loss_tokens > 0 ? loss_sum / static_cast<double>(loss_tokens) : 0.0;
-      if (loss_tokens > 0) scale_grads(grads, static_cast<float>(1.0 / static_cast<double>(loss_tokens)));
-      const double norm = global_grad_norm(grads);
+      if (loss_tokens > 0) backend->scale_grads(static_cast<float>(1.0 / static_cast<double>(loss_tokens)));
+      const double norm = backend->grad_norm();
       const bool bad = !std::isfinite(loss) || !std::isfinite(norm);
       if (bad) {
         pos.bad_in_row++;
         pos.skipped_total++;
       } else if (loss_tokens > 0) {
-        if (phase.grad_clip > 0 && norm > phase.grad_clip) scale_grads(grads, static_cast<float>(phase.grad_clip / norm));
-        adamw_step(params, grads, opt, {lr, phase.beta1, phase.beta2, phase.eps, phase.weight_decay});
+        if (phase.grad_clip > 0 && norm > phase.grad_clip) backend->scale_grads(static_cast<float>(phase.grad_clip / norm));
+        backend->adamw_step({lr, phase.beta1, phase.beta2, phase.eps, phase.weight_decay});
         pos.bad_in_row = 0;
       }
       pos.step_in_phase++;

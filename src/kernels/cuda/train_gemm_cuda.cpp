@@ -1,0 +1,61 @@
+#include "kernels/cuda/train_gemm_cuda.h"
+
+#include <cublas_v2.h>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/train_ops.h"
+
+#define PCM_CUBLAS_V2(call)                                                                              \
+  do {                                                                                                  \
+    cublasStatus_t pcm_st_ = (call);                                                                    \
+    if (pcm_st_ != CUBLAS_STATUS_SUCCESS)                                                               \
+      ::pcm::fail("cuBLAS error {} in {} at {}:{}", static_cast<int>(pcm_st_), #call, __FILE__, __LINE__); \
+  } while (0)
+
+namespace pcm::cuda {
+
+TrainGemm::TrainGemm(bool bf16) : bf16_(bf16) {
+  PCM_CUBLAS_V2(cublasCreate(&handle_));
+  PCM_CUBLAS_V2(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));  // fp32 stays fp32: no TF32
+}
+
+TrainGemm::~TrainGemm() {
+  for (uint16_t* p : scratch_) cudaFree(p);
+  cublasDestroy(handle_);
+}
+
+const void* TrainGemm::to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, int which, cudaStream_t s) {
+  const int64_t n = rows * cols;
+  if (n > scratch_cap_[which]) {
+    PCM_CUDA(cudaStreamSynchronize(s));
+    cudaFree(scratch_[which]);
+    PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&scratch_[which]), static_cast<size_t>(n) * 2));
+    scratch_cap_[which] = n;
+  }
+  f32_to_bf16_2d(scratch_[which], src, rows, cols, ld, s);
+  return scratch_[which];
+}
+
+// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read
+// column-major is its transpose: so B goes first, with the same transpose flags.
+void TrainGemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                    int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
+  if (M == 0 || N == 0) return;
+  PCM_CUBLAS_V2(cublasSetStream(handle_, s));
+  const float alpha = 1.0f;
+  const void *a = A, *b = B;
+  cudaDataType_t type = CUDA_R_32F;
+  if (bf16_) {
+    a = to_bf16(A, ta ? K : M, ta ? M : K, lda, 0, s);
+    lda = ta ? M : K;
+    b = to_bf16(B, tb ? N : K, tb ? K : N, ldb, 1, s);
+    ldb = tb ? K : N;
+    type = CUDA_R_16BF;
+  }
+  PCM_CUBLAS_V2(cublasGemmEx(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, b, type,
+                             static_cast<int>(ldb), a, type, static_cast<int>(lda), &beta, C, CUDA_R_32F,
+                             static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+}  // namespace pcm::cuda

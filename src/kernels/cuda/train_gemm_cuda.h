@@ -1,0 +1,47 @@
+// The projections of training through cuBLAS, row-major: fp32 (exact, no TF32: the mode the CPU is
+// checked against) or bf16 operands with fp32 accumulation and fp32 results (operands are rounded to
+// bf16 into scratch before each product, as autocast does).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+struct cublasContext;
+
+namespace pcm::cuda {
+
+class TrainGemm {
+ public:
+  explicit TrainGemm(bool bf16);
+  ~TrainGemm();
+  TrainGemm(const TrainGemm&) = delete;
+  TrainGemm& operator=(const TrainGemm&) = delete;
+
+  bool bf16() const { return bf16_; }
+  // C[M, N] = op(A)·op(B) + beta·C, op(A) [M, K] (A stored [M, K], or [K, M] when ta), op(B) [K, N] (B stored
+  // [K, N], or [N, K] when tb); lda/ldb/ldc are row strides.
+  void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+           int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s);
+  // Y[T, n] = X[T, k]·W[n, k]ᵀ.
+  void forward(float* Y, const float* X, const float* W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
+    run(false, true, T, n, k, X, k, W, k, 0.0f, Y, n, s);
+  }
+  // dX[T, k] = dY[T, n]·W[n, k] (beta 1: added).
+  void backward_input(float* dX, const float* dY, const float* W, int64_t T, int64_t n, int64_t k, float beta,
+                      cudaStream_t s) {
+    run(false, false, T, k, n, dY, n, W, k, beta, dX, k, s);
+  }
+  // dW[n, k] += dY[T, n]ᵀ·X[T, k].
+  void backward_weight(float* dW, const float* dY, const float* X, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
+    run(true, false, n, k, T, dY, n, X, k, 1.0f, dW, k, s);
+  }
+
+ private:
+  const void* to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, int which, cudaStream_t s);
+  bool bf16_;
+  cublasContext* handle_ = nullptr;
+  uint16_t* scratch_[2] = {nullptr, nullptr};
+  int64_t scratch_cap_[2] = {0, 0};
+};
+
+}  // namespace pcm::cuda

@@ -1,0 +1,111 @@
+// The CUDA kernels of training: the backward of every forward op in ops.h, the masked cross-entropy over
+// vocabulary chunks, and the optimizer. All pointers are device memory, all values fp32 unless stated.
+// Parameter gradients are ADDED (+=), activation gradients written (=), as in src/kernels/cpu/*_backward.h.
+// Every reduction runs in a fixed order (no atomics), so a step is bit-reproducible and resume is exact.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace pcm::cuda {
+
+// ---- train_reduce.cu -----------------------------------------------------------------------------
+// Floats column_sum_add needs as scratch for C columns.
+int64_t column_sum_scratch_floats(int64_t C);
+// out[c] += sum over rows t of in[t * stride + c] (fixed order: row blocks, then their partial sums).
+void column_sum_add(float* out, const float* in, int64_t stride, int64_t T, int64_t C, float* scratch,
+                    cudaStream_t s);
+// *out += sum(in[0..n)) in float64, one block, fixed order.
+void sum_to_double(double* out, const float* in, int64_t n, cudaStream_t s);
+// Sum of squares of x[0..n) in float64 into *out (=); scratch: sum_squares_scratch_doubles() doubles.
+int64_t sum_squares_scratch_doubles();
+void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s);
+void scale(float* x, float factor, int64_t n, cudaStream_t s);
+// out[rows, cols] (contiguous bf16) = in (row stride ld), rounded to nearest even.
+void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s);
+// torch.optim.AdamW on one tensor (see train/optimizer.h for the formula).
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step_size,
+           float inv_sqrt_bc2, float eps, float decay, cudaStream_t s);
+
+// ---- norm_backward.cu ----------------------------------------------------------------------------
+// out = x * r * weight, r = rsqrt(mean(x²) + eps) per row of C. dx (= or += when accumulate);
+// dweight += sum_t dout * x * r, via `rows` ([T, C] scratch) and column_sum_add's scratch.
+void rmsnorm_backward(float* dx, bool accumulate, float* dweight, const float* dout, const float* x,
+                      const float* weight, int64_t T, int64_t C, float eps, float* rows, float* scratch,
+                      cudaStream_t s);
+// The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=).
+void gated_rmsnorm_backward(float* dy, float* dz, int64_t dz_stride, float* dweight, const float* dout,
+                            const float* y, const float* z, int64_t z_stride, const float* weight, int64_t T,
+                            int64_t C, int64_t group_size, float eps, float* rows, float* scratch, cudaStream_t s);
+// dtable[tok, :] += sum of dout rows with that token. CSR by token, built on the host: uniq[u] is a token,
+// its rows are pos[off[u] .. off[u+1]) in increasing order.
+void embedding_backward(float* dtable, const float* dout, const int32_t* uniq, const int32_t* off,
+                        const int32_t* pos, int64_t n_uniq, int64_t d, cudaStream_t s);
+// dst[rows[i], :] += src[i, :] for distinct rows.
+void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int64_t n, int64_t d, cudaStream_t s);
+
+// ---- conv1d_backward.cu --------------------------------------------------------------------------
+// out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]) with inputs before row t's document
+// start (row_doc_begin[t]) taken as zero. din: row t at din + t * din_stride (=); dw [C, K] +=; db +=.
+// dpre: [T, C] scratch; scratch: max(column_sum_scratch_floats(C), conv1d_backward_scratch_floats(C, K)).
+int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K);
+void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, const float* dout, const float* in,
+                          int64_t in_stride, const float* w, const float* bias, const int32_t* row_doc_begin,
+                          int64_t T, int64_t C, int64_t K, float* dpre, float* scratch, cudaStream_t s);
+// dt = clamp(softplus(raw + dt_bias), lo, hi): draw row t at draw + t * stride (=), zero where clamped;
+// ddt_bias += column sums (scratch: column_sum_scratch_floats(H)).
+void dt_softplus_backward(float* draw, int64_t draw_stride, float* ddt_bias, const float* ddt, const float* raw,
+                          int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi,
+                          float* scratch, cudaStream_t s);
+// A[h] = -exp(A_log[h]); after the SSD backward: dA_log[h] += dA[h] * A[h].
+void neg_exp(float* A, const float* A_log, int64_t H, cudaStream_t s);
+// out[i] += a[i] * b[i].
+void add_product(float* out, const float* a, const float* b, int64_t n, cudaStream_t s);
+
+// ---- ssd_backward.cu -----------------------------------------------------------------------------
+// Documents of a packed batch for the SSD backward: document i covers rows [begin[i], begin[i] + len[i])
+// and owns chunk states [chunk0[i], chunk0[i] + ceil(len[i] / Q)).
+struct SsdDocs {
+  int32_t count = 0;
+  int64_t chunks = 0;  // sum over documents of ceil(len / Q)
+  const int32_t* begin;
+  const int32_t* len;
+  const int32_t* chunk0;
+};
+struct SsdTrainIn {
+  const float* xbc;  // x | B | C, row t at xbc + t * stride (layout of ops.h SsdIn)
+  int64_t stride;
+  const float* dt;  // [T, H]
+  const float* A;   // [H]
+  const float* D;   // [H]
+};
+struct SsdTrainGrads {
+  float* dxbc;      // dx, dB, dC written (=) into the x | B | C columns, row stride `stride`
+  int64_t stride;
+  float* ddt;       // [T, H] (=)
+  float* dA;        // [H] (=)
+  float* dD;        // [H] (+=)
+};
+// Scratch floats for `chunks` chunk states (sum over documents of ceil(len / Q)) and `docs` documents.
+int64_t ssd_backward_scratch_floats(int64_t T, int64_t chunks, int64_t docs, int64_t Q, int32_t H, int32_t G,
+                                    int32_t P, int32_t N);
+// Backward of y = SSD(x, dt, A, B, C) + D x per document from zero state, given dy [T, H * P]: the
+// recurrence run per (document, head), chunk states saved on a first pass and each chunk's states
+// recomputed before walking it backwards. Q: chunk length of that bookkeeping (not the model's).
+void ssd_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const SsdDocs& docs, int32_t H,
+                  int32_t G, int32_t P, int32_t N, int64_t T, int32_t Q, float* scratch, cudaStream_t s);
+
+// ---- xent.cu -------------------------------------------------------------------------------------
+// Cross-entropy over vocabulary chunks: logits [n, vc] of vocab rows [v0, v0 + vc) (leading dim ld).
+// Pass 1 per chunk updates the running max/sum and the target logit (init first with xent_init).
+void xent_init(float* run_max, float* run_sum, float* tgt_logit, int64_t n, cudaStream_t s);
+void xent_chunk_stats(float* run_max, float* run_sum, float* tgt_logit, const float* logits, int64_t ld,
+                      const int32_t* targets, int64_t n, int64_t v0, int64_t vc, cudaStream_t s);
+// lse[i] = max + log(sum); loss[i] = lse - target logit.
+void xent_finish(float* lse, float* loss, const float* run_max, const float* run_sum, const float* tgt_logit,
+                 int64_t n, cudaStream_t s);
+// Pass 2: logits -> softmax - onehot, in place.
+void xent_chunk_grad(float* logits, int64_t ld, const float* lse, const int32_t* targets, int64_t n, int64_t v0,
+                     int64_t vc, cudaStream_t s);
+
+}  // namespace pcm::cuda

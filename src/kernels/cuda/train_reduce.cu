@@ -1,0 +1,139 @@
+// Deterministic reductions (column sums, float64 sums, sum of squares) and the AdamW update.
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/train_ops.h"
+
+namespace pcm::cuda {
+namespace {
+
+constexpr int kSplits = 64;  // row blocks of a column sum: enough blocks to fill the GPU for narrow C
+
+__global__ void column_partial_kernel(float* partial, const float* in, int64_t stride, int64_t T, int64_t C) {
+  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  const int64_t per = (T + kSplits - 1) / kSplits, t0 = blockIdx.y * per, t1 = min(T, t0 + per);
+  float acc = 0.0f;
+  for (int64_t t = t0; t < t1; ++t) acc += in[t * stride + c];
+  partial[blockIdx.y * C + c] = acc;
+}
+
+__global__ void column_finish_kernel(float* out, const float* partial, int64_t C) {
+  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  float acc = 0.0f;
+  for (int s = 0; s < kSplits; ++s) acc += partial[s * C + c];
+  out[c] += acc;
+}
+
+__global__ void sum_double_kernel(double* out, const float* in, int64_t n) {
+  __shared__ double red[1024];
+  double acc = 0.0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += in[i];
+  red[threadIdx.x] = acc;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out += red[0];
+}
+
+constexpr int kSqBlocks = 512, kSqThreads = 256;
+
+__global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n) {
+  __shared__ double red[kSqThreads];
+  double acc = 0.0;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(kSqBlocks) * kSqThreads)
+    acc += static_cast<double>(x[i]) * x[i];
+  red[threadIdx.x] = acc;
+  __syncthreads();
+  for (int w = kSqThreads / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) partial[blockIdx.x] = red[0];
+}
+
+__global__ void sum_partials_double_kernel(double* out, const double* partial) {
+  __shared__ double red[kSqBlocks];
+  red[threadIdx.x] = partial[threadIdx.x];
+  __syncthreads();
+  for (int w = kSqBlocks / 2; w > 0; w >>= 1) {
+    if (threadIdx.x < w) red[threadIdx.x] += red[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *out = red[0];
+}
+
+__global__ void scale_kernel(float* x, float f, int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) x[i] *= f;
+}
+
+__global__ void adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2,
+                             float step_size, float inv_sqrt_bc2, float eps, float decay) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const float gi = g[i];
+  const float mi = b1 * m[i] + (1.0f - b1) * gi;
+  const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+  m[i] = mi;
+  v[i] = vi;
+  w[i] = w[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+}
+
+__global__ void to_bf16_2d_kernel(__nv_bfloat16* out, const float* in, int64_t rows, int64_t cols, int64_t ld) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < rows * cols) out[i] = __float2bfloat16(in[(i / cols) * ld + i % cols]);
+}
+
+}  // namespace
+
+void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s) {
+  if (rows * cols == 0) return;
+  to_bf16_2d_kernel<<<blocks_for(rows * cols, 256), 256, 0, s>>>(reinterpret_cast<__nv_bfloat16*>(out), in, rows,
+                                                                  cols, ld);
+  PCM_CUDA_LAUNCH();
+}
+
+int64_t column_sum_scratch_floats(int64_t C) { return kSplits * C; }
+
+void column_sum_add(float* out, const float* in, int64_t stride, int64_t T, int64_t C, float* scratch,
+                    cudaStream_t s) {
+  if (C == 0) return;
+  if (T == 0) return;
+  column_partial_kernel<<<dim3(blocks_for(C, 128), kSplits), 128, 0, s>>>(scratch, in, stride, T, C);
+  PCM_CUDA_LAUNCH();
+  column_finish_kernel<<<blocks_for(C, 128), 128, 0, s>>>(out, scratch, C);
+  PCM_CUDA_LAUNCH();
+}
+
+void sum_to_double(double* out, const float* in, int64_t n, cudaStream_t s) {
+  sum_double_kernel<<<1, 1024, 0, s>>>(out, in, n);
+  PCM_CUDA_LAUNCH();
+}
+
+int64_t sum_squares_scratch_doubles() { return kSqBlocks; }
+
+void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s) {
+  sum_squares_partial_kernel<<<kSqBlocks, kSqThreads, 0, s>>>(scratch, x, n);
+  PCM_CUDA_LAUNCH();
+  sum_partials_double_kernel<<<1, kSqBlocks, 0, s>>>(out, scratch);
+  PCM_CUDA_LAUNCH();
+}
+
+void scale(float* x, float factor, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  scale_kernel<<<blocks_for(n, 256), 256, 0, s>>>(x, factor, n);
+  PCM_CUDA_LAUNCH();
+}
+
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step_size,
+           float inv_sqrt_bc2, float eps, float decay, cudaStream_t s) {
+  if (n == 0) return;
+  adamw_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w, g, m, v, n, b1, b2, step_size, inv_sqrt_bc2, eps, decay);
+  PCM_CUDA_LAUNCH();
+}
+
+}  // namespace pcm::cuda

@@ -1,0 +1,100 @@
+// Masked next-token cross-entropy over vocabulary chunks: online log-sum-exp per row (pass 1), then
+// softmax - onehot in place (pass 2). The [n, V] logits never exist at once.
+#include <cfloat>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/train_ops.h"
+
+namespace pcm::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float block_max(float v, float* smem32) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  __syncthreads();
+  if (lane == 0) smem32[warp] = v;
+  __syncthreads();
+  float r = lane < warps ? smem32[lane] : -FLT_MAX;
+  for (int o = 16; o > 0; o >>= 1) r = fmaxf(r, __shfl_xor_sync(0xffffffffu, r, o));
+  return r;
+}
+
+__global__ void init_kernel(float* run_max, float* run_sum, float* tgt, int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  run_max[i] = -FLT_MAX;
+  run_sum[i] = 0.0f;
+  tgt[i] = 0.0f;
+}
+
+__global__ void __launch_bounds__(kThreads) stats_kernel(float* run_max, float* run_sum, float* tgt,
+                                                         const float* logits, int64_t ld, const int32_t* targets,
+                                                         int64_t v0, int64_t vc) {
+  __shared__ float red[32];
+  const int64_t i = blockIdx.x;
+  const float* l = logits + i * ld;
+  float m = -FLT_MAX;
+  for (int64_t j = threadIdx.x; j < vc; j += kThreads) m = fmaxf(m, l[j]);
+  m = block_max(m, red);
+  float sum = 0.0f;
+  for (int64_t j = threadIdx.x; j < vc; j += kThreads) sum += expf(l[j] - m);
+  sum = block_sum(sum, red);
+  if (threadIdx.x == 0) {
+    const float m_old = run_max[i], m_new = fmaxf(m_old, m);
+    run_sum[i] = run_sum[i] * expf(m_old - m_new) + sum * expf(m - m_new);
+    run_max[i] = m_new;
+    const int64_t tg = targets[i];
+    if (tg >= v0 && tg < v0 + vc) tgt[i] = l[tg - v0];
+  }
+}
+
+__global__ void finish_kernel(float* lse, float* loss, const float* run_max, const float* run_sum, const float* tgt,
+                              int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  lse[i] = run_max[i] + logf(run_sum[i]);
+  loss[i] = lse[i] - tgt[i];
+}
+
+__global__ void grad_kernel(float* logits, int64_t ld, const float* lse, const int32_t* targets, int64_t n,
+                            int64_t v0, int64_t vc) {
+  const int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (k >= n * vc) return;
+  const int64_t i = k / vc, j = k % vc;
+  float* l = logits + i * ld + j;
+  *l = expf(*l - lse[i]) - (targets[i] == v0 + j ? 1.0f : 0.0f);
+}
+
+}  // namespace
+
+void xent_init(float* run_max, float* run_sum, float* tgt_logit, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  init_kernel<<<blocks_for(n, 256), 256, 0, s>>>(run_max, run_sum, tgt_logit, n);
+  PCM_CUDA_LAUNCH();
+}
+
+void xent_chunk_stats(float* run_max, float* run_sum, float* tgt_logit, const float* logits, int64_t ld,
+                      const int32_t* targets, int64_t n, int64_t v0, int64_t vc, cudaStream_t s) {
+  if (n == 0) return;
+  stats_kernel<<<static_cast<unsigned>(n), kThreads, 0, s>>>(run_max, run_sum, tgt_logit, logits, ld, targets, v0, vc);
+  PCM_CUDA_LAUNCH();
+}
+
+void xent_finish(float* lse, float* loss, const float* run_max, const float* run_sum, const float* tgt_logit,
+                 int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  finish_kernel<<<blocks_for(n, 256), 256, 0, s>>>(lse, loss, run_max, run_sum, tgt_logit, n);
+  PCM_CUDA_LAUNCH();
+}
+
+void xent_chunk_grad(float* logits, int64_t ld, const float* lse, const int32_t* targets, int64_t n, int64_t v0,
+                     int64_t vc, cudaStream_t s) {
+  if (n == 0) return;
+  grad_kernel<<<blocks_for(n * vc, 256), 256, 0, s>>>(logits, ld, lse, targets, n, v0, vc);
+  PCM_CUDA_LAUNCH();
+}
+
+}  // namespace pcm::cuda

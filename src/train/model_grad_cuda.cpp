@@ -1,0 +1,506 @@
+// The CUDA training backend: fp32 master parameters, gradients and AdamW moments resident on one GPU in
+// the ParamSet's order, and loss_and_grad on the device with the structure of model_grad.cpp (forward
+// with saved activations, explicit backward in reverse layer order). The forward reuses the inference
+// kernels (exact fp32 modes); each packed document runs from zero conv/SSM state, as on the CPU. Only
+// the loss and norm scalars come back per step; parameters and moments come back for checkpoints.
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/ops.h"
+#include "kernels/cuda/train_gemm_cuda.h"
+#include "kernels/cuda/train_ops.h"
+#include "train/train_backend.h"
+#include "util/error.h"
+
+namespace pcm {
+namespace {
+
+// A growable device array; contents are not kept when it grows (everything here is per-call scratch).
+template <class T>
+class DeviceArray {
+ public:
+  DeviceArray() = default;
+  ~DeviceArray() { cudaFree(p_); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  T* ensure(int64_t n) {
+    n = std::max<int64_t>(n, 1);
+    if (n > cap_) {
+      cudaFree(p_);
+      p_ = nullptr;
+      PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&p_), static_cast<size_t>(n) * sizeof(T)));
+      cap_ = n;
+    }
+    return p_;
+  }
+  T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+  int64_t cap_ = 0;
+};
+
+struct DevLayer {
+  float *norm, *in_w, *in_b, *conv_w, *conv_b, *dt_bias, *A_log, *D, *gate_norm, *out_w, *out_b;
+};
+
+struct DevModel {
+  float* embedding = nullptr;
+  std::vector<DevLayer> layers;
+  float* norm_f = nullptr;
+  float* lm_head = nullptr;  // the embedding when tied
+};
+
+// The activations of one layer that its backward reads (as LayerActs in model_grad.cpp).
+struct Acts {
+  float *xn, *zx, *xbc, *dt, *y, *yn;
+};
+
+// Host-built index arrays of one packed batch, uploaded in one copy.
+struct BatchIndex {
+  int64_t T = 0, S = 0, chunks = 0, bwd_chunks = 0, n = 0, uniq = 0;
+  std::vector<int32_t> host;
+  // offsets into `host` / the device copy
+  int64_t tokens, row_seq, seq_start, seq_slot, seq_len, seq_chunk, chunk_start, chunk_len, bwd_chunk0,
+      row_doc_begin, head_rows, head_targets, emb_uniq, emb_off, emb_pos;
+};
+
+constexpr int32_t kBwdQ = 16;  // chunk length of the SSD backward's state bookkeeping
+
+BatchIndex index_batch(const PackedBatch& b, int64_t Q) {
+  BatchIndex ix;
+  const int64_t T = b.rows * b.seq_len;
+  ix.T = T;
+  std::vector<int32_t> seg_begin, seg_len;
+  for (int64_t t = 0; t < T; ++t) {
+    if (t % b.seq_len == 0 || b.doc_start[static_cast<size_t>(t)]) {
+      seg_begin.push_back(static_cast<int32_t>(t));
+      seg_len.push_back(0);
+    }
+    seg_len.back()++;
+  }
+  ix.S = static_cast<int64_t>(seg_begin.size());
+  std::vector<int32_t>& h = ix.host;
+  auto put = [&](const std::vector<int32_t>& v) {
+    const int64_t off = static_cast<int64_t>(h.size());
+    h.insert(h.end(), v.begin(), v.end());
+    return off;
+  };
+  ix.tokens = put(b.tokens);
+  std::vector<int32_t> row_seq(static_cast<size_t>(T)), row_doc_begin(static_cast<size_t>(T));
+  std::vector<int32_t> seq_start(seg_begin), seq_slot(static_cast<size_t>(ix.S)), seq_chunk, chunk_start, chunk_len,
+      bwd_chunk0;
+  seq_start.push_back(static_cast<int32_t>(T));
+  std::iota(seq_slot.begin(), seq_slot.end(), 0);
+  for (int64_t s = 0; s < ix.S; ++s) {
+    const int32_t b0 = seg_begin[static_cast<size_t>(s)], len = seg_len[static_cast<size_t>(s)];
+    for (int32_t t = 0; t < len; ++t) {
+      row_seq[static_cast<size_t>(b0 + t)] = static_cast<int32_t>(s);
+      row_doc_begin[static_cast<size_t>(b0 + t)] = b0;
+    }
+    seq_chunk.push_back(static_cast<int32_t>(chunk_start.size()));
+    for (int64_t q0 = 0; q0 < len; q0 += Q) {
+      chunk_start.push_back(static_cast<int32_t>(b0 + q0));
+      chunk_len.push_back(static_cast<int32_t>(std::min<int64_t>(Q, len - q0)));
+    }
+    bwd_chunk0.push_back(static_cast<int32_t>(ix.bwd_chunks));
+    ix.bwd_chunks += (len + kBwdQ - 1) / kBwdQ;
+  }
+  seq_chunk.push_back(static_cast<int32_t>(chunk_start.size()));
+  ix.chunks = static_cast<int64_t>(chunk_start.size());
+  ix.row_seq = put(row_seq);
+  ix.seq_start = put(seq_start);
+  ix.seq_slot = put(seq_slot);
+  ix.seq_len = put(seg_len);
+  ix.seq_chunk = put(seq_chunk);
+  ix.chunk_start = put(chunk_start);
+  ix.chunk_len = put(chunk_len);
+  ix.bwd_chunk0 = put(bwd_chunk0);
+  ix.row_doc_begin = put(row_doc_begin);
+  // Head rows: the positions with a target, in order (as the CPU engine).
+  std::vector<int32_t> rows, targets;
+  for (int64_t t = 0; t < T; ++t)
+    if (b.targets[static_cast<size_t>(t)] >= 0) {
+      rows.push_back(static_cast<int32_t>(t));
+      targets.push_back(b.targets[static_cast<size_t>(t)]);
+    }
+  ix.n = static_cast<int64_t>(rows.size());
+  ix.head_rows = put(rows);
+  ix.head_targets = put(targets);
+  // Embedding backward: positions grouped by token (CSR), each group in increasing position order.
+  std::vector<int32_t> order(static_cast<size_t>(T));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t c) {
+    return b.tokens[static_cast<size_t>(a)] < b.tokens[static_cast<size_t>(c)];
+  });
+  std::vector<int32_t> uniq, off;
+  for (int64_t i = 0; i < T; ++i) {
+    const int32_t tok = b.tokens[static_cast<size_t>(order[static_cast<size_t>(i)])];
+    if (uniq.empty() || uniq.back() != tok) {
+      uniq.push_back(tok);
+      off.push_back(static_cast<int32_t>(i));
+    }
+  }
+  off.push_back(static_cast<int32_t>(T));
+  ix.uniq = static_cast<int64_t>(uniq.size());
+  ix.emb_uniq = put(uniq);
+  ix.emb_off = put(off);
+  ix.emb_pos = put(order);
+  return ix;
+}
+
+class CudaTrainBackend : public TrainBackend {
+ public:
+  CudaTrainBackend(const Mamba2Config& c, ParamSet& params, AdamWState& opt, const TrainBackendOptions& o)
+      : c_(c), params_(params), opt_(opt), opts_(o), gemm_(o.precision == "bf16") {
+    PCM_CHECK(o.precision == "fp32" || o.precision == "bf16", "precision must be fp32 or bf16, got '{}'",
+              o.precision);
+    PCM_CHECK(o.vocab_chunk > 0, "vocab_chunk must be > 0");
+    PCM_CHECK(opt.m.size() == params.size() && opt.v.size() == params.size(),
+              "CUDA training: optimizer state does not match the parameters");
+    PCM_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    offsets_.resize(params.size() + 1, 0);
+    for (size_t i = 0; i < params.size(); ++i) offsets_[i + 1] = offsets_[i] + params[i].numel();
+    const int64_t total = offsets_.back();
+    for (float** p : {&w_, &g_, &m_, &v_}) PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(p), static_cast<size_t>(total) * 4));
+    upload(params, w_);
+    upload(opt.m, m_);
+    upload(opt.v, v_);
+    PCM_CUDA(cudaMemsetAsync(g_, 0, static_cast<size_t>(total) * 4, stream_));
+    P_ = bind(w_);
+    G_ = bind(g_);
+    PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&scalars_), 2 * sizeof(double)));
+    zero_bias_.ensure(c_.conv_dim());
+    PCM_CUDA(cudaMemsetAsync(zero_bias_.get(), 0, static_cast<size_t>(c_.conv_dim()) * 4, stream_));
+    PCM_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  ~CudaTrainBackend() override {
+    cudaStreamSynchronize(stream_);
+    for (float* p : {w_, g_, m_, v_}) cudaFree(p);
+    cudaFree(scalars_);
+    cudaStreamDestroy(stream_);
+  }
+
+  int64_t peak_device_bytes() const override { return peak_bytes_; }
+
+  void zero_grads() override {
+    PCM_CUDA(cudaMemsetAsync(g_, 0, static_cast<size_t>(offsets_.back()) * 4, stream_));
+  }
+
+  LossResult accumulate(const PackedBatch& batch) override;
+
+  void scale_grads(float f) override { cuda::scale(g_, f, offsets_.back(), stream_); }
+
+  double grad_norm() override {
+    cuda::sum_squares(scalars_ + 1, g_, offsets_.back(), sq_scratch_.ensure(cuda::sum_squares_scratch_doubles()),
+                      stream_);
+    double ss = 0;
+    PCM_CUDA(cudaMemcpyAsync(&ss, scalars_ + 1, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+    PCM_CUDA(cudaStreamSynchronize(stream_));
+    return std::sqrt(ss);
+  }
+
+  void adamw_step(const AdamWHyper& h) override {
+    opt_.step++;  // the same scalar arithmetic as optimizer.cpp
+    const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(opt_.step));
+    const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(opt_.step));
+    const float step_size = static_cast<float>(h.lr / bc1), inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+    for (size_t t = 0; t < params_.size(); ++t) {
+      const float decay = params_[t].weight_decay ? static_cast<float>(1.0 - h.lr * h.weight_decay) : 1.0f;
+      const int64_t o = offsets_[t];
+      cuda::adamw(w_ + o, g_ + o, m_ + o, v_ + o, offsets_[t + 1] - o, static_cast<float>(h.beta1),
+                  static_cast<float>(h.beta2), step_size, inv_sqrt_bc2, static_cast<float>(h.eps), decay, stream_);
+    }
+  }
+
+  void sync_to_host() override {
+    download(w_, params_);
+    download(m_, opt_.m);
+    download(v_, opt_.v);
+  }
+
+  void download_grads(ParamSet& out) override {
+    out = params_.zeros_like();
+    download(g_, out);
+  }
+
+ private:
+  void upload(const ParamSet& ps, float* base) {
+    for (size_t i = 0; i < ps.size(); ++i)
+      PCM_CUDA(cudaMemcpy(base + offsets_[i], ps[i].data.data(), static_cast<size_t>(ps[i].numel()) * 4,
+                          cudaMemcpyHostToDevice));
+  }
+  void download(const float* base, ParamSet& ps) {
+    PCM_CUDA(cudaStreamSynchronize(stream_));
+    for (size_t i = 0; i < ps.size(); ++i)
+      PCM_CUDA(cudaMemcpy(ps[i].data.data(), base + offsets_[i], static_cast<size_t>(ps[i].numel()) * 4,
+                          cudaMemcpyDeviceToHost));
+  }
+
+  DevModel bind(float* base) {
+    auto get = [&](const std::string& name, int64_t numel) -> float* {
+      const int64_t i = params_.index_of(name);
+      PCM_CHECK(i >= 0, "CUDA training: the parameters have no tensor '{}'", name);
+      PCM_CHECK(params_[static_cast<size_t>(i)].numel() == numel,
+                "CUDA training: tensor '{}' has {} elements, the config needs {}", name,
+                params_[static_cast<size_t>(i)].numel(), numel);
+      return base + offsets_[static_cast<size_t>(i)];
+    };
+    const int64_t d = c_.hidden_size, H = c_.num_heads;
+    DevModel m;
+    m.embedding = get("backbone.embeddings.weight", c_.vocab_size * d);
+    for (int64_t i = 0; i < c_.num_layers; ++i) {
+      const std::string p = "backbone.layers." + std::to_string(i) + ".";
+      DevLayer l{};
+      l.norm = get(p + "norm.weight", d);
+      l.in_w = get(p + "mixer.in_proj.weight", c_.d_in_proj() * d);
+      l.in_b = c_.use_bias ? get(p + "mixer.in_proj.bias", c_.d_in_proj()) : nullptr;
+      l.conv_w = get(p + "mixer.conv1d.weight", c_.conv_dim() * c_.conv_kernel);
+      l.conv_b = c_.use_conv_bias ? get(p + "mixer.conv1d.bias", c_.conv_dim()) : nullptr;
+      l.dt_bias = get(p + "mixer.dt_bias", H);
+      l.A_log = get(p + "mixer.A_log", H);
+      l.D = get(p + "mixer.D", H);
+      l.gate_norm = get(p + "mixer.norm.weight", c_.d_inner());
+      l.out_w = get(p + "mixer.out_proj.weight", d * c_.d_inner());
+      l.out_b = c_.use_bias ? get(p + "mixer.out_proj.bias", d) : nullptr;
+      m.layers.push_back(l);
+    }
+    m.norm_f = get("backbone.norm_f.weight", d);
+    m.lm_head = c_.tie_embeddings ? m.embedding : get("lm_head.weight", c_.vocab_size * d);
+    return m;
+  }
+
+  void layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a);
+  void layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a);
+  const int32_t* dev_ints(int64_t off) const { return ints_.get() + off; }
+  // The forward SSD kernel's chunk length (any length gives the same result; its kernel takes <= 256).
+  int64_t ssd_q() const { return std::min<int64_t>(c_.chunk_size, 256); }
+
+  const Mamba2Config c_;
+  ParamSet& params_;
+  AdamWState& opt_;
+  TrainBackendOptions opts_;
+  cudaStream_t stream_ = nullptr;
+  cuda::TrainGemm gemm_;
+  std::vector<int64_t> offsets_;
+  float *w_ = nullptr, *g_ = nullptr, *m_ = nullptr, *v_ = nullptr;
+  double* scalars_ = nullptr;  // [0] loss sum, [1] sum of squared gradients
+  int64_t peak_bytes_ = 0;     // device memory in use (all of the process), highest seen after a batch
+  DevModel P_, G_;
+
+  // Per-batch state.
+  BatchIndex ix_;
+  int64_t T_ = 0;
+  DeviceArray<int32_t> ints_;
+  DeviceArray<float> resid_, acts_, out_, A_, zero_bias_, conv_state_, ssm_state_, ssd_scratch_, ssd_bwd_scratch_;
+  DeviceArray<float> dresid_, dxn_, dzx_, dxbc_, ddt_, dy_, dyn_, dA_, rows_, col_scratch_, dpre_;
+  DeviceArray<float> head_x_, head_xn_, head_dxn_, head_dx_, logits_, xent_;
+  DeviceArray<double> sq_scratch_;
+};
+
+void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a) {
+  const int64_t T = T_, d = c_.hidden_size, di = c_.d_inner(), H = c_.num_heads, dpr = c_.d_in_proj(),
+                cd = c_.conv_dim(), K = c_.conv_kernel;
+  const float eps = static_cast<float>(c_.norm_eps);
+  cudaStream_t s = stream_;
+  cuda::rmsnorm(a.xn, false, resid_in, w.norm, T, d, eps, s);
+  gemm_.forward(a.zx, a.xn, w.in_w, T, dpr, d, s);
+  if (w.in_b) cuda::add_bias(a.zx, dpr, w.in_b, T, dpr, s);
+  const int32_t* ints = ints_.get();
+  const cuda::PackedSeqs seqs{static_cast<int32_t>(ix_.S), ints + ix_.seq_start, ints + ix_.seq_slot,
+                              ints + ix_.row_seq};
+  PCM_CUDA(cudaMemsetAsync(conv_state_.get(), 0, static_cast<size_t>(ix_.S * cd * K) * 4, s));
+  cuda::conv1d_silu_prefill(a.xbc, a.zx + di, dpr, conv_state_.get(), cd * K, w.conv_w,
+                            w.conv_b ? w.conv_b : zero_bias_.get(), T, cd, K, seqs, s);
+  cuda::dt_softplus(a.dt, a.zx + di + cd, dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
+                    static_cast<float>(c_.dt_max), s);
+  cuda::neg_exp(A_.get(), w.A_log, H, s);
+  const cuda::SsdDims dims{static_cast<int32_t>(H), static_cast<int32_t>(c_.head_dim),
+                           static_cast<int32_t>(c_.n_groups), static_cast<int32_t>(c_.state_size)};
+  const int64_t hpn = H * c_.head_dim * c_.state_size;
+  PCM_CUDA(cudaMemsetAsync(ssm_state_.get(), 0, static_cast<size_t>(ix_.S * hpn) * 4, s));
+  const cuda::ChunkTable table{static_cast<int32_t>(ix_.chunks), static_cast<int32_t>(ssd_q()),
+                               ints + ix_.chunk_start, ints + ix_.chunk_len, ints + ix_.seq_chunk};
+  const cuda::SsdIn in{a.xbc, cd, a.dt, A_.get(), w.D};
+  cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, table, ints + ix_.seq_slot,
+                    static_cast<int32_t>(ix_.S), ssd_scratch_.get(), false, s);
+  cuda::gated_rmsnorm(a.yn, false, a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s);
+  // resid_out = resid_in + out_proj(yn) (+ bias)
+  PCM_CUDA(cudaMemcpyAsync(resid_out, resid_in, static_cast<size_t>(T * d) * 4, cudaMemcpyDeviceToDevice, s));
+  gemm_.run(false, true, T, d, di, a.yn, di, w.out_w, di, 1.0f, resid_out, d, s);
+  if (w.out_b) cuda::add_bias(resid_out, d, w.out_b, T, d, s);
+}
+
+void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a) {
+  const int64_t T = T_, d = c_.hidden_size, di = c_.d_inner(), H = c_.num_heads, dpr = c_.d_in_proj(),
+                cd = c_.conv_dim(), K = c_.conv_kernel;
+  const float eps = static_cast<float>(c_.norm_eps);
+  cudaStream_t s = stream_;
+  float *dresid = dresid_.get(), *dyn = dyn_.get(), *dy = dy_.get(), *dzx = dzx_.get(), *dxbc = dxbc_.get(),
+        *ddt = ddt_.get(), *dxn = dxn_.get(), *rows = rows_.get(), *scr = col_scratch_.get();
+  // residual += out_proj(yn)
+  gemm_.backward_input(dyn, dresid, w.out_w, T, d, di, 0.0f, s);
+  gemm_.backward_weight(g.out_w, dresid, a.yn, T, d, di, s);
+  if (g.out_b) cuda::column_sum_add(g.out_b, dresid, d, T, d, scr, s);
+  // yn = gated_rmsnorm(y, z): dz lands in dzx[:, 0:di]
+  cuda::gated_rmsnorm_backward(dy, dzx, dpr, g.gate_norm, dyn, a.y, a.zx, dpr, w.gate_norm, T, di,
+                               di / c_.n_groups, eps, rows, scr, s);
+  // SSD per document from zero state
+  cuda::neg_exp(A_.get(), w.A_log, H, s);
+  const int32_t* ints = ints_.get();
+  cuda::SsdDocs docs;
+  docs.count = static_cast<int32_t>(ix_.S);
+  docs.chunks = ix_.bwd_chunks;
+  docs.begin = ints + ix_.seq_start;
+  docs.len = ints + ix_.seq_len;
+  docs.chunk0 = ints + ix_.bwd_chunk0;
+  const cuda::SsdTrainIn in{a.xbc, cd, a.dt, A_.get(), w.D};
+  const cuda::SsdTrainGrads sg{dxbc, cd, ddt, dA_.get(), g.D};
+  cuda::ssd_backward(sg, dy, in, docs, static_cast<int32_t>(H), static_cast<int32_t>(c_.n_groups),
+                     static_cast<int32_t>(c_.head_dim), static_cast<int32_t>(c_.state_size), T, kBwdQ,
+                     ssd_bwd_scratch_.get(), s);
+  cuda::add_product(g.A_log, dA_.get(), A_.get(), H, s);
+  // dt = clamp(softplus(raw + dt_bias))
+  cuda::dt_softplus_backward(dzx + di + cd, dpr, g.dt_bias, ddt, a.zx + di + cd, dpr, w.dt_bias, T, H,
+                             static_cast<float>(c_.dt_min), static_cast<float>(c_.dt_max), scr, s);
+  // conv: d xBC (pre-conv) lands in dzx[:, di:di+cd]
+  cuda::conv1d_silu_backward(dzx + di, dpr, g.conv_w, g.conv_b, dxbc, a.zx + di, dpr, w.conv_w, w.conv_b,
+                             ints + ix_.row_doc_begin, T, cd, K, dpre_.get(), scr, s);
+  // zx = in_proj(xn); xn = rmsnorm(resid_in)
+  gemm_.backward_input(dxn, dzx, w.in_w, T, dpr, d, 0.0f, s);
+  gemm_.backward_weight(g.in_w, dzx, a.xn, T, dpr, d, s);
+  if (g.in_b) cuda::column_sum_add(g.in_b, dzx, dpr, T, dpr, scr, s);
+  cuda::rmsnorm_backward(dresid, true, g.norm, dxn, resid_in, w.norm, T, d, eps, rows, scr, s);
+}
+
+LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
+  const int64_t T = batch.rows * batch.seq_len, V = c_.vocab_size, L = c_.num_layers;
+  PCM_CHECK(batch.rows >= 0 && batch.seq_len >= 0, "loss_and_grad: negative batch shape");
+  PCM_CHECK(static_cast<int64_t>(batch.tokens.size()) == T && static_cast<int64_t>(batch.targets.size()) == T &&
+                static_cast<int64_t>(batch.doc_start.size()) == T,
+            "loss_and_grad: batch of {} x {} needs {} tokens, targets and doc_start (got {}, {}, {})", batch.rows,
+            batch.seq_len, T, batch.tokens.size(), batch.targets.size(), batch.doc_start.size());
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t tok = batch.tokens[static_cast<size_t>(t)], tg = batch.targets[static_cast<size_t>(t)];
+    PCM_CHECK(tok >= 0 && tok < V, "loss_and_grad: token {} at position {} is outside the vocabulary ({})", tok, t, V);
+    PCM_CHECK(tg >= -1 && tg < V, "loss_and_grad: target {} at position {} is outside the vocabulary ({})", tg, t, V);
+  }
+  if (T == 0) return {0.0, 0};
+  cudaStream_t s = stream_;
+  T_ = T;
+  ix_ = index_batch(batch, ssd_q());
+  PCM_CUDA(cudaMemcpyAsync(ints_.ensure(static_cast<int64_t>(ix_.host.size())), ix_.host.data(),
+                           ix_.host.size() * 4, cudaMemcpyHostToDevice, s));
+  const int64_t d = c_.hidden_size, di = c_.d_inner(), H = c_.num_heads, dpr = c_.d_in_proj(), cd = c_.conv_dim(),
+                K = c_.conv_kernel, n = ix_.n;
+  const bool recompute = opts_.recompute_per_layer;
+  const int64_t per_layer = T * (d + dpr + cd + H + 2 * di), act_sets = recompute ? 1 : L;
+  float* resid = resid_.ensure((L + 1) * T * d);
+  float* acts = acts_.ensure(act_sets * per_layer);
+  auto acts_of = [&](int64_t l) {
+    float* p = acts + (recompute ? 0 : l) * per_layer;
+    Acts a;
+    a.xn = p;
+    a.zx = a.xn + T * d;
+    a.xbc = a.zx + T * dpr;
+    a.dt = a.xbc + T * cd;
+    a.y = a.dt + T * H;
+    a.yn = a.y + T * di;
+    return a;
+  };
+  A_.ensure(H);
+  dA_.ensure(H);
+  conv_state_.ensure(ix_.S * cd * K);
+  ssm_state_.ensure(ix_.S * H * c_.head_dim * c_.state_size);
+  const cuda::SsdDims dims{static_cast<int32_t>(H), static_cast<int32_t>(c_.head_dim),
+                           static_cast<int32_t>(c_.n_groups), static_cast<int32_t>(c_.state_size)};
+  ssd_scratch_.ensure(cuda::ssd_chunked_scratch_floats(ix_.chunks, ssd_q(), dims));
+  ssd_bwd_scratch_.ensure(cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G, dims.P,
+                                                            dims.N));
+  for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
+  dzx_.ensure(T * dpr);
+  dxbc_.ensure(T * cd);
+  dpre_.ensure(T * cd);
+  ddt_.ensure(T * H);
+  dy_.ensure(T * di);
+  dyn_.ensure(T * di);
+  rows_.ensure(T * std::max(d, di));
+  col_scratch_.ensure(std::max({cuda::column_sum_scratch_floats(std::max({dpr, cd, di, d})),
+                                cuda::conv1d_backward_scratch_floats(cd, K)}));
+  const float eps = static_cast<float>(c_.norm_eps);
+
+  // Forward.
+  cuda::embedding_gather(resid, P_.embedding, false, dev_ints(ix_.tokens), T, d, s);
+  for (int64_t l = 0; l < L; ++l)
+    layer_forward(P_.layers[static_cast<size_t>(l)], resid + l * T * d, resid + (l + 1) * T * d, acts_of(l));
+
+  // Head over the rows with a target: loss, then d loss / d final residual.
+  float* dresid = dresid_.get();
+  PCM_CUDA(cudaMemsetAsync(scalars_, 0, sizeof(double), s));
+  PCM_CUDA(cudaMemsetAsync(dresid, 0, static_cast<size_t>(T * d) * 4, s));
+  if (n > 0) {
+    const int64_t vc = std::min(opts_.vocab_chunk, V);
+    float *hx = head_x_.ensure(n * d), *hxn = head_xn_.ensure(n * d), *hdxn = head_dxn_.ensure(n * d),
+          *hdx = head_dx_.ensure(n * d), *logits = logits_.ensure(n * vc), *xe = xent_.ensure(5 * n);
+    float *run_max = xe, *run_sum = xe + n, *tgt = xe + 2 * n, *lse = xe + 3 * n, *loss = xe + 4 * n;
+    const int32_t* targets = dev_ints(ix_.head_targets);
+    cuda::embedding_gather(hx, resid + L * T * d, false, dev_ints(ix_.head_rows), n, d, s);
+    cuda::rmsnorm(hxn, false, hx, P_.norm_f, n, d, eps, s);
+    cuda::xent_init(run_max, run_sum, tgt, n, s);
+    for (int64_t v0 = 0; v0 < V; v0 += vc) {
+      const int64_t w = std::min(vc, V - v0);
+      gemm_.run(false, true, n, w, d, hxn, d, P_.lm_head + v0 * d, d, 0.0f, logits, w, s);
+      cuda::xent_chunk_stats(run_max, run_sum, tgt, logits, w, targets, n, v0, w, s);
+    }
+    cuda::xent_finish(lse, loss, run_max, run_sum, tgt, n, s);
+    cuda::sum_to_double(scalars_, loss, n, s);
+    for (int64_t v0 = 0; v0 < V; v0 += vc) {  // second pass: the logits again, now into gradients
+      const int64_t w = std::min(vc, V - v0);
+      gemm_.run(false, true, n, w, d, hxn, d, P_.lm_head + v0 * d, d, 0.0f, logits, w, s);
+      cuda::xent_chunk_grad(logits, w, lse, targets, n, v0, w, s);
+      gemm_.run(false, false, n, d, w, logits, w, P_.lm_head + v0 * d, d, v0 == 0 ? 0.0f : 1.0f, hdxn, d, s);
+      gemm_.run(true, false, w, d, n, logits, w, hxn, d, 1.0f, G_.lm_head + v0 * d, d, s);
+    }
+    cuda::rmsnorm_backward(hdx, false, G_.norm_f, hdxn, hx, P_.norm_f, n, d, eps, rows_.get(), col_scratch_.get(), s);
+    cuda::scatter_add_rows(dresid, hdx, dev_ints(ix_.head_rows), n, d, s);
+  }
+
+  // Backward through the layers.
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const DevLayer& w = P_.layers[static_cast<size_t>(l)];
+    const Acts a = acts_of(l);
+    const float* resid_in = resid + l * T * d;
+    // Recompute: the same forward again (the final residual's slot is free by now), so the activations
+    // are bit-identical to the first pass.
+    if (recompute) layer_forward(w, resid_in, resid + L * T * d, a);
+    layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a);
+  }
+  cuda::embedding_backward(G_.embedding, dresid, dev_ints(ix_.emb_uniq), dev_ints(ix_.emb_off),
+                           dev_ints(ix_.emb_pos), ix_.uniq, d, s);
+  double loss_sum = 0;
+  PCM_CUDA(cudaMemcpyAsync(&loss_sum, scalars_, sizeof(double), cudaMemcpyDeviceToHost, s));
+  PCM_CUDA(cudaStreamSynchronize(s));
+  size_t free_b = 0, total_b = 0;
+  PCM_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  peak_bytes_ = std::max(peak_bytes_, static_cast<int64_t>(total_b - free_b));
+  return {loss_sum, n};
+}
+
+}  // namespace
+
+std::unique_ptr<TrainBackend> make_cuda_train_backend(const Mamba2Config& config, ParamSet& params, AdamWState& opt,
+                                                      const TrainBackendOptions& options) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    fail("device 'cuda': no CUDA GPU is visible on this machine");
+  }
+  return std::make_unique<CudaTrainBackend>(config, params, opt, options);
+}
+
+}  // namespace pcm

@@ -1,0 +1,149 @@
+// Each CUDA backward kernel of training against the CPU backward on random inputs, over packed
+// documents (state and conv windows reset at each document start). Skips without a GPU.
+#include <gtest/gtest.h>
+
+#ifdef PCM_HAVE_CUDA
+#include <cmath>
+#include <random>
+
+#include "cuda/cuda_test_util.h"
+#include "kernels/cpu/conv1d_backward.h"
+#include "kernels/cpu/norm_backward.h"
+#include "kernels/cpu/ssd_backward.h"
+#include "kernels/cuda/train_ops.h"
+
+namespace pcm {
+namespace {
+
+using test::DeviceBuffer;
+
+// Documents [0, 37), [37, 38), [38, 100): lengths off every chunk size, one of length 1.
+const std::vector<int32_t> kBegin = {0, 37, 38}, kLen = {37, 1, 62};
+constexpr int64_t kT = 100;
+
+std::vector<int32_t> row_doc_begin() {
+  std::vector<int32_t> r(kT);
+  for (size_t i = 0; i < kBegin.size(); ++i)
+    for (int32_t t = 0; t < kLen[i]; ++t) r[static_cast<size_t>(kBegin[i] + t)] = kBegin[i];
+  return r;
+}
+
+struct SsdCase {
+  int32_t H, P, G, N;
+};
+
+class CudaSsdBackward : public ::testing::TestWithParam<SsdCase> {};
+
+TEST_P(CudaSsdBackward, MatchesCpuPerDocument) {
+  PCM_REQUIRE_GPU();
+  const SsdCase k = GetParam();
+  const int64_t di = static_cast<int64_t>(k.H) * k.P, GN = static_cast<int64_t>(k.G) * k.N, cd = di + 2 * GN;
+  const int64_t stride = cd + 3;  // a strided view, as inside the activations
+  std::mt19937 rng(11);
+  std::vector<float> xbc = test::random_vec(kT * stride, -1, 1, rng), dt = test::random_vec(kT * k.H, 0.01f, 0.3f, rng),
+                     A = test::random_vec(k.H, -2.0f, -0.2f, rng), D = test::random_vec(k.H, -1, 1, rng),
+                     dy = test::random_vec(kT * di, -1, 1, rng);
+  // CPU: the sequential reference backward, one document at a time from zero state.
+  std::vector<float> dxbc(kT * stride, 0.0f), ddt(kT * k.H), dA(k.H, 0.0f), dD(k.H, 0.0f);
+  const cpu::SsdShape shape{k.H, k.P, k.G, k.N};
+  for (size_t i = 0; i < kBegin.size(); ++i) {
+    const int64_t b = kBegin[i], len = kLen[i];
+    std::vector<float> scratch(static_cast<size_t>(cpu::ssd_backward_scratch_floats(len, shape)));
+    const float* x = xbc.data() + b * stride;
+    cpu::SsdInputs in{x, x + di, x + di + GN, stride, dt.data() + b * k.H, A.data(), D.data()};
+    float* g = dxbc.data() + b * stride;
+    cpu::SsdGrads sg{g, g + di, g + di + GN, stride, ddt.data() + b * k.H, dA.data(), dD.data(), nullptr};
+    cpu::ssd_backward(sg, dy.data() + b * di, in, nullptr, len, 8, shape, scratch.data());
+  }
+  // GPU
+  const int32_t Q = 16;
+  std::vector<int32_t> chunk0;
+  int64_t chunks = 0;
+  for (int32_t len : kLen) {
+    chunk0.push_back(static_cast<int32_t>(chunks));
+    chunks += (len + Q - 1) / Q;
+  }
+  DeviceBuffer<float> d_xbc(xbc), d_dt(dt), d_A(A), d_D(D), d_dy(dy), d_dxbc(kT * stride), d_ddt(kT * k.H),
+      d_dA(k.H), d_dD(std::vector<float>(k.H, 0.0f));
+  DeviceBuffer<int32_t> d_begin(kBegin), d_len(kLen), d_chunk0(chunk0);
+  DeviceBuffer<float> scratch(static_cast<size_t>(
+      cuda::ssd_backward_scratch_floats(kT, chunks, 3, Q, k.H, k.G, k.P, k.N)));
+  d_dxbc.upload(std::vector<float>(kT * stride, 0.0f));
+  d_ddt.poison();
+  d_dA.poison();
+  cuda::SsdDocs docs;
+  docs.count = 3;
+  docs.chunks = chunks;
+  docs.begin = d_begin.get();
+  docs.len = d_len.get();
+  docs.chunk0 = d_chunk0.get();
+  cuda::ssd_backward({d_dxbc.get(), stride, d_ddt.get(), d_dA.get(), d_dD.get()}, d_dy.get(),
+                     {d_xbc.get(), stride, d_dt.get(), d_A.get(), d_D.get()}, docs, k.H, k.G, k.P, k.N, kT, Q,
+                     scratch.get(), nullptr);
+  EXPECT_LT(test::rel_error(d_dxbc.download(), dxbc), 1e-4);
+  EXPECT_LT(test::rel_error(d_ddt.download(), ddt), 1e-4);
+  EXPECT_LT(test::rel_error(d_dA.download(), dA), 1e-4);
+  EXPECT_LT(test::rel_error(d_dD.download(), dD), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaSsdBackward,
+                         ::testing::Values(SsdCase{4, 24, 2, 16}, SsdCase{2, 64, 1, 64}, SsdCase{8, 16, 4, 8},
+                                           SsdCase{2, 32, 2, 128}));
+
+TEST(CudaConvBackward, MatchesCpuPerDocument) {
+  PCM_REQUIRE_GPU();
+  const int64_t C = 40, K = 4, stride = 50;
+  std::mt19937 rng(12);
+  std::vector<float> in = test::random_vec(kT * stride, -1, 1, rng), w = test::random_vec(C * K, -1, 1, rng),
+                     b = test::random_vec(C, -1, 1, rng), dout = test::random_vec(kT * C, -1, 1, rng);
+  std::vector<float> din(kT * stride, 0.0f), dw = test::random_vec(C * K, -1, 1, rng), db(C, 0.5f);
+  std::vector<float> dw0 = dw, db0 = db;
+  for (size_t i = 0; i < kBegin.size(); ++i) {
+    const int64_t b0 = kBegin[i];
+    cpu::conv1d_silu_backward(din.data() + b0 * stride, stride, dw.data(), db.data(), nullptr, dout.data() + b0 * C,
+                              in.data() + b0 * stride, stride, nullptr, w.data(), b.data(), kLen[i], C, K);
+  }
+  DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(kT * stride, 0.0f)), d_dw(dw0),
+      d_db(db0), dpre(kT * C),
+      scratch(static_cast<size_t>(std::max(cuda::column_sum_scratch_floats(C), cuda::conv1d_backward_scratch_floats(C, K))));
+  DeviceBuffer<int32_t> d_rows(row_doc_begin());
+  cuda::conv1d_silu_backward(d_din.get(), stride, d_dw.get(), d_db.get(), d_dout.get(), d_in.get(), stride, d_w.get(),
+                             d_b.get(), d_rows.get(), kT, C, K, dpre.get(), scratch.get(), nullptr);
+  EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5);
+  EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
+  EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5);
+}
+
+TEST(CudaNormBackward, RmsNormAndGatedMatchCpu) {
+  PCM_REQUIRE_GPU();
+  const int64_t C = 96, gs = 32, zs = 130;
+  std::mt19937 rng(13);
+  std::vector<float> x = test::random_vec(kT * C, -2, 2, rng), w = test::random_vec(C, 0.5f, 1.5f, rng),
+                     dout = test::random_vec(kT * C, -1, 1, rng), z = test::random_vec(kT * zs, -3, 3, rng);
+  DeviceBuffer<float> d_x(x), d_w(w), d_dout(dout), d_z(z), rows(kT * C),
+      scratch(static_cast<size_t>(cuda::column_sum_scratch_floats(C)));
+  {  // plain RMSNorm, accumulating into dx
+    std::vector<float> dx = test::random_vec(kT * C, -1, 1, rng), dwt(C, 0.25f);
+    DeviceBuffer<float> d_dx(dx), d_dw(dwt);
+    cpu::rmsnorm_backward(dx.data(), dwt.data(), dout.data(), x.data(), w.data(), kT, C, 1e-5f, true);
+    cuda::rmsnorm_backward(d_dx.get(), true, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), kT, C, 1e-5f, rows.get(),
+                           scratch.get(), nullptr);
+    EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
+    EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
+  }
+  {  // grouped gated RMSNorm, dz into a strided matrix
+    std::vector<float> dy(kT * C), dz(kT * zs, 0.0f), dwt(C, 0.25f);
+    DeviceBuffer<float> d_dy(kT * C), d_dz(dz), d_dw(dwt);
+    cpu::gated_rmsnorm_backward(dy.data(), dz.data(), zs, dwt.data(), dout.data(), x.data(), z.data(), zs, w.data(), kT,
+                                C, gs, 1e-5f);
+    cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), zs, d_dw.get(), d_dout.get(), d_x.get(), d_z.get(), zs,
+                                 d_w.get(), kT, C, gs, 1e-5f, rows.get(), scratch.get(), nullptr);
+    EXPECT_LT(test::rel_error(d_dy.download(), dy), 1e-5);
+    EXPECT_LT(test::rel_error(d_dz.download(), dz), 1e-5);
+    EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
+  }
+}
+
+}  // namespace
+}  // namespace pcm
+#endif
