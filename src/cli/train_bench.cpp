@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
+#include <numeric>
 #include <random>
 
 #include "model/config.h"
@@ -35,9 +37,12 @@ void run_train_bench(const TrainBenchArgs& a) {
     b.targets.push_back(tok(rng));
     b.doc_start.push_back(t % a.seq_len == 0);
   }
+  double grad_ms = 0;  // forward + backward of the timed steps (accumulate returns after the device)
   auto step = [&] {
     backend->zero_grads();
+    auto s0 = std::chrono::steady_clock::now();
     const LossResult l = backend->accumulate(b);
+    grad_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s0).count();
     backend->scale_grads(1.0f / static_cast<float>(l.tokens));
     const double n = backend->grad_norm();
     if (n > 1.0) backend->scale_grads(static_cast<float>(1.0 / n));
@@ -45,6 +50,8 @@ void run_train_bench(const TrainBenchArgs& a) {
     return l.loss_sum / static_cast<double>(l.tokens);
   };
   double loss = step();  // warm-up: allocations, cuBLAS plans
+  grad_ms = 0;
+  const std::map<std::string, double> warm = backend->section_ms();
   std::vector<double> ms;
   for (int64_t i = 0; i < a.steps; ++i) {
     auto s = std::chrono::steady_clock::now();
@@ -60,6 +67,15 @@ void run_train_bench(const TrainBenchArgs& a) {
   std::printf("ms/step %.1f (median of %lld; min %.1f) | tokens/s %.0f | peak device memory %.1f GB | loss %.4f\n",
               med, static_cast<long long>(a.steps), ms.front(), tokens / (med / 1000.0),
               static_cast<double>(backend->peak_device_bytes()) / 1e9, loss);
+  const double per_grad = grad_ms / static_cast<double>(a.steps);
+  std::printf("forward+backward %.1f ms/step, zero/scale/norm/clip/AdamW %.1f ms/step (means)\n", per_grad,
+              std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(a.steps) - per_grad);
+  // PCM_TRAIN_PROFILE=1: the forward+backward by section (mean ms per step, the warm-up step excluded).
+  for (const auto& [name, total] : backend->section_ms()) {
+    const auto w = warm.find(name);
+    std::printf("  %-28s %8.2f ms\n", name.c_str(),
+                (total - (w == warm.end() ? 0.0 : w->second)) / static_cast<double>(a.steps));
+  }
 }
 
 }  // namespace pcm::cli

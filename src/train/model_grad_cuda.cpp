@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/train_gemm_cuda.h"
 #include "kernels/cuda/train_ops.h"
+#include "train/section_timer_cuda.h"
 #include "train/train_backend.h"
 #include "util/error.h"
 
@@ -187,6 +189,7 @@ class CudaTrainBackend : public TrainBackend {
   }
 
   int64_t peak_device_bytes() const override { return peak_bytes_; }
+  std::map<std::string, double> section_ms() const override { return timer_.totals(); }
 
   void zero_grads() override {
     PCM_CUDA(cudaMemsetAsync(g_, 0, static_cast<size_t>(offsets_.back()) * 4, stream_));
@@ -290,7 +293,8 @@ class CudaTrainBackend : public TrainBackend {
   std::vector<int64_t> offsets_;
   float *w_ = nullptr, *g_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   double* scalars_ = nullptr;  // [0] loss sum, [1] sum of squared gradients
-  int64_t peak_bytes_ = 0;     // device memory in use (all of the process), highest seen after a batch
+  int64_t peak_bytes_ = 0;
+  SectionTimer timer_;     // device memory in use (all of the process), highest seen after a batch
   DevModel P_, G_;
 
   // Per-batch state.
@@ -308,12 +312,14 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
                 cd = c_.conv_dim(), K = c_.conv_kernel;
   const float eps = static_cast<float>(c_.norm_eps);
   cudaStream_t s = stream_;
+  timer_.mark("fwd: norm + in_proj", s);
   cuda::rmsnorm(a.xn, false, resid_in, w.norm, T, d, eps, s);
   gemm_.forward(a.zx, a.xn, w.in_w, T, dpr, d, s);
   if (w.in_b) cuda::add_bias(a.zx, dpr, w.in_b, T, dpr, s);
   const int32_t* ints = ints_.get();
   const cuda::PackedSeqs seqs{static_cast<int32_t>(ix_.S), ints + ix_.seq_start, ints + ix_.seq_slot,
                               ints + ix_.row_seq};
+  timer_.mark("fwd: conv + dt", s);
   PCM_CUDA(cudaMemsetAsync(conv_state_.get(), 0, static_cast<size_t>(ix_.S * cd * K) * 4, s));
   cuda::conv1d_silu_prefill(a.xbc, a.zx + di, dpr, conv_state_.get(), cd * K, w.conv_w,
                             w.conv_b ? w.conv_b : zero_bias_.get(), T, cd, K, seqs, s);
@@ -323,12 +329,14 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   const cuda::SsdDims dims{static_cast<int32_t>(H), static_cast<int32_t>(c_.head_dim),
                            static_cast<int32_t>(c_.n_groups), static_cast<int32_t>(c_.state_size)};
   const int64_t hpn = H * c_.head_dim * c_.state_size;
+  timer_.mark("fwd: ssd", s);
   PCM_CUDA(cudaMemsetAsync(ssm_state_.get(), 0, static_cast<size_t>(ix_.S * hpn) * 4, s));
   const cuda::ChunkTable table{static_cast<int32_t>(ix_.chunks), static_cast<int32_t>(ssd_q()),
                                ints + ix_.chunk_start, ints + ix_.chunk_len, ints + ix_.seq_chunk};
   const cuda::SsdIn in{a.xbc, cd, a.dt, A_.get(), w.D};
   cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, table, ints + ix_.seq_slot,
-                    static_cast<int32_t>(ix_.S), ssd_scratch_.get(), false, s);
+                    static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
+  timer_.mark("fwd: gated norm + out_proj", s);
   cuda::gated_rmsnorm(a.yn, false, a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s);
   // resid_out = resid_in + out_proj(yn) (+ bias)
   PCM_CUDA(cudaMemcpyAsync(resid_out, resid_in, static_cast<size_t>(T * d) * 4, cudaMemcpyDeviceToDevice, s));
@@ -344,13 +352,16 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   float *dresid = dresid_.get(), *dyn = dyn_.get(), *dy = dy_.get(), *dzx = dzx_.get(), *dxbc = dxbc_.get(),
         *ddt = ddt_.get(), *dxn = dxn_.get(), *rows = rows_.get(), *scr = col_scratch_.get();
   // residual += out_proj(yn)
+  timer_.mark("bwd: out_proj", s);
   gemm_.backward_input(dyn, dresid, w.out_w, T, d, di, 0.0f, s);
   gemm_.backward_weight(g.out_w, dresid, a.yn, T, d, di, s);
   if (g.out_b) cuda::column_sum_add(g.out_b, dresid, d, T, d, scr, s);
   // yn = gated_rmsnorm(y, z): dz lands in dzx[:, 0:di]
+  timer_.mark("bwd: gated norm", s);
   cuda::gated_rmsnorm_backward(dy, dzx, dpr, g.gate_norm, dyn, a.y, a.zx, dpr, w.gate_norm, T, di,
                                di / c_.n_groups, eps, rows, scr, s);
   // SSD per document from zero state
+  timer_.mark("bwd: ssd", s);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
   const int32_t* ints = ints_.get();
   cuda::SsdDocs docs;
@@ -366,12 +377,14 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
                      ssd_bwd_scratch_.get(), s);
   cuda::add_product(g.A_log, dA_.get(), A_.get(), H, s);
   // dt = clamp(softplus(raw + dt_bias))
+  timer_.mark("bwd: dt + conv", s);
   cuda::dt_softplus_backward(dzx + di + cd, dpr, g.dt_bias, ddt, a.zx + di + cd, dpr, w.dt_bias, T, H,
                              static_cast<float>(c_.dt_min), static_cast<float>(c_.dt_max), scr, s);
   // conv: d xBC (pre-conv) lands in dzx[:, di:di+cd]
   cuda::conv1d_silu_backward(dzx + di, dpr, g.conv_w, g.conv_b, dxbc, a.zx + di, dpr, w.conv_w, w.conv_b,
                              ints + ix_.row_doc_begin, T, cd, K, dpre_.get(), scr, s);
   // zx = in_proj(xn); xn = rmsnorm(resid_in)
+  timer_.mark("bwd: in_proj + norm", s);
   gemm_.backward_input(dxn, dzx, w.in_w, T, dpr, d, 0.0f, s);
   gemm_.backward_weight(g.in_w, dzx, a.xn, T, dpr, d, s);
   if (g.in_b) cuda::column_sum_add(g.in_b, dzx, dpr, T, dpr, scr, s);
@@ -435,12 +448,14 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   const float eps = static_cast<float>(c_.norm_eps);
 
   // Forward.
+  timer_.mark("embedding", s);
   cuda::embedding_gather(resid, P_.embedding, false, dev_ints(ix_.tokens), T, d, s);
   for (int64_t l = 0; l < L; ++l)
     layer_forward(P_.layers[static_cast<size_t>(l)], resid + l * T * d, resid + (l + 1) * T * d, acts_of(l));
 
   // Head over the rows with a target: loss, then d loss / d final residual.
   float* dresid = dresid_.get();
+  timer_.mark("head: norm + loss + grads", s);
   PCM_CUDA(cudaMemsetAsync(scalars_, 0, sizeof(double), s));
   PCM_CUDA(cudaMemsetAsync(dresid, 0, static_cast<size_t>(T * d) * 4, s));
   if (n > 0) {
@@ -480,11 +495,14 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     if (recompute) layer_forward(w, resid_in, resid + L * T * d, a);
     layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a);
   }
+  timer_.mark("embedding", s);
   cuda::embedding_backward(G_.embedding, dresid, dev_ints(ix_.emb_uniq), dev_ints(ix_.emb_off),
                            dev_ints(ix_.emb_pos), ix_.uniq, d, s);
   double loss_sum = 0;
   PCM_CUDA(cudaMemcpyAsync(&loss_sum, scalars_, sizeof(double), cudaMemcpyDeviceToHost, s));
+  timer_.mark("end", s);
   PCM_CUDA(cudaStreamSynchronize(s));
+  if (timer_.on()) timer_.collect();
   size_t free_b = 0, total_b = 0;
   PCM_CUDA(cudaMemGetInfo(&free_b, &total_b));
   peak_bytes_ = std::max(peak_bytes_, static_cast<int64_t>(total_b - free_b));

@@ -3,6 +3,7 @@
 // trainer drives both through this interface; the host ParamSet/AdamWState it passes in are the
 // checkpoint source, brought up to date by sync_to_host().
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 
@@ -37,6 +38,9 @@ class TrainBackend {
   virtual void download_grads(ParamSet& out) = 0;
   // Highest device memory in use seen after a step (0 on the CPU).
   virtual int64_t peak_device_bytes() const { return 0; }
+  // Milliseconds per section of loss_and_grad summed over the calls so far (CUDA with
+  // PCM_TRAIN_PROFILE=1; empty otherwise).
+  virtual std::map<std::string, double> section_ms() const { return {}; }
 };
 
 // `params` and `opt` must outlive the backend. device "cuda" fails with a clear message in a build
