@@ -159,23 +159,27 @@ __global__ void ssd_backward_kernel(SsdTrainGrads g, const float* dy, SsdTrainIn
         sm_u[buf * W + warp] = u_w;
       }
       __syncthreads();
-      for (int n = tid; n < N; n += nthr) {
-        float sb = 0.0f, scc = 0.0f;
-        for (int w = 0; w < W; ++w) {
-          sb += sm_b[(buf * W + w) * N + n];
-          scc += sm_c[(buf * W + w) * N + n];
-        }
-        sc.dBp[(t * H + h) * N + n] = dt * sb;
-        sc.dCp[(t * H + h) * N + n] = scc;
+      // Cross-warp sums, spread so that no warp carries all of them: dB on threads [0, N), dC on
+      // [N, 2N), the two scalars on the last warp (a shuffle sum over the W warp partials).
+      for (int j = tid; j < 2 * N; j += nthr) {
+        const bool is_c = j >= N;
+        const int n = is_c ? j - N : j;
+        const float* src = (is_c ? sm_c : sm_b) + buf * W * N + n;
+        float acc = 0.0f;
+#pragma unroll 4
+        for (int w = 0; w < W; ++w) acc += src[w * N];
+        if (is_c)
+          sc.dCp[(t * H + h) * N + n] = acc;
+        else
+          sc.dBp[(t * H + h) * N + n] = dt * acc;
       }
-      if (tid == 0) {
-        float s_all = 0.0f, u_all = 0.0f;
-        for (int w = 0; w < W; ++w) {
-          s_all += sm_s[buf * W + w];
-          u_all += sm_u[buf * W + w];
+      if (warp == W - 1) {
+        const float s_all = warp_sum(lane < W ? sm_s[buf * W + lane] : 0.0f);
+        const float u_all = warp_sum(lane < W ? sm_u[buf * W + lane] : 0.0f);
+        if (lane == 0) {
+          g.ddt[t * H + h] = s_all + u_all * A * a;
+          dA_acc += u_all * dt * a;
         }
-        g.ddt[t * H + h] = s_all + u_all * A * a;
-        dA_acc += u_all * dt * a;
       }
 #pragma unroll
       for (int e = 0; e < E; ++e) hr[e] = hp[e];
@@ -183,10 +187,8 @@ __global__ void ssd_backward_kernel(SsdTrainGrads g, const float* dy, SsdTrainIn
     }
   }
   const float dD_sum = block_sum(dD_acc, red);
-  if (tid == 0) {
-    sc.dAp[doc * H + h] = dA_acc;
-    sc.dDp[doc * H + h] = dD_sum;
-  }
+  if (tid == 0) sc.dDp[doc * H + h] = dD_sum;
+  if (warp == W - 1 && lane == 0) sc.dAp[doc * H + h] = dA_acc;  // accumulated on the last warp
 }
 
 // dB / dC of group g = sum over its heads, written into the B and C columns.
