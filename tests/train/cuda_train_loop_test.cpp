@@ -39,6 +39,26 @@ TEST(CudaTrainLoop, TwentyStepsTrackTheCpu) {
   EXPECT_LT(gpu.steps.back().loss, gpu.steps.front().loss);
 }
 
+// A checkpoint written by the CPU continues on the GPU (same HF + optimizer files) and tracks the CPU run.
+TEST(CudaTrainLoop, CpuCheckpointResumesOnCuda) {
+  PCM_REQUIRE_GPU();
+  test::TempDir ref, cut;
+  TrainRunOptions ro;
+  ro.quiet = true;
+  const TrainRunResult whole = run_training(config_in(ref, "cpu", 12), ro);
+  TrainConfig cfg = config_in(cut, "cpu", 12);
+  ro.stop_after_step = 4;
+  run_training(cfg, ro);
+  ro.stop_after_step = 0;
+  ro.resume = cut.file("out");
+  cfg.device = "cuda";
+  const TrainRunResult rest = run_training(cfg, ro);
+  ASSERT_EQ(rest.steps.size(), 8u);
+  for (size_t i = 0; i < rest.steps.size(); ++i)
+    EXPECT_NEAR(rest.steps[i].loss, whole.steps[i + 4].loss, 2e-3 * whole.steps[i + 4].loss) << "step " << i + 5;
+  EXPECT_TRUE(rest.finished);
+}
+
 TEST(CudaTrainLoop, StopThenResumeEqualsUninterrupted) {
   PCM_REQUIRE_GPU();
   test::TempDir ref, cut;

@@ -65,6 +65,8 @@ TEST(TrainConfig, ErrorsNameTheField) {
   EXPECT_TRUE(has(error_of(std::string(kHead) + "[[phases]]\ndatasets = [\"a\"]\n"), "give epochs > 0 or steps > 0"));
   EXPECT_TRUE(has(error_of(std::string(kHead) + "seed = -1\n" + phase), "seed: must be >= 0"));
   EXPECT_TRUE(has(error_of(std::string(kHead) + "save_dtype = \"q8\"\n" + phase), "save_dtype"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + "device = \"gpu\"\n" + phase), "device: expected cpu or cuda"));
+  EXPECT_TRUE(has(error_of(std::string(kHead) + "precision = \"fp8\"\n" + phase), "precision: expected fp32 or bf16"));
   EXPECT_TRUE(has(error_of("shape = \"nope\"\n" + phase), "shape"));
   EXPECT_TRUE(has(error_of(phase), "exactly one model source"));
   EXPECT_TRUE(has(error_of(std::string(kHead) + "init_from = \"x\"\n" + phase), "exactly one model source"));
