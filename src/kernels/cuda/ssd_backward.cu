@@ -7,7 +7,8 @@
 //   ddt_t = x_tᵀ dh_t B_t + A a_t <dh_t, h_{t-1}>,  dA += dt_t a_t <dh_t, h_{t-1}>.
 // One block per (document, head); thread (p, r) holds E = N / R state entries of row p. A first pass saves
 // the state at every Q-th step; the backward walk recomputes one chunk's Q states into a per-block
-// history, then consumes them in reverse. Sums over p (dB, dC) go through shared memory, over the heads of
+// history, then consumes them in reverse. Sums over p (dB, dC, ddt, dA) go through shared memory, buffered
+// for kFlush steps between block barriers; sums over the heads of
 // a group through a second kernel; every sum runs in a fixed order.
 #include <algorithm>
 
@@ -17,6 +18,9 @@
 
 namespace pcm::cuda {
 namespace {
+
+constexpr int kFlush = 4;        // steps between the block barriers of the backward walk
+constexpr int kMaxThreads = 512;  // register budget: E = 16 needs about 128 registers per thread
 
 struct Layout {
   int E, R, threads;
@@ -31,7 +35,8 @@ Layout layout_for(int32_t P, int32_t N) {
   PCM_CHECK(l.R <= 32 && (l.R & (l.R - 1)) == 0,
             "CUDA SSD backward: state size {} not supported (N / {} must be a power of two <= 32)", N, l.E);
   l.threads = (P * l.R + 31) / 32 * 32;
-  PCM_CHECK(l.threads <= 1024, "CUDA SSD backward: head_dim {} x {} lanes exceeds a block", P, l.R);
+  PCM_CHECK(l.threads <= kMaxThreads, "CUDA SSD backward: head_dim {} x {} lanes exceeds a block of {}", P, l.R,
+            kMaxThreads);
   l.state_floats = static_cast<int64_t>(l.threads) * l.E;
   return l;
 }
@@ -52,7 +57,7 @@ Scratch carve(float* s, const Layout& l, int64_t T, int64_t chunks, int64_t docs
 }
 
 template <int E>
-__global__ void ssd_backward_kernel(SsdTrainGrads g, const float* dy, SsdTrainIn in, SsdDocs docs, int H, int G,
+__global__ void __launch_bounds__(kMaxThreads) ssd_backward_kernel(SsdTrainGrads g, const float* dy, SsdTrainIn in, SsdDocs docs, int H, int G,
                                     int P, int N, int Q, Scratch sc) {
   extern __shared__ float smem[];
   __shared__ float red[32];
@@ -68,10 +73,46 @@ __global__ void ssd_backward_kernel(SsdTrainGrads g, const float* dy, SsdTrainIn
   const float A = in.A[h], Dh = in.D[h];
   const int64_t xoff = static_cast<int64_t>(h) * P + p, boff = static_cast<int64_t>(H) * P + grp * N + n0,
                 coff = boff + static_cast<int64_t>(G) * N;
-  float* sm_b = smem;                     // [2][W][N]
-  float* sm_c = sm_b + 2 * W * N;         // [2][W][N]
-  float* sm_s = sm_c + 2 * W * N;         // [2][W]
-  float* sm_u = sm_s + 2 * W;             // [2][W]
+  // Per-step warp partials, buffered for kFlush steps in each of two sets: one barrier per kFlush steps.
+  constexpr int K2 = 2 * kFlush;
+  float* sm_b = smem;                     // [K2][W][N]
+  float* sm_c = sm_b + K2 * W * N;        // [K2][W][N]
+  float* sm_s = sm_c + K2 * W * N;        // [K2][W]
+  float* sm_u = sm_s + K2 * W;            // [K2][W]
+  float* sm_dt = sm_u + K2 * W;           // [K2]
+  int* sm_t = reinterpret_cast<int*>(sm_dt + K2);  // [K2]
+  int set = 0, fill = 0;
+  float dA_acc = 0.0f;  // on the last warp's lane 0
+  // Sums over the warps of `cnt` buffered steps of set `st`: dB/dC spread over all threads, the two
+  // scalars (-> ddt, dA) on the last warp, steps in order (dA_acc's order is fixed).
+  auto flush = [&](int st, int cnt) {
+    for (int j = tid; j < cnt * 2 * N; j += nthr) {
+      const int slot = st * kFlush + j / (2 * N), k = j % (2 * N);
+      const bool is_c = k >= N;
+      const int n = is_c ? k - N : k;
+      const float* src = (is_c ? sm_c : sm_b) + static_cast<int64_t>(slot) * W * N + n;
+      float acc = 0.0f;
+#pragma unroll 4
+      for (int w = 0; w < W; ++w) acc += src[w * N];
+      const int64_t o = (static_cast<int64_t>(sm_t[slot]) * H + h) * N + n;
+      if (is_c)
+        sc.dCp[o] = acc;
+      else
+        sc.dBp[o] = sm_dt[slot] * acc;
+    }
+    if (warp == W - 1) {
+      for (int i = 0; i < cnt; ++i) {
+        const int slot = st * kFlush + i;
+        const float s_all = warp_sum(lane < W ? sm_s[slot * W + lane] : 0.0f);
+        const float u_all = warp_sum(lane < W ? sm_u[slot * W + lane] : 0.0f);
+        if (lane == 0) {
+          const float dts = sm_dt[slot], as = expf(dts * A);
+          g.ddt[static_cast<int64_t>(sm_t[slot]) * H + h] = s_all + u_all * A * as;
+          dA_acc += u_all * dts * as;
+        }
+      }
+    }
+  };
 
   float hr[E];
 #pragma unroll
@@ -94,7 +135,7 @@ __global__ void ssd_backward_kernel(SsdTrainGrads g, const float* dy, SsdTrainIn
   float dh[E];
 #pragma unroll
   for (int e = 0; e < E; ++e) dh[e] = 0.0f;
-  float a_next = 0.0f, dA_acc = 0.0f, dD_acc = 0.0f;
+  float a_next = 0.0f, dD_acc = 0.0f;
   const int64_t nc = (len + Q - 1) / Q;
   for (int64_t c = nc - 1; c >= 0; --c) {
     const int64_t t0 = c * Q;
@@ -146,45 +187,36 @@ __global__ void ssd_backward_kernel(SsdTrainGrads g, const float* dy, SsdTrainIn
         }
       }
       const float s_w = warp_sum(r == 0 ? xp * sx : 0.0f), u_w = warp_sum(u);
-      const int buf = q & 1;  // double-buffered: one barrier per step
+      const int slot = set * kFlush + fill;
       if (lane < R) {
 #pragma unroll
         for (int e = 0; e < E; ++e) {
-          sm_b[(buf * W + warp) * N + n0 + e] = bpart[e];
-          sm_c[(buf * W + warp) * N + n0 + e] = cpart[e];
+          sm_b[(slot * W + warp) * N + n0 + e] = bpart[e];
+          sm_c[(slot * W + warp) * N + n0 + e] = cpart[e];
         }
       }
       if (lane == 0) {
-        sm_s[buf * W + warp] = s_w;
-        sm_u[buf * W + warp] = u_w;
+        sm_s[slot * W + warp] = s_w;
+        sm_u[slot * W + warp] = u_w;
       }
-      __syncthreads();
-      // Cross-warp sums, spread so that no warp carries all of them: dB on threads [0, N), dC on
-      // [N, 2N), the two scalars on the last warp (a shuffle sum over the W warp partials).
-      for (int j = tid; j < 2 * N; j += nthr) {
-        const bool is_c = j >= N;
-        const int n = is_c ? j - N : j;
-        const float* src = (is_c ? sm_c : sm_b) + buf * W * N + n;
-        float acc = 0.0f;
-#pragma unroll 4
-        for (int w = 0; w < W; ++w) acc += src[w * N];
-        if (is_c)
-          sc.dCp[(t * H + h) * N + n] = acc;
-        else
-          sc.dBp[(t * H + h) * N + n] = dt * acc;
+      if (tid == 0) {
+        sm_dt[slot] = dt;
+        sm_t[slot] = static_cast<int>(t);
       }
-      if (warp == W - 1) {
-        const float s_all = warp_sum(lane < W ? sm_s[buf * W + lane] : 0.0f);
-        const float u_all = warp_sum(lane < W ? sm_u[buf * W + lane] : 0.0f);
-        if (lane == 0) {
-          g.ddt[t * H + h] = s_all + u_all * A * a;
-          dA_acc += u_all * dt * a;
-        }
+      if (++fill == kFlush) {  // the other set was read before this barrier's previous one
+        __syncthreads();
+        flush(set, kFlush);
+        set ^= 1;
+        fill = 0;
       }
 #pragma unroll
       for (int e = 0; e < E; ++e) hr[e] = hp[e];
       a_next = a;
     }
+  }
+  if (fill > 0) {
+    __syncthreads();
+    flush(set, fill);
   }
   const float dD_sum = block_sum(dD_acc, red);
   if (tid == 0) sc.dDp[doc * H + h] = dD_sum;
@@ -238,20 +270,22 @@ void ssd_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in,
   const Layout l = layout_for(P, N);
   const Scratch sc = carve(scratch, l, T, docs.chunks, docs.count, Q, H, N);
   const int W = l.threads / 32;
-  const size_t smem = sizeof(float) * static_cast<size_t>(2 * W * (2 * N + 2));
+  const size_t smem = sizeof(float) * static_cast<size_t>(2 * kFlush * (W * (2 * N + 2) + 2));
   const dim3 grid(static_cast<unsigned>(docs.count), static_cast<unsigned>(H));
+  auto launch = [&](auto kernel) {
+    if (smem > 48 * 1024)
+      PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    kernel<<<grid, l.threads, smem, s>>>(g, dy, in, docs, H, G, P, N, Q, sc);
+  };
   switch (l.E) {
     case 16:
-      if (smem > 48 * 1024)
-        PCM_CUDA(cudaFuncSetAttribute(ssd_backward_kernel<16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(smem)));
-      ssd_backward_kernel<16><<<grid, l.threads, smem, s>>>(g, dy, in, docs, H, G, P, N, Q, sc);
+      launch(ssd_backward_kernel<16>);
       break;
     case 8:
-      ssd_backward_kernel<8><<<grid, l.threads, smem, s>>>(g, dy, in, docs, H, G, P, N, Q, sc);
+      launch(ssd_backward_kernel<8>);
       break;
     default:
-      ssd_backward_kernel<4><<<grid, l.threads, smem, s>>>(g, dy, in, docs, H, G, P, N, Q, sc);
+      launch(ssd_backward_kernel<4>);
   }
   PCM_CUDA_LAUNCH();
   group_sum_kernel<<<blocks_for(T * G * N, 256), 256, 0, s>>>(g.dxbc, g.stride, sc.dBp, sc.dCp, T, H, G, P, N);
