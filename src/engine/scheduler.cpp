@@ -58,6 +58,7 @@ Scheduler::Scheduler(std::unique_ptr<InferenceEngine> engine, const Tokenizer* t
   if (config_.max_batch_tokens > 0) engine_.set_max_batch_tokens(config_.max_batch_tokens);
   budget_ = engine_.max_batch_tokens();
   vocab_ = engine_.vocab_size();
+  tokenizer_vocab_ = tokenizer_ ? static_cast<int64_t>(tokenizer_->vocab_size()) : 0;
   engine_.set_slot_count(config_.max_slots);
   embed_state_ = engine_.new_host_state();
   if (cache_.enabled()) cache_scratch_ = engine_.new_host_state();
@@ -413,8 +414,9 @@ void Scheduler::accept_token(Sequence& seq, int32_t tok, const float* logits, st
   else if (static_cast<int64_t>(seq.generated.size()) >= req.max_tokens)
     reason = "length";
   std::string out;
+  // Ids past the tokenizer's vocabulary (a model's padded lm_head rows) have no text.
   if (seq.decoder) {
-    seq.held += seq.decoder->push(tok);
+    if (tok < tokenizer_vocab_) seq.held += seq.decoder->push(tok);
     if (!reason.empty()) seq.held += seq.decoder->flush();
     if (req.stop_strings.empty()) {
       out.swap(seq.held);

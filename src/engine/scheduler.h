@@ -225,6 +225,7 @@ class Scheduler {
   SchedulerConfig config_;
   int64_t budget_ = 0;
   int64_t vocab_ = 0;
+  int64_t tokenizer_vocab_ = 0;
 
   // Engine-thread state.
   std::vector<std::unique_ptr<Active>> active_;
