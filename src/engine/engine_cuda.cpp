@@ -29,8 +29,11 @@ class CudaEngine : public InferenceEngine {
   std::string device() const override { return "cuda"; }
   int64_t max_batch_tokens() const override { return budget_; }
   void set_max_batch_tokens(int64_t n) override {
-    PCM_CHECK(n >= config().chunk_size, "max batch tokens must be >= the chunk size {}, got {}", config().chunk_size, n);
-    budget_ = n;  // prefill launches larger than the model's workspace are split by the model
+    PCM_CHECK(n > 0, "max batch tokens must be > 0");
+    // Rounded up to the SSD chunk size as on the CPU, so both engines plan the same chunks; prefill
+    // launches larger than the model's workspace are split by the model.
+    const int64_t Q = config().chunk_size;
+    budget_ = std::max<int64_t>(1, (n + Q - 1) / Q) * Q;
   }
   size_t state_bytes() const override { return model_->state_bytes_per_slot(); }
 
