@@ -1,6 +1,6 @@
 #!/bin/bash
-# GPU measurements of the CUDA serving path (run on the GPU machine from a pack made by bench/cuda_pack.sh
-# plus testdata/models, a tokenizer, data/benchmarks/gsm8k.jsonl and the bench/*.py scripts):
+# GPU measurements of the CUDA serving path, run on the GPU machine inside a pack made by bench/cuda_pack.sh
+# (plus the bench/*.py scripts and bench/synth_gpu_load.toml) that sits in the repository root:
 #   (a) test_cuda (the CUDA engine under the scheduler included);
 #   (b) pcm serve --device cuda at the Codestral-7B shape: streaming load test, official openai client;
 #   (d) pcm synth generate/solve items per hour against that server;
@@ -9,7 +9,8 @@
 set -u
 out=${1:?usage: cuda_serve_measure.sh OUTDIR [SLOTS]}; slots=${2:-128}
 mkdir -p "$out"
-tok=tokenizer; port=8080; summary="$out/summary.md"
+repo=${REPO:-..}  # testdata/ (fixture models, tokenizers) and data/benchmarks/ come from the checkout
+tok=$repo/testdata/tokenizers/mistral-v3; port=8080; summary="$out/summary.md"
 : > "$summary"
 say() { echo "$*" | tee -a "$summary"; }
 get() { python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" "$1"; }
@@ -20,7 +21,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 
 # (a)
 t0=$(date +%s.%N)
-PCM_TESTDATA_DIR=$PWD/testdata timeout 240 ./test_cuda > "$out/test_cuda.log" 2>&1; rc=$?
+PCM_TESTDATA_DIR=$(cd "$repo/testdata" && pwd) timeout 240 ./test_cuda > "$out/test_cuda.log" 2>&1; rc=$?
 say "(a) test_cuda rc=$rc in $(since $t0) s: $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/test_cuda.log" | tr '\n' ' ')"
 grep -E '^\[  FAILED  \]' "$out/test_cuda.log" | head -20 | tee -a "$summary"
 
@@ -73,7 +74,7 @@ kill -TERM $spid; wait $spid; say "serve exit rc=$? ($(tail -1 "$out/serve.log")
 timeout 120 ./pcm bench --device cuda --shape codestral-7b --cuda-batches "$slots" --cuda-prefill 4096 --decode-tokens 30 > "$out/bench.log" 2>&1
 say "(c) pcm bench --device cuda B=$slots: $(grep -E '^\| B=' "$out/bench.log" | tr '\n' ' ')"
 timeout 200 ./pcm eval --random-shape codestral-7b --tokenizer $tok --device cuda --state-dtype bf16 --max-slots "$slots" \
-  --bench gsm8k --limit $((slots / 2)) --n 2 --max-new-tokens 512 --data-dir data/benchmarks --out eval_out > "$out/eval.log" 2>&1
+  --bench gsm8k --limit $((slots / 2)) --n 2 --max-new-tokens 512 --data-dir $repo/data/benchmarks --out eval_out > "$out/eval.log" 2>&1
 say "(c) pcm eval --device cuda rc=$?: $(grep -E '^engine' "$out/eval.log")"
 cp -r synth_out eval_out "$out/" 2>/dev/null
 echo; echo "==== summary"; cat "$summary"
