@@ -14,14 +14,14 @@ tok=$repo/testdata/tokenizers/mistral-v3; port=8080; summary="$out/summary.md"
 : > "$summary"
 say() { echo "$*" | tee -a "$summary"; }
 get() { python3 -c "import urllib.request,sys; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())" "$1"; }
-wait_port() { for _ in $(seq 1 240); do get "http://127.0.0.1:$port/v1/models" > /dev/null 2>&1 && return 0; sleep 0.5; done; return 1; }
+wait_port() { for _ in $(seq 1 120); do get "http://127.0.0.1:$port/v1/models" > /dev/null 2>&1 && return 0; sleep 0.5; done; return 1; }
 since() { python3 -c "import sys,time; print(f'{time.time() - float(sys.argv[1]):.1f}')" "$1"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/gpu: /' | tee -a "$summary"
 
 # (a)
 t0=$(date +%s.%N)
-PCM_TESTDATA_DIR=$(cd "$repo/testdata" && pwd) timeout 240 ./test_cuda > "$out/test_cuda.log" 2>&1; rc=$?
+PCM_BINARY_PATH=$PWD/pcm PCM_TESTDATA_DIR=$(cd "$repo/testdata" && pwd) timeout 240 ./test_cuda > "$out/test_cuda.log" 2>&1; rc=$?
 say "(a) test_cuda rc=$rc in $(since $t0) s: $(grep -E '^\[  (PASSED|FAILED)  \]' "$out/test_cuda.log" | tr '\n' ' ')"
 grep -E '^\[  FAILED  \]' "$out/test_cuda.log" | head -20 | tee -a "$summary"
 
