@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load test for a running `pcm serve`: C concurrent streaming clients send R requests in all (loopback),
-then report throughput, p50/p99 time to first token and request latency, errors, and the server's slot and
-queue gauges afterwards (both must be back to 0).
+then report throughput, p50/p99 time to first token, inter-token latency and request latency, errors, and the
+server's slot and queue gauges afterwards (both must be back to 0).
 
   pcm serve --model DIR --port 8080 &
   bench/server_load.py --port 8080 --clients 32 --requests 256 --max-tokens 64
@@ -42,7 +42,7 @@ def main():
     a = ap.parse_args()
 
     lock, next_req = threading.Lock(), [0]
-    ttft, total, errors, tokens = [], [], [], [0]
+    ttft, total, errors, tokens, itl = [], [], [], [0], []
     t0 = time.perf_counter()
 
     def client(cid):
@@ -58,8 +58,10 @@ def main():
             body = {"prompt": prompt, "max_tokens": a.max_tokens, "temperature": 0.8, "seed": k, "stream": True,
                     "ignore_eos": True, "stream_options": {"include_usage": True}, "return_token_ids": True}
             try:
-                f, t, ids, usage = stream_completion(a.host, a.port, body)
+                gaps = []
+                f, t, ids, usage = stream_completion(a.host, a.port, body, gaps)
                 with lock:
+                    itl.extend(gaps)
                     ttft.append(f)
                     total.append(t)
                     tokens[0] += usage["completion_tokens"]
@@ -77,6 +79,7 @@ def main():
     res = {"requests": len(total), "errors": len(errors), "seconds": round(secs, 2),
            "tokens_per_s": round(tokens[0] / secs, 1), "requests_per_s": round(len(total) / secs, 2),
            "ttft_ms_p50": round(pct(ttft, 0.5) * 1000, 1), "ttft_ms_p99": round(pct(ttft, 0.99) * 1000, 1),
+           "itl_ms_p50": round(pct(itl, 0.5) * 1000, 2), "itl_ms_p99": round(pct(itl, 0.99) * 1000, 2),
            "latency_ms_p50": round(pct(total, 0.5) * 1000, 1), "latency_ms_p99": round(pct(total, 0.99) * 1000, 1),
            "slots_used_after": gauge(a.host, a.port, "pcm_slots_used"),
            "queue_depth_after": gauge(a.host, a.port, "pcm_queue_depth")}

@@ -13,15 +13,16 @@ Standard library only (no openai package needed). Start the server yourself, onc
 import argparse, http.client, json, random, statistics, sys, time
 
 
-def stream_completion(host, port, body):
-    """Returns (ttft_seconds, total_seconds, generated token ids, usage)."""
+def stream_completion(host, port, body, itl=None):
+    """Returns (ttft_seconds, total_seconds, generated token ids, usage). When `itl` is a list, the gaps between
+    token-carrying events are appended to it (an event carrying k tokens adds its gap / k, k times)."""
     conn = http.client.HTTPConnection(host, port, timeout=600)
     t0 = time.perf_counter()
     conn.request("POST", "/v1/completions", json.dumps(body), {"Content-Type": "application/json"})
     resp = conn.getresponse()
     if resp.status != 200:
         raise RuntimeError(f"HTTP {resp.status}: {resp.read()[:300]!r}")
-    ttft, ids, usage, buf = None, [], None, b""
+    ttft, ids, usage, buf, last = None, [], None, b"", None
     while True:
         chunk = resp.read1(65536) if hasattr(resp, "read1") else resp.read(1)
         if not chunk:
@@ -41,9 +42,15 @@ def stream_completion(host, port, body):
             if event.get("usage"):
                 usage = event["usage"]
             for c in event.get("choices", []):
-                if c.get("token_ids") and ttft is None:
-                    ttft = time.perf_counter() - t0
-                ids += c.get("token_ids", [])
+                got = c.get("token_ids") or []
+                if got:
+                    now = time.perf_counter()
+                    if ttft is None:
+                        ttft = now - t0
+                    elif itl is not None:
+                        itl.extend([(now - last) / len(got)] * len(got))
+                    last = now
+                ids += got
     raise RuntimeError("stream ended without [DONE]")
 
 

@@ -1,5 +1,6 @@
 // pcm chat: interactive multi-turn chat with the model's chat template. The state is fixed-size, so each
-// turn prefills only the new message (ChatSession), never the whole history.
+// turn prefills only the new message, never the whole history: ChatSession on the CPU; with --device cuda
+// the scheduler over the CUDA engine, whose prompt-state cache keeps the state at the end of each reply.
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -7,6 +8,9 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/device_options.h"
+#include "engine/cuda_engine.h"
+#include "engine/scheduler.h"
 #include "engine/chat_session.h"
 #include "util/error.h"
 
@@ -19,12 +23,95 @@ struct Options {
   int64_t max_new_tokens = 512;
   SamplingParams sampling;
   int threads = 0;
+  DeviceOptions device;
 };
+
+// One turn on a scheduler: streams the reply to stdout, returns it; *prefilled = tokens run (not cached).
+std::string scheduler_turn(Scheduler& scheduler, GenerationRequest req, int64_t* prefilled, int64_t* generated) {
+  SubmitResult sub = scheduler.submit(std::move(req));
+  PCM_CHECK(sub.status == SubmitStatus::Accepted, "chat: the engine refused the turn: {}", sub.message);
+  std::string reply;
+  std::vector<ChoiceEvent> events;
+  bool done = false;
+  while (!done) {
+    done = sub.handle.poll(events, std::chrono::milliseconds(100));
+    for (const ChoiceEvent& ev : events) {
+      std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
+      std::fflush(stdout);
+      reply += ev.text;
+      if (ev.finish_reason == "error") fail("chat: {}", sub.handle.error());
+    }
+    events.clear();
+  }
+  const RequestUsage u = sub.handle.usage();
+  *prefilled = u.prompt_tokens - u.cached_tokens;
+  *generated = u.completion_tokens;
+  return reply;
+}
+
+void run_cuda(const Options& o, const std::string& dir) {
+  Tokenizer tokenizer = Tokenizer::from_dir(dir);
+  ChatTemplate chat = ChatTemplate::load(dir, o.chat_template);
+  CudaEngineOptions eo = o.device.engine_options(dir);
+  eo.max_slots = 1;
+  auto engine = make_cuda_engine(eo);
+  SchedulerConfig sc;
+  sc.max_slots = 1;
+  // Room for the conversation's latest states: each reply's end is cached, so the next turn prefills
+  // only the new message.
+  sc.state_cache_bytes = 3 * (engine->state_bytes() + static_cast<size_t>(engine->vocab_size()) * 4 + (1 << 20));
+  Scheduler scheduler(std::move(engine), &tokenizer, sc);
+  scheduler.start();
+  json messages = json::array();
+  auto start = [&] {
+    messages = json::array();
+    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+  };
+  start();
+  std::fprintf(stderr, "chat with %s on cuda (/reset starts over, /exit or Ctrl-D quits)\n", dir.c_str());
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "> ");
+    std::fflush(stderr);
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line == "/reset") {
+      start();
+      continue;
+    }
+    if (line.empty()) continue;
+    messages.push_back({{"role", "user"}, {"content", line}});
+    GenerationRequest req;
+    req.prompt = tokenizer.encode(chat.render(messages, true), false);  // the template writes special tokens
+    req.max_tokens = o.max_new_tokens;
+    req.sampling = o.sampling;
+    req.stop_strings = o.stops;
+    if (tokenizer.eos_id() >= 0) req.stop_ids.push_back(tokenizer.eos_id());
+    if (scheduler.model_config().eos_token_id >= 0)
+      req.stop_ids.push_back(static_cast<int32_t>(scheduler.model_config().eos_token_id));
+    const int64_t prompt_tokens = static_cast<int64_t>(req.prompt.size());
+    int64_t prefilled = 0, generated = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string reply = scheduler_turn(scheduler, std::move(req), &prefilled, &generated);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    messages.push_back({{"role", "assistant"}, {"content", reply}});
+    std::fprintf(stderr, "[prefilled %lld of %lld prompt tokens; %lld tokens in %.3f s]\n",
+                 static_cast<long long>(prefilled), static_cast<long long>(prompt_tokens),
+                 static_cast<long long>(generated), s);
+  }
+  scheduler.stop();
+}
 
 void run(const Options& o) {
   apply_threads(o.threads);
   std::string dir = o.model.empty() ? default_model_dir() : o.model;
   PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
+  if (o.device.cuda()) {
+    PCM_CHECK(o.weights == "file", "--weights q8_0 is a CPU option (--device cpu)");
+    run_cuda(o, dir);
+    return;
+  }
   Mamba2Model model = load_model(dir, o.weights);
   Tokenizer tokenizer = Tokenizer::from_dir(dir);
   ChatTemplate chat = ChatTemplate::load(dir, o.chat_template);
@@ -82,6 +169,7 @@ PCM_REGISTER_COMMAND({"chat", "Interactive multi-turn chat (each turn prefills o
                         add_sampling_options(sub, &o->sampling);
                         add_weights_option(sub, &o->weights);
                         add_threads_option(sub, &o->threads);
+                        add_device_options(sub, &o->device);
                         sub->callback([o] { run(*o); });
                       }});
 

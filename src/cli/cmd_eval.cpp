@@ -8,7 +8,10 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/device_options.h"
+#include "engine/cuda_engine.h"
 #include "engine/scheduler.h"
+#include "model/weights.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "eval/eval_run.h"
@@ -22,10 +25,12 @@ namespace {
 struct Options {
   eval::EvalOptions eval;
   std::string benches, endpoint, served_model, api_key_env, prompt_template_file, model, weights = "file";
+  std::string random_shape, tokenizer_dir;  // load tests of the harness: random weights + a tokenizer
   bool completions = false;
   double timeout_s = 3600;
   int64_t max_slots = 16;
   int threads = 0;
+  DeviceOptions device;
 };
 
 // In-process generation: every in-flight sample is a request to one continuous-batching scheduler, so
@@ -72,9 +77,13 @@ std::string default_data_dir() {
 }
 
 void run(Options o) {
-  PCM_CHECK(o.endpoint.empty() != o.model.empty(), "pcm eval: give either --model DIR (in-process) or --endpoint URL");
-  PCM_CHECK(o.model.empty() || !o.completions, "--completions is for --endpoint");
+  PCM_CHECK(o.random_shape.empty() || (o.model.empty() && !o.tokenizer_dir.empty()),
+            "pcm eval: --random-shape needs --tokenizer DIR and no --model");
+  const bool in_process = !o.model.empty() || !o.random_shape.empty();
+  PCM_CHECK(o.endpoint.empty() == in_process, "pcm eval: give either --model DIR (in-process) or --endpoint URL");
+  PCM_CHECK(!in_process || !o.completions, "--completions is for --endpoint");
   PCM_CHECK(o.endpoint.empty() || !o.served_model.empty(), "pcm eval: --served-model is required with --endpoint");
+  PCM_CHECK(in_process || o.device.device == "cpu", "pcm eval: --device is for --model (in-process generation)");
   for (size_t a = 0; a <= o.benches.size();) {
     size_t b = o.benches.find(',', a);
     if (b == std::string::npos) b = o.benches.size();
@@ -91,16 +100,31 @@ void run(Options o) {
   std::optional<Tokenizer> tokenizer;
   std::optional<ChatTemplate> chat;
   std::unique_ptr<Scheduler> scheduler;
-  if (!o.model.empty()) {
+  if (in_process) {
     apply_threads(o.threads);
-    model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
-    tokenizer = Tokenizer::from_dir(o.model);
-    if (ChatTemplate::available(o.model)) chat = ChatTemplate::from_dir(o.model);
-    else std::fprintf(stderr, "pcm eval: %s has no chat template; prompts are sent as plain text\n", o.model.c_str());
+    const bool cuda = o.device.cuda();
+    PCM_CHECK(!cuda || o.weights == "file", "--weights q8_0 is a CPU option (--device cpu)");
+    const std::string tok_dir = o.random_shape.empty() ? o.model : o.tokenizer_dir;
+    if (!cuda && !o.random_shape.empty()) {
+      const Mamba2Config c = named_shape(o.random_shape);
+      model = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, DType::BF16, 1234));
+    } else if (!cuda) {
+      model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
+    }
+    tokenizer = Tokenizer::from_dir(tok_dir);
+    if (ChatTemplate::available(tok_dir)) chat = ChatTemplate::from_dir(tok_dir);
+    else std::fprintf(stderr, "pcm eval: %s has no chat template; prompts are sent as plain text\n", tok_dir.c_str());
     SchedulerConfig sc;
     sc.max_slots = o.max_slots;
     sc.max_queue = std::max<int64_t>(64, 2 * o.eval.concurrency);
-    scheduler = std::make_unique<Scheduler>(*model, &*tokenizer, sc);
+    if (cuda) {
+      CudaEngineOptions eo = o.device.engine_options(o.model);
+      eo.shape = o.random_shape;
+      eo.max_slots = o.max_slots;
+      scheduler = std::make_unique<Scheduler>(make_cuda_engine(eo), &*tokenizer, sc);
+    } else {
+      scheduler = std::make_unique<Scheduler>(*model, &*tokenizer, sc);
+    }
     scheduler->start();
     if (o.eval.concurrency < o.max_slots) o.eval.concurrency = static_cast<int>(o.max_slots);  // keep every slot busy
     generate = [&](const std::string& user, uint64_t seed) {
@@ -124,8 +148,18 @@ void run(Options o) {
       return eval::GenerationOutput{r.choices[0].text, r.choices[0].finish_reason, r.usage.completion_tokens};
     };
   }
+  const auto t0 = std::chrono::steady_clock::now();
   json report = eval::run_eval(o.eval, generate);
-  if (scheduler) scheduler->stop();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (scheduler) {
+    scheduler->stop();
+    // Engine throughput over the run (issue 10: the harness must not be the bottleneck).
+    const SchedulerStats st = scheduler->stats();
+    std::fprintf(stderr, "engine (%s, %lld slots): %lld tokens generated in %.1f s wall = %.0f tokens/s, %lld steps\n",
+                 scheduler->engine().device().c_str(), static_cast<long long>(st.slots_total),
+                 static_cast<long long>(st.generated_tokens), wall, static_cast<double>(st.generated_tokens) / wall,
+                 static_cast<long long>(st.steps));
+  }
   std::printf("%s", read_text_file(o.eval.out_dir + "/report.md").c_str());
   std::fprintf(stderr, "samples: %s/samples.jsonl, report: %s/report.json\n", o.eval.out_dir.c_str(), o.eval.out_dir.c_str());
 }
@@ -139,8 +173,13 @@ PCM_REGISTER_COMMAND({"eval", "Evaluate a model (in-process or served) on math/c
                         sub->add_option("--out", o->eval.out_dir, "run directory (samples.jsonl, report.json, report.md)")->required();
                         sub->add_option("--model,-m", o->model, "generate in-process with this model (continuous batching)");
                         sub->add_option("--max-slots", o->max_slots, "--model: sequences decoded together");
+                        sub->add_option("--random-shape", o->random_shape,
+                                        "instead of --model: random bf16 weights of a named shape (codestral-7b, ...), "
+                                        "to measure the harness and engine at that size");
+                        sub->add_option("--tokenizer", o->tokenizer_dir, "with --random-shape: a tokenizer directory");
                         add_weights_option(sub, &o->weights);
                         add_threads_option(sub, &o->threads);
+                        add_device_options(sub, &o->device);
                         sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1");
                         sub->add_option("--served-model", o->served_model, "model name to request");
                         sub->add_option("--api-key-env", o->api_key_env, "environment variable holding the API key");

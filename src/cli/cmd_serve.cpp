@@ -11,6 +11,8 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/device_options.h"
+#include "engine/cuda_engine.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
 #include "model/weights.h"
@@ -23,7 +25,8 @@ namespace pcm::cli {
 namespace {
 
 struct Options {
-  std::string model, weights = "file", host = "127.0.0.1", served_name, shape, chat_template;
+  std::string model, weights = "file", host = "127.0.0.1", served_name, shape, tokenizer_dir, chat_template;
+  DeviceOptions device;
   int64_t shape_layers = 0;
   int port = 8080;
   int64_t max_slots = 0;
@@ -54,32 +57,56 @@ void run(const Options& o) {
   PCM_CHECK(!(o.max_slots > 0 && o.max_memory_gb > 0), "give --max-slots or --max-memory, not both");
   PCM_CHECK(o.state_cache_gb >= 0 && std::isfinite(o.state_cache_gb), "--state-cache must be >= 0 GB");
   apply_threads(o.threads);
+  const bool cuda = o.device.cuda();
+  PCM_CHECK(!cuda || (o.weights == "file" && !o.exact), "--weights q8_0 and --exact are CPU options (--device cpu)");
+  PCM_CHECK(o.tokenizer_dir.empty() || !o.shape.empty(), "--tokenizer is for --random-shape (a model directory has its own)");
   std::unique_ptr<Mamba2Model> owned;
+  std::unique_ptr<InferenceEngine> cuda_engine;
   std::optional<Tokenizer> tokenizer;
-  std::string dir;
-  if (!o.shape.empty()) {  // benchmarks: random weights, token-id prompts only
-    PCM_CHECK(o.model.empty(), "give --model or --shape, not both");
+  std::string dir, tokenizer_dir;
+  if (!o.shape.empty()) {  // benchmarks: random weights; token-id prompts unless --tokenizer DIR
+    PCM_CHECK(o.model.empty(), "give --model or --random-shape, not both");
+    dir = o.shape;
+    tokenizer_dir = o.tokenizer_dir;
+  } else {
+    dir = o.model.empty() ? default_model_dir() : o.model;
+    PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
+    tokenizer_dir = dir;
+  }
+  SchedulerConfig sc;
+  sc.max_queue = o.max_queue;
+  sc.max_batch_tokens = o.max_batch_tokens;
+  sc.state_cache_bytes = static_cast<size_t>(o.state_cache_gb * 1e9);
+  size_t state_bytes = 0;
+  if (cuda) {
+    CudaEngineOptions eo = o.device.engine_options(o.shape.empty() ? dir : "");
+    eo.shape = o.shape;
+    eo.shape_layers = o.shape_layers;
+    eo.max_slots = o.max_slots;
+    eo.max_memory_gb = o.max_memory_gb;
+    if (o.max_batch_tokens > 0) eo.max_batch_tokens = o.max_batch_tokens;
+    cuda_engine = make_cuda_engine(eo);
+    sc.max_slots = cuda_engine->slot_count();
+    state_bytes = cuda_engine->state_bytes();
+  } else if (!o.shape.empty()) {
     Mamba2Config c = named_shape(o.shape);
     if (o.shape_layers > 0) c.num_layers = o.shape_layers;
     owned = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, DType::BF16, 1234));
     if (o.weights == "q8_0") owned->quantize_q8_0();
-    dir = o.shape;
   } else {
-    dir = o.model.empty() ? default_model_dir() : o.model;
-    PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
     owned = std::make_unique<Mamba2Model>(load_model(dir, o.weights));
-    tokenizer = load_tokenizer(dir);
   }
-  Mamba2Model& model = *owned;
-  model.set_exact(o.exact);
-
-  SchedulerConfig sc;
-  const size_t state_bytes = model.new_state().bytes();
-  sc.max_slots = o.max_memory_gb > 0 ? SchedulerConfig::slots_for_memory(o.max_memory_gb * 1e9, state_bytes)
-                                     : (o.max_slots > 0 ? o.max_slots : 8);
-  sc.max_queue = o.max_queue;
-  sc.max_batch_tokens = o.max_batch_tokens;
-  sc.state_cache_bytes = static_cast<size_t>(o.state_cache_gb * 1e9);
+  if (owned) {
+    owned->set_exact(o.exact);
+    state_bytes = owned->new_state().bytes();
+    sc.max_slots = o.max_memory_gb > 0 ? SchedulerConfig::slots_for_memory(o.max_memory_gb * 1e9, state_bytes)
+                                       : (o.max_slots > 0 ? o.max_slots : 8);
+  }
+  if (!tokenizer_dir.empty()) tokenizer = load_tokenizer(tokenizer_dir);
+  const int64_t model_vocab = cuda ? cuda_engine->vocab_size() : owned->vocab_size();
+  if (tokenizer && static_cast<int64_t>(tokenizer->vocab_size()) > model_vocab)
+    fail("--tokenizer {}: its {} tokens do not fit the model's vocabulary of {}", tokenizer_dir, tokenizer->vocab_size(),
+         model_vocab);
 
   server::ServerOptions so;
   so.host = o.host;
@@ -94,27 +121,30 @@ void run(const Options& o) {
   so.limits.max_n = sc.max_slots;
 
 
-  Scheduler scheduler(model, tokenizer ? &*tokenizer : nullptr, sc);
+  const Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
+  auto scheduler_owner = cuda ? std::make_unique<Scheduler>(std::move(cuda_engine), tok, sc)
+                              : std::make_unique<Scheduler>(*owned, tok, sc);
+  Scheduler& scheduler = *scheduler_owner;
   scheduler.start();
   // /v1/chat/completions renders the model's chat template (or --chat-template FILE); without one (or
   // without a tokenizer) the endpoint answers 400 chat_template_unavailable and /v1/completions still works.
   server::ChatRenderer renderer;
-  if (tokenizer && o.shape.empty() && (!o.chat_template.empty() || ChatTemplate::available(dir))) {
-    auto tmpl = std::make_shared<const ChatTemplate>(ChatTemplate::load(dir, o.chat_template));
+  if (tokenizer && (!o.chat_template.empty() || ChatTemplate::available(tokenizer_dir))) {
+    auto tmpl = std::make_shared<const ChatTemplate>(ChatTemplate::load(tokenizer_dir, o.chat_template));
     renderer = [tmpl](const nlohmann::json& messages, bool add_generation_prompt) {
       return tmpl->render(messages, add_generation_prompt);
     };
     std::fprintf(stderr, "serve: chat template from %s\n", tmpl->origin().c_str());
   } else if (tokenizer) {
     std::fprintf(stderr, "serve: no chat template in %s: /v1/chat/completions is unavailable (give --chat-template FILE)\n",
-                 dir.c_str());
+                 tokenizer_dir.c_str());
   }
   server::HttpServer http(scheduler, tokenizer ? &*tokenizer : nullptr, renderer, so);
   const int port = http.bind();
   std::fprintf(stderr,
-               "serve: %s as '%s' on http://%s:%d — %lld slots x %.1f MiB state, state cache %.2f GB, "
+               "serve: %s on %s as '%s' on http://%s:%d — %lld slots x %.1f MiB state, state cache %.2f GB, "
                "%lld tokens per step\n",
-               dir.c_str(), so.limits.model_name.c_str(), o.host.c_str(), port, static_cast<long long>(sc.max_slots),
+               dir.c_str(), cuda ? "cuda" : "cpu", so.limits.model_name.c_str(), o.host.c_str(), port, static_cast<long long>(sc.max_slots),
                static_cast<double>(state_bytes) / (1 << 20), o.state_cache_gb,
                static_cast<long long>(scheduler.max_batch_tokens()));
   std::thread waiter([&] {
@@ -137,9 +167,11 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                       [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
                         sub->add_option("--model,-m", o->model, "model directory (default: the shipped model)");
-                        sub->add_option("--shape", o->shape,
+                        sub->add_option("--random-shape,--shape", o->shape,
                                         "serve random bf16 weights of a published shape (mamba2-130m, codestral-7b, "
-                                        "...) for benchmarks; token-id prompts only");
+                                        "...) for load tests; token-id prompts unless --tokenizer DIR");
+                        sub->add_option("--tokenizer", o->tokenizer_dir,
+                                        "with --random-shape: a tokenizer directory (text prompts; its chat template)");
                         sub->add_option("--shape-layers", o->shape_layers, "with --shape: override the layer count")
                             ->check(CLI::PositiveNumber);
                         sub->add_option("--host", o->host, "address to listen on")->capture_default_str();
@@ -148,10 +180,11 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                             ->check(CLI::Range(0, 65535))
                             ->capture_default_str();
                         sub->add_option("--max-slots", o->max_slots,
-                                        "concurrent sequences (one fixed-size state each; default 8)")
+                                        "concurrent sequences (one fixed-size state each; default 8, with --device cuda what fits in "
+                                        "the GPU's free memory)")
                             ->check(CLI::PositiveNumber);
                         sub->add_option("--max-memory", o->max_memory_gb,
-                                        "GB for sequence states: the slot count is derived from it")
+                                        "GB (host, or GPU with --device cuda) for sequence states: the slot count is derived from it")
                             ->check(CLI::PositiveNumber);
                         sub->add_option("--state-cache", o->state_cache_gb, "GB for the prompt-state cache (0 = off)")
                             ->capture_default_str();
@@ -179,6 +212,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                             ->check(CLI::NonNegativeNumber)
                             ->capture_default_str();
                         sub->add_flag("--exact", o->exact, "fp32 activations in every projection");
+                        add_device_options(sub, &o->device);
                         add_weights_option(sub, &o->weights);
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });

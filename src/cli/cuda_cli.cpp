@@ -22,6 +22,9 @@ namespace pcm::cli {
 
 void run_cuda_generate(const CudaGenerateArgs&) { fail("--device cuda: this pcm was built without CUDA"); }
 void run_cuda_bench(const CudaBenchArgs&) { fail("--device cuda: this pcm was built without CUDA"); }
+std::vector<float> run_cuda_score(const std::string&, const std::vector<int32_t>&, int64_t*) {
+  fail("--device cuda: this pcm was built without CUDA");
+}
 
 #else
 
@@ -76,6 +79,24 @@ void run_cuda_generate(const CudaGenerateArgs& a) {
                "cuda: prompt %zu tokens in %.3f s (%.1f tok/s), generated %zu tokens (%.1f tok/s), finish: %s\n",
                a.prompt.size(), prefill_s, static_cast<double>(a.prompt.size()) / prefill_s, out.size(), tps,
                finish.c_str());
+}
+
+std::vector<float> run_cuda_score(const std::string& model_dir, const std::vector<int32_t>& ids, int64_t* vocab) {
+  PCM_CHECK(!ids.empty(), "empty prompt: at least one token is needed");
+  CudaModelOptions o;
+  o.fp32_weights = true;
+  o.max_slots = 1;
+  o.max_decode_batch = 1;
+  o.max_prefill_seqs = 1;
+  o.cuda_graphs = false;
+  auto model = CudaMamba2Model::load(model_dir, o);
+  const int64_t V = model->config().vocab_size;
+  *vocab = V;
+  std::vector<float> logits(ids.size() * static_cast<size_t>(V));
+  const int32_t slot = model->allocate_slot();
+  for (size_t t = 0; t < ids.size(); ++t)
+    model->decode_logits(std::span(&slot, 1), std::span(&ids[t], 1), logits.data() + t * static_cast<size_t>(V));
+  return logits;
 }
 
 namespace {

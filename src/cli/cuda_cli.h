@@ -1,4 +1,4 @@
-// `--device cuda` for pcm generate and pcm bench. Declared in every build; without CUDA the functions
+// `--device cuda` for pcm generate, pcm bench and pcm score. Declared in every build; without CUDA the functions
 // fail with "built without CUDA".
 #pragma once
 #include <cstdint>
@@ -28,5 +28,9 @@ struct CudaBenchArgs {
   int64_t decode_steps = 20;
 };
 void run_cuda_bench(const CudaBenchArgs& args);
+
+// Logits [T, V] of every position of `ids` (fp32 weights and state: a port-checking tool, like the CPU's
+// exact mode), one token per step through the slot.
+std::vector<float> run_cuda_score(const std::string& model_dir, const std::vector<int32_t>& ids, int64_t* vocab);
 
 }  // namespace pcm::cli

@@ -6,6 +6,7 @@
 
 #include <omp.h>
 
+#include "engine/cpu_engine.h"
 #include "engine/scheduler_request_state.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -25,8 +26,7 @@ std::vector<double> itl_bounds() { return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.
 struct Scheduler::Sequence {
   Active* owner = nullptr;
   int64_t index = 0;
-  int64_t slot = -1;
-  std::optional<Sampler> sampler;
+  int32_t slot = -1;
   std::unique_ptr<StreamDecoder> decoder;
   std::string held;  // decoded text not yet emitted (it may begin a stop string)
   std::vector<int32_t> generated;
@@ -48,18 +48,22 @@ struct Scheduler::Active {
 };
 
 Scheduler::Scheduler(Mamba2Model& model, const Tokenizer* tokenizer, SchedulerConfig config)
-    : model_(model), tokenizer_(tokenizer), config_(config), cache_(config.state_cache_bytes) {
+    : Scheduler(std::make_unique<CpuEngine>(model), tokenizer, config) {}
+
+Scheduler::Scheduler(std::unique_ptr<InferenceEngine> engine, const Tokenizer* tokenizer, SchedulerConfig config)
+    : owned_engine_(std::move(engine)), engine_(*owned_engine_), tokenizer_(tokenizer), config_(config),
+      cache_(config.state_cache_bytes) {
   PCM_CHECK(config_.max_slots >= 1, "max_slots must be >= 1, got {}", config_.max_slots);
   PCM_CHECK(config_.max_queue >= 0, "max_queue must be >= 0, got {}", config_.max_queue);
-  if (config_.max_batch_tokens > 0) model_.set_max_batch_tokens(config_.max_batch_tokens);
-  budget_ = model_.max_batch_tokens();
-  vocab_ = model_.vocab_size();
-  slots_.reserve(static_cast<size_t>(config_.max_slots));
-  for (int64_t i = 0; i < config_.max_slots; ++i) slots_.push_back(model_.new_state());
-  for (int64_t i = config_.max_slots - 1; i >= 0; --i) free_slots_.push_back(i);
-  embed_state_ = model_.new_state();
+  if (config_.max_batch_tokens > 0) engine_.set_max_batch_tokens(config_.max_batch_tokens);
+  budget_ = engine_.max_batch_tokens();
+  vocab_ = engine_.vocab_size();
+  tokenizer_vocab_ = tokenizer_ ? static_cast<int64_t>(tokenizer_->vocab_size()) : 0;
+  engine_.set_slot_count(config_.max_slots);
+  embed_state_ = engine_.new_host_state();
+  if (cache_.enabled()) cache_scratch_ = engine_.new_host_state();
   stats_.slots_total = config_.max_slots;
-  stats_.state_bytes = slots_.front().bytes();
+  stats_.state_bytes = engine_.state_bytes();
   stats_.ttft = LatencyHistogram(ttft_bounds());
   stats_.itl = LatencyHistogram(itl_bounds());
   stats_.step_seconds = LatencyHistogram(itl_bounds());
@@ -192,7 +196,7 @@ void Scheduler::run_embeddings() {
     jobs.swap(embed_queue_);
   }
   if (jobs.empty()) return;
-  const int64_t d = model_.config().hidden_size;
+  const int64_t d = engine_.config().hidden_size;
   std::vector<float> hidden;
   int64_t inputs = 0, tokens = 0;
   for (EmbeddingJob& job : jobs) {
@@ -206,7 +210,7 @@ void Scheduler::run_embeddings() {
         for (int64_t start = 0; start < T; start += budget_) {
           const int64_t len = std::min(budget_, T - start);
           hidden.resize(static_cast<size_t>(len * d));
-          model_.final_hidden(std::span<const int32_t>(in).subspan(static_cast<size_t>(start), static_cast<size_t>(len)),
+          engine_.final_hidden(std::span<const int32_t>(in).subspan(static_cast<size_t>(start), static_cast<size_t>(len)),
                               embed_state_, hidden.data());
           for (int64_t t = 0; t < len; ++t)
             for (int64_t j = 0; j < d; ++j) mean[static_cast<size_t>(j)] += hidden[static_cast<size_t>(t * d + j)];
@@ -289,7 +293,7 @@ void Scheduler::admit() {
         ++it;
       }
     }
-    int64_t avail = static_cast<int64_t>(free_slots_.size());
+    int64_t avail = engine_.free_slot_count();
     while (!queue_.empty() && avail >= queue_.front()->req.n) {
       const int64_t n = queue_.front()->req.n;
       avail -= n;
@@ -313,16 +317,12 @@ void Scheduler::admit() {
       Sequence& s = a->seqs[static_cast<size_t>(i)];
       s.owner = a.get();
       s.index = i;
-      s.slot = free_slots_.back();
-      free_slots_.pop_back();
       SamplingParams p = req.sampling;
       p.seed = req.sampling.seed + static_cast<uint64_t>(i);
-      s.sampler.emplace(p);
+      s.slot = engine_.allocate_slot(p);
       if (tokenizer_) s.decoder = std::make_unique<StreamDecoder>(*tokenizer_, req.skip_special);
     }
-    SequenceState& state = slots_[static_cast<size_t>(a->seqs[0].slot)];
-    StateCache::Hit hit = cache_.lookup(req.prompt, state, &a->ready_logits);
-    if (hit.length == 0) state.reset();
+    StateCache::Hit hit = cache_lookup(req.prompt, a->seqs[0].slot, &a->ready_logits);
     a->prefill_pos = a->prefill_base = hit.length;
     a->ready = hit.has_logits;
     {
@@ -360,8 +360,8 @@ void Scheduler::finish(Sequence& seq, const std::string& reason, const float* lo
   if (config_.cache_finished_turns && cache_.enabled() && req.n == 1 && seq.generated.size() > 1 && a.prompt_done) {
     std::vector<int32_t> key(req.prompt);
     key.insert(key.end(), seq.generated.begin(), seq.generated.end() - 1);
-    cache_.put(key, slots_[static_cast<size_t>(seq.slot)],
-               logits ? std::span<const float>(logits, static_cast<size_t>(vocab_)) : std::span<const float>());
+    cache_put(key, seq.slot,
+              logits ? std::span<const float>(logits, static_cast<size_t>(vocab_)) : std::span<const float>());
   }
 }
 
@@ -414,8 +414,9 @@ void Scheduler::accept_token(Sequence& seq, int32_t tok, const float* logits, st
   else if (static_cast<int64_t>(seq.generated.size()) >= req.max_tokens)
     reason = "length";
   std::string out;
+  // Ids past the tokenizer's vocabulary (a model's padded lm_head rows) have no text.
   if (seq.decoder) {
-    seq.held += seq.decoder->push(tok);
+    if (tok < tokenizer_vocab_) seq.held += seq.decoder->push(tok);
     if (!reason.empty()) seq.held += seq.decoder->flush();
     if (req.stop_strings.empty()) {
       out.swap(seq.held);
@@ -433,9 +434,8 @@ void Scheduler::accept_token(Sequence& seq, int32_t tok, const float* logits, st
 void Scheduler::on_prompt_done(Active& a, const float* logits, bool store) {
   a.prompt_done = true;
   const GenerationRequest& req = a.rs->req;
-  const SequenceState& first = slots_[static_cast<size_t>(a.seqs[0].slot)];
-  if (store && cache_.enabled()) cache_.put(req.prompt, first, std::span<const float>(logits, static_cast<size_t>(vocab_)));
-  for (size_t i = 1; i < a.seqs.size(); ++i) slots_[static_cast<size_t>(a.seqs[i].slot)] = first;
+  if (store && cache_.enabled()) cache_put(req.prompt, a.seqs[0].slot, std::span<const float>(logits, static_cast<size_t>(vocab_)));
+  for (size_t i = 1; i < a.seqs.size(); ++i) engine_.copy_state(a.seqs[0].slot, a.seqs[i].slot);
   for (Sequence& s : a.seqs) {
     s.decoding = true;
     if (!s.done) to_sample_.push_back({&s, logits, -1});
@@ -449,7 +449,7 @@ void Scheduler::release_finished() {
     bool all_done = true;
     for (Sequence& s : a.seqs) {
       if (s.done && s.slot >= 0) {
-        free_slots_.push_back(s.slot);
+        engine_.free_slot(s.slot);
         s.slot = -1;
         ++freed;
       }
@@ -497,24 +497,21 @@ bool Scheduler::step() {
     return false;
   }
   const Clock::time_point t0 = Clock::now();
-  const int64_t Q = model_.config().chunk_size;
+  const int64_t Q = engine_.config().chunk_size;
   std::vector<double> ttfts, itls;
   step_generated_ = 0;
 
   // Plan: decode rows first, then prefill chunks.
-  batch_tokens_.clear();
-  batch_segments_.clear();
-  batch_rows_.clear();
-  struct RowOwner {
-    Sequence* seq;   // decode row
-    Active* prompt;  // last row of a finished prompt
-  };
-  std::vector<RowOwner> owners;
+  batch_.decode.clear();
+  batch_.chunks.clear();
+  std::vector<Sequence*> decode_owners;
+  std::vector<Active*> prompt_owners;  // one per chunk that completes its prompt
   struct Chunk {
     Active* a;
     int64_t len;
   };
   std::vector<Chunk> chunks;
+  int64_t rows = 0;
 
   std::vector<Sequence*> decoding;
   bool prefill_pending = false;
@@ -530,11 +527,9 @@ bool Scheduler::step() {
     const size_t start = decode_cursor_ % decoding.size();
     for (int64_t k = 0; k < n_decode; ++k) {
       Sequence* s = decoding[(start + static_cast<size_t>(k)) % decoding.size()];
-      const int64_t row = static_cast<int64_t>(batch_tokens_.size());
-      batch_tokens_.push_back(s->pending);
-      batch_segments_.push_back(Segment{row, 1, &slots_[static_cast<size_t>(s->slot)]});
-      batch_rows_.push_back(row);
-      owners.push_back({s, nullptr});
+      batch_.decode.push_back({s->slot, s->pending});
+      decode_owners.push_back(s);
+      ++rows;
     }
     decode_cursor_ = (start + static_cast<size_t>(n_decode)) % decoding.size();
   }
@@ -542,7 +537,7 @@ bool Scheduler::step() {
   for (auto& ap : active_) {
     Active& a = *ap;
     if (a.prompt_done || a.ready) continue;
-    const int64_t space = budget_ - static_cast<int64_t>(batch_tokens_.size());
+    const int64_t space = budget_ - rows;
     if (space <= 0) break;
     const int64_t L = static_cast<int64_t>(a.rs->req.prompt.size());
     const int64_t remaining = L - a.prefill_pos;
@@ -561,49 +556,45 @@ bool Scheduler::step() {
         break;
     }
     first_chunk = false;
-    const int64_t row = static_cast<int64_t>(batch_tokens_.size());
-    const int32_t* p = a.rs->req.prompt.data() + a.prefill_pos;
-    batch_tokens_.insert(batch_tokens_.end(), p, p + len);
-    batch_segments_.push_back(Segment{row, len, &slots_[static_cast<size_t>(a.seqs[0].slot)]});
-    if (a.prefill_pos + len == L) {
-      batch_rows_.push_back(row + len - 1);
-      owners.push_back({nullptr, &a});
-    }
+    const bool last = a.prefill_pos + len == L;
+    batch_.chunks.push_back({a.seqs[0].slot,
+                             std::span<const int32_t>(a.rs->req.prompt.data() + a.prefill_pos, static_cast<size_t>(len)),
+                             last});
+    if (last) prompt_owners.push_back(&a);
     chunks.push_back({&a, len});
+    rows += len;
   }
 
   int64_t prefilled = 0;
   try {
-    if (!batch_tokens_.empty()) {
-      batch_logits_.resize(batch_rows_.size() * static_cast<size_t>(vocab_));
-      model_.forward(batch_tokens_, batch_segments_, batch_rows_, batch_logits_.data());
-    }
+    engine_.run(batch_, batch_out_);
     for (const Chunk& c : chunks) {
       c.a->prefill_pos += c.len;
       prefilled += c.len;
       const auto& req = c.a->rs->req;
       if (cache_.enabled() && c.a->prefill_pos < static_cast<int64_t>(req.prompt.size()) &&
           std::binary_search(req.cache_checkpoints.begin(), req.cache_checkpoints.end(), c.a->prefill_pos))
-        cache_.put(std::span<const int32_t>(req.prompt.data(), static_cast<size_t>(c.a->prefill_pos)),
-                   slots_[static_cast<size_t>(c.a->seqs[0].slot)]);
+        cache_put(std::span<const int32_t>(req.prompt.data(), static_cast<size_t>(c.a->prefill_pos)), c.a->seqs[0].slot);
     }
     to_sample_.clear();
-    for (size_t i = 0; i < owners.size(); ++i) {
-      const float* logits = batch_logits_.data() + i * static_cast<size_t>(vocab_);
-      if (owners[i].seq)
-        to_sample_.push_back({owners[i].seq, logits, -1});
-      else
-        on_prompt_done(*owners[i].prompt, logits, /*store=*/true);
-    }
+    for (size_t i = 0; i < decode_owners.size(); ++i)
+      to_sample_.push_back({decode_owners[i], batch_out_.decode_logits.empty() ? nullptr : batch_out_.decode_logits[i],
+                            batch_out_.decode_ids[i]});
+    const size_t first_new = to_sample_.size();
+    for (size_t i = 0; i < prompt_owners.size(); ++i)
+      on_prompt_done(*prompt_owners[i], batch_out_.prompt_logits[i], /*store=*/true);
     for (auto& a : active_)
       if (a->ready && !a->prompt_done) on_prompt_done(*a, a->ready_logits.data(), /*store=*/false);
-    // Sampling is independent per sequence (own sampler, own logits row) and, with a 32k vocabulary,
-    // costs as much as a small model's forward: spread it over the OpenMP threads, then emit in order.
-    const int64_t n_sample = static_cast<int64_t>(to_sample_.size());
-#pragma omp parallel for schedule(dynamic) if (n_sample > 1)
-    for (int64_t i = 0; i < n_sample; ++i) {
-      PendingSample& p = to_sample_[static_cast<size_t>(i)];
-      p.token = p.seq->sampler->sample(p.logits, vocab_);
+    // The first token of each newly prefilled choice, from its prompt's logits, with the choice's sampler.
+    if (to_sample_.size() > first_new) {
+      std::vector<int32_t> slots, ids(to_sample_.size() - first_new);
+      std::vector<const float*> rows_logits;
+      for (size_t i = first_new; i < to_sample_.size(); ++i) {
+        slots.push_back(to_sample_[i].seq->slot);
+        rows_logits.push_back(to_sample_[i].logits);
+      }
+      engine_.sample(slots, rows_logits, ids.data());
+      for (size_t i = first_new; i < to_sample_.size(); ++i) to_sample_[i].token = ids[i - first_new];
     }
     for (PendingSample& p : to_sample_) accept_token(*p.seq, p.token, p.logits, ttfts, itls);
   } catch (const std::exception& e) {
@@ -615,7 +606,7 @@ bool Scheduler::step() {
   {
     std::lock_guard lock(mu_);
     ++stats_.steps;
-    stats_.step_rows += static_cast<int64_t>(batch_tokens_.size());
+    stats_.step_rows += rows;
     stats_.prefill_tokens += prefilled;
     stats_.generated_tokens += step_generated_;
     stats_.step_seconds.observe(dt);
@@ -624,6 +615,27 @@ bool Scheduler::step() {
     stats_.cache = cache_.stats();
   }
   return true;
+}
+
+StateCache::Hit Scheduler::cache_lookup(const std::vector<int32_t>& prompt, int32_t slot, std::vector<float>* logits) {
+  if (!cache_.enabled()) return cache_.lookup(prompt, cache_scratch_, logits);  // counts the miss
+  if (SequenceState* host = engine_.host_state(slot)) {
+    StateCache::Hit hit = cache_.lookup(prompt, *host, logits);
+    if (hit.length == 0) host->reset();
+    return hit;
+  }
+  StateCache::Hit hit = cache_.lookup(prompt, cache_scratch_, logits);
+  if (hit.length > 0) engine_.load_state(slot, cache_scratch_);
+  return hit;
+}
+
+void Scheduler::cache_put(std::span<const int32_t> key, int32_t slot, std::span<const float> logits) {
+  if (const SequenceState* host = engine_.host_state(slot)) {
+    cache_.put(key, *host, logits);
+    return;
+  }
+  engine_.store_state(slot, cache_scratch_);
+  cache_.put(key, cache_scratch_, logits);
 }
 
 SchedulerStats Scheduler::stats() const {

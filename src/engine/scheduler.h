@@ -13,10 +13,11 @@
 //      running streams keep flowing), then prefill chunks of admitted prompts in admission order. A chunk
 //      that does not finish its prompt ends on a multiple of the model's SSD chunk size counted from where
 //      its prefill started, so the scan is split where a single prefill would split it;
-//   4. run Mamba2Model::forward once over all of it, with logits only for decode rows and the last row
-//      of each completed prompt;
+//   4. run it as one engine step (engine/engine.h: on the CPU one Mamba2Model::forward over all of it, on
+//      CUDA a packed prefill plus a decode replayed from a CUDA graph), sampling the decode rows and
+//      returning the logits after each completed prompt;
 //   5. a completed prompt stores its state (+ logits) in the cache and is copied into the slots of its
-//      other choices (n > 1 prefills once); each choice samples with its own seeded Sampler, decodes text
+//      other choices (n > 1 prefills once); each choice samples with its own seeded sampler, decodes text
 //      incrementally, checks stop ids, stop strings (holding back text that may begin one) and max_tokens,
 //      and emits an event;
 //   6. a finished choice stores its state (prompt + generated tokens but the last) so the next turn of
@@ -34,6 +35,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/sampler.h"
 #include "engine/state_cache.h"
 #include "model/model.h"
@@ -152,7 +154,10 @@ struct SchedulerStats {
 class Scheduler {
  public:
   // `tokenizer` may be null: events then carry tokens only and stop strings are refused.
+  // On the CPU, over `model`:
   Scheduler(Mamba2Model& model, const Tokenizer* tokenizer, SchedulerConfig config);
+  // Over any engine (e.g. make_cuda_engine); its slot pool is resized to config.max_slots.
+  Scheduler(std::unique_ptr<InferenceEngine> engine, const Tokenizer* tokenizer, SchedulerConfig config);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -185,7 +190,11 @@ class Scheduler {
   SchedulerStats stats() const;
   const SchedulerConfig& config() const { return config_; }
   int64_t max_batch_tokens() const { return budget_; }
-  const Mamba2Model& model() const { return model_; }
+  const Mamba2Config& model_config() const { return engine_.config(); }
+  int64_t vocab_size() const { return vocab_; }
+  const InferenceEngine& engine() const { return engine_; }
+  // Slots not held by a running sequence (engine thread's view; for tests after the engine is idle).
+  int64_t free_slots() const { return engine_.free_slot_count(); }
 
  private:
   struct Sequence;
@@ -204,27 +213,29 @@ class Scheduler {
   void on_prompt_done(Active& a, const float* logits, bool store);
   void release_finished();
   void run_embeddings();
+  // Prompt-state cache through the engine's slots.
+  StateCache::Hit cache_lookup(const std::vector<int32_t>& prompt, int32_t slot, std::vector<float>* logits);
+  void cache_put(std::span<const int32_t> key, int32_t slot, std::span<const float> logits = {});
   void fail_all(const std::string& message);
   bool has_work_locked() const;
 
-  Mamba2Model& model_;
+  std::unique_ptr<InferenceEngine> owned_engine_;
+  InferenceEngine& engine_;
   const Tokenizer* tokenizer_;
   SchedulerConfig config_;
   int64_t budget_ = 0;
   int64_t vocab_ = 0;
+  int64_t tokenizer_vocab_ = 0;
 
   // Engine-thread state.
-  std::vector<SequenceState> slots_;
-  std::vector<int64_t> free_slots_;
   std::vector<std::unique_ptr<Active>> active_;
   StateCache cache_;
-  std::vector<int32_t> batch_tokens_;
-  std::vector<Segment> batch_segments_;
-  std::vector<int64_t> batch_rows_;
-  std::vector<float> batch_logits_;
+  SequenceState cache_scratch_;  // host copy of a slot for cache lookups/puts when slots live on a device
+  EngineStep batch_;
+  EngineOutput batch_out_;
   struct PendingSample {
     Sequence* seq;
-    const float* logits;
+    const float* logits;  // the row it is (or was) sampled from; null when it stayed on the device
     int32_t token;
   };
   std::vector<PendingSample> to_sample_;  // this step's sequences that sample a token

@@ -247,6 +247,22 @@ void CudaMamba2Model::reset_slot(int32_t slot) {
   m.slot_draws[static_cast<size_t>(slot)] = 0;
 }
 
+void CudaMamba2Model::copy_slot(int32_t from, int32_t to) {
+  Impl& m = *impl_;
+  m.check_slot(from);
+  m.check_slot(to);
+  if (from == to) return;
+  const auto& c = m.config;
+  const size_t ssm_bytes = static_cast<size_t>(c.ssm_state_elems()) * (m.state_bf16 ? 2 : 4);
+  const size_t conv_bytes = static_cast<size_t>(c.conv_state_elems()) * 4;
+  auto* ssm = static_cast<uint8_t*>(m.ssm);
+  auto* conv = reinterpret_cast<uint8_t*>(m.conv);
+  PCM_CUDA(cudaMemcpyAsync(ssm + to * ssm_bytes, ssm + from * ssm_bytes, ssm_bytes, cudaMemcpyDeviceToDevice, m.stream));
+  PCM_CUDA(cudaMemcpyAsync(conv + to * conv_bytes, conv + from * conv_bytes, conv_bytes, cudaMemcpyDeviceToDevice,
+                           m.stream));
+  m.slot_tokens[static_cast<size_t>(to)] = m.slot_tokens[static_cast<size_t>(from)];
+}
+
 int64_t CudaMamba2Model::tokens_seen(int32_t slot) const {
   impl_->check_slot(slot);
   return impl_->slot_tokens[static_cast<size_t>(slot)];
@@ -410,21 +426,36 @@ cuda::DeviceSampling to_device(const SamplingParams& p, uint64_t step, int64_t V
 
 void CudaMamba2Model::prefill_sample(std::span<const CudaPrefillRequest> requests,
                                      std::span<const SamplingParams> params, int32_t* ids) {
-  Impl& m = *impl_;
   PCM_CHECK(params.size() == requests.size(), "prefill_sample: {} parameter sets for {} requests", params.size(),
             requests.size());
-  const int64_t V = m.config.vocab_size;
-  std::vector<float> logits(requests.size() * static_cast<size_t>(V));
+  const size_t V = static_cast<size_t>(impl_->config.vocab_size);
+  std::vector<float> logits(requests.size() * V);
   prefill(requests, logits.data());
-  // Sample on the device from the gathered logits, in groups that fit the logits buffer.
-  for (size_t r0 = 0; r0 < requests.size(); r0 += static_cast<size_t>(m.seq_rows)) {
-    const size_t n = std::min(requests.size() - r0, static_cast<size_t>(m.seq_rows));
+  std::vector<int32_t> slots;
+  std::vector<const float*> rows;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    slots.push_back(requests[i].slot);
+    rows.push_back(logits.data() + i * V);
+  }
+  sample_logits(slots, rows, params, ids);
+}
+
+void CudaMamba2Model::sample_logits(std::span<const int32_t> slots, std::span<const float* const> logits,
+                                    std::span<const SamplingParams> params, int32_t* ids) {
+  Impl& m = *impl_;
+  PCM_CHECK(params.size() == slots.size() && logits.size() == slots.size(),
+            "sample_logits: {} slots, {} logits rows, {} parameter sets", slots.size(), logits.size(), params.size());
+  for (int32_t s : slots) m.check_slot(s);
+  const int64_t V = m.config.vocab_size;
+  // In groups that fit the logits buffer.
+  for (size_t r0 = 0; r0 < slots.size(); r0 += static_cast<size_t>(m.seq_rows)) {
+    const size_t n = std::min(slots.size() - r0, static_cast<size_t>(m.seq_rows));
     for (size_t i = 0; i < n; ++i) {
-      const int32_t slot = requests[r0 + i].slot;
+      const int32_t slot = slots[r0 + i];
       m.params_host[i] = to_device(params[r0 + i], m.slot_draws[static_cast<size_t>(slot)]++, V);
+      PCM_CUDA(cudaMemcpyAsync(m.logits + i * static_cast<size_t>(V), logits[r0 + i], static_cast<size_t>(V) * 4,
+                               cudaMemcpyHostToDevice, m.stream));
     }
-    PCM_CUDA(cudaMemcpyAsync(m.logits, logits.data() + r0 * static_cast<size_t>(V), n * static_cast<size_t>(V) * 4,
-                             cudaMemcpyHostToDevice, m.stream));
     PCM_CUDA(cudaMemcpyAsync(m.params_dev, m.params_host, n * sizeof(cuda::DeviceSampling), cudaMemcpyHostToDevice,
                              m.stream));
     cuda::sample(m.ids_dev, m.logits, V, m.params_dev, static_cast<int64_t>(n), m.stream);

@@ -62,6 +62,8 @@ class CudaMamba2Model {
   int64_t tokens_seen(int32_t slot) const;
   void load_state(int32_t slot, const SequenceState& state);  // host -> slot
   void store_state(int32_t slot, SequenceState& state) const; // slot -> host
+  // Device-to-device copy of a slot's state (n > 1 choices of one prompt); `to` keeps its own random stream.
+  void copy_slot(int32_t from, int32_t to);
 
   // ---- forward ----
   // Feeds every request's tokens into its slot (prompts packed together; long ones split). Writes the
@@ -70,6 +72,10 @@ class CudaMamba2Model {
   // Prefill, then sample each request's next token with its parameters.
   void prefill_sample(std::span<const CudaPrefillRequest> requests, std::span<const SamplingParams> params,
                       int32_t* ids);
+  // Samples one token per slot from host logits [slots, V] on the device, each slot's random stream
+  // advancing as in decode (the first token of a sequence, from its prompt's logits).
+  void sample_logits(std::span<const int32_t> slots, std::span<const float* const> logits,
+                     std::span<const SamplingParams> params, int32_t* ids);
   // One token per slot; samples the next token of each on the device (CUDA graph per batch bucket).
   void decode(std::span<const int32_t> slots, std::span<const int32_t> tokens, std::span<const SamplingParams> params,
               int32_t* ids);

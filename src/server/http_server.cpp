@@ -103,7 +103,7 @@ struct HttpServer::Impl {
     if (static_cast<int64_t>(ids.size()) > opt.limits.max_prompt_tokens)
       throw ApiError(400, fmt::format("the prompt has {} tokens; this server's limit is {}", ids.size(),
                                       opt.limits.max_prompt_tokens), param, "context_length_exceeded");
-    const int64_t V = scheduler.model().vocab_size();
+    const int64_t V = scheduler.vocab_size();
     for (int32_t t : ids)
       if (t >= V)
         throw ApiError(400, fmt::format("token id {} is outside the vocabulary (size {})", t, V), param, "invalid_value");
@@ -119,7 +119,7 @@ struct HttpServer::Impl {
     if (!job.gen.seed_given) r.sampling.seed = std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
     r.stop_ids = job.gen.stop_token_ids;
     if (!job.gen.ignore_eos) {
-      int64_t eos = scheduler.model().config().eos_token_id;
+      int64_t eos = scheduler.model_config().eos_token_id;
       if (tokenizer && tokenizer->eos_id() >= 0) eos = tokenizer->eos_id();
       if (eos >= 0) r.stop_ids.push_back(static_cast<int32_t>(eos));
     }
