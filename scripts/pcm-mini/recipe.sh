@@ -20,8 +20,10 @@
 #   --p1-steps N --p2-steps N --batch-rows N   budget: steps per phase, 512-token rows per step [300 300 32]
 #   --p2-count N        composed training problems [20000]; --test-count N held-out problems [500]
 #   --eval-limit N      first N problems of each eval set (0: all) [0]
+#   --sampled-limit N   first N GSM8K problems for the n-sample run (0: all) [--eval-limit]
 #   --eval-n N          samples per problem in the sampled GSM8K run [4]
-#   --max-new-tokens N  generation budget per eval sample [512]
+#   --max-new-tokens N  generation budget per eval sample [320]
+#   --max-slots N       sequences pcm eval decodes together [64]
 #   --stages LIST       comma list of data,tokenizer,train,eval,plot,results [all]
 #   --ship DIR          only copy (b)'s final checkpoint, its config, curves and results into DIR
 set -euo pipefail
@@ -41,8 +43,10 @@ BATCH_ROWS=32
 P2_COUNT=20000
 TEST_COUNT=500
 EVAL_LIMIT=0
+SAMPLED_LIMIT=""
 EVAL_N=4
-MAX_NEW=512
+MAX_NEW=320
+MAX_SLOTS=64
 STAGES=data,tokenizer,train,eval,plot,results
 SHIP=""
 
@@ -62,8 +66,10 @@ while [ $# -gt 0 ]; do
     --p2-count) P2_COUNT=$2; shift 2 ;;
     --test-count) TEST_COUNT=$2; shift 2 ;;
     --eval-limit) EVAL_LIMIT=$2; shift 2 ;;
+    --sampled-limit) SAMPLED_LIMIT=$2; shift 2 ;;
     --eval-n) EVAL_N=$2; shift 2 ;;
     --max-new-tokens) MAX_NEW=$2; shift 2 ;;
+    --max-slots) MAX_SLOTS=$2; shift 2 ;;
     --stages) STAGES=$2; shift 2 ;;
     --ship) SHIP=$2; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
@@ -161,8 +167,9 @@ if has_stage eval; then
     [ -n "$ck" ] || die "eval $v: no finished checkpoint in $WORK/runs/$v"
     E=$WORK/eval/$v
     mkdir -p "$E"
-    common=(--model "$ck" --limit "$EVAL_LIMIT" --max-new-tokens "$MAX_NEW" --data-dir "$BENCH" "${THREAD_ARGS[@]}")
-    [ "$EVAL_LIMIT" = 0 ] && common=(--model "$ck" --max-new-tokens "$MAX_NEW" --data-dir "$BENCH" "${THREAD_ARGS[@]}")
+    base=(--model "$ck" --max-new-tokens "$MAX_NEW" --max-slots "$MAX_SLOTS" --data-dir "$BENCH" "${THREAD_ARGS[@]}")
+    common=("${base[@]}")
+    [ "$EVAL_LIMIT" != 0 ] && common+=(--limit "$EVAL_LIMIT")
     run_eval() {  # out-dir, then pcm eval options; resumes a stopped run, skips a finished one
       local out=$1; shift
       [ -f "$out/report.json" ] && { log "eval $(basename "$out"): done"; return; }
@@ -172,7 +179,11 @@ if has_stage eval; then
       "$PCM" eval "${common[@]}" "$@" --out "$out" "${resume[@]}" > "$out.log" 2>&1 || { tail -5 "$out.log" >&2; die "eval failed: $out.log"; }
     }
     run_eval "$E/gsm8k-greedy" --bench gsm8k --n 1 --temperature 0
+    common=("${base[@]}")
+    [ "${SAMPLED_LIMIT:-$EVAL_LIMIT}" != 0 ] && common+=(--limit "${SAMPLED_LIMIT:-$EVAL_LIMIT}")
     run_eval "$E/gsm8k-n$EVAL_N" --bench gsm8k --n "$EVAL_N" --temperature 0.6 --top-p 0.95 --seed 1
+    common=("${base[@]}")
+    [ "$EVAL_LIMIT" != 0 ] && common+=(--limit "$EVAL_LIMIT")
     run_eval "$E/composed-greedy" --bench "$DATA/phase2_test.jsonl" --format math --n 1 --temperature 0
   done
 fi
