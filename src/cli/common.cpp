@@ -4,6 +4,7 @@
 
 #include "model/quantize.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
@@ -90,7 +91,9 @@ std::string default_model_dir() {
   tried.push_back(std::string(PCM_SOURCE_DIR) + "/models/pcm-mini");
 #endif
   std::string places;
-  for (const auto& dir : tried) {
+  for (size_t i = 0; i < tried.size(); ++i) {
+    const std::string& dir = tried[i];
+    if (std::find(tried.begin(), tried.begin() + i, dir) != tried.begin() + i) continue;  // listed already
     if (std::filesystem::is_regular_file(dir + "/config.json", ec)) return dir;
     places += (places.empty() ? "" : ", ") + dir;
   }
