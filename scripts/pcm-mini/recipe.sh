@@ -172,7 +172,7 @@ if has_stage eval; then
     [ "$EVAL_LIMIT" != 0 ] && common+=(--limit "$EVAL_LIMIT")
     run_eval() {  # out-dir, then pcm eval options; resumes a stopped run, skips a finished one
       local out=$1; shift
-      [ -f "$out/report.json" ] && { log "eval $(basename "$out"): done"; return; }
+      [ -f "$out/report.json" ] && { log "eval $v $(basename "$out"): done"; return; }
       local resume=()
       [ -f "$out/samples.jsonl" ] && resume=(--resume)
       log "eval $v $(basename "$out")"
