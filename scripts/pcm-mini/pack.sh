@@ -4,7 +4,7 @@
 # `--device cuda`), the shared libraries the device lacks, the recipe scripts and configs, GSM8K train and
 # the benchmarks, the shipped model and sample texts for the round-trip check. Laid out like the repo, so
 # the recipe's defaults find build/pcm and configs/pcm-mini.
-#   scripts/pcm-mini/pack.sh [--pcm build-cuda/pcm] [--out /work/main/build-mini-run] [--data-root ../shared/data]
+#   scripts/pcm-mini/pack.sh [--pcm build-cuda/pcm] [--out REPO/build-mini-run] [--data-root ../shared/data]
 # Then, on the device (the run tool, carry ["build-mini-run"]):
 #   export LD_LIBRARY_PATH=$PWD/build-mini-run/lib:$LD_LIBRARY_PATH; cd build-mini-run
 #   bash scripts/pcm-mini/recipe.sh --data-root data --work $OUT/pcm-mini --device cuda --threads 16
@@ -12,7 +12,7 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PCM=$REPO/build/pcm
-OUT=/work/main/build-mini-run
+OUT=$REPO/build-mini-run
 DATA_ROOT=$REPO/../shared/data
 while [ $# -gt 0 ]; do
   case "$1" in
