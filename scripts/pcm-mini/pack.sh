@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Packs what the pcm-mini recipe and device check need into one folder for the GPU machine (the device
-# gets the lead's checkout plus carried ignored paths, not ../shared): the stripped pcm (a CUDA build for
+# Packs what the pcm-mini recipe needs into one folder for the GPU machine (the device gets the lead's
+# checkout plus carried ignored paths, not ../shared; 64 MiB in all): the stripped pcm (a CUDA build for
 # `--device cuda`), the shared libraries the device lacks, the recipe scripts and configs, GSM8K train and
-# the benchmarks, the shipped model and sample texts for the round-trip check. Laid out like the repo, so
-# the recipe's defaults find build/pcm and configs/pcm-mini.
+# the benchmarks (~18 MB). Laid out like the repo, so the recipe's defaults find build/pcm and
+# configs/pcm-mini. The HF round-trip check packs separately: scripts/pcm-mini/device_check.py prepare.
 #   scripts/pcm-mini/pack.sh [--pcm build-cuda/pcm] [--out REPO/build-mini-run] [--data-root ../shared/data]
 # Then, on the device (the run tool, carry ["build-mini-run"]):
 #   export LD_LIBRARY_PATH=$PWD/build-mini-run/lib:$LD_LIBRARY_PATH; cd build-mini-run
-#   bash scripts/pcm-mini/recipe.sh --data-root data --work $OUT/pcm-mini --device cuda --threads 16
-#   python3 scripts/pcm-mini/device_check.py --pcm build/pcm --model models/pcm-mini --texts texts.jsonl --out $OUT/check.json
+#   bash scripts/pcm-mini/recipe.sh --data-root data --work ../runs/pcm-mini --device cuda --threads 16 (see models/pcm-mini/README.md)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PCM=$REPO/build/pcm
@@ -25,19 +24,11 @@ done
 [ -x "$PCM" ] || { echo "pack.sh: $PCM is not an executable" >&2; exit 1; }
 [ -f "$DATA_ROOT/train/gsm8k_train.jsonl" ] || { echo "pack.sh: $DATA_ROOT/train/gsm8k_train.jsonl not found" >&2; exit 1; }
 rm -rf "$OUT"
-mkdir -p "$OUT/build" "$OUT/lib" "$OUT/scripts" "$OUT/configs" "$OUT/data/train" "$OUT/data/benchmarks" "$OUT/models"
+mkdir -p "$OUT/build" "$OUT/lib" "$OUT/scripts" "$OUT/configs" "$OUT/data/train" "$OUT/data/benchmarks"
 strip -o "$OUT/build/pcm" "$PCM"
 for l in libgomp.so.1 libfmt.so.9 libgfortran.so.5 libquadmath.so.0; do cp -L "/lib/x86_64-linux-gnu/$l" "$OUT/lib/"; done
 cp -r "$REPO/scripts/pcm-mini" "$OUT/scripts/"
 cp -r "$REPO/configs/pcm-mini" "$OUT/configs/"
 cp "$DATA_ROOT/train/gsm8k_train.jsonl" "$OUT/data/train/"
 cp "$REPO"/data/benchmarks/*.jsonl "$OUT/data/benchmarks/"
-if [ -f "$REPO/models/pcm-mini/config.json" ]; then
-  cp -r "$REPO/models/pcm-mini" "$OUT/models/"
-  # Sample rows for the tokenizer check: GSM8K chat rows and composed problems, made by the same pcm.
-  "$OUT/build/pcm" synth gsm8k-chat --in "$DATA_ROOT/train/gsm8k_train.jsonl" --out "$OUT/p1.tmp" 2>/dev/null
-  "$OUT/build/pcm" synth compose --seed 3 --count 100 --out "$OUT/p2.tmp" 2>/dev/null
-  { head -100 "$OUT/p1.tmp"; cat "$OUT/p2.tmp"; } > "$OUT/texts.jsonl"
-  rm -f "$OUT/p1.tmp" "$OUT/p2.tmp"
-fi
 du -sh "$OUT"
