@@ -85,4 +85,21 @@ inline CommandResult run_pcm(const std::string& args, const std::string& input =
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err};
 }
 
+// Runs a whole shell command line (e.g. with an environment prefix), capturing stdout and stderr.
+inline CommandResult run_command(const std::string& command) {
+  TempDir tmp;
+  const std::string err_path = tmp.file("stderr");
+  FILE* p = popen((command + " </dev/null 2>" + err_path).c_str(), "r");
+  std::string out, err;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int status = pclose(p);
+  if (FILE* f = fopen(err_path.c_str(), "rb")) {
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) err.append(buf, n);
+    fclose(f);
+  }
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out, err};
+}
+
 }  // namespace pcm::test

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/synth_compose_cli.h"
 #include "io/jsonl.h"
 #include "synth/pipeline.h"
 #include "util/json.h"
@@ -103,6 +104,7 @@ PCM_REGISTER_COMMAND({"synth", "Synthesize PromptCoT training data against OpenA
                           sub->add_option("--out,-o", *out, "output directory")->required();
                           sub->callback([out] { status(*out); });
                         }
+                        add_compose_subcommands(app);
                         const char* help[] = {
                             "Extract foundational concepts from seed problems",
                             "Embed each distinct concept (/v1/embeddings)",

@@ -4,7 +4,10 @@
 
 #include "model/quantize.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
+#include <filesystem>
 
 #include "util/error.h"
 #include "util/file.h"
@@ -70,11 +73,32 @@ Mamba2Model load_model(const std::string& path, const std::string& weights) {
 }
 
 std::string default_model_dir() {
+  // 1. PCM_MODEL names the model outright: a wrong value is an error, never silently skipped.
+  if (const char* env = std::getenv("PCM_MODEL"); env && *env) {
+    PCM_CHECK(std::filesystem::exists(env), "PCM_MODEL={}: no such model directory or .gguf file", env);
+    return env;
+  }
+  // 2. Next to the binary (a packed folder: pcm + models/pcm-mini) or one level up (build/pcm in a checkout),
+  // 3. then the source tree this binary was built from.
+  std::vector<std::string> tried;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    tried.push_back((exe.parent_path() / "models/pcm-mini").string());
+    tried.push_back((exe.parent_path().parent_path() / "models/pcm-mini").string());
+  }
 #ifdef PCM_SOURCE_DIR
-  std::string shipped = std::string(PCM_SOURCE_DIR) + "/models/pcm-mini";
-  if (is_directory(shipped)) return shipped;
+  tried.push_back(std::string(PCM_SOURCE_DIR) + "/models/pcm-mini");
 #endif
-  return "";
+  std::string places;
+  for (size_t i = 0; i < tried.size(); ++i) {
+    const std::string& dir = tried[i];
+    if (std::find(tried.begin(), tried.begin() + i, dir) != tried.begin() + i) continue;  // listed already
+    if (std::filesystem::is_regular_file(dir + "/config.json", ec)) return dir;
+    places += (places.empty() ? "" : ", ") + dir;
+  }
+  fail("no --model given and no shipped model found (set PCM_MODEL=DIR, or put models/pcm-mini next to pcm; "
+       "looked in: {})", places);
 }
 
 }  // namespace pcm::cli

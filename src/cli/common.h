@@ -26,7 +26,8 @@ void add_weights_option(CLI::App* app, std::string* weights);
 // Loads a model directory or .gguf file and applies --weights.
 Mamba2Model load_model(const std::string& path, const std::string& weights);
 
-// Where a model directory is when --model is not given (the shipped model), or "" when there is none.
+// The model used when --model is not given: $PCM_MODEL, else models/pcm-mini next to the binary or one level
+// up (build/pcm), else in the source tree pcm was built from. Throws naming the places looked at.
 std::string default_model_dir();
 
 }  // namespace pcm::cli

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# pcm-mini, end to end: data -> tokenizer -> train variants (a) phase 1 only, (b) phase 1 -> phase 2,
+# (c) one phase on the mixture at (b)'s budget -> evaluate (GSM8K test greedy and n=4 sampled, held-out
+# composed problems greedy) -> loss curves -> WORK/results.md and WORK/results.json.
+# Every stage is a pcm command; rerunning resumes training and evaluation where they stopped.
+#
+#   scripts/pcm-mini/recipe.sh --device cuda                 # the GPU recipe (defaults: the repo's build/pcm)
+#   scripts/pcm-mini/recipe.sh --device cpu --threads 2 --p1-steps 100 --p2-steps 60 --batch-rows 2 \
+#       --variants b --eval-limit 100                         # the provisional CPU model
+#   scripts/pcm-mini/recipe.sh --ship models/pcm-mini         # copy (b)'s final checkpoint + card inputs
+#
+# Options (defaults in brackets):
+#   --pcm PATH          the pcm binary [REPO/build/pcm]
+#   --data-root DIR     holds train/gsm8k_train.jsonl and benchmarks/*.jsonl [REPO/../shared/data]
+#   --configs DIR       the variant configs [REPO/configs/pcm-mini]
+#   --work DIR          everything written goes here [REPO/runs/pcm-mini]
+#   --device D          training device, passed to `pcm train --device` unless cpu [cpu]
+#   --threads N         CPU threads for every pcm command [all cores]
+#   --variants "a b c"  which variants to train and evaluate [a b c]
+#   --p1-steps N --p2-steps N --batch-rows N   budget: steps per phase, 512-token rows per step [300 300 32]
+#   --p2-count N        composed training problems [20000]; --test-count N held-out problems [500]
+#   --eval-limit N      first N problems of each eval set (0: all) [0]
+#   --sampled-limit N   first N GSM8K problems for the n-sample run (0: all) [--eval-limit]
+#   --eval-n N          samples per problem in the sampled GSM8K run [4]
+#   --max-new-tokens N  generation budget per eval sample [320]
+#   --max-slots N       sequences pcm eval decodes together [64]
+#   --stages LIST       comma list of data,tokenizer,train,eval,plot,results [all]
+#   --ship DIR          only copy (b)'s final checkpoint, its config, curves and results into DIR
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
+PCM=$REPO/build/pcm
+DATA_ROOT=$REPO/../shared/data
+CONFIGS=$REPO/configs/pcm-mini
+WORK=$REPO/runs/pcm-mini
+DEVICE=cpu
+THREADS=0
+VARIANTS="a b c"
+P1_STEPS=300
+P2_STEPS=300
+BATCH_ROWS=32
+P2_COUNT=20000
+TEST_COUNT=500
+EVAL_LIMIT=0
+SAMPLED_LIMIT=""
+EVAL_N=4
+MAX_NEW=320
+MAX_SLOTS=64
+STAGES=data,tokenizer,train,eval,plot,results
+SHIP=""
+
+die() { echo "recipe.sh: $*" >&2; exit 1; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pcm) PCM=$2; shift 2 ;;
+    --data-root) DATA_ROOT=$2; shift 2 ;;
+    --configs) CONFIGS=$2; shift 2 ;;
+    --work) WORK=$2; shift 2 ;;
+    --device) DEVICE=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    --variants) VARIANTS=$2; shift 2 ;;
+    --p1-steps) P1_STEPS=$2; shift 2 ;;
+    --p2-steps) P2_STEPS=$2; shift 2 ;;
+    --batch-rows) BATCH_ROWS=$2; shift 2 ;;
+    --p2-count) P2_COUNT=$2; shift 2 ;;
+    --test-count) TEST_COUNT=$2; shift 2 ;;
+    --eval-limit) EVAL_LIMIT=$2; shift 2 ;;
+    --sampled-limit) SAMPLED_LIMIT=$2; shift 2 ;;
+    --eval-n) EVAL_N=$2; shift 2 ;;
+    --max-new-tokens) MAX_NEW=$2; shift 2 ;;
+    --max-slots) MAX_SLOTS=$2; shift 2 ;;
+    --stages) STAGES=$2; shift 2 ;;
+    --ship) SHIP=$2; shift 2 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+
+[ -x "$PCM" ] || die "--pcm: '$PCM' is not an executable (build pcm first: cmake --build build --target pcm)"
+PCM=$(cd "$(dirname "$PCM")" && pwd)/$(basename "$PCM")
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+THREAD_ARGS=()
+[ "$THREADS" != 0 ] && THREAD_ARGS=(--threads "$THREADS")
+has_stage() { [[ ",$STAGES," == *",$1,"* ]]; }
+log() { echo "[recipe $(date -u +%H:%M:%S)] $*" >&2; }
+config_of() { case "$1" in a) echo a-phase1 ;; b) echo b-curriculum ;; c) echo c-mixture ;; *) die "unknown variant '$1'" ;; esac; }
+# The final checkpoint of a finished run: the last phase-end directory.
+final_ckpt() { ls -d "$WORK/runs/$1"/phase*-* 2>/dev/null | grep -v '\.tmp$' | sort -V | tail -1; }
+
+if [ -n "$SHIP" ]; then
+  ck=$(final_ckpt b)
+  [ -n "$ck" ] || die "no finished run in $WORK/runs/b to ship"
+  mkdir -p "$SHIP"
+  for f in config.json model.safetensors tokenizer.json tokenizer_config.json special_tokens_map.json chat_template.jinja; do
+    [ -f "$ck/$f" ] && cp "$ck/$f" "$SHIP/"
+  done
+  cp "$WORK/configs/b-curriculum.toml" "$SHIP/train_config.toml"
+  for f in results.md results.json data/phase1.stats.json data/phase2.stats.json data/phase2_test.stats.json; do
+    [ -f "$WORK/$f" ] && cp "$WORK/$f" "$SHIP/"
+  done
+  [ -d "$WORK/plots" ] && cp "$WORK"/plots/*.svg "$SHIP/" 2>/dev/null || true
+  log "shipped $ck into $SHIP (update its README.md numbers from $SHIP/results.md; refresh tests: scripts/pcm-mini/record_ci_ids.sh)"
+  exit 0
+fi
+
+DATA=$WORK/data
+GSM8K_TRAIN=$DATA_ROOT/train/gsm8k_train.jsonl
+BENCH=$DATA_ROOT/benchmarks
+
+if has_stage data; then
+  [ -f "$GSM8K_TRAIN" ] || die "--data-root: $GSM8K_TRAIN not found"
+  [ -d "$BENCH" ] || die "--data-root: $BENCH not found"
+  mkdir -p "$DATA"
+  log "data: phase 1 (GSM8K train as chat), phase 2 (composed, seed 1), held-out test (composed, seed 2)"
+  "$PCM" synth gsm8k-chat --in "$GSM8K_TRAIN" --benchmarks "$BENCH" --out "$DATA/phase1.jsonl" --stats "$DATA/phase1.stats.json"
+  "$PCM" synth compose --seed 1 --count "$P2_COUNT" --seed-problems "$GSM8K_TRAIN" --benchmarks "$BENCH" \
+    --out "$DATA/phase2.jsonl" --stats "$DATA/phase2.stats.json"
+  # Different seed; --exclude drops any problem text that is also a training problem.
+  "$PCM" synth compose --seed 2 --count "$TEST_COUNT" --seed-problems "$GSM8K_TRAIN" --benchmarks "$BENCH" \
+    --exclude "$DATA/phase2.jsonl" --format bench --out "$DATA/phase2_test.jsonl" --stats "$DATA/phase2_test.stats.json"
+fi
+
+if has_stage tokenizer; then
+  log "tokenizer: byte-level BPE, vocab 8192, on both training sets"
+  "$PCM" tokenizer train --in "$DATA/phase1.jsonl" "$DATA/phase2.jsonl" --field messages --vocab-size 8192 \
+    --out "$WORK/tokenizer" 2>"$WORK/tokenizer.log"
+  tail -1 "$WORK/tokenizer.log" >&2
+fi
+
+# The variant configs with this run's budget written into the lines marked "# recipe:".
+mkdir -p "$WORK/configs"
+BATCH_TOKENS=$((BATCH_ROWS * 512))
+for v in a b c; do
+  c=$(config_of $v)
+  sed -e "s/^steps = [0-9]*  # recipe: P1_STEPS$/steps = $P1_STEPS  # recipe: P1_STEPS/" \
+      -e "s/^steps = [0-9]*  # recipe: P2_STEPS$/steps = $P2_STEPS  # recipe: P2_STEPS/" \
+      -e "s/^steps = [0-9]*  # recipe: P1P2_STEPS$/steps = $((P1_STEPS + P2_STEPS))  # recipe: P1P2_STEPS/" \
+      -e "s/^batch_tokens = [0-9]*  # recipe: BATCH_TOKENS$/batch_tokens = $BATCH_TOKENS  # recipe: BATCH_TOKENS/" \
+      "$CONFIGS/$c.toml" > "$WORK/configs/$c.toml.new"
+  if [ -f "$WORK/configs/$c.toml" ] && ! cmp -s "$WORK/configs/$c.toml" "$WORK/configs/$c.toml.new" && [ -d "$WORK/runs/$v" ]; then
+    die "$WORK/configs/$c.toml changed (budget or config) but $WORK/runs/$v exists: remove it or use another --work"
+  fi
+  mv "$WORK/configs/$c.toml.new" "$WORK/configs/$c.toml"
+done
+
+if has_stage train; then
+  DEVICE_ARGS=()
+  [ "$DEVICE" != cpu ] && DEVICE_ARGS=(--device "$DEVICE")
+  for v in $VARIANTS; do
+    c=$(config_of $v)
+    if [ -n "$(final_ckpt $v)" ] && [ "$(ls -d "$WORK/runs/$v"/phase*-* | wc -l)" -ge "$(grep -c '^\[\[phases\]\]' "$WORK/configs/$c.toml")" ]; then
+      log "train $v: already finished"
+      continue
+    fi
+    RESUME=()
+    [ -f "$WORK/runs/$v/latest" ] && RESUME=(--resume "$WORK/runs/$v")
+    log "train $v ($c, device $DEVICE, $P1_STEPS/$P2_STEPS steps of $BATCH_TOKENS tokens)"
+    "$PCM" train --config "$WORK/configs/$c.toml" "${RESUME[@]}" "${DEVICE_ARGS[@]}" "${THREAD_ARGS[@]}" --quiet
+  done
+fi
+
+if has_stage eval; then
+  for v in $VARIANTS; do
+    ck=$(final_ckpt $v)
+    [ -n "$ck" ] || die "eval $v: no finished checkpoint in $WORK/runs/$v"
+    E=$WORK/eval/$v
+    mkdir -p "$E"
+    base=(--model "$ck" --max-new-tokens "$MAX_NEW" --max-slots "$MAX_SLOTS" --data-dir "$BENCH" "${THREAD_ARGS[@]}")
+    common=("${base[@]}")
+    [ "$EVAL_LIMIT" != 0 ] && common+=(--limit "$EVAL_LIMIT")
+    run_eval() {  # out-dir, then pcm eval options; resumes a stopped run, skips a finished one
+      local out=$1; shift
+      [ -f "$out/report.json" ] && { log "eval $v $(basename "$out"): done"; return; }
+      local resume=()
+      [ -f "$out/samples.jsonl" ] && resume=(--resume)
+      log "eval $v $(basename "$out")"
+      "$PCM" eval "${common[@]}" "$@" --out "$out" "${resume[@]}" > "$out.log" 2>&1 || { tail -5 "$out.log" >&2; die "eval failed: $out.log"; }
+    }
+    run_eval "$E/gsm8k-greedy" --bench gsm8k --n 1 --temperature 0
+    common=("${base[@]}")
+    [ "${SAMPLED_LIMIT:-$EVAL_LIMIT}" != 0 ] && common+=(--limit "${SAMPLED_LIMIT:-$EVAL_LIMIT}")
+    run_eval "$E/gsm8k-n$EVAL_N" --bench gsm8k --n "$EVAL_N" --temperature 0.6 --top-p 0.95 --seed 1
+    common=("${base[@]}")
+    [ "$EVAL_LIMIT" != 0 ] && common+=(--limit "$EVAL_LIMIT")
+    run_eval "$E/composed-greedy" --bench "$DATA/phase2_test.jsonl" --format math --n 1 --temperature 0
+  done
+fi
+
+if has_stage plot; then
+  mkdir -p "$WORK/plots"
+  for v in $VARIANTS; do
+    [ -f "$WORK/runs/$v/metrics.jsonl" ] || continue
+    "$PCM" plot "$WORK/runs/$v/metrics.jsonl" --out "$WORK/plots/loss-$v.svg" --title "pcm-mini ($v) training loss"
+  done
+fi
+
+if has_stage results; then
+  python3 "$SCRIPT_DIR/results.py" --work "$WORK" --variants "$VARIANTS" --eval-n "$EVAL_N" --device "$DEVICE" \
+    --p1-steps "$P1_STEPS" --p2-steps "$P2_STEPS" --batch-tokens "$BATCH_TOKENS"
+  log "results: $WORK/results.md"
+  cat "$WORK/results.md"
+fi
