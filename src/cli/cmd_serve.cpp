@@ -1,6 +1,7 @@
 // pcm serve: the OpenAI-compatible HTTP server (continuous batching over fixed-size state slots).
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -46,9 +47,37 @@ std::optional<Tokenizer> load_tokenizer(const std::string& dir) {
   return Tokenizer::from_dir(dir);
 }
 
+// SIGINT/SIGTERM only write a byte to this pipe; the waiter thread reads it and drains the server. A handler
+// (not sigwait alone) because a thread the CUDA runtime starts may have the signals unblocked, and a
+// signal delivered there with the default action would kill the process instead of draining it.
+int shutdown_pipe[2] = {-1, -1};
+
+void on_shutdown_signal(int sig) {
+  const unsigned char byte = static_cast<unsigned char>(sig);
+  [[maybe_unused]] const ssize_t n = write(shutdown_pipe[1], &byte, 1);
+}
+
+void install_shutdown_handler() {
+  PCM_CHECK(pipe(shutdown_pipe) == 0, "serve: cannot create the shutdown pipe");
+  struct sigaction action {};
+  action.sa_handler = on_shutdown_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+int wait_for_shutdown_signal() {
+  unsigned char byte = 0;
+  while (read(shutdown_pipe[0], &byte, 1) != 1) {
+  }
+  return byte;
+}
+
 void run(const Options& o) {
-  // SIGINT/SIGTERM go to one waiting thread, not to whichever thread the kernel picks: block them before
-  // any thread (OpenMP's included) exists, so every thread inherits the mask.
+  // SIGINT/SIGTERM go to the waiting thread, not to whichever thread the kernel picks: block them before
+  // any thread (OpenMP's included) exists, so every thread inherits the mask; the waiter unblocks them.
+  install_shutdown_handler();
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -148,8 +177,8 @@ void run(const Options& o) {
                static_cast<double>(state_bytes) / (1 << 20), o.state_cache_gb,
                static_cast<long long>(scheduler.max_batch_tokens()));
   std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
+    const int sig = wait_for_shutdown_signal();
     std::fprintf(stderr, "serve: %s: refusing new requests, finishing in-flight ones (up to %.0f s)\n",
                  sig == SIGINT ? "SIGINT" : "SIGTERM", o.shutdown_grace_s);
     http.shutdown(std::chrono::milliseconds(static_cast<int64_t>(o.shutdown_grace_s * 1000)));
