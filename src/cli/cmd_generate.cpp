@@ -76,10 +76,12 @@ void run(const Options& o) {
     const std::string rest = streamer.finish();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
     std::fputc('\n', stdout);
+    std::fflush(stdout);  // the text's last line before the stats on stderr, also through a pipe
     if (streamer.stopped()) r.finish_reason = "stop string";
   } else {
     r = generate(model, state, ids, g);
     std::printf("%s\n", join_ids(r.tokens).c_str());
+    std::fflush(stdout);
   }
   double decode_tps = r.tokens.size() > 1 ? static_cast<double>(r.tokens.size() - 1) / r.decode_seconds : 0.0;
   std::fprintf(stderr, "prompt %lld tokens in %.3f s (%.1f tok/s), generated %zu tokens (%.1f tok/s), finish: %s\n",
