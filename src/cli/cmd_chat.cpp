@@ -3,6 +3,7 @@
 // the scheduler over the CUDA engine, whose prompt-state cache keeps the state at the end of each reply.
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 
@@ -49,6 +50,34 @@ std::string scheduler_turn(Scheduler& scheduler, GenerationRequest req, int64_t*
   return reply;
 }
 
+// The read-reply loop both devices share: the conversation, /reset, /exit, Ctrl-D. `reply_to` streams one
+// reply to stdout for the conversation so far (ending in the user's message) and returns its text.
+void chat_loop(const Options& o, const std::string& banner, const std::function<void()>& on_reset,
+               const std::function<std::string(const json& messages)>& reply_to) {
+  json messages = json::array();
+  auto start = [&] {
+    messages = json::array();
+    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+    on_reset();
+  };
+  start();
+  std::fprintf(stderr, "%s (/reset starts over, /exit or Ctrl-D quits)\n", banner.c_str());
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "> ");
+    std::fflush(stderr);
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line == "/reset") {
+      start();
+      continue;
+    }
+    if (line.empty()) continue;
+    messages.push_back({{"role", "user"}, {"content", line}});
+    const std::string reply = reply_to(messages);
+    messages.push_back({{"role", "assistant"}, {"content", reply}});
+  }
+}
+
 void run_cuda(const Options& o, const std::string& dir) {
   Tokenizer tokenizer = Tokenizer::from_dir(dir);
   ChatTemplate chat = ChatTemplate::load(dir, o.chat_template);
@@ -62,24 +91,7 @@ void run_cuda(const Options& o, const std::string& dir) {
   sc.state_cache_bytes = 3 * (engine->state_bytes() + static_cast<size_t>(engine->vocab_size()) * 4 + (1 << 20));
   Scheduler scheduler(std::move(engine), &tokenizer, sc);
   scheduler.start();
-  json messages = json::array();
-  auto start = [&] {
-    messages = json::array();
-    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
-  };
-  start();
-  std::fprintf(stderr, "chat with %s on cuda (/reset starts over, /exit or Ctrl-D quits)\n", dir.c_str());
-  std::string line;
-  while (true) {
-    std::fprintf(stderr, "> ");
-    std::fflush(stderr);
-    if (!std::getline(std::cin, line) || line == "/exit") break;
-    if (line == "/reset") {
-      start();
-      continue;
-    }
-    if (line.empty()) continue;
-    messages.push_back({{"role", "user"}, {"content", line}});
+  chat_loop(o, "chat with " + dir + " on cuda", [] {}, [&](const json& messages) {
     GenerationRequest req;
     req.prompt = tokenizer.encode(chat.render(messages, true), false);  // the template writes special tokens
     req.max_tokens = o.max_new_tokens;
@@ -91,15 +103,15 @@ void run_cuda(const Options& o, const std::string& dir) {
     const int64_t prompt_tokens = static_cast<int64_t>(req.prompt.size());
     int64_t prefilled = 0, generated = 0;
     const auto t0 = std::chrono::steady_clock::now();
-    const std::string reply = scheduler_turn(scheduler, std::move(req), &prefilled, &generated);
+    std::string reply = scheduler_turn(scheduler, std::move(req), &prefilled, &generated);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::fputc('\n', stdout);
     std::fflush(stdout);
-    messages.push_back({{"role", "assistant"}, {"content", reply}});
     std::fprintf(stderr, "[prefilled %lld of %lld prompt tokens; %lld tokens in %.3f s]\n",
                  static_cast<long long>(prefilled), static_cast<long long>(prompt_tokens),
                  static_cast<long long>(generated), s);
-  }
+    return reply;
+  });
   scheduler.stop();
 }
 
@@ -121,42 +133,24 @@ void run(const Options& o) {
   g.sampling = o.sampling;
   if (tokenizer.eos_id() >= 0) g.stop_ids.push_back(tokenizer.eos_id());
   if (model.config().eos_token_id >= 0) g.stop_ids.push_back(static_cast<int32_t>(model.config().eos_token_id));
-  json messages = json::array();
-  auto start = [&] {
-    messages = json::array();
-    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
-    session.reset();
-  };
-  start();
-  std::fprintf(stderr, "chat with %s (/reset starts over, /exit or Ctrl-D quits)\n", dir.c_str());
-  std::string line;
-  while (true) {
-    std::fprintf(stderr, "> ");
-    std::fflush(stderr);
-    if (!std::getline(std::cin, line) || line == "/exit") break;
-    if (line == "/reset") {
-      start();
-      continue;
-    }
-    if (line.empty()) continue;
-    messages.push_back({{"role", "user"}, {"content", line}});
+  chat_loop(o, "chat with " + dir, [&] { session.reset(); }, [&](const json& messages) {
     bool restarted = false;
     const auto t0 = std::chrono::steady_clock::now();
     const int64_t prefilled = session.sync(messages, true, &restarted);
     const double prefill_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (restarted) std::fprintf(stderr, "(note: the template re-rendered earlier turns differently; prefilled the conversation again)\n");
     GenerateResult r;
-    const std::string reply = session.reply(g, o.stops, [](const std::string& piece) {
+    std::string reply = session.reply(g, o.stops, [](const std::string& piece) {
       std::fwrite(piece.data(), 1, piece.size(), stdout);
       std::fflush(stdout);
     }, &r);
     std::fputc('\n', stdout);
     std::fflush(stdout);
-    messages.push_back({{"role", "assistant"}, {"content", reply}});
     std::fprintf(stderr, "[prefilled %lld new tokens in %.3f s; %zu tokens at %.1f tok/s; the state covers %zu tokens]\n",
                  static_cast<long long>(prefilled), prefill_s, r.tokens.size(),
                  r.decode_seconds > 0 ? static_cast<double>(r.tokens.size()) / r.decode_seconds : 0.0, session.covered().size());
-  }
+    return reply;
+  });
 }
 
 PCM_REGISTER_COMMAND({"chat", "Interactive multi-turn chat (each turn prefills only the new message)", [](CLI::App* sub) {
