@@ -63,14 +63,6 @@ __global__ void conv_dw_partial_kernel(float* partial, const float* dpre, const 
   for (int k = 0; k < K; ++k) partial[(blockIdx.y * C + c) * K + k] = acc[k];
 }
 
-__global__ void conv_dw_finish_kernel(float* dw, const float* partial, int64_t n) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  float acc = 0.0f;
-  for (int s = 0; s < kSplits; ++s) acc += partial[s * n + i];
-  dw[i] += acc;
-}
-
 __global__ void dt_backward_kernel(float* draw, int64_t draw_stride, const float* ddt, const float* raw,
                                    int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -117,8 +109,7 @@ void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, 
   conv_dw_partial_kernel<<<dim3(blocks_for(C, 128), kSplits), 128, 0, s>>>(scratch, dpre, in, in_stride,
                                                                           row_doc_begin, T, C, k);
   PCM_CUDA_LAUNCH();
-  conv_dw_finish_kernel<<<blocks_for(C * K, 256), 256, 0, s>>>(dw, scratch, C * K);
-  PCM_CUDA_LAUNCH();
+  add_split_partials(dw, scratch, C * K, kSplits, s);
   if (db) column_sum_add(db, dpre, C, T, C, scratch, s);
 }
 

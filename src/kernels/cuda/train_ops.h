@@ -10,6 +10,8 @@
 namespace pcm::cuda {
 
 // ---- train_reduce.cu -----------------------------------------------------------------------------
+// out[i] += sum over s < splits of partial[s * n + i]: the second pass of the split reductions here.
+void add_split_partials(float* out, const float* partial, int64_t n, int splits, cudaStream_t s);
 // Floats column_sum_add needs as scratch for C columns.
 int64_t column_sum_scratch_floats(int64_t C);
 // out[c] += sum over rows t of in[t * stride + c] (fixed order: row blocks, then their partial sums).

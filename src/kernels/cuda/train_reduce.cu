@@ -17,12 +17,12 @@ __global__ void column_partial_kernel(float* partial, const float* in, int64_t s
   partial[blockIdx.y * C + c] = acc;
 }
 
-__global__ void column_finish_kernel(float* out, const float* partial, int64_t C) {
-  const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (c >= C) return;
+__global__ void add_partials_kernel(float* out, const float* partial, int64_t n, int splits) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
   float acc = 0.0f;
-  for (int s = 0; s < kSplits; ++s) acc += partial[s * C + c];
-  out[c] += acc;
+  for (int s = 0; s < splits; ++s) acc += partial[s * n + i];
+  out[i] += acc;
 }
 
 __global__ void sum_double_kernel(double* out, const float* in, int64_t n) {
@@ -105,7 +105,12 @@ void column_sum_add(float* out, const float* in, int64_t stride, int64_t T, int6
   if (T == 0) return;
   column_partial_kernel<<<dim3(blocks_for(C, 128), kSplits), 128, 0, s>>>(scratch, in, stride, T, C);
   PCM_CUDA_LAUNCH();
-  column_finish_kernel<<<blocks_for(C, 128), 128, 0, s>>>(out, scratch, C);
+  add_split_partials(out, scratch, C, kSplits, s);
+}
+
+void add_split_partials(float* out, const float* partial, int64_t n, int splits, cudaStream_t s) {
+  if (n == 0) return;
+  add_partials_kernel<<<blocks_for(n, 256), 256, 0, s>>>(out, partial, n, splits);
   PCM_CUDA_LAUNCH();
 }
 
