@@ -9,6 +9,7 @@
 #include <map>
 
 #include "cuda_test_util.h"
+#include "scheduler_drive.h"
 #include "engine/cuda_engine.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
@@ -33,28 +34,10 @@ GenerationRequest request(std::vector<int32_t> prompt, int64_t max_tokens, float
   return r;
 }
 
-// Steps the scheduler on this thread until every handle is finished; tokens[request][choice].
+// tokens[request][choice] of test::drive.
 std::vector<std::vector<std::vector<int32_t>>> drive(Scheduler& s, std::vector<RequestHandle>& handles) {
-  std::vector<std::vector<std::vector<int32_t>>> out(handles.size());
-  std::vector<bool> done(handles.size(), false);
-  for (int guard = 0; guard < 100000; ++guard) {
-    bool all = true;
-    for (size_t i = 0; i < handles.size(); ++i) {
-      if (done[i]) continue;
-      std::vector<ChoiceEvent> ev;
-      done[i] = handles[i].poll(ev, 0ms);
-      for (auto& e : ev) {
-        if (out[i].size() <= static_cast<size_t>(e.index)) out[i].resize(static_cast<size_t>(e.index) + 1);
-        out[i][static_cast<size_t>(e.index)].insert(out[i][static_cast<size_t>(e.index)].end(), e.tokens.begin(),
-                                                    e.tokens.end());
-        EXPECT_NE(e.finish_reason, "error") << handles[i].error();
-      }
-      all = all && done[i];
-    }
-    if (all) return out;
-    s.step();
-  }
-  ADD_FAILURE() << "requests did not finish";
+  std::vector<std::vector<std::vector<int32_t>>> out;
+  for (auto& c : test::drive(s, handles)) out.push_back(std::move(c.tokens));
   return out;
 }
 

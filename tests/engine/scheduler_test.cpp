@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "engine/generator.h"
+#include "scheduler_drive.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -14,6 +15,7 @@ namespace pcm {
 namespace {
 
 using namespace std::chrono_literals;
+using test::drive;
 
 // Tiny models on a shared 2-core machine: OpenMP teams only add barrier spinning.
 const int kSingleThread = (omp_set_num_threads(1), 0);
@@ -36,40 +38,6 @@ std::vector<int32_t> reference(Mamba2Model& m, const std::vector<int32_t>& promp
   o.max_new_tokens = n;
   o.sampling = p;
   return generate(m, s, prompt, o).tokens;
-}
-
-struct Collected {
-  std::vector<std::vector<int32_t>> tokens;
-  std::vector<std::string> finish;
-};
-
-// Steps the scheduler on this thread until every handle is finished.
-std::vector<Collected> drive(Scheduler& s, std::vector<RequestHandle>& handles) {
-  std::vector<Collected> out(handles.size());
-  std::vector<bool> done(handles.size(), false);
-  for (int guard = 0; guard < 100000; ++guard) {
-    bool all = true;
-    for (size_t i = 0; i < handles.size(); ++i) {
-      if (done[i]) continue;
-      std::vector<ChoiceEvent> ev;
-      done[i] = handles[i].poll(ev, 0ms);
-      for (auto& e : ev) {
-        auto& c = out[i];
-        if (c.tokens.size() <= static_cast<size_t>(e.index)) {
-          c.tokens.resize(static_cast<size_t>(e.index) + 1);
-          c.finish.resize(static_cast<size_t>(e.index) + 1);
-        }
-        c.tokens[static_cast<size_t>(e.index)].insert(c.tokens[static_cast<size_t>(e.index)].end(), e.tokens.begin(),
-                                                       e.tokens.end());
-        if (!e.finish_reason.empty()) c.finish[static_cast<size_t>(e.index)] = e.finish_reason;
-      }
-      all = all && done[i];
-    }
-    if (all) return out;
-    s.step();
-  }
-  ADD_FAILURE() << "requests did not finish";
-  return out;
 }
 
 GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
