@@ -95,8 +95,9 @@ void check_model(const json& body, const RequestLimits& limits, std::string& mod
   }
   if (!v->is_string()) bad("model", "'model' must be a string");
   model = v->get<std::string>();
+  // 404 like OpenAI's API (the client raises NotFoundError) and like GET /v1/models/{id}.
   if (!limits.model_name.empty() && model != limits.model_name)
-    throw ApiError(400, fmt::format("The model '{}' does not exist; this server serves '{}'", model, limits.model_name),
+    throw ApiError(404, fmt::format("The model '{}' does not exist; this server serves '{}'", model, limits.model_name),
                    "model", "model_not_found");
 }
 

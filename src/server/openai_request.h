@@ -1,5 +1,6 @@
-// Parsing and validation of OpenAI API request bodies. Every problem becomes an ApiError (HTTP 400 with
-// an OpenAI-style error body naming the offending parameter); nothing here touches the model.
+// Parsing and validation of OpenAI API request bodies. Every problem becomes an ApiError (HTTP 400, or 404
+// for an unknown model as OpenAI answers, with an OpenAI-style error body naming the offending parameter);
+// nothing here touches the model.
 #pragma once
 #include <cstdint>
 #include <optional>

@@ -53,6 +53,30 @@ TEST(ServerApi, ModelsHealthAndMetrics) {
     EXPECT_NE(r->body.find(name), std::string::npos) << name << "\n" << r->body;
 }
 
+// OpenAI's API answers an unknown model with 404 model_not_found (the openai client raises NotFoundError);
+// a wrongly typed model is still a 400. Streamed requests fail the same way, before any event.
+TEST(ServerApi, UnknownModelIs404ModelNotFound) {
+  TestServer s;
+  const json chat_msgs = json::array({json{{"role", "user"}, {"content", "hi"}}});
+  const std::pair<const char*, json> requests[] = {
+      {"/v1/completions", json{{"model", "gpt-4"}, {"prompt", "hi"}, {"max_tokens", 1}}},
+      {"/v1/completions", json{{"model", "gpt-4"}, {"prompt", "hi"}, {"max_tokens", 1}, {"stream", true}}},
+      {"/v1/chat/completions", json{{"model", "gpt-4"}, {"messages", chat_msgs}, {"max_tokens", 1}}},
+      {"/v1/chat/completions", json{{"model", "gpt-4"}, {"messages", chat_msgs}, {"stream", true}}},
+      {"/v1/embeddings", json{{"model", "gpt-4"}, {"input", "hi"}}},
+  };
+  for (const auto& [path, body] : requests) {
+    SCOPED_TRACE(std::string(path) + " " + body.dump());
+    auto r = s.post(path, body);
+    expect_openai_error(r, 404, "model");
+    json e = json::parse(r->body)["error"];
+    EXPECT_EQ(e["code"], "model_not_found");
+    EXPECT_EQ(e["type"], "invalid_request_error");
+  }
+  expect_openai_error(s.post("/v1/completions", json{{"model", 3}, {"prompt", "hi"}}), 400, "model");
+  EXPECT_EQ(s.scheduler->stats().requests_submitted, 0);
+}
+
 TEST(ServerApi, CompletionMatchesGenerateAndHasOpenAIShape) {
   TestServer s;
   const std::string prompt = "The quick brown fox";
@@ -228,7 +252,7 @@ TEST(ServerApi, EmbeddingsFloatAndBase64) {
   EXPECT_EQ(t["data"][0]["embedding"], j["data"][0]["embedding"]);
   expect_openai_error(s.post("/v1/embeddings", json{{"input", json::array()}}), 400, "input");
   expect_openai_error(s.post("/v1/embeddings", json{{"input", ""}}), 400, "input");
-  expect_openai_error(s.post("/v1/embeddings", json{{"input", "x"}, {"model", "nope"}}), 400, "model");
+  expect_openai_error(s.post("/v1/embeddings", json{{"input", "x"}, {"model", "nope"}}), 404, "model");
 }
 
 TEST(ServerApi, Base64MatchesRfc4648) {
