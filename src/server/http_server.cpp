@@ -513,6 +513,11 @@ HttpServer::HttpServer(Scheduler& scheduler, const Tokenizer* tokenizer, ChatRen
     httplib::default_socket_options(fd);
     impl->listen_fd = fd;
   });
+  // Responses go out in several writes (headers, body, each SSE event). With Nagle's algorithm on, a write
+  // behind unacknowledged data waits for the client's delayed ACK (40 ms on Linux): every request on a
+  // kept-alive connection (the openai client's pool) took 40+ ms (tests/server/tcp_nodelay_test.cpp).
+  // Accepted sockets inherit TCP_NODELAY from the listening socket.
+  impl_->http.set_tcp_nodelay(true);
   impl_->http.set_keep_alive_timeout(2);
   impl_->http.set_read_timeout(30);
   impl_->routes();
