@@ -10,8 +10,8 @@ not installed.
   pcm serve --port 8080 &                      # the shipped model on the CPU
   bench/openai_client_check.py --port 8080
 
-Without a pip index the client can run from a source checkout: see README.md (Serving) for the exact
-openai-python release and dependencies this was run with.
+Without a pip index the client can run from a source checkout: bench/openai_client_run.sh; docs/server.md
+lists the openai-python releases and dependencies this was run with.
 """
 import argparse, asyncio, base64, re, struct, sys, time, urllib.request
 
