@@ -7,7 +7,8 @@
 #   scripts/pcm-mini/pack.sh [--pcm build-cuda/pcm] [--out REPO/build-mini-run] [--data-root ../shared/data]
 # Then, on the device (the run tool, carry ["build-mini-run"]):
 #   export LD_LIBRARY_PATH=$PWD/build-mini-run/lib:$LD_LIBRARY_PATH; cd build-mini-run
-#   bash scripts/pcm-mini/recipe.sh --data-root data --work ../runs/pcm-mini --device cuda --threads 16 (see models/pcm-mini/README.md)
+#   bash scripts/pcm-mini/recipe.sh --data-root data --work ../runs/pcm-mini --device cuda --eval-device cuda \
+#       --parallel --a-from-b --threads 16 (see models/pcm-mini/README.md)
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PCM=$REPO/build/pcm
@@ -26,7 +27,11 @@ done
 rm -rf "$OUT"
 mkdir -p "$OUT/build" "$OUT/lib" "$OUT/scripts" "$OUT/configs" "$OUT/data/train" "$OUT/data/benchmarks"
 strip -o "$OUT/build/pcm" "$PCM"
-for l in libgomp.so.1 libfmt.so.9 libgfortran.so.5 libquadmath.so.0; do cp -L "/lib/x86_64-linux-gnu/$l" "$OUT/lib/"; done
+# What an Ubuntu 24.04 GPU machine lacks of pcm's Debian 12 libraries (check with ldd).
+for l in libgomp.so.1 libfmt.so.9 libgfortran.so.5 libquadmath.so.0 libutf8proc.so.2 libginac.so.11 libcln.so.6 \
+         libgmp.so.10 libtomlplusplus.so.3 libcpp-httplib.so.0.11 libbrotlicommon.so.1 libbrotlidec.so.1 libbrotlienc.so.1; do
+  cp -L "/lib/x86_64-linux-gnu/$l" "$OUT/lib/"
+done
 cp -r "$REPO/scripts/pcm-mini" "$OUT/scripts/"
 cp -r "$REPO/configs/pcm-mini" "$OUT/configs/"
 cp "$DATA_ROOT/train/gsm8k_train.jsonl" "$OUT/data/train/"

@@ -4,7 +4,8 @@
 # composed problems greedy) -> loss curves -> WORK/results.md and WORK/results.json.
 # Every stage is a pcm command; rerunning resumes training and evaluation where they stopped.
 #
-#   scripts/pcm-mini/recipe.sh --device cuda                 # the GPU recipe (defaults: the repo's build/pcm)
+#   scripts/pcm-mini/recipe.sh --device cuda --eval-device cuda --a-from-b --max-slots 128 --sampled-limit 500
+#                                                            # the shipped model's run (one H200, ~8 min)
 #   scripts/pcm-mini/recipe.sh --device cpu --threads 2 --p1-steps 100 --p2-steps 60 --batch-rows 2 \
 #       --variants b --eval-limit 100                         # the provisional CPU model
 #   scripts/pcm-mini/recipe.sh --ship models/pcm-mini         # copy (b)'s final checkpoint + card inputs
@@ -17,13 +18,18 @@
 #   --device D          training device, passed to `pcm train --device` unless cpu [cpu]
 #   --threads N         CPU threads for every pcm command [all cores]
 #   --variants "a b c"  which variants to train and evaluate [a b c]
-#   --p1-steps N --p2-steps N --batch-rows N   budget: steps per phase, 512-token rows per step [300 300 32]
+#   --p1-steps N --p2-steps N --batch-rows N   budget: steps per phase, 512-token rows per step [300 150 32]
 #   --p2-count N        composed training problems [20000]; --test-count N held-out problems [500]
 #   --eval-limit N      first N problems of each eval set (0: all) [0]
 #   --sampled-limit N   first N GSM8K problems for the n-sample run (0: all) [--eval-limit]
 #   --eval-n N          samples per problem in the sampled GSM8K run [4]
 #   --max-new-tokens N  generation budget per eval sample [320]
 #   --max-slots N       sequences pcm eval decodes together [64]
+#   --eval-device D     device for pcm eval (cpu or cuda) [cpu]
+#   --a-from-b          take (a) from (b)'s phase 1 instead of training it: (a)'s config is (b)'s phase 1
+#                       (same data, schedule and seed), so this saves a third of the GPU time
+#   --parallel          train the variants at the same time (one process each; a GPU has room for three
+#                       runs of this size), and evaluate them at the same time
 #   --stages LIST       comma list of data,tokenizer,train,eval,plot,results [all]
 #   --ship DIR          only copy (b)'s final checkpoint, its config, curves and results into DIR
 set -euo pipefail
@@ -38,7 +44,7 @@ DEVICE=cpu
 THREADS=0
 VARIANTS="a b c"
 P1_STEPS=300
-P2_STEPS=300
+P2_STEPS=150
 BATCH_ROWS=32
 P2_COUNT=20000
 TEST_COUNT=500
@@ -47,6 +53,9 @@ SAMPLED_LIMIT=""
 EVAL_N=4
 MAX_NEW=320
 MAX_SLOTS=64
+EVAL_DEVICE=cpu
+PARALLEL=0
+A_FROM_B=0
 STAGES=data,tokenizer,train,eval,plot,results
 SHIP=""
 
@@ -70,6 +79,9 @@ while [ $# -gt 0 ]; do
     --eval-n) EVAL_N=$2; shift 2 ;;
     --max-new-tokens) MAX_NEW=$2; shift 2 ;;
     --max-slots) MAX_SLOTS=$2; shift 2 ;;
+    --eval-device) EVAL_DEVICE=$2; shift 2 ;;
+    --parallel) PARALLEL=1; shift ;;
+    --a-from-b) A_FROM_B=1; shift ;;
     --stages) STAGES=$2; shift 2 ;;
     --ship) SHIP=$2; shift 2 ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
@@ -145,47 +157,90 @@ for v in a b c; do
   mv "$WORK/configs/$c.toml.new" "$WORK/configs/$c.toml"
 done
 
-if has_stage train; then
-  DEVICE_ARGS=()
-  [ "$DEVICE" != cpu ] && DEVICE_ARGS=(--device "$DEVICE")
-  for v in $VARIANTS; do
-    c=$(config_of $v)
-    if [ -n "$(final_ckpt $v)" ] && [ "$(ls -d "$WORK/runs/$v"/phase*-* | wc -l)" -ge "$(grep -c '^\[\[phases\]\]' "$WORK/configs/$c.toml")" ]; then
-      log "train $v: already finished"
-      continue
-    fi
-    RESUME=()
-    [ -f "$WORK/runs/$v/latest" ] && RESUME=(--resume "$WORK/runs/$v")
-    log "train $v ($c, device $DEVICE, $P1_STEPS/$P2_STEPS steps of $BATCH_TOKENS tokens)"
-    "$PCM" train --config "$WORK/configs/$c.toml" "${RESUME[@]}" "${DEVICE_ARGS[@]}" "${THREAD_ARGS[@]}" --quiet
+# Runs "$@" once per variant (the function name first, then the variants), one after the other or, with
+# --parallel, all at once with each one's output in WORK/NAME-VARIANT.log; fails if any run fails.
+for_variants() {
+  local fn=$1; shift
+  if [ "$PARALLEL" = 0 ]; then
+    for v in "$@"; do "$fn" "$v"; done
+    return
+  fi
+  local pids=() names=() failed=0
+  for v in "$@"; do
+    "$fn" "$v" > "$WORK/$fn-$v.log" 2>&1 &
+    pids+=($!); names+=("$v")
   done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { failed=1; log "$fn ${names[$i]} failed:"; tail -5 "$WORK/$fn-${names[$i]}.log" >&2; }
+  done
+  [ "$failed" = 0 ] || die "$fn failed (logs: $WORK/$fn-*.log)"
+}
+
+train_variant() {
+  local v=$1 c
+  c=$(config_of "$v")
+  if [ -n "$(final_ckpt "$v")" ] && [ "$(ls -d "$WORK/runs/$v"/phase*-* | wc -l)" -ge "$(grep -c '^\[\[phases\]\]' "$WORK/configs/$c.toml")" ]; then
+    log "train $v: already finished"
+    return
+  fi
+  local resume=() device_args=()
+  [ -f "$WORK/runs/$v/latest" ] && resume=(--resume "$WORK/runs/$v")
+  [ "$DEVICE" != cpu ] && device_args=(--device "$DEVICE")
+  log "train $v ($c, device $DEVICE, $P1_STEPS/$P2_STEPS steps of $BATCH_TOKENS tokens)"
+  "$PCM" train --config "$WORK/configs/$c.toml" "${resume[@]}" "${device_args[@]}" "${THREAD_ARGS[@]}" --quiet
+  log "train $v: done"
+}
+
+# (a) as (b)'s phase 1: WORK/runs/a gets a link to that checkpoint and (b)'s phase-1 metrics rows.
+link_a_to_b() {
+  local p1
+  p1=$(ls -d "$WORK/runs/b"/phase1-* 2>/dev/null | grep -v '\.tmp$' | head -1)
+  [ -n "$p1" ] || die "--a-from-b: (b) has no phase-1 checkpoint in $WORK/runs/b"
+  mkdir -p "$WORK/runs/a"
+  ln -sfn "../b/$(basename "$p1")" "$WORK/runs/a/$(basename "$p1")"
+  python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    if line.endswith("\n") and json.loads(line).get("phase") == 1: sys.stdout.write(line)' \
+    "$WORK/runs/b/metrics.jsonl" > "$WORK/runs/a/metrics.jsonl"
+  log "(a) = (b)'s phase 1: $p1"
+}
+
+if has_stage train; then
+  TRAIN_VARIANTS=$VARIANTS
+  if [ "$A_FROM_B" = 1 ] && [[ " $VARIANTS " == *" a "* ]]; then
+    [[ " $VARIANTS " == *" b "* ]] || die "--a-from-b: variant a comes from b, so --variants must name b too"
+    TRAIN_VARIANTS=$(echo " $VARIANTS " | sed 's/ a / /; s/^ *//; s/ *$//')
+  fi
+  for_variants train_variant $TRAIN_VARIANTS
+  [ "$A_FROM_B" = 1 ] && [[ " $VARIANTS " == *" a "* ]] && link_a_to_b
 fi
 
+eval_variant() {
+  local v=$1 ck E
+  ck=$(final_ckpt "$v")
+  [ -n "$ck" ] || die "eval $v: no finished checkpoint in $WORK/runs/$v"
+  E=$WORK/eval/$v
+  mkdir -p "$E"
+  local base=(--model "$ck" --max-new-tokens "$MAX_NEW" --max-slots "$MAX_SLOTS" --data-dir "$BENCH" "${THREAD_ARGS[@]}")
+  [ "$EVAL_DEVICE" != cpu ] && base+=(--device "$EVAL_DEVICE")
+  local limit=() sampled_limit=()
+  [ "$EVAL_LIMIT" != 0 ] && limit=(--limit "$EVAL_LIMIT")
+  [ "${SAMPLED_LIMIT:-$EVAL_LIMIT}" != 0 ] && sampled_limit=(--limit "${SAMPLED_LIMIT:-$EVAL_LIMIT}")
+  run_eval() {  # out-dir, then pcm eval options; resumes a stopped run, skips a finished one
+    local out=$1; shift
+    [ -f "$out/report.json" ] && { log "eval $v $(basename "$out"): done"; return; }
+    local resume=()
+    [ -f "$out/samples.jsonl" ] && resume=(--resume)
+    log "eval $v $(basename "$out")"
+    "$PCM" eval "${base[@]}" "$@" --out "$out" "${resume[@]}" > "$out.log" 2>&1 || { tail -5 "$out.log" >&2; die "eval failed: $out.log"; }
+  }
+  run_eval "$E/gsm8k-greedy" "${limit[@]}" --bench gsm8k --n 1 --temperature 0
+  run_eval "$E/gsm8k-n$EVAL_N" "${sampled_limit[@]}" --bench gsm8k --n "$EVAL_N" --temperature 0.6 --top-p 0.95 --seed 1
+  run_eval "$E/composed-greedy" "${limit[@]}" --bench "$DATA/phase2_test.jsonl" --format math --n 1 --temperature 0
+}
+
 if has_stage eval; then
-  for v in $VARIANTS; do
-    ck=$(final_ckpt $v)
-    [ -n "$ck" ] || die "eval $v: no finished checkpoint in $WORK/runs/$v"
-    E=$WORK/eval/$v
-    mkdir -p "$E"
-    base=(--model "$ck" --max-new-tokens "$MAX_NEW" --max-slots "$MAX_SLOTS" --data-dir "$BENCH" "${THREAD_ARGS[@]}")
-    common=("${base[@]}")
-    [ "$EVAL_LIMIT" != 0 ] && common+=(--limit "$EVAL_LIMIT")
-    run_eval() {  # out-dir, then pcm eval options; resumes a stopped run, skips a finished one
-      local out=$1; shift
-      [ -f "$out/report.json" ] && { log "eval $v $(basename "$out"): done"; return; }
-      local resume=()
-      [ -f "$out/samples.jsonl" ] && resume=(--resume)
-      log "eval $v $(basename "$out")"
-      "$PCM" eval "${common[@]}" "$@" --out "$out" "${resume[@]}" > "$out.log" 2>&1 || { tail -5 "$out.log" >&2; die "eval failed: $out.log"; }
-    }
-    run_eval "$E/gsm8k-greedy" --bench gsm8k --n 1 --temperature 0
-    common=("${base[@]}")
-    [ "${SAMPLED_LIMIT:-$EVAL_LIMIT}" != 0 ] && common+=(--limit "${SAMPLED_LIMIT:-$EVAL_LIMIT}")
-    run_eval "$E/gsm8k-n$EVAL_N" --bench gsm8k --n "$EVAL_N" --temperature 0.6 --top-p 0.95 --seed 1
-    common=("${base[@]}")
-    [ "$EVAL_LIMIT" != 0 ] && common+=(--limit "$EVAL_LIMIT")
-    run_eval "$E/composed-greedy" --bench "$DATA/phase2_test.jsonl" --format math --n 1 --temperature 0
-  done
+  for_variants eval_variant $VARIANTS
 fi
 
 if has_stage plot; then
@@ -198,7 +253,7 @@ fi
 
 if has_stage results; then
   python3 "$SCRIPT_DIR/results.py" --work "$WORK" --variants "$VARIANTS" --eval-n "$EVAL_N" --device "$DEVICE" \
-    --p1-steps "$P1_STEPS" --p2-steps "$P2_STEPS" --batch-tokens "$BATCH_TOKENS"
+    --p1-steps "$P1_STEPS" --p2-steps "$P2_STEPS" --batch-tokens "$BATCH_TOKENS" --eval-device "$EVAL_DEVICE"
   log "results: $WORK/results.md"
   cat "$WORK/results.md"
 fi

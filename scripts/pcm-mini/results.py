@@ -61,10 +61,11 @@ def main():
     ap.add_argument("--p1-steps", type=int)
     ap.add_argument("--p2-steps", type=int)
     ap.add_argument("--batch-tokens", type=int)
+    ap.add_argument("--eval-device", default="cpu")
     a = ap.parse_args()
     w = a.work
     names = {"a": "(a) phase 1 only", "b": "(b) phase 1 → phase 2", "c": "(c) mixture, one phase"}
-    out = {"device": a.device, "budget": {"p1_steps": a.p1_steps, "p2_steps": a.p2_steps, "batch_tokens": a.batch_tokens},
+    out = {"device": a.device, "eval_device": a.eval_device, "budget": {"p1_steps": a.p1_steps, "p2_steps": a.p2_steps, "batch_tokens": a.batch_tokens},
            "data": {k: load_json(f"{w}/data/{k}.stats.json") for k in ("phase1", "phase2", "phase2_test")},
            "variants": {}}
     for v in a.variants.split():
@@ -80,7 +81,7 @@ def main():
 
     d = out["data"]
     lines = ["# pcm-mini results", "",
-             f"Training device: {a.device}; budget: phase 1 {a.p1_steps} steps, phase 2 {a.p2_steps} steps, "
+             f"Training device: {a.device}; evaluation device: {a.eval_device}; budget: phase 1 {a.p1_steps} steps, phase 2 {a.p2_steps} steps, "
              f"{a.batch_tokens} tokens per step (512-token rows). Scores are pass@1 in % ± one standard error over "
              "problems (`pcm eval` report.json).", ""]
     if d["phase1"]:

@@ -56,6 +56,7 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   params_dev = work_arena.alloc_n<cuda::DeviceSampling>(seq_rows);
   PCM_CUDA(cudaMallocHost(reinterpret_cast<void**>(&params_host), static_cast<size_t>(seq_rows) * sizeof(cuda::DeviceSampling)));
   ids_dev = work_arena.alloc_n<int32_t>(seq_rows);
+  if (w.bf16) cuda::decode_fused_prepare(std::max(c.hidden_size, c.d_inner()));  // before any graph capture
   PCM_CUDA(cudaMallocHost(reinterpret_cast<void**>(&ids_host), static_cast<size_t>(seq_rows) * sizeof(int32_t)));
 }
 
@@ -80,13 +81,25 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
   const cuda::SsdDims dims{static_cast<int32_t>(H), static_cast<int32_t>(c.head_dim), static_cast<int32_t>(c.n_groups),
                            static_cast<int32_t>(c.state_size)};
   const size_t state_elem = state_bf16 ? 2 : 4;
+  const int64_t group = di / c.n_groups;
+  const bool fused = decode && w.bf16 && cuda::decode_fused_supported(T, d, di, group, dpr, K);
   for (int64_t l = 0; l < L; ++l) {
     const DeviceLayer& lw = w.layers[static_cast<size_t>(l)];
+    float* conv_l = conv + l * cd * K;
+    void* ssm_l = static_cast<uint8_t*>(ssm) + static_cast<size_t>(l * hpn) * state_elem;
+    if (fused) {  // a few rows: three launches per layer (src/kernels/cuda/decode_fused.cu)
+      const cuda::DecodeInProjOut o{zx, dpr, xbc, dt, lw.in_bias, di, cd, H, conv_l, L * cd * K, lw.conv_w, lw.conv_b,
+                                    static_cast<int32_t>(K), decode_slots, lw.dt_bias, static_cast<float>(c.dt_min),
+                                    static_cast<float>(c.dt_max)};
+      cuda::decode_in_proj(o, resid, lw.norm, eps, lw.in_proj, T, d, stream);
+      cuda::ssd_decode(y, cuda::SsdIn{xbc, cd, dt, lw.A, lw.D}, ssm_l, state_bf16, L * hpn, dims, decode_slots, T,
+                       stream);
+      cuda::decode_out_proj(resid, lw.out_bias, y, zx, dpr, lw.gate_norm, group, eps, lw.out_proj, T, d, di, stream);
+      continue;
+    }
     cuda::rmsnorm(xn, w.bf16, resid, lw.norm, T, d, eps, stream);
     gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
     if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);
-    float* conv_l = conv + l * cd * K;
-    void* ssm_l = static_cast<uint8_t*>(ssm) + static_cast<size_t>(l * hpn) * state_elem;
     if (decode)
       cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
                                stream);
@@ -100,7 +113,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     else
       cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
                         /*tf32=*/w.bf16, stream);
-    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, di / c.n_groups, eps, stream);
+    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
     gemm->run(resid, yn, lw.out_proj, w.bf16, T, d, di, 1.0f, stream);  // residual add fused (beta = 1)
     if (lw.out_bias) cuda::add_bias(resid, d, lw.out_bias, T, d, stream);
   }
@@ -119,6 +132,13 @@ void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
   cuda::embedding_gather(resid, w.embedding, w.bf16, tokens, Bn, config.hidden_size, stream);
   run_layers(Bn, true, PackedSeqs{}, ChunkTable{}, slot_ids);
   // The residual rows are the last rows: norm + head straight from resid.
+  const auto& c = config;
+  if (w.bf16 && cuda::decode_fused_supported(Bn, c.hidden_size, c.d_inner(), c.d_inner() / c.n_groups, c.d_in_proj(),
+                                             c.conv_kernel)) {
+    cuda::decode_head(logits, resid, w.norm_f, static_cast<float>(c.norm_eps), w.lm_head, Bn, c.vocab_size,
+                      c.hidden_size, stream);
+    return;
+  }
   cuda::rmsnorm(xn, w.bf16, resid, w.norm_f, Bn, config.hidden_size, static_cast<float>(config.norm_eps), stream);
   gemm->run(logits, xn, w.lm_head, w.bf16, Bn, config.vocab_size, config.hidden_size, 0.0f, stream);
 }

@@ -11,6 +11,7 @@
 #include "cuda_test_util.h"
 #include "engine/sampler.h"
 #include "kernels/cpu/conv1d.h"
+#include "kernels/cpu/dt_embedding.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/ssd.h"
@@ -214,10 +215,12 @@ TEST(CudaKernels, SsdChunkedPackedBf16StateTf32) {
   check_ssd_chunked(true, true);
 }
 
-void check_ssd_decode(bool bf16_state) {
-  std::mt19937 rng(bf16_state ? 18 : 17);
-  const int64_t Bn = 5, slots = 6, hpn = kH * kP * kN;
-  const std::vector<int32_t> dec_slots = {5, 0, -1, 2, 3};
+// Bn = 5 takes the small-grid launch (16 warps per head), Bn = 9 the large-grid one.
+void check_ssd_decode(bool bf16_state, int64_t Bn) {
+  std::mt19937 rng((bf16_state ? 18 : 17) + static_cast<unsigned>(Bn));
+  const int64_t slots = 10, hpn = kH * kP * kN;
+  std::vector<int32_t> dec_slots = {5, 0, -1, 2, 3, 9, 1, -1, 7};
+  dec_slots.resize(static_cast<size_t>(Bn));
   SsdCase in = random_ssd_inputs(Bn, rng);
   auto states = test::random_vec(slots * hpn, -0.5f, 0.5f, rng);
   if (bf16_state) states = test::bf16_round(states);
@@ -248,11 +251,109 @@ void check_ssd_decode(bool bf16_state) {
 
 TEST(CudaKernels, SsdDecodeFp32State) {
   PCM_REQUIRE_GPU();
-  check_ssd_decode(false);
+  check_ssd_decode(false, 5);
+  check_ssd_decode(false, 9);
 }
 TEST(CudaKernels, SsdDecodeBf16State) {
   PCM_REQUIRE_GPU();
-  check_ssd_decode(true);
+  check_ssd_decode(true, 5);
+  check_ssd_decode(true, 9);
+}
+
+// ---- fused decode projections (decode_fused.cu) against the CPU: RMSNorm / gated RMSNorm rounded to
+// bf16 like the unfused path, bf16 weights, fp32 accumulation.
+std::vector<uint16_t> to_bf16_bits(const std::vector<float>& v) {
+  std::vector<uint16_t> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(v[i]);
+  return r;
+}
+
+TEST(CudaKernels, DecodeFusedInProj) {
+  PCM_REQUIRE_GPU();
+  ASSERT_TRUE(cuda::decode_fused_supported(3, kD, kDi, kDi / kG, kDi + kCd + kH, kK));
+  cuda::decode_fused_prepare(kDi);
+  std::mt19937 rng(21);
+  const int64_t T = 3, n = kDi + kCd + kH, slots = 3;
+  const std::vector<int32_t> dec_slots = {2, -1, 0};
+  auto resid = test::random_vec(T * kD, -2, 2, rng), norm_w = test::random_vec(kD, 0.5, 1.5, rng);
+  auto w = test::bf16_round(test::random_vec(n * kD, -0.03f, 0.03f, rng)), bias = test::random_vec(n, -0.5, 0.5, rng);
+  auto conv_w = test::random_vec(kCd * kK, -0.5, 0.5, rng), conv_b = test::random_vec(kCd, -0.5, 0.5, rng);
+  auto windows = test::random_vec(slots * kCd * kK, -1, 1, rng), dt_bias = test::random_vec(kH, -3, 1, rng);
+  const float lo = 1e-3f, hi = 0.1f;  // some dt clamp at each end
+  std::vector<float> xn(T * kD), proj(T * n);
+  cpu::rmsnorm_forward(xn.data(), resid.data(), norm_w.data(), T, kD, 1e-5f);
+  xn = test::bf16_round(xn);
+  cpu::matmul_forward(proj.data(), xn.data(), MatrixRef{w.data(), DType::F32, n, kD}, bias.data(), T);
+  std::vector<float> ref_z(T * kDi), ref_xbc(T * kCd, 0.0f), ref_dt(T * kH), ref_windows = windows;
+  for (int64_t t = 0; t < T; ++t) {
+    std::copy_n(proj.begin() + t * n, kDi, ref_z.begin() + t * kDi);
+    if (dec_slots[t] >= 0)
+      cpu::conv1d_silu_forward(ref_xbc.data() + t * kCd, proj.data() + t * n + kDi, n,
+                               ref_windows.data() + dec_slots[t] * kCd * kK, conv_w.data(), conv_b.data(), 1, kCd, kK);
+  }
+  cpu::dt_softplus_forward(ref_dt.data(), proj.data() + kDi + kCd, n, dt_bias.data(), T, kH, lo, hi);
+  DeviceBuffer<float> dresid(resid), dnorm(norm_w), dbias(bias), dcw(conv_w), dcb(conv_b), dwin(windows),
+      ddtb(dt_bias), zx(T * n), xbc(T * kCd), dt(T * kH);
+  DeviceBuffer<uint16_t> dw(to_bf16_bits(w));
+  DeviceBuffer<int32_t> dslots(dec_slots);
+  zx.poison();
+  xbc.poison();
+  dt.poison();
+  const cuda::DecodeInProjOut o{zx.get(), n, xbc.get(), dt.get(), dbias.get(), kDi, kCd, kH, dwin.get(), kCd * kK,
+                                dcw.get(), dcb.get(), static_cast<int32_t>(kK), dslots.get(), ddtb.get(), lo, hi};
+  cuda::decode_in_proj(o, dresid.get(), dnorm.get(), 1e-5f, dw.get(), T, kD, nullptr);
+  auto got_zx = zx.download();
+  std::vector<float> got_z(T * kDi);
+  for (int64_t t = 0; t < T; ++t) std::copy_n(got_zx.begin() + t * n, kDi, got_z.begin() + t * kDi);
+  auto got_xbc = xbc.download(), got_dt = dt.download(), got_win = dwin.download();
+  ASSERT_TRUE(test::all_finite(got_z) && test::all_finite(got_xbc) && test::all_finite(got_dt));
+  EXPECT_LE(rel_error(got_z, ref_z), 1e-4);
+  EXPECT_LE(rel_error(got_xbc, ref_xbc), 1e-4);
+  EXPECT_LE(rel_error(got_dt, ref_dt), 1e-4);
+  EXPECT_LE(rel_error(got_win, ref_windows), 1e-5);
+  for (int64_t c = 0; c < kCd; ++c) EXPECT_EQ(got_xbc[kCd + c], 0.0f) << "padding row, channel " << c;
+  EXPECT_TRUE(std::equal(got_win.begin() + kCd * kK, got_win.begin() + 2 * kCd * kK, windows.begin() + kCd * kK))
+      << "slot 1 (unused) changed";
+}
+
+TEST(CudaKernels, DecodeFusedOutProjAndHead) {
+  PCM_REQUIRE_GPU();
+  cuda::decode_fused_prepare(kDi);
+  std::mt19937 rng(22);
+  for (int64_t T : {1, 4}) {
+    const int64_t zs = kDi + 76;  // z is a strided slice of in_proj's output
+    auto y = test::random_vec(T * kDi, -2, 2, rng), z = test::random_vec(T * zs, -3, 3, rng);
+    auto gate_w = test::random_vec(kDi, 0.5, 1.5, rng), resid = test::random_vec(T * kD, -1, 1, rng);
+    auto w = test::bf16_round(test::random_vec(kD * kDi, -0.02f, 0.02f, rng)), bias = test::random_vec(kD, -0.5, 0.5, rng);
+    std::vector<float> g(T * kDi), ref(T * kD);
+    cpu::gated_rmsnorm_forward(g.data(), y.data(), z.data(), zs, gate_w.data(), T, kDi, kDi / kG, 1e-5f);
+    g = test::bf16_round(g);
+    cpu::matmul_forward(ref.data(), g.data(), MatrixRef{w.data(), DType::F32, kD, kDi}, bias.data(), T);
+    for (size_t i = 0; i < ref.size(); ++i) ref[i] += resid[i];
+    DeviceBuffer<float> dy(y), dz(z), dg(gate_w), dresid(resid), dbias(bias);
+    DeviceBuffer<uint16_t> dw(to_bf16_bits(w));
+    cuda::decode_out_proj(dresid.get(), dbias.get(), dy.get(), dz.get(), zs, dg.get(), kDi / kG, 1e-5f, dw.get(), T, kD,
+                          kDi, nullptr);
+    auto got = dresid.download();
+    ASSERT_TRUE(test::all_finite(got));
+    EXPECT_LE(rel_error(got, ref), 1e-4) << "T " << T;
+    // Head: RMSNorm of the residual rows, then the vocabulary projection (V = 1000 rows here).
+    const int64_t V = 1000;
+    auto norm_w = test::random_vec(kD, 0.5, 1.5, rng);
+    auto head = test::bf16_round(test::random_vec(V * kD, -0.05f, 0.05f, rng));
+    std::vector<float> xn(T * kD), ref_logits(T * V);
+    cpu::rmsnorm_forward(xn.data(), got.data(), norm_w.data(), T, kD, 1e-5f);
+    xn = test::bf16_round(xn);
+    cpu::matmul_forward(ref_logits.data(), xn.data(), MatrixRef{head.data(), DType::F32, V, kD}, nullptr, T);
+    DeviceBuffer<float> dn(norm_w), logits(T * V);
+    DeviceBuffer<uint16_t> dhead(to_bf16_bits(head));
+    logits.poison();
+    cuda::decode_head(logits.get(), dresid.get(), dn.get(), 1e-5f, dhead.get(), T, V, kD, nullptr);
+    auto got_logits = logits.download();
+    ASSERT_TRUE(test::all_finite(got_logits));
+    // 1e-3: a few normalised inputs round to the other bf16 neighbour (different fp32 sum order)
+    EXPECT_LE(rel_error(got_logits, ref_logits), 1e-3) << "T " << T;
+  }
 }
 
 // Greedy equals argmax; restricted draws stay inside the set the CPU sampler would draw from;

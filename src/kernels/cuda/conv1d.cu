@@ -93,6 +93,26 @@ __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_strid
   out[i] = silu_f(acc);
 }
 
+// K = 4 (every published Mamba-2): the window is one aligned float4, loaded and stored whole.
+__global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
+                                    int64_t slot_stride, const float4* w, const float* bias, const int32_t* slots,
+                                    int64_t Bn, int64_t C) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= Bn * C) return;
+  const int64_t b = i / C, c = i % C;
+  const int slot = slots[b];
+  if (slot < 0) {
+    out[i] = 0.0f;
+    return;
+  }
+  float4* win = reinterpret_cast<float4*>(conv_state + slot * slot_stride) + c;
+  const float4 v = *win, wc = w[c];
+  const float x = in[b * in_stride + c];
+  const float acc = bias[c] + wc.x * v.y + wc.y * v.z + wc.z * v.w + wc.w * x;
+  *win = make_float4(v.y, v.z, v.w, x);
+  out[i] = silu_f(acc);
+}
+
 }  // namespace
 
 void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
@@ -113,6 +133,13 @@ void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* c
                         cudaStream_t s) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
   if (Bn == 0) return;
+  const bool aligned = reinterpret_cast<uintptr_t>(conv_state) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  if (K == 4 && slot_stride % 4 == 0 && aligned) {
+    conv_decode4_kernel<<<blocks_for(Bn * C, 256), 256, 0, s>>>(out, in, in_stride, conv_state, slot_stride,
+                                                                reinterpret_cast<const float4*>(w), bias, slots, Bn, C);
+    PCM_CUDA_LAUNCH();
+    return;
+  }
   conv_decode_kernel<<<blocks_for(Bn * C, 256), 256, 0, s>>>(out, in, in_stride, conv_state, slot_stride, w, bias,
                                                              slots, Bn, C, static_cast<int>(K));
   PCM_CUDA_LAUNCH();

@@ -11,19 +11,6 @@ namespace {
 
 constexpr int kWarps = 8;
 
-__device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
-  const __nv_bfloat162* wp = reinterpret_cast<const __nv_bfloat162*>(&w);
-  const __nv_bfloat162* xp = reinterpret_cast<const __nv_bfloat162*>(&x);
-  float acc = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 a = __bfloat1622float2(wp[i]), b = __bfloat1622float2(xp[i]);
-    acc = fmaf(a.x, b.x, acc);
-    acc = fmaf(a.y, b.y, acc);
-  }
-  return acc;
-}
-
 template <int R>
 __global__ void __launch_bounds__(kWarps * 32) gemv_kernel(float* Y, const uint4* X, const uint4* W, int64_t n,
                                                             int64_t k8, float beta) {

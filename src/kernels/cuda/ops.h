@@ -87,6 +87,42 @@ constexpr int64_t kGemvMaxRows = 4;
 bool gemv_bf16_supported(int64_t T, int64_t k);
 void gemv_bf16(float* Y, const void* X, const void* W, int64_t T, int64_t n, int64_t k, float beta, cudaStream_t s);
 
+// ---- decode_fused.cu ------------------------------------------------------------------------------
+// Decode for T <= kGemvMaxRows rows with bf16 weights: the projections with their neighbouring row-wise
+// kernels folded in (RMSNorm, conv step, dt, gated RMSNorm, residual add), launched with programmatic
+// dependent launch. Same results as the unfused kernels up to fp32 summation order.
+bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group, int64_t z_stride, int64_t K);
+// Raises the kernels' shared-memory limit for inputs of up to max_k columns; call once before any
+// decode_* launch (not during graph capture).
+void decode_fused_prepare(int64_t max_k);
+// Where in_proj's output goes: z -> z (row stride z_stride), xBC -> conv step + SiLU -> xbc [T, conv_dim]
+// (windows updated; slot < 0: zeros, no change), dt -> dt [T, heads] (softplus(v + dt_bias) clamped).
+struct DecodeInProjOut {
+  float* z;
+  int64_t z_stride;
+  float* xbc;
+  float* dt;
+  const float* bias;  // in_proj bias [d_inner + conv_dim + heads] or null
+  int64_t d_inner, conv_dim, heads;
+  float* conv_state;
+  int64_t conv_slot_stride;
+  const float *conv_w, *conv_b;
+  int32_t K;
+  const int32_t* slots;
+  const float* dt_bias;
+  float dt_lo, dt_hi;
+};
+// in_proj(rmsnorm(resid[T, d]) · norm_w) into `o`.
+void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,
+                    int64_t T, int64_t d, cudaStream_t s);
+// resid[T, d] += out_proj(gated_rmsnorm(y, z)) (+ out_bias); y [T, d_inner], z rows at z + t * z_stride.
+void decode_out_proj(float* resid, const float* out_bias, const float* y, const float* z, int64_t z_stride,
+                     const float* gate_w, int64_t group, float eps, const void* W, int64_t T, int64_t d,
+                     int64_t d_inner, cudaStream_t s);
+// logits[T, V] = lm_head(rmsnorm(resid[T, d]) · norm_w).
+void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
+                 int64_t V, int64_t d, cudaStream_t s);
+
 // ---- sampling.cu ---------------------------------------------------------------------------------
 struct DeviceSampling {
   float temperature;  // 0 = greedy

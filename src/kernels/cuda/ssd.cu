@@ -280,8 +280,10 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
 }
 
 // Decode: block per (head, row); warp w handles rows p = w, w + warps, ...; lane owns the NQ contiguous
-// state columns n = lane·NQ .. (one 16-byte load per lane for N = 128 fp32). Four p-rows are loaded before
-// any is used, so several wide loads per lane are in flight.
+// state columns n = lane·NQ .. (one 16-byte load per lane for N = 128 fp32). RU p-rows are loaded before
+// any is used, so several wide loads per lane are in flight. Launched with programmatic dependent launch:
+// the first rows of state are loaded before waiting for the kernel that produced x, B, C and dt (only this
+// kernel writes the state during a decode step).
 constexpr int kDecodeThreads = 512;  // the most a launch uses (see launch_decode)
 
 template <class S, int NQ>
@@ -289,18 +291,40 @@ struct alignas(sizeof(S) * NQ) StatePack {
   S v[NQ];
 };
 
-template <class S, int NQ>
+template <class S, int NQ, int RU>
 __global__ void __launch_bounds__(kDecodeThreads) ssd_decode_kernel(float* y, SsdIn in, S* state, int64_t slot_stride, SsdDims d,
                                                          const int32_t* slots) {
   const int h = blockIdx.x, b = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int64_t HP = static_cast<int64_t>(d.H) * d.P;
-  const int slot = slots[b];
+  const int slot = slots[b];  // copied in before the step
+  const int n0 = lane * NQ;
+  const bool full = d.N == 32 * NQ;  // whole packs, aligned: vector loads and stores
+  S* st = state + (slot < 0 ? 0 : slot) * slot_stride + static_cast<int64_t>(h) * d.P * d.N;
+  using Pack = StatePack<S, NQ>;
+  float sv[RU][NQ];
+  auto load_rows = [&](int p0) {
+#pragma unroll
+    for (int u = 0; u < RU; ++u) {
+      const int p = p0 + u * warps;
+      const S* ptr = st + static_cast<int64_t>(p) * d.N + n0;
+      if (p < d.P && full) {
+        const Pack pk = *reinterpret_cast<const Pack*>(ptr);
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) sv[u][q] = to_float(pk.v[q]);
+      } else {
+#pragma unroll
+        for (int q = 0; q < NQ; ++q) sv[u][q] = (p < d.P && n0 + q < d.N) ? to_float(ptr[q]) : 0.0f;
+      }
+    }
+  };
+  if (slot >= 0) load_rows(warp);
+  pdl_wait();
+  pdl_trigger();
   if (slot < 0) {
     for (int p = threadIdx.x; p < d.P; p += blockDim.x) y[b * HP + h * d.P + p] = 0.0f;
     return;
   }
-  const int g = h / (d.H / d.G), n0 = lane * NQ;
-  const bool full = d.N == 32 * NQ;  // whole packs, aligned: vector loads and stores
+  const int g = h / (d.H / d.G);
   const float* row = in.xbc + b * in.stride;
   const float* x = row + h * d.P;
   const float* Bv = row + HP + static_cast<int64_t>(g) * d.N;
@@ -314,25 +338,10 @@ __global__ void __launch_bounds__(kDecodeThreads) ssd_decode_kernel(float* y, Ss
     Bq[q] = ok ? Bv[n0 + q] : 0.0f;
     Cq[q] = ok ? Cv[n0 + q] : 0.0f;
   }
-  S* st = state + slot * slot_stride + static_cast<int64_t>(h) * d.P * d.N;
-  using Pack = StatePack<S, NQ>;
-  for (int p0 = warp; p0 < d.P; p0 += 4 * warps) {
-    float sv[4][NQ];
+  for (int p0 = warp; p0 < d.P; p0 += RU * warps) {
+    if (p0 != warp) load_rows(p0);
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int p = p0 + u * warps;
-      S* ptr = st + static_cast<int64_t>(p) * d.N + n0;
-      if (p < d.P && full) {
-        const Pack pk = *reinterpret_cast<const Pack*>(ptr);
-#pragma unroll
-        for (int q = 0; q < NQ; ++q) sv[u][q] = to_float(pk.v[q]);
-      } else {
-#pragma unroll
-        for (int q = 0; q < NQ; ++q) sv[u][q] = (p < d.P && n0 + q < d.N) ? to_float(ptr[q]) : 0.0f;
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < RU; ++u) {
       const int p = p0 + u * warps;
       if (p >= d.P) break;
       const float xp = x[p], dx = dt * xp;
@@ -358,21 +367,27 @@ __global__ void __launch_bounds__(kDecodeThreads) ssd_decode_kernel(float* y, Ss
   }
 }
 
+template <class S, int NQ>
+void launch_decode_nq(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
+                      int64_t Bn, cudaStream_t s) {
+  dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
+  // Few rows: 16 warps per head so each warp has one group of 4 state rows (one memory round trip);
+  // many rows: 4 warps per head, which measured faster once the grid fills the GPU (H200 2026-12-03:
+  // 8 warps x 8 rows, 4 x 16 and 2 x 16 per head were slower or equal, bench/cuda_notes.md v8).
+  const int threads = Bn * d.H < 1024 ? 512 : 128;
+  PCM_CUDA(launch_pdl(ssd_decode_kernel<S, NQ, 4>, grid, dim3(threads), 0, s, y, in, state, slot_stride, d, slots));
+}
+
 template <class S>
 void launch_decode(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
                    int64_t Bn, cudaStream_t s) {
-  dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
-  // Few rows: 16 warps per head so each warp has one group of 4 state rows (one memory round trip);
-  // many rows: 4 warps per head, which measured faster once the grid fills the GPU.
-  const int threads = Bn * d.H < 1024 ? 512 : 128;
   const int q = (d.N + 31) / 32;
   switch (q <= 1 ? 1 : q <= 2 ? 2 : q <= 4 ? 4 : 8) {
-    case 1: ssd_decode_kernel<S, 1><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 2: ssd_decode_kernel<S, 2><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 4: ssd_decode_kernel<S, 4><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
-    case 8: ssd_decode_kernel<S, 8><<<grid, threads, 0, s>>>(y, in, state, slot_stride, d, slots); break;
+    case 1: return launch_decode_nq<S, 1>(y, in, state, slot_stride, d, slots, Bn, s);
+    case 2: return launch_decode_nq<S, 2>(y, in, state, slot_stride, d, slots, Bn, s);
+    case 4: return launch_decode_nq<S, 4>(y, in, state, slot_stride, d, slots, Bn, s);
+    default: return launch_decode_nq<S, 8>(y, in, state, slot_stride, d, slots, Bn, s);
   }
-  PCM_CUDA_LAUNCH();
 }
 
 void check_dims(const SsdDims& d) {

@@ -1,0 +1,304 @@
+// Decode at a few rows (<= kGemvMaxRows) with bf16 weights: each projection GEMV with the row-wise
+// kernels around it folded in, so a layer is three launches (in_proj, SSD step, out_proj) instead of seven:
+//   in_proj:  RMSNorm of the residual rows (prologue) · W_in, then per output feature (epilogue):
+//             z stored, xBC through the conv window + SiLU, dt through softplus + bias + clamp
+//   out_proj: grouped gated RMSNorm of (y, z) (prologue) · W_out, residual add (epilogue)
+//   head:     RMSNorm (prologue) · lm_head
+// At batch 1 the step is bound by streaming the weights, and the small kernels were ~30 µs of latency
+// per layer. A persistent grid (2 blocks per SM) builds the normalised rows once per block in shared
+// memory (bf16, as the unfused path rounds them), then each warp streams whole weight rows with 16-byte
+// loads. The kernels are launched with programmatic dependent launch: before waiting for the previous
+// kernel, each warp already prefetches its first weight row into L2 and its first slab into registers.
+#include <algorithm>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace pcm::cuda {
+namespace {
+
+constexpr int kWarps = 8, kThreads = kWarps * 32;
+constexpr int kSlab = 8;                   // 16-byte weight loads in flight per lane
+constexpr int64_t kPrefetchBytes = 16384;  // of each warp's first row, into L2 before the wait
+constexpr int kMaxK = 8;                   // conv taps
+
+// ---- prologues: fill xs[r][0..k) (bf16) for the R input rows, then __syncthreads ------------------------
+
+// x = in[r] * rsqrt(mean(in[r]²) + eps) * weight, rounded to bf16 (as cuda::rmsnorm with bf16 output).
+struct NormPrologue {
+  const float* in;  // [R, k]
+  const float* weight;
+  float eps;
+
+  template <int R>
+  __device__ void build(__nv_bfloat16* xs, int64_t k) const {
+    __shared__ float red[R][kWarps];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t k4 = k / 4;
+    float ss[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      ss[r] = 0.0f;
+      const float4* row = reinterpret_cast<const float4*>(in + r * k);
+      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {
+        const float4 v = row[i];
+        ss[r] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+      }
+      ss[r] = warp_sum(ss[r]);
+      if (lane == 0) red[r][warp] = ss[r];
+    }
+    __syncthreads();
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float t = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) t += red[r][w];
+      const float scale = rsqrtf(t / static_cast<float>(k) + eps);
+      const float4* row = reinterpret_cast<const float4*>(in + r * k);
+      const float4* wt = reinterpret_cast<const float4*>(weight);
+      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k);
+      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {
+        const float4 v = row[i], g = wt[i];
+        out[2 * i] = __floats2bfloat162_rn(v.x * scale * g.x, v.y * scale * g.y);
+        out[2 * i + 1] = __floats2bfloat162_rn(v.z * scale * g.z, v.w * scale * g.w);
+      }
+    }
+    __syncthreads();
+  }
+};
+
+// g = y * silu(z) normalised over each group of `group` channels, times weight (cuda::gated_rmsnorm).
+// Warp per (row, group); the second pass re-reads y and z (L1) instead of holding the group.
+struct GatedPrologue {
+  const float* y;  // [R, k]
+  const float* z;  // row r at z + r * z_stride
+  int64_t z_stride;
+  const float* weight;
+  int64_t group;
+  float eps;
+
+  template <int R>
+  __device__ void build(__nv_bfloat16* xs, int64_t k) const {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t groups = k / group, g4 = group / 4;
+    for (int64_t item = warp; item < R * groups; item += kWarps) {
+      const int64_t r = item / groups, c0 = (item % groups) * group;
+      const float4* yv = reinterpret_cast<const float4*>(y + r * k + c0);
+      const float4* zv = reinterpret_cast<const float4*>(z + r * z_stride + c0);
+      float ss = 0.0f;
+      for (int64_t i = lane; i < g4; i += 32) {
+        const float4 a = yv[i], b = zv[i];
+        const float4 g = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
+        ss += g.x * g.x + g.y * g.y + g.z * g.z + g.w * g.w;
+      }
+      const float scale = rsqrtf(warp_sum(ss) / static_cast<float>(group) + eps);
+      const float4* wt = reinterpret_cast<const float4*>(weight + c0);
+      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k + c0);
+      for (int64_t i = lane; i < g4; i += 32) {
+        const float4 a = yv[i], b = zv[i], w = wt[i];
+        out[2 * i] = __floats2bfloat162_rn(a.x * silu_f(b.x) * scale * w.x, a.y * silu_f(b.y) * scale * w.y);
+        out[2 * i + 1] = __floats2bfloat162_rn(a.z * silu_f(b.z) * scale * w.z, a.w * silu_f(b.w) * scale * w.w);
+      }
+    }
+    __syncthreads();
+  }
+};
+
+// ---- epilogues: one finished dot product v = (W · x_r)[row] --------------------------------------------
+
+struct StoreEpilogue {  // Y[r, row] = v
+  float* Y;
+  int64_t n;
+  __device__ void store(int r, int64_t row, float v) const { Y[r * n + row] = v; }
+};
+
+struct ResidualEpilogue {  // resid[r, row] += v (+ bias)
+  float* resid;
+  const float* bias;  // may be null
+  int64_t n;
+  __device__ void store(int r, int64_t row, float v) const {
+    float* p = resid + r * n + row;
+    const float s = v + *p;
+    *p = bias ? s + bias[row] : s;
+  }
+};
+
+struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
+  DecodeInProjOut o;
+  __device__ void store(int r, int64_t row, float v) const {
+    if (o.bias) v += o.bias[row];
+    if (row < o.d_inner) {
+      o.z[r * o.z_stride + row] = v;
+      return;
+    }
+    const int64_t c = row - o.d_inner;
+    if (c < o.conv_dim) {
+      const int slot = o.slots[r];
+      if (slot < 0) {  // padding row: no state change
+        o.xbc[r * o.conv_dim + c] = 0.0f;
+        return;
+      }
+      float* win = o.conv_state + slot * o.conv_slot_stride + c * o.K;
+      const float* w = o.conv_w + c * o.K;
+      float acc = o.conv_b[c] + w[o.K - 1] * v;
+#pragma unroll
+      for (int k = 0; k < kMaxK - 1; ++k) {
+        if (k < o.K - 1) {
+          const float old = win[k + 1];
+          acc += w[k] * old;
+          win[k] = old;
+        }
+      }
+      win[o.K - 1] = v;
+      o.xbc[r * o.conv_dim + c] = silu_f(acc);
+      return;
+    }
+    const int64_t h = c - o.conv_dim;
+    const float u = v + o.dt_bias[h];
+    const float sp = u > 20.0f ? u : log1pf(expf(u));  // torch softplus, threshold 20
+    o.dt[r * o.heads + h] = fminf(fmaxf(sp, o.dt_lo), o.dt_hi);
+  }
+};
+
+// ---- the persistent GEMV ---------------------------------------------------------------------------------
+
+template <int R, class Pro, class Epi>
+__global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
+                                                                 int64_t k8) {
+  extern __shared__ uint4 xs[];  // [R][k8]: the normalised input rows, bf16
+  const int lane = threadIdx.x & 31;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  // Before the wait: weights never depend on the previous kernel.
+  uint4 wv[kSlab];
+  if (row < n) {
+    const char* first = reinterpret_cast<const char*>(W + row * k8);
+    const int64_t bytes = min(k8 * 16, kPrefetchBytes);
+    for (int64_t off = lane * 128; off < bytes; off += 32 * 128) prefetch_l2(first + off);
+#pragma unroll
+    for (int u = 0; u < kSlab; ++u) {
+      const int64_t i = lane + 32 * u;
+      wv[u] = i < k8 ? __ldcs(W + row * k8 + i) : make_uint4(0, 0, 0, 0);
+    }
+  }
+  pdl_wait();
+  pdl_trigger();
+  pro.template build<R>(reinterpret_cast<__nv_bfloat16*>(xs), k8 * 8);
+  bool loaded = true;
+  for (; row < n; row += stride) {
+    const uint4* w = W + row * k8;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    for (int64_t i0 = 0; i0 < k8; i0 += 32 * kSlab) {
+      if (!loaded) {
+#pragma unroll
+        for (int u = 0; u < kSlab; ++u) {
+          const int64_t i = i0 + lane + 32 * u;
+          wv[u] = i < k8 ? __ldcs(w + i) : make_uint4(0, 0, 0, 0);  // streamed once: do not keep
+        }
+      }
+      loaded = false;
+#pragma unroll
+      for (int u = 0; u < kSlab; ++u) {
+        const int64_t i = i0 + lane + 32 * u;
+        if (i < k8) {
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r] += dot8(wv[u], xs[r * k8 + i]);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float v = warp_sum(acc[r]);
+      if (lane == r) epi.store(r, row, v);
+    }
+  }
+}
+
+int sm_count() {
+  static const int count = [] {
+    int dev = 0, n = 0;
+    PCM_CUDA(cudaGetDevice(&dev));
+    PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    return n;
+  }();
+  return count;
+}
+
+int64_t g_smem_limit = 48 * 1024;  // raised by decode_fused_prepare
+
+template <int R, class Pro, class Epi>
+void set_smem_limit(int bytes) {
+  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+template <class Pro, class Epi>
+void set_smem_limits(int bytes) {
+  set_smem_limit<1, Pro, Epi>(bytes);
+  set_smem_limit<2, Pro, Epi>(bytes);
+  set_smem_limit<3, Pro, Epi>(bytes);
+  set_smem_limit<4, Pro, Epi>(bytes);
+}
+
+template <int R, class Pro, class Epi>
+void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
+  auto* kernel = fused_gemv_kernel<R, Pro, Epi>;
+  const size_t smem = static_cast<size_t>(R * k) * 2;
+  PCM_CHECK(static_cast<int64_t>(smem) <= g_smem_limit,
+            "fused decode: {} rows of {} columns need {} bytes of shared memory; decode_fused_prepare allowed {}", R, k,
+            smem, g_smem_limit);
+  const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 2 * static_cast<int64_t>(sm_count()));
+  PCM_CUDA(launch_pdl(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, s, pro, epi,
+                      static_cast<const uint4*>(W), n, k / 8));
+}
+
+template <class Pro, class Epi>
+void launch(int64_t T, const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
+  switch (T) {
+    case 1: launch_r<1>(pro, epi, W, n, k, s); break;
+    case 2: launch_r<2>(pro, epi, W, n, k, s); break;
+    case 3: launch_r<3>(pro, epi, W, n, k, s); break;
+    default: launch_r<4>(pro, epi, W, n, k, s); break;
+  }
+}
+
+}  // namespace
+
+bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group, int64_t z_stride, int64_t K) {
+  return T >= 1 && T <= kGemvMaxRows && d % 8 == 0 && d_inner % 8 == 0 && group % 4 == 0 && d_inner % group == 0 &&
+         z_stride % 4 == 0 && K >= 1 && K <= kMaxK && static_cast<int64_t>(kGemvMaxRows) * d_inner * 2 <= 200 * 1024;
+}
+
+void decode_fused_prepare(int64_t max_k) {
+  const int64_t bytes = kGemvMaxRows * max_k * 2;
+  if (bytes <= g_smem_limit) return;
+  PCM_CHECK(bytes <= 200 * 1024, "fused decode: {} columns need too much shared memory", max_k);
+  set_smem_limits<NormPrologue, InProjEpilogue>(static_cast<int>(bytes));
+  set_smem_limits<GatedPrologue, ResidualEpilogue>(static_cast<int>(bytes));
+  set_smem_limits<NormPrologue, StoreEpilogue>(static_cast<int>(bytes));
+  g_smem_limit = bytes;
+}
+
+void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,
+                    int64_t T, int64_t d, cudaStream_t s) {
+  if (T == 0) return;
+  const int64_t n = o.d_inner + o.conv_dim + o.heads;
+  launch(T, NormPrologue{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s);
+}
+
+void decode_out_proj(float* resid, const float* out_bias, const float* y, const float* z, int64_t z_stride,
+                     const float* gate_w, int64_t group, float eps, const void* W, int64_t T, int64_t d,
+                     int64_t d_inner, cudaStream_t s) {
+  if (T == 0) return;
+  launch(T, GatedPrologue{y, z, z_stride, gate_w, group, eps}, ResidualEpilogue{resid, out_bias, d}, W, d, d_inner, s);
+}
+
+void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
+                 int64_t V, int64_t d, cudaStream_t s) {
+  if (T == 0) return;
+  launch(T, NormPrologue{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s);
+}
+
+}  // namespace pcm::cuda

@@ -1,0 +1,130 @@
+// The `pcm` commands with --device cuda, run as processes: the server drains on SIGTERM with streams in
+// flight and exits 0; `pcm score` matches the CPU's logits; `pcm chat` answers two turns.
+#include <gtest/gtest.h>
+
+#ifdef PCM_HAVE_CUDA
+#include <httplib.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cuda_test_util.h"
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace pcm::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Streams one completion of `tokens` tokens; true when it ends with usage == tokens and [DONE].
+bool stream_to_the_end(int port, int tokens) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  const json body{{"prompt", "Keep going"}, {"max_tokens", tokens}, {"ignore_eos", true}, {"stream", true},
+                  {"stream_options", {{"include_usage", true}}}};
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/completions";
+  req.body = body.dump();
+  req.set_header("Content-Type", "application/json");
+  std::string buf;
+  req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+    buf.append(d, n);
+    return true;
+  };
+  httplib::Response res;
+  httplib::Error err;
+  if (!c.send(req, res, err) || res.status != 200) return false;
+  return buf.find("\"completion_tokens\":" + std::to_string(tokens)) != std::string::npos &&
+         buf.find("data: [DONE]") != std::string::npos;
+}
+
+TEST(CudaCli, ServeDrainsStreamsInFlightOnSigtermAndExitsZero) {
+  PCM_REQUIRE_GPU();
+  const int port = free_port();
+  const std::string bin = pcm_binary(), model = testdata("models/tiny-mistral-bf16"), p = std::to_string(port);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    execl(bin.c_str(), bin.c_str(), "serve", "--device", "cuda", "--model", model.c_str(), "--port", p.c_str(),
+          "--max-slots", "8", "--shutdown-grace", "30", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  httplib::Client c("127.0.0.1", port);
+  bool up = false;
+  for (int i = 0; i < 1500 && !up; ++i) {  // CUDA context + graph capture: allow 30 s
+    auto h = c.Get("/health");
+    up = h && h->status == 200;
+    if (!up) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(up) << "pcm serve --device cuda did not come up";
+  constexpr int kStreams = 4, kTokens = 400;
+  std::atomic<int> finished{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kStreams; ++i)
+    clients.emplace_back([&] { finished += stream_to_the_end(port, kTokens) ? 1 : 0; });
+  std::this_thread::sleep_for(300ms);  // streams admitted and decoding
+  kill(pid, SIGTERM);
+  for (auto& t : clients) t.join();
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(finished.load(), kStreams) << "streams in flight at SIGTERM must run to their end";
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(CudaCli, ScoreMatchesTheCpuLogits) {
+  PCM_REQUIRE_GPU();
+  TempDir tmp;
+  const std::string model = testdata("models/tiny-g2"), ids = "1,5,9,200,31,7,64,3,12,99,100,4";
+  for (const char* device : {"cpu", "cuda"}) {
+    auto r = run_pcm(std::string("score --model ") + model + " --prompt-ids " + ids + " --device " + device +
+                     " --out " + tmp.file(std::string(device) + ".safetensors"));
+    ASSERT_EQ(r.exit_code, 0) << device << ": " << r.err;
+  }
+  SafetensorsFile cpu(tmp.file("cpu.safetensors")), gpu(tmp.file("cuda.safetensors"));
+  const auto a = tensor_to_f32(cpu.get("logits")), b = tensor_to_f32(gpu.get("logits"));
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_LT(rel_error(b, a), 1e-4);  // fp32 weights on the GPU (pcm score's rule), TF32-free paths
+}
+
+TEST(CudaCli, ChatAnswersTwoTurns) {
+  PCM_REQUIRE_GPU();
+  auto r = run_pcm("chat --device cuda --model " + testdata("models/tiny-mistral-bf16") +
+                       " --max-new-tokens 8 --temperature 0",
+                   "Hello there\nAnd again\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+}
+
+}  // namespace
+}  // namespace pcm::test
+
+#else
+TEST(CudaCli, BuiltWithoutCuda) { GTEST_SKIP() << "built without CUDA"; }
+#endif
