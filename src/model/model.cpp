@@ -14,24 +14,10 @@
 #include "util/error.h"
 
 namespace pcm {
-namespace {
-
-// Rows per prefill forward: 512 (llama.cpp's ubatch) unless the activation workspace for that many rows
-// would pass 32 MiB; wide models then take fewer rows (a multiple of chunk_size), so peak memory stays
-// near weights + states (mamba2-1.3b: 256 rows, 28 MB instead of 56 MB; GEMMs of 256 rows lose little).
-int64_t default_max_batch_tokens(const Mamba2Config& c) {
-  constexpr int64_t kMaxRows = 512, kWorkspaceBytes = int64_t{32} << 20;
-  const int64_t floats_per_row =
-      3 * c.hidden_size + c.d_in_proj() + c.conv_dim() + c.num_heads + 2 * c.d_inner();  // see reserve()
-  const int64_t fit = kWorkspaceBytes / (4 * floats_per_row), Q = c.chunk_size;
-  return std::max(Q, std::min(fit / Q * Q, kMaxRows));
-}
-
-}  // namespace
 
 Mamba2Model::Mamba2Model(Mamba2Config config, Mamba2Weights weights)
     : config_(std::move(config)), weights_(std::move(weights)) {
-  set_max_batch_tokens(default_max_batch_tokens(config_));
+  set_max_batch_tokens(512);
 }
 
 Mamba2Model Mamba2Model::load(const std::string& model_dir) {
