@@ -98,8 +98,10 @@ THREAD_ARGS=()
 has_stage() { [[ ",$STAGES," == *",$1,"* ]]; }
 log() { echo "[recipe $(date -u +%H:%M:%S)] $*" >&2; }
 config_of() { case "$1" in a) echo a-phase1 ;; b) echo b-curriculum ;; c) echo c-mixture ;; *) die "unknown variant '$1'" ;; esac; }
-# The final checkpoint of a finished run: the last phase-end directory.
-final_ckpt() { ls -d "$WORK/runs/$1"/phase*-* 2>/dev/null | grep -v '\.tmp$' | sort -V | tail -1; }
+# The last phase-end checkpoint of run $1 (the last match of the glob ${2:-phase*-*}). Prints nothing
+# when there is none and never fails: under set -e + pipefail a failing `ck=$(final_ckpt ...)` would end
+# the script silently, before the caller's die could say what is missing.
+final_ckpt() { { ls -d "$WORK/runs/$1"/${2:-phase*-*} 2>/dev/null || true; } | { grep -v '\.tmp$' || true; } | sort -V | tail -1; }
 
 if [ -n "$SHIP" ]; then
   ck=$(final_ckpt b)
@@ -194,7 +196,7 @@ train_variant() {
 # (a) as (b)'s phase 1: WORK/runs/a gets a link to that checkpoint and (b)'s phase-1 metrics rows.
 link_a_to_b() {
   local p1
-  p1=$(ls -d "$WORK/runs/b"/phase1-* 2>/dev/null | grep -v '\.tmp$' | head -1)
+  p1=$(final_ckpt b "phase1-*")
   [ -n "$p1" ] || die "--a-from-b: (b) has no phase-1 checkpoint in $WORK/runs/b"
   mkdir -p "$WORK/runs/a"
   ln -sfn "../b/$(basename "$p1")" "$WORK/runs/a/$(basename "$p1")"

@@ -1,0 +1,55 @@
+// scripts/pcm-mini/recipe.sh without training anything (`--pcm /bin/true`): a missing checkpoint is an
+// error that says what is missing (under set -e + pipefail a failed lookup used to end the script with
+// exit 1 and no message), and --a-from-b links (a) to (b)'s phase-1 checkpoint. The work directory has
+// spaces in its name.
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "test_util.h"
+
+namespace pcm::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
+
+CommandResult recipe(const std::string& work, const std::string& args) {
+  return run_command("bash " + quoted(testdata("../scripts/pcm-mini/recipe.sh")) + " --pcm /bin/true --work " +
+                     quoted(work) + " " + args);
+}
+
+TEST(PcmMiniRecipe, MissingCheckpointsAreNamedErrors) {
+  TempDir tmp;
+  const std::string work = tmp.file("work dir");
+  auto r = recipe(work, "--stages eval --variants b");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("eval b: no finished checkpoint in " + work + "/runs/b"), std::string::npos) << r.err;
+  r = recipe(work, "--ship " + quoted(tmp.file("ship")));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no finished run in " + work + "/runs/b to ship"), std::string::npos) << r.err;
+  // (b) "trains" (/bin/true) but leaves no phase-1 checkpoint for (a).
+  r = recipe(work, "--stages train --variants 'a b' --a-from-b");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--a-from-b: (b) has no phase-1 checkpoint"), std::string::npos) << r.err;
+}
+
+TEST(PcmMiniRecipe, AFromBLinksPhaseOneOfAFinishedB) {
+  TempDir tmp;
+  const std::string work = tmp.file("work dir");
+  fs::create_directories(work + "/runs/b/phase1-gsm8k");
+  fs::create_directories(work + "/runs/b/phase2-composed");
+  fs::create_directories(work + "/runs/b/phase2-composed.tmp");
+  std::ofstream(work + "/runs/b/metrics.jsonl") << "{\"phase\": 1, \"step\": 1}\n{\"phase\": 2, \"step\": 2}\n";
+  auto r = recipe(work, "--stages train --variants 'a b' --a-from-b");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("train b: already finished"), std::string::npos) << r.err;
+  EXPECT_EQ(fs::read_symlink(work + "/runs/a/phase1-gsm8k"), "../b/phase1-gsm8k");
+  std::ifstream metrics(work + "/runs/a/metrics.jsonl");
+  const std::string rows((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(rows, "{\"phase\": 1, \"step\": 1}\n");
+}
+
+}  // namespace
+}  // namespace pcm::test
