@@ -8,11 +8,7 @@ rm -rf "$dst"; mkdir -p "$dst/stage/lib"
 strip -o "$dst/stage/pcm" "$src/pcm"
 strip -o "$dst/stage/test_cuda" "$src/test_cuda"
 [ -n "$base" ] && strip -o "$dst/stage/pcm_base" "$base"
-for l in libgomp.so.1 libfmt.so.9 libgfortran.so.5 libquadmath.so.0 libutf8proc.so.2 libginac.so.11 libcln.so.6 \
-         libgmp.so.10 libtomlplusplus.so.3 libcpp-httplib.so.0.11 libbrotlicommon.so.1 libbrotlidec.so.1 \
-         libbrotlienc.so.1 libpcre2-8.so.0; do
-  cp -L /lib/x86_64-linux-gnu/$l "$dst/stage/lib/"
-done
+"$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
 (cd "$dst/stage" && tar cJf ../pack.tar.xz .)
 rm -rf "$dst/stage"
 cp "$(dirname "$0")/cuda_perf_run.sh" "$dst/run.sh"

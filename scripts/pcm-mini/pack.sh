@@ -27,11 +27,7 @@ done
 rm -rf "$OUT"
 mkdir -p "$OUT/build" "$OUT/lib" "$OUT/scripts" "$OUT/configs" "$OUT/data/train" "$OUT/data/benchmarks"
 strip -o "$OUT/build/pcm" "$PCM"
-# What an Ubuntu 24.04 GPU machine lacks of pcm's Debian 12 libraries (check with ldd).
-for l in libgomp.so.1 libfmt.so.9 libgfortran.so.5 libquadmath.so.0 libutf8proc.so.2 libginac.so.11 libcln.so.6 \
-         libgmp.so.10 libtomlplusplus.so.3 libcpp-httplib.so.0.11 libbrotlicommon.so.1 libbrotlidec.so.1 libbrotlienc.so.1; do
-  cp -L "/lib/x86_64-linux-gnu/$l" "$OUT/lib/"
-done
+"$REPO/scripts/dev/device_libs.sh" "$OUT/lib"
 cp -r "$REPO/scripts/pcm-mini" "$OUT/scripts/"
 cp -r "$REPO/configs/pcm-mini" "$OUT/configs/"
 cp "$DATA_ROOT/train/gsm8k_train.jsonl" "$OUT/data/train/"
