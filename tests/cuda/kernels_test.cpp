@@ -17,6 +17,7 @@
 #include "kernels/cpu/ssd.h"
 #include "kernels/cuda/gemm_cuda.h"
 #include "kernels/cuda/ops.h"
+#include "util/error.h"
 
 namespace pcm {
 namespace {
@@ -266,6 +267,39 @@ std::vector<uint16_t> to_bf16_bits(const std::vector<float>& v) {
   std::vector<uint16_t> r(v.size());
   for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(v[i]);
   return r;
+}
+
+// Host-side rules of the fused decode (no GPU needed): which shapes take it, and calls outside them are
+// errors that say what is wrong instead of computing the first 4 rows or a wrong shared-memory size.
+TEST(CudaKernels, DecodeFusedShapeRules) {
+  // pcm-mini: d 384, d_inner 768, one group, d_in_proj 1676, K 4
+  EXPECT_TRUE(cuda::decode_fused_supported(1, 384, 768, 768, 1676, 4));
+  EXPECT_TRUE(cuda::decode_fused_supported(4, kD, kDi, kDi / kG, kDi + kCd + kH, kK));
+  EXPECT_FALSE(cuda::decode_fused_supported(0, 384, 768, 768, 1676, 4));
+  EXPECT_FALSE(cuda::decode_fused_supported(5, 384, 768, 768, 1676, 4));
+  EXPECT_FALSE(cuda::decode_fused_supported(1, 384, 768, 768, 1676, 9));  // conv taps
+  EXPECT_FALSE(cuda::decode_fused_supported(1, 384, 768, 0, 1676, 4));    // group
+  EXPECT_FALSE(cuda::decode_fused_supported(1, 384, 768, 512, 1676, 4));  // groups do not tile d_inner
+  EXPECT_FALSE(cuda::decode_fused_supported(1, 384, 768, 768, 1678, 4));  // z rows not 16-byte aligned
+  // 4 rows of the widest input in bf16 must fit the 200 KiB of shared memory: d counts as well as d_inner.
+  EXPECT_FALSE(cuda::decode_fused_supported(1, 32768, 16384, 16384, 3 * 16384, 4));
+  EXPECT_FALSE(cuda::decode_fused_supported(1, 16384, 32768, 32768, 3 * 32768, 4));
+  EXPECT_NO_THROW(cuda::decode_fused_prepare(32768));  // unsupported width: nothing to prepare
+  auto message = [](auto&& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const cuda::DecodeInProjOut o{};
+  EXPECT_NE(message([&] { cuda::decode_in_proj(o, nullptr, nullptr, 1e-5f, nullptr, 5, 384, nullptr); })
+                .find("fused decode: 5 rows (1..4 supported)"),
+            std::string::npos);
+  EXPECT_NE(message([&] { cuda::decode_head(nullptr, nullptr, nullptr, 1e-5f, nullptr, 1, 100, 12, nullptr); })
+                .find("fused decode: 12 input columns"),
+            std::string::npos);
 }
 
 TEST(CudaKernels, DecodeFusedInProj) {

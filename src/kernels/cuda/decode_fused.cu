@@ -227,7 +227,10 @@ int sm_count() {
   return count;
 }
 
-int64_t g_smem_limit = 48 * 1024;  // raised by decode_fused_prepare
+// Dynamic shared memory a launch may use: 48 KiB (the default limit) less room for the prologues' static
+// arrays, whose bytes count against the same limit; raised by decode_fused_prepare.
+constexpr int64_t kStaticSmemRoom = 1024, kSmemCap = 200 * 1024;
+int64_t g_smem_limit = 48 * 1024 - kStaticSmemRoom;
 
 template <int R, class Pro, class Epi>
 void set_smem_limit(int bytes) {
@@ -256,6 +259,8 @@ void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t 
 
 template <class Pro, class Epi>
 void launch(int64_t T, const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
+  PCM_CHECK(T >= 1 && T <= kGemvMaxRows, "fused decode: {} rows (1..{} supported)", T, kGemvMaxRows);
+  PCM_CHECK(k % 8 == 0, "fused decode: {} input columns (a multiple of 8 needed)", k);
   switch (T) {
     case 1: launch_r<1>(pro, epi, W, n, k, s); break;
     case 2: launch_r<2>(pro, epi, W, n, k, s); break;
@@ -267,14 +272,16 @@ void launch(int64_t T, const Pro& pro, const Epi& epi, const void* W, int64_t n,
 }  // namespace
 
 bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group, int64_t z_stride, int64_t K) {
-  return T >= 1 && T <= kGemvMaxRows && d % 8 == 0 && d_inner % 8 == 0 && group % 4 == 0 && d_inner % group == 0 &&
-         z_stride % 4 == 0 && K >= 1 && K <= kMaxK && static_cast<int64_t>(kGemvMaxRows) * d_inner * 2 <= 200 * 1024;
+  // in_proj and the head take d input columns, out_proj d_inner: both rows sets must fit in shared memory.
+  const int64_t max_k = std::max(d, d_inner);
+  return T >= 1 && T <= kGemvMaxRows && d % 8 == 0 && d_inner % 8 == 0 && group > 0 && group % 4 == 0 &&
+         d_inner % group == 0 && z_stride % 4 == 0 && K >= 1 && K <= kMaxK && kGemvMaxRows * max_k * 2 <= kSmemCap;
 }
 
 void decode_fused_prepare(int64_t max_k) {
   const int64_t bytes = kGemvMaxRows * max_k * 2;
-  if (bytes <= g_smem_limit) return;
-  PCM_CHECK(bytes <= 200 * 1024, "fused decode: {} columns need too much shared memory", max_k);
+  // Wider inputs are not supported (decode_fused_supported says no): the model keeps the unfused path.
+  if (bytes <= g_smem_limit || bytes > kSmemCap) return;
   set_smem_limits<NormPrologue, InProjEpilogue>(static_cast<int>(bytes));
   set_smem_limits<GatedPrologue, ResidualEpilogue>(static_cast<int>(bytes));
   set_smem_limits<NormPrologue, StoreEpilogue>(static_cast<int>(bytes));
