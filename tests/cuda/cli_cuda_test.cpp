@@ -4,11 +4,8 @@
 
 #ifdef PCM_HAVE_CUDA
 #include <httplib.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,6 +17,7 @@
 
 #include "cuda_test_util.h"
 #include "io/safetensors.h"
+#include "serve_process.h"
 #include "test_util.h"
 
 namespace pcm::test {
@@ -27,18 +25,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using nlohmann::json;
-
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Streams one completion of `tokens` tokens; true when it ends with usage == tokens and [DONE].
 bool stream_to_the_end(int port, int tokens) {
@@ -66,23 +52,11 @@ bool stream_to_the_end(int port, int tokens) {
 TEST(CudaCli, ServeDrainsStreamsInFlightOnSigtermAndExitsZero) {
   PCM_REQUIRE_GPU();
   const int port = free_port();
-  const std::string bin = pcm_binary(), model = testdata("models/tiny-mistral-bf16"), p = std::to_string(port);
-  pid_t pid = fork();
+  const pid_t pid = spawn_pcm_serve(port, {"--device", "cuda", "--model", testdata("models/tiny-mistral-bf16"),
+                                           "--max-slots", "8", "--shutdown-grace", "30"});
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    freopen("/dev/null", "w", stderr);
-    execl(bin.c_str(), bin.c_str(), "serve", "--device", "cuda", "--model", model.c_str(), "--port", p.c_str(),
-          "--max-slots", "8", "--shutdown-grace", "30", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  httplib::Client c("127.0.0.1", port);
-  bool up = false;
-  for (int i = 0; i < 1500 && !up; ++i) {  // CUDA context + graph capture: allow 30 s
-    auto h = c.Get("/health");
-    up = h && h->status == 200;
-    if (!up) std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_TRUE(up) << "pcm serve --device cuda did not come up";
+  // CUDA context + graph capture: allow 30 s
+  ASSERT_TRUE(wait_until_healthy(port, 30s)) << "pcm serve --device cuda did not come up";
   constexpr int kStreams = 4, kTokens = 400;
   std::atomic<int> finished{0};
   std::vector<std::thread> clients;

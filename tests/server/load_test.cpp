@@ -1,16 +1,14 @@
 // Concurrency: many streaming clients, disconnects, a full queue, graceful shutdown (in-process and of
 // the `pcm serve` process on SIGTERM).
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 
+#include "serve_process.h"
 #include "server_fixture.h"
 
 namespace pcm::test {
@@ -231,39 +229,14 @@ TEST(ServerLoad, ShutdownLetsInFlightStreamsFinishAndRefusesNewWork) {
   s.scheduler->stop();
 }
 
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 TEST(ServerProcess, SigtermExitsZeroAfterServing) {
   for (int sig : {SIGTERM, SIGINT}) {
     const int port = free_port();
-    const std::string bin = pcm_binary(), model = testdata("models/tiny-mistral-bf16"), p = std::to_string(port);
-    pid_t pid = fork();
+    const pid_t pid = spawn_pcm_serve(
+        port, {"--model", testdata("models/tiny-mistral-bf16"), "--threads", "1", "--shutdown-grace", "5"});
     ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      freopen("/dev/null", "w", stderr);
-      execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", p.c_str(), "--threads", "1",
-            "--shutdown-grace", "5", static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    EXPECT_TRUE(wait_until_healthy(port, 6s));
     httplib::Client c("127.0.0.1", port);
-    bool up = false;
-    for (int i = 0; i < 300 && !up; ++i) {
-      auto h = c.Get("/health");
-      up = h && h->status == 200;
-      if (!up) std::this_thread::sleep_for(20ms);
-    }
-    EXPECT_TRUE(up);
     auto r = c.Post("/v1/completions", R"({"prompt": "Hello", "max_tokens": 4})", "application/json");
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 200);

@@ -1,0 +1,62 @@
+// `pcm serve` as a child process, for the tests that signal it (tests/server, tests/cuda): a free port,
+// fork + exec with stderr discarded, and waiting until GET /health answers.
+#pragma once
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test_util.h"
+
+namespace pcm::test {
+
+// A TCP port on 127.0.0.1 that nothing listens on right now.
+inline int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Starts `pcm serve --port PORT ARGS...`; returns the child's pid (negative when fork failed).
+inline pid_t spawn_pcm_serve(int port, const std::vector<std::string>& args) {
+  std::vector<std::string> words = {pcm_binary(), "serve", "--port", std::to_string(port)};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;  // built before fork: the child only calls exec
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Polls GET /health every 20 ms; true once it answers 200, false when `timeout` passed first.
+inline bool wait_until_healthy(int port, std::chrono::milliseconds timeout) {
+  httplib::Client c("127.0.0.1", port);
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    auto h = c.Get("/health");
+    if (h && h->status == 200) return true;
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace pcm::test
