@@ -98,10 +98,12 @@ THREAD_ARGS=()
 has_stage() { [[ ",$STAGES," == *",$1,"* ]]; }
 log() { echo "[recipe $(date -u +%H:%M:%S)] $*" >&2; }
 config_of() { case "$1" in a) echo a-phase1 ;; b) echo b-curriculum ;; c) echo c-mixture ;; *) die "unknown variant '$1'" ;; esac; }
-# The last phase-end checkpoint of run $1 (the last match of the glob ${2:-phase*-*}). Prints nothing
-# when there is none and never fails: under set -e + pipefail a failing `ck=$(final_ckpt ...)` would end
-# the script silently, before the caller's die could say what is missing.
-final_ckpt() { { ls -d "$WORK/runs/$1"/${2:-phase*-*} 2>/dev/null || true; } | { grep -v '\.tmp$' || true; } | sort -V | tail -1; }
+# The phase-end checkpoints of run $1 that match the glob ${2:-phase*-*}, in order, without the .tmp
+# directory a save interrupted mid-way leaves. Prints nothing when there is none and never fails: under
+# set -e + pipefail a failing `ck=$(final_ckpt ...)` would end the script silently, before the caller's
+# die could say what is missing.
+phase_ckpts() { { ls -d "$WORK/runs/$1"/${2:-phase*-*} 2>/dev/null || true; } | { grep -v '\.tmp$' || true; } | sort -V; }
+final_ckpt() { phase_ckpts "$@" | tail -1; }
 
 if [ -n "$SHIP" ]; then
   ck=$(final_ckpt b)
@@ -181,7 +183,7 @@ for_variants() {
 train_variant() {
   local v=$1 c
   c=$(config_of "$v")
-  if [ -n "$(final_ckpt "$v")" ] && [ "$(ls -d "$WORK/runs/$v"/phase*-* | wc -l)" -ge "$(grep -c '^\[\[phases\]\]' "$WORK/configs/$c.toml")" ]; then
+  if [ "$(phase_ckpts "$v" | wc -l)" -ge "$(grep -c '^\[\[phases\]\]' "$WORK/configs/$c.toml")" ]; then
     log "train $v: already finished"
     return
   fi

@@ -1,7 +1,7 @@
 // scripts/pcm-mini/recipe.sh without training anything (`--pcm /bin/true`): a missing checkpoint is an
 // error that says what is missing (under set -e + pipefail a failed lookup used to end the script with
-// exit 1 and no message), and --a-from-b links (a) to (b)'s phase-1 checkpoint. The work directory has
-// spaces in its name.
+// exit 1 and no message), --a-from-b links (a) to (b)'s phase-1 checkpoint, and an interrupted save is
+// not a finished phase. The work directory has spaces in its name.
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -49,6 +49,19 @@ TEST(PcmMiniRecipe, AFromBLinksPhaseOneOfAFinishedB) {
   std::ifstream metrics(work + "/runs/a/metrics.jsonl");
   const std::string rows((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
   EXPECT_EQ(rows, "{\"phase\": 1, \"step\": 1}\n");
+}
+
+// A save killed mid-way leaves phase2-composed.tmp: (b) is not finished, so the recipe trains (resumes)
+// it instead of taking phase 1 as (b)'s final checkpoint.
+TEST(PcmMiniRecipe, InterruptedSaveIsNotAFinishedPhase) {
+  TempDir tmp;
+  const std::string work = tmp.file("work dir");
+  fs::create_directories(work + "/runs/b/phase1-gsm8k");
+  fs::create_directories(work + "/runs/b/phase2-composed.tmp");
+  auto r = recipe(work, "--stages train --variants b");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("already finished"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("train b: done"), std::string::npos) << r.err;
 }
 
 }  // namespace
