@@ -230,11 +230,25 @@ eval_variant() {
   local limit=() sampled_limit=()
   [ "$EVAL_LIMIT" != 0 ] && limit=(--limit "$EVAL_LIMIT")
   [ "${SAMPLED_LIMIT:-$EVAL_LIMIT}" != 0 ] && sampled_limit=(--limit "${SAMPLED_LIMIT:-$EVAL_LIMIT}")
-  run_eval() {  # out-dir, then pcm eval options; resumes a stopped run, skips a finished one
+  # out-dir, then pcm eval options; resumes a stopped run, skips a finished one. OUT.args records what
+  # defines the results (model, token budget, these options; not threads, slots or device): results of
+  # other options, or older than the checkpoint (retrained), are an error rather than silently reused.
+  run_eval() {
     local out=$1; shift
-    [ -f "$out/report.json" ] && { log "eval $v $(basename "$out"): done"; return; }
+    local args
+    args=$(printf '%q ' --model "$ck" --max-new-tokens "$MAX_NEW" "$@")
+    if [ -f "$out.args" ] && [ "$(cat "$out.args")" != "$args" ]; then
+      die "eval $v $(basename "$out"): $out was run with other options ($out.args): remove it to rerun"
+    fi
+    if [ -f "$out/report.json" ]; then
+      [ "$out/report.json" -nt "$ck/model.safetensors" ] ||
+        die "eval $v $(basename "$out"): $out/report.json is older than $ck: remove $out to rerun"
+      log "eval $v $(basename "$out"): done"
+      return
+    fi
     local resume=()
     [ -f "$out/samples.jsonl" ] && resume=(--resume)
+    printf '%s\n' "$args" > "$out.args"
     log "eval $v $(basename "$out")"
     "$PCM" eval "${base[@]}" "$@" --out "$out" "${resume[@]}" > "$out.log" 2>&1 || { tail -5 "$out.log" >&2; die "eval failed: $out.log"; }
   }

@@ -1,7 +1,9 @@
 // scripts/pcm-mini/recipe.sh without training anything (`--pcm /bin/true`): a missing checkpoint is an
 // error that says what is missing (under set -e + pipefail a failed lookup used to end the script with
 // exit 1 and no message), --a-from-b links (a) to (b)'s phase-1 checkpoint, and an interrupted save is
-// not a finished phase. The work directory has spaces in its name.
+// not a finished phase, and evaluations are not reused across options or retraining. The work directory
+// has spaces in its name.
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -62,6 +64,36 @@ TEST(PcmMiniRecipe, InterruptedSaveIsNotAFinishedPhase) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err.find("already finished"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("train b: done"), std::string::npos) << r.err;
+}
+
+// Finished evaluations are skipped on a rerun, but not reused for other options (--eval-limit) or once
+// the checkpoint is newer than the report (the variant was trained again).
+TEST(PcmMiniRecipe, EvalResultsOfOtherOptionsOrAnOlderModelAreNotReused) {
+  TempDir tmp;
+  const std::string work = tmp.file("work dir"), ck = work + "/runs/b/phase2-composed";
+  fs::create_directories(work + "/runs/b/phase1-gsm8k");
+  fs::create_directories(ck);
+  std::ofstream(ck + "/model.safetensors") << "x";
+  auto r = recipe(work, "--stages eval --variants b --eval-limit 3");  // /bin/true "evaluates"
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string out = work + "/eval/b/gsm8k-greedy";
+  ASSERT_TRUE(fs::exists(out + ".args"));
+  const auto model_time = fs::last_write_time(ck + "/model.safetensors");
+  for (const char* run : {"gsm8k-greedy", "gsm8k-n4", "composed-greedy"}) {
+    fs::create_directories(work + "/eval/b/" + run);
+    std::ofstream(work + "/eval/b/" + run + "/report.json") << "{}";
+    fs::last_write_time(work + "/eval/b/" + run + "/report.json", model_time + std::chrono::seconds(10));
+  }
+  r = recipe(work, "--stages eval --variants b --eval-limit 3 --threads 1");  // threads do not matter
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("eval b gsm8k-greedy: done"), std::string::npos) << r.err;
+  r = recipe(work, "--stages eval --variants b");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("was run with other options"), std::string::npos) << r.err;
+  fs::last_write_time(ck + "/model.safetensors", model_time + std::chrono::seconds(20));
+  r = recipe(work, "--stages eval --variants b --eval-limit 3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("gsm8k-greedy/report.json is older than " + ck), std::string::npos) << r.err;
 }
 
 }  // namespace
