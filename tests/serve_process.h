@@ -1,5 +1,6 @@
 // `pcm serve` as a child process, for the tests that signal it (tests/server, tests/cuda): a free port,
-// fork + exec with stderr discarded, and waiting until GET /health answers.
+// fork + exec with stderr discarded, waiting until GET /health answers, and a POST whose body arrives
+// piece by piece (streams, and clients that hang up part-way).
 #pragma once
 #include <httplib.h>
 #include <netinet/in.h>
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +59,31 @@ inline bool wait_until_healthy(int port, std::chrono::milliseconds timeout) {
     if (std::chrono::steady_clock::now() >= end) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+}
+
+struct ReceivedPost {
+  bool sent = false;  // false: a transport error, or the receiver hung up
+  int status = 0;
+  httplib::Error error = httplib::Error::Success;
+};
+
+// POSTs a JSON `body` to 127.0.0.1:PORT`path`, handing each piece of the response body to `on_bytes` as it
+// arrives; `on_bytes` returning false hangs up.
+inline ReceivedPost post_receiving(int port, const std::string& path, const std::string& body,
+                                   const std::function<bool(const char*, size_t)>& on_bytes) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body;
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) { return on_bytes(d, n); };
+  httplib::Response res;
+  ReceivedPost r;
+  r.sent = c.send(req, res, r.error);
+  r.status = res.status;
+  return r;
 }
 
 }  // namespace pcm::test

@@ -28,23 +28,14 @@ using nlohmann::json;
 
 // Streams one completion of `tokens` tokens; true when it ends with usage == tokens and [DONE].
 bool stream_to_the_end(int port, int tokens) {
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(60);
   const json body{{"prompt", "Keep going"}, {"max_tokens", tokens}, {"ignore_eos", true}, {"stream", true},
                   {"stream_options", {{"include_usage", true}}}};
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1/completions";
-  req.body = body.dump();
-  req.set_header("Content-Type", "application/json");
   std::string buf;
-  req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+  const auto r = post_receiving(port, "/v1/completions", body.dump(), [&](const char* d, size_t n) {
     buf.append(d, n);
     return true;
-  };
-  httplib::Response res;
-  httplib::Error err;
-  if (!c.send(req, res, err) || res.status != 200) return false;
+  });
+  if (!r.sent || r.status != 200) return false;
   return buf.find("\"completion_tokens\":" + std::to_string(tokens)) != std::string::npos &&
          buf.find("data: [DONE]") != std::string::npos;
 }

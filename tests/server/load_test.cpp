@@ -33,28 +33,19 @@ bool stream_once(int port, const json& body, double& ttft_ms, double& total_ms, 
     if (why) *why = std::move(w);
     return false;
   };
-  httplib::Client c("127.0.0.1", port);
-  c.set_read_timeout(60);
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1/completions";
-  req.body = body.dump();
-  req.set_header("Content-Type", "application/json");
   std::string buf;
   const auto t0 = Clock::now();
   ttft_ms = -1;
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+  const auto r = post_receiving(port, "/v1/completions", body.dump(), [&](const char* data, size_t n) {
     if (ttft_ms < 0 && buf.find("\"text\"") == std::string::npos) {
       std::string piece(data, n);
       if (piece.find("\"text\"") != std::string::npos) ttft_ms = ms_since(t0);
     }
     buf.append(data, n);
     return true;
-  };
-  httplib::Response res;
-  httplib::Error err;
-  if (!c.send(req, res, err)) return fail("transport error " + httplib::to_string(err));
-  if (res.status != 200) return fail("HTTP " + std::to_string(res.status) + ": " + buf);
+  });
+  if (!r.sent) return fail("transport error " + httplib::to_string(r.error));
+  if (r.status != 200) return fail("HTTP " + std::to_string(r.status) + ": " + buf);
   total_ms = ms_since(t0);
   auto events = sse_events(buf);
   if (events.empty() || events.back() != "[DONE]") return fail("no [DONE]: " + buf.substr(0, 300));
@@ -120,19 +111,11 @@ TEST(ServerLoad, ClientThatDisconnectsFreesItsSlot) {
   SchedulerConfig sc;
   sc.max_slots = 2;
   TestServer s(sc);
-  {
-    httplib::Client c("127.0.0.1", s.port);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/completions";
-    req.body = json{{"prompt", "Tell me everything"}, {"max_tokens", 60000}, {"ignore_eos", true}, {"stream", true}}.dump();
-    int chunks = 0;
-    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };  // then hang up
-    httplib::Response res;
-    httplib::Error err;
-    c.send(req, res, err);
-    EXPECT_GE(chunks, 3);
-  }
+  int chunks = 0;
+  post_receiving(s.port, "/v1/completions",
+                 json{{"prompt", "Tell me everything"}, {"max_tokens", 60000}, {"ignore_eos", true}, {"stream", true}}.dump(),
+                 [&](const char*, size_t) { return ++chunks < 3; });  // then hang up
+  EXPECT_GE(chunks, 3);
   // The server notices at its next write and the engine frees the slot at its next step.
   for (int i = 0; i < 300 && s.scheduler->stats().slots_used > 0; ++i) std::this_thread::sleep_for(10ms);
   auto st = s.scheduler->stats();
@@ -149,23 +132,9 @@ server::ServerOptions impatient() {
 
 TEST(ServerLoad, NonStreamingClientThatGivesUpFreesItsSlot) {
   TestServer s({}, impatient());
-  {
-    httplib::Client c("127.0.0.1", s.port);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/completions";
-    req.body = R"({"prompt": "long", "max_tokens": 60000, "ignore_eos": true})";
-    req.set_header("Content-Type", "application/json");
-    std::string got;
-    // After the server's patience the body starts with heartbeat spaces: hang up on the first bytes.
-    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
-      got.append(d, n);
-      return false;
-    };
-    httplib::Response res;
-    httplib::Error err;
-    c.send(req, res, err);
-  }
+  // After the server's patience the body starts with heartbeat spaces: hang up on the first bytes.
+  post_receiving(s.port, "/v1/completions", R"({"prompt": "long", "max_tokens": 60000, "ignore_eos": true})",
+                 [](const char*, size_t) { return false; });
   for (int i = 0; i < 500 && s.scheduler->stats().slots_used > 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(s.scheduler->stats().slots_used, 0);
   EXPECT_EQ(s.scheduler->stats().requests_cancelled, 1);
