@@ -64,17 +64,25 @@ __global__ void conv_window_kernel(const float* in, int64_t in_stride, float* co
   }
 }
 
+// Decode thread i works on (sequence b, channel c) of slot `slot`; false for threads past the end, and for
+// rows without a sequence (slot < 0), whose output is zeroed.
+__device__ bool decode_lane(int64_t i, int64_t Bn, int64_t C, const int32_t* slots, float* out, int64_t& b,
+                            int64_t& c, int& slot) {
+  if (i >= Bn * C) return false;
+  b = i / C;
+  c = i % C;
+  slot = slots[b];
+  if (slot < 0) out[i] = 0.0f;
+  return slot >= 0;
+}
+
 __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
                                    int64_t slot_stride, const float* w, const float* bias, const int32_t* slots,
                                    int64_t Bn, int64_t C, int K) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= Bn * C) return;
-  const int64_t b = i / C, c = i % C;
-  const int slot = slots[b];
-  if (slot < 0) {
-    out[i] = 0.0f;
-    return;
-  }
+  int64_t b, c;
+  int slot;
+  if (!decode_lane(i, Bn, C, slots, out, b, c, slot)) return;
   float* win = conv_state + slot * slot_stride + c * K;
   float v[kMaxK];
 #pragma unroll
@@ -98,13 +106,9 @@ __global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stri
                                     int64_t slot_stride, const float4* w, const float* bias, const int32_t* slots,
                                     int64_t Bn, int64_t C) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= Bn * C) return;
-  const int64_t b = i / C, c = i % C;
-  const int slot = slots[b];
-  if (slot < 0) {
-    out[i] = 0.0f;
-    return;
-  }
+  int64_t b, c;
+  int slot;
+  if (!decode_lane(i, Bn, C, slots, out, b, c, slot)) return;
   float4* win = reinterpret_cast<float4*>(conv_state + slot * slot_stride) + c;
   const float4 v = *win, wc = w[c];
   const float x = in[b * in_stride + c];
