@@ -82,7 +82,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                            static_cast<int32_t>(c.state_size)};
   const size_t state_elem = state_bf16 ? 2 : 4;
   const int64_t group = di / c.n_groups;
-  const bool fused = decode && w.bf16 && cuda::decode_fused_supported(T, d, di, group, dpr, K);
+  const bool fused = decode && fused_decode(T);
   for (int64_t l = 0; l < L; ++l) {
     const DeviceLayer& lw = w.layers[static_cast<size_t>(l)];
     float* conv_l = conv + l * cd * K;
@@ -126,6 +126,12 @@ void CudaMamba2Model::Impl::head(int64_t n) {
 }
 
 // Device buffers: ints[0..Bn) tokens, ints[Bn..2Bn) slots (written by decode() before the launch).
+bool CudaMamba2Model::Impl::fused_decode(int64_t rows) const {
+  const auto& c = config;
+  return w.bf16 && cuda::decode_fused_supported(rows, c.hidden_size, c.d_inner(), c.d_inner() / c.n_groups,
+                                                c.d_in_proj(), c.conv_kernel);
+}
+
 void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
   const int32_t* tokens = ints;
   const int32_t* slot_ids = ints + options.max_decode_batch;
@@ -133,8 +139,7 @@ void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
   run_layers(Bn, true, PackedSeqs{}, ChunkTable{}, slot_ids);
   // The residual rows are the last rows: norm + head straight from resid.
   const auto& c = config;
-  if (w.bf16 && cuda::decode_fused_supported(Bn, c.hidden_size, c.d_inner(), c.d_inner() / c.n_groups, c.d_in_proj(),
-                                             c.conv_kernel)) {
+  if (fused_decode(Bn)) {
     cuda::decode_head(logits, resid, w.norm_f, static_cast<float>(c.norm_eps), w.lm_head, Bn, c.vocab_size,
                       c.hidden_size, stream);
     return;

@@ -86,6 +86,9 @@ struct CudaMamba2Model::Impl {
                   const int32_t* decode_slots);
   void head(int64_t n);  // final norm + lm_head over xlast[0..n) -> logits
   void decode_step(int64_t Bn);  // whole decode step on the device buffers (captured into graphs)
+  // A decode step of `rows` sequences runs the fused kernels (src/kernels/cuda/decode_fused.cu): bf16 weights
+  // and a few rows of a shape they take. The layers and the head decide with this one rule.
+  bool fused_decode(int64_t rows) const;
   int64_t bucket(int64_t Bn) const;
   void check_slot(int32_t slot) const;
 };
