@@ -59,8 +59,9 @@ struct DevModel {
 
 // The activations of one layer that its backward reads (as LayerActs in model_grad.cpp). zx, dt and y
 // are kept per layer; xn, xbc and yn are cheap elementwise/normalisation outputs of those (and of the
-// layer input), so they live in one buffer shared by all layers and the backward recomputes them with
-// the forward's own kernels (bit-identical): 45% less activation memory for ~1% more time.
+// layer input), so they live in one buffer shared by all layers: the backward recomputes xn and xbc with
+// the forward's kernels (bit-identical), and yn inside the gated norm's backward (same formula, its own
+// summation order): 45% less activation memory for ~1% more time.
 struct Acts {
   float *xn, *zx, *xbc, *dt, *y, *yn;
 };
@@ -282,7 +283,7 @@ class CudaTrainBackend : public TrainBackend {
   }
 
   void layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a);
-  // The forward's xn, xbc (conv) and yn (gated norm) again, from resid_in, zx and y.
+  // The forward's xn and xbc (conv) again, from resid_in and zx (yn comes from the gated norm's backward).
   void recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a);
   void conv_forward(const DevLayer& w, const Acts& a);
   void layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a);
@@ -308,14 +309,14 @@ class CudaTrainBackend : public TrainBackend {
   int64_t T_ = 0;
   DeviceArray<int32_t> ints_;
   DeviceArray<float> resid_, acts_, out_, A_, zero_bias_, conv_state_, ssm_state_, ssd_scratch_, ssd_bwd_scratch_;
-  DeviceArray<float> dresid_, dxn_, dzx_, dxbc_, ddt_, dy_, dyn_, dA_, rows_, col_scratch_, dpre_;
+  DeviceArray<float> dresid_, dxn_, dzx_, dxbc_, ddt_, dy_, dyn_, dA_, rows_, col_scratch_;
   DeviceArray<float> head_x_, head_xn_, head_dxn_, head_dx_, logits_, xent_;
   DeviceArray<double> sq_scratch_;
 };
 
 void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a) {
   const int64_t T = T_, d = c_.hidden_size, di = c_.d_inner(), H = c_.num_heads, dpr = c_.d_in_proj(),
-                cd = c_.conv_dim(), K = c_.conv_kernel;
+                cd = c_.conv_dim();
   const float eps = static_cast<float>(c_.norm_eps);
   cudaStream_t s = stream_;
   timer_.mark("fwd: norm + in_proj", s);
@@ -357,12 +358,11 @@ void CudaTrainBackend::conv_forward(const DevLayer& w, const Acts& a) {
 }
 
 void CudaTrainBackend::recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a) {
-  const int64_t T = T_, d = c_.hidden_size, di = c_.d_inner(), dpr = c_.d_in_proj();
+  const int64_t T = T_, d = c_.hidden_size;
   const float eps = static_cast<float>(c_.norm_eps);
-  timer_.mark("bwd: recompute xn, conv, gated norm", stream_);
+  timer_.mark("bwd: recompute xn, conv", stream_);
   cuda::rmsnorm(a.xn, false, resid_in, w.norm, T, d, eps, stream_);
   conv_forward(w, a);
-  cuda::gated_rmsnorm(a.yn, false, a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, stream_);
 }
 
 void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a) {
@@ -372,15 +372,14 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   cudaStream_t s = stream_;
   float *dresid = dresid_.get(), *dyn = dyn_.get(), *dy = dy_.get(), *dzx = dzx_.get(), *dxbc = dxbc_.get(),
         *ddt = ddt_.get(), *dxn = dxn_.get(), *rows = rows_.get(), *scr = col_scratch_.get();
-  // residual += out_proj(yn)
-  timer_.mark("bwd: out_proj", s);
-  gemm_.backward_input(dyn, dresid, w.out_w, T, d, di, 0.0f, s);
-  gemm_.backward_weight(g.out_w, dresid, a.yn, T, d, di, s);
+  // residual += out_proj(yn), yn = gated_rmsnorm(y, z): dz lands in dzx[:, 0:di]. The norm's backward
+  // also recomputes yn, which the out_proj weight gradient needs (after it, in between the two products).
+  timer_.mark("bwd: out_proj + gated norm", s);
+  gemm_.backward(dyn, 0.0f, g.out_w, dresid, a.yn, w.out_w, T, d, di, s, [&] {
+    cuda::gated_rmsnorm_backward(dy, dzx, dpr, g.gate_norm, a.yn, dyn, a.y, a.zx, dpr, w.gate_norm, T, di,
+                                 di / c_.n_groups, eps, rows, scr, s);
+  });
   if (g.out_b) cuda::column_sum_add(g.out_b, dresid, d, T, d, scr, s);
-  // yn = gated_rmsnorm(y, z): dz lands in dzx[:, 0:di]
-  timer_.mark("bwd: gated norm", s);
-  cuda::gated_rmsnorm_backward(dy, dzx, dpr, g.gate_norm, dyn, a.y, a.zx, dpr, w.gate_norm, T, di,
-                               di / c_.n_groups, eps, rows, scr, s);
   // SSD per document from zero state
   timer_.mark("bwd: ssd", s);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
@@ -403,11 +402,10 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
                              static_cast<float>(c_.dt_min), static_cast<float>(c_.dt_max), scr, s);
   // conv: d xBC (pre-conv) lands in dzx[:, di:di+cd]
   cuda::conv1d_silu_backward(dzx + di, dpr, g.conv_w, g.conv_b, dxbc, a.zx + di, dpr, w.conv_w, w.conv_b,
-                             ints + ix_.row_doc_begin, T, cd, K, dpre_.get(), scr, s);
+                             ints + ix_.row_doc_begin, T, cd, K, scr, s);
   // zx = in_proj(xn); xn = rmsnorm(resid_in)
   timer_.mark("bwd: in_proj + norm", s);
-  gemm_.backward_input(dxn, dzx, w.in_w, T, dpr, d, 0.0f, s);
-  gemm_.backward_weight(g.in_w, dzx, a.xn, T, dpr, d, s);
+  gemm_.backward(dxn, 0.0f, g.in_w, dzx, a.xn, w.in_w, T, dpr, d, s);
   if (g.in_b) cuda::column_sum_add(g.in_b, dzx, dpr, T, dpr, scr, s);
   cuda::rmsnorm_backward(dresid, true, g.norm, dxn, resid_in, w.norm, T, d, eps, rows, scr, s);
 }
@@ -458,7 +456,6 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
   dzx_.ensure(T * dpr);
   dxbc_.ensure(T * cd);
-  dpre_.ensure(T * cd);
   ddt_.ensure(T * H);
   dy_.ensure(T * di);
   dyn_.ensure(T * di);

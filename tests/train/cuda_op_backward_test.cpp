@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 
 #ifdef PCM_HAVE_CUDA
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "cuda/cuda_test_util.h"
 #include "kernels/cpu/conv1d_backward.h"
+#include "kernels/cpu/norm.h"
 #include "kernels/cpu/norm_backward.h"
 #include "kernels/cpu/ssd_backward.h"
 #include "kernels/cuda/train_ops.h"
@@ -104,19 +106,63 @@ TEST(CudaConvBackward, MatchesCpuPerDocument) {
                               in.data() + b0 * stride, stride, nullptr, w.data(), b.data(), kLen[i], C, K);
   }
   DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(kT * stride, 0.0f)), d_dw(dw0),
-      d_db(db0), dpre(kT * C),
-      scratch(static_cast<size_t>(std::max(cuda::column_sum_scratch_floats(C), cuda::conv1d_backward_scratch_floats(C, K))));
+      d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
   DeviceBuffer<int32_t> d_rows(row_doc_begin());
   cuda::conv1d_silu_backward(d_din.get(), stride, d_dw.get(), d_db.get(), d_dout.get(), d_in.get(), stride, d_w.get(),
-                             d_b.get(), d_rows.get(), kT, C, K, dpre.get(), scratch.get(), nullptr);
+                             d_b.get(), d_rows.get(), kT, C, K, scratch.get(), nullptr);
   EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5);
   EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
   EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5);
 }
 
-TEST(CudaNormBackward, RmsNormAndGatedMatchCpu) {
+// A batch longer than 256 tiles of 64 rows (tiles grow to 65 rows), documents of random lengths (tile
+// edges fall inside documents and next to their starts), K = 3 and 4, no bias for K = 3.
+TEST(CudaConvBackward, LongBatchMatchesCpuPerDocument) {
   PCM_REQUIRE_GPU();
-  const int64_t C = 96, gs = 32, zs = 130;
+  const int64_t T = 16500, C = 7, stride = 9;
+  std::mt19937 rng(21);
+  std::vector<int32_t> begins, doc_begin(T);
+  for (int64_t t = 0; t < T;) {
+    begins.push_back(static_cast<int32_t>(t));
+    const int64_t len = std::min<int64_t>(T - t, 1 + static_cast<int64_t>(rng() % 300));
+    for (int64_t i = 0; i < len; ++i) doc_begin[static_cast<size_t>(t + i)] = static_cast<int32_t>(t);
+    t += len;
+  }
+  begins.push_back(static_cast<int32_t>(T));
+  for (const int64_t K : {3, 4}) {
+    const bool with_bias = K == 4;
+    std::vector<float> in = test::random_vec(T * stride, -1, 1, rng), w = test::random_vec(C * K, -1, 1, rng),
+                       b = test::random_vec(C, -1, 1, rng), dout = test::random_vec(T * C, -1, 1, rng);
+    std::vector<float> din(T * stride, 0.0f), dw(C * K, 0.25f), db(C, 0.5f);
+    const std::vector<float> dw0 = dw, db0 = db;
+    for (size_t i = 0; i + 1 < begins.size(); ++i) {
+      const int64_t b0 = begins[i], len = begins[i + 1] - b0;
+      cpu::conv1d_silu_backward(din.data() + b0 * stride, stride, dw.data(), with_bias ? db.data() : nullptr, nullptr,
+                                dout.data() + b0 * C, in.data() + b0 * stride, stride, nullptr, w.data(),
+                                with_bias ? b.data() : nullptr, len, C, K);
+    }
+    DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(T * stride, 0.0f)),
+        d_dw(dw0), d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
+    DeviceBuffer<int32_t> d_rows(doc_begin);
+    cuda::conv1d_silu_backward(d_din.get(), stride, d_dw.get(), with_bias ? d_db.get() : nullptr, d_dout.get(),
+                               d_in.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr, d_rows.get(), T, C, K,
+                               scratch.get(), nullptr);
+    EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5) << "K " << K;
+    EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5) << "K " << K;
+    EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5) << "K " << K;
+  }
+}
+
+struct NormCase {
+  int64_t C, gs, zs;
+};
+
+// Widths below one block of threads, and above it (several channels per thread, a partial last pass).
+class CudaNormBackward : public ::testing::TestWithParam<NormCase> {};
+
+TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
+  PCM_REQUIRE_GPU();
+  const int64_t C = GetParam().C, gs = GetParam().gs, zs = GetParam().zs;
   std::mt19937 rng(13);
   std::vector<float> x = test::random_vec(kT * C, -2, 2, rng), w = test::random_vec(C, 0.5f, 1.5f, rng),
                      dout = test::random_vec(kT * C, -1, 1, rng), z = test::random_vec(kT * zs, -3, 3, rng);
@@ -136,13 +182,20 @@ TEST(CudaNormBackward, RmsNormAndGatedMatchCpu) {
     DeviceBuffer<float> d_dy(kT * C), d_dz(dz), d_dw(dwt);
     cpu::gated_rmsnorm_backward(dy.data(), dz.data(), zs, dwt.data(), dout.data(), x.data(), z.data(), zs, w.data(), kT,
                                 C, gs, 1e-5f);
-    cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), zs, d_dw.get(), d_dout.get(), d_x.get(), d_z.get(), zs,
-                                 d_w.get(), kT, C, gs, 1e-5f, rows.get(), scratch.get(), nullptr);
+    DeviceBuffer<float> d_yn(kT * C);
+    cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), zs, d_dw.get(), d_yn.get(), d_dout.get(), d_x.get(),
+                                 d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, rows.get(), scratch.get(), nullptr);
+    std::vector<float> yn(kT * C);  // the forward's output, as the backward recomputes it
+    cpu::gated_rmsnorm_forward(yn.data(), x.data(), z.data(), zs, w.data(), kT, C, gs, 1e-5f);
+    EXPECT_LT(test::rel_error(d_yn.download(), yn), 1e-5);
     EXPECT_LT(test::rel_error(d_dy.download(), dy), 1e-5);
     EXPECT_LT(test::rel_error(d_dz.download(), dz), 1e-5);
     EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Widths, CudaNormBackward,
+                         ::testing::Values(NormCase{96, 32, 130}, NormCase{1500, 750, 1510}, NormCase{8192, 8192, 8200}));
 
 }  // namespace
 }  // namespace pcm

@@ -9,58 +9,88 @@
 namespace pcm::cuda {
 namespace {
 
-constexpr int kMaxK = 8, kSplits = 64;
+constexpr int kMaxK = 8;
 
 __device__ __forceinline__ float sigmoid_f(float z) { return 1.0f / (1.0f + expf(-z)); }
 
-// dpre[t, c] = dout[t, c] · silu'(pre[t, c]), the pre-activation recomputed from the inputs.
-__global__ void conv_dpre_kernel(float* dpre, const float* dout, const float* in, int64_t in_stride, const float* w,
-                                 const float* bias, const int32_t* doc_begin, int64_t T, int64_t C, int K) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= T * C) return;
-  const int64_t t = i / C, c = i % C, b0 = doc_begin[t];
-  float pre = bias ? bias[c] : 0.0f;
-  for (int k = 0; k < K; ++k) {
-    const int64_t j = t - K + 1 + k;
-    if (j >= b0) pre += w[c * K + k] * in[j * in_stride + c];
-  }
-  const float sg = sigmoid_f(pre);
-  dpre[i] = dout[i] * sg * (1.0f + pre * (1.0f - sg));
-}
+constexpr int kMaxTiles = 256;  // row tiles of one call: bounds the dw/db partials (the scratch)
 
-// din[t, c] = sum_k w[c, k] · dpre[t + K - 1 - k, c] over later rows of the same document.
-__global__ void conv_din_kernel(float* din, int64_t din_stride, const float* dpre, const float* w,
-                                const int32_t* doc_begin, int64_t T, int64_t C, int K) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= T * C) return;
-  const int64_t t = i / C, c = i % C;
-  float acc = 0.0f;
-  for (int k = 0; k < K; ++k) {
-    const int64_t j = t + K - 1 - k;
-    if (j < T && doc_begin[j] <= t) acc += w[c * K + k] * dpre[j * C + c];
-  }
-  din[t * din_stride + c] = acc;
-}
-
-// partial[split][c * K + k] = sum over the split's rows of dpre[t, c] · in[t - K + 1 + k, c].
-__global__ void conv_dw_partial_kernel(float* partial, const float* dpre, const float* in, int64_t in_stride,
-                                       const int32_t* doc_begin, int64_t T, int64_t C, int K) {
+// One thread per channel walks one tile of rows, keeping its last K inputs and its last K
+// pre-activation gradients (dpre = dout · silu'(pre)) in registers. dpre is computed once per row
+// (plus K - 1 halo rows after the tile for din), so dout and the inputs are read and din written once;
+// dw and db are summed per tile into partials (no atomics: deterministic).
+template <int K>
+__global__ void conv_backward_kernel(float* din, int64_t din_stride, float* partial_w, float* partial_b,
+                                     const float* dout, const float* in, int64_t in_stride, const float* w,
+                                     const float* bias, const int32_t* doc_begin, int64_t T, int64_t C,
+                                     int64_t tile_rows) {
   const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (c >= C) return;
-  const int64_t per = (T + kSplits - 1) / kSplits, t0 = blockIdx.y * per, t1 = min(T, t0 + per);
-  float acc[kMaxK];
+  const int64_t t0 = blockIdx.y * tile_rows, t1 = min(T, t0 + tile_rows);
+  float wk[K], x[K], g[K], dw[K];
+  int64_t gb[K];  // document start of the rows whose dpre is in g
 #pragma unroll
-  for (int k = 0; k < kMaxK; ++k) acc[k] = 0.0f;
-  for (int64_t t = t0; t < t1; ++t) {
-    const float g = dpre[t * C + c];
-    const int64_t b0 = doc_begin[t];
+  for (int k = 0; k < K; ++k) {
+    wk[k] = w[c * K + k];
+    g[k] = 0.0f;
+    gb[k] = 0;
+    dw[k] = 0.0f;
+    const int64_t j = t0 - K + k;  // x[k + 1] = input of row t0 - K + 1 + k before the first shift
+    if (k + 1 < K) x[k + 1] = j + 1 >= 0 ? in[(j + 1) * in_stride + c] : 0.0f;
+  }
+  const float b = bias ? bias[c] : 0.0f;
+  float db = 0.0f;
+  for (int64_t r = t0; r < t1 + K - 1; ++r) {
+    float gr = 0.0f;
+    int64_t br = 0;
+    if (r < T) {
 #pragma unroll
-    for (int k = 0; k < kMaxK; ++k) {
-      const int64_t j = t - K + 1 + k;
-      if (k < K && j >= b0) acc[k] += g * in[j * in_stride + c];
+      for (int k = 0; k + 1 < K; ++k) x[k] = x[k + 1];
+      x[K - 1] = in[r * in_stride + c];
+      br = doc_begin[r];
+      float pre = b;
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (r - K + 1 + k >= br) pre += wk[k] * x[k];
+      const float sg = sigmoid_f(pre);
+      gr = dout[r * C + c] * sg * (1.0f + pre * (1.0f - sg));
+      if (r < t1) {
+        db += gr;
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+          if (r - K + 1 + k >= br) dw[k] += gr * x[k];
+      }
+    }
+#pragma unroll
+    for (int k = 0; k + 1 < K; ++k) {
+      g[k] = g[k + 1];
+      gb[k] = gb[k + 1];
+    }
+    g[K - 1] = gr;
+    gb[K - 1] = br;
+    // din[t] = sum_k w[k] · dpre[t + K - 1 - k] over rows of t's document (g[K - 1 - k] holds that row).
+    const int64_t t = r - K + 1;
+    if (t >= t0) {
+      float acc = 0.0f;
+#pragma unroll
+      for (int k = 0; k < K; ++k)
+        if (gb[K - 1 - k] <= t) acc += wk[k] * g[K - 1 - k];
+      din[t * din_stride + c] = acc;
     }
   }
-  for (int k = 0; k < K; ++k) partial[(blockIdx.y * C + c) * K + k] = acc[k];
+#pragma unroll
+  for (int k = 0; k < K; ++k) partial_w[(blockIdx.y * C + c) * K + k] = dw[k];
+  partial_b[blockIdx.y * C + c] = db;
+}
+
+template <int K>
+void launch_conv_backward(float* din, int64_t din_stride, float* partial_w, float* partial_b, const float* dout,
+                          const float* in, int64_t in_stride, const float* w, const float* bias,
+                          const int32_t* doc_begin, int64_t T, int64_t C, int64_t tile_rows, int tiles,
+                          cudaStream_t s) {
+  conv_backward_kernel<K><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(din, din_stride, partial_w, partial_b, dout,
+                                                                         in, in_stride, w, bias, doc_begin, T, C,
+                                                                         tile_rows);
 }
 
 __global__ void dt_backward_kernel(float* draw, int64_t draw_stride, const float* ddt, const float* raw,
@@ -94,23 +124,30 @@ void add_product(float* out, const float* a, const float* b, int64_t n, cudaStre
   PCM_CUDA_LAUNCH();
 }
 
-int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K) { return kSplits * C * K; }
+int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K) { return kMaxTiles * C * (K + 1); }
 
 void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, const float* dout, const float* in,
                           int64_t in_stride, const float* w, const float* bias, const int32_t* row_doc_begin,
-                          int64_t T, int64_t C, int64_t K, float* dpre, float* scratch, cudaStream_t s) {
+                          int64_t T, int64_t C, int64_t K, float* scratch, cudaStream_t s) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "CUDA conv1d backward: kernel width {} not supported (1..{})", K, kMaxK);
-  if (T == 0) return;
-  const int k = static_cast<int>(K);
-  conv_dpre_kernel<<<blocks_for(T * C, 256), 256, 0, s>>>(dpre, dout, in, in_stride, w, bias, row_doc_begin, T, C, k);
+  if (T == 0 || C == 0) return;
+  // 64-row tiles (the K - 1 halo rows are ~5% extra reads), longer ones when that would exceed kMaxTiles.
+  const int64_t tile_rows = std::max<int64_t>(64, (T + kMaxTiles - 1) / kMaxTiles);
+  const int tiles = static_cast<int>((T + tile_rows - 1) / tile_rows);
+  float *partial_w = scratch, *partial_b = scratch + static_cast<int64_t>(tiles) * C * K;
+  switch (K) {
+#define PCM_CONV_BWD(k)                                                                                          \
+  case k:                                                                                                        \
+    launch_conv_backward<k>(din, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, row_doc_begin, T, \
+                            C, tile_rows, tiles, s);                                                             \
+    break;
+    PCM_CONV_BWD(1) PCM_CONV_BWD(2) PCM_CONV_BWD(3) PCM_CONV_BWD(4) PCM_CONV_BWD(5) PCM_CONV_BWD(6) PCM_CONV_BWD(7)
+    PCM_CONV_BWD(8)
+#undef PCM_CONV_BWD
+  }
   PCM_CUDA_LAUNCH();
-  conv_din_kernel<<<blocks_for(T * C, 256), 256, 0, s>>>(din, din_stride, dpre, w, row_doc_begin, T, C, k);
-  PCM_CUDA_LAUNCH();
-  conv_dw_partial_kernel<<<dim3(blocks_for(C, 128), kSplits), 128, 0, s>>>(scratch, dpre, in, in_stride,
-                                                                          row_doc_begin, T, C, k);
-  PCM_CUDA_LAUNCH();
-  add_split_partials(dw, scratch, C * K, kSplits, s);
-  if (db) column_sum_add(db, dpre, C, T, C, scratch, s);
+  add_split_partials(dw, partial_w, C * K, tiles, s);
+  if (db) add_split_partials(db, partial_b, C, tiles, s);
 }
 
 void dt_softplus_backward(float* draw, int64_t draw_stride, float* ddt_bias, const float* ddt, const float* raw,

@@ -41,20 +41,37 @@ const void* TrainGemm::to_bf16(const float* src, int64_t rows, int64_t cols, int
 void TrainGemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                     int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
   if (M == 0 || N == 0) return;
+  if (!bf16_) return gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, s);
+  const void* a = to_bf16(A, ta ? K : M, ta ? M : K, lda, 0, s);
+  const void* b = to_bf16(B, tb ? N : K, tb ? K : N, ldb, 1, s);
+  gemm(ta, tb, M, N, K, a, ta ? M : K, b, tb ? K : N, beta, C, ldc, s);
+}
+
+void TrainGemm::backward(float* dX, float beta, float* dW, const float* dY, const float* X, const float* W, int64_t T,
+                         int64_t n, int64_t k, cudaStream_t s, const std::function<void()>& between) {
+  if (!bf16_ || T == 0) {
+    backward_input(dX, dY, W, T, n, k, beta, s);
+    if (between) between();
+    backward_weight(dW, dY, X, T, n, k, s);
+    return;
+  }
+  const void* dy = to_bf16(dY, T, n, n, 0, s);
+  gemm(false, false, T, k, n, dy, n, to_bf16(W, n, k, k, 1, s), k, beta, dX, k, s);
+  if (between) between();  // stream-ordered, and it does not use this object: the bf16 dY stays valid
+  gemm(true, false, n, k, T, dy, n, to_bf16(X, T, k, k, 1, s), k, 1.0f, dW, k, s);
+}
+
+// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read
+// column-major is its transpose: so B goes first, with the same transpose flags.
+void TrainGemm::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
+                     int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
+  if (M == 0 || N == 0) return;
   PCM_CUBLAS_V2(cublasSetStream(handle_, s));
   const float alpha = 1.0f;
-  const void *a = A, *b = B;
-  cudaDataType_t type = CUDA_R_32F;
-  if (bf16_) {
-    a = to_bf16(A, ta ? K : M, ta ? M : K, lda, 0, s);
-    lda = ta ? M : K;
-    b = to_bf16(B, tb ? N : K, tb ? K : N, ldb, 1, s);
-    ldb = tb ? K : N;
-    type = CUDA_R_16BF;
-  }
+  const cudaDataType_t type = bf16_ ? CUDA_R_16BF : CUDA_R_32F;
   PCM_CUBLAS_V2(cublasGemmEx(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
-                             static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, b, type,
-                             static_cast<int>(ldb), a, type, static_cast<int>(lda), &beta, C, CUDA_R_32F,
+                             static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, B, type,
+                             static_cast<int>(ldb), A, type, static_cast<int>(lda), &beta, C, CUDA_R_32F,
                              static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 

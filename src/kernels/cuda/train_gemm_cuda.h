@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <functional>
 
 struct cublasContext;
 
@@ -35,8 +36,16 @@ class TrainGemm {
   void backward_weight(float* dW, const float* dY, const float* X, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
     run(true, false, n, k, T, dY, n, X, k, 1.0f, dW, k, s);
   }
+  // Both products of a projection's backward (backward_input, then backward_weight) with dY rounded to
+  // bf16 once for the two. `between` (may be empty) is enqueued after dX and before dW: work that needs
+  // dX and produces X (the gated norm's backward recomputes the out_proj input on its way).
+  void backward(float* dX, float beta, float* dW, const float* dY, const float* X, const float* W, int64_t T,
+                int64_t n, int64_t k, cudaStream_t s, const std::function<void()>& between = {});
 
  private:
+  // The cuBLAS call on prepared operands (bf16 scratch in bf16 mode, the fp32 inputs otherwise).
+  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
+            int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s);
   const void* to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, int which, cudaStream_t s);
   bool bf16_;
   cublasContext* handle_ = nullptr;

@@ -31,12 +31,13 @@ void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, fl
 
 // ---- norm_backward.cu ----------------------------------------------------------------------------
 // out = x * r * weight, r = rsqrt(mean(x²) + eps) per row of C. dx (= or += when accumulate);
-// dweight += sum_t dout * x * r, via `rows` ([T, C] scratch) and column_sum_add's scratch.
+// dweight += sum_t dout * x * r, via `rows` ([T, C] scratch: per-strip sums) and column_sum_add's scratch.
 void rmsnorm_backward(float* dx, bool accumulate, float* dweight, const float* dout, const float* x,
                       const float* weight, int64_t T, int64_t C, float eps, float* rows, float* scratch,
                       cudaStream_t s);
-// The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=).
-void gated_rmsnorm_backward(float* dy, float* dz, int64_t dz_stride, float* dweight, const float* dout,
+// The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=);
+// yn [T, C]: the forward's output recomputed on the way (null = not wanted).
+void gated_rmsnorm_backward(float* dy, float* dz, int64_t dz_stride, float* dweight, float* yn, const float* dout,
                             const float* y, const float* z, int64_t z_stride, const float* weight, int64_t T,
                             int64_t C, int64_t group_size, float eps, float* rows, float* scratch, cudaStream_t s);
 // dtable[tok, :] += sum of dout rows with that token. CSR by token, built on the host: uniq[u] is a token,
@@ -49,11 +50,11 @@ void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int64_t
 // ---- conv1d_backward.cu --------------------------------------------------------------------------
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]) with inputs before row t's document
 // start (row_doc_begin[t]) taken as zero. din: row t at din + t * din_stride (=); dw [C, K] +=; db +=.
-// dpre: [T, C] scratch; scratch: max(column_sum_scratch_floats(C), conv1d_backward_scratch_floats(C, K)).
+// scratch: conv1d_backward_scratch_floats(C, K).
 int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K);
 void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, const float* dout, const float* in,
                           int64_t in_stride, const float* w, const float* bias, const int32_t* row_doc_begin,
-                          int64_t T, int64_t C, int64_t K, float* dpre, float* scratch, cudaStream_t s);
+                          int64_t T, int64_t C, int64_t K, float* scratch, cudaStream_t s);
 // dt = clamp(softplus(raw + dt_bias), lo, hi): draw row t at draw + t * stride (=), zero where clamped;
 // ddt_bias += column sums (scratch: column_sum_scratch_floats(H)).
 void dt_softplus_backward(float* draw, int64_t draw_stride, float* ddt_bias, const float* ddt, const float* raw,
