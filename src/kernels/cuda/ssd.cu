@@ -323,16 +323,19 @@ void check_dims(const SsdDims& d) {
   PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
 }
 
-Scratch carve(float* scratch, int64_t chunks, int64_t Q, const SsdDims& d) {
-  return {scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
-}
+}  // namespace
 
-// cs, CB and the chunk-local states (the launches before the state pass).
-void chunk_prologue(const Scratch& sc, const SsdIn& in, const SsdDims& d, const ChunkTable& ct, bool tf32,
-                    cudaStream_t s) {
+SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
+                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s) {
+  check_dims(d);
+  PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
+  const int64_t chunks = ct.count, Q = ct.Q;
+  Scratch sc{scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
+  if (ct.count == 0) return {sc.cs, sc.cb, sc.states};
+  // The launches of ssd_chunked before its output kernel.
   cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
   PCM_CUDA_LAUNCH();
-  const unsigned qt = static_cast<unsigned>((ct.Q + kTile - 1) / kTile);
+  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
   const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
   const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H);
   if (tf32) {
@@ -343,17 +346,6 @@ void chunk_prologue(const Scratch& sc, const SsdIn& in, const SsdDims& d, const 
     chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
   }
   PCM_CUDA_LAUNCH();
-}
-
-}  // namespace
-
-SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
-                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s) {
-  check_dims(d);
-  PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
-  const Scratch sc = carve(scratch, ct.count, ct.Q, d);
-  if (ct.count == 0) return {sc.cs, sc.cb, sc.states};
-  chunk_prologue(sc, in, d, ct, tf32, s);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
                                               static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr);
@@ -371,9 +363,21 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   check_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
-  const int64_t Q = ct.Q;
-  const Scratch sc = carve(scratch, ct.count, Q, d);
-  chunk_prologue(sc, in, d, ct, tf32, s);
+  const int64_t chunks = ct.count, Q = ct.Q;
+  Scratch sc{scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
+  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
+  PCM_CUDA_LAUNCH();
+  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
+  const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
+  const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H), out_grid(pt, qt, ct.count * d.H);
+  if (tf32) {
+    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  } else {
+    cb_kernel<SimtAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  }
+  PCM_CUDA_LAUNCH();
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   if (state_bf16)
     state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<__nv_bfloat16*>(state), true,
@@ -382,8 +386,6 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
     state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), true, slot_stride, d,
                                                 ct, seq_slot);
   PCM_CUDA_LAUNCH();
-  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile), pt = static_cast<unsigned>((d.P + kTile - 1) / kTile);
-  const dim3 out_grid(pt, qt, ct.count * d.H);
   if (tf32)
     output_kernel<TensorAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);
   else

@@ -88,9 +88,52 @@ __device__ void load_scalars(float* csS, float* dtS, const Ctx& k, const View& v
   __syncthreads();
 }
 
+// Slab loads: each thread computes its kPer elements into registers, then stores them all, so its global
+// loads are in flight together rather than one round trip each (a load under a bounds branch cannot be
+// hoisted: the element functions load from a clamped, always valid address and select 0 outside).
+constexpr int kPer = kTile * kSlab / kThreads;
+static_assert(kPer * kThreads == kTile * kSlab, "slab elements per thread");
+
+// s.a[r][k] = f(r, k). KFast: consecutive threads take consecutive k (memory contiguous along k),
+// otherwise consecutive r.
+template <bool KFast, class F>
+__device__ __forceinline__ void fill_a(TileSmem& s, F f) {
+  float v[kPer];
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int e = threadIdx.x + u * kThreads;
+    if constexpr (KFast) v[u] = f(e / kSlab, e % kSlab);
+    else v[u] = f(e % kTile, e / kTile);
+  }
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int e = threadIdx.x + u * kThreads;
+    if constexpr (KFast) s.a[e / kSlab][e % kSlab] = v[u];
+    else s.a[e % kTile][e / kTile] = v[u];
+  }
+}
+
+// s.b[k][c] = f(k, c), KFast as in fill_a.
+template <bool KFast, class F>
+__device__ __forceinline__ void fill_b(TileSmem& s, F f) {
+  float v[kPer];
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int e = threadIdx.x + u * kThreads;
+    if constexpr (KFast) v[u] = f(e % kSlab, e / kSlab);
+    else v[u] = f(e / kTile, e % kTile);
+  }
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int e = threadIdx.x + u * kThreads;
+    if constexpr (KFast) s.b[e % kSlab][e / kSlab] = v[u];
+    else s.b[e / kTile][e % kTile] = v[u];
+  }
+}
+
 // U_c[p, n] = Σ_i e^cs_i dY[i, p] C[i, n]
 template <class Acc>
-__global__ void __launch_bounds__(kThreads) dstate_local_kernel(Ctx k) {
+__global__ void __launch_bounds__(kThreads, 2) dstate_local_kernel(Ctx k) {
   __shared__ TileSmem s;
   __shared__ float csS[kMaxQ], dtS[kMaxQ];
   const View v(k, blockIdx.z);
@@ -99,11 +142,16 @@ __global__ void __launch_bounds__(kThreads) dstate_local_kernel(Ctx k) {
   Acc acc;
   acc.zero();
   for (int i0 = 0; i0 < v.len; i0 += kSlab) {
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-      const int kk = e / kTile, r = e % kTile, i = i0 + kk, p = p0 + r, n = n0 + r;
-      s.a[r][kk] = (i < v.len && p < P) ? __expf(csS[i]) * v.dy[i * v.ldy + p] : 0.0f;
-      s.b[kk][r] = (i < v.len && n < N) ? v.C[i * v.ld + n] : 0.0f;
-    }
+    fill_a<false>(s, [&](int r, int kk) {
+      const int i = i0 + kk, p = p0 + r, ic = min(i, v.len - 1);
+      const float y = __ldg(v.dy + ic * v.ldy + min(p, P - 1)), e = __expf(csS[ic]);
+      return (i < v.len && p < P) ? e * y : 0.0f;
+    });
+    fill_b<false>(s, [&](int kk, int c) {
+      const int i = i0 + kk, n = n0 + c;
+      const float x = __ldg(v.C + min(i, v.len - 1) * v.ld + min(n, N - 1));
+      return (i < v.len && n < N) ? x : 0.0f;
+    });
     __syncthreads();
     acc.mma(s);
     __syncthreads();
@@ -123,13 +171,26 @@ __global__ void dstate_pass_kernel(Ctx k, float* dstate0) {
   const int64_t PN = static_cast<int64_t>(k.d.P) * k.d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (e >= PN) return;
-  const int h = blockIdx.y, sq = blockIdx.z;
+  const int h = blockIdx.y, sq = blockIdx.z, c_begin = k.ct.seq_chunk[sq], c_end = k.ct.seq_chunk[sq + 1];
   float run = 0.0f;
-  for (int c = k.ct.seq_chunk[sq + 1] - 1; c >= k.ct.seq_chunk[sq]; --c) {
-    const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
-    const float U = k.b.dS[ch * PN + e];
-    k.b.dS[ch * PN + e] = run;
-    run = U + __expf(k.b.f.cs[ch * k.ct.Q + k.ct.chunk_len[c] - 1]) * run;
+  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
+  for (int c1 = c_end; c1 > c_begin; c1 -= kBatch) {
+    float U[kBatch], decay[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int c = max(c1 - 1 - u, c_begin);
+      const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
+      U[u] = k.b.dS[ch * PN + e];
+      decay[u] = __expf(k.b.f.cs[ch * k.ct.Q + k.ct.chunk_len[c] - 1]);
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int c = c1 - 1 - u;
+      if (c >= c_begin) {
+        k.b.dS[(static_cast<int64_t>(c) * k.d.H + h) * PN + e] = run;
+        run = U[u] + decay[u] * run;
+      }
+    }
   }
   if (dstate0) dstate0[(static_cast<int64_t>(sq) * k.d.H + h) * PN + e] = run;
 }
@@ -137,7 +198,7 @@ __global__ void dstate_pass_kernel(Ctx k, float* dstate0) {
 // Tile (i-tile blockIdx.y, j-tile blockIdx.x <= it) of dM = dY Xᵀ; then dCB = dM L dt_j, R = dM L CB and
 // R's column sums and dt-weighted row sums over the tile.
 template <class Acc>
-__global__ void __launch_bounds__(kThreads) dcb_kernel(Ctx k) {
+__global__ void __launch_bounds__(kThreads, 2) dcb_kernel(Ctx k) {
   const int jt = blockIdx.x, it = blockIdx.y;
   if (jt > it) return;
   __shared__ TileSmem s;
@@ -149,11 +210,16 @@ __global__ void __launch_bounds__(kThreads) dcb_kernel(Ctx k) {
   Acc acc;
   acc.zero();
   for (int p0 = 0; p0 < P; p0 += kSlab) {
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-      const int r = e / kSlab, kk = e % kSlab, p = p0 + kk, i = i0 + r, j = j0 + r;
-      s.a[r][kk] = (i < v.len && p < P) ? v.dy[i * v.ldy + p] : 0.0f;
-      s.b[kk][r] = (j < v.len && p < P) ? v.x[j * v.ld + p] : 0.0f;
-    }
+    fill_a<true>(s, [&](int r, int kk) {
+      const int i = i0 + r, p = p0 + kk;
+      const float y = __ldg(v.dy + min(i, v.len - 1) * v.ldy + min(p, P - 1));
+      return (i < v.len && p < P) ? y : 0.0f;
+    });
+    fill_b<true>(s, [&](int kk, int c) {
+      const int j = j0 + c, p = p0 + kk;
+      const float x = __ldg(v.x + min(j, v.len - 1) * v.ld + min(p, P - 1));
+      return (j < v.len && p < P) ? x : 0.0f;
+    });
     __syncthreads();
     acc.mma(s);
     __syncthreads();
@@ -162,14 +228,22 @@ __global__ void __launch_bounds__(kThreads) dcb_kernel(Ctx k) {
   __syncthreads();
   const float* CB = k.b.f.cb + (static_cast<int64_t>(v.c) * k.d.G + v.g) * Q * Q;
   float* dCB = k.b.dcb + v.ch(k) * Q * Q;
-  for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {
-    const int r = e / kTile, cc = e % kTile, i = i0 + r, j = j0 + cc;
+  constexpr int kOut = kTile * kTile / kThreads;
+  float cbv[kOut];  // all CB loads first (clamped into the causal part), as in fill_a
+#pragma unroll
+  for (int u = 0; u < kOut; ++u) {
+    const int e = threadIdx.x + u * kThreads, ic = min(i0 + e / kTile, v.len - 1);
+    cbv[u] = __ldg(CB + static_cast<int64_t>(ic) * Q + min(j0 + e % kTile, ic));
+  }
+#pragma unroll
+  for (int u = 0; u < kOut; ++u) {
+    const int e = threadIdx.x + u * kThreads, r = e / kTile, cc = e % kTile, i = i0 + r, j = j0 + cc;
     float R = 0.0f;
     if (i < v.len && j < v.len) {
       float g = 0.0f;
       if (j <= i) {
         const float gL = s.out[r][cc] * __expf(csS[i] - csS[j]);
-        R = gL * CB[static_cast<int64_t>(i) * Q + j];
+        R = gL * cbv[u];
         g = gL * dtS[j];
       }
       dCB[static_cast<int64_t>(i) * Q + j] = g;
@@ -200,7 +274,7 @@ constexpr int kColsPerThread = kTile / 4;
 //   stage 1  dXw = B dSᵀ -> dX = D dY + w dXw, u_j = <dXw_j, X_j>, Σ dY∘X
 //   stage 2  dX += Mᵀ dY
 template <class Acc>
-__global__ void __launch_bounds__(kThreads) dx_kernel(Ctx k) {
+__global__ void __launch_bounds__(kThreads, 2) dx_kernel(Ctx k) {
   __shared__ TileSmem s;
   __shared__ float csS[kMaxQ], dtS[kMaxQ], red[32];
   const View v(k, blockIdx.z);
@@ -212,11 +286,16 @@ __global__ void __launch_bounds__(kThreads) dx_kernel(Ctx k) {
   Acc acc;
   acc.zero();
   for (int n0 = 0; n0 < N; n0 += kSlab) {
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-      const int r = e / kSlab, kk = e % kSlab, n = n0 + kk, j = j0 + r, p = p0 + r;
-      s.a[r][kk] = (j < v.len && n < N) ? v.B[j * v.ld + n] : 0.0f;
-      s.b[kk][r] = (p < P && n < N) ? dS[static_cast<int64_t>(p) * N + n] : 0.0f;
-    }
+    fill_a<true>(s, [&](int r, int kk) {
+      const int j = j0 + r, n = n0 + kk;
+      const float b = __ldg(v.B + min(j, v.len - 1) * v.ld + min(n, N - 1));
+      return (j < v.len && n < N) ? b : 0.0f;
+    });
+    fill_b<true>(s, [&](int kk, int c) {
+      const int p = p0 + c, n = n0 + kk;
+      const float d = __ldg(dS + static_cast<int64_t>(min(p, P - 1)) * N + min(n, N - 1));
+      return (p < P && n < N) ? d : 0.0f;
+    });
     __syncthreads();
     acc.mma(s);
     __syncthreads();
@@ -229,13 +308,21 @@ __global__ void __launch_bounds__(kThreads) dx_kernel(Ctx k) {
   float usum = 0.0f, dsum = 0.0f;
   if (j < v.len) {
     const float w = __expf(csS[v.len - 1] - csS[j]) * dtS[j];
+    float xv[kColsPerThread], dyv[kColsPerThread];  // loads first (clamped), as in fill_a
+#pragma unroll
+    for (int m = 0; m < kColsPerThread; ++m) {
+      const int p = min(p0 + q4 + 4 * m, P - 1);
+      xv[m] = __ldg(v.x + j * v.ld + p);
+      dyv[m] = __ldg(v.dy + j * v.ldy + p);
+    }
+#pragma unroll
     for (int m = 0; m < kColsPerThread; ++m) {
       const int cc = q4 + 4 * m, p = p0 + cc;
       if (p < P) {
-        const float g = s.out[r][cc], xv = v.x[j * v.ld + p], dyv = v.dy[j * v.ldy + p];
-        usum += g * xv;
-        dsum += dyv * xv;
-        dxrow[p] = Dh * dyv + w * g;
+        const float g = s.out[r][cc];
+        usum += g * xv[m];
+        dsum += dyv[m] * xv[m];
+        dxrow[p] = Dh * dyv[m] + w * g;
       }
     }
   }
@@ -248,13 +335,16 @@ __global__ void __launch_bounds__(kThreads) dx_kernel(Ctx k) {
   const float* CB = k.b.f.cb + (static_cast<int64_t>(v.c) * k.d.G + v.g) * Q * Q;
   acc.zero();
   for (int i0 = j0; i0 < v.len; i0 += kSlab) {
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-      const int kk = e / kTile, rr = e % kTile, i = i0 + kk, jj = j0 + rr, p = p0 + rr;
-      s.a[rr][kk] = (i < v.len && jj <= i)
-                        ? CB[static_cast<int64_t>(i) * Q + jj] * __expf(csS[i] - csS[jj]) * dtS[jj]
-                        : 0.0f;
-      s.b[kk][rr] = (i < v.len && p < P) ? v.dy[i * v.ldy + p] : 0.0f;
-    }
+    fill_a<false>(s, [&](int rr, int kk) {  // M[i, j] for row j = j0 + rr of Mᵀ
+      const int i = i0 + kk, jj = j0 + rr, ic = min(i, v.len - 1), jc = min(jj, ic);
+      const float m = __ldg(CB + static_cast<int64_t>(ic) * Q + jc) * __expf(csS[ic] - csS[jc]) * dtS[jc];
+      return (i < v.len && jj <= i) ? m : 0.0f;
+    });
+    fill_b<false>(s, [&](int kk, int c) {
+      const int i = i0 + kk, p = p0 + c;
+      const float y = __ldg(v.dy + min(i, v.len - 1) * v.ldy + min(p, P - 1));
+      return (i < v.len && p < P) ? y : 0.0f;
+    });
     __syncthreads();
     acc.mma(s);
     __syncthreads();
@@ -268,15 +358,14 @@ __global__ void __launch_bounds__(kThreads) dx_kernel(Ctx k) {
     }
 }
 
-// Per-head dC (blockIdx.z even) or dB (odd) tile, rows of row-tile blockIdx.y, columns n of n-tile blockIdx.x:
+// Per-head dC (is_c) or dB tile, rows of row-tile blockIdx.y, columns n of n-tile blockIdx.x:
 //   dC = diag(e^cs) dY S0 + dCB B    (and <first term_i, C_i> for dcs)
 //   dB = (w∘X) dS + dCBᵀ C
-template <class Acc>
-__global__ void __launch_bounds__(kThreads) dbc_kernel(Ctx k) {
+template <class Acc, bool is_c>
+__global__ void __launch_bounds__(kThreads, 2) dbc_kernel(Ctx k) {
   __shared__ TileSmem s;
   __shared__ float csS[kMaxQ], dtS[kMaxQ];
-  const bool is_c = (blockIdx.z & 1) == 0;
-  const View v(k, blockIdx.z >> 1);
+  const View v(k, blockIdx.z);
   const int ntile = blockIdx.x, row0 = blockIdx.y * kTile, n0 = ntile * kTile, P = k.d.P, N = k.d.N, Q = k.ct.Q;
   if (row0 >= v.len) return;
   load_scalars(csS, dtS, k, v);
@@ -285,35 +374,40 @@ __global__ void __launch_bounds__(kThreads) dbc_kernel(Ctx k) {
   Acc acc;
   acc.zero();
   for (int p0 = 0; p0 < P; p0 += kSlab) {  // stage 1: contraction over p
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-      const int r = e / kSlab, kk = e % kSlab, t = row0 + r, p = p0 + kk;
-      float a = 0.0f;
-      if (t < v.len && p < P)
-        a = is_c ? __expf(csS[t]) * v.dy[t * v.ldy + p] : __expf(last - csS[t]) * dtS[t] * v.x[t * v.ld + p];
-      s.a[r][kk] = a;
-    }
-    for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-      const int kk = e / kTile, cc = e % kTile, p = p0 + kk, n = n0 + cc;
-      s.b[kk][cc] = (p < P && n < N) ? St[static_cast<int64_t>(p) * N + n] : 0.0f;
-    }
+    fill_a<true>(s, [&](int r, int kk) {
+      const int t = row0 + r, p = p0 + kk, tc = min(t, v.len - 1);
+      const float val = __ldg((is_c ? v.dy + tc * v.ldy : v.x + tc * v.ld) + min(p, P - 1));
+      const float scale = is_c ? __expf(csS[tc]) : __expf(last - csS[tc]) * dtS[tc];
+      return (t < v.len && p < P) ? scale * val : 0.0f;
+    });
+    fill_b<false>(s, [&](int kk, int c) {
+      const int p = p0 + kk, n = n0 + c;
+      const float st = __ldg(St + static_cast<int64_t>(min(p, P - 1)) * N + min(n, N - 1));
+      return (p < P && n < N) ? st : 0.0f;
+    });
     __syncthreads();
     acc.mma(s);
     __syncthreads();
   }
   const int r = threadIdx.x / 4, q4 = threadIdx.x % 4, t = row0 + r;
   float* out = (is_c ? k.b.dCp : k.b.dBp) + ((v.start + static_cast<int64_t>(t)) * k.d.H + v.h) * N;
-  if (is_c) {  // the inter-chunk term is complete: its dot with C, and the first write of dC
+  if constexpr (is_c) {  // the inter-chunk term is complete: its dot with C, and the first write of dC
     acc.store(s);
     __syncthreads();
     float dot = 0.0f;
-    if (t < v.len)
+    if (t < v.len) {
+      float cv[kColsPerThread];  // loads first (clamped), as in fill_a
+#pragma unroll
+      for (int m = 0; m < kColsPerThread; ++m) cv[m] = __ldg(v.C + t * v.ld + min(n0 + q4 + 4 * m, N - 1));
+#pragma unroll
       for (int m = 0; m < kColsPerThread; ++m) {
         const int cc = q4 + 4 * m, n = n0 + cc;
         if (n < N) {
-          dot += s.out[r][cc] * v.C[t * v.ld + n];
+          dot += s.out[r][cc] * cv[m];
           out[n] = s.out[r][cc];
         }
       }
+    }
     dot += __shfl_xor_sync(0xffffffffu, dot, 1);
     dot += __shfl_xor_sync(0xffffffffu, dot, 2);
     if (q4 == 0 && t < v.len) k.b.inter[(v.ch(k) * k.nt + ntile) * Q + t] = dot;
@@ -321,31 +415,35 @@ __global__ void __launch_bounds__(kThreads) dbc_kernel(Ctx k) {
     acc.zero();
   }
   const float* dCB = k.b.dcb + v.ch(k) * Q * Q;
-  if (is_c) {  // stage 2: Σ_{j <= i} dCB[i, j] B[j, n]
+  if constexpr (is_c) {  // stage 2: Σ_{j <= i} dCB[i, j] B[j, n]
     const int j_end = min(v.len, row0 + kTile);
     for (int j0 = 0; j0 < j_end; j0 += kSlab) {
-      for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-        const int rr = e / kSlab, kk = e % kSlab, i = row0 + rr, j = j0 + kk;
-        s.a[rr][kk] = (i < v.len && j <= i) ? dCB[static_cast<int64_t>(i) * Q + j] : 0.0f;
-      }
-      for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-        const int kk = e / kTile, cc = e % kTile, j = j0 + kk, n = n0 + cc;
-        s.b[kk][cc] = (j < v.len && n < N) ? v.B[j * v.ld + n] : 0.0f;
-      }
+      fill_a<true>(s, [&](int rr, int kk) {
+        const int i = row0 + rr, j = j0 + kk, ic = min(i, v.len - 1);
+        const float g = __ldg(dCB + static_cast<int64_t>(ic) * Q + min(j, ic));
+        return (i < v.len && j <= i) ? g : 0.0f;
+      });
+      fill_b<false>(s, [&](int kk, int c) {
+        const int j = j0 + kk, n = n0 + c;
+        const float b = __ldg(v.B + min(j, v.len - 1) * v.ld + min(n, N - 1));
+        return (j < v.len && n < N) ? b : 0.0f;
+      });
       __syncthreads();
       acc.mma(s);
       __syncthreads();
     }
   } else {  // stage 2: Σ_{i >= j} dCB[i, j] C[i, n]
     for (int i0 = row0; i0 < v.len; i0 += kSlab) {
-      for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-        const int kk = e / kTile, rr = e % kTile, i = i0 + kk, j = row0 + rr;
-        s.a[rr][kk] = (i < v.len && j <= i) ? dCB[static_cast<int64_t>(i) * Q + j] : 0.0f;
-      }
-      for (int e = threadIdx.x; e < kTile * kSlab; e += kThreads) {
-        const int kk = e / kTile, cc = e % kTile, i = i0 + kk, n = n0 + cc;
-        s.b[kk][cc] = (i < v.len && n < N) ? v.C[i * v.ld + n] : 0.0f;
-      }
+      fill_a<false>(s, [&](int rr, int kk) {  // dCBᵀ: row j = row0 + rr, column i
+        const int i = i0 + kk, j = row0 + rr, ic = min(i, v.len - 1);
+        const float g = __ldg(dCB + static_cast<int64_t>(ic) * Q + min(j, ic));
+        return (i < v.len && j <= i) ? g : 0.0f;
+      });
+      fill_b<false>(s, [&](int kk, int c) {
+        const int i = i0 + kk, n = n0 + c;
+        const float cv = __ldg(v.C + min(i, v.len - 1) * v.ld + min(n, N - 1));
+        return (i < v.len && n < N) ? cv : 0.0f;
+      });
       __syncthreads();
       acc.mma(s);
       __syncthreads();
@@ -443,7 +541,9 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, cudaSt
   PCM_CUDA_LAUNCH();
   dx_kernel<Acc><<<dim3(pt, qt, ch), kThreads, 0, s>>>(k);
   PCM_CUDA_LAUNCH();
-  dbc_kernel<Acc><<<dim3(nt, qt, 2 * ch), kThreads, 0, s>>>(k);
+  dbc_kernel<Acc, true><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);
+  PCM_CUDA_LAUNCH();
+  dbc_kernel<Acc, false><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);
   PCM_CUDA_LAUNCH();
   scalars_kernel<<<ch, kMaxQ, 0, s>>>(k, ddt);
   PCM_CUDA_LAUNCH();
@@ -461,7 +561,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD backward: {} heads do not split into {} groups", d.H, d.G);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD backward: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
-  PCM_CHECK(static_cast<int64_t>(ct.count) * d.H * 2 <= 65535, "CUDA SSD backward: {} chunks x {} heads exceed a grid",
+  PCM_CHECK(static_cast<int64_t>(ct.count) * d.H <= 65535, "CUDA SSD backward: {} chunks x {} heads exceed a grid",
             ct.count, d.H);
   const Sizes z = sizes(T, ct.count, ct.Q, d);
   Ctx k;
