@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <numeric>
+#include <string>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.h"
@@ -75,7 +77,17 @@ struct BatchIndex {
       row_doc_begin, head_rows, head_targets, emb_uniq, emb_off, emb_pos;
 };
 
-constexpr int32_t kBwdQ = 16;  // chunk length of the SSD backward's state bookkeeping
+constexpr int32_t kBwdQ = 16;  // chunk length of the sequential SSD backward's state bookkeeping
+
+// PCM_SSD_BACKWARD=chunked (default): the matrix-form SSD backward over the forward's chunks;
+// =sequential: the per-(document, head) reverse recurrence, kept as its reference.
+bool chunked_ssd_backward() {
+  const char* env = std::getenv("PCM_SSD_BACKWARD");
+  const std::string v = env ? env : "";
+  PCM_CHECK(v.empty() || v == "chunked" || v == "sequential",
+            "PCM_SSD_BACKWARD must be 'chunked' or 'sequential', got '{}'", v);
+  return v != "sequential";
+}
 
 BatchIndex index_batch(const PackedBatch& b, int64_t Q) {
   BatchIndex ix;
@@ -162,7 +174,8 @@ BatchIndex index_batch(const PackedBatch& b, int64_t Q) {
 class CudaTrainBackend : public TrainBackend {
  public:
   CudaTrainBackend(const Mamba2Config& c, ParamSet& params, AdamWState& opt, const TrainBackendOptions& o)
-      : c_(c), params_(params), opt_(opt), opts_(o), gemm_(o.precision == "bf16") {
+      : c_(c), params_(params), opt_(opt), opts_(o), gemm_(o.precision == "bf16"),
+        chunked_bwd_(chunked_ssd_backward()) {
     PCM_CHECK(o.precision == "fp32" || o.precision == "bf16", "precision must be fp32 or bf16, got '{}'",
               o.precision);
     PCM_CHECK(o.vocab_chunk > 0, "vocab_chunk must be > 0");
@@ -290,6 +303,16 @@ class CudaTrainBackend : public TrainBackend {
   const int32_t* dev_ints(int64_t off) const { return ints_.get() + off; }
   // The forward SSD kernel's chunk length (any length gives the same result; its kernel takes <= 256).
   int64_t ssd_q() const { return std::min<int64_t>(c_.chunk_size, 256); }
+  cuda::SsdDims ssd_dims() const {
+    return {static_cast<int32_t>(c_.num_heads), static_cast<int32_t>(c_.head_dim), static_cast<int32_t>(c_.n_groups),
+            static_cast<int32_t>(c_.state_size)};
+  }
+  // The batch's chunks of ssd_q() rows, cut from every document start (forward and chunked backward).
+  cuda::ChunkTable chunk_table() const {
+    const int32_t* ints = ints_.get();
+    return {static_cast<int32_t>(ix_.chunks), static_cast<int32_t>(ssd_q()), ints + ix_.chunk_start,
+            ints + ix_.chunk_len, ints + ix_.seq_chunk};
+  }
 
   const Mamba2Config c_;
   ParamSet& params_;
@@ -297,6 +320,7 @@ class CudaTrainBackend : public TrainBackend {
   TrainBackendOptions opts_;
   cudaStream_t stream_ = nullptr;
   cuda::TrainGemm gemm_;
+  const bool chunked_bwd_;  // PCM_SSD_BACKWARD
   std::vector<int64_t> offsets_;
   float *w_ = nullptr, *g_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   double* scalars_ = nullptr;  // [0] loss sum, [1] sum of squared gradients
@@ -329,15 +353,12 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   cuda::dt_softplus(a.dt, a.zx + di + cd, dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
                     static_cast<float>(c_.dt_max), s);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
-  const cuda::SsdDims dims{static_cast<int32_t>(H), static_cast<int32_t>(c_.head_dim),
-                           static_cast<int32_t>(c_.n_groups), static_cast<int32_t>(c_.state_size)};
+  const cuda::SsdDims dims = ssd_dims();
   const int64_t hpn = H * c_.head_dim * c_.state_size;
   timer_.mark("fwd: ssd", s);
   PCM_CUDA(cudaMemsetAsync(ssm_state_.get(), 0, static_cast<size_t>(ix_.S * hpn) * 4, s));
-  const cuda::ChunkTable table{static_cast<int32_t>(ix_.chunks), static_cast<int32_t>(ssd_q()),
-                               ints + ix_.chunk_start, ints + ix_.chunk_len, ints + ix_.seq_chunk};
   const cuda::SsdIn in{a.xbc, cd, a.dt, A_.get(), w.D};
-  cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, table, ints + ix_.seq_slot,
+  cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, chunk_table(), ints + ix_.seq_slot,
                     static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
   timer_.mark("fwd: gated norm + out_proj", s);
   cuda::gated_rmsnorm(a.yn, false, a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s);
@@ -384,17 +405,22 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   timer_.mark("bwd: ssd", s);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
   const int32_t* ints = ints_.get();
-  cuda::SsdDocs docs;
-  docs.count = static_cast<int32_t>(ix_.S);
-  docs.chunks = ix_.bwd_chunks;
-  docs.begin = ints + ix_.seq_start;
-  docs.len = ints + ix_.seq_len;
-  docs.chunk0 = ints + ix_.bwd_chunk0;
   const cuda::SsdTrainIn in{a.xbc, cd, a.dt, A_.get(), w.D};
   const cuda::SsdTrainGrads sg{dxbc, cd, ddt, dA_.get(), g.D};
-  cuda::ssd_backward(sg, dy, in, docs, static_cast<int32_t>(H), static_cast<int32_t>(c_.n_groups),
-                     static_cast<int32_t>(c_.head_dim), static_cast<int32_t>(c_.state_size), T, kBwdQ,
-                     ssd_bwd_scratch_.get(), s);
+  if (chunked_bwd_) {
+    cuda::ssd_chunked_backward(sg, dy, in, nullptr, nullptr, ssd_dims(), chunk_table(), static_cast<int32_t>(ix_.S), T,
+                               ssd_bwd_scratch_.get(), gemm_.bf16(), s);
+  } else {
+    cuda::SsdDocs docs;
+    docs.count = static_cast<int32_t>(ix_.S);
+    docs.chunks = ix_.bwd_chunks;
+    docs.begin = ints + ix_.seq_start;
+    docs.len = ints + ix_.seq_len;
+    docs.chunk0 = ints + ix_.bwd_chunk0;
+    cuda::ssd_backward(sg, dy, in, docs, static_cast<int32_t>(H), static_cast<int32_t>(c_.n_groups),
+                       static_cast<int32_t>(c_.head_dim), static_cast<int32_t>(c_.state_size), T, kBwdQ,
+                       ssd_bwd_scratch_.get(), s);
+  }
   cuda::add_product(g.A_log, dA_.get(), A_.get(), H, s);
   // dt = clamp(softplus(raw + dt_bias))
   timer_.mark("bwd: dt + conv", s);
@@ -448,11 +474,12 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   dA_.ensure(H);
   conv_state_.ensure(ix_.S * cd * K);
   ssm_state_.ensure(ix_.S * H * c_.head_dim * c_.state_size);
-  const cuda::SsdDims dims{static_cast<int32_t>(H), static_cast<int32_t>(c_.head_dim),
-                           static_cast<int32_t>(c_.n_groups), static_cast<int32_t>(c_.state_size)};
+  const cuda::SsdDims dims = ssd_dims();
   ssd_scratch_.ensure(cuda::ssd_chunked_scratch_floats(ix_.chunks, ssd_q(), dims));
-  ssd_bwd_scratch_.ensure(cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G, dims.P,
-                                                            dims.N));
+  ssd_bwd_scratch_.ensure(chunked_bwd_ ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks,
+                                                                                   static_cast<int32_t>(ssd_q()), dims)
+                                       : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H,
+                                                                           dims.G, dims.P, dims.N));
   for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
   dzx_.ensure(T * dpr);
   dxbc_.ensure(T * cd);

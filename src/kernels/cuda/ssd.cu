@@ -10,86 +10,13 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
-
-#include <mma.h>
+#include "kernels/cuda/ssd_chunks.h"
+#include "kernels/cuda/ssd_tile.cuh"
 
 namespace pcm::cuda {
 namespace {
 
-namespace wmma = nvcuda::wmma;
-
-constexpr int kTile = 64, kSlab = 32, kThreads = 256, kMaxQ = 256, kApad = kSlab + 4, kBpad = kTile + 4;
-
-struct __align__(32) TileSmem {
-  float a[kTile][kApad];  // a[row][k]
-  float b[kSlab][kBpad];  // b[k][col]
-  float out[kTile][kBpad];  // the finished tile, for the epilogue
-};
-
-// fp32 on the CUDA cores: thread (ty, tx) owns outputs (ty + 16r, tx + 16c).
-struct SimtAcc {
-  float acc[4][4];
-  __device__ void zero() {
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
-  }
-  __device__ void mma(const TileSmem& s) {
-    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-#pragma unroll 8
-    for (int k = 0; k < kSlab; ++k) {
-      float av[4], bv[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) av[r] = s.a[ty + 16 * r][k];
-#pragma unroll
-      for (int c = 0; c < 4; ++c) bv[c] = s.b[k][tx + 16 * c];
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(av[r], bv[c], acc[r][c]);
-    }
-  }
-  __device__ void store(TileSmem& s) {
-    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-#pragma unroll
-    for (int r = 0; r < 4; ++r)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) s.out[ty + 16 * r][tx + 16 * c] = acc[r][c];
-  }
-};
-
-// TF32 tensor cores (m16n16k8, fp32 accumulation): warp w owns rows 16(w/2).., columns 32(w%2)...
-struct TensorAcc {
-  wmma::fragment<wmma::accumulator, 16, 16, 8, float> f[2];
-  __device__ void zero() {
-    wmma::fill_fragment(f[0], 0.0f);
-    wmma::fill_fragment(f[1], 0.0f);
-  }
-  __device__ void mma(const TileSmem& s) {
-    const int warp = threadIdx.x >> 5, rb = warp >> 1, cb = (warp & 1) * 2;
-#pragma unroll
-    for (int k = 0; k < kSlab; k += 8) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a;
-      wmma::load_matrix_sync(a, &s.a[rb * 16][k], kApad);
-#pragma unroll
-      for (int t = 0; t < a.num_elements; ++t) a.x[t] = wmma::__float_to_tf32(a.x[t]);
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
-        wmma::load_matrix_sync(b, &s.b[k][(cb + j) * 16], kBpad);
-#pragma unroll
-        for (int t = 0; t < b.num_elements; ++t) b.x[t] = wmma::__float_to_tf32(b.x[t]);
-        wmma::mma_sync(f[j], a, b, f[j]);
-      }
-    }
-  }
-  __device__ void store(TileSmem& s) {
-    const int warp = threadIdx.x >> 5, rb = warp >> 1, cb = (warp & 1) * 2;
-    wmma::store_matrix_sync(&s.out[rb * 16][cb * 16], f[0], kBpad, wmma::mem_row_major);
-    wmma::store_matrix_sync(&s.out[rb * 16][(cb + 1) * 16], f[1], kBpad, wmma::mem_row_major);
-  }
-};
+using namespace ssd_tile;
 
 struct Scratch {
   float* cs;      // [chunks, H, Q]
@@ -185,16 +112,17 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(float* states, co
 }
 
 // Sequential over a sequence's chunks, parallel over (head, p, n): replaces each chunk's local state with
-// the state entering the chunk and leaves the final state in the slot.
+// the state entering the chunk, starting from the slot's state (zeros when `state` is null) and leaving the
+// final state in the slot when `keep_final`. Sequence i's slot: seq_slot[i], or i when seq_slot is null.
 template <class S>
-__global__ void state_pass_kernel(float* states, const float* cs, S* state, int64_t slot_stride, SsdDims d,
-                                  ChunkTable ct, const int32_t* seq_slot) {
+__global__ void state_pass_kernel(float* states, const float* cs, S* state, bool keep_final, int64_t slot_stride,
+                                  SsdDims d, ChunkTable ct, const int32_t* seq_slot) {
   const int64_t PN = static_cast<int64_t>(d.P) * d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (e >= PN) return;
   const int h = blockIdx.y, sq = blockIdx.z;
-  S* slot_state = state + seq_slot[sq] * slot_stride + h * PN + e;
-  float S_run = to_float(*slot_state);
+  S* slot_state = state ? state + (seq_slot ? seq_slot[sq] : sq) * slot_stride + h * PN + e : nullptr;
+  float S_run = slot_state ? to_float(*slot_state) : 0.0f;
   const int c_end = ct.seq_chunk[sq + 1];
   constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
   for (int c0 = ct.seq_chunk[sq]; c0 < c_end; c0 += kBatch) {
@@ -216,7 +144,7 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, int6
       }
     }
   }
-  *slot_state = from_float<S>(S_run);
+  if (keep_final) *slot_state = from_float<S>(S_run);
 }
 
 // y[i, p] = Σ_n exp(cs_i) C[i, n] S[p, n] + Σ_{j<=i} CB[i, j] exp(cs_i - cs_j) dt_j x[j, p] + D x[i, p]
@@ -397,6 +325,34 @@ void check_dims(const SsdDims& d) {
 
 }  // namespace
 
+SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
+                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s) {
+  check_dims(d);
+  PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
+  const int64_t chunks = ct.count, Q = ct.Q;
+  Scratch sc{scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
+  if (ct.count == 0) return {sc.cs, sc.cb, sc.states};
+  // The launches of ssd_chunked before its output kernel.
+  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
+  PCM_CUDA_LAUNCH();
+  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
+  const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
+  const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H);
+  if (tf32) {
+    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  } else {
+    cb_kernel<SimtAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  }
+  PCM_CUDA_LAUNCH();
+  dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
+  state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
+                                              static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr);
+  PCM_CUDA_LAUNCH();
+  return {sc.cs, sc.cb, sc.states};
+}
+
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
   return chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
 }
@@ -424,11 +380,11 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   PCM_CUDA_LAUNCH();
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   if (state_bf16)
-    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<__nv_bfloat16*>(state), slot_stride, d,
-                                                ct, seq_slot);
+    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<__nv_bfloat16*>(state), true,
+                                                slot_stride, d, ct, seq_slot);
   else
-    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), slot_stride, d, ct,
-                                                seq_slot);
+    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), true, slot_stride, d,
+                                                ct, seq_slot);
   PCM_CUDA_LAUNCH();
   if (tf32)
     output_kernel<TensorAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/ops.h"
+
 namespace pcm::cuda {
 
 // ---- train_reduce.cu -----------------------------------------------------------------------------
@@ -97,6 +99,16 @@ int64_t ssd_backward_scratch_floats(int64_t T, int64_t chunks, int64_t docs, int
 // recomputed before walking it backwards. Q: chunk length of that bookkeeping (not the model's).
 void ssd_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const SsdDocs& docs, int32_t H,
                   int32_t G, int32_t P, int32_t N, int64_t T, int32_t Q, float* scratch, cudaStream_t s);
+
+// ---- ssd_chunked_backward.cu ---------------------------------------------------------------------
+// The same gradients as ssd_backward in the chunked (matrix) form of the forward (ssd.cu), over the
+// forward's chunk table (chunks never cross a sequence start): parallel over chunks x heads except a short
+// pass over each sequence's chunks. state0: [seqs, H, P, N] initial states (null = zeros); dstate0: their
+// gradient (=), null = not wanted. tf32: the products on the TF32 tensor cores (as the forward's flag).
+int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q, const SsdDims& d);
+void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const float* state0,
+                          float* dstate0, const SsdDims& d, const ChunkTable& ct, int32_t seqs, int64_t T,
+                          float* scratch, bool tf32, cudaStream_t s);
 
 // ---- xent.cu -------------------------------------------------------------------------------------
 // Cross-entropy over vocabulary chunks: logits [n, vc] of vocab rows [v0, v0 + vc) (leading dim ld).

@@ -1,0 +1,24 @@
+// The chunk quantities of the chunked SSD forward (ssd.cu), recomputed by the chunked backward
+// (ssd_chunked_backward.cu) so that it can differentiate the same matrix form.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/ops.h"
+
+namespace pcm::cuda {
+
+struct SsdChunkScratch {
+  float* cs;      // [chunks, H, Q]: running sum of dt*A inside each chunk
+  float* cb;      // [chunks, G, Q, Q]: C·Bᵀ per chunk and group (tiles with j-tile <= i-tile only)
+  float* states;  // [chunks, H, P, N]: the state entering each chunk
+};
+
+// The forward's launches up to and including the state pass, from state0 ([seqs, H, P, N], sequence i's
+// initial state; null = zeros) without keeping any final state. Uses ssd_chunked_scratch_floats(chunks,
+// Q, d) floats of scratch and returns where each quantity lies in it.
+SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
+                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s);
+
+}  // namespace pcm::cuda
