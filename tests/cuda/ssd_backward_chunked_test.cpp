@@ -149,7 +149,9 @@ void expect_close(const Grads& got, const Grads& ref, double tol, bool state0, c
   EXPECT_LT(test::rel_error(got.ddt, ref.ddt), tol) << what << ": ddt";
   EXPECT_LT(test::rel_error(got.dA, ref.dA), tol) << what << ": dA";
   EXPECT_LT(test::rel_error(got.dD, ref.dD), tol) << what << ": dD";
-  if (state0) EXPECT_LT(test::rel_error(got.dstate0, ref.dstate0), tol) << what << ": dstate0";
+  if (state0) {
+    EXPECT_LT(test::rel_error(got.dstate0, ref.dstate0), tol) << what << ": dstate0";
+  }
 }
 
 class CudaSsdChunkedBackward : public ::testing::TestWithParam<Case> {};
