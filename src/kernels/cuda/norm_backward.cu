@@ -1,6 +1,4 @@
 // Backward of the row-wise ops: RMSNorm, grouped gated RMSNorm, embedding gather, row scatter.
-#include <algorithm>
-
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/train_ops.h"
@@ -8,112 +6,62 @@
 namespace pcm::cuda {
 namespace {
 
+constexpr int kThreads = 256;
 
 __device__ __forceinline__ float sigmoid_f(float z) { return 1.0f / (1.0f + expf(-z)); }
 
-// Both norms' backwards: one block per strip of kStripRows rows (and per group), each thread owning up to
-// kPerThread channels and summing its dweight terms over the strip in registers; the strip sums go to
-// `partial` ([strips, C]) and column_sum_add adds them up. Nothing of size [T, C] is written for dweight.
-constexpr int kStripRows = 8, kPerThread = 8, kMaxThreads = 1024;
-
-// r = rsqrt(mean(x²) + eps); dx = r·w·dout - x·r³·mean(w·dout·x); dweight += dout·x·r.
-__global__ void __launch_bounds__(kMaxThreads) rmsnorm_backward_kernel(float* dx, bool accumulate, float* partial,
-                                                               const float* dout, const float* x, const float* w,
-                                                               int64_t T, int64_t C, float eps) {
+// One block per row: r = rsqrt(mean(x²) + eps); dx = r·w·dout - x·r³·mean(w·dout·x).
+__global__ void __launch_bounds__(kThreads) rmsnorm_backward_kernel(float* dx, bool accumulate, float* rows,
+                                                                    const float* dout, const float* x,
+                                                                    const float* w, int64_t C, float eps) {
   __shared__ float red[32];
-  const int64_t t0 = blockIdx.x * static_cast<int64_t>(kStripRows), t1 = min(T, t0 + kStripRows);
-  float wacc[kPerThread];
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) wacc[j] = 0.0f;
-  for (int64_t t = t0; t < t1; ++t) {
-    const float* xr = x + t * C;
-    const float* dr = dout + t * C;
-    float ss = 0.0f, dot = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      const int i = threadIdx.x + j * blockDim.x;  // C <= kMaxThreads * kPerThread
-      if (i < C) {
-        ss += xr[i] * xr[i];
-        dot += dr[i] * w[i] * xr[i];
-      }
-    }
-    ss = block_sum(ss, red);
-    dot = block_sum(dot, red);
-    const float r = rsqrtf(ss / static_cast<float>(C) + eps);
-    const float k = r * r * r * dot / static_cast<float>(C);
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      const int i = threadIdx.x + j * blockDim.x;  // C <= kMaxThreads * kPerThread
-      if (i < C) {
-        const float g = r * w[i] * dr[i] - xr[i] * k;
-        dx[t * C + i] = accumulate ? dx[t * C + i] + g : g;
-        wacc[j] += dr[i] * xr[i] * r;
-      }
-    }
+  const int64_t t = blockIdx.x;
+  const float* xr = x + t * C;
+  const float* dr = dout + t * C;
+  float ss = 0.0f, dot = 0.0f;
+  for (int64_t i = threadIdx.x; i < C; i += kThreads) {
+    ss += xr[i] * xr[i];
+    dot += dr[i] * w[i] * xr[i];
   }
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const int i = threadIdx.x + j * blockDim.x;  // C <= kMaxThreads * kPerThread
-    if (i < C) partial[blockIdx.x * C + i] = wacc[j];
+  ss = block_sum(ss, red);
+  dot = block_sum(dot, red);
+  const float r = rsqrtf(ss / static_cast<float>(C) + eps);
+  const float k = r * r * r * dot / static_cast<float>(C);
+  for (int64_t i = threadIdx.x; i < C; i += kThreads) {
+    const float g = r * w[i] * dr[i] - xr[i] * k;
+    dx[t * C + i] = accumulate ? dx[t * C + i] + g : g;
+    rows[t * C + i] = dr[i] * xr[i] * r;
   }
 }
 
-// Per (strip, group): v = y·silu(z), the RMSNorm backward on v, then through the gate.
-__global__ void __launch_bounds__(kMaxThreads) gated_rmsnorm_backward_kernel(
-    float* dy, float* dz, int64_t dz_stride, float* yn, float* partial, const float* dout, const float* y,
-    const float* z, int64_t z_stride, const float* w, int64_t T, int64_t C, int64_t gs, float eps) {
+// One block per (row, group): v = y·silu(z), the RMSNorm backward on v, then through the gate; yn (the
+// forward's output, for the out_proj weight gradient) recomputed on the way when wanted.
+__global__ void __launch_bounds__(kThreads) gated_rmsnorm_backward_kernel(
+    float* dy, float* dz, int64_t dz_stride, float* yn, float* rows, const float* dout, const float* y,
+    const float* z, int64_t z_stride, const float* w, int64_t C, int64_t gs, float eps) {
   __shared__ float red[32];
-  const int64_t t0 = blockIdx.x * static_cast<int64_t>(kStripRows), t1 = min(T, t0 + kStripRows),
-                c0 = blockIdx.y * gs;
-  float wacc[kPerThread];
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) wacc[j] = 0.0f;
-  for (int64_t t = t0; t < t1; ++t) {
-    float ss = 0.0f, dot = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      const int64_t i = c0 + threadIdx.x + j * blockDim.x;
-      if (i < c0 + gs) {
-        const float zi = z[t * z_stride + i];
-        const float v = y[t * C + i] * zi * sigmoid_f(zi);
-        ss += v * v;
-        dot += dout[t * C + i] * w[i] * v;
-      }
-    }
-    ss = block_sum(ss, red);
-    dot = block_sum(dot, red);
-    const float r = rsqrtf(ss / static_cast<float>(gs) + eps);
-    const float k = r * r * r * dot / static_cast<float>(gs);
-#pragma unroll
-    for (int j = 0; j < kPerThread; ++j) {
-      const int64_t i = c0 + threadIdx.x + j * blockDim.x;
-      if (i < c0 + gs) {
-        const float zi = z[t * z_stride + i], sg = sigmoid_f(zi), yi = y[t * C + i];
-        const float silu = zi * sg, v = yi * silu, go = dout[t * C + i];
-        const float dv = r * w[i] * go - v * k;
-        wacc[j] += go * v * r;
-        if (yn) yn[t * C + i] = v * r * w[i];
-        dy[t * C + i] = dv * silu;
-        dz[t * dz_stride + i] = dv * yi * sg * (1.0f + zi * (1.0f - sg));
-      }
-    }
+  const int64_t t = blockIdx.x, c0 = blockIdx.y * gs;
+  float ss = 0.0f, dot = 0.0f;
+  for (int64_t i = c0 + threadIdx.x; i < c0 + gs; i += kThreads) {
+    const float zi = z[t * z_stride + i];
+    const float v = y[t * C + i] * zi * sigmoid_f(zi);
+    ss += v * v;
+    dot += dout[t * C + i] * w[i] * v;
   }
-#pragma unroll
-  for (int j = 0; j < kPerThread; ++j) {
-    const int64_t i = c0 + threadIdx.x + j * blockDim.x;
-    if (i < c0 + gs) partial[blockIdx.x * C + i] = wacc[j];
+  ss = block_sum(ss, red);
+  dot = block_sum(dot, red);
+  const float r = rsqrtf(ss / static_cast<float>(gs) + eps);
+  const float k = r * r * r * dot / static_cast<float>(gs);
+  for (int64_t i = c0 + threadIdx.x; i < c0 + gs; i += kThreads) {
+    const float zi = z[t * z_stride + i], sg = sigmoid_f(zi), yi = y[t * C + i];
+    const float silu = zi * sg, v = yi * silu, go = dout[t * C + i];
+    const float dv = r * w[i] * go - v * k;
+    rows[t * C + i] = go * v * r;
+    if (yn) yn[t * C + i] = v * r * w[i];
+    dy[t * C + i] = dv * silu;
+    dz[t * dz_stride + i] = dv * yi * sg * (1.0f + zi * (1.0f - sg));
   }
 }
-
-// Threads per block for rows of `width` channels: at most kPerThread channels each, whole warps, >= 128.
-int norm_threads(int64_t width) {
-  PCM_CHECK(width <= kMaxThreads * kPerThread, "CUDA norm backward: {} channels per row, at most {}", width,
-            kMaxThreads * kPerThread);
-  const int64_t need = (width + kPerThread - 1) / kPerThread;
-  return static_cast<int>(std::max<int64_t>(128, (need + 31) / 32 * 32));
-}
-
-unsigned strips_of(int64_t T) { return static_cast<unsigned>((T + kStripRows - 1) / kStripRows); }
 
 __global__ void embedding_backward_kernel(float* dtable, const float* dout, const int32_t* uniq, const int32_t* off,
                                           const int32_t* pos, int64_t d) {
@@ -137,9 +85,9 @@ void rmsnorm_backward(float* dx, bool accumulate, float* dweight, const float* d
                       const float* weight, int64_t T, int64_t C, float eps, float* rows, float* scratch,
                       cudaStream_t s) {
   if (T == 0) return;
-  rmsnorm_backward_kernel<<<strips_of(T), norm_threads(C), 0, s>>>(dx, accumulate, rows, dout, x, weight, T, C, eps);
+  rmsnorm_backward_kernel<<<static_cast<unsigned>(T), kThreads, 0, s>>>(dx, accumulate, rows, dout, x, weight, C, eps);
   PCM_CUDA_LAUNCH();
-  column_sum_add(dweight, rows, C, strips_of(T), C, scratch, s);
+  column_sum_add(dweight, rows, C, T, C, scratch, s);
 }
 
 void gated_rmsnorm_backward(float* dy, float* dz, int64_t dz_stride, float* dweight, float* yn, const float* dout,
@@ -148,11 +96,11 @@ void gated_rmsnorm_backward(float* dy, float* dz, int64_t dz_stride, float* dwei
   if (T == 0) return;
   PCM_CHECK(group_size > 0 && C % group_size == 0, "gated_rmsnorm_backward: {} channels in groups of {}", C,
             group_size);
-  const dim3 grid(strips_of(T), static_cast<unsigned>(C / group_size));
-  gated_rmsnorm_backward_kernel<<<grid, norm_threads(group_size), 0, s>>>(dy, dz, dz_stride, yn, rows, dout, y, z,
-                                                                          z_stride, weight, T, C, group_size, eps);
+  dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(C / group_size));
+  gated_rmsnorm_backward_kernel<<<grid, kThreads, 0, s>>>(dy, dz, dz_stride, yn, rows, dout, y, z, z_stride, weight,
+                                                          C, group_size, eps);
   PCM_CUDA_LAUNCH();
-  column_sum_add(dweight, rows, C, strips_of(T), C, scratch, s);
+  column_sum_add(dweight, rows, C, T, C, scratch, s);
 }
 
 void embedding_backward(float* dtable, const float* dout, const int32_t* uniq, const int32_t* off,

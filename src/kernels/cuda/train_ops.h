@@ -33,7 +33,7 @@ void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, fl
 
 // ---- norm_backward.cu ----------------------------------------------------------------------------
 // out = x * r * weight, r = rsqrt(mean(x²) + eps) per row of C. dx (= or += when accumulate);
-// dweight += sum_t dout * x * r, via `rows` ([T, C] scratch: per-strip sums) and column_sum_add's scratch.
+// dweight += sum_t dout * x * r, via `rows` ([T, C] scratch) and column_sum_add's scratch.
 void rmsnorm_backward(float* dx, bool accumulate, float* dweight, const float* dout, const float* x,
                       const float* weight, int64_t T, int64_t C, float eps, float* rows, float* scratch,
                       cudaStream_t s);
