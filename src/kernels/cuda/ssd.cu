@@ -6,10 +6,12 @@
 //   output    Y = exp(cs_i) C_i·S_enter + (CB ∘ L)·X + D·x
 // Each matrix-shaped step is a 64x64 output tile per block, 32-deep slabs of its operands in shared
 // memory; the products on the TF32 tensor cores (WMMA, fp32 accumulation) or, for exact fp32, on the CUDA
-// cores (4x4 outputs per thread). Decode: the recurrence, one block per (row, head).
+// cores (4x4 outputs per thread). For P = 64, N = 128 (Codestral) with TF32, chunk states and outputs run on
+// the mma.sync kernels of ssd_prefill_tc.cu instead. Decode: the recurrence, one block per (row, head).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/ssd_prefill_tc.h"
 
 #include <mma.h>
 
@@ -196,7 +198,7 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, int6
   S* slot_state = state + seq_slot[sq] * slot_stride + h * PN + e;
   float S_run = to_float(*slot_state);
   const int c_end = ct.seq_chunk[sq + 1];
-  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
+  constexpr int kBatch = 16;  // loads of several chunks in flight before the dependent updates
   for (int c0 = ct.seq_chunk[sq]; c0 < c_end; c0 += kBatch) {
     float contrib[kBatch], decay[kBatch];
 #pragma unroll
@@ -414,9 +416,15 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
   const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
   const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H), out_grid(pt, qt, ct.count * d.H);
+  // Codestral-like heads: chunk states and outputs with whole chunks per block (ssd_prefill_tc.cu).
+  const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
   if (tf32) {
     cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
-    chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+    PCM_CUDA_LAUNCH();
+    if (use_tc)
+      tc::chunk_states(sc.states, sc.cs, in, d, ct, s);
+    else
+      chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
   } else {
     cb_kernel<SimtAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
     chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
@@ -430,7 +438,9 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
     state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), slot_stride, d, ct,
                                                 seq_slot);
   PCM_CUDA_LAUNCH();
-  if (tf32)
+  if (use_tc)
+    tc::chunk_output(y, sc.cs, sc.cb, sc.states, in, d, ct, s);
+  else if (tf32)
     output_kernel<TensorAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);
   else
     output_kernel<SimtAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);
