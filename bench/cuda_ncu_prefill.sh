@@ -28,7 +28,7 @@ print(f"  {'sum':44s} {'':16s} {tot:9.1f}")
 PY
 done
 k='regex:chunk_output_kernel|chunk_states_kernel|conv_prefill4_kernel|gated_rmsnorm_warp_kernel|state_pass_kernel'
-timeout 150 ncu --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
+timeout 90 ncu --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
   --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section SourceCounters \
   -k "$k" --launch-skip 5 --launch-count 5 ./pcm $bench > $LOG/ncu_detail.txt 2>&1
 echo "== ncu sections rc=$? (full text in logs: ncu_detail.txt)" >> $LOG/summary.txt

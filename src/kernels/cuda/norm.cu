@@ -106,7 +106,8 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const f
     if (u < nv) {
       const int i = (u * 32 + lane) * 4;
       const float4 wt = *reinterpret_cast<const float4*>(weight + g0 + i);
-      store4(out + t * C + g0 + i, make_float4(v[u].x * r * wt.x, v[u].y * r * wt.y, v[u].z * r * wt.z, v[u].w * r * wt.w));
+      store4(out + t * C + g0 + i,
+             make_float4(v[u].x * r * wt.x, v[u].y * r * wt.y, v[u].z * r * wt.z, v[u].w * r * wt.w));
     }
   }
 }
