@@ -198,7 +198,7 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, int6
   S* slot_state = state + seq_slot[sq] * slot_stride + h * PN + e;
   float S_run = to_float(*slot_state);
   const int c_end = ct.seq_chunk[sq + 1];
-  constexpr int kBatch = 16;  // loads of several chunks in flight before the dependent updates
+  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates (16: slower)
   for (int c0 = ct.seq_chunk[sq]; c0 < c_end; c0 += kBatch) {
     float contrib[kBatch], decay[kBatch];
 #pragma unroll

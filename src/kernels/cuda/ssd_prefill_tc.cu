@@ -14,10 +14,7 @@
 namespace pcm::cuda::tc {
 namespace {
 
-constexpr int kP = 64, kN = 128, kQmax = 256;
-// Heads per block (same group): the group's B, C and C·Bᵀ rows that the heads share are read once per block
-// (B through shared memory, C and C·Bᵀ through L1), 8 warps per head.
-constexpr int kHeads = 2, kThreads = 256 * kHeads;
+constexpr int kP = 64, kN = 128, kQmax = 256, kThreads = 256;
 
 __device__ __forceinline__ uint32_t to_tf32(float x) {
   uint32_t r;
@@ -56,37 +53,36 @@ __device__ __forceinline__ void round_tf32_inplace(float* p) {
 __device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
 
 // ---- chunk states ----------------------------------------------------------------------------------------
-// Warp w of a head owns states rows p in [16 (w % 4), +16) and columns n in [64 (w / 4), +64); the sum over the
-// chunk's rows j runs through shared memory in slabs of 64 rows, two stages deep.
+// Warp w owns states rows p in [16 (w % 4), +16) and columns n in [64 (w / 4), +64); the sum over the chunk's
+// rows j runs through shared memory in slabs of 64 rows, two stages deep.
 constexpr int kSlab = 64;
 struct StateSmem {
-  float x[2][kHeads][kSlab * kP];  // x[j][p ^ swz] · w_j, TF32
-  float b[2][kSlab * kN];          // B[j][n ^ swz], TF32 (shared by the block's heads)
-  float w[kHeads][kQmax];          // exp(cs_last - cs_j) dt_j
+  float x[2][kSlab * kP];  // x[j][p ^ swz] · w_j, TF32
+  float b[2][kSlab * kN];  // B[j][n ^ swz], TF32
+  float w[kQmax];          // exp(cs_last - cs_j) dt_j
 };
 // A fragment reads rows j = k0 + t (t = lane % 4) at one column: XOR-ing the column with 8 (j % 4) puts the
 // four rows in different banks and keeps 16-byte pieces whole.
 __device__ __forceinline__ int swz_state(int j) { return 8 * (j & 3); }
 
-__global__ void __launch_bounds__(kThreads, 2 / kHeads)
+__global__ void __launch_bounds__(kThreads, 2)
     chunk_states_kernel(float* states, const float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   StateSmem& sm = *reinterpret_cast<StateSmem*>(smem_raw);
-  const int hb = d.H / kHeads, c = blockIdx.x / hb, h0 = (blockIdx.x % hb) * kHeads, g = h0 / (d.H / d.G);
+  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
   const int start = ct.chunk_start[c], len = ct.chunk_len[c];
-  const int tid = threadIdx.x, lane = tid & 31, hl = tid >> 8, warp = (tid >> 5) & 7, gq = lane >> 2, tq = lane & 3;
-  const int h = h0 + hl;  // this warp's head
-  const float* xg = in.xbc + static_cast<int64_t>(h0) * kP;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+  const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
   const float* bg = in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
   const int slabs = (len + kSlab - 1) / kSlab;
   auto issue = [&](int s) {  // one commit group per call (empty past the last slab) keeps the wait counts fixed
     if (s < slabs) {
       const int buf = s & 1;
-      for (int e = tid; e < kHeads * kSlab * kP / 4; e += kThreads) {
-        const int x_hl = e / (kSlab * kP / 4), r = (e / (kP / 4)) % kSlab, col = 4 * (e % (kP / 4)), j = s * kSlab + r;
+      for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
+        const int r = e / (kP / 4), col = 4 * (e % (kP / 4)), j = s * kSlab + r;
         const bool ok = j < len;
-        cp_async16(&sm.x[buf][x_hl][r * kP + (col ^ swz_state(r))],
-                   xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + x_hl * kP + col, ok);
+        cp_async16(&sm.x[buf][r * kP + (col ^ swz_state(r))],
+                   xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
       }
       for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
         const int r = e / (kN / 4), col = 4 * (e % (kN / 4)), j = s * kSlab + r;
@@ -99,12 +95,10 @@ __global__ void __launch_bounds__(kThreads, 2 / kHeads)
   };
   issue(0);
   issue(1);
-  for (int e = tid; e < kHeads * kQmax; e += kThreads) {
-    const int w_hl = e / kQmax, j = e % kQmax;
-    const float* csc = cs + (static_cast<int64_t>(c) * d.H + h0 + w_hl) * ct.Q;
-    sm.w[w_hl][j] = j < len ? __expf(csc[len - 1] - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h0 + w_hl]
-                            : 0.0f;
-  }
+  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
+  const float last = csc[len - 1];
+  for (int j = tid; j < slabs * kSlab; j += kThreads)
+    sm.w[j] = j < len ? __expf(last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
   __syncthreads();
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
   float acc[8][4] = {};
@@ -112,10 +106,10 @@ __global__ void __launch_bounds__(kThreads, 2 / kHeads)
     cp_async_wait<1>();
     const int buf = s & 1;
     // Scale and round the pieces this thread copied (its own copies are visible to it after the wait).
-    for (int e = tid; e < kHeads * kSlab * kP / 4; e += kThreads) {
-      const int x_hl = e / (kSlab * kP / 4), r = (e / (kP / 4)) % kSlab, col = 4 * (e % (kP / 4));
-      float* p = &sm.x[buf][x_hl][r * kP + (col ^ swz_state(r))];
-      const float wj = sm.w[x_hl][s * kSlab + r];
+    for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
+      const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
+      float* p = &sm.x[buf][r * kP + (col ^ swz_state(r))];
+      const float wj = sm.w[s * kSlab + r];
       float4 v = *reinterpret_cast<float4*>(p);
       v = make_float4(round_tf32(v.x * wj), round_tf32(v.y * wj), round_tf32(v.z * wj), round_tf32(v.w * wj));
       *reinterpret_cast<float4*>(p) = v;
@@ -125,7 +119,7 @@ __global__ void __launch_bounds__(kThreads, 2 / kHeads)
       round_tf32_inplace(&sm.b[buf][r * kN + (col ^ swz_state(r))]);
     }
     __syncthreads();
-    const float* xs = sm.x[buf][hl];
+    const float* xs = sm.x[buf];
     const float* bs = sm.b[buf];
 #pragma unroll 2
     for (int k0 = 0; k0 < kSlab; k0 += 8) {
@@ -233,41 +227,38 @@ __device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o,
   }
 }
 
-__global__ void __launch_bounds__(kThreads, 2 / kHeads)
-    chunk_output_kernel(float* y, const float* cs, const float* cb, const float* states, SsdIn in, SsdDims d,
-                        ChunkTable ct) {
+__global__ void __launch_bounds__(kThreads, 2) chunk_output_kernel(float* y, const float* cs, const float* cb,
+                                                                   const float* states, SsdIn in, SsdDims d,
+                                                                   ChunkTable ct) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  OutSmem* sms = reinterpret_cast<OutSmem*>(smem_raw);  // one per head of the block
-  const int hb = d.H / kHeads, c = blockIdx.x / hb, h0 = (blockIdx.x % hb) * kHeads, g = h0 / (d.H / d.G);
+  OutSmem& sm = *reinterpret_cast<OutSmem*>(smem_raw);
+  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
   const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
-  const int tid = threadIdx.x, lane = tid & 31, hl = tid >> 8, warp = (tid >> 5) & 7, gq = lane >> 2, tq = lane & 3;
-  const int h = h0 + hl;  // this warp's head
-  OutSmem& sm = sms[hl];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const int rows = (len + 15) & ~15;  // rows of x the causal product reads (zeros past len)
-  const float* Sg = states + (static_cast<int64_t>(c) * d.H + h0) * kP * kN;
-  for (int e = tid; e < kHeads * kP * kN / 4; e += kThreads) {
-    const int e_hl = e / (kP * kN / 4), p = (e / (kN / 4)) % kP, col = 4 * (e % (kN / 4));
-    cp_async16(&sms[e_hl].s[p * kSStride + col], Sg + (e_hl * kP + p) * kN + col, true);
+  const float* Sg = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;
+  for (int e = tid; e < kP * kN / 4; e += kThreads) {
+    const int p = e / (kN / 4), col = 4 * (e % (kN / 4));
+    cp_async16(&sm.s[p * kSStride + col], Sg + p * kN + col, true);
   }
   cp_async_commit();
-  const float* xg = in.xbc + static_cast<int64_t>(h0) * kP;
-  for (int e = tid; e < kHeads * rows * (kP / 4); e += kThreads) {
-    const int e_hl = e / (rows * (kP / 4)), j = (e / (kP / 4)) % rows, col = 4 * (e % (kP / 4));
+  const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
+  for (int e = tid; e < rows * (kP / 4); e += kThreads) {
+    const int j = e / (kP / 4), col = 4 * (e % (kP / 4));
     const bool ok = j < len;
-    cp_async16(&sms[e_hl].x[j * kP + (col ^ swz_out(j))],
-               xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + e_hl * kP + col, ok);
+    cp_async16(&sm.x[j * kP + (col ^ swz_out(j))], xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col,
+               ok);
   }
   cp_async_commit();
-  for (int e = tid; e < kHeads * kQmax; e += kThreads) {
-    const int e_hl = e / kQmax, j = e % kQmax;
-    const float* csc = cs + (static_cast<int64_t>(c) * d.H + h0 + e_hl) * Q;
-    sms[e_hl].cs[j] = j < len ? csc[j] : 0.0f;
-    sms[e_hl].dt[j] = j < len ? in.dt[static_cast<int64_t>(start + j) * d.H + h0 + e_hl] : 0.0f;
+  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * Q;
+  for (int j = tid; j < kQmax; j += kThreads) {
+    sm.cs[j] = j < len ? csc[j] : 0.0f;
+    sm.dt[j] = j < len ? in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
   }
   cp_async_wait<1>();  // S_enter landed; x may still be in flight during the first inter-chunk product
-  for (int e = tid; e < kHeads * kP * kN / 4; e += kThreads) {
-    const int e_hl = e / (kP * kN / 4), p = (e / (kN / 4)) % kP, col = 4 * (e % (kN / 4));
-    round_tf32_inplace(&sms[e_hl].s[p * kSStride + col]);
+  for (int e = tid; e < kP * kN / 4; e += kThreads) {
+    const int p = e / (kN / 4), col = 4 * (e % (kN / 4));
+    round_tf32_inplace(&sm.s[p * kSStride + col]);
   }
   __syncthreads();
   const OutCtx o{sm, in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(d.G + g) * kN,
@@ -295,9 +286,9 @@ __global__ void __launch_bounds__(kThreads, 2 / kHeads)
   const bool act0 = 16 * mt0 < len, act1 = 16 * mt1 < len;
   if (act0) inter_chunk(acc, o, mt0);
   cp_async_wait<0>();
-  for (int e = tid; e < kHeads * rows * (kP / 4); e += kThreads) {
-    const int e_hl = e / (rows * (kP / 4)), j = (e / (kP / 4)) % rows, col = 4 * (e % (kP / 4));
-    round_tf32_inplace(&sms[e_hl].x[j * kP + (col ^ swz_out(j))]);
+  for (int e = tid; e < rows * (kP / 4); e += kThreads) {
+    const int j = e / (kP / 4), col = 4 * (e % (kP / 4));
+    round_tf32_inplace(&sm.x[j * kP + (col ^ swz_out(j))]);
   }
   __syncthreads();
   if (act0) {
@@ -313,8 +304,8 @@ __global__ void __launch_bounds__(kThreads, 2 / kHeads)
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
-// Dynamic shared memory past 48 KB, and the whole L1/shared split as shared so that 2 / kHeads blocks fit
-// per SM (the driver may otherwise pick a split that holds fewer).
+// Dynamic shared memory past 48 KB, and the whole L1/shared split as shared so that two blocks fit per SM
+// (the driver may otherwise pick a split that holds one).
 template <class Kernel>
 void allow_smem(Kernel k, int bytes) {
   PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
@@ -324,24 +315,22 @@ void allow_smem(Kernel k, int bytes) {
 }  // namespace
 
 bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
-  return d.P == kP && d.N == kN && (d.H / d.G) % kHeads == 0 && Q % 16 == 0 && Q <= kQmax && in.stride % 4 == 0 &&
-         aligned16(in.xbc);
+  return d.P == kP && d.N == kN && Q % 16 == 0 && Q <= kQmax && in.stride % 4 == 0 && aligned16(in.xbc);
 }
 
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
                   cudaStream_t s) {
   constexpr int smem = sizeof(StateSmem);
   allow_smem(chunk_states_kernel, smem);
-  const unsigned blocks = static_cast<unsigned>(ct.count) * (d.H / kHeads);
-  chunk_states_kernel<<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct);
+  chunk_states_kernel<<<static_cast<unsigned>(ct.count) * d.H, kThreads, smem, s>>>(states, cs, in, d, ct);
   PCM_CUDA_LAUNCH();
 }
 
 void chunk_output(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in, const SsdDims& d,
                   const ChunkTable& ct, cudaStream_t s) {
-  constexpr int smem = kHeads * sizeof(OutSmem);
+  constexpr int smem = sizeof(OutSmem);
   allow_smem(chunk_output_kernel, smem);
-  const unsigned blocks = static_cast<unsigned>(ct.count) * (d.H / kHeads);
+  const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
   chunk_output_kernel<<<blocks, kThreads, smem, s>>>(y, cs, cb, states, in, d, ct);
   PCM_CUDA_LAUNCH();
 }
