@@ -1,17 +1,21 @@
 #!/bin/bash
-# Device side of one measurement call (bench/cuda_perf_pack.sh makes the pack): kernel + model tests,
-# then `pcm bench` for each binary in the pack; logs in $OUT/logs.tgz, a short summary last.
-# Extra per-call steps come from ./extra.sh in the pack when present (it writes into $LOG).
+# Device side of one measurement call (bench/cuda_perf_pack.sh makes the pack): kernel + model tests for each
+# test_cuda* binary, then `pcm bench` for each pcm* binary in the pack; logs in $OUT/logs.tgz, a short summary last.
+# Extra per-call steps come from ./extra.sh in the pack when present (it writes into $LOG); BENCH_ARGS
+# (environment) is appended to every `pcm bench` line, e.g. --cuda-batches 1 for a prefill-only call.
 cd "$(dirname "$0")"
 tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata LOG=/tmp/pcm-perf-logs
-mkdir -p $LOG
+rm -rf $LOG; mkdir -p $LOG  # a warm machine keeps /tmp: no earlier call's logs
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv > $LOG/gpu.txt 2>&1
-timeout 200 ./test_cuda --gtest_filter='CudaKernels.*:CudaModel.*:*CudaGemm*:*CudaFixture*' > $LOG/tests.log 2>&1
-echo "tests rc=$? $(grep -c '^\[       OK' $LOG/tests.log) ok, $(grep -c '^\[  FAILED  \]' $LOG/tests.log) failed lines" > $LOG/summary.txt
+: > $LOG/summary.txt
+for t in test_cuda*; do  # each test binary in the pack (a variant build: test_cuda_NAME)
+  timeout 200 ./$t --gtest_filter='CudaKernels.*:CudaModel.*:*CudaGemm*:*CudaFixture*' > $LOG/$t.log 2>&1
+  echo "$t rc=$? $(grep -c '^\[       OK' $LOG/$t.log) ok, $(grep -c '^\[  FAILED  \]' $LOG/$t.log) failed lines" >> $LOG/summary.txt
+done
 [ -x ./extra.sh ] && ./extra.sh
 for b in pcm*; do
-  timeout 90 ./$b bench --device cuda --shape codestral-7b > $LOG/bench_$b.txt 2>&1
+  timeout 90 ./$b bench --device cuda --shape codestral-7b $BENCH_ARGS > $LOG/bench_$b.txt 2>&1
   echo "== $b rc=$?" >> $LOG/summary.txt
   grep -E "copy bandwidth|^\| (T=|B=)" $LOG/bench_$b.txt >> $LOG/summary.txt
 done

@@ -48,20 +48,31 @@ TEST(CudaKernels, RmsNormFp32AndBf16) {
   EXPECT_LE(rel_error(got16, ref), 5e-3);
 }
 
-TEST(CudaKernels, GatedRmsNormPerGroup) {
-  PCM_REQUIRE_GPU();
-  std::mt19937 rng(12);
-  const int64_t T = 19, zs = kDi + 77;  // z is a strided slice, like in_proj's output
+// T rows with z a strided slice of row stride zs, like in_proj's output; fp32 and bf16 outputs.
+void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed) {
+  std::mt19937 rng(seed);
   auto y = test::random_vec(T * kDi, -2, 2, rng), z = test::random_vec(T * zs, -3, 3, rng);
   auto w = test::random_vec(kDi, 0.5, 1.5, rng);
   std::vector<float> ref(y.size());
   cpu::gated_rmsnorm_forward(ref.data(), y.data(), z.data(), zs, w.data(), T, kDi, kDi / kG, 1e-5f);
   DeviceBuffer<float> dy(y), dz(z), dw(w), out(y.size());
+  DeviceBuffer<uint16_t> out16(y.size());
   out.poison();
+  out16.poison();
   cuda::gated_rmsnorm(out.get(), false, dy.get(), dz.get(), zs, dw.get(), T, kDi, kDi / kG, 1e-5f, nullptr);
+  cuda::gated_rmsnorm(out16.get(), true, dy.get(), dz.get(), zs, dw.get(), T, kDi, kDi / kG, 1e-5f, nullptr);
   auto got = out.download();
-  ASSERT_TRUE(test::all_finite(got));
+  auto got16 = test::bf16_bits_to_f32(out16.download());
+  ASSERT_TRUE(test::all_finite(got) && test::all_finite(got16));
   EXPECT_LE(rel_error(got, ref), 1e-5);
+  EXPECT_LE(rel_error(got16, ref), 5e-3);
+}
+
+// 19 rows: a block per group; 130 rows with 16-byte aligned z rows: the warp-per-group (prefill) kernel.
+TEST(CudaKernels, GatedRmsNormPerGroup) {
+  PCM_REQUIRE_GPU();
+  check_gated_rmsnorm(19, kDi + 77, 12);
+  check_gated_rmsnorm(130, kDi + 2 * kG * kN + kH, 13);
 }
 
 class CudaGemm : public ::testing::TestWithParam<int64_t> {};
@@ -94,6 +105,46 @@ TEST_P(CudaGemm, Bf16AndFp32) {
   EXPECT_LE(rel_error(dy.download(), ref0), 1e-2);
 }
 INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24));
+
+// Packed prefill of sequences of lengths `lens` (slots 0..n-1 reversed), each continuing from its own random
+// conv window; in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows across sequence edges).
+void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, uint32_t seed) {
+  std::mt19937 rng(seed);
+  int64_t T = 0;
+  std::vector<int32_t> seq_slot;
+  for (size_t s = 0; s < lens.size(); ++s) {
+    T += lens[s];
+    seq_slot.push_back(static_cast<int32_t>(lens.size() - 1 - s));
+  }
+  const int64_t slots = static_cast<int64_t>(lens.size());
+  auto in = test::random_vec(T * stride, -2, 2, rng);
+  auto w = test::random_vec(kCd * kK, -0.5, 0.5, rng), b = test::random_vec(kCd, -0.5, 0.5, rng);
+  auto windows = test::random_vec(slots * kCd * kK, -1, 1, rng);
+  std::vector<float> ref(T * kCd), ref_windows = windows;
+  std::vector<int32_t> seq_start = {0}, row_seq;
+  for (size_t s = 0; s < lens.size(); ++s) {
+    cpu::conv1d_silu_forward(ref.data() + seq_start.back() * kCd, in.data() + seq_start.back() * stride, stride,
+                             ref_windows.data() + seq_slot[s] * kCd * kK, w.data(), b.data(), lens[s], kCd, kK);
+    for (int i = 0; i < lens[s]; ++i) row_seq.push_back(static_cast<int32_t>(s));
+    seq_start.push_back(seq_start.back() + lens[s]);
+  }
+  DeviceBuffer<float> din(in), dw(w), db(b), dwin(windows), out(T * kCd);
+  DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
+  out.poison();
+  cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin.get(), kCd * kK, dw.get(), db.get(), T, kCd, kK,
+                            cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
+                            nullptr);
+  auto got = out.download();
+  ASSERT_TRUE(test::all_finite(got));
+  EXPECT_LE(rel_error(got, ref), 1e-6);
+  EXPECT_EQ(dwin.download(), ref_windows);
+}
+
+TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
+  PCM_REQUIRE_GPU();
+  check_conv_prefill({300, 2, 45, 1, 17, 3, 64}, kCd + 12, 41);
+  check_conv_prefill({5}, kCd, 42);
+}
 
 // Three packed sequences of different lengths, each continuing from its own random conv window.
 TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {
@@ -152,14 +203,13 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 }
 
 // Packed prefill of sequences that are and are not multiples of Q, each from a random initial state,
-// against the CPU chunked form; fp32 and bf16 states.
-void check_ssd_chunked(bool bf16_state, bool tf32) {
-  std::mt19937 rng(bf16_state ? 16 : 15);
-  const std::vector<int32_t> lens = {300, 1, 512, 77};
-  const std::vector<int32_t> seq_slot = {2, 0, 3, 1};
+// against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
+void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
+                       const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0) {
+  std::mt19937 rng(seed ? seed : bf16_state ? 16 : 15);
   int64_t T = 0;
   for (int32_t l : lens) T += l;
-  const int64_t slots = 4, hpn = kH * kP * kN;
+  const int64_t slots = static_cast<int64_t>(lens.size()), hpn = kH * kP * kN;
   SsdCase in = random_ssd_inputs(T, rng);
   auto states = test::random_vec(slots * hpn, -0.5f, 0.5f, rng);
   if (bf16_state) states = test::bf16_round(states);
@@ -194,7 +244,8 @@ void check_ssd_chunked(bool bf16_state, bool tf32) {
   scr.poison();
   cuda::ssd_chunked(y.get(), cuda::SsdIn{dx.get(), kCd, ddt.get(), dA.get(), dD.get()},
                     bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims,
-                    cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(), 4, scr.get(), tf32, nullptr);
+                    cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(),
+                    static_cast<int32_t>(lens.size()), scr.get(), tf32, nullptr);
   auto got = y.download();
   ASSERT_TRUE(test::all_finite(got));
   const double tol = bf16_state ? 1e-2 : tf32 ? 3e-3 : 1e-5;
@@ -214,6 +265,15 @@ TEST(CudaKernels, SsdChunkedPackedFp32StateTf32) {
 TEST(CudaKernels, SsdChunkedPackedBf16StateTf32) {
   PCM_REQUIRE_GPU();
   check_ssd_chunked(true, true);
+}
+// The tensor-core path's edges: whole chunks, 16-row tile edges inside a chunk, one row, a sequence of many
+// chunks, in a packed order that is not the slot order.
+TEST(CudaKernels, SsdChunkedPackedTileEdgesTf32) {
+  PCM_REQUIRE_GPU();
+  const std::vector<int32_t> lens = {256, 17, 1000, 16, 255, 1, 33};
+  const std::vector<int32_t> slots = {4, 1, 0, 6, 3, 2, 5};
+  check_ssd_chunked(false, true, lens, slots, 21);
+  check_ssd_chunked(true, true, lens, slots, 22);
 }
 
 // Bn = 5 takes the small-grid launch (16 warps per head), Bn = 9 the large-grid one.

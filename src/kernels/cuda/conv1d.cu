@@ -49,6 +49,53 @@ __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stri
   }
 }
 
+// K = 4 with 16-byte aligned rows: thread per (4 channels, run of kRun4 rows), float4 loads and stores.
+// Blocks along x cover a row's channels, so the blocks running together read whole rows (the generic kernel's
+// grid walked down 512-byte strips). A run inside one sequence, past its first K - 1 rows, needs no window.
+constexpr int kRun4 = 16;
+
+__global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_stride, const float* conv_state,
+                                     int64_t slot_stride, const float4* w, const float4* bias, int64_t T, int64_t C4,
+                                     PackedSeqs seqs) {
+  const int64_t c4 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kRun4;
+  if (c4 >= C4) return;
+  float4 hist[3 + kRun4];  // hist[q] = input row t0 - 3 + q, channels 4 c4 .. 4 c4 + 3
+#pragma unroll
+  for (int q = 0; q < 3 + kRun4; ++q) {
+    const int64_t t = t0 - 3 + q;
+    hist[q] = (t >= 0 && t < T) ? *reinterpret_cast<const float4*>(in + t * in_stride + 4 * c4)
+                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  const float4 w0 = w[4 * c4], w1 = w[4 * c4 + 1], w2 = w[4 * c4 + 2], w3 = w[4 * c4 + 3], b = bias[c4];
+  const int64_t t_last = min(t0 + kRun4, T) - 1;
+  const int sq0 = seqs.row_seq[t0];
+  const bool inside = seqs.row_seq[t_last] == sq0 && t0 - seqs.seq_start[sq0] >= 3;
+#pragma unroll
+  for (int r = 0; r < kRun4; ++r) {
+    const int64_t t = t0 + r;
+    if (t >= T) break;
+    float4 x[4] = {hist[r], hist[r + 1], hist[r + 2], hist[r + 3]};  // taps k = 0..3: rows t - 3 + k
+    if (!inside) {  // rows before the sequence's first row in this call come from its window
+      const int sq = seqs.row_seq[t];
+      const int64_t local = t - seqs.seq_start[sq];
+      const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + 16 * c4;  // [4 channels][K = 4]
+#pragma unroll
+      for (int k = 0; k < 3; ++k) {
+        const int64_t j = local - 3 + k;
+        if (j < 0) x[k] = make_float4(win[4 + j], win[8 + j], win[12 + j], win[16 + j]);
+      }
+    }
+    // channel i of the four uses taps w_i = (x, y, z, w) of its own float4
+    float4 acc = b;
+    acc.x += w0.x * x[0].x + w0.y * x[1].x + w0.z * x[2].x + w0.w * x[3].x;
+    acc.y += w1.x * x[0].y + w1.y * x[1].y + w1.z * x[2].y + w1.w * x[3].y;
+    acc.z += w2.x * x[0].z + w2.y * x[1].z + w2.z * x[2].z + w2.w * x[3].z;
+    acc.w += w3.x * x[0].w + w3.y * x[1].w + w3.z * x[2].w + w3.w * x[3].w;
+    out[t * C4 + c4] = make_float4(silu_f(acc.x), silu_f(acc.y), silu_f(acc.z), silu_f(acc.w));
+  }
+}
+
 // After the conv: each window takes its sequence's last K inputs (older window entries when shorter).
 // One thread per (sequence, channel) walks k upwards, so it reads win[len + k] before overwriting it.
 __global__ void conv_window_kernel(const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
@@ -124,8 +171,16 @@ void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* 
                          cudaStream_t s) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
   if (T == 0) return;
-  conv_prefill_kernel<<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
-      out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs);
+  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && a16(out) && a16(in) && a16(w) && a16(bias)) {
+    const int64_t C4 = C / 4;
+    conv_prefill4_kernel<<<dim3(blocks_for(C4, 128), blocks_for(T, kRun4)), 128, 0, s>>>(
+        reinterpret_cast<float4*>(out), in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w),
+        reinterpret_cast<const float4*>(bias), T, C4, seqs);
+  } else {
+    conv_prefill_kernel<<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
+        out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs);
+  }
   PCM_CUDA_LAUNCH();
   conv_window_kernel<<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,
                                                                      static_cast<int>(K), seqs);

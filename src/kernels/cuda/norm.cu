@@ -64,9 +64,19 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, con
   }
 }
 
-// Warp per (row, group) when the group is a multiple of 128 channels and at most 1024: 16-byte loads,
-// the group held in registers, a warp reduction instead of a block barrier (the prefill case).
+// Warp per (row, group) when the group is a multiple of 128 channels and at most 1024: 16-byte loads of y,
+// z and the weight, 4-value stores, the group held in registers, a warp reduction instead of a block barrier
+// (the prefill case).
 constexpr int kGroupVec = 8;  // float4 loads per lane: up to 1024 channels
+
+__device__ __forceinline__ void store4(float* o, const float4& v) { *reinterpret_cast<float4*>(o) = v; }
+__device__ __forceinline__ uint32_t pack_bf16(float a, float b) {  // a in the low half (the lower address)
+  return static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16(a))) |
+         (static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16(b))) << 16);
+}
+__device__ __forceinline__ void store4(__nv_bfloat16* o, const float4& v) {
+  *reinterpret_cast<uint2*>(o) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+}
 
 template <class O>
 __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const float* y, const float* z,
@@ -78,15 +88,14 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const f
   const int64_t t = item / groups, g0 = (item % groups) * gs;
   const int nv = static_cast<int>(gs / 128);  // float4s per lane
   const float4* yv = reinterpret_cast<const float4*>(y + t * C + g0);
-  const float* zr = z + t * z_stride + g0;
+  const float4* zv = reinterpret_cast<const float4*>(z + t * z_stride + g0);
   float4 v[kGroupVec];
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kGroupVec; ++u) {
     if (u < nv) {
-      const int i = (u * 32 + lane) * 4;
-      const float4 a = yv[u * 32 + lane];
-      v[u] = make_float4(a.x * silu_f(zr[i]), a.y * silu_f(zr[i + 1]), a.z * silu_f(zr[i + 2]), a.w * silu_f(zr[i + 3]));
+      const float4 a = yv[u * 32 + lane], b = zv[u * 32 + lane];
+      v[u] = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
       ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
     }
   }
@@ -96,12 +105,9 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const f
   for (int u = 0; u < kGroupVec; ++u) {
     if (u < nv) {
       const int i = (u * 32 + lane) * 4;
-      O* o = out + t * C + g0 + i;
-      const float* wt = weight + g0 + i;
-      o[0] = from_float<O>(v[u].x * r * wt[0]);
-      o[1] = from_float<O>(v[u].y * r * wt[1]);
-      o[2] = from_float<O>(v[u].z * r * wt[2]);
-      o[3] = from_float<O>(v[u].w * r * wt[3]);
+      const float4 wt = *reinterpret_cast<const float4*>(weight + g0 + i);
+      store4(out + t * C + g0 + i,
+             make_float4(v[u].x * r * wt.x, v[u].y * r * wt.y, v[u].z * r * wt.z, v[u].w * r * wt.w));
     }
   }
 }
@@ -175,7 +181,10 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
             kNormThreads * kVpt);
   const int64_t groups = C / group_size;
   // A warp per group pays off with many rows; a few rows (decode) want a whole block per group.
-  if (T * groups >= 1024 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0) {
+  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (T * groups >= 1024 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0 &&
+      z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) && reinterpret_cast<uintptr_t>(out) % 8 == 0 &&
+      (bf16 || a16(out))) {
     const unsigned blocks = blocks_for(T * groups, 8);
     if (bf16)
       gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C,

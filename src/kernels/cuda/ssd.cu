@@ -6,11 +6,13 @@
 //   output    Y = exp(cs_i) C_i·S_enter + (CB ∘ L)·X + D·x
 // Each matrix-shaped step is a 64x64 output tile per block, 32-deep slabs of its operands in shared
 // memory; the products on the TF32 tensor cores (WMMA, fp32 accumulation) or, for exact fp32, on the CUDA
-// cores (4x4 outputs per thread). Decode: the recurrence, one block per (row, head).
+// cores (4x4 outputs per thread). For P = 64, N = 128 (Codestral) with TF32, chunk states and outputs run on
+// the mma.sync kernels of ssd_prefill_tc.cu instead. Decode: the recurrence, one block per (row, head).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/ssd_chunks.h"
+#include "kernels/cuda/ssd_prefill_tc.h"
 #include "kernels/cuda/ssd_tile.cuh"
 
 namespace pcm::cuda {
@@ -124,7 +126,7 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, bool
   S* slot_state = state ? state + (seq_slot ? seq_slot[sq] : sq) * slot_stride + h * PN + e : nullptr;
   float S_run = slot_state ? to_float(*slot_state) : 0.0f;
   const int c_end = ct.seq_chunk[sq + 1];
-  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
+  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates (16: slower)
   for (int c0 = ct.seq_chunk[sq]; c0 < c_end; c0 += kBatch) {
     float contrib[kBatch], decay[kBatch];
 #pragma unroll
@@ -323,29 +325,47 @@ void check_dims(const SsdDims& d) {
   PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
 }
 
+// The launches before the state pass, shared by the forward and the backward's recomputation: cumsum,
+// C·Bᵀ and the chunk-local states. Returns whether the whole-chunk tensor-core kernels of
+// ssd_prefill_tc.cu apply (Codestral-like heads with TF32), so that the output uses them too.
+bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
+                    bool tf32, cudaStream_t s) {
+  const int64_t Q = ct.Q;
+  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
+  PCM_CUDA_LAUNCH();
+  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
+  const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
+  const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H);
+  const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
+  if (tf32) {
+    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    PCM_CUDA_LAUNCH();
+    if (use_tc)
+      tc::chunk_states(sc.states, sc.cs, in, d, ct, s);
+    else
+      chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  } else {
+    cb_kernel<SimtAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
+  }
+  PCM_CUDA_LAUNCH();
+  return use_tc;
+}
+
+Scratch scratch_of(float* scratch, const ChunkTable& ct, const SsdDims& d) {
+  const int64_t chunks = ct.count, Q = ct.Q;
+  return {scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
+}
+
 }  // namespace
 
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
                                  const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s) {
   check_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
-  const int64_t chunks = ct.count, Q = ct.Q;
-  Scratch sc{scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
+  const Scratch sc = scratch_of(scratch, ct, d);
   if (ct.count == 0) return {sc.cs, sc.cb, sc.states};
-  // The launches of ssd_chunked before its output kernel.
-  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
-  PCM_CUDA_LAUNCH();
-  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
-  const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
-  const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H);
-  if (tf32) {
-    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
-    chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
-  } else {
-    cb_kernel<SimtAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
-    chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
-  }
-  PCM_CUDA_LAUNCH();
+  chunk_prologue(sc, scratch, in, d, ct, tf32, s);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
                                               static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr);
@@ -363,21 +383,8 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   check_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
-  const int64_t chunks = ct.count, Q = ct.Q;
-  Scratch sc{scratch, scratch + chunks * d.H * Q, scratch + chunks * (d.H * Q + d.G * Q * Q)};
-  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
-  PCM_CUDA_LAUNCH();
-  const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
-  const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
-  const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H), out_grid(pt, qt, ct.count * d.H);
-  if (tf32) {
-    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
-    chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
-  } else {
-    cb_kernel<SimtAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
-    chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
-  }
-  PCM_CUDA_LAUNCH();
+  const Scratch sc = scratch_of(scratch, ct, d);
+  const bool use_tc = chunk_prologue(sc, scratch, in, d, ct, tf32, s);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   if (state_bf16)
     state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<__nv_bfloat16*>(state), true,
@@ -386,7 +393,12 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
     state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), true, slot_stride, d,
                                                 ct, seq_slot);
   PCM_CUDA_LAUNCH();
-  if (tf32)
+  const unsigned qt = static_cast<unsigned>((ct.Q + kTile - 1) / kTile),
+                 pt = static_cast<unsigned>((d.P + kTile - 1) / kTile);
+  const dim3 out_grid(pt, qt, ct.count * d.H);
+  if (use_tc)
+    tc::chunk_output(y, sc.cs, sc.cb, sc.states, in, d, ct, s);
+  else if (tf32)
     output_kernel<TensorAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);
   else
     output_kernel<SimtAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);

@@ -1,0 +1,338 @@
+// Chunk states and chunk outputs of the SSD prefill on the TF32 tensor cores (mma.sync m16n8k8, fp32
+// accumulation), one block of 8 warps per (chunk, head). The operands that every warp needs (x, the chunk's
+// B or S_enter) are copied into shared memory once with cp.async and rounded to TF32 there; the operands
+// private to a warp's rows (C, CB) go from device memory straight into its fragments, 16 bytes per lane.
+// Why this shape: the generic 64x64 tiles in ssd.cu re-read every operand per tile and spent most of their
+// time in 32-deep slab loads between barriers (bench/cuda_notes.md, prefill v9).
+#include "kernels/cuda/ssd_prefill_tc.h"
+
+#include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+
+namespace pcm::cuda::tc {
+namespace {
+
+constexpr int kP = 64, kN = 128, kQmax = 256, kThreads = 256;
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+__device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(to_tf32(x)); }
+__device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
+
+// d += a·b on one 16x8 tile, k = 8. Fragments (g = lane / 4, t = lane % 4): a0 (g, t), a1 (g+8, t), a2 (g, t+4),
+// a3 (g+8, t+4); b0 (k t, col g), b1 (k t+4, col g); d0, d1 (g, 2t, 2t+1), d2, d3 (g+8, 2t, 2t+1).
+__device__ __forceinline__ void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
+                                    uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// 16 bytes global -> shared without registers; valid false writes zeros (nothing is read).
+__device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(valid ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int n>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(n) : "memory");
+}
+
+__device__ __forceinline__ void round_tf32_inplace(float* p) {
+  float4 v = *reinterpret_cast<float4*>(p);
+  v = make_float4(round_tf32(v.x), round_tf32(v.y), round_tf32(v.z), round_tf32(v.w));
+  *reinterpret_cast<float4*>(p) = v;
+}
+
+__device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+
+// ---- chunk states ----------------------------------------------------------------------------------------
+// Warp w owns states rows p in [16 (w % 4), +16) and columns n in [64 (w / 4), +64); the sum over the chunk's
+// rows j runs through shared memory in slabs of 64 rows, two stages deep.
+constexpr int kSlab = 64;
+struct StateSmem {
+  float x[2][kSlab * kP];  // x[j][p ^ swz] · w_j, TF32
+  float b[2][kSlab * kN];  // B[j][n ^ swz], TF32
+  float w[kQmax];          // exp(cs_last - cs_j) dt_j
+};
+// A fragment reads rows j = k0 + t (t = lane % 4) at one column: XOR-ing the column with 8 (j % 4) puts the
+// four rows in different banks and keeps 16-byte pieces whole.
+__device__ __forceinline__ int swz_state(int j) { return 8 * (j & 3); }
+
+__global__ void __launch_bounds__(kThreads, 2)
+    chunk_states_kernel(float* states, const float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  StateSmem& sm = *reinterpret_cast<StateSmem*>(smem_raw);
+  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+  const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
+  const float* bg = in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
+  const int slabs = (len + kSlab - 1) / kSlab;
+  auto issue = [&](int s) {  // one commit group per call (empty past the last slab) keeps the wait counts fixed
+    if (s < slabs) {
+      const int buf = s & 1;
+      for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
+        const int r = e / (kP / 4), col = 4 * (e % (kP / 4)), j = s * kSlab + r;
+        const bool ok = j < len;
+        cp_async16(&sm.x[buf][r * kP + (col ^ swz_state(r))],
+                   xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
+      }
+      for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
+        const int r = e / (kN / 4), col = 4 * (e % (kN / 4)), j = s * kSlab + r;
+        const bool ok = j < len;
+        cp_async16(&sm.b[buf][r * kN + (col ^ swz_state(r))],
+                   bg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
+      }
+    }
+    cp_async_commit();
+  };
+  issue(0);
+  issue(1);
+  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
+  const float last = csc[len - 1];
+  for (int j = tid; j < slabs * kSlab; j += kThreads)
+    sm.w[j] = j < len ? __expf(last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
+  __syncthreads();
+  const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
+  float acc[8][4] = {};
+  for (int s = 0; s < slabs; ++s) {
+    cp_async_wait<1>();
+    const int buf = s & 1;
+    // Scale and round the pieces this thread copied (its own copies are visible to it after the wait).
+    for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
+      const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
+      float* p = &sm.x[buf][r * kP + (col ^ swz_state(r))];
+      const float wj = sm.w[s * kSlab + r];
+      float4 v = *reinterpret_cast<float4*>(p);
+      v = make_float4(round_tf32(v.x * wj), round_tf32(v.y * wj), round_tf32(v.z * wj), round_tf32(v.w * wj));
+      *reinterpret_cast<float4*>(p) = v;
+    }
+    for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
+      const int r = e / (kN / 4), col = 4 * (e % (kN / 4));
+      round_tf32_inplace(&sm.b[buf][r * kN + (col ^ swz_state(r))]);
+    }
+    __syncthreads();
+    const float* xs = sm.x[buf];
+    const float* bs = sm.b[buf];
+#pragma unroll 2
+    for (int k0 = 0; k0 < kSlab; k0 += 8) {
+      const int ja = k0 + tq, jb = ja + 4, sw = 8 * tq;  // swz_state(ja) = swz_state(jb) = 8 t
+      const uint32_t a0 = bits(xs[ja * kP + ((m0 + gq) ^ sw)]), a1 = bits(xs[ja * kP + ((m0 + gq + 8) ^ sw)]);
+      const uint32_t a2 = bits(xs[jb * kP + ((m0 + gq) ^ sw)]), a3 = bits(xs[jb * kP + ((m0 + gq + 8) ^ sw)]);
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        const int n = (n0 + 8 * nt + gq) ^ sw;
+        mma(acc[nt], a0, a1, a2, a3, bits(bs[ja * kN + n]), bits(bs[jb * kN + n]));
+      }
+    }
+    __syncthreads();  // the buffer is refilled next
+    issue(s + 2);
+  }
+  float* out = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    const int n = n0 + 8 * nt + 2 * tq, p = m0 + gq;
+    *reinterpret_cast<float2*>(out + p * kN + n) = make_float2(acc[nt][0], acc[nt][1]);
+    *reinterpret_cast<float2*>(out + (p + 8) * kN + n) = make_float2(acc[nt][2], acc[nt][3]);
+  }
+}
+
+// ---- chunk outputs ---------------------------------------------------------------------------------------
+// Warp w owns the 16-row tiles w and 15 - w of the chunk (equal causal work per warp), all 64 columns p.
+// Inside each k = 16 step the lanes take k in the order 4t..4t+3 (the same for A and B), so an A fragment
+// is one 16-byte load per row.
+constexpr int kSStride = kN + 16;  // S rows padded: the 8 lanes of a 16-byte load phase (2 rows) hit 32 banks
+struct OutSmem {
+  float x[kQmax * kP];     // x[j][p ^ swz], TF32
+  float s[kP * kSStride];  // S_enter[p][n], TF32
+  float cs[kQmax], dt[kQmax];
+};
+// B fragments read x rows j = 16 kb + 4 t + u at one column: XOR 8 ((j / 4) % 4) spreads the t over banks.
+__device__ __forceinline__ int swz_out(int j) { return 8 * ((j >> 2) & 3); }
+
+struct OutCtx {
+  const OutSmem& sm;
+  const float *Cg, *CBg;
+  int64_t stride;
+  int start, len, Q, lane;
+};
+
+// acc = exp(cs_i) Σ_n C[i, n] S_enter[p, n] for the rows of tile mt.
+__device__ __forceinline__ void inter_chunk(float (&acc)[8][4], const OutCtx& o, int mt) {
+  const int gq = o.lane >> 2, tq = o.lane & 3, r0 = 16 * mt + gq, r1 = r0 + 8;
+  const float* c0 = o.Cg + static_cast<int64_t>(o.start + min(r0, o.len - 1)) * o.stride + 4 * tq;
+  const float* c1 = o.Cg + static_cast<int64_t>(o.start + min(r1, o.len - 1)) * o.stride + 4 * tq;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll
+  for (int k0 = 0; k0 < kN; k0 += 16) {
+    const float4 u0 = ldg4(c0 + k0), u1 = ldg4(c1 + k0);
+    const uint32_t a00 = to_tf32(u0.x), a01 = to_tf32(u1.x), a02 = to_tf32(u0.y), a03 = to_tf32(u1.y);
+    const uint32_t a10 = to_tf32(u0.z), a11 = to_tf32(u1.z), a12 = to_tf32(u0.w), a13 = to_tf32(u1.w);
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const float4 b = *reinterpret_cast<const float4*>(&o.sm.s[(8 * nt + gq) * kSStride + k0 + 4 * tq]);
+      mma(acc[nt], a00, a01, a02, a03, bits(b.x), bits(b.y));
+      mma(acc[nt], a10, a11, a12, a13, bits(b.z), bits(b.w));
+    }
+  }
+  const float e0 = __expf(o.sm.cs[r0]), e1 = __expf(o.sm.cs[r1]);
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    acc[nt][0] *= e0;
+    acc[nt][1] *= e0;
+    acc[nt][2] *= e1;
+    acc[nt][3] *= e1;
+  }
+}
+
+// acc += Σ_{j<=i} CB[i, j] exp(cs_i - cs_j) dt_j x[j, p] for the rows of tile mt.
+__device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o, int mt) {
+  const int gq = o.lane >> 2, tq = o.lane & 3, r0 = 16 * mt + gq, r1 = r0 + 8, sw = 8 * tq;
+  const float cs0 = o.sm.cs[r0], cs1 = o.sm.cs[r1];
+  const float* cb0 = o.CBg + static_cast<int64_t>(r0) * o.Q + 4 * tq;
+  const float* cb1 = o.CBg + static_cast<int64_t>(r1) * o.Q + 4 * tq;
+  float4 v0 = ldg4(cb0), v1 = ldg4(cb1);
+  for (int kb = 0; kb <= mt; ++kb) {
+    const float4 u0 = v0, u1 = v1;
+    if (kb < mt) {  // next step's CB in flight during this one
+      v0 = ldg4(cb0 + 16 * (kb + 1));
+      v1 = ldg4(cb1 + 16 * (kb + 1));
+    }
+    const int jb = 16 * kb + 4 * tq;
+    const float4 csj = *reinterpret_cast<const float4*>(&o.sm.cs[jb]);
+    const float4 dtj = *reinterpret_cast<const float4*>(&o.sm.dt[jb]);
+    const float cj[4] = {csj.x, csj.y, csj.z, csj.w}, dj[4] = {dtj.x, dtj.y, dtj.z, dtj.w};
+    const float q0[4] = {u0.x, u0.y, u0.z, u0.w}, q1[4] = {u1.x, u1.y, u1.z, u1.w};
+    uint32_t a0[4], a1[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {  // j > i is masked by selection: exp of a positive exponent may overflow
+      a0[u] = to_tf32(jb + u <= r0 ? q0[u] * __expf(cs0 - cj[u]) * dj[u] : 0.0f);
+      a1[u] = to_tf32(jb + u <= r1 ? q1[u] * __expf(cs1 - cj[u]) * dj[u] : 0.0f);
+    }
+    const float* xr = &o.sm.x[jb * kP];  // rows jb..jb+3, all with swizzle 8 t
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const int col = (8 * nt + gq) ^ sw;
+      mma(acc[nt], a0[0], a1[0], a0[1], a1[1], bits(xr[col]), bits(xr[kP + col]));
+      mma(acc[nt], a0[2], a1[2], a0[3], a1[3], bits(xr[2 * kP + col]), bits(xr[3 * kP + col]));
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads, 2) chunk_output_kernel(float* y, const float* cs, const float* cb,
+                                                                   const float* states, SsdIn in, SsdDims d,
+                                                                   ChunkTable ct) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  OutSmem& sm = *reinterpret_cast<OutSmem*>(smem_raw);
+  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+  const int rows = (len + 15) & ~15;  // rows of x the causal product reads (zeros past len)
+  const float* Sg = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;
+  for (int e = tid; e < kP * kN / 4; e += kThreads) {
+    const int p = e / (kN / 4), col = 4 * (e % (kN / 4));
+    cp_async16(&sm.s[p * kSStride + col], Sg + p * kN + col, true);
+  }
+  cp_async_commit();
+  const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
+  for (int e = tid; e < rows * (kP / 4); e += kThreads) {
+    const int j = e / (kP / 4), col = 4 * (e % (kP / 4));
+    const bool ok = j < len;
+    cp_async16(&sm.x[j * kP + (col ^ swz_out(j))], xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col,
+               ok);
+  }
+  cp_async_commit();
+  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * Q;
+  for (int j = tid; j < kQmax; j += kThreads) {
+    sm.cs[j] = j < len ? csc[j] : 0.0f;
+    sm.dt[j] = j < len ? in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
+  }
+  cp_async_wait<1>();  // S_enter landed; x may still be in flight during the first inter-chunk product
+  for (int e = tid; e < kP * kN / 4; e += kThreads) {
+    const int p = e / (kN / 4), col = 4 * (e % (kN / 4));
+    round_tf32_inplace(&sm.s[p * kSStride + col]);
+  }
+  __syncthreads();
+  const OutCtx o{sm, in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(d.G + g) * kN,
+                 cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q, in.stride, start, len, Q, lane};
+  const float Dh = in.D[h];
+  const int64_t HP = static_cast<int64_t>(d.H) * kP;
+  auto store = [&](const float(&acc)[8][4], int mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = 16 * mt + gq + 8 * half;
+      if (r >= len) continue;
+      const int64_t t = start + r;
+      float* yrow = y + t * HP + static_cast<int64_t>(h) * kP;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {
+        const int p = 8 * nt + 2 * tq;  // x from shared memory (TF32-rounded: 2^-11 relative on the D term)
+        const float2 xv = *reinterpret_cast<const float2*>(&sm.x[r * kP + (p ^ swz_out(r))]);
+        *reinterpret_cast<float2*>(yrow + p) =
+            make_float2(acc[nt][2 * half] + Dh * xv.x, acc[nt][2 * half + 1] + Dh * xv.y);
+      }
+    }
+  };
+  float acc[8][4];
+  const int mt0 = warp, mt1 = 15 - warp;
+  const bool act0 = 16 * mt0 < len, act1 = 16 * mt1 < len;
+  if (act0) inter_chunk(acc, o, mt0);
+  cp_async_wait<0>();
+  for (int e = tid; e < rows * (kP / 4); e += kThreads) {
+    const int j = e / (kP / 4), col = 4 * (e % (kP / 4));
+    round_tf32_inplace(&sm.x[j * kP + (col ^ swz_out(j))]);
+  }
+  __syncthreads();
+  if (act0) {
+    intra_chunk(acc, o, mt0);
+    store(acc, mt0);
+  }
+  if (act1) {
+    inter_chunk(acc, o, mt1);
+    intra_chunk(acc, o, mt1);
+    store(acc, mt1);
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Dynamic shared memory past 48 KB, and the whole L1/shared split as shared so that two blocks fit per SM
+// (the driver may otherwise pick a split that holds one).
+template <class Kernel>
+void allow_smem(Kernel k, int bytes) {
+  PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+}
+
+}  // namespace
+
+bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
+  return d.P == kP && d.N == kN && Q % 16 == 0 && Q <= kQmax && in.stride % 4 == 0 && aligned16(in.xbc);
+}
+
+void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
+                  cudaStream_t s) {
+  constexpr int smem = sizeof(StateSmem);
+  allow_smem(chunk_states_kernel, smem);
+  chunk_states_kernel<<<static_cast<unsigned>(ct.count) * d.H, kThreads, smem, s>>>(states, cs, in, d, ct);
+  PCM_CUDA_LAUNCH();
+}
+
+void chunk_output(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in, const SsdDims& d,
+                  const ChunkTable& ct, cudaStream_t s) {
+  constexpr int smem = sizeof(OutSmem);
+  allow_smem(chunk_output_kernel, smem);
+  const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
+  chunk_output_kernel<<<blocks, kThreads, smem, s>>>(y, cs, cb, states, in, d, ct);
+  PCM_CUDA_LAUNCH();
+}
+
+}  // namespace pcm::cuda::tc
