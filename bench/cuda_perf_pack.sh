@@ -1,12 +1,14 @@
 #!/bin/sh
-# Packs binaries for bench/cuda_perf_run.sh: pcm (this build), test_cuda, optional pcm_base (another
-# build to compare in the same call), the shared libraries the device lacks, into one tar.xz.
+# Packs binaries for bench/cuda_perf_run.sh: pcm (this build), test_cuda, cuda_decode_kernels when built,
+# optional pcm_base (another build to compare in the same call), the shared libraries the device lacks,
+# into one tar.xz.
 # usage: cuda_perf_pack.sh BUILD_DIR DEST_DIR [BASELINE_PCM]
 set -e
 src=$1; dst=$2; base=$3
 rm -rf "$dst"; mkdir -p "$dst/stage/lib"
 strip -o "$dst/stage/pcm" "$src/pcm"
 strip -o "$dst/stage/test_cuda" "$src/test_cuda"
+[ -x "$src/bench/cuda_decode_kernels" ] && strip -o "$dst/stage/cuda_decode_kernels" "$src/bench/cuda_decode_kernels"
 [ -n "$base" ] && strip -o "$dst/stage/pcm_base" "$base"
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
 (cd "$dst/stage" && XZ_OPT=-9e tar cJf ../pack.tar.xz .)  # one 64 MiB dictionary: pcm and pcm_base share most bytes

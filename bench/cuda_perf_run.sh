@@ -14,6 +14,11 @@ for t in test_cuda*; do  # each test binary in the pack (a variant build: test_c
   echo "$t rc=$? $(grep -c '^\[       OK' $LOG/$t.log) ok, $(grep -c '^\[  FAILED  \]' $LOG/$t.log) failed lines" >> $LOG/summary.txt
 done
 [ -x ./extra.sh ] && ./extra.sh
+if [ -x ./cuda_decode_kernels ]; then
+  timeout 60 ./cuda_decode_kernels > $LOG/kernels.txt 2>&1
+  echo "== cuda_decode_kernels rc=$?" >> $LOG/summary.txt
+  grep -E "^\| [a-zS]|ceiling" $LOG/kernels.txt | grep -v "^| kernel" >> $LOG/summary.txt
+fi
 for b in pcm*; do
   timeout 90 ./$b bench --device cuda --shape codestral-7b $BENCH_ARGS > $LOG/bench_$b.txt 2>&1
   echo "== $b rc=$?" >> $LOG/summary.txt

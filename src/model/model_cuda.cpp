@@ -100,19 +100,20 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     cuda::rmsnorm(xn, w.bf16, resid, lw.norm, T, d, eps, stream);
     gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
     if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);
-    if (decode)
+    const cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
+    if (decode) {  // the step applies dt's activation itself
       cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
                                stream);
-    else
+      cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
+                       cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
+                                   static_cast<float>(c.dt_max)});
+    } else {
       cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream);
-    cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
-                      static_cast<float>(c.dt_max), stream);
-    const cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
-    if (decode)
-      cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream);
-    else
+      cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
+                        static_cast<float>(c.dt_max), stream);
       cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
                         /*tf32=*/w.bf16, stream);
+    }
     cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
     gemm->run(resid, yn, lw.out_proj, w.bf16, T, d, di, 1.0f, stream);  // residual add fused (beta = 1)
     if (lw.out_bias) cuda::add_bias(resid, d, lw.out_bias, T, d, stream);

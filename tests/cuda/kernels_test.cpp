@@ -321,6 +321,64 @@ TEST(CudaKernels, SsdDecodeBf16State) {
   check_ssd_decode(true, 9);
 }
 
+// The decode step's lane layouts at other state sizes (ssd_decode.cu): N = 256 (two 16-byte packs per lane
+// for fp32), N = 16 (4 or 2 lanes per row, several rows per warp; P = 20 is not a multiple of the rows per
+// warp step), N = 20 and 24 (rows that are not whole power-of-two packs: the plain-load path); small and
+// large grids. raw_dt: the step applies dt's activation to in_proj's raw output itself (SsdIn::dt poisoned).
+void check_ssd_decode_shape(int64_t H, int64_t P, int64_t G, int64_t N, bool bf16_state, int64_t Bn,
+                            bool raw_dt = false) {
+  std::mt19937 rng(static_cast<unsigned>(H * 1000 + P * 100 + N * 10 + Bn + (bf16_state ? 7 : 0)));
+  const int64_t cd = H * P + 2 * G * N, stride = cd + 3, slots = Bn + 1, hpn = H * P * N;
+  std::vector<int32_t> dec_slots(static_cast<size_t>(Bn));  // distinct slots, row 1 padding
+  for (int64_t b = 0; b < Bn; ++b) dec_slots[b] = b == 1 ? -1 : static_cast<int32_t>((b + 2) % slots);
+  auto xbc = test::random_vec(Bn * stride, -1, 1, rng), dt = test::random_vec(Bn * H, 1e-3f, 0.2f, rng);
+  const int64_t raw_stride = H + 5;
+  auto raw = test::random_vec(Bn * raw_stride, -6, 3, rng), dt_bias = test::random_vec(H, -2, 1, rng);
+  const float lo = 1e-3f, hi = 0.15f;  // some dt clamp at each end
+  if (raw_dt) cpu::dt_softplus_forward(dt.data(), raw.data(), raw_stride, dt_bias.data(), Bn, H, lo, hi);
+  auto A = test::random_vec(H, -8.0f, -0.5f, rng), D = test::random_vec(H, 0.5f, 1.5f, rng);
+  auto states = test::random_vec(slots * hpn, -0.5f, 0.5f, rng);
+  if (bf16_state) states = test::bf16_round(states);
+  std::vector<float> ref(Bn * H * P, 0.0f), ref_states = states;
+  const cpu::SsdShape shape{H, P, G, N};
+  for (int64_t b = 0; b < Bn; ++b) {
+    if (dec_slots[b] < 0) continue;
+    const float* x = xbc.data() + b * stride;
+    cpu::SsdInputs ci{x, x + H * P, x + H * P + G * N, stride, dt.data() + b * H, A.data(), D.data()};
+    cpu::ssd_recurrent_forward(ref.data() + b * H * P, ci, ref_states.data() + dec_slots[b] * hpn, 1, shape);
+  }
+  const cuda::SsdDims dims{static_cast<int32_t>(H), static_cast<int32_t>(P), static_cast<int32_t>(G),
+                           static_cast<int32_t>(N)};
+  DeviceBuffer<float> dx(xbc), ddt(dt), dA(A), dD(D), y(Bn * H * P), st32(states), draw(raw), dbias(dt_bias);
+  if (raw_dt) ddt.poison();
+  std::vector<uint16_t> st16h(states.size());
+  for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
+  DeviceBuffer<uint16_t> st16(st16h);
+  DeviceBuffer<int32_t> dslots(dec_slots);
+  y.poison();
+  cuda::ssd_decode(y.get(), cuda::SsdIn{dx.get(), stride, ddt.get(), dA.get(), dD.get()},
+                   bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims, dslots.get(), Bn,
+                   nullptr, raw_dt ? cuda::RawDt{draw.get(), raw_stride, dbias.get(), lo, hi} : cuda::RawDt{});
+  auto got = y.download();
+  ASSERT_TRUE(test::all_finite(got)) << "N " << N << " P " << P;
+  const double tol = bf16_state ? 1e-2 : 1e-6;
+  EXPECT_LE(rel_error(got, ref), tol) << "N " << N << " P " << P << " Bn " << Bn;
+  auto got_states = bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download();
+  EXPECT_LE(rel_error(got_states, ref_states), tol) << "N " << N << " P " << P << " Bn " << Bn;
+}
+
+TEST(CudaKernels, SsdDecodeStateSizes) {
+  PCM_REQUIRE_GPU();
+  for (bool bf16 : {false, true}) {
+    check_ssd_decode_shape(8, 64, 2, 256, bf16, 3);    // fp32: 2 packs per lane; bf16: 32 lanes per row
+    check_ssd_decode_shape(8, 20, 2, 16, bf16, 3);     // 4 (fp32) or 2 (bf16) lanes per row, last step partial
+    check_ssd_decode_shape(8, 24, 4, 20, bf16, 3);     // plain loads, masked columns
+    check_ssd_decode_shape(8, 24, 2, 24, bf16, 3);     // fp32: 6 packs (not a power of two); bf16: 3
+    check_ssd_decode_shape(128, 20, 8, 16, bf16, 9);   // large grid (256 / 128 threads per block)
+    check_ssd_decode_shape(kH, kP, kG, kN, bf16, 9, /*raw_dt=*/true);
+  }
+}
+
 // ---- fused decode projections (decode_fused.cu) against the CPU: RMSNorm / gated RMSNorm rounded to
 // bf16 like the unfused path, bf16 weights, fp32 accumulation.
 std::vector<uint16_t> to_bf16_bits(const std::vector<float>& v) {

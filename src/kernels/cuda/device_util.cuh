@@ -26,6 +26,12 @@ __device__ __forceinline__ float block_sum(float v, float* smem32) {
 
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
 
+// dt's activation: torch softplus (threshold 20), clamped to [lo, hi].
+__device__ __forceinline__ float softplus_clamp(float u, float lo, float hi) {
+  const float sp = u > 20.0f ? u : log1pf(expf(u));
+  return fminf(fmaxf(sp, lo), hi);
+}
+
 template <class T>
 __device__ __forceinline__ T from_float(float v);
 template <>

@@ -122,9 +122,7 @@ __global__ void dt_kernel(float* dt, const float* raw, int64_t stride, const flo
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= T * H) return;
   const int64_t t = i / H, h = i % H;
-  const float v = raw[t * stride + h] + dt_bias[h];
-  const float sp = v > 20.0f ? v : log1pf(expf(v));  // torch softplus, threshold 20
-  dt[i] = fminf(fmaxf(sp, lo), hi);
+  dt[i] = softplus_clamp(raw[t * stride + h] + dt_bias[h], lo, hi);
 }
 
 __global__ void f32_to_bf16_kernel(__nv_bfloat16* out, const float* in, int64_t n) {

@@ -28,6 +28,8 @@ void dt_softplus(float* dt, const float* raw, int64_t stride, const float* dt_bi
 void f32_to_bf16(uint16_t* out, const float* in, int64_t n, cudaStream_t s);
 void bf16_to_f32(float* out, const uint16_t* in, int64_t n, cudaStream_t s);
 void fill_uniform_bf16(uint16_t* out, int64_t n, float stddev, uint64_t seed, cudaStream_t s);
+// ---- read_probe.cu (benchmarks): read `bytes` (a multiple of 16) once, as fast as the device streams.
+void stream_read(float* sink, const void* p, int64_t bytes, cudaStream_t s);
 
 // ---- conv1d.cu -----------------------------------------------------------------------------------
 // Packed sequences for prefill: sequence i owns rows [seq_start[i], seq_start[i+1]) and state slot
@@ -77,9 +79,17 @@ int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d);
 void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
                  const ChunkTable& chunks, const int32_t* seq_slot, int32_t seqs, float* scratch, bool tf32,
                  cudaStream_t s);
+// dt before its activation: with `raw` set, the decode step computes
+// clamp(softplus(raw[b * stride + h] + bias[h]), lo, hi) itself (one launch fewer) instead of reading SsdIn::dt.
+struct RawDt {
+  const float* raw = nullptr;
+  int64_t stride = 0;
+  const float* bias = nullptr;
+  float lo = 0.0f, hi = 0.0f;
+};
 // One recurrence step for each row b on slot slots[b] (slot < 0: padding, y = 0).
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
-                const int32_t* slots, int64_t Bn, cudaStream_t s);
+                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt = {});
 
 // ---- gemv.cu -------------------------------------------------------------------------------------
 // Y[T, n] = X[T, k] · W[n, k]ᵀ (+ beta · Y) for bf16 X, W and T <= kGemvMaxRows (decode at small batch).

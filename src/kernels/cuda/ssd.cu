@@ -7,7 +7,7 @@
 // Each matrix-shaped step is a 64x64 output tile per block, 32-deep slabs of its operands in shared
 // memory; the products on the TF32 tensor cores (WMMA, fp32 accumulation) or, for exact fp32, on the CUDA
 // cores (4x4 outputs per thread). For P = 64, N = 128 (Codestral) with TF32, chunk states and outputs run on
-// the mma.sync kernels of ssd_prefill_tc.cu instead. Decode: the recurrence, one block per (row, head).
+// the mma.sync kernels of ssd_prefill_tc.cu instead. Decode (one recurrence step): ssd_decode.cu.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
@@ -209,117 +209,6 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
   }
 }
 
-// Decode: block per (head, row); warp w handles rows p = w, w + warps, ...; lane owns the NQ contiguous
-// state columns n = lane·NQ .. (one 16-byte load per lane for N = 128 fp32). RU p-rows are loaded before
-// any is used, so several wide loads per lane are in flight. Launched with programmatic dependent launch:
-// the first rows of state are loaded before waiting for the kernel that produced x, B, C and dt (only this
-// kernel writes the state during a decode step).
-constexpr int kDecodeThreads = 512;  // the most a launch uses (see launch_decode)
-
-template <class S, int NQ>
-struct alignas(sizeof(S) * NQ) StatePack {
-  S v[NQ];
-};
-
-template <class S, int NQ, int RU>
-__global__ void __launch_bounds__(kDecodeThreads) ssd_decode_kernel(float* y, SsdIn in, S* state, int64_t slot_stride, SsdDims d,
-                                                         const int32_t* slots) {
-  const int h = blockIdx.x, b = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
-  const int64_t HP = static_cast<int64_t>(d.H) * d.P;
-  const int slot = slots[b];  // copied in before the step
-  const int n0 = lane * NQ;
-  const bool full = d.N == 32 * NQ;  // whole packs, aligned: vector loads and stores
-  S* st = state + (slot < 0 ? 0 : slot) * slot_stride + static_cast<int64_t>(h) * d.P * d.N;
-  using Pack = StatePack<S, NQ>;
-  float sv[RU][NQ];
-  auto load_rows = [&](int p0) {
-#pragma unroll
-    for (int u = 0; u < RU; ++u) {
-      const int p = p0 + u * warps;
-      const S* ptr = st + static_cast<int64_t>(p) * d.N + n0;
-      if (p < d.P && full) {
-        const Pack pk = *reinterpret_cast<const Pack*>(ptr);
-#pragma unroll
-        for (int q = 0; q < NQ; ++q) sv[u][q] = to_float(pk.v[q]);
-      } else {
-#pragma unroll
-        for (int q = 0; q < NQ; ++q) sv[u][q] = (p < d.P && n0 + q < d.N) ? to_float(ptr[q]) : 0.0f;
-      }
-    }
-  };
-  if (slot >= 0) load_rows(warp);
-  pdl_wait();
-  pdl_trigger();
-  if (slot < 0) {
-    for (int p = threadIdx.x; p < d.P; p += blockDim.x) y[b * HP + h * d.P + p] = 0.0f;
-    return;
-  }
-  const int g = h / (d.H / d.G);
-  const float* row = in.xbc + b * in.stride;
-  const float* x = row + h * d.P;
-  const float* Bv = row + HP + static_cast<int64_t>(g) * d.N;
-  const float* Cv = Bv + static_cast<int64_t>(d.G) * d.N;
-  const float dt = in.dt[static_cast<int64_t>(b) * d.H + h];
-  const float decay = __expf(dt * in.A[h]), Dh = in.D[h];
-  float Bq[NQ], Cq[NQ];
-#pragma unroll
-  for (int q = 0; q < NQ; ++q) {
-    const bool ok = n0 + q < d.N;
-    Bq[q] = ok ? Bv[n0 + q] : 0.0f;
-    Cq[q] = ok ? Cv[n0 + q] : 0.0f;
-  }
-  for (int p0 = warp; p0 < d.P; p0 += RU * warps) {
-    if (p0 != warp) load_rows(p0);
-#pragma unroll
-    for (int u = 0; u < RU; ++u) {
-      const int p = p0 + u * warps;
-      if (p >= d.P) break;
-      const float xp = x[p], dx = dt * xp;
-      float acc = 0.0f;
-      Pack pk;
-#pragma unroll
-      for (int q = 0; q < NQ; ++q) {
-        const float v = decay * sv[u][q] + dx * Bq[q];
-        pk.v[q] = from_float<S>(v);
-        acc += v * Cq[q];
-      }
-      S* ptr = st + static_cast<int64_t>(p) * d.N + n0;
-      if (full) {
-        *reinterpret_cast<Pack*>(ptr) = pk;
-      } else {
-#pragma unroll
-        for (int q = 0; q < NQ; ++q)
-          if (n0 + q < d.N) ptr[q] = pk.v[q];
-      }
-      acc = warp_sum(acc);
-      if (lane == 0) y[b * HP + h * d.P + p] = acc + Dh * xp;
-    }
-  }
-}
-
-template <class S, int NQ>
-void launch_decode_nq(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-                      int64_t Bn, cudaStream_t s) {
-  dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
-  // Few rows: 16 warps per head so each warp has one group of 4 state rows (one memory round trip);
-  // many rows: 4 warps per head, which measured faster once the grid fills the GPU (H200 2026-12-03:
-  // 8 warps x 8 rows, 4 x 16 and 2 x 16 per head were slower or equal, bench/cuda_notes.md v8).
-  const int threads = Bn * d.H < 1024 ? 512 : 128;
-  PCM_CUDA(launch_pdl(ssd_decode_kernel<S, NQ, 4>, grid, dim3(threads), 0, s, y, in, state, slot_stride, d, slots));
-}
-
-template <class S>
-void launch_decode(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-                   int64_t Bn, cudaStream_t s) {
-  const int q = (d.N + 31) / 32;
-  switch (q <= 1 ? 1 : q <= 2 ? 2 : q <= 4 ? 4 : 8) {
-    case 1: return launch_decode_nq<S, 1>(y, in, state, slot_stride, d, slots, Bn, s);
-    case 2: return launch_decode_nq<S, 2>(y, in, state, slot_stride, d, slots, Bn, s);
-    case 4: return launch_decode_nq<S, 4>(y, in, state, slot_stride, d, slots, Bn, s);
-    default: return launch_decode_nq<S, 8>(y, in, state, slot_stride, d, slots, Bn, s);
-  }
-}
-
 void check_dims(const SsdDims& d) {
   PCM_CHECK(d.N >= 1 && d.N <= 256, "CUDA SSD: state size {} not supported (at most 256)", d.N);
   PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
@@ -403,16 +292,6 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   else
     output_kernel<SimtAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);
   PCM_CUDA_LAUNCH();
-}
-
-void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
-                const int32_t* slots, int64_t Bn, cudaStream_t s) {
-  check_dims(d);
-  if (Bn == 0) return;
-  if (state_bf16)
-    launch_decode(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, Bn, s);
-  else
-    launch_decode(y, in, static_cast<float*>(state), slot_stride, d, slots, Bn, s);
 }
 
 }  // namespace pcm::cuda

@@ -1,0 +1,229 @@
+// Decode kernels one by one at Mamba-Codestral-7B's shape, against the two ceilings measured in the same
+// run: device-to-device copy (read + write, 10 plain copies of 1 GiB) and a pure streaming read. Each
+// kernel figure is the median of 5 replays of a CUDA graph of 64 launches that rotate over several layers'
+// buffers (more bytes than L2), so it includes the launch gaps and the programmatic-dependent-launch
+// overlap a decode step sees.
+//   in_proj / out_proj / layer (in_proj + SSD step + out_proj) at 1 row: weight GB/s
+//   SSD step at B rows, fp32 and bf16 state: state GB/s (read + write)
+//   in_proj / out_proj through cuBLASLt at T = 16, 64, 128 rows: weight GB/s
+// usage: cuda_decode_kernels
+#include <cstdio>
+
+#ifdef PCM_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <functional>
+#include <vector>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemm_cuda.h"
+#include "kernels/cuda/ops.h"
+
+namespace pcm {
+namespace {
+
+constexpr int64_t kD = 4096, kH = 128, kP = 64, kN = 128, kG = 8, kK = 4;
+constexpr int64_t kDi = kH * kP, kCd = kDi + 2 * kG * kN, kDpr = kDi + kCd + kH, kHpn = kH * kP * kN;
+constexpr int kLaunches = 64;
+
+template <class T>
+T* dev_alloc(int64_t n) {
+  void* p = nullptr;
+  PCM_CUDA(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(T)));
+  return static_cast<T*>(p);
+}
+
+// Random values with the given std (bf16 drawn on the device, widened for fp32 buffers).
+void fill_bf16(uint16_t* p, int64_t n, float sd, uint64_t seed) { cuda::fill_uniform_bf16(p, n, sd, seed, nullptr); }
+void fill_f32(float* p, int64_t n, float sd, uint64_t seed) {
+  uint16_t* tmp = dev_alloc<uint16_t>(n);
+  fill_bf16(tmp, n, sd, seed);
+  cuda::bf16_to_f32(p, tmp, n, nullptr);
+  PCM_CUDA(cudaDeviceSynchronize());
+  cudaFree(tmp);
+}
+
+// Median µs per launch of `launch(i)` for i = 0..kLaunches-1, captured once as a graph.
+double time_graph(cudaStream_t s, const std::function<void(int)>& launch) {
+  launch(0);  // plans and lazy state outside the capture
+  PCM_CUDA(cudaStreamSynchronize(s));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  PCM_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < kLaunches; ++i) launch(i);
+  PCM_CUDA(cudaStreamEndCapture(s, &graph));
+  PCM_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  cudaEvent_t e0, e1;
+  PCM_CUDA(cudaEventCreate(&e0));
+  PCM_CUDA(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int r = 0; r < 6; ++r) {
+    PCM_CUDA(cudaEventRecord(e0, s));
+    PCM_CUDA(cudaGraphLaunch(exec, s));
+    PCM_CUDA(cudaEventRecord(e1, s));
+    PCM_CUDA(cudaEventSynchronize(e1));
+    float t = 0;
+    PCM_CUDA(cudaEventElapsedTime(&t, e0, e1));
+    if (r > 0) ms.push_back(t);  // the first replay warms up
+  }
+  std::sort(ms.begin(), ms.end());
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  return ms[ms.size() / 2] * 1e3 / kLaunches;
+}
+
+void row(const char* what, double us, double bytes, double copy_gbs) {
+  const double gbs = bytes / (us * 1e-6) / 1e9;
+  std::printf("| %s | %.2f | %.0f | %.0f%% |\n", what, us, gbs, 100.0 * gbs / copy_gbs);
+}
+
+void run() {
+  cudaStream_t s;
+  PCM_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  cudaDeviceProp prop{};
+  PCM_CUDA(cudaGetDeviceProperties(&prop, 0));
+  // Ceilings: copy 2 x 1 GiB (read + write counted), streaming read of the in_proj weights below.
+  const int64_t copy_bytes = int64_t{1} << 30;
+  uint8_t* ca = dev_alloc<uint8_t>(copy_bytes);
+  uint8_t* cb = dev_alloc<uint8_t>(copy_bytes);
+  PCM_CUDA(cudaMemset(ca, 0x3c, copy_bytes));
+  // Not in a graph: a graph's memcpy node ran on the copy engines at 2.8 TB/s (H200), plain copies at 4.3.
+  cudaEvent_t e0, e1;
+  PCM_CUDA(cudaEventCreate(&e0));
+  PCM_CUDA(cudaEventCreate(&e1));
+  PCM_CUDA(cudaMemcpyAsync(cb, ca, copy_bytes, cudaMemcpyDeviceToDevice, s));
+  PCM_CUDA(cudaEventRecord(e0, s));
+  for (int i = 0; i < 10; ++i)
+    PCM_CUDA(cudaMemcpyAsync(i % 2 ? ca : cb, i % 2 ? cb : ca, copy_bytes, cudaMemcpyDeviceToDevice, s));
+  PCM_CUDA(cudaEventRecord(e1, s));
+  PCM_CUDA(cudaEventSynchronize(e1));
+  float copy_ms = 0;
+  PCM_CUDA(cudaEventElapsedTime(&copy_ms, e0, e1));
+  const double copy_us = copy_ms * 1e3 / 10;
+  cudaFree(ca);
+  cudaFree(cb);
+  const double copy_gbs = 2.0 * copy_bytes / (copy_us * 1e-6) / 1e9;
+
+  const int Lr = 8;  // layers rotated through: 1.2 GB of in_proj weights, far beyond L2
+  std::vector<uint16_t*> w_in(Lr), w_out(Lr);
+  for (int l = 0; l < Lr; ++l) {
+    w_in[l] = dev_alloc<uint16_t>(kDpr * kD);
+    w_out[l] = dev_alloc<uint16_t>(kD * kDi);
+    fill_bf16(w_in[l], kDpr * kD, 0.02f, 100 + l);
+    fill_bf16(w_out[l], kD * kDi, 0.02f, 200 + l);
+  }
+  float* sink = dev_alloc<float>(1);
+  const double read_us = time_graph(s, [&](int i) { cuda::stream_read(sink, w_in[i % Lr], kDpr * kD * 2, s); });
+  const double in_bytes = kDpr * kD * 2.0, out_bytes = kD * kDi * 2.0;
+  const double read_gbs = in_bytes / (read_us * 1e-6) / 1e9;
+
+  // One decode row: the fused kernels with the model's buffers.
+  const int64_t maxB = 128;
+  float* resid = dev_alloc<float>(4 * kD);
+  float* norm_w = dev_alloc<float>(kD);
+  float* zx = dev_alloc<float>(maxB * kDpr);
+  float* xbc = dev_alloc<float>(maxB * kCd);
+  float* dt = dev_alloc<float>(maxB * kH);
+  float* y = dev_alloc<float>(maxB * kDi);
+  float* conv = dev_alloc<float>(Lr * kCd * kK);
+  float* conv_w = dev_alloc<float>(kCd * kK);
+  float* conv_b = dev_alloc<float>(kCd);
+  float* dt_bias = dev_alloc<float>(kH);
+  float* A = dev_alloc<float>(kH);
+  float* D = dev_alloc<float>(kH);
+  float* gate_w = dev_alloc<float>(kDi);
+  fill_f32(resid, 4 * kD, 1.0f, 1);
+  fill_f32(norm_w, kD, 1.0f, 2);
+  fill_f32(zx, maxB * kDpr, 1.0f, 3);
+  fill_f32(xbc, maxB * kCd, 1.0f, 4);
+  fill_f32(dt, maxB * kH, 0.05f, 5);
+  fill_f32(y, maxB * kDi, 1.0f, 6);
+  fill_f32(conv, Lr * kCd * kK, 1.0f, 7);
+  fill_f32(conv_w, kCd * kK, 0.5f, 8);
+  fill_f32(conv_b, kCd, 0.5f, 9);
+  fill_f32(dt_bias, kH, 0.5f, 10);
+  fill_f32(A, kH, 1.0f, 11);
+  fill_f32(D, kH, 1.0f, 12);
+  fill_f32(gate_w, kDi, 1.0f, 13);
+  std::vector<int32_t> slot_ids(maxB);
+  for (int64_t b = 0; b < maxB; ++b) slot_ids[b] = static_cast<int32_t>(b);
+  int32_t* slots = dev_alloc<int32_t>(maxB);
+  PCM_CUDA(cudaMemcpy(slots, slot_ids.data(), maxB * sizeof(int32_t), cudaMemcpyHostToDevice));
+  cuda::decode_fused_prepare(kDi);
+  const cuda::SsdDims dims{kH, kP, kG, kN};
+  auto in_proj = [&](int l) {
+    const cuda::DecodeInProjOut o{zx, kDpr, xbc, dt, nullptr, kDi, kCd, kH, conv + l * kCd * kK, Lr * kCd * kK,
+                                  conv_w, conv_b, static_cast<int32_t>(kK), slots, dt_bias, 1e-3f, 0.1f};
+    cuda::decode_in_proj(o, resid, norm_w, 1e-5f, w_in[l], 1, kD, s);
+  };
+  auto out_proj = [&](int l) {
+    cuda::decode_out_proj(resid, nullptr, y, zx, kDpr, gate_w, kDi / kG, 1e-5f, w_out[l], 1, kD, kDi, s);
+  };
+
+  // SSD state for Ls layers x maxB slots, fp32 (2 GiB at Ls = 4); bf16 uses the first half.
+  const int Ls = 4;
+  float* state = dev_alloc<float>(Ls * maxB * kHpn);
+  fill_f32(state, Ls * maxB * kHpn, 0.5f, 14);
+  auto ssd = [&](int l, int64_t B, bool bf16) {
+    void* st = bf16 ? static_cast<void*>(reinterpret_cast<uint16_t*>(state) + l * kHpn)
+                    : static_cast<void*>(state + l * kHpn);
+    cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, B, s);
+  };
+  const double state_bytes = kHpn * 4.0;
+
+  std::printf("device %s\n\n| kernel | µs per launch | GB/s | %% of copy |\n| --- | --- | --- | --- |\n", prop.name);
+  row("copy 1 GiB (read + write)", copy_us, 2.0 * copy_bytes, copy_gbs);
+  row("stream read, in_proj bytes", read_us, in_bytes, copy_gbs);
+  row("in_proj fused, 1 row", time_graph(s, [&](int i) { in_proj(i % Lr); }), in_bytes, copy_gbs);
+  row("out_proj fused, 1 row", time_graph(s, [&](int i) { out_proj(i % Lr); }), out_bytes, copy_gbs);
+  const double layer_us = time_graph(s, [&](int i) {
+                            in_proj(i % Lr);
+                            ssd(i % Ls, 1, false);
+                            out_proj(i % Lr);
+                          }) *
+                          1.0;
+  row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
+  for (bool bf16 : {false, true})
+    for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
+      const double us = time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); });
+      char what[64];
+      std::snprintf(what, sizeof what, "SSD step B=%lld %s state", static_cast<long long>(B), bf16 ? "bf16" : "fp32");
+      row(what, us, 2.0 * B * state_bytes / (bf16 ? 2 : 1), copy_gbs);
+    }
+  // The projections above 4 rows (cuBLASLt; weights read once per step at any T).
+  cuda::Gemm gemm;
+  uint16_t* xn = dev_alloc<uint16_t>(maxB * kDi);
+  fill_bf16(xn, maxB * kDi, 1.0f, 15);
+  for (int64_t T : {int64_t{16}, int64_t{64}, int64_t{128}}) {
+    char what[64];
+    std::snprintf(what, sizeof what, "in_proj cuBLASLt T=%lld", static_cast<long long>(T));
+    row(what, time_graph(s, [&](int i) { gemm.run(zx, xn, w_in[i % Lr], true, T, kDpr, kD, 0.0f, s); }), in_bytes,
+        copy_gbs);
+    std::snprintf(what, sizeof what, "out_proj cuBLASLt T=%lld (+= resid)", static_cast<long long>(T));
+    row(what, time_graph(s, [&](int i) { gemm.run(y, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s); }), out_bytes,
+        copy_gbs);
+  }
+  std::printf("\nread ceiling %.0f GB/s = %.0f%% of copy\n", read_gbs, 100.0 * read_gbs / copy_gbs);
+}
+
+}  // namespace
+}  // namespace pcm
+
+int main() {
+  try {
+    pcm::run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+#else
+int main() {
+  std::printf("built without CUDA\n");
+  return 0;
+}
+#endif

@@ -1,0 +1,165 @@
+// SSD decode: one recurrence step for each (batch row b, head h) on the state slot slots[b]:
+//   s[p, n] = exp(dt·A) · s[p, n] + dt · x[p] · B[n],    y[p] = Σ_n s[p, n] · C[n] + D · x[p]
+// At large batch the step is a stream over the states (read + write 32 KiB per (b, h) at Codestral's
+// shape, fp32), so its speed is the bytes each SM keeps in flight. Each block has the copy engine bring
+// its whole [P, N] tile into shared memory (one bulk copy, mbarrier completion) before it waits for the
+// kernel that produced x, B, C and dt (programmatic dependent launch; only this kernel writes the state
+// during a step): ~6 resident blocks per SM keep ~200 KiB requested without holding registers, where the
+// register-staged loads before (v8) kept at most 64 KiB (bench/cuda_notes.md, decode v9).
+// Lanes: a row of N values is `lr` lanes, each with J 16-byte packs of V values; a warp takes 32 / lr rows
+// at a time. Shapes whose rows are not whole packs (N % V != 0) take V = 1: plain loads, masked columns.
+#include <algorithm>
+
+#include "kernels/cuda/bulk_copy.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace pcm::cuda {
+namespace {
+
+constexpr int kMaxThreads = 512;
+
+template <class S, int V>
+struct alignas(sizeof(S) * V) StatePack {
+  S v[V];
+};
+
+template <class S, int V, int J>
+__global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn in, S* state, int64_t slot_stride,
+                                                               SsdDims d, const int32_t* slots, RawDt raw, int lr) {
+  constexpr bool kBulk = V * sizeof(S) == 16;  // whole 16-byte packs: the tile arrives by one bulk copy
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __shared__ uint64_t bar;
+  S* tile = reinterpret_cast<S*>(smem_raw);
+  const int h = blockIdx.x, b = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warps = blockDim.x >> 5;
+  const int64_t PN = static_cast<int64_t>(d.P) * d.N;
+  const int slot = slots[b];  // copied in before the step
+  S* st = state + static_cast<int64_t>(slot < 0 ? 0 : slot) * slot_stride + h * PN;
+  if (slot >= 0) {
+    if constexpr (kBulk) {
+      if (threadIdx.x == 0) {
+        barrier_init(&bar);
+        bulk_load(tile, st, static_cast<uint32_t>(PN * sizeof(S)), &bar);
+      }
+    } else {
+      for (int64_t i = threadIdx.x; i < PN; i += blockDim.x) tile[i] = st[i];
+    }
+  }
+  pdl_wait();
+  pdl_trigger();
+  const int64_t HP = static_cast<int64_t>(d.H) * d.P;
+  float* yb = y + b * HP + static_cast<int64_t>(h) * d.P;
+  if (slot < 0) {  // padding row: no state change
+    for (int p = threadIdx.x; p < d.P; p += blockDim.x) yb[p] = 0.0f;
+    return;
+  }
+  const int g = h / (d.H / d.G), sub = lane % lr, rows_per_step = 32 / lr;
+  const float* row = in.xbc + b * in.stride;
+  const float* x = row + static_cast<int64_t>(h) * d.P;
+  const float* Bv = row + HP + static_cast<int64_t>(g) * d.N;
+  const float* Cv = Bv + static_cast<int64_t>(d.G) * d.N;
+  const float dt = raw.raw ? softplus_clamp(raw.raw[b * raw.stride + h] + raw.bias[h], raw.lo, raw.hi)
+                          : in.dt[static_cast<int64_t>(b) * d.H + h];
+  const float decay = __expf(dt * in.A[h]), Dh = in.D[h];
+  float Bq[J][V], Cq[J][V];
+#pragma unroll
+  for (int j = 0; j < J; ++j)
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const int n = (sub + j * lr) * V + v;
+      const bool ok = kBulk || n < d.N;
+      Bq[j][v] = ok ? Bv[n] : 0.0f;
+      Cq[j][v] = ok ? Cv[n] : 0.0f;
+    }
+  __syncthreads();  // the barrier's initialisation (bulk) or the tile (plain loads) is visible
+  if constexpr (kBulk) barrier_wait(&bar, 0);
+  using Pack = StatePack<S, V>;
+#pragma unroll 2
+  for (int p0 = warp * rows_per_step; p0 < d.P; p0 += warps * rows_per_step) {
+    const int p = p0 + lane / lr;
+    float acc = 0.0f, xp = 0.0f;
+    if (p < d.P) {
+      xp = x[p];
+      const float dx = dt * xp;
+#pragma unroll
+      for (int j = 0; j < J; ++j) {
+        const int64_t n0 = static_cast<int64_t>(p) * d.N + (sub + j * lr) * V;
+        if (!kBulk && (sub + j * lr) >= d.N) continue;
+        const Pack in_pk = *reinterpret_cast<const Pack*>(tile + n0);
+        Pack out_pk;
+#pragma unroll
+        for (int v = 0; v < V; ++v) {
+          const float s = decay * to_float(in_pk.v[v]) + dx * Bq[j][v];
+          out_pk.v[v] = from_float<S>(s);
+          acc += s * Cq[j][v];
+        }
+        *reinterpret_cast<Pack*>(st + n0) = out_pk;
+      }
+    }
+    for (int o = lr / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (sub == 0 && p < d.P) yb[p] = acc + Dh * xp;
+  }
+}
+
+// Lanes per row for 16-byte packs of V values: the packs of a row, when they are a power of two up to 32
+// (J = 1), or 32 lanes with J = packs / 32; 0 when the row does not split that way.
+int lanes_per_row(int N, int V, int J) {
+  if (N % V != 0) return 0;
+  const int packs = N / V;
+  if (J == 1 && packs <= 32 && (packs & (packs - 1)) == 0) return packs;
+  if (packs == 32 * J) return 32;
+  return 0;
+}
+
+template <class S, int V, int J>
+void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
+            const RawDt& raw, int64_t Bn, int lr, cudaStream_t s) {
+  auto* kernel = ssd_step_kernel<S, V, J>;
+  const size_t smem = static_cast<size_t>(d.P) * d.N * sizeof(S);
+  static const int max_smem = [] {
+    int dev = 0, v = 0;
+    PCM_CUDA(cudaGetDevice(&dev));
+    PCM_CUDA(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return v;
+  }();
+  PCM_CHECK(smem + 1024 <= static_cast<size_t>(max_smem), "CUDA SSD decode: a [{}, {}] state tile needs {} bytes of "
+            "shared memory ({} available)", d.P, d.N, smem, max_smem);
+  if (smem > 48 * 1024)
+    PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  // Few (b, h) tiles: 16 warps per tile, so each warp has a few rows (latency). Many tiles: shared memory
+  // bounds the blocks per SM (6 of 32 KiB fp32, 13 of 16 KiB bf16 at Codestral's shape); 8 warps per fp32
+  // tile turn it around faster, while bf16 needs 4 so that 13 blocks fit the 2048 threads (H200
+  // 2026-12-03, bench/cuda_notes.md decode v9: fp32 B=128 282 -> 270 µs with 8 warps, bf16 144 -> 160).
+  const int threads = Bn * d.H < 1024 ? 512 : sizeof(S) == 4 ? 256 : 128;
+  const dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
+  PCM_CUDA(launch_pdl(kernel, grid, dim3(threads), smem, s, y, in, state, slot_stride, d, slots, raw, lr));
+}
+
+template <class S>
+void dispatch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
+              const RawDt& raw, int64_t Bn, cudaStream_t s) {
+  constexpr int V = 16 / sizeof(S);
+  const bool aligned = reinterpret_cast<uintptr_t>(state) % 16 == 0 && (slot_stride * sizeof(S)) % 16 == 0;
+  if (aligned) {
+    if (const int lr = lanes_per_row(d.N, V, 1)) return launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, Bn, lr, s);
+    if (const int lr = lanes_per_row(d.N, V, 2)) return launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, Bn, lr, s);
+  }
+  launch<S, 1, 8>(y, in, state, slot_stride, d, slots, raw, Bn, 32, s);  // N <= 256: 8 columns per lane
+}
+
+}  // namespace
+
+void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
+                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt) {
+  PCM_CHECK(d.N >= 1 && d.N <= 256, "CUDA SSD: state size {} not supported (at most 256)", d.N);
+  PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
+  if (Bn == 0) return;
+  if (state_bf16)
+    dispatch(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, raw_dt, Bn, s);
+  else
+    dispatch(y, in, static_cast<float*>(state), slot_stride, d, slots, raw_dt, Bn, s);
+}
+
+}  // namespace pcm::cuda
