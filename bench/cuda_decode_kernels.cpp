@@ -206,6 +206,43 @@ void run() {
     row(what, time_graph(s, [&](int i) { gemm.run(y, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s); }), out_bytes,
         copy_gbs);
   }
+  // Above the fused rows, one layer is seven launches: its small kernels alone, then the whole chain
+  // (the model's order; fp32 state, dt's activation inside the SSD step).
+  float* resid_rows = dev_alloc<float>(maxB * kD);
+  float* conv_rows = dev_alloc<float>(Ls * maxB * kCd * kK);
+  fill_f32(resid_rows, maxB * kD, 1.0f, 16);
+  fill_f32(conv_rows, Ls * maxB * kCd * kK, 1.0f, 17);
+  const int64_t conv_stride = Ls * kCd * kK;
+  for (int64_t T : {int64_t{64}, int64_t{128}}) {
+    char what[80];
+    std::snprintf(what, sizeof what, "rmsnorm T=%lld", static_cast<long long>(T));
+    row(what, time_graph(s, [&](int) { cuda::rmsnorm(xn, true, resid_rows, norm_w, T, kD, 1e-5f, s); }), T * kD * 6.0,
+        copy_gbs);
+    std::snprintf(what, sizeof what, "conv decode T=%lld", static_cast<long long>(T));
+    row(what, time_graph(s, [&](int i) {
+          cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + (i % Ls) * kCd * kK, conv_stride, conv_w, conv_b,
+                                   slots, T, kCd, kK, s);
+        }),
+        T * kCd * (2.0 * kK + 2) * 4, copy_gbs);
+    std::snprintf(what, sizeof what, "gated rmsnorm T=%lld", static_cast<long long>(T));
+    row(what, time_graph(s, [&](int) {
+          cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
+        }),
+        T * kDi * 10.0, copy_gbs);
+    std::snprintf(what, sizeof what, "layer unfused T=%lld fp32 state", static_cast<long long>(T));
+    row(what, time_graph(s, [&](int i) {
+          const int l = i % Ls;
+          cuda::rmsnorm(xn, true, resid_rows, norm_w, T, kD, 1e-5f, s);
+          gemm.run(zx, xn, w_in[i % Lr], true, T, kDpr, kD, 0.0f, s);
+          cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b, slots,
+                                   T, kCd, kK, s);
+          cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, state + l * kHpn, false, Ls * kHpn, dims, slots, T, s,
+                           cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f});
+          cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
+          gemm.run(resid_rows, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s);
+        }),
+        in_bytes + out_bytes + 2.0 * T * (state_bytes + kCd * kK * 4.0), copy_gbs);
+  }
   std::printf("\nread ceiling %.0f GB/s = %.0f%% of copy\n", read_gbs, 100.0 * read_gbs / copy_gbs);
 }
 
