@@ -1,0 +1,130 @@
+#!/usr/bin/python3
+"""CPU emulation of the lane/fragment index math of src/kernels/cuda/ssd_backward_bc_tc.cu (no GPU needed).
+
+Every mma.sync m16n8k8 is rebuilt from the 32 lanes' registers by the PTX fragment layout and multiplied in
+float64, so a wrong lane index, k order, mask or shared-memory offset shows up as a mismatch against the
+matrix formulas of the chunked backward:
+  dC = diag(e^cs) dY S0 + tril(dCB) B,  inter_i = <(diag(e^cs) dY S0)_i, C_i>
+  dB = diag(w) X dS + tril(dCB)^T C,    w_j = e^(cs_last - cs_j) dt_j
+Unwritten dCB scratch (upper triangle, rows past len) is NaN, as the tests poison it.
+Run: /usr/bin/python3 bench/emul/ssd_bc_tc_emul.py"""
+import numpy as np
+
+KP, KNTMAX = 64, 16
+LANES = np.arange(32)
+GQ, TQ = LANES >> 2, LANES & 3
+
+
+def mma(acc, a0, a1, a2, a3, b0, b1):
+    """acc[32, 4] += A B with A (16x8), B (8x8) assembled from per-lane fragments (PTX m16n8k8 tf32)."""
+    A = np.full((16, 8), np.nan)
+    B = np.full((8, 8), np.nan)
+    A[GQ, TQ], A[GQ + 8, TQ], A[GQ, TQ + 4], A[GQ + 8, TQ + 4] = a0, a1, a2, a3
+    B[TQ, GQ], B[TQ + 4, GQ] = b0, b1
+    assert not np.isnan(A).any() or True
+    D = A @ B
+    acc[:, 0] += D[GQ, 2 * TQ]
+    acc[:, 1] += D[GQ, 2 * TQ + 1]
+    acc[:, 2] += D[GQ + 8, 2 * TQ]
+    acc[:, 3] += D[GQ + 8, 2 * TQ + 1]
+
+
+def step16(acc, f0, f1, smem, base, sn, nts):
+    # base: per-lane offset of b = rs + (k0 + 4 tq) * sn + gq
+    for nt in range(nts):
+        bc = base + 8 * nt
+        mma(acc[nt], f0[0], f1[0], f0[1], f1[1], smem[bc], smem[bc + sn])
+        mma(acc[nt], f0[2], f1[2], f0[3], f1[3], smem[bc + 2 * sn], smem[bc + 3 * sn])
+
+
+def block(is_c, Q, N, length, dY, X, Brow, Crow, St, cs, dt, dcb):
+    """One (chunk, head) block. dY, X: [len, P]; Brow, Crow: [len, N]; St: [P, N]; dcb: [Q, Q] (NaN-poisoned)."""
+    sn, nts, rows = N + 2, N // 8, (length + 15) & ~15
+    smem = np.full((Q + KP) * sn, np.nan)
+    rowsrc = Brow if is_c else Crow
+    for r in range(rows):  # fill
+        smem[r * sn: r * sn + N] = rowsrc[r] if r < length else 0.0
+    for p in range(KP):
+        smem[(Q + p) * sn:(Q + p) * sn + N] = St[p]  # st = smem + Q * sn
+    out = np.full((length, N), np.nan)
+    inter = np.full(length, np.nan)
+    cs_last = cs[length - 1]
+    for warp in range(8):
+        for mt in (warp, 15 - warp):
+            if 16 * mt >= length:
+                continue
+            r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
+            q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
+            acc = np.zeros((KNTMAX, 32, 4))
+            Am = dY if is_c else X
+            for k0 in range(0, KP, 16):
+                cols = k0 + 4 * TQ
+                u0 = np.stack([Am[q0, cols + u] for u in range(4)])
+                u1 = np.stack([Am[q1, cols + u] for u in range(4)])
+                step16(acc, u0, u1, smem, Q * sn + (k0 + 4 * TQ) * sn + GQ, sn, nts)
+            if is_c:
+                s0, s1 = np.exp(cs[q0]), np.exp(cs[q1])
+            else:
+                s0, s1 = np.exp(cs_last - cs[q0]) * dt[q0], np.exp(cs_last - cs[q1]) * dt[q1]
+            acc[:, :, 0] *= s0; acc[:, :, 1] *= s0; acc[:, :, 2] *= s1; acc[:, :, 3] *= s1
+            if is_c:
+                d0 = np.zeros(32); d1 = np.zeros(32)
+                for nt in range(nts):
+                    n = 8 * nt + 2 * TQ
+                    d0 += acc[nt, :, 0] * Crow[q0, n] + acc[nt, :, 1] * Crow[q0, n + 1]
+                    d1 += acc[nt, :, 2] * Crow[q1, n] + acc[nt, :, 3] * Crow[q1, n + 1]
+                d0 = d0.reshape(8, 4).sum(1); d1 = d1.reshape(8, 4).sum(1)  # xor-shuffle over tq
+                for gq in range(8):
+                    if r0[4 * gq] < length: inter[r0[4 * gq]] = d0[gq]
+                    if r1[4 * gq] < length: inter[r1[4 * gq]] = d1[gq]
+                for kb in range(mt + 1):
+                    jb = 16 * kb + 4 * TQ
+                    e0 = [dcb[r0, jb + u] for u in range(4)]
+                    e1 = [dcb[r1, jb + u] for u in range(4)]
+                    f0 = [np.where((jb + u <= r0) & (r0 < length), e0[u], 0.0) for u in range(4)]
+                    f1 = [np.where((jb + u <= r1) & (r1 < length), e1[u], 0.0) for u in range(4)]
+                    step16(acc, f0, f1, smem, jb * sn + GQ, sn, nts)
+            else:
+                for kb in range(mt, rows // 16):
+                    ib = 16 * kb + 4 * TQ
+                    f0 = [np.where((ib + u >= r0) & (ib + u < length), dcb[ib + u, r0], 0.0) for u in range(4)]
+                    f1 = [np.where((ib + u >= r1) & (ib + u < length), dcb[ib + u, r1], 0.0) for u in range(4)]
+                    step16(acc, f0, f1, smem, ib * sn + GQ, sn, nts)
+            for nt in range(nts):
+                n = 8 * nt + 2 * TQ
+                for l in range(32):
+                    if r0[l] < length: out[r0[l], n[l]], out[r0[l], n[l] + 1] = acc[nt, l, 0], acc[nt, l, 1]
+                    if r1[l] < length: out[r1[l], n[l]], out[r1[l], n[l] + 1] = acc[nt, l, 2], acc[nt, l, 3]
+    return out, inter
+
+
+def check(Q, N, length, seed):
+    rng = np.random.default_rng(seed)
+    dY, X = rng.uniform(-1, 1, (length, KP)), rng.uniform(-1, 1, (length, KP))
+    Bm, Cm = rng.uniform(-1, 1, (length, N)), rng.uniform(-1, 1, (length, N))
+    S0, dS = rng.uniform(-1, 1, (KP, N)), rng.uniform(-1, 1, (KP, N))
+    dt = rng.uniform(0.01, 0.3, length)
+    cs = np.cumsum(dt * -1.3)
+    dcb = np.full((Q, Q), np.nan)
+    low = np.tril(rng.uniform(-1, 1, (length, length)))
+    dcb[:length, :length] = np.where(np.tril(np.ones((length, length))) > 0, low, np.nan)
+    w = np.exp(cs[-1] - cs) * dt
+    first_c = np.exp(cs)[:, None] * (dY @ S0)
+    ref_c = first_c + low @ Bm
+    ref_inter = (first_c * Cm).sum(1)
+    ref_b = w[:, None] * (X @ dS) + low.T @ Cm
+    dC, inter = block(True, Q, N, length, dY, X, Bm, Cm, S0, cs, dt, dcb)
+    dB, _ = block(False, Q, N, length, dY, X, Bm, Cm, dS, cs, dt, dcb)
+    errs = [np.abs(a - b).max() / np.abs(b).max() for a, b in ((dC, ref_c), (inter, ref_inter), (dB, ref_b))]
+    ok = all(e < 1e-12 for e in errs) and not any(np.isnan(v).any() for v in (dC, inter, dB))
+    print(f"Q {Q:3d} N {N:3d} len {length:3d}: rel err dC {errs[0]:.1e} inter {errs[1]:.1e} dB {errs[2]:.1e} "
+          f"{'ok' if ok else 'FAIL'}")
+    return ok
+
+
+if __name__ == "__main__":
+    cases = [(64, 32, 64), (64, 32, 37), (64, 32, 1), (32, 16, 30), (128, 64, 100), (256, 128, 256),
+             (256, 128, 162), (16, 128, 16), (16, 48, 13)]
+    ok = all(check(Q, N, L, i) for i, (Q, N, L) in enumerate(cases))
+    print("all ok" if ok else "FAILED")
+    raise SystemExit(0 if ok else 1)
