@@ -7,49 +7,14 @@
 #include "kernels/cuda/ssd_backward_bc_tc.h"
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/mma_tf32.cuh"
 
 namespace pcm::cuda::bwd_tc {
 namespace {
 
+using namespace mma_tf32;
+
 constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kNtMax = kNmax / 8;
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
-__device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(to_tf32(x)); }
-__device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
-
-// d += a·b on one 16x8 tile, k = 8. Fragments (g = lane / 4, t = lane % 4): a0 (g, t), a1 (g+8, t), a2 (g, t+4),
-// a3 (g+8, t+4); b0 (k t, col g), b1 (k t+4, col g); d0, d1 (g, 2t, 2t+1), d2, d3 (g+8, 2t, 2t+1).
-__device__ __forceinline__ void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                    uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// 4 consecutive floats; vec: 16-byte aligned (one load), else 4 (the tests use odd row strides).
-__device__ __forceinline__ float4 load4(const float* p, bool vec) {
-  if (vec) return __ldg(reinterpret_cast<const float4*>(p));
-  return make_float4(__ldg(p), __ldg(p + 1), __ldg(p + 2), __ldg(p + 3));
-}
-
-// Each k = 16 step of a product: the lanes take k in the order 4t..4t+3 for A and B alike, so an A fragment
-// is 4 consecutive floats of a row: the first mma takes k 4t, 4t+1 (logical t, t+4), the second 4t+2, 4t+3.
-// B lies in shared memory as [k][col] with row stride sn = N + 2: rows 4t apart fall 8t banks apart, so the
-// 32 lanes (8 columns g x 4 rows t) of a b load hit 32 banks.
-__device__ __forceinline__ void step16(float (&acc)[kNtMax][4], const uint32_t (&a0)[4], const uint32_t (&a1)[4],
-                                       const float* b, int sn, int nts) {
-#pragma unroll
-  for (int nt = 0; nt < kNtMax; ++nt)
-    if (nt < nts) {
-      const float* bc = b + 8 * nt;
-      mma(acc[nt], a0[0], a1[0], a0[1], a1[1], bits(bc[0]), bits(bc[sn]));
-      mma(acc[nt], a0[2], a1[2], a0[3], a1[3], bits(bc[2 * sn]), bits(bc[3 * sn]));
-    }
-}
 
 // Per block (chunk c, head h): shared rows[Q][sn] (B for dC, C for dB) and st[P][sn] (S0 or dS), TF32.
 template <bool kIsC>
@@ -111,7 +76,7 @@ __global__ void __launch_bounds__(kThreads, 1) bc_kernel(BcArgs a, bool vin, boo
       const float4 u0 = load4(A0 + k0 + 4 * tq, vin), u1 = load4(A1 + k0 + 4 * tq, vin);
       const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
       const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
-      step16(acc, f0, f1, st + (k0 + 4 * tq) * sn + gq, sn, nts);
+      step16<kNtMax>(acc, f0, f1, st + (k0 + 4 * tq) * sn + gq, sn, nts);
     }
     // Row scale: e^cs_i (dC) or w_j (dB).
     float s0, s1;
@@ -173,7 +138,7 @@ __global__ void __launch_bounds__(kThreads, 1) bc_kernel(BcArgs a, bool vin, boo
           f0[u] = to_tf32(jb + u <= r0 && r0 < len ? e0[u] : 0.0f);
           f1[u] = to_tf32(jb + u <= r1 && r1 < len ? e1[u] : 0.0f);
         }
-        step16(acc, f0, f1, rs + jb * sn + gq, sn, nts);
+        step16<kNtMax>(acc, f0, f1, rs + jb * sn + gq, sn, nts);
       }
     } else {
       const int kend = rows / 16;
@@ -197,7 +162,7 @@ __global__ void __launch_bounds__(kThreads, 1) bc_kernel(BcArgs a, bool vin, boo
           f1[u] = to_tf32(i >= r1 && i < len ? e1[u] : 0.0f);
         }
         if (kb + 1 < kend) fetch(kb + 1);  // in flight during this step's products
-        step16(acc, f0, f1, rs + ib * sn + gq, sn, nts);
+        step16<kNtMax>(acc, f0, f1, rs + ib * sn + gq, sn, nts);
       }
     }
     float* o0 = a.out + (static_cast<int64_t>(start + r0) * H + h) * N;
@@ -217,8 +182,6 @@ __global__ void __launch_bounds__(kThreads, 1) bc_kernel(BcArgs a, bool vin, boo
       }
   }
 }
-
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
 

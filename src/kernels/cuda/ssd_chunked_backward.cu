@@ -10,7 +10,8 @@
 //   dstate_local       U_c = (diag(e^cs) dY)ᵀ C                        [chunks, H, P, N]
 //   dstate_pass        sequential over each sequence's chunks, last to first: dS_c = U_{c+1} + e^cs_last dS_{c+1}
 //   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt
-//   dx                 dX, and <B dSᵀ, X> per row (the state term of dcs, ddt)
+//   dx                 dX, and <B dSᵀ, X> per row (the state term of dcs, ddt); with tc (tf32, P = 64) one
+//                      mma.sync block per (chunk, head) instead (ssd_backward_dx_tc.cu)
 //   dbc                per-head dB and dC, and <diag(e^cs) dY S0, C> per row (the inter-chunk term of dcs);
 //                      with tc (tf32, P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_bc_tc.cu)
 //   scalars            per (chunk, head): dcs from the partial sums, then ddt and the dA, dD partials
@@ -21,6 +22,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
+#include "kernels/cuda/ssd_backward_dx_tc.h"
 #include "kernels/cuda/ssd_backward_sums.cuh"
 #include "kernels/cuda/ssd_chunks.h"
 #include "kernels/cuda/ssd_tile.cuh"
@@ -532,7 +534,7 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
 }
 
 template <class Acc>
-void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool tc_bc, cudaStream_t s) {
+void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool tc, cudaStream_t s) {
   const unsigned ch = static_cast<unsigned>(k.ct.count) * k.d.H, qt = k.qt, pt = k.pt, nt = k.nt;
   dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
   PCM_CUDA_LAUNCH();
@@ -541,9 +543,15 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
   PCM_CUDA_LAUNCH();
   dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
   PCM_CUDA_LAUNCH();
-  dx_kernel<Acc><<<dim3(pt, qt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
-  if (tc_bc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_bc_tc.cu)
+  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_dx_tc.cu)
+    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
+                        k.b.u, k.b.dDt, k.qt, k.d, k.ct},
+                       s);
+  } else {
+    dx_kernel<Acc><<<dim3(pt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+  }
+  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_bc_tc.cu)
     bwd_tc::BcArgs a{k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dcb, k.b.inter, k.nt,
                      k.b.dCp, k.d, k.ct};
     bwd_tc::bc_product(a, true, s);
@@ -599,7 +607,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
   if (tf32)
-    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && bwd_tc::bc_supported(d, ct.Q), s);
+    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q), s);
   else
     launch_tiles<SimtAcc>(k, g.ddt, dstate0, seqs, false, s);
   group_sum_kernel<<<blocks_for(T * d.G * d.N, 256), 256, 0, s>>>(g.dxbc, g.stride, b.dBp, b.dCp, T, d.H, d.G, d.P,

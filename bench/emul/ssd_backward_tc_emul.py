@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""CPU emulation of the lane/fragment index math of src/kernels/cuda/ssd_backward_bc_tc.cu (no GPU needed).
+"""CPU emulation of the lane/fragment index math of src/kernels/cuda/ssd_backward_{bc,dx}_tc.cu (no GPU needed).
 
 Every mma.sync m16n8k8 is rebuilt from the 32 lanes' registers by the PTX fragment layout and multiplied in
 float64, so a wrong lane index, k order, mask or shared-memory offset shows up as a mismatch against the
 matrix formulas of the chunked backward:
   dC = diag(e^cs) dY S0 + tril(dCB) B,  inter_i = <(diag(e^cs) dY S0)_i, C_i>
   dB = diag(w) X dS + tril(dCB)^T C,    w_j = e^(cs_last - cs_j) dt_j
+  dX = D dY + diag(w) B dS^T + M^T dY,   M = tril(CB * e^(cs_i - cs_j)) diag(dt),  u_j = <(B dS^T)_j, X_j>
 Unwritten dCB scratch (upper triangle, rows past len) is NaN, as the tests poison it.
 Run: /usr/bin/python3 bench/emul/ssd_bc_tc_emul.py"""
 import numpy as np
@@ -98,6 +99,70 @@ def block(is_c, Q, N, length, dY, X, Brow, Crow, St, cs, dt, dcb):
     return out, inter
 
 
+def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
+    """dx_kernel of one (chunk, head): CB [Q, Q] NaN past len and above the diagonal's 64-tiles."""
+    sp, P8 = KP + 2, KP // 8
+    rows = (length + 15) & ~15
+    smem = np.full((Q + N) * sp + 2 * Q, np.nan)
+    for r in range(rows):
+        smem[r * sp: r * sp + KP] = dY[r] if r < length else 0.0
+    ds0 = Q * sp
+    for p in range(KP):
+        for n in range(N):
+            smem[ds0 + n * sp + p] = dS[p, n]
+    css = np.zeros(Q); dts = np.zeros(Q)
+    css[:length] = cs; dts[:length] = dt
+    cs_last = css[length - 1]
+    out = np.full((length, KP), np.nan)
+    u_out = np.full(length, np.nan)
+    dsum = 0.0
+    for warp in range(8):
+        for mt in (warp, 15 - warp):
+            if 16 * mt >= length:
+                continue
+            r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
+            q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
+            acc = np.zeros((P8, 32, 4))
+            for k0 in range(0, N, 16):
+                cols = k0 + 4 * TQ
+                u0 = [Bm[q0, cols + u] for u in range(4)]
+                u1 = [Bm[q1, cols + u] for u in range(4)]
+                step16(acc, u0, u1, smem, ds0 + (k0 + 4 * TQ) * sp + GQ, sp, P8)
+            w0 = np.exp(cs_last - css[q0]) * dts[q0]; w1 = np.exp(cs_last - css[q1]) * dts[q1]
+            ok0, ok1 = r0 < length, r1 < length
+            us0 = np.zeros(32); us1 = np.zeros(32)
+            for nt in range(P8):
+                p = 8 * nt + 2 * TQ
+                x00, x01, x10, x11 = X[q0, p], X[q0, p + 1], X[q1, p], X[q1, p + 1]
+                y00, y01, y10, y11 = dY[q0, p], dY[q0, p + 1], dY[q1, p], dY[q1, p + 1]
+                us0 += acc[nt, :, 0] * x00 + acc[nt, :, 1] * x01
+                us1 += acc[nt, :, 2] * x10 + acc[nt, :, 3] * x11
+                dsum += np.where(ok0, y00 * x00 + y01 * x01, 0).sum() + np.where(ok1, y10 * x10 + y11 * x11, 0).sum()
+                acc[nt, :, 0] = D * y00 + w0 * acc[nt, :, 0]
+                acc[nt, :, 1] = D * y01 + w0 * acc[nt, :, 1]
+                acc[nt, :, 2] = D * y10 + w1 * acc[nt, :, 2]
+                acc[nt, :, 3] = D * y11 + w1 * acc[nt, :, 3]
+            us0 = us0.reshape(8, 4).sum(1); us1 = us1.reshape(8, 4).sum(1)
+            for gq in range(8):
+                if r0[4 * gq] < length: u_out[r0[4 * gq]] = us0[gq]
+                if r1[4 * gq] < length: u_out[r1[4 * gq]] = us1[gq]
+            cs0, cs1, dt0, dt1 = css[q0], css[q1], dts[q0], dts[q1]
+            for kb in range(mt, rows // 16):
+                ib = 16 * kb + 4 * TQ
+                with np.errstate(over="ignore", invalid="ignore"):
+                    f0 = [np.where((ib + u >= r0) & (ib + u < length),
+                                   CB[ib + u, r0] * np.exp(css[ib + u] - cs0) * dt0, 0.0) for u in range(4)]
+                    f1 = [np.where((ib + u >= r1) & (ib + u < length),
+                                   CB[ib + u, r1] * np.exp(css[ib + u] - cs1) * dt1, 0.0) for u in range(4)]
+                step16(acc, f0, f1, smem, ib * sp + GQ, sp, P8)
+            for nt in range(P8):
+                p = 8 * nt + 2 * TQ
+                for l in range(32):
+                    if r0[l] < length: out[r0[l], p[l]], out[r0[l], p[l] + 1] = acc[nt, l, 0], acc[nt, l, 1]
+                    if r1[l] < length: out[r1[l], p[l]], out[r1[l], p[l] + 1] = acc[nt, l, 2], acc[nt, l, 3]
+    return out, u_out, dsum
+
+
 def check(Q, N, length, seed):
     rng = np.random.default_rng(seed)
     dY, X = rng.uniform(-1, 1, (length, KP)), rng.uniform(-1, 1, (length, KP))
@@ -115,10 +180,21 @@ def check(Q, N, length, seed):
     ref_b = w[:, None] * (X @ dS) + low.T @ Cm
     dC, inter = block(True, Q, N, length, dY, X, Bm, Cm, S0, cs, dt, dcb)
     dB, _ = block(False, Q, N, length, dY, X, Bm, Cm, dS, cs, dt, dcb)
-    errs = [np.abs(a - b).max() / np.abs(b).max() for a, b in ((dC, ref_c), (inter, ref_inter), (dB, ref_b))]
-    ok = all(e < 1e-12 for e in errs) and not any(np.isnan(v).any() for v in (dC, inter, dB))
+    CB = np.full((Q, Q), np.nan)
+    cbl = Cm @ Bm.T
+    CB[:length, :length] = np.where(np.tril(np.ones((length, length))) > 0, cbl, np.nan)
+    D = 0.7
+    M = np.tril(cbl * np.exp(cs[:, None] - cs[None, :])) * dt[None, :]
+    Gm = Bm @ dS.T
+    ref_x = D * dY + w[:, None] * Gm + M.T @ dY
+    ref_u = (Gm * X).sum(1)
+    ref_dsum = (dY * X).sum()
+    dX, u, dsum = block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D)
+    pairs = ((dC, ref_c), (inter, ref_inter), (dB, ref_b), (dX, ref_x), (u, ref_u), (np.array([dsum]), np.array([ref_dsum])))
+    errs = [np.abs(a - b).max() / np.abs(b).max() for a, b in pairs]
+    ok = all(e < 1e-12 for e in errs) and not any(np.isnan(v).any() for v in (dC, inter, dB, dX, u))
     print(f"Q {Q:3d} N {N:3d} len {length:3d}: rel err dC {errs[0]:.1e} inter {errs[1]:.1e} dB {errs[2]:.1e} "
-          f"{'ok' if ok else 'FAIL'}")
+          f"dX {errs[3]:.1e} u {errs[4]:.1e} dD {errs[5]:.1e} {'ok' if ok else 'FAIL'}")
     return ok
 
 
