@@ -7,8 +7,9 @@ matrix formulas of the chunked backward:
   dC = diag(e^cs) dY S0 + tril(dCB) B,  inter_i = <(diag(e^cs) dY S0)_i, C_i>
   dB = diag(w) X dS + tril(dCB)^T C,    w_j = e^(cs_last - cs_j) dt_j
   dX = D dY + diag(w) B dS^T + M^T dY,   M = tril(CB * e^(cs_i - cs_j)) diag(dt),  u_j = <(B dS^T)_j, X_j>
+  dCB = tril(dY X^T * L) diag(dt),  R = tril(dY X^T * L * CB), col = sum_i R, row = R dt  (as the scalars read)
 Unwritten dCB scratch (upper triangle, rows past len) is NaN, as the tests poison it.
-Run: /usr/bin/python3 bench/emul/ssd_bc_tc_emul.py"""
+Run: /usr/bin/python3 bench/emul/ssd_backward_tc_emul.py"""
 import numpy as np
 
 KP, KNTMAX = 64, 16
@@ -163,6 +164,74 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
     return out, u_out, dsum
 
 
+def block_dcb(Q, length, dY, X, CB, cs, dt):
+    """dcb_kernel of one (chunk, head): returns dcb [Q, Q] (NaN where unwritten), col/row slots [qt, Q]."""
+    xs_stride = KP + 16
+    rows = (length + 15) & ~15
+    qt = (Q + 63) // 64
+    xs = np.full(Q * xs_stride, np.nan)
+    for r in range(rows):
+        xs[r * xs_stride: r * xs_stride + KP] = X[r] if r < length else 0.0
+    css = np.zeros(Q); dts = np.zeros(Q)
+    css[:length] = cs; dts[:length] = dt
+    colp = np.zeros((8, Q))
+    dcb = np.full((Q, Q), np.nan)
+    col = np.full((qt, Q), np.nan); row = np.full((qt, Q), np.nan)
+    for warp in range(8):
+        for mt in (warp, 15 - warp):
+            if 16 * mt >= length:
+                continue
+            r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
+            q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
+            fa = []
+            for ks in range(KP // 16):
+                u0 = [dY[q0, 16 * ks + 4 * TQ + u] for u in range(4)]
+                u1 = [dY[q1, 16 * ks + 4 * TQ + u] for u in range(4)]
+                fa.append([u0[0], u1[0], u0[1], u1[1], u0[2], u1[2], u0[3], u1[3]])
+            cs0, cs1 = css[q0], css[q1]
+            rs0 = np.zeros(32); rs1 = np.zeros(32)
+            for jb in range(mt + 1):
+                acc = np.zeros((2, 32, 4))
+                for ks in range(KP // 16):
+                    for nt in range(2):
+                        base = (16 * jb + 8 * nt + GQ) * xs_stride + 16 * ks + 4 * TQ
+                        b = [xs[base + u] for u in range(4)]
+                        f = fa[ks]
+                        mma(acc[nt], f[0], f[1], f[2], f[3], b[0], b[1])
+                        mma(acc[nt], f[4], f[5], f[6], f[7], b[2], b[3])
+                for nt in range(2):
+                    j = 16 * jb + 8 * nt + 2 * TQ
+                    R = []
+                    for e in range(4):
+                        r = r0 if e < 2 else r1
+                        jj = j + (e & 1)
+                        valid = (r < length) & (jj <= r)
+                        with np.errstate(over="ignore", invalid="ignore"):
+                            gL = np.where(valid, acc[nt, :, e] * np.exp((cs0 if e < 2 else cs1) - css[jj]), 0.0)
+                            R.append(np.where(valid, gL * CB[r, jj], 0.0))
+                        for l in range(32):
+                            if r[l] < length: dcb[r[l], jj[l]] = gL[l] * dts[jj[l]]
+                    rs0 += R[0] * dts[j] + R[1] * dts[j + 1]
+                    rs1 += R[2] * dts[j] + R[3] * dts[j + 1]
+                    c0 = (R[0] + R[2]).reshape(8, 4).sum(0)  # over g (lanes 4 apart): per tq
+                    c1 = (R[1] + R[3]).reshape(8, 4).sum(0)
+                    for t in range(4):
+                        colp[warp, j[t]] += c0[t]
+                        colp[warp, j[t] + 1] += c1[t]
+            rs0 = rs0.reshape(8, 4).sum(1); rs1 = rs1.reshape(8, 4).sum(1)
+            for gq in range(8):
+                for r, v in ((r0[4 * gq], rs0[gq]), (r1[4 * gq], rs1[gq])):
+                    if r >= length: continue
+                    row[0, r] = v
+                    for jt in range(1, r // 64 + 1): row[jt, r] = 0.0
+    for j in range(length):
+        col[j // 64, j] = colp[:, j].sum()
+        it = j // 64 + 1
+        while it * 64 < length:
+            col[it, j] = 0.0; it += 1
+    return dcb, col, row
+
+
 def check(Q, N, length, seed):
     rng = np.random.default_rng(seed)
     dY, X = rng.uniform(-1, 1, (length, KP)), rng.uniform(-1, 1, (length, KP))
@@ -190,17 +259,27 @@ def check(Q, N, length, seed):
     ref_u = (Gm * X).sum(1)
     ref_dsum = (dY * X).sum()
     dX, u, dsum = block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D)
-    pairs = ((dC, ref_c), (inter, ref_inter), (dB, ref_b), (dX, ref_x), (u, ref_u), (np.array([dsum]), np.array([ref_dsum])))
+    # dcb: what the scalar step reads (col slots it >= j / 64 below len, row slots jt <= i / 64) summed
+    dM = (dY @ X.T) * np.tril(np.exp(cs[:, None] - cs[None, :]))
+    Rm = np.tril(dM * cbl)
+    ref_dcb = np.tril(dM) * dt[None, :]
+    dcb_out, col, row = block_dcb(Q, length, dY, X, CB, cs, dt)
+    colR = np.array([sum(col[it, j] for it in range(j // 64, (length + 63) // 64)) for j in range(length)])
+    rowR = np.array([sum(row[jt, i] for jt in range(i // 64 + 1)) for i in range(length)])
+    got_dcb = np.where(np.tril(np.ones((length, length))) > 0, dcb_out[:length, :length], 0.0)
+    pairs = ((dC, ref_c), (inter, ref_inter), (dB, ref_b), (dX, ref_x), (u, ref_u), (np.array([dsum]), np.array([ref_dsum])),
+             (got_dcb, ref_dcb), (colR, Rm.sum(0)), (rowR, (Rm * dt[None, :]).sum(1)))
     errs = [np.abs(a - b).max() / np.abs(b).max() for a, b in pairs]
-    ok = all(e < 1e-12 for e in errs) and not any(np.isnan(v).any() for v in (dC, inter, dB, dX, u))
+    ok = all(e < 1e-12 for e in errs) and not any(np.isnan(v).any() for v in (dC, inter, dB, dX, u, got_dcb, colR, rowR))
     print(f"Q {Q:3d} N {N:3d} len {length:3d}: rel err dC {errs[0]:.1e} inter {errs[1]:.1e} dB {errs[2]:.1e} "
-          f"dX {errs[3]:.1e} u {errs[4]:.1e} dD {errs[5]:.1e} {'ok' if ok else 'FAIL'}")
+          f"dX {errs[3]:.1e} u {errs[4]:.1e} dD {errs[5]:.1e} dCB {errs[6]:.1e} col {errs[7]:.1e} row {errs[8]:.1e} "
+          f"{'ok' if ok else 'FAIL'}")
     return ok
 
 
 if __name__ == "__main__":
     cases = [(64, 32, 64), (64, 32, 37), (64, 32, 1), (32, 16, 30), (128, 64, 100), (256, 128, 256),
-             (256, 128, 162), (16, 128, 16), (16, 48, 13)]
+             (256, 128, 162), (16, 128, 16), (16, 48, 13), (256, 64, 200), (128, 16, 65)]
     ok = all(check(Q, N, L, i) for i, (Q, N, L) in enumerate(cases))
     print("all ok" if ok else "FAILED")
     raise SystemExit(0 if ok else 1)

@@ -9,7 +9,8 @@
 //   ssd_chunk_states   recompute cs, C·Bᵀ and the entering states as the forward (ssd.cu)
 //   dstate_local       U_c = (diag(e^cs) dY)ᵀ C                        [chunks, H, P, N]
 //   dstate_pass        sequential over each sequence's chunks, last to first: dS_c = U_{c+1} + e^cs_last dS_{c+1}
-//   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt
+//   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt; with tc (tf32,
+//                      P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_dcb_tc.cu)
 //   dx                 dX, and <B dSᵀ, X> per row (the state term of dcs, ddt); with tc (tf32, P = 64) one
 //                      mma.sync block per (chunk, head) instead (ssd_backward_dx_tc.cu)
 //   dbc                per-head dB and dC, and <diag(e^cs) dY S0, C> per row (the inter-chunk term of dcs);
@@ -22,6 +23,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
+#include "kernels/cuda/ssd_backward_dcb_tc.h"
 #include "kernels/cuda/ssd_backward_dx_tc.h"
 #include "kernels/cuda/ssd_backward_sums.cuh"
 #include "kernels/cuda/ssd_chunks.h"
@@ -541,8 +543,14 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
   dstate_pass_kernel<<<dim3(blocks_for(static_cast<int64_t>(k.d.P) * k.d.N, 256), k.d.H, seqs), 256, 0, s>>>(
       k, dstate0);
   PCM_CUDA_LAUNCH();
-  dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
+  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_dcb_tc.cu)
+    bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
+                         k.d, k.ct},
+                        s);
+  } else {
+    dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+  }
   if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_dx_tc.cu)
     bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
                         k.b.u, k.b.dDt, k.qt, k.d, k.ct},
@@ -606,8 +614,9 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
+  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) && bwd_tc::dcb_supported(d, ct.Q);
   if (tf32)
-    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q), s);
+    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && tc_ok, s);
   else
     launch_tiles<SimtAcc>(k, g.ddt, dstate0, seqs, false, s);
   group_sum_kernel<<<blocks_for(T * d.G * d.N, 256), 256, 0, s>>>(g.dxbc, g.stride, b.dBp, b.dCp, T, d.H, d.G, d.P,
