@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""CPU emulation of the lane/fragment index math of src/kernels/cuda/ssd_backward_{bc,dx}_tc.cu (no GPU needed).
+"""CPU emulation of the lane/fragment index math of src/kernels/cuda/ssd_backward_{u,dcb,dx,bc}_tc.cu (no GPU needed).
 
 Every mma.sync m16n8k8 is rebuilt from the 32 lanes' registers by the PTX fragment layout and multiplied in
 float64, so a wrong lane index, k order, mask or shared-memory offset shows up as a mismatch against the
@@ -7,6 +7,7 @@ matrix formulas of the chunked backward:
   dC = diag(e^cs) dY S0 + tril(dCB) B,  inter_i = <(diag(e^cs) dY S0)_i, C_i>
   dB = diag(w) X dS + tril(dCB)^T C,    w_j = e^(cs_last - cs_j) dt_j
   dX = D dY + diag(w) B dS^T + M^T dY,   M = tril(CB * e^(cs_i - cs_j)) diag(dt),  u_j = <(B dS^T)_j, X_j>
+  U = (diag(e^cs) dY)^T C
   dCB = tril(dY X^T * L) diag(dt),  R = tril(dY X^T * L * CB), col = sum_i R, row = R dt  (as the scalars read)
 Unwritten dCB scratch (upper triangle, rows past len) is NaN, as the tests poison it.
 Run: /usr/bin/python3 bench/emul/ssd_backward_tc_emul.py"""
@@ -232,6 +233,30 @@ def block_dcb(Q, length, dY, X, CB, cs, dt):
     return dcb, col, row
 
 
+def block_u(Q, N, length, dY, Cm, cs):
+    """u_kernel of one (chunk, head): U [P, N]."""
+    sp, sn, nts = KP + 2, N + 2, N // 16
+    rows = (length + 15) & ~15
+    ys = np.full(Q * sp, np.nan); cs_ = np.full(Q * sn, np.nan)
+    for r in range(rows):
+        ys[r * sp: r * sp + KP] = np.exp(cs[r]) * dY[r] if r < length else 0.0
+        cs_[r * sn: r * sn + N] = Cm[r] if r < length else 0.0
+    out = np.full((KP, N), np.nan)
+    for warp in range(8):
+        p0, n0 = 16 * (warp & 3), (warp >> 2) * (N // 2)
+        acc = np.zeros((nts, 32, 4))
+        for k0 in range(0, rows, 16):
+            ya = (k0 + 4 * TQ) * sp + p0 + GQ
+            f0 = [ys[ya], ys[ya + sp], ys[ya + 2 * sp], ys[ya + 3 * sp]]
+            f1 = [ys[ya + 8], ys[ya + sp + 8], ys[ya + 2 * sp + 8], ys[ya + 3 * sp + 8]]
+            step16(acc, f0, f1, cs_, (k0 + 4 * TQ) * sn + n0 + GQ, sn, nts)
+        for nt in range(nts):
+            n = n0 + 8 * nt + 2 * TQ; p = p0 + GQ
+            out[p, n], out[p, n + 1] = acc[nt, :, 0], acc[nt, :, 1]
+            out[p + 8, n], out[p + 8, n + 1] = acc[nt, :, 2], acc[nt, :, 3]
+    return out
+
+
 def check(Q, N, length, seed):
     rng = np.random.default_rng(seed)
     dY, X = rng.uniform(-1, 1, (length, KP)), rng.uniform(-1, 1, (length, KP))
@@ -266,13 +291,16 @@ def check(Q, N, length, seed):
     dcb_out, col, row = block_dcb(Q, length, dY, X, CB, cs, dt)
     colR = np.array([sum(col[it, j] for it in range(j // 64, (length + 63) // 64)) for j in range(length)])
     rowR = np.array([sum(row[jt, i] for jt in range(i // 64 + 1)) for i in range(length)])
+    U = block_u(Q, N, length, dY, Cm, cs)
+    ref_U = (np.exp(cs)[:, None] * dY).T @ Cm
     got_dcb = np.where(np.tril(np.ones((length, length))) > 0, dcb_out[:length, :length], 0.0)
     pairs = ((dC, ref_c), (inter, ref_inter), (dB, ref_b), (dX, ref_x), (u, ref_u), (np.array([dsum]), np.array([ref_dsum])),
-             (got_dcb, ref_dcb), (colR, Rm.sum(0)), (rowR, (Rm * dt[None, :]).sum(1)))
+             (got_dcb, ref_dcb), (colR, Rm.sum(0)), (rowR, (Rm * dt[None, :]).sum(1)), (U, ref_U))
     errs = [np.abs(a - b).max() / np.abs(b).max() for a, b in pairs]
-    ok = all(e < 1e-12 for e in errs) and not any(np.isnan(v).any() for v in (dC, inter, dB, dX, u, got_dcb, colR, rowR))
+    ok = all(e < 1e-12 for e in errs) and not any(np.isnan(v).any() for v in (dC, inter, dB, dX, u, got_dcb, colR, rowR, U))
     print(f"Q {Q:3d} N {N:3d} len {length:3d}: rel err dC {errs[0]:.1e} inter {errs[1]:.1e} dB {errs[2]:.1e} "
           f"dX {errs[3]:.1e} u {errs[4]:.1e} dD {errs[5]:.1e} dCB {errs[6]:.1e} col {errs[7]:.1e} row {errs[8]:.1e} "
+          f"U {errs[9]:.1e} "
           f"{'ok' if ok else 'FAIL'}")
     return ok
 

@@ -80,7 +80,7 @@ struct BatchIndex {
 constexpr int32_t kBwdQ = 16;  // chunk length of the sequential SSD backward's state bookkeeping
 
 // PCM_SSD_BACKWARD=chunked (default): the matrix-form SSD backward over the forward's chunks;
-// =chunked-tc: the same with dCB / dX / dB / dC from one mma.sync block per (chunk, head) (bf16, head_dim 64);
+// =chunked-tc: the same with each matrix step as one mma.sync block per (chunk, head) (bf16, head_dim 64);
 // =sequential: the per-(document, head) reverse recurrence, kept as its reference.
 std::string ssd_backward_kind() {
   const char* env = std::getenv("PCM_SSD_BACKWARD");

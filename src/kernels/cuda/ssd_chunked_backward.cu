@@ -8,6 +8,7 @@
 // and the gradient of cs (then dt and A) from per-row sums of those products. Launches, in order:
 //   ssd_chunk_states   recompute cs, C·Bᵀ and the entering states as the forward (ssd.cu)
 //   dstate_local       U_c = (diag(e^cs) dY)ᵀ C                        [chunks, H, P, N]
+//                      (with tc, as dcb / dx / dbc below: one mma.sync block per (chunk, head), ssd_backward_u_tc.cu)
 //   dstate_pass        sequential over each sequence's chunks, last to first: dS_c = U_{c+1} + e^cs_last dS_{c+1}
 //   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt; with tc (tf32,
 //                      P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_dcb_tc.cu)
@@ -25,6 +26,7 @@
 #include "kernels/cuda/ssd_backward_bc_tc.h"
 #include "kernels/cuda/ssd_backward_dcb_tc.h"
 #include "kernels/cuda/ssd_backward_dx_tc.h"
+#include "kernels/cuda/ssd_backward_u_tc.h"
 #include "kernels/cuda/ssd_backward_sums.cuh"
 #include "kernels/cuda/ssd_chunks.h"
 #include "kernels/cuda/ssd_tile.cuh"
@@ -538,8 +540,12 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
 template <class Acc>
 void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool tc, cudaStream_t s) {
   const unsigned ch = static_cast<unsigned>(k.ct.count) * k.d.H, qt = k.qt, pt = k.pt, nt = k.nt;
-  dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
+  if (tc) {  // same output from one block per (chunk, head) on mma.sync (ssd_backward_u_tc.cu)
+    bwd_tc::u_product({k.in.xbc, k.in.stride, k.dy, k.b.f.cs, k.b.dS, k.d, k.ct}, s);
+  } else {
+    dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+  }
   dstate_pass_kernel<<<dim3(blocks_for(static_cast<int64_t>(k.d.P) * k.d.N, 256), k.d.H, seqs), 256, 0, s>>>(
       k, dstate0);
   PCM_CUDA_LAUNCH();
@@ -614,7 +620,8 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
-  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) && bwd_tc::dcb_supported(d, ct.Q);
+  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
+                     bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && tc_ok, s);
   else
