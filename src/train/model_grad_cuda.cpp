@@ -80,13 +80,14 @@ struct BatchIndex {
 constexpr int32_t kBwdQ = 16;  // chunk length of the sequential SSD backward's state bookkeeping
 
 // PCM_SSD_BACKWARD=chunked (default): the matrix-form SSD backward over the forward's chunks;
+// =chunked-tc: the same with each matrix step as one mma.sync block per (chunk, head) (bf16, head_dim 64);
 // =sequential: the per-(document, head) reverse recurrence, kept as its reference.
-bool chunked_ssd_backward() {
+std::string ssd_backward_kind() {
   const char* env = std::getenv("PCM_SSD_BACKWARD");
   const std::string v = env ? env : "";
-  PCM_CHECK(v.empty() || v == "chunked" || v == "sequential",
-            "PCM_SSD_BACKWARD must be 'chunked' or 'sequential', got '{}'", v);
-  return v != "sequential";
+  PCM_CHECK(v.empty() || v == "chunked" || v == "chunked-tc" || v == "sequential",
+            "PCM_SSD_BACKWARD must be 'chunked', 'chunked-tc' or 'sequential', got '{}'", v);
+  return v.empty() ? "chunked" : v;
 }
 
 BatchIndex index_batch(const PackedBatch& b, int64_t Q) {
@@ -175,7 +176,7 @@ class CudaTrainBackend : public TrainBackend {
  public:
   CudaTrainBackend(const Mamba2Config& c, ParamSet& params, AdamWState& opt, const TrainBackendOptions& o)
       : c_(c), params_(params), opt_(opt), opts_(o), gemm_(o.precision == "bf16"),
-        chunked_bwd_(chunked_ssd_backward()) {
+        chunked_bwd_(ssd_backward_kind() != "sequential"), tc_bwd_(ssd_backward_kind() == "chunked-tc") {
     PCM_CHECK(o.precision == "fp32" || o.precision == "bf16", "precision must be fp32 or bf16, got '{}'",
               o.precision);
     PCM_CHECK(o.vocab_chunk > 0, "vocab_chunk must be > 0");
@@ -320,7 +321,7 @@ class CudaTrainBackend : public TrainBackend {
   TrainBackendOptions opts_;
   cudaStream_t stream_ = nullptr;
   cuda::TrainGemm gemm_;
-  const bool chunked_bwd_;  // PCM_SSD_BACKWARD
+  const bool chunked_bwd_, tc_bwd_;  // PCM_SSD_BACKWARD
   std::vector<int64_t> offsets_;
   float *w_ = nullptr, *g_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   double* scalars_ = nullptr;  // [0] loss sum, [1] sum of squared gradients
@@ -409,7 +410,7 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   const cuda::SsdTrainGrads sg{dxbc, cd, ddt, dA_.get(), g.D};
   if (chunked_bwd_) {
     cuda::ssd_chunked_backward(sg, dy, in, nullptr, nullptr, ssd_dims(), chunk_table(), static_cast<int32_t>(ix_.S), T,
-                               ssd_bwd_scratch_.get(), gemm_.bf16(), s);
+                               ssd_bwd_scratch_.get(), gemm_.bf16(), s, tc_bwd_);
   } else {
     cuda::SsdDocs docs;
     docs.count = static_cast<int32_t>(ix_.S);

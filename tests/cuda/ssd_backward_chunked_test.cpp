@@ -92,7 +92,8 @@ Grads cpu_chunked(const Case& k, const Inputs& in) {
   return r;
 }
 
-Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32) {
+// tc: PCM_SSD_BACKWARD=chunked-tc (dB / dC on mma.sync where the shape allows: P = 64, with tf32).
+Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32, bool tc = false) {
   DeviceBuffer<float> xbc(in.xbc), dt(in.dt), A(in.A), D(in.D), dy(in.dy), dxbc(poisoned_dxbc(in)), ddt(in.T * k.H),
       dA(k.H), dD(in.dD0), dstate0(k.docs.size() * in.hpn), state0(std::max<size_t>(in.state0.size(), 1));
   if (k.state0) state0.upload(in.state0);
@@ -107,7 +108,7 @@ Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32) {
   cuda::ssd_chunked_backward({dxbc.get(), in.stride, ddt.get(), dA.get(), dD.get()}, dy.get(),
                              {xbc.get(), in.stride, dt.get(), A.get(), D.get()}, k.state0 ? state0.get() : nullptr,
                              dstate0.get(), d, ct, static_cast<int32_t>(k.docs.size()), in.T, scratch.get(), tf32,
-                             nullptr);
+                             nullptr, tc);
   PCM_CUDA(cudaDeviceSynchronize());
   return {dxbc.download(), ddt.download(), dA.download(), dD.download(), dstate0.download()};
 }
@@ -165,6 +166,11 @@ TEST_P(CudaSsdChunkedBackward, MatchesCpuAndSequential) {
   expect_close(fp32, ref, 1e-4, true, "fp32 vs CPU");  // dstate0 is compared with or without state0
   // METHOD.md: tf32 products land near 3e-4 each; a few of them chained through the gradient.
   expect_close(gpu_chunked(k, in, true), ref, 5e-3, true, "tf32 vs CPU");
+  const Grads tc = gpu_chunked(k, in, true, true);
+  expect_close(tc, ref, 5e-3, true, "tf32 chunked-tc vs CPU");
+  const Grads tc_again = gpu_chunked(k, in, true, true);
+  EXPECT_EQ(tc_again.dxbc, tc.dxbc);
+  EXPECT_EQ(tc_again.ddt, tc.ddt);
   if (!k.state0) expect_close(gpu_sequential(k, in), fp32, 1e-4, false, "sequential CUDA vs chunked fp32");
   // A race would move the result between runs: fixed-order sums make it bit-identical.
   const Grads again = gpu_chunked(k, in, false);
@@ -180,7 +186,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{8, 64, 4, 128, 256, {37, 1, 162}, false},    // chunk > every document
                       Case{4, 64, 2, 64, 128, {300, 50}, true},         // 2 row tiles per chunk
                       Case{2, 64, 1, 128, 256, {600, 90}, false},       // 4 row tiles, Mamba-2 shape
-                      Case{2, 24, 1, 128, 16, {45, 64}, true}));        // tiny chunks, N > 64
+                      Case{2, 24, 1, 128, 16, {45, 64}, true},          // tiny chunks, N > 64
+                      Case{4, 64, 2, 48, 32, {45, 7, 80}, true}));      // N = 48: 6 column tiles of 8 (tc)
 
 }  // namespace
 }  // namespace pcm

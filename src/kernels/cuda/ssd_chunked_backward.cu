@@ -8,10 +8,14 @@
 // and the gradient of cs (then dt and A) from per-row sums of those products. Launches, in order:
 //   ssd_chunk_states   recompute cs, C·Bᵀ and the entering states as the forward (ssd.cu)
 //   dstate_local       U_c = (diag(e^cs) dY)ᵀ C                        [chunks, H, P, N]
+//                      (with tc, as dcb / dx / dbc below: one mma.sync block per (chunk, head), ssd_backward_u_tc.cu)
 //   dstate_pass        sequential over each sequence's chunks, last to first: dS_c = U_{c+1} + e^cs_last dS_{c+1}
-//   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt
-//   dx                 dX, and <B dSᵀ, X> per row (the state term of dcs, ddt)
-//   dbc                per-head dB and dC, and <diag(e^cs) dY S0, C> per row (the inter-chunk term of dcs)
+//   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt; with tc (tf32,
+//                      P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_dcb_tc.cu)
+//   dx                 dX, and <B dSᵀ, X> per row (the state term of dcs, ddt); with tc (tf32, P = 64) one
+//                      mma.sync block per (chunk, head) instead (ssd_backward_dx_tc.cu)
+//   dbc                per-head dB and dC, and <diag(e^cs) dY S0, C> per row (the inter-chunk term of dcs);
+//                      with tc (tf32, P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_bc_tc.cu)
 //   scalars            per (chunk, head): dcs from the partial sums, then ddt and the dA, dD partials
 //   group/head sums    dB, dC over each group's heads; dA, dD over chunks
 // Every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads except
@@ -19,6 +23,10 @@
 // (no atomics): a step is bit-reproducible.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/ssd_backward_bc_tc.h"
+#include "kernels/cuda/ssd_backward_dcb_tc.h"
+#include "kernels/cuda/ssd_backward_dx_tc.h"
+#include "kernels/cuda/ssd_backward_u_tc.h"
 #include "kernels/cuda/ssd_backward_sums.cuh"
 #include "kernels/cuda/ssd_chunks.h"
 #include "kernels/cuda/ssd_tile.cuh"
@@ -530,21 +538,46 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
 }
 
 template <class Acc>
-void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, cudaStream_t s) {
+void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool tc, cudaStream_t s) {
   const unsigned ch = static_cast<unsigned>(k.ct.count) * k.d.H, qt = k.qt, pt = k.pt, nt = k.nt;
-  dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
+  if (tc) {  // same output from one block per (chunk, head) on mma.sync (ssd_backward_u_tc.cu)
+    bwd_tc::u_product({k.in.xbc, k.in.stride, k.dy, k.b.f.cs, k.b.dS, k.d, k.ct}, s);
+  } else {
+    dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+  }
   dstate_pass_kernel<<<dim3(blocks_for(static_cast<int64_t>(k.d.P) * k.d.N, 256), k.d.H, seqs), 256, 0, s>>>(
       k, dstate0);
   PCM_CUDA_LAUNCH();
-  dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
-  dx_kernel<Acc><<<dim3(pt, qt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
-  dbc_kernel<Acc, true><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
-  dbc_kernel<Acc, false><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);
-  PCM_CUDA_LAUNCH();
+  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_dcb_tc.cu)
+    bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
+                         k.d, k.ct},
+                        s);
+  } else {
+    dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+  }
+  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_dx_tc.cu)
+    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
+                        k.b.u, k.b.dDt, k.qt, k.d, k.ct},
+                       s);
+  } else {
+    dx_kernel<Acc><<<dim3(pt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+  }
+  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_bc_tc.cu)
+    bwd_tc::BcArgs a{k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dcb, k.b.inter, k.nt,
+                     k.b.dCp, k.d, k.ct};
+    bwd_tc::bc_product(a, true, s);
+    a.state = k.b.dS;
+    a.out = k.b.dBp;
+    bwd_tc::bc_product(a, false, s);
+  } else {
+    dbc_kernel<Acc, true><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+    dbc_kernel<Acc, false><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+  }
   scalars_kernel<<<ch, kMaxQ, 0, s>>>(k, ddt);
   PCM_CUDA_LAUNCH();
 }
@@ -557,7 +590,7 @@ int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q
 
 void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const float* state0,
                           float* dstate0, const SsdDims& d, const ChunkTable& ct, int32_t seqs, int64_t T,
-                          float* scratch, bool tf32, cudaStream_t s) {
+                          float* scratch, bool tf32, cudaStream_t s, bool tc) {
   PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD backward: {} heads do not split into {} groups", d.H, d.G);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD backward: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
@@ -587,10 +620,12 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
+  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
+                     bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
   if (tf32)
-    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, s);
+    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && tc_ok, s);
   else
-    launch_tiles<SimtAcc>(k, g.ddt, dstate0, seqs, s);
+    launch_tiles<SimtAcc>(k, g.ddt, dstate0, seqs, false, s);
   group_sum_kernel<<<blocks_for(T * d.G * d.N, 256), 256, 0, s>>>(g.dxbc, g.stride, b.dBp, b.dCp, T, d.H, d.G, d.P,
                                                                   d.N);
   PCM_CUDA_LAUNCH();

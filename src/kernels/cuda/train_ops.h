@@ -105,10 +105,13 @@ void ssd_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in,
 // forward's chunk table (chunks never cross a sequence start): parallel over chunks x heads except a short
 // pass over each sequence's chunks. state0: [seqs, H, P, N] initial states (null = zeros); dstate0: their
 // gradient (=), null = not wanted. tf32: the products on the TF32 tensor cores (as the forward's flag).
+// tc (with tf32, head_dim 64, N a multiple of 16 up to 128, Q a multiple of 16): U, dCB, dX, dB and dC
+// from one mma.sync block per (chunk, head) (ssd_backward_{u,dcb,dx,bc}_tc.cu) rather than the 64x64
+// tiles; other shapes ignore it.
 int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q, const SsdDims& d);
 void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const float* state0,
                           float* dstate0, const SsdDims& d, const ChunkTable& ct, int32_t seqs, int64_t T,
-                          float* scratch, bool tf32, cudaStream_t s);
+                          float* scratch, bool tf32, cudaStream_t s, bool tc = false);
 
 // ---- xent.cu -------------------------------------------------------------------------------------
 // Cross-entropy over vocabulary chunks: logits [n, vc] of vocab rows [v0, v0 + vc) (leading dim ld).

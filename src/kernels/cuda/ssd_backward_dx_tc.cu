@@ -1,0 +1,189 @@
+// dX of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block of 8 warps per
+// (chunk, head), as ssd_backward_bc_tc.cu: the chunk's dY rows and dSᵀ (the B operands every warp reads) in
+// shared memory once, TF32; B rows and C·Bᵀ columns (private to a warp's rows) straight into fragments.
+// ~103 KB of shared memory at Q = 256, N = 128: 2 blocks per SM.
+#include "kernels/cuda/ssd_backward_dx_tc.h"
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/mma_tf32.cuh"
+
+namespace pcm::cuda::bwd_tc {
+namespace {
+
+using namespace mma_tf32;
+
+constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kPt = kP / 8, kSp = kP + 2;
+
+__global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
+  extern __shared__ __align__(16) float smem[];
+  __shared__ float red[kThreads / 32];
+  const int H = a.d.H, N = a.d.N, Q = a.ct.Q;
+  const int c = blockIdx.x / H, h = blockIdx.x % H, g = h / (H / a.d.G);
+  const int start = a.ct.chunk_start[c], len = a.ct.chunk_len[c], rows = (len + 15) & ~15;
+  const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+  float* ys = smem;         // [Q][kSp]: dY rows (zeros past len)
+  float* ds = ys + Q * kSp;  // [N][kSp]: dSᵀ
+  float* css = ds + N * kSp;  // [Q]
+  float* dts = css + Q;       // [Q]
+  const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
+  for (int e0 = tid; e0 < rows * (kP / 4); e0 += 4 * kThreads) {  // 4 loads in flight per thread
+    float4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int e = e0 + u * kThreads, r = e / (kP / 4), col = 4 * (e % (kP / 4));
+      v[u] = r < len ? load4(dyh + static_cast<int64_t>(r) * HP + col, vin) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int e = e0 + u * kThreads, r = e / (kP / 4), col = 4 * (e % (kP / 4));
+      if (r < rows) {
+        float* p = ys + r * kSp + col;  // kSp even: 8-byte aligned pairs
+        *reinterpret_cast<float2*>(p) = make_float2(round_tf32(v[u].x), round_tf32(v[u].y));
+        *reinterpret_cast<float2*>(p + 2) = make_float2(round_tf32(v[u].z), round_tf32(v[u].w));
+      }
+    }
+  }
+  const float* dSg = a.dS + chn * kP * N;
+  for (int e0 = tid; e0 < kP * N; e0 += 4 * kThreads) {
+    float v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) v[u] = e0 + u * kThreads < kP * N ? __ldg(dSg + e0 + u * kThreads) : 0.0f;
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int e = e0 + u * kThreads, p = e / N, n = e % N;
+      if (e < kP * N) ds[n * kSp + p] = round_tf32(v[u]);
+    }
+  }
+  const float* csc = a.cs + chn * Q;
+  for (int j = tid; j < Q; j += kThreads) {
+    css[j] = j < len ? csc[j] : 0.0f;
+    dts[j] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
+  }
+  __syncthreads();
+  const float cs_last = css[len - 1], Dh = a.D[h];
+  const float* cb = a.cb + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
+  const float* Bg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(g) * N;
+  const float* Xg = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
+  float dsum = 0.0f;
+  // Warp w owns the 16-row tiles w and 15 - w (equal causal work per warp), all 64 columns p.
+  for (int pass = 0; pass < 2; ++pass) {
+    const int mt = pass == 0 ? warp : 15 - warp;
+    if (16 * mt >= len) continue;
+    const int r0 = 16 * mt + gq, r1 = r0 + 8;
+    const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);  // clamped rows for loads
+    float acc[kPt][4];
+#pragma unroll
+    for (int nt = 0; nt < kPt; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+    // Stage 1: G = B dSᵀ, k over n.
+    const float* B0 = Bg + static_cast<int64_t>(q0) * a.ld + 4 * tq;
+    const float* B1 = Bg + static_cast<int64_t>(q1) * a.ld + 4 * tq;
+    for (int k0 = 0; k0 < N; k0 += 16) {
+      const float4 u0 = load4(B0 + k0, vin), u1 = load4(B1 + k0, vin);
+      const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
+      const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
+      step16<kPt>(acc, f0, f1, ds + (k0 + 4 * tq) * kSp + gq, kSp, kPt);
+    }
+    // u_j = <G_j, X_j>, Σ dY∘X, then dX = D dY + w_j G (fp32 dY, X from device memory).
+    const float* X0 = Xg + static_cast<int64_t>(q0) * a.ld;
+    const float* X1 = Xg + static_cast<int64_t>(q1) * a.ld;
+    const float* Y0 = dyh + static_cast<int64_t>(q0) * HP;
+    const float* Y1 = dyh + static_cast<int64_t>(q1) * HP;
+    const float w0 = __expf(cs_last - css[q0]) * dts[q0], w1 = __expf(cs_last - css[q1]) * dts[q1];
+    const bool ok0 = r0 < len, ok1 = r1 < len;
+    float us0 = 0.0f, us1 = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kPt; ++nt) {
+      const int p = 8 * nt + 2 * tq;
+      const float x00 = __ldg(X0 + p), x01 = __ldg(X0 + p + 1), x10 = __ldg(X1 + p), x11 = __ldg(X1 + p + 1);
+      const float y00 = __ldg(Y0 + p), y01 = __ldg(Y0 + p + 1), y10 = __ldg(Y1 + p), y11 = __ldg(Y1 + p + 1);
+      us0 += acc[nt][0] * x00 + acc[nt][1] * x01;
+      us1 += acc[nt][2] * x10 + acc[nt][3] * x11;
+      if (ok0) dsum += y00 * x00 + y01 * x01;
+      if (ok1) dsum += y10 * x10 + y11 * x11;
+      acc[nt][0] = Dh * y00 + w0 * acc[nt][0];
+      acc[nt][1] = Dh * y01 + w0 * acc[nt][1];
+      acc[nt][2] = Dh * y10 + w1 * acc[nt][2];
+      acc[nt][3] = Dh * y11 + w1 * acc[nt][3];
+    }
+    us0 += __shfl_xor_sync(0xffffffffu, us0, 1);
+    us0 += __shfl_xor_sync(0xffffffffu, us0, 2);
+    us1 += __shfl_xor_sync(0xffffffffu, us1, 1);
+    us1 += __shfl_xor_sync(0xffffffffu, us1, 2);
+    if (tq == 0) {
+      if (ok0) a.u[chn * Q + r0] = us0;
+      if (ok1) a.u[chn * Q + r1] = us1;
+    }
+    // Stage 2: Σ_{i >= j} M[i, j] dY[i], k over i = 16 mt .. rows; A = columns r0, r1 of C·Bᵀ, scaled.
+    // Entries outside the causal part or past len are not the forward's: selected away, never multiplied.
+    const float cs0 = css[q0], cs1 = css[q1], dt0 = dts[q0], dt1 = dts[q1];
+    const int kend = rows / 16;
+    float e0[4], e1[4];
+    auto fetch = [&](int kb) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int64_t i = 16 * kb + 4 * tq + u;
+        e0[u] = __ldg(cb + i * Q + r0);
+        e1[u] = __ldg(cb + i * Q + r1);
+      }
+    };
+    fetch(mt);
+    for (int kb = mt; kb < kend; ++kb) {
+      const int ib = 16 * kb + 4 * tq;
+      uint32_t f0[4], f1[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {  // exp of a positive exponent (i < j) may overflow: selected, not multiplied
+        const int i = ib + u;
+        const float csi = css[i];
+        f0[u] = to_tf32(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
+        f1[u] = to_tf32(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
+      }
+      if (kb + 1 < kend) fetch(kb + 1);  // in flight during this step's products
+      step16<kPt>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);
+    }
+    float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;
+    float* o1 = a.dx + static_cast<int64_t>(start + r1) * a.dx_stride + static_cast<int64_t>(h) * kP;
+#pragma unroll
+    for (int nt = 0; nt < kPt; ++nt) {
+      const int p = 8 * nt + 2 * tq;
+      if (ok0) {
+        o0[p] = acc[nt][0];
+        o0[p + 1] = acc[nt][1];
+      }
+      if (ok1) {
+        o1[p] = acc[nt][2];
+        o1[p + 1] = acc[nt][3];
+      }
+    }
+  }
+  // Σ dY∘X over the chunk in a fixed order (warp sums, then the warps in order): entry 0 of the dDt row.
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) dsum += __shfl_xor_sync(0xffffffffu, dsum, o);
+  if (lane == 0) red[warp] = dsum;
+  __syncthreads();
+  if (tid == 0) {
+    float total = 0.0f;
+    for (int w = 0; w < kThreads / 32; ++w) total += red[w];
+    a.dDt[chn * a.qt] = total;
+    for (int jt = 1; jt * 64 < len; ++jt) a.dDt[chn * a.qt + jt] = 0.0f;
+  }
+}
+
+}  // namespace
+
+bool dx_supported(const SsdDims& d, int32_t Q) {
+  return d.P == kP && d.N % 16 == 0 && d.N <= kNmax && Q % 16 == 0 && Q <= kQmax && Q >= 16;
+}
+
+void dx_product(const DxArgs& a, cudaStream_t s) {
+  const int smem = ((a.ct.Q + a.d.N) * kSp + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
+  const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
+  PCM_CUDA(cudaFuncSetAttribute(dx_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  // All of L1 as shared memory, so that 2 blocks fit per SM (the driver may pick a split that holds 1).
+  PCM_CUDA(cudaFuncSetAttribute(dx_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                cudaSharedmemCarveoutMaxShared));
+  dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
+  PCM_CUDA_LAUNCH();
+}
+
+}  // namespace pcm::cuda::bwd_tc
