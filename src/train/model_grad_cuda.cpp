@@ -79,15 +79,16 @@ struct BatchIndex {
 
 constexpr int32_t kBwdQ = 16;  // chunk length of the sequential SSD backward's state bookkeeping
 
-// PCM_SSD_BACKWARD=chunked (default): the matrix-form SSD backward over the forward's chunks;
-// =chunked-tc: the same with each matrix step as one mma.sync block per (chunk, head) (bf16, head_dim 64);
-// =sequential: the per-(document, head) reverse recurrence, kept as its reference.
+// PCM_SSD_BACKWARD=chunked-tc (default): the matrix-form SSD backward over the forward's chunks, each
+// matrix step as one mma.sync block per (chunk, head) where it applies (bf16, head_dim 64), else =chunked:
+// the same on the generic 64x64 tiles; =sequential: the per-(document, head) reverse recurrence, kept as
+// their reference.
 std::string ssd_backward_kind() {
   const char* env = std::getenv("PCM_SSD_BACKWARD");
   const std::string v = env ? env : "";
   PCM_CHECK(v.empty() || v == "chunked" || v == "chunked-tc" || v == "sequential",
             "PCM_SSD_BACKWARD must be 'chunked', 'chunked-tc' or 'sequential', got '{}'", v);
-  return v.empty() ? "chunked" : v;
+  return v.empty() ? "chunked-tc" : v;
 }
 
 BatchIndex index_batch(const PackedBatch& b, int64_t Q) {
