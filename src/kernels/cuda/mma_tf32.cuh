@@ -1,4 +1,4 @@
-// mma.sync TF32 helpers of the SSD backward's per-(chunk, head) kernels (ssd_backward_*_tc.cu).
+// mma.sync TF32 helpers of the SSD's per-(chunk, head) kernels (ssd_prefill_tc.cu, ssd_backward_*_tc.cu).
 #pragma once
 #include <cstdint>
 

@@ -10,28 +10,17 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
 
 namespace pcm::cuda::tc {
 namespace {
 
 constexpr int kP = 64, kN = 128, kQmax = 256, kThreads = 256;
 
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-}
-__device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(to_tf32(x)); }
-__device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
-
-// d += a·b on one 16x8 tile, k = 8. Fragments (g = lane / 4, t = lane % 4): a0 (g, t), a1 (g+8, t), a2 (g, t+4),
-// a3 (g+8, t+4); b0 (k t, col g), b1 (k t+4, col g); d0, d1 (g, 2t, 2t+1), d2, d3 (g+8, 2t, 2t+1).
-__device__ __forceinline__ void mma(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0,
-                                    uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
+using mma_tf32::bits;
+using mma_tf32::mma;
+using mma_tf32::round_tf32;
+using mma_tf32::to_tf32;
 
 // 16 bytes global -> shared without registers; valid false writes zeros (nothing is read).
 __device__ __forceinline__ void cp_async16(float* dst, const float* src, bool valid) {
