@@ -46,13 +46,10 @@ void Mamba2Model::reserve(int64_t rows) {
   const auto& c = config_;
   auto grow = [rows](std::vector<float>& v, int64_t per_row) { v.resize(static_cast<size_t>(rows * per_row)); };
   grow(ws_.resid, c.hidden_size);
-  grow(ws_.xn, c.hidden_size);
   grow(ws_.zx, c.d_in_proj());
-  grow(ws_.xbc, c.conv_dim());
   grow(ws_.dt, c.num_heads);
-  grow(ws_.y, c.d_inner());
-  grow(ws_.yn, c.d_inner());
-  grow(ws_.out, c.hidden_size);
+  grow(ws_.early, std::max({c.hidden_size, c.conv_dim(), c.d_inner()}));
+  grow(ws_.late, std::max(c.d_inner(), c.hidden_size));
   cpu::SsdShape shape{c.num_heads, c.head_dim, c.n_groups, c.state_size};
   ws_.ssd_scratch.resize(static_cast<size_t>(cpu::ssd_chunked_scratch_floats(c.chunk_size, shape)));
   ws_.rows = rows;
@@ -70,13 +67,15 @@ void Mamba2Model::mixer(int64_t layer, int64_t T, std::span<const Segment> segme
   const int64_t d = c.hidden_size, di = c.d_inner(), H = c.num_heads, dpr = c.d_in_proj(), cd = c.conv_dim();
   const int64_t GN = c.n_groups * c.state_size;
   const float eps = static_cast<float>(c.norm_eps);
+  float *xn = ws_.early.data(), *xbc_all = ws_.early.data(), *yn = ws_.early.data();  // one after another
+  float *y_all = ws_.late.data(), *out = ws_.late.data();
 
-  cpu::rmsnorm_forward(ws_.xn.data(), ws_.resid.data(), w.norm.data(), T, d, eps);
-  cpu::matmul_forward(ws_.zx.data(), ws_.xn.data(), w.in_proj, w.in_proj_bias.empty() ? nullptr : w.in_proj_bias.data(),
+  cpu::rmsnorm_forward(xn, ws_.resid.data(), w.norm.data(), T, d, eps);
+  cpu::matmul_forward(ws_.zx.data(), xn, w.in_proj, w.in_proj_bias.empty() ? nullptr : w.in_proj_bias.data(),
                       T, precision());
   // in_proj output per row: z [di] | xBC [cd] | dt [H]
   for (const Segment& s : segments)
-    cpu::conv1d_silu_forward(ws_.xbc.data() + s.begin * cd, ws_.zx.data() + s.begin * dpr + di, dpr,
+    cpu::conv1d_silu_forward(xbc_all + s.begin * cd, ws_.zx.data() + s.begin * dpr + di, dpr,
                              s.state->conv_layer(layer), w.conv_weight.data(), w.conv_bias.data(), s.length, cd,
                              c.conv_kernel);
   const float dt_min = static_cast<float>(c.dt_min), dt_max = static_cast<float>(c.dt_max);
@@ -87,21 +86,20 @@ void Mamba2Model::mixer(int64_t layer, int64_t T, std::span<const Segment> segme
   }
   const cpu::SsdShape shape{H, c.head_dim, c.n_groups, c.state_size};
   for (const Segment& s : segments) {
-    const float* xbc = ws_.xbc.data() + s.begin * cd;
+    const float* xbc = xbc_all + s.begin * cd;
     cpu::SsdInputs in{xbc, xbc + di, xbc + di + GN, cd, ws_.dt.data() + s.begin * H, w.A.data(), w.D.data()};
-    float* y = ws_.y.data() + s.begin * di;
+    float* y = y_all + s.begin * di;
     if (s.length == 1)
       cpu::ssd_recurrent_forward(y, in, s.state->ssm_layer(layer), 1, shape);
     else
       cpu::ssd_chunked_forward(y, in, s.state->ssm_layer(layer), s.length, c.chunk_size, shape,
                                ws_.ssd_scratch.data());
   }
-  cpu::gated_rmsnorm_forward(ws_.yn.data(), ws_.y.data(), ws_.zx.data(), dpr, w.gate_norm.data(), T, di,
+  cpu::gated_rmsnorm_forward(yn, y_all, ws_.zx.data(), dpr, w.gate_norm.data(), T, di,
                              di / c.n_groups, eps);
-  cpu::matmul_forward(ws_.out.data(), ws_.yn.data(), w.out_proj,
+  cpu::matmul_forward(out, yn, w.out_proj,
                       w.out_proj_bias.empty() ? nullptr : w.out_proj_bias.data(), T, precision());
   float* resid = ws_.resid.data();
-  const float* out = ws_.out.data();
 #pragma omp parallel for schedule(static) if (T * d > 65536)
   for (int64_t i = 0; i < T * d; ++i) resid[i] += out[i];
 }
@@ -134,11 +132,11 @@ void Mamba2Model::forward(std::span<const int32_t> tokens, std::span<const Segme
   for (int64_t i = 0; i < n; ++i) {  // gather the wanted rows, then one final norm + head over them
     int64_t r = logit_rows[static_cast<size_t>(i)];
     PCM_CHECK(r >= 0 && r < T, "forward: logit row {} outside 0..{}", r, T - 1);
-    std::copy_n(ws_.resid.data() + r * d, d, ws_.out.data() + i * d);
+    std::copy_n(ws_.resid.data() + r * d, d, ws_.late.data() + i * d);
   }
-  cpu::rmsnorm_forward(ws_.xn.data(), ws_.out.data(), weights_.norm_f.data(), n, d,
+  cpu::rmsnorm_forward(ws_.early.data(), ws_.late.data(), weights_.norm_f.data(), n, d,
                        static_cast<float>(config_.norm_eps));
-  cpu::matmul_forward(logits, ws_.xn.data(), weights_.lm_head, nullptr, n, precision());
+  cpu::matmul_forward(logits, ws_.early.data(), weights_.lm_head, nullptr, n, precision());
 }
 
 void Mamba2Model::prefill(std::span<const int32_t> tokens, SequenceState& state, float* logits, bool all_positions) {
