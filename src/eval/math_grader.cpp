@@ -132,7 +132,10 @@ std::optional<GradeResult> compare_values(const std::string& a, const std::strin
     for (int k = 0; k < 3; ++k) {
       GiNaC::exmap sub;
       int j = 0;
-      for (const auto& s : syms) sub[s] = GiNaC::numeric(points[(k + j++) % 3] + 0.137 * j);
+      for (const auto& s : syms) {  // symbol j gets its own point (j was read and incremented unsequenced: UB)
+        sub[s] = GiNaC::numeric(points[(k + j) % 3] + 0.137 * j);
+        ++j;
+      }
       if (!close_enough(evaluate(x.subs(sub)), evaluate(y.subs(sub)), 1e-9)) return GradeResult{false, "different expressions"};
     }
     return GradeResult{true, "equal at random points"};
