@@ -562,6 +562,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
 
 std::unique_ptr<TrainBackend> make_cuda_train_backend(const Mamba2Config& config, ParamSet& params, AdamWState& opt,
                                                       const TrainBackendOptions& options) {
+  ssd_backward_kind();  // a bad PCM_SSD_BACKWARD is reported first, GPU or not
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     cudaGetLastError();

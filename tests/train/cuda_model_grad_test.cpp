@@ -5,6 +5,7 @@
 
 #ifdef PCM_HAVE_CUDA
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "cuda/cuda_test_util.h"
@@ -34,6 +35,26 @@ GpuResult gpu_grads(const Mamba2Config& config, ParamSet params, const PackedBat
   r.loss = backend->accumulate(batch);
   backend->download_grads(r.grads);
   return r;
+}
+
+// Runs without a GPU too: the variable is checked before the device.
+TEST(CudaTrainBackend, UnknownSsdBackwardIsAClearError) {
+  const std::string dir = test::testdata("models/tiny-g2");
+  const Mamba2Config config = load_mamba2_config(dir);
+  ParamSet params = ParamSet::from_model_dir(dir);
+  AdamWState opt = make_adamw_state(params);
+  TrainBackendOptions o;
+  o.device = "cuda";
+  setenv("PCM_SSD_BACKWARD", "chunky", 1);
+  try {
+    make_train_backend(config, params, opt, o);
+    ADD_FAILURE() << "expected an error for PCM_SSD_BACKWARD=chunky";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("PCM_SSD_BACKWARD must be 'chunked', 'chunked-tc' or 'sequential', got 'chunky'"),
+              std::string::npos)
+        << e.what();
+  }
+  unsetenv("PCM_SSD_BACKWARD");
 }
 
 class CudaFixtureGrads : public ::testing::TestWithParam<const char*> {};
