@@ -180,11 +180,10 @@ void run() {
   row("in_proj fused, 1 row", time_graph(s, [&](int i) { in_proj(i % Lr); }), in_bytes, copy_gbs);
   row("out_proj fused, 1 row", time_graph(s, [&](int i) { out_proj(i % Lr); }), out_bytes, copy_gbs);
   const double layer_us = time_graph(s, [&](int i) {
-                            in_proj(i % Lr);
-                            ssd(i % Ls, 1, false);
-                            out_proj(i % Lr);
-                          }) *
-                          1.0;
+    in_proj(i % Lr);
+    ssd(i % Ls, 1, false);
+    out_proj(i % Lr);
+  });
   row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
   for (bool bf16 : {false, true})
     for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {

@@ -6,6 +6,7 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 
 #include "cuda_test_util.h"
@@ -106,17 +107,24 @@ TEST_P(CudaGemm, Bf16AndFp32) {
 }
 INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24));
 
-// Packed prefill of sequences of lengths `lens` (slots 0..n-1 reversed), each continuing from its own random
-// conv window; in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows across sequence edges).
-void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, uint32_t seed) {
-  std::mt19937 rng(seed);
+// What a conv prefill leaves behind for a decode after it: the weights, and the windows after the prefill
+// (the CPU reference's on the host, the kernel's on the device).
+struct ConvPrefill {
+  std::vector<float> w, b, ref_windows;
+  std::unique_ptr<DeviceBuffer<float>> dw, db, dwin;
+};
+
+// Packed prefill of sequences of lengths `lens` in stride-`stride` rows, sequence s in conv window
+// seq_slot[s] (default: slots 0..n-1 reversed), each continuing from its own random window; checks the
+// output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows
+// across sequence edges).
+void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::mt19937& rng,
+                        std::vector<int32_t> seq_slot = {}, ConvPrefill* keep = nullptr) {
   int64_t T = 0;
-  std::vector<int32_t> seq_slot;
-  for (size_t s = 0; s < lens.size(); ++s) {
-    T += lens[s];
-    seq_slot.push_back(static_cast<int32_t>(lens.size() - 1 - s));
-  }
-  const int64_t slots = static_cast<int64_t>(lens.size());
+  for (int32_t len : lens) T += len;
+  if (seq_slot.empty())
+    for (size_t s = 0; s < lens.size(); ++s) seq_slot.push_back(static_cast<int32_t>(lens.size() - 1 - s));
+  const int64_t slots = *std::max_element(seq_slot.begin(), seq_slot.end()) + 1;
   auto in = test::random_vec(T * stride, -2, 2, rng);
   auto w = test::random_vec(kCd * kK, -0.5, 0.5, rng), b = test::random_vec(kCd, -0.5, 0.5, rng);
   auto windows = test::random_vec(slots * kCd * kK, -1, 1, rng);
@@ -128,65 +136,50 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, uint32
     for (int i = 0; i < lens[s]; ++i) row_seq.push_back(static_cast<int32_t>(s));
     seq_start.push_back(seq_start.back() + lens[s]);
   }
-  DeviceBuffer<float> din(in), dw(w), db(b), dwin(windows), out(T * kCd);
+  auto dw = std::make_unique<DeviceBuffer<float>>(w), db = std::make_unique<DeviceBuffer<float>>(b);
+  auto dwin = std::make_unique<DeviceBuffer<float>>(windows);
+  DeviceBuffer<float> din(in), out(T * kCd);
   DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
   out.poison();
-  cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin.get(), kCd * kK, dw.get(), db.get(), T, kCd, kK,
+  cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin->get(), kCd * kK, dw->get(), db->get(), T, kCd, kK,
                             cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
                             nullptr);
   auto got = out.download();
   ASSERT_TRUE(test::all_finite(got));
   EXPECT_LE(rel_error(got, ref), 1e-6);
-  EXPECT_EQ(dwin.download(), ref_windows);
+  EXPECT_EQ(dwin->download(), ref_windows);
+  if (keep) *keep = ConvPrefill{std::move(w), std::move(b), std::move(ref_windows), std::move(dw), std::move(db),
+                                std::move(dwin)};
 }
 
 TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
   PCM_REQUIRE_GPU();
-  check_conv_prefill({300, 2, 45, 1, 17, 3, 64}, kCd + 12, 41);
-  check_conv_prefill({5}, kCd, 42);
+  std::mt19937 rng41(41), rng42(42);
+  check_conv_prefill({300, 2, 45, 1, 17, 3, 64}, kCd + 12, rng41);
+  check_conv_prefill({5}, kCd, rng42);
 }
 
-// Three packed sequences of different lengths, each continuing from its own random conv window.
+// Three packed sequences of different lengths in slots 3, 0, 4 of 5, then a decode step from their windows.
 TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {
   PCM_REQUIRE_GPU();
   std::mt19937 rng(14);
-  const std::vector<int32_t> lens = {300, 2, 45};
-  const int64_t T = 347, stride = kCd + 11, slots = 5;
-  const std::vector<int32_t> seq_slot = {3, 0, 4};
-  auto in = test::random_vec(T * stride, -2, 2, rng);
-  auto w = test::random_vec(kCd * kK, -0.5, 0.5, rng), b = test::random_vec(kCd, -0.5, 0.5, rng);
-  auto windows = test::random_vec(slots * kCd * kK, -1, 1, rng);
-  std::vector<float> ref(T * kCd), ref_windows = windows;
-  std::vector<int32_t> seq_start = {0}, row_seq;
-  for (size_t s = 0; s < lens.size(); ++s) {
-    cpu::conv1d_silu_forward(ref.data() + seq_start.back() * kCd, in.data() + seq_start.back() * stride, stride,
-                             ref_windows.data() + seq_slot[s] * kCd * kK, w.data(), b.data(), lens[s], kCd, kK);
-    for (int i = 0; i < lens[s]; ++i) row_seq.push_back(static_cast<int32_t>(s));
-    seq_start.push_back(seq_start.back() + lens[s]);
-  }
-  DeviceBuffer<float> din(in), dw(w), db(b), dwin(windows), out(T * kCd);
-  DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
-  out.poison();
-  cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin.get(), kCd * kK, dw.get(), db.get(), T, kCd, kK,
-                            cuda::PackedSeqs{3, dstart.get(), dslot.get(), drow.get()}, nullptr);
-  auto got = out.download();
-  ASSERT_TRUE(test::all_finite(got));
-  EXPECT_LE(rel_error(got, ref), 1e-6);
-  EXPECT_EQ(dwin.download(), ref_windows);
+  const int64_t stride = kCd + 11;
+  ConvPrefill p;
+  ASSERT_NO_FATAL_FAILURE(check_conv_prefill({300, 2, 45}, stride, rng, {3, 0, 4}, &p));
   // Decode: one token for slots 4 and 1 (row 2 is padding).
   const std::vector<int32_t> dec_slots = {4, 1, -1};
   auto x = test::random_vec(3 * stride, -2, 2, rng);
   std::vector<float> ref_dec(3 * kCd, 0.0f);
   for (int r = 0; r < 2; ++r)
     cpu::conv1d_silu_forward(ref_dec.data() + r * kCd, x.data() + r * stride, stride,
-                             ref_windows.data() + dec_slots[r] * kCd * kK, w.data(), b.data(), 1, kCd, kK);
+                             p.ref_windows.data() + dec_slots[r] * kCd * kK, p.w.data(), p.b.data(), 1, kCd, kK);
   DeviceBuffer<float> dx(x), dout(3 * kCd);
   DeviceBuffer<int32_t> dds(dec_slots);
   dout.poison();
-  cuda::conv1d_silu_decode(dout.get(), dx.get(), stride, dwin.get(), kCd * kK, dw.get(), db.get(), dds.get(), 3, kCd,
-                           kK, nullptr);
+  cuda::conv1d_silu_decode(dout.get(), dx.get(), stride, p.dwin->get(), kCd * kK, p.dw->get(), p.db->get(),
+                           dds.get(), 3, kCd, kK, nullptr);
   EXPECT_LE(rel_error(dout.download(), ref_dec), 1e-6);
-  EXPECT_EQ(dwin.download(), ref_windows);
+  EXPECT_EQ(p.dwin->download(), p.ref_windows);
 }
 
 struct SsdCase {

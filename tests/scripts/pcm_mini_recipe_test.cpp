@@ -37,6 +37,24 @@ TEST(PcmMiniRecipe, MissingCheckpointsAreNamedErrors) {
   EXPECT_NE(r.err.find("--a-from-b: (b) has no phase-1 checkpoint"), std::string::npos) << r.err;
 }
 
+// Bad options are named errors before anything runs: an unknown option, an unknown variant, and
+// --a-from-b without (b) to take (a) from.
+TEST(PcmMiniRecipe, BadOptionsAreNamedErrors) {
+  TempDir tmp;
+  const std::string work = tmp.file("work dir");
+  auto r = recipe(work, "--bogus");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown option '--bogus'"), std::string::npos) << r.err;
+  r = recipe(work, "--stages train --variants d");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown variant 'd'"), std::string::npos) << r.err;
+  r = recipe(work, "--stages train --variants 'a c' --a-from-b");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--a-from-b: variant a comes from b, so --variants must name b too"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(work + "/runs/c"));  // nothing was trained
+}
+
 TEST(PcmMiniRecipe, AFromBLinksPhaseOneOfAFinishedB) {
   TempDir tmp;
   const std::string work = tmp.file("work dir");
