@@ -89,6 +89,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+case "$EVAL_DEVICE" in cpu|cuda) ;; *) die "--eval-device: '$EVAL_DEVICE' is not cpu or cuda" ;; esac
 [ -x "$PCM" ] || die "--pcm: '$PCM' is not an executable (build pcm first: cmake --build build --target pcm)"
 PCM=$(cd "$(dirname "$PCM")" && pwd)/$(basename "$PCM")
 mkdir -p "$WORK"
@@ -200,6 +201,7 @@ link_a_to_b() {
   local p1
   p1=$(final_ckpt b "phase1-*")
   [ -n "$p1" ] || die "--a-from-b: (b) has no phase-1 checkpoint in $WORK/runs/b"
+  [ -f "$WORK/runs/b/metrics.jsonl" ] || die "--a-from-b: (b) has no metrics.jsonl in $WORK/runs/b"
   mkdir -p "$WORK/runs/a"
   ln -sfn "../b/$(basename "$p1")" "$WORK/runs/a/$(basename "$p1")"
   python3 -c 'import json,sys

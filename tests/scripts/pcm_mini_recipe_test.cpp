@@ -53,6 +53,21 @@ TEST(PcmMiniRecipe, BadOptionsAreNamedErrors) {
   EXPECT_NE(r.err.find("--a-from-b: variant a comes from b, so --variants must name b too"), std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(work + "/runs/c"));  // nothing was trained
+  r = recipe(work, "--stages train --variants c --eval-device gpu");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--eval-device: 'gpu' is not cpu or cuda"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(work + "/runs/c"));
+}
+
+// (b) with a phase-1 checkpoint but no metrics.jsonl (a run interrupted before its first log line).
+TEST(PcmMiniRecipe, AFromBWithoutMetricsIsANamedError) {
+  TempDir tmp;
+  const std::string work = tmp.file("work dir");
+  fs::create_directories(work + "/runs/b/phase1-gsm8k");
+  fs::create_directories(work + "/runs/b/phase2-composed");
+  auto r = recipe(work, "--stages train --variants 'a b' --a-from-b");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--a-from-b: (b) has no metrics.jsonl in"), std::string::npos) << r.err;
 }
 
 TEST(PcmMiniRecipe, AFromBLinksPhaseOneOfAFinishedB) {
