@@ -1,21 +1,25 @@
 // `pcm serve` as a child process, for the tests that signal it (tests/server, tests/cuda): a free port,
 // fork + exec with stderr discarded, waiting until GET /health answers, and a POST whose body arrives
-// piece by piece (streams, and clients that hang up part-way).
+// piece by piece (streams, and clients that hang up part-way); ServeProcess, a server on a port it picks.
 #pragma once
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "test_util.h"
+#include "util/file.h"
 
 namespace pcm::test {
 
@@ -85,5 +89,42 @@ inline ReceivedPost post_receiving(int port, const std::string& path, const std:
   r.status = res.status;
   return r;
 }
+
+// `pcm serve` on the tiny-mistral fixture with --port 0, stderr to `log`; port() is the one it printed
+// (0 if it did not start within 30 s). Killed with SIGKILL when destroyed.
+class ServeProcess {
+ public:
+  explicit ServeProcess(const std::string& log) : log_(log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      FILE* f = freopen(log.c_str(), "w", stderr);
+      (void)f;
+      std::string bin = pcm_binary(), model = testdata("models/tiny-mistral-bf16");
+      execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", "0", "--threads", "1",
+            "--max-slots", "4", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::regex line("http://127\\.0\\.0\\.1:([0-9]+)");
+    for (int i = 0; i < 600 && port_ == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::smatch m;
+      std::string text = file_exists(log) ? read_text_file(log) : "";
+      if (std::regex_search(text, m, line)) port_ = std::stoi(m[1]);
+    }
+  }
+  ~ServeProcess() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+  int port() const { return port_; }
+  std::string log() const { return read_text_file(log_); }
+
+ private:
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
 
 }  // namespace pcm::test

@@ -2,17 +2,15 @@
 // expected). What is tested: the report, format retries, resume after a kill (a torn last line, half the
 // samples) without redoing or duplicating samples, and refusing to overwrite a run without --resume.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
-#include <regex>
 #include <set>
 #include <thread>
 
 #include "io/jsonl.h"
+#include "serve_process.h"
 #include "test_util.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -20,41 +18,10 @@
 namespace pcm {
 namespace {
 
-class ServeProcess {
- public:
-  explicit ServeProcess(const std::string& log) : log_(log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* f = freopen(log.c_str(), "w", stderr);
-      (void)f;
-      std::string bin = test::pcm_binary(), model = test::testdata("models/tiny-mistral-bf16");
-      execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", "0", "--threads", "1", "--max-slots", "4",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    std::regex line("http://127\\.0\\.0\\.1:([0-9]+)");
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      std::smatch m;
-      std::string text = file_exists(log) ? read_text_file(log) : "";
-      if (std::regex_search(text, m, line)) port_ = std::stoi(m[1]);
-    }
-  }
-  ~ServeProcess() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 TEST(EvalCli, RunsReportsRetriesAndResumesAfterAKill) {
   test::TempDir dir;
-  ServeProcess serve(dir.file("serve.log"));
+  test::ServeProcess serve(dir.file("serve.log"));
   ASSERT_GT(serve.port(), 0) << read_text_file(dir.file("serve.log"));
   const std::string run = dir.file("run");
   const std::string args = "eval --endpoint http://127.0.0.1:" + std::to_string(serve.port()) +

@@ -1,19 +1,17 @@
 // The pipeline against a real `pcm serve` with a fixture model (random weights, so its answers are
 // nonsense): every stage must complete and account for every item with a reason. Then a user edit
 // (hand-written concepts) continues the run through real /v1/embeddings and generation.
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "io/jsonl.h"
 #include "scripted_pipeline.h"
 #include "synth/run_context.h"
+#include "serve_process.h"
 #include "test_util.h"
 #include "util/file.h"
 #include "util/json.h"
@@ -21,38 +19,6 @@
 namespace pcm::synth {
 namespace {
 
-class ServeProcess {
- public:
-  explicit ServeProcess(const std::string& log) : log_(log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* f = freopen(log.c_str(), "w", stderr);
-      (void)f;
-      std::string bin = test::pcm_binary(), model = test::testdata("models/tiny-mistral-bf16");
-      execl(bin.c_str(), bin.c_str(), "serve", "--model", model.c_str(), "--port", "0", "--threads", "1",
-            "--max-slots", "4", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    std::regex line("http://127\\.0\\.0\\.1:([0-9]+)");
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      std::smatch m;
-      std::string text = file_exists(log) ? read_text_file(log) : "";
-      if (std::regex_search(text, m, line)) port_ = std::stoi(m[1]);
-    }
-  }
-  ~ServeProcess() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
-  std::string log() const { return read_text_file(log_); }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 int64_t count_of(const nlohmann::json& stats, const char* stage, const char* key) {
   return stats["stages"][stage][key].get<int64_t>();
@@ -60,7 +26,7 @@ int64_t count_of(const nlohmann::json& stats, const char* stage, const char* key
 
 TEST(SynthAgainstPcmServe, CompletesAndAccountsForEveryItem) {
   test::TempDir dir;
-  ServeProcess serve(dir.file("serve.log"));
+  test::ServeProcess serve(dir.file("serve.log"));
   ASSERT_GT(serve.port(), 0) << serve.log();
   std::string url = "http://127.0.0.1:" + std::to_string(serve.port()) + "/v1";
   std::ofstream(dir.file("synth.toml"))
