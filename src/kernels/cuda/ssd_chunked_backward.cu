@@ -18,8 +18,8 @@
 //                      with tc (tf32, P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_bc_tc.cu)
 //   scalars            per (chunk, head): dcs from the partial sums, then ddt and the dA, dD partials
 //   group/head sums    dB, dC over each group's heads; dA, dD over chunks
-// Every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads except
-// the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
+// Without tc, every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads
+// except the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
 // (no atomics): a step is bit-reproducible.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
