@@ -87,20 +87,19 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     const DeviceLayer& lw = w.layers[static_cast<size_t>(l)];
     float* conv_l = conv + l * cd * K;
     void* ssm_l = static_cast<uint8_t*>(ssm) + static_cast<size_t>(l * hpn) * state_elem;
+    const cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
     if (fused) {  // a few rows: three launches per layer (src/kernels/cuda/decode_fused.cu)
       const cuda::DecodeInProjOut o{zx, dpr, xbc, dt, lw.in_bias, di, cd, H, conv_l, L * cd * K, lw.conv_w, lw.conv_b,
                                     static_cast<int32_t>(K), decode_slots, lw.dt_bias, static_cast<float>(c.dt_min),
                                     static_cast<float>(c.dt_max)};
       cuda::decode_in_proj(o, resid, lw.norm, eps, lw.in_proj, T, d, stream);
-      cuda::ssd_decode(y, cuda::SsdIn{xbc, cd, dt, lw.A, lw.D}, ssm_l, state_bf16, L * hpn, dims, decode_slots, T,
-                       stream);
+      cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream);
       cuda::decode_out_proj(resid, lw.out_bias, y, zx, dpr, lw.gate_norm, group, eps, lw.out_proj, T, d, di, stream);
       continue;
     }
     cuda::rmsnorm(xn, w.bf16, resid, lw.norm, T, d, eps, stream);
     gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
     if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);
-    const cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
     if (decode) {  // the step applies dt's activation itself
       cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
                                stream);
@@ -126,27 +125,27 @@ void CudaMamba2Model::Impl::head(int64_t n) {
   gemm->run(logits, xn, w.lm_head, w.bf16, n, c.vocab_size, c.hidden_size, 0.0f, stream);
 }
 
-// Device buffers: ints[0..Bn) tokens, ints[Bn..2Bn) slots (written by decode() before the launch).
 bool CudaMamba2Model::Impl::fused_decode(int64_t rows) const {
   const auto& c = config;
   return w.bf16 && cuda::decode_fused_supported(rows, c.hidden_size, c.d_inner(), c.d_inner() / c.n_groups,
                                                 c.d_in_proj(), c.conv_kernel);
 }
 
+// Device buffers: ints[0..Bn) tokens, ints[Bn..2Bn) slots (written by decode() before the launch).
 void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
+  const auto& c = config;
   const int32_t* tokens = ints;
   const int32_t* slot_ids = ints + options.max_decode_batch;
-  cuda::embedding_gather(resid, w.embedding, w.bf16, tokens, Bn, config.hidden_size, stream);
+  cuda::embedding_gather(resid, w.embedding, w.bf16, tokens, Bn, c.hidden_size, stream);
   run_layers(Bn, true, PackedSeqs{}, ChunkTable{}, slot_ids);
   // The residual rows are the last rows: norm + head straight from resid.
-  const auto& c = config;
   if (fused_decode(Bn)) {
     cuda::decode_head(logits, resid, w.norm_f, static_cast<float>(c.norm_eps), w.lm_head, Bn, c.vocab_size,
                       c.hidden_size, stream);
     return;
   }
-  cuda::rmsnorm(xn, w.bf16, resid, w.norm_f, Bn, config.hidden_size, static_cast<float>(config.norm_eps), stream);
-  gemm->run(logits, xn, w.lm_head, w.bf16, Bn, config.vocab_size, config.hidden_size, 0.0f, stream);
+  cuda::rmsnorm(xn, w.bf16, resid, w.norm_f, Bn, c.hidden_size, static_cast<float>(c.norm_eps), stream);
+  gemm->run(logits, xn, w.lm_head, w.bf16, Bn, c.vocab_size, c.hidden_size, 0.0f, stream);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -83,12 +83,14 @@ constexpr int32_t kBwdQ = 16;  // chunk length of the sequential SSD backward's 
 // matrix step as one mma.sync block per (chunk, head) where it applies (bf16, head_dim 64), else =chunked:
 // the same on the generic 64x64 tiles; =sequential: the per-(document, head) reverse recurrence, kept as
 // their reference.
-std::string ssd_backward_kind() {
+enum class SsdBackward { kSequential, kChunked, kChunkedTc };
+SsdBackward ssd_backward_kind() {
   const char* env = std::getenv("PCM_SSD_BACKWARD");
   const std::string v = env ? env : "";
   PCM_CHECK(v.empty() || v == "chunked" || v == "chunked-tc" || v == "sequential",
             "PCM_SSD_BACKWARD must be 'chunked', 'chunked-tc' or 'sequential', got '{}'", v);
-  return v.empty() ? "chunked-tc" : v;
+  if (v == "sequential") return SsdBackward::kSequential;
+  return v == "chunked" ? SsdBackward::kChunked : SsdBackward::kChunkedTc;
 }
 
 BatchIndex index_batch(const PackedBatch& b, int64_t Q) {
@@ -177,7 +179,7 @@ class CudaTrainBackend : public TrainBackend {
  public:
   CudaTrainBackend(const Mamba2Config& c, ParamSet& params, AdamWState& opt, const TrainBackendOptions& o)
       : c_(c), params_(params), opt_(opt), opts_(o), gemm_(o.precision == "bf16"),
-        chunked_bwd_(ssd_backward_kind() != "sequential"), tc_bwd_(ssd_backward_kind() == "chunked-tc") {
+        ssd_bwd_(ssd_backward_kind()) {
     PCM_CHECK(o.precision == "fp32" || o.precision == "bf16", "precision must be fp32 or bf16, got '{}'",
               o.precision);
     PCM_CHECK(o.vocab_chunk > 0, "vocab_chunk must be > 0");
@@ -322,7 +324,7 @@ class CudaTrainBackend : public TrainBackend {
   TrainBackendOptions opts_;
   cudaStream_t stream_ = nullptr;
   cuda::TrainGemm gemm_;
-  const bool chunked_bwd_, tc_bwd_;  // PCM_SSD_BACKWARD
+  const SsdBackward ssd_bwd_;  // PCM_SSD_BACKWARD, read once
   std::vector<int64_t> offsets_;
   float *w_ = nullptr, *g_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   double* scalars_ = nullptr;  // [0] loss sum, [1] sum of squared gradients
@@ -409,9 +411,9 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   const int32_t* ints = ints_.get();
   const cuda::SsdTrainIn in{a.xbc, cd, a.dt, A_.get(), w.D};
   const cuda::SsdTrainGrads sg{dxbc, cd, ddt, dA_.get(), g.D};
-  if (chunked_bwd_) {
+  if (ssd_bwd_ != SsdBackward::kSequential) {
     cuda::ssd_chunked_backward(sg, dy, in, nullptr, nullptr, ssd_dims(), chunk_table(), static_cast<int32_t>(ix_.S), T,
-                               ssd_bwd_scratch_.get(), gemm_.bf16(), s, tc_bwd_);
+                               ssd_bwd_scratch_.get(), gemm_.bf16(), s, ssd_bwd_ == SsdBackward::kChunkedTc);
   } else {
     cuda::SsdDocs docs;
     docs.count = static_cast<int32_t>(ix_.S);
@@ -478,10 +480,11 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   ssm_state_.ensure(ix_.S * H * c_.head_dim * c_.state_size);
   const cuda::SsdDims dims = ssd_dims();
   ssd_scratch_.ensure(cuda::ssd_chunked_scratch_floats(ix_.chunks, ssd_q(), dims));
-  ssd_bwd_scratch_.ensure(chunked_bwd_ ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks,
-                                                                                   static_cast<int32_t>(ssd_q()), dims)
-                                       : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H,
-                                                                           dims.G, dims.P, dims.N));
+  ssd_bwd_scratch_.ensure(ssd_bwd_ != SsdBackward::kSequential
+                              ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks, static_cast<int32_t>(ssd_q()),
+                                                                          dims)
+                              : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G,
+                                                                  dims.P, dims.N));
   for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
   dzx_.ensure(T * dpr);
   dxbc_.ensure(T * cd);

@@ -155,9 +155,7 @@ struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
       return;
     }
     const int64_t h = c - o.conv_dim;
-    const float u = v + o.dt_bias[h];
-    const float sp = u > 20.0f ? u : log1pf(expf(u));  // torch softplus, threshold 20
-    o.dt[r * o.heads + h] = fminf(fmaxf(sp, o.dt_lo), o.dt_hi);
+    o.dt[r * o.heads + h] = softplus_clamp(v + o.dt_bias[h], o.dt_lo, o.dt_hi);
   }
 };
 

@@ -1,6 +1,10 @@
 // mma.sync TF32 helpers of the SSD's per-(chunk, head) kernels (ssd_prefill_tc.cu, ssd_backward_*_tc.cu).
 #pragma once
+#include <cuda_runtime.h>
+
 #include <cstdint>
+
+#include "kernels/cuda/cuda_check.h"
 
 namespace pcm::cuda::mma_tf32 {
 
@@ -44,5 +48,13 @@ __device__ __forceinline__ void step16(float (&acc)[kNt][4], const uint32_t (&a0
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+// Host, before a launch: dynamic shared memory past 48 KB, and the whole L1/shared split as shared so that
+// two blocks fit per SM (the driver may otherwise pick a split that holds one).
+template <class Kernel>
+void allow_smem(Kernel k, int bytes) {
+  PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+}
 
 }  // namespace pcm::cuda::mma_tf32

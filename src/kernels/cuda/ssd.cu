@@ -20,11 +20,7 @@ namespace {
 
 using namespace ssd_tile;
 
-struct Scratch {
-  float* cs;      // [chunks, H, Q]
-  float* cb;      // [chunks, G, Q, Q]
-  float* states;  // [chunks, H, P, N]
-};
+using Scratch = SsdChunkScratch;  // cs [chunks, H, Q], cb [chunks, G, Q, Q], states [chunks, H, P, N]
 
 // Block per (chunk, head): inclusive scan of dt*A over the chunk (len <= 256 = blockDim).
 __global__ void __launch_bounds__(kMaxQ) cumsum_kernel(float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
@@ -253,13 +249,13 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
   check_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
-  if (ct.count == 0) return {sc.cs, sc.cb, sc.states};
+  if (ct.count == 0) return sc;
   chunk_prologue(sc, scratch, in, d, ct, tf32, s);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
                                               static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr);
   PCM_CUDA_LAUNCH();
-  return {sc.cs, sc.cb, sc.states};
+  return sc;
 }
 
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {

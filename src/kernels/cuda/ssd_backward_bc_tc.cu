@@ -195,8 +195,7 @@ void bc_product(const BcArgs& a, bool is_c, cudaStream_t s) {
   const bool vcb = aligned16(a.dcb);
   const unsigned blocks = static_cast<unsigned>(a.ct.count) * a.d.H;
   auto kernel = is_c ? bc_kernel<true> : bc_kernel<false>;
-  PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
+  allow_smem(kernel, smem);
   kernel<<<blocks, kThreads, smem, s>>>(a, vin, vcb);
   PCM_CUDA_LAUNCH();
 }

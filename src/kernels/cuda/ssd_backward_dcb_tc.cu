@@ -145,9 +145,7 @@ bool dcb_supported(const SsdDims& d, int32_t Q) { return d.P == kP && Q % 16 == 
 void dcb_product(const DcbArgs& a, cudaStream_t s) {
   const int smem = (a.ct.Q * kXs + (2 + kWarps) * a.ct.Q) * static_cast<int>(sizeof(float));
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  PCM_CUDA(cudaFuncSetAttribute(dcb_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  PCM_CUDA(cudaFuncSetAttribute(dcb_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                cudaSharedmemCarveoutMaxShared));
+  allow_smem(dcb_kernel, smem);
   dcb_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
   PCM_CUDA_LAUNCH();
 }

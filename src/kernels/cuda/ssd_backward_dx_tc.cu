@@ -178,10 +178,7 @@ bool dx_supported(const SsdDims& d, int32_t Q) {
 void dx_product(const DxArgs& a, cudaStream_t s) {
   const int smem = ((a.ct.Q + a.d.N) * kSp + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  PCM_CUDA(cudaFuncSetAttribute(dx_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  // All of L1 as shared memory, so that 2 blocks fit per SM (the driver may pick a split that holds 1).
-  PCM_CUDA(cudaFuncSetAttribute(dx_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                cudaSharedmemCarveoutMaxShared));
+  allow_smem(dx_kernel, smem);
   dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
   PCM_CUDA_LAUNCH();
 }

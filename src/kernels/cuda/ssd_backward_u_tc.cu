@@ -89,9 +89,7 @@ bool u_supported(const SsdDims& d, int32_t Q) {
 void u_product(const UArgs& a, cudaStream_t s) {
   const int smem = a.ct.Q * (kSp + a.d.N + 2) * static_cast<int>(sizeof(float));
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  PCM_CUDA(cudaFuncSetAttribute(u_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  PCM_CUDA(cudaFuncSetAttribute(u_kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                cudaSharedmemCarveoutMaxShared));
+  allow_smem(u_kernel, smem);
   u_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
   PCM_CUDA_LAUNCH();
 }

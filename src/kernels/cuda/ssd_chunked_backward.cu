@@ -18,8 +18,8 @@
 //                      with tc (tf32, P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_bc_tc.cu)
 //   scalars            per (chunk, head): dcs from the partial sums, then ddt and the dA, dD partials
 //   group/head sums    dB, dC over each group's heads; dA, dD over chunks
-// Every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads except
-// the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
+// Without tc, every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads
+// except the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
 // (no atomics): a step is bit-reproducible.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
@@ -549,23 +549,13 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
   dstate_pass_kernel<<<dim3(blocks_for(static_cast<int64_t>(k.d.P) * k.d.N, 256), k.d.H, seqs), 256, 0, s>>>(
       k, dstate0);
   PCM_CUDA_LAUNCH();
-  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_dcb_tc.cu)
+  if (tc) {  // the same outputs from one block per (chunk, head) on mma.sync (ssd_backward_{dcb,dx,bc}_tc.cu)
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
-  } else {
-    dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
-    PCM_CUDA_LAUNCH();
-  }
-  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_dx_tc.cu)
     bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
                         k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
-  } else {
-    dx_kernel<Acc><<<dim3(pt, qt, ch), kThreads, 0, s>>>(k);
-    PCM_CUDA_LAUNCH();
-  }
-  if (tc) {  // same outputs from one block per (chunk, head) on mma.sync (ssd_backward_bc_tc.cu)
     bwd_tc::BcArgs a{k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dcb, k.b.inter, k.nt,
                      k.b.dCp, k.d, k.ct};
     bwd_tc::bc_product(a, true, s);
@@ -573,6 +563,10 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
     a.out = k.b.dBp;
     bwd_tc::bc_product(a, false, s);
   } else {
+    dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
+    dx_kernel<Acc><<<dim3(pt, qt, ch), kThreads, 0, s>>>(k);
+    PCM_CUDA_LAUNCH();
     dbc_kernel<Acc, true><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);
     PCM_CUDA_LAUNCH();
     dbc_kernel<Acc, false><<<dim3(nt, qt, ch), kThreads, 0, s>>>(k);

@@ -17,6 +17,7 @@ namespace {
 
 constexpr int kP = 64, kN = 128, kQmax = 256, kThreads = 256;
 
+using mma_tf32::allow_smem;
 using mma_tf32::bits;
 using mma_tf32::mma;
 using mma_tf32::round_tf32;
@@ -292,14 +293,6 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_output_kernel(float* y, con
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
-// Dynamic shared memory past 48 KB, and the whole L1/shared split as shared so that two blocks fit per SM
-// (the driver may otherwise pick a split that holds one).
-template <class Kernel>
-void allow_smem(Kernel k, int bytes) {
-  PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-}
 
 }  // namespace
 
