@@ -205,11 +205,6 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
   }
 }
 
-void check_dims(const SsdDims& d) {
-  PCM_CHECK(d.N >= 1 && d.N <= 256, "CUDA SSD: state size {} not supported (at most 256)", d.N);
-  PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
-}
-
 // The launches before the state pass, shared by the forward and the backward's recomputation: cumsum,
 // C·Bᵀ and the chunk-local states. Returns whether the whole-chunk tensor-core kernels of
 // ssd_prefill_tc.cu apply (Codestral-like heads with TF32), so that the output uses them too.
@@ -244,9 +239,14 @@ Scratch scratch_of(float* scratch, const ChunkTable& ct, const SsdDims& d) {
 
 }  // namespace
 
+void check_ssd_dims(const SsdDims& d) {
+  PCM_CHECK(d.N >= 1 && d.N <= 256, "CUDA SSD: state size {} not supported (at most 256)", d.N);
+  PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
+}
+
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
                                  const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s) {
-  check_dims(d);
+  check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
   if (ct.count == 0) return sc;
@@ -265,7 +265,7 @@ int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) 
 void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
                  const ChunkTable& ct, const int32_t* seq_slot, int32_t seqs, float* scratch, bool tf32,
                  cudaStream_t s) {
-  check_dims(d);
+  check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
   const Scratch sc = scratch_of(scratch, ct, d);

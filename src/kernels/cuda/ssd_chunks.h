@@ -1,4 +1,5 @@
-// The chunk quantities of the chunked SSD forward (ssd.cu), recomputed by the chunked backward
+// Internal to the SSD kernels: the shape check every entry point shares, and the chunk quantities of the
+// chunked SSD forward (ssd.cu), recomputed by the chunked backward
 // (ssd_chunked_backward.cu) so that it can differentiate the same matrix form.
 #pragma once
 #include <cuda_runtime_api.h>
@@ -14,6 +15,9 @@ struct SsdChunkScratch {
   float* cb;      // [chunks, G, Q, Q]: C·Bᵀ per chunk and group (tiles with j-tile <= i-tile only)
   float* states;  // [chunks, H, P, N]: the state entering each chunk
 };
+
+// The shapes every SSD kernel (chunked, decode) takes: N in 1..256, heads split evenly into groups.
+void check_ssd_dims(const SsdDims& d);
 
 // The forward's launches up to and including the state pass, from state0 ([seqs, H, P, N], sequence i's
 // initial state; null = zeros) without keeping any final state. Uses ssd_chunked_scratch_floats(chunks,

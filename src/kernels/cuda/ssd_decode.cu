@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/ssd_chunks.h"
 
 namespace pcm::cuda {
 namespace {
@@ -153,8 +154,7 @@ void dispatch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const Ss
 
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
                 const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt) {
-  PCM_CHECK(d.N >= 1 && d.N <= 256, "CUDA SSD: state size {} not supported (at most 256)", d.N);
-  PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD: {} heads do not split into {} groups", d.H, d.G);
+  check_ssd_dims(d);
   if (Bn == 0) return;
   if (state_bf16)
     dispatch(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, raw_dt, Bn, s);
