@@ -19,7 +19,7 @@ def autotuners(modules):
 def picked(modules):
     """{kernel: {autotune key: config}} of every kernel that has run."""
     return {name: {str(k): str(c) for k, c in at.cache.items()}
-            for name, at in sorted(autotuners(modules).items()) if at.cache}
+            for name, at in sorted(autotuners(modules).items()) if getattr(at, "cache", None)}
 
 
 def dump(modules, path):

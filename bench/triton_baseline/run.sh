@@ -7,9 +7,12 @@
 cd "$(dirname "$0")"
 tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata
-export MAMBA_SSM_SRC=$PWD/mamba_src PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=/tmp/baseline-triton-cache
+export MAMBA_SSM_SRC=$PWD/mamba_src PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=/tmp/baseline-triton-cache TRITON_PRINT_AUTOTUNING=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 L=/tmp/baseline-logs; rm -rf $L; mkdir -p $L; S=$OUT/summary.txt; : > $S
+tuned() {  # TRITON_PRINT_AUTOTUNING's lines: how many autotunes ran and their seconds (compile included)
+  grep -o "finished after [0-9.]*s" "$1" | awk '{n++; s+=$3} END {printf "%d autotunes, %.1f s", n, s}'
+}
 # seconds per step; the first call (no picks packed) gives the autotune more
 if [ -f triton_baseline/autotune_train.json ]; then TP=45 TT=60 TPP=25 TPT=25 TPT8=25; else TP=70 TT=90 TPP=30 TPT=35 TPT8=0; fi
 for f in prefill train; do [ -f triton_baseline/autotune_$f.json ] && cp triton_baseline/autotune_$f.json $OUT/; done
@@ -18,10 +21,10 @@ echo "gpu: $(tail -1 $L/gpu.txt); mamba_ssm $(cat mamba_src/MAMBA_COMMIT | cut -
 
 t=$SECONDS; timeout -k 5 $TP python3 triton_baseline/prefill.py --summary $S --autotune-json $OUT/autotune_prefill.json \
   > $L/prefill.log 2>&1
-echo "  (prefill.py rc=$? $((SECONDS-t))s)" >> $S
+echo "  (prefill.py rc=$? $((SECONDS-t))s; $(tuned $L/prefill.log))" >> $S
 t=$SECONDS; timeout -k 5 $TT python3 triton_baseline/train.py --summary $S --autotune-json $OUT/autotune_train.json \
   > $L/train.log 2>&1
-echo "  (train.py rc=$? $((SECONDS-t))s)" >> $S
+echo "  (train.py rc=$? $((SECONDS-t))s; $(tuned $L/train.log))" >> $S
 grep -h -E "Error|error:" $L/prefill.log $L/train.log | grep -v "^ " | head -5 >> $S
 
 t=$SECONDS; timeout -k 5 $TPP ./pcm bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 4096,16384 \
