@@ -16,17 +16,19 @@ def base_args(desc):
     ap = argparse.ArgumentParser(description=desc)
     ap.add_argument("--smoke", action="store_true", help="CPU, tiny shape, pure-torch ops: checks the logic")
     ap.add_argument("--summary", default=os.environ.get("BASELINE_SUMMARY", ""), help="append result lines here")
+    ap.add_argument("--conv", choices=["triton", "torch"], default="triton",
+                    help="the causal conv + SiLU: conv_triton.py (causal_conv1d's work) or torch's Conv1d")
     ap.add_argument("--autotune-json", default=os.environ.get("BASELINE_AUTOTUNE_JSON", ""),
                     help="restrict autotuning to the configs listed there when it exists; write the picks there")
     return ap
 
 
-def make_ops(smoke):
+def make_ops(smoke, conv="triton"):
     if smoke:
         from ref_ops import RefOps
         return RefOps(), "cpu"
     from ops_triton import TritonOps
-    return TritonOps(), "cuda"
+    return TritonOps(conv), "cuda"
 
 
 def say(summary, line):
@@ -85,10 +87,13 @@ def peak_gb(device):
 
 
 def autotune_setup(ops, path, summary):
-    if path and os.path.exists(path) and hasattr(ops, "modules"):
-        import autotune_ctl
+    if not (path and hasattr(ops, "modules")):
+        return
+    import autotune_ctl
+    if os.path.exists(path):
         n = autotune_ctl.restrict(ops.modules, path)
         say(summary, f"  autotune restricted to the configs in {os.path.basename(path)} ({n} kernels)")
+    autotune_ctl.record_live(ops.modules, path)
 
 
 def autotune_record(ops, path):

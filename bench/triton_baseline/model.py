@@ -2,9 +2,9 @@
 add + RMSNorm, residual in fp32), written out here so that its three kernel calls can be switched between
 the mamba_ssm Triton ops (ops_triton.py) and a pure-PyTorch reference (ref_ops.py).
 
-The mixer follows mamba_ssm/modules/mamba2.py's path without causal_conv1d (use_mem_eff_path=False and
-causal_conv1d_fn None): in_proj, torch's depthwise Conv1d + SiLU, mamba_chunk_scan_combined, RMSNormGated
-(norm_before_gate=False, groups of d_inner / ngroups), out_proj."""
+The mixer follows mamba_ssm/modules/mamba2.py's unfused path (use_mem_eff_path=False): in_proj, causal
+depthwise conv + SiLU (ops.conv: causal_conv1d's work done by conv_triton.py, or torch's Conv1d),
+mamba_chunk_scan_combined, RMSNormGated (norm_before_gate=False, groups of d_inner / ngroups), out_proj."""
 import math
 from dataclasses import dataclass
 
@@ -62,11 +62,6 @@ class Mixer(nn.Module):
         self.norm_weight = nn.Parameter(torch.ones(s.d_inner, **fk))
         self.out_proj = nn.Linear(s.d_inner, s.d_model, bias=False, **fk)
 
-    def conv(self, xBC):
-        """Causal depthwise conv + SiLU with torch's Conv1d (causal_conv1d's CUDA kernel is not available)."""
-        L = xBC.shape[1]
-        return F.silu(self.conv1d(xBC.transpose(1, 2))[..., :L].transpose(1, 2))
-
     def forward(self, u, want_state=False):
         s = self.s
         bsz, L, _ = u.shape
@@ -76,7 +71,7 @@ class Mixer(nn.Module):
         conv_state = None
         if want_state:  # what an inference cache keeps: the last d_conv inputs of the conv
             conv_state = F.pad(xBC.transpose(1, 2), (s.d_conv - L, 0)).contiguous()
-        xBC = self.conv(xBC)
+        xBC = self.ops.conv(xBC, self.conv1d.weight, self.conv1d.bias)
         x, B, C = torch.split(xBC, [s.d_inner, s.ngroups * s.d_state, s.ngroups * s.d_state], dim=-1)
         y = self.ops.ssd(x.reshape(bsz, L, s.nheads, s.headdim), dt, A,
                          B.reshape(bsz, L, s.ngroups, s.d_state), C.reshape(bsz, L, s.ngroups, s.d_state),

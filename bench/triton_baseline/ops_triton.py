@@ -24,7 +24,7 @@ def _import(name):
 class TritonOps:
     """Same call signatures as ref_ops.RefOps."""
 
-    def __init__(self):
+    def __init__(self, conv="triton"):
         self.ssd_mod = _import("mamba_ssm.ops.triton.ssd_combined")
         self.gated_mod = _import("mamba_ssm.ops.triton.layernorm_gated")
         self.norm_mod = _import("mamba_ssm.ops.triton.layer_norm")
@@ -35,6 +35,27 @@ class TritonOps:
         commit_file = os.path.join(src, "MAMBA_COMMIT") if src else None
         self.origin = (open(commit_file).read().strip() if commit_file and os.path.exists(commit_file)
                        else "installed mamba_ssm " + getattr(sys.modules.get("mamba_ssm"), "__version__", "?"))
+        self.conv_kind, self.conv_note = "torch", "torch Conv1d + SiLU (as Mamba2 without causal_conv1d)"
+        if conv == "triton":
+            try:  # a failure here must not cost the whole measurement: torch's conv then, and said so
+                import conv_triton
+                err = conv_triton.check()
+            except Exception as e:  # noqa: BLE001
+                import traceback
+                traceback.print_exc()
+                msg = " ".join(str(e).split())[:300]
+                err, self.conv_note = float("inf"), self.conv_note + f" (the Triton conv raised {type(e).__name__}: {msg})"
+            if err < 2e-2:
+                self.conv_kind, self.conv_fn = "triton", conv_triton.conv_silu
+                self.conv_note = f"Triton causal conv + SiLU (causal_conv1d's work), checked vs torch: {err:.1e}"
+            elif err != float("inf"):
+                self.conv_note += f" (the Triton conv FAILED its check: {err:.1e})"
+
+    def conv(self, xBC, conv_weight, conv_bias):
+        if self.conv_kind == "triton":
+            return self.conv_fn(xBC, conv_weight, conv_bias)
+        from ref_ops import torch_conv_silu
+        return torch_conv_silu(xBC, conv_weight, conv_bias)
 
     def ssd(self, x, dt, A, B, C, chunk_size, D, dt_bias, return_final_states):
         return self.ssd_mod.mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size=chunk_size, D=D, z=None,

@@ -47,11 +47,12 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--check-len", type=int, default=512, help="0: skip the layer check")
     a = ap.parse_args()
-    ops, device = make_ops(a.smoke)
+    ops, device = make_ops(a.smoke, a.conv)
     shape = SHAPES["tiny" if a.smoke else a.shape]
     lengths = [64, 100] if a.smoke else [int(t) for t in a.lengths.split(",")]
     say(a.summary, f"== triton baseline prefill: {'tiny (smoke)' if a.smoke else a.shape}, {versions(device)}")
     say(a.summary, f"  ops: {ops.origin}")
+    say(a.summary, f"  conv: {getattr(ops, 'conv_note', 'torch Conv1d + SiLU')}")
     autotune_setup(ops, a.autotune_json, a.summary)
     on_timeout(ops, a.autotune_json, a.summary)
     Phase.name = "model init"

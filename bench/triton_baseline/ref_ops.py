@@ -4,8 +4,21 @@ import torch
 import torch.nn.functional as F
 
 
+def torch_conv_silu(xBC, conv_weight, conv_bias):
+    """SiLU(causal depthwise conv) with torch's Conv1d over the transposed (B, L, C) activations, as Mamba2
+    does without causal_conv1d: the transposes cost copies and the SiLU a separate kernel."""
+    L = xBC.shape[1]
+    y = F.conv1d(xBC.transpose(1, 2), conv_weight, conv_bias, padding=conv_weight.shape[2] - 1,
+                 groups=conv_weight.shape[0])
+    return F.silu(y[..., :L]).transpose(1, 2)
+
+
 class RefOps:
     origin = "pure-torch reference"
+    conv_kind = "torch"
+
+    def conv(self, xBC, conv_weight, conv_bias):
+        return torch_conv_silu(xBC, conv_weight, conv_bias)
 
     def ssd(self, x, dt, A, B, C, chunk_size, D, dt_bias, return_final_states):
         # x (b,l,h,p), dt (b,l,h), A (h), B/C (b,l,g,n), D (h); h_t = exp(dt A) h_{t-1} + dt x_t B_t^T

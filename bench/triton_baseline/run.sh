@@ -14,7 +14,7 @@ tuned() {  # TRITON_PRINT_AUTOTUNING's lines: how many autotunes ran and their s
   grep -o "finished after [0-9.]*s" "$1" | awk '{n++; s+=$3} END {printf "%d autotunes, %.1f s", n, s}'
 }
 # seconds per step; the first call (no picks packed) gives the autotune more
-if [ -f triton_baseline/autotune_train.json ]; then TP=45 TT=60 TPP=25 TPT=25 TPT8=25; else TP=70 TT=90 TPP=30 TPT=35 TPT8=0; fi
+if [ -f triton_baseline/autotune_train.json ]; then TP=45 TT=90 TPP=15 TPT=25 TPT8=0; else TP=70 TT=90 TPP=30 TPT=35 TPT8=0; fi
 for f in prefill train; do [ -f triton_baseline/autotune_$f.json ] && cp triton_baseline/autotune_$f.json $OUT/; done
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv > $L/gpu.txt 2>&1
 echo "gpu: $(tail -1 $L/gpu.txt); mamba_ssm $(cat mamba_src/MAMBA_COMMIT | cut -c1-12)" >> $S

@@ -22,11 +22,12 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     a = ap.parse_args()
-    ops, device = make_ops(a.smoke)
+    ops, device = make_ops(a.smoke, a.conv)
     shape = SHAPES["tiny" if a.smoke else a.shape]
     seq = 32 if a.smoke else a.seq_len
     say(a.summary, f"== triton baseline train: {'tiny (smoke)' if a.smoke else a.shape}, seq {seq}, {versions(device)}")
     say(a.summary, f"  ops: {ops.origin}")
+    say(a.summary, f"  conv: {getattr(ops, 'conv_note', 'torch Conv1d + SiLU')}")
     autotune_setup(ops, a.autotune_json, a.summary)
     on_timeout(ops, a.autotune_json, a.summary)
     Phase.name = "model init"
