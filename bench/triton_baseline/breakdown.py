@@ -11,7 +11,7 @@ KINDS = [
     ("conv", ("conv", "depthwise", "Conv")),
     ("gemm", ("gemm", "Gemm", "cutlass", "nvjet", "sm90_xmma", "sm80_xmma", "cublas", "addmm", "mm_")),
     ("optimizer", ("multi_tensor", "fused_adam", "FusedAdam", "_fused_adamw", "adam")),
-    ("loss", ("cross_entropy", "log_softmax", "softmax", "nll_loss")),
+    ("loss", ("cross_entropy", "log_softmax", "softmax", "SoftMax", "nll_loss")),
     ("embedding", ("embedding", "index_select", "indexSelect", "gather", "scatter")),
 ]
 
@@ -45,12 +45,19 @@ def profile(fn, use_cuda):
         if us <= 0 or (use_cuda and getattr(evt, "device_type", None) is not None
                        and "CUDA" not in str(evt.device_type)):
             continue
+        if getattr(evt, "is_user_annotation", False) or "#" in evt.key:
+            continue  # a range (Optimizer.step#AdamW.step) drawn over the kernels it launched: counted there
         kinds[kind_of(evt.key)] = kinds.get(kind_of(evt.key), 0.0) + us / 1e3
         per_kernel.append((us / 1e3, evt.key))
     per_kernel.sort(reverse=True)
     return kinds, per_kernel[:15]
 
 
-def format_kinds(kinds):
+def format_kinds(kinds, wall_ms=None):
+    """One line; with wall_ms (the timed median) also how busy the GPU was: below 100%, the step waits on
+    Python and kernel launches."""
     total = sum(kinds.values()) or 1.0
-    return " | ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    line = " | ".join(f"{k} {v:.1f} ms ({100 * v / total:.0f}%)" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    if wall_ms:
+        line += f" || kernels {total:.1f} ms = {100 * total / wall_ms:.0f}% of the {wall_ms:.1f} ms median"
+    return line

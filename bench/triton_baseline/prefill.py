@@ -85,13 +85,14 @@ def main():
             reset_peak(device)
             med, mn = time_ms(lambda: model(ids, last_only=True, want_state=True), a.reps, device)
             alloc, res = peak_gb(device)
-            say(a.summary, f"| baseline prefill T={T} | {med:.1f} ms (min {mn:.1f}) | {T / med * 1e3:.0f} tok/s "
+            tag = "" if getattr(ops, "conv_kind", "torch") == "triton" or a.smoke else " (torch conv)"
+            say(a.summary, f"| baseline prefill T={T}{tag} | {med:.1f} ms (min {mn:.1f}) | {T / med * 1e3:.0f} tok/s "
                            f"| peak {alloc:.2f} GB allocated, {res:.2f} GB reserved |")
         T = lengths[-1]
         Phase.name = "profile"
         ids = torch.randint(0, V, (1, T), device=device)
         kinds, top = breakdown.profile(lambda: model(ids, last_only=True, want_state=True), device == "cuda")
-        say(a.summary, f"  T={T} GPU time by kind: {breakdown.format_kinds(kinds)}")
+        say(a.summary, f"  T={T} GPU time by kind: {breakdown.format_kinds(kinds, med)}")
         for ms, name in top:
             print(f"    {ms:9.2f} ms  {name[:110]}")
         if a.smoke:

@@ -41,6 +41,10 @@ def main():
         b, p = base_pf.get(T), pcm_pf.get(T)
         row(f"prefill T={T}, batch 1", b and b[1], p and p[1], "tok/s",
             note=f" ({b[0]:.1f} vs {p[0]:.1f} ms)" if b and p else "")
+    for T, ms, tps in grab(summary, r"^\| baseline prefill T=(\d+) \(torch conv\) \| ([\d.]+) ms .*?\| (\d+) tok/s"):
+        p = pcm_pf.get(int(T))
+        row(f"prefill T={T}, baseline with torch's conv", float(tps), p and p[1], "tok/s",
+            note=f" ({float(ms):.1f} vs {p[0]:.1f} ms)" if p else "")
     for B in sorted(set(base_tr) | {k for k, v in pcm_trs.items() if v}):
         b, p = base_tr.get(B), pcm_trs.get(B)
         row(f"train {B}x2048 tokens/s", b and b[1], p and p[1], "tok/s",

@@ -21,6 +21,7 @@ def main():
     ap.add_argument("--batches", default="4,8")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--profile-all", action="store_true", help="a GPU-time breakdown for every batch size")
     a = ap.parse_args()
     ops, device = make_ops(a.smoke, a.conv)
     shape = SHAPES["tiny" if a.smoke else a.shape]
@@ -72,10 +73,10 @@ def main():
             alloc, res = peak_gb(device)
             say(a.summary, f"| baseline train B={bsz}x{seq} | {med:.1f} ms/step (min {mn:.1f}) | "
                            f"{bsz * seq / med * 1e3:.0f} tok/s | peak {alloc:.2f} GB allocated, {res:.2f} GB reserved |")
-            if i == 0:
+            if i == 0 or a.profile_all:
                 Phase.name = f"batch {bsz} profile"
                 kinds, top = breakdown.profile(lambda: step(ids, labels), device == "cuda")
-                say(a.summary, f"  B={bsz} step GPU time by kind: {breakdown.format_kinds(kinds)}")
+                say(a.summary, f"  B={bsz} step GPU time by kind: {breakdown.format_kinds(kinds, med)}")
                 for ms, name in top:
                     print(f"    {ms:9.2f} ms  {name[:110]}")
         except torch.cuda.OutOfMemoryError if device == "cuda" else MemoryError:
