@@ -47,7 +47,8 @@ class TritonOps:
                 err, self.conv_note = float("inf"), self.conv_note + f" (the Triton conv raised {type(e).__name__}: {msg})"
             if err < 2e-2:
                 self.conv_kind, self.conv_fn = "triton", conv_triton.conv_silu
-                self.conv_note = f"Triton causal conv + SiLU (causal_conv1d's work), checked vs torch: {err:.1e}"
+                self.conv_note = (f"Triton causal conv + SiLU (causal_conv1d's work), checked vs torch: {err:.1e}, "
+                                  f"backward '{conv_triton.BWD['variant']}'")
             elif err != float("inf"):
                 self.conv_note += f" (the Triton conv FAILED its check: {err:.1e})"
 
