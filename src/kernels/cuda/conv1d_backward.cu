@@ -20,7 +20,7 @@ constexpr int kMaxTiles = 256;  // row tiles of one call: bounds the dw/db parti
 // (plus K - 1 halo rows after the tile for din), so dout and the inputs are read and din written once;
 // dw and db are summed per tile into partials (no atomics: deterministic).
 template <int K>
-__global__ void conv_backward_kernel(float* din, int64_t din_stride, float* partial_w, float* partial_b,
+__global__ void conv_backward_kernel(float* din, __nv_bfloat16* din16, int64_t din_stride, float* partial_w, float* partial_b,
                                      const float* dout, const float* in, int64_t in_stride, const float* w,
                                      const float* bias, const int32_t* doc_begin, int64_t T, int64_t C,
                                      int64_t tile_rows) {
@@ -75,7 +75,8 @@ __global__ void conv_backward_kernel(float* din, int64_t din_stride, float* part
 #pragma unroll
       for (int k = 0; k < K; ++k)
         if (gb[K - 1 - k] <= t) acc += wk[k] * g[K - 1 - k];
-      din[t * din_stride + c] = acc;
+      if (din) din[t * din_stride + c] = acc;
+      if (din16) din16[t * din_stride + c] = __float2bfloat16(acc);
     }
   }
 #pragma unroll
@@ -84,16 +85,17 @@ __global__ void conv_backward_kernel(float* din, int64_t din_stride, float* part
 }
 
 template <int K>
-void launch_conv_backward(float* din, int64_t din_stride, float* partial_w, float* partial_b, const float* dout,
+void launch_conv_backward(float* din, __nv_bfloat16* din16, int64_t din_stride, float* partial_w, float* partial_b, const float* dout,
                           const float* in, int64_t in_stride, const float* w, const float* bias,
                           const int32_t* doc_begin, int64_t T, int64_t C, int64_t tile_rows, int tiles,
                           cudaStream_t s) {
-  conv_backward_kernel<K><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(din, din_stride, partial_w, partial_b, dout,
-                                                                         in, in_stride, w, bias, doc_begin, T, C,
+  conv_backward_kernel<K><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(din, din16, din_stride, partial_w, partial_b,
+                                                                         dout, in, in_stride, w, bias, doc_begin, T, C,
                                                                          tile_rows);
 }
 
-__global__ void dt_backward_kernel(float* draw, int64_t draw_stride, const float* ddt, const float* raw,
+__global__ void dt_backward_kernel(float* draw, int64_t draw_stride, __nv_bfloat16* draw16, int64_t draw16_stride,
+                                   const float* ddt, const float* raw,
                                    int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= T * H) return;
@@ -104,6 +106,7 @@ __global__ void dt_backward_kernel(float* draw, int64_t draw_stride, const float
   // d softplus / dv = sigmoid(v) (1 above torch's threshold of 20); no gradient where the clamp is active.
   if (sp >= lo && sp <= hi) g = ddt[i] * (v > 20.0f ? 1.0f : sigmoid_f(v));
   draw[t * draw_stride + h] = g;
+  if (draw16) draw16[t * draw16_stride + h] = __float2bfloat16(g);
 }
 
 __global__ void neg_exp_kernel(float* A, const float* A_log, int64_t H) {
@@ -126,9 +129,11 @@ void add_product(float* out, const float* a, const float* b, int64_t n, cudaStre
 
 int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K) { return kMaxTiles * C * (K + 1); }
 
-void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, const float* dout, const float* in,
-                          int64_t in_stride, const float* w, const float* bias, const int32_t* row_doc_begin,
-                          int64_t T, int64_t C, int64_t K, float* scratch, cudaStream_t s) {
+void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, float* dw, float* db, const float* dout,
+                          const float* in, int64_t in_stride, const float* w, const float* bias,
+                          const int32_t* row_doc_begin, int64_t T, int64_t C, int64_t K, float* scratch,
+                          cudaStream_t s) {
+  auto* din16 = reinterpret_cast<__nv_bfloat16*>(din_bf16);
   PCM_CHECK(K >= 1 && K <= kMaxK, "CUDA conv1d backward: kernel width {} not supported (1..{})", K, kMaxK);
   if (T == 0 || C == 0) return;
   // 64-row tiles (the K - 1 halo rows are ~5% extra reads), longer ones when that would exceed kMaxTiles.
@@ -138,7 +143,7 @@ void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, 
   switch (K) {
 #define PCM_CONV_BWD(k)                                                                                          \
   case k:                                                                                                        \
-    launch_conv_backward<k>(din, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, row_doc_begin, T, \
+    launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, row_doc_begin, T, \
                             C, tile_rows, tiles, s);                                                             \
     break;
     PCM_CONV_BWD(1) PCM_CONV_BWD(2) PCM_CONV_BWD(3) PCM_CONV_BWD(4) PCM_CONV_BWD(5) PCM_CONV_BWD(6) PCM_CONV_BWD(7)
@@ -150,12 +155,15 @@ void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, 
   if (db) add_split_partials(db, partial_b, C, tiles, s);
 }
 
-void dt_softplus_backward(float* draw, int64_t draw_stride, float* ddt_bias, const float* ddt, const float* raw,
-                          int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi,
-                          float* scratch, cudaStream_t s) {
+void dt_softplus_backward(float* draw, int64_t draw_stride, uint16_t* draw_bf16, int64_t draw_bf16_stride,
+                          float* ddt_bias, const float* ddt, const float* raw, int64_t raw_stride,
+                          const float* dt_bias, int64_t T, int64_t H, float lo, float hi, float* scratch,
+                          cudaStream_t s) {
   if (T == 0) return;
-  dt_backward_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(draw, draw_stride, ddt, raw, raw_stride, dt_bias, T, H,
-                                                            lo, hi);
+  dt_backward_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(draw, draw_stride,
+                                                            reinterpret_cast<__nv_bfloat16*>(draw_bf16),
+                                                            draw_bf16_stride, ddt, raw, raw_stride, dt_bias, T, H, lo,
+                                                            hi);
   PCM_CUDA_LAUNCH();
   column_sum_add(ddt_bias, draw, draw_stride, T, H, scratch, s);
 }

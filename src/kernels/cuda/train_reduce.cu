@@ -43,12 +43,20 @@ __global__ void sum_double_kernel(double* out, const float* in, int64_t n) {
 
 constexpr int kSqBlocks = 512, kSqThreads = 256;
 
-__global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n) {
+// x[i] · f1 · f2 rounded as two scale() calls would leave it: the pending gradient scales.
+__device__ __forceinline__ float scaled(float x, float f1, float f2) {
+  x *= f1;
+  return x * f2;
+}
+
+__global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n, float f1, float f2) {
   __shared__ double red[kSqThreads];
   double acc = 0.0;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(kSqBlocks) * kSqThreads)
-    acc += static_cast<double>(x[i]) * x[i];
+       i += static_cast<int64_t>(kSqBlocks) * kSqThreads) {
+    const double xi = scaled(x[i], f1, f2);
+    acc += xi * xi;
+  }
   red[threadIdx.x] = acc;
   __syncthreads();
   for (int w = kSqThreads / 2; w > 0; w >>= 1) {
@@ -74,16 +82,43 @@ __global__ void scale_kernel(float* x, float f, int64_t n) {
   if (i < n) x[i] *= f;
 }
 
-__global__ void adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2,
-                             float step_size, float inv_sqrt_bc2, float eps, float decay) {
+constexpr int kAdamThreads = 256, kAdamPerThread = 4;
+
+// All tensors in one launch: element i belongs to run r (run_end[r - 1] <= i < run_end[r]), which decays
+// when run_decay[r]. Each thread finds its first element's run by bisection, then walks forward.
+__global__ void __launch_bounds__(kAdamThreads) adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n,
+                                                             const int64_t* run_end, const uint8_t* run_decay,
+                                                             int runs, AdamWArgs a) {
+  const int64_t i0 = blockIdx.x * static_cast<int64_t>(kAdamThreads * kAdamPerThread) + threadIdx.x;
+  if (i0 >= n) return;
+  int lo = 0, hi = runs - 1;  // the first run with run_end > i0
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (run_end[mid] > i0) hi = mid; else lo = mid + 1;
+  }
+#pragma unroll
+  for (int u = 0; u < kAdamPerThread; ++u) {
+    const int64_t i = i0 + static_cast<int64_t>(u) * kAdamThreads;
+    if (i >= n) return;
+    while (run_end[lo] <= i) ++lo;
+    const float gi = scaled(g[i], a.g_scale1, a.g_scale2);
+    const float mi = a.b1 * m[i] + (1.0f - a.b1) * gi;
+    const float vi = a.b2 * v[i] + (1.0f - a.b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = w[i] * (run_decay[lo] ? a.decay : 1.0f) - a.step_size * mi / (sqrtf(vi) * a.inv_sqrt_bc2 + a.eps);
+  }
+}
+
+// partial_tmp[g, i] = sum of partial[s, i] over the kFold splits s of group g, in order.
+constexpr int64_t kFold = 32;
+__global__ void fold_partials_kernel(float* tmp, const float* partial, int64_t n, int64_t splits) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float gi = g[i];
-  const float mi = b1 * m[i] + (1.0f - b1) * gi;
-  const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-  m[i] = mi;
-  v[i] = vi;
-  w[i] = w[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+  const int64_t s0 = blockIdx.y * kFold, s1 = min(splits, s0 + kFold);
+  float acc = 0.0f;
+  for (int64_t s = s0; s < s1; ++s) acc += partial[s * n + i];
+  tmp[blockIdx.y * n + i] = acc;
 }
 
 // One block row per matrix row (no index division); 4 columns per thread when the rows are 16-byte aligned.
@@ -152,8 +187,8 @@ void sum_to_double(double* out, const float* in, int64_t n, cudaStream_t s) {
 
 int64_t sum_squares_scratch_doubles() { return kSqBlocks; }
 
-void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s) {
-  sum_squares_partial_kernel<<<kSqBlocks, kSqThreads, 0, s>>>(scratch, x, n);
+void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s, float f1, float f2) {
+  sum_squares_partial_kernel<<<kSqBlocks, kSqThreads, 0, s>>>(scratch, x, n, f1, f2);
   PCM_CUDA_LAUNCH();
   sum_partials_double_kernel<<<1, kSqBlocks, 0, s>>>(out, scratch);
   PCM_CUDA_LAUNCH();
@@ -165,11 +200,26 @@ void scale(float* x, float factor, int64_t n, cudaStream_t s) {
   PCM_CUDA_LAUNCH();
 }
 
-void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step_size,
-           float inv_sqrt_bc2, float eps, float decay, cudaStream_t s) {
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, const int64_t* run_end, const uint8_t* run_decay,
+           int runs, const AdamWArgs& a, cudaStream_t s) {
   if (n == 0) return;
-  adamw_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w, g, m, v, n, b1, b2, step_size, inv_sqrt_bc2, eps, decay);
+  PCM_CHECK(runs > 0, "CUDA AdamW: no runs for {} elements", n);
+  adamw_kernel<<<blocks_for(n, kAdamThreads * kAdamPerThread), kAdamThreads, 0, s>>>(w, g, m, v, n, run_end, run_decay,
+                                                                                      runs, a);
   PCM_CUDA_LAUNCH();
+}
+
+int64_t sum_split_partials_tmp_floats(int64_t n, int64_t splits) {
+  return splits > 2 * kFold ? (splits + kFold - 1) / kFold * n : 0;
+}
+
+void sum_split_partials(float* out, const float* partial, int64_t n, int64_t splits, float* tmp, cudaStream_t s) {
+  if (n == 0 || splits == 0) return;
+  if (splits <= 2 * kFold) return add_split_partials(out, partial, n, static_cast<int>(splits), s);
+  const int64_t groups = (splits + kFold - 1) / kFold;
+  fold_partials_kernel<<<dim3(blocks_for(n, 256), static_cast<unsigned>(groups)), 256, 0, s>>>(tmp, partial, n, splits);
+  PCM_CUDA_LAUNCH();
+  add_split_partials(out, tmp, n, static_cast<int>(groups), s);
 }
 
 }  // namespace pcm::cuda
