@@ -340,6 +340,8 @@ class CudaTrainBackend : public TrainBackend {
     return m;
   }
 
+  // resid_out null: the backward's recompute, which stops after the SSD (the gated norm's backward
+  // recomputes yn, and nothing reads this layer's output again).
   void layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a);
   // The forward's xn and xbc (conv) again, from resid_in and zx (yn comes from the gated norm's backward).
   void recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a);
@@ -416,11 +418,11 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   const cuda::SsdIn in{a.xbc, cd, a.dt, A_.get(), w.D};
   cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, chunk_table(), ints + ix_.seq_slot,
                     static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
+  if (!resid_out) return;
   timer_.mark("fwd: gated norm + out_proj", s);
   cuda::gated_rmsnorm(a.yn, gemm_.bf16(), a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s);
   // resid_out = resid_in + out_proj(yn) (+ bias)
-  PCM_CUDA(cudaMemcpyAsync(resid_out, resid_in, static_cast<size_t>(T * d) * 4, cudaMemcpyDeviceToDevice, s));
-  gemm_.run(false, true, T, d, di, act(a.yn), di, w.out_w, di, 1.0f, resid_out, d, s);
+  gemm_.forward_add(resid_out, resid_in, act(a.yn), w.out_w, T, d, di, s);
   if (w.out_b) cuda::add_bias(resid_out, d, w.out_b, T, d, s);
 }
 
@@ -623,10 +625,10 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     const DevLayer& w = P_.layers[static_cast<size_t>(l)];
     const Acts a = acts_of(l);
     const float* resid_in = resid + l * T * d;
-    // Recompute: the same forward again (the final residual's slot is free by now), so the activations
-    // are bit-identical to the first pass.
+    // Recompute: the same forward again up to the SSD's output, so the activations are bit-identical to
+    // the first pass.
     if (recompute)
-      layer_forward(w, resid_in, resid + L * T * d, a);
+      layer_forward(w, resid_in, nullptr, a);
     else if (l != L - 1)  // the last layer's derived activations are still those of its forward
       recompute_derived(w, resid_in, a);
     layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a, dresid16);

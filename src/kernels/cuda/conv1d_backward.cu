@@ -18,17 +18,22 @@ constexpr int kMaxTiles = 256;  // row tiles of one call: bounds the dw/db parti
 // One thread per channel walks one tile of rows, keeping its last K inputs and its last K
 // pre-activation gradients (dpre = dout · silu'(pre)) in registers. dpre is computed once per row
 // (plus K - 1 halo rows after the tile for din), so dout and the inputs are read and din written once;
-// dw and db are summed per tile into partials (no atomics: deterministic).
+// dw and db are summed per tile into partials (no atomics: deterministic). The loads of kAhead rows are
+// issued together before they are used (a thread's rows are a dependent chain otherwise: one load in
+// flight per array and thread).
+constexpr int kAhead = 4;
+
 template <int K>
-__global__ void conv_backward_kernel(float* din, __nv_bfloat16* din16, int64_t din_stride, float* partial_w, float* partial_b,
-                                     const float* dout, const float* in, int64_t in_stride, const float* w,
-                                     const float* bias, const int32_t* doc_begin, int64_t T, int64_t C,
-                                     int64_t tile_rows) {
+__global__ void __launch_bounds__(128, K <= 5 ? 8 : 4) conv_backward_kernel(float* __restrict__ din, __nv_bfloat16* __restrict__ din16, int64_t din_stride,
+                                     float* __restrict__ partial_w, float* __restrict__ partial_b,
+                                     const float* __restrict__ dout, const float* __restrict__ in, int64_t in_stride,
+                                     const float* __restrict__ w, const float* __restrict__ bias,
+                                     const int32_t* __restrict__ doc_begin, int64_t T, int64_t C, int64_t tile_rows) {
   const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (c >= C) return;
   const int64_t t0 = blockIdx.y * tile_rows, t1 = min(T, t0 + tile_rows);
   float wk[K], x[K], g[K], dw[K];
-  int64_t gb[K];  // document start of the rows whose dpre is in g
+  int32_t gb[K];  // document start of the rows whose dpre is in g
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     wk[k] = w[c * K + k];
@@ -40,43 +45,59 @@ __global__ void conv_backward_kernel(float* din, __nv_bfloat16* din16, int64_t d
   }
   const float b = bias ? bias[c] : 0.0f;
   float db = 0.0f;
-  for (int64_t r = t0; r < t1 + K - 1; ++r) {
-    float gr = 0.0f;
-    int64_t br = 0;
-    if (r < T) {
+  const int64_t r_end = t1 + K - 1, r_in = min(T, r_end);  // rows walked; rows with inputs
+  for (int64_t r0 = t0; r0 < r_end; r0 += kAhead) {
+    float xa[kAhead], da[kAhead];
+    int32_t ba[kAhead];
 #pragma unroll
-      for (int k = 0; k + 1 < K; ++k) x[k] = x[k + 1];
-      x[K - 1] = in[r * in_stride + c];
-      br = doc_begin[r];
-      float pre = b;
+    for (int q = 0; q < kAhead; ++q) {
+      const int64_t r = r0 + q;
+      const bool ok = r < r_in;
+      xa[q] = ok ? in[r * in_stride + c] : 0.0f;
+      da[q] = ok ? dout[r * C + c] : 0.0f;
+      ba[q] = ok ? doc_begin[r] : 0;
+    }
 #pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (r - K + 1 + k >= br) pre += wk[k] * x[k];
-      const float sg = sigmoid_f(pre);
-      gr = dout[r * C + c] * sg * (1.0f + pre * (1.0f - sg));
-      if (r < t1) {
-        db += gr;
+    for (int q = 0; q < kAhead; ++q) {
+      const int64_t r = r0 + q;
+      if (r >= r_end) break;
+      float gr = 0.0f;
+      int32_t br = 0;
+      if (r < T) {
+#pragma unroll
+        for (int k = 0; k + 1 < K; ++k) x[k] = x[k + 1];
+        x[K - 1] = xa[q];
+        br = ba[q];
+        float pre = b;
 #pragma unroll
         for (int k = 0; k < K; ++k)
-          if (r - K + 1 + k >= br) dw[k] += gr * x[k];
+          if (r - K + 1 + k >= br) pre += wk[k] * x[k];
+        const float sg = sigmoid_f(pre);
+        gr = da[q] * sg * (1.0f + pre * (1.0f - sg));
+        if (r < t1) {
+          db += gr;
+#pragma unroll
+          for (int k = 0; k < K; ++k)
+            if (r - K + 1 + k >= br) dw[k] += gr * x[k];
+        }
       }
-    }
 #pragma unroll
-    for (int k = 0; k + 1 < K; ++k) {
-      g[k] = g[k + 1];
-      gb[k] = gb[k + 1];
-    }
-    g[K - 1] = gr;
-    gb[K - 1] = br;
-    // din[t] = sum_k w[k] · dpre[t + K - 1 - k] over rows of t's document (g[K - 1 - k] holds that row).
-    const int64_t t = r - K + 1;
-    if (t >= t0) {
-      float acc = 0.0f;
+      for (int k = 0; k + 1 < K; ++k) {
+        g[k] = g[k + 1];
+        gb[k] = gb[k + 1];
+      }
+      g[K - 1] = gr;
+      gb[K - 1] = br;
+      // din[t] = sum_k w[k] · dpre[t + K - 1 - k] over rows of t's document (g[K - 1 - k] holds that row).
+      const int64_t t = r - K + 1;
+      if (t >= t0) {
+        float acc = 0.0f;
 #pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (gb[K - 1 - k] <= t) acc += wk[k] * g[K - 1 - k];
-      if (din) din[t * din_stride + c] = acc;
-      if (din16) din16[t * din_stride + c] = __float2bfloat16(acc);
+        for (int k = 0; k < K; ++k)
+          if (gb[K - 1 - k] <= t) acc += wk[k] * g[K - 1 - k];
+        if (din) din[t * din_stride + c] = acc;
+        if (din16) din16[t * din_stride + c] = __float2bfloat16(acc);
+      }
     }
   }
 #pragma unroll

@@ -51,6 +51,16 @@ void TrainGemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Operand A
   gemm(ta, tb, M, N, K, a, lda, b, ldb, beta, C, ldc, s);
 }
 
+void TrainGemm::forward_add(float* Y, const float* R, Operand X, Operand W, int64_t T, int64_t n, int64_t k,
+                            cudaStream_t s) {
+  if (T == 0 || n == 0) return;
+  int64_t ldx = k, ldw = k;
+  const void* x = prepare(X, T, k, &ldx, 0, s);
+  const void* w = prepare(W, n, k, &ldw, 1, s);
+  PCM_CHECK(ldx == k && ldw == k, "TrainGemm::forward_add: operands must be contiguous");
+  lt_.run(Y, x, w, bf16_, T, n, k, 1.0f, s, R);
+}
+
 void TrainGemm::backward(float* dX, float beta, float* dW, Operand dY, Operand X, Operand W, int64_t T, int64_t n,
                          int64_t k, cudaStream_t s, const std::function<void()>& between) {
   if (T == 0) {

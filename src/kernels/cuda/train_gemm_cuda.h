@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <functional>
 
+#include "kernels/cuda/gemm_cuda.h"
+
 struct cublasContext;
 
 namespace pcm::cuda {
@@ -39,6 +41,9 @@ class TrainGemm {
   void forward(float* Y, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
     run(false, true, T, n, k, X, k, W, k, 0.0f, Y, n, s);
   }
+  // Y[T, n] = R[T, n] + X[T, k]·W[n, k]ᵀ: the residual add in the product's epilogue (cuBLASLt reads C = R
+  // and writes D = Y), no copy of R first.
+  void forward_add(float* Y, const float* R, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s);
   // dX[T, k] = dY[T, n]·W[n, k] (beta 1: added).
   void backward_input(float* dX, Operand dY, Operand W, int64_t T, int64_t n, int64_t k, float beta, cudaStream_t s) {
     run(false, false, T, k, n, dY, n, W, k, beta, dX, k, s);
@@ -62,6 +67,7 @@ class TrainGemm {
   const void* prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s);
   bool bf16_;
   cublasContext* handle_ = nullptr;
+  Gemm lt_;  // forward_add's out-of-place product
   uint16_t* scratch_[2] = {nullptr, nullptr};
   int64_t scratch_cap_[2] = {0, 0};
 };
