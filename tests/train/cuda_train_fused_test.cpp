@@ -152,9 +152,10 @@ TEST(CudaTrainFused, GemmTakesReadyBf16Operands) {
 // scale() twice and then the per-tensor update of optimizer.cpp.
 TEST(CudaTrainFused, FlatAdamWWithPendingScalesMatchesScaledPerTensorUpdate) {
   PCM_REQUIRE_GPU();
-  const std::vector<int64_t> sizes = {1000, 7, 3, 5000, 1, 2049};
-  const std::vector<uint8_t> decays = {1, 0, 0, 1, 1, 0};  // runs: [1000), [1000, 1010), [1010, 6011), [6011, ...)
-  std::vector<int64_t> run_end = {1000, 1010, 6011, 8060};
+  // runs [0, 1000), [1000, 1010), [1010, 6011), [6011, 8061): edges inside 4-element groups, a tail of 1
+  const std::vector<int64_t> sizes = {1000, 7, 3, 5000, 1, 2050};
+  const std::vector<uint8_t> decays = {1, 0, 0, 1, 1, 0};
+  std::vector<int64_t> run_end = {1000, 1010, 6011, 8061};
   std::vector<uint8_t> run_decay = {1, 0, 1, 0};
   int64_t n = 0;
   for (int64_t s : sizes) n += s;
@@ -194,6 +195,13 @@ TEST(CudaTrainFused, FlatAdamWWithPendingScalesMatchesScaledPerTensorUpdate) {
   cuda::scale(d_g.get(), f2, n, nullptr);
   cuda::sum_squares(out.get(), d_g.get(), n, scratch.get(), nullptr);
   EXPECT_EQ(fused, out.download()[0]);
+  // Misaligned buffers are refused.
+  try {
+    cuda::adamw(d_w.get() + 1, d_g.get(), d_m.get(), d_v.get(), n - 1, d_end.get(), d_decay.get(), 4, a, nullptr);
+    ADD_FAILURE() << "expected an error for a misaligned buffer";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("16-byte aligned"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

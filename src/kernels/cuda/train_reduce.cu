@@ -52,7 +52,14 @@ __device__ __forceinline__ float scaled(float x, float f1, float f2) {
 __global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n, float f1, float f2) {
   __shared__ double red[kSqThreads];
   double acc = 0.0;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; i < n;
+  const int64_t n4 = reinterpret_cast<uintptr_t>(x) % 16 == 0 ? n / 4 : 0;  // 16-byte loads for the bulk
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; j < n4;
+       j += static_cast<int64_t>(kSqBlocks) * kSqThreads) {
+    const float4 q = reinterpret_cast<const float4*>(x)[j];
+    const double a = scaled(q.x, f1, f2), b = scaled(q.y, f1, f2), c = scaled(q.z, f1, f2), d = scaled(q.w, f1, f2);
+    acc += a * a + b * b + c * c + d * d;
+  }
+  for (int64_t i = 4 * n4 + blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; i < n;
        i += static_cast<int64_t>(kSqBlocks) * kSqThreads) {
     const double xi = scaled(x[i], f1, f2);
     acc += xi * xi;
@@ -82,32 +89,48 @@ __global__ void scale_kernel(float* x, float f, int64_t n) {
   if (i < n) x[i] *= f;
 }
 
-constexpr int kAdamThreads = 256, kAdamPerThread = 4;
+constexpr int kAdamThreads = 256;
 
-// All tensors in one launch: element i belongs to run r (run_end[r - 1] <= i < run_end[r]), which decays
-// when run_decay[r]. Each thread finds its first element's run by bisection, then walks forward.
+__device__ __forceinline__ void adamw_one(float& w, float g, float& m, float& v, float decay, const AdamWArgs& a) {
+  const float gi = scaled(g, a.g_scale1, a.g_scale2);
+  m = a.b1 * m + (1.0f - a.b1) * gi;
+  v = a.b2 * v + (1.0f - a.b2) * gi * gi;
+  w = w * decay - a.step_size * m / (sqrtf(v) * a.inv_sqrt_bc2 + a.eps);
+}
+
+// All tensors in one launch, 4 consecutive elements per thread (16-byte loads; the buffers are cudaMalloc'd,
+// so aligned): element i belongs to run r (run_end[r - 1] <= i < run_end[r]), which decays when
+// run_decay[r]; a thread finds its first element's run by bisection, then walks forward.
 __global__ void __launch_bounds__(kAdamThreads) adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n,
                                                              const int64_t* run_end, const uint8_t* run_decay,
                                                              int runs, AdamWArgs a) {
-  const int64_t i0 = blockIdx.x * static_cast<int64_t>(kAdamThreads * kAdamPerThread) + threadIdx.x;
+  const int64_t i0 = 4 * (blockIdx.x * static_cast<int64_t>(kAdamThreads) + threadIdx.x);
   if (i0 >= n) return;
   int lo = 0, hi = runs - 1;  // the first run with run_end > i0
   while (lo < hi) {
     const int mid = (lo + hi) / 2;
     if (run_end[mid] > i0) hi = mid; else lo = mid + 1;
   }
+  float dec[4];
 #pragma unroll
-  for (int u = 0; u < kAdamPerThread; ++u) {
-    const int64_t i = i0 + static_cast<int64_t>(u) * kAdamThreads;
-    if (i >= n) return;
-    while (run_end[lo] <= i) ++lo;
-    const float gi = scaled(g[i], a.g_scale1, a.g_scale2);
-    const float mi = a.b1 * m[i] + (1.0f - a.b1) * gi;
-    const float vi = a.b2 * v[i] + (1.0f - a.b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = w[i] * (run_decay[lo] ? a.decay : 1.0f) - a.step_size * mi / (sqrtf(vi) * a.inv_sqrt_bc2 + a.eps);
+  for (int q = 0; q < 4; ++q) {
+    while (lo < runs - 1 && run_end[lo] <= i0 + q) ++lo;
+    dec[q] = run_decay[lo] ? a.decay : 1.0f;
   }
+  if (i0 + 4 <= n) {
+    float4 wv = *reinterpret_cast<const float4*>(w + i0), mv = *reinterpret_cast<const float4*>(m + i0),
+           vv = *reinterpret_cast<const float4*>(v + i0);
+    const float4 gv = *reinterpret_cast<const float4*>(g + i0);
+    adamw_one(wv.x, gv.x, mv.x, vv.x, dec[0], a);
+    adamw_one(wv.y, gv.y, mv.y, vv.y, dec[1], a);
+    adamw_one(wv.z, gv.z, mv.z, vv.z, dec[2], a);
+    adamw_one(wv.w, gv.w, mv.w, vv.w, dec[3], a);
+    *reinterpret_cast<float4*>(w + i0) = wv;
+    *reinterpret_cast<float4*>(m + i0) = mv;
+    *reinterpret_cast<float4*>(v + i0) = vv;
+    return;
+  }
+  for (int q = 0; q < 4 && i0 + q < n; ++q) adamw_one(w[i0 + q], g[i0 + q], m[i0 + q], v[i0 + q], dec[q], a);
 }
 
 // partial_tmp[g, i] = sum of partial[s, i] over the kFold splits s of group g, in order.
@@ -204,8 +227,10 @@ void adamw(float* w, const float* g, float* m, float* v, int64_t n, const int64_
            int runs, const AdamWArgs& a, cudaStream_t s) {
   if (n == 0) return;
   PCM_CHECK(runs > 0, "CUDA AdamW: no runs for {} elements", n);
-  adamw_kernel<<<blocks_for(n, kAdamThreads * kAdamPerThread), kAdamThreads, 0, s>>>(w, g, m, v, n, run_end, run_decay,
-                                                                                      runs, a);
+  for (const void* p : {static_cast<const void*>(w), static_cast<const void*>(g), static_cast<const void*>(m),
+                        static_cast<const void*>(v)})
+    PCM_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0, "CUDA AdamW: buffers must be 16-byte aligned");
+  adamw_kernel<<<blocks_for(n, 4 * kAdamThreads), kAdamThreads, 0, s>>>(w, g, m, v, n, run_end, run_decay, runs, a);
   PCM_CUDA_LAUNCH();
 }
 
