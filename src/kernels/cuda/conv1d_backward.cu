@@ -12,6 +12,8 @@ namespace {
 constexpr int kMaxK = 8;
 
 __device__ __forceinline__ float sigmoid_f(float z) { return 1.0f / (1.0f + expf(-z)); }
+// The conv backward's: ex2.approx and an approximate divide (its rows are a dependent chain per thread).
+__device__ __forceinline__ float fast_sigmoid(float z) { return __fdividef(1.0f, 1.0f + __expf(-z)); }
 
 constexpr int kMaxTiles = 256;  // row tiles of one call: bounds the dw/db partials (the scratch)
 
@@ -72,7 +74,7 @@ __global__ void __launch_bounds__(128, K <= 5 ? 8 : 4) conv_backward_kernel(floa
 #pragma unroll
         for (int k = 0; k < K; ++k)
           if (r - K + 1 + k >= br) pre += wk[k] * x[k];
-        const float sg = sigmoid_f(pre);
+        const float sg = fast_sigmoid(pre);
         gr = da[q] * sg * (1.0f + pre * (1.0f - sg));
         if (r < t1) {
           db += gr;
