@@ -11,13 +11,15 @@
 //                      (with tc, as dcb / dx / dbc below: one mma.sync block per (chunk, head), ssd_backward_u_tc.cu)
 //   dstate_pass        sequential over each sequence's chunks, last to first: dS_c = U_{c+1} + e^cs_last dS_{c+1}
 //   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt; with tc (tf32,
-//                      P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_dcb_tc.cu)
+//                      P = 64) only Σ_h dCB over each group's heads (all dB, dC need), mma.sync blocks per
+//                      (tile pair, chunk, group) looping over the heads (ssd_backward_dcb_tc.cu)
 //   dx                 dX, and <B dSᵀ, X> per row (the state term of dcs, ddt); with tc (tf32, P = 64) one
 //                      mma.sync block per (chunk, head) instead (ssd_backward_dx_tc.cu)
 //   dbc                per-head dB and dC, and <diag(e^cs) dY S0, C> per row (the inter-chunk term of dcs);
-//                      with tc (tf32, P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_bc_tc.cu)
+//                      with tc (tf32, P = 64) dB, dC per group straight into dxbc, mma.sync blocks per (chunk,
+//                      group, row tile, column tile) looping over the heads (ssd_backward_bc_tc.cu)
 //   scalars            per (chunk, head): dcs from the partial sums, then ddt and the dA, dD partials
-//   group/head sums    dB, dC over each group's heads; dA, dD over chunks
+//   group/head sums    dB, dC over each group's heads (not with tc); dA, dD over chunks
 // Without tc, every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads
 // except the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
 // (no atomics): a step is bit-reproducible.
@@ -550,18 +552,16 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
       k, dstate0);
   PCM_CUDA_LAUNCH();
   if (tc) {  // the same outputs from one block per (chunk, head) on mma.sync (ssd_backward_{dcb,dx,bc}_tc.cu)
+    const int splits = bwd_tc::dcb_splits(k.d);  // dcb holds [chunks, G, splits, Q, Q] (<= [chunks, H, Q, Q])
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
     bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
                         k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
-    bwd_tc::BcArgs a{k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dcb, k.b.inter, k.nt,
-                     k.b.dCp, k.d, k.ct};
-    bwd_tc::bc_product(a, true, s);
-    a.state = k.b.dS;
-    a.out = k.b.dBp;
-    bwd_tc::bc_product(a, false, s);
+    bwd_tc::bc_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dS, k.b.dcb, splits,
+                        k.b.inter, k.nt, k.dx, k.dx_stride, k.d, k.ct},
+                       s);
   } else {
     dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
     PCM_CUDA_LAUNCH();
@@ -616,13 +616,16 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dCp = b.dBp + z.dBp;
   const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
                      bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
+  const bool use_tc = tf32 && tc && tc_ok;
   if (tf32)
-    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && tc_ok, s);
+    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else
     launch_tiles<SimtAcc>(k, g.ddt, dstate0, seqs, false, s);
-  group_sum_kernel<<<blocks_for(T * d.G * d.N, 256), 256, 0, s>>>(g.dxbc, g.stride, b.dBp, b.dCp, T, d.H, d.G, d.P,
-                                                                  d.N);
-  PCM_CUDA_LAUNCH();
+  if (!use_tc) {  // the tc dB and dC are per group already, written into dxbc
+    group_sum_kernel<<<blocks_for(T * d.G * d.N, 256), 256, 0, s>>>(g.dxbc, g.stride, b.dBp, b.dCp, T, d.H, d.G,
+                                                                    d.P, d.N);
+    PCM_CUDA_LAUNCH();
+  }
   head_sum_kernel<<<blocks_for(d.H, 128), 128, 0, s>>>(g.dA, g.dD, b.dAc, b.dDc, ct.count, d.H);
   PCM_CUDA_LAUNCH();
 }
