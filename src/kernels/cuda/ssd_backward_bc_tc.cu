@@ -1,16 +1,11 @@
-// dB and dC of the chunked SSD backward per group with mma.sync TF32 (m16n8k8,
-// fp32 accumulation). One block of 8 warps per (chunk and group, 64-row tile,
-// 64-column tile of N, dB or dC); warp w owns 16 rows (w % 4) x 32 columns (w /
-// 4). Why per group: B and C are shared by the group's heads, so
-//   stage 1  Σ_h (scale_h ∘ A_h) St_h     one product with k = (head, p) of H /
-//   G x 64 (A = dY or X rows of
-//            head h straight into fragments, scaled; St = S0 or dS, per head
-//            into shared memory, double buffered: the next head's tile is
-//            loaded into registers while this one multiplies)
-//   stage 2  (Σ_h dCB_h) B  or  (Σ_h dCB_h)ᵀ C   once per group, not once per
-//   head as before
-// and the outputs go straight into dxbc: no per-head dB/dC partials (2 x T x H
-// x N floats) and no group sum.
+// dB and dC of the chunked SSD backward per group with mma.sync TF32 (m16n8k8, fp32 accumulation). One block of 8 warps
+// per (chunk and group, 64-row tile, 64-column tile of N, dB or dC); warp w owns 16 rows (w % 4) x 32 columns (w / 4).
+// Why per group: B and C are shared by the group's heads, so
+//   stage 1  Σ_h (scale_h ∘ A_h) St_h   one product with k = (head, p) of H / G x 64 (A = dY or X rows of head h
+//            straight into fragments, scaled; St = S0 or dS, per head into shared memory, double buffered: the
+//            next head's tile is loaded into registers while this one multiplies)
+//   stage 2  (Σ_h dCB_h) B  or  (Σ_h dCB_h)ᵀ C   once per group, not once per head as before
+// and the outputs go straight into dxbc: no per-head dB/dC partials (2 x T x H x N floats) and no group sum.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
@@ -25,7 +20,7 @@ constexpr int kSs = kTile + 2;         // row stride of the shared B operands: 2
 constexpr int kStage1 = 2 * kP * kSs;  // floats of the two state buffers
 
 template <bool kIsC>
-__device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile, int rb, bool vin, bool vst,
+__device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile, int rb, bool vin, bool vst,
                                          bool vcb) {
   const int H = a.d.H, G = a.d.G, N = a.d.N, Q = a.ct.Q, hpg = H / G;
   const int c = blockIdx.x / G, g = blockIdx.x % G;
@@ -37,13 +32,13 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
   const bool active = 16 * mt < len;  // warp-uniform
   const int r0 = 16 * mt + gq, r1 = r0 + 8;
   const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
-  float *st = smem;              // [2][P][kSs]: St of the current and the next head, TF32
-  float *sc = smem + kStage1;    // [hpg][64]: row scales per head (0 past len)
-  float *ip = sc + hpg * kTile;  // [2][hpg][64]: inter partials of the two column halves (dC)
-  const float *stg = (kIsC ? a.S0 : a.dS) + static_cast<int64_t>(c) * H * kP * N + n0;
+  float* st = smem;              // [2][P][kSs]: St of the current and the next head, TF32
+  float* sc = smem + kStage1;    // [hpg][64]: row scales per head (0 past len)
+  float* ip = sc + hpg * kTile;  // [2][hpg][64]: inter partials of the two column halves (dC)
+  const float* stg = (kIsC ? a.S0 : a.dS) + static_cast<int64_t>(c) * H * kP * N + n0;
   for (int e = tid; e < hpg * kTile; e += kThreads) {
     const int k = e / kTile, i = rb + e % kTile, h = g * hpg + k;
-    const float *csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
+    const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
     float v = 0.0f;
     if (i < len) {
       if constexpr (kIsC)
@@ -56,29 +51,28 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
   // St of head k (P rows x the tile's columns, 0 past N): 4 float4 per thread.
   float4 pre[4];
   auto load_state = [&](int k) {
-    const float *src = stg + static_cast<int64_t>(g * hpg + k) * kP * N;
+    const float* src = stg + static_cast<int64_t>(g * hpg + k) * kP * N;
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int e = tid + u * kThreads, p = e / (kTile / 4), col = 4 * (e % (kTile / 4));
       pre[u] = col < ncols ? load4(src + static_cast<int64_t>(p) * N + col, vst) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
   };
-  auto store_state = [&](float *dst) {
+  auto store_state = [&](float* dst) {
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int e = tid + u * kThreads, p = e / (kTile / 4), col = 4 * (e % (kTile / 4));
-      float *d = dst + p * kSs + col;  // kSs even: 8-byte aligned pairs
-      *reinterpret_cast<float2 *>(d) = make_float2(round_tf32(pre[u].x), round_tf32(pre[u].y));
-      *reinterpret_cast<float2 *>(d + 2) = make_float2(round_tf32(pre[u].z), round_tf32(pre[u].w));
+      float* d = dst + p * kSs + col;  // kSs even: 8-byte aligned pairs
+      *reinterpret_cast<float2*>(d) = make_float2(round_tf32(pre[u].x), round_tf32(pre[u].y));
+      *reinterpret_cast<float2*>(d + 2) = make_float2(round_tf32(pre[u].z), round_tf32(pre[u].w));
     }
   };
   load_state(0);
   store_state(st);
-  // C at this lane's accumulator positions (dC: the inter dot), 0 past the
-  // warp's columns.
+  // C at this lane's accumulator positions (dC: the inter dot), 0 past the warp's columns.
   float cv[4][4];
   if constexpr (kIsC) {
-    const float *cg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(G + g) * N + n0 + wc;
+    const float* cg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(G + g) * N + n0 + wc;
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
       const int n = 8 * nt + 2 * tq;
@@ -93,12 +87,12 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
   float acc[4][4] = {};
   for (int k = 0; k < hpg; ++k) {
     if (k + 1 < hpg) load_state(k + 1);  // in flight during this head's products
-    const float *stb = st + (k & 1) * kP * kSs;
+    const float* stb = st + (k & 1) * kP * kSs;
     if (active) {
       const int h = g * hpg + k;
-      const float *A0 = kIsC ? a.dy + static_cast<int64_t>(start + q0) * HP + static_cast<int64_t>(h) * kP
+      const float* A0 = kIsC ? a.dy + static_cast<int64_t>(start + q0) * HP + static_cast<int64_t>(h) * kP
                              : a.xbc + static_cast<int64_t>(start + q0) * a.ld + static_cast<int64_t>(h) * kP;
-      const float *A1 = kIsC ? a.dy + static_cast<int64_t>(start + q1) * HP + static_cast<int64_t>(h) * kP
+      const float* A1 = kIsC ? a.dy + static_cast<int64_t>(start + q1) * HP + static_cast<int64_t>(h) * kP
                              : a.xbc + static_cast<int64_t>(start + q1) * a.ld + static_cast<int64_t>(h) * kP;
       const float s0 = sc[k * kTile + r0 - rb], s1 = sc[k * kTile + r1 - rb];
       float4 u0[kP / 16], u1[kP / 16];
@@ -114,7 +108,7 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
                                 to_tf32(s0 * u0[ks].w)};
         const uint32_t f1[4] = {to_tf32(s1 * u1[ks].x), to_tf32(s1 * u1[ks].y), to_tf32(s1 * u1[ks].z),
                                 to_tf32(s1 * u1[ks].w)};
-        const float *b = stb + (16 * ks + 4 * tq) * kSs + wc + gq;
+        const float* b = stb + (16 * ks + 4 * tq) * kSs + wc + gq;
         if constexpr (kIsC)
           step16<4>(tmp, f0, f1, b, kSs, nts);
         else
@@ -135,7 +129,7 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
         d1 += __shfl_xor_sync(0xffffffffu, d1, 1);
         d1 += __shfl_xor_sync(0xffffffffu, d1, 2);
         if (tq == 0) {
-          float *ipw = ip + ((warp >> 2) * hpg + k) * kTile - rb;
+          float* ipw = ip + ((warp >> 2) * hpg + k) * kTile - rb;
           ipw[r0] = d0;
           ipw[r1] = d1;
         }
@@ -157,11 +151,10 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
     }
     __syncthreads();  // rs below overwrites ip
   }
-  // Stage 2 operand rows (TF32, 0 past len / N): dC B rows [0, kend), dB C rows
-  // [rb, rows).
-  float *rs = smem;
+  // Stage 2 operand rows (TF32, 0 past len / N): dC B rows [0, kend), dB C rows [rb, rows).
+  float* rs = smem;
   const int rbeg = kIsC ? 0 : rb, rend = kIsC ? min(rb + kTile, rows) : rows;
-  const float *og = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>((kIsC ? 0 : G) + g) * N + n0;
+  const float* og = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>((kIsC ? 0 : G) + g) * N + n0;
   for (int e0 = tid; e0 < (rend - rbeg) * (kTile / 4); e0 += 4 * kThreads) {
     float4 v[4];
 #pragma unroll
@@ -174,9 +167,9 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
     for (int u = 0; u < 4; ++u) {
       const int e = e0 + u * kThreads, r = e / (kTile / 4), col = 4 * (e % (kTile / 4));
       if (rbeg + r < rend) {
-        float *d = rs + r * kSs + col;
-        *reinterpret_cast<float2 *>(d) = make_float2(round_tf32(v[u].x), round_tf32(v[u].y));
-        *reinterpret_cast<float2 *>(d + 2) = make_float2(round_tf32(v[u].z), round_tf32(v[u].w));
+        float* d = rs + r * kSs + col;
+        *reinterpret_cast<float2*>(d) = make_float2(round_tf32(v[u].x), round_tf32(v[u].y));
+        *reinterpret_cast<float2*>(d + 2) = make_float2(round_tf32(v[u].z), round_tf32(v[u].w));
       }
     }
   }
@@ -184,7 +177,7 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
   if (!active) return;
   const int S = a.splits;
   const int64_t QQ = static_cast<int64_t>(Q) * Q;
-  const float *dcb = a.dcb + static_cast<int64_t>(c * G + g) * S * QQ;
+  const float* dcb = a.dcb + static_cast<int64_t>(c * G + g) * S * QQ;
   if constexpr (kIsC) {  // Σ_{j <= i} dCB[i, j] B[j, :], k-steps 0..mt, A = rows
                          // r0, r1 of dCB
     for (int kb = 0; kb <= mt; ++kb) {
@@ -213,7 +206,7 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
       for (int sp = 0; sp < S; ++sp) {
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
-          const float *col = dcb + sp * QQ + static_cast<int64_t>(ib + u) * Q;
+          const float* col = dcb + sp * QQ + static_cast<int64_t>(ib + u) * Q;
           e0[u] += __ldg(col + q0);
           e1[u] += __ldg(col + q1);
         }
@@ -228,7 +221,7 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
       step16<4>(acc, f0, f1, rs + (ib - rb) * kSs + wc + gq, kSs, nts);
     }
   }
-  float *out =
+  float* out =
       a.dxbc + static_cast<int64_t>(start) * a.dx_stride + HP + static_cast<int64_t>((kIsC ? G : 0) + g) * N + n0 + wc;
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt)
@@ -245,8 +238,7 @@ __device__ __forceinline__ void bc_block(const BcArgs &a, float *smem, int ntile
     }
 }
 
-// blockIdx: x = chunk x G + group, y = 64-row tile, z = 2 x column tile + (dC ?
-// 1 : 0).
+// blockIdx: x = chunk x G + group, y = 64-row tile, z = 2 x column tile + (dC ? 1 : 0).
 __global__ void __launch_bounds__(kThreads, 2) bc_kernel(BcArgs a, bool vin, bool vst, bool vcb) {
   extern __shared__ __align__(16) float smem[];
   const int c = blockIdx.x / a.d.G, rb = kTile * static_cast<int>(blockIdx.y);
@@ -257,18 +249,18 @@ __global__ void __launch_bounds__(kThreads, 2) bc_kernel(BcArgs a, bool vin, boo
     bc_block<false>(a, smem, blockIdx.z / 2, rb, vin, vst, vcb);
 }
 
-int smem_floats(const SsdDims &d, int Q) {
+int smem_floats(const SsdDims& d, int Q) {
   const int stage1 = kStage1 + 3 * (d.H / d.G) * kTile, stage2 = Q * kSs;
   return stage1 > stage2 ? stage1 : stage2;
 }
 
 }  // namespace
 
-bool bc_supported(const SsdDims &d, int32_t Q) {
+bool bc_supported(const SsdDims& d, int32_t Q) {
   return d.P == kP && d.N % 16 == 0 && d.N <= kNmax && Q % 16 == 0 && Q <= kQmax && Q >= 16 && d.H / d.G <= kHpgMax;
 }
 
-void bc_product(const BcArgs &a, cudaStream_t s) {
+void bc_product(const BcArgs& a, cudaStream_t s) {
   const int smem = smem_floats(a.d, a.ct.Q) * static_cast<int>(sizeof(float));
   const unsigned ntiles = static_cast<unsigned>((a.d.N + kTile - 1) / kTile);
   const dim3 grid(static_cast<unsigned>(a.ct.count) * a.d.G, (a.ct.Q + kTile - 1) / kTile, 2 * ntiles);

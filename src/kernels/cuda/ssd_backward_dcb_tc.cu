@@ -1,13 +1,10 @@
-// Σ_h dCB_h over a group's heads and the per-head R sums of the chunked SSD
-// backward with mma.sync TF32 (m16n8k8, fp32 accumulation). One block of 8
-// warps per (64x64 tile pair j-tile <= i-tile, chunk, group, split of the
-// group's heads); warp w owns the tile's rows 16 (w % 4) .. + 15 and columns 32
-// (w / 4) .. + 31, and keeps the sum over the heads in registers. Why: dB and
-// dC need only the head sum (B, C are per group), so the old per-head dCB
-// (chunks x H x Q x Q floats, 0.5 GB at 1.3B 4x2048) never goes to device
-// memory, and the per-head products of dB/dC's second stage become one per
-// group (ssd_backward_bc_tc.cu). Operands straight from device memory into
-// fragments (dY rows as A, X rows as B: both row-major in p).
+// Σ_h dCB_h over a group's heads and the per-head R sums of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32
+// accumulation). One block of 8 warps per (64x64 tile pair j-tile <= i-tile, chunk, group, split of the group's heads);
+// warp w owns the tile's rows 16 (w % 4) .. + 15 and columns 32 (w / 4) .. + 31, and keeps the sum over the heads in
+// registers. Why: dB and dC need only the head sum (B, C are per group), so the old per-head dCB (chunks x H x Q x Q
+// floats, 0.5 GB at 1.3B 4x2048) never goes to device memory, and the per-head products of dB/dC's second stage become
+// one per group (ssd_backward_bc_tc.cu). Operands straight from device memory into fragments (dY rows as A, X rows as
+// B: both row-major in p).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_dcb_tc.h"
@@ -33,15 +30,15 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   if (i0 >= len || nh <= 0) return;
   const int64_t HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-  float *csi = smem;                      // [hs][64]: cs of the tile's rows i (0 past len)
-  float *csj = csi + hs * kTile;          // [hs][64]: cs of the tile's columns j
-  float *dtj = csj + hs * kTile;          // [hs][64]: dt of the columns
-  float *colp = dtj + hs * kTile;         // [hs][kRw][64]: each row warp's column sums of R per head
-  float *rowp = colp + hs * kRw * kTile;  // [hs][2][64]: each column half's row sums of R dt per head
-  float *cbs = rowp + hs * 2 * kTile;     // [64][kCbs]: the tile of CB (clamped into the causal part)
+  float* csi = smem;                      // [hs][64]: cs of the tile's rows i (0 past len)
+  float* csj = csi + hs * kTile;          // [hs][64]: cs of the tile's columns j
+  float* dtj = csj + hs * kTile;          // [hs][64]: dt of the columns
+  float* colp = dtj + hs * kTile;         // [hs][kRw][64]: each row warp's column sums of R per head
+  float* rowp = colp + hs * kRw * kTile;  // [hs][2][64]: each column half's row sums of R dt per head
+  float* cbs = rowp + hs * 2 * kTile;     // [64][kCbs]: the tile of CB (clamped into the causal part)
   for (int e = tid; e < nh * kTile; e += kThreads) {
     const int k = e / kTile, r = e % kTile, h = h0 + k, i = i0 + r, j = j0 + r;
-    const float *csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
+    const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
     csi[e] = i < len ? csh[i] : 0.0f;
     csj[e] = j < len ? csh[j] : 0.0f;
     dtj[e] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
@@ -52,24 +49,21 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   const int ir0 = 16 * wr + gq, ir1 = ir0 + 8;  // tile rows of this lane
   const int r0 = i0 + ir0, r1 = i0 + ir1;       // chunk rows
   const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
-  // The CB tile (read clamped into the causal, written part; selected away
-  // outside).
-  const float *cbg = a.cb + (static_cast<int64_t>(c) * G + g) * Q * Q;
+  // The CB tile (read clamped into the causal, written part; selected away outside).
+  const float* cbg = a.cb + (static_cast<int64_t>(c) * G + g) * Q * Q;
   for (int e = tid; e < kTile * kTile; e += kThreads) {
     const int i = min(i0 + e / kTile, len - 1), j = min(j0 + e % kTile, i);
     cbs[(e / kTile) * kCbs + e % kTile] = __ldg(cbg + static_cast<int64_t>(i) * Q + j);
   }
   __syncthreads();
-  // On the diagonal tile, column blocks past the warp's last row hold only j >
-  // i: skipped (all zero).
+  // On the diagonal tile, column blocks past the warp's last row hold only j > i: skipped (all zero).
   const int nt_end = it == jt ? min(4, 2 * wr + 2 - wc / 8) : 4;
   float sum[4][4] = {};
   for (int k = 0; k < nh; ++k) {
     const int h = h0 + k;
-    const float *dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-    const float *xh = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
-    // acc[nt] = dY Xᵀ over p for the warp's 16 rows x column block nt (k order
-    // 4t..4t+3 for A and B alike).
+    const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
+    const float* xh = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
+    // acc[nt] = dY Xᵀ over p for the warp's 16 rows x column block nt (k order 4t..4t+3 for A and B alike).
     float acc[4][4] = {};
 #pragma unroll
     for (int ks = 0; ks < kP / 16; ++ks) {
@@ -87,9 +81,9 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
         mma(acc[nt], f4, f5, f6, f7, to_tf32(b.z), to_tf32(b.w));
       }
     }
-    const float *ci = csi + k * kTile;
-    const float *cj = csj + k * kTile;
-    const float *dj = dtj + k * kTile;
+    const float* ci = csi + k * kTile;
+    const float* cj = csj + k * kTile;
+    const float* dj = dtj + k * kTile;
     const float cs0 = ci[ir0], cs1 = ci[ir1];
     float rs0 = 0.0f,
           rs1 = 0.0f;  // Σ_j R_ij dt_j of rows r0, r1 (this lane's columns)
@@ -116,7 +110,7 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
         c1 += __shfl_xor_sync(0xffffffffu, c1, o);
       }
       if (gq == 0) {
-        float *cw = colp + (k * kRw + wr) * kTile;
+        float* cw = colp + (k * kRw + wr) * kTile;
         cw[jr] = c0;
         cw[jr + 1] = c1;
       }
@@ -126,17 +120,17 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
     rs1 += __shfl_xor_sync(0xffffffffu, rs1, 1);
     rs1 += __shfl_xor_sync(0xffffffffu, rs1, 2);
     if (tq == 0) {
-      float *rw = rowp + (k * 2 + wc / 32) * kTile;
+      float* rw = rowp + (k * 2 + wc / 32) * kTile;
       rw[ir0] = rs0;
       rw[ir1] = rs1;
     }
   }
-  // This split's Σ_h dCB_h for the tile's rows < len (every column of the tile;
-  // 0 for j > i).
-  float *dcb = a.dcb + ((static_cast<int64_t>(c) * G + g) * splits + sp) * Q * Q;
+  // This split's Σ_h dCB_h for the tile's rows < len (every column of the tile; 0 for j > i).
+  float* dcb = a.dcb + ((static_cast<int64_t>(c) * G + g) * splits + sp) * Q * Q;
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt) {
     const int j = j0 + wc + 8 * nt + 2 * tq;
+    if (j >= Q) continue;  // Q < 64: the tile is wider than the chunk (Q % 16 == 0: j + 1 < Q too)
     if (r0 < len) {
       dcb[static_cast<int64_t>(r0) * Q + j] = sum[nt][0];
       dcb[static_cast<int64_t>(r0) * Q + j + 1] = sum[nt][1];
@@ -164,14 +158,14 @@ int smem_bytes(int hs) { return (hs * kTile * (3 + kRw + 2) + kTile * kCbs) * st
 
 }  // namespace
 
-bool dcb_supported(const SsdDims &d, int32_t Q) { return d.P == kP && Q % 16 == 0 && Q <= kQmax && Q >= 16; }
+bool dcb_supported(const SsdDims& d, int32_t Q) { return d.P == kP && Q % 16 == 0 && Q <= kQmax && Q >= 16; }
 
-int dcb_splits(const SsdDims &d) {
+int dcb_splits(const SsdDims& d) {
   const int hpg = d.H / d.G;
   return (hpg + kHs - 1) / kHs;
 }
 
-void dcb_product(const DcbArgs &a, cudaStream_t s) {
+void dcb_product(const DcbArgs& a, cudaStream_t s) {
   const int splits = dcb_splits(a.d), hpg = a.d.H / a.d.G, hs = (hpg + splits - 1) / splits;
   const int smem = smem_bytes(hs), qt = (a.ct.Q + kTile - 1) / kTile;
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
