@@ -39,6 +39,13 @@ if left 20 && [ -n "$CS" ]; then
   t=$SECONDS; timeout 30 $CS --tool memcheck ./test_cuda --gtest_filter='Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/3' > $L/memcheck.log 2>&1
   echo "== memcheck case 3 rc=$? $((SECONDS-t))s: $(grep -E 'ERROR SUMMARY' $L/memcheck.log)" >> $S
 fi
+if left 40; then  # where the tc kernels of one backward layer spend their time (sections, 4 launches)
+  t=$SECONDS; timeout 40 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 4 \
+    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
+    --section MemoryWorkloadAnalysis ./pcm $T2 > $L/sections.txt 2>&1
+  echo "== ncu sections rc=$? $((SECONDS-t))s" >> $S
+  grep -E "^  [a-z_:<>0-9A-Z]+kernel|^    Duration|Compute \(SM\) Throughput|^    Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Issue Slots Busy|Eligible Warps" $L/sections.txt | head -60 >> $S
+fi
 left 25 && bench pcm_base
 echo "== done at ${SECONDS}s" >> $S
 tar czf $OUT/logs.tgz -C $L .
