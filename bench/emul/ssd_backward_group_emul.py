@@ -119,20 +119,28 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
         for rb in range(0, Q, T64):
             if rb >= length:
                 continue
-            sc = np.zeros((hpg, T64))
+            # Per head k the threads' copies (tid: rows tid / 16 + 16 u, columns 4 (tid % 16)), scaled in place.
+            KAS = KP + 16
+            As, st = [], []
             for k in range(hpg):
-                for rr in range(T64):
-                    i = rb + rr
-                    if i < length:
-                        sc[k, rr] = np.exp(cs[k, i]) if is_c else np.exp(cs[k, length - 1] - cs[k, i]) * dt[k, i]
-            ip = np.full((2, hpg, T64), np.nan)
-            st = []
-            for k in range(hpg):
+                A_s = np.full(T64 * KAS, np.nan)
                 m = np.full(KP * KSS, np.nan)
-                for p in range(KP):
-                    m[p * KSS: p * KSS + T64] = 0.0
-                    m[p * KSS: p * KSS + ncols] = St[k][p, n0:n0 + ncols]
+                Am = dY[k] if is_c else X[k]
+                for tid in range(256):
+                    c4 = 4 * (tid & 15)
+                    for u in range(4):
+                        rr = (tid >> 4) + 16 * u
+                        i = min(rb + rr, length - 1)
+                        valid = rb + rr < length
+                        v = Am[i, c4:c4 + 4] if valid else np.zeros(4)
+                        sc = 0.0
+                        if valid:
+                            sc = np.exp(cs[k, i]) if is_c else np.exp(cs[k, length - 1] - cs[k, i]) * dt[k, i]
+                        A_s[rr * KAS + c4: rr * KAS + c4 + 4] = sc * v
+                        m[rr * KSS + c4: rr * KSS + c4 + 4] = St[k][rr, n0 + c4:n0 + c4 + 4] if c4 < ncols else 0.0
+                As.append(A_s)
                 st.append(m)
+            ip = np.full((2, hpg, T64), np.nan)
             accs = {}
             for warp in range(8):
                 mt, wc = rb // 16 + (warp & 3), 32 * (warp >> 2)
@@ -151,12 +159,11 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                         if is_c:
                             ip[warp >> 2, k, 16 * (warp & 3): 16 * (warp & 3) + 16] = 0.0
                         continue
-                    Am = dY[k] if is_c else X[k]
-                    s0, s1 = sc[k][r0 - rb], sc[k][r1 - rb]
                     tmp = np.zeros((4, 32, 4))
+                    rl0 = 16 * (warp & 3) + GQ
                     for ks in range(KP // 16):
-                        f0 = [s0 * Am[q0, 16 * ks + 4 * TQ + u] for u in range(4)]
-                        f1 = [s1 * Am[q1, 16 * ks + 4 * TQ + u] for u in range(4)]
+                        f0 = [As[k][rl0 * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
+                        f1 = [As[k][(rl0 + 8) * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
                         step16(tmp if is_c else acc, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + wc + GQ, KSS, nts)
                     if is_c:
                         d0 = sum(tmp[nt][:, 0] * cv[nt][:, 0] + tmp[nt][:, 1] * cv[nt][:, 1] for nt in range(4))

@@ -6,6 +6,7 @@
 //            next head's tile is loaded into registers while this one multiplies)
 //   stage 2  (Σ_h dCB_h) B  or  (Σ_h dCB_h)ᵀ C   once per group, not once per head as before
 // and the outputs go straight into dxbc: no per-head dB/dC partials (2 x T x H x N floats) and no group sum.
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
@@ -16,14 +17,23 @@ namespace {
 using namespace mma_tf32;
 
 constexpr int kP = 64, kNmax = 128, kQmax = 256, kTile = 64, kThreads = 256, kHpgMax = 128;
-constexpr int kSs = kTile + 2;         // row stride of the shared B operands: 2 mod 8 (step16's bank rule)
-constexpr int kStage1 = 2 * kP * kSs;  // floats of the two state buffers
-
+constexpr int kSs = kTile + 2;  // row stride of the shared B operands: 2 mod 8 (step16's bank rule)
+constexpr int kAs = kP + 16;    // row stride of the A rows: 16-byte loads of rows g and g + 1 hit 32 banks
+constexpr int kScl = 9;         // per thread and stage: cs (and dt) of its 4 A rows, cs_last (dB)
+// Floats of one head's stage: A rows, St, then the threads' scale inputs ([kScl][kThreads]).
+constexpr int kBuf = kTile * kAs + kP * kSs + kScl * kThreads;
+static_assert(kBuf % 4 == 0, "16-byte aligned stages");
+// Stages in flight: dC (1 block per SM: the inter dot's registers) 3, dB (2 blocks per SM) 2.
 template <bool kIsC>
-__device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile, int rb, bool vin, bool vst,
-                                         bool vcb) {
-  const int H = a.d.H, G = a.d.G, N = a.d.N, Q = a.ct.Q, hpg = H / G;
-  const int c = blockIdx.x / G, g = blockIdx.x % G;
+constexpr int kStages = kIsC ? 3 : 2;
+
+// Stage 1 per head k through a kStages-deep pipeline of cp.async copies: the copies of the next heads land
+// while head k multiplies. A copy is rounded to TF32 (and A scaled) in place by the thread that issued it,
+// then a barrier.
+template <bool kIsC, bool kVec>
+__device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile, int rb, int c, int g) {
+  constexpr int S = kStages<kIsC>;
+  const int H = a.d.H, N = a.d.N, Q = a.ct.Q, hpg = H / a.d.G;
   const int start = a.ct.chunk_start[c], len = a.ct.chunk_len[c], rows = (len + 15) & ~15;
   const int64_t HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
@@ -32,47 +42,60 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   const bool active = 16 * mt < len;  // warp-uniform
   const int r0 = 16 * mt + gq, r1 = r0 + 8;
   const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
-  float* st = smem;              // [2][P][kSs]: St of the current and the next head, TF32
-  float* sc = smem + kStage1;    // [hpg][64]: row scales per head (0 past len)
-  float* ip = sc + hpg * kTile;  // [2][hpg][64]: inter partials of the two column halves (dC)
+  float* ip = smem + S * kBuf;  // [2][hpg][64]: inter partials of the two column halves (dC)
   const float* stg = (kIsC ? a.S0 : a.dS) + static_cast<int64_t>(c) * H * kP * N + n0;
-  for (int e = tid; e < hpg * kTile; e += kThreads) {
-    const int k = e / kTile, i = rb + e % kTile, h = g * hpg + k;
-    const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
-    float v = 0.0f;
-    if (i < len) {
-      if constexpr (kIsC)
-        v = __expf(csh[i]);
-      else
-        v = __expf(csh[len - 1] - csh[i]) * a.dt[static_cast<int64_t>(start + i) * H + h];
+  const float* ag = kIsC ? a.dy + static_cast<int64_t>(start) * HP : a.xbc + static_cast<int64_t>(start) * a.ld;
+  const int64_t lda = kIsC ? HP : a.ld;
+  // This thread's copies: A rows rr = tid / 16 + 16 u (4 columns at 4 (tid % 16)), St rows p likewise.
+  const int c4 = 4 * (tid & 15);
+  auto issue = [&](int k) {  // head k into stage k % S; an empty group past the last head keeps the count
+    if (k < hpg) {
+      const int h = g * hpg + k;
+      float* A = smem + (k % S) * kBuf;
+      float* St = A + kTile * kAs;
+      float* scl = St + kP * kSs + tid;
+      const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int rr = (tid >> 4) + 16 * u, i = min(rb + rr, len - 1);
+        cp_async::copy4f<kVec ? 16 : 4>(A + rr * kAs + c4, ag + static_cast<int64_t>(i) * lda + h * kP + c4,
+                                        rb + rr < len);
+        cp_async::copy4f<kVec ? 8 : 4>(
+            St + rr * kSs + c4,
+            stg + static_cast<int64_t>(h) * kP * N + static_cast<int64_t>(rr) * N + min(c4, ncols - 4), c4 < ncols);
+        cp_async::copy4(scl + u * kThreads, csh + i, true);
+        if constexpr (!kIsC)
+          cp_async::copy4(scl + (4 + u) * kThreads, a.dt + static_cast<int64_t>(start + i) * H + h, true);
+      }
+      if constexpr (!kIsC) cp_async::copy4(scl + 8 * kThreads, csh + len - 1, true);
     }
-    sc[e] = v;
-  }
-  // St of head k (P rows x the tile's columns, 0 past N): 4 float4 per thread.
-  float4 pre[4];
-  auto load_state = [&](int k) {
-    const float* src = stg + static_cast<int64_t>(g * hpg + k) * kP * N;
+    cp_async::commit();
+  };
+  auto fixup = [&](int k) {
+    float* A = smem + (k % S) * kBuf;
+    float* St = A + kTile * kAs;
+    const float* scl = St + kP * kSs + tid;
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
-      const int e = tid + u * kThreads, p = e / (kTile / 4), col = 4 * (e % (kTile / 4));
-      pre[u] = col < ncols ? load4(src + static_cast<int64_t>(p) * N + col, vst) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      const int rr = (tid >> 4) + 16 * u;
+      float sc = 0.0f;  // rows past len: 0 (their copies are zero-filled too)
+      if (rb + rr < len)
+        sc = kIsC ? __expf(scl[u * kThreads]) : __expf(scl[8 * kThreads] - scl[u * kThreads]) * scl[(4 + u) * kThreads];
+      float4* pa = reinterpret_cast<float4*>(A + rr * kAs + c4);
+      const float4 v = *pa;
+      *pa = make_float4(round_tf32(sc * v.x), round_tf32(sc * v.y), round_tf32(sc * v.z), round_tf32(sc * v.w));
+      float2* ps = reinterpret_cast<float2*>(St + rr * kSs + c4);  // kSs even: 8-byte aligned pairs
+      const float2 s0 = ps[0], s1 = ps[1];
+      ps[0] = make_float2(round_tf32(s0.x), round_tf32(s0.y));
+      ps[1] = make_float2(round_tf32(s1.x), round_tf32(s1.y));
     }
   };
-  auto store_state = [&](float* dst) {
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = tid + u * kThreads, p = e / (kTile / 4), col = 4 * (e % (kTile / 4));
-      float* d = dst + p * kSs + col;  // kSs even: 8-byte aligned pairs
-      *reinterpret_cast<float2*>(d) = make_float2(round_tf32(pre[u].x), round_tf32(pre[u].y));
-      *reinterpret_cast<float2*>(d + 2) = make_float2(round_tf32(pre[u].z), round_tf32(pre[u].w));
-    }
-  };
-  load_state(0);
-  store_state(st);
+  for (int k = 0; k < S - 1; ++k) issue(k);
   // C at this lane's accumulator positions (dC: the inter dot), 0 past the warp's columns.
   float cv[4][4];
   if constexpr (kIsC) {
-    const float* cg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(G + g) * N + n0 + wc;
+    const float* cg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(a.d.G + g) * N + n0 + wc;
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
       const int n = 8 * nt + 2 * tq;
@@ -83,44 +106,37 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       cv[nt][3] = ok ? __ldg(cg + static_cast<int64_t>(q1) * a.ld + n + 1) : 0.0f;
     }
   }
-  __syncthreads();
   float acc[4][4] = {};
+  const int rl0 = 16 * (warp & 3) + gq;  // block row of r0
   for (int k = 0; k < hpg; ++k) {
-    if (k + 1 < hpg) load_state(k + 1);  // in flight during this head's products
-    const float* stb = st + (k & 1) * kP * kSs;
+    cp_async::wait_group<S - 2>();  // head k's copies (this thread's) have landed
+    fixup(k);
+    __syncthreads();   // head k's stage complete; every warp is done with head k - 1's stage
+    issue(k + S - 1);  // into head k - 1's stage
+    const float* A = smem + (k % S) * kBuf;
+    const float* stb = A + kTile * kAs;
     if (active) {
-      const int h = g * hpg + k;
-      const float* A0 = kIsC ? a.dy + static_cast<int64_t>(start + q0) * HP + static_cast<int64_t>(h) * kP
-                             : a.xbc + static_cast<int64_t>(start + q0) * a.ld + static_cast<int64_t>(h) * kP;
-      const float* A1 = kIsC ? a.dy + static_cast<int64_t>(start + q1) * HP + static_cast<int64_t>(h) * kP
-                             : a.xbc + static_cast<int64_t>(start + q1) * a.ld + static_cast<int64_t>(h) * kP;
-      const float s0 = sc[k * kTile + r0 - rb], s1 = sc[k * kTile + r1 - rb];
-      float4 u0[kP / 16], u1[kP / 16];
-#pragma unroll
-      for (int ks = 0; ks < kP / 16; ++ks) {
-        u0[ks] = load4(A0 + 16 * ks + 4 * tq, vin);
-        u1[ks] = load4(A1 + 16 * ks + 4 * tq, vin);
-      }
       float tmp[4][4] = {};
 #pragma unroll
       for (int ks = 0; ks < kP / 16; ++ks) {
-        const uint32_t f0[4] = {to_tf32(s0 * u0[ks].x), to_tf32(s0 * u0[ks].y), to_tf32(s0 * u0[ks].z),
-                                to_tf32(s0 * u0[ks].w)};
-        const uint32_t f1[4] = {to_tf32(s1 * u1[ks].x), to_tf32(s1 * u1[ks].y), to_tf32(s1 * u1[ks].z),
-                                to_tf32(s1 * u1[ks].w)};
+        const float4 v0 = *reinterpret_cast<const float4*>(A + rl0 * kAs + 16 * ks + 4 * tq);
+        const float4 v1 = *reinterpret_cast<const float4*>(A + (rl0 + 8) * kAs + 16 * ks + 4 * tq);
+        const uint32_t f0[4] = {bits(v0.x), bits(v0.y), bits(v0.z), bits(v0.w)};
+        const uint32_t f1[4] = {bits(v1.x), bits(v1.y), bits(v1.z), bits(v1.w)};
         const float* b = stb + (16 * ks + 4 * tq) * kSs + wc + gq;
         if constexpr (kIsC)
           step16<4>(tmp, f0, f1, b, kSs, nts);
         else
           step16<4>(acc, f0, f1, b, kSs, nts);
       }
-      if constexpr (kIsC) {  // inter_hi = <this head's term of row i, C_i>, then
-                             // the term joins the sum
+      if constexpr (kIsC) {  // inter_hi = <this head's term of row i, C_i>, then the term joins the sum
         float d0 = 0.0f, d1 = 0.0f;
 #pragma unroll
         for (int nt = 0; nt < 4; ++nt) {
-          d0 += tmp[nt][0] * cv[nt][0] + tmp[nt][1] * cv[nt][1];
-          d1 += tmp[nt][2] * cv[nt][2] + tmp[nt][3] * cv[nt][3];
+          if (nt < nts) {
+            d0 += tmp[nt][0] * cv[nt][0] + tmp[nt][1] * cv[nt][1];
+            d1 += tmp[nt][2] * cv[nt][2] + tmp[nt][3] * cv[nt][3];
+          }
 #pragma unroll
           for (int e = 0; e < 4; ++e) acc[nt][e] += tmp[nt][e];
         }
@@ -134,15 +150,11 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
           ipw[r1] = d1;
         }
       }
-    } else if (kIsC && lane < 16) {  // rows past len: their inter slots are not
-                                     // read, but keep ip defined
-      ip[((warp >> 2) * hpg + k) * kTile + 16 * (warp & 3) + lane] = 0.0f;
     }
-    if (k + 1 < hpg) store_state(st + ((k + 1) & 1) * kP * kSs);
-    __syncthreads();
   }
-  if constexpr (kIsC) {  // the two column halves' inter partials in a fixed
-                         // order; one slot per column tile
+  cp_async::wait_group<0>();  // only empty groups are left; none may land on stage 2's rows
+  __syncthreads();            // ip complete; the stages are free for stage 2's rows
+  if constexpr (kIsC) {       // the two column halves' inter partials in a fixed order; one slot per column tile
     for (int e = tid; e < hpg * kTile; e += kThreads) {
       const int k = e / kTile, i = rb + e % kTile;
       if (i < len)
@@ -154,13 +166,14 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   // Stage 2 operand rows (TF32, 0 past len / N): dC B rows [0, kend), dB C rows [rb, rows).
   float* rs = smem;
   const int rbeg = kIsC ? 0 : rb, rend = kIsC ? min(rb + kTile, rows) : rows;
-  const float* og = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>((kIsC ? 0 : G) + g) * N + n0;
+  const float* og =
+      a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>((kIsC ? 0 : a.d.G) + g) * N + n0;
   for (int e0 = tid; e0 < (rend - rbeg) * (kTile / 4); e0 += 4 * kThreads) {
     float4 v[4];
 #pragma unroll
     for (int u = 0; u < 4; ++u) {
       const int e = e0 + u * kThreads, r = rbeg + e / (kTile / 4), col = 4 * (e % (kTile / 4));
-      v[u] = r < len && col < ncols ? load4(og + static_cast<int64_t>(r) * a.ld + col, vin)
+      v[u] = r < len && col < ncols ? load4(og + static_cast<int64_t>(r) * a.ld + col, kVec)
                                     : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 #pragma unroll
@@ -175,17 +188,16 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   }
   __syncthreads();
   if (!active) return;
-  const int S = a.splits;
+  const int splits = a.splits;
   const int64_t QQ = static_cast<int64_t>(Q) * Q;
-  const float* dcb = a.dcb + static_cast<int64_t>(c * G + g) * S * QQ;
-  if constexpr (kIsC) {  // Σ_{j <= i} dCB[i, j] B[j, :], k-steps 0..mt, A = rows
-                         // r0, r1 of dCB
+  const float* dcb = a.dcb + static_cast<int64_t>(c * a.d.G + g) * splits * QQ;
+  if constexpr (kIsC) {  // Σ_{j <= i} dCB[i, j] B[j, :], k-steps 0..mt, A = rows r0, r1 of dCB
     for (int kb = 0; kb <= mt; ++kb) {
       const int jb = 16 * kb + 4 * tq;
       float e0[4] = {}, e1[4] = {};
-      for (int sp = 0; sp < S; ++sp) {  // the splits' partial sums in a fixed order
-        const float4 w0 = load4(dcb + sp * QQ + static_cast<int64_t>(q0) * Q + jb, vcb);
-        const float4 w1 = load4(dcb + sp * QQ + static_cast<int64_t>(q1) * Q + jb, vcb);
+      for (int sp = 0; sp < splits; ++sp) {  // the splits' partial sums in a fixed order
+        const float4 w0 = load4(dcb + sp * QQ + static_cast<int64_t>(q0) * Q + jb, kVec);
+        const float4 w1 = load4(dcb + sp * QQ + static_cast<int64_t>(q1) * Q + jb, kVec);
         e0[0] += w0.x, e0[1] += w0.y, e0[2] += w0.z, e0[3] += w0.w;
         e1[0] += w1.x, e1[1] += w1.y, e1[2] += w1.z, e1[3] += w1.w;
       }
@@ -203,7 +215,7 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
     for (int kb = mt; kb < rows / 16; ++kb) {
       const int ib = 16 * kb + 4 * tq;
       float e0[4] = {}, e1[4] = {};
-      for (int sp = 0; sp < S; ++sp) {
+      for (int sp = 0; sp < splits; ++sp) {
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
           const float* col = dcb + sp * QQ + static_cast<int64_t>(ib + u) * Q;
@@ -221,8 +233,8 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       step16<4>(acc, f0, f1, rs + (ib - rb) * kSs + wc + gq, kSs, nts);
     }
   }
-  float* out =
-      a.dxbc + static_cast<int64_t>(start) * a.dx_stride + HP + static_cast<int64_t>((kIsC ? G : 0) + g) * N + n0 + wc;
+  float* out = a.dxbc + static_cast<int64_t>(start) * a.dx_stride + HP +
+               static_cast<int64_t>((kIsC ? a.d.G : 0) + g) * N + n0 + wc;
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt)
     if (nt < nts) {
@@ -238,20 +250,31 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
     }
 }
 
-// blockIdx: x = chunk x G + group, y = 64-row tile, z = 2 x column tile + (dC ? 1 : 0).
-__global__ void __launch_bounds__(kThreads, 2) bc_kernel(BcArgs a, bool vin, bool vst, bool vcb) {
+// blockIdx: x = column tile + column tiles x row tile, y = chunk x G + group: the blocks that read one
+// chunk's rows and states run side by side (L2 reuse).
+template <bool kIsC, bool kVec>
+__global__ void __launch_bounds__(kThreads, kIsC ? 1 : 2) bc_kernel(BcArgs a) {
   extern __shared__ __align__(16) float smem[];
-  const int c = blockIdx.x / a.d.G, rb = kTile * static_cast<int>(blockIdx.y);
+  const int ntiles = (a.d.N + kTile - 1) / kTile;
+  const int c = blockIdx.y / a.d.G, g = blockIdx.y % a.d.G, rb = kTile * (blockIdx.x / ntiles);
   if (rb >= a.ct.chunk_len[c]) return;
-  if (blockIdx.z & 1)
-    bc_block<true>(a, smem, blockIdx.z / 2, rb, vin, vst, vcb);
-  else
-    bc_block<false>(a, smem, blockIdx.z / 2, rb, vin, vst, vcb);
+  bc_block<kIsC, kVec>(a, smem, blockIdx.x % ntiles, rb, c, g);
 }
 
-int smem_floats(const SsdDims& d, int Q) {
-  const int stage1 = kStage1 + 3 * (d.H / d.G) * kTile, stage2 = Q * kSs;
+int smem_floats(const SsdDims& d, int Q, bool is_c) {
+  const int stage1 = is_c ? kStages<true> * kBuf + 2 * (d.H / d.G) * kTile : kStages<false> * kBuf;
+  const int stage2 = Q * kSs;
   return stage1 > stage2 ? stage1 : stage2;
+}
+
+template <bool kIsC>
+void launch(const BcArgs& a, bool vec, cudaStream_t s) {
+  const int smem = smem_floats(a.d, a.ct.Q, kIsC) * static_cast<int>(sizeof(float));
+  const unsigned ntiles = static_cast<unsigned>((a.d.N + kTile - 1) / kTile), qtiles = (a.ct.Q + kTile - 1) / kTile;
+  auto kernel = vec ? bc_kernel<kIsC, true> : bc_kernel<kIsC, false>;
+  allow_smem(kernel, smem);
+  kernel<<<dim3(ntiles * qtiles, static_cast<unsigned>(a.ct.count) * a.d.G), kThreads, smem, s>>>(a);
+  PCM_CUDA_LAUNCH();
 }
 
 }  // namespace
@@ -261,14 +284,11 @@ bool bc_supported(const SsdDims& d, int32_t Q) {
 }
 
 void bc_product(const BcArgs& a, cudaStream_t s) {
-  const int smem = smem_floats(a.d, a.ct.Q) * static_cast<int>(sizeof(float));
-  const unsigned ntiles = static_cast<unsigned>((a.d.N + kTile - 1) / kTile);
-  const dim3 grid(static_cast<unsigned>(a.ct.count) * a.d.G, (a.ct.Q + kTile - 1) / kTile, 2 * ntiles);
-  allow_smem(bc_kernel, smem);
-  const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  const bool vst = aligned16(a.S0) && aligned16(a.dS) && a.d.N % 4 == 0;
-  bc_kernel<<<grid, kThreads, smem, s>>>(a, vin, vst, aligned16(a.dcb));
-  PCM_CUDA_LAUNCH();
+  // 16-byte copies and loads where every base and stride allows (always, except the tests' odd row strides).
+  const bool vec = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0 && aligned16(a.S0) && aligned16(a.dS) &&
+                   a.d.N % 4 == 0 && aligned16(a.dcb);
+  launch<true>(a, vec, s);
+  launch<false>(a, vec, s);
 }
 
 }  // namespace pcm::cuda::bwd_tc
