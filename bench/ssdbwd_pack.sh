@@ -4,6 +4,8 @@
 # usage: ssdbwd_pack.sh BUILD_DIR DEST_DIR BASELINE_PCM
 set -e
 src=$1; dst=$2; base=$3
+# Built beside DEST and moved in at the end: a pack being rebuilt is never half there.
+tmp="$dst.tmp"; final="$dst"; dst="$tmp"
 rm -rf "$dst"; mkdir -p "$dst/stage/lib"
 for b in pcm test_cuda test_train; do strip -o "$dst/stage/$b" "$src/$b"; done
 strip -o "$dst/stage/pcm_base" "$base"
@@ -11,4 +13,5 @@ strip -o "$dst/stage/pcm_base" "$base"
 (cd "$dst/stage" && XZ_OPT=-9e tar cJf ../pack.tar.xz .)
 rm -rf "$dst/stage"
 cp "$(dirname "$0")/ssdbwd_run.sh" "$dst/run.sh"
-du -sh "$dst"
+rm -rf "$final.old"; [ -d "$final" ] && mv "$final" "$final.old"; mv "$dst" "$final"; rm -rf "$final.old"
+du -sh "$final"

@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ssd_backward_tc_emul import GQ, TQ, mma, step16  # noqa: E402
 
-KP, T64, KHS, KSS = 64, 64, 16, 66
+KP, T64, KHS, KSS, KRS = 64, 64, 8, 66, 80
 
 
 def dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row):
@@ -41,11 +41,6 @@ def dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row):
             dtj = np.array([[dt[h0 + k, j0 + r] if j0 + r < length else 0.0 for r in r_] for k in range(nh)])
             colp = np.zeros((nh, 4, T64))
             rowp = np.zeros((nh, 2, T64))
-            cbs = np.empty((T64, T64))
-            for r in range(T64):
-                i = min(i0 + r, length - 1)
-                for c in range(T64):
-                    cbs[r, c] = CB[i, min(j0 + c, i)]
             for warp in range(8):
                 wr, wc = warp % 4, 32 * (warp // 4)
                 ir0, ir1 = 16 * wr + GQ, 16 * wr + GQ + 8
@@ -55,15 +50,23 @@ def dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row):
                 ssum = np.zeros((4, 32, 4))
                 for k in range(nh):
                     h = h0 + k
+                    # the stage: each thread's copies (rows tid / 16 + 16 u, columns 4 (tid % 16)), 0 past len
+                    ys, xs = np.full(T64 * KRS, np.nan), np.full(T64 * KRS, np.nan)
+                    for tid in range(256):
+                        c4 = 4 * (tid & 15)
+                        for u in range(4):
+                            rr = (tid >> 4) + 16 * u
+                            i, j = i0 + rr, j0 + rr
+                            ys[rr * KRS + c4: rr * KRS + c4 + 4] = dY[h][i, c4:c4 + 4] if i < length else 0.0
+                            xs[rr * KRS + c4: rr * KRS + c4 + 4] = X[h][j, c4:c4 + 4] if j < length else 0.0
                     acc = np.zeros((4, 32, 4))
                     for ks in range(KP // 16):
-                        u0 = [dY[h][q0, 16 * ks + 4 * TQ + u] for u in range(4)]
-                        u1 = [dY[h][q1, 16 * ks + 4 * TQ + u] for u in range(4)]
+                        u0 = [ys[ir0 * KRS + 16 * ks + 4 * TQ + u] for u in range(4)]
+                        u1 = [ys[ir1 * KRS + 16 * ks + 4 * TQ + u] for u in range(4)]
                         for nt in range(4):
                             if nt >= nt_end:
                                 continue
-                            jx = np.minimum(j0 + wc + 8 * nt + GQ, length - 1)
-                            b = [X[h][jx, 16 * ks + 4 * TQ + u] for u in range(4)]
+                            b = [xs[(wc + 8 * nt + GQ) * KRS + 16 * ks + 4 * TQ + u] for u in range(4)]
                             mma(acc[nt], u0[0], u1[0], u0[1], u1[1], b[0], b[1])
                             mma(acc[nt], u0[2], u1[2], u0[3], u1[3], b[2], b[3])
                     cs0, cs1 = csi[k][ir0], csi[k][ir1]
@@ -80,7 +83,8 @@ def dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row):
                             with np.errstate(over="ignore", invalid="ignore"):
                                 gl = np.where(valid, acc[nt][:, e] * np.exp((cs0 if e < 2 else cs1) - csj[k][jc]), 0.0)
                             ssum[nt][:, e] += gl * dtj[k][jc]
-                            R.append(gl * cbs[ir, jc])
+                            i = np.minimum(r, length - 1)  # cbv: clamped into the causal part
+                            R.append(gl * CB[i, np.minimum(j0 + jc, i)])
                         rs0 += R[0] * dtj[k][jr] + R[1] * dtj[k][jr + 1]
                         rs1 += R[2] * dtj[k][jr] + R[3] * dtj[k][jr + 1]
                         c0 = (R[0] + R[2]).reshape(8, 4).sum(0)  # xor 4, 8, 16: over gq, per tq

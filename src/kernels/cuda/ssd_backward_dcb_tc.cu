@@ -5,6 +5,7 @@
 // floats, 0.5 GB at 1.3B 4x2048) never goes to device memory, and the per-head products of dB/dC's second stage become
 // one per group (ssd_backward_bc_tc.cu). Operands straight from device memory into fragments (dY rows as A, X rows as
 // B: both row-major in p).
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_dcb_tc.h"
@@ -14,9 +15,12 @@ namespace {
 
 using namespace mma_tf32;
 
-constexpr int kP = 64, kQmax = 256, kTile = 64, kThreads = 256, kRw = 4, kHs = 16;
-constexpr int kCbs = kTile + 4;  // CB tile row stride: rows g (8 apart in a warp's loads) 4 banks apart
+constexpr int kP = 64, kQmax = 256, kTile = 64, kThreads = 256, kRw = 4, kHs = 8;
+constexpr int kRs = kP + 16;  // row stride of the staged dY / X rows: 16-byte loads of rows g, g + 1 hit 32 banks
+constexpr int kBuf = 2 * kTile * kRs;  // floats of one head's stage: dY rows of the i-tile, X rows of the j-tile
 
+// Per head k of the split, double buffered: the cp.async copies of head k + 1 land while head k multiplies;
+// each thread rounds its own copies to TF32 in place before the barrier.
 template <bool kVec>
 __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits, int hs) {
   extern __shared__ __align__(16) float smem[];
@@ -30,12 +34,41 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   if (i0 >= len || nh <= 0) return;
   const int64_t HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-  float* csi = smem;                      // [hs][64]: cs of the tile's rows i (0 past len)
+  float* csi = smem + 2 * kBuf;           // [hs][64]: cs of the tile's rows i (0 past len)
   float* csj = csi + hs * kTile;          // [hs][64]: cs of the tile's columns j
   float* dtj = csj + hs * kTile;          // [hs][64]: dt of the columns
   float* colp = dtj + hs * kTile;         // [hs][kRw][64]: each row warp's column sums of R per head
   float* rowp = colp + hs * kRw * kTile;  // [hs][2][64]: each column half's row sums of R dt per head
-  float* cbs = rowp + hs * 2 * kTile;     // [64][kCbs]: the tile of CB (clamped into the causal part)
+  // This thread's copies: rows rr = tid / 16 + 16 u of both tiles, 4 columns at 4 (tid % 16).
+  const int c4 = 4 * (tid & 15);
+  const float* dyg = a.dy + static_cast<int64_t>(start) * HP + c4;
+  const float* xg = a.xbc + static_cast<int64_t>(start) * a.ld + c4;
+  auto issue = [&](int k) {
+    if (k < nh) {
+      float* ys = smem + (k & 1) * kBuf;
+      float* xs = ys + kTile * kRs;
+      const int64_t hp = static_cast<int64_t>(h0 + k) * kP;
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int rr = (tid >> 4) + 16 * u, i = i0 + rr, j = j0 + rr;
+        cp_async::copy4f<kVec ? 16 : 4>(ys + rr * kRs + c4, dyg + static_cast<int64_t>(min(i, len - 1)) * HP + hp,
+                                        i < len);
+        cp_async::copy4f<kVec ? 16 : 4>(xs + rr * kRs + c4, xg + static_cast<int64_t>(min(j, len - 1)) * a.ld + hp,
+                                        j < len);
+      }
+    }
+    cp_async::commit();
+  };
+  auto fixup = [&](int k) {
+    float* ys = smem + (k & 1) * kBuf;
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {  // dY rows (u < 4), then X rows: both tiles of the stage
+      float4* p = reinterpret_cast<float4*>(ys + (u / 4) * kTile * kRs + ((tid >> 4) + 16 * (u % 4)) * kRs + c4);
+      const float4 v = *p;
+      *p = make_float4(round_tf32(v.x), round_tf32(v.y), round_tf32(v.z), round_tf32(v.w));
+    }
+  };
+  issue(0);
   for (int e = tid; e < nh * kTile; e += kThreads) {
     const int k = e / kTile, r = e % kTile, h = h0 + k, i = i0 + r, j = j0 + r;
     const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
@@ -44,49 +77,49 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
     dtj[e] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
   }
   for (int e = tid; e < nh * (kRw + 2) * kTile; e += kThreads) colp[e] = 0.0f;  // and rowp
-  const int wr = warp % kRw,
-            wc = 32 * (warp / kRw);             // row tile, first column of this warp
-  const int ir0 = 16 * wr + gq, ir1 = ir0 + 8;  // tile rows of this lane
-  const int r0 = i0 + ir0, r1 = i0 + ir1;       // chunk rows
+  const int wr = warp % kRw, wc = 32 * (warp / kRw);                            // row tile, first column of this warp
+  const int ir0 = 16 * wr + gq, ir1 = ir0 + 8;                                  // tile rows of this lane
+  const int r0 = i0 + ir0, r1 = i0 + ir1;                                       // chunk rows
   const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
-  // The CB tile (read clamped into the causal, written part; selected away outside).
+  // CB at this lane's accumulator positions (clamped into the causal, written part; selected away outside).
   const float* cbg = a.cb + (static_cast<int64_t>(c) * G + g) * Q * Q;
-  for (int e = tid; e < kTile * kTile; e += kThreads) {
-    const int i = min(i0 + e / kTile, len - 1), j = min(j0 + e % kTile, i);
-    cbs[(e / kTile) * kCbs + e % kTile] = __ldg(cbg + static_cast<int64_t>(i) * Q + j);
-  }
-  __syncthreads();
+  float cbv[4][4];
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = e < 2 ? q0 : q1, j = min(j0 + wc + 8 * nt + 2 * tq + (e & 1), i);
+      cbv[nt][e] = __ldg(cbg + static_cast<int64_t>(i) * Q + j);
+    }
   // On the diagonal tile, column blocks past the warp's last row hold only j > i: skipped (all zero).
   const int nt_end = it == jt ? min(4, 2 * wr + 2 - wc / 8) : 4;
   float sum[4][4] = {};
   for (int k = 0; k < nh; ++k) {
-    const int h = h0 + k;
-    const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-    const float* xh = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
+    cp_async::wait_group<0>();
+    fixup(k);
+    __syncthreads();  // head k's stage complete (and the scalars, first time); head k - 1's stage free
+    issue(k + 1);
+    const float* ys = smem + (k & 1) * kBuf;
+    const float* xs = ys + kTile * kRs;
     // acc[nt] = dY Xᵀ over p for the warp's 16 rows x column block nt (k order 4t..4t+3 for A and B alike).
     float acc[4][4] = {};
 #pragma unroll
     for (int ks = 0; ks < kP / 16; ++ks) {
-      const float4 u0 = load4(dyh + static_cast<int64_t>(q0) * HP + 16 * ks + 4 * tq, kVec);
-      const float4 u1 = load4(dyh + static_cast<int64_t>(q1) * HP + 16 * ks + 4 * tq, kVec);
-      const uint32_t f0 = to_tf32(u0.x), f1 = to_tf32(u1.x), f2 = to_tf32(u0.y), f3 = to_tf32(u1.y);
-      const uint32_t f4 = to_tf32(u0.z), f5 = to_tf32(u1.z), f6 = to_tf32(u0.w), f7 = to_tf32(u1.w);
+      const float4 u0 = *reinterpret_cast<const float4*>(ys + ir0 * kRs + 16 * ks + 4 * tq);
+      const float4 u1 = *reinterpret_cast<const float4*>(ys + ir1 * kRs + 16 * ks + 4 * tq);
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt) {
         if (nt >= nt_end) continue;
-        const int jx = min(j0 + wc + 8 * nt + gq,
-                           len - 1);  // X row of this lane's B fragment
-        const float4 b = load4(xh + static_cast<int64_t>(jx) * a.ld + 16 * ks + 4 * tq, kVec);
-        mma(acc[nt], f0, f1, f2, f3, to_tf32(b.x), to_tf32(b.y));
-        mma(acc[nt], f4, f5, f6, f7, to_tf32(b.z), to_tf32(b.w));
+        const float4 b = *reinterpret_cast<const float4*>(xs + (wc + 8 * nt + gq) * kRs + 16 * ks + 4 * tq);
+        mma(acc[nt], bits(u0.x), bits(u1.x), bits(u0.y), bits(u1.y), bits(b.x), bits(b.y));
+        mma(acc[nt], bits(u0.z), bits(u1.z), bits(u0.w), bits(u1.w), bits(b.z), bits(b.w));
       }
     }
     const float* ci = csi + k * kTile;
     const float* cj = csj + k * kTile;
     const float* dj = dtj + k * kTile;
     const float cs0 = ci[ir0], cs1 = ci[ir1];
-    float rs0 = 0.0f,
-          rs1 = 0.0f;  // Σ_j R_ij dt_j of rows r0, r1 (this lane's columns)
+    float rs0 = 0.0f, rs1 = 0.0f;  // Σ_j R_ij dt_j of rows r0, r1 (this lane's columns)
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
       if (nt >= nt_end) continue;
@@ -98,7 +131,7 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
         const bool valid = r < len && j <= r;  // exp of a positive exponent (j > r) is selected away
         const float gL = valid ? acc[nt][e] * __expf((e < 2 ? cs0 : cs1) - cj[jc]) : 0.0f;
         sum[nt][e] += gL * dj[jc];
-        R[e] = gL * cbs[(e < 2 ? ir0 : ir1) * kCbs + jc];
+        R[e] = gL * cbv[nt][e];
       }
       rs0 += R[0] * dj[jr] + R[1] * dj[jr + 1];
       rs1 += R[2] * dj[jr] + R[3] * dj[jr + 1];
@@ -154,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   }
 }
 
-int smem_bytes(int hs) { return (hs * kTile * (3 + kRw + 2) + kTile * kCbs) * static_cast<int>(sizeof(float)); }
+int smem_bytes(int hs) { return (2 * kBuf + hs * kTile * (3 + kRw + 2)) * static_cast<int>(sizeof(float)); }
 
 }  // namespace
 
