@@ -34,11 +34,14 @@ bench() { b=$1; t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 60 ./$b bench --train --
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
 left 30 && prof train2l ./pcm $T2
 bench pcm
-left 25 && prof train2l_base ./pcm_base $T2
-if left 20 && [ -n "$CS" ]; then
-  t=$SECONDS; timeout 30 $CS --tool memcheck ./test_cuda --gtest_filter='Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/3' > $L/memcheck.log 2>&1
-  echo "== memcheck case 3 rc=$? $((SECONDS-t))s: $(grep -E 'ERROR SUMMARY' $L/memcheck.log)" >> $S
-fi
+[ -n "$WITH_BASE_NCU" ] && left 25 && prof train2l_base ./pcm_base $T2
+C67='Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/6:Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/7'
+for tool in memcheck racecheck; do  # case 6: scalar paths (odd strides, N = 48), 7: 16-byte paths
+  if left 20 && [ -n "$CS" ]; then
+    t=$SECONDS; timeout 30 $CS --tool $tool ./test_cuda --gtest_filter="$C67" > $L/$tool.log 2>&1
+    echo "== $tool cases 6, 7 rc=$? $((SECONDS-t))s: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/$tool.log | tr '\n' ' ')" >> $S
+  fi
+done
 if left 40; then  # where the tc kernels of one backward layer spend their time (sections, 4 launches)
   t=$SECONDS; timeout 40 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 4 \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
