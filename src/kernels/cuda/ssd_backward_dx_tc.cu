@@ -78,11 +78,23 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
     // Stage 1: G = B dSᵀ, k over n.
     const float* B0 = Bg + static_cast<int64_t>(q0) * a.ld + 4 * tq;
     const float* B1 = Bg + static_cast<int64_t>(q1) * a.ld + 4 * tq;
-    for (int k0 = 0; k0 < N; k0 += 16) {
-      const float4 u0 = load4(B0 + k0, vin), u1 = load4(B1 + k0, vin);
-      const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
-      const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
-      step16<kPt>(acc, f0, f1, ds + (k0 + 4 * tq) * kSp + gq, kSp, kPt);
+    // Half of the rows' loads in flight before their products (all of them would spill at 128 registers).
+    for (int k0 = 0; k0 < N; k0 += 64) {
+      float4 ub0[4], ub1[4];
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks)
+        if (k0 + 16 * ks < N) {
+          ub0[ks] = load4(B0 + k0 + 16 * ks, vin);
+          ub1[ks] = load4(B1 + k0 + 16 * ks, vin);
+        }
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks)
+        if (k0 + 16 * ks < N) {
+          const float4 u0 = ub0[ks], u1 = ub1[ks];
+          const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
+          const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
+          step16<kPt>(acc, f0, f1, ds + (k0 + 16 * ks + 4 * tq) * kSp + gq, kSp, kPt);
+        }
     }
     // u_j = <G_j, X_j>, Σ dY∘X, then dX = D dY + w_j G (fp32 dY, X from device memory).
     const float* X0 = Xg + static_cast<int64_t>(q0) * a.ld;
@@ -118,16 +130,18 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
     // Entries outside the causal part or past len are not the forward's: selected away, never multiplied.
     const float cs0 = css[q0], cs1 = css[q1], dt0 = dts[q0], dt1 = dts[q1];
     const int kend = rows / 16;
-    float e0[4], e1[4];
-    auto fetch = [&](int kb) {
+    // C·Bᵀ entries two k-steps ahead: e* (this step), n* (the next), loads of the one after in flight.
+    float e0[4], e1[4], n0[4], n1[4];
+    auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int64_t i = 16 * kb + 4 * tq + u;
-        e0[u] = __ldg(cb + i * Q + r0);
-        e1[u] = __ldg(cb + i * Q + r1);
+        d0[u] = __ldg(cb + i * Q + r0);
+        d1[u] = __ldg(cb + i * Q + r1);
       }
     };
-    fetch(mt);
+    fetch(mt, e0, e1);
+    if (mt + 1 < kend) fetch(mt + 1, n0, n1);
     for (int kb = mt; kb < kend; ++kb) {
       const int ib = 16 * kb + 4 * tq;
       uint32_t f0[4], f1[4];
@@ -138,7 +152,12 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
         f0[u] = to_tf32(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
         f1[u] = to_tf32(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
       }
-      if (kb + 1 < kend) fetch(kb + 1);  // in flight during this step's products
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        e0[u] = n0[u];
+        e1[u] = n1[u];
+      }
+      if (kb + 2 < kend) fetch(kb + 2, n0, n1);  // in flight during this step's and the next step's products
       step16<kPt>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);
     }
     float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;
