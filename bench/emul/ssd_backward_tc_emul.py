@@ -103,9 +103,9 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
 
 
 def block_u(Q, N, length, dY, Cm, cs):
-    """u_kernel of one (chunk, head): U [P, N], rows in passes of up to 128 through shared memory."""
+    """u_kernel of one (chunk, head): U [P, N], rows in passes of 64 through shared memory."""
     sp, sn, nts = KP + 2, N + 2, N // 16
-    rows, pass_rows = (length + 15) & ~15, min(Q, 128)
+    rows, pass_rows = (length + 15) & ~15, 64
     out = np.full((KP, N), np.nan)
     accs = [np.zeros((nts, 32, 4)) for _ in range(8)]
     for i0 in range(0, rows, pass_rows):
