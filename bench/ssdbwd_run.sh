@@ -43,7 +43,7 @@ for tool in memcheck racecheck; do  # case 6: scalar paths (odd strides, N = 48)
   fi
 done
 if left 40; then  # where the tc kernels of one backward layer spend their time (sections, 4 launches)
-  t=$SECONDS; timeout 40 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 4 \
+  t=$SECONDS; timeout 40 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 5 \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
     --section MemoryWorkloadAnalysis ./pcm $T2 > $L/sections.txt 2>&1
   echo "== ncu sections rc=$? $((SECONDS-t))s" >> $S
