@@ -47,7 +47,7 @@ if left 40; then  # where the tc kernels of one backward layer spend their time 
     --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
     --section MemoryWorkloadAnalysis ./pcm $T2 > $L/sections.txt 2>&1
   echo "== ncu sections rc=$? $((SECONDS-t))s" >> $S
-  grep -E "^  (void )?[a-z_:<>0-9A-Z]+kernel|^    Duration|Compute \(SM\) Throughput|^    Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Issue Slots Busy|Eligible Warps" $L/sections.txt | head -60 >> $S
+  grep -E "^  (void )?[a-z_:<>0-9A-Z]+kernel|^    Duration|Compute \(SM\) Throughput|^    Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Issue Slots Busy|Eligible Warps|spends [0-9.]+ cycles" $L/sections.txt | head -80 >> $S
 fi
 left 25 && bench pcm_base
 echo "== done at ${SECONDS}s" >> $S
