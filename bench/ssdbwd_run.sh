@@ -1,55 +1,78 @@
 #!/bin/bash
 # Device side of the SSD-backward calls (bench/ssdbwd_pack.sh makes the pack): chunked-backward tests + train
-# tests, a memcheck of one case, per-kernel ncu of a 2-layer 1.3B training step (this build and pcm_base),
-# the 48-layer 1.3B training bench. Summary in $OUT/summary.txt as it goes, logs in $OUT/logs.tgz.
+# tests, memcheck/racecheck of two cases, per-kernel ncu of a 2-layer 1.3B training step, ncu sections of the
+# tc kernels, the 48-layer 1.3B training bench (this build, then pcm_base). $OUT/summary.txt is short (the
+# device returns little): one line per item, the most important last; full logs in $OUT/logs.tgz if room.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
-L=/tmp/ssdbwd-logs; rm -rf $L; mkdir -p $L; S=$OUT/summary.txt; : > $S
-BUDGET=${BUDGET:-145}  # seconds: optional steps are skipped past it
+L=/tmp/ssdbwd-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
+BUDGET=${BUDGET:-140}  # seconds: optional steps are skipped past it
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 left() { [ $((BUDGET - SECONDS)) -gt "$1" ]; }
-nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw --format=csv,noheader > $L/gpu.txt 2>&1; cat $L/gpu.txt >> $S
-t=$SECONDS; timeout 40 ./test_cuda --gtest_filter='Shapes/CudaSsdChunkedBackward.*' > $L/test_ssd.log 2>&1
-echo "test_cuda ssd rc=$? ok=$(grep -c '^\[       OK' $L/test_ssd.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_ssd.log) $((SECONDS-t))s" >> $S
-grep -E "chunked-tc vs CPU|Failure|Expected|Which is" $L/test_ssd.log | head -20 >> $S
-t=$SECONDS; timeout 40 ./test_train --gtest_filter='*Cuda*' > $L/test_train.log 2>&1
-echo "test_train rc=$? ok=$(grep -c '^\[       OK' $L/test_train.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_train.log) $((SECONDS-t))s" >> $S
-grep -h "^\[  FAILED  \]" $L/test_*.log | sort -u | head -10 >> $S
-agg() { python3 - "$1" <<'PY'
-import csv,sys,collections
-rows=list(csv.reader(open(sys.argv[1])))
-h=None;t=collections.defaultdict(float);n=collections.Counter()
-for r in rows:
-    if 'Kernel Name' in r: h=r; continue
-    if h and len(r)==len(h) and r[h.index('Metric Name')]=='gpu__time_duration.sum':
-        k=r[h.index('Kernel Name')][:90]; t[k]+=float(r[h.index('Metric Value')].replace(',',''))/1e3; n[k]+=1
-tot=sum(t.values())
-for k,v in sorted(t.items(),key=lambda x:-x[1]): print(f"{v:10.1f} us {n[k]:5d}x {100*v/tot:5.1f}%  {k}")
-print(f"{tot:10.1f} us total")
+summary() { python3 - $L > $OUT/summary.txt <<'PY'
+import csv, collections, glob, os, re, sys
+L = sys.argv[1]
+def rd(n):
+    p = os.path.join(L, n)
+    return open(p, errors="replace").read() if os.path.exists(p) else ""
+out = []
+def short(k):
+    for pat, s in (("u_kernel", "u"), ("dcb_kernel", "dcb"), ("dx_kernel", "dx"), (r"bc_kernel<true", "dC"),
+                   (r"bc_kernel<false", "dB"), (r"bc_kernel<1>", "dC"), (r"bc_kernel<0>", "dB"), ("bc_kernel", "bc"),
+                   ("chunk_states", "cstates(fwd+bwd)"), ("dstate_pass", "pass"), ("scalars", "scal"), ("group_sum", "gsum")):
+        if re.search(pat, k): return s
+    return None
+for n in ("train2l", "train2l_base"):
+    t = collections.defaultdict(float); h = None
+    for r in csv.reader(rd(n + ".csv").splitlines()):
+        if "Kernel Name" in r: h = r; continue
+        if h and len(r) == len(h) and r[h.index("Metric Name")] == "gpu__time_duration.sum":
+            s = short(r[h.index("Kernel Name")])
+            if s: t[s] += float(r[h.index("Metric Value")].replace(",", "")) / 4e3  # us per layer per step
+    if t:
+        out.append(f"{n} us/layer: " + " ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1]))
+                   + f" | ssd bwd {sum(t.values()):.0f}")
+sec = rd("sections.txt")
+for blk in re.split(r"\n  (?=(?:void )?[a-zA-Z_:<>]+kernel)", sec)[1:]:
+    name = short(blk.split("(")[0]) or blk[:20]
+    def m(label):
+        x = re.search(label + r"\s+\S*\s+([\d.,]+)\s*\n", blk)
+        return x.group(1) if x else "?"
+    st = re.search(r"spends ([\d.]+) cycles being stalled waiting for a scoreboard dependency on\s+a? ?(\S+)", blk)
+    out.append(f"sect {name}: {m('Duration')}us occ {m('Achieved Occupancy')}% elig {m('Eligible Warps Per Scheduler')}"
+               f" cyc/iss {m('Warp Cycles Per Issued Instruction')} L2hit {m('L2 Hit Rate')} regs {m('Registers Per Thread')}"
+               + (f" L1TEX-stall {st.group(1)}" if st else ""))
+out += [l for l in rd("raw.txt").splitlines() if l]
+print("\n".join(out[-25:]))
 PY
 }
-prof() { n=$1; shift; t=$SECONDS; timeout 45 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; echo "== ncu $n rc=$? $((SECONDS-t))s" >> $S; agg $L/$n.csv > $L/$n.txt; grep -E "bwd_tc|ssd_chunk|dstate|scalars|group_sum|head_sum|chunk_states" $L/$n.txt | head -16 >> $S; tail -1 $L/$n.txt >> $S; }
-bench() { b=$1; t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 60 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$b.txt 2>&1; echo "== train48 $b rc=$? $((SECONDS-t))s" >> $S; grep -E "ms/step|bwd: ssd|fwd: ssd" $L/train_$b.txt >> $S; }
+t=$SECONDS; timeout 40 ./test_cuda --gtest_filter='Shapes/CudaSsdChunkedBackward.*' > $L/test_ssd.log 2>&1; rc=$?
+mx=$(grep -oE "chunked-tc vs CPU: rel err dxbc [0-9.e+-]+ ddt [0-9.e+-]+ dA [0-9.e+-]+" $L/test_ssd.log | awk '{if($7>a)a=$7; if($9>b)b=$9; if($11>c)c=$11} END{print "max dxbc",a,"ddt",b,"dA",c}')
+echo "tests ssd rc=$rc ok=$(grep -c '^\[       OK' $L/test_ssd.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_ssd.log) (tc vs CPU $mx) $((SECONDS-t))s" >> $R
+t=$SECONDS; timeout 40 ./test_train --gtest_filter='*Cuda*' > $L/test_train.log 2>&1
+echo "test_train rc=$? ok=$(grep -c '^\[       OK' $L/test_train.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_train.log) $((SECONDS-t))s" >> $R
+grep -h "^\[  FAILED  \]" $L/test_*.log | sort -u | head -3 >> $R
+prof() { n=$1; shift; timeout 45 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
+bench() { b=$1; t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 60 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$b.txt 2>&1; echo "train48 $b rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$b.txt | tr '\n' ' ') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$b.txt | grep -oE '[0-9.]+$') ms" >> $R; }
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
 left 30 && prof train2l ./pcm $T2
-bench pcm
-[ -n "$WITH_BASE_NCU" ] && left 25 && prof train2l_base ./pcm_base $T2
 C67='Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/6:Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/7'
 for tool in memcheck racecheck; do  # case 6: scalar paths (odd strides, N = 48), 7: 16-byte paths
-  if left 20 && [ -n "$CS" ]; then
+  if left 60 && [ -n "$CS" ]; then
     t=$SECONDS; timeout 30 $CS --tool $tool ./test_cuda --gtest_filter="$C67" > $L/$tool.log 2>&1
-    echo "== $tool cases 6, 7 rc=$? $((SECONDS-t))s: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/$tool.log | tr '\n' ' ')" >> $S
+    echo "$tool cases 6,7 rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazards' $L/$tool.log | tr '\n' ' ')" >> $R
   fi
 done
-if left 40; then  # where the tc kernels of one backward layer spend their time (sections, 4 launches)
-  t=$SECONDS; timeout 40 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 5 \
-    --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats \
-    --section MemoryWorkloadAnalysis ./pcm $T2 > $L/sections.txt 2>&1
-  echo "== ncu sections rc=$? $((SECONDS-t))s" >> $S
-  grep -E "^  (void )?[a-z_:<>0-9A-Z]+kernel|^    Duration|Compute \(SM\) Throughput|^    Memory Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|L1/TEX Hit|L2 Hit|Issue Slots Busy|Eligible Warps|spends [0-9.]+ cycles" $L/sections.txt | head -80 >> $S
+if left 70; then  # where the tc kernels of one backward layer spend their time (5 launches: u, dcb, dx, dC, dB)
+  timeout 40 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 5 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+    --section MemoryWorkloadAnalysis --section LaunchStats ./pcm $T2 > $L/sections.txt 2>&1
 fi
+[ -n "$WITH_BASE_NCU" ] && left 45 && prof train2l_base ./pcm_base $T2
+bench pcm
 left 25 && bench pcm_base
-echo "== done at ${SECONDS}s" >> $S
-tar czf $OUT/logs.tgz -C $L .
-cat $S
+echo "done at ${SECONDS}s" >> $R
+summary
+tar czf $OUT/logs.tgz -C $L . 2>/dev/null
+cat $OUT/summary.txt
