@@ -144,34 +144,35 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                         m[rr * KSS + c4: rr * KSS + c4 + 4] = St[k][rr, n0 + c4:n0 + c4 + 4] if c4 < ncols else 0.0
                 As.append(A_s)
                 st.append(m)
-            ip = np.full((2, hpg, T64), np.nan)
+            # dC: 16 warps of 16 rows x 16 columns, dB: 8 warps of 16 x 32
+            warps, wcols = (16, 16) if is_c else (8, 32)
+            nw = wcols // 8
+            ip = np.full((T64 // wcols, hpg, T64), np.nan)
             accs = {}
-            for warp in range(8):
-                mt, wc = rb // 16 + (warp & 3), 32 * (warp >> 2)
-                nts = max(0, min(4, (ncols - wc) // 8))
+            for warp in range(warps):
+                mt, wc = rb // 16 + (warp & 3), wcols * (warp >> 2)
+                nts = max(0, min(nw, (ncols - wc) // 8))
                 active = 16 * mt < length
                 r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
                 q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
-                acc = np.zeros((4, 32, 4))
-                cv = np.zeros((4, 32, 4))
+                acc = np.zeros((nw, 32, 4))
+                cv = np.zeros((nw, 32, 4))
                 for nt in range(nts):
                     n = n0 + wc + 8 * nt + 2 * TQ
                     cv[nt][:, 0], cv[nt][:, 1] = Cm[q0, n], Cm[q0, n + 1]
                     cv[nt][:, 2], cv[nt][:, 3] = Cm[q1, n], Cm[q1, n + 1]
                 for k in range(hpg):
                     if not active:
-                        if is_c:
-                            ip[warp >> 2, k, 16 * (warp & 3): 16 * (warp & 3) + 16] = 0.0
                         continue
-                    tmp = np.zeros((4, 32, 4))
+                    tmp = np.zeros((nw, 32, 4))
                     rl0 = 16 * (warp & 3) + GQ
                     for ks in range(KP // 16):
                         f0 = [As[k][rl0 * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
                         f1 = [As[k][(rl0 + 8) * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
                         step16(tmp if is_c else acc, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + wc + GQ, KSS, nts)
                     if is_c:
-                        d0 = sum(tmp[nt][:, 0] * cv[nt][:, 0] + tmp[nt][:, 1] * cv[nt][:, 1] for nt in range(4))
-                        d1 = sum(tmp[nt][:, 2] * cv[nt][:, 2] + tmp[nt][:, 3] * cv[nt][:, 3] for nt in range(4))
+                        d0 = sum(tmp[nt][:, 0] * cv[nt][:, 0] + tmp[nt][:, 1] * cv[nt][:, 1] for nt in range(nw))
+                        d1 = sum(tmp[nt][:, 2] * cv[nt][:, 2] + tmp[nt][:, 3] * cv[nt][:, 3] for nt in range(nw))
                         acc += tmp
                         d0, d1 = d0.reshape(8, 4).sum(1), d1.reshape(8, 4).sum(1)
                         for gq in range(8):
@@ -182,7 +183,7 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 for k in range(hpg):
                     for rr in range(T64):
                         if rb + rr < length:
-                            inter[k, ntile, rb + rr] = ip[0, k, rr] + ip[1, k, rr]
+                            inter[k, ntile, rb + rr] = sum(ip[q, k, rr] for q in range(ip.shape[0]))
             rbeg, rend = (0, min(rb + T64, rows)) if is_c else (rb, rows)
             src = Bm if is_c else Cm
             rs = np.full(Q * KSS, np.nan)
@@ -190,7 +191,7 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 rs[(r - rbeg) * KSS: (r - rbeg) * KSS + T64] = 0.0
                 if r < length:
                     rs[(r - rbeg) * KSS: (r - rbeg) * KSS + ncols] = src[r, n0:n0 + ncols]
-            for warp in range(8):
+            for warp in range(warps):
                 acc, active, mt, wc, nts, r0, r1, q0, q1 = accs[warp]
                 if not active:
                     continue
