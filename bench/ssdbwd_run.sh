@@ -6,11 +6,11 @@
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/ssdbwd-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
-BUDGET=${BUDGET:-140}  # seconds: optional steps are skipped past it
+BUDGET=${BUDGET:-105}  # seconds: optional steps are skipped past it (the call allows ~120)
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 left() { [ $((BUDGET - SECONDS)) -gt "$1" ]; }
-summary() { python3 - $L > $OUT/summary.txt <<'PY'
+summary() { tail -n 1 $R; python3 - $L > $OUT/summary.txt <<'PY'
 import csv, collections, glob, os, re, sys
 L = sys.argv[1]
 def rd(n):
@@ -53,25 +53,30 @@ echo "tests ssd rc=$rc ok=$(grep -c '^\[       OK' $L/test_ssd.log) failed=$(gre
 t=$SECONDS; timeout 40 ./test_train --gtest_filter='*Cuda*' > $L/test_train.log 2>&1
 echo "test_train rc=$? ok=$(grep -c '^\[       OK' $L/test_train.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_train.log) $((SECONDS-t))s" >> $R
 grep -h "^\[  FAILED  \]" $L/test_*.log | sort -u | head -3 >> $R
+summary
 prof() { n=$1; shift; timeout 45 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
 bench() { b=$1; t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 60 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$b.txt 2>&1; echo "train48 $b rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$b.txt | tr '\n' ' ') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$b.txt | grep -oE '[0-9.]+$') ms" >> $R; }
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
 left 30 && prof train2l ./pcm $T2
+summary
+bench pcm
+summary
 C67='Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/6:Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/7'
 for tool in memcheck racecheck; do  # case 6: scalar paths (odd strides, N = 48), 7: 16-byte paths
-  if left 60 && [ -n "$CS" ]; then
-    t=$SECONDS; timeout 30 $CS --tool $tool ./test_cuda --gtest_filter="$C67" > $L/$tool.log 2>&1
+  if left 45 && [ -n "$CS" ]; then
+    t=$SECONDS; timeout 20 $CS --tool $tool ./test_cuda --gtest_filter="$C67" > $L/$tool.log 2>&1
     echo "$tool cases 6,7 rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazards' $L/$tool.log | tr '\n' ' ')" >> $R
+    summary
   fi
 done
-if left 70; then  # where the tc kernels of one backward layer spend their time (5 launches: u, dcb, dx, dC, dB)
-  timeout 40 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 5 \
+if left 35; then  # where the tc kernels of one backward layer spend their time (5 launches: u, dcb, dx, dC, dB)
+  timeout 30 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 5 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     --section MemoryWorkloadAnalysis --section LaunchStats ./pcm $T2 > $L/sections.txt 2>&1
 fi
+summary
 [ -n "$WITH_BASE_NCU" ] && left 45 && prof train2l_base ./pcm_base $T2
-bench pcm
-left 25 && bench pcm_base
+left 20 && bench pcm_base
 echo "done at ${SECONDS}s" >> $R
 summary
 tar czf $OUT/logs.tgz -C $L . 2>/dev/null
