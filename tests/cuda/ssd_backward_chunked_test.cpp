@@ -22,10 +22,12 @@ struct Case {
   int32_t H, P, G, N, Q;
   std::vector<int32_t> docs;  // lengths, packed back to back
   bool state0;
+  int32_t pad = 3;  // row stride past the x | B | C columns: 3 (odd, scalar paths) or 4 (16-byte rows)
 };
 
 void PrintTo(const Case& k, std::ostream* os) {
-  *os << "H" << k.H << " P" << k.P << " G" << k.G << " N" << k.N << " Q" << k.Q << (k.state0 ? " state0" : "");
+  *os << "H" << k.H << " P" << k.P << " G" << k.G << " N" << k.N << " Q" << k.Q << (k.state0 ? " state0" : "")
+      << " pad" << k.pad;
 }
 
 struct Inputs {
@@ -49,7 +51,7 @@ Inputs make_inputs(const Case& k, uint32_t seed) {
   in.di = static_cast<int64_t>(k.H) * k.P;
   in.GN = static_cast<int64_t>(k.G) * k.N;
   in.cd = in.di + 2 * in.GN;
-  in.stride = in.cd + 3;  // a strided view, as inside the activations
+  in.stride = in.cd + k.pad;  // a strided view, as inside the activations
   in.hpn = in.di * k.N;
   std::mt19937 rng(seed);
   in.xbc = test::random_vec(in.T * in.stride, -1, 1, rng);
@@ -187,7 +189,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{4, 64, 2, 64, 128, {300, 50}, true},         // 2 row tiles per chunk
                       Case{2, 64, 1, 128, 256, {600, 90}, false},       // 4 row tiles, Mamba-2 shape
                       Case{2, 24, 1, 128, 16, {45, 64}, true},          // tiny chunks, N > 64
-                      Case{4, 64, 2, 48, 32, {45, 7, 80}, true}));      // N = 48: 6 column tiles of 8 (tc)
+                      Case{4, 64, 2, 48, 32, {45, 7, 80}, true},       // N = 48: 6 column tiles of 8 (tc)
+                      Case{8, 64, 1, 128, 256, {600, 90}, true, 4}));  // 16-byte rows: the tc kernels' vector paths
 
 }  // namespace
 }  // namespace pcm

@@ -1,5 +1,5 @@
-// dB and dC of the chunked SSD backward (ssd_chunked_backward.cu) on the TF32 tensor cores with mma.sync,
-// one block per (chunk, head): selected by PCM_SSD_BACKWARD=chunked-tc (tc = true) for head_dim 64.
+// dB and dC of the chunked SSD backward (ssd_chunked_backward.cu) on the TF32 tensor cores with mma.sync, per group (B
+// and C are shared by a group's heads): selected by PCM_SSD_BACKWARD=chunked-tc for head_dim 64.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -9,27 +9,32 @@
 
 namespace pcm::cuda::bwd_tc {
 
-// The operands of one of the two products (per chunk c, head h of group g, rows < len of the chunk):
-//   dC[i] = e^cs_i  Σ_p dY[i, p] S0[p, :] + Σ_{j <= i} dCB[i, j] B[j, :]    (and inter_i = <first term, C_i>)
-//   dB[j] = w_j     Σ_p  X[j, p] dS[p, :] + Σ_{i >= j} dCB[i, j] C[i, :]    w_j = e^(cs_last − cs_j) dt_j
+// Per chunk c and group g (heads h of g, rows < len of the chunk, dCB = Σ_h dCB_h from dcb_product):
+//   dC[i] = Σ_h e^cs_hi Σ_p dY_h[i, p] S0_h[p, :] + Σ_{j <= i} dCB[i, j] B[j, :]
+//   dB[j] = Σ_h w_hj    Σ_p  X_h[j, p] dS_h[p, :] + Σ_{i >= j} dCB[i, j] C[i, :]   w_hj = e^(cs_last − cs_j) dt_j
+// written into the B and C columns of dxbc, and per head inter_hi = e^cs_hi <dY_h[i] S0_h, C_i> (the inter-chunk term
+// of dcs), one slot per 64-column tile of N.
 struct BcArgs {
   const float* xbc;  // x | B | C rows, row stride ld
   int64_t ld;
-  const float* dt;     // [T, H]
-  const float* dy;     // [T, H * P]
-  const float* cs;     // [chunks, H, Q]
-  const float* state;  // [chunks, H, P, N]: S0 (dC) or dS (dB)
-  const float* dcb;    // [chunks, H, Q, Q]: rows i < len, columns j <= i
-  float* inter;        // [chunks, H, inter_slots, Q]: slot 0 gets the whole dot, the others 0 (dC only)
+  const float* dt;   // [T, H]
+  const float* dy;   // [T, H * P]
+  const float* cs;   // [chunks, H, Q]
+  const float* S0;   // [chunks, H, P, N]: entering states
+  const float* dS;   // [chunks, H, P, N]: adjoints of the leaving states
+  const float* dcb;  // [chunks, G, splits, Q, Q]: partial Σ_h dCB_h (dcb_product)
+  int splits;
+  float* inter;  // [chunks, H, inter_slots, Q]: inter_slots = ceil(N / 64)
   int inter_slots;
-  float* out;  // [T, H, N]: per-head dC or dB
+  float* dxbc;  // gradient rows (B and C columns written), row stride dx_stride
+  int64_t dx_stride;
   SsdDims d;
   ChunkTable ct;
 };
 
-// Whether the kernels take this shape (otherwise the caller keeps the 64x64 tile kernels).
+// Whether the kernel takes this shape (otherwise the caller keeps the 64x64 tile kernels).
 bool bc_supported(const SsdDims& d, int32_t Q);
-// is_c: dC (with inter) from S0 and B, else dB from dS and C.
-void bc_product(const BcArgs& a, bool is_c, cudaStream_t s);
+// dB and dC in one launch.
+void bc_product(const BcArgs& a, cudaStream_t s);
 
 }  // namespace pcm::cuda::bwd_tc

@@ -1,116 +1,151 @@
-// dCB and the R sums of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block
-// of 8 warps per (chunk, head), as ssd_backward_bc_tc.cu: the chunk's X rows (the B operand every warp
-// reads) in shared memory once, TF32; each warp keeps its 16 dY rows' A fragments in registers for all of
-// its column blocks. ~90 KB of shared memory at Q = 256: 2 blocks per SM.
-#include "kernels/cuda/ssd_backward_dcb_tc.h"
-
+// Σ_h dCB_h over a group's heads and the per-head R sums of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32
+// accumulation). One block of 8 warps per (64x64 tile pair j-tile <= i-tile, chunk, group, split of the group's heads);
+// warp w owns the tile's rows 16 (w % 4) .. + 15 and columns 32 (w / 4) .. + 31, and keeps the sum over the heads in
+// registers. Why: dB and dC need only the head sum (B, C are per group), so the old per-head dCB (chunks x H x Q x Q
+// floats, 0.5 GB at 1.3B 4x2048) never goes to device memory, and the per-head products of dB/dC's second stage become
+// one per group (ssd_backward_bc_tc.cu). Operands straight from device memory into fragments (dY rows as A, X rows as
+// B: both row-major in p).
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_backward_dcb_tc.h"
 
 namespace pcm::cuda::bwd_tc {
 namespace {
 
 using namespace mma_tf32;
 
-constexpr int kP = 64, kQmax = 256, kThreads = 256, kWarps = kThreads / 32;
-// X rows padded to 80 floats: the 8 lanes of a 16-byte load phase (2 rows g, 4 column groups t) hit 32 banks.
-constexpr int kXs = kP + 16;
+constexpr int kP = 64, kQmax = 256, kTile = 64, kThreads = 256, kRw = 4, kHs = 8;
+constexpr int kRs = kP + 16;  // row stride of the staged dY / X rows: 16-byte loads of rows g, g + 1 hit 32 banks
+constexpr int kBuf = 2 * kTile * kRs;  // floats of one head's stage: dY rows of the i-tile, X rows of the j-tile
 
-__global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, bool vin) {
+// Per head k of the split, double buffered: the cp.async copies of head k + 1 land while head k multiplies;
+// each thread rounds its own copies to TF32 in place before the barrier.
+template <bool kVec>
+__global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits, int hs) {
   extern __shared__ __align__(16) float smem[];
-  const int H = a.d.H, Q = a.ct.Q;
-  const int c = blockIdx.x / H, h = blockIdx.x % H, g = h / (H / a.d.G);
-  const int start = a.ct.chunk_start[c], len = a.ct.chunk_len[c], rows = (len + 15) & ~15;
-  const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
+  const int H = a.d.H, G = a.d.G, Q = a.ct.Q, hpg = H / G;
+  int it = 0;
+  while ((it + 1) * (it + 2) / 2 <= static_cast<int>(blockIdx.x)) ++it;
+  const int jt = blockIdx.x - it * (it + 1) / 2, i0 = kTile * it, j0 = kTile * jt;
+  const int c = blockIdx.y / G, g = blockIdx.y % G, sp = blockIdx.z;
+  const int start = a.ct.chunk_start[c], len = a.ct.chunk_len[c];
+  const int h0 = g * hpg + sp * hs, nh = min(hs, hpg - sp * hs);
+  if (i0 >= len || nh <= 0) return;
+  const int64_t HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-  float* xs = smem;                // [Q][kXs]: X rows (zeros past len), TF32
-  float* css = xs + Q * kXs;       // [Q]
-  float* dts = css + Q;            // [Q]
-  float* colp = dts + Q;           // [kWarps][Q]: each warp's column sums of R
-  const float* xg = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
-  for (int e0 = tid; e0 < rows * (kP / 4); e0 += 4 * kThreads) {  // 4 loads in flight per thread
-    float4 v[4];
+  float* csi = smem + 2 * kBuf;           // [hs][64]: cs of the tile's rows i (0 past len)
+  float* csj = csi + hs * kTile;          // [hs][64]: cs of the tile's columns j
+  float* dtj = csj + hs * kTile;          // [hs][64]: dt of the columns
+  float* colp = dtj + hs * kTile;         // [hs][kRw][64]: each row warp's column sums of R per head
+  float* rowp = colp + hs * kRw * kTile;  // [hs][2][64]: each column half's row sums of R dt per head
+  // This thread's copies: rows rr = tid / 16 + 16 u of both tiles, 4 columns at 4 (tid % 16).
+  const int c4 = 4 * (tid & 15);
+  const float* dyg = a.dy + static_cast<int64_t>(start) * HP + c4;
+  const float* xg = a.xbc + static_cast<int64_t>(start) * a.ld + c4;
+  auto issue = [&](int k) {
+    if (k < nh) {
+      float* ys = smem + (k & 1) * kBuf;
+      float* xs = ys + kTile * kRs;
+      const int64_t hp = static_cast<int64_t>(h0 + k) * kP;
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, r = e / (kP / 4), col = 4 * (e % (kP / 4));
-      v[u] = r < len ? load4(xg + static_cast<int64_t>(r) * a.ld + col, vin) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      for (int u = 0; u < 4; ++u) {
+        const int rr = (tid >> 4) + 16 * u, i = i0 + rr, j = j0 + rr;
+        cp_async::copy4f<kVec ? 16 : 4>(ys + rr * kRs + c4, dyg + static_cast<int64_t>(min(i, len - 1)) * HP + hp,
+                                        i < len);
+        cp_async::copy4f<kVec ? 16 : 4>(xs + rr * kRs + c4, xg + static_cast<int64_t>(min(j, len - 1)) * a.ld + hp,
+                                        j < len);
+      }
     }
+    cp_async::commit();
+  };
+  auto fixup = [&](int k) {
+    float* ys = smem + (k & 1) * kBuf;
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, r = e / (kP / 4), col = 4 * (e % (kP / 4));
-      if (r < rows)
-        *reinterpret_cast<float4*>(xs + r * kXs + col) =
-            make_float4(round_tf32(v[u].x), round_tf32(v[u].y), round_tf32(v[u].z), round_tf32(v[u].w));
+    for (int u = 0; u < 8; ++u) {  // dY rows (u < 4), then X rows: both tiles of the stage
+      float4* p = reinterpret_cast<float4*>(ys + (u / 4) * kTile * kRs + ((tid >> 4) + 16 * (u % 4)) * kRs + c4);
+      const float4 v = *p;
+      *p = make_float4(round_tf32(v.x), round_tf32(v.y), round_tf32(v.z), round_tf32(v.w));
     }
+  };
+  issue(0);
+  for (int e = tid; e < nh * kTile; e += kThreads) {
+    const int k = e / kTile, r = e % kTile, h = h0 + k, i = i0 + r, j = j0 + r;
+    const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
+    csi[e] = i < len ? csh[i] : 0.0f;
+    csj[e] = j < len ? csh[j] : 0.0f;
+    dtj[e] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
   }
-  const float* csc = a.cs + chn * Q;
-  for (int j = tid; j < Q; j += kThreads) {
-    css[j] = j < len ? csc[j] : 0.0f;
-    dts[j] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
-  }
-  for (int e = tid; e < kWarps * Q; e += kThreads) colp[e] = 0.0f;
-  __syncthreads();
-  const float* cb = a.cb + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
-  float* dcb = a.dcb + chn * Q * Q;
-  const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-  float* cw = colp + warp * Q;
-  // Warp w owns the 16-row tiles w and 15 - w (equal causal work per warp), column blocks of 16 up to the
-  // diagonal.
-  for (int pass = 0; pass < 2; ++pass) {
-    const int mt = pass == 0 ? warp : 15 - warp;
-    if (16 * mt >= len) continue;
-    const int r0 = 16 * mt + gq, r1 = r0 + 8;
-    const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
-    uint32_t fa[kP / 16][8];  // A fragments of dY rows r0, r1 for the 4 k-steps over p
+  for (int e = tid; e < nh * (kRw + 2) * kTile; e += kThreads) colp[e] = 0.0f;  // and rowp
+  const int wr = warp % kRw, wc = 32 * (warp / kRw);                            // row tile, first column of this warp
+  const int ir0 = 16 * wr + gq, ir1 = ir0 + 8;                                  // tile rows of this lane
+  const int r0 = i0 + ir0, r1 = i0 + ir1;                                       // chunk rows
+  const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
+  // CB at this lane's accumulator positions (clamped into the causal, written part; selected away outside).
+  const float* cbg = a.cb + (static_cast<int64_t>(c) * G + g) * Q * Q;
+  float cbv[4][4];
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int i = e < 2 ? q0 : q1, j = min(j0 + wc + 8 * nt + 2 * tq + (e & 1), i);
+      cbv[nt][e] = __ldg(cbg + static_cast<int64_t>(i) * Q + j);
+    }
+  // On the diagonal tile, column blocks past the warp's last row hold only j > i: skipped (all zero).
+  const int nt_end = it == jt ? min(4, 2 * wr + 2 - wc / 8) : 4;
+  float sum[4][4] = {};
+  for (int k = 0; k < nh; ++k) {
+    cp_async::wait_group<0>();
+    fixup(k);
+    __syncthreads();  // head k's stage complete (and the scalars, first time); head k - 1's stage free
+    issue(k + 1);
+    const float* ys = smem + (k & 1) * kBuf;
+    const float* xs = ys + kTile * kRs;
+    // acc[nt] = dY Xᵀ over p for the warp's 16 rows x column block nt (k order 4t..4t+3 for A and B alike).
+    float acc[4][4] = {};
 #pragma unroll
     for (int ks = 0; ks < kP / 16; ++ks) {
-      const float4 u0 = load4(dyh + static_cast<int64_t>(q0) * HP + 16 * ks + 4 * tq, vin);
-      const float4 u1 = load4(dyh + static_cast<int64_t>(q1) * HP + 16 * ks + 4 * tq, vin);
-      fa[ks][0] = to_tf32(u0.x);
-      fa[ks][1] = to_tf32(u1.x);
-      fa[ks][2] = to_tf32(u0.y);
-      fa[ks][3] = to_tf32(u1.y);
-      fa[ks][4] = to_tf32(u0.z);
-      fa[ks][5] = to_tf32(u1.z);
-      fa[ks][6] = to_tf32(u0.w);
-      fa[ks][7] = to_tf32(u1.w);
+      const float4 u0 = *reinterpret_cast<const float4*>(ys + ir0 * kRs + 16 * ks + 4 * tq);
+      const float4 u1 = *reinterpret_cast<const float4*>(ys + ir1 * kRs + 16 * ks + 4 * tq);
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt) {
+        if (nt >= nt_end) continue;
+        const float4 b = *reinterpret_cast<const float4*>(xs + (wc + 8 * nt + gq) * kRs + 16 * ks + 4 * tq);
+        mma(acc[nt], bits(u0.x), bits(u1.x), bits(u0.y), bits(u1.y), bits(b.x), bits(b.y));
+        mma(acc[nt], bits(u0.z), bits(u1.z), bits(u0.w), bits(u1.w), bits(b.z), bits(b.w));
+      }
     }
-    const float cs0 = css[q0], cs1 = css[q1];
+    const float* ci = csi + k * kTile;
+    const float* cj = csj + k * kTile;
+    const float* dj = dtj + k * kTile;
+    const float cs0 = ci[ir0], cs1 = ci[ir1];
     float rs0 = 0.0f, rs1 = 0.0f;  // Σ_j R_ij dt_j of rows r0, r1 (this lane's columns)
-    for (int jb = 0; jb <= mt; ++jb) {
-      float acc[2][4] = {};
 #pragma unroll
-      for (int ks = 0; ks < kP / 16; ++ks)
+    for (int nt = 0; nt < 4; ++nt) {
+      if (nt >= nt_end) continue;
+      const int jr = wc + 8 * nt + 2 * tq;  // tile column of acc[nt][0], acc[nt][2]
+      float R[4];
 #pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-          const float4 b = *reinterpret_cast<const float4*>(xs + (16 * jb + 8 * nt + gq) * kXs + 16 * ks + 4 * tq);
-          mma(acc[nt], fa[ks][0], fa[ks][1], fa[ks][2], fa[ks][3], bits(b.x), bits(b.y));
-          mma(acc[nt], fa[ks][4], fa[ks][5], fa[ks][6], fa[ks][7], bits(b.z), bits(b.w));
-        }
+      for (int e = 0; e < 4; ++e) {
+        const int r = e < 2 ? r0 : r1, jc = jr + (e & 1), j = j0 + jc;
+        const bool valid = r < len && j <= r;  // exp of a positive exponent (j > r) is selected away
+        const float gL = valid ? acc[nt][e] * __expf((e < 2 ? cs0 : cs1) - cj[jc]) : 0.0f;
+        sum[nt][e] += gL * dj[jc];
+        R[e] = gL * cbv[nt][e];
+      }
+      rs0 += R[0] * dj[jr] + R[1] * dj[jr + 1];
+      rs1 += R[2] * dj[jr] + R[3] * dj[jr + 1];
+      float c0 = R[0] + R[2],
+            c1 = R[1] + R[3];  // columns jr, jr + 1 over this warp's 16 rows
 #pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        const int j = 16 * jb + 8 * nt + 2 * tq;
-        float R[4];
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int r = e < 2 ? r0 : r1, jj = j + (e & 1);
-          const bool valid = r < len && jj <= r;  // exp of a positive exponent (jj > r) is selected away
-          const float gL = valid ? acc[nt][e] * __expf((e < 2 ? cs0 : cs1) - css[jj]) : 0.0f;
-          R[e] = valid ? gL * __ldg(cb + static_cast<int64_t>(r) * Q + jj) : 0.0f;
-          if (r < len) dcb[static_cast<int64_t>(r) * Q + jj] = gL * dts[jj];
-        }
-        rs0 += R[0] * dts[j] + R[1] * dts[j + 1];
-        rs1 += R[2] * dts[j] + R[3] * dts[j + 1];
-        float c0 = R[0] + R[2], c1 = R[1] + R[3];  // columns j, j + 1 over this warp's 16 rows
-#pragma unroll
-        for (int o = 4; o < 32; o <<= 1) {
-          c0 += __shfl_xor_sync(0xffffffffu, c0, o);
-          c1 += __shfl_xor_sync(0xffffffffu, c1, o);
-        }
-        if (gq == 0) {
-          cw[j] += c0;
-          cw[j + 1] += c1;
-        }
+      for (int o = 4; o < 32; o <<= 1) {
+        c0 += __shfl_xor_sync(0xffffffffu, c0, o);
+        c1 += __shfl_xor_sync(0xffffffffu, c1, o);
+      }
+      if (gq == 0) {
+        float* cw = colp + (k * kRw + wr) * kTile;
+        cw[jr] = c0;
+        cw[jr + 1] = c1;
       }
     }
     rs0 += __shfl_xor_sync(0xffffffffu, rs0, 1);
@@ -118,35 +153,59 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, bool vin) {
     rs1 += __shfl_xor_sync(0xffffffffu, rs1, 1);
     rs1 += __shfl_xor_sync(0xffffffffu, rs1, 2);
     if (tq == 0) {
-      float* row = a.row + chn * a.qt * Q;
-      for (int half = 0; half < 2; ++half) {
-        const int r = half ? r1 : r0;
-        if (r >= len) continue;
-        row[r] = half ? rs1 : rs0;
-        for (int jt = 1; jt <= r / 64; ++jt) row[jt * Q + r] = 0.0f;
-      }
+      float* rw = rowp + (k * 2 + wc / 32) * kTile;
+      rw[ir0] = rs0;
+      rw[ir1] = rs1;
+    }
+  }
+  // This split's Σ_h dCB_h for the tile's rows < len (every column of the tile; 0 for j > i).
+  float* dcb = a.dcb + ((static_cast<int64_t>(c) * G + g) * splits + sp) * Q * Q;
+#pragma unroll
+  for (int nt = 0; nt < 4; ++nt) {
+    const int j = j0 + wc + 8 * nt + 2 * tq;
+    if (j >= Q) continue;  // Q < 64: the tile is wider than the chunk (Q % 16 == 0: j + 1 < Q too)
+    if (r0 < len) {
+      dcb[static_cast<int64_t>(r0) * Q + j] = sum[nt][0];
+      dcb[static_cast<int64_t>(r0) * Q + j + 1] = sum[nt][1];
+    }
+    if (r1 < len) {
+      dcb[static_cast<int64_t>(r1) * Q + j] = sum[nt][2];
+      dcb[static_cast<int64_t>(r1) * Q + j + 1] = sum[nt][3];
     }
   }
   __syncthreads();
-  float* col = a.col + chn * a.qt * Q;
-  for (int j = tid; j < len; j += kThreads) {  // the warps' column sums in a fixed order
-    float total = 0.0f;
+  for (int e = tid; e < nh * kTile; e += kThreads) {  // the warps' partial sums in a fixed order
+    const int k = e / kTile, q = e % kTile;
+    const int64_t slot = (static_cast<int64_t>(c) * H + h0 + k) * a.qt;
+    if (j0 + q < len) {
+      float total = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) total += colp[w * Q + j];
-    col[(j / 64) * Q + j] = total;
-    for (int it = j / 64 + 1; it * 64 < len; ++it) col[it * Q + j] = 0.0f;
+      for (int w = 0; w < kRw; ++w) total += colp[(k * kRw + w) * kTile + q];
+      a.col[(slot + it) * Q + j0 + q] = total;
+    }
+    if (i0 + q < len) a.row[(slot + jt) * Q + i0 + q] = rowp[(k * 2) * kTile + q] + rowp[(k * 2 + 1) * kTile + q];
   }
 }
+
+int smem_bytes(int hs) { return (2 * kBuf + hs * kTile * (3 + kRw + 2)) * static_cast<int>(sizeof(float)); }
 
 }  // namespace
 
 bool dcb_supported(const SsdDims& d, int32_t Q) { return d.P == kP && Q % 16 == 0 && Q <= kQmax && Q >= 16; }
 
+int dcb_splits(const SsdDims& d) {
+  const int hpg = d.H / d.G;
+  return (hpg + kHs - 1) / kHs;
+}
+
 void dcb_product(const DcbArgs& a, cudaStream_t s) {
-  const int smem = (a.ct.Q * kXs + (2 + kWarps) * a.ct.Q) * static_cast<int>(sizeof(float));
+  const int splits = dcb_splits(a.d), hpg = a.d.H / a.d.G, hs = (hpg + splits - 1) / splits;
+  const int smem = smem_bytes(hs), qt = (a.ct.Q + kTile - 1) / kTile;
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  allow_smem(dcb_kernel, smem);
-  dcb_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
+  auto kernel = vin ? dcb_kernel<true> : dcb_kernel<false>;
+  allow_smem(kernel, smem);
+  const dim3 grid(qt * (qt + 1) / 2, static_cast<unsigned>(a.ct.count) * a.d.G, splits);
+  kernel<<<grid, kThreads, smem, s>>>(a, splits, hs);
   PCM_CUDA_LAUNCH();
 }
 

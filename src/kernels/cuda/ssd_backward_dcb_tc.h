@@ -1,5 +1,5 @@
-// dCB and the R sums of the chunked SSD backward (ssd_chunked_backward.cu) on the TF32 tensor cores with
-// mma.sync, one block per (chunk, head): selected by PCM_SSD_BACKWARD=chunked-tc for head_dim 64.
+// dCB (summed over each group's heads) and the per-head R sums of the chunked SSD backward (ssd_chunked_backward.cu) on
+// the TF32 tensor cores with mma.sync: selected by PCM_SSD_BACKWARD=chunked-tc for head_dim 64.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -10,17 +10,19 @@
 namespace pcm::cuda::bwd_tc {
 
 // Per chunk c, head h of group g, rows i < len, columns j <= i (L_ij = e^(cs_i − cs_j)):
-//   dM = dY Xᵀ,  dCB = dM ∘ L ∘ dtᵀ,  R = dM ∘ L ∘ CB,  col_j = Σ_i R_ij,  row_i = Σ_j R_ij dt_j
-// col and row go to the tile kernel's slots (per 64-tile): the whole sum in the first slot the scalar step
-// reads (col: i-tile j / 64, row: j-tile 0), zeros in the other slots it reads.
+//   dM = dY Xᵀ,  dCB_h = dM ∘ L ∘ dtᵀ,  R = dM ∘ L ∘ CB,  col_j = Σ_i R_ij,  row_i = Σ_j R_ij dt_j
+// B and C are shared by a group's heads, so dB and dC need only Σ_h dCB_h: the kernel sums it over the heads of one
+// split of the group (splits x heads_per_split >= H / G) into dcb[c, g, split] (rows i < len of the 64x64 tiles with
+// j-tile <= i-tile; 0 for j > i). col and row go to the 64-tile slots the scalar step reads (col: i-tile, row: j-tile),
+// every slot written.
 struct DcbArgs {
   const float* xbc;  // x | B | C rows, row stride ld
   int64_t ld;
-  const float* dt;  // [T, H]
-  const float* dy;  // [T, H * P]
-  const float* cs;  // [chunks, H, Q]
-  const float* cb;  // [chunks, G, Q, Q]: C·Bᵀ (64x64 tiles with j-tile <= i-tile)
-  float* dcb;       // [chunks, H, Q, Q]
+  const float* dt;   // [T, H]
+  const float* dy;   // [T, H * P]
+  const float* cs;   // [chunks, H, Q]
+  const float* cb;   // [chunks, G, Q, Q]: C·Bᵀ (64x64 tiles with j-tile <= i-tile)
+  float* dcb;        // [chunks, G, splits, Q, Q]
   float *col, *row;  // [chunks, H, qt, Q]
   int qt;
   SsdDims d;
@@ -28,6 +30,8 @@ struct DcbArgs {
 };
 
 bool dcb_supported(const SsdDims& d, int32_t Q);
+// Splits of a group's heads (the bc kernels add the splits' partial sums).
+int dcb_splits(const SsdDims& d);
 void dcb_product(const DcbArgs& a, cudaStream_t s);
 
 }  // namespace pcm::cuda::bwd_tc

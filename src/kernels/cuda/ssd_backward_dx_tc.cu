@@ -1,11 +1,12 @@
 // dX of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block of 8 warps per
-// (chunk, head), as ssd_backward_bc_tc.cu: the chunk's dY rows and dSᵀ (the B operands every warp reads) in
-// shared memory once, TF32; B rows and C·Bᵀ columns (private to a warp's rows) straight into fragments.
+// (chunk, head): the chunk's dY rows and dSᵀ (the B operands every warp reads) in shared memory once, TF32
+// (the dY rows by cp.async, landing during the first pass's stage 1, which needs only dSᵀ); B rows and C·Bᵀ
+// columns (private to a warp's rows) straight into fragments.
 // ~103 KB of shared memory at Q = 256, N = 128: 2 blocks per SM.
-#include "kernels/cuda/ssd_backward_dx_tc.h"
-
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_backward_dx_tc.h"
 
 namespace pcm::cuda::bwd_tc {
 namespace {
@@ -22,28 +23,21 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
   const int start = a.ct.chunk_start[c], len = a.ct.chunk_len[c], rows = (len + 15) & ~15;
   const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-  float* ys = smem;         // [Q][kSp]: dY rows (zeros past len)
-  float* ds = ys + Q * kSp;  // [N][kSp]: dSᵀ
+  float* ys = smem;           // [Q][kSp]: dY rows (zeros past len)
+  float* ds = ys + Q * kSp;   // [N][kSp]: dSᵀ
   float* css = ds + N * kSp;  // [Q]
   float* dts = css + Q;       // [Q]
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-  for (int e0 = tid; e0 < rows * (kP / 4); e0 += 4 * kThreads) {  // 4 loads in flight per thread
-    float4 v[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, r = e / (kP / 4), col = 4 * (e % (kP / 4));
-      v[u] = r < len ? load4(dyh + static_cast<int64_t>(r) * HP + col, vin) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, r = e / (kP / 4), col = 4 * (e % (kP / 4));
-      if (r < rows) {
-        float* p = ys + r * kSp + col;  // kSp even: 8-byte aligned pairs
-        *reinterpret_cast<float2*>(p) = make_float2(round_tf32(v[u].x), round_tf32(v[u].y));
-        *reinterpret_cast<float2*>(p + 2) = make_float2(round_tf32(v[u].z), round_tf32(v[u].w));
-      }
-    }
+  // dY rows (stage 2's operand) by cp.async: they land during the dSᵀ fill and stage 1 of the first pass.
+  for (int e = tid; e < rows * (kP / 4); e += kThreads) {
+    const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
+    const float* src = dyh + static_cast<int64_t>(min(r, len - 1)) * HP + col;
+    if (vin)
+      cp_async::copy4f<8>(ys + r * kSp + col, src, r < len);  // kSp even: 8-byte aligned pairs
+    else
+      cp_async::copy4f<4>(ys + r * kSp + col, src, r < len);
   }
+  cp_async::commit();
   const float* dSg = a.dS + chn * kP * N;
   for (int e0 = tid; e0 < kP * N; e0 += 4 * kThreads) {
     float v[4];
@@ -69,65 +63,92 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
   // Warp w owns the 16-row tiles w and 15 - w (equal causal work per warp), all 64 columns p.
   for (int pass = 0; pass < 2; ++pass) {
     const int mt = pass == 0 ? warp : 15 - warp;
-    if (16 * mt >= len) continue;
+    const bool active = 16 * mt < len;  // warp-uniform
     const int r0 = 16 * mt + gq, r1 = r0 + 8;
     const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);  // clamped rows for loads
-    float acc[kPt][4];
+    const bool ok0 = r0 < len, ok1 = r1 < len;
+    float acc[kPt][4];  // the pass's dX rows (set in stage 1, used past the barrier in stage 2)
 #pragma unroll
     for (int nt = 0; nt < kPt; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-    // Stage 1: G = B dSᵀ, k over n.
-    const float* B0 = Bg + static_cast<int64_t>(q0) * a.ld + 4 * tq;
-    const float* B1 = Bg + static_cast<int64_t>(q1) * a.ld + 4 * tq;
-    for (int k0 = 0; k0 < N; k0 += 16) {
-      const float4 u0 = load4(B0 + k0, vin), u1 = load4(B1 + k0, vin);
-      const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
-      const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
-      step16<kPt>(acc, f0, f1, ds + (k0 + 4 * tq) * kSp + gq, kSp, kPt);
-    }
-    // u_j = <G_j, X_j>, Σ dY∘X, then dX = D dY + w_j G (fp32 dY, X from device memory).
-    const float* X0 = Xg + static_cast<int64_t>(q0) * a.ld;
-    const float* X1 = Xg + static_cast<int64_t>(q1) * a.ld;
-    const float* Y0 = dyh + static_cast<int64_t>(q0) * HP;
-    const float* Y1 = dyh + static_cast<int64_t>(q1) * HP;
-    const float w0 = __expf(cs_last - css[q0]) * dts[q0], w1 = __expf(cs_last - css[q1]) * dts[q1];
-    const bool ok0 = r0 < len, ok1 = r1 < len;
-    float us0 = 0.0f, us1 = 0.0f;
+    if (active) {
+      // Stage 1: G = B dSᵀ, k over n.
+      const float* B0 = Bg + static_cast<int64_t>(q0) * a.ld + 4 * tq;
+      const float* B1 = Bg + static_cast<int64_t>(q1) * a.ld + 4 * tq;
+      // Half of the rows' loads in flight before their products (all of them would spill at 128 registers).
+      for (int k0 = 0; k0 < N; k0 += 64) {
+        float4 ub0[4], ub1[4];
 #pragma unroll
-    for (int nt = 0; nt < kPt; ++nt) {
-      const int p = 8 * nt + 2 * tq;
-      const float x00 = __ldg(X0 + p), x01 = __ldg(X0 + p + 1), x10 = __ldg(X1 + p), x11 = __ldg(X1 + p + 1);
-      const float y00 = __ldg(Y0 + p), y01 = __ldg(Y0 + p + 1), y10 = __ldg(Y1 + p), y11 = __ldg(Y1 + p + 1);
-      us0 += acc[nt][0] * x00 + acc[nt][1] * x01;
-      us1 += acc[nt][2] * x10 + acc[nt][3] * x11;
-      if (ok0) dsum += y00 * x00 + y01 * x01;
-      if (ok1) dsum += y10 * x10 + y11 * x11;
-      acc[nt][0] = Dh * y00 + w0 * acc[nt][0];
-      acc[nt][1] = Dh * y01 + w0 * acc[nt][1];
-      acc[nt][2] = Dh * y10 + w1 * acc[nt][2];
-      acc[nt][3] = Dh * y11 + w1 * acc[nt][3];
+        for (int ks = 0; ks < 4; ++ks)
+          if (k0 + 16 * ks < N) {
+            ub0[ks] = load4(B0 + k0 + 16 * ks, vin);
+            ub1[ks] = load4(B1 + k0 + 16 * ks, vin);
+          }
+#pragma unroll
+        for (int ks = 0; ks < 4; ++ks)
+          if (k0 + 16 * ks < N) {
+            const float4 u0 = ub0[ks], u1 = ub1[ks];
+            const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
+            const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
+            step16<kPt>(acc, f0, f1, ds + (k0 + 16 * ks + 4 * tq) * kSp + gq, kSp, kPt);
+          }
+      }
+      // u_j = <G_j, X_j>, Σ dY∘X, then dX = D dY + w_j G (fp32 dY, X from device memory).
+      const float* X0 = Xg + static_cast<int64_t>(q0) * a.ld;
+      const float* X1 = Xg + static_cast<int64_t>(q1) * a.ld;
+      const float* Y0 = dyh + static_cast<int64_t>(q0) * HP;
+      const float* Y1 = dyh + static_cast<int64_t>(q1) * HP;
+      const float w0 = __expf(cs_last - css[q0]) * dts[q0], w1 = __expf(cs_last - css[q1]) * dts[q1];
+      float us0 = 0.0f, us1 = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kPt; ++nt) {
+        const int p = 8 * nt + 2 * tq;
+        const float x00 = __ldg(X0 + p), x01 = __ldg(X0 + p + 1), x10 = __ldg(X1 + p), x11 = __ldg(X1 + p + 1);
+        const float y00 = __ldg(Y0 + p), y01 = __ldg(Y0 + p + 1), y10 = __ldg(Y1 + p), y11 = __ldg(Y1 + p + 1);
+        us0 += acc[nt][0] * x00 + acc[nt][1] * x01;
+        us1 += acc[nt][2] * x10 + acc[nt][3] * x11;
+        if (ok0) dsum += y00 * x00 + y01 * x01;
+        if (ok1) dsum += y10 * x10 + y11 * x11;
+        acc[nt][0] = Dh * y00 + w0 * acc[nt][0];
+        acc[nt][1] = Dh * y01 + w0 * acc[nt][1];
+        acc[nt][2] = Dh * y10 + w1 * acc[nt][2];
+        acc[nt][3] = Dh * y11 + w1 * acc[nt][3];
+      }
+      us0 += __shfl_xor_sync(0xffffffffu, us0, 1);
+      us0 += __shfl_xor_sync(0xffffffffu, us0, 2);
+      us1 += __shfl_xor_sync(0xffffffffu, us1, 1);
+      us1 += __shfl_xor_sync(0xffffffffu, us1, 2);
+      if (tq == 0) {
+        if (ok0) a.u[chn * Q + r0] = us0;
+        if (ok1) a.u[chn * Q + r1] = us1;
+      }
     }
-    us0 += __shfl_xor_sync(0xffffffffu, us0, 1);
-    us0 += __shfl_xor_sync(0xffffffffu, us0, 2);
-    us1 += __shfl_xor_sync(0xffffffffu, us1, 1);
-    us1 += __shfl_xor_sync(0xffffffffu, us1, 2);
-    if (tq == 0) {
-      if (ok0) a.u[chn * Q + r0] = us0;
-      if (ok1) a.u[chn * Q + r1] = us1;
+    if (pass == 0) {  // the dY rows: this thread's copies rounded to TF32 in place, then visible to all
+      cp_async::wait_group<0>();
+      for (int e = tid; e < rows * (kP / 4); e += kThreads) {
+        float2* p = reinterpret_cast<float2*>(ys + (e / (kP / 4)) * kSp + 4 * (e % (kP / 4)));
+        const float2 v0 = p[0], v1 = p[1];
+        p[0] = make_float2(round_tf32(v0.x), round_tf32(v0.y));
+        p[1] = make_float2(round_tf32(v1.x), round_tf32(v1.y));
+      }
+      __syncthreads();
     }
+    if (!active) continue;
     // Stage 2: Σ_{i >= j} M[i, j] dY[i], k over i = 16 mt .. rows; A = columns r0, r1 of C·Bᵀ, scaled.
     // Entries outside the causal part or past len are not the forward's: selected away, never multiplied.
     const float cs0 = css[q0], cs1 = css[q1], dt0 = dts[q0], dt1 = dts[q1];
     const int kend = rows / 16;
-    float e0[4], e1[4];
-    auto fetch = [&](int kb) {
+    // C·Bᵀ entries two k-steps ahead: e* (this step), n* (the next), loads of the one after in flight.
+    float e0[4], e1[4], n0[4], n1[4];
+    auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int64_t i = 16 * kb + 4 * tq + u;
-        e0[u] = __ldg(cb + i * Q + r0);
-        e1[u] = __ldg(cb + i * Q + r1);
+        d0[u] = __ldg(cb + i * Q + r0);
+        d1[u] = __ldg(cb + i * Q + r1);
       }
     };
-    fetch(mt);
+    fetch(mt, e0, e1);
+    if (mt + 1 < kend) fetch(mt + 1, n0, n1);
     for (int kb = mt; kb < kend; ++kb) {
       const int ib = 16 * kb + 4 * tq;
       uint32_t f0[4], f1[4];
@@ -138,7 +159,12 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
         f0[u] = to_tf32(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
         f1[u] = to_tf32(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
       }
-      if (kb + 1 < kend) fetch(kb + 1);  // in flight during this step's products
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        e0[u] = n0[u];
+        e1[u] = n1[u];
+      }
+      if (kb + 2 < kend) fetch(kb + 2, n0, n1);  // in flight during this step's and the next step's products
       step16<kPt>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);
     }
     float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;

@@ -1,72 +1,88 @@
 // The chunk-local state adjoint U = (diag(e^cs) dY)ᵀ C with mma.sync TF32 (m16n8k8, fp32 accumulation), one
-// block of 8 warps per (chunk, head), as the prefill's chunk states: the chunk's e^cs-scaled dY rows and C
-// rows in shared memory once (TF32), both operands read from there. Warp w owns p rows 16 (w % 4) and half
-// of the n columns (w / 4).
-#include "kernels/cuda/ssd_backward_u_tc.h"
-
+// block of 8 warps per (chunk, head): the chunk's dY and C rows pass through shared memory 64 rows at a time,
+// two stages of cp.async copies (~100 KB: 2 blocks per SM), so that the next pass's rows land while this one
+// multiplies (one fill of all 256 rows took 200 KB, 1 block per SM, loads and products in turn: 464 µs a
+// layer at 1.3B). Each pass is scaled by e^cs and rounded to TF32 in place. Warp w owns p rows 16 (w % 4)
+// and half of the n columns (w / 4).
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_backward_u_tc.h"
 
 namespace pcm::cuda::bwd_tc {
 namespace {
 
 using namespace mma_tf32;
 
-constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kSp = kP + 2, kNtMax = kNmax / 16;
+constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kSp = kP + 2, kNtMax = kNmax / 16, kPass = 64;
 
-__global__ void __launch_bounds__(kThreads, 1) u_kernel(UArgs a, bool vin) {
+// Floats of one pass's stage: dY rows [kPass][kSp], C rows [kPass][N + 2], cs of the rows [kPass].
+__host__ __device__ constexpr int stage_floats(int N) { return kPass * (kSp + N + 2) + kPass; }
+
+template <bool kVec>
+__global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
   extern __shared__ __align__(16) float smem[];
-  const int H = a.d.H, N = a.d.N, Q = a.ct.Q, sn = N + 2, nts = N / 16;
+  const int H = a.d.H, N = a.d.N, Q = a.ct.Q, sn = N + 2, nts = N / 16, sf = stage_floats(N);
   const int c = blockIdx.x / H, h = blockIdx.x % H, g = h / (H / a.d.G);
   const int start = a.ct.chunk_start[c], len = a.ct.chunk_len[c], rows = (len + 15) & ~15;
   const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-  float* ys = smem;          // [Q][kSp]: e^cs_i dY[i, p] (zeros past len)
-  float* cs_ = ys + Q * kSp;  // [Q][sn]: C rows (zeros past len)
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
   const float* cg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(a.d.G + g) * N;
   const float* csc = a.cs + chn * Q;
-  const int y4 = kP / 4, n4 = N / 4, items = rows * (y4 + n4);
-  for (int e0 = tid; e0 < items; e0 += 4 * kThreads) {  // 4 loads in flight per thread
-    float4 v[4];
-    float sc[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, r = e / (y4 + n4), k = e % (y4 + n4);
-      v[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      sc[u] = 1.0f;
-      if (r < len) {
-        if (k < y4) {
-          v[u] = load4(dyh + static_cast<int64_t>(r) * HP + 4 * k, vin);
-          sc[u] = __expf(csc[r]);
-        } else {
-          v[u] = load4(cg + static_cast<int64_t>(r) * a.ld + 4 * (k - y4), vin);
-        }
+  const int y4 = kP / 4, n4 = N / 4, items = kPass * (y4 + n4), passes = (rows + kPass - 1) / kPass;
+  // Pass ps (rows i0 = 64 ps ..) into stage ps % 2 with cp.async (0 past len), kept in flight while the
+  // previous pass multiplies.
+  auto issue = [&](int ps) {
+    if (ps < passes) {
+      float* ys = smem + (ps & 1) * sf;
+      float* cs_ = ys + kPass * kSp;
+      float* csv = cs_ + kPass * sn;
+      const int i0 = kPass * ps;
+      for (int e = tid; e < items; e += kThreads) {
+        const int r = e / (y4 + n4), k = e % (y4 + n4), i = min(i0 + r, len - 1);
+        if (k < y4)  // strides even: 8-byte aligned pairs
+          cp_async::copy4f<kVec ? 8 : 4>(ys + r * kSp + 4 * k, dyh + static_cast<int64_t>(i) * HP + 4 * k,
+                                         i0 + r < len);
+        else
+          cp_async::copy4f<kVec ? 8 : 4>(cs_ + r * sn + 4 * (k - y4),
+                                         cg + static_cast<int64_t>(i) * a.ld + 4 * (k - y4), i0 + r < len);
       }
+      if (tid < kPass) cp_async::copy4(csv + tid, csc + min(i0 + tid, len - 1), i0 + tid < len);
     }
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, r = e / (y4 + n4), k = e % (y4 + n4);
-      if (r < rows) {
-        float* p = k < y4 ? ys + r * kSp + 4 * k : cs_ + r * sn + 4 * (k - y4);  // strides even: 8-byte pairs
-        const float s = sc[u];
-        *reinterpret_cast<float2*>(p) = make_float2(round_tf32(s * v[u].x), round_tf32(s * v[u].y));
-        *reinterpret_cast<float2*>(p + 2) = make_float2(round_tf32(s * v[u].z), round_tf32(s * v[u].w));
-      }
-    }
-  }
-  __syncthreads();
+    cp_async::commit();
+  };
   // A[p][i] = ys[i][p]: lanes take k = i in the order 4t..4t+3 as in step16; rows 4t apart are 8t banks apart
   // (kSp = 2 mod 8), so an A load (8 rows p x 4 t) hits 32 banks, as the B loads (sn = 2 mod 8).
   const int p0 = 16 * (warp & 3), n0 = (warp >> 2) * (N / 2);
   float acc[kNtMax][4];
 #pragma unroll
   for (int nt = 0; nt < kNtMax; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
-  for (int k0 = 0; k0 < rows; k0 += 16) {
-    const float* ya = ys + (k0 + 4 * tq) * kSp + p0 + gq;
-    const uint32_t f0[4] = {bits(ya[0]), bits(ya[kSp]), bits(ya[2 * kSp]), bits(ya[3 * kSp])};  // row p0 + g
-    const uint32_t f1[4] = {bits(ya[8]), bits(ya[kSp + 8]), bits(ya[2 * kSp + 8]), bits(ya[3 * kSp + 8])};
-    step16<kNtMax>(acc, f0, f1, cs_ + (k0 + 4 * tq) * sn + n0 + gq, sn, nts);
+  issue(0);
+  for (int ps = 0; ps < passes; ++ps) {
+    cp_async::wait_group<0>();
+    __syncthreads();  // pass ps landed; every warp is done with pass ps - 1's stage
+    issue(ps + 1);
+    float* ys = smem + (ps & 1) * sf;
+    float* cs_ = ys + kPass * kSp;
+    const float* csv = cs_ + kPass * sn;
+    for (int e = tid; e < items; e += kThreads) {  // e^cs_i dY[i], C[i] rounded to TF32 in place
+      const int r = e / (y4 + n4), k = e % (y4 + n4);
+      float* p = k < y4 ? ys + r * kSp + 4 * k : cs_ + r * sn + 4 * (k - y4);
+      const float sc = k < y4 ? __expf(csv[r]) : 1.0f;
+      float2* p2 = reinterpret_cast<float2*>(p);
+      const float2 v0 = p2[0], v1 = p2[1];
+      p2[0] = make_float2(round_tf32(sc * v0.x), round_tf32(sc * v0.y));
+      p2[1] = make_float2(round_tf32(sc * v1.x), round_tf32(sc * v1.y));
+    }
+    __syncthreads();
+    const int prow = min(kPass, rows - kPass * ps);
+    for (int k0 = 0; k0 < prow; k0 += 16) {
+      const float* ya = ys + (k0 + 4 * tq) * kSp + p0 + gq;
+      const uint32_t f0[4] = {bits(ya[0]), bits(ya[kSp]), bits(ya[2 * kSp]), bits(ya[3 * kSp])};  // row p0 + g
+      const uint32_t f1[4] = {bits(ya[8]), bits(ya[kSp + 8]), bits(ya[2 * kSp + 8]), bits(ya[3 * kSp + 8])};
+      step16<kNtMax>(acc, f0, f1, cs_ + (k0 + 4 * tq) * sn + n0 + gq, sn, nts);
+    }
   }
   float* out = a.U + chn * kP * N;
 #pragma unroll
@@ -87,10 +103,11 @@ bool u_supported(const SsdDims& d, int32_t Q) {
 }
 
 void u_product(const UArgs& a, cudaStream_t s) {
-  const int smem = a.ct.Q * (kSp + a.d.N + 2) * static_cast<int>(sizeof(float));
-  const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  allow_smem(u_kernel, smem);
-  u_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
+  const int smem = 2 * stage_floats(a.d.N) * static_cast<int>(sizeof(float));
+  const bool vec = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 2 == 0;  // 8-byte copies
+  auto kernel = vec ? u_kernel<true> : u_kernel<false>;
+  allow_smem(kernel, smem);
+  kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a);
   PCM_CUDA_LAUNCH();
 }
 

@@ -11,13 +11,15 @@
 //                      (with tc, as dcb / dx / dbc below: one mma.sync block per (chunk, head), ssd_backward_u_tc.cu)
 //   dstate_pass        sequential over each sequence's chunks, last to first: dS_c = U_{c+1} + e^cs_last dS_{c+1}
 //   dcb                dCB, and the row/column sums of R = (dY Xᵀ ∘ L) ∘ CB for dcs and ddt; with tc (tf32,
-//                      P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_dcb_tc.cu)
+//                      P = 64) only Σ_h dCB over each group's heads (all dB, dC need), mma.sync blocks per
+//                      (tile pair, chunk, group) looping over the heads (ssd_backward_dcb_tc.cu)
 //   dx                 dX, and <B dSᵀ, X> per row (the state term of dcs, ddt); with tc (tf32, P = 64) one
 //                      mma.sync block per (chunk, head) instead (ssd_backward_dx_tc.cu)
 //   dbc                per-head dB and dC, and <diag(e^cs) dY S0, C> per row (the inter-chunk term of dcs);
-//                      with tc (tf32, P = 64) one mma.sync block per (chunk, head) instead (ssd_backward_bc_tc.cu)
+//                      with tc (tf32, P = 64) dB, dC per group straight into dxbc, mma.sync blocks per (chunk,
+//                      group, row tile, column tile) looping over the heads (ssd_backward_bc_tc.cu)
 //   scalars            per (chunk, head): dcs from the partial sums, then ddt and the dA, dD partials
-//   group/head sums    dB, dC over each group's heads; dA, dD over chunks
+//   group/head sums    dB, dC over each group's heads (not with tc); dA, dD over chunks
 // Without tc, every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads
 // except the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
 // (no atomics): a step is bit-reproducible.
@@ -48,6 +50,7 @@ struct Bwd {
   float* u;           // [chunks, H, pt, Q]: <(B dSᵀ)_j, X_j> over one p-tile
   float* inter;       // [chunks, H, nt, Q]: <(diag(e^cs) dY S0)_i, C_i> over one n-tile
   float* dDt;         // [chunks, H, qt, pt]: Σ dY∘X over one tile
+  float* sdp;         // [chunks, H, ceil(P N / 256)]: <dS_c, S0_c> per pass block
   float* dAc;         // [chunks, H]
   float* dDc;         // [chunks, H]
   float* dBp;         // [T, H, N]
@@ -174,33 +177,41 @@ __global__ void __launch_bounds__(kThreads, 2) dstate_local_kernel(Ctx k) {
 }
 
 // Last chunk to first of sequence blockIdx.z, parallel over (head, p, n): U_c -> dS_c (the adjoint of the
-// state leaving chunk c); what is left at the end is the adjoint of the sequence's initial state.
-__global__ void dstate_pass_kernel(Ctx k, float* dstate0) {
+// state leaving chunk c); what is left at the end is the adjoint of the sequence's initial state. Also the
+// block's part of <dS_c, S0_c> (the scalar step's last-row term), summed over the block in a fixed order into
+// sdp[c, h, block]: the scalar step then adds PN / 256 partials instead of reading dS and S0 again.
+__global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0) {
+  __shared__ float red[32];
   const int64_t PN = static_cast<int64_t>(k.d.P) * k.d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (e >= PN) return;
+  const bool ok = e < PN;  // no early return: the block sums below need every thread
+  const int64_t ec = ok ? e : 0;
   const int h = blockIdx.y, sq = blockIdx.z, c_begin = k.ct.seq_chunk[sq], c_end = k.ct.seq_chunk[sq + 1];
   float run = 0.0f;
   constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
   for (int c1 = c_end; c1 > c_begin; c1 -= kBatch) {
-    float U[kBatch], decay[kBatch];
+    float U[kBatch], decay[kBatch], S0[kBatch];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int c = max(c1 - 1 - u, c_begin);
       const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
-      U[u] = k.b.dS[ch * PN + e];
+      U[u] = k.b.dS[ch * PN + ec];
+      S0[u] = k.b.f.states[ch * PN + ec];
       decay[u] = __expf(k.b.f.cs[ch * k.ct.Q + k.ct.chunk_len[c] - 1]);
     }
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int c = c1 - 1 - u;
-      if (c >= c_begin) {
-        k.b.dS[(static_cast<int64_t>(c) * k.d.H + h) * PN + e] = run;
+      if (c >= c_begin) {  // uniform over the block (one sequence)
+        const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
+        if (ok) k.b.dS[ch * PN + e] = run;
+        const float sd = block_sum(ok ? run * S0[u] : 0.0f, red);
+        if (threadIdx.x == 0) k.b.sdp[ch * gridDim.x + blockIdx.x] = sd;
         run = U[u] + decay[u] * run;
       }
     }
   }
-  if (dstate0) dstate0[(static_cast<int64_t>(sq) * k.d.H + h) * PN + e] = run;
+  if (dstate0 && ok) dstate0[(static_cast<int64_t>(sq) * k.d.H + h) * PN + e] = run;
 }
 
 // Tile (i-tile blockIdx.y, j-tile blockIdx.x <= it) of dM = dY Xᵀ; then dCB = dM L dt_j, R = dM L CB and
@@ -501,9 +512,9 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
   }
   const float decay = ok ? __expf(last - csi) : 0.0f, tcs = decay * dti * u;
   const float t_state = block_sum(tcs, red);
-  const float *dS = k.b.dS + ch * PN, *S0 = k.b.f.states + ch * PN;
+  const int nsd = static_cast<int>((PN + 255) / 256);  // the pass's blocks
   float sd = 0.0f;
-  for (int64_t e = i; e < PN; e += blockDim.x) sd += dS[e] * S0[e];
+  for (int b = i; b < nsd; b += blockDim.x) sd += k.b.sdp[ch * nsd + b];
   sd = block_sum(sd, red);
   float dcs = ok ? inter + rowR - dti * colR - tcs : 0.0f;
   if (i == v.len - 1) dcs += t_state + __expf(last) * sd;
@@ -527,14 +538,15 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
 }
 
 struct Sizes {
-  int64_t prep, dS, dcb, col, row, u, inter, dDt, dAc, dDc, dBp, dCp;
-  int64_t total() const { return prep + dS + dcb + col + row + u + inter + dDt + dAc + dDc + dBp + dCp; }
+  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp;
+  int64_t total() const { return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp; }
 };
 
 Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t ch = chunks * d.H, qt = tiles(Q), pt = tiles(d.P), nt = tiles(d.N);
+  const int64_t nsd = (static_cast<int64_t>(d.P) * d.N + 255) / 256;
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, ch * Q * Q, ch * qt * Q, ch * qt * Q,
-          ch * pt * Q, ch * nt * Q, ch * qt * pt, ch, ch, T * d.H * d.N, T * d.H * d.N};
+          ch * pt * Q, ch * nt * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N};
 }
 
 template <class Acc>
@@ -550,18 +562,16 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
       k, dstate0);
   PCM_CUDA_LAUNCH();
   if (tc) {  // the same outputs from one block per (chunk, head) on mma.sync (ssd_backward_{dcb,dx,bc}_tc.cu)
+    const int splits = bwd_tc::dcb_splits(k.d);  // dcb holds [chunks, G, splits, Q, Q] (<= [chunks, H, Q, Q])
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
     bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
                         k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
-    bwd_tc::BcArgs a{k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dcb, k.b.inter, k.nt,
-                     k.b.dCp, k.d, k.ct};
-    bwd_tc::bc_product(a, true, s);
-    a.state = k.b.dS;
-    a.out = k.b.dBp;
-    bwd_tc::bc_product(a, false, s);
+    bwd_tc::bc_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dS, k.b.dcb, splits,
+                        k.b.inter, k.nt, k.dx, k.dx_stride, k.d, k.ct},
+                       s);
   } else {
     dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
     PCM_CUDA_LAUNCH();
@@ -610,19 +620,23 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.u = b.row + z.row;
   b.inter = b.u + z.u;
   b.dDt = b.inter + z.inter;
-  b.dAc = b.dDt + z.dDt;
+  b.sdp = b.dDt + z.dDt;
+  b.dAc = b.sdp + z.sdp;
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
   const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
                      bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
+  const bool use_tc = tf32 && tc && tc_ok;
   if (tf32)
-    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, tc && tc_ok, s);
+    launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else
     launch_tiles<SimtAcc>(k, g.ddt, dstate0, seqs, false, s);
-  group_sum_kernel<<<blocks_for(T * d.G * d.N, 256), 256, 0, s>>>(g.dxbc, g.stride, b.dBp, b.dCp, T, d.H, d.G, d.P,
-                                                                  d.N);
-  PCM_CUDA_LAUNCH();
+  if (!use_tc) {  // the tc dB and dC are per group already, written into dxbc
+    group_sum_kernel<<<blocks_for(T * d.G * d.N, 256), 256, 0, s>>>(g.dxbc, g.stride, b.dBp, b.dCp, T, d.H, d.G,
+                                                                    d.P, d.N);
+    PCM_CUDA_LAUNCH();
+  }
   head_sum_kernel<<<blocks_for(d.H, 128), 128, 0, s>>>(g.dA, g.dD, b.dAc, b.dDc, ct.count, d.H);
   PCM_CUDA_LAUNCH();
 }

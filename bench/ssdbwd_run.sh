@@ -1,0 +1,83 @@
+#!/bin/bash
+# Device side of the SSD-backward calls (bench/ssdbwd_pack.sh makes the pack): chunked-backward tests + train
+# tests, memcheck/racecheck of two cases, per-kernel ncu of a 2-layer 1.3B training step, ncu sections of the
+# tc kernels, the 48-layer 1.3B training bench (this build, then pcm_base). $OUT/summary.txt is short (the
+# device returns little): one line per item, the most important last; full logs in $OUT/logs.tgz if room.
+cd "$(dirname "$0")"; tar xJf pack.tar.xz
+export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
+L=/tmp/ssdbwd-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
+BUDGET=${BUDGET:-105}  # seconds: optional steps are skipped past it (the call allows ~120)
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+left() { [ $((BUDGET - SECONDS)) -gt "$1" ]; }
+summary() { tail -n 1 $R; python3 - $L > $OUT/summary.txt <<'PY'
+import csv, collections, glob, os, re, sys
+L = sys.argv[1]
+def rd(n):
+    p = os.path.join(L, n)
+    return open(p, errors="replace").read() if os.path.exists(p) else ""
+out = []
+def short(k):
+    for pat, s in (("u_kernel", "u"), ("dcb_kernel", "dcb"), ("dx_kernel", "dx"), (r"bc_kernel<true", "dC"),
+                   (r"bc_kernel<false", "dB"), (r"bc_kernel<1>", "dC"), (r"bc_kernel<0>", "dB"), ("bc_kernel", "bc"),
+                   ("chunk_states", "cstates(fwd+bwd)"), ("dstate_pass", "pass"), ("scalars", "scal"), ("group_sum", "gsum")):
+        if re.search(pat, k): return s
+    return None
+for n in ("train2l", "train2l_base"):
+    t = collections.defaultdict(float); h = None
+    for r in csv.reader(rd(n + ".csv").splitlines()):
+        if "Kernel Name" in r: h = r; continue
+        if h and len(r) == len(h) and r[h.index("Metric Name")] == "gpu__time_duration.sum":
+            s = short(r[h.index("Kernel Name")])
+            if s: t[s] += float(r[h.index("Metric Value")].replace(",", "")) / 4e3  # us per layer per step
+    if t:
+        out.append(f"{n} us/layer: " + " ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1]))
+                   + f" | ssd bwd {sum(t.values()):.0f}")
+sec = rd("sections.txt")
+for blk in re.split(r"\n  (?=(?:void )?[a-zA-Z_:<>]+kernel)", sec)[1:]:
+    name = short(blk.split("(")[0]) or blk[:20]
+    def m(label):
+        x = re.search(label + r"\s+\S*\s+([\d.,]+)\s*\n", blk)
+        return x.group(1) if x else "?"
+    st = re.search(r"spends ([\d.]+) cycles being stalled waiting for a scoreboard dependency on\s+a? ?(\S+)", blk)
+    out.append(f"sect {name}: {m('Duration')}us occ {m('Achieved Occupancy')}% elig {m('Eligible Warps Per Scheduler')}"
+               f" cyc/iss {m('Warp Cycles Per Issued Instruction')} L2hit {m('L2 Hit Rate')} regs {m('Registers Per Thread')}"
+               + (f" L1TEX-stall {st.group(1)}" if st else ""))
+out += [l for l in rd("raw.txt").splitlines() if l]
+print("\n".join(out[-25:]))
+PY
+}
+t=$SECONDS; timeout 40 ./test_cuda --gtest_filter='Shapes/CudaSsdChunkedBackward.*' > $L/test_ssd.log 2>&1; rc=$?
+mx=$(grep -oE "chunked-tc vs CPU: rel err dxbc [0-9.e+-]+ ddt [0-9.e+-]+ dA [0-9.e+-]+" $L/test_ssd.log | awk '{if($7>a)a=$7; if($9>b)b=$9; if($11>c)c=$11} END{print "max dxbc",a,"ddt",b,"dA",c}')
+echo "tests ssd rc=$rc ok=$(grep -c '^\[       OK' $L/test_ssd.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_ssd.log) (tc vs CPU $mx) $((SECONDS-t))s" >> $R
+t=$SECONDS; timeout 40 ./test_train --gtest_filter='*Cuda*' > $L/test_train.log 2>&1
+echo "test_train rc=$? ok=$(grep -c '^\[       OK' $L/test_train.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_train.log) $((SECONDS-t))s" >> $R
+grep -h "^\[  FAILED  \]" $L/test_*.log | sort -u | head -3 >> $R
+summary
+prof() { n=$1; shift; timeout 45 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
+bench() { b=$1; t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 60 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$b.txt 2>&1; echo "train48 $b rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$b.txt | tr '\n' ' ') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$b.txt | grep -oE '[0-9.]+$') ms" >> $R; }
+T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
+left 30 && prof train2l ./pcm $T2
+summary
+bench pcm
+summary
+C67='Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/6:Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential/7'
+for tool in memcheck racecheck; do  # case 6: scalar paths (odd strides, N = 48), 7: 16-byte paths
+  if left 45 && [ -n "$CS" ]; then
+    t=$SECONDS; timeout 20 $CS --tool $tool ./test_cuda --gtest_filter="$C67" > $L/$tool.log 2>&1
+    echo "$tool cases 6,7 rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazards' $L/$tool.log | tr '\n' ' ')" >> $R
+    summary
+  fi
+done
+if left 35; then  # where the tc kernels of one backward layer spend their time (5 launches: u, dcb, dx, dC, dB)
+  timeout 30 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 5 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+    --section MemoryWorkloadAnalysis --section LaunchStats ./pcm $T2 > $L/sections.txt 2>&1
+fi
+summary
+[ -n "$WITH_BASE_NCU" ] && left 45 && prof train2l_base ./pcm_base $T2
+left 20 && bench pcm_base
+echo "done at ${SECONDS}s" >> $R
+summary
+tar czf $OUT/logs.tgz -C $L . 2>/dev/null
+cat $OUT/summary.txt
