@@ -6,9 +6,10 @@
 //   head:     RMSNorm (prologue) · lm_head
 // At batch 1 the step is bound by streaming the weights, and the small kernels were ~30 µs of latency
 // per layer. A persistent grid (2 blocks per SM) builds the normalised rows once per block in shared
-// memory (bf16, as the unfused path rounds them), then each warp streams whole weight rows through a
-// ring of bulk copies into shared memory. The kernels are launched with programmatic dependent launch:
-// before waiting for the previous kernel, each warp already has its first chunks requested.
+// memory (bf16, as the unfused path rounds them), then each warp streams whole weight rows: short rows
+// with 16-byte register loads, long ones (out_proj) through a ring of bulk copies into shared memory. The
+// kernels are launched with programmatic dependent launch: before waiting for the previous kernel, each
+// warp already has its first weights loaded or requested.
 #include <algorithm>
 
 #include "kernels/cuda/bulk_copy.cuh"
@@ -20,9 +21,15 @@ namespace pcm::cuda {
 namespace {
 
 constexpr int kWarps = 8, kThreads = kWarps * 32;
-constexpr int kChunk = 256;  // 16-byte words per chunk of a weight row (4 KiB)
-constexpr int kStages = 2;   // chunks in flight per warp
+constexpr int kSlab = 8;                   // register loop: 16-byte weight loads in flight per lane
+constexpr int64_t kPrefetchBytes = 16384;  // register loop: of each warp's first row, into L2 before the wait
+constexpr int kChunk = 256;                // ring: 16-byte words per chunk of a weight row (4 KiB)
+constexpr int kStages = 2;                 // ring: chunks in flight per warp
 constexpr int64_t kRingBytes = int64_t{kWarps} * kStages * kChunk * 16;
+// Rows this long take the ring: out_proj's 16 KiB rows are ~2 per warp, so the register loop's ramp at
+// each row is not amortised (H200, v9 call 2: out_proj 28.6 -> 23.9 µs through the ring, while in_proj's
+// 8 KiB rows, ~9 per warp, ran 43.0 µs with registers and 51.5 through the ring).
+constexpr int64_t kRingRowBytes = 16384;
 constexpr int kMaxK = 8;                   // conv taps
 
 // ---- prologues: fill xs[r][0..k) (bf16) for the R input rows, then __syncthreads ------------------------
@@ -184,10 +191,63 @@ struct Ring {
   }
 };
 
+// Register loop (rows under kRingRowBytes): each warp streams its rows with kSlab 16-byte loads per lane,
+// the first slab loaded and the first row prefetched into L2 before the wait; the compiler keeps the next
+// slab's loads in flight (114-126 registers; capping them cost 10 µs of 43 on in_proj, v9 call 1).
 template <int R, class Pro, class Epi>
-__global__ void __launch_bounds__(kThreads) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
-                                                              int64_t k8) {
-  extern __shared__ uint4 smem[];  // the rings [kWarps][kStages][kChunk], then xs [R][k8] (bf16 input rows)
+__device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* xs) {
+  const int lane = threadIdx.x & 31;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
+  int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  uint4 wv[kSlab];
+  if (row < n) {
+    const char* first = reinterpret_cast<const char*>(W + row * k8);
+    const int64_t bytes = min(k8 * 16, kPrefetchBytes);
+    for (int64_t off = lane * 128; off < bytes; off += 32 * 128) prefetch_l2(first + off);
+#pragma unroll
+    for (int u = 0; u < kSlab; ++u) {
+      const int64_t i = lane + 32 * u;
+      wv[u] = i < k8 ? __ldcs(W + row * k8 + i) : make_uint4(0, 0, 0, 0);
+    }
+  }
+  pdl_wait();
+  pdl_trigger();
+  pro.template build<R>(reinterpret_cast<__nv_bfloat16*>(xs), k8 * 8);
+  bool loaded = true;
+  for (; row < n; row += stride) {
+    const uint4* w = W + row * k8;
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    for (int64_t i0 = 0; i0 < k8; i0 += 32 * kSlab) {
+      if (!loaded) {
+#pragma unroll
+        for (int u = 0; u < kSlab; ++u) {
+          const int64_t i = i0 + lane + 32 * u;
+          wv[u] = i < k8 ? __ldcs(w + i) : make_uint4(0, 0, 0, 0);  // streamed once: do not keep
+        }
+      }
+      loaded = false;
+#pragma unroll
+      for (int u = 0; u < kSlab; ++u) {
+        const int64_t i = i0 + lane + 32 * u;
+        if (i < k8) {
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r] += dot8(wv[u], xs[r * k8 + i]);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float v = warp_sum(acc[r]);
+      if (lane == r) epi.store(r, row, v);
+    }
+  }
+}
+
+// Ring (rows of kRingRowBytes and more, i.e. few rows per warp): see Ring above.
+template <int R, class Pro, class Epi>
+__device__ void gemv_ring(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* smem) {
   __shared__ uint64_t bars[kWarps][kStages];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   uint4* xs = smem + kWarps * kStages * kChunk;
@@ -234,6 +294,16 @@ __global__ void __launch_bounds__(kThreads) fused_gemv_kernel(Pro pro, Epi epi, 
   }
 }
 
+template <int R, bool kUseRing, class Pro, class Epi>
+__global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
+                                                                 int64_t k8) {
+  extern __shared__ uint4 smem[];  // ring path: the rings [kWarps][kStages][kChunk], then xs; else xs only
+  if constexpr (kUseRing)
+    gemv_ring<R>(pro, epi, W, n, k8, smem);
+  else
+    gemv_registers<R>(pro, epi, W, n, k8, smem);
+}
+
 int sm_count() {
   static const int count = [] {
     int dev = 0, n = 0;
@@ -251,7 +321,10 @@ int64_t g_smem_limit = 48 * 1024 - kStaticSmemRoom;
 
 template <int R, class Pro, class Epi>
 void set_smem_limit(int bytes) {
-  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, false, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                bytes));
+  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, true, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                bytes));
 }
 
 template <class Pro, class Epi>
@@ -264,8 +337,9 @@ void set_smem_limits(int bytes) {
 
 template <int R, class Pro, class Epi>
 void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
-  auto* kernel = fused_gemv_kernel<R, Pro, Epi>;
-  const size_t smem = static_cast<size_t>(kRingBytes + R * k * 2);
+  const bool ring = k * 2 >= kRingRowBytes;
+  auto* kernel = ring ? fused_gemv_kernel<R, true, Pro, Epi> : fused_gemv_kernel<R, false, Pro, Epi>;
+  const size_t smem = static_cast<size_t>((ring ? kRingBytes : 0) + R * k * 2);
   PCM_CHECK(static_cast<int64_t>(smem) <= g_smem_limit,
             "fused decode: {} rows of {} columns need {} bytes of shared memory; decode_fused_prepare allowed {}", R, k,
             smem, g_smem_limit);
