@@ -6,11 +6,13 @@
 //   head:     RMSNorm (prologue) · lm_head
 // At batch 1 the step is bound by streaming the weights, and the small kernels were ~30 µs of latency
 // per layer. A persistent grid (2 blocks per SM) builds the normalised rows once per block in shared
-// memory (bf16, as the unfused path rounds them), then each warp streams whole weight rows with 16-byte
-// loads. The kernels are launched with programmatic dependent launch: before waiting for the previous
-// kernel, each warp already prefetches its first weight row into L2 and its first slab into registers.
+// memory (bf16, as the unfused path rounds them), then each warp streams whole weight rows: short rows
+// with 16-byte register loads, long ones (out_proj) through a ring of bulk copies into shared memory. The
+// kernels are launched with programmatic dependent launch: before waiting for the previous kernel, each
+// warp already has its first weights loaded or requested.
 #include <algorithm>
 
+#include "kernels/cuda/bulk_copy.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
@@ -19,8 +21,15 @@ namespace pcm::cuda {
 namespace {
 
 constexpr int kWarps = 8, kThreads = kWarps * 32;
-constexpr int kSlab = 8;                   // 16-byte weight loads in flight per lane
-constexpr int64_t kPrefetchBytes = 16384;  // of each warp's first row, into L2 before the wait
+constexpr int kSlab = 8;                   // register loop: 16-byte weight loads in flight per lane
+constexpr int64_t kPrefetchBytes = 16384;  // register loop: of each warp's first row, into L2 before the wait
+constexpr int kChunk = 256;                // ring: 16-byte words per chunk of a weight row (4 KiB)
+constexpr int kStages = 2;                 // ring: chunks in flight per warp
+constexpr int64_t kRingBytes = int64_t{kWarps} * kStages * kChunk * 16;
+// Rows this long take the ring: out_proj's 16 KiB rows are ~2 per warp, so the register loop's ramp at
+// each row is not amortised (H200, v9 call 2: out_proj 28.6 -> 23.9 µs through the ring, while in_proj's
+// 8 KiB rows, ~9 per warp, ran 43.0 µs with registers and 51.5 through the ring).
+constexpr int64_t kRingRowBytes = 16384;
 constexpr int kMaxK = 8;                   // conv taps
 
 // ---- prologues: fill xs[r][0..k) (bf16) for the R input rows, then __syncthreads ------------------------
@@ -161,14 +170,35 @@ struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
 
 // ---- the persistent GEMV ---------------------------------------------------------------------------------
 
+// Each warp walks the chunks of its rows (row, row + stride, ...; kChunk 16-byte words of one weight row
+// per chunk) through a ring of kStages shared-memory slots: the copy engine fills a slot (one bulk copy,
+// completion on the slot's mbarrier) while the lanes compute on the others, and the slot is asked for
+// again as soon as the warp has read it. So every warp keeps kStages chunks in flight at all times, the
+// row ends and epilogues included, with no registers held: 128 KiB per SM at 2 blocks of 8 warps, where
+// register-staged loads kept at most 64 KiB and less around each row's end (bench/cuda_notes.md, v9).
+struct Ring {
+  uint4* slots;    // [kStages][kChunk] of this warp
+  uint64_t* bars;  // [kStages]
+  const uint4* W;
+  int64_t k8, row0, stride, chunks, total;  // this warp's chunks: total = its rows x chunks per row
+
+  // Lane 0: ask for chunk g (row row0 + (g / chunks) * stride, part g % chunks) into slot g % kStages.
+  __device__ void request(int64_t g) const {
+    const int64_t r = row0 + (g / chunks) * stride, c = g % chunks;
+    const int64_t len = min(static_cast<int64_t>(kChunk), k8 - c * kChunk);
+    const int slot = static_cast<int>(g % kStages);
+    bulk_load_once(slots + slot * kChunk, W + r * k8 + c * kChunk, static_cast<uint32_t>(len * 16), bars + slot);
+  }
+};
+
+// Register loop (rows under kRingRowBytes): each warp streams its rows with kSlab 16-byte loads per lane,
+// the first slab loaded and the first row prefetched into L2 before the wait; the compiler keeps the next
+// slab's loads in flight (114-126 registers; capping them cost 10 µs of 43 on in_proj, v9 call 1).
 template <int R, class Pro, class Epi>
-__global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
-                                                                 int64_t k8) {
-  extern __shared__ uint4 xs[];  // [R][k8]: the normalised input rows, bf16
+__device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* xs) {
   const int lane = threadIdx.x & 31;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
   int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  // Before the wait: weights never depend on the previous kernel.
   uint4 wv[kSlab];
   if (row < n) {
     const char* first = reinterpret_cast<const char*>(W + row * k8);
@@ -215,6 +245,65 @@ __global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi ep
   }
 }
 
+// Ring (rows of kRingRowBytes and more, i.e. few rows per warp): see Ring above.
+template <int R, class Pro, class Epi>
+__device__ void gemv_ring(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* smem) {
+  __shared__ uint64_t bars[kWarps][kStages];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  uint4* xs = smem + kWarps * kStages * kChunk;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps, chunks = (k8 + kChunk - 1) / kChunk;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  const int64_t rows = row0 < n ? (n - 1 - row0) / stride + 1 : 0;
+  const Ring ring{smem + warp * kStages * kChunk, bars[warp], W, k8, row0, stride, chunks, rows * chunks};
+  // Before the wait: weights never depend on the previous kernel.
+  if (lane == 0) {
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) barrier_init(&bars[warp][st]);
+    for (int64_t g = 0; g < min(static_cast<int64_t>(kStages), ring.total); ++g) ring.request(g);
+  }
+  pdl_wait();
+  pdl_trigger();
+  pro.template build<R>(reinterpret_cast<__nv_bfloat16*>(xs), k8 * 8);  // ends with __syncthreads
+  int64_t g = 0;
+  for (int64_t row = row0; row < n; row += stride) {
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c, ++g) {
+      const int slot = static_cast<int>(g % kStages);
+      barrier_wait(&bars[warp][slot], static_cast<uint32_t>((g / kStages) & 1));
+      const uint4* w = ring.slots + slot * kChunk;
+      const int64_t i0 = c * kChunk, len = min(static_cast<int64_t>(kChunk), k8 - i0);
+#pragma unroll
+      for (int u = 0; u < kChunk / 32; ++u) {
+        const int i = lane + 32 * u;
+        if (i < len) {
+          const uint4 wv = w[i];
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r] += dot8(wv, xs[r * k8 + i0 + i]);
+        }
+      }
+      __syncwarp();  // every lane has read the slot
+      if (lane == 0 && g + kStages < ring.total) ring.request(g + kStages);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float v = warp_sum(acc[r]);
+      if (lane == r) epi.store(r, row, v);
+    }
+  }
+}
+
+template <int R, bool kUseRing, class Pro, class Epi>
+__global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
+                                                                 int64_t k8) {
+  extern __shared__ uint4 smem[];  // ring path: the rings [kWarps][kStages][kChunk], then xs; else xs only
+  if constexpr (kUseRing)
+    gemv_ring<R>(pro, epi, W, n, k8, smem);
+  else
+    gemv_registers<R>(pro, epi, W, n, k8, smem);
+}
+
 int sm_count() {
   static const int count = [] {
     int dev = 0, n = 0;
@@ -232,7 +321,10 @@ int64_t g_smem_limit = 48 * 1024 - kStaticSmemRoom;
 
 template <int R, class Pro, class Epi>
 void set_smem_limit(int bytes) {
-  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, false, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                bytes));
+  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, true, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                bytes));
 }
 
 template <class Pro, class Epi>
@@ -245,8 +337,9 @@ void set_smem_limits(int bytes) {
 
 template <int R, class Pro, class Epi>
 void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
-  auto* kernel = fused_gemv_kernel<R, Pro, Epi>;
-  const size_t smem = static_cast<size_t>(R * k) * 2;
+  const bool ring = k * 2 >= kRingRowBytes;
+  auto* kernel = ring ? fused_gemv_kernel<R, true, Pro, Epi> : fused_gemv_kernel<R, false, Pro, Epi>;
+  const size_t smem = static_cast<size_t>((ring ? kRingBytes : 0) + R * k * 2);
   PCM_CHECK(static_cast<int64_t>(smem) <= g_smem_limit,
             "fused decode: {} rows of {} columns need {} bytes of shared memory; decode_fused_prepare allowed {}", R, k,
             smem, g_smem_limit);
@@ -273,11 +366,12 @@ bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group
   // in_proj and the head take d input columns, out_proj d_inner: both rows sets must fit in shared memory.
   const int64_t max_k = std::max(d, d_inner);
   return T >= 1 && T <= kGemvMaxRows && d % 8 == 0 && d_inner % 8 == 0 && group > 0 && group % 4 == 0 &&
-         d_inner % group == 0 && z_stride % 4 == 0 && K >= 1 && K <= kMaxK && kGemvMaxRows * max_k * 2 <= kSmemCap;
+         d_inner % group == 0 && z_stride % 4 == 0 && K >= 1 && K <= kMaxK &&
+         kRingBytes + kGemvMaxRows * max_k * 2 <= kSmemCap;
 }
 
 void decode_fused_prepare(int64_t max_k) {
-  const int64_t bytes = kGemvMaxRows * max_k * 2;
+  const int64_t bytes = kRingBytes + kGemvMaxRows * max_k * 2;
   // Wider inputs are not supported (decode_fused_supported says no): the model keeps the unfused path.
   if (bytes <= g_smem_limit || bytes > kSmemCap) return;
   set_smem_limits<NormPrologue, InProjEpilogue>(static_cast<int>(bytes));
