@@ -42,6 +42,7 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   xbc = work_arena.alloc_n<float>(rows * c.conv_dim());
   dt = work_arena.alloc_n<float>(rows * c.num_heads);
   y = work_arena.alloc_n<float>(rows * c.d_inner());
+  ssq = work_arena.alloc_n<float>(rows * c.num_heads);
   yn = work_arena.alloc(static_cast<size_t>(rows * c.d_inner()) * act);
   xlast = work_arena.alloc_n<float>(seq_rows * c.hidden_size);
   logits = work_arena.alloc_n<float>(seq_rows * c.vocab_size);
@@ -83,6 +84,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
   const size_t state_elem = state_bf16 ? 2 : 4;
   const int64_t group = di / c.n_groups;
   const bool fused = decode && fused_decode(T);
+  const bool from_sums = group % 4 == 0;  // gated_rmsnorm_from_sums reads float4s
   for (int64_t l = 0; l < L; ++l) {
     const DeviceLayer& lw = w.layers[static_cast<size_t>(l)];
     float* conv_l = conv + l * cd * K;
@@ -93,8 +95,9 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                                     static_cast<int32_t>(K), decode_slots, lw.dt_bias, static_cast<float>(c.dt_min),
                                     static_cast<float>(c.dt_max)};
       cuda::decode_in_proj(o, resid, lw.norm, eps, lw.in_proj, T, d, stream);
-      cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream);
-      cuda::decode_out_proj(resid, lw.out_bias, y, zx, dpr, lw.gate_norm, group, eps, lw.out_proj, T, d, di, stream);
+      cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream, {},
+                       cuda::DecodeGate{zx, dpr, ssq});  // y becomes y · silu(z), Σ² per head in ssq
+      cuda::decode_out_proj(resid, lw.out_bias, y, ssq, H, lw.gate_norm, group, eps, lw.out_proj, T, d, di, stream);
       continue;
     }
     cuda::rmsnorm(xn, w.bf16, resid, lw.norm, T, d, eps, stream);
@@ -105,15 +108,20 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                                stream);
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
                        cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
-                                   static_cast<float>(c.dt_max)});
+                                   static_cast<float>(c.dt_max)},
+                       from_sums ? cuda::DecodeGate{zx, dpr, ssq} : cuda::DecodeGate{});
+      if (from_sums)  // the step gated y and summed its squares per head: the norm is one pass
+        cuda::gated_rmsnorm_from_sums(yn, w.bf16, y, ssq, H, lw.gate_norm, T, di, group, eps, stream);
+      else
+        cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
     } else {
       cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream);
       cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
                         static_cast<float>(c.dt_max), stream);
       cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
                         /*tf32=*/w.bf16, stream);
+      cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
     }
-    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
     gemm->run(resid, yn, lw.out_proj, w.bf16, T, d, di, 1.0f, stream);  // residual add fused (beta = 1)
     if (lw.out_bias) cuda::add_bias(resid, d, lw.out_bias, T, d, stream);
   }

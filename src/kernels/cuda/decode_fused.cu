@@ -2,7 +2,8 @@
 // kernels around it folded in, so a layer is three launches (in_proj, SSD step, out_proj) instead of seven:
 //   in_proj:  RMSNorm of the residual rows (prologue) · W_in, then per output feature (epilogue):
 //             z stored, xBC through the conv window + SiLU, dt through softplus + bias + clamp
-//   out_proj: grouped gated RMSNorm of (y, z) (prologue) · W_out, residual add (epilogue)
+//   out_proj: grouped gated RMSNorm (prologue: the scale only, the SSD step gated and summed) · W_out,
+//             residual add (epilogue)
 //   head:     RMSNorm (prologue) · lm_head
 // At batch 1 the step is bound by streaming the weights, and the small kernels were ~30 µs of latency
 // per layer. A persistent grid (2 blocks per SM) builds the normalised rows once per block in shared
@@ -31,6 +32,7 @@ constexpr int64_t kRingBytes = int64_t{kWarps} * kStages * kChunk * 16;
 // 8 KiB rows, ~9 per warp, ran 43.0 µs with registers and 51.5 through the ring).
 constexpr int64_t kRingRowBytes = 16384;
 constexpr int kMaxK = 8;                   // conv taps
+constexpr int kMaxGroups = 32;             // gated norm groups per row
 
 // ---- prologues: fill xs[r][0..k) (bf16) for the R input rows, then __syncthreads ------------------------
 
@@ -50,7 +52,8 @@ struct NormPrologue {
     for (int r = 0; r < R; ++r) {
       ss[r] = 0.0f;
       const float4* row = reinterpret_cast<const float4*>(in + r * k);
-      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {
+#pragma unroll 4
+      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {  // 4 loads in flight, not one
         const float4 v = row[i];
         ss[r] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
       }
@@ -67,6 +70,7 @@ struct NormPrologue {
       const float4* row = reinterpret_cast<const float4*>(in + r * k);
       const float4* wt = reinterpret_cast<const float4*>(weight);
       __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k);
+#pragma unroll 4
       for (int64_t i = threadIdx.x; i < k4; i += kThreads) {
         const float4 v = row[i], g = wt[i];
         out[2 * i] = __floats2bfloat162_rn(v.x * scale * g.x, v.y * scale * g.y);
@@ -77,37 +81,42 @@ struct NormPrologue {
   }
 };
 
-// g = y * silu(z) normalised over each group of `group` channels, times weight (cuda::gated_rmsnorm).
-// Warp per (row, group); the second pass re-reads y and z (L1) instead of holding the group.
-struct GatedPrologue {
-  const float* y;  // [R, k]
-  const float* z;  // row r at z + r * z_stride
-  int64_t z_stride;
+// The grouped gated RMSNorm from the SSD step's gated outputs (DecodeGate): g = y * silu(z) and each head's
+// Σ g² are already there, so the block only sums a group's head partials and makes one pass g * scale *
+// weight. Each block of the persistent grid builds the whole row: recomputing silu(z) and the squares
+// over y and z in two passes here cost 7 µs of out_proj's 24 at one row (bench/cuda_notes.md, decode v9).
+struct ScalePrologue {
+  const float* g;    // [R, k]
+  const float* ssq;  // [R, heads]
+  int64_t heads;     // heads / (k / group) consecutive heads form a group
   const float* weight;
   int64_t group;
   float eps;
 
   template <int R>
   __device__ void build(__nv_bfloat16* xs, int64_t k) const {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t groups = k / group, g4 = group / 4;
-    for (int64_t item = warp; item < R * groups; item += kWarps) {
-      const int64_t r = item / groups, c0 = (item % groups) * group;
-      const float4* yv = reinterpret_cast<const float4*>(y + r * k + c0);
-      const float4* zv = reinterpret_cast<const float4*>(z + r * z_stride + c0);
-      float ss = 0.0f;
-      for (int64_t i = lane; i < g4; i += 32) {
-        const float4 a = yv[i], b = zv[i];
-        const float4 g = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
-        ss += g.x * g.x + g.y * g.y + g.z * g.z + g.w * g.w;
-      }
-      const float scale = rsqrtf(warp_sum(ss) / static_cast<float>(group) + eps);
-      const float4* wt = reinterpret_cast<const float4*>(weight + c0);
-      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k + c0);
-      for (int64_t i = lane; i < g4; i += 32) {
-        const float4 a = yv[i], b = zv[i], w = wt[i];
-        out[2 * i] = __floats2bfloat162_rn(a.x * silu_f(b.x) * scale * w.x, a.y * silu_f(b.y) * scale * w.y);
-        out[2 * i + 1] = __floats2bfloat162_rn(a.z * silu_f(b.z) * scale * w.z, a.w * silu_f(b.w) * scale * w.w);
+    __shared__ float scale[R][kMaxGroups];
+    const int groups = static_cast<int>(k / group), hpg = static_cast<int>(heads / groups);
+    for (int item = threadIdx.x; item < R * groups; item += kThreads) {
+      const int r = item / groups, gi = item % groups;
+      const float* part = ssq + r * heads + gi * hpg;
+      float t = 0.0f;
+      for (int j = 0; j < hpg; ++j) t += part[j];
+      scale[r][gi] = rsqrtf(t / static_cast<float>(group) + eps);
+    }
+    __syncthreads();
+    const int k4 = static_cast<int>(k / 4), group4 = static_cast<int>(group / 4);
+    const float4* wt = reinterpret_cast<const float4*>(weight);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float4* gv = reinterpret_cast<const float4*>(g + r * k);
+      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k);
+#pragma unroll 4
+      for (int i = threadIdx.x; i < k4; i += kThreads) {  // 4 loads of each in flight, not one
+        const float4 a = gv[i], w = wt[i];
+        const float sc = scale[r][i / group4];
+        out[2 * i] = __floats2bfloat162_rn(a.x * sc * w.x, a.y * sc * w.y);
+        out[2 * i + 1] = __floats2bfloat162_rn(a.z * sc * w.z, a.w * sc * w.w);
       }
     }
     __syncthreads();
@@ -316,7 +325,7 @@ int sm_count() {
 
 // Dynamic shared memory a launch may use: 48 KiB (the default limit) less room for the prologues' static
 // arrays, whose bytes count against the same limit; raised by decode_fused_prepare.
-constexpr int64_t kStaticSmemRoom = 1024, kSmemCap = 200 * 1024;
+constexpr int64_t kStaticSmemRoom = 2048, kSmemCap = 200 * 1024;
 int64_t g_smem_limit = 48 * 1024 - kStaticSmemRoom;
 
 template <int R, class Pro, class Epi>
@@ -366,7 +375,7 @@ bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group
   // in_proj and the head take d input columns, out_proj d_inner: both rows sets must fit in shared memory.
   const int64_t max_k = std::max(d, d_inner);
   return T >= 1 && T <= kGemvMaxRows && d % 8 == 0 && d_inner % 8 == 0 && group > 0 && group % 4 == 0 &&
-         d_inner % group == 0 && z_stride % 4 == 0 && K >= 1 && K <= kMaxK &&
+         d_inner % group == 0 && d_inner / group <= kMaxGroups && z_stride % 4 == 0 && K >= 1 && K <= kMaxK &&
          kRingBytes + kGemvMaxRows * max_k * 2 <= kSmemCap;
 }
 
@@ -375,7 +384,7 @@ void decode_fused_prepare(int64_t max_k) {
   // Wider inputs are not supported (decode_fused_supported says no): the model keeps the unfused path.
   if (bytes <= g_smem_limit || bytes > kSmemCap) return;
   set_smem_limits<NormPrologue, InProjEpilogue>(static_cast<int>(bytes));
-  set_smem_limits<GatedPrologue, ResidualEpilogue>(static_cast<int>(bytes));
+  set_smem_limits<ScalePrologue, ResidualEpilogue>(static_cast<int>(bytes));
   set_smem_limits<NormPrologue, StoreEpilogue>(static_cast<int>(bytes));
   g_smem_limit = bytes;
 }
@@ -387,11 +396,15 @@ void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* n
   launch(T, NormPrologue{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s);
 }
 
-void decode_out_proj(float* resid, const float* out_bias, const float* y, const float* z, int64_t z_stride,
+void decode_out_proj(float* resid, const float* out_bias, const float* g, const float* ssq, int64_t heads,
                      const float* gate_w, int64_t group, float eps, const void* W, int64_t T, int64_t d,
                      int64_t d_inner, cudaStream_t s) {
   if (T == 0) return;
-  launch(T, GatedPrologue{y, z, z_stride, gate_w, group, eps}, ResidualEpilogue{resid, out_bias, d}, W, d, d_inner, s);
+  PCM_CHECK(group > 0 && group % 4 == 0 && d_inner % group == 0 && d_inner / group <= kMaxGroups &&
+                heads % (d_inner / group) == 0,
+            "fused decode out_proj: groups of {} channels over {} channels and {} heads (whole heads per group, "
+            "at most {} groups, a multiple of 4 channels each)", group, d_inner, heads, kMaxGroups);
+  launch(T, ScalePrologue{g, ssq, heads, gate_w, group, eps}, ResidualEpilogue{resid, out_bias, d}, W, d, d_inner, s);
 }
 
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,

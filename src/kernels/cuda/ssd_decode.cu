@@ -28,7 +28,8 @@ struct alignas(sizeof(S) * V) StatePack {
 
 template <class S, int V, int J>
 __global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn in, S* state, int64_t slot_stride,
-                                                               SsdDims d, const int32_t* slots, RawDt raw, int lr) {
+                                                               SsdDims d, const int32_t* slots, RawDt raw,
+                                                               DecodeGate gate, int lr) {
   constexpr bool kBulk = V * sizeof(S) == 16;  // whole 16-byte packs: the tile arrives by one bulk copy
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __shared__ uint64_t bar;
@@ -54,6 +55,7 @@ __global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn i
   float* yb = y + b * HP + static_cast<int64_t>(h) * d.P;
   if (slot < 0) {  // padding row: no state change
     for (int p = threadIdx.x; p < d.P; p += blockDim.x) yb[p] = 0.0f;
+    if (gate.z && threadIdx.x == 0) gate.ssq[static_cast<int64_t>(b) * d.H + h] = 0.0f;
     return;
   }
   const int g = h / (d.H / d.G), sub = lane % lr, rows_per_step = 32 / lr;
@@ -77,6 +79,8 @@ __global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn i
   __syncthreads();  // the barrier's initialisation (bulk) or the tile (plain loads) is visible
   if constexpr (kBulk) barrier_wait(&bar, 0);
   using Pack = StatePack<S, V>;
+  const float* zb = gate.z ? gate.z + b * gate.z_stride + static_cast<int64_t>(h) * d.P : nullptr;
+  float ss = 0.0f;  // gate: Σ g² of the rows this lane wrote
 #pragma unroll 2
   for (int p0 = warp * rows_per_step; p0 < d.P; p0 += warps * rows_per_step) {
     const int p = p0 + lane / lr;
@@ -100,7 +104,25 @@ __global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn i
       }
     }
     for (int o = lr / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (sub == 0 && p < d.P) yb[p] = acc + Dh * xp;
+    if (sub == 0 && p < d.P) {
+      float out = acc + Dh * xp;
+      if (zb) {
+        out *= silu_f(zb[p]);
+        ss += out * out;
+      }
+      yb[p] = out;
+    }
+  }
+  if (zb) {  // the head's Σ g², summed in a fixed order (same bits every run)
+    __shared__ float red[kMaxThreads / 32];
+    ss = warp_sum(ss);
+    if (lane == 0) red[warp] = ss;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float t = 0.0f;
+      for (int w = 0; w < warps; ++w) t += red[w];
+      gate.ssq[static_cast<int64_t>(b) * d.H + h] = t;
+    }
   }
 }
 
@@ -116,7 +138,7 @@ int lanes_per_row(int N, int V, int J) {
 
 template <class S, int V, int J>
 void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-            const RawDt& raw, int64_t Bn, int lr, cudaStream_t s) {
+            const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
   auto* kernel = ssd_step_kernel<S, V, J>;
   const size_t smem = static_cast<size_t>(d.P) * d.N * sizeof(S);
   static const int max_smem = [] {
@@ -135,31 +157,31 @@ void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdD
   // 2026-12-03, bench/cuda_notes.md decode v9: fp32 B=128 282 -> 270 µs with 8 warps, bf16 144 -> 160).
   const int threads = Bn * d.H < 1024 ? 512 : sizeof(S) == 4 ? 256 : 128;
   const dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
-  PCM_CUDA(launch_pdl(kernel, grid, dim3(threads), smem, s, y, in, state, slot_stride, d, slots, raw, lr));
+  PCM_CUDA(launch_pdl(kernel, grid, dim3(threads), smem, s, y, in, state, slot_stride, d, slots, raw, gate, lr));
 }
 
 template <class S>
 void dispatch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-              const RawDt& raw, int64_t Bn, cudaStream_t s) {
+              const RawDt& raw, const DecodeGate& gate, int64_t Bn, cudaStream_t s) {
   constexpr int V = 16 / sizeof(S);
   const bool aligned = reinterpret_cast<uintptr_t>(state) % 16 == 0 && (slot_stride * sizeof(S)) % 16 == 0;
   if (aligned) {
-    if (const int lr = lanes_per_row(d.N, V, 1)) return launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, Bn, lr, s);
-    if (const int lr = lanes_per_row(d.N, V, 2)) return launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, Bn, lr, s);
+    if (const int lr = lanes_per_row(d.N, V, 1)) return launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
+    if (const int lr = lanes_per_row(d.N, V, 2)) return launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
   }
-  launch<S, 1, 8>(y, in, state, slot_stride, d, slots, raw, Bn, 32, s);  // N <= 256: 8 columns per lane
+  launch<S, 1, 8>(y, in, state, slot_stride, d, slots, raw, gate, Bn, 32, s);  // N <= 256: 8 columns per lane
 }
 
 }  // namespace
 
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
-                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt) {
+                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt, const DecodeGate& gate) {
   check_ssd_dims(d);
   if (Bn == 0) return;
   if (state_bf16)
-    dispatch(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, raw_dt, Bn, s);
+    dispatch(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, raw_dt, gate, Bn, s);
   else
-    dispatch(y, in, static_cast<float*>(state), slot_stride, d, slots, raw_dt, Bn, s);
+    dispatch(y, in, static_cast<float*>(state), slot_stride, d, slots, raw_dt, gate, Bn, s);
 }
 
 }  // namespace pcm::cuda
