@@ -159,18 +159,21 @@ void run() {
                                   conv_w, conv_b, static_cast<int32_t>(kK), slots, dt_bias, 1e-3f, 0.1f};
     cuda::decode_in_proj(o, resid, norm_w, 1e-5f, w_in[l], 1, kD, s);
   };
+  float* ssq = dev_alloc<float>(maxB * kH);  // Σ g² per head, as the gated SSD step leaves it
+  fill_f32(ssq, maxB * kH, 1.0f, 18);
   auto out_proj = [&](int l) {
-    cuda::decode_out_proj(resid, nullptr, y, zx, kDpr, gate_w, kDi / kG, 1e-5f, w_out[l], 1, kD, kDi, s);
+    cuda::decode_out_proj(resid, nullptr, y, ssq, kH, gate_w, kDi / kG, 1e-5f, w_out[l], 1, kD, kDi, s);
   };
 
   // SSD state for Ls layers x maxB slots, fp32 (2 GiB at Ls = 4); bf16 uses the first half.
   const int Ls = 4;
   float* state = dev_alloc<float>(Ls * maxB * kHpn);
   fill_f32(state, Ls * maxB * kHpn, 0.5f, 14);
-  auto ssd = [&](int l, int64_t B, bool bf16) {
+  auto ssd = [&](int l, int64_t B, bool bf16, bool gated = false) {
     void* st = bf16 ? static_cast<void*>(reinterpret_cast<uint16_t*>(state) + l * kHpn)
                     : static_cast<void*>(state + l * kHpn);
-    cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, B, s);
+    cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, B, s, {},
+                     gated ? cuda::DecodeGate{zx, kDpr, ssq} : cuda::DecodeGate{});
   };
   const double state_bytes = kHpn * 4.0;
 
@@ -181,7 +184,7 @@ void run() {
   row("out_proj fused, 1 row", time_graph(s, [&](int i) { out_proj(i % Lr); }), out_bytes, copy_gbs);
   const double layer_us = time_graph(s, [&](int i) {
     in_proj(i % Lr);
-    ssd(i % Ls, 1, false);
+    ssd(i % Ls, 1, false, /*gated=*/true);
     out_proj(i % Lr);
   });
   row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
@@ -205,6 +208,23 @@ void run() {
     row(what, time_graph(s, [&](int i) { gemm.run(y, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s); }), out_bytes,
         copy_gbs);
   }
+  // The heuristic's other algorithms for the same shapes (which one would beat its first choice).
+  for (int64_t T : {int64_t{16}, int64_t{64}, int64_t{128}})
+    for (bool out : {true, false}) {
+      const int64_t n = out ? kD : kDpr, k = out ? kDi : kD;
+      const auto algos = gemm.algorithms(true, T, n, k, out);
+      for (int a = 0; a < static_cast<int>(algos.size()); ++a) {
+        gemm.use_algorithm(true, T, n, k, out, a);
+        char what[160];
+        std::snprintf(what, sizeof what, "%s algo %d T=%lld: %s", out ? "out_proj" : "in_proj", a,
+                      static_cast<long long>(T), algos[static_cast<size_t>(a)].c_str());
+        row(what, time_graph(s, [&](int i) {
+              gemm.run(out ? y : zx, xn, out ? w_out[i % Lr] : w_in[i % Lr], true, T, n, k, out ? 1.0f : 0.0f, s);
+            }),
+            out ? out_bytes : in_bytes, copy_gbs);
+      }
+      gemm.use_algorithm(true, T, n, k, out, 0);
+    }
   // Above the fused rows, one layer is seven launches: its small kernels alone, then the whole chain
   // (the model's order; fp32 state, dt's activation inside the SSD step).
   float* resid_rows = dev_alloc<float>(maxB * kD);

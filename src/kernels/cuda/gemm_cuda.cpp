@@ -1,6 +1,7 @@
 #include "kernels/cuda/gemm_cuda.h"
 
 #include <cublasLt.h>
+#include <fmt/format.h>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.h"
@@ -20,7 +21,12 @@ struct Gemm::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  std::vector<cublasLtMatmulHeuristicResult_t> candidates;  // the heuristic's order; algo is one of them
 };
+
+namespace {
+constexpr int kCandidates = 8;
+}
 
 Gemm::Gemm() {
   PCM_CUBLAS(cublasLtCreate(&handle_));
@@ -71,14 +77,40 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
   PCM_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
   PCM_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                                   sizeof(workspace_bytes_)));
-  cublasLtMatmulHeuristicResult_t result{};
+  p->candidates.resize(kCandidates);
   int found = 0;
-  PCM_CUBLAS(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, 1, &result, &found));
+  PCM_CUBLAS(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates,
+                                            p->candidates.data(), &found));
   cublasLtMatmulPreferenceDestroy(pref);
   PCM_CHECK(found > 0, "cuBLASLt found no algorithm for a {}x{}x{} {} matmul", T, n, k, bf16 ? "bf16" : "fp32");
-  p->algo = result.algo;
+  p->candidates.resize(static_cast<size_t>(found));
+  p->algo = p->candidates[0].algo;
   plans_[key] = p;
   return *p;
+}
+
+std::vector<std::string> Gemm::algorithms(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate) {
+  std::vector<std::string> out;
+  for (const auto& r : plan(bf16, T, n, k, accumulate).candidates) {
+    auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attr) {
+      uint32_t v = 0;  // tile, stages, split-K, reduction, swizzle: 32-bit attributes (16-bit ones zero-extended)
+      size_t written = 0;
+      cublasLtMatmulAlgoConfigGetAttribute(&r.algo, attr, &v, sizeof(v), &written);
+      return v;
+    };
+    out.push_back(fmt::format("tile {} stages {} splitK {} red {} swizzle {} waves {:.2f}",
+                              get(CUBLASLT_ALGO_CONFIG_TILE_ID), get(CUBLASLT_ALGO_CONFIG_STAGES_ID),
+                              get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM), get(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
+                              get(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING), r.wavesCount));
+  }
+  return out;
+}
+
+void Gemm::use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, int index) {
+  Plan& p = plan(bf16, T, n, k, accumulate);
+  PCM_CHECK(index >= 0 && index < static_cast<int>(p.candidates.size()), "cuBLASLt: algorithm {} of {}", index,
+            p.candidates.size());
+  p.algo = p.candidates[static_cast<size_t>(index)].algo;
 }
 
 void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
+#include <vector>
 
 struct cublasLtContext;
 
@@ -19,6 +21,11 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
   void run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
            cudaStream_t s);
+
+  // Benchmarks: the heuristic's first algorithms for one shape (one line each: tile, split-K, waves), and
+  // which of them run() takes for that shape from now on (0, the heuristic's first choice, by default).
+  std::vector<std::string> algorithms(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate);
+  void use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, int index);
 
   struct Plan;
 
