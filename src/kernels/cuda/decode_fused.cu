@@ -22,7 +22,7 @@ namespace pcm::cuda {
 namespace {
 
 constexpr int kWarps = 8, kThreads = kWarps * 32;
-constexpr int kSlab = 8;                   // register loop: 16-byte weight loads in flight per lane
+constexpr int kSlab = 16;                  // register loop: 16-byte weight loads in flight per lane (an 8 KiB row per warp)
 constexpr int64_t kPrefetchBytes = 16384;  // register loop: of each warp's first row, into L2 before the wait
 constexpr int kChunk = 256;                // ring: 16-byte words per chunk of a weight row (4 KiB)
 constexpr int kStages = 2;                 // ring: chunks in flight per warp
@@ -245,6 +245,18 @@ __device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, i
           for (int r = 0; r < R; ++r) acc[r] += dot8(wv[u], xs[r * k8 + i]);
         }
       }
+    }
+    // The next row's first slab before this row's reduction and epilogue (the conv step's dependent
+    // reads and writes): its latency hides theirs. The compiler cannot move these loads above the
+    // epilogue's stores itself.
+    if (row + stride < n) {
+      const uint4* nw = W + (row + stride) * k8;
+#pragma unroll
+      for (int u = 0; u < kSlab; ++u) {
+        const int64_t i = lane + 32 * u;
+        wv[u] = i < k8 ? __ldcs(nw + i) : make_uint4(0, 0, 0, 0);
+      }
+      loaded = true;
     }
 #pragma unroll
     for (int r = 0; r < R; ++r) {
