@@ -13,7 +13,8 @@ strip -o "$dst/stage/test_cuda" "$src/test_cuda"
 [ -n "$base" ] && strip -o "$dst/stage/pcm_base" "$base"
 for v in "$@"; do strip -o "$dst/stage/pcm_${v%%=*}" "${v#*=}"; done
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
-(cd "$dst/stage" && XZ_OPT=-9e tar cJf ../pack.tar.xz .)  # one 64 MiB dictionary: pcm and pcm_base share most bytes
+# One solid stream (pcm and its variants share most bytes) through the x86 branch filter: ~5% smaller.
+(cd "$dst/stage" && tar cf - . | xz --x86 --lzma2=preset=9e,dict=96MiB -T1 > ../pack.tar.xz)
 rm -rf "$dst/stage"
 cp "$(dirname "$0")/cuda_perf_run.sh" "$dst/run.sh"
 du -sh "$dst"
