@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <vector>
 
@@ -188,13 +189,20 @@ void run() {
     out_proj(i % Lr);
   });
   row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
-  for (bool bf16 : {false, true})
-    for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
-      const double us = time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); });
-      char what[64];
-      std::snprintf(what, sizeof what, "SSD step B=%lld %s state", static_cast<long long>(B), bf16 ? "bf16" : "fp32");
-      row(what, us, 2.0 * B * state_bytes / (bf16 ? 2 : 1), copy_gbs);
-    }
+  // Both kernels for many tiles (PCM_SSD_DECODE, read at each launch): a block per tile, the persistent stream.
+  for (const char* mode : {"tile", "stream"}) {
+    setenv("PCM_SSD_DECODE", mode, 1);
+    for (bool bf16 : {false, true})
+      for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
+        if (B == 1 && mode[0] == 's') continue;  // 128 tiles: always a block per tile
+        const double us = time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); });
+        char what[80];
+        std::snprintf(what, sizeof what, "SSD step B=%lld %s state %s", static_cast<long long>(B),
+                      bf16 ? "bf16" : "fp32", mode);
+        row(what, us, 2.0 * B * state_bytes / (bf16 ? 2 : 1), copy_gbs);
+      }
+  }
+  unsetenv("PCM_SSD_DECODE");
   // The projections above 4 rows (cuBLASLt; weights read once per step at any T).
   cuda::Gemm gemm;
   uint16_t* xn = dev_alloc<uint16_t>(maxB * kDi);
@@ -248,19 +256,30 @@ void run() {
           cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
         }),
         T * kDi * 10.0, copy_gbs);
-    std::snprintf(what, sizeof what, "layer unfused T=%lld fp32 state", static_cast<long long>(T));
-    row(what, time_graph(s, [&](int i) {
-          const int l = i % Ls;
-          cuda::rmsnorm(xn, true, resid_rows, norm_w, T, kD, 1e-5f, s);
-          gemm.run(zx, xn, w_in[i % Lr], true, T, kDpr, kD, 0.0f, s);
-          cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b, slots,
-                                   T, kCd, kK, s);
-          cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, state + l * kHpn, false, Ls * kHpn, dims, slots, T, s,
-                           cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f});
-          cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
-          gemm.run(resid_rows, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s);
+    std::snprintf(what, sizeof what, "gated rmsnorm from sums T=%lld", static_cast<long long>(T));
+    row(what, time_graph(s, [&](int) {
+          cuda::gated_rmsnorm_from_sums(xn, true, y, ssq, kH, gate_w, T, kDi, kDi / kG, 1e-5f, s);
         }),
-        in_bytes + out_bytes + 2.0 * T * (state_bytes + kCd * kK * 4.0), copy_gbs);
+        T * kDi * 6.0, copy_gbs);
+    // The model's chain above 4 rows (the gated step and the norm from its sums).
+    for (bool bf16 : {false, true}) {
+      std::snprintf(what, sizeof what, "layer unfused T=%lld %s state", static_cast<long long>(T),
+                    bf16 ? "bf16" : "fp32");
+      row(what, time_graph(s, [&](int i) {
+            const int l = i % Ls;
+            void* st = bf16 ? static_cast<void*>(reinterpret_cast<uint16_t*>(state) + l * kHpn)
+                            : static_cast<void*>(state + l * kHpn);
+            cuda::rmsnorm(xn, true, resid_rows, norm_w, T, kD, 1e-5f, s);
+            gemm.run(zx, xn, w_in[i % Lr], true, T, kDpr, kD, 0.0f, s);
+            cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b,
+                                     slots, T, kCd, kK, s);
+            cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, T, s,
+                             cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f}, cuda::DecodeGate{zx, kDpr, ssq});
+            cuda::gated_rmsnorm_from_sums(xn, true, y, ssq, kH, gate_w, T, kDi, kDi / kG, 1e-5f, s);
+            gemm.run(resid_rows, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s);
+          }),
+          in_bytes + out_bytes + 2.0 * T * (state_bytes / (bf16 ? 2 : 1) + kCd * kK * 4.0), copy_gbs);
+    }
   }
   std::printf("\nread ceiling %.0f GB/s = %.0f%% of copy\n", read_gbs, 100.0 * read_gbs / copy_gbs);
 }

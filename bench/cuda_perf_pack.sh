@@ -13,8 +13,10 @@ strip -o "$dst/stage/test_cuda" "$src/test_cuda"
 [ -n "$base" ] && strip -o "$dst/stage/pcm_base" "$base"
 for v in "$@"; do strip -o "$dst/stage/pcm_${v%%=*}" "${v#*=}"; done
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
-# One solid stream (pcm and its variants share most bytes) through the x86 branch filter: ~5% smaller.
-(cd "$dst/stage" && tar cf - . | xz --x86 --lzma2=preset=9e,dict=96MiB -T1 > ../pack.tar.xz)
+# One solid stream (pcm and its variants share most bytes) through the x86 branch filter, the libraries
+# last: ~5% smaller than plain xz -9e.
+(cd "$dst/stage" && tar cf - pcm test_cuda $(ls cuda_decode_kernels 2>/dev/null) $(ls -d pcm_* 2>/dev/null) lib |
+  xz --x86 --lzma2=preset=9e,dict=96MiB,lc=4,pb=0 -T1 > ../pack.tar.xz)
 rm -rf "$dst/stage"
 cp "$(dirname "$0")/cuda_perf_run.sh" "$dst/run.sh"
 du -sh "$dst"
