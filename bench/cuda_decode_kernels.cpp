@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
@@ -203,6 +204,15 @@ void run() {
       }
   }
   unsetenv("PCM_SSD_DECODE");
+  // The gated step (the model's: g = y silu(z) and Σ g² per head), default kernel choice.
+  for (bool bf16 : {false, true})
+    for (int64_t B : {int64_t{1}, int64_t{64}, int64_t{128}}) {
+      char what[80];
+      std::snprintf(what, sizeof what, "SSD step gated B=%lld %s state", static_cast<long long>(B),
+                    bf16 ? "bf16" : "fp32");
+      row(what, time_graph(s, [&](int i) { ssd(i % Ls, B, bf16, true); }), 2.0 * B * state_bytes / (bf16 ? 2 : 1),
+          copy_gbs);
+    }
   // The projections above 4 rows (cuBLASLt; weights read once per step at any T).
   cuda::Gemm gemm;
   uint16_t* xn = dev_alloc<uint16_t>(maxB * kDi);
@@ -231,7 +241,8 @@ void run() {
             }),
             out ? out_bytes : in_bytes, copy_gbs);
       }
-      gemm.use_algorithm(true, T, n, k, out, 0);
+      for (int a = 0; a < static_cast<int>(algos.size()); ++a)  // back to the production choice
+        if (algos[static_cast<size_t>(a)].find("(chosen)") != std::string::npos) gemm.use_algorithm(true, T, n, k, out, a);
     }
   // Above the fused rows, one layer is seven launches: its small kernels alone, then the whole chain
   // (the model's order; fp32 state, dt's activation inside the SSD step).
@@ -262,9 +273,10 @@ void run() {
         }),
         T * kDi * 6.0, copy_gbs);
     // The model's chain above 4 rows (the gated step and the norm from its sums).
-    for (bool bf16 : {false, true}) {
-      std::snprintf(what, sizeof what, "layer unfused T=%lld %s state", static_cast<long long>(T),
-                    bf16 ? "bf16" : "fp32");
+    for (bool bf16 : {false, true})
+      for (bool gated : {false, true}) {
+      std::snprintf(what, sizeof what, "layer unfused T=%lld %s state%s", static_cast<long long>(T),
+                    bf16 ? "bf16" : "fp32", gated ? " (gated step)" : " (gated_rmsnorm)");
       row(what, time_graph(s, [&](int i) {
             const int l = i % Ls;
             void* st = bf16 ? static_cast<void*>(reinterpret_cast<uint16_t*>(state) + l * kHpn)
@@ -274,8 +286,12 @@ void run() {
             cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b,
                                      slots, T, kCd, kK, s);
             cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, T, s,
-                             cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f}, cuda::DecodeGate{zx, kDpr, ssq});
-            cuda::gated_rmsnorm_from_sums(xn, true, y, ssq, kH, gate_w, T, kDi, kDi / kG, 1e-5f, s);
+                             cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f},
+                             gated ? cuda::DecodeGate{zx, kDpr, ssq} : cuda::DecodeGate{});
+            if (gated)
+              cuda::gated_rmsnorm_from_sums(xn, true, y, ssq, kH, gate_w, T, kDi, kDi / kG, 1e-5f, s);
+            else
+              cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
             gemm.run(resid_rows, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s);
           }),
           in_bytes + out_bytes + 2.0 * T * (state_bytes / (bf16 ? 2 : 1) + kCd * kK * 4.0), copy_gbs);

@@ -101,6 +101,7 @@ struct ScalePrologue {
       const int r = item / groups, gi = item % groups;
       const float* part = ssq + r * heads + gi * hpg;
       float t = 0.0f;
+#pragma unroll 8
       for (int j = 0; j < hpg; ++j) t += part[j];
       scale[r][gi] = rsqrtf(t / static_cast<float>(group) + eps);
     }

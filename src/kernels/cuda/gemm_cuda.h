@@ -23,7 +23,8 @@ class Gemm {
            cudaStream_t s);
 
   // Benchmarks: the heuristic's first algorithms for one shape (one line each: tile, split-K, waves), and
-  // which of them run() takes for that shape from now on (0, the heuristic's first choice, by default).
+  // which of them run() takes for that shape from now on (by default the heuristic's first choice, or for
+  // decode-sized bf16 products the rule in gemm_cuda.cpp).
   std::vector<std::string> algorithms(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate);
   void use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, int index);
 

@@ -123,7 +123,8 @@ __global__ void __launch_bounds__(256) gated_scale_kernel(O* out, const float* g
   if (c >= C) return;
   const float* part = ssq + t * heads + (c / gs) * hpg;
   float sum = 0.0f;
-  for (int j = 0; j < hpg; ++j) sum += part[j];
+#pragma unroll 8
+  for (int j = 0; j < hpg; ++j) sum += part[j];  // 8 loads in flight, not one
   const float r = rsqrtf(sum / static_cast<float>(gs) + eps);
   const float4 a = *reinterpret_cast<const float4*>(g + t * C + c), w = *reinterpret_cast<const float4*>(weight + c);
   store4(out + t * C + c, make_float4(a.x * r * w.x, a.y * r * w.y, a.z * r * w.z, a.w * r * w.w));
