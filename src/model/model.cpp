@@ -46,10 +46,10 @@ void Mamba2Model::reserve(int64_t rows) {
   const auto& c = config_;
   auto grow = [rows](std::vector<float>& v, int64_t per_row) { v.resize(static_cast<size_t>(rows * per_row)); };
   grow(ws_.resid, c.hidden_size);
-  grow(ws_.zx, c.d_in_proj());
+  grow(ws_.xbcdt, c.conv_dim() + c.num_heads);  // >= d_inner: y reuses it
   grow(ws_.dt, c.num_heads);
-  grow(ws_.early, std::max({c.hidden_size, c.conv_dim(), c.d_inner()}));
-  grow(ws_.late, std::max(c.d_inner(), c.hidden_size));
+  grow(ws_.a, std::max(c.hidden_size, c.conv_dim()));
+  grow(ws_.b, std::max(c.d_inner(), c.hidden_size));
   cpu::SsdShape shape{c.num_heads, c.head_dim, c.n_groups, c.state_size};
   ws_.ssd_scratch.resize(static_cast<size_t>(cpu::ssd_chunked_scratch_floats(c.chunk_size, shape)));
   ws_.rows = rows;
@@ -64,23 +64,26 @@ void Mamba2Model::check_tokens(std::span<const int32_t> tokens) const {
 void Mamba2Model::mixer(int64_t layer, int64_t T, std::span<const Segment> segments) {
   const auto& c = config_;
   const LayerWeights& w = weights_.layers[static_cast<size_t>(layer)];
-  const int64_t d = c.hidden_size, di = c.d_inner(), H = c.num_heads, dpr = c.d_in_proj(), cd = c.conv_dim();
+  const int64_t d = c.hidden_size, di = c.d_inner(), H = c.num_heads, cd = c.conv_dim();
   const int64_t GN = c.n_groups * c.state_size;
   const float eps = static_cast<float>(c.norm_eps);
-  float *xn = ws_.early.data(), *xbc_all = ws_.early.data(), *yn = ws_.early.data();  // one after another
-  float *y_all = ws_.late.data(), *out = ws_.late.data();
+  const int64_t xs = cd + H;  // row stride of in_proj's xBC|dt output
+  float *xn = ws_.a.data(), *xbc_all = ws_.a.data(), *yn = ws_.a.data();  // one after another
+  float *z = ws_.b.data(), *out = ws_.b.data();
+  float* y_all = ws_.xbcdt.data();  // once the conv and dt have read xBC|dt
+  const float* bias = w.in_proj_bias.empty() ? nullptr : w.in_proj_bias.data();
 
   cpu::rmsnorm_forward(xn, ws_.resid.data(), w.norm.data(), T, d, eps);
-  cpu::matmul_forward(ws_.zx.data(), xn, w.in_proj, w.in_proj_bias.empty() ? nullptr : w.in_proj_bias.data(),
-                      T, precision());
-  // in_proj output per row: z [di] | xBC [cd] | dt [H]
+  // in_proj rows: z [di] | xBC [cd] | dt [H]
+  cpu::matmul_forward(ws_.xbcdt.data(), xn, w.in_proj.rows_view(di, xs), bias ? bias + di : nullptr, T, precision());
+  cpu::matmul_forward(z, xn, w.in_proj.rows_view(0, di), bias, T, precision());
   for (const Segment& s : segments)
-    cpu::conv1d_silu_forward(xbc_all + s.begin * cd, ws_.zx.data() + s.begin * dpr + di, dpr,
+    cpu::conv1d_silu_forward(xbc_all + s.begin * cd, ws_.xbcdt.data() + s.begin * xs, xs,
                              s.state->conv_layer(layer), w.conv_weight.data(), w.conv_bias.data(), s.length, cd,
                              c.conv_kernel);
   const float dt_min = static_cast<float>(c.dt_min), dt_max = static_cast<float>(c.dt_max);
   for (int64_t t = 0; t < T; ++t) {
-    const float* raw = ws_.zx.data() + t * dpr + di + cd;
+    const float* raw = ws_.xbcdt.data() + t * xs + cd;
     for (int64_t h = 0; h < H; ++h)
       ws_.dt[static_cast<size_t>(t * H + h)] = std::clamp(cpu::softplus(raw[h] + w.dt_bias[h]), dt_min, dt_max);
   }
@@ -95,8 +98,7 @@ void Mamba2Model::mixer(int64_t layer, int64_t T, std::span<const Segment> segme
       cpu::ssd_chunked_forward(y, in, s.state->ssm_layer(layer), s.length, c.chunk_size, shape,
                                ws_.ssd_scratch.data());
   }
-  cpu::gated_rmsnorm_forward(yn, y_all, ws_.zx.data(), dpr, w.gate_norm.data(), T, di,
-                             di / c.n_groups, eps);
+  cpu::gated_rmsnorm_forward(yn, y_all, z, di, w.gate_norm.data(), T, di, di / c.n_groups, eps);
   cpu::matmul_forward(out, yn, w.out_proj,
                       w.out_proj_bias.empty() ? nullptr : w.out_proj_bias.data(), T, precision());
   float* resid = ws_.resid.data();
@@ -132,11 +134,11 @@ void Mamba2Model::forward(std::span<const int32_t> tokens, std::span<const Segme
   for (int64_t i = 0; i < n; ++i) {  // gather the wanted rows, then one final norm + head over them
     int64_t r = logit_rows[static_cast<size_t>(i)];
     PCM_CHECK(r >= 0 && r < T, "forward: logit row {} outside 0..{}", r, T - 1);
-    std::copy_n(ws_.resid.data() + r * d, d, ws_.late.data() + i * d);
+    std::copy_n(ws_.resid.data() + r * d, d, ws_.b.data() + i * d);
   }
-  cpu::rmsnorm_forward(ws_.early.data(), ws_.late.data(), weights_.norm_f.data(), n, d,
+  cpu::rmsnorm_forward(ws_.a.data(), ws_.b.data(), weights_.norm_f.data(), n, d,
                        static_cast<float>(config_.norm_eps));
-  cpu::matmul_forward(logits, ws_.early.data(), weights_.lm_head, nullptr, n, precision());
+  cpu::matmul_forward(logits, ws_.a.data(), weights_.lm_head, nullptr, n, precision());
 }
 
 void Mamba2Model::prefill(std::span<const int32_t> tokens, SequenceState& state, float* logits, bool all_positions) {

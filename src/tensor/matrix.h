@@ -17,6 +17,8 @@ struct MatrixRef {
   const uint8_t* row_ptr(int64_t r) const {
     return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_bytes(dtype, cols);
   }
+  // Rows [r0, r0 + n) as a matrix of their own (rows are independent in every dtype, Q8_0 included).
+  MatrixRef rows_view(int64_t r0, int64_t n) const { return {row_ptr(r0), dtype, n, cols}; }
   // Converts row r to float32.
   void row_to_f32(int64_t r, float* out) const { convert_to_f32(row_ptr(r), dtype, out, static_cast<size_t>(cols)); }
 };
