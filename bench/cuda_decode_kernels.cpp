@@ -13,7 +13,6 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -190,21 +189,14 @@ void run() {
     out_proj(i % Lr);
   });
   row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
-  // Both kernels for many tiles (PCM_SSD_DECODE, read at each launch): a block per tile, the persistent stream.
-  for (const char* mode : {"tile", "stream"}) {
-    setenv("PCM_SSD_DECODE", mode, 1);
-    for (bool bf16 : {false, true})
-      for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
-        if (B == 1 && mode[0] == 's') continue;  // 128 tiles: always a block per tile
-        const double us = time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); });
-        char what[80];
-        std::snprintf(what, sizeof what, "SSD step B=%lld %s state %s", static_cast<long long>(B),
-                      bf16 ? "bf16" : "fp32", mode);
-        row(what, us, 2.0 * B * state_bytes / (bf16 ? 2 : 1), copy_gbs);
-      }
-  }
-  unsetenv("PCM_SSD_DECODE");
-  // The gated step (the model's: g = y silu(z) and Σ g² per head), default kernel choice.
+  for (bool bf16 : {false, true})
+    for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
+      char what[64];
+      std::snprintf(what, sizeof what, "SSD step B=%lld %s state", static_cast<long long>(B), bf16 ? "bf16" : "fp32");
+      row(what, time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); }), 2.0 * B * state_bytes / (bf16 ? 2 : 1),
+          copy_gbs);
+    }
+  // The gated step (the model's: g = y silu(z) and Σ g² per head).
   for (bool bf16 : {false, true})
     for (int64_t B : {int64_t{1}, int64_t{64}, int64_t{128}}) {
       char what[80];

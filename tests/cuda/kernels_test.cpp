@@ -6,10 +6,8 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <memory>
 #include <numeric>
-#include <string>
 
 #include "cuda_test_util.h"
 #include "engine/sampler.h"
@@ -380,47 +378,12 @@ TEST(CudaKernels, SsdDecodeBf16State) {
   check_ssd_decode(true, 9);
 }
 
-// PCM_SSD_DECODE picks the kernel for many tiles: the persistent stream (default for bf16 state) for
-// fp32 state too, and a block per tile for bf16; both on the same cases (padding rows, gated outputs).
-struct ScopedEnv {  // sets a variable, puts the old value back
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() { had_ ? setenv(name_, old_.c_str(), 1) : unsetenv(name_); }
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
-
-void check_ssd_decode_shape(int64_t H, int64_t P, int64_t G, int64_t N, bool bf16_state, int64_t Bn,
-                            bool raw_dt = false);
-
-TEST(CudaKernels, SsdDecodeStreamAndTileKernels) {
-  PCM_REQUIRE_GPU();
-  {
-    const ScopedEnv env("PCM_SSD_DECODE", "stream");
-    check_ssd_decode(false, 9);
-    check_ssd_decode_shape(128, 20, 8, 16, false, 9);
-    check_ssd_decode_shape(128, 64, 8, 128, true, 40);  // 5120 tiles: several per block of the grid
-  }
-  {
-    const ScopedEnv env("PCM_SSD_DECODE", "tile");
-    check_ssd_decode(true, 9);
-    check_ssd_decode_shape(128, 20, 8, 16, true, 9);
-  }
-  const ScopedEnv env("PCM_SSD_DECODE", "fast");
-  EXPECT_THROW(cuda::ssd_decode(nullptr, cuda::SsdIn{}, nullptr, true, 0, cuda::SsdDims{kH, kP, kG, kN}, nullptr, 9,
-                                nullptr),
-               Error);
-}
-
 // The decode step's lane layouts at other state sizes (ssd_decode.cu): N = 256 (two 16-byte packs per lane
 // for fp32), N = 16 (4 or 2 lanes per row, several rows per warp; P = 20 is not a multiple of the rows per
 // warp step), N = 20 and 24 (rows that are not whole power-of-two packs: the plain-load path); small and
 // large grids. raw_dt: the step applies dt's activation to in_proj's raw output itself (SsdIn::dt poisoned).
 void check_ssd_decode_shape(int64_t H, int64_t P, int64_t G, int64_t N, bool bf16_state, int64_t Bn,
-                            bool raw_dt) {
+                            bool raw_dt = false) {
   std::mt19937 rng(static_cast<unsigned>(H * 1000 + P * 100 + N * 10 + Bn + (bf16_state ? 7 : 0)));
   const int64_t cd = H * P + 2 * G * N, stride = cd + 3, slots = Bn + 1, hpn = H * P * N;
   std::vector<int32_t> dec_slots(static_cast<size_t>(Bn));  // distinct slots, row 1 padding

@@ -9,10 +9,6 @@
 // Lanes: a row of N values is `lr` lanes, each with J 16-byte packs of V values; a warp takes 32 / lr rows
 // at a time. Shapes whose rows are not whole packs (N % V != 0) take V = 1: plain loads, masked columns.
 #include <algorithm>
-#include <cstdlib>
-#include <map>
-#include <mutex>
-#include <string_view>
 
 #include "kernels/cuda/bulk_copy.cuh"
 #include "kernels/cuda/cuda_check.h"
@@ -159,64 +155,6 @@ __global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn i
   if (ssq) write_head_ssq(ss, red, ssq);
 }
 
-// Many tiles, 16-byte packs: a persistent grid in which each block walks tiles blockIdx.x, + gridDim.x, ...
-// (tile t = (b, h) = (t / H, t % H)) through kBuf shared-memory buffers, the tile kBuf ahead requested
-// (one bulk copy) as soon as a buffer is read. A block per tile left gaps at every block's start (the
-// copy issued only then) and a partial last wave: bf16 state at 84–87% of copy (decode v9).
-template <class S, int V, int J, int kBuf>
-__global__ void __launch_bounds__(256) ssd_step_stream_kernel(float* y, SsdIn in, S* state, int64_t slot_stride,
-                                                             SsdDims d, const int32_t* slots, RawDt raw,
-                                                             DecodeGate gate, int lr, int64_t tiles) {
-  extern __shared__ __align__(128) unsigned char smem_raw[];
-  __shared__ uint64_t bars[kBuf];
-  __shared__ float red[8];
-  const int64_t PN = static_cast<int64_t>(d.P) * d.N;
-  const uint32_t bytes = static_cast<uint32_t>(PN * sizeof(S));
-  // The state of tile t, or null for a padding row (slots are copied in before the step).
-  auto source = [&](int64_t t) -> S* {
-    const int slot = slots[t / d.H];
-    return slot < 0 ? nullptr : state + static_cast<int64_t>(slot) * slot_stride + (t % d.H) * PN;
-  };
-  auto buffer = [&](int i) { return reinterpret_cast<S*>(smem_raw) + i * PN; };
-  if (threadIdx.x == 0) {  // before the wait: no kernel of this step has written these states yet
-#pragma unroll
-    for (int i = 0; i < kBuf; ++i) barrier_init(&bars[i]);
-#pragma unroll
-    for (int i = 0; i < kBuf; ++i) {
-      const int64_t t = blockIdx.x + static_cast<int64_t>(i) * gridDim.x;
-      if (t < tiles)
-        if (S* src = source(t)) bulk_load(buffer(i), src, bytes, &bars[i]);
-    }
-  }
-  pdl_wait();
-  pdl_trigger();
-  __syncthreads();  // the barriers' initialisation is visible
-  uint32_t phases = 0;  // bit i: the parity of buffer i's next completion
-  int i = 0;
-  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x, i = i + 1 == kBuf ? 0 : i + 1) {
-    const int b = static_cast<int>(t / d.H), h = static_cast<int>(t % d.H);
-    float* yb = y + b * static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(h) * d.P;
-    float* ssq = gate.z ? gate.ssq + static_cast<int64_t>(b) * d.H + h : nullptr;
-    if (S* st = source(t)) {
-      const uint32_t parity = (phases >> i) & 1u;
-      phases ^= 1u << i;
-      const float ss = step_tile<S, V, J>(buffer(i), st, yb, b, h, in, d, raw, gate, lr,
-                                          [&] { barrier_wait(&bars[i], parity); });
-      if (ssq) write_head_ssq(ss, red, ssq);  // ends synchronised
-    } else {
-      for (int p = threadIdx.x; p < d.P; p += blockDim.x) yb[p] = 0.0f;
-      if (ssq && threadIdx.x == 0) *ssq = 0.0f;
-    }
-    __syncthreads();  // every thread has read buffer i (and red)
-    if (threadIdx.x == 0) {
-      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the reads above, before the copy's writes
-      const int64_t next = t + static_cast<int64_t>(kBuf) * gridDim.x;
-      if (next < tiles)
-        if (S* src = source(next)) bulk_load(buffer(i), src, bytes, &bars[i]);
-    }
-  }
-}
-
 // Lanes per row for 16-byte packs of V values: the packs of a row, when they are a power of two up to 32
 // (J = 1), or 32 lanes with J = packs / 32; 0 when the row does not split that way.
 int lanes_per_row(int N, int V, int J) {
@@ -237,53 +175,9 @@ int max_smem_optin() {
   return v;
 }
 
-// Which kernel takes many tiles of 16-byte packs: PCM_SSD_DECODE=stream or tile; by default the persistent
-// stream for bf16 state and a block per tile for fp32 (91-94% of copy already, decode v9). Read at each
-// launch (a captured graph keeps what it saw), so benchmarks can compare both.
-bool use_stream(bool bf16) {
-  const char* v = std::getenv("PCM_SSD_DECODE");
-  if (!v || !*v) return bf16;
-  const std::string_view m(v);
-  PCM_CHECK(m == "stream" || m == "tile", "PCM_SSD_DECODE={}: expected stream or tile", m);
-  return m == "stream";
-}
-
-constexpr int kStreamBuf = 2;
-
-template <class S, int V, int J>
-void launch_stream(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-                   const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
-  auto* kernel = ssd_step_stream_kernel<S, V, J, kStreamBuf>;
-  const int threads = sizeof(S) == 4 ? 256 : 128;  // the tile kernel's choice at many tiles (decode v9)
-  const size_t smem = static_cast<size_t>(kStreamBuf) * d.P * d.N * sizeof(S);
-  PCM_CHECK(smem + 1024 <= static_cast<size_t>(max_smem_optin()), "CUDA SSD decode: {} [{}, {}] state tiles need {} "
-            "bytes of shared memory ({} available)", kStreamBuf, d.P, d.N, smem, max_smem_optin());
-  // Resident blocks per SM for this tile size, asked once per tile size (not at every launch).
-  static std::map<size_t, int> resident;
-  static std::mutex mutex;
-  const std::lock_guard<std::mutex> lock(mutex);
-  auto it = resident.find(smem);
-  if (it == resident.end()) {
-    PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    int per_sm = 0, dev = 0, sms = 0;
-    PCM_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-    PCM_CUDA(cudaGetDevice(&dev));
-    PCM_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    it = resident.emplace(smem, std::max(per_sm, 1) * sms).first;
-  }
-  const int64_t tiles = Bn * d.H;
-  const int64_t blocks = std::min<int64_t>(tiles, it->second);
-  PCM_CUDA(launch_pdl(kernel, dim3(static_cast<unsigned>(blocks)), dim3(threads), smem, s, y, in, state, slot_stride,
-                      d, slots, raw, gate, lr, tiles));
-}
-
 template <class S, int V, int J>
 void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
             const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
-  if constexpr (V * sizeof(S) == 16) {
-    if (Bn * d.H >= 1024 && use_stream(sizeof(S) == 2))
-      return launch_stream<S, V, J>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
-  }
   auto* kernel = ssd_step_kernel<S, V, J>;
   const size_t smem = static_cast<size_t>(d.P) * d.N * sizeof(S);
   const int max_smem = max_smem_optin();
