@@ -116,14 +116,15 @@ __device__ void write_head_ssq(float ss, float* red, float* out) {
 }
 
 // A block per (h, b) tile.
-template <class S, int V, int J>
-__global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn in, S* state, int64_t slot_stride,
+// kThreads / kMinBlocks: the register cap that lets the blocks the shared memory allows be resident.
+template <class S, int V, int J, int kThreads, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) ssd_step_kernel(float* y, SsdIn in, S* state, int64_t slot_stride,
                                                                SsdDims d, const int32_t* slots, RawDt raw,
                                                                DecodeGate gate, int lr) {
   constexpr bool kBulk = V * sizeof(S) == 16;  // whole 16-byte packs: the tile arrives by one bulk copy
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __shared__ uint64_t bar;
-  __shared__ float red[kMaxThreads / 32];
+  __shared__ float red[kThreads / 32];
   S* tile = reinterpret_cast<S*>(smem_raw);
   const int h = blockIdx.x, b = blockIdx.y;
   const int64_t PN = static_cast<int64_t>(d.P) * d.N;
@@ -175,23 +176,39 @@ int max_smem_optin() {
   return v;
 }
 
-template <class S, int V, int J>
-void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-            const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
-  auto* kernel = ssd_step_kernel<S, V, J>;
+template <class S, int V, int J, int kThreads, int kMinBlocks>
+void launch_with(int threads, float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d,
+                 const int32_t* slots, const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
+  auto* kernel = ssd_step_kernel<S, V, J, kThreads, kMinBlocks>;
   const size_t smem = static_cast<size_t>(d.P) * d.N * sizeof(S);
   const int max_smem = max_smem_optin();
   PCM_CHECK(smem + 1024 <= static_cast<size_t>(max_smem), "CUDA SSD decode: a [{}, {}] state tile needs {} bytes of "
             "shared memory ({} available)", d.P, d.N, smem, max_smem);
   if (smem > 48 * 1024)
     PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  // Few (b, h) tiles: 16 warps per tile, so each warp has a few rows (latency). Many tiles: shared memory
-  // bounds the blocks per SM (6 of 32 KiB fp32, 13 of 16 KiB bf16 at Codestral's shape); 8 warps per fp32
-  // tile turn it around faster, while bf16 needs 4 so that 13 blocks fit the 2048 threads (H200
-  // 2026-12-03, bench/cuda_notes.md decode v9: fp32 B=128 282 -> 270 µs with 8 warps, bf16 144 -> 160).
-  const int threads = Bn * d.H < 1024 ? 512 : sizeof(S) == 4 ? 256 : 128;
   const dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
   PCM_CUDA(launch_pdl(kernel, grid, dim3(threads), smem, s, y, in, state, slot_stride, d, slots, raw, gate, lr));
+}
+
+template <class S, int V, int J>
+void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
+            const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
+  // Few (b, h) tiles: 16 warps per tile, so each warp has a few rows (latency). Many tiles: shared memory
+  // bounds the blocks per SM (6 of 32 KiB fp32, 13 of 16 KiB bf16 at Codestral's shape); 8 warps per fp32
+  // tile turn it around faster, 4 per bf16 one (H200 2026-12-03, bench/cuda_notes.md decode v9: fp32 B=128
+  // 282 -> 270 µs with 8 warps, bf16 144 -> 160 with 8). With one 16-byte pack per lane (J = 1: N = 128)
+  // a register cap keeps those blocks resident: ≤ 40 registers for 6 fp32 blocks, ≤ 48 for 10 bf16 ones
+  // (12 would need 40 and spill); uncapped the step took 46 and 60 registers, i.e. 5 and 8 blocks (v10).
+  const bool many = Bn * d.H >= 1024;
+  const int threads = !many ? 512 : sizeof(S) == 4 ? 256 : 128;
+  if constexpr (J == 1 && V * sizeof(S) == 16) {
+    if (many) {
+      constexpr int kThreads = sizeof(S) == 4 ? 256 : 128, kMinBlocks = sizeof(S) == 4 ? 6 : 10;
+      return launch_with<S, V, J, kThreads, kMinBlocks>(threads, y, in, state, slot_stride, d, slots, raw, gate, Bn,
+                                                         lr, s);
+    }
+  }
+  launch_with<S, V, J, kMaxThreads, 1>(threads, y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
 }
 
 template <class S>
