@@ -196,7 +196,7 @@ void run() {
       row(what, time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); }), 2.0 * B * state_bytes / (bf16 ? 2 : 1),
           copy_gbs);
     }
-  // The gated step (the model's: g = y silu(z) and Σ g² per head).
+  // The gated step (the model's at 1 to 4 rows: g = y silu(z) and Σ g² per head).
   for (bool bf16 : {false, true})
     for (int64_t B : {int64_t{1}, int64_t{64}, int64_t{128}}) {
       char what[80];
@@ -259,16 +259,10 @@ void run() {
           cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
         }),
         T * kDi * 10.0, copy_gbs);
-    std::snprintf(what, sizeof what, "gated rmsnorm from sums T=%lld", static_cast<long long>(T));
-    row(what, time_graph(s, [&](int) {
-          cuda::gated_rmsnorm_from_sums(xn, true, y, ssq, kH, gate_w, T, kDi, kDi / kG, 1e-5f, s);
-        }),
-        T * kDi * 6.0, copy_gbs);
-    // The model's chain above 4 rows (the gated step and the norm from its sums).
-    for (bool bf16 : {false, true})
-      for (bool gated : {false, true}) {
-      std::snprintf(what, sizeof what, "layer unfused T=%lld %s state%s", static_cast<long long>(T),
-                    bf16 ? "bf16" : "fp32", gated ? " (gated step)" : " (gated_rmsnorm)");
+    // The model's chain above 4 rows (not gated: decode v10).
+    for (bool bf16 : {false, true}) {
+      std::snprintf(what, sizeof what, "layer unfused T=%lld %s state", static_cast<long long>(T),
+                    bf16 ? "bf16" : "fp32");
       row(what, time_graph(s, [&](int i) {
             const int l = i % Ls;
             void* st = bf16 ? static_cast<void*>(reinterpret_cast<uint16_t*>(state) + l * kHpn)
@@ -278,12 +272,8 @@ void run() {
             cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b,
                                      slots, T, kCd, kK, s);
             cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, T, s,
-                             cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f},
-                             gated ? cuda::DecodeGate{zx, kDpr, ssq} : cuda::DecodeGate{});
-            if (gated)
-              cuda::gated_rmsnorm_from_sums(xn, true, y, ssq, kH, gate_w, T, kDi, kDi / kG, 1e-5f, s);
-            else
-              cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
+                             cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f});
+            cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
             gemm.run(resid_rows, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s);
           }),
           in_bytes + out_bytes + 2.0 * T * (state_bytes / (bf16 ? 2 : 1) + kCd * kK * 4.0), copy_gbs);

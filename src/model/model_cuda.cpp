@@ -84,7 +84,6 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
   const size_t state_elem = state_bf16 ? 2 : 4;
   const int64_t group = di / c.n_groups;
   const bool fused = decode && fused_decode(T);
-  const bool from_sums = group % 4 == 0;  // gated_rmsnorm_from_sums reads float4s
   for (int64_t l = 0; l < L; ++l) {
     const DeviceLayer& lw = w.layers[static_cast<size_t>(l)];
     float* conv_l = conv + l * cd * K;
@@ -106,22 +105,19 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     if (decode) {  // the step applies dt's activation itself
       cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
                                stream);
+      // Not gated here: above 4 rows the gated step cost more than the one-pass norm saved (H200, decode
+      // v10: layer at T = 64 / 128, bf16 state, 167.5 / 256.4 µs gated against 161.0 / 245.9).
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
                        cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
-                                   static_cast<float>(c.dt_max)},
-                       from_sums ? cuda::DecodeGate{zx, dpr, ssq} : cuda::DecodeGate{});
-      if (from_sums)  // the step gated y and summed its squares per head: the norm is one pass
-        cuda::gated_rmsnorm_from_sums(yn, w.bf16, y, ssq, H, lw.gate_norm, T, di, group, eps, stream);
-      else
-        cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
+                                   static_cast<float>(c.dt_max)});
     } else {
       cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream);
       cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
                         static_cast<float>(c.dt_max), stream);
       cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
                         /*tf32=*/w.bf16, stream);
-      cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
     }
+    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream);
     gemm->run(resid, yn, lw.out_proj, w.bf16, T, d, di, 1.0f, stream);  // residual add fused (beta = 1)
     if (lw.out_bias) cuda::add_bias(resid, d, lw.out_bias, T, d, stream);
   }

@@ -112,24 +112,6 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const f
   }
 }
 
-// From the gated SSD decode step's outputs (DecodeGate): out = g * rsqrt(Σ ssq of the group's heads / gs +
-// eps) * weight; thread per 4 channels, one pass, no reduction.
-template <class O>
-__global__ void __launch_bounds__(256) gated_scale_kernel(O* out, const float* g, const float* ssq, int64_t heads,
-                                                          const float* weight, int64_t C, int gs, int hpg, float eps) {
-  pdl_wait();  // launched with programmatic dependent launch: the SSD step's g and sums
-  pdl_trigger();
-  const int64_t t = blockIdx.y, c = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * 4;
-  if (c >= C) return;
-  const float* part = ssq + t * heads + (c / gs) * hpg;
-  float sum = 0.0f;
-#pragma unroll 8
-  for (int j = 0; j < hpg; ++j) sum += part[j];  // 8 loads in flight, not one
-  const float r = rsqrtf(sum / static_cast<float>(gs) + eps);
-  const float4 a = *reinterpret_cast<const float4*>(g + t * C + c), w = *reinterpret_cast<const float4*>(weight + c);
-  store4(out + t * C + c, make_float4(a.x * r * w.x, a.y * r * w.y, a.z * r * w.z, a.w * r * w.w));
-}
-
 __global__ void add_bias_kernel(float* x, int64_t stride, const float* bias, int64_t T, int64_t C) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < T * C) x[(i / C) * stride + i % C] += bias[i % C];
@@ -219,24 +201,6 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
     gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, C,
                                                        group_size, eps);
   PCM_CUDA_LAUNCH();
-}
-
-void gated_rmsnorm_from_sums(void* out, bool bf16, const float* g, const float* ssq, int64_t heads,
-                             const float* weight, int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s) {
-  if (T == 0) return;
-  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  PCM_CHECK(group_size > 0 && group_size % 4 == 0 && C % group_size == 0 && heads % (C / group_size) == 0 &&
-                a16(g) && a16(weight) && reinterpret_cast<uintptr_t>(out) % 8 == 0 && (bf16 || a16(out)),
-            "CUDA gated RMSNorm from sums: groups of {} channels over {} channels and {} heads (whole heads per "
-            "group, a multiple of 4 channels each, 16-byte aligned rows)", group_size, C, heads);
-  const dim3 grid(blocks_for(C / 4, 256), static_cast<unsigned>(T));
-  const int gs = static_cast<int>(group_size), hpg = static_cast<int>(heads / (C / group_size));
-  if (bf16)
-    PCM_CUDA(launch_pdl(gated_scale_kernel<__nv_bfloat16>, grid, dim3(256), 0, s, static_cast<__nv_bfloat16*>(out), g,
-                        ssq, heads, weight, C, gs, hpg, eps));
-  else
-    PCM_CUDA(launch_pdl(gated_scale_kernel<float>, grid, dim3(256), 0, s, static_cast<float*>(out), g, ssq, heads,
-                        weight, C, gs, hpg, eps));
 }
 
 void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s) {

@@ -19,10 +19,6 @@ void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t
 // y [T, C]; z row t at z + t * z_stride.
 void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t z_stride, const float* weight,
                    int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s);
-// The same norm from the gated SSD decode step's outputs (DecodeGate): g = y * silu(z) [T, C] and ssq [T, heads]
-// (Σ g² per head, heads / groups consecutive heads a group); one pass, no reduction.
-void gated_rmsnorm_from_sums(void* out, bool bf16, const float* g, const float* ssq, int64_t heads,
-                             const float* weight, int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s);
 // x[t, i] += bias[i] for a [T, C] matrix with row stride `stride`.
 void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s);
 // dt[t, h] = clamp(softplus(raw[t * stride + h] + dt_bias[h]), lo, hi).
