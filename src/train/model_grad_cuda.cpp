@@ -63,7 +63,8 @@ struct DevModel {
 // are kept per layer; xn, xbc and yn are cheap elementwise/normalisation outputs of those (and of the
 // layer input), so they live in one buffer shared by all layers: the backward recomputes xn and xbc with
 // the forward's kernels (bit-identical), and yn inside the gated norm's backward (same formula, its own
-// summation order): 45% less activation memory for ~1% more time.
+// summation order): 45% less activation memory for ~1% more time. xn and yn are only ever projection
+// operands: in bf16 mode their producers write them as bf16 (in the first half of their fp32 slots).
 struct Acts {
   float *xn, *zx, *xbc, *dt, *y, *yn;
 };
@@ -197,6 +198,7 @@ class CudaTrainBackend : public TrainBackend {
     P_ = bind(w_);
     G_ = bind(g_);
     PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&scalars_), 2 * sizeof(double)));
+    upload_decay_runs();
     zero_bias_.ensure(c_.conv_dim());
     PCM_CUDA(cudaMemsetAsync(zero_bias_.get(), 0, static_cast<size_t>(c_.conv_dim()) * 4, stream_));
     PCM_CUDA(cudaStreamSynchronize(stream_));
@@ -214,15 +216,22 @@ class CudaTrainBackend : public TrainBackend {
 
   void zero_grads() override {
     PCM_CUDA(cudaMemsetAsync(g_, 0, static_cast<size_t>(offsets_.back()) * 4, stream_));
+    pending_scale_[0] = pending_scale_[1] = 1.0f;
+    pending_scales_ = 0;
   }
 
   LossResult accumulate(const PackedBatch& batch) override;
 
-  void scale_grads(float f) override { cuda::scale(g_, f, offsets_.back(), stream_); }
+  // Deferred: the factors are applied on the way by grad_norm and adamw_step (rounded as scale() would
+  // round them), which saves two passes over the gradients per step.
+  void scale_grads(float f) override {
+    if (pending_scales_ == 2) apply_pending_scales();
+    pending_scale_[pending_scales_++] = f;
+  }
 
   double grad_norm() override {
     cuda::sum_squares(scalars_ + 1, g_, offsets_.back(), sq_scratch_.ensure(cuda::sum_squares_scratch_doubles()),
-                      stream_);
+                      stream_, pending_scale_[0], pending_scale_[1]);
     double ss = 0;
     PCM_CUDA(cudaMemcpyAsync(&ss, scalars_ + 1, sizeof(double), cudaMemcpyDeviceToHost, stream_));
     PCM_CUDA(cudaStreamSynchronize(stream_));
@@ -233,13 +242,16 @@ class CudaTrainBackend : public TrainBackend {
     opt_.step++;  // the same scalar arithmetic as optimizer.cpp
     const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(opt_.step));
     const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(opt_.step));
-    const float step_size = static_cast<float>(h.lr / bc1), inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-    for (size_t t = 0; t < params_.size(); ++t) {
-      const float decay = params_[t].weight_decay ? static_cast<float>(1.0 - h.lr * h.weight_decay) : 1.0f;
-      const int64_t o = offsets_[t];
-      cuda::adamw(w_ + o, g_ + o, m_ + o, v_ + o, offsets_[t + 1] - o, static_cast<float>(h.beta1),
-                  static_cast<float>(h.beta2), step_size, inv_sqrt_bc2, static_cast<float>(h.eps), decay, stream_);
-    }
+    cuda::AdamWArgs a;
+    a.b1 = static_cast<float>(h.beta1);
+    a.b2 = static_cast<float>(h.beta2);
+    a.step_size = static_cast<float>(h.lr / bc1);
+    a.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+    a.eps = static_cast<float>(h.eps);
+    a.decay = static_cast<float>(1.0 - h.lr * h.weight_decay);
+    a.g_scale1 = pending_scale_[0];
+    a.g_scale2 = pending_scale_[1];
+    cuda::adamw(w_, g_, m_, v_, offsets_.back(), run_end_.get(), run_decay_.get(), adam_runs_, a, stream_);
   }
 
   void sync_to_host() override {
@@ -249,11 +261,40 @@ class CudaTrainBackend : public TrainBackend {
   }
 
   void download_grads(ParamSet& out) override {
+    apply_pending_scales();
     out = params_.zeros_like();
     download(g_, out);
   }
 
  private:
+  void apply_pending_scales() {
+    for (int i = 0; i < pending_scales_; ++i) cuda::scale(g_, pending_scale_[i], offsets_.back(), stream_);
+    pending_scale_[0] = pending_scale_[1] = 1.0f;
+    pending_scales_ = 0;
+  }
+  // The weight-decay runs of the flat buffer for cuda::adamw: consecutive tensors with the same flag merged.
+  void upload_decay_runs() {
+    std::vector<int64_t> ends;
+    std::vector<uint8_t> decay;
+    for (size_t t = 0; t < params_.size(); ++t) {
+      if (offsets_[t + 1] == offsets_[t]) continue;
+      const uint8_t f = params_[t].weight_decay ? 1 : 0;
+      if (!decay.empty() && decay.back() == f)
+        ends.back() = offsets_[t + 1];
+      else {
+        ends.push_back(offsets_[t + 1]);
+        decay.push_back(f);
+      }
+    }
+    adam_runs_ = static_cast<int>(ends.size());
+    PCM_CUDA(cudaMemcpy(run_end_.ensure(adam_runs_), ends.data(), ends.size() * 8, cudaMemcpyHostToDevice));
+    PCM_CUDA(cudaMemcpy(run_decay_.ensure(adam_runs_), decay.data(), decay.size(), cudaMemcpyHostToDevice));
+  }
+  // A projection operand produced in the GEMM's precision (xn, yn: bf16 in bf16 mode, in an fp32-sized slot).
+  cuda::Operand act(const float* p) const {
+    return gemm_.bf16() ? cuda::Operand::bf16(reinterpret_cast<const uint16_t*>(p)) : cuda::Operand(p);
+  }
+
   void upload(const ParamSet& ps, float* base) {
     for (size_t i = 0; i < ps.size(); ++i)
       PCM_CUDA(cudaMemcpy(base + offsets_[i], ps[i].data.data(), static_cast<size_t>(ps[i].numel()) * 4,
@@ -299,11 +340,16 @@ class CudaTrainBackend : public TrainBackend {
     return m;
   }
 
+  // resid_out null: the backward's recompute, which stops after the SSD (the gated norm's backward
+  // recomputes yn, and nothing reads this layer's output again).
   void layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a);
   // The forward's xn and xbc (conv) again, from resid_in and zx (yn comes from the gated norm's backward).
   void recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a);
   void conv_forward(const DevLayer& w, const Acts& a);
-  void layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a);
+  // dresid16: dresid (the layer output's gradient) in bf16 in bf16 mode, else null; on return it holds the
+  // layer input's gradient, as does dresid.
+  void layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a,
+                      uint16_t* dresid16);
   const int32_t* dev_ints(int64_t off) const { return ints_.get() + off; }
   // The forward SSD kernel's chunk length (any length gives the same result; its kernel takes <= 256).
   int64_t ssd_q() const { return std::min<int64_t>(c_.chunk_size, 256); }
@@ -328,6 +374,11 @@ class CudaTrainBackend : public TrainBackend {
   std::vector<int64_t> offsets_;
   float *w_ = nullptr, *g_ = nullptr, *m_ = nullptr, *v_ = nullptr;
   double* scalars_ = nullptr;  // [0] loss sum, [1] sum of squared gradients
+  float pending_scale_[2] = {1.0f, 1.0f};  // scale_grads factors not yet applied to g_
+  int pending_scales_ = 0;
+  DeviceArray<int64_t> run_end_;
+  DeviceArray<uint8_t> run_decay_;
+  int adam_runs_ = 0;
   int64_t peak_bytes_ = 0;
   SectionTimer timer_;     // device memory in use (all of the process), highest seen after a batch
   DevModel P_, G_;
@@ -337,8 +388,11 @@ class CudaTrainBackend : public TrainBackend {
   int64_t T_ = 0;
   DeviceArray<int32_t> ints_;
   DeviceArray<float> resid_, acts_, out_, A_, zero_bias_, conv_state_, ssm_state_, ssd_scratch_, ssd_bwd_scratch_;
-  DeviceArray<float> dresid_, dxn_, dzx_, dxbc_, ddt_, dy_, dyn_, dA_, rows_, col_scratch_;
+  DeviceArray<float> dresid_, dxn_, dzx_, dxbc_, ddt_, dy_, dyn_, dA_, norm_scratch_, col_scratch_;
   DeviceArray<float> head_x_, head_xn_, head_dxn_, head_dx_, logits_, xent_;
+  // bf16 mode: dzx (the in_proj backward's operand; dzx_ only exists for an in_proj bias) or, in the head,
+  // the logits' gradient; dresid as the out_proj backward's operand; the lm_head weights of this step.
+  DeviceArray<uint16_t> grad16_, dresid16_, lm_head16_;
   DeviceArray<double> sq_scratch_;
 };
 
@@ -348,8 +402,8 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   const float eps = static_cast<float>(c_.norm_eps);
   cudaStream_t s = stream_;
   timer_.mark("fwd: norm + in_proj", s);
-  cuda::rmsnorm(a.xn, false, resid_in, w.norm, T, d, eps, s);
-  gemm_.forward(a.zx, a.xn, w.in_w, T, dpr, d, s);
+  cuda::rmsnorm(a.xn, gemm_.bf16(), resid_in, w.norm, T, d, eps, s);
+  gemm_.forward(a.zx, act(a.xn), w.in_w, T, dpr, d, s);
   if (w.in_b) cuda::add_bias(a.zx, dpr, w.in_b, T, dpr, s);
   const int32_t* ints = ints_.get();
   timer_.mark("fwd: conv + dt", s);
@@ -364,11 +418,11 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   const cuda::SsdIn in{a.xbc, cd, a.dt, A_.get(), w.D};
   cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, chunk_table(), ints + ix_.seq_slot,
                     static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
+  if (!resid_out) return;
   timer_.mark("fwd: gated norm + out_proj", s);
-  cuda::gated_rmsnorm(a.yn, false, a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s);
+  cuda::gated_rmsnorm(a.yn, gemm_.bf16(), a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s);
   // resid_out = resid_in + out_proj(yn) (+ bias)
-  PCM_CUDA(cudaMemcpyAsync(resid_out, resid_in, static_cast<size_t>(T * d) * 4, cudaMemcpyDeviceToDevice, s));
-  gemm_.run(false, true, T, d, di, a.yn, di, w.out_w, di, 1.0f, resid_out, d, s);
+  gemm_.forward_add(resid_out, resid_in, act(a.yn), w.out_w, T, d, di, s);
   if (w.out_b) cuda::add_bias(resid_out, d, w.out_b, T, d, s);
 }
 
@@ -386,24 +440,32 @@ void CudaTrainBackend::recompute_derived(const DevLayer& w, const float* resid_i
   const int64_t T = T_, d = c_.hidden_size;
   const float eps = static_cast<float>(c_.norm_eps);
   timer_.mark("bwd: recompute xn, conv", stream_);
-  cuda::rmsnorm(a.xn, false, resid_in, w.norm, T, d, eps, stream_);
+  cuda::rmsnorm(a.xn, gemm_.bf16(), resid_in, w.norm, T, d, eps, stream_);
   conv_forward(w, a);
 }
 
-void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a) {
+void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a,
+                                      uint16_t* dresid16) {
   const int64_t T = T_, d = c_.hidden_size, di = c_.d_inner(), H = c_.num_heads, dpr = c_.d_in_proj(),
                 cd = c_.conv_dim(), K = c_.conv_kernel;
   const float eps = static_cast<float>(c_.norm_eps);
   cudaStream_t s = stream_;
-  float *dresid = dresid_.get(), *dyn = dyn_.get(), *dy = dy_.get(), *dzx = dzx_.get(), *dxbc = dxbc_.get(),
-        *ddt = ddt_.get(), *dxn = dxn_.get(), *rows = rows_.get(), *scr = col_scratch_.get();
+  const bool bf16 = gemm_.bf16();
+  // d zx: fp32 in fp32 mode or for the in_proj bias's gradient; bf16 (the in_proj backward's operand) in
+  // bf16 mode. Its three producers write whichever exist.
+  float *dresid = dresid_.get(), *dyn = dyn_.get(), *dy = dy_.get(), *dzx = w.in_b || !bf16 ? dzx_.get() : nullptr,
+        *dxbc = dxbc_.get(), *ddt = ddt_.get(), *dxn = dxn_.get(), *nscr = norm_scratch_.get(),
+        *scr = col_scratch_.get();
+  uint16_t* dzx16 = bf16 ? grad16_.get() : nullptr;
+  const cuda::Operand dzx_op = bf16 ? cuda::Operand::bf16(dzx16) : cuda::Operand(dzx);
   // residual += out_proj(yn), yn = gated_rmsnorm(y, z): dz lands in dzx[:, 0:di]. The norm's backward
   // also recomputes yn, which the out_proj weight gradient needs (after it, in between the two products).
   timer_.mark("bwd: out_proj + gated norm", s);
-  gemm_.backward(dyn, 0.0f, g.out_w, dresid, a.yn, w.out_w, T, d, di, s, [&] {
-    cuda::gated_rmsnorm_backward(dy, dzx, dpr, g.gate_norm, a.yn, dyn, a.y, a.zx, dpr, w.gate_norm, T, di,
-                                 di / c_.n_groups, eps, rows, scr, s);
-  });
+  gemm_.backward(dyn, 0.0f, g.out_w, bf16 ? cuda::Operand::bf16(dresid16) : cuda::Operand(dresid), act(a.yn),
+                 w.out_w, T, d, di, s, [&] {
+                   cuda::gated_rmsnorm_backward(dy, dzx, dzx16, dpr, g.gate_norm, a.yn, bf16, dyn, a.y, a.zx, dpr,
+                                                w.gate_norm, T, di, di / c_.n_groups, eps, nscr, s);
+                 });
   if (g.out_b) cuda::column_sum_add(g.out_b, dresid, d, T, d, scr, s);
   // SSD per document from zero state
   timer_.mark("bwd: ssd", s);
@@ -428,16 +490,18 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   cuda::add_product(g.A_log, dA_.get(), A_.get(), H, s);
   // dt = clamp(softplus(raw + dt_bias))
   timer_.mark("bwd: dt + conv", s);
-  cuda::dt_softplus_backward(dzx + di + cd, dpr, g.dt_bias, ddt, a.zx + di + cd, dpr, w.dt_bias, T, H,
-                             static_cast<float>(c_.dt_min), static_cast<float>(c_.dt_max), scr, s);
+  // (without an fp32 dzx, d raw dt goes to ddt itself, in place, for dt_bias's gradient)
+  cuda::dt_softplus_backward(dzx ? dzx + di + cd : ddt, dzx ? dpr : H, dzx16 ? dzx16 + di + cd : nullptr, dpr,
+                             g.dt_bias, ddt, a.zx + di + cd, dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
+                             static_cast<float>(c_.dt_max), scr, s);
   // conv: d xBC (pre-conv) lands in dzx[:, di:di+cd]
-  cuda::conv1d_silu_backward(dzx + di, dpr, g.conv_w, g.conv_b, dxbc, a.zx + di, dpr, w.conv_w, w.conv_b,
-                             ints + ix_.row_doc_begin, T, cd, K, scr, s);
+  cuda::conv1d_silu_backward(dzx ? dzx + di : nullptr, dzx16 ? dzx16 + di : nullptr, dpr, g.conv_w, g.conv_b, dxbc,
+                             a.zx + di, dpr, w.conv_w, w.conv_b, ints + ix_.row_doc_begin, T, cd, K, scr, s);
   // zx = in_proj(xn); xn = rmsnorm(resid_in)
   timer_.mark("bwd: in_proj + norm", s);
-  gemm_.backward(dxn, 0.0f, g.in_w, dzx, a.xn, w.in_w, T, dpr, d, s);
+  gemm_.backward(dxn, 0.0f, g.in_w, dzx_op, act(a.xn), w.in_w, T, dpr, d, s);
   if (g.in_b) cuda::column_sum_add(g.in_b, dzx, dpr, T, dpr, scr, s);
-  cuda::rmsnorm_backward(dresid, true, g.norm, dxn, resid_in, w.norm, T, d, eps, rows, scr, s);
+  cuda::rmsnorm_backward(dresid, true, dresid16, g.norm, dxn, resid_in, w.norm, T, d, eps, nscr, s);
 }
 
 LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
@@ -453,6 +517,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     PCM_CHECK(tg >= -1 && tg < V, "loss_and_grad: target {} at position {} is outside the vocabulary ({})", tg, t, V);
   }
   if (T == 0) return {0.0, 0};
+  apply_pending_scales();  // gradients are added to: they must hold their values
   cudaStream_t s = stream_;
   T_ = T;
   ix_ = index_batch(batch, ssd_q());
@@ -486,12 +551,16 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
                               : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G,
                                                                   dims.P, dims.N));
   for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
-  dzx_.ensure(T * dpr);
+  const bool bf16 = gemm_.bf16();
+  bool in_bias = false;
+  for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
+  if (!bf16 || in_bias) dzx_.ensure(T * dpr);
+  if (bf16) grad16_.ensure(std::max(T * dpr, n * std::min(opts_.vocab_chunk, V)));
   dxbc_.ensure(T * cd);
   ddt_.ensure(T * H);
   dy_.ensure(T * di);
   dyn_.ensure(T * di);
-  rows_.ensure(T * std::max(d, di));
+  norm_scratch_.ensure(cuda::norm_backward_scratch_floats(T, std::max(d, di)));
   col_scratch_.ensure(std::max({cuda::column_sum_scratch_floats(std::max({dpr, cd, di, d})),
                                 cuda::conv1d_backward_scratch_floats(cd, K)}));
   const float eps = static_cast<float>(c_.norm_eps);
@@ -514,24 +583,41 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     float *run_max = xe, *run_sum = xe + n, *tgt = xe + 2 * n, *lse = xe + 3 * n, *loss = xe + 4 * n;
     const int32_t* targets = dev_ints(ix_.head_targets);
     cuda::embedding_gather(hx, resid + L * T * d, false, dev_ints(ix_.head_rows), n, d, s);
-    cuda::rmsnorm(hxn, false, hx, P_.norm_f, n, d, eps, s);
+    cuda::rmsnorm(hxn, bf16, hx, P_.norm_f, n, d, eps, s);
+    // bf16 mode: the lm_head rounded once for the three products of each chunk, the logits' gradient
+    // written as bf16 by xent_chunk_grad (grad16_, free until the layers' backward).
+    uint16_t *lm16 = nullptr, *lg16 = nullptr;
+    if (bf16) {
+      lm16 = lm_head16_.ensure(V * d);
+      cuda::f32_to_bf16_2d(lm16, P_.lm_head, V, d, d, s);
+      lg16 = grad16_.get();
+    }
+    auto lm = [&](int64_t v0) {
+      return bf16 ? cuda::Operand::bf16(lm16 + v0 * d) : cuda::Operand(P_.lm_head + v0 * d);
+    };
+    const cuda::Operand dlogits = bf16 ? cuda::Operand::bf16(lg16) : cuda::Operand(logits);
     cuda::xent_init(run_max, run_sum, tgt, n, s);
     for (int64_t v0 = 0; v0 < V; v0 += vc) {
       const int64_t w = std::min(vc, V - v0);
-      gemm_.run(false, true, n, w, d, hxn, d, P_.lm_head + v0 * d, d, 0.0f, logits, w, s);
+      gemm_.run(false, true, n, w, d, act(hxn), d, lm(v0), d, 0.0f, logits, w, s);
       cuda::xent_chunk_stats(run_max, run_sum, tgt, logits, w, targets, n, v0, w, s);
     }
     cuda::xent_finish(lse, loss, run_max, run_sum, tgt, n, s);
     cuda::sum_to_double(scalars_, loss, n, s);
     for (int64_t v0 = 0; v0 < V; v0 += vc) {  // second pass: the logits again, now into gradients
       const int64_t w = std::min(vc, V - v0);
-      gemm_.run(false, true, n, w, d, hxn, d, P_.lm_head + v0 * d, d, 0.0f, logits, w, s);
-      cuda::xent_chunk_grad(logits, w, lse, targets, n, v0, w, s);
-      gemm_.run(false, false, n, d, w, logits, w, P_.lm_head + v0 * d, d, v0 == 0 ? 0.0f : 1.0f, hdxn, d, s);
-      gemm_.run(true, false, w, d, n, logits, w, hxn, d, 1.0f, G_.lm_head + v0 * d, d, s);
+      gemm_.run(false, true, n, w, d, act(hxn), d, lm(v0), d, 0.0f, logits, w, s);
+      cuda::xent_chunk_grad(logits, w, lse, targets, n, v0, w, s, lg16);
+      gemm_.run(false, false, n, d, w, dlogits, w, lm(v0), d, v0 == 0 ? 0.0f : 1.0f, hdxn, d, s);
+      gemm_.run(true, false, w, d, n, dlogits, w, act(hxn), d, 1.0f, G_.lm_head + v0 * d, d, s);
     }
-    cuda::rmsnorm_backward(hdx, false, G_.norm_f, hdxn, hx, P_.norm_f, n, d, eps, rows_.get(), col_scratch_.get(), s);
+    cuda::rmsnorm_backward(hdx, false, nullptr, G_.norm_f, hdxn, hx, P_.norm_f, n, d, eps, norm_scratch_.get(), s);
     cuda::scatter_add_rows(dresid, hdx, dev_ints(ix_.head_rows), n, d, s);
+  }
+  uint16_t* dresid16 = nullptr;  // the top layer's out_proj backward operand; then rmsnorm_backward's output
+  if (bf16) {
+    dresid16 = dresid16_.ensure(T * d);
+    cuda::f32_to_bf16_2d(dresid16, dresid, T, d, d, s);
   }
 
   // Backward through the layers.
@@ -539,13 +625,13 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     const DevLayer& w = P_.layers[static_cast<size_t>(l)];
     const Acts a = acts_of(l);
     const float* resid_in = resid + l * T * d;
-    // Recompute: the same forward again (the final residual's slot is free by now), so the activations
-    // are bit-identical to the first pass.
+    // Recompute: the same forward again up to the SSD's output, so the activations are bit-identical to
+    // the first pass.
     if (recompute)
-      layer_forward(w, resid_in, resid + L * T * d, a);
+      layer_forward(w, resid_in, nullptr, a);
     else if (l != L - 1)  // the last layer's derived activations are still those of its forward
       recompute_derived(w, resid_in, a);
-    layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a);
+    layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a, dresid16);
   }
   timer_.mark("embedding", s);
   cuda::embedding_backward(G_.embedding, dresid, dev_ints(ix_.emb_uniq), dev_ints(ix_.emb_off),

@@ -51,18 +51,18 @@ TEST(CudaKernels, RmsNormFp32AndBf16) {
 }
 
 // T rows with z a strided slice of row stride zs, like in_proj's output; fp32 and bf16 outputs.
-void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed) {
+void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed, int64_t groups = kG) {
   std::mt19937 rng(seed);
   auto y = test::random_vec(T * kDi, -2, 2, rng), z = test::random_vec(T * zs, -3, 3, rng);
   auto w = test::random_vec(kDi, 0.5, 1.5, rng);
   std::vector<float> ref(y.size());
-  cpu::gated_rmsnorm_forward(ref.data(), y.data(), z.data(), zs, w.data(), T, kDi, kDi / kG, 1e-5f);
+  cpu::gated_rmsnorm_forward(ref.data(), y.data(), z.data(), zs, w.data(), T, kDi, kDi / groups, 1e-5f);
   DeviceBuffer<float> dy(y), dz(z), dw(w), out(y.size());
   DeviceBuffer<uint16_t> out16(y.size());
   out.poison();
   out16.poison();
-  cuda::gated_rmsnorm(out.get(), false, dy.get(), dz.get(), zs, dw.get(), T, kDi, kDi / kG, 1e-5f, nullptr);
-  cuda::gated_rmsnorm(out16.get(), true, dy.get(), dz.get(), zs, dw.get(), T, kDi, kDi / kG, 1e-5f, nullptr);
+  cuda::gated_rmsnorm(out.get(), false, dy.get(), dz.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr);
+  cuda::gated_rmsnorm(out16.get(), true, dy.get(), dz.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr);
   auto got = out.download();
   auto got16 = test::bf16_bits_to_f32(out16.download());
   ASSERT_TRUE(test::all_finite(got) && test::all_finite(got16));
@@ -75,6 +75,9 @@ TEST(CudaKernels, GatedRmsNormPerGroup) {
   PCM_REQUIRE_GPU();
   check_gated_rmsnorm(19, kDi + 77, 12);
   check_gated_rmsnorm(130, kDi + 2 * kG * kN + kH, 13);
+  // Groups of 4096 (mamba2-1.3b's single group): 16-byte loads over a block, then unaligned z rows.
+  check_gated_rmsnorm(70, kDi + 2 * kN + 64, 14, 2);
+  check_gated_rmsnorm(19, kDi + 77, 15, 2);
 }
 
 class CudaGemm : public ::testing::TestWithParam<int64_t> {};
@@ -105,6 +108,15 @@ TEST_P(CudaGemm, Bf16AndFp32) {
   std::vector<float> ref0(T * n);
   for (size_t i = 0; i < ref0.size(); ++i) ref0[i] = ref[i] - y0[i];
   EXPECT_LE(rel_error(dy.download(), ref0), 1e-2);
+  // Out of place (C != Y, training's residual add): y0 stays, the sum lands in the poisoned output.
+  DeviceBuffer<float> c(y0), out(T * n);
+  for (const bool bf16 : {false, true}) {
+    out.poison();
+    gemm.run(out.get(), bf16 ? static_cast<const void*>(dx16.get()) : dx.get(),
+             bf16 ? static_cast<const void*>(dw16.get()) : dw.get(), bf16, T, n, k, 1.0f, nullptr, c.get());
+    EXPECT_LE(rel_error(out.download(), ref), bf16 ? 1e-2 : 1e-5) << (bf16 ? "bf16" : "fp32");
+  }
+  EXPECT_EQ(c.download(), y0);
 }
 INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24));
 

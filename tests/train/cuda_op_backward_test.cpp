@@ -108,9 +108,14 @@ TEST(CudaConvBackward, MatchesCpuPerDocument) {
   DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(kT * stride, 0.0f)), d_dw(dw0),
       d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
   DeviceBuffer<int32_t> d_rows(row_doc_begin());
-  cuda::conv1d_silu_backward(d_din.get(), stride, d_dw.get(), d_db.get(), d_dout.get(), d_in.get(), stride, d_w.get(),
-                             d_b.get(), d_rows.get(), kT, C, K, scratch.get(), nullptr);
-  EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5);
+  DeviceBuffer<uint16_t> d_din16(kT * stride);
+  cuda::conv1d_silu_backward(d_din.get(), d_din16.get(), stride, d_dw.get(), d_db.get(), d_dout.get(), d_in.get(),
+                             stride, d_w.get(), d_b.get(), d_rows.get(), kT, C, K, scratch.get(), nullptr);
+  const std::vector<float> gdin = d_din.download(), gdin16 = test::bf16_bits_to_f32(d_din16.download());
+  EXPECT_LT(test::rel_error(gdin, din), 1e-5);
+  for (int64_t t = 0; t < kT; ++t)  // the bf16 copy: exactly the fp32 result rounded
+    for (int64_t c = 0; c < C; ++c)
+      ASSERT_EQ(gdin16[t * stride + c], test::bf16_round({gdin[t * stride + c]})[0]) << t << " " << c;
   EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
   EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5);
 }
@@ -144,7 +149,7 @@ TEST(CudaConvBackward, LongBatchMatchesCpuPerDocument) {
     DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(T * stride, 0.0f)),
         d_dw(dw0), d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
     DeviceBuffer<int32_t> d_rows(doc_begin);
-    cuda::conv1d_silu_backward(d_din.get(), stride, d_dw.get(), with_bias ? d_db.get() : nullptr, d_dout.get(),
+    cuda::conv1d_silu_backward(d_din.get(), nullptr, stride, d_dw.get(), with_bias ? d_db.get() : nullptr, d_dout.get(),
                                d_in.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr, d_rows.get(), T, C, K,
                                scratch.get(), nullptr);
     EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5) << "K " << K;
@@ -166,15 +171,18 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
   std::mt19937 rng(13);
   std::vector<float> x = test::random_vec(kT * C, -2, 2, rng), w = test::random_vec(C, 0.5f, 1.5f, rng),
                      dout = test::random_vec(kT * C, -1, 1, rng), z = test::random_vec(kT * zs, -3, 3, rng);
-  DeviceBuffer<float> d_x(x), d_w(w), d_dout(dout), d_z(z), rows(kT * C),
-      scratch(static_cast<size_t>(cuda::column_sum_scratch_floats(C)));
-  {  // plain RMSNorm, accumulating into dx
+  DeviceBuffer<float> d_x(x), d_w(w), d_dout(dout), d_z(z),
+      scratch(static_cast<size_t>(cuda::norm_backward_scratch_floats(kT, C)));
+  {  // plain RMSNorm, accumulating into dx, with its bf16 copy
     std::vector<float> dx = test::random_vec(kT * C, -1, 1, rng), dwt(C, 0.25f);
     DeviceBuffer<float> d_dx(dx), d_dw(dwt);
+    DeviceBuffer<uint16_t> d_dx16(kT * C);
     cpu::rmsnorm_backward(dx.data(), dwt.data(), dout.data(), x.data(), w.data(), kT, C, 1e-5f, true);
-    cuda::rmsnorm_backward(d_dx.get(), true, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), kT, C, 1e-5f, rows.get(),
-                           scratch.get(), nullptr);
-    EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
+    cuda::rmsnorm_backward(d_dx.get(), true, d_dx16.get(), d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), kT, C,
+                           1e-5f, scratch.get(), nullptr);
+    const std::vector<float> gdx = d_dx.download();
+    EXPECT_LT(test::rel_error(gdx, dx), 1e-5);
+    EXPECT_EQ(test::bf16_bits_to_f32(d_dx16.download()), test::bf16_round(gdx));
     EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
   }
   {  // grouped gated RMSNorm, dz into a strided matrix
@@ -183,14 +191,26 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
     cpu::gated_rmsnorm_backward(dy.data(), dz.data(), zs, dwt.data(), dout.data(), x.data(), z.data(), zs, w.data(), kT,
                                 C, gs, 1e-5f);
     DeviceBuffer<float> d_yn(kT * C);
-    cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), zs, d_dw.get(), d_yn.get(), d_dout.get(), d_x.get(),
-                                 d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, rows.get(), scratch.get(), nullptr);
+    cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), nullptr, zs, d_dw.get(), d_yn.get(), false, d_dout.get(),
+                                 d_x.get(), d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr);
     std::vector<float> yn(kT * C);  // the forward's output, as the backward recomputes it
     cpu::gated_rmsnorm_forward(yn.data(), x.data(), z.data(), zs, w.data(), kT, C, gs, 1e-5f);
-    EXPECT_LT(test::rel_error(d_yn.download(), yn), 1e-5);
+    const std::vector<float> gyn = d_yn.download(), gdz = d_dz.download();
+    EXPECT_LT(test::rel_error(gyn, yn), 1e-5);
     EXPECT_LT(test::rel_error(d_dy.download(), dy), 1e-5);
-    EXPECT_LT(test::rel_error(d_dz.download(), dz), 1e-5);
+    EXPECT_LT(test::rel_error(gdz, dz), 1e-5);
     EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
+    // bf16 mode's outputs: yn and dz (strided) rounded from the same values, dz in fp32 not written.
+    DeviceBuffer<uint16_t> d_yn16(kT * C), d_dz16(kT * zs);
+    DeviceBuffer<float> d_dw2(std::vector<float>(C, 0.25f));
+    cuda::gated_rmsnorm_backward(d_dy.get(), nullptr, d_dz16.get(), zs, d_dw2.get(), d_yn16.get(), true, d_dout.get(),
+                                 d_x.get(), d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr);
+    EXPECT_EQ(test::bf16_bits_to_f32(d_yn16.download()), test::bf16_round(gyn));
+    const std::vector<float> gdz16 = test::bf16_bits_to_f32(d_dz16.download());
+    for (int64_t t = 0; t < kT; ++t)
+      for (int64_t c = 0; c < C; ++c)
+        ASSERT_EQ(gdz16[t * zs + c], test::bf16_round({gdz[t * zs + c]})[0]) << t << " " << c;
+    EXPECT_EQ(d_dw2.download(), d_dw.download());
   }
 }
 

@@ -12,23 +12,30 @@ namespace {
 constexpr int kMaxK = 8;
 
 __device__ __forceinline__ float sigmoid_f(float z) { return 1.0f / (1.0f + expf(-z)); }
+// The conv backward's: ex2.approx and an approximate divide (its rows are a dependent chain per thread).
+__device__ __forceinline__ float fast_sigmoid(float z) { return __fdividef(1.0f, 1.0f + __expf(-z)); }
 
 constexpr int kMaxTiles = 256;  // row tiles of one call: bounds the dw/db partials (the scratch)
 
 // One thread per channel walks one tile of rows, keeping its last K inputs and its last K
 // pre-activation gradients (dpre = dout · silu'(pre)) in registers. dpre is computed once per row
 // (plus K - 1 halo rows after the tile for din), so dout and the inputs are read and din written once;
-// dw and db are summed per tile into partials (no atomics: deterministic).
+// dw and db are summed per tile into partials (no atomics: deterministic). The loads of kAhead rows are
+// issued together before they are used (a thread's rows are a dependent chain otherwise: one load in
+// flight per array and thread).
+constexpr int kAhead = 4;
+
 template <int K>
-__global__ void conv_backward_kernel(float* din, int64_t din_stride, float* partial_w, float* partial_b,
-                                     const float* dout, const float* in, int64_t in_stride, const float* w,
-                                     const float* bias, const int32_t* doc_begin, int64_t T, int64_t C,
-                                     int64_t tile_rows) {
+__global__ void __launch_bounds__(128, K <= 5 ? 8 : 4) conv_backward_kernel(float* __restrict__ din, __nv_bfloat16* __restrict__ din16, int64_t din_stride,
+                                     float* __restrict__ partial_w, float* __restrict__ partial_b,
+                                     const float* __restrict__ dout, const float* __restrict__ in, int64_t in_stride,
+                                     const float* __restrict__ w, const float* __restrict__ bias,
+                                     const int32_t* __restrict__ doc_begin, int64_t T, int64_t C, int64_t tile_rows) {
   const int64_t c = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (c >= C) return;
   const int64_t t0 = blockIdx.y * tile_rows, t1 = min(T, t0 + tile_rows);
   float wk[K], x[K], g[K], dw[K];
-  int64_t gb[K];  // document start of the rows whose dpre is in g
+  int32_t gb[K];  // document start of the rows whose dpre is in g
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     wk[k] = w[c * K + k];
@@ -40,42 +47,59 @@ __global__ void conv_backward_kernel(float* din, int64_t din_stride, float* part
   }
   const float b = bias ? bias[c] : 0.0f;
   float db = 0.0f;
-  for (int64_t r = t0; r < t1 + K - 1; ++r) {
-    float gr = 0.0f;
-    int64_t br = 0;
-    if (r < T) {
+  const int64_t r_end = t1 + K - 1, r_in = min(T, r_end);  // rows walked; rows with inputs
+  for (int64_t r0 = t0; r0 < r_end; r0 += kAhead) {
+    float xa[kAhead], da[kAhead];
+    int32_t ba[kAhead];
 #pragma unroll
-      for (int k = 0; k + 1 < K; ++k) x[k] = x[k + 1];
-      x[K - 1] = in[r * in_stride + c];
-      br = doc_begin[r];
-      float pre = b;
+    for (int q = 0; q < kAhead; ++q) {
+      const int64_t r = r0 + q;
+      const bool ok = r < r_in;
+      xa[q] = ok ? in[r * in_stride + c] : 0.0f;
+      da[q] = ok ? dout[r * C + c] : 0.0f;
+      ba[q] = ok ? doc_begin[r] : 0;
+    }
 #pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (r - K + 1 + k >= br) pre += wk[k] * x[k];
-      const float sg = sigmoid_f(pre);
-      gr = dout[r * C + c] * sg * (1.0f + pre * (1.0f - sg));
-      if (r < t1) {
-        db += gr;
+    for (int q = 0; q < kAhead; ++q) {
+      const int64_t r = r0 + q;
+      if (r >= r_end) break;
+      float gr = 0.0f;
+      int32_t br = 0;
+      if (r < T) {
+#pragma unroll
+        for (int k = 0; k + 1 < K; ++k) x[k] = x[k + 1];
+        x[K - 1] = xa[q];
+        br = ba[q];
+        float pre = b;
 #pragma unroll
         for (int k = 0; k < K; ++k)
-          if (r - K + 1 + k >= br) dw[k] += gr * x[k];
+          if (r - K + 1 + k >= br) pre += wk[k] * x[k];
+        const float sg = fast_sigmoid(pre);
+        gr = da[q] * sg * (1.0f + pre * (1.0f - sg));
+        if (r < t1) {
+          db += gr;
+#pragma unroll
+          for (int k = 0; k < K; ++k)
+            if (r - K + 1 + k >= br) dw[k] += gr * x[k];
+        }
       }
-    }
 #pragma unroll
-    for (int k = 0; k + 1 < K; ++k) {
-      g[k] = g[k + 1];
-      gb[k] = gb[k + 1];
-    }
-    g[K - 1] = gr;
-    gb[K - 1] = br;
-    // din[t] = sum_k w[k] · dpre[t + K - 1 - k] over rows of t's document (g[K - 1 - k] holds that row).
-    const int64_t t = r - K + 1;
-    if (t >= t0) {
-      float acc = 0.0f;
+      for (int k = 0; k + 1 < K; ++k) {
+        g[k] = g[k + 1];
+        gb[k] = gb[k + 1];
+      }
+      g[K - 1] = gr;
+      gb[K - 1] = br;
+      // din[t] = sum_k w[k] · dpre[t + K - 1 - k] over rows of t's document (g[K - 1 - k] holds that row).
+      const int64_t t = r - K + 1;
+      if (t >= t0) {
+        float acc = 0.0f;
 #pragma unroll
-      for (int k = 0; k < K; ++k)
-        if (gb[K - 1 - k] <= t) acc += wk[k] * g[K - 1 - k];
-      din[t * din_stride + c] = acc;
+        for (int k = 0; k < K; ++k)
+          if (gb[K - 1 - k] <= t) acc += wk[k] * g[K - 1 - k];
+        if (din) din[t * din_stride + c] = acc;
+        if (din16) din16[t * din_stride + c] = __float2bfloat16(acc);
+      }
     }
   }
 #pragma unroll
@@ -84,16 +108,17 @@ __global__ void conv_backward_kernel(float* din, int64_t din_stride, float* part
 }
 
 template <int K>
-void launch_conv_backward(float* din, int64_t din_stride, float* partial_w, float* partial_b, const float* dout,
+void launch_conv_backward(float* din, __nv_bfloat16* din16, int64_t din_stride, float* partial_w, float* partial_b, const float* dout,
                           const float* in, int64_t in_stride, const float* w, const float* bias,
                           const int32_t* doc_begin, int64_t T, int64_t C, int64_t tile_rows, int tiles,
                           cudaStream_t s) {
-  conv_backward_kernel<K><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(din, din_stride, partial_w, partial_b, dout,
-                                                                         in, in_stride, w, bias, doc_begin, T, C,
+  conv_backward_kernel<K><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(din, din16, din_stride, partial_w, partial_b,
+                                                                         dout, in, in_stride, w, bias, doc_begin, T, C,
                                                                          tile_rows);
 }
 
-__global__ void dt_backward_kernel(float* draw, int64_t draw_stride, const float* ddt, const float* raw,
+__global__ void dt_backward_kernel(float* draw, int64_t draw_stride, __nv_bfloat16* draw16, int64_t draw16_stride,
+                                   const float* ddt, const float* raw,
                                    int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= T * H) return;
@@ -104,6 +129,7 @@ __global__ void dt_backward_kernel(float* draw, int64_t draw_stride, const float
   // d softplus / dv = sigmoid(v) (1 above torch's threshold of 20); no gradient where the clamp is active.
   if (sp >= lo && sp <= hi) g = ddt[i] * (v > 20.0f ? 1.0f : sigmoid_f(v));
   draw[t * draw_stride + h] = g;
+  if (draw16) draw16[t * draw16_stride + h] = __float2bfloat16(g);
 }
 
 __global__ void neg_exp_kernel(float* A, const float* A_log, int64_t H) {
@@ -126,9 +152,11 @@ void add_product(float* out, const float* a, const float* b, int64_t n, cudaStre
 
 int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K) { return kMaxTiles * C * (K + 1); }
 
-void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, const float* dout, const float* in,
-                          int64_t in_stride, const float* w, const float* bias, const int32_t* row_doc_begin,
-                          int64_t T, int64_t C, int64_t K, float* scratch, cudaStream_t s) {
+void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, float* dw, float* db, const float* dout,
+                          const float* in, int64_t in_stride, const float* w, const float* bias,
+                          const int32_t* row_doc_begin, int64_t T, int64_t C, int64_t K, float* scratch,
+                          cudaStream_t s) {
+  auto* din16 = reinterpret_cast<__nv_bfloat16*>(din_bf16);
   PCM_CHECK(K >= 1 && K <= kMaxK, "CUDA conv1d backward: kernel width {} not supported (1..{})", K, kMaxK);
   if (T == 0 || C == 0) return;
   // 64-row tiles (the K - 1 halo rows are ~5% extra reads), longer ones when that would exceed kMaxTiles.
@@ -138,7 +166,7 @@ void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, 
   switch (K) {
 #define PCM_CONV_BWD(k)                                                                                          \
   case k:                                                                                                        \
-    launch_conv_backward<k>(din, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, row_doc_begin, T, \
+    launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, row_doc_begin, T, \
                             C, tile_rows, tiles, s);                                                             \
     break;
     PCM_CONV_BWD(1) PCM_CONV_BWD(2) PCM_CONV_BWD(3) PCM_CONV_BWD(4) PCM_CONV_BWD(5) PCM_CONV_BWD(6) PCM_CONV_BWD(7)
@@ -150,12 +178,15 @@ void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, 
   if (db) add_split_partials(db, partial_b, C, tiles, s);
 }
 
-void dt_softplus_backward(float* draw, int64_t draw_stride, float* ddt_bias, const float* ddt, const float* raw,
-                          int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi,
-                          float* scratch, cudaStream_t s) {
+void dt_softplus_backward(float* draw, int64_t draw_stride, uint16_t* draw_bf16, int64_t draw_bf16_stride,
+                          float* ddt_bias, const float* ddt, const float* raw, int64_t raw_stride,
+                          const float* dt_bias, int64_t T, int64_t H, float lo, float hi, float* scratch,
+                          cudaStream_t s) {
   if (T == 0) return;
-  dt_backward_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(draw, draw_stride, ddt, raw, raw_stride, dt_bias, T, H,
-                                                            lo, hi);
+  dt_backward_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(draw, draw_stride,
+                                                            reinterpret_cast<__nv_bfloat16*>(draw_bf16),
+                                                            draw_bf16_stride, ddt, raw, raw_stride, dt_bias, T, H, lo,
+                                                            hi);
   PCM_CUDA_LAUNCH();
   column_sum_add(ddt_bias, draw, draw_stride, T, H, scratch, s);
 }

@@ -137,16 +137,24 @@ void Gemm::use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumu
 }
 
 void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
-               cudaStream_t s) {
+               cudaStream_t s, const float* C) {
   if (T == 0) return;
+  if (C && C != Y && beta != 0.0f) {  // out of place: C's rows first when our GEMV would take it
+    if (bf16 && gemv_bf16_supported(T, k)) {
+      PCM_CUDA(cudaMemcpyAsync(Y, C, static_cast<size_t>(T * n) * 4, cudaMemcpyDeviceToDevice, s));
+      C = nullptr;
+    }
+  } else {
+    C = nullptr;
+  }
   if (bf16 && gemv_bf16_supported(T, k)) {  // a few rows: stream the weights once with our own kernel
     gemv_bf16(Y, X, W, T, n, k, beta, s);
     return;
   }
   Plan& p = plan(bf16, T, n, k, beta != 0.0f);
   const float alpha = 1.0f;
-  PCM_CUBLAS(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo, workspace_,
-                            workspace_bytes_, s));
+  PCM_CUBLAS(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, C ? C : Y, p.c, Y, p.c, &p.algo,
+                            workspace_, workspace_bytes_, s));
 }
 
 }  // namespace pcm::cuda

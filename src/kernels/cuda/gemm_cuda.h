@@ -19,8 +19,9 @@ class Gemm {
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
+  // C (null = Y) is the matrix beta scales: Y = X·Wᵀ + beta·C out of place (training's residual add).
   void run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
-           cudaStream_t s);
+           cudaStream_t s, const float* C = nullptr);
 
   // Benchmarks: the heuristic's first algorithms for one shape (one line each: tile, split-K, waves), and
   // which of them run() takes for that shape from now on (by default the heuristic's first choice, or for

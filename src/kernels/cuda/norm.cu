@@ -112,6 +112,42 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const f
   }
 }
 
+// Block per (row, group) with 16-byte loads when the group is a multiple of 1024 channels, up to 4096
+// (a single group of a wide model, e.g. mamba2-1.3b's 4096): each thread holds up to 4 float4s.
+constexpr int kBlockVec = 4;
+
+template <class O>
+__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out, const float* y, const float* z,
+                                                                         int64_t z_stride, const float* weight,
+                                                                         int64_t C, int64_t gs, float eps) {
+  __shared__ float red[32];
+  const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
+  const int nv = static_cast<int>(gs / (4 * kNormThreads));
+  const float4* yv = reinterpret_cast<const float4*>(y + t * C + g0);
+  const float4* zv = reinterpret_cast<const float4*>(z + t * z_stride + g0);
+  float4 v[kBlockVec];
+  float ss = 0.0f;
+#pragma unroll
+  for (int u = 0; u < kBlockVec; ++u) {
+    if (u < nv) {
+      const float4 a = yv[u * kNormThreads + threadIdx.x], b = zv[u * kNormThreads + threadIdx.x];
+      v[u] = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
+      ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
+    }
+  }
+  ss = block_sum(ss, red);
+  const float r = rsqrtf(ss / static_cast<float>(gs) + eps);
+#pragma unroll
+  for (int u = 0; u < kBlockVec; ++u) {
+    if (u < nv) {
+      const int i = (u * kNormThreads + threadIdx.x) * 4;
+      const float4 wt = *reinterpret_cast<const float4*>(weight + g0 + i);
+      store4(out + t * C + g0 + i,
+             make_float4(v[u].x * r * wt.x, v[u].y * r * wt.y, v[u].z * r * wt.z, v[u].w * r * wt.w));
+    }
+  }
+}
+
 __global__ void add_bias_kernel(float* x, int64_t stride, const float* bias, int64_t T, int64_t C) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < T * C) x[(i / C) * stride + i % C] += bias[i % C];
@@ -194,6 +230,18 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
     return;
   }
   dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(groups));
+  if (group_size % (4 * kNormThreads) == 0 && group_size <= 4 * kNormThreads * kBlockVec && C % 4 == 0 &&
+      z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) && reinterpret_cast<uintptr_t>(out) % 8 == 0 &&
+      (bf16 || a16(out))) {
+    if (bf16)
+      gated_rmsnorm_vec_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight,
+                                                             C, group_size, eps);
+    else
+      gated_rmsnorm_vec_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, C,
+                                                             group_size, eps);
+    PCM_CUDA_LAUNCH();
+    return;
+  }
   if (bf16)
     gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C,
                                               group_size, eps);

@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/train_ops.h"
+#include "util/error.h"
 
 #define PCM_CUBLAS_V2(call)                                                                              \
   do {                                                                                                  \
@@ -24,7 +25,12 @@ TrainGemm::~TrainGemm() {
   cublasDestroy(handle_);
 }
 
-const void* TrainGemm::to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, int which, cudaStream_t s) {
+const void* TrainGemm::prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s) {
+  if (o.is_bf16) {
+    PCM_CHECK(bf16_, "TrainGemm: a bf16 operand in fp32 mode");
+    return o.p;
+  }
+  if (!bf16_) return o.p;
   const int64_t n = rows * cols;
   if (n > scratch_cap_[which]) {
     PCM_CUDA(cudaStreamSynchronize(s));
@@ -32,33 +38,40 @@ const void* TrainGemm::to_bf16(const float* src, int64_t rows, int64_t cols, int
     PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&scratch_[which]), static_cast<size_t>(n) * 2));
     scratch_cap_[which] = n;
   }
-  f32_to_bf16_2d(scratch_[which], src, rows, cols, ld, s);
+  f32_to_bf16_2d(scratch_[which], static_cast<const float*>(o.p), rows, cols, *ld, s);
+  *ld = cols;
   return scratch_[which];
 }
 
-// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read
-// column-major is its transpose: so B goes first, with the same transpose flags.
-void TrainGemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+void TrainGemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Operand A, int64_t lda, Operand B,
                     int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
   if (M == 0 || N == 0) return;
-  if (!bf16_) return gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, s);
-  const void* a = to_bf16(A, ta ? K : M, ta ? M : K, lda, 0, s);
-  const void* b = to_bf16(B, tb ? N : K, tb ? K : N, ldb, 1, s);
-  gemm(ta, tb, M, N, K, a, ta ? M : K, b, tb ? K : N, beta, C, ldc, s);
+  const void* a = prepare(A, ta ? K : M, ta ? M : K, &lda, 0, s);
+  const void* b = prepare(B, tb ? N : K, tb ? K : N, &ldb, 1, s);
+  gemm(ta, tb, M, N, K, a, lda, b, ldb, beta, C, ldc, s);
 }
 
-void TrainGemm::backward(float* dX, float beta, float* dW, const float* dY, const float* X, const float* W, int64_t T,
-                         int64_t n, int64_t k, cudaStream_t s, const std::function<void()>& between) {
-  if (!bf16_ || T == 0) {
-    backward_input(dX, dY, W, T, n, k, beta, s);
+void TrainGemm::forward_add(float* Y, const float* R, Operand X, Operand W, int64_t T, int64_t n, int64_t k,
+                            cudaStream_t s) {
+  if (T == 0 || n == 0) return;
+  int64_t ldx = k, ldw = k;
+  const void* x = prepare(X, T, k, &ldx, 0, s);
+  const void* w = prepare(W, n, k, &ldw, 1, s);
+  PCM_CHECK(ldx == k && ldw == k, "TrainGemm::forward_add: operands must be contiguous");
+  lt_.run(Y, x, w, bf16_, T, n, k, 1.0f, s, R);
+}
+
+void TrainGemm::backward(float* dX, float beta, float* dW, Operand dY, Operand X, Operand W, int64_t T, int64_t n,
+                         int64_t k, cudaStream_t s, const std::function<void()>& between) {
+  if (T == 0) {
     if (between) between();
-    backward_weight(dW, dY, X, T, n, k, s);
     return;
   }
-  const void* dy = to_bf16(dY, T, n, n, 0, s);
-  gemm(false, false, T, k, n, dy, n, to_bf16(W, n, k, k, 1, s), k, beta, dX, k, s);
-  if (between) between();  // stream-ordered, and it does not use this object: the bf16 dY stays valid
-  gemm(true, false, n, k, T, dy, n, to_bf16(X, T, k, k, 1, s), k, 1.0f, dW, k, s);
+  int64_t ldy = n, ldw = k, ldx = k;
+  const void* dy = prepare(dY, T, n, &ldy, 0, s);
+  gemm(false, false, T, k, n, dy, ldy, prepare(W, n, k, &ldw, 1, s), ldw, beta, dX, k, s);
+  if (between) between();  // stream-ordered, and it does not use this object: the prepared dY stays valid
+  gemm(true, false, n, k, T, dy, ldy, prepare(X, T, k, &ldx, 1, s), ldx, 1.0f, dW, k, s);
 }
 
 // Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read

@@ -1,15 +1,29 @@
 // The projections of training through cuBLAS, row-major: fp32 (exact, no TF32: the mode the CPU is
-// checked against) or bf16 operands with fp32 accumulation and fp32 results (operands are rounded to
-// bf16 into scratch before each product, as autocast does).
+// checked against) or bf16 operands with fp32 accumulation and fp32 results. In bf16 mode an fp32
+// operand is rounded to bf16 into scratch before each product (as autocast does); producers that can
+// write the bf16 operand themselves pass it ready (Operand::bf16), which skips that copy.
 #pragma once
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
 #include <functional>
 
+#include "kernels/cuda/gemm_cuda.h"
+
 struct cublasContext;
 
 namespace pcm::cuda {
+
+// A row-major matrix operand: fp32, or already rounded to bf16 (bf16 mode only).
+struct Operand {
+  Operand(const float* f) : p(f) {}  // NOLINT: implicit, fp32 is the common case
+  static Operand bf16(const uint16_t* b) { return Operand(b, true); }
+  const void* p;
+  bool is_bf16 = false;
+
+ private:
+  Operand(const void* q, bool b) : p(q), is_bf16(b) {}
+};
 
 class TrainGemm {
  public:
@@ -20,35 +34,40 @@ class TrainGemm {
 
   bool bf16() const { return bf16_; }
   // C[M, N] = op(A)·op(B) + beta·C, op(A) [M, K] (A stored [M, K], or [K, M] when ta), op(B) [K, N] (B stored
-  // [K, N], or [N, K] when tb); lda/ldb/ldc are row strides.
-  void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-           int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s);
+  // [K, N], or [N, K] when tb); lda/ldb/ldc are row strides (of a bf16 operand: its own, in elements).
+  void run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Operand A, int64_t lda, Operand B, int64_t ldb,
+           float beta, float* C, int64_t ldc, cudaStream_t s);
   // Y[T, n] = X[T, k]·W[n, k]ᵀ.
-  void forward(float* Y, const float* X, const float* W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
+  void forward(float* Y, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
     run(false, true, T, n, k, X, k, W, k, 0.0f, Y, n, s);
   }
+  // Y[T, n] = R[T, n] + X[T, k]·W[n, k]ᵀ: the residual add in the product's epilogue (cuBLASLt reads C = R
+  // and writes D = Y), no copy of R first.
+  void forward_add(float* Y, const float* R, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s);
   // dX[T, k] = dY[T, n]·W[n, k] (beta 1: added).
-  void backward_input(float* dX, const float* dY, const float* W, int64_t T, int64_t n, int64_t k, float beta,
-                      cudaStream_t s) {
+  void backward_input(float* dX, Operand dY, Operand W, int64_t T, int64_t n, int64_t k, float beta, cudaStream_t s) {
     run(false, false, T, k, n, dY, n, W, k, beta, dX, k, s);
   }
   // dW[n, k] += dY[T, n]ᵀ·X[T, k].
-  void backward_weight(float* dW, const float* dY, const float* X, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
+  void backward_weight(float* dW, Operand dY, Operand X, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
     run(true, false, n, k, T, dY, n, X, k, 1.0f, dW, k, s);
   }
   // Both products of a projection's backward (backward_input, then backward_weight) with dY rounded to
   // bf16 once for the two. `between` (may be empty) is enqueued after dX and before dW: work that needs
   // dX and produces X (the gated norm's backward recomputes the out_proj input on its way).
-  void backward(float* dX, float beta, float* dW, const float* dY, const float* X, const float* W, int64_t T,
-                int64_t n, int64_t k, cudaStream_t s, const std::function<void()>& between = {});
+  void backward(float* dX, float beta, float* dW, Operand dY, Operand X, Operand W, int64_t T, int64_t n, int64_t k,
+                cudaStream_t s, const std::function<void()>& between = {});
 
  private:
-  // The cuBLAS call on prepared operands (bf16 scratch in bf16 mode, the fp32 inputs otherwise).
+  // The cuBLAS call on prepared operands (bf16 in bf16 mode, the fp32 inputs otherwise).
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
             int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s);
-  const void* to_bf16(const float* src, int64_t rows, int64_t cols, int64_t ld, int which, cudaStream_t s);
+  // The operand as the product wants it: itself, or (fp32 in bf16 mode) rounded into scratch `which`;
+  // *ld becomes the prepared matrix's row stride.
+  const void* prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s);
   bool bf16_;
   cublasContext* handle_ = nullptr;
+  Gemm lt_;  // forward_add's out-of-place product
   uint16_t* scratch_[2] = {nullptr, nullptr};
   int64_t scratch_cap_[2] = {0, 0};
 };

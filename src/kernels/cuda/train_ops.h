@@ -14,6 +14,10 @@ namespace pcm::cuda {
 // ---- train_reduce.cu -----------------------------------------------------------------------------
 // out[i] += sum over s < splits of partial[s * n + i]: the second pass of the split reductions here.
 void add_split_partials(float* out, const float* partial, int64_t n, int splits, cudaStream_t s);
+// The same for any number of splits: above 64, groups of 32 splits are summed first into tmp
+// (sum_split_partials_tmp_floats(n, splits) floats), which keeps every pass wide.
+int64_t sum_split_partials_tmp_floats(int64_t n, int64_t splits);
+void sum_split_partials(float* out, const float* partial, int64_t n, int64_t splits, float* tmp, cudaStream_t s);
 // Floats column_sum_add needs as scratch for C columns.
 int64_t column_sum_scratch_floats(int64_t C);
 // out[c] += sum over rows t of in[t * stride + c] (fixed order: row blocks, then their partial sums).
@@ -21,27 +25,41 @@ void column_sum_add(float* out, const float* in, int64_t stride, int64_t T, int6
                     cudaStream_t s);
 // *out += sum(in[0..n)) in float64, one block, fixed order.
 void sum_to_double(double* out, const float* in, int64_t n, cudaStream_t s);
-// Sum of squares of x[0..n) in float64 into *out (=); scratch: sum_squares_scratch_doubles() doubles.
+// Sum of squares of x[i]·f1·f2 (each product rounded to fp32, as after scale(f1) and scale(f2)) over
+// [0, n) in float64 into *out (=); scratch: sum_squares_scratch_doubles() doubles.
 int64_t sum_squares_scratch_doubles();
-void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s);
+void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s, float f1 = 1.0f,
+                 float f2 = 1.0f);
 void scale(float* x, float factor, int64_t n, cudaStream_t s);
 // out[rows, cols] (contiguous bf16) = in (row stride ld), rounded to nearest even.
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s);
-// torch.optim.AdamW on one tensor (see train/optimizer.h for the formula).
-void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step_size,
-           float inv_sqrt_bc2, float eps, float decay, cudaStream_t s);
+// torch.optim.AdamW (see train/optimizer.h for the formula) over all tensors of a flat buffer in one launch,
+// with the gradient read as g·g_scale1·g_scale2 (the scale() calls not yet applied, rounded as they would
+// be). Runs of consecutive elements: run r ends at run_end[r] (increasing, the last = n) and is multiplied
+// by `decay` when run_decay[r] != 0 (tensors with weight decay), else by 1.
+struct AdamWArgs {
+  float b1, b2, step_size, inv_sqrt_bc2, eps, decay, g_scale1 = 1.0f, g_scale2 = 1.0f;
+};
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, const int64_t* run_end, const uint8_t* run_decay,
+           int runs, const AdamWArgs& a, cudaStream_t s);
 
 // ---- norm_backward.cu ----------------------------------------------------------------------------
-// out = x * r * weight, r = rsqrt(mean(x²) + eps) per row of C. dx (= or += when accumulate);
-// dweight += sum_t dout * x * r, via `rows` ([T, C] scratch) and column_sum_add's scratch.
-void rmsnorm_backward(float* dx, bool accumulate, float* dweight, const float* dout, const float* x,
-                      const float* weight, int64_t T, int64_t C, float eps, float* rows, float* scratch,
+// Scratch floats of the two norm backwards below for T rows of C channels (per-block weight-gradient
+// partials). Rows (groups) of up to 8192 channels.
+int64_t norm_backward_scratch_floats(int64_t T, int64_t C);
+// out = x * r * weight, r = rsqrt(mean(x²) + eps) per row of C. dx (= or += when accumulate); dx_bf16
+// (null = not wanted): the new dx rounded to bf16 as well (the next projection backward's operand);
+// dweight += sum_t dout * x * r.
+void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dweight, const float* dout,
+                      const float* x, const float* weight, int64_t T, int64_t C, float eps, float* scratch,
                       cudaStream_t s);
-// The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=);
-// yn [T, C]: the forward's output recomputed on the way (null = not wanted).
-void gated_rmsnorm_backward(float* dy, float* dz, int64_t dz_stride, float* dweight, float* yn, const float* dout,
-                            const float* y, const float* z, int64_t z_stride, const float* weight, int64_t T,
-                            int64_t C, int64_t group_size, float eps, float* rows, float* scratch, cudaStream_t s);
+// The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=), in
+// fp32 (dz) and/or bf16 (dz_bf16), either may be null; yn [T, C]: the forward's output recomputed on the
+// way, fp32 or bf16 (null = not wanted).
+void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_stride, float* dweight, void* yn,
+                            bool yn_bf16, const float* dout, const float* y, const float* z, int64_t z_stride,
+                            const float* weight, int64_t T, int64_t C, int64_t group_size, float eps, float* scratch,
+                            cudaStream_t s);
 // dtable[tok, :] += sum of dout rows with that token. CSR by token, built on the host: uniq[u] is a token,
 // its rows are pos[off[u] .. off[u+1]) in increasing order.
 void embedding_backward(float* dtable, const float* dout, const int32_t* uniq, const int32_t* off,
@@ -51,17 +69,21 @@ void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int64_t
 
 // ---- conv1d_backward.cu --------------------------------------------------------------------------
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]) with inputs before row t's document
-// start (row_doc_begin[t]) taken as zero. din: row t at din + t * din_stride (=); dw [C, K] +=; db +=.
+// start (row_doc_begin[t]) taken as zero. din: row t at din + t * din_stride (=), in fp32 (din) and/or bf16
+// (din_bf16, same stride), either may be null; dw [C, K] +=; db +=.
 // scratch: conv1d_backward_scratch_floats(C, K).
 int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K);
-void conv1d_silu_backward(float* din, int64_t din_stride, float* dw, float* db, const float* dout, const float* in,
-                          int64_t in_stride, const float* w, const float* bias, const int32_t* row_doc_begin,
-                          int64_t T, int64_t C, int64_t K, float* scratch, cudaStream_t s);
-// dt = clamp(softplus(raw + dt_bias), lo, hi): draw row t at draw + t * stride (=), zero where clamped;
-// ddt_bias += column sums (scratch: column_sum_scratch_floats(H)).
-void dt_softplus_backward(float* draw, int64_t draw_stride, float* ddt_bias, const float* ddt, const float* raw,
-                          int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi,
-                          float* scratch, cudaStream_t s);
+void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, float* dw, float* db, const float* dout,
+                          const float* in, int64_t in_stride, const float* w, const float* bias,
+                          const int32_t* row_doc_begin, int64_t T, int64_t C, int64_t K, float* scratch,
+                          cudaStream_t s);
+// dt = clamp(softplus(raw + dt_bias), lo, hi): draw row t at draw + t * stride (=), zero where clamped; also
+// rounded to bf16 into draw_bf16 (row stride draw_bf16_stride) unless null; draw may be ddt itself (stride
+// H); ddt_bias += column sums of draw (scratch: column_sum_scratch_floats(H)).
+void dt_softplus_backward(float* draw, int64_t draw_stride, uint16_t* draw_bf16, int64_t draw_bf16_stride,
+                          float* ddt_bias, const float* ddt, const float* raw, int64_t raw_stride,
+                          const float* dt_bias, int64_t T, int64_t H, float lo, float hi, float* scratch,
+                          cudaStream_t s);
 // A[h] = -exp(A_log[h]); after the SSD backward: dA_log[h] += dA[h] * A[h].
 void neg_exp(float* A, const float* A_log, int64_t H, cudaStream_t s);
 // out[i] += a[i] * b[i].
@@ -122,8 +144,9 @@ void xent_chunk_stats(float* run_max, float* run_sum, float* tgt_logit, const fl
 // lse[i] = max + log(sum); loss[i] = lse - target logit.
 void xent_finish(float* lse, float* loss, const float* run_max, const float* run_sum, const float* tgt_logit,
                  int64_t n, cudaStream_t s);
-// Pass 2: logits -> softmax - onehot, in place.
+// Pass 2: logits -> softmax - onehot, in place, or (out_bf16 not null) rounded to bf16 into out_bf16
+// [n, vc] (contiguous), the head products' operand, leaving the logits as they are.
 void xent_chunk_grad(float* logits, int64_t ld, const float* lse, const int32_t* targets, int64_t n, int64_t v0,
-                     int64_t vc, cudaStream_t s);
+                     int64_t vc, cudaStream_t s, uint16_t* out_bf16 = nullptr);
 
 }  // namespace pcm::cuda

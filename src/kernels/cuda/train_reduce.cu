@@ -43,12 +43,27 @@ __global__ void sum_double_kernel(double* out, const float* in, int64_t n) {
 
 constexpr int kSqBlocks = 512, kSqThreads = 256;
 
-__global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n) {
+// x[i] · f1 · f2 rounded as two scale() calls would leave it: the pending gradient scales.
+__device__ __forceinline__ float scaled(float x, float f1, float f2) {
+  x *= f1;
+  return x * f2;
+}
+
+__global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n, float f1, float f2) {
   __shared__ double red[kSqThreads];
   double acc = 0.0;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(kSqBlocks) * kSqThreads)
-    acc += static_cast<double>(x[i]) * x[i];
+  const int64_t n4 = reinterpret_cast<uintptr_t>(x) % 16 == 0 ? n / 4 : 0;  // 16-byte loads for the bulk
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; j < n4;
+       j += static_cast<int64_t>(kSqBlocks) * kSqThreads) {
+    const float4 q = reinterpret_cast<const float4*>(x)[j];
+    const double a = scaled(q.x, f1, f2), b = scaled(q.y, f1, f2), c = scaled(q.z, f1, f2), d = scaled(q.w, f1, f2);
+    acc += a * a + b * b + c * c + d * d;
+  }
+  for (int64_t i = 4 * n4 + blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(kSqBlocks) * kSqThreads) {
+    const double xi = scaled(x[i], f1, f2);
+    acc += xi * xi;
+  }
   red[threadIdx.x] = acc;
   __syncthreads();
   for (int w = kSqThreads / 2; w > 0; w >>= 1) {
@@ -74,16 +89,59 @@ __global__ void scale_kernel(float* x, float f, int64_t n) {
   if (i < n) x[i] *= f;
 }
 
-__global__ void adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2,
-                             float step_size, float inv_sqrt_bc2, float eps, float decay) {
+constexpr int kAdamThreads = 256;
+
+__device__ __forceinline__ void adamw_one(float& w, float g, float& m, float& v, float decay, const AdamWArgs& a) {
+  const float gi = scaled(g, a.g_scale1, a.g_scale2);
+  m = a.b1 * m + (1.0f - a.b1) * gi;
+  v = a.b2 * v + (1.0f - a.b2) * gi * gi;
+  w = w * decay - a.step_size * m / (sqrtf(v) * a.inv_sqrt_bc2 + a.eps);
+}
+
+// All tensors in one launch, 4 consecutive elements per thread (16-byte loads; the buffers are cudaMalloc'd,
+// so aligned): element i belongs to run r (run_end[r - 1] <= i < run_end[r]), which decays when
+// run_decay[r]; a thread finds its first element's run by bisection, then walks forward.
+__global__ void __launch_bounds__(kAdamThreads) adamw_kernel(float* w, const float* g, float* m, float* v, int64_t n,
+                                                             const int64_t* run_end, const uint8_t* run_decay,
+                                                             int runs, AdamWArgs a) {
+  const int64_t i0 = 4 * (blockIdx.x * static_cast<int64_t>(kAdamThreads) + threadIdx.x);
+  if (i0 >= n) return;
+  int lo = 0, hi = runs - 1;  // the first run with run_end > i0
+  while (lo < hi) {
+    const int mid = (lo + hi) / 2;
+    if (run_end[mid] > i0) hi = mid; else lo = mid + 1;
+  }
+  float dec[4];
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    while (lo < runs - 1 && run_end[lo] <= i0 + q) ++lo;
+    dec[q] = run_decay[lo] ? a.decay : 1.0f;
+  }
+  if (i0 + 4 <= n) {
+    float4 wv = *reinterpret_cast<const float4*>(w + i0), mv = *reinterpret_cast<const float4*>(m + i0),
+           vv = *reinterpret_cast<const float4*>(v + i0);
+    const float4 gv = *reinterpret_cast<const float4*>(g + i0);
+    adamw_one(wv.x, gv.x, mv.x, vv.x, dec[0], a);
+    adamw_one(wv.y, gv.y, mv.y, vv.y, dec[1], a);
+    adamw_one(wv.z, gv.z, mv.z, vv.z, dec[2], a);
+    adamw_one(wv.w, gv.w, mv.w, vv.w, dec[3], a);
+    *reinterpret_cast<float4*>(w + i0) = wv;
+    *reinterpret_cast<float4*>(m + i0) = mv;
+    *reinterpret_cast<float4*>(v + i0) = vv;
+    return;
+  }
+  for (int q = 0; q < 4 && i0 + q < n; ++q) adamw_one(w[i0 + q], g[i0 + q], m[i0 + q], v[i0 + q], dec[q], a);
+}
+
+// partial_tmp[g, i] = sum of partial[s, i] over the kFold splits s of group g, in order.
+constexpr int64_t kFold = 32;
+__global__ void fold_partials_kernel(float* tmp, const float* partial, int64_t n, int64_t splits) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float gi = g[i];
-  const float mi = b1 * m[i] + (1.0f - b1) * gi;
-  const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-  m[i] = mi;
-  v[i] = vi;
-  w[i] = w[i] * decay - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+  const int64_t s0 = blockIdx.y * kFold, s1 = min(splits, s0 + kFold);
+  float acc = 0.0f;
+  for (int64_t s = s0; s < s1; ++s) acc += partial[s * n + i];
+  tmp[blockIdx.y * n + i] = acc;
 }
 
 // One block row per matrix row (no index division); 4 columns per thread when the rows are 16-byte aligned.
@@ -152,8 +210,8 @@ void sum_to_double(double* out, const float* in, int64_t n, cudaStream_t s) {
 
 int64_t sum_squares_scratch_doubles() { return kSqBlocks; }
 
-void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s) {
-  sum_squares_partial_kernel<<<kSqBlocks, kSqThreads, 0, s>>>(scratch, x, n);
+void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s, float f1, float f2) {
+  sum_squares_partial_kernel<<<kSqBlocks, kSqThreads, 0, s>>>(scratch, x, n, f1, f2);
   PCM_CUDA_LAUNCH();
   sum_partials_double_kernel<<<1, kSqBlocks, 0, s>>>(out, scratch);
   PCM_CUDA_LAUNCH();
@@ -165,11 +223,28 @@ void scale(float* x, float factor, int64_t n, cudaStream_t s) {
   PCM_CUDA_LAUNCH();
 }
 
-void adamw(float* w, const float* g, float* m, float* v, int64_t n, float b1, float b2, float step_size,
-           float inv_sqrt_bc2, float eps, float decay, cudaStream_t s) {
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, const int64_t* run_end, const uint8_t* run_decay,
+           int runs, const AdamWArgs& a, cudaStream_t s) {
   if (n == 0) return;
-  adamw_kernel<<<blocks_for(n, 256), 256, 0, s>>>(w, g, m, v, n, b1, b2, step_size, inv_sqrt_bc2, eps, decay);
+  PCM_CHECK(runs > 0, "CUDA AdamW: no runs for {} elements", n);
+  for (const void* p : {static_cast<const void*>(w), static_cast<const void*>(g), static_cast<const void*>(m),
+                        static_cast<const void*>(v)})
+    PCM_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0, "CUDA AdamW: buffers must be 16-byte aligned");
+  adamw_kernel<<<blocks_for(n, 4 * kAdamThreads), kAdamThreads, 0, s>>>(w, g, m, v, n, run_end, run_decay, runs, a);
   PCM_CUDA_LAUNCH();
+}
+
+int64_t sum_split_partials_tmp_floats(int64_t n, int64_t splits) {
+  return splits > 2 * kFold ? (splits + kFold - 1) / kFold * n : 0;
+}
+
+void sum_split_partials(float* out, const float* partial, int64_t n, int64_t splits, float* tmp, cudaStream_t s) {
+  if (n == 0 || splits == 0) return;
+  if (splits <= 2 * kFold) return add_split_partials(out, partial, n, static_cast<int>(splits), s);
+  const int64_t groups = (splits + kFold - 1) / kFold;
+  fold_partials_kernel<<<dim3(blocks_for(n, 256), static_cast<unsigned>(groups)), 256, 0, s>>>(tmp, partial, n, splits);
+  PCM_CUDA_LAUNCH();
+  add_split_partials(out, tmp, n, static_cast<int>(groups), s);
 }
 
 }  // namespace pcm::cuda

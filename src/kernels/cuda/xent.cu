@@ -1,5 +1,6 @@
 // Masked next-token cross-entropy over vocabulary chunks: online log-sum-exp per row (pass 1), then
 // softmax - onehot in place (pass 2). The [n, V] logits never exist at once.
+#include <algorithm>
 #include <cfloat>
 
 #include "kernels/cuda/cuda_check.h"
@@ -59,13 +60,21 @@ __global__ void finish_kernel(float* lse, float* loss, const float* run_max, con
   loss[i] = lse[i] - tgt[i];
 }
 
-__global__ void grad_kernel(float* logits, int64_t ld, const float* lse, const int32_t* targets, int64_t n,
-                            int64_t v0, int64_t vc) {
-  const int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (k >= n * vc) return;
-  const int64_t i = k / vc, j = k % vc;
-  float* l = logits + i * ld + j;
-  *l = expf(*l - lse[i]) - (targets[i] == v0 + j ? 1.0f : 0.0f);
+// One block row per logits row (no index division); out16 null: in place.
+__global__ void grad_kernel(float* logits, int64_t ld, __nv_bfloat16* out16, const float* lse,
+                            const int32_t* targets, int64_t v0, int64_t vc) {
+  const int64_t i = blockIdx.x;  // rows on x: no 65535 limit
+  const float m = lse[i];
+  const int64_t tg = targets[i] - v0;
+  for (int64_t j = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < vc;
+       j += static_cast<int64_t>(gridDim.y) * blockDim.x) {
+    float* l = logits + i * ld + j;
+    const float g = expf(*l - m) - (j == tg ? 1.0f : 0.0f);
+    if (out16)
+      out16[i * vc + j] = __float2bfloat16(g);
+    else
+      *l = g;
+  }
 }
 
 }  // namespace
@@ -91,9 +100,10 @@ void xent_finish(float* lse, float* loss, const float* run_max, const float* run
 }
 
 void xent_chunk_grad(float* logits, int64_t ld, const float* lse, const int32_t* targets, int64_t n, int64_t v0,
-                     int64_t vc, cudaStream_t s) {
-  if (n == 0) return;
-  grad_kernel<<<blocks_for(n * vc, 256), 256, 0, s>>>(logits, ld, lse, targets, n, v0, vc);
+                     int64_t vc, cudaStream_t s, uint16_t* out_bf16) {
+  if (n == 0 || vc == 0) return;
+  const dim3 grid(static_cast<unsigned>(n), std::min(blocks_for(vc, 256), 8u));
+  grad_kernel<<<grid, 256, 0, s>>>(logits, ld, reinterpret_cast<__nv_bfloat16*>(out_bf16), lse, targets, v0, vc);
   PCM_CUDA_LAUNCH();
 }
 

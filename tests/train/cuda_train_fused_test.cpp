@@ -1,0 +1,209 @@
+// The fused paths of the CUDA training step against their unfused forms or the CPU: bf16 operands written
+// by their producers (dt backward, cross-entropy gradient, TrainGemm taking them ready), the norm
+// backwards over many row blocks, AdamW over the flat buffer with pending gradient scales, and the
+// scaled sum of squares. Skips without a GPU.
+#include <gtest/gtest.h>
+
+#ifdef PCM_HAVE_CUDA
+#include <cmath>
+#include <random>
+
+#include "cuda/cuda_test_util.h"
+#include "kernels/cpu/dt_embedding.h"
+#include "kernels/cpu/norm_backward.h"
+#include "kernels/cuda/train_gemm_cuda.h"
+#include "kernels/cuda/train_ops.h"
+
+namespace pcm {
+namespace {
+
+using test::DeviceBuffer;
+
+// 1000 rows: 125 blocks of 8, so the weight-gradient partials take the two-level sum.
+TEST(CudaTrainFused, NormBackwardsOverManyRowBlocksMatchCpu) {
+  PCM_REQUIRE_GPU();
+  const int64_t T = 1000, C = 300, gs = 150;
+  std::mt19937 rng(31);
+  std::vector<float> x = test::random_vec(T * C, -2, 2, rng), w = test::random_vec(C, 0.5f, 1.5f, rng),
+                     dout = test::random_vec(T * C, -1, 1, rng), z = test::random_vec(T * C, -3, 3, rng);
+  DeviceBuffer<float> d_x(x), d_w(w), d_dout(dout), d_z(z),
+      scratch(static_cast<size_t>(cuda::norm_backward_scratch_floats(T, C)));
+  std::vector<float> dx(T * C), dw(C, 0.5f);
+  cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), T, C, 1e-5f, false);
+  DeviceBuffer<float> d_dx(T * C), d_dw(std::vector<float>(C, 0.5f));
+  cuda::rmsnorm_backward(d_dx.get(), false, nullptr, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), T, C, 1e-5f,
+                         scratch.get(), nullptr);
+  EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
+  EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
+
+  std::vector<float> dy(T * C), dz(T * C), gw(C, 0.5f);
+  cpu::gated_rmsnorm_backward(dy.data(), dz.data(), C, gw.data(), dout.data(), x.data(), z.data(), C, w.data(), T, C,
+                              gs, 1e-5f);
+  DeviceBuffer<float> d_dy(T * C), d_dz(T * C), d_gw(std::vector<float>(C, 0.5f));
+  cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), nullptr, C, d_gw.get(), nullptr, false, d_dout.get(), d_x.get(),
+                               d_z.get(), C, d_w.get(), T, C, gs, 1e-5f, scratch.get(), nullptr);
+  EXPECT_LT(test::rel_error(d_dy.download(), dy), 1e-5);
+  EXPECT_LT(test::rel_error(d_dz.download(), dz), 1e-5);
+  EXPECT_LT(test::rel_error(d_gw.download(), gw), 1e-5);
+}
+
+TEST(CudaTrainFused, NormBackwardTooWideIsAClearError) {
+  PCM_REQUIRE_GPU();
+  try {
+    cuda::rmsnorm_backward(nullptr, false, nullptr, nullptr, nullptr, nullptr, nullptr, 4, 8193, 1e-5f, nullptr,
+                           nullptr);
+    ADD_FAILURE() << "expected an error for 8193 channels";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("8193 channels exceed 8192"), std::string::npos) << e.what();
+  }
+}
+
+// Raw values on both sides of the clamp; d raw in a strided fp32 matrix and its bf16 copy, then in place
+// over ddt (the bf16 mode's layout).
+TEST(CudaTrainFused, DtBackwardMatchesCpuWithBf16Copy) {
+  PCM_REQUIRE_GPU();
+  const int64_t T = 300, H = 24, stride = 40;
+  const float lo = 0.01f, hi = 2.0f;
+  std::mt19937 rng(32);
+  std::vector<float> raw = test::random_vec(T * stride, -6, 3, rng), bias = test::random_vec(H, -1, 1, rng),
+                     ddt = test::random_vec(T * H, -1, 1, rng);
+  std::vector<float> draw(T * stride, 0.0f), dbias(H, 0.25f);
+  cpu::dt_softplus_backward(draw.data(), stride, dbias.data(), ddt.data(), raw.data(), stride, bias.data(), T, H, lo,
+                            hi);
+  DeviceBuffer<float> d_raw(raw), d_bias(bias), d_ddt(ddt), d_draw(std::vector<float>(T * stride, 0.0f)),
+      d_dbias(std::vector<float>(H, 0.25f)), scratch(static_cast<size_t>(cuda::column_sum_scratch_floats(H)));
+  DeviceBuffer<uint16_t> d_draw16(T * stride);
+  cuda::dt_softplus_backward(d_draw.get(), stride, d_draw16.get(), stride, d_dbias.get(), d_ddt.get(), d_raw.get(),
+                             stride, d_bias.get(), T, H, lo, hi, scratch.get(), nullptr);
+  const std::vector<float> g = d_draw.download(), g16 = test::bf16_bits_to_f32(d_draw16.download());
+  EXPECT_LT(test::rel_error(g, draw), 1e-5);
+  EXPECT_LT(test::rel_error(d_dbias.download(), dbias), 1e-5);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) ASSERT_EQ(g16[t * stride + h], test::bf16_round({g[t * stride + h]})[0]);
+  // In place: d raw over ddt (stride H), the bias gradient the same.
+  DeviceBuffer<float> d_dbias2(std::vector<float>(H, 0.25f));
+  cuda::dt_softplus_backward(d_ddt.get(), H, nullptr, 0, d_dbias2.get(), d_ddt.get(), d_raw.get(), stride,
+                             d_bias.get(), T, H, lo, hi, scratch.get(), nullptr);
+  const std::vector<float> inplace = d_ddt.download();
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < H; ++h) ASSERT_EQ(inplace[t * H + h], g[t * stride + h]);
+  EXPECT_EQ(d_dbias2.download(), d_dbias.download());
+}
+
+// The bf16 gradient of a chunk is the in-place fp32 gradient rounded; the logits stay as they were.
+TEST(CudaTrainFused, XentGradBf16IsTheRoundedInPlaceGradient) {
+  PCM_REQUIRE_GPU();
+  const int64_t n = 70, vc = 3000, ld = 3100, v0 = 1000;
+  std::mt19937 rng(33);
+  std::vector<float> logits = test::random_vec(n * ld, -8, 8, rng), lse(n);
+  std::vector<int32_t> targets(n);
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0;
+    for (int64_t j = 0; j < vc; ++j) s += std::exp(logits[i * ld + j]);
+    lse[i] = static_cast<float>(std::log(s)) + 0.5f;  // as if other chunks held the rest
+    targets[i] = static_cast<int32_t>(i % 3 == 0 ? v0 + (rng() % vc) : rng() % 5000);
+  }
+  DeviceBuffer<float> d_logits(logits), d_inplace(logits), d_lse(lse);
+  DeviceBuffer<int32_t> d_targets(targets);
+  DeviceBuffer<uint16_t> d_g16(n * vc);
+  cuda::xent_chunk_grad(d_inplace.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr);
+  cuda::xent_chunk_grad(d_logits.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr, d_g16.get());
+  const std::vector<float> g = d_inplace.download(), g16 = test::bf16_bits_to_f32(d_g16.download());
+  EXPECT_EQ(d_logits.download(), logits);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < vc; ++j) {
+      const float want = std::exp(logits[i * ld + j] - lse[i]) - (targets[i] == v0 + j ? 1.0f : 0.0f);
+      ASSERT_NEAR(g[i * ld + j], want, 1e-6f + 1e-5f * std::abs(want));
+      ASSERT_EQ(g16[i * vc + j], test::bf16_round({g[i * ld + j]})[0]);
+    }
+}
+
+// A product on operands rounded by their producer equals the one that rounds them itself; fp32 mode
+// refuses them.
+TEST(CudaTrainFused, GemmTakesReadyBf16Operands) {
+  PCM_REQUIRE_GPU();
+  const int64_t M = 70, N = 50, K = 90;
+  std::mt19937 rng(34);
+  std::vector<float> a = test::random_vec(M * K, -1, 1, rng), b = test::random_vec(N * K, -1, 1, rng);
+  DeviceBuffer<float> d_a(a), d_b(b), c1(M * N), c2(M * N);
+  DeviceBuffer<uint16_t> a16(M * K), b16(N * K);
+  cuda::f32_to_bf16_2d(a16.get(), d_a.get(), M, K, K, nullptr);
+  cuda::f32_to_bf16_2d(b16.get(), d_b.get(), N, K, K, nullptr);
+  cuda::TrainGemm gemm(true);
+  gemm.forward(c1.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
+  gemm.forward(c2.get(), cuda::Operand::bf16(a16.get()), cuda::Operand::bf16(b16.get()), M, N, K, nullptr);
+  EXPECT_EQ(c1.download(), c2.download());
+  // backward with dY and X ready: the same as from fp32.
+  std::vector<float> dy = test::random_vec(M * N, -1, 1, rng);
+  DeviceBuffer<float> d_dy(dy), dx1(M * K), dx2(M * K), dw1(std::vector<float>(N * K, 0.5f)),
+      dw2(std::vector<float>(N * K, 0.5f));
+  DeviceBuffer<uint16_t> dy16(M * N);
+  cuda::f32_to_bf16_2d(dy16.get(), d_dy.get(), M, N, N, nullptr);
+  gemm.backward(dx1.get(), 0.0f, dw1.get(), d_dy.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
+  gemm.backward(dx2.get(), 0.0f, dw2.get(), cuda::Operand::bf16(dy16.get()), cuda::Operand::bf16(a16.get()), d_b.get(),
+                M, N, K, nullptr);
+  EXPECT_EQ(dx1.download(), dx2.download());
+  EXPECT_EQ(dw1.download(), dw2.download());
+  cuda::TrainGemm fp32(false);
+  EXPECT_THROW(fp32.forward(c1.get(), cuda::Operand::bf16(a16.get()), d_b.get(), M, N, K, nullptr), std::exception);
+}
+
+// One launch over tensors with and without decay, the gradient scaled twice on the way: bit-identical to
+// scale() twice and then the per-tensor update of optimizer.cpp.
+TEST(CudaTrainFused, FlatAdamWWithPendingScalesMatchesScaledPerTensorUpdate) {
+  PCM_REQUIRE_GPU();
+  // runs [0, 1000), [1000, 1010), [1010, 6011), [6011, 8061): edges inside 4-element groups, a tail of 1
+  const std::vector<int64_t> sizes = {1000, 7, 3, 5000, 1, 2050};
+  const std::vector<uint8_t> decays = {1, 0, 0, 1, 1, 0};
+  std::vector<int64_t> run_end = {1000, 1010, 6011, 8061};
+  std::vector<uint8_t> run_decay = {1, 0, 1, 0};
+  int64_t n = 0;
+  for (int64_t s : sizes) n += s;
+  ASSERT_EQ(n, run_end.back());
+  std::mt19937 rng(35);
+  std::vector<float> w = test::random_vec(n, -1, 1, rng), g = test::random_vec(n, -3, 3, rng),
+                     m = test::random_vec(n, -0.1f, 0.1f, rng), v = test::random_vec(n, 0, 0.01f, rng);
+  const float f1 = 1.0f / 37.0f, f2 = 0.731f;
+  cuda::AdamWArgs a{0.9f, 0.95f, 1e-3f / 0.19f, 1.0f / std::sqrt(0.0975f), 1e-8f, 1.0f - 1e-4f, f1, f2};
+  // reference: scaled gradient, then optimizer.cpp's formula per tensor
+  std::vector<float> rw = w, rm = m, rv = v;
+  int64_t o = 0;
+  for (size_t t = 0; t < sizes.size(); ++t) {
+    const float decay = decays[t] ? a.decay : 1.0f;
+    for (int64_t i = o; i < o + sizes[t]; ++i) {
+      float gi = g[i] * f1;
+      gi = gi * f2;
+      rm[i] = a.b1 * rm[i] + (1.0f - a.b1) * gi;
+      rv[i] = a.b2 * rv[i] + (1.0f - a.b2) * gi * gi;
+      rw[i] = rw[i] * decay - a.step_size * rm[i] / (std::sqrt(rv[i]) * a.inv_sqrt_bc2 + a.eps);
+    }
+    o += sizes[t];
+  }
+  DeviceBuffer<float> d_w(w), d_g(g), d_m(m), d_v(v);
+  DeviceBuffer<int64_t> d_end(run_end);
+  DeviceBuffer<uint8_t> d_decay(run_decay);
+  cuda::adamw(d_w.get(), d_g.get(), d_m.get(), d_v.get(), n, d_end.get(), d_decay.get(), 4, a, nullptr);
+  EXPECT_EQ(d_g.download(), g);  // the gradient itself stays unscaled
+  EXPECT_LT(test::rel_error(d_m.download(), rm), 1e-6);
+  EXPECT_LT(test::rel_error(d_v.download(), rv), 1e-6);
+  EXPECT_LT(test::rel_error(d_w.download(), rw), 1e-6);
+  // The scaled sum of squares equals the plain one after two scale() calls.
+  DeviceBuffer<double> out(1), scratch(static_cast<size_t>(cuda::sum_squares_scratch_doubles()));
+  cuda::sum_squares(out.get(), d_g.get(), n, scratch.get(), nullptr, f1, f2);
+  const double fused = out.download()[0];
+  cuda::scale(d_g.get(), f1, n, nullptr);
+  cuda::scale(d_g.get(), f2, n, nullptr);
+  cuda::sum_squares(out.get(), d_g.get(), n, scratch.get(), nullptr);
+  EXPECT_EQ(fused, out.download()[0]);
+  // Misaligned buffers are refused.
+  try {
+    cuda::adamw(d_w.get() + 1, d_g.get(), d_m.get(), d_v.get(), n - 1, d_end.get(), d_decay.get(), 4, a, nullptr);
+    ADD_FAILURE() << "expected an error for a misaligned buffer";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("16-byte aligned"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace pcm
+#endif
