@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
@@ -159,18 +160,21 @@ void run() {
                                   conv_w, conv_b, static_cast<int32_t>(kK), slots, dt_bias, 1e-3f, 0.1f};
     cuda::decode_in_proj(o, resid, norm_w, 1e-5f, w_in[l], 1, kD, s);
   };
+  float* ssq = dev_alloc<float>(maxB * kH);  // Σ g² per head, as the gated SSD step leaves it
+  fill_f32(ssq, maxB * kH, 1.0f, 18);
   auto out_proj = [&](int l) {
-    cuda::decode_out_proj(resid, nullptr, y, zx, kDpr, gate_w, kDi / kG, 1e-5f, w_out[l], 1, kD, kDi, s);
+    cuda::decode_out_proj(resid, nullptr, y, ssq, kH, gate_w, kDi / kG, 1e-5f, w_out[l], 1, kD, kDi, s);
   };
 
   // SSD state for Ls layers x maxB slots, fp32 (2 GiB at Ls = 4); bf16 uses the first half.
   const int Ls = 4;
   float* state = dev_alloc<float>(Ls * maxB * kHpn);
   fill_f32(state, Ls * maxB * kHpn, 0.5f, 14);
-  auto ssd = [&](int l, int64_t B, bool bf16) {
+  auto ssd = [&](int l, int64_t B, bool bf16, bool gated = false) {
     void* st = bf16 ? static_cast<void*>(reinterpret_cast<uint16_t*>(state) + l * kHpn)
                     : static_cast<void*>(state + l * kHpn);
-    cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, B, s);
+    cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, B, s, {},
+                     gated ? cuda::DecodeGate{zx, kDpr, ssq} : cuda::DecodeGate{});
   };
   const double state_bytes = kHpn * 4.0;
 
@@ -181,16 +185,25 @@ void run() {
   row("out_proj fused, 1 row", time_graph(s, [&](int i) { out_proj(i % Lr); }), out_bytes, copy_gbs);
   const double layer_us = time_graph(s, [&](int i) {
     in_proj(i % Lr);
-    ssd(i % Ls, 1, false);
+    ssd(i % Ls, 1, false, /*gated=*/true);
     out_proj(i % Lr);
   });
   row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
   for (bool bf16 : {false, true})
     for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
-      const double us = time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); });
       char what[64];
       std::snprintf(what, sizeof what, "SSD step B=%lld %s state", static_cast<long long>(B), bf16 ? "bf16" : "fp32");
-      row(what, us, 2.0 * B * state_bytes / (bf16 ? 2 : 1), copy_gbs);
+      row(what, time_graph(s, [&](int i) { ssd(i % Ls, B, bf16); }), 2.0 * B * state_bytes / (bf16 ? 2 : 1),
+          copy_gbs);
+    }
+  // The gated step (the model's at 1 to 4 rows: g = y silu(z) and Σ g² per head).
+  for (bool bf16 : {false, true})
+    for (int64_t B : {int64_t{1}, int64_t{64}, int64_t{128}}) {
+      char what[80];
+      std::snprintf(what, sizeof what, "SSD step gated B=%lld %s state", static_cast<long long>(B),
+                    bf16 ? "bf16" : "fp32");
+      row(what, time_graph(s, [&](int i) { ssd(i % Ls, B, bf16, true); }), 2.0 * B * state_bytes / (bf16 ? 2 : 1),
+          copy_gbs);
     }
   // The projections above 4 rows (cuBLASLt; weights read once per step at any T).
   cuda::Gemm gemm;
@@ -205,6 +218,24 @@ void run() {
     row(what, time_graph(s, [&](int i) { gemm.run(y, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s); }), out_bytes,
         copy_gbs);
   }
+  // The heuristic's other algorithms for the same shapes (which one would beat its first choice).
+  for (int64_t T : {int64_t{16}, int64_t{64}, int64_t{128}})
+    for (bool out : {true, false}) {
+      const int64_t n = out ? kD : kDpr, k = out ? kDi : kD;
+      const auto algos = gemm.algorithms(true, T, n, k, out);
+      for (int a = 0; a < static_cast<int>(algos.size()); ++a) {
+        gemm.use_algorithm(true, T, n, k, out, a);
+        char what[160];
+        std::snprintf(what, sizeof what, "%s algo %d T=%lld: %s", out ? "out_proj" : "in_proj", a,
+                      static_cast<long long>(T), algos[static_cast<size_t>(a)].c_str());
+        row(what, time_graph(s, [&](int i) {
+              gemm.run(out ? y : zx, xn, out ? w_out[i % Lr] : w_in[i % Lr], true, T, n, k, out ? 1.0f : 0.0f, s);
+            }),
+            out ? out_bytes : in_bytes, copy_gbs);
+      }
+      for (int a = 0; a < static_cast<int>(algos.size()); ++a)  // back to the production choice
+        if (algos[static_cast<size_t>(a)].find("(chosen)") != std::string::npos) gemm.use_algorithm(true, T, n, k, out, a);
+    }
   // Above the fused rows, one layer is seven launches: its small kernels alone, then the whole chain
   // (the model's order; fp32 state, dt's activation inside the SSD step).
   float* resid_rows = dev_alloc<float>(maxB * kD);
@@ -228,19 +259,25 @@ void run() {
           cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
         }),
         T * kDi * 10.0, copy_gbs);
-    std::snprintf(what, sizeof what, "layer unfused T=%lld fp32 state", static_cast<long long>(T));
-    row(what, time_graph(s, [&](int i) {
-          const int l = i % Ls;
-          cuda::rmsnorm(xn, true, resid_rows, norm_w, T, kD, 1e-5f, s);
-          gemm.run(zx, xn, w_in[i % Lr], true, T, kDpr, kD, 0.0f, s);
-          cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b, slots,
-                                   T, kCd, kK, s);
-          cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, state + l * kHpn, false, Ls * kHpn, dims, slots, T, s,
-                           cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f});
-          cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
-          gemm.run(resid_rows, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s);
-        }),
-        in_bytes + out_bytes + 2.0 * T * (state_bytes + kCd * kK * 4.0), copy_gbs);
+    // The model's chain above 4 rows (not gated: decode v10).
+    for (bool bf16 : {false, true}) {
+      std::snprintf(what, sizeof what, "layer unfused T=%lld %s state", static_cast<long long>(T),
+                    bf16 ? "bf16" : "fp32");
+      row(what, time_graph(s, [&](int i) {
+            const int l = i % Ls;
+            void* st = bf16 ? static_cast<void*>(reinterpret_cast<uint16_t*>(state) + l * kHpn)
+                            : static_cast<void*>(state + l * kHpn);
+            cuda::rmsnorm(xn, true, resid_rows, norm_w, T, kD, 1e-5f, s);
+            gemm.run(zx, xn, w_in[i % Lr], true, T, kDpr, kD, 0.0f, s);
+            cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b,
+                                     slots, T, kCd, kK, s);
+            cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, T, s,
+                             cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f});
+            cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
+            gemm.run(resid_rows, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s);
+          }),
+          in_bytes + out_bytes + 2.0 * T * (state_bytes / (bf16 ? 2 : 1) + kCd * kK * 4.0), copy_gbs);
+    }
   }
   std::printf("\nread ceiling %.0f GB/s = %.0f%% of copy\n", read_gbs, 100.0 * read_gbs / copy_gbs);
 }

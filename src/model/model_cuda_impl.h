@@ -68,6 +68,7 @@ struct CudaMamba2Model::Impl {
   int64_t rows = 0, seq_rows = 0;
   float *resid = nullptr, *zx = nullptr, *xbc = nullptr, *dt = nullptr, *y = nullptr, *xlast = nullptr,
         *logits = nullptr, *ssd_scratch = nullptr;
+  float* ssq = nullptr;  // fused decode: Σ g² per (row, head) from the gated SSD step
   void *xn = nullptr, *yn = nullptr;
   int32_t* ints = nullptr;     // packed per-call index arrays (tokens, sequences, chunks)
   int32_t* host_ints = nullptr;  // pinned mirror

@@ -11,6 +11,7 @@
 
 #include "cuda_test_util.h"
 #include "engine/sampler.h"
+#include "kernels/cpu/activations.h"
 #include "kernels/cpu/conv1d.h"
 #include "kernels/cpu/dt_embedding.h"
 #include "kernels/cpu/matmul.h"
@@ -313,6 +314,34 @@ void check_ssd_decode(bool bf16_state, int64_t Bn) {
   EXPECT_LE(rel_error(got, ref), bf16_state ? 1e-2 : 1e-6);
   auto got_states = bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download();
   EXPECT_LE(rel_error(got_states, ref_states), bf16_state ? 1e-2 : 1e-6);
+  // Gated (the fused decode's DecodeGate): g = y · silu(z) in place of y, Σ g² per (row, head), from the
+  // same states again; padding rows give g = 0 and Σ = 0.
+  const int64_t zs = kDi + 12;
+  auto z = test::random_vec(Bn * zs, -4, 4, rng);
+  std::vector<float> ref_g(ref.size()), ref_ssq(Bn * kH, 0.0f);
+  for (int64_t b = 0; b < Bn; ++b)
+    for (int64_t h = 0; h < kH; ++h) {
+      double ss = 0;
+      for (int64_t p = 0; p < kP; ++p) {
+        const int64_t c = h * kP + p;
+        ref_g[b * kDi + c] = ref[b * kDi + c] * cpu::silu(z[b * zs + c]);
+        ss += static_cast<double>(ref_g[b * kDi + c]) * ref_g[b * kDi + c];
+      }
+      ref_ssq[b * kH + h] = static_cast<float>(ss);
+    }
+  st32.upload(states);
+  st16.upload(st16h);
+  DeviceBuffer<float> dz(z), ssq(Bn * kH);
+  y.poison();
+  ssq.poison();
+  cuda::ssd_decode(y.get(), cuda::SsdIn{dx.get(), kCd, ddt.get(), dA.get(), dD.get()},
+                   bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims, dslots.get(), Bn,
+                   nullptr, {}, cuda::DecodeGate{dz.get(), zs, ssq.get()});
+  auto got_g = y.download(), got_ssq = ssq.download();
+  ASSERT_TRUE(test::all_finite(got_g) && test::all_finite(got_ssq));
+  EXPECT_LE(rel_error(got_g, ref_g), bf16_state ? 1e-2 : 1e-5);
+  EXPECT_LE(rel_error(got_ssq, ref_ssq), bf16_state ? 2e-2 : 1e-5);
+  for (int64_t h = 0; h < kH; ++h) EXPECT_EQ(got_ssq[2 * kH + h], 0.0f) << "padding row, head " << h;
 }
 
 TEST(CudaKernels, SsdDecodeFp32State) {
@@ -423,6 +452,12 @@ TEST(CudaKernels, DecodeFusedShapeRules) {
   EXPECT_NE(message([&] { cuda::decode_head(nullptr, nullptr, nullptr, 1e-5f, nullptr, 1, 100, 12, nullptr); })
                 .find("fused decode: 12 input columns"),
             std::string::npos);
+  EXPECT_FALSE(cuda::decode_fused_supported(1, 384, 4096, 64, 1676, 4));  // 64 groups: over the prologue's 32
+  EXPECT_NE(message([&] {
+              cuda::decode_out_proj(nullptr, nullptr, nullptr, nullptr, 10, nullptr, 256, 1e-5f, nullptr, 1, 384, 768,
+                                    nullptr);
+            }).find("fused decode out_proj: groups of 256 channels over 768 channels and 10 heads"),
+            std::string::npos);  // 3 groups cannot each take whole heads of 10
 }
 
 TEST(CudaKernels, DecodeFusedInProj) {
@@ -487,10 +522,17 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
     g = test::bf16_round(g);
     cpu::matmul_forward(ref.data(), g.data(), MatrixRef{w.data(), DType::F32, kD, kDi}, bias.data(), T);
     for (size_t i = 0; i < ref.size(); ++i) ref[i] += resid[i];
-    DeviceBuffer<float> dy(y), dz(z), dg(gate_w), dresid(resid), dbias(bias);
+    // The kernel's inputs as the gated SSD step leaves them: g = y · silu(z), Σ g² per head.
+    std::vector<float> gated(T * kDi), ssq(T * kH, 0.0f);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < kDi; ++c) {
+        gated[t * kDi + c] = y[t * kDi + c] * cpu::silu(z[t * zs + c]);
+        ssq[t * kH + c / kP] += gated[t * kDi + c] * gated[t * kDi + c];
+      }
+    DeviceBuffer<float> dgated(gated), dssq(ssq), dg(gate_w), dresid(resid), dbias(bias);
     DeviceBuffer<uint16_t> dw(to_bf16_bits(w));
-    cuda::decode_out_proj(dresid.get(), dbias.get(), dy.get(), dz.get(), zs, dg.get(), kDi / kG, 1e-5f, dw.get(), T, kD,
-                          kDi, nullptr);
+    cuda::decode_out_proj(dresid.get(), dbias.get(), dgated.get(), dssq.get(), kH, dg.get(), kDi / kG, 1e-5f, dw.get(),
+                          T, kD, kDi, nullptr);
     auto got = dresid.download();
     ASSERT_TRUE(test::all_finite(got));
     EXPECT_LE(rel_error(got, ref), 1e-4) << "T " << T;

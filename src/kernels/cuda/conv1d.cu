@@ -126,6 +126,8 @@ __device__ bool decode_lane(int64_t i, int64_t Bn, int64_t C, const int32_t* slo
 __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
                                    int64_t slot_stride, const float* w, const float* bias, const int32_t* slots,
                                    int64_t Bn, int64_t C, int K) {
+  pdl_wait();  // launched with programmatic dependent launch: in_proj's output
+  pdl_trigger();
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   int64_t b, c;
   int slot;
@@ -152,6 +154,8 @@ __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_strid
 __global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
                                     int64_t slot_stride, const float4* w, const float* bias, const int32_t* slots,
                                     int64_t Bn, int64_t C) {
+  pdl_wait();
+  pdl_trigger();  // the SSD step after this starts bringing in its state tiles while this kernel runs
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   int64_t b, c;
   int slot;
@@ -194,14 +198,12 @@ void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* c
   if (Bn == 0) return;
   const bool aligned = reinterpret_cast<uintptr_t>(conv_state) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
   if (K == 4 && slot_stride % 4 == 0 && aligned) {
-    conv_decode4_kernel<<<blocks_for(Bn * C, 256), 256, 0, s>>>(out, in, in_stride, conv_state, slot_stride,
-                                                                reinterpret_cast<const float4*>(w), bias, slots, Bn, C);
-    PCM_CUDA_LAUNCH();
+    PCM_CUDA(launch_pdl(conv_decode4_kernel, dim3(blocks_for(Bn * C, 256)), dim3(256), 0, s, out, in, in_stride,
+                        conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, slots, Bn, C));
     return;
   }
-  conv_decode_kernel<<<blocks_for(Bn * C, 256), 256, 0, s>>>(out, in, in_stride, conv_state, slot_stride, w, bias,
-                                                             slots, Bn, C, static_cast<int>(K));
-  PCM_CUDA_LAUNCH();
+  PCM_CUDA(launch_pdl(conv_decode_kernel, dim3(blocks_for(Bn * C, 256)), dim3(256), 0, s, out, in, in_stride,
+                      conv_state, slot_stride, w, bias, slots, Bn, C, static_cast<int>(K)));
 }
 
 }  // namespace pcm::cuda

@@ -66,6 +66,12 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
               results, returned);
 }
 
+cublasStatus_t cublasLtMatmulAlgoConfigGetAttribute(const cublasLtMatmulAlgo_t* algo,
+                                                   cublasLtMatmulAlgoConfigAttributes_t attr, void* buf, size_t bytes,
+                                                   size_t* written) {
+  PCM_FORWARD(cublasLtMatmulAlgoConfigGetAttribute, algo, attr, buf, bytes, written);
+}
+
 cublasStatus_t cublasLtMatmulDescCreate(cublasLtMatmulDesc_t* desc, cublasComputeType_t compute,
                                         cudaDataType_t scale) {
   PCM_FORWARD(cublasLtMatmulDescCreate, desc, compute, scale);

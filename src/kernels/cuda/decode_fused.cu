@@ -2,15 +2,18 @@
 // kernels around it folded in, so a layer is three launches (in_proj, SSD step, out_proj) instead of seven:
 //   in_proj:  RMSNorm of the residual rows (prologue) · W_in, then per output feature (epilogue):
 //             z stored, xBC through the conv window + SiLU, dt through softplus + bias + clamp
-//   out_proj: grouped gated RMSNorm of (y, z) (prologue) · W_out, residual add (epilogue)
+//   out_proj: grouped gated RMSNorm (prologue: the scale only, the SSD step gated and summed) · W_out,
+//             residual add (epilogue)
 //   head:     RMSNorm (prologue) · lm_head
 // At batch 1 the step is bound by streaming the weights, and the small kernels were ~30 µs of latency
 // per layer. A persistent grid (2 blocks per SM) builds the normalised rows once per block in shared
-// memory (bf16, as the unfused path rounds them), then each warp streams whole weight rows with 16-byte
-// loads. The kernels are launched with programmatic dependent launch: before waiting for the previous
-// kernel, each warp already prefetches its first weight row into L2 and its first slab into registers.
+// memory (bf16, as the unfused path rounds them), then each warp streams whole weight rows: short rows
+// with 16-byte register loads, long ones (out_proj) through a ring of bulk copies into shared memory. The
+// kernels are launched with programmatic dependent launch: before waiting for the previous kernel, each
+// warp already has its first weights loaded or requested.
 #include <algorithm>
 
+#include "kernels/cuda/bulk_copy.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
@@ -19,9 +22,17 @@ namespace pcm::cuda {
 namespace {
 
 constexpr int kWarps = 8, kThreads = kWarps * 32;
-constexpr int kSlab = 8;                   // 16-byte weight loads in flight per lane
-constexpr int64_t kPrefetchBytes = 16384;  // of each warp's first row, into L2 before the wait
+constexpr int kSlab = 16;                  // register loop: 16-byte weight loads in flight per lane (an 8 KiB row per warp)
+constexpr int64_t kPrefetchBytes = 16384;  // register loop: of each warp's first row, into L2 before the wait
+constexpr int kChunk = 256;                // ring: 16-byte words per chunk of a weight row (4 KiB)
+constexpr int kStages = 2;                 // ring: chunks in flight per warp
+constexpr int64_t kRingBytes = int64_t{kWarps} * kStages * kChunk * 16;
+// Rows this long take the ring: out_proj's 16 KiB rows are ~2 per warp, so the register loop's ramp at
+// each row is not amortised (H200, v9 call 2: out_proj 28.6 -> 23.9 µs through the ring, while in_proj's
+// 8 KiB rows, ~9 per warp, ran 43.0 µs with registers and 51.5 through the ring).
+constexpr int64_t kRingRowBytes = 16384;
 constexpr int kMaxK = 8;                   // conv taps
+constexpr int kMaxGroups = 32;             // gated norm groups per row
 
 // ---- prologues: fill xs[r][0..k) (bf16) for the R input rows, then __syncthreads ------------------------
 
@@ -41,7 +52,8 @@ struct NormPrologue {
     for (int r = 0; r < R; ++r) {
       ss[r] = 0.0f;
       const float4* row = reinterpret_cast<const float4*>(in + r * k);
-      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {
+#pragma unroll 4
+      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {  // 4 loads in flight, not one
         const float4 v = row[i];
         ss[r] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
       }
@@ -58,6 +70,7 @@ struct NormPrologue {
       const float4* row = reinterpret_cast<const float4*>(in + r * k);
       const float4* wt = reinterpret_cast<const float4*>(weight);
       __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k);
+#pragma unroll 4
       for (int64_t i = threadIdx.x; i < k4; i += kThreads) {
         const float4 v = row[i], g = wt[i];
         out[2 * i] = __floats2bfloat162_rn(v.x * scale * g.x, v.y * scale * g.y);
@@ -68,37 +81,43 @@ struct NormPrologue {
   }
 };
 
-// g = y * silu(z) normalised over each group of `group` channels, times weight (cuda::gated_rmsnorm).
-// Warp per (row, group); the second pass re-reads y and z (L1) instead of holding the group.
-struct GatedPrologue {
-  const float* y;  // [R, k]
-  const float* z;  // row r at z + r * z_stride
-  int64_t z_stride;
+// The grouped gated RMSNorm from the SSD step's gated outputs (DecodeGate): g = y * silu(z) and each head's
+// Σ g² are already there, so the block only sums a group's head partials and makes one pass g * scale *
+// weight. Each block of the persistent grid builds the whole row: recomputing silu(z) and the squares
+// over y and z in two passes here cost 7 µs of out_proj's 24 at one row (bench/cuda_notes.md, decode v9).
+struct ScalePrologue {
+  const float* g;    // [R, k]
+  const float* ssq;  // [R, heads]
+  int64_t heads;     // heads / (k / group) consecutive heads form a group
   const float* weight;
   int64_t group;
   float eps;
 
   template <int R>
   __device__ void build(__nv_bfloat16* xs, int64_t k) const {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t groups = k / group, g4 = group / 4;
-    for (int64_t item = warp; item < R * groups; item += kWarps) {
-      const int64_t r = item / groups, c0 = (item % groups) * group;
-      const float4* yv = reinterpret_cast<const float4*>(y + r * k + c0);
-      const float4* zv = reinterpret_cast<const float4*>(z + r * z_stride + c0);
-      float ss = 0.0f;
-      for (int64_t i = lane; i < g4; i += 32) {
-        const float4 a = yv[i], b = zv[i];
-        const float4 g = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
-        ss += g.x * g.x + g.y * g.y + g.z * g.z + g.w * g.w;
-      }
-      const float scale = rsqrtf(warp_sum(ss) / static_cast<float>(group) + eps);
-      const float4* wt = reinterpret_cast<const float4*>(weight + c0);
-      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k + c0);
-      for (int64_t i = lane; i < g4; i += 32) {
-        const float4 a = yv[i], b = zv[i], w = wt[i];
-        out[2 * i] = __floats2bfloat162_rn(a.x * silu_f(b.x) * scale * w.x, a.y * silu_f(b.y) * scale * w.y);
-        out[2 * i + 1] = __floats2bfloat162_rn(a.z * silu_f(b.z) * scale * w.z, a.w * silu_f(b.w) * scale * w.w);
+    __shared__ float scale[R][kMaxGroups];
+    const int groups = static_cast<int>(k / group), hpg = static_cast<int>(heads / groups);
+    for (int item = threadIdx.x; item < R * groups; item += kThreads) {
+      const int r = item / groups, gi = item % groups;
+      const float* part = ssq + r * heads + gi * hpg;
+      float t = 0.0f;
+#pragma unroll 8
+      for (int j = 0; j < hpg; ++j) t += part[j];
+      scale[r][gi] = rsqrtf(t / static_cast<float>(group) + eps);
+    }
+    __syncthreads();
+    const int k4 = static_cast<int>(k / 4), group4 = static_cast<int>(group / 4);
+    const float4* wt = reinterpret_cast<const float4*>(weight);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float4* gv = reinterpret_cast<const float4*>(g + r * k);
+      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k);
+#pragma unroll 4
+      for (int i = threadIdx.x; i < k4; i += kThreads) {  // 4 loads of each in flight, not one
+        const float4 a = gv[i], w = wt[i];
+        const float sc = scale[r][i / group4];
+        out[2 * i] = __floats2bfloat162_rn(a.x * sc * w.x, a.y * sc * w.y);
+        out[2 * i + 1] = __floats2bfloat162_rn(a.z * sc * w.z, a.w * sc * w.w);
       }
     }
     __syncthreads();
@@ -161,14 +180,35 @@ struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
 
 // ---- the persistent GEMV ---------------------------------------------------------------------------------
 
+// Each warp walks the chunks of its rows (row, row + stride, ...; kChunk 16-byte words of one weight row
+// per chunk) through a ring of kStages shared-memory slots: the copy engine fills a slot (one bulk copy,
+// completion on the slot's mbarrier) while the lanes compute on the others, and the slot is asked for
+// again as soon as the warp has read it. So every warp keeps kStages chunks in flight at all times, the
+// row ends and epilogues included, with no registers held: 128 KiB per SM at 2 blocks of 8 warps, where
+// register-staged loads kept at most 64 KiB and less around each row's end (bench/cuda_notes.md, v9).
+struct Ring {
+  uint4* slots;    // [kStages][kChunk] of this warp
+  uint64_t* bars;  // [kStages]
+  const uint4* W;
+  int64_t k8, row0, stride, chunks, total;  // this warp's chunks: total = its rows x chunks per row
+
+  // Lane 0: ask for chunk g (row row0 + (g / chunks) * stride, part g % chunks) into slot g % kStages.
+  __device__ void request(int64_t g) const {
+    const int64_t r = row0 + (g / chunks) * stride, c = g % chunks;
+    const int64_t len = min(static_cast<int64_t>(kChunk), k8 - c * kChunk);
+    const int slot = static_cast<int>(g % kStages);
+    bulk_load_once(slots + slot * kChunk, W + r * k8 + c * kChunk, static_cast<uint32_t>(len * 16), bars + slot);
+  }
+};
+
+// Register loop (rows under kRingRowBytes): each warp streams its rows with kSlab 16-byte loads per lane,
+// the first slab loaded and the first row prefetched into L2 before the wait; the compiler keeps the next
+// slab's loads in flight (114-126 registers; capping them cost 10 µs of 43 on in_proj, v9 call 1).
 template <int R, class Pro, class Epi>
-__global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
-                                                                 int64_t k8) {
-  extern __shared__ uint4 xs[];  // [R][k8]: the normalised input rows, bf16
+__device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* xs) {
   const int lane = threadIdx.x & 31;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
   int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  // Before the wait: weights never depend on the previous kernel.
   uint4 wv[kSlab];
   if (row < n) {
     const char* first = reinterpret_cast<const char*>(W + row * k8);
@@ -207,12 +247,83 @@ __global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi ep
         }
       }
     }
+    // The next row's first slab before this row's reduction and epilogue (the conv step's dependent
+    // reads and writes): its latency hides theirs. The compiler cannot move these loads above the
+    // epilogue's stores itself.
+    if (row + stride < n) {
+      const uint4* nw = W + (row + stride) * k8;
+#pragma unroll
+      for (int u = 0; u < kSlab; ++u) {
+        const int64_t i = lane + 32 * u;
+        wv[u] = i < k8 ? __ldcs(nw + i) : make_uint4(0, 0, 0, 0);
+      }
+      loaded = true;
+    }
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const float v = warp_sum(acc[r]);
       if (lane == r) epi.store(r, row, v);
     }
   }
+}
+
+// Ring (rows of kRingRowBytes and more, i.e. few rows per warp): see Ring above.
+template <int R, class Pro, class Epi>
+__device__ void gemv_ring(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* smem) {
+  __shared__ uint64_t bars[kWarps][kStages];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  uint4* xs = smem + kWarps * kStages * kChunk;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps, chunks = (k8 + kChunk - 1) / kChunk;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kWarps + warp;
+  const int64_t rows = row0 < n ? (n - 1 - row0) / stride + 1 : 0;
+  const Ring ring{smem + warp * kStages * kChunk, bars[warp], W, k8, row0, stride, chunks, rows * chunks};
+  // Before the wait: weights never depend on the previous kernel.
+  if (lane == 0) {
+#pragma unroll
+    for (int st = 0; st < kStages; ++st) barrier_init(&bars[warp][st]);
+    for (int64_t g = 0; g < min(static_cast<int64_t>(kStages), ring.total); ++g) ring.request(g);
+  }
+  pdl_wait();
+  pdl_trigger();
+  pro.template build<R>(reinterpret_cast<__nv_bfloat16*>(xs), k8 * 8);  // ends with __syncthreads
+  int64_t g = 0;
+  for (int64_t row = row0; row < n; row += stride) {
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    for (int64_t c = 0; c < chunks; ++c, ++g) {
+      const int slot = static_cast<int>(g % kStages);
+      barrier_wait(&bars[warp][slot], static_cast<uint32_t>((g / kStages) & 1));
+      const uint4* w = ring.slots + slot * kChunk;
+      const int64_t i0 = c * kChunk, len = min(static_cast<int64_t>(kChunk), k8 - i0);
+#pragma unroll
+      for (int u = 0; u < kChunk / 32; ++u) {
+        const int i = lane + 32 * u;
+        if (i < len) {
+          const uint4 wv = w[i];
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r] += dot8(wv, xs[r * k8 + i0 + i]);
+        }
+      }
+      __syncwarp();  // every lane has read the slot
+      if (lane == 0 && g + kStages < ring.total) ring.request(g + kStages);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const float v = warp_sum(acc[r]);
+      if (lane == r) epi.store(r, row, v);
+    }
+  }
+}
+
+template <int R, bool kUseRing, class Pro, class Epi>
+__global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
+                                                                 int64_t k8) {
+  extern __shared__ uint4 smem[];  // ring path: the rings [kWarps][kStages][kChunk], then xs; else xs only
+  if constexpr (kUseRing)
+    gemv_ring<R>(pro, epi, W, n, k8, smem);
+  else
+    gemv_registers<R>(pro, epi, W, n, k8, smem);
 }
 
 int sm_count() {
@@ -227,12 +338,15 @@ int sm_count() {
 
 // Dynamic shared memory a launch may use: 48 KiB (the default limit) less room for the prologues' static
 // arrays, whose bytes count against the same limit; raised by decode_fused_prepare.
-constexpr int64_t kStaticSmemRoom = 1024, kSmemCap = 200 * 1024;
+constexpr int64_t kStaticSmemRoom = 2048, kSmemCap = 200 * 1024;
 int64_t g_smem_limit = 48 * 1024 - kStaticSmemRoom;
 
 template <int R, class Pro, class Epi>
 void set_smem_limit(int bytes) {
-  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, false, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                bytes));
+  PCM_CUDA(cudaFuncSetAttribute(fused_gemv_kernel<R, true, Pro, Epi>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                bytes));
 }
 
 template <class Pro, class Epi>
@@ -245,8 +359,9 @@ void set_smem_limits(int bytes) {
 
 template <int R, class Pro, class Epi>
 void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
-  auto* kernel = fused_gemv_kernel<R, Pro, Epi>;
-  const size_t smem = static_cast<size_t>(R * k) * 2;
+  const bool ring = k * 2 >= kRingRowBytes;
+  auto* kernel = ring ? fused_gemv_kernel<R, true, Pro, Epi> : fused_gemv_kernel<R, false, Pro, Epi>;
+  const size_t smem = static_cast<size_t>((ring ? kRingBytes : 0) + R * k * 2);
   PCM_CHECK(static_cast<int64_t>(smem) <= g_smem_limit,
             "fused decode: {} rows of {} columns need {} bytes of shared memory; decode_fused_prepare allowed {}", R, k,
             smem, g_smem_limit);
@@ -273,15 +388,16 @@ bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group
   // in_proj and the head take d input columns, out_proj d_inner: both rows sets must fit in shared memory.
   const int64_t max_k = std::max(d, d_inner);
   return T >= 1 && T <= kGemvMaxRows && d % 8 == 0 && d_inner % 8 == 0 && group > 0 && group % 4 == 0 &&
-         d_inner % group == 0 && z_stride % 4 == 0 && K >= 1 && K <= kMaxK && kGemvMaxRows * max_k * 2 <= kSmemCap;
+         d_inner % group == 0 && d_inner / group <= kMaxGroups && z_stride % 4 == 0 && K >= 1 && K <= kMaxK &&
+         kRingBytes + kGemvMaxRows * max_k * 2 <= kSmemCap;
 }
 
 void decode_fused_prepare(int64_t max_k) {
-  const int64_t bytes = kGemvMaxRows * max_k * 2;
+  const int64_t bytes = kRingBytes + kGemvMaxRows * max_k * 2;
   // Wider inputs are not supported (decode_fused_supported says no): the model keeps the unfused path.
   if (bytes <= g_smem_limit || bytes > kSmemCap) return;
   set_smem_limits<NormPrologue, InProjEpilogue>(static_cast<int>(bytes));
-  set_smem_limits<GatedPrologue, ResidualEpilogue>(static_cast<int>(bytes));
+  set_smem_limits<ScalePrologue, ResidualEpilogue>(static_cast<int>(bytes));
   set_smem_limits<NormPrologue, StoreEpilogue>(static_cast<int>(bytes));
   g_smem_limit = bytes;
 }
@@ -293,11 +409,15 @@ void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* n
   launch(T, NormPrologue{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s);
 }
 
-void decode_out_proj(float* resid, const float* out_bias, const float* y, const float* z, int64_t z_stride,
+void decode_out_proj(float* resid, const float* out_bias, const float* g, const float* ssq, int64_t heads,
                      const float* gate_w, int64_t group, float eps, const void* W, int64_t T, int64_t d,
                      int64_t d_inner, cudaStream_t s) {
   if (T == 0) return;
-  launch(T, GatedPrologue{y, z, z_stride, gate_w, group, eps}, ResidualEpilogue{resid, out_bias, d}, W, d, d_inner, s);
+  PCM_CHECK(group > 0 && group % 4 == 0 && d_inner % group == 0 && d_inner / group <= kMaxGroups &&
+                heads % (d_inner / group) == 0,
+            "fused decode out_proj: groups of {} channels over {} channels and {} heads (whole heads per group, "
+            "at most {} groups, a multiple of 4 channels each)", group, d_inner, heads, kMaxGroups);
+  launch(T, ScalePrologue{g, ssq, heads, gate_w, group, eps}, ResidualEpilogue{resid, out_bias, d}, W, d, d_inner, s);
 }
 
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
+#include <vector>
 
 struct cublasLtContext;
 
@@ -20,6 +22,12 @@ class Gemm {
   // C (null = Y) is the matrix beta scales: Y = X·Wᵀ + beta·C out of place (training's residual add).
   void run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
            cudaStream_t s, const float* C = nullptr);
+
+  // Benchmarks: the heuristic's first algorithms for one shape (one line each: tile, split-K, waves), and
+  // which of them run() takes for that shape from now on (by default the heuristic's first choice, or for
+  // decode-sized bf16 products the rule in gemm_cuda.cpp).
+  std::vector<std::string> algorithms(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate);
+  void use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, int index);
 
   struct Plan;
 

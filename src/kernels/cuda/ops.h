@@ -87,9 +87,18 @@ struct RawDt {
   const float* bias = nullptr;
   float lo = 0.0f, hi = 0.0f;
 };
-// One recurrence step for each row b on slot slots[b] (slot < 0: padding, y = 0).
+// The gate of the grouped gated RMSNorm after the step: with `z` set, the step writes g = y · silu(z)
+// in place of y (z of row b at z + b * z_stride, d_inner channels) and each head's Σ g² over its P
+// channels into ssq[b * H + h], so the norm needs no reduction pass of its own (decode_out_proj).
+struct DecodeGate {
+  const float* z = nullptr;
+  int64_t z_stride = 0;
+  float* ssq = nullptr;
+};
+// One recurrence step for each row b on slot slots[b] (slot < 0: padding, y = 0, ssq = 0).
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
-                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt = {});
+                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt = {},
+                const DecodeGate& gate = {});
 
 // ---- gemv.cu -------------------------------------------------------------------------------------
 // Y[T, n] = X[T, k] · W[n, k]ᵀ (+ beta · Y) for bf16 X, W and T <= kGemvMaxRows (decode at small batch).
@@ -125,8 +134,9 @@ struct DecodeInProjOut {
 // in_proj(rmsnorm(resid[T, d]) · norm_w) into `o`.
 void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,
                     int64_t T, int64_t d, cudaStream_t s);
-// resid[T, d] += out_proj(gated_rmsnorm(y, z)) (+ out_bias); y [T, d_inner], z rows at z + t * z_stride.
-void decode_out_proj(float* resid, const float* out_bias, const float* y, const float* z, int64_t z_stride,
+// resid[T, d] += out_proj(gated_rmsnorm(y, z)) (+ out_bias), from the gated step's outputs (DecodeGate):
+// g = y · silu(z) [T, d_inner] and ssq [T, heads] (Σ g² per head; heads / groups heads make a group).
+void decode_out_proj(float* resid, const float* out_bias, const float* g, const float* ssq, int64_t heads,
                      const float* gate_w, int64_t group, float eps, const void* W, int64_t T, int64_t d,
                      int64_t d_inner, cudaStream_t s);
 // logits[T, V] = lm_head(rmsnorm(resid[T, d]) · norm_w).

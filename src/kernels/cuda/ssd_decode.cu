@@ -26,36 +26,18 @@ struct alignas(sizeof(S) * V) StatePack {
   S v[V];
 };
 
-template <class S, int V, int J>
-__global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn in, S* state, int64_t slot_stride,
-                                                               SsdDims d, const int32_t* slots, RawDt raw, int lr) {
-  constexpr bool kBulk = V * sizeof(S) == 16;  // whole 16-byte packs: the tile arrives by one bulk copy
-  extern __shared__ __align__(128) unsigned char smem_raw[];
-  __shared__ uint64_t bar;
-  S* tile = reinterpret_cast<S*>(smem_raw);
-  const int h = blockIdx.x, b = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int warps = blockDim.x >> 5;
-  const int64_t PN = static_cast<int64_t>(d.P) * d.N;
-  const int slot = slots[b];  // copied in before the step
-  S* st = state + static_cast<int64_t>(slot < 0 ? 0 : slot) * slot_stride + h * PN;
-  if (slot >= 0) {
-    if constexpr (kBulk) {
-      if (threadIdx.x == 0) {
-        barrier_init(&bar);
-        bulk_load(tile, st, static_cast<uint32_t>(PN * sizeof(S)), &bar);
-      }
-    } else {
-      for (int64_t i = threadIdx.x; i < PN; i += blockDim.x) tile[i] = st[i];
-    }
-  }
-  pdl_wait();
-  pdl_trigger();
+// One (b, h) tile of a live slot: its inputs into registers, then wait() (the tile is in shared memory
+// after it), then each row p: s = decay * s + dt * x[p] * B, written back to `st`, y[p] = s · C + D x[p]
+// (times silu(z[p]) when gated). Returns the lane's Σ g² over the rows it wrote (gated; else 0).
+// x[p] and z[p] of the lane's next row are loaded one row ahead (the first before wait()): read where
+// they are used, each was a dependent global load per row (H200 window 1: the gated step reading z there
+// cost 15-38 µs per layer at B = 64-128).
+template <class S, int V, int J, class Wait>
+__device__ float step_tile(const S* tile, S* st, float* yb, int b, int h, const SsdIn& in, const SsdDims& d,
+                           const RawDt& raw, const DecodeGate& gate, int lr, Wait wait) {
+  constexpr bool kBulk = V * sizeof(S) == 16;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   const int64_t HP = static_cast<int64_t>(d.H) * d.P;
-  float* yb = y + b * HP + static_cast<int64_t>(h) * d.P;
-  if (slot < 0) {  // padding row: no state change
-    for (int p = threadIdx.x; p < d.P; p += blockDim.x) yb[p] = 0.0f;
-    return;
-  }
   const int g = h / (d.H / d.G), sub = lane % lr, rows_per_step = 32 / lr;
   const float* row = in.xbc + b * in.stride;
   const float* x = row + static_cast<int64_t>(h) * d.P;
@@ -74,15 +56,22 @@ __global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn i
       Bq[j][v] = ok ? Bv[n] : 0.0f;
       Cq[j][v] = ok ? Cv[n] : 0.0f;
     }
-  __syncthreads();  // the barrier's initialisation (bulk) or the tile (plain loads) is visible
-  if constexpr (kBulk) barrier_wait(&bar, 0);
+  const float* zb = gate.z ? gate.z + b * gate.z_stride + static_cast<int64_t>(h) * d.P : nullptr;
+  const int step = warps * rows_per_step;
+  int p = warp * rows_per_step + lane / lr;
+  float x_next = p < d.P ? x[p] : 0.0f, z_next = zb && p < d.P ? zb[p] : 0.0f;
+  wait();
   using Pack = StatePack<S, V>;
+  float ss = 0.0f;
 #pragma unroll 2
-  for (int p0 = warp * rows_per_step; p0 < d.P; p0 += warps * rows_per_step) {
-    const int p = p0 + lane / lr;
-    float acc = 0.0f, xp = 0.0f;
+  for (; p - lane / lr < d.P; p += step) {  // p - lane / lr: the warp's first row (same for all its lanes)
+    const float xp = x_next, zp = z_next;
+    if (p + step < d.P) {
+      x_next = x[p + step];
+      if (zb) z_next = zb[p + step];
+    }
+    float acc = 0.0f;
     if (p < d.P) {
-      xp = x[p];
       const float dx = dt * xp;
 #pragma unroll
       for (int j = 0; j < J; ++j) {
@@ -100,8 +89,71 @@ __global__ void __launch_bounds__(kMaxThreads) ssd_step_kernel(float* y, SsdIn i
       }
     }
     for (int o = lr / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (sub == 0 && p < d.P) yb[p] = acc + Dh * xp;
+    if (sub == 0 && p < d.P) {
+      float out = acc + Dh * xp;
+      if (zb) {
+        out *= silu_f(zp);
+        ss += out * out;
+      }
+      yb[p] = out;
+    }
   }
+  return ss;
+}
+
+// The head's Σ g² (gated step) from each lane's part, summed in a fixed order (same bits every run).
+// Every thread of the block calls it; it ends with the block synchronised.
+__device__ void write_head_ssq(float ss, float* red, float* out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  ss = warp_sum(ss);
+  if (lane == 0) red[warp] = ss;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float t = 0.0f;
+    for (int w = 0; w < warps; ++w) t += red[w];
+    *out = t;
+  }
+}
+
+// A block per (h, b) tile.
+// kThreads / kMinBlocks: the register cap that lets the blocks the shared memory allows be resident.
+template <class S, int V, int J, int kThreads, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) ssd_step_kernel(float* y, SsdIn in, S* state, int64_t slot_stride,
+                                                               SsdDims d, const int32_t* slots, RawDt raw,
+                                                               DecodeGate gate, int lr) {
+  constexpr bool kBulk = V * sizeof(S) == 16;  // whole 16-byte packs: the tile arrives by one bulk copy
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __shared__ uint64_t bar;
+  __shared__ float red[kThreads / 32];
+  S* tile = reinterpret_cast<S*>(smem_raw);
+  const int h = blockIdx.x, b = blockIdx.y;
+  const int64_t PN = static_cast<int64_t>(d.P) * d.N;
+  const int slot = slots[b];  // copied in before the step
+  S* st = state + static_cast<int64_t>(slot < 0 ? 0 : slot) * slot_stride + h * PN;
+  if (slot >= 0) {
+    if constexpr (kBulk) {
+      if (threadIdx.x == 0) {
+        barrier_init(&bar);
+        bulk_load(tile, st, static_cast<uint32_t>(PN * sizeof(S)), &bar);
+      }
+    } else {
+      for (int64_t i = threadIdx.x; i < PN; i += blockDim.x) tile[i] = st[i];
+    }
+  }
+  pdl_wait();
+  pdl_trigger();
+  float* yb = y + b * static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(h) * d.P;
+  float* ssq = gate.z ? gate.ssq + static_cast<int64_t>(b) * d.H + h : nullptr;
+  if (slot < 0) {  // padding row: no state change
+    for (int p = threadIdx.x; p < d.P; p += blockDim.x) yb[p] = 0.0f;
+    if (ssq && threadIdx.x == 0) *ssq = 0.0f;
+    return;
+  }
+  const float ss = step_tile<S, V, J>(tile, st, yb, b, h, in, d, raw, gate, lr, [&] {
+    __syncthreads();  // the barrier's initialisation (bulk) or the tile (plain loads) is visible
+    if constexpr (kBulk) barrier_wait(&bar, 0);
+  });
+  if (ssq) write_head_ssq(ss, red, ssq);
 }
 
 // Lanes per row for 16-byte packs of V values: the packs of a row, when they are a power of two up to 32
@@ -114,52 +166,73 @@ int lanes_per_row(int N, int V, int J) {
   return 0;
 }
 
-template <class S, int V, int J>
-void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-            const RawDt& raw, int64_t Bn, int lr, cudaStream_t s) {
-  auto* kernel = ssd_step_kernel<S, V, J>;
-  const size_t smem = static_cast<size_t>(d.P) * d.N * sizeof(S);
-  static const int max_smem = [] {
-    int dev = 0, v = 0;
+int max_smem_optin() {
+  static const int v = [] {
+    int dev = 0, n = 0;
     PCM_CUDA(cudaGetDevice(&dev));
-    PCM_CUDA(cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    return v;
+    PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    return n;
   }();
+  return v;
+}
+
+template <class S, int V, int J, int kThreads, int kMinBlocks>
+void launch_with(int threads, float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d,
+                 const int32_t* slots, const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
+  auto* kernel = ssd_step_kernel<S, V, J, kThreads, kMinBlocks>;
+  const size_t smem = static_cast<size_t>(d.P) * d.N * sizeof(S);
+  const int max_smem = max_smem_optin();
   PCM_CHECK(smem + 1024 <= static_cast<size_t>(max_smem), "CUDA SSD decode: a [{}, {}] state tile needs {} bytes of "
             "shared memory ({} available)", d.P, d.N, smem, max_smem);
   if (smem > 48 * 1024)
     PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
+  PCM_CUDA(launch_pdl(kernel, grid, dim3(threads), smem, s, y, in, state, slot_stride, d, slots, raw, gate, lr));
+}
+
+template <class S, int V, int J>
+void launch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
+            const RawDt& raw, const DecodeGate& gate, int64_t Bn, int lr, cudaStream_t s) {
   // Few (b, h) tiles: 16 warps per tile, so each warp has a few rows (latency). Many tiles: shared memory
   // bounds the blocks per SM (6 of 32 KiB fp32, 13 of 16 KiB bf16 at Codestral's shape); 8 warps per fp32
-  // tile turn it around faster, while bf16 needs 4 so that 13 blocks fit the 2048 threads (H200
-  // 2026-12-03, bench/cuda_notes.md decode v9: fp32 B=128 282 -> 270 µs with 8 warps, bf16 144 -> 160).
-  const int threads = Bn * d.H < 1024 ? 512 : sizeof(S) == 4 ? 256 : 128;
-  const dim3 grid(static_cast<unsigned>(d.H), static_cast<unsigned>(Bn));
-  PCM_CUDA(launch_pdl(kernel, grid, dim3(threads), smem, s, y, in, state, slot_stride, d, slots, raw, lr));
+  // tile turn it around faster, 4 per bf16 one (H200 2026-12-03, bench/cuda_notes.md decode v9: fp32 B=128
+  // 282 -> 270 µs with 8 warps, bf16 144 -> 160 with 8). With one 16-byte pack per lane (J = 1: N = 128)
+  // a register cap keeps those blocks resident: ≤ 40 registers for 6 fp32 blocks, ≤ 48 for 10 bf16 ones
+  // (12 would need 40 and spill); uncapped the step took 46 and 60 registers, i.e. 5 and 8 blocks (v10).
+  const bool many = Bn * d.H >= 1024;
+  const int threads = !many ? 512 : sizeof(S) == 4 ? 256 : 128;
+  if constexpr (J == 1 && V * sizeof(S) == 16) {
+    if (many) {
+      constexpr int kThreads = sizeof(S) == 4 ? 256 : 128, kMinBlocks = sizeof(S) == 4 ? 6 : 10;
+      return launch_with<S, V, J, kThreads, kMinBlocks>(threads, y, in, state, slot_stride, d, slots, raw, gate, Bn,
+                                                         lr, s);
+    }
+  }
+  launch_with<S, V, J, kMaxThreads, 1>(threads, y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
 }
 
 template <class S>
 void dispatch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
-              const RawDt& raw, int64_t Bn, cudaStream_t s) {
+              const RawDt& raw, const DecodeGate& gate, int64_t Bn, cudaStream_t s) {
   constexpr int V = 16 / sizeof(S);
   const bool aligned = reinterpret_cast<uintptr_t>(state) % 16 == 0 && (slot_stride * sizeof(S)) % 16 == 0;
   if (aligned) {
-    if (const int lr = lanes_per_row(d.N, V, 1)) return launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, Bn, lr, s);
-    if (const int lr = lanes_per_row(d.N, V, 2)) return launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, Bn, lr, s);
+    if (const int lr = lanes_per_row(d.N, V, 1)) return launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
+    if (const int lr = lanes_per_row(d.N, V, 2)) return launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
   }
-  launch<S, 1, 8>(y, in, state, slot_stride, d, slots, raw, Bn, 32, s);  // N <= 256: 8 columns per lane
+  launch<S, 1, 8>(y, in, state, slot_stride, d, slots, raw, gate, Bn, 32, s);  // N <= 256: 8 columns per lane
 }
 
 }  // namespace
 
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
-                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt) {
+                const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt, const DecodeGate& gate) {
   check_ssd_dims(d);
   if (Bn == 0) return;
   if (state_bf16)
-    dispatch(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, raw_dt, Bn, s);
+    dispatch(y, in, static_cast<__nv_bfloat16*>(state), slot_stride, d, slots, raw_dt, gate, Bn, s);
   else
-    dispatch(y, in, static_cast<float*>(state), slot_stride, d, slots, raw_dt, Bn, s);
+    dispatch(y, in, static_cast<float*>(state), slot_stride, d, slots, raw_dt, gate, Bn, s);
 }
 
 }  // namespace pcm::cuda
