@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "tensor/dtype.h"
+#include "util/error.h"
 
 namespace pcm {
 
@@ -18,7 +19,11 @@ struct MatrixRef {
     return static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * row_bytes(dtype, cols);
   }
   // Rows [r0, r0 + n) as a matrix of their own (rows are independent in every dtype, Q8_0 included).
-  MatrixRef rows_view(int64_t r0, int64_t n) const { return {row_ptr(r0), dtype, n, cols}; }
+  MatrixRef rows_view(int64_t r0, int64_t n) const {
+    PCM_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows, "rows_view: rows [{}, {}) outside a matrix of {} rows", r0,
+              r0 + n, rows);
+    return {row_ptr(r0), dtype, n, cols};
+  }
   // Converts row r to float32.
   void row_to_f32(int64_t r, float* out) const { convert_to_f32(row_ptr(r), dtype, out, static_cast<size_t>(cols)); }
 };

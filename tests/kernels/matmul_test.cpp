@@ -106,6 +106,33 @@ TEST(MatmulKernels, Avx2AndAvx512AgreeWithReference) {
   }
 }
 
+// The model runs in_proj as two products over row ranges of one weight matrix (rows_view): each must equal
+// its columns of the whole product, bias included, in every dtype and on both sides of the matvec/GEMM switch.
+TEST(MatmulRowsView, RowRangesEqualTheirColumnsOfTheWholeProduct) {
+  const int64_t R = 96, K = 64, split = 40;
+  std::vector<float> bias(static_cast<size_t>(R));
+  for (int64_t r = 0; r < R; ++r) bias[static_cast<size_t>(r)] = 0.01f * static_cast<float>(r);
+  for (DType dtype : {DType::F32, DType::BF16, DType::Q8_0})
+    for (int64_t T : {int64_t{1}, int64_t{37}}) {
+      const Weights w = make_weights(dtype, R, K, 5);
+      const std::vector<float> x = inputs(T, K);
+      std::vector<float> whole(static_cast<size_t>(T * R)), lo(static_cast<size_t>(T * split)),
+          hi(static_cast<size_t>(T * (R - split)));
+      cpu::matmul_forward(whole.data(), x.data(), w.ref, bias.data(), T, cpu::MatmulPrecision::Exact);
+      cpu::matmul_forward(lo.data(), x.data(), w.ref.rows_view(0, split), bias.data(), T, cpu::MatmulPrecision::Exact);
+      cpu::matmul_forward(hi.data(), x.data(), w.ref.rows_view(split, R - split), bias.data() + split, T,
+                          cpu::MatmulPrecision::Exact);
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t r = 0; r < R; ++r) {
+          const float got = r < split ? lo[t * split + r] : hi[t * (R - split) + r - split];
+          EXPECT_NEAR(got, whole[t * R + r], 1e-5f) << dtype_name(dtype) << " T=" << T << " row " << r;
+        }
+    }
+  const Weights w = make_weights(DType::F32, R, K, 5);
+  EXPECT_THROW(w.ref.rows_view(split, R), Error);  // past the last row: a named error, not a wild pointer
+  EXPECT_THROW(w.ref.rows_view(-1, 2), Error);
+}
+
 TEST(Q8_0Format, QuantisationRoundTripAndScale) {
   std::vector<float> x(64);
   for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i)) * (i < 32 ? 1.0f : 1e-3f);
