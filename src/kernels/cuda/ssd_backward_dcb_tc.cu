@@ -3,8 +3,8 @@
 // warp w owns the tile's rows 16 (w % 4) .. + 15 and columns 32 (w / 4) .. + 31, and keeps the sum over the heads in
 // registers. Why: dB and dC need only the head sum (B, C are per group), so the old per-head dCB (chunks x H x Q x Q
 // floats, 0.5 GB at 1.3B 4x2048) never goes to device memory, and the per-head products of dB/dC's second stage become
-// one per group (ssd_backward_bc_tc.cu). Operands straight from device memory into fragments (dY rows as A, X rows as
-// B: both row-major in p).
+// one per group (ssd_backward_bc_tc.cu). Each head's dY and X tiles come through cp.async stages in shared memory
+// (rounded to TF32 in place), fragments from there (dY rows as A, X rows as B: both row-major in p).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"

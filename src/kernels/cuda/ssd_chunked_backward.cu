@@ -561,7 +561,7 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
   dstate_pass_kernel<<<dim3(blocks_for(static_cast<int64_t>(k.d.P) * k.d.N, 256), k.d.H, seqs), 256, 0, s>>>(
       k, dstate0);
   PCM_CUDA_LAUNCH();
-  if (tc) {  // the same outputs from one block per (chunk, head) on mma.sync (ssd_backward_{dcb,dx,bc}_tc.cu)
+  if (tc) {  // same outputs on mma.sync: dcb, dB/dC per (tile, chunk, group[, split]); dx, U per (chunk, head)
     const int splits = bwd_tc::dcb_splits(k.d);  // dcb holds [chunks, G, splits, Q, Q] (<= [chunks, H, Q, Q])
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},

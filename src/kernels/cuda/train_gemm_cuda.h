@@ -44,17 +44,9 @@ class TrainGemm {
   // Y[T, n] = R[T, n] + X[T, k]·W[n, k]ᵀ: the residual add in the product's epilogue (cuBLASLt reads C = R
   // and writes D = Y), no copy of R first.
   void forward_add(float* Y, const float* R, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s);
-  // dX[T, k] = dY[T, n]·W[n, k] (beta 1: added).
-  void backward_input(float* dX, Operand dY, Operand W, int64_t T, int64_t n, int64_t k, float beta, cudaStream_t s) {
-    run(false, false, T, k, n, dY, n, W, k, beta, dX, k, s);
-  }
-  // dW[n, k] += dY[T, n]ᵀ·X[T, k].
-  void backward_weight(float* dW, Operand dY, Operand X, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
-    run(true, false, n, k, T, dY, n, X, k, 1.0f, dW, k, s);
-  }
-  // Both products of a projection's backward (backward_input, then backward_weight) with dY rounded to
-  // bf16 once for the two. `between` (may be empty) is enqueued after dX and before dW: work that needs
-  // dX and produces X (the gated norm's backward recomputes the out_proj input on its way).
+  // Both products of a projection's backward, dX[T, k] (+)= dY[T, n]·W[n, k] then dW[n, k] += dY[T, n]ᵀ·X[T, k],
+  // with dY rounded to bf16 once for the two. `between` (may be empty) is enqueued after dX and before dW:
+  // work that needs dX and produces X (the gated norm's backward recomputes the out_proj input on its way).
   void backward(float* dX, float beta, float* dW, Operand dY, Operand X, Operand W, int64_t T, int64_t n, int64_t k,
                 cudaStream_t s, const std::function<void()>& between = {});
 
