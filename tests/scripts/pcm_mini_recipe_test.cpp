@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
 
 #include "test_util.h"
@@ -20,6 +21,11 @@ std::string quoted(const std::string& s) { return "'" + s + "'"; }
 CommandResult recipe(const std::string& work, const std::string& args) {
   return run_command("bash " + quoted(testdata("../scripts/pcm-mini/recipe.sh")) + " --pcm /bin/true --work " +
                      quoted(work) + " " + args);
+}
+
+// Checkpoint directories of variant (b) as the recipe leaves them (names under runs/b).
+void make_b_dirs(const std::string& work, std::initializer_list<const char*> names) {
+  for (const char* n : names) fs::create_directories(work + "/runs/b/" + n);
 }
 
 TEST(PcmMiniRecipe, MissingCheckpointsAreNamedErrors) {
@@ -63,8 +69,7 @@ TEST(PcmMiniRecipe, BadOptionsAreNamedErrors) {
 TEST(PcmMiniRecipe, AFromBWithoutMetricsIsANamedError) {
   TempDir tmp;
   const std::string work = tmp.file("work dir");
-  fs::create_directories(work + "/runs/b/phase1-gsm8k");
-  fs::create_directories(work + "/runs/b/phase2-composed");
+  make_b_dirs(work, {"phase1-gsm8k", "phase2-composed"});
   auto r = recipe(work, "--stages train --variants 'a b' --a-from-b");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("--a-from-b: (b) has no metrics.jsonl in"), std::string::npos) << r.err;
@@ -73,9 +78,7 @@ TEST(PcmMiniRecipe, AFromBWithoutMetricsIsANamedError) {
 TEST(PcmMiniRecipe, AFromBLinksPhaseOneOfAFinishedB) {
   TempDir tmp;
   const std::string work = tmp.file("work dir");
-  fs::create_directories(work + "/runs/b/phase1-gsm8k");
-  fs::create_directories(work + "/runs/b/phase2-composed");
-  fs::create_directories(work + "/runs/b/phase2-composed.tmp");
+  make_b_dirs(work, {"phase1-gsm8k", "phase2-composed", "phase2-composed.tmp"});
   std::ofstream(work + "/runs/b/metrics.jsonl") << "{\"phase\": 1, \"step\": 1}\n{\"phase\": 2, \"step\": 2}\n";
   auto r = recipe(work, "--stages train --variants 'a b' --a-from-b");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -91,8 +94,7 @@ TEST(PcmMiniRecipe, AFromBLinksPhaseOneOfAFinishedB) {
 TEST(PcmMiniRecipe, InterruptedSaveIsNotAFinishedPhase) {
   TempDir tmp;
   const std::string work = tmp.file("work dir");
-  fs::create_directories(work + "/runs/b/phase1-gsm8k");
-  fs::create_directories(work + "/runs/b/phase2-composed.tmp");
+  make_b_dirs(work, {"phase1-gsm8k", "phase2-composed.tmp"});
   auto r = recipe(work, "--stages train --variants b");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err.find("already finished"), std::string::npos) << r.err;
@@ -104,8 +106,7 @@ TEST(PcmMiniRecipe, InterruptedSaveIsNotAFinishedPhase) {
 TEST(PcmMiniRecipe, EvalResultsOfOtherOptionsOrAnOlderModelAreNotReused) {
   TempDir tmp;
   const std::string work = tmp.file("work dir"), ck = work + "/runs/b/phase2-composed";
-  fs::create_directories(work + "/runs/b/phase1-gsm8k");
-  fs::create_directories(ck);
+  make_b_dirs(work, {"phase1-gsm8k", "phase2-composed"});
   std::ofstream(ck + "/model.safetensors") << "x";
   auto r = recipe(work, "--stages eval --variants b --eval-limit 3");  // /bin/true "evaluates"
   ASSERT_EQ(r.exit_code, 0) << r.err;
