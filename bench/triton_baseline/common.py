@@ -31,6 +31,21 @@ def make_ops(smoke, conv="triton"):
     return TritonOps(conv), "cuda"
 
 
+def start(a, kind, detail=""):
+    """The opening both scripts share: the ops (Triton on the GPU, plain torch for --smoke), the summary's
+    header lines, the autotune picks and the timeout hook; returns (ops, device)."""
+    ops, device = make_ops(a.smoke, a.conv)
+    name = "tiny (smoke)" if a.smoke else a.shape
+    say(a.summary, f"== triton baseline {kind}: {name}, {detail}{versions(device)}")
+    say(a.summary, f"  ops: {ops.origin}")
+    say(a.summary, f"  conv: {getattr(ops, 'conv_note', 'torch Conv1d + SiLU')}")
+    autotune_setup(ops, a.autotune_json, a.summary)
+    on_timeout(ops, a.autotune_json, a.summary)
+    Phase.name = "model init"
+    torch.manual_seed(0)
+    return ops, device
+
+
 def say(summary, line):
     print(line, flush=True)
     if summary:

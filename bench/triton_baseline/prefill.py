@@ -1,13 +1,13 @@
 """Prefill baseline: one forward of the whole Mamba-2 model (random bf16 weights, batch 1) over T tokens
 under torch.inference_mode, as MambaLMHeadModel computes it with the mamba_ssm Triton kernels: logits of
 the last position and every layer's conv and SSM state (what a prefill for generation must produce).
-Prints the median time, tok/s and peak memory per T, then where the GPU time goes (the conv is torch's)."""
+Prints the median time, tok/s and peak memory per T, then where the GPU time goes (the conv is a Triton
+kernel doing causal_conv1d's work, or torch's Conv1d with --conv torch)."""
 import time
 
 import torch
 
-from common import (Phase, autotune_record, autotune_setup, base_args, make_ops, on_timeout, peak_gb, reset_peak,
-                    say, sync, time_ms, versions)
+from common import Phase, autotune_record, base_args, peak_gb, reset_peak, say, start, sync, time_ms
 import breakdown
 from model import LM, SHAPES
 from ref_ops import RefOps, ssd_quadratic
@@ -47,16 +47,9 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--check-len", type=int, default=512, help="0: skip the layer check")
     a = ap.parse_args()
-    ops, device = make_ops(a.smoke, a.conv)
     shape = SHAPES["tiny" if a.smoke else a.shape]
     lengths = [64, 100] if a.smoke else [int(t) for t in a.lengths.split(",")]
-    say(a.summary, f"== triton baseline prefill: {'tiny (smoke)' if a.smoke else a.shape}, {versions(device)}")
-    say(a.summary, f"  ops: {ops.origin}")
-    say(a.summary, f"  conv: {getattr(ops, 'conv_note', 'torch Conv1d + SiLU')}")
-    autotune_setup(ops, a.autotune_json, a.summary)
-    on_timeout(ops, a.autotune_json, a.summary)
-    Phase.name = "model init"
-    torch.manual_seed(0)
+    ops, device = start(a, "prefill")
     dtype = torch.float32 if a.smoke else torch.bfloat16
     with torch.no_grad():
         model = LM(shape, ops, device, dtype).eval()

@@ -8,8 +8,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from common import (Phase, autotune_record, autotune_setup, base_args, make_ops, on_timeout, peak_gb, reset_peak,
-                    say, sync, time_ms, versions)
+from common import Phase, autotune_record, base_args, peak_gb, reset_peak, say, start, sync, time_ms
 import breakdown
 from model import LM, SHAPES
 
@@ -23,16 +22,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--profile-all", action="store_true", help="a GPU-time breakdown for every batch size")
     a = ap.parse_args()
-    ops, device = make_ops(a.smoke, a.conv)
     shape = SHAPES["tiny" if a.smoke else a.shape]
     seq = 32 if a.smoke else a.seq_len
-    say(a.summary, f"== triton baseline train: {'tiny (smoke)' if a.smoke else a.shape}, seq {seq}, {versions(device)}")
-    say(a.summary, f"  ops: {ops.origin}")
-    say(a.summary, f"  conv: {getattr(ops, 'conv_note', 'torch Conv1d + SiLU')}")
-    autotune_setup(ops, a.autotune_json, a.summary)
-    on_timeout(ops, a.autotune_json, a.summary)
-    Phase.name = "model init"
-    torch.manual_seed(0)
+    ops, device = start(a, "train", f"seq {seq}, ")
     model = LM(shape, ops, device, torch.float32).train()
     with torch.no_grad():
         for name, p in model.named_parameters():
