@@ -19,7 +19,8 @@ def base_args(desc):
     ap.add_argument("--conv", choices=["triton", "torch"], default="triton",
                     help="the causal conv + SiLU: conv_triton.py (causal_conv1d's work) or torch's Conv1d")
     ap.add_argument("--autotune-json", default=os.environ.get("BASELINE_AUTOTUNE_JSON", ""),
-                    help="restrict autotuning to the configs listed there when it exists; write the picks there")
+                    help="restrict autotuning to the configs listed there when it exists; write the picks there "
+                         "(default: autotune_<prefill|train>.json beside this script, the committed picks)")
     return ap
 
 
@@ -35,6 +36,8 @@ def start(a, kind, detail=""):
     """The opening both scripts share: the ops (Triton on the GPU, plain torch for --smoke), the summary's
     header lines, the autotune picks and the timeout hook; returns (ops, device)."""
     ops, device = make_ops(a.smoke, a.conv)
+    if not a.autotune_json and not a.smoke:  # any runner gets the short path, not a full autotune
+        a.autotune_json = os.path.join(HERE, f"autotune_{kind}.json")
     name = "tiny (smoke)" if a.smoke else a.shape
     say(a.summary, f"== triton baseline {kind}: {name}, {detail}{versions(device)}")
     say(a.summary, f"  ops: {ops.origin}")
