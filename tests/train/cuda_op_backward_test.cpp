@@ -121,40 +121,43 @@ TEST(CudaConvBackward, MatchesCpuPerDocument) {
 }
 
 // A batch longer than 256 tiles of 64 rows (tiles grow to 65 rows), documents of random lengths (tile
-// edges fall inside documents and next to their starts), K = 3 and 4, no bias for K = 3.
+// edges fall inside documents and next to their starts), K = 3 and 4, no bias for K = 3; an odd width (a
+// channel per thread) and an even one (pairs of channels, 8-byte loads).
 TEST(CudaConvBackward, LongBatchMatchesCpuPerDocument) {
   PCM_REQUIRE_GPU();
-  const int64_t T = 16500, C = 7, stride = 9;
-  std::mt19937 rng(21);
-  std::vector<int32_t> begins, doc_begin(T);
-  for (int64_t t = 0; t < T;) {
-    begins.push_back(static_cast<int32_t>(t));
-    const int64_t len = std::min<int64_t>(T - t, 1 + static_cast<int64_t>(rng() % 300));
-    for (int64_t i = 0; i < len; ++i) doc_begin[static_cast<size_t>(t + i)] = static_cast<int32_t>(t);
-    t += len;
-  }
-  begins.push_back(static_cast<int32_t>(T));
-  for (const int64_t K : {3, 4}) {
-    const bool with_bias = K == 4;
-    std::vector<float> in = test::random_vec(T * stride, -1, 1, rng), w = test::random_vec(C * K, -1, 1, rng),
-                       b = test::random_vec(C, -1, 1, rng), dout = test::random_vec(T * C, -1, 1, rng);
-    std::vector<float> din(T * stride, 0.0f), dw(C * K, 0.25f), db(C, 0.5f);
-    const std::vector<float> dw0 = dw, db0 = db;
-    for (size_t i = 0; i + 1 < begins.size(); ++i) {
-      const int64_t b0 = begins[i], len = begins[i + 1] - b0;
-      cpu::conv1d_silu_backward(din.data() + b0 * stride, stride, dw.data(), with_bias ? db.data() : nullptr, nullptr,
-                                dout.data() + b0 * C, in.data() + b0 * stride, stride, nullptr, w.data(),
-                                with_bias ? b.data() : nullptr, len, C, K);
+  for (const auto& [C, stride] : {std::pair<int64_t, int64_t>{7, 9}, {10, 12}}) {
+    const int64_t T = 16500;
+    std::mt19937 rng(21);
+    std::vector<int32_t> begins, doc_begin(T);
+    for (int64_t t = 0; t < T;) {
+      begins.push_back(static_cast<int32_t>(t));
+      const int64_t len = std::min<int64_t>(T - t, 1 + static_cast<int64_t>(rng() % 300));
+      for (int64_t i = 0; i < len; ++i) doc_begin[static_cast<size_t>(t + i)] = static_cast<int32_t>(t);
+      t += len;
     }
-    DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(T * stride, 0.0f)),
-        d_dw(dw0), d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
-    DeviceBuffer<int32_t> d_rows(doc_begin);
-    cuda::conv1d_silu_backward(d_din.get(), nullptr, stride, d_dw.get(), with_bias ? d_db.get() : nullptr, d_dout.get(),
-                               d_in.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr, d_rows.get(), T, C, K,
-                               scratch.get(), nullptr);
-    EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5) << "K " << K;
-    EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5) << "K " << K;
-    EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5) << "K " << K;
+    begins.push_back(static_cast<int32_t>(T));
+    for (const int64_t K : {3, 4}) {
+      const bool with_bias = K == 4;
+      std::vector<float> in = test::random_vec(T * stride, -1, 1, rng), w = test::random_vec(C * K, -1, 1, rng),
+                         b = test::random_vec(C, -1, 1, rng), dout = test::random_vec(T * C, -1, 1, rng);
+      std::vector<float> din(T * stride, 0.0f), dw(C * K, 0.25f), db(C, 0.5f);
+      const std::vector<float> dw0 = dw, db0 = db;
+      for (size_t i = 0; i + 1 < begins.size(); ++i) {
+        const int64_t b0 = begins[i], len = begins[i + 1] - b0;
+        cpu::conv1d_silu_backward(din.data() + b0 * stride, stride, dw.data(), with_bias ? db.data() : nullptr, nullptr,
+                                  dout.data() + b0 * C, in.data() + b0 * stride, stride, nullptr, w.data(),
+                                  with_bias ? b.data() : nullptr, len, C, K);
+      }
+      DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(T * stride, 0.0f)),
+          d_dw(dw0), d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
+      DeviceBuffer<int32_t> d_rows(doc_begin);
+      cuda::conv1d_silu_backward(d_din.get(), nullptr, stride, d_dw.get(), with_bias ? d_db.get() : nullptr,
+                                 d_dout.get(), d_in.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr,
+                                 d_rows.get(), T, C, K, scratch.get(), nullptr);
+      EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5) << "C " << C << " K " << K;
+      EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5) << "C " << C << " K " << K;
+      EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5) << "C " << C << " K " << K;
+    }
   }
 }
 

@@ -90,32 +90,35 @@ TEST(CudaTrainFused, DtBackwardMatchesCpuWithBf16Copy) {
   EXPECT_EQ(d_dbias2.download(), d_dbias.download());
 }
 
-// The bf16 gradient of a chunk is the in-place fp32 gradient rounded; the logits stay as they were.
+// The bf16 gradient of a chunk is the in-place fp32 gradient rounded; the logits stay as they were. Widths
+// and strides that are multiples of 4 (16-byte loads) and ones that are not.
 TEST(CudaTrainFused, XentGradBf16IsTheRoundedInPlaceGradient) {
   PCM_REQUIRE_GPU();
-  const int64_t n = 70, vc = 3000, ld = 3100, v0 = 1000;
-  std::mt19937 rng(33);
-  std::vector<float> logits = test::random_vec(n * ld, -8, 8, rng), lse(n);
-  std::vector<int32_t> targets(n);
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (int64_t j = 0; j < vc; ++j) s += std::exp(logits[i * ld + j]);
-    lse[i] = static_cast<float>(std::log(s)) + 0.5f;  // as if other chunks held the rest
-    targets[i] = static_cast<int32_t>(i % 3 == 0 ? v0 + (rng() % vc) : rng() % 5000);
-  }
-  DeviceBuffer<float> d_logits(logits), d_inplace(logits), d_lse(lse);
-  DeviceBuffer<int32_t> d_targets(targets);
-  DeviceBuffer<uint16_t> d_g16(n * vc);
-  cuda::xent_chunk_grad(d_inplace.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr);
-  cuda::xent_chunk_grad(d_logits.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr, d_g16.get());
-  const std::vector<float> g = d_inplace.download(), g16 = test::bf16_bits_to_f32(d_g16.download());
-  EXPECT_EQ(d_logits.download(), logits);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < vc; ++j) {
-      const float want = std::exp(logits[i * ld + j] - lse[i]) - (targets[i] == v0 + j ? 1.0f : 0.0f);
-      ASSERT_NEAR(g[i * ld + j], want, 1e-6f + 1e-5f * std::abs(want));
-      ASSERT_EQ(g16[i * vc + j], test::bf16_round({g[i * ld + j]})[0]);
+  for (const auto& [vc, ld] : {std::pair<int64_t, int64_t>{3000, 3100}, {2999, 3001}}) {
+    const int64_t n = 70, v0 = 1000;
+    std::mt19937 rng(33);
+    std::vector<float> logits = test::random_vec(n * ld, -8, 8, rng), lse(n);
+    std::vector<int32_t> targets(n);
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t j = 0; j < vc; ++j) s += std::exp(logits[i * ld + j]);
+      lse[i] = static_cast<float>(std::log(s)) + 0.5f;  // as if other chunks held the rest
+      targets[i] = static_cast<int32_t>(i % 3 == 0 ? v0 + (rng() % vc) : rng() % 5000);
     }
+    DeviceBuffer<float> d_logits(logits), d_inplace(logits), d_lse(lse);
+    DeviceBuffer<int32_t> d_targets(targets);
+    DeviceBuffer<uint16_t> d_g16(n * vc);
+    cuda::xent_chunk_grad(d_inplace.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr);
+    cuda::xent_chunk_grad(d_logits.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr, d_g16.get());
+    const std::vector<float> g = d_inplace.download(), g16 = test::bf16_bits_to_f32(d_g16.download());
+    EXPECT_EQ(d_logits.download(), logits);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < vc; ++j) {
+        const float want = std::exp(logits[i * ld + j] - lse[i]) - (targets[i] == v0 + j ? 1.0f : 0.0f);
+        ASSERT_NEAR(g[i * ld + j], want, 1e-6f + 1e-5f * std::abs(want));
+        ASSERT_EQ(g16[i * vc + j], test::bf16_round({g[i * ld + j]})[0]);
+      }
+  }
 }
 
 // A product on operands rounded by their producer equals the one that rounds them itself; fp32 mode
@@ -201,6 +204,29 @@ TEST(CudaTrainFused, FlatAdamWWithPendingScalesMatchesScaledPerTensorUpdate) {
     ADD_FAILURE() << "expected an error for a misaligned buffer";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("16-byte aligned"), std::string::npos) << e.what();
+  }
+}
+
+// The operand rounding: the flat path (contiguous: the weights; a size that leaves a tail after the
+// unrolled loop) and the row path (strided, odd widths), each element rounded to nearest even.
+TEST(CudaTrainFused, F32ToBf16FlatAndRowPathsRoundEveryElement) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(36);
+  struct Case {
+    int64_t rows, cols, ld;
+  };
+  for (const Case& c : {Case{3001, 1028, 1028}, Case{5, 4, 4}, Case{300, 64, 72}, Case{77, 33, 33}, Case{9, 5, 7}}) {
+    std::vector<float> in = test::random_vec(c.rows * c.ld, -4, 4, rng);
+    in[0] = 1.0f + 1.0f / 256.0f;  // a tie: rounds to even (1.0)
+    DeviceBuffer<float> d_in(in);
+    DeviceBuffer<uint16_t> out(std::vector<uint16_t>(c.rows * c.cols, 0xFFFF));  // NaN poison
+    cuda::f32_to_bf16_2d(out.get(), d_in.get(), c.rows, c.cols, c.ld, nullptr);
+    const std::vector<float> got = test::bf16_bits_to_f32(out.download());
+    ASSERT_EQ(got[0], 1.0f);
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t k = 0; k < c.cols; ++k)
+        ASSERT_EQ(got[r * c.cols + k], test::bf16_round({in[r * c.ld + k]})[0])
+            << c.rows << "x" << c.cols << " ld " << c.ld << " at " << r << "," << k;
   }
 }
 

@@ -168,6 +168,30 @@ __global__ void to_bf16_2d_kernel(__nv_bfloat16* out, const float* in, int64_t r
   }
 }
 
+// A contiguous matrix as one flat array (the weights): kUnroll 16-byte loads in flight per thread over a
+// grid of a few blocks per SM (the row kernel above issued one load per thread, 8 KB per block).
+constexpr int kFlatUnroll = 4;
+__device__ __forceinline__ uint2 pack_bf16x4(const float4 v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 packed;
+  packed.x = *reinterpret_cast<uint32_t*>(&lo);
+  packed.y = *reinterpret_cast<uint32_t*>(&hi);
+  return packed;
+}
+__global__ void __launch_bounds__(256) to_bf16_flat_kernel(uint2* __restrict__ out, const float4* __restrict__ in,
+                                                           int64_t n4) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  for (; i + (kFlatUnroll - 1) * stride < n4; i += kFlatUnroll * stride) {
+    float4 v[kFlatUnroll];
+#pragma unroll
+    for (int q = 0; q < kFlatUnroll; ++q) v[q] = __ldcs(in + i + q * stride);  // read once: evict first
+#pragma unroll
+    for (int q = 0; q < kFlatUnroll; ++q) out[i + q * stride] = pack_bf16x4(v[q]);
+  }
+  for (; i < n4; i += stride) out[i] = pack_bf16x4(__ldcs(in + i));
+}
+
 }  // namespace
 
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s) {
@@ -176,6 +200,20 @@ void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, 
   const bool vec4 = cols % 4 == 0 && ld % 4 == 0 && reinterpret_cast<uintptr_t>(in) % 16 == 0 &&
                     reinterpret_cast<uintptr_t>(out) % 8 == 0;
   constexpr int kThreads = 256;
+  if (vec4 && ld == cols) {  // contiguous: one flat pass
+    static const int sms = [] {
+      int dev = 0, n = 0;
+      PCM_CUDA(cudaGetDevice(&dev));
+      PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+      return n;
+    }();
+    const int64_t n4 = rows * cols / 4;
+    const int64_t blocks = std::min<int64_t>((n4 + kThreads - 1) / kThreads, 8LL * sms);
+    to_bf16_flat_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(reinterpret_cast<uint2*>(dst),
+                                                                          reinterpret_cast<const float4*>(in), n4);
+    PCM_CUDA_LAUNCH();
+    return;
+  }
   const int64_t per_block = vec4 ? 4 * kThreads : kThreads;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>((cols + per_block - 1) / per_block, 64)),
                   static_cast<unsigned>(std::min<int64_t>(rows, 65535)));

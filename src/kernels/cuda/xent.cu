@@ -61,19 +61,42 @@ __global__ void finish_kernel(float* lse, float* loss, const float* run_max, con
 }
 
 // One block row per logits row (no index division); out16 null: in place.
+__device__ __forceinline__ float grad_of(float l, float lse, bool target) {
+  return expf(l - lse) - (target ? 1.0f : 0.0f);
+}
+// kVec4: 4 consecutive logits per thread (16-byte load, 8-byte bf16 store), for rows that allow it.
+template <bool kVec4>
 __global__ void grad_kernel(float* logits, int64_t ld, __nv_bfloat16* out16, const float* lse,
                             const int32_t* targets, int64_t v0, int64_t vc) {
   const int64_t i = blockIdx.x;  // rows on x: no 65535 limit
   const float m = lse[i];
   const int64_t tg = targets[i] - v0;
-  for (int64_t j = blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < vc;
-       j += static_cast<int64_t>(gridDim.y) * blockDim.x) {
+  constexpr int kPer = kVec4 ? 4 : 1;
+  for (int64_t j = kPer * (blockIdx.y * static_cast<int64_t>(blockDim.x) + threadIdx.x); j < vc;
+       j += kPer * static_cast<int64_t>(gridDim.y) * blockDim.x) {
     float* l = logits + i * ld + j;
-    const float g = expf(*l - m) - (j == tg ? 1.0f : 0.0f);
-    if (out16)
-      out16[i * vc + j] = __float2bfloat16(g);
-    else
-      *l = g;
+    if constexpr (kVec4) {
+      float4 v = *reinterpret_cast<const float4*>(l);
+      v.x = grad_of(v.x, m, j == tg);
+      v.y = grad_of(v.y, m, j + 1 == tg);
+      v.z = grad_of(v.z, m, j + 2 == tg);
+      v.w = grad_of(v.w, m, j + 3 == tg);
+      if (out16) {
+        __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+        uint2 packed;
+        packed.x = *reinterpret_cast<uint32_t*>(&lo);
+        packed.y = *reinterpret_cast<uint32_t*>(&hi);
+        *reinterpret_cast<uint2*>(out16 + i * vc + j) = packed;
+      } else {
+        *reinterpret_cast<float4*>(l) = v;
+      }
+    } else {
+      const float g = grad_of(*l, m, j == tg);
+      if (out16)
+        out16[i * vc + j] = __float2bfloat16(g);
+      else
+        *l = g;
+    }
   }
 }
 
@@ -102,8 +125,16 @@ void xent_finish(float* lse, float* loss, const float* run_max, const float* run
 void xent_chunk_grad(float* logits, int64_t ld, const float* lse, const int32_t* targets, int64_t n, int64_t v0,
                      int64_t vc, cudaStream_t s, uint16_t* out_bf16) {
   if (n == 0 || vc == 0) return;
-  const dim3 grid(static_cast<unsigned>(n), std::min(blocks_for(vc, 256), 8u));
-  grad_kernel<<<grid, 256, 0, s>>>(logits, ld, reinterpret_cast<__nv_bfloat16*>(out_bf16), lse, targets, v0, vc);
+  auto* out16 = reinterpret_cast<__nv_bfloat16*>(out_bf16);
+  const bool vec4 = vc % 4 == 0 && ld % 4 == 0 && reinterpret_cast<uintptr_t>(logits) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(out_bf16) % 8 == 0;
+  if (vec4) {
+    const dim3 grid(static_cast<unsigned>(n), std::min(blocks_for(vc / 4, 256), 8u));
+    grad_kernel<true><<<grid, 256, 0, s>>>(logits, ld, out16, lse, targets, v0, vc);
+  } else {
+    const dim3 grid(static_cast<unsigned>(n), std::min(blocks_for(vc, 256), 8u));
+    grad_kernel<false><<<grid, 256, 0, s>>>(logits, ld, out16, lse, targets, v0, vc);
+  }
   PCM_CUDA_LAUNCH();
 }
 

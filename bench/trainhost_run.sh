@@ -1,0 +1,66 @@
+#!/bin/bash
+# Device side of helper trainhost's calls (bench/trainhost_pack.sh makes the pack): the CUDA training tests,
+# the 48-layer 1.3B training bench with the per-phase table (this build, then pcm_base = main), a per-kernel
+# ncu of a 2-layer step for both, ncu sections of the row-wise backward kernels. $OUT/summary.txt is rewritten
+# after every step (<= 25 lines, the key lines last); full logs in $OUT/logs.tgz.
+cd "$(dirname "$0")"; tar xJf pack.tar.xz
+export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
+L=/tmp/trainhost-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
+BUDGET=${BUDGET:-95}
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+left() { [ $((BUDGET - SECONDS)) -gt "$1" ]; }
+summary() { python3 - $L > $OUT/summary.txt <<'PY'
+import csv, collections, os, re, sys
+L = sys.argv[1]
+def rd(n):
+    p = os.path.join(L, n)
+    return open(p, errors="replace").read() if os.path.exists(p) else ""
+pats = (("gated_rmsnorm_backward", "gbwd"), ("rmsnorm_backward", "rbwd"), ("conv_backward", "convbwd"),
+        ("grad_kernel", "xgrad"), ("to_bf16", "tobf16"), ("stats_kernel", "xstats"), ("conv_prefill", "convfwd"),
+        ("gated_rmsnorm", "gfwd"), ("rmsnorm_kernel", "rfwd"), ("adamw", "adamw"), ("nvjet|gemm|sm90_xmma", "gemm"))
+out = []
+for n in ("train2l", "train2l_base"):
+    t = collections.defaultdict(float); c = collections.Counter(); h = None; tot = 0.0
+    for r in csv.reader(rd(n + ".csv").splitlines()):
+        if "Kernel Name" in r: h = r; continue
+        if h and len(r) == len(h) and r[h.index("Metric Name")] == "gpu__time_duration.sum":
+            v = float(r[h.index("Metric Value")].replace(",", "")) / 1e3  # us, one step of 2 layers
+            tot += v
+            k = r[h.index("Kernel Name")]
+            for p, s in pats:
+                if re.search(p, k): t[s] += v; c[s] += 1; break
+    if t:
+        out.append(f"{n} us per launch (x launches): " + " ".join(f"{k} {v / c[k]:.0f}x{c[k]}" for k, v in
+                   sorted(t.items(), key=lambda x: -x[1])) + f" | all kernels {tot:.0f} us")
+out += [l for l in rd("raw.txt").splitlines() if l]
+print("\n".join(out[-25:]))
+PY
+}
+t=$SECONDS; timeout 40 ./test_train --gtest_filter='*Cuda*' > $L/test_train.log 2>&1
+echo "test_train Cuda rc=$? ok=$(grep -c '^\[       OK' $L/test_train.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_train.log) $((SECONDS-t))s; $(grep -h '^bf16 ' $L/test_train.log | tr '\n' ' ')" >> $R
+grep -h "^\[  FAILED  \]" $L/test_train.log | sort -u | head -3 >> $R
+summary
+if [ -x ./test_cuda ] && left 60; then
+  t=$SECONDS; timeout 30 ./test_cuda > $L/test_cuda.log 2>&1
+  echo "test_cuda rc=$? ok=$(grep -c '^\[       OK' $L/test_cuda.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_cuda.log) $((SECONDS-t))s" >> $R
+  grep -h "^\[  FAILED  \]" $L/test_cuda.log | sort -u | head -3 >> $R
+  summary
+fi
+bench() { b=$1; shift; t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 45 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 6 "$@" > $L/train_$b$*.txt 2>&1
+  echo "train48 $b$* rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|peak device memory [0-9.]+ GB|loss [0-9.]+' $L/train_$b$*.txt | tr '\n' ' ')" >> $R
+  echo "  phases $b: $(grep -E '^  (bwd|fwd|head)' $L/train_$b$*.txt | awk '{n=$0; v=$(NF-1); sub(/^ +/,"",n); sub(/ +[0-9.]+ ms$/,"",n); gsub(/ /,"",n); printf "%s=%s ", n, v}')" >> $R; }
+prof() { n=$1; shift; timeout 30 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
+T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
+bench pcm; summary
+left 20 && bench pcm_base; summary
+left 25 && prof train2l ./pcm $T2; summary
+left 25 && prof train2l_base ./pcm_base $T2; summary
+if left 20; then
+  timeout 20 $NCU --clock-control none -k 'regex:gated_rmsnorm_backward|rmsnorm_backward|conv_backward' --launch-count 3 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+    ./pcm $T2 > $L/sections.txt 2>&1
+fi
+echo "done at ${SECONDS}s" >> $R
+summary
+tar czf $OUT/logs.tgz -C $L . 2>/dev/null
+cat $OUT/summary.txt
