@@ -7,6 +7,7 @@ src=$1; dst=$2; base=$3; extra=$4
 tmp="$dst.tmp"; final="$dst"; dst="$tmp"
 rm -rf "$dst"; mkdir -p "$dst/stage/lib"
 bins="pcm test_train"; [ "$extra" = with-test-cuda ] && bins="$bins test_cuda"
+[ -x "$src/bench/cuda_train_gemm" ] && strip -o "$dst/stage/cuda_train_gemm" "$src/bench/cuda_train_gemm"
 for b in $bins; do strip -o "$dst/stage/$b" "$src/$b"; done
 strip -o "$dst/stage/pcm_base" "$base"
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Device side of helper trainhost's calls (bench/trainhost_pack.sh makes the pack): the CUDA training tests,
 # the 48-layer 1.3B training bench with the per-phase table (this build, then pcm_base = main), a per-kernel
-# ncu of a 2-layer step for both, ncu sections of the row-wise backward kernels. $OUT/summary.txt is rewritten
-# after every step (<= 25 lines, the key lines last); full logs in $OUT/logs.tgz.
+# ncu of a 2-layer step, every cuBLASLt candidate of the step's products (bench/cuda_train_gemm.cpp), ncu
+# sections of the row-wise backward kernels. $OUT/summary.txt is rewritten after every step (<= 25 lines,
+# the key lines last); full logs in $OUT/logs.tgz.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/trainhost-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
@@ -54,7 +55,11 @@ T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --
 bench pcm; summary
 left 20 && bench pcm_base; summary
 left 25 && prof train2l ./pcm $T2; summary
-left 25 && prof train2l_base ./pcm_base $T2; summary
+if [ -x ./cuda_train_gemm ] && left 15; then  # every cuBLASLt candidate of each training product vs GemmEx
+  timeout 30 ./cuda_train_gemm > $L/gemm.txt 2>&1
+  grep -E "^[a-z_ ]+ +[0-9]+ x" $L/gemm.txt | sed -E 's/ +/ /g' | cut -c1-150 >> $R; summary
+fi
+[ -n "$WITH_BASE_NCU" ] && left 25 && prof train2l_base ./pcm_base $T2; summary
 if left 20; then
   timeout 20 $NCU --clock-control none -k 'regex:gated_rmsnorm_backward|rmsnorm_backward|conv_backward' --launch-count 3 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
