@@ -6,6 +6,7 @@
 
 #ifdef PCM_HAVE_CUDA
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "cuda/cuda_test_util.h"
@@ -149,6 +150,54 @@ TEST(CudaTrainFused, GemmTakesReadyBf16Operands) {
   EXPECT_EQ(dw1.download(), dw2.download());
   cuda::TrainGemm fp32(false);
   EXPECT_THROW(fp32.forward(c1.get(), cuda::Operand::bf16(a16.get()), d_b.get(), M, N, K, nullptr), std::exception);
+}
+
+// PCM_TRAIN_GEMM=lt: every product shape of a step (both transposes, beta 0 and 1, strided operands, the
+// residual epilogue) through cuBLASLt equals GemmEx's up to the summation order.
+TEST(CudaTrainFused, LtProductsMatchGemmEx) {
+  PCM_REQUIRE_GPU();
+  const int64_t M = 70, N = 50, K = 90;
+  std::mt19937 rng(37);
+  std::vector<float> a = test::random_vec(M * (K + 6), -1, 1, rng), b = test::random_vec(N * K, -1, 1, rng),
+                     c0 = test::random_vec(M * N, -1, 1, rng), at = test::random_vec(K * M, -1, 1, rng);
+  DeviceBuffer<float> d_a(a), d_b(b), d_at(at), d_r(c0);
+  cuda::TrainGemm ex(true);
+  setenv("PCM_TRAIN_GEMM", "lt", 1);
+  cuda::TrainGemm lt(true);
+  unsetenv("PCM_TRAIN_GEMM");
+  for (const float beta : {0.0f, 1.0f}) {
+    DeviceBuffer<float> c1(c0), c2(c0);
+    ex.run(false, true, M, N, K, d_a.get(), K + 6, d_b.get(), K, beta, c1.get(), N, nullptr);  // X·Wᵀ, strided X
+    lt.run(false, true, M, N, K, d_a.get(), K + 6, d_b.get(), K, beta, c2.get(), N, nullptr);
+    EXPECT_LT(test::rel_error(c2.download(), c1.download()), 1e-5) << "NT beta " << beta;
+    DeviceBuffer<float> e1(c0), e2(c0);  // Aᵀ·B: [K, M]ᵀ [K, N]... as the weight gradient (dYᵀ·X)
+    DeviceBuffer<float> d_bk(test::random_vec(K * N, -1, 1, rng));
+    ex.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e1.get(), N, nullptr);
+    lt.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e2.get(), N, nullptr);
+    EXPECT_LT(test::rel_error(e2.download(), e1.download()), 1e-5) << "TN beta " << beta;
+    DeviceBuffer<float> f1(c0), f2(c0);  // A·B as the input gradient (dY·W)
+    ex.run(false, false, M, N, K, d_a.get(), K + 6, d_bk.get(), N, beta, f1.get(), N, nullptr);
+    lt.run(false, false, M, N, K, d_a.get(), K + 6, d_bk.get(), N, beta, f2.get(), N, nullptr);
+    EXPECT_LT(test::rel_error(f2.download(), f1.download()), 1e-5) << "NN beta " << beta;
+  }
+  DeviceBuffer<float> y1(M * N), y2(M * N), xs(test::random_vec(M * K, -1, 1, rng));
+  ex.forward_add(y1.get(), d_r.get(), xs.get(), d_b.get(), M, N, K, nullptr);
+  lt.forward_add(y2.get(), d_r.get(), xs.get(), d_b.get(), M, N, K, nullptr);
+  EXPECT_LT(test::rel_error(y2.download(), y1.download()), 1e-5);
+  EXPECT_EQ(d_r.download(), c0);  // the residual is read, not written
+}
+
+// Runs without a GPU too: the variable is checked before cuBLAS starts.
+TEST(CudaTrainFused, UnknownTrainGemmIsAClearError) {
+  setenv("PCM_TRAIN_GEMM", "fast", 1);
+  try {
+    cuda::TrainGemm g(true);
+    ADD_FAILURE() << "expected an error for PCM_TRAIN_GEMM=fast";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("PCM_TRAIN_GEMM must be 'gemmex' or 'lt', got 'fast'"), std::string::npos)
+        << e.what();
+  }
+  unsetenv("PCM_TRAIN_GEMM");
 }
 
 // One launch over tensors with and without decay, the gradient scaled twice on the way: bit-identical to

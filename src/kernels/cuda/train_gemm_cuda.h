@@ -7,10 +7,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <tuple>
 
 #include "kernels/cuda/gemm_cuda.h"
 
 struct cublasContext;
+struct cublasLtContext;
 
 namespace pcm::cuda {
 
@@ -25,6 +28,8 @@ struct Operand {
   Operand(const void* q, bool b) : p(q), is_bf16(b) {}
 };
 
+// bf16 products go through cublasGemmEx (cuBLAS's own algorithm choice), or with PCM_TRAIN_GEMM=lt through
+// cuBLASLt with the heuristic's algorithm for each product (plans cached per shape, 64 MiB workspace).
 class TrainGemm {
  public:
   explicit TrainGemm(bool bf16);
@@ -57,9 +62,19 @@ class TrainGemm {
   // The operand as the product wants it: itself, or (fp32 in bf16 mode) rounded into scratch `which`;
   // *ld becomes the prepared matrix's row stride.
   const void* prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s);
+  // cuBLASLt: D = op(A)·op(B) + beta·C (C may differ from D), row-major as gemm().
+  struct LtPlan;
+  using LtKey = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  void lt_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
+               int64_t ldb, float beta, const float* C, float* D, int64_t ldc, cudaStream_t s);
   bool bf16_;
+  bool use_lt_ = false;
+  cublasLtContext* lt_ = nullptr;
+  void* lt_ws_ = nullptr;
+  size_t lt_ws_bytes_ = 0;
+  std::map<LtKey, LtPlan*> lt_plans_;
   cublasContext* handle_ = nullptr;
-  Gemm lt_;  // forward_add's out-of-place product
+  Gemm fwd_add_;  // forward_add's out-of-place product (GemmEx mode)
   uint16_t* scratch_[2] = {nullptr, nullptr};
   int64_t scratch_cap_[2] = {0, 0};
 };
