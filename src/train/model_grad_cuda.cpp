@@ -183,7 +183,7 @@ class CudaTrainBackend : public TrainBackend {
         ssd_bwd_(ssd_backward_kind()) {
     PCM_CHECK(o.precision == "fp32" || o.precision == "bf16", "precision must be fp32 or bf16, got '{}'",
               o.precision);
-    PCM_CHECK(o.vocab_chunk > 0, "vocab_chunk must be > 0");
+    PCM_CHECK(o.head_rows > 0, "head_rows must be > 0");
     PCM_CHECK(opt.m.size() == params.size() && opt.v.size() == params.size(),
               "CUDA training: optimizer state does not match the parameters");
     PCM_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -555,7 +555,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   bool in_bias = false;
   for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
   if (!bf16 || in_bias) dzx_.ensure(T * dpr);
-  if (bf16) grad16_.ensure(std::max(T * dpr, n * std::min(opts_.vocab_chunk, V)));
+  if (bf16) grad16_.ensure(std::max(T * dpr, std::min(n, opts_.head_rows) * V));
   dxbc_.ensure(T * cd);
   ddt_.ensure(T * H);
   dy_.ensure(T * di);
@@ -577,14 +577,17 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   PCM_CUDA(cudaMemsetAsync(scalars_, 0, sizeof(double), s));
   PCM_CUDA(cudaMemsetAsync(dresid, 0, static_cast<size_t>(T * d) * 4, s));
   if (n > 0) {
-    const int64_t vc = std::min(opts_.vocab_chunk, V);
+    // Blocks of R rows against the whole vocabulary: each logit is computed once, its block's loss and
+    // gradient taken from it (vocabulary chunks of all rows needed the logits twice: the log-sum-exp
+    // first), for the lm_head gradient accumulated once per block.
+    const int64_t R = std::min(n, opts_.head_rows);
     float *hx = head_x_.ensure(n * d), *hxn = head_xn_.ensure(n * d), *hdxn = head_dxn_.ensure(n * d),
-          *hdx = head_dx_.ensure(n * d), *logits = logits_.ensure(n * vc), *xe = xent_.ensure(5 * n);
+          *hdx = head_dx_.ensure(n * d), *logits = logits_.ensure(R * V), *xe = xent_.ensure(5 * n);
     float *run_max = xe, *run_sum = xe + n, *tgt = xe + 2 * n, *lse = xe + 3 * n, *loss = xe + 4 * n;
     const int32_t* targets = dev_ints(ix_.head_targets);
     cuda::embedding_gather(hx, resid + L * T * d, false, dev_ints(ix_.head_rows), n, d, s);
     cuda::rmsnorm(hxn, bf16, hx, P_.norm_f, n, d, eps, s);
-    // bf16 mode: the lm_head rounded once for the three products of each chunk, the logits' gradient
+    // bf16 mode: the lm_head rounded once for the three products of each block, the logits' gradient
     // written as bf16 by xent_chunk_grad (grad16_, free until the layers' backward).
     uint16_t *lm16 = nullptr, *lg16 = nullptr;
     if (bf16) {
@@ -592,25 +595,22 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
       cuda::f32_to_bf16_2d(lm16, P_.lm_head, V, d, d, s);
       lg16 = grad16_.get();
     }
-    auto lm = [&](int64_t v0) {
-      return bf16 ? cuda::Operand::bf16(lm16 + v0 * d) : cuda::Operand(P_.lm_head + v0 * d);
-    };
+    const cuda::Operand lm = bf16 ? cuda::Operand::bf16(lm16) : cuda::Operand(P_.lm_head);
     const cuda::Operand dlogits = bf16 ? cuda::Operand::bf16(lg16) : cuda::Operand(logits);
+    auto hxn_rows = [&](int64_t r0) {  // rows r0.. of hxn (bf16 in the first half of its slot in bf16 mode)
+      return bf16 ? cuda::Operand::bf16(reinterpret_cast<const uint16_t*>(hxn) + r0 * d) : cuda::Operand(hxn + r0 * d);
+    };
     cuda::xent_init(run_max, run_sum, tgt, n, s);
-    for (int64_t v0 = 0; v0 < V; v0 += vc) {
-      const int64_t w = std::min(vc, V - v0);
-      gemm_.run(false, true, n, w, d, act(hxn), d, lm(v0), d, 0.0f, logits, w, s);
-      cuda::xent_chunk_stats(run_max, run_sum, tgt, logits, w, targets, n, v0, w, s);
+    for (int64_t r0 = 0; r0 < n; r0 += R) {
+      const int64_t m = std::min(R, n - r0);
+      gemm_.run(false, true, m, V, d, hxn_rows(r0), d, lm, d, 0.0f, logits, V, s);
+      cuda::xent_chunk_stats(run_max + r0, run_sum + r0, tgt + r0, logits, V, targets + r0, m, 0, V, s);
+      cuda::xent_finish(lse + r0, loss + r0, run_max + r0, run_sum + r0, tgt + r0, m, s);
+      cuda::xent_chunk_grad(logits, V, lse + r0, targets + r0, m, 0, V, s, lg16);
+      gemm_.run(false, false, m, d, V, dlogits, V, lm, d, 0.0f, hdxn + r0 * d, d, s);
+      gemm_.run(true, false, V, d, m, dlogits, V, hxn_rows(r0), d, 1.0f, G_.lm_head, d, s);
     }
-    cuda::xent_finish(lse, loss, run_max, run_sum, tgt, n, s);
     cuda::sum_to_double(scalars_, loss, n, s);
-    for (int64_t v0 = 0; v0 < V; v0 += vc) {  // second pass: the logits again, now into gradients
-      const int64_t w = std::min(vc, V - v0);
-      gemm_.run(false, true, n, w, d, act(hxn), d, lm(v0), d, 0.0f, logits, w, s);
-      cuda::xent_chunk_grad(logits, w, lse, targets, n, v0, w, s, lg16);
-      gemm_.run(false, false, n, d, w, dlogits, w, lm(v0), d, v0 == 0 ? 0.0f : 1.0f, hdxn, d, s);
-      gemm_.run(true, false, w, d, n, dlogits, w, act(hxn), d, 1.0f, G_.lm_head + v0 * d, d, s);
-    }
     cuda::rmsnorm_backward(hdx, false, nullptr, G_.norm_f, hdxn, hx, P_.norm_f, n, d, eps, norm_scratch_.get(), s);
     cuda::scatter_add_rows(dresid, hdx, dev_ints(ix_.head_rows), n, d, s);
   }
