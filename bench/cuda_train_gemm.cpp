@@ -3,7 +3,8 @@
 // heuristic offers for the same product (64 MiB workspace), each the median of 15 timed runs on random
 // data. Prints per shape: GemmEx µs and TFLOP/s, the heuristic's first choice, the fastest candidate, and
 // whether the fastest candidate's result has the same bits as GemmEx's (a choice that changes the bits
-// changes the training run).
+// changes the training run). "out_proj fwd+R" is the residual add out of place (D = X·Wᵀ + R): GemmEx
+// with a copy of R first, cuBLASLt reading R as C (what TrainGemm::forward_add does).
 // usage: cuda_train_gemm
 #include <cstdio>
 
@@ -40,6 +41,7 @@ struct Shape {
   bool ta, tb;
   int64_t M, N, K;
   float beta;
+  bool out_of_place = false;  // D = A·B + C with C != D (the residual add): GemmEx copies C into D first
 };
 
 template <class T>
@@ -101,6 +103,7 @@ void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes
   // GemmEx through TrainGemm (the training path).
   cuda::TrainGemm tg(true);
   auto gemmex = [&] {
+    if (sh.out_of_place) reset();
     tg.run(sh.ta, sh.tb, M, N, K, cuda::Operand::bf16(A), lda, cuda::Operand::bf16(B), ldb, sh.beta, C, N, s);
   };
   const double t_ex = median_us(s, gemmex);
@@ -130,7 +133,8 @@ void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes
   std::string line;
   for (int i = 0; i < found; ++i) {
     auto run = [&] {
-      BENCH_LT(cublasLtMatmul(lt, desc, &alpha, B, la, A, lb, &beta, C, lc, C, lc, &cand[i].algo, ws, ws_bytes, s));
+      BENCH_LT(cublasLtMatmul(lt, desc, &alpha, B, la, A, lb, &beta, sh.out_of_place ? C0 : C, lc, C, lc, &cand[i].algo,
+                              ws, ws_bytes, s));
     };
     const double t = median_us(s, run);
     if (i == 0) first = t;
@@ -166,6 +170,7 @@ int main() {
   const Shape shapes[] = {
       {"in_proj fwd", false, true, pcm::kT, pcm::kDpr, pcm::kD, 0.0f},
       {"out_proj fwd", false, true, pcm::kT, pcm::kD, pcm::kDi, 1.0f},
+      {"out_proj fwd+R", false, true, pcm::kT, pcm::kD, pcm::kDi, 1.0f, true},
       {"out_proj dX", false, false, pcm::kT, pcm::kDi, pcm::kD, 0.0f},
       {"out_proj dW", true, false, pcm::kD, pcm::kDi, pcm::kT, 1.0f},
       {"in_proj dX", false, false, pcm::kT, pcm::kD, pcm::kDpr, 0.0f},
