@@ -7,11 +7,11 @@ src=$1; dst=$2; base=$3; extra=$4
 tmp="$dst.tmp"; final="$dst"; dst="$tmp"
 rm -rf "$dst"; mkdir -p "$dst/stage/lib"
 bins="pcm test_train"; [ "$extra" = with-test-cuda ] && bins="$bins test_cuda"
-[ -x "$src/bench/cuda_train_gemm" ] && strip -o "$dst/stage/cuda_train_gemm" "$src/bench/cuda_train_gemm"
+[ -x "$src/bench/cuda_train_kernels" ] && strip -o "$dst/stage/cuda_train_kernels" "$src/bench/cuda_train_kernels"
 for b in $bins; do strip -o "$dst/stage/$b" "$src/$b"; done
 strip -o "$dst/stage/pcm_base" "$base"
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
-(cd "$dst/stage" && XZ_OPT=-9e tar cJf ../pack.tar.xz .)
+(cd "$dst/stage" && XZ_OPT=-9e tar cJf ../pack.tar.xz .)  # solid: the binaries share pcm_core's kernels
 rm -rf "$dst/stage"
 cp "$(dirname "$0")/trainhost_run.sh" "$dst/run.sh"
 rm -rf "$final.old"; [ -d "$final" ] && mv "$final" "$final.old"; mv "$dst" "$final"; rm -rf "$final.old"

@@ -5,6 +5,7 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "cuda/cuda_test_util.h"
@@ -188,7 +189,11 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
     EXPECT_EQ(test::bf16_bits_to_f32(d_dx16.download()), test::bf16_round(gdx));
     EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
   }
-  {  // grouped gated RMSNorm, dz into a strided matrix
+  // grouped gated RMSNorm, dz into a strided matrix: the register kernel, then the staged one (16-byte
+  // layouts; others fall back to the register kernel)
+  for (const char* kernel : {"regs", "staged"}) {
+    SCOPED_TRACE(kernel);
+    setenv("PCM_GATED_BWD", kernel, 1);
     std::vector<float> dy(kT * C), dz(kT * zs, 0.0f), dwt(C, 0.25f);
     DeviceBuffer<float> d_dy(kT * C), d_dz(dz), d_dw(dwt);
     cpu::gated_rmsnorm_backward(dy.data(), dz.data(), zs, dwt.data(), dout.data(), x.data(), z.data(), zs, w.data(), kT,
@@ -215,10 +220,12 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
         ASSERT_EQ(gdz16[t * zs + c], test::bf16_round({gdz[t * zs + c]})[0]) << t << " " << c;
     EXPECT_EQ(d_dw2.download(), d_dw.download());
   }
+  unsetenv("PCM_GATED_BWD");
 }
 
 INSTANTIATE_TEST_SUITE_P(Widths, CudaNormBackward,
-                         ::testing::Values(NormCase{96, 32, 130}, NormCase{1500, 750, 1510}, NormCase{8192, 8192, 8200}));
+                         ::testing::Values(NormCase{96, 32, 130}, NormCase{1500, 750, 1510}, NormCase{8192, 8192, 8200},
+                                           NormCase{1024, 512, 1032}, NormCase{4096, 4096, 8512}));
 
 }  // namespace
 }  // namespace pcm

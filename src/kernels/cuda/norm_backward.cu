@@ -1,8 +1,11 @@
 // Backward of the row-wise ops: RMSNorm, grouped gated RMSNorm, embedding gather, row scatter.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/norm_backward_staged.h"
 #include "kernels/cuda/train_ops.h"
 
 namespace pcm::cuda {
@@ -208,6 +211,15 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
             group_size);
   const int th = threads_for(group_size);
   PCM_CHECK(th > 0, "CUDA gated RMSNorm backward: group of {} channels exceeds 8192", group_size);
+  const StagedGatedArgs sa{dy, dz, dz_bf16, dz_stride, yn, yn_bf16, scratch, dout, y, z, z_stride, weight, T, C,
+                           group_size, eps};
+  const char* env = std::getenv("PCM_GATED_BWD");  // A/B of the two kernels (bench/cuda_train_rowwise.cpp)
+  if (env && std::strcmp(env, "staged") == 0 && gated_bwd_staged_supported(sa)) {
+    const int64_t splits = (T + 2 * kSplitRows - 1) / (2 * kSplitRows);  // 16 rows a block: <= row_splits(T)
+    gated_bwd_staged(sa, 2 * kSplitRows, splits, s);
+    sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);
+    return;
+  }
   const int64_t splits = row_splits(T);
   auto* dz16 = reinterpret_cast<__nv_bfloat16*>(dz_bf16);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(C / group_size));
