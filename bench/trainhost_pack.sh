@@ -11,7 +11,9 @@ bins="pcm test_train"; [ "$extra" = with-test-cuda ] && bins="$bins test_cuda"
 for b in $bins; do strip -o "$dst/stage/$b" "$src/$b"; done
 strip -o "$dst/stage/pcm_base" "$base"
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
-(cd "$dst/stage" && XZ_OPT=-9e tar cJf ../pack.tar.xz .)  # solid: the binaries share pcm_core's kernels
+# One solid stream (the binaries share pcm_core's kernels) through xz's x86 filter: ~5% smaller than -9e
+# alone; `tar xJf` unpacks it as any .tar.xz.
+(cd "$dst/stage" && tar cf - . | xz --x86 --lzma2=preset=9e,dict=128MiB -T1 > ../pack.tar.xz)
 rm -rf "$dst/stage"
 cp "$(dirname "$0")/trainhost_run.sh" "$dst/run.sh"
 rm -rf "$final.old"; [ -d "$final" ] && mv "$final" "$final.old"; mv "$dst" "$final"; rm -rf "$final.old"
