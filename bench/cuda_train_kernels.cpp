@@ -1,6 +1,6 @@
 // The kernels of a 1.3B training step (T = 4 x 2048 rows) one by one, at the layouts the step uses.
-// Row-wise: the gated RMSNorm backward (register kernel, and PCM_GATED_BWD=staged), the RMSNorm backward
-// (accumulating, with its bf16 copy), the conv backward, the head's cross-entropy stats and gradient over a
+// Row-wise: the gated RMSNorm and RMSNorm (accumulating, with its bf16 copy) backwards, register kernels and
+// PCM_NORM_BWD=staged, the conv backward, the head's cross-entropy stats and gradient over a
 // block of 2048 rows x the whole vocabulary: median µs of 20 runs on random data, and GB/s over the bytes
 // each must move (inputs read once, outputs written once).
 // Products: each through TrainGemm (cublasGemmEx, cuBLAS's own algorithm choice) against every algorithm
@@ -238,18 +238,20 @@ static void run_rowwise() {
     cuda::gated_rmsnorm_backward(dy, nullptr, dz16, kDpr, dw, yn16, true, dout, y, zx, kDpr, w, kT, kDi, kDi, eps, scr,
                                  nullptr);
   };
-  unsetenv("PCM_GATED_BWD");
+  unsetenv("PCM_NORM_BWD");
   report("gated rmsnorm bwd (registers)", gbytes, gated);
-  setenv("PCM_GATED_BWD", "staged", 1);
+  setenv("PCM_NORM_BWD", "staged", 1);
   report("gated rmsnorm bwd (staged)", gbytes, gated);
-  unsetenv("PCM_GATED_BWD");
+  unsetenv("PCM_NORM_BWD");
   // RMSNorm backward over [T, d], accumulating into dresid with its bf16 copy
   float *x = dev_f32(kT * kD, 5), *dxn = dev_f32(kT * kD, 6), *dres = dev_f32(kT * kD, 7), *wn = dev_f32(kD, 8, 0.3f),
         *dwn = dev_raw<float>(kD);
   uint16_t* dres16 = dev_raw<uint16_t>(kT * kD);
-  report("rmsnorm bwd (accumulate + bf16)", kT * kD * (4.0 * 4 + 2), [&] {
-    cuda::rmsnorm_backward(dres, true, dres16, dwn, dxn, x, wn, kT, kD, eps, scr, nullptr);
-  });
+  auto rms = [&] { cuda::rmsnorm_backward(dres, true, dres16, dwn, dxn, x, wn, kT, kD, eps, scr, nullptr); };
+  report("rmsnorm bwd (registers)", kT * kD * (4.0 * 4 + 2), rms);
+  setenv("PCM_NORM_BWD", "staged", 1);
+  report("rmsnorm bwd (staged)", kT * kD * (4.0 * 4 + 2), rms);
+  unsetenv("PCM_NORM_BWD");
   // conv backward: dout [T, cd], input xBC in zx (stride dpr), din16 in dzx16 (stride dpr), 4 documents
   float *dxbc = dev_f32(kT * kCd, 9), *cw = dev_f32(kCd * 4, 10, 0.3f), *cb = dev_f32(kCd, 11, 0.3f),
         *gcw = dev_raw<float>(kCd * 4), *gcb = dev_raw<float>(kCd),

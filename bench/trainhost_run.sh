@@ -54,7 +54,7 @@ bench() { n=$1; b=$2; shift 2; t=$SECONDS; env PCM_TRAIN_PROFILE=1 "$@" timeout 
   echo "  phases $n: $(grep -E '^  (bwd|fwd|head)' $L/train_$n.txt | awk '{n=$0; v=$(NF-1); sub(/^ +/,"",n); sub(/ +[0-9.]+ ms$/,"",n); gsub(/ /,"",n); gsub(/gatednorm/,"gn",n); gsub(/recomputexn,conv/,"recomp",n); gsub(/:norm\+loss\+grads/,"",n); printf "%s=%s ", n, v}')" >> $R; }
 prof() { n=$1; shift; timeout 30 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
-if [ -x ./cuda_train_kernels ]; then  # the row-wise kernels alone (incl. PCM_GATED_BWD=staged)
+if [ -x ./cuda_train_kernels ]; then  # the row-wise kernels alone (incl. PCM_NORM_BWD=staged)
   timeout 20 ./cuda_train_kernels rowwise > $L/rowwise.txt 2>&1
   echo "rowwise rc=$?: $(sed -E 's/ +/ /g; s/ \([0-9]+ MB\)//' $L/rowwise.txt | tr '\n' ';')" >> $R; summary
 fi

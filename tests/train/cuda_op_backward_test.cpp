@@ -177,7 +177,9 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
                      dout = test::random_vec(kT * C, -1, 1, rng), z = test::random_vec(kT * zs, -3, 3, rng);
   DeviceBuffer<float> d_x(x), d_w(w), d_dout(dout), d_z(z),
       scratch(static_cast<size_t>(cuda::norm_backward_scratch_floats(kT, C)));
-  {  // plain RMSNorm, accumulating into dx, with its bf16 copy
+  for (const char* kernel : {"regs", "staged"}) {  // plain RMSNorm, accumulating into dx, with its bf16 copy
+    SCOPED_TRACE(kernel);
+    setenv("PCM_NORM_BWD", kernel, 1);
     std::vector<float> dx = test::random_vec(kT * C, -1, 1, rng), dwt(C, 0.25f);
     DeviceBuffer<float> d_dx(dx), d_dw(dwt);
     DeviceBuffer<uint16_t> d_dx16(kT * C);
@@ -193,7 +195,7 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
   // layouts; others fall back to the register kernel)
   for (const char* kernel : {"regs", "staged"}) {
     SCOPED_TRACE(kernel);
-    setenv("PCM_GATED_BWD", kernel, 1);
+    setenv("PCM_NORM_BWD", kernel, 1);
     std::vector<float> dy(kT * C), dz(kT * zs, 0.0f), dwt(C, 0.25f);
     DeviceBuffer<float> d_dy(kT * C), d_dz(dz), d_dw(dwt);
     cpu::gated_rmsnorm_backward(dy.data(), dz.data(), zs, dwt.data(), dout.data(), x.data(), z.data(), zs, w.data(), kT,
@@ -220,7 +222,7 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
         ASSERT_EQ(gdz16[t * zs + c], test::bf16_round({gdz[t * zs + c]})[0]) << t << " " << c;
     EXPECT_EQ(d_dw2.download(), d_dw.download());
   }
-  unsetenv("PCM_GATED_BWD");
+  unsetenv("PCM_NORM_BWD");
 }
 
 INSTANTIATE_TEST_SUITE_P(Widths, CudaNormBackward,

@@ -31,11 +31,16 @@ TEST(CudaTrainFused, NormBackwardsOverManyRowBlocksMatchCpu) {
       scratch(static_cast<size_t>(cuda::norm_backward_scratch_floats(T, C)));
   std::vector<float> dx(T * C), dw(C, 0.5f);
   cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), T, C, 1e-5f, false);
-  DeviceBuffer<float> d_dx(T * C), d_dw(std::vector<float>(C, 0.5f));
-  cuda::rmsnorm_backward(d_dx.get(), false, nullptr, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), T, C, 1e-5f,
-                         scratch.get(), nullptr);
-  EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
-  EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
+  for (const char* kernel : {"regs", "staged"}) {  // C = 300: the staged kernel applies to the RMSNorm
+    SCOPED_TRACE(kernel);
+    setenv("PCM_NORM_BWD", kernel, 1);
+    DeviceBuffer<float> d_dx(T * C), d_dw(std::vector<float>(C, 0.5f));
+    cuda::rmsnorm_backward(d_dx.get(), false, nullptr, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), T, C, 1e-5f,
+                           scratch.get(), nullptr);
+    EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
+    EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
+  }
+  unsetenv("PCM_NORM_BWD");
 
   std::vector<float> dy(T * C), dz(T * C), gw(C, 0.5f);
   cpu::gated_rmsnorm_backward(dy.data(), dz.data(), C, gw.data(), dout.data(), x.data(), z.data(), C, w.data(), T, C,

@@ -174,6 +174,13 @@ __global__ void scatter_add_rows_kernel(float* dst, const float* src, const int3
 
 int64_t row_splits(int64_t T) { return (T + kSplitRows - 1) / kSplitRows; }
 
+// PCM_NORM_BWD=staged: the shared-memory staged kernels (norm_backward_staged.cu), for their A/B against
+// the register kernels here (bench/cuda_train_kernels.cpp).
+bool staged_requested() {
+  const char* env = std::getenv("PCM_NORM_BWD");
+  return env && std::strcmp(env, "staged") == 0;
+}
+
 // Threads per block for a row (group) of `width` channels, 8 values each; 0 = too wide.
 int threads_for(int64_t width) { return width <= 2048 ? 256 : width <= 4096 ? 512 : width <= 8192 ? 1024 : 0; }
 
@@ -189,6 +196,13 @@ void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dwei
   if (T == 0) return;
   const int th = threads_for(C);
   PCM_CHECK(th > 0, "CUDA RMSNorm backward: {} channels exceed 8192", C);
+  const StagedRmsArgs sa{dx, dx_bf16, accumulate, scratch, dout, x, weight, T, C, eps};
+  if (staged_requested() && rms_bwd_staged_supported(sa)) {
+    const int64_t splits = (T + 2 * kSplitRows - 1) / (2 * kSplitRows);  // 16 rows a block: <= row_splits(T)
+    rms_bwd_staged(sa, 2 * kSplitRows, splits, s);
+    sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);
+    return;
+  }
   const int64_t splits = row_splits(T);
   auto* dx16 = reinterpret_cast<__nv_bfloat16*>(dx_bf16);
   const unsigned grid = static_cast<unsigned>(splits);
@@ -213,8 +227,7 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
   PCM_CHECK(th > 0, "CUDA gated RMSNorm backward: group of {} channels exceeds 8192", group_size);
   const StagedGatedArgs sa{dy, dz, dz_bf16, dz_stride, yn, yn_bf16, scratch, dout, y, z, z_stride, weight, T, C,
                            group_size, eps};
-  const char* env = std::getenv("PCM_GATED_BWD");  // A/B of the two kernels (bench/cuda_train_rowwise.cpp)
-  if (env && std::strcmp(env, "staged") == 0 && gated_bwd_staged_supported(sa)) {
+  if (staged_requested() && gated_bwd_staged_supported(sa)) {
     const int64_t splits = (T + 2 * kSplitRows - 1) / (2 * kSplitRows);  // 16 rows a block: <= row_splits(T)
     gated_bwd_staged(sa, 2 * kSplitRows, splits, s);
     sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);

@@ -1,7 +1,7 @@
-// The grouped gated RMSNorm backward with each row staged in shared memory: while a block reduces and
-// writes row t, the cp.async copies of row t + 1 (y, z, dout: 48 KB at 4096 channels) are in flight into
-// the other of two stages. The register kernel in norm_backward.cu holds a row in registers (64 per thread
-// for 2 blocks of 512 per SM), so a block's loads stop while it finishes a row; here they never stop.
+// The norm backwards with each row staged in shared memory: while a block reduces and writes row t, the
+// cp.async copies of row t + 1 (gated: y, z, dout, 48 KB at 4096 channels) are in flight into the other of
+// two stages. The register kernels in norm_backward.cu hold a row in registers (64 per thread for 1024
+// threads per SM), so a block's loads stop while it finishes a row; here they never stop.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
@@ -124,7 +124,109 @@ __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArg
   }
 }
 
+// Rows [blockIdx.x * rows, +rows) of one RMSNorm backward: x, dout and (accumulate) dx's old value
+// staged per row, as above. Shared: 2 stages x {x, dout, old dx} x C floats.
+__global__ void __launch_bounds__(kTh, 4) rms_bwd_staged_kernel(StagedRmsArgs a, int64_t rows) {
+  extern __shared__ float4 smem4[];
+  float* smem = reinterpret_cast<float*>(smem4);
+  __shared__ float2 red[kTh / 32];
+  const int64_t C = a.C, t0 = blockIdx.x * rows, t1 = min(a.T, t0 + rows), n4 = C / 4;
+  const int arrays = a.accumulate ? 3 : 2;
+  auto stage = [&](int64_t t) { return smem + (t & 1) * 3 * C; };
+  auto issue = [&](int64_t t) {
+    float* st = stage(t);
+    for (int64_t q = threadIdx.x; q < n4; q += kTh) {
+      cp_async::copy16(st + 4 * q, a.x + t * C + 4 * q, true);
+      cp_async::copy16(st + C + 4 * q, a.dout + t * C + 4 * q, true);
+      if (arrays == 3) cp_async::copy16(st + 2 * C + 4 * q, a.dx + t * C + 4 * q, true);
+    }
+    cp_async::commit();
+  };
+  float4 acc[kMaxPer];
+#pragma unroll
+  for (int j = 0; j < kMaxPer; ++j) acc[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  const float4* w4 = reinterpret_cast<const float4*>(a.w);
+  if (t0 < t1) issue(t0);
+  for (int64_t t = t0; t < t1; ++t) {
+    if (t + 1 < t1) {
+      issue(t + 1);
+      cp_async::wait_group<1>();
+    } else {
+      cp_async::wait_group<0>();
+    }
+    __syncthreads();
+    const float4* x4 = reinterpret_cast<const float4*>(stage(t));
+    const float4 *d4 = x4 + n4, *o4 = x4 + 2 * n4;
+    float ss = 0.0f, dot = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j) {
+      const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
+      if (q < n4) {
+        const float4 xv = x4[q], dv = d4[q], wv = w4[q];
+        ss += xv.x * xv.x + xv.y * xv.y + xv.z * xv.z + xv.w * xv.w;
+        dot += dv.x * wv.x * xv.x + dv.y * wv.y * xv.y + dv.z * wv.z * xv.z + dv.w * wv.w * xv.w;
+      }
+    }
+    ss = warp_sum(ss);
+    dot = warp_sum(dot);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = make_float2(ss, dot);
+    __syncthreads();
+    ss = 0.0f;
+    dot = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kTh / 32; ++w) {
+      ss += red[w].x;
+      dot += red[w].y;
+    }
+    const float r = rsqrtf(ss / static_cast<float>(C) + a.eps);
+    const float k = r * r * r * dot / static_cast<float>(C);
+#pragma unroll
+    for (int j = 0; j < kMaxPer; ++j) {
+      const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
+      if (q < n4) {
+        const float4 xv = x4[q], dv = d4[q], wv = w4[q];
+        float4 g = make_float4(r * wv.x * dv.x - xv.x * k, r * wv.y * dv.y - xv.y * k, r * wv.z * dv.z - xv.z * k,
+                               r * wv.w * dv.w - xv.w * k);
+        if (a.accumulate) {
+          const float4 ov = o4[q];
+          g = make_float4(ov.x + g.x, ov.y + g.y, ov.z + g.z, ov.w + g.w);
+        }
+        acc[j].x += dv.x * xv.x * r;
+        acc[j].y += dv.y * xv.y * r;
+        acc[j].z += dv.z * xv.z * r;
+        acc[j].w += dv.w * xv.w * r;
+        *reinterpret_cast<float4*>(a.dx + t * C + 4 * q) = g;
+        if (a.dx16) *reinterpret_cast<uint2*>(a.dx16 + t * C + 4 * q) = pack4(g.x, g.y, g.z, g.w);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int j = 0; j < kMaxPer; ++j) {
+    const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
+    if (q < n4) *reinterpret_cast<float4*>(a.partial + blockIdx.x * C + 4 * q) = acc[j];
+  }
+}
+
 }  // namespace
+
+bool rms_bwd_staged_supported(const StagedRmsArgs& a) {
+  auto al = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
+  return a.C % 4 == 0 && a.C <= kStagedMaxGroup && al(a.dx, 16) && al(a.dx16, 8) && al(a.x, 16) && al(a.dout, 16) &&
+         al(a.w, 16) && al(a.partial, 16);
+}
+
+void rms_bwd_staged(const StagedRmsArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s) {
+  const size_t smem = 2 * 3 * static_cast<size_t>(a.C) * sizeof(float);
+  static bool configured = false;
+  if (!configured) {
+    PCM_CUDA(cudaFuncSetAttribute(rms_bwd_staged_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  static_cast<int>(2 * 3 * kStagedMaxGroup * sizeof(float))));
+    configured = true;
+  }
+  rms_bwd_staged_kernel<<<static_cast<unsigned>(blocks), kTh, smem, s>>>(a, rows_per_block);
+  PCM_CUDA_LAUNCH();
+}
 
 bool gated_bwd_staged_supported(const StagedGatedArgs& a) {
   auto al = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };

@@ -1,5 +1,6 @@
-// The staged (shared-memory double-buffered) form of the grouped gated RMSNorm backward, used by
-// gated_rmsnorm_backward (norm_backward.cu) where the layout allows 16-byte copies.
+// The staged (shared-memory double-buffered) forms of the RMSNorm and grouped gated RMSNorm backwards,
+// used by rmsnorm_backward / gated_rmsnorm_backward (norm_backward.cu) where the layout allows 16-byte
+// copies.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -7,7 +8,7 @@
 
 namespace pcm::cuda {
 
-constexpr int64_t kStagedMaxGroup = 4096;  // 2 stages x 3 rows of a group: 96 KB of shared memory
+constexpr int64_t kStagedMaxGroup = 4096;  // channels of a row (group): 2 stages x 3 arrays = 96 KB of shared memory
 
 struct StagedGatedArgs {
   float* dy;
@@ -23,6 +24,19 @@ struct StagedGatedArgs {
   int64_t T, C, gs;
   float eps;
 };
+
+struct StagedRmsArgs {
+  float* dx;         // = g, or += g when accumulate
+  uint16_t* dx16;    // may be null: the new dx rounded
+  bool accumulate;
+  float* partial;    // [blocks, C]
+  const float *dout, *x, *w;
+  int64_t T, C;
+  float eps;
+};
+
+bool rms_bwd_staged_supported(const StagedRmsArgs& a);
+void rms_bwd_staged(const StagedRmsArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s);
 
 bool gated_bwd_staged_supported(const StagedGatedArgs& a);
 // blocks x (C / gs) blocks, each over rows_per_block rows (blocks * rows_per_block >= T).
