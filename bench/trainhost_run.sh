@@ -51,7 +51,7 @@ fi
 # bench NAME BINARY [VAR=value ...]: the 48-layer bench with the environment given
 bench() { n=$1; b=$2; shift 2; t=$SECONDS; env PCM_TRAIN_PROFILE=1 "$@" timeout 45 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 6 > $L/train_$n.txt 2>&1
   echo "train48 $n rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|peak device memory [0-9.]+ GB|loss [0-9.]+' $L/train_$n.txt | tr '\n' ' ')" >> $R
-  echo "  phases $n: $(grep -E '^  (bwd|fwd|head)' $L/train_$n.txt | awk '{n=$0; v=$(NF-1); sub(/^ +/,"",n); sub(/ +[0-9.]+ ms$/,"",n); gsub(/ /,"",n); gsub(/gatednorm/,"gn",n); gsub(/recomputexn,conv/,"recomp",n); gsub(/:norm\+loss\+grads/,"",n); printf "%s=%s ", n, v}')" >> $R; }
+  echo "  phases $n: $(grep -E '^  (bwd|fwd|head)' $L/train_$n.txt | awk '{n=$0; v=$(NF-1); sub(/^ +/,"",n); sub(/ +[0-9.]+ ms$/,"",n); gsub(/ /,"",n); gsub(/gatednorm/,"gn",n); gsub(/recompute(xn,)?conv/,"recomp",n); gsub(/:norm\+loss\+grads/,"",n); printf "%s=%s ", n, v}')" >> $R; }
 prof() { n=$1; shift; timeout 30 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
 if [ -x ./cuda_train_kernels ]; then  # the row-wise kernels alone (incl. PCM_NORM_BWD=staged)

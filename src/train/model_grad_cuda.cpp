@@ -61,9 +61,9 @@ struct DevModel {
 
 // The activations of one layer that its backward reads (as LayerActs in model_grad.cpp). zx, dt and y
 // are kept per layer; xn, xbc and yn are cheap elementwise/normalisation outputs of those (and of the
-// layer input), so they live in one buffer shared by all layers: the backward recomputes xn and xbc with
-// the forward's kernels (bit-identical), and yn inside the gated norm's backward (same formula, its own
-// summation order): 45% less activation memory for ~1% more time. xn and yn are only ever projection
+// layer input), so they live in one buffer shared by all layers: the backward recomputes xbc with the
+// forward's kernel (bit-identical), yn inside the gated norm's backward and xn inside the RMSNorm's
+// backward (same formulas, their own summation order): 45% less activation memory for ~1% more time. xn and yn are only ever projection
 // operands: in bf16 mode their producers write them as bf16 (in the first half of their fp32 slots).
 struct Acts {
   float *xn, *zx, *xbc, *dt, *y, *yn;
@@ -343,8 +343,8 @@ class CudaTrainBackend : public TrainBackend {
   // resid_out null: the backward's recompute, which stops after the SSD (the gated norm's backward
   // recomputes yn, and nothing reads this layer's output again).
   void layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a);
-  // The forward's xn and xbc (conv) again, from resid_in and zx (yn comes from the gated norm's backward).
-  void recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a);
+  // The forward's xbc (conv) again from zx (yn comes from the gated norm's backward, xn from the RMSNorm's).
+  void recompute_derived(const DevLayer& w, const Acts& a);
   void conv_forward(const DevLayer& w, const Acts& a);
   // dresid16: dresid (the layer output's gradient) in bf16 in bf16 mode, else null; on return it holds the
   // layer input's gradient, as does dresid.
@@ -436,11 +436,8 @@ void CudaTrainBackend::conv_forward(const DevLayer& w, const Acts& a) {
                             w.conv_b ? w.conv_b : zero_bias_.get(), T_, cd, K, seqs, stream_);
 }
 
-void CudaTrainBackend::recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a) {
-  const int64_t T = T_, d = c_.hidden_size;
-  const float eps = static_cast<float>(c_.norm_eps);
-  timer_.mark("bwd: recompute xn, conv", stream_);
-  cuda::rmsnorm(a.xn, gemm_.bf16(), resid_in, w.norm, T, d, eps, stream_);
+void CudaTrainBackend::recompute_derived(const DevLayer& w, const Acts& a) {
+  timer_.mark("bwd: recompute conv", stream_);
   conv_forward(w, a);
 }
 
@@ -497,11 +494,13 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   // conv: d xBC (pre-conv) lands in dzx[:, di:di+cd]
   cuda::conv1d_silu_backward(dzx ? dzx + di : nullptr, dzx16 ? dzx16 + di : nullptr, dpr, g.conv_w, g.conv_b, dxbc,
                              a.zx + di, dpr, w.conv_w, w.conv_b, ints + ix_.row_doc_begin, T, cd, K, scr, s);
-  // zx = in_proj(xn); xn = rmsnorm(resid_in)
+  // zx = in_proj(xn); xn = rmsnorm(resid_in). The norm's backward runs between the two products: it
+  // recomputes xn on its way, which the weight gradient needs (no separate recompute of xn).
   timer_.mark("bwd: in_proj + norm", s);
-  gemm_.backward(dxn, 0.0f, g.in_w, dzx_op, act(a.xn), w.in_w, T, dpr, d, s);
+  gemm_.backward(dxn, 0.0f, g.in_w, dzx_op, act(a.xn), w.in_w, T, dpr, d, s, [&] {
+    cuda::rmsnorm_backward(dresid, true, dresid16, g.norm, dxn, resid_in, w.norm, T, d, eps, nscr, s, a.xn, bf16);
+  });
   if (g.in_b) cuda::column_sum_add(g.in_b, dzx, dpr, T, dpr, scr, s);
-  cuda::rmsnorm_backward(dresid, true, dresid16, g.norm, dxn, resid_in, w.norm, T, d, eps, nscr, s);
 }
 
 LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
@@ -630,7 +629,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     if (recompute)
       layer_forward(w, resid_in, nullptr, a);
     else if (l != L - 1)  // the last layer's derived activations are still those of its forward
-      recompute_derived(w, resid_in, a);
+      recompute_derived(w, a);
     layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a, dresid16);
   }
   timer_.mark("embedding", s);

@@ -184,12 +184,22 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
     DeviceBuffer<float> d_dx(dx), d_dw(dwt);
     DeviceBuffer<uint16_t> d_dx16(kT * C);
     cpu::rmsnorm_backward(dx.data(), dwt.data(), dout.data(), x.data(), w.data(), kT, C, 1e-5f, true);
+    DeviceBuffer<float> d_xn(kT * C);  // the forward's output, recomputed on the way (fp32, then bf16)
     cuda::rmsnorm_backward(d_dx.get(), true, d_dx16.get(), d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), kT, C,
-                           1e-5f, scratch.get(), nullptr);
+                           1e-5f, scratch.get(), nullptr, d_xn.get(), false);
     const std::vector<float> gdx = d_dx.download();
     EXPECT_LT(test::rel_error(gdx, dx), 1e-5);
     EXPECT_EQ(test::bf16_bits_to_f32(d_dx16.download()), test::bf16_round(gdx));
     EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
+    std::vector<float> xn(kT * C);
+    cpu::rmsnorm_forward(xn.data(), x.data(), w.data(), kT, C, 1e-5f);
+    const std::vector<float> gxn = d_xn.download();
+    EXPECT_LT(test::rel_error(gxn, xn), 1e-6);
+    DeviceBuffer<float> d_dx2(dx), d_dw2(std::vector<float>(C, 0.0f));
+    DeviceBuffer<uint16_t> d_xn16(kT * C);
+    cuda::rmsnorm_backward(d_dx2.get(), false, nullptr, d_dw2.get(), d_dout.get(), d_x.get(), d_w.get(), kT, C, 1e-5f,
+                           scratch.get(), nullptr, d_xn16.get(), true);
+    EXPECT_EQ(test::bf16_bits_to_f32(d_xn16.download()), test::bf16_round(gxn));
   }
   // grouped gated RMSNorm, dz into a strided matrix: the register kernel, then the staged one (16-byte
   // layouts; others fall back to the register kernel)

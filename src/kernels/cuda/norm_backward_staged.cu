@@ -197,6 +197,13 @@ __global__ void __launch_bounds__(kTh, 4) rms_bwd_staged_kernel(StagedRmsArgs a,
         acc[j].w += dv.w * xv.w * r;
         *reinterpret_cast<float4*>(a.dx + t * C + 4 * q) = g;
         if (a.dx16) *reinterpret_cast<uint2*>(a.dx16 + t * C + 4 * q) = pack4(g.x, g.y, g.z, g.w);
+        if (a.xn) {
+          const float4 o = make_float4(xv.x * r * wv.x, xv.y * r * wv.y, xv.z * r * wv.z, xv.w * r * wv.w);
+          if (a.xn_bf16)
+            *reinterpret_cast<uint2*>(static_cast<uint16_t*>(a.xn) + t * C + 4 * q) = pack4(o.x, o.y, o.z, o.w);
+          else
+            *reinterpret_cast<float4*>(static_cast<float*>(a.xn) + t * C + 4 * q) = o;
+        }
       }
     }
     __syncthreads();
@@ -213,7 +220,7 @@ __global__ void __launch_bounds__(kTh, 4) rms_bwd_staged_kernel(StagedRmsArgs a,
 bool rms_bwd_staged_supported(const StagedRmsArgs& a) {
   auto al = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
   return a.C % 4 == 0 && a.C <= kStagedMaxGroup && al(a.dx, 16) && al(a.dx16, 8) && al(a.x, 16) && al(a.dout, 16) &&
-         al(a.w, 16) && al(a.partial, 16);
+         al(a.w, 16) && al(a.partial, 16) && al(a.xn, 16);
 }
 
 void rms_bwd_staged(const StagedRmsArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s) {

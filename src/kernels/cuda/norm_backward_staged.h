@@ -33,6 +33,8 @@ struct StagedRmsArgs {
   const float *dout, *x, *w;
   int64_t T, C;
   float eps;
+  void* xn;          // may be null: x * r * w, bf16 when xn_bf16
+  bool xn_bf16;
 };
 
 bool rms_bwd_staged_supported(const StagedRmsArgs& a);
