@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #ifdef PCM_HAVE_CUDA
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <random>
@@ -124,6 +125,41 @@ TEST(CudaTrainFused, XentGradBf16IsTheRoundedInPlaceGradient) {
         ASSERT_NEAR(g[i * ld + j], want, 1e-6f + 1e-5f * std::abs(want));
         ASSERT_EQ(g16[i * vc + j], test::bf16_round({g[i * ld + j]})[0]);
       }
+  }
+}
+
+// The one-pass log-sum-exp over two vocabulary chunks (the second with a target in it) equals the float64
+// one; strides that allow 16-byte loads and ones that do not; logits that grow along a row (the running
+// max rescales often) and that shrink.
+TEST(CudaTrainFused, XentStatsOnePassMatchesFloat64) {
+  PCM_REQUIRE_GPU();
+  for (const auto& [vc, ld] : {std::pair<int64_t, int64_t>{3000, 3000}, {2999, 3001}}) {
+    const int64_t n = 40;
+    std::mt19937 rng(38);
+    std::vector<float> logits = test::random_vec(2 * n * ld, -6, 6, rng);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < vc; ++j) logits[i * ld + j] += (i % 2 ? 1.0f : -1.0f) * 0.004f * static_cast<float>(j);
+    std::vector<int32_t> targets(n);
+    for (int64_t i = 0; i < n; ++i) targets[i] = static_cast<int32_t>((i * 131) % (2 * vc));
+    DeviceBuffer<float> d_l(logits), xe(5 * n);
+    DeviceBuffer<int32_t> d_t(targets);
+    float* e = xe.get();
+    cuda::xent_init(e, e + n, e + 2 * n, n, nullptr);
+    for (int64_t c = 0; c < 2; ++c)  // chunk c: vocabulary rows [c vc, (c + 1) vc), rows n c .. of the buffer
+      cuda::xent_chunk_stats(e, e + n, e + 2 * n, d_l.get() + c * n * ld, ld, d_t.get(), n, c * vc, vc, nullptr);
+    cuda::xent_finish(e + 3 * n, e + 4 * n, e, e + n, e + 2 * n, n, nullptr);
+    const std::vector<float> out = xe.download();
+    for (int64_t i = 0; i < n; ++i) {
+      double m = -1e30, sum = 0;
+      for (int64_t c = 0; c < 2; ++c)
+        for (int64_t j = 0; j < vc; ++j) m = std::max(m, static_cast<double>(logits[(c * n + i) * ld + j]));
+      for (int64_t c = 0; c < 2; ++c)
+        for (int64_t j = 0; j < vc; ++j) sum += std::exp(logits[(c * n + i) * ld + j] - m);
+      const int64_t tg = targets[i], c = tg / vc;
+      const double lse = m + std::log(sum), loss = lse - logits[(c * n + i) * ld + tg % vc];
+      ASSERT_NEAR(out[3 * n + i], lse, 2e-5 * std::abs(lse) + 1e-5) << "row " << i << " vc " << vc;
+      ASSERT_NEAR(out[4 * n + i], loss, 2e-5 * std::abs(lse) + 1e-5) << "row " << i << " vc " << vc;
+    }
   }
 }
 
