@@ -1,7 +1,7 @@
 #!/bin/bash
 # Device side of helper trainhost's calls (bench/trainhost_pack.sh makes the pack): the CUDA training tests,
 # the row-wise kernels alone (bench/cuda_train_kernels.cpp), the 48-layer 1.3B training bench with the
-# per-phase table (this build, pcm_base = main, this build with PCM_TRAIN_GEMM=lt), a per-kernel ncu of a
+# per-phase table (this build, pcm_base = main, this build with PCM_TRAIN_GEMM=tune), a per-kernel ncu of a
 # 2-layer step, every cuBLASLt candidate of the step's products, ncu sections of the row-wise backward
 # kernels. $OUT/summary.txt is rewritten after every step (<= 25 lines, the key lines last); logs in
 # $OUT/logs.tgz.
@@ -60,7 +60,11 @@ if [ -x ./cuda_train_kernels ]; then  # the row-wise kernels alone (incl. PCM_NO
 fi
 bench pcm pcm; summary
 left 20 && bench pcm_base pcm_base; summary
-left 20 && bench pcm-lt pcm PCM_TRAIN_GEMM=lt; summary
+if left 20; then  # each product shape timed at its first use against cuBLASLt's same-bits candidates
+  bench pcm-tune pcm PCM_TRAIN_GEMM=tune PCM_TRAIN_GEMM_LOG=1
+  echo "  tune: $(grep -h '^train gemm' $L/train_pcm-tune.txt | sed -E 's/^train gemm //; s/default //; s/chosen //; s/ us//g' | tr '\n' ';')" >> $R
+  summary
+fi
 left 25 && prof train2l ./pcm $T2; summary
 if [ -x ./cuda_train_kernels ] && left 15; then  # every cuBLASLt candidate of each training product vs GemmEx
   timeout 30 ./cuda_train_kernels gemm > $L/gemm.txt 2>&1

@@ -228,6 +228,42 @@ TEST(CudaTrainFused, LtProductsMatchGemmEx) {
   EXPECT_EQ(d_r.download(), c0);  // the residual is read, not written
 }
 
+// PCM_TRAIN_GEMM=tune: at their first use the products are timed, and only algorithms with GemmEx's bits
+// are kept: every product equals GemmEx's bit for bit, the first call and the ones after it (at the step's
+// shapes, where cuBLASLt's candidates differ), the accumulated output and the residual read, not lost.
+TEST(CudaTrainFused, TunedProductsHaveGemmExBits) {
+  PCM_REQUIRE_GPU();
+  const int64_t M = 512, N = 384, K = 256;
+  std::mt19937 rng(39);
+  const std::vector<float> a = test::random_vec(M * K, -1, 1, rng), b = test::random_vec(N * K, -1, 1, rng),
+                           bk = test::random_vec(K * N, -1, 1, rng), at = test::random_vec(K * M, -1, 1, rng),
+                           c0 = test::random_vec(M * N, -1, 1, rng);
+  DeviceBuffer<float> d_a(a), d_b(b), d_bk(bk), d_at(at), d_r(c0);
+  cuda::TrainGemm ex(true);
+  setenv("PCM_TRAIN_GEMM", "tune", 1);
+  cuda::TrainGemm tuned(true);
+  unsetenv("PCM_TRAIN_GEMM");
+  for (int call = 0; call < 2; ++call) {
+    for (const float beta : {0.0f, 1.0f}) {
+      DeviceBuffer<float> c1(c0), c2(c0), e1(c0), e2(c0), f1(c0), f2(c0);
+      ex.run(false, true, M, N, K, d_a.get(), K, d_b.get(), K, beta, c1.get(), N, nullptr);
+      tuned.run(false, true, M, N, K, d_a.get(), K, d_b.get(), K, beta, c2.get(), N, nullptr);
+      EXPECT_EQ(c2.download(), c1.download()) << "NT beta " << beta << " call " << call;
+      ex.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e1.get(), N, nullptr);
+      tuned.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e2.get(), N, nullptr);
+      EXPECT_EQ(e2.download(), e1.download()) << "TN beta " << beta << " call " << call;
+      ex.run(false, false, M, N, K, d_a.get(), K, d_bk.get(), N, beta, f1.get(), N, nullptr);
+      tuned.run(false, false, M, N, K, d_a.get(), K, d_bk.get(), N, beta, f2.get(), N, nullptr);
+      EXPECT_EQ(f2.download(), f1.download()) << "NN beta " << beta << " call " << call;
+    }
+    DeviceBuffer<float> y1(M * N), y2(M * N);
+    ex.forward_add(y1.get(), d_r.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
+    tuned.forward_add(y2.get(), d_r.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
+    EXPECT_EQ(y2.download(), y1.download()) << "residual, call " << call;
+    EXPECT_EQ(d_r.download(), c0);
+  }
+}
+
 // Runs without a GPU too: the variable is checked before cuBLAS starts.
 TEST(CudaTrainFused, UnknownTrainGemmIsAClearError) {
   setenv("PCM_TRAIN_GEMM", "fast", 1);
@@ -235,7 +271,7 @@ TEST(CudaTrainFused, UnknownTrainGemmIsAClearError) {
     cuda::TrainGemm g(true);
     ADD_FAILURE() << "expected an error for PCM_TRAIN_GEMM=fast";
   } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("PCM_TRAIN_GEMM must be 'gemmex' or 'lt', got 'fast'"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("PCM_TRAIN_GEMM must be 'gemmex', 'lt' or 'tune', got 'fast'"), std::string::npos)
         << e.what();
   }
   unsetenv("PCM_TRAIN_GEMM");

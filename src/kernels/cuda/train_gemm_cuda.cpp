@@ -3,8 +3,11 @@
 #include <cublasLt.h>
 #include <cublas_v2.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/train_ops.h"
@@ -29,25 +32,54 @@ namespace pcm::cuda {
 struct TrainGemm::LtPlan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  cublasLtMatmulAlgo_t algo{};
+  std::vector<cublasLtMatmulAlgo_t> algos;  // the heuristic's candidates, its first choice first
+  int chosen = 0;                           // into algos; -1: the default path (tune mode)
+  bool tuned = false;
 };
 
 namespace {
 
+constexpr int kTuneCandidates = 8;
+constexpr int64_t kTuneMaxBytes = 320ll << 20;  // larger outputs keep the default path in tune mode
+
 // PCM_TRAIN_GEMM, read before any member starts cuBLAS (a bad value is reported first, GPU or not).
-bool lt_from_env(bool bf16) {
+int mode_from_env() {
   const char* env = std::getenv("PCM_TRAIN_GEMM");
   const std::string v = env ? env : "";
-  PCM_CHECK(v.empty() || v == "gemmex" || v == "lt", "PCM_TRAIN_GEMM must be 'gemmex' or 'lt', got '{}'", v);
-  return bf16 && v == "lt";
+  PCM_CHECK(v.empty() || v == "gemmex" || v == "lt" || v == "tune",
+            "PCM_TRAIN_GEMM must be 'gemmex', 'lt' or 'tune', got '{}'", v);
+  return v == "lt" ? 1 : v == "tune" ? 2 : 0;
+}
+
+// Median of 3 timed runs (after one untimed) on the stream, in ms; prep() before each, untimed.
+float time_ms(const std::function<void()>& prep, const std::function<void()>& run, cudaStream_t s) {
+  cudaEvent_t e0, e1;
+  PCM_CUDA(cudaEventCreate(&e0));
+  PCM_CUDA(cudaEventCreate(&e1));
+  prep();
+  run();
+  float t[3];
+  for (float& ti : t) {
+    prep();
+    PCM_CUDA(cudaEventRecord(e0, s));
+    run();
+    PCM_CUDA(cudaEventRecord(e1, s));
+    PCM_CUDA(cudaEventSynchronize(e1));
+    PCM_CUDA(cudaEventElapsedTime(&ti, e0, e1));
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(t, t + 3);
+  return t[1];
 }
 
 }  // namespace
 
-TrainGemm::TrainGemm(bool bf16) : bf16_(bf16), use_lt_(lt_from_env(bf16)) {
+TrainGemm::TrainGemm(bool bf16) : bf16_(bf16), mode_(bf16 ? static_cast<Mode>(mode_from_env()) : Mode::kGemmEx) {
+  if (!bf16) mode_from_env();  // still a clear error for a bad value
   PCM_CUBLAS_V2(cublasCreate(&handle_));
   PCM_CUBLAS_V2(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));  // fp32 stays fp32: no TF32
-  if (use_lt_) {
+  if (mode_ != Mode::kGemmEx) {
     PCM_CUBLAS_LT(cublasLtCreate(&lt_));
     lt_ws_bytes_ = 64u << 20;
     PCM_CUDA(cudaMalloc(&lt_ws_, lt_ws_bytes_));
@@ -70,39 +102,81 @@ TrainGemm::~TrainGemm() {
   cublasDestroy(handle_);
 }
 
-// The column-major mapping of gemm() below: Cᵀ[N, M] = op(B)ᵀ·op(A)ᵀ, B's storage first.
-void TrainGemm::lt_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
-                        int64_t ldb, float beta, const float* C, float* D, int64_t ldc, cudaStream_t s) {
-  const LtKey key{ta, tb, M, N, K, lda, ldb, ldc, beta != 0.0f};
+// The column-major mapping of gemmex(): Cᵀ[N, M] = op(B)ᵀ·op(A)ᵀ, B's storage first.
+TrainGemm::LtPlan& TrainGemm::lt_plan(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                                      int64_t ldc, float beta, bool out_of_place) {
+  const LtKey key{ta, tb, M, N, K, lda, ldb, ldc, beta != 0.0f, out_of_place};
   auto it = lt_plans_.find(key);
-  if (it == lt_plans_.end()) {
-    auto* p = new LtPlan;
-    PCM_CUBLAS_LT(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-    PCM_CUBLAS_LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-    PCM_CUBLAS_LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-    PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, static_cast<uint64_t>(tb ? K : N),
-                                             static_cast<uint64_t>(tb ? N : K), ldb));
-    PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, static_cast<uint64_t>(ta ? M : K),
-                                             static_cast<uint64_t>(ta ? K : M), lda));
-    PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(N), static_cast<uint64_t>(M),
-                                             ldc));
-    cublasLtMatmulPreference_t pref;
-    PCM_CUBLAS_LT(cublasLtMatmulPreferenceCreate(&pref));
-    PCM_CUBLAS_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_ws_bytes_,
-                                                       sizeof(lt_ws_bytes_)));
-    cublasLtMatmulHeuristicResult_t r{};
-    int found = 0;
-    PCM_CUBLAS_LT(cublasLtMatmulAlgoGetHeuristic(lt_, p->desc, p->a, p->b, p->c, p->c, pref, 1, &r, &found));
-    cublasLtMatmulPreferenceDestroy(pref);
-    PCM_CHECK(found > 0, "cuBLASLt found no algorithm for a {}x{}x{} bf16 product", M, N, K);
-    p->algo = r.algo;
-    it = lt_plans_.emplace(key, p).first;
-  }
-  const LtPlan& p = *it->second;
+  if (it != lt_plans_.end()) return *it->second;
+  auto* p = new LtPlan;
+  PCM_CUBLAS_LT(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  PCM_CUBLAS_LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  PCM_CUBLAS_LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, static_cast<uint64_t>(tb ? K : N),
+                                           static_cast<uint64_t>(tb ? N : K), ldb));
+  PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, static_cast<uint64_t>(ta ? M : K),
+                                           static_cast<uint64_t>(ta ? K : M), lda));
+  PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(N), static_cast<uint64_t>(M), ldc));
+  cublasLtMatmulPreference_t pref;
+  PCM_CUBLAS_LT(cublasLtMatmulPreferenceCreate(&pref));
+  PCM_CUBLAS_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_ws_bytes_,
+                                                     sizeof(lt_ws_bytes_)));
+  std::vector<cublasLtMatmulHeuristicResult_t> r(mode_ == Mode::kTune ? kTuneCandidates : 1);
+  int found = 0;
+  PCM_CUBLAS_LT(cublasLtMatmulAlgoGetHeuristic(lt_, p->desc, p->a, p->b, p->c, p->c, pref, static_cast<int>(r.size()),
+                                               r.data(), &found));
+  cublasLtMatmulPreferenceDestroy(pref);
+  PCM_CHECK(found > 0, "cuBLASLt found no algorithm for a {}x{}x{} bf16 product", M, N, K);
+  for (int i = 0; i < found; ++i) p->algos.push_back(r[static_cast<size_t>(i)].algo);
+  lt_plans_.emplace(key, p);
+  return *p;
+}
+
+void TrainGemm::lt_run(const LtPlan& p, int algo, const void* A, const void* B, float beta, const float* C, float* D,
+                       cudaStream_t s) {
   const float alpha = 1.0f;
-  PCM_CUBLAS_LT(cublasLtMatmul(lt_, p.desc, &alpha, B, p.a, A, p.b, &beta, C ? C : D, p.c, D, p.c, &p.algo, lt_ws_,
-                               lt_ws_bytes_, s));
+  PCM_CUBLAS_LT(cublasLtMatmul(lt_, p.desc, &alpha, B, p.a, A, p.b, &beta, C ? C : D, p.c, D, p.c,
+                               &p.algos[static_cast<size_t>(algo)], lt_ws_, lt_ws_bytes_, s));
+}
+
+void TrainGemm::tune(LtPlan& p, int64_t M, int64_t N, int64_t K, const void* A, const void* B, float beta, const float* C,
+                     float* D, bool in_place, const std::function<void(const float*, float*)>& ref, cudaStream_t s) {
+  p.tuned = true;
+  p.chosen = -1;
+  const size_t bytes = static_cast<size_t>(M * N) * 4;
+  if (static_cast<int64_t>(bytes) > kTuneMaxBytes) {
+    ref(C, D);
+    return;
+  }
+  float *tmp = nullptr, *backup = nullptr;
+  PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&tmp), bytes));
+  if (in_place) {  // D holds the input C: kept for every timed run
+    PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&backup), bytes));
+    PCM_CUDA(cudaMemcpyAsync(backup, D, bytes, cudaMemcpyDeviceToDevice, s));
+  }
+  auto restore = [&] {  // the in-place input again
+    if (in_place) PCM_CUDA(cudaMemcpyAsync(tmp, backup, bytes, cudaMemcpyDeviceToDevice, s));
+  };
+  const float* c_in = in_place ? tmp : C;
+  ref(in_place ? D : C, D);  // the real result, by the default path
+  const float t_ref = time_ms(restore, [&] { ref(c_in, tmp); }, s);
+  float best = 0.98f * t_ref;  // a candidate must beat the default by 2 %
+  for (int i = 0; i < static_cast<int>(p.algos.size()); ++i) {
+    const float t = time_ms(restore, [&] { lt_run(p, i, A, B, beta, c_in, tmp, s); }, s);
+    if (t < best && bits_equal(tmp, D, M * N, s)) {
+      best = t;
+      p.chosen = i;
+    }
+  }
+  if (std::getenv("PCM_TRAIN_GEMM_LOG"))
+    std::fprintf(stderr, "train gemm %ldx%ldx%ld%s: default %.1f us, chosen %s %.1f us\n", static_cast<long>(M),
+                 static_cast<long>(N), static_cast<long>(K), in_place ? " +=" : C ? " +R" : "", 1e3 * t_ref,
+                 p.chosen < 0 ? "default" : ("lt#" + std::to_string(p.chosen)).c_str(),
+                 1e3 * (p.chosen < 0 ? t_ref : best));
+  PCM_CUDA(cudaStreamSynchronize(s));
+  cudaFree(tmp);
+  cudaFree(backup);
 }
 
 const void* TrainGemm::prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s) {
@@ -138,10 +212,12 @@ void TrainGemm::forward_add(float* Y, const float* R, Operand X, Operand W, int6
   const void* x = prepare(X, T, k, &ldx, 0, s);
   const void* w = prepare(W, n, k, &ldw, 1, s);
   PCM_CHECK(ldx == k && ldw == k, "TrainGemm::forward_add: operands must be contiguous");
-  if (use_lt_)
-    lt_gemm(false, true, T, n, k, x, k, w, k, 1.0f, R, Y, n, s);
-  else
-    fwd_add_.run(Y, x, w, bf16_, T, n, k, 1.0f, s, R);
+  auto dflt = [&](const float* c, float* d) { fwd_add_.run(d, x, w, bf16_, T, n, k, 1.0f, s, c); };
+  if (mode_ == Mode::kGemmEx) return dflt(R, Y);
+  LtPlan& p = lt_plan(false, true, T, n, k, k, k, n, 1.0f, true);
+  if (mode_ == Mode::kTune && !p.tuned) return tune(p, T, n, k, x, w, 1.0f, R, Y, false, dflt, s);
+  if (p.chosen < 0) return dflt(R, Y);
+  lt_run(p, p.chosen, x, w, 1.0f, R, Y, s);
 }
 
 void TrainGemm::backward(float* dX, float beta, float* dW, Operand dY, Operand X, Operand W, int64_t T, int64_t n,
@@ -157,12 +233,28 @@ void TrainGemm::backward(float* dX, float beta, float* dW, Operand dY, Operand X
   gemm(true, false, n, k, T, dy, ldy, prepare(X, T, k, &ldx, 1, s), ldx, 1.0f, dW, k, s);
 }
 
-// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read
-// column-major is its transpose: so B goes first, with the same transpose flags.
 void TrainGemm::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
                      int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
   if (M == 0 || N == 0) return;
-  if (use_lt_) return lt_gemm(ta, tb, M, N, K, A, lda, B, ldb, beta, nullptr, C, ldc, s);
+  if (mode_ == Mode::kGemmEx) return gemmex(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, s);
+  LtPlan& p = lt_plan(ta, tb, M, N, K, lda, ldb, ldc, beta, false);
+  if (mode_ == Mode::kTune && !p.tuned) {
+    auto dflt = [&](const float* c, float* d) {
+      if (c && c != d) PCM_CUDA(cudaMemcpyAsync(d, c, static_cast<size_t>(M * N) * 4, cudaMemcpyDeviceToDevice, s));
+      gemmex(ta, tb, M, N, K, A, lda, B, ldb, beta, d, ldc, s);
+    };
+    if (ldc == N) return tune(p, M, N, K, A, B, beta, beta != 0.0f ? C : nullptr, C, beta != 0.0f, dflt, s);
+    p.tuned = true;  // strided output: not timed on scratch, the default path
+    p.chosen = -1;
+  }
+  if (p.chosen < 0) return gemmex(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc, s);
+  lt_run(p, p.chosen, A, B, beta, C, C, s);
+}
+
+// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a row-major matrix read
+// column-major is its transpose: so B goes first, with the same transpose flags.
+void TrainGemm::gemmex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
+                       int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
   PCM_CUBLAS_V2(cublasSetStream(handle_, s));
   const float alpha = 1.0f;
   const cudaDataType_t type = bf16_ ? CUDA_R_16BF : CUDA_R_32F;

@@ -28,8 +28,11 @@ struct Operand {
   Operand(const void* q, bool b) : p(q), is_bf16(b) {}
 };
 
-// bf16 products go through cublasGemmEx (cuBLAS's own algorithm choice), or with PCM_TRAIN_GEMM=lt through
-// cuBLASLt with the heuristic's algorithm for each product (plans cached per shape, 64 MiB workspace).
+// bf16 products go through cublasGemmEx (cuBLAS's own algorithm choice) by default. PCM_TRAIN_GEMM=lt: through
+// cuBLASLt with its heuristic's first algorithm for each shape; =tune: per shape at its first use, the
+// default path timed against the heuristic's candidates that give the same bits (so the choice never
+// changes a result), the fastest kept (at most two extra output-sized buffers while it is timed; shapes
+// whose output exceeds 320 MB keep the default).
 class TrainGemm {
  public:
   explicit TrainGemm(bool bf16);
@@ -56,25 +59,35 @@ class TrainGemm {
                 cudaStream_t s, const std::function<void()>& between = {});
 
  private:
-  // The cuBLAS call on prepared operands (bf16 in bf16 mode, the fp32 inputs otherwise).
+  enum class Mode { kGemmEx, kLt, kTune };
+  struct LtPlan;
+  using LtKey = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
+  // The product on prepared operands (bf16 in bf16 mode, the fp32 inputs otherwise), C in place.
   void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
             int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s);
+  void gemmex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
+              int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s);
   // The operand as the product wants it: itself, or (fp32 in bf16 mode) rounded into scratch `which`;
   // *ld becomes the prepared matrix's row stride.
   const void* prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s);
-  // cuBLASLt: D = op(A)·op(B) + beta·C (C may differ from D), row-major as gemm().
-  struct LtPlan;
-  using LtKey = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
-  void lt_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
-               int64_t ldb, float beta, const float* C, float* D, int64_t ldc, cudaStream_t s);
+  // cuBLASLt: the plan of D = op(A)·op(B) + beta·C (row-major as gemm(); out_of_place: C != D), and one run
+  // of its algorithm `algo`.
+  LtPlan& lt_plan(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                  float beta, bool out_of_place);
+  void lt_run(const LtPlan& p, int algo, const void* A, const void* B, float beta, const float* C, float* D,
+              cudaStream_t s);
+  // Tune mode, a plan's first use: `ref(C, D)` (the default path) leaves the real result in D, then it and
+  // each candidate are timed on scratch; candidates whose output differs in any bit are dropped.
+  void tune(LtPlan& p, int64_t M, int64_t N, int64_t K, const void* A, const void* B, float beta, const float* C, float* D,
+            bool in_place, const std::function<void(const float*, float*)>& ref, cudaStream_t s);
   bool bf16_;
-  bool use_lt_ = false;
+  Mode mode_ = Mode::kGemmEx;
   cublasLtContext* lt_ = nullptr;
   void* lt_ws_ = nullptr;
   size_t lt_ws_bytes_ = 0;
   std::map<LtKey, LtPlan*> lt_plans_;
   cublasContext* handle_ = nullptr;
-  Gemm fwd_add_;  // forward_add's out-of-place product (GemmEx mode)
+  Gemm fwd_add_;  // forward_add's out-of-place product (the default path)
   uint16_t* scratch_[2] = {nullptr, nullptr};
   int64_t scratch_cap_[2] = {0, 0};
 };

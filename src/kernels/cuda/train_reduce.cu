@@ -192,7 +192,29 @@ __global__ void __launch_bounds__(256) to_bf16_flat_kernel(uint2* __restrict__ o
   for (; i < n4; i += stride) out[i] = pack_bf16x4(__ldcs(in + i));
 }
 
+__global__ void mismatch_kernel(int* flag, const uint32_t* a, const uint32_t* b, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    if (a[i] != b[i]) *flag = 1;  // any writer: the flag only says "some element differs"
+}
+
 }  // namespace
+
+bool bits_equal(const float* a, const float* b, int64_t n, cudaStream_t s) {
+  int* flag = nullptr;
+  PCM_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&flag), sizeof(int), s));
+  PCM_CUDA(cudaMemsetAsync(flag, 0, sizeof(int), s));
+  if (n > 0) {
+    mismatch_kernel<<<static_cast<unsigned>(std::min<int64_t>(blocks_for(n, 256), 4096)), 256, 0, s>>>(
+        flag, reinterpret_cast<const uint32_t*>(a), reinterpret_cast<const uint32_t*>(b), n);
+    PCM_CUDA_LAUNCH();
+  }
+  int h = 0;
+  PCM_CUDA(cudaMemcpyAsync(&h, flag, sizeof(int), cudaMemcpyDeviceToHost, s));
+  PCM_CUDA(cudaFreeAsync(flag, s));
+  PCM_CUDA(cudaStreamSynchronize(s));
+  return h == 0;
+}
 
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s) {
   if (rows * cols == 0) return;
