@@ -63,8 +63,9 @@ struct DevModel {
 // are kept per layer; xn, xbc and yn are cheap elementwise/normalisation outputs of those (and of the
 // layer input), so they live in one buffer shared by all layers: the backward recomputes xbc with the
 // forward's kernel (bit-identical), yn inside the gated norm's backward and xn inside the RMSNorm's
-// backward (same formulas, their own summation order): 45% less activation memory for ~1% more time. xn and yn are only ever projection
-// operands: in bf16 mode their producers write them as bf16 (in the first half of their fp32 slots).
+// backward (same formulas, their own summation order): 45% less activation memory for ~1% more time.
+// xn and yn are only ever projection operands: in bf16 mode their producers write them as bf16 (in the
+// first half of their fp32 slots).
 struct Acts {
   float *xn, *zx, *xbc, *dt, *y, *yn;
 };

@@ -107,12 +107,11 @@ __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArg
         *reinterpret_cast<float4*>(a.dy + t * a.C + c) = make_float4(dyo[0], dyo[1], dyo[2], dyo[3]);
         if (a.dz) *reinterpret_cast<float4*>(a.dz + t * a.dz_stride + c) = make_float4(dzo[0], dzo[1], dzo[2], dzo[3]);
         if (a.dz16) *reinterpret_cast<uint2*>(a.dz16 + t * a.dz_stride + c) = pack4(dzo[0], dzo[1], dzo[2], dzo[3]);
-        if (a.yn) {
-          if (a.yn_bf16)
-            *reinterpret_cast<uint2*>(static_cast<uint16_t*>(a.yn) + t * a.C + c) = pack4(yno[0], yno[1], yno[2], yno[3]);
-          else
-            *reinterpret_cast<float4*>(static_cast<float*>(a.yn) + t * a.C + c) = make_float4(yno[0], yno[1], yno[2], yno[3]);
-        }
+        if (a.yn && a.yn_bf16)
+          *reinterpret_cast<uint2*>(static_cast<uint16_t*>(a.yn) + t * a.C + c) = pack4(yno[0], yno[1], yno[2], yno[3]);
+        else if (a.yn)
+          *reinterpret_cast<float4*>(static_cast<float*>(a.yn) + t * a.C + c) =
+              make_float4(yno[0], yno[1], yno[2], yno[3]);
       }
     }
     __syncthreads();  // every thread is done with this stage (and red) before it is filled again

@@ -140,8 +140,9 @@ void TrainGemm::lt_run(const LtPlan& p, int algo, const void* A, const void* B, 
                                &p.algos[static_cast<size_t>(algo)], lt_ws_, lt_ws_bytes_, s));
 }
 
-void TrainGemm::tune(LtPlan& p, int64_t M, int64_t N, int64_t K, const void* A, const void* B, float beta, const float* C,
-                     float* D, bool in_place, const std::function<void(const float*, float*)>& ref, cudaStream_t s) {
+void TrainGemm::tune(LtPlan& p, int64_t M, int64_t N, int64_t K, const void* A, const void* B, float beta,
+                     const float* C, float* D, bool in_place,
+                     const std::function<void(const float*, float*)>& ref, cudaStream_t s) {
   p.tuned = true;
   p.chosen = -1;
   const size_t bytes = static_cast<size_t>(M * N) * 4;

@@ -78,8 +78,8 @@ class TrainGemm {
               cudaStream_t s);
   // Tune mode, a plan's first use: `ref(C, D)` (the default path) leaves the real result in D, then it and
   // each candidate are timed on scratch; candidates whose output differs in any bit are dropped.
-  void tune(LtPlan& p, int64_t M, int64_t N, int64_t K, const void* A, const void* B, float beta, const float* C, float* D,
-            bool in_place, const std::function<void(const float*, float*)>& ref, cudaStream_t s);
+  void tune(LtPlan& p, int64_t M, int64_t N, int64_t K, const void* A, const void* B, float beta, const float* C,
+            float* D, bool in_place, const std::function<void(const float*, float*)>& ref, cudaStream_t s);
   bool bf16_;
   Mode mode_ = Mode::kGemmEx;
   cublasLtContext* lt_ = nullptr;
