@@ -1,14 +1,12 @@
 // The kernels of a 1.3B training step (T = 4 x 2048 rows) one by one, at the layouts the step uses.
-// Row-wise: the gated RMSNorm and RMSNorm (accumulating, with its bf16 copy) backwards, register kernels and
-// PCM_NORM_BWD=staged, the conv backward, the head's cross-entropy stats and gradient over a
+// Row-wise: the gated RMSNorm and RMSNorm (accumulating, with its bf16 copy and xn) backwards, the conv backward, the head's cross-entropy stats and gradient over a
 // block of 2048 rows x the whole vocabulary: median µs of 20 runs on random data, and GB/s over the bytes
 // each must move (inputs read once, outputs written once).
-// Products: each through TrainGemm (cublasGemmEx, cuBLAS's own algorithm choice) against every algorithm
-// cuBLASLt's heuristic offers for it (64 MiB workspace), each the median of 15 timed runs: GemmEx µs and
-// TFLOP/s, the heuristic's first choice, the fastest candidate, and whether the fastest candidate's result
-// has the same bits as GemmEx's (a choice that changes the bits changes the training run). "out_proj fwd+R"
-// is the residual add out of place (D = X·Wᵀ + R): GemmEx with a copy of R first, cuBLASLt reading R as C
-// (what TrainGemm::forward_add does).
+// Products: each through TrainGemm (tuned at its first use: the fastest of cublasGemmEx and cuBLASLt's
+// candidates with GemmEx's bits) against every algorithm cuBLASLt's heuristic offers for it (64 MiB
+// workspace), each the median of 15 timed runs: TrainGemm's µs and TFLOP/s, the heuristic's first choice,
+// the fastest candidate, and which candidates give TrainGemm's bits ('='). "out_proj fwd+R" is the residual
+// add out of place (D = X·Wᵀ + R): TrainGemm's run() after a copy of R, cuBLASLt reading R as C.
 // usage: cuda_train_kernels [rowwise|gemm]   (both when omitted)
 #include <cstdio>
 #include <cstring>
@@ -159,7 +157,7 @@ void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes
   }
   auto reset = [&] { PCM_CUDA(cudaMemcpyAsync(C, C0, static_cast<size_t>(M * N) * 4, cudaMemcpyDeviceToDevice, s)); };
   const int64_t lda = sh.ta ? M : K, ldb = sh.tb ? K : N;
-  // GemmEx through TrainGemm (the training path).
+  // The training path (TrainGemm, tuned at its first use).
   cuda::TrainGemm tg(true);
   auto gemmex = [&] {
     if (sh.out_of_place) reset();
@@ -205,8 +203,8 @@ void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes
   }
   const double gf = 2.0 * static_cast<double>(M) * N * K * 1e-9;
   const auto& a = cand[static_cast<size_t>(best_i)].algo;
-  std::printf("%-14s %5ld x %5ld x %5ld b%.0f | gemmex %6.1f us %4.0f TF/s | lt#0 %6.1f | best lt#%d %6.1f us %4.0f TF/s"
-              " (tile %u splitK %u red %u) %+.1f%%\n   all (us, '=' same bits as gemmex):%s\n",
+  std::printf("%-14s %5ld x %5ld x %5ld b%.0f | train %6.1f us %4.0f TF/s | lt#0 %6.1f | best lt#%d %6.1f us %4.0f TF/s"
+              " (tile %u splitK %u red %u) %+.1f%%\n   all (us, '=' same bits as TrainGemm):%s\n",
               sh.name, static_cast<long>(M), static_cast<long>(N), static_cast<long>(K), sh.beta, t_ex, gf / t_ex * 1e3,
               first, best_i, best, gf / best * 1e3, cfg(a, CUBLASLT_ALGO_CONFIG_TILE_ID),
               cfg(a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM), cfg(a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME),
@@ -238,20 +236,14 @@ static void run_rowwise() {
     cuda::gated_rmsnorm_backward(dy, nullptr, dz16, kDpr, dw, yn16, true, dout, y, zx, kDpr, w, kT, kDi, kDi, eps, scr,
                                  nullptr);
   };
-  unsetenv("PCM_NORM_BWD");
-  report("gated rmsnorm bwd (registers)", gbytes, gated);
-  setenv("PCM_NORM_BWD", "staged", 1);
-  report("gated rmsnorm bwd (staged)", gbytes, gated);
-  unsetenv("PCM_NORM_BWD");
+  report("gated rmsnorm bwd", gbytes, gated);
   // RMSNorm backward over [T, d], accumulating into dresid with its bf16 copy
   float *x = dev_f32(kT * kD, 5), *dxn = dev_f32(kT * kD, 6), *dres = dev_f32(kT * kD, 7), *wn = dev_f32(kD, 8, 0.3f),
         *dwn = dev_raw<float>(kD);
   uint16_t* dres16 = dev_raw<uint16_t>(kT * kD);
-  auto rms = [&] { cuda::rmsnorm_backward(dres, true, dres16, dwn, dxn, x, wn, kT, kD, eps, scr, nullptr); };
-  report("rmsnorm bwd (registers)", kT * kD * (4.0 * 4 + 2), rms);
-  setenv("PCM_NORM_BWD", "staged", 1);
-  report("rmsnorm bwd (staged)", kT * kD * (4.0 * 4 + 2), rms);
-  unsetenv("PCM_NORM_BWD");
+  uint16_t* xn16 = dev_raw<uint16_t>(kT * kD);
+  auto rms = [&] { cuda::rmsnorm_backward(dres, true, dres16, dwn, dxn, x, wn, kT, kD, eps, scr, nullptr, xn16, true); };
+  report("rmsnorm bwd (+ xn bf16)", kT * kD * (4.0 * 4 + 2 + 2), rms);
   // conv backward: dout [T, cd], input xBC in zx (stride dpr), din16 in dzx16 (stride dpr), 4 documents
   float *dxbc = dev_f32(kT * kCd, 9), *cw = dev_f32(kCd * 4, 10, 0.3f), *cb = dev_f32(kCd, 11, 0.3f),
         *gcw = dev_raw<float>(kCd * 4), *gcb = dev_raw<float>(kCd),

@@ -1,10 +1,10 @@
 #!/bin/bash
 # Device side of helper trainhost's calls (bench/trainhost_pack.sh makes the pack): the CUDA training tests,
 # the row-wise kernels alone (bench/cuda_train_kernels.cpp), the 48-layer 1.3B training bench with the
-# per-phase table (this build, pcm_base = main, this build with PCM_TRAIN_GEMM=tune), a per-kernel ncu of a
-# 2-layer step, every cuBLASLt candidate of the step's products, ncu sections of the row-wise backward
-# kernels. $OUT/summary.txt is rewritten after every step (<= 25 lines, the key lines last); logs in
-# $OUT/logs.tgz.
+# per-phase table and the tuned products' choices (this build, then pcm_base = main), batch 8 with
+# --recompute, a per-kernel ncu of a 2-layer step, every cuBLASLt candidate of the step's products, ncu
+# sections of the row-wise backward kernels. $OUT/summary.txt is rewritten after every step (<= 25 lines,
+# the key lines last); logs in $OUT/logs.tgz.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/trainhost-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
@@ -54,19 +54,20 @@ bench() { n=$1; b=$2; shift 2; t=$SECONDS; env PCM_TRAIN_PROFILE=1 "$@" timeout 
   echo "  phases $n: $(grep -E '^  (bwd|fwd|head)' $L/train_$n.txt | awk '{n=$0; v=$(NF-1); sub(/^ +/,"",n); sub(/ +[0-9.]+ ms$/,"",n); gsub(/ /,"",n); gsub(/gatednorm/,"gn",n); gsub(/recompute(xn,)?conv/,"recomp",n); gsub(/:norm\+loss\+grads/,"",n); printf "%s=%s ", n, v}')" >> $R; }
 prof() { n=$1; shift; timeout 30 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
-if [ -x ./cuda_train_kernels ]; then  # the row-wise kernels alone (incl. PCM_NORM_BWD=staged)
+if [ -x ./cuda_train_kernels ]; then  # the row-wise kernels alone
   timeout 20 ./cuda_train_kernels rowwise > $L/rowwise.txt 2>&1
   echo "rowwise rc=$?: $(sed -E 's/ +/ /g; s/ \([0-9]+ MB\)//' $L/rowwise.txt | tr '\n' ';')" >> $R; summary
 fi
-bench pcm pcm; summary
+bench pcm pcm  # (PCM_TRAIN_PROFILE=1 also logs each product shape's tuned choice)
+echo "  tune: $(grep -h '^train gemm' $L/train_pcm.txt | sed -E 's/^train gemm //; s/reference /ref /g; s/chosen //; s/ us//g' | tr '\n' ';')" >> $R
+summary
 left 20 && bench pcm_base pcm_base; summary
-if left 20; then  # each product shape timed at its first use against cuBLASLt's same-bits candidates
-  bench pcm-tune pcm PCM_TRAIN_GEMM=tune PCM_TRAIN_GEMM_LOG=1
-  echo "  tune: $(grep -h '^train gemm' $L/train_pcm-tune.txt | sed -E 's/^train gemm //; s/default //; s/chosen //; s/ us//g' | tr '\n' ';')" >> $R
-  summary
+if left 25; then  # batch 8 with --recompute (main: 647.8 ms, 35.7 GB)
+  t=$SECONDS; timeout 40 ./pcm bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 8 --recompute --steps 3 > $L/train_rc8.txt 2>&1
+  echo "train48 b8 recompute pcm rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|peak device memory [0-9.]+ GB' $L/train_rc8.txt | tr '\n' ' ')" >> $R; summary
 fi
 left 25 && prof train2l ./pcm $T2; summary
-if [ -x ./cuda_train_kernels ] && left 15; then  # every cuBLASLt candidate of each training product vs GemmEx
+if [ -x ./cuda_train_kernels ] && left 15; then  # every cuBLASLt candidate of each training product vs TrainGemm
   timeout 30 ./cuda_train_kernels gemm > $L/gemm.txt 2>&1
   grep -E "^[A-Za-z_+ ]+ +[0-9]+ x" $L/gemm.txt | sed -E 's/ +/ /g' | cut -c1-150 >> $R; summary
 fi

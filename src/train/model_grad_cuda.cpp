@@ -390,7 +390,7 @@ class CudaTrainBackend : public TrainBackend {
   DeviceArray<int32_t> ints_;
   DeviceArray<float> resid_, acts_, out_, A_, zero_bias_, conv_state_, ssm_state_, ssd_scratch_, ssd_bwd_scratch_;
   DeviceArray<float> dresid_, dxn_, dzx_, dxbc_, ddt_, dy_, dyn_, dA_, norm_scratch_, col_scratch_;
-  DeviceArray<float> head_x_, head_xn_, head_dxn_, head_dx_, logits_, xent_;
+  DeviceArray<float> head_x_, head_xn_, head_dxn_, head_dx_, xent_;
   // bf16 mode: dzx (the in_proj backward's operand; dzx_ only exists for an in_proj bias) or, in the head,
   // the logits' gradient; dresid as the out_proj backward's operand; the lm_head weights of this step.
   DeviceArray<uint16_t> grad16_, dresid16_, lm_head16_;
@@ -545,17 +545,21 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   ssm_state_.ensure(ix_.S * H * c_.head_dim * c_.state_size);
   const cuda::SsdDims dims = ssd_dims();
   ssd_scratch_.ensure(cuda::ssd_chunked_scratch_floats(ix_.chunks, ssd_q(), dims));
-  ssd_bwd_scratch_.ensure(ssd_bwd_ != SsdBackward::kSequential
-                              ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks, static_cast<int32_t>(ssd_q()),
-                                                                          dims)
-                              : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G,
-                                                                  dims.P, dims.N));
-  for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
   const bool bf16 = gemm_.bf16();
+  // The head's block of logits [R, V] and (bf16) their gradient live in the SSD backward's scratch, which
+  // is idle until the layers' backward.
+  const int64_t R = std::min(n, opts_.head_rows), head_grad_off = (R * V + 3) / 4 * 4,
+                head_floats = n > 0 ? head_grad_off + (bf16 ? (R * V + 1) / 2 : 0) : 0;
+  ssd_bwd_scratch_.ensure(std::max(
+      head_floats, ssd_bwd_ != SsdBackward::kSequential
+                       ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks, static_cast<int32_t>(ssd_q()), dims)
+                       : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G, dims.P,
+                                                           dims.N)));
+  for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
   bool in_bias = false;
   for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
   if (!bf16 || in_bias) dzx_.ensure(T * dpr);
-  if (bf16) grad16_.ensure(std::max(T * dpr, std::min(n, opts_.head_rows) * V));
+  if (bf16) grad16_.ensure(T * dpr);
   dxbc_.ensure(T * cd);
   ddt_.ensure(T * H);
   dy_.ensure(T * di);
@@ -580,20 +584,19 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     // Blocks of R rows against the whole vocabulary: each logit is computed once, its block's loss and
     // gradient taken from it (vocabulary chunks of all rows needed the logits twice: the log-sum-exp
     // first), for the lm_head gradient accumulated once per block.
-    const int64_t R = std::min(n, opts_.head_rows);
     float *hx = head_x_.ensure(n * d), *hxn = head_xn_.ensure(n * d), *hdxn = head_dxn_.ensure(n * d),
-          *hdx = head_dx_.ensure(n * d), *logits = logits_.ensure(R * V), *xe = xent_.ensure(5 * n);
+          *hdx = head_dx_.ensure(n * d), *logits = ssd_bwd_scratch_.get(), *xe = xent_.ensure(5 * n);
     float *run_max = xe, *run_sum = xe + n, *tgt = xe + 2 * n, *lse = xe + 3 * n, *loss = xe + 4 * n;
     const int32_t* targets = dev_ints(ix_.head_targets);
     cuda::embedding_gather(hx, resid + L * T * d, false, dev_ints(ix_.head_rows), n, d, s);
     cuda::rmsnorm(hxn, bf16, hx, P_.norm_f, n, d, eps, s);
     // bf16 mode: the lm_head rounded once for the three products of each block, the logits' gradient
-    // written as bf16 by xent_chunk_grad (grad16_, free until the layers' backward).
+    // written as bf16 by xent_chunk_grad (after the logits in the scratch).
     uint16_t *lm16 = nullptr, *lg16 = nullptr;
     if (bf16) {
       lm16 = lm_head16_.ensure(V * d);
       cuda::f32_to_bf16_2d(lm16, P_.lm_head, V, d, d, s);
-      lg16 = grad16_.get();
+      lg16 = reinterpret_cast<uint16_t*>(logits + head_grad_off);
     }
     const cuda::Operand lm = bf16 ? cuda::Operand::bf16(lm16) : cuda::Operand(P_.lm_head);
     const cuda::Operand dlogits = bf16 ? cuda::Operand::bf16(lg16) : cuda::Operand(logits);

@@ -7,7 +7,6 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <random>
 
 #include "cuda/cuda_test_util.h"
@@ -32,16 +31,11 @@ TEST(CudaTrainFused, NormBackwardsOverManyRowBlocksMatchCpu) {
       scratch(static_cast<size_t>(cuda::norm_backward_scratch_floats(T, C)));
   std::vector<float> dx(T * C), dw(C, 0.5f);
   cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), T, C, 1e-5f, false);
-  for (const char* kernel : {"regs", "staged"}) {  // C = 300: the staged kernel applies to the RMSNorm
-    SCOPED_TRACE(kernel);
-    setenv("PCM_NORM_BWD", kernel, 1);
-    DeviceBuffer<float> d_dx(T * C), d_dw(std::vector<float>(C, 0.5f));
-    cuda::rmsnorm_backward(d_dx.get(), false, nullptr, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), T, C, 1e-5f,
-                           scratch.get(), nullptr);
-    EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
-    EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
-  }
-  unsetenv("PCM_NORM_BWD");
+  DeviceBuffer<float> d_dx(T * C), d_dw(std::vector<float>(C, 0.5f));  // C = 300: the staged RMSNorm kernel
+  cuda::rmsnorm_backward(d_dx.get(), false, nullptr, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), T, C, 1e-5f,
+                         scratch.get(), nullptr);
+  EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
+  EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5);
 
   std::vector<float> dy(T * C), dz(T * C), gw(C, 0.5f);
   cpu::gated_rmsnorm_backward(dy.data(), dz.data(), C, gw.data(), dout.data(), x.data(), z.data(), C, w.data(), T, C,
@@ -193,45 +187,26 @@ TEST(CudaTrainFused, GemmTakesReadyBf16Operands) {
   EXPECT_THROW(fp32.forward(c1.get(), cuda::Operand::bf16(a16.get()), d_b.get(), M, N, K, nullptr), std::exception);
 }
 
-// PCM_TRAIN_GEMM=lt: every product shape of a step (both transposes, beta 0 and 1, strided operands, the
-// residual epilogue) through cuBLASLt equals GemmEx's up to the summation order.
-TEST(CudaTrainFused, LtProductsMatchGemmEx) {
-  PCM_REQUIRE_GPU();
-  const int64_t M = 70, N = 50, K = 90;
-  std::mt19937 rng(37);
-  std::vector<float> a = test::random_vec(M * (K + 6), -1, 1, rng), b = test::random_vec(N * K, -1, 1, rng),
-                     c0 = test::random_vec(M * N, -1, 1, rng), at = test::random_vec(K * M, -1, 1, rng);
-  DeviceBuffer<float> d_a(a), d_b(b), d_at(at), d_r(c0);
-  cuda::TrainGemm ex(true);
-  setenv("PCM_TRAIN_GEMM", "lt", 1);
-  cuda::TrainGemm lt(true);
-  unsetenv("PCM_TRAIN_GEMM");
-  for (const float beta : {0.0f, 1.0f}) {
-    DeviceBuffer<float> c1(c0), c2(c0);
-    ex.run(false, true, M, N, K, d_a.get(), K + 6, d_b.get(), K, beta, c1.get(), N, nullptr);  // X·Wᵀ, strided X
-    lt.run(false, true, M, N, K, d_a.get(), K + 6, d_b.get(), K, beta, c2.get(), N, nullptr);
-    EXPECT_LT(test::rel_error(c2.download(), c1.download()), 1e-5) << "NT beta " << beta;
-    DeviceBuffer<float> e1(c0), e2(c0);  // Aᵀ·B: [K, M]ᵀ [K, N]... as the weight gradient (dYᵀ·X)
-    DeviceBuffer<float> d_bk(test::random_vec(K * N, -1, 1, rng));
-    ex.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e1.get(), N, nullptr);
-    lt.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e2.get(), N, nullptr);
-    EXPECT_LT(test::rel_error(e2.download(), e1.download()), 1e-5) << "TN beta " << beta;
-    DeviceBuffer<float> f1(c0), f2(c0);  // A·B as the input gradient (dY·W)
-    ex.run(false, false, M, N, K, d_a.get(), K + 6, d_bk.get(), N, beta, f1.get(), N, nullptr);
-    lt.run(false, false, M, N, K, d_a.get(), K + 6, d_bk.get(), N, beta, f2.get(), N, nullptr);
-    EXPECT_LT(test::rel_error(f2.download(), f1.download()), 1e-5) << "NN beta " << beta;
-  }
-  DeviceBuffer<float> y1(M * N), y2(M * N), xs(test::random_vec(M * K, -1, 1, rng));
-  ex.forward_add(y1.get(), d_r.get(), xs.get(), d_b.get(), M, N, K, nullptr);
-  lt.forward_add(y2.get(), d_r.get(), xs.get(), d_b.get(), M, N, K, nullptr);
-  EXPECT_LT(test::rel_error(y2.download(), y1.download()), 1e-5);
-  EXPECT_EQ(d_r.download(), c0);  // the residual is read, not written
+// Row-major op(A)·op(B) of bf16-rounded operands in float64 (+ beta·C0): the products' reference.
+std::vector<float> product_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const std::vector<float>& a,
+                               const std::vector<float>& b, float beta, const std::vector<float>& c0) {
+  const std::vector<float> ar = test::bf16_round(a), br = test::bf16_round(b);
+  std::vector<float> c(static_cast<size_t>(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = beta * c0[i * N + j];
+      for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(ta ? ar[k * M + i] : ar[i * K + k]) *
+                                             (tb ? br[j * K + k] : br[k * N + j]);
+      c[i * N + j] = static_cast<float>(acc);
+    }
+  return c;
 }
 
-// PCM_TRAIN_GEMM=tune: at their first use the products are timed, and only algorithms with GemmEx's bits
-// are kept: every product equals GemmEx's bit for bit, the first call and the ones after it (at the step's
-// shapes, where cuBLASLt's candidates differ), the accumulated output and the residual read, not lost.
-TEST(CudaTrainFused, TunedProductsHaveGemmExBits) {
+// bf16 products are tuned at their first use among algorithms with the reference's bits: two TrainGemm
+// objects (each tuning on its own) and a first and a later call give the same bits, for every product
+// form of a step (both transposes, beta 0 and 1 in place, the residual out of place), all equal to the
+// float64 product; the residual is read, not written.
+TEST(CudaTrainFused, TunedProductsAreExactAndDeterministic) {
   PCM_REQUIRE_GPU();
   const int64_t M = 512, N = 384, K = 256;
   std::mt19937 rng(39);
@@ -239,42 +214,48 @@ TEST(CudaTrainFused, TunedProductsHaveGemmExBits) {
                            bk = test::random_vec(K * N, -1, 1, rng), at = test::random_vec(K * M, -1, 1, rng),
                            c0 = test::random_vec(M * N, -1, 1, rng);
   DeviceBuffer<float> d_a(a), d_b(b), d_bk(bk), d_at(at), d_r(c0);
-  cuda::TrainGemm ex(true);
-  setenv("PCM_TRAIN_GEMM", "tune", 1);
-  cuda::TrainGemm tuned(true);
-  unsetenv("PCM_TRAIN_GEMM");
-  for (int call = 0; call < 2; ++call) {
+  cuda::TrainGemm g1(true), g2(true);
+  struct Form {
+    bool ta, tb;
+    const float* A;
+    int64_t lda;
+    const float* B;
+    int64_t ldb;
+    const std::vector<float>&ha, &hb;
+  };
+  const Form forms[] = {{false, true, d_a.get(), K, d_b.get(), K, a, b},  // X·Wᵀ
+                        {true, false, d_at.get(), M, d_bk.get(), N, at, bk},  // dYᵀ·X
+                        {false, false, d_a.get(), K, d_bk.get(), N, a, bk}};  // dY·W
+  for (const Form& f : forms)
     for (const float beta : {0.0f, 1.0f}) {
-      DeviceBuffer<float> c1(c0), c2(c0), e1(c0), e2(c0), f1(c0), f2(c0);
-      ex.run(false, true, M, N, K, d_a.get(), K, d_b.get(), K, beta, c1.get(), N, nullptr);
-      tuned.run(false, true, M, N, K, d_a.get(), K, d_b.get(), K, beta, c2.get(), N, nullptr);
-      EXPECT_EQ(c2.download(), c1.download()) << "NT beta " << beta << " call " << call;
-      ex.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e1.get(), N, nullptr);
-      tuned.run(true, false, M, N, K, d_at.get(), M, d_bk.get(), N, beta, e2.get(), N, nullptr);
-      EXPECT_EQ(e2.download(), e1.download()) << "TN beta " << beta << " call " << call;
-      ex.run(false, false, M, N, K, d_a.get(), K, d_bk.get(), N, beta, f1.get(), N, nullptr);
-      tuned.run(false, false, M, N, K, d_a.get(), K, d_bk.get(), N, beta, f2.get(), N, nullptr);
-      EXPECT_EQ(f2.download(), f1.download()) << "NN beta " << beta << " call " << call;
+      const std::vector<float> want = product_ref(f.ta, f.tb, M, N, K, f.ha, f.hb, beta, c0);
+      std::vector<float> first;
+      for (int call = 0; call < 2; ++call)
+        for (cuda::TrainGemm* g : {&g1, &g2}) {
+          DeviceBuffer<float> c(c0);
+          g->run(f.ta, f.tb, M, N, K, f.A, f.lda, f.B, f.ldb, beta, c.get(), N, nullptr);
+          const std::vector<float> got = c.download();
+          if (first.empty()) {
+            first = got;
+            EXPECT_LT(test::rel_error(got, want), 1e-5) << f.ta << f.tb << " beta " << beta;
+          }
+          ASSERT_EQ(got, first) << f.ta << f.tb << " beta " << beta << " call " << call;
+        }
     }
-    DeviceBuffer<float> y1(M * N), y2(M * N);
-    ex.forward_add(y1.get(), d_r.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
-    tuned.forward_add(y2.get(), d_r.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
-    EXPECT_EQ(y2.download(), y1.download()) << "residual, call " << call;
-    EXPECT_EQ(d_r.download(), c0);
-  }
-}
-
-// Runs without a GPU too: the variable is checked before cuBLAS starts.
-TEST(CudaTrainFused, UnknownTrainGemmIsAClearError) {
-  setenv("PCM_TRAIN_GEMM", "fast", 1);
-  try {
-    cuda::TrainGemm g(true);
-    ADD_FAILURE() << "expected an error for PCM_TRAIN_GEMM=fast";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("PCM_TRAIN_GEMM must be 'gemmex', 'lt' or 'tune', got 'fast'"), std::string::npos)
-        << e.what();
-  }
-  unsetenv("PCM_TRAIN_GEMM");
+  const std::vector<float> want = product_ref(false, true, M, N, K, a, b, 1.0f, c0);
+  std::vector<float> first;
+  for (int call = 0; call < 2; ++call)
+    for (cuda::TrainGemm* g : {&g1, &g2}) {
+      DeviceBuffer<float> y(M * N);
+      g->forward_add(y.get(), d_r.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
+      const std::vector<float> got = y.download();
+      if (first.empty()) {
+        first = got;
+        EXPECT_LT(test::rel_error(got, want), 1e-5);
+      }
+      ASSERT_EQ(got, first) << "residual, call " << call;
+    }
+  EXPECT_EQ(d_r.download(), c0);
 }
 
 // One launch over tensors with and without decay, the gradient scaled twice on the way: bit-identical to

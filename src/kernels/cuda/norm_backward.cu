@@ -1,7 +1,5 @@
 // Backward of the row-wise ops: RMSNorm, grouped gated RMSNorm, embedding gather, row scatter.
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
@@ -31,17 +29,6 @@ __device__ __forceinline__ float2 block_sum2(float a, float b, float2* smem32) {
   return make_float2(warp_sum(r.x), warp_sum(r.y));
 }
 
-// The next row's lines of up to three arrays into L2 while this row is reduced and written: a block
-// alternates between loading a row and finishing it, and with 2-4 blocks per SM the loads of the phase
-// that is not loading were the gap (the norm backwards ran at ~2.9 TB/s). Thread i takes line i.
-__device__ __forceinline__ void prefetch_row_l2(const float* a, const float* b, const float* c, int64_t n) {
-  const int64_t lines = (n + 31) / 32;
-  for (int64_t i = threadIdx.x; i < 3 * lines; i += blockDim.x) {
-    const float* p = i < lines ? a : i < 2 * lines ? b : c;
-    if (p) prefetch_l2(p + 32 * (i % lines));
-  }
-}
-
 // TH threads hold a row (group) of up to TH * V channels in registers (thread i: channels i, i + TH, ...);
 // at most 64 registers per thread, so an SM runs 1024 threads of these blocks (their rows' loads overlap
 // the others' barriers).
@@ -60,16 +47,12 @@ __global__ void PCM_NORM_BWD_BOUNDS rmsnorm_backward_kernel(float* dx, bool accu
   for (int u = 0; u < V; ++u) acc[u] = 0.0f;
   const int64_t t1 = min(T, (blockIdx.x + 1) * kSplitRows);
   for (int64_t t = blockIdx.x * kSplitRows; t < t1; ++t) {
-    if (t + 1 < t1) prefetch_row_l2(x + (t + 1) * C, dout + (t + 1) * C, accumulate ? dx + (t + 1) * C : nullptr, C);
-    // dx's old value (accumulate) is loaded with the row, not after the barrier: one memory round trip
-    // per row instead of two.
-    float xv[V], dv[V], old[V], ss = 0.0f, dot = 0.0f;
+    float xv[V], dv[V], ss = 0.0f, dot = 0.0f;
 #pragma unroll
     for (int u = 0; u < V; ++u) {
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
       xv[u] = i < C ? x[t * C + i] : 0.0f;
       dv[u] = i < C ? dout[t * C + i] : 0.0f;
-      old[u] = accumulate && i < C ? dx[t * C + i] : 0.0f;
       ss += xv[u] * xv[u];
       dot += dv[u] * (i < C ? w[i] : 0.0f) * xv[u];
     }
@@ -81,7 +64,7 @@ __global__ void PCM_NORM_BWD_BOUNDS rmsnorm_backward_kernel(float* dx, bool accu
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
       if (i < C) {
         const float wi = w[i], g = r * wi * dv[u] - xv[u] * k;
-        const float o = accumulate ? old[u] + g : g;
+        const float o = accumulate ? dx[t * C + i] + g : g;
         dx[t * C + i] = o;
         if (dx16) dx16[t * C + i] = __float2bfloat16(o);
         if (xn) {
@@ -117,8 +100,6 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
   for (int u = 0; u < V; ++u) acc[u] = 0.0f;
   const int64_t t1 = min(T, (blockIdx.x + 1) * kSplitRows);
   for (int64_t t = blockIdx.x * kSplitRows; t < t1; ++t) {
-    if (t + 1 < t1)
-      prefetch_row_l2(dout + (t + 1) * C + c0, y + (t + 1) * C + c0, z + (t + 1) * z_stride + c0, gs);
     // Only dout stays in registers; y and z are read again below (L1 hits), which keeps 2 blocks per SM.
     float gv[V], ss = 0.0f, dot = 0.0f;
 #pragma unroll
@@ -181,13 +162,6 @@ __global__ void scatter_add_rows_kernel(float* dst, const float* src, const int3
 
 int64_t row_splits(int64_t T) { return (T + kSplitRows - 1) / kSplitRows; }
 
-// PCM_NORM_BWD=staged: the shared-memory staged kernels (norm_backward_staged.cu), for their A/B against
-// the register kernels here (bench/cuda_train_kernels.cpp).
-bool staged_requested() {
-  const char* env = std::getenv("PCM_NORM_BWD");
-  return env && std::strcmp(env, "staged") == 0;
-}
-
 // Threads per block for a row (group) of `width` channels, 8 values each; 0 = too wide.
 int threads_for(int64_t width) { return width <= 2048 ? 256 : width <= 4096 ? 512 : width <= 8192 ? 1024 : 0; }
 
@@ -204,7 +178,7 @@ void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dwei
   const int th = threads_for(C);
   PCM_CHECK(th > 0, "CUDA RMSNorm backward: {} channels exceed 8192", C);
   const StagedRmsArgs sa{dx, dx_bf16, accumulate, scratch, dout, x, weight, T, C, eps, xn, xn_bf16};
-  if (staged_requested() && rms_bwd_staged_supported(sa)) {
+  if (rms_bwd_staged_supported(sa)) {  // the staged kernel where 16-byte copies fit (H200: 92 vs 104 us at 1.3B)
     const int64_t splits = (T + 2 * kSplitRows - 1) / (2 * kSplitRows);  // 16 rows a block: <= row_splits(T)
     rms_bwd_staged(sa, 2 * kSplitRows, splits, s);
     sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);
@@ -237,7 +211,7 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
   PCM_CHECK(th > 0, "CUDA gated RMSNorm backward: group of {} channels exceeds 8192", group_size);
   const StagedGatedArgs sa{dy, dz, dz_bf16, dz_stride, yn, yn_bf16, scratch, dout, y, z, z_stride, weight, T, C,
                            group_size, eps};
-  if (staged_requested() && gated_bwd_staged_supported(sa)) {
+  if (gated_bwd_staged_supported(sa)) {  // the staged kernel where 16-byte copies fit (H200: 198 vs 229 us at 1.3B)
     const int64_t splits = (T + 2 * kSplitRows - 1) / (2 * kSplitRows);  // 16 rows a block: <= row_splits(T)
     gated_bwd_staged(sa, 2 * kSplitRows, splits, s);
     sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);

@@ -31,8 +31,9 @@ int64_t sum_squares_scratch_doubles();
 void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s, float f1 = 1.0f,
                  float f2 = 1.0f);
 void scale(float* x, float factor, int64_t n, cudaStream_t s);
-// Whether a[0, n) and b[0, n) hold the same bits (synchronizes the stream).
-bool bits_equal(const float* a, const float* b, int64_t n, cudaStream_t s);
+// A 64-bit digest of the bits of a[0, n): equal bits give equal digests, different ones differ but with
+// probability ~2^-64 (synchronizes the stream).
+uint64_t bits_digest(const float* a, int64_t n, cudaStream_t s);
 // out[rows, cols] (contiguous bf16) = in (row stride ld), rounded to nearest even.
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s);
 // torch.optim.AdamW (see train/optimizer.h for the formula) over all tensors of a flat buffer in one launch,
