@@ -51,43 +51,24 @@ struct Vec<2> {
   }
 };
 
+// A thread's registers: weights, the last K inputs and K pre-activation gradients (and the document
+// starts of those rows), the weight and bias gradient sums.
 template <int K, int V>
-__global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 8 : 4) : (K <= 4 ? 5 : 4))
-    conv_backward_kernel(float* __restrict__ din, __nv_bfloat16* __restrict__ din16, int64_t din_stride,
-                         float* __restrict__ partial_w, float* __restrict__ partial_b, const float* __restrict__ dout,
-                         const float* __restrict__ in, int64_t in_stride, const float* __restrict__ w,
-                         const float* __restrict__ bias, const int32_t* __restrict__ doc_begin, int64_t T, int64_t C,
-                         int64_t tile_rows) {
-  const int64_t c = V * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x);
-  if (c >= C) return;
-  const int64_t t0 = blockIdx.y * tile_rows, t1 = min(T, t0 + tile_rows);
+struct ConvBwdState {
   float wk[V][K], x[V][K], g[V][K], dw[V][K], b[V], db[V];
-  int32_t gb[K];  // document start of the rows whose dpre is in g
-#pragma unroll
-  for (int v = 0; v < V; ++v) {
-    b[v] = bias ? bias[c + v] : 0.0f;
-    db[v] = 0.0f;
-  }
-#pragma unroll
-  for (int k = 0; k < K; ++k) {
-    gb[k] = 0;
-    const int64_t j = t0 - K + k;  // x[k + 1] = input of row t0 - K + 1 + k before the first shift
-    float xv[V];
-    if (k + 1 < K) {
-      if (j + 1 >= 0)
-        Vec<V>::get(in + (j + 1) * in_stride + c, xv);
-      else
-#pragma unroll
-        for (int v = 0; v < V; ++v) xv[v] = 0.0f;
-    }
-#pragma unroll
-    for (int v = 0; v < V; ++v) {
-      wk[v][k] = w[(c + v) * K + k];
-      g[v][k] = 0.0f;
-      dw[v][k] = 0.0f;
-      if (k + 1 < K) x[v][k + 1] = xv[v];
-    }
-  }
+  int32_t gb[K];
+};
+
+// Rows [t0, t1) of a tile plus the K - 1 halo rows after it (for din). kChecked = false: every row walked
+// and every tap inside one document and inside the batch (the block checked it), so no document-boundary
+// tests: the kernel is issue-bound (ncu: 75 % of the SM's issue slots at 2 channels per thread), and they
+// were a third of its instructions.
+template <int K, int V, bool kChecked>
+__device__ __forceinline__ void conv_bwd_walk(ConvBwdState<K, V>& st, float* __restrict__ din,
+                                              __nv_bfloat16* __restrict__ din16, int64_t din_stride,
+                                              const float* __restrict__ dout, const float* __restrict__ in,
+                                              int64_t in_stride, const int32_t* __restrict__ doc_begin, int64_t c,
+                                              int64_t t0, int64_t t1, int64_t T, int64_t C) {
   const int64_t r_end = t1 + K - 1, r_in = min(T, r_end);  // rows walked; rows with inputs
   for (int64_t r0 = t0; r0 < r_end; r0 += kAhead<V>) {
     float xa[kAhead<V>][V], da[kAhead<V>][V];
@@ -98,7 +79,7 @@ __global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 8 : 4) : (K <= 4 ? 5 :
       if (r < r_in) {
         Vec<V>::get(in + r * in_stride + c, xa[q]);
         Vec<V>::get(dout + r * C + c, da[q]);
-        ba[q] = doc_begin[r];
+        ba[q] = kChecked ? doc_begin[r] : 0;
       } else {
 #pragma unroll
         for (int v = 0; v < V; ++v) xa[q][v] = da[q][v] = 0.0f;
@@ -113,36 +94,36 @@ __global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 8 : 4) : (K <= 4 ? 5 :
       int32_t br = 0;
 #pragma unroll
       for (int v = 0; v < V; ++v) gr[v] = 0.0f;
-      if (r < T) {
+      if (!kChecked || r < T) {
         br = ba[q];
 #pragma unroll
         for (int v = 0; v < V; ++v) {
 #pragma unroll
-          for (int k = 0; k + 1 < K; ++k) x[v][k] = x[v][k + 1];
-          x[v][K - 1] = xa[q][v];
-          float pre = b[v];
+          for (int k = 0; k + 1 < K; ++k) st.x[v][k] = st.x[v][k + 1];
+          st.x[v][K - 1] = xa[q][v];
+          float pre = st.b[v];
 #pragma unroll
           for (int k = 0; k < K; ++k)
-            if (r - K + 1 + k >= br) pre += wk[v][k] * x[v][k];
+            if (!kChecked || r - K + 1 + k >= br) pre += st.wk[v][k] * st.x[v][k];
           const float sg = fast_sigmoid(pre);
           gr[v] = da[q][v] * sg * (1.0f + pre * (1.0f - sg));
           if (r < t1) {
-            db[v] += gr[v];
+            st.db[v] += gr[v];
 #pragma unroll
             for (int k = 0; k < K; ++k)
-              if (r - K + 1 + k >= br) dw[v][k] += gr[v] * x[v][k];
+              if (!kChecked || r - K + 1 + k >= br) st.dw[v][k] += gr[v] * st.x[v][k];
           }
         }
       }
 #pragma unroll
       for (int k = 0; k + 1 < K; ++k) {
-        gb[k] = gb[k + 1];
+        if (kChecked) st.gb[k] = st.gb[k + 1];
 #pragma unroll
-        for (int v = 0; v < V; ++v) g[v][k] = g[v][k + 1];
+        for (int v = 0; v < V; ++v) st.g[v][k] = st.g[v][k + 1];
       }
-      gb[K - 1] = br;
+      if (kChecked) st.gb[K - 1] = br;
 #pragma unroll
-      for (int v = 0; v < V; ++v) g[v][K - 1] = gr[v];
+      for (int v = 0; v < V; ++v) st.g[v][K - 1] = gr[v];
       // din[t] = sum_k w[k] · dpre[t + K - 1 - k] over rows of t's document (g[K - 1 - k] holds that row).
       const int64_t t = r - K + 1;
       if (t >= t0) {
@@ -152,18 +133,64 @@ __global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 8 : 4) : (K <= 4 ? 5 :
           acc[v] = 0.0f;
 #pragma unroll
           for (int k = 0; k < K; ++k)
-            if (gb[K - 1 - k] <= t) acc[v] += wk[v][k] * g[v][K - 1 - k];
+            if (!kChecked || st.gb[K - 1 - k] <= t) acc[v] += st.wk[v][k] * st.g[v][K - 1 - k];
         }
         if (din) Vec<V>::put(din + t * din_stride + c, acc);
         if (din16) Vec<V>::put16(din16 + t * din_stride + c, acc);
       }
     }
   }
+}
+
+template <int K, int V>
+__global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 6 : 4) : (K <= 4 ? 5 : 4))
+    conv_backward_kernel(float* __restrict__ din, __nv_bfloat16* __restrict__ din16, int64_t din_stride,
+                         float* __restrict__ partial_w, float* __restrict__ partial_b, const float* __restrict__ dout,
+                         const float* __restrict__ in, int64_t in_stride, const float* __restrict__ w,
+                         const float* __restrict__ bias, const int32_t* __restrict__ doc_begin, int64_t T, int64_t C,
+                         int64_t tile_rows) {
+  const int64_t c = V * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x);
+  if (c >= C) return;
+  const int64_t t0 = blockIdx.y * tile_rows, t1 = min(T, t0 + tile_rows);
+  ConvBwdState<K, V> st;
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    st.b[v] = bias ? bias[c + v] : 0.0f;
+    st.db[v] = 0.0f;
+  }
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    st.gb[k] = 0;
+    const int64_t j = t0 - K + k;  // x[k + 1] = input of row t0 - K + 1 + k before the first shift
+    float xv[V];
+    if (k + 1 < K) {
+      if (j + 1 >= 0)
+        Vec<V>::get(in + (j + 1) * in_stride + c, xv);
+      else
+#pragma unroll
+        for (int v = 0; v < V; ++v) xv[v] = 0.0f;
+    }
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      st.wk[v][k] = w[(c + v) * K + k];
+      st.g[v][k] = 0.0f;
+      st.dw[v][k] = 0.0f;
+      if (k + 1 < K) st.x[v][k + 1] = xv[v];
+    }
+  }
+  // The whole walk (history rows t0 - K + 1.. through the halo t1 + K - 2) in one document and the batch:
+  // doc_begin is non-decreasing, so its ends agree exactly then.
+  const int64_t h0 = t0 - (K - 1), h1 = t1 + K - 2;
+  const bool inside = h0 >= 0 && h1 < T && doc_begin[h0] == doc_begin[h1];
+  if (inside)
+    conv_bwd_walk<K, V, false>(st, din, din16, din_stride, dout, in, in_stride, doc_begin, c, t0, t1, T, C);
+  else
+    conv_bwd_walk<K, V, true>(st, din, din16, din_stride, dout, in, in_stride, doc_begin, c, t0, t1, T, C);
 #pragma unroll
   for (int v = 0; v < V; ++v) {
 #pragma unroll
-    for (int k = 0; k < K; ++k) partial_w[(blockIdx.y * C + c + v) * K + k] = dw[v][k];
-    partial_b[blockIdx.y * C + c + v] = db[v];
+    for (int k = 0; k < K; ++k) partial_w[(blockIdx.y * C + c + v) * K + k] = st.dw[v][k];
+    partial_b[blockIdx.y * C + c + v] = st.db[v];
   }
 }
 
