@@ -199,16 +199,19 @@ void launch_conv_backward(float* din, __nv_bfloat16* din16, int64_t din_stride, 
                           const float* dout, const float* in, int64_t in_stride, const float* w, const float* bias,
                           const int32_t* doc_begin, int64_t T, int64_t C, int64_t tile_rows, int tiles,
                           cudaStream_t s) {
-  // Pairs of channels when every row of every array starts 8-byte aligned (din16: 4-byte).
+  // K = 4 (every published Mamba-2): pairs of channels when every row of every array starts 8-byte aligned
+  // (din16: 4-byte).
   auto al = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
-  const bool pairs = C % 2 == 0 && in_stride % 2 == 0 && din_stride % 2 == 0 && al(in, 8) && al(dout, 8) &&
-                     al(din, 8) && al(din16, 4);
-  if (pairs)
-    conv_backward_kernel<K, 2><<<dim3(blocks_for(C / 2, 128), tiles), 128, 0, s>>>(
-        din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
-  else
-    conv_backward_kernel<K, 1><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(
-        din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
+  if constexpr (K == 4) {
+    if (C % 2 == 0 && in_stride % 2 == 0 && din_stride % 2 == 0 && al(in, 8) && al(dout, 8) && al(din, 8) &&
+        al(din16, 4)) {
+      conv_backward_kernel<K, 2><<<dim3(blocks_for(C / 2, 128), tiles), 128, 0, s>>>(
+          din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
+      return;
+    }
+  }
+  conv_backward_kernel<K, 1><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(
+      din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
 }
 
 __global__ void dt_backward_kernel(float* draw, int64_t draw_stride, __nv_bfloat16* draw16, int64_t draw16_stride,
