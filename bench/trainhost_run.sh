@@ -52,7 +52,10 @@ fi
 bench() { n=$1; b=$2; shift 2; t=$SECONDS; env PCM_TRAIN_PROFILE=1 "$@" timeout 45 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 6 > $L/train_$n.txt 2>&1
   echo "train48 $n rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|peak device memory [0-9.]+ GB|loss [0-9.]+' $L/train_$n.txt | tr '\n' ' ')" >> $R
   echo "  phases $n: $(grep -E '^  (bwd|fwd|head)' $L/train_$n.txt | awk '{n=$0; v=$(NF-1); sub(/^ +/,"",n); sub(/ +[0-9.]+ ms$/,"",n); gsub(/ /,"",n); gsub(/gatednorm/,"gn",n); gsub(/recompute(xn,)?conv/,"recomp",n); gsub(/:norm\+loss\+grads/,"",n); printf "%s=%s ", n, v}')" >> $R; }
-prof() { n=$1; shift; timeout 30 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
+# the step's kernels other than the products (their first-use tuning would be profiled too; the GEMM table
+# below times them)
+KS='regex:conv|norm|staged|grad_kernel|stats_kernel|adamw|to_bf16|chunk_|state_pass|cb_kernel|cumsum|embedding|scatter|dt_|u_kernel|dx_kernel|bc_kernel|dcb|scalars|sum_|partials'
+prof() { n=$1; shift; timeout 30 $NCU --clock-control none -k "$KS" --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
 if [ -x ./cuda_train_kernels ]; then  # the row-wise kernels alone
   timeout 20 ./cuda_train_kernels rowwise > $L/rowwise.txt 2>&1
