@@ -17,7 +17,7 @@ L = sys.argv[1]
 def rd(n):
     p = os.path.join(L, n)
     return open(p, errors="replace").read() if os.path.exists(p) else ""
-pats = (("gated_rmsnorm_backward", "gbwd"), ("rmsnorm_backward", "rbwd"), ("conv_backward", "convbwd"),
+pats = (("gated_rmsnorm_backward|gated_bwd_staged", "gbwd"), ("rmsnorm_backward|rms_bwd_staged", "rbwd"), ("conv_backward", "convbwd"),
         ("grad_kernel", "xgrad"), ("to_bf16", "tobf16"), ("stats_kernel", "xstats"), ("conv_prefill", "convfwd"),
         ("gated_rmsnorm", "gfwd"), ("rmsnorm_kernel", "rfwd"), ("adamw", "adamw"), ("nvjet|gemm|sm90_xmma", "gemm"))
 out = []
