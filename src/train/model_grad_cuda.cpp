@@ -61,10 +61,11 @@ struct DevModel {
 
 // The activations of one layer that its backward reads (as LayerActs in model_grad.cpp). zx, dt and y
 // are kept per layer; xn, xbc and yn are cheap elementwise/normalisation outputs of those (and of the
-// layer input), so they live in one buffer shared by all layers: the backward recomputes xn and xbc with
-// the forward's kernels (bit-identical), and yn inside the gated norm's backward (same formula, its own
-// summation order): 45% less activation memory for ~1% more time. xn and yn are only ever projection
-// operands: in bf16 mode their producers write them as bf16 (in the first half of their fp32 slots).
+// layer input), so they live in one buffer shared by all layers: the backward recomputes xbc with the
+// forward's kernel (bit-identical), yn inside the gated norm's backward and xn inside the RMSNorm's
+// backward (same formulas, their own summation order): 45% less activation memory for ~1% more time.
+// xn and yn are only ever projection operands: in bf16 mode their producers write them as bf16 (in the
+// first half of their fp32 slots).
 struct Acts {
   float *xn, *zx, *xbc, *dt, *y, *yn;
 };
@@ -183,7 +184,7 @@ class CudaTrainBackend : public TrainBackend {
         ssd_bwd_(ssd_backward_kind()) {
     PCM_CHECK(o.precision == "fp32" || o.precision == "bf16", "precision must be fp32 or bf16, got '{}'",
               o.precision);
-    PCM_CHECK(o.vocab_chunk > 0, "vocab_chunk must be > 0");
+    PCM_CHECK(o.head_rows > 0, "head_rows must be > 0");
     PCM_CHECK(opt.m.size() == params.size() && opt.v.size() == params.size(),
               "CUDA training: optimizer state does not match the parameters");
     PCM_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -343,8 +344,8 @@ class CudaTrainBackend : public TrainBackend {
   // resid_out null: the backward's recompute, which stops after the SSD (the gated norm's backward
   // recomputes yn, and nothing reads this layer's output again).
   void layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a);
-  // The forward's xn and xbc (conv) again, from resid_in and zx (yn comes from the gated norm's backward).
-  void recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a);
+  // The forward's xbc (conv) again from zx (yn comes from the gated norm's backward, xn from the RMSNorm's).
+  void recompute_derived(const DevLayer& w, const Acts& a);
   void conv_forward(const DevLayer& w, const Acts& a);
   // dresid16: dresid (the layer output's gradient) in bf16 in bf16 mode, else null; on return it holds the
   // layer input's gradient, as does dresid.
@@ -389,7 +390,7 @@ class CudaTrainBackend : public TrainBackend {
   DeviceArray<int32_t> ints_;
   DeviceArray<float> resid_, acts_, out_, A_, zero_bias_, conv_state_, ssm_state_, ssd_scratch_, ssd_bwd_scratch_;
   DeviceArray<float> dresid_, dxn_, dzx_, dxbc_, ddt_, dy_, dyn_, dA_, norm_scratch_, col_scratch_;
-  DeviceArray<float> head_x_, head_xn_, head_dxn_, head_dx_, logits_, xent_;
+  DeviceArray<float> head_x_, head_xn_, head_dxn_, head_dx_, xent_;
   // bf16 mode: dzx (the in_proj backward's operand; dzx_ only exists for an in_proj bias) or, in the head,
   // the logits' gradient; dresid as the out_proj backward's operand; the lm_head weights of this step.
   DeviceArray<uint16_t> grad16_, dresid16_, lm_head16_;
@@ -436,11 +437,8 @@ void CudaTrainBackend::conv_forward(const DevLayer& w, const Acts& a) {
                             w.conv_b ? w.conv_b : zero_bias_.get(), T_, cd, K, seqs, stream_);
 }
 
-void CudaTrainBackend::recompute_derived(const DevLayer& w, const float* resid_in, const Acts& a) {
-  const int64_t T = T_, d = c_.hidden_size;
-  const float eps = static_cast<float>(c_.norm_eps);
-  timer_.mark("bwd: recompute xn, conv", stream_);
-  cuda::rmsnorm(a.xn, gemm_.bf16(), resid_in, w.norm, T, d, eps, stream_);
+void CudaTrainBackend::recompute_derived(const DevLayer& w, const Acts& a) {
+  timer_.mark("bwd: recompute conv", stream_);
   conv_forward(w, a);
 }
 
@@ -497,11 +495,13 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   // conv: d xBC (pre-conv) lands in dzx[:, di:di+cd]
   cuda::conv1d_silu_backward(dzx ? dzx + di : nullptr, dzx16 ? dzx16 + di : nullptr, dpr, g.conv_w, g.conv_b, dxbc,
                              a.zx + di, dpr, w.conv_w, w.conv_b, ints + ix_.row_doc_begin, T, cd, K, scr, s);
-  // zx = in_proj(xn); xn = rmsnorm(resid_in)
+  // zx = in_proj(xn); xn = rmsnorm(resid_in). The norm's backward runs between the two products: it
+  // recomputes xn on its way, which the weight gradient needs (no separate recompute of xn).
   timer_.mark("bwd: in_proj + norm", s);
-  gemm_.backward(dxn, 0.0f, g.in_w, dzx_op, act(a.xn), w.in_w, T, dpr, d, s);
+  gemm_.backward(dxn, 0.0f, g.in_w, dzx_op, act(a.xn), w.in_w, T, dpr, d, s, [&] {
+    cuda::rmsnorm_backward(dresid, true, dresid16, g.norm, dxn, resid_in, w.norm, T, d, eps, nscr, s, a.xn, bf16);
+  });
   if (g.in_b) cuda::column_sum_add(g.in_b, dzx, dpr, T, dpr, scr, s);
-  cuda::rmsnorm_backward(dresid, true, dresid16, g.norm, dxn, resid_in, w.norm, T, d, eps, nscr, s);
 }
 
 LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
@@ -545,17 +545,21 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   ssm_state_.ensure(ix_.S * H * c_.head_dim * c_.state_size);
   const cuda::SsdDims dims = ssd_dims();
   ssd_scratch_.ensure(cuda::ssd_chunked_scratch_floats(ix_.chunks, ssd_q(), dims));
-  ssd_bwd_scratch_.ensure(ssd_bwd_ != SsdBackward::kSequential
-                              ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks, static_cast<int32_t>(ssd_q()),
-                                                                          dims)
-                              : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G,
-                                                                  dims.P, dims.N));
-  for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
   const bool bf16 = gemm_.bf16();
+  // The head's block of logits [R, V] and (bf16) their gradient live in the SSD backward's scratch, which
+  // is idle until the layers' backward.
+  const int64_t R = std::min(n, opts_.head_rows), head_grad_off = (R * V + 3) / 4 * 4,
+                head_floats = n > 0 ? head_grad_off + (bf16 ? (R * V + 1) / 2 : 0) : 0;
+  ssd_bwd_scratch_.ensure(std::max(
+      head_floats, ssd_bwd_ != SsdBackward::kSequential
+                       ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks, static_cast<int32_t>(ssd_q()), dims)
+                       : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G, dims.P,
+                                                           dims.N)));
+  for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
   bool in_bias = false;
   for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
   if (!bf16 || in_bias) dzx_.ensure(T * dpr);
-  if (bf16) grad16_.ensure(std::max(T * dpr, n * std::min(opts_.vocab_chunk, V)));
+  if (bf16) grad16_.ensure(T * dpr);
   dxbc_.ensure(T * cd);
   ddt_.ensure(T * H);
   dy_.ensure(T * di);
@@ -577,40 +581,39 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   PCM_CUDA(cudaMemsetAsync(scalars_, 0, sizeof(double), s));
   PCM_CUDA(cudaMemsetAsync(dresid, 0, static_cast<size_t>(T * d) * 4, s));
   if (n > 0) {
-    const int64_t vc = std::min(opts_.vocab_chunk, V);
+    // Blocks of R rows against the whole vocabulary: each logit is computed once, its block's loss and
+    // gradient taken from it (vocabulary chunks of all rows needed the logits twice: the log-sum-exp
+    // first), for the lm_head gradient accumulated once per block.
     float *hx = head_x_.ensure(n * d), *hxn = head_xn_.ensure(n * d), *hdxn = head_dxn_.ensure(n * d),
-          *hdx = head_dx_.ensure(n * d), *logits = logits_.ensure(n * vc), *xe = xent_.ensure(5 * n);
+          *hdx = head_dx_.ensure(n * d), *logits = ssd_bwd_scratch_.get(), *xe = xent_.ensure(5 * n);
     float *run_max = xe, *run_sum = xe + n, *tgt = xe + 2 * n, *lse = xe + 3 * n, *loss = xe + 4 * n;
     const int32_t* targets = dev_ints(ix_.head_targets);
     cuda::embedding_gather(hx, resid + L * T * d, false, dev_ints(ix_.head_rows), n, d, s);
     cuda::rmsnorm(hxn, bf16, hx, P_.norm_f, n, d, eps, s);
-    // bf16 mode: the lm_head rounded once for the three products of each chunk, the logits' gradient
-    // written as bf16 by xent_chunk_grad (grad16_, free until the layers' backward).
+    // bf16 mode: the lm_head rounded once for the three products of each block, the logits' gradient
+    // written as bf16 by xent_chunk_grad (after the logits in the scratch).
     uint16_t *lm16 = nullptr, *lg16 = nullptr;
     if (bf16) {
       lm16 = lm_head16_.ensure(V * d);
       cuda::f32_to_bf16_2d(lm16, P_.lm_head, V, d, d, s);
-      lg16 = grad16_.get();
+      lg16 = reinterpret_cast<uint16_t*>(logits + head_grad_off);
     }
-    auto lm = [&](int64_t v0) {
-      return bf16 ? cuda::Operand::bf16(lm16 + v0 * d) : cuda::Operand(P_.lm_head + v0 * d);
-    };
+    const cuda::Operand lm = bf16 ? cuda::Operand::bf16(lm16) : cuda::Operand(P_.lm_head);
     const cuda::Operand dlogits = bf16 ? cuda::Operand::bf16(lg16) : cuda::Operand(logits);
+    auto hxn_rows = [&](int64_t r0) {  // rows r0.. of hxn (bf16 in the first half of its slot in bf16 mode)
+      return bf16 ? cuda::Operand::bf16(reinterpret_cast<const uint16_t*>(hxn) + r0 * d) : cuda::Operand(hxn + r0 * d);
+    };
     cuda::xent_init(run_max, run_sum, tgt, n, s);
-    for (int64_t v0 = 0; v0 < V; v0 += vc) {
-      const int64_t w = std::min(vc, V - v0);
-      gemm_.run(false, true, n, w, d, act(hxn), d, lm(v0), d, 0.0f, logits, w, s);
-      cuda::xent_chunk_stats(run_max, run_sum, tgt, logits, w, targets, n, v0, w, s);
+    for (int64_t r0 = 0; r0 < n; r0 += R) {
+      const int64_t m = std::min(R, n - r0);
+      gemm_.run(false, true, m, V, d, hxn_rows(r0), d, lm, d, 0.0f, logits, V, s);
+      cuda::xent_chunk_stats(run_max + r0, run_sum + r0, tgt + r0, logits, V, targets + r0, m, 0, V, s);
+      cuda::xent_finish(lse + r0, loss + r0, run_max + r0, run_sum + r0, tgt + r0, m, s);
+      cuda::xent_chunk_grad(logits, V, lse + r0, targets + r0, m, 0, V, s, lg16);
+      gemm_.run(false, false, m, d, V, dlogits, V, lm, d, 0.0f, hdxn + r0 * d, d, s);
+      gemm_.run(true, false, V, d, m, dlogits, V, hxn_rows(r0), d, 1.0f, G_.lm_head, d, s);
     }
-    cuda::xent_finish(lse, loss, run_max, run_sum, tgt, n, s);
     cuda::sum_to_double(scalars_, loss, n, s);
-    for (int64_t v0 = 0; v0 < V; v0 += vc) {  // second pass: the logits again, now into gradients
-      const int64_t w = std::min(vc, V - v0);
-      gemm_.run(false, true, n, w, d, act(hxn), d, lm(v0), d, 0.0f, logits, w, s);
-      cuda::xent_chunk_grad(logits, w, lse, targets, n, v0, w, s, lg16);
-      gemm_.run(false, false, n, d, w, dlogits, w, lm(v0), d, v0 == 0 ? 0.0f : 1.0f, hdxn, d, s);
-      gemm_.run(true, false, w, d, n, dlogits, w, act(hxn), d, 1.0f, G_.lm_head + v0 * d, d, s);
-    }
     cuda::rmsnorm_backward(hdx, false, nullptr, G_.norm_f, hdxn, hx, P_.norm_f, n, d, eps, norm_scratch_.get(), s);
     cuda::scatter_add_rows(dresid, hdx, dev_ints(ix_.head_rows), n, d, s);
   }
@@ -630,7 +633,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     if (recompute)
       layer_forward(w, resid_in, nullptr, a);
     else if (l != L - 1)  // the last layer's derived activations are still those of its forward
-      recompute_derived(w, resid_in, a);
+      recompute_derived(w, a);
     layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a, dresid16);
   }
   timer_.mark("embedding", s);

@@ -19,7 +19,8 @@ struct TrainBackendOptions {
   std::string device = "cpu";     // cpu | cuda
   std::string precision = "fp32"; // cuda only: fp32 (exact projections) | bf16 (bf16 operands, fp32 accumulation)
   bool recompute_per_layer = false;
-  int64_t vocab_chunk = 8192;
+  int64_t vocab_chunk = 8192;  // cpu: vocabulary rows per LM-head block ([T, vocab_chunk] logits at once)
+  int64_t head_rows = 2048;     // cuda: token rows per LM-head block ([head_rows, V] logits at once)
 };
 
 class TrainBackend {

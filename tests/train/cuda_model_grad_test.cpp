@@ -23,13 +23,13 @@ struct GpuResult {
 };
 
 GpuResult gpu_grads(const Mamba2Config& config, ParamSet params, const PackedBatch& batch,
-                    const std::string& precision = "fp32", bool recompute = false, int64_t vocab_chunk = 100) {
+                    const std::string& precision = "fp32", bool recompute = false, int64_t head_rows = 2048) {
   AdamWState opt = make_adamw_state(params);
   TrainBackendOptions o;
   o.device = "cuda";
   o.precision = precision;
   o.recompute_per_layer = recompute;
-  o.vocab_chunk = vocab_chunk;
+  o.head_rows = head_rows;
   auto backend = make_train_backend(config, params, opt, o);
   GpuResult r;
   r.loss = backend->accumulate(batch);
@@ -158,6 +158,29 @@ TEST(CudaModelGrad, PackedBatchMatchesCpuAndDocumentsAlone) {
   }
   EXPECT_NEAR(g.loss.loss_sum, loss_sum, 1e-5 * loss_sum);
   for (size_t i = 0; i < sum.size(); ++i) EXPECT_LT(test::rel_error(g.grads[i].data, sum[i].data), 1e-5) << sum[i].name;
+}
+
+// The LM head in blocks of 37 rows (a partial last block) equals it in one block, and the CPU.
+TEST(CudaModelGrad, HeadInRowBlocksMatchesOneBlockAndCpu) {
+  PCM_REQUIRE_GPU();
+  const std::string dir = test::testdata("models/tiny-g2");
+  const Mamba2Config config = load_mamba2_config(dir);
+  const ParamSet params = ParamSet::from_model_dir(dir);
+  const PackedBatch b = random_packed(3, 90, config.vocab_size, 6);
+  ParamSet cpu = params.zeros_like();
+  const LossResult lc = loss_and_grad(config, params, b, &cpu);
+  for (const std::string precision : {"fp32", "bf16"}) {
+    const GpuResult one = gpu_grads(config, params, b, precision), blocks = gpu_grads(config, params, b, precision,
+                                                                                     false, 37);
+    ASSERT_GT(one.loss.tokens, 37 * 4);
+    EXPECT_NEAR(blocks.loss.loss_sum, one.loss.loss_sum, 1e-6 * one.loss.loss_sum) << precision;
+    const double tol = precision == "fp32" ? 1e-4 : 3e-2;
+    EXPECT_NEAR(blocks.loss.loss_sum, lc.loss_sum, tol * lc.loss_sum) << precision;
+    for (size_t i = 0; i < cpu.size(); ++i) {
+      EXPECT_LT(test::rel_error(blocks.grads[i].data, one.grads[i].data), 1e-5) << cpu[i].name << " " << precision;
+      EXPECT_LT(test::rel_error(blocks.grads[i].data, cpu[i].data), tol) << cpu[i].name << " " << precision;
+    }
+  }
 }
 
 TEST(CudaModelGrad, RecomputeIsBitIdentical) {

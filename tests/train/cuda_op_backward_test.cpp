@@ -5,6 +5,7 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 
 #include "cuda/cuda_test_util.h"
@@ -121,40 +122,44 @@ TEST(CudaConvBackward, MatchesCpuPerDocument) {
 }
 
 // A batch longer than 256 tiles of 64 rows (tiles grow to 65 rows), documents of random lengths (tile
-// edges fall inside documents and next to their starts), K = 3 and 4, no bias for K = 3.
+// edges fall inside documents and next to their starts: tiles inside one document take the path without
+// boundary tests), K = 3 and 4, no bias for K = 3; an odd width (a channel per thread) and an even one
+// (K = 4: pairs of channels, 8-byte loads).
 TEST(CudaConvBackward, LongBatchMatchesCpuPerDocument) {
   PCM_REQUIRE_GPU();
-  const int64_t T = 16500, C = 7, stride = 9;
-  std::mt19937 rng(21);
-  std::vector<int32_t> begins, doc_begin(T);
-  for (int64_t t = 0; t < T;) {
-    begins.push_back(static_cast<int32_t>(t));
-    const int64_t len = std::min<int64_t>(T - t, 1 + static_cast<int64_t>(rng() % 300));
-    for (int64_t i = 0; i < len; ++i) doc_begin[static_cast<size_t>(t + i)] = static_cast<int32_t>(t);
-    t += len;
-  }
-  begins.push_back(static_cast<int32_t>(T));
-  for (const int64_t K : {3, 4}) {
-    const bool with_bias = K == 4;
-    std::vector<float> in = test::random_vec(T * stride, -1, 1, rng), w = test::random_vec(C * K, -1, 1, rng),
-                       b = test::random_vec(C, -1, 1, rng), dout = test::random_vec(T * C, -1, 1, rng);
-    std::vector<float> din(T * stride, 0.0f), dw(C * K, 0.25f), db(C, 0.5f);
-    const std::vector<float> dw0 = dw, db0 = db;
-    for (size_t i = 0; i + 1 < begins.size(); ++i) {
-      const int64_t b0 = begins[i], len = begins[i + 1] - b0;
-      cpu::conv1d_silu_backward(din.data() + b0 * stride, stride, dw.data(), with_bias ? db.data() : nullptr, nullptr,
-                                dout.data() + b0 * C, in.data() + b0 * stride, stride, nullptr, w.data(),
-                                with_bias ? b.data() : nullptr, len, C, K);
+  for (const auto& [C, stride] : {std::pair<int64_t, int64_t>{7, 9}, {10, 12}}) {
+    const int64_t T = 16500;
+    std::mt19937 rng(21);
+    std::vector<int32_t> begins, doc_begin(T);
+    for (int64_t t = 0; t < T;) {
+      begins.push_back(static_cast<int32_t>(t));
+      const int64_t len = std::min<int64_t>(T - t, 1 + static_cast<int64_t>(rng() % 300));
+      for (int64_t i = 0; i < len; ++i) doc_begin[static_cast<size_t>(t + i)] = static_cast<int32_t>(t);
+      t += len;
     }
-    DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(T * stride, 0.0f)),
-        d_dw(dw0), d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
-    DeviceBuffer<int32_t> d_rows(doc_begin);
-    cuda::conv1d_silu_backward(d_din.get(), nullptr, stride, d_dw.get(), with_bias ? d_db.get() : nullptr, d_dout.get(),
-                               d_in.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr, d_rows.get(), T, C, K,
-                               scratch.get(), nullptr);
-    EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5) << "K " << K;
-    EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5) << "K " << K;
-    EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5) << "K " << K;
+    begins.push_back(static_cast<int32_t>(T));
+    for (const int64_t K : {3, 4}) {
+      const bool with_bias = K == 4;
+      std::vector<float> in = test::random_vec(T * stride, -1, 1, rng), w = test::random_vec(C * K, -1, 1, rng),
+                         b = test::random_vec(C, -1, 1, rng), dout = test::random_vec(T * C, -1, 1, rng);
+      std::vector<float> din(T * stride, 0.0f), dw(C * K, 0.25f), db(C, 0.5f);
+      const std::vector<float> dw0 = dw, db0 = db;
+      for (size_t i = 0; i + 1 < begins.size(); ++i) {
+        const int64_t b0 = begins[i], len = begins[i + 1] - b0;
+        cpu::conv1d_silu_backward(din.data() + b0 * stride, stride, dw.data(), with_bias ? db.data() : nullptr, nullptr,
+                                  dout.data() + b0 * C, in.data() + b0 * stride, stride, nullptr, w.data(),
+                                  with_bias ? b.data() : nullptr, len, C, K);
+      }
+      DeviceBuffer<float> d_in(in), d_w(w), d_b(b), d_dout(dout), d_din(std::vector<float>(T * stride, 0.0f)),
+          d_dw(dw0), d_db(db0), scratch(static_cast<size_t>(cuda::conv1d_backward_scratch_floats(C, K)));
+      DeviceBuffer<int32_t> d_rows(doc_begin);
+      cuda::conv1d_silu_backward(d_din.get(), nullptr, stride, d_dw.get(), with_bias ? d_db.get() : nullptr,
+                                 d_dout.get(), d_in.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr,
+                                 d_rows.get(), T, C, K, scratch.get(), nullptr);
+      EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5) << "C " << C << " K " << K;
+      EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5) << "C " << C << " K " << K;
+      EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5) << "C " << C << " K " << K;
+    }
   }
 }
 
@@ -162,7 +167,9 @@ struct NormCase {
   int64_t C, gs, zs;
 };
 
-// Widths below one block of threads, and above it (several channels per thread, a partial last pass).
+// Widths below one block of threads, and above it (several channels per thread, a partial last pass): the
+// register kernels; widths and strides of multiples of 4 up to 4096 (the 1.3B layout last): the staged
+// kernels (shared memory, 16 rows a block: 100 rows end in a partial block).
 class CudaNormBackward : public ::testing::TestWithParam<NormCase> {};
 
 TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
@@ -178,12 +185,22 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
     DeviceBuffer<float> d_dx(dx), d_dw(dwt);
     DeviceBuffer<uint16_t> d_dx16(kT * C);
     cpu::rmsnorm_backward(dx.data(), dwt.data(), dout.data(), x.data(), w.data(), kT, C, 1e-5f, true);
+    DeviceBuffer<float> d_xn(kT * C);  // the forward's output, recomputed on the way (fp32, then bf16)
     cuda::rmsnorm_backward(d_dx.get(), true, d_dx16.get(), d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), kT, C,
-                           1e-5f, scratch.get(), nullptr);
+                           1e-5f, scratch.get(), nullptr, d_xn.get(), false);
     const std::vector<float> gdx = d_dx.download();
     EXPECT_LT(test::rel_error(gdx, dx), 1e-5);
     EXPECT_EQ(test::bf16_bits_to_f32(d_dx16.download()), test::bf16_round(gdx));
     EXPECT_LT(test::rel_error(d_dw.download(), dwt), 1e-5);
+    std::vector<float> xn(kT * C);
+    cpu::rmsnorm_forward(xn.data(), x.data(), w.data(), kT, C, 1e-5f);
+    const std::vector<float> gxn = d_xn.download();
+    EXPECT_LT(test::rel_error(gxn, xn), 1e-6);
+    DeviceBuffer<float> d_dx2(dx), d_dw2(std::vector<float>(C, 0.0f));
+    DeviceBuffer<uint16_t> d_xn16(kT * C);
+    cuda::rmsnorm_backward(d_dx2.get(), false, nullptr, d_dw2.get(), d_dout.get(), d_x.get(), d_w.get(), kT, C, 1e-5f,
+                           scratch.get(), nullptr, d_xn16.get(), true);
+    EXPECT_EQ(test::bf16_bits_to_f32(d_xn16.download()), test::bf16_round(gxn));
   }
   {  // grouped gated RMSNorm, dz into a strided matrix
     std::vector<float> dy(kT * C), dz(kT * zs, 0.0f), dwt(C, 0.25f);
@@ -215,7 +232,8 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Widths, CudaNormBackward,
-                         ::testing::Values(NormCase{96, 32, 130}, NormCase{1500, 750, 1510}, NormCase{8192, 8192, 8200}));
+                         ::testing::Values(NormCase{96, 32, 130}, NormCase{1500, 750, 1510}, NormCase{8192, 8192, 8200},
+                                           NormCase{1024, 512, 1032}, NormCase{4096, 4096, 8512}));
 
 }  // namespace
 }  // namespace pcm

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #ifdef PCM_HAVE_CUDA
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -30,7 +31,7 @@ TEST(CudaTrainFused, NormBackwardsOverManyRowBlocksMatchCpu) {
       scratch(static_cast<size_t>(cuda::norm_backward_scratch_floats(T, C)));
   std::vector<float> dx(T * C), dw(C, 0.5f);
   cpu::rmsnorm_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), T, C, 1e-5f, false);
-  DeviceBuffer<float> d_dx(T * C), d_dw(std::vector<float>(C, 0.5f));
+  DeviceBuffer<float> d_dx(T * C), d_dw(std::vector<float>(C, 0.5f));  // C = 300: the staged RMSNorm kernel
   cuda::rmsnorm_backward(d_dx.get(), false, nullptr, d_dw.get(), d_dout.get(), d_x.get(), d_w.get(), T, C, 1e-5f,
                          scratch.get(), nullptr);
   EXPECT_LT(test::rel_error(d_dx.download(), dx), 1e-5);
@@ -90,32 +91,70 @@ TEST(CudaTrainFused, DtBackwardMatchesCpuWithBf16Copy) {
   EXPECT_EQ(d_dbias2.download(), d_dbias.download());
 }
 
-// The bf16 gradient of a chunk is the in-place fp32 gradient rounded; the logits stay as they were.
+// The bf16 gradient of a chunk is the in-place fp32 gradient rounded; the logits stay as they were. Widths
+// and strides that are multiples of 4 (16-byte loads) and ones that are not.
 TEST(CudaTrainFused, XentGradBf16IsTheRoundedInPlaceGradient) {
   PCM_REQUIRE_GPU();
-  const int64_t n = 70, vc = 3000, ld = 3100, v0 = 1000;
-  std::mt19937 rng(33);
-  std::vector<float> logits = test::random_vec(n * ld, -8, 8, rng), lse(n);
-  std::vector<int32_t> targets(n);
-  for (int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (int64_t j = 0; j < vc; ++j) s += std::exp(logits[i * ld + j]);
-    lse[i] = static_cast<float>(std::log(s)) + 0.5f;  // as if other chunks held the rest
-    targets[i] = static_cast<int32_t>(i % 3 == 0 ? v0 + (rng() % vc) : rng() % 5000);
-  }
-  DeviceBuffer<float> d_logits(logits), d_inplace(logits), d_lse(lse);
-  DeviceBuffer<int32_t> d_targets(targets);
-  DeviceBuffer<uint16_t> d_g16(n * vc);
-  cuda::xent_chunk_grad(d_inplace.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr);
-  cuda::xent_chunk_grad(d_logits.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr, d_g16.get());
-  const std::vector<float> g = d_inplace.download(), g16 = test::bf16_bits_to_f32(d_g16.download());
-  EXPECT_EQ(d_logits.download(), logits);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < vc; ++j) {
-      const float want = std::exp(logits[i * ld + j] - lse[i]) - (targets[i] == v0 + j ? 1.0f : 0.0f);
-      ASSERT_NEAR(g[i * ld + j], want, 1e-6f + 1e-5f * std::abs(want));
-      ASSERT_EQ(g16[i * vc + j], test::bf16_round({g[i * ld + j]})[0]);
+  for (const auto& [vc, ld] : {std::pair<int64_t, int64_t>{3000, 3100}, {2999, 3001}}) {
+    const int64_t n = 70, v0 = 1000;
+    std::mt19937 rng(33);
+    std::vector<float> logits = test::random_vec(n * ld, -8, 8, rng), lse(n);
+    std::vector<int32_t> targets(n);
+    for (int64_t i = 0; i < n; ++i) {
+      double s = 0;
+      for (int64_t j = 0; j < vc; ++j) s += std::exp(logits[i * ld + j]);
+      lse[i] = static_cast<float>(std::log(s)) + 0.5f;  // as if other chunks held the rest
+      targets[i] = static_cast<int32_t>(i % 3 == 0 ? v0 + (rng() % vc) : rng() % 5000);
     }
+    DeviceBuffer<float> d_logits(logits), d_inplace(logits), d_lse(lse);
+    DeviceBuffer<int32_t> d_targets(targets);
+    DeviceBuffer<uint16_t> d_g16(n * vc);
+    cuda::xent_chunk_grad(d_inplace.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr);
+    cuda::xent_chunk_grad(d_logits.get(), ld, d_lse.get(), d_targets.get(), n, v0, vc, nullptr, d_g16.get());
+    const std::vector<float> g = d_inplace.download(), g16 = test::bf16_bits_to_f32(d_g16.download());
+    EXPECT_EQ(d_logits.download(), logits);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < vc; ++j) {
+        const float want = std::exp(logits[i * ld + j] - lse[i]) - (targets[i] == v0 + j ? 1.0f : 0.0f);
+        ASSERT_NEAR(g[i * ld + j], want, 1e-6f + 1e-5f * std::abs(want));
+        ASSERT_EQ(g16[i * vc + j], test::bf16_round({g[i * ld + j]})[0]);
+      }
+  }
+}
+
+// The one-pass log-sum-exp over two vocabulary chunks (the second with a target in it) equals the float64
+// one; strides that allow 16-byte loads and ones that do not; logits that grow along a row (the running
+// max rescales often) and that shrink.
+TEST(CudaTrainFused, XentStatsOnePassMatchesFloat64) {
+  PCM_REQUIRE_GPU();
+  for (const auto& [vc, ld] : {std::pair<int64_t, int64_t>{3000, 3000}, {2999, 3001}}) {
+    const int64_t n = 40;
+    std::mt19937 rng(38);
+    std::vector<float> logits = test::random_vec(2 * n * ld, -6, 6, rng);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < vc; ++j) logits[i * ld + j] += (i % 2 ? 1.0f : -1.0f) * 0.004f * static_cast<float>(j);
+    std::vector<int32_t> targets(n);
+    for (int64_t i = 0; i < n; ++i) targets[i] = static_cast<int32_t>((i * 131) % (2 * vc));
+    DeviceBuffer<float> d_l(logits), xe(5 * n);
+    DeviceBuffer<int32_t> d_t(targets);
+    float* e = xe.get();
+    cuda::xent_init(e, e + n, e + 2 * n, n, nullptr);
+    for (int64_t c = 0; c < 2; ++c)  // chunk c: vocabulary rows [c vc, (c + 1) vc), rows n c .. of the buffer
+      cuda::xent_chunk_stats(e, e + n, e + 2 * n, d_l.get() + c * n * ld, ld, d_t.get(), n, c * vc, vc, nullptr);
+    cuda::xent_finish(e + 3 * n, e + 4 * n, e, e + n, e + 2 * n, n, nullptr);
+    const std::vector<float> out = xe.download();
+    for (int64_t i = 0; i < n; ++i) {
+      double m = -1e30, sum = 0;
+      for (int64_t c = 0; c < 2; ++c)
+        for (int64_t j = 0; j < vc; ++j) m = std::max(m, static_cast<double>(logits[(c * n + i) * ld + j]));
+      for (int64_t c = 0; c < 2; ++c)
+        for (int64_t j = 0; j < vc; ++j) sum += std::exp(logits[(c * n + i) * ld + j] - m);
+      const int64_t tg = targets[i], c = tg / vc;
+      const double lse = m + std::log(sum), loss = lse - logits[(c * n + i) * ld + tg % vc];
+      ASSERT_NEAR(out[3 * n + i], lse, 2e-5 * std::abs(lse) + 1e-5) << "row " << i << " vc " << vc;
+      ASSERT_NEAR(out[4 * n + i], loss, 2e-5 * std::abs(lse) + 1e-5) << "row " << i << " vc " << vc;
+    }
+  }
 }
 
 // A product on operands rounded by their producer equals the one that rounds them itself; fp32 mode
@@ -146,6 +185,77 @@ TEST(CudaTrainFused, GemmTakesReadyBf16Operands) {
   EXPECT_EQ(dw1.download(), dw2.download());
   cuda::TrainGemm fp32(false);
   EXPECT_THROW(fp32.forward(c1.get(), cuda::Operand::bf16(a16.get()), d_b.get(), M, N, K, nullptr), std::exception);
+}
+
+// Row-major op(A)·op(B) of bf16-rounded operands in float64 (+ beta·C0): the products' reference.
+std::vector<float> product_ref(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const std::vector<float>& a,
+                               const std::vector<float>& b, float beta, const std::vector<float>& c0) {
+  const std::vector<float> ar = test::bf16_round(a), br = test::bf16_round(b);
+  std::vector<float> c(static_cast<size_t>(M * N));
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double acc = beta * c0[i * N + j];
+      for (int64_t k = 0; k < K; ++k) acc += static_cast<double>(ta ? ar[k * M + i] : ar[i * K + k]) *
+                                             (tb ? br[j * K + k] : br[k * N + j]);
+      c[i * N + j] = static_cast<float>(acc);
+    }
+  return c;
+}
+
+// bf16 products are tuned at their first use among algorithms with the reference's bits: two TrainGemm
+// objects (each tuning on its own) and a first and a later call give the same bits, for every product
+// form of a step (both transposes, beta 0 and 1 in place, the residual out of place), all equal to the
+// float64 product; the residual is read, not written.
+TEST(CudaTrainFused, TunedProductsAreExactAndDeterministic) {
+  PCM_REQUIRE_GPU();
+  const int64_t M = 512, N = 384, K = 256;
+  std::mt19937 rng(39);
+  const std::vector<float> a = test::random_vec(M * K, -1, 1, rng), b = test::random_vec(N * K, -1, 1, rng),
+                           bk = test::random_vec(K * N, -1, 1, rng), at = test::random_vec(K * M, -1, 1, rng),
+                           c0 = test::random_vec(M * N, -1, 1, rng);
+  DeviceBuffer<float> d_a(a), d_b(b), d_bk(bk), d_at(at), d_r(c0);
+  cuda::TrainGemm g1(true), g2(true);
+  struct Form {
+    bool ta, tb;
+    const float* A;
+    int64_t lda;
+    const float* B;
+    int64_t ldb;
+    const std::vector<float>&ha, &hb;
+  };
+  const Form forms[] = {{false, true, d_a.get(), K, d_b.get(), K, a, b},  // X·Wᵀ
+                        {true, false, d_at.get(), M, d_bk.get(), N, at, bk},  // dYᵀ·X
+                        {false, false, d_a.get(), K, d_bk.get(), N, a, bk}};  // dY·W
+  for (const Form& f : forms)
+    for (const float beta : {0.0f, 1.0f}) {
+      const std::vector<float> want = product_ref(f.ta, f.tb, M, N, K, f.ha, f.hb, beta, c0);
+      std::vector<float> first;
+      for (int call = 0; call < 2; ++call)
+        for (cuda::TrainGemm* g : {&g1, &g2}) {
+          DeviceBuffer<float> c(c0);
+          g->run(f.ta, f.tb, M, N, K, f.A, f.lda, f.B, f.ldb, beta, c.get(), N, nullptr);
+          const std::vector<float> got = c.download();
+          if (first.empty()) {
+            first = got;
+            EXPECT_LT(test::rel_error(got, want), 1e-5) << f.ta << f.tb << " beta " << beta;
+          }
+          ASSERT_EQ(got, first) << f.ta << f.tb << " beta " << beta << " call " << call;
+        }
+    }
+  const std::vector<float> want = product_ref(false, true, M, N, K, a, b, 1.0f, c0);
+  std::vector<float> first;
+  for (int call = 0; call < 2; ++call)
+    for (cuda::TrainGemm* g : {&g1, &g2}) {
+      DeviceBuffer<float> y(M * N);
+      g->forward_add(y.get(), d_r.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
+      const std::vector<float> got = y.download();
+      if (first.empty()) {
+        first = got;
+        EXPECT_LT(test::rel_error(got, want), 1e-5);
+      }
+      ASSERT_EQ(got, first) << "residual, call " << call;
+    }
+  EXPECT_EQ(d_r.download(), c0);
 }
 
 // One launch over tensors with and without decay, the gradient scaled twice on the way: bit-identical to
@@ -201,6 +311,29 @@ TEST(CudaTrainFused, FlatAdamWWithPendingScalesMatchesScaledPerTensorUpdate) {
     ADD_FAILURE() << "expected an error for a misaligned buffer";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("16-byte aligned"), std::string::npos) << e.what();
+  }
+}
+
+// The operand rounding: the flat path (contiguous: the weights; a size that leaves a tail after the
+// unrolled loop) and the row path (strided, odd widths), each element rounded to nearest even.
+TEST(CudaTrainFused, F32ToBf16FlatAndRowPathsRoundEveryElement) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(36);
+  struct Case {
+    int64_t rows, cols, ld;
+  };
+  for (const Case& c : {Case{3001, 1028, 1028}, Case{5, 4, 4}, Case{300, 64, 72}, Case{77, 33, 33}, Case{9, 5, 7}}) {
+    std::vector<float> in = test::random_vec(c.rows * c.ld, -4, 4, rng);
+    in[0] = 1.0f + 1.0f / 256.0f;  // a tie: rounds to even (1.0)
+    DeviceBuffer<float> d_in(in);
+    DeviceBuffer<uint16_t> out(std::vector<uint16_t>(c.rows * c.cols, 0xFFFF));  // NaN poison
+    cuda::f32_to_bf16_2d(out.get(), d_in.get(), c.rows, c.cols, c.ld, nullptr);
+    const std::vector<float> got = test::bf16_bits_to_f32(out.download());
+    ASSERT_EQ(got[0], 1.0f);
+    for (int64_t r = 0; r < c.rows; ++r)
+      for (int64_t k = 0; k < c.cols; ++k)
+        ASSERT_EQ(got[r * c.cols + k], test::bf16_round({in[r * c.ld + k]})[0])
+            << c.rows << "x" << c.cols << " ld " << c.ld << " at " << r << "," << k;
   }
 }
 

@@ -31,6 +31,9 @@ int64_t sum_squares_scratch_doubles();
 void sum_squares(double* out, const float* x, int64_t n, double* scratch, cudaStream_t s, float f1 = 1.0f,
                  float f2 = 1.0f);
 void scale(float* x, float factor, int64_t n, cudaStream_t s);
+// A 64-bit digest of the bits of a[0, n): equal bits give equal digests, different ones differ but with
+// probability ~2^-64 (synchronizes the stream).
+uint64_t bits_digest(const float* a, int64_t n, cudaStream_t s);
 // out[rows, cols] (contiguous bf16) = in (row stride ld), rounded to nearest even.
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s);
 // torch.optim.AdamW (see train/optimizer.h for the formula) over all tensors of a flat buffer in one launch,
@@ -49,10 +52,11 @@ void adamw(float* w, const float* g, float* m, float* v, int64_t n, const int64_
 int64_t norm_backward_scratch_floats(int64_t T, int64_t C);
 // out = x * r * weight, r = rsqrt(mean(x²) + eps) per row of C. dx (= or += when accumulate); dx_bf16
 // (null = not wanted): the new dx rounded to bf16 as well (the next projection backward's operand);
-// dweight += sum_t dout * x * r.
+// dweight += sum_t dout * x * r; xn (null = not wanted): the forward's output x * r * weight recomputed on
+// the way, fp32 or bf16 (the projection's weight-gradient operand).
 void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dweight, const float* dout,
                       const float* x, const float* weight, int64_t T, int64_t C, float eps, float* scratch,
-                      cudaStream_t s);
+                      cudaStream_t s, void* xn = nullptr, bool xn_bf16 = false);
 // The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=), in
 // fp32 (dz) and/or bf16 (dz_bf16), either may be null; yn [T, C]: the forward's output recomputed on the
 // way, fp32 or bf16 (null = not wanted).

@@ -168,7 +168,63 @@ __global__ void to_bf16_2d_kernel(__nv_bfloat16* out, const float* in, int64_t r
   }
 }
 
+// A contiguous matrix as one flat array (the weights): kUnroll 16-byte loads in flight per thread over a
+// grid of a few blocks per SM (the row kernel above issued one load per thread, 8 KB per block).
+constexpr int kFlatUnroll = 4;
+__device__ __forceinline__ uint2 pack_bf16x4(const float4 v) {
+  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+  uint2 packed;
+  packed.x = *reinterpret_cast<uint32_t*>(&lo);
+  packed.y = *reinterpret_cast<uint32_t*>(&hi);
+  return packed;
+}
+__global__ void __launch_bounds__(256) to_bf16_flat_kernel(uint2* __restrict__ out, const float4* __restrict__ in,
+                                                           int64_t n4) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  for (; i + (kFlatUnroll - 1) * stride < n4; i += kFlatUnroll * stride) {
+    float4 v[kFlatUnroll];
+#pragma unroll
+    for (int q = 0; q < kFlatUnroll; ++q) v[q] = __ldcs(in + i + q * stride);  // read once: evict first
+#pragma unroll
+    for (int q = 0; q < kFlatUnroll; ++q) out[i + q * stride] = pack_bf16x4(v[q]);
+  }
+  for (; i < n4; i += stride) out[i] = pack_bf16x4(__ldcs(in + i));
+}
+
+// An order-free 64-bit digest of the bits: the sum over i of splitmix64(bits_i + i·golden), summed in
+// integers (exact in any order, so the same bits give the same digest).
+__device__ __forceinline__ unsigned long long mix64(unsigned long long z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+__global__ void digest_kernel(unsigned long long* out, const uint32_t* a, int64_t n) {
+  unsigned long long acc = 0;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    acc += mix64(a[i] + static_cast<unsigned long long>(i) * 0x9E3779B97F4A7C15ull);
+  for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+  if ((threadIdx.x & 31) == 0) atomicAdd(out, acc);
+}
+
 }  // namespace
+
+uint64_t bits_digest(const float* a, int64_t n, cudaStream_t s) {
+  unsigned long long* d = nullptr;
+  PCM_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&d), sizeof(*d), s));
+  PCM_CUDA(cudaMemsetAsync(d, 0, sizeof(*d), s));
+  if (n > 0) {
+    digest_kernel<<<static_cast<unsigned>(std::min<int64_t>(blocks_for(n, 256), 2048)), 256, 0, s>>>(
+        d, reinterpret_cast<const uint32_t*>(a), n);
+    PCM_CUDA_LAUNCH();
+  }
+  unsigned long long h = 0;
+  PCM_CUDA(cudaMemcpyAsync(&h, d, sizeof(h), cudaMemcpyDeviceToHost, s));
+  PCM_CUDA(cudaFreeAsync(d, s));
+  PCM_CUDA(cudaStreamSynchronize(s));
+  return h;
+}
 
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s) {
   if (rows * cols == 0) return;
@@ -176,6 +232,20 @@ void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, 
   const bool vec4 = cols % 4 == 0 && ld % 4 == 0 && reinterpret_cast<uintptr_t>(in) % 16 == 0 &&
                     reinterpret_cast<uintptr_t>(out) % 8 == 0;
   constexpr int kThreads = 256;
+  if (vec4 && ld == cols) {  // contiguous: one flat pass
+    static const int sms = [] {
+      int dev = 0, n = 0;
+      PCM_CUDA(cudaGetDevice(&dev));
+      PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+      return n;
+    }();
+    const int64_t n4 = rows * cols / 4;
+    const int64_t blocks = std::min<int64_t>((n4 + kThreads - 1) / kThreads, 8LL * sms);
+    to_bf16_flat_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(reinterpret_cast<uint2*>(dst),
+                                                                          reinterpret_cast<const float4*>(in), n4);
+    PCM_CUDA_LAUNCH();
+    return;
+  }
   const int64_t per_block = vec4 ? 4 * kThreads : kThreads;
   const dim3 grid(static_cast<unsigned>(std::min<int64_t>((cols + per_block - 1) / per_block, 64)),
                   static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
