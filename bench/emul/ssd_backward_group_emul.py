@@ -115,17 +115,20 @@ def dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row):
 
 def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, inter):
     """All blocks of one (chunk, group) and one of dB / dC. St: [hpg, P, N] (S0 or dS); dcbp: [S, Q, Q];
-    out: [len, N]; inter: [hpg, slots, Q]."""
+    out: [len, N]; inter: [hpg, slots, Q]. Stage 1: heads 2s (warps 0-3) and 2s + 1 (warps 4-7) of a stage,
+    16 rows x 64 columns per warp, the row scale on the head's product; stage 2: 16 rows x 32 columns."""
     S = dcbp.shape[0]
     rows = (length + 15) & ~15
+    KAS = KP + 16
     for ntile in range((N + T64 - 1) // T64):
         n0, ncols = T64 * ntile, min(T64, N - T64 * ntile)
+        nts = min(8, ncols // 8)
         for rb in range(0, Q, T64):
             if rb >= length:
                 continue
-            # Per head k the threads' copies (tid: rows tid / 16 + 16 u, columns 4 (tid % 16)), scaled in place.
-            KAS = KP + 16
-            As, st = [], []
+            # Per head k the threads' copies (tid: rows tid / 16 + 16 u, columns 4 (tid % 16)), unscaled; cs, dt of
+            # the rows (0 past len) and cs_last.
+            As, st, css, dts = [], [], [], []
             for k in range(hpg):
                 A_s = np.full(T64 * KAS, np.nan)
                 m = np.full(KP * KSS, np.nan)
@@ -136,54 +139,57 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                         rr = (tid >> 4) + 16 * u
                         i = min(rb + rr, length - 1)
                         valid = rb + rr < length
-                        v = Am[i, c4:c4 + 4] if valid else np.zeros(4)
-                        sc = 0.0
-                        if valid:
-                            sc = np.exp(cs[k, i]) if is_c else np.exp(cs[k, length - 1] - cs[k, i]) * dt[k, i]
-                        A_s[rr * KAS + c4: rr * KAS + c4 + 4] = sc * v
+                        A_s[rr * KAS + c4: rr * KAS + c4 + 4] = Am[i, c4:c4 + 4] if valid else 0.0
                         m[rr * KSS + c4: rr * KSS + c4 + 4] = St[k][rr, n0 + c4:n0 + c4 + 4] if c4 < ncols else 0.0
                 As.append(A_s)
                 st.append(m)
-            # dC: 16 warps of 16 rows x 16 columns, dB: 8 warps of 16 x 32
-            warps, wcols = (16, 16) if is_c else (8, 32)
-            nw = wcols // 8
-            ip = np.full((T64 // wcols, hpg, T64), np.nan)
-            accs = {}
-            for warp in range(warps):
-                mt, wc = rb // 16 + (warp & 3), wcols * (warp >> 2)
-                nts = max(0, min(nw, (ncols - wc) // 8))
-                active = 16 * mt < length
-                r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
-                q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
-                acc = np.zeros((nw, 32, 4))
-                cv = np.zeros((nw, 32, 4))
+                css.append(np.array([cs[k, rb + r] if rb + r < length else 0.0 for r in range(T64)]))
+                dts.append(np.array([dt[k, rb + r] if rb + r < length else 0.0 for r in range(T64)]))
+            cv = np.zeros((4, 8, 32, 4))  # per row warp
+            for rw in range(4):
+                q0 = np.minimum(rb + 16 * rw + GQ, length - 1)
+                q1 = np.minimum(rb + 16 * rw + GQ + 8, length - 1)
                 for nt in range(nts):
-                    n = n0 + wc + 8 * nt + 2 * TQ
-                    cv[nt][:, 0], cv[nt][:, 1] = Cm[q0, n], Cm[q0, n + 1]
-                    cv[nt][:, 2], cv[nt][:, 3] = Cm[q1, n], Cm[q1, n + 1]
-                for k in range(hpg):
-                    if not active:
+                    n = n0 + 8 * nt + 2 * TQ
+                    cv[rw][nt][:, 0], cv[rw][nt][:, 1] = Cm[q0, n], Cm[q0, n + 1]
+                    cv[rw][nt][:, 2], cv[rw][nt][:, 3] = Cm[q1, n], Cm[q1, n + 1]
+            accs = {}
+            for warp in range(8):
+                rw, hp = warp & 3, warp >> 2
+                mt = rb // 16 + rw
+                active = 16 * mt < length
+                rl0 = 16 * rw + GQ
+                r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
+                acc = np.zeros((8, 32, 4))
+                for s_ in range((hpg + 1) // 2):
+                    k = 2 * s_ + hp
+                    if not active or k >= hpg:
                         continue
-                    tmp = np.zeros((nw, 32, 4))
-                    rl0 = 16 * (warp & 3) + GQ
+                    tmp = np.zeros((8, 32, 4))
                     for ks in range(KP // 16):
                         f0 = [As[k][rl0 * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
                         f1 = [As[k][(rl0 + 8) * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
-                        step16(tmp if is_c else acc, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + wc + GQ, KSS, nts)
+                        step16(tmp, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + GQ, KSS, nts)
                     if is_c:
-                        d0 = sum(tmp[nt][:, 0] * cv[nt][:, 0] + tmp[nt][:, 1] * cv[nt][:, 1] for nt in range(nw))
-                        d1 = sum(tmp[nt][:, 2] * cv[nt][:, 2] + tmp[nt][:, 3] * cv[nt][:, 3] for nt in range(nw))
-                        acc += tmp
-                        d0, d1 = d0.reshape(8, 4).sum(1), d1.reshape(8, 4).sum(1)
+                        sc0, sc1 = np.exp(css[k][rl0]), np.exp(css[k][rl0 + 8])
+                    else:
+                        last = cs[k, length - 1]
+                        sc0 = np.exp(last - css[k][rl0]) * dts[k][rl0]
+                        sc1 = np.exp(last - css[k][rl0 + 8]) * dts[k][rl0 + 8]
+                    acc[:, :, 0] += sc0 * tmp[:, :, 0]
+                    acc[:, :, 1] += sc0 * tmp[:, :, 1]
+                    acc[:, :, 2] += sc1 * tmp[:, :, 2]
+                    acc[:, :, 3] += sc1 * tmp[:, :, 3]
+                    if is_c:
+                        d0 = sum(tmp[nt][:, 0] * cv[rw][nt][:, 0] + tmp[nt][:, 1] * cv[rw][nt][:, 1] for nt in range(8))
+                        d1 = sum(tmp[nt][:, 2] * cv[rw][nt][:, 2] + tmp[nt][:, 3] * cv[rw][nt][:, 3] for nt in range(8))
+                        d0, d1 = (sc0 * d0).reshape(8, 4).sum(1), (sc1 * d1).reshape(8, 4).sum(1)  # xor 1, 2
                         for gq in range(8):
-                            ip[warp >> 2, k, r0[4 * gq] - rb] = d0[gq]
-                            ip[warp >> 2, k, r1[4 * gq] - rb] = d1[gq]
-                accs[warp] = (acc, active, mt, wc, nts, r0, r1, q0, q1)
-            if is_c:
-                for k in range(hpg):
-                    for rr in range(T64):
-                        if rb + rr < length:
-                            inter[k, ntile, rb + rr] = sum(ip[q, k, rr] for q in range(ip.shape[0]))
+                            if r0[4 * gq] < length:
+                                inter[k, ntile, r0[4 * gq]] = d0[gq]
+                            if r1[4 * gq] < length:
+                                inter[k, ntile, r1[4 * gq]] = d1[gq]
+                accs[warp] = acc
             rbeg, rend = (0, min(rb + T64, rows)) if is_c else (rb, rows)
             src = Bm if is_c else Cm
             rs = np.full(Q * KSS, np.nan)
@@ -191,10 +197,17 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 rs[(r - rbeg) * KSS: (r - rbeg) * KSS + T64] = 0.0
                 if r < length:
                     rs[(r - rbeg) * KSS: (r - rbeg) * KSS + ncols] = src[r, n0:n0 + ncols]
-            for warp in range(warps):
-                acc, active, mt, wc, nts, r0, r1, q0, q1 = accs[warp]
-                if not active:
+            for warp in range(8):
+                rw, hp = warp & 3, warp >> 2
+                mt = rb // 16 + rw
+                if not 16 * mt < length:
                     continue
+                r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
+                q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
+                own, partner = accs[warp], accs[warp ^ 4]
+                acc = own[4 * hp:4 * hp + 4] + partner[4 * hp:4 * hp + 4]  # the exchange: columns 32 hp .. + 31
+                wc = 32 * hp
+                nts2 = max(0, min(4, (ncols - wc) // 8))
                 if is_c:
                     for kb in range(mt + 1):
                         jb = 16 * kb + 4 * TQ
@@ -202,7 +215,7 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                         e1 = [sum(dcbp[s][q1, jb + u] for s in range(S)) for u in range(4)]
                         f0 = [np.where((jb + u <= r0) & (r0 < length), e0[u], 0.0) for u in range(4)]
                         f1 = [np.where((jb + u <= r1) & (r1 < length), e1[u], 0.0) for u in range(4)]
-                        step16(acc, f0, f1, rs, jb * KSS + wc + GQ, KSS, nts)
+                        step16(acc, f0, f1, rs, jb * KSS + wc + GQ, KSS, nts2)
                 else:
                     for kb in range(mt, rows // 16):
                         ib = 16 * kb + 4 * TQ
@@ -210,8 +223,8 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                         e1 = [sum(dcbp[s][ib + u, q1] for s in range(S)) for u in range(4)]
                         f0 = [np.where((ib + u >= r0) & (ib + u < length) & (r0 < length), e0[u], 0.0) for u in range(4)]
                         f1 = [np.where((ib + u >= r1) & (ib + u < length) & (r1 < length), e1[u], 0.0) for u in range(4)]
-                        step16(acc, f0, f1, rs, (ib - rb) * KSS + wc + GQ, KSS, nts)
-                for nt in range(nts):
+                        step16(acc, f0, f1, rs, (ib - rb) * KSS + wc + GQ, KSS, nts2)
+                for nt in range(nts2):
                     n = n0 + wc + 8 * nt + 2 * TQ
                     for lane in range(32):
                         for e in range(4):

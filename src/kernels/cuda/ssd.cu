@@ -10,6 +10,7 @@
 // the mma.sync kernels of ssd_prefill_tc.cu instead. Decode (one recurrence step): ssd_decode.cu.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/ssd_chunks.h"
 #include "kernels/cuda/ssd_prefill_tc.h"
@@ -112,9 +113,10 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(float* states, co
 // Sequential over a sequence's chunks, parallel over (head, p, n): replaces each chunk's local state with
 // the state entering the chunk, starting from the slot's state (zeros when `state` is null) and leaving the
 // final state in the slot when `keep_final`. Sequence i's slot: seq_slot[i], or i when seq_slot is null.
+// round_out: the entering states are stored rounded to TF32 (the running state stays fp32).
 template <class S>
 __global__ void state_pass_kernel(float* states, const float* cs, S* state, bool keep_final, int64_t slot_stride,
-                                  SsdDims d, ChunkTable ct, const int32_t* seq_slot) {
+                                  SsdDims d, ChunkTable ct, const int32_t* seq_slot, bool round_out = false) {
   const int64_t PN = static_cast<int64_t>(d.P) * d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (e >= PN) return;
@@ -137,7 +139,7 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, bool
     for (int u = 0; u < kBatch; ++u) {
       const int c = c0 + u;
       if (c < c_end) {
-        states[(static_cast<int64_t>(c) * d.H + h) * PN + e] = S_run;
+        states[(static_cast<int64_t>(c) * d.H + h) * PN + e] = round_out ? mma_tf32::round_tf32(S_run) : S_run;
         S_run = decay[u] * S_run + contrib[u];
       }
     }
@@ -245,7 +247,7 @@ void check_ssd_dims(const SsdDims& d) {
 }
 
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
-                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s) {
+                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s, bool round_states) {
   check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
@@ -253,7 +255,7 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
   chunk_prologue(sc, scratch, in, d, ct, tf32, s);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
-                                              static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr);
+                                              static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr, round_states);
   PCM_CUDA_LAUNCH();
   return sc;
 }

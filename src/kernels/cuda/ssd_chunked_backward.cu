@@ -25,6 +25,7 @@
 // (no atomics): a step is bit-reproducible.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
 #include "kernels/cuda/ssd_backward_dcb_tc.h"
 #include "kernels/cuda/ssd_backward_dx_tc.h"
@@ -180,7 +181,8 @@ __global__ void __launch_bounds__(kThreads, 2) dstate_local_kernel(Ctx k) {
 // state leaving chunk c); what is left at the end is the adjoint of the sequence's initial state. Also the
 // block's part of <dS_c, S0_c> (the scalar step's last-row term), summed over the block in a fixed order into
 // sdp[c, h, block]: the scalar step then adds PN / 256 partials instead of reading dS and S0 again.
-__global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0) {
+// tf32_out: dS stored rounded to TF32 (the tc kernels' operand as they would round it; the sums use the fp32 value).
+__global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0, bool tf32_out) {
   __shared__ float red[32];
   const int64_t PN = static_cast<int64_t>(k.d.P) * k.d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -204,7 +206,7 @@ __global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0)
       const int c = c1 - 1 - u;
       if (c >= c_begin) {  // uniform over the block (one sequence)
         const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
-        if (ok) k.b.dS[ch * PN + e] = run;
+        if (ok) k.b.dS[ch * PN + e] = tf32_out ? mma_tf32::round_tf32(run) : run;
         const float sd = block_sum(ok ? run * S0[u] : 0.0f, red);
         if (threadIdx.x == 0) k.b.sdp[ch * gridDim.x + blockIdx.x] = sd;
         run = U[u] + decay[u] * run;
@@ -559,7 +561,7 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
     PCM_CUDA_LAUNCH();
   }
   dstate_pass_kernel<<<dim3(blocks_for(static_cast<int64_t>(k.d.P) * k.d.N, 256), k.d.H, seqs), 256, 0, s>>>(
-      k, dstate0);
+      k, dstate0, tc);
   PCM_CUDA_LAUNCH();
   if (tc) {  // same outputs on mma.sync: dcb, dB/dC per (tile, chunk, group[, split]); dx, U per (chunk, head)
     const int splits = bwd_tc::dcb_splits(k.d);  // dcb holds [chunks, G, splits, Q, Q] (<= [chunks, H, Q, Q])
@@ -612,7 +614,12 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   k.pt = tiles(d.P);
   k.nt = tiles(d.N);
   Bwd& b = k.b;
-  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s);
+  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
+                     bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
+  const bool use_tc = tf32 && tc && tc_ok;
+  // With tc the entering states are stored rounded to TF32, as dC takes them (<dS, S0> in the pass then sums the
+  // rounded values: a change of ~2^-12 relative per term).
+  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc);
   b.dS = scratch + z.prep;
   b.dcb = b.dS + z.dS;
   b.col = b.dcb + z.dcb;
@@ -625,9 +632,6 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
-  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
-                     bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
-  const bool use_tc = tf32 && tc && tc_ok;
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else
