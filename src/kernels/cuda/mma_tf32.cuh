@@ -15,6 +15,10 @@ __device__ __forceinline__ uint32_t to_tf32(float x) {
 }
 __device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(to_tf32(x)); }
 __device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
+// x rounded to the nearest TF32 (ties away from zero, as cvt.rna) for an mma operand, with one integer add: the
+// tensor cores read only the top 19 bits of a .tf32 register, so the low 13 need not be cleared (CUTLASS's
+// round_half_ulp_truncate).
+__device__ __forceinline__ uint32_t rna_bits(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // d += a·b on one 16x8 tile, k = 8. Fragments (g = lane / 4, t = lane % 4): a0 (g, t), a1 (g+8, t), a2 (g, t+4),
 // a3 (g+8, t+4); b0 (k t, col g), b1 (k t+4, col g); d0, d1 (g, 2t, 2t+1), d2, d3 (g+8, 2t, 2t+1).

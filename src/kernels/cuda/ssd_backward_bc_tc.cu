@@ -30,9 +30,6 @@ constexpr int kStage = 2 * kHead;  // the pair of heads 2s, 2s + 1
 constexpr int kXch = 2 * 4 * 16 * 32;  // the two halves' exchange: [receiver half][row warp][16 values][lane]
 static_assert(kHead % 4 == 0 && (kTile * kAs) % 4 == 0, "16-byte aligned stages");
 
-// x rounded to the nearest TF32 (ties away from zero, as cvt.rna): the mma reads only the top 19 bits.
-__device__ __forceinline__ uint32_t rna_bits(float x) { return __float_as_uint(x) + 0x1000u; }
-
 template <bool kIsC, bool kVec>
 __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile, int rb, int c, int g) {
   const int H = a.d.H, N = a.d.N, Q = a.ct.Q, hpg = H / a.d.G, pairs = (hpg + 1) / 2;
@@ -208,8 +205,8 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       uint32_t f0[4], f1[4];
 #pragma unroll
       for (int u = 0; u < 4; ++u) {  // outside the causal part or past len: unwritten scratch, selected away
-        f0[u] = to_tf32(jb + u <= r0 && r0 < len ? e0[u] : 0.0f);
-        f1[u] = to_tf32(jb + u <= r1 && r1 < len ? e1[u] : 0.0f);
+        f0[u] = rna_bits(jb + u <= r0 && r0 < len ? e0[u] : 0.0f);
+        f1[u] = rna_bits(jb + u <= r1 && r1 < len ? e1[u] : 0.0f);
       }
       step16<4>(sum, f0, f1, rs + jb * kSs + wc + gq, kSs, nts2);
     }
@@ -229,8 +226,8 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int i = ib + u;
-        f0[u] = to_tf32(i >= r0 && i < len && r0 < len ? e0[u] : 0.0f);
-        f1[u] = to_tf32(i >= r1 && i < len && r1 < len ? e1[u] : 0.0f);
+        f0[u] = rna_bits(i >= r0 && i < len && r0 < len ? e0[u] : 0.0f);
+        f1[u] = rna_bits(i >= r1 && i < len && r1 < len ? e1[u] : 0.0f);
       }
       step16<4>(sum, f0, f1, rs + (ib - rb) * kSs + wc + gq, kSs, nts2);
     }

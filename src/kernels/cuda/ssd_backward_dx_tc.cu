@@ -87,8 +87,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
         for (int ks = 0; ks < 4; ++ks)
           if (k0 + 16 * ks < N) {
             const float4 u0 = ub0[ks], u1 = ub1[ks];
-            const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
-            const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
+            const uint32_t f0[4] = {rna_bits(u0.x), rna_bits(u0.y), rna_bits(u0.z), rna_bits(u0.w)};
+            const uint32_t f1[4] = {rna_bits(u1.x), rna_bits(u1.y), rna_bits(u1.z), rna_bits(u1.w)};
             step16<kPt>(acc, f0, f1, ds + (k0 + 16 * ks + 4 * tq) * kSp + gq, kSp, kPt);
           }
       }
@@ -156,8 +156,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
       for (int u = 0; u < 4; ++u) {  // exp of a positive exponent (i < j) may overflow: selected, not multiplied
         const int i = ib + u;
         const float csi = css[i];
-        f0[u] = to_tf32(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
-        f1[u] = to_tf32(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
+        f0[u] = rna_bits(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
+        f1[u] = rna_bits(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
       }
 #pragma unroll
       for (int u = 0; u < 4; ++u) {

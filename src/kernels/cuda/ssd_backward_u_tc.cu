@@ -2,8 +2,8 @@
 // block of 8 warps per (chunk, head): the chunk's dY and C rows pass through shared memory 64 rows at a time,
 // two stages of cp.async copies (~100 KB: 2 blocks per SM), so that the next pass's rows land while this one
 // multiplies (one fill of all 256 rows took 200 KB, 1 block per SM, loads and products in turn: 464 µs a
-// layer at 1.3B). Each pass is scaled by e^cs and rounded to TF32 in place. Warp w owns p rows 16 (w % 4)
-// and half of the n columns (w / 4).
+// layer at 1.3B). The stages stay as copied: fragments are scaled by e^cs and rounded to TF32 in registers
+// (one barrier per pass, no pass over the stage). Warp w owns p rows 16 (w % 4) and half of the n columns (w / 4).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -60,28 +60,31 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
   for (int nt = 0; nt < kNtMax; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
   issue(0);
   for (int ps = 0; ps < passes; ++ps) {
-    cp_async::wait_group<0>();
-    __syncthreads();  // pass ps landed; every warp is done with pass ps - 1's stage
-    issue(ps + 1);
+    cp_async::wait_group<0>();  // pass ps (this thread's copies)
     float* ys = smem + (ps & 1) * sf;
     float* cs_ = ys + kPass * kSp;
-    const float* csv = cs_ + kPass * sn;
-    for (int e = tid; e < items; e += kThreads) {  // e^cs_i dY[i], C[i] rounded to TF32 in place
-      const int r = e / (y4 + n4), k = e % (y4 + n4);
-      float* p = k < y4 ? ys + r * kSp + 4 * k : cs_ + r * sn + 4 * (k - y4);
-      const float sc = k < y4 ? __expf(csv[r]) : 1.0f;
-      float2* p2 = reinterpret_cast<float2*>(p);
-      const float2 v0 = p2[0], v1 = p2[1];
-      p2[0] = make_float2(round_tf32(sc * v0.x), round_tf32(sc * v0.y));
-      p2[1] = make_float2(round_tf32(sc * v1.x), round_tf32(sc * v1.y));
-    }
-    __syncthreads();
+    float* csv = cs_ + kPass * sn;
+    if (tid < kPass) csv[tid] = __expf(csv[tid]);  // the row scales e^cs_i, by the thread that copied cs_i
+    __syncthreads();  // pass ps landed; every warp is done with pass ps - 1's stage
+    issue(ps + 1);
     const int prow = min(kPass, rows - kPass * ps);
-    for (int k0 = 0; k0 < prow; k0 += 16) {
+    for (int k0 = 0; k0 < prow; k0 += 16) {  // e^cs_i dY[i], C[i] rounded to TF32 in registers
       const float* ya = ys + (k0 + 4 * tq) * kSp + p0 + gq;
-      const uint32_t f0[4] = {bits(ya[0]), bits(ya[kSp]), bits(ya[2 * kSp]), bits(ya[3 * kSp])};  // row p0 + g
-      const uint32_t f1[4] = {bits(ya[8]), bits(ya[kSp + 8]), bits(ya[2 * kSp + 8]), bits(ya[3 * kSp + 8])};
-      step16<kNtMax>(acc, f0, f1, cs_ + (k0 + 4 * tq) * sn + n0 + gq, sn, nts);
+      const float* ea = csv + k0 + 4 * tq;
+      uint32_t f0[4], f1[4];  // rows p0 + g and p0 + g + 8 of A = (e^cs dY)ᵀ, k = i in the order 4t..4t+3
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        f0[u] = rna_bits(ea[u] * ya[u * kSp]);
+        f1[u] = rna_bits(ea[u] * ya[u * kSp + 8]);
+      }
+      const float* b = cs_ + (k0 + 4 * tq) * sn + n0 + gq;
+#pragma unroll
+      for (int nt = 0; nt < kNtMax; ++nt)
+        if (nt < nts) {
+          const float* bc = b + 8 * nt;
+          mma(acc[nt], f0[0], f1[0], f0[1], f1[1], rna_bits(bc[0]), rna_bits(bc[sn]));
+          mma(acc[nt], f0[2], f1[2], f0[3], f1[3], rna_bits(bc[2 * sn]), rna_bits(bc[3 * sn]));
+        }
     }
   }
   float* out = a.U + chn * kP * N;

@@ -20,6 +20,7 @@ constexpr int kP = 64, kN = 128, kQmax = 256, kThreads = 256;
 using mma_tf32::allow_smem;
 using mma_tf32::bits;
 using mma_tf32::mma;
+using mma_tf32::rna_bits;
 using mma_tf32::round_tf32;
 using mma_tf32::to_tf32;
 
@@ -44,11 +45,13 @@ __device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpre
 
 // ---- chunk states ----------------------------------------------------------------------------------------
 // Warp w owns states rows p in [16 (w % 4), +16) and columns n in [64 (w / 4), +64); the sum over the chunk's
-// rows j runs through shared memory in slabs of 64 rows, two stages deep.
+// rows j runs through shared memory in slabs of 64 rows, two buffers: slab s + 1's copies land while slab s
+// multiplies, one barrier per slab. The slabs stay as copied (fp32): the fragments are scaled by w_j and rounded
+// to TF32 in registers (the same values as rounding in shared memory, without a pass over it and its barrier).
 constexpr int kSlab = 64;
 struct StateSmem {
-  float x[2][kSlab * kP];  // x[j][p ^ swz] · w_j, TF32
-  float b[2][kSlab * kN];  // B[j][n ^ swz], TF32
+  float x[2][kSlab * kP];  // x[j][p ^ swz]
+  float b[2][kSlab * kN];  // B[j][n ^ swz]
   float w[kQmax];          // exp(cs_last - cs_j) dt_j
 };
 // A fragment reads rows j = k0 + t (t = lane % 4) at one column: XOR-ing the column with 8 (j % 4) puts the
@@ -84,46 +87,34 @@ __global__ void __launch_bounds__(kThreads, 2)
     cp_async_commit();
   };
   issue(0);
-  issue(1);
   const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
   const float last = csc[len - 1];
   for (int j = tid; j < slabs * kSlab; j += kThreads)
     sm.w[j] = j < len ? __expf(last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
-  __syncthreads();
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
   float acc[8][4] = {};
   for (int s = 0; s < slabs; ++s) {
-    cp_async_wait<1>();
+    cp_async_wait<0>();  // slab s (this thread's copies)
+    __syncthreads();     // slab s and w visible to all; every warp is done with slab s - 1's buffer
+    issue(s + 1);
     const int buf = s & 1;
-    // Scale and round the pieces this thread copied (its own copies are visible to it after the wait).
-    for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
-      const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
-      float* p = &sm.x[buf][r * kP + (col ^ swz_state(r))];
-      const float wj = sm.w[s * kSlab + r];
-      float4 v = *reinterpret_cast<float4*>(p);
-      v = make_float4(round_tf32(v.x * wj), round_tf32(v.y * wj), round_tf32(v.z * wj), round_tf32(v.w * wj));
-      *reinterpret_cast<float4*>(p) = v;
-    }
-    for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
-      const int r = e / (kN / 4), col = 4 * (e % (kN / 4));
-      round_tf32_inplace(&sm.b[buf][r * kN + (col ^ swz_state(r))]);
-    }
-    __syncthreads();
     const float* xs = sm.x[buf];
     const float* bs = sm.b[buf];
+    const float* ws = sm.w + s * kSlab;
 #pragma unroll 2
     for (int k0 = 0; k0 < kSlab; k0 += 8) {
       const int ja = k0 + tq, jb = ja + 4, sw = 8 * tq;  // swz_state(ja) = swz_state(jb) = 8 t
-      const uint32_t a0 = bits(xs[ja * kP + ((m0 + gq) ^ sw)]), a1 = bits(xs[ja * kP + ((m0 + gq + 8) ^ sw)]);
-      const uint32_t a2 = bits(xs[jb * kP + ((m0 + gq) ^ sw)]), a3 = bits(xs[jb * kP + ((m0 + gq + 8) ^ sw)]);
+      const float wa = ws[ja], wb = ws[jb];
+      const uint32_t a0 = rna_bits(wa * xs[ja * kP + ((m0 + gq) ^ sw)]);
+      const uint32_t a1 = rna_bits(wa * xs[ja * kP + ((m0 + gq + 8) ^ sw)]);
+      const uint32_t a2 = rna_bits(wb * xs[jb * kP + ((m0 + gq) ^ sw)]);
+      const uint32_t a3 = rna_bits(wb * xs[jb * kP + ((m0 + gq + 8) ^ sw)]);
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
         const int n = (n0 + 8 * nt + gq) ^ sw;
-        mma(acc[nt], a0, a1, a2, a3, bits(bs[ja * kN + n]), bits(bs[jb * kN + n]));
+        mma(acc[nt], a0, a1, a2, a3, rna_bits(bs[ja * kN + n]), rna_bits(bs[jb * kN + n]));
       }
     }
-    __syncthreads();  // the buffer is refilled next
-    issue(s + 2);
   }
   float* out = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;
 #pragma unroll
