@@ -77,8 +77,8 @@ for tool in memcheck racecheck; do
 done
 STALLS=$(for r in barrier long_scoreboard short_scoreboard mio_throttle math_pipe_throttle wait not_selected lg_throttle; do
   printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $r; done | sed 's/,$//')
-if left 35; then  # where the tc kernels of one backward layer spend their time (5 launches: u, dcb, dx, dC, dB)
-  timeout 30 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel' --launch-count 5 \
+if left 35; then  # where the tc kernels of one backward layer spend their time (8 launches: chunk states fwd x2 + bwd, u, dcb, dx, dC, dB)
+  timeout 30 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel|chunk_states_kernel' --launch-count 8 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     --section MemoryWorkloadAnalysis --section LaunchStats --metrics "$STALLS" ./pcm $T2 > $L/sections.txt 2>&1
 fi
