@@ -53,8 +53,10 @@ PY
 t=$SECONDS; timeout 40 ./test_cuda --gtest_filter='Shapes/CudaSsdChunkedBackward.*:CudaKernels.SsdChunked*' > $L/test_ssd.log 2>&1; rc=$?
 mx=$(grep -oE "chunked-tc vs CPU: rel err dxbc [0-9.e+-]+ ddt [0-9.e+-]+ dA [0-9.e+-]+" $L/test_ssd.log | awk '{if($7>a)a=$7; if($9>b)b=$9; if($11>c)c=$11} END{print "max dxbc",a,"ddt",b,"dA",c}')
 echo "tests ssd rc=$rc ok=$(grep -c '^\[       OK' $L/test_ssd.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_ssd.log) (tc vs CPU $mx) $((SECONDS-t))s" >> $R
-t=$SECONDS; timeout 40 ./test_train --gtest_filter='*Cuda*' > $L/test_train.log 2>&1
-echo "test_train rc=$? ok=$(grep -c '^\[       OK' $L/test_train.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_train.log) $((SECONDS-t))s" >> $R
+if [ -x ./test_train ]; then
+  t=$SECONDS; timeout 40 ./test_train --gtest_filter='*Cuda*' > $L/test_train.log 2>&1
+  echo "test_train rc=$? ok=$(grep -c '^\[       OK' $L/test_train.log) failed=$(grep -c '^\[  FAILED  \]' $L/test_train.log) $((SECONDS-t))s" >> $R
+fi
 grep -h "^\[  FAILED  \]" $L/test_*.log | sort -u | head -3 >> $R
 summary
 prof() { n=$1; shift; timeout 45 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base "$@" > $L/$n.csv 2> $L/$n.err; }
