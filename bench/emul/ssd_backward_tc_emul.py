@@ -42,13 +42,13 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
     """dx_kernel of one (chunk, head): CB [Q, Q] NaN past len and above the diagonal's 64-tiles."""
     sp, P8 = KP + 2, KP // 8
     rows = (length + 15) & ~15
-    smem = np.full((Q + N) * sp + 2 * Q, np.nan)
+    dsn = N + 16 + (16 if N % 32 == 16 else 0)  # ds_stride: dS rows [p][n]
+    smem = np.full(Q * sp + KP * dsn + 2 * Q, np.nan)
     for r in range(rows):
         smem[r * sp: r * sp + KP] = dY[r] if r < length else 0.0
     ds0 = Q * sp
     for p in range(KP):
-        for n in range(N):
-            smem[ds0 + n * sp + p] = dS[p, n]
+        smem[ds0 + p * dsn: ds0 + p * dsn + N] = dS[p]
     css = np.zeros(Q); dts = np.zeros(Q)
     css[:length] = cs; dts[:length] = dt
     cs_last = css[length - 1]
@@ -66,7 +66,11 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
                 cols = k0 + 4 * TQ
                 u0 = [Bm[q0, cols + u] for u in range(4)]
                 u1 = [Bm[q1, cols + u] for u in range(4)]
-                step16(acc, u0, u1, smem, ds0 + (k0 + 4 * TQ) * sp + GQ, sp, P8)
+                for nt in range(P8):  # B fragment dS[8 nt + g][k0 + 4t .. + 3]: one 16-byte load
+                    b = ds0 + (8 * nt + GQ) * dsn + k0 + 4 * TQ
+                    v = [smem[b + u] for u in range(4)]
+                    mma(acc[nt], u0[0], u1[0], u0[1], u1[1], v[0], v[1])
+                    mma(acc[nt], u0[2], u1[2], u0[3], u1[3], v[2], v[3])
             w0 = np.exp(cs_last - css[q0]) * dts[q0]; w1 = np.exp(cs_last - css[q1]) * dts[q1]
             ok0, ok1 = r0 < length, r1 < length
             us0 = np.zeros(32); us1 = np.zeros(32)

@@ -1,8 +1,9 @@
 // dX of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block of 8 warps per
-// (chunk, head): the chunk's dY rows and dSᵀ (the B operands every warp reads) in shared memory once, TF32
-// (the dY rows by cp.async, landing during the first pass's stage 1, which needs only dSᵀ); B rows and C·Bᵀ
-// columns (private to a warp's rows) straight into fragments.
-// ~103 KB of shared memory at Q = 256, N = 128: 2 blocks per SM.
+// (chunk, head): the chunk's dY rows and dS (the B operands every warp reads) in shared memory once, TF32, both
+// by cp.async (dS arrives rounded from the state-adjoint pass; it lands before stage 1, the dY rows during the
+// first pass's stage 1, which needs only dS); B rows and C·Bᵀ columns (private to a warp's rows) straight into
+// fragments. dS stays [p][n] (rows padded to 16 mod 32 floats): stage 1's B fragment dS[p][4t..4t+3] is one
+// 16-byte load. ~107 KB of shared memory at Q = 256, N = 128: 2 blocks per SM.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -14,6 +15,9 @@ namespace {
 using namespace mma_tf32;
 
 constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kPt = kP / 8, kSp = kP + 2;
+// Row stride of dS in shared memory: 16 mod 32, so that the 8 lanes of a 16-byte load phase (rows g, g + 1) hit
+// 32 banks.
+__host__ __device__ constexpr int ds_stride(int N) { return N + 16 + (N % 32 == 16 ? 16 : 0); }
 
 __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
   extern __shared__ __align__(16) float smem[];
@@ -24,11 +28,18 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
   const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   float* ys = smem;           // [Q][kSp]: dY rows (zeros past len)
-  float* ds = ys + Q * kSp;   // [N][kSp]: dSᵀ
-  float* css = ds + N * kSp;  // [Q]
+  const int dsn = ds_stride(N);
+  float* ds = ys + Q * kSp;   // [P][dsn]: dS
+  float* css = ds + kP * dsn;  // [Q]
   float* dts = css + Q;       // [Q]
+  const float* dSg = a.dS + chn * kP * N;  // 16-byte aligned rows (scratch, N % 16 == 0)
+  for (int e = tid; e < kP * (N / 4); e += kThreads) {
+    const int p = e / (N / 4), col = 4 * (e % (N / 4));
+    cp_async::copy16(ds + p * dsn + col, dSg + p * N + col, true);
+  }
+  cp_async::commit();
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-  // dY rows (stage 2's operand) by cp.async: they land during the dSᵀ fill and stage 1 of the first pass.
+  // dY rows (stage 2's operand) by cp.async, the second group: they may land during stage 1 of the first pass.
   for (int e = tid; e < rows * (kP / 4); e += kThreads) {
     const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
     const float* src = dyh + static_cast<int64_t>(min(r, len - 1)) * HP + col;
@@ -38,22 +49,12 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
       cp_async::copy4f<4>(ys + r * kSp + col, src, r < len);
   }
   cp_async::commit();
-  const float* dSg = a.dS + chn * kP * N;
-  for (int e0 = tid; e0 < kP * N; e0 += 4 * kThreads) {
-    float v[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) v[u] = e0 + u * kThreads < kP * N ? __ldg(dSg + e0 + u * kThreads) : 0.0f;
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, p = e / N, n = e % N;
-      if (e < kP * N) ds[n * kSp + p] = round_tf32(v[u]);
-    }
-  }
   const float* csc = a.cs + chn * Q;
   for (int j = tid; j < Q; j += kThreads) {
     css[j] = j < len ? csc[j] : 0.0f;
     dts[j] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
   }
+  cp_async::wait_group<1>();  // this thread's dS copies (the dY rows' group may still be in flight)
   __syncthreads();
   const float cs_last = css[len - 1], Dh = a.D[h];
   const float* cb = a.cb + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
@@ -89,7 +90,13 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
             const float4 u0 = ub0[ks], u1 = ub1[ks];
             const uint32_t f0[4] = {rna_bits(u0.x), rna_bits(u0.y), rna_bits(u0.z), rna_bits(u0.w)};
             const uint32_t f1[4] = {rna_bits(u1.x), rna_bits(u1.y), rna_bits(u1.z), rna_bits(u1.w)};
-            step16<kPt>(acc, f0, f1, ds + (k0 + 16 * ks + 4 * tq) * kSp + gq, kSp, kPt);
+            const float* b = ds + gq * dsn + k0 + 16 * ks + 4 * tq;  // dS[8 nt + g][k 4t..4t+3]
+#pragma unroll
+            for (int nt = 0; nt < kPt; ++nt) {
+              const float4 v = *reinterpret_cast<const float4*>(b + 8 * nt * dsn);
+              mma(acc[nt], f0[0], f1[0], f0[1], f1[1], bits(v.x), bits(v.y));
+              mma(acc[nt], f0[2], f1[2], f0[3], f1[3], bits(v.z), bits(v.w));
+            }
           }
       }
       // u_j = <G_j, X_j>, Σ dY∘X, then dX = D dY + w_j G (fp32 dY, X from device memory).
@@ -202,7 +209,7 @@ bool dx_supported(const SsdDims& d, int32_t Q) {
 }
 
 void dx_product(const DxArgs& a, cudaStream_t s) {
-  const int smem = ((a.ct.Q + a.d.N) * kSp + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
+  const int smem = (a.ct.Q * kSp + kP * ds_stride(a.d.N) + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
   allow_smem(dx_kernel, smem);
   dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
