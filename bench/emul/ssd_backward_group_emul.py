@@ -113,11 +113,35 @@ def dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row):
     return S
 
 
+def fold(Q, length, dcbp):
+    """fold_kernel of one (chunk, group): the splits' sum and its transpose over 32x32 tiles with j-tile <= i-tile
+    and i0 < len (0 past len); everything else NaN (unwritten)."""
+    S = dcbp.shape[0]
+    sm, st = np.full((Q, Q), np.nan), np.full((Q, Q), np.nan)
+    ft = (Q + 31) // 32
+    for it in range(ft):
+        for jt in range(it + 1):
+            i0, j0 = 32 * it, 32 * jt
+            if i0 >= length:
+                continue
+            for r in range(32):
+                for tx in range(32):
+                    i, j = i0 + r, j0 + tx
+                    v = 0.0
+                    if i < length and j < Q:
+                        for sp in range(S):
+                            v += dcbp[sp][i, j]
+                    if i < Q and j < Q:
+                        sm[i, j] = v
+                        st[j, i] = v
+    return sm, st
+
+
 def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, inter):
     """All blocks of one (chunk, group) and one of dB / dC. St: [hpg, P, N] (S0 or dS); dcbp: [S, Q, Q];
     out: [len, N]; inter: [hpg, slots, Q]. Stage 1: heads 2s (warps 0-3) and 2s + 1 (warps 4-7) of a stage,
     16 rows x 64 columns per warp, the row scale on the head's product; stage 2: 16 rows x 32 columns."""
-    S = dcbp.shape[0]
+    dsum, dsum_t = fold(Q, length, dcbp)
     rows = (length + 15) & ~15
     KAS = KP + 16
     for ntile in range((N + T64 - 1) // T64):
@@ -208,22 +232,22 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 acc = own[4 * hp:4 * hp + 4] + partner[4 * hp:4 * hp + 4]  # the exchange: columns 32 hp .. + 31
                 wc = 32 * hp
                 nts2 = max(0, min(4, (ncols - wc) // 8))
-                if is_c:
-                    for kb in range(mt + 1):
-                        jb = 16 * kb + 4 * TQ
-                        e0 = [sum(dcbp[s][q0, jb + u] for s in range(S)) for u in range(4)]
-                        e1 = [sum(dcbp[s][q1, jb + u] for s in range(S)) for u in range(4)]
-                        f0 = [np.where((jb + u <= r0) & (r0 < length), e0[u], 0.0) for u in range(4)]
-                        f1 = [np.where((jb + u <= r1) & (r1 < length), e1[u], 0.0) for u in range(4)]
-                        step16(acc, f0, f1, rs, jb * KSS + wc + GQ, KSS, nts2)
-                else:
-                    for kb in range(mt, rows // 16):
-                        ib = 16 * kb + 4 * TQ
-                        e0 = [sum(dcbp[s][ib + u, q0] for s in range(S)) for u in range(4)]
-                        e1 = [sum(dcbp[s][ib + u, q1] for s in range(S)) for u in range(4)]
-                        f0 = [np.where((ib + u >= r0) & (ib + u < length) & (r0 < length), e0[u], 0.0) for u in range(4)]
-                        f1 = [np.where((ib + u >= r1) & (ib + u < length) & (r1 < length), e1[u], 0.0) for u in range(4)]
-                        step16(acc, f0, f1, rs, (ib - rb) * KSS + wc + GQ, KSS, nts2)
+                dm = dsum if is_c else dsum_t  # rows r0, r1 (one 16-byte piece per lane and step)
+                kb0, kb1 = (0, mt + 1) if is_c else (mt, rows // 16)
+                rbeg = 0 if is_c else rb
+                for kb in range(kb0, kb1):
+                    kk = 16 * kb + 4 * TQ
+                    e0 = [dm[q0, kk + u] for u in range(4)]
+                    e1 = [dm[q1, kk + u] for u in range(4)]
+                    if is_c:
+                        ok0 = [(kk + u <= r0) & (r0 < length) for u in range(4)]
+                        ok1 = [(kk + u <= r1) & (r1 < length) for u in range(4)]
+                    else:
+                        ok0 = [(kk + u >= r0) & (kk + u < length) & (r0 < length) for u in range(4)]
+                        ok1 = [(kk + u >= r1) & (kk + u < length) & (r1 < length) for u in range(4)]
+                    f0 = [np.where(ok0[u], e0[u], 0.0) for u in range(4)]
+                    f1 = [np.where(ok1[u], e1[u], 0.0) for u in range(4)]
+                    step16(acc, f0, f1, rs, (kk - rbeg) * KSS + wc + GQ, KSS, nts2)
                 for nt in range(nts2):
                     n = n0 + wc + 8 * nt + 2 * TQ
                     for lane in range(32):

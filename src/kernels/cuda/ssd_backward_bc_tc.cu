@@ -189,48 +189,31 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       for (int e = 0; e < 4; ++e) sum[j][e] = (hp ? acc[4 + j][e] : acc[j][e]) + in[(4 * j + e) * 32];
   }
   const int wc = 32 * hp, nts2 = max(0, min(4, (ncols - wc) / 8));
-  const int splits = a.splits;
   const int64_t QQ = static_cast<int64_t>(Q) * Q;
-  const float* dcb = a.dcb + static_cast<int64_t>(c * a.d.G + g) * splits * QQ;
-  if constexpr (kIsC) {  // Σ_{j <= i} dCB[i, j] B[j, :], k-steps 0..mt, A = rows r0, r1 of dCB
-    for (int kb = 0; kb <= mt; ++kb) {
-      const int jb = 16 * kb + 4 * tq;
-      float e0[4] = {}, e1[4] = {};
-      for (int sp = 0; sp < splits; ++sp) {  // the splits' partial sums in a fixed order
-        const float4 w0 = load4(dcb + sp * QQ + static_cast<int64_t>(q0) * Q + jb, kVec);
-        const float4 w1 = load4(dcb + sp * QQ + static_cast<int64_t>(q1) * Q + jb, kVec);
-        e0[0] += w0.x, e0[1] += w0.y, e0[2] += w0.z, e0[3] += w0.w;
-        e1[0] += w1.x, e1[1] += w1.y, e1[2] += w1.z, e1[3] += w1.w;
-      }
-      uint32_t f0[4], f1[4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {  // outside the causal part or past len: unwritten scratch, selected away
-        f0[u] = rna_bits(jb + u <= r0 && r0 < len ? e0[u] : 0.0f);
-        f1[u] = rna_bits(jb + u <= r1 && r1 < len ? e1[u] : 0.0f);
-      }
-      step16<4>(sum, f0, f1, rs + jb * kSs + wc + gq, kSs, nts2);
+  // dC: rows r0, r1 of Σ dCB; dB: its columns r0, r1 = rows of the transpose. k-steps 0..mt (dC) or mt.. (dB);
+  // the next step's row pieces in flight during this one's products.
+  const float* dm = (kIsC ? a.dcb : a.dcbt) + static_cast<int64_t>(c * a.d.G + g) * QQ;
+  const float* m0 = dm + static_cast<int64_t>(q0) * Q + 4 * tq;
+  const float* m1 = dm + static_cast<int64_t>(q1) * Q + 4 * tq;
+  const int kb0 = kIsC ? 0 : mt, kb1 = kIsC ? mt + 1 : rows / 16;
+  float4 w0 = load4(m0 + 16 * kb0, kVec), w1 = load4(m1 + 16 * kb0, kVec);
+  for (int kb = kb0; kb < kb1; ++kb) {
+    const float e0[4] = {w0.x, w0.y, w0.z, w0.w}, e1[4] = {w1.x, w1.y, w1.z, w1.w};
+    if (kb + 1 < kb1) {
+      w0 = load4(m0 + 16 * (kb + 1), kVec);
+      w1 = load4(m1 + 16 * (kb + 1), kVec);
     }
-  } else {  // Σ_{i >= j} dCB[i, j] C[i, :], k-steps mt..rows/16-1, A = columns r0, r1 of dCB
-    for (int kb = mt; kb < rows / 16; ++kb) {
-      const int ib = 16 * kb + 4 * tq;
-      float e0[4] = {}, e1[4] = {};
-      for (int sp = 0; sp < splits; ++sp) {
+    const int kk = 16 * kb + 4 * tq;  // dC: j of A = dCB[i, j]; dB: i of A = dCB[i, j]ᵀ
+    uint32_t f0[4], f1[4];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          const float* col = dcb + sp * QQ + static_cast<int64_t>(ib + u) * Q;
-          e0[u] += __ldg(col + q0);
-          e1[u] += __ldg(col + q1);
-        }
-      }
-      uint32_t f0[4], f1[4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int i = ib + u;
-        f0[u] = rna_bits(i >= r0 && i < len && r0 < len ? e0[u] : 0.0f);
-        f1[u] = rna_bits(i >= r1 && i < len && r1 < len ? e1[u] : 0.0f);
-      }
-      step16<4>(sum, f0, f1, rs + (ib - rb) * kSs + wc + gq, kSs, nts2);
+    for (int u = 0; u < 4; ++u) {  // outside the causal part or past len: 0 (selected, never multiplied)
+      const int k = kk + u;
+      const bool ok0 = kIsC ? k <= r0 && r0 < len : k >= r0 && k < len && r0 < len;
+      const bool ok1 = kIsC ? k <= r1 && r1 < len : k >= r1 && k < len && r1 < len;
+      f0[u] = rna_bits(ok0 ? e0[u] : 0.0f);
+      f1[u] = rna_bits(ok1 ? e1[u] : 0.0f);
     }
+    step16<4>(sum, f0, f1, rs + (kk - rbeg) * kSs + wc + gq, kSs, nts2);
   }
   float* out = a.dxbc + static_cast<int64_t>(start) * a.dx_stride + HP +
                static_cast<int64_t>((kIsC ? a.d.G : 0) + g) * N + n0 + wc;

@@ -22,8 +22,8 @@ struct BcArgs {
   const float* cs;   // [chunks, H, Q]
   const float* S0;   // [chunks, H, P, N]: entering states
   const float* dS;   // [chunks, H, P, N]: adjoints of the leaving states
-  const float* dcb;  // [chunks, G, splits, Q, Q]: partial Σ_h dCB_h (dcb_product)
-  int splits;
+  const float* dcb;   // [chunks, G, Q, Q]: Σ_h dCB_h (dcb_product's dcb_sum)
+  const float* dcbt;  // [chunks, G, Q, Q]: its transpose (dcb_sum_t)
   float* inter;  // [chunks, H, inter_slots, Q]: inter_slots = ceil(N / 64)
   int inter_slots;
   float* dxbc;  // gradient rows (B and C columns written), row stride dx_stride

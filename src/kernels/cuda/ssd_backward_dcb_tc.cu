@@ -99,13 +99,16 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
       const float4 u1 = *reinterpret_cast<const float4*>(ys + ir1 * kRs + 16 * ks + 4 * tq);
       const uint32_t a0[4] = {rna_bits(u0.x), rna_bits(u0.y), rna_bits(u0.z), rna_bits(u0.w)};
       const uint32_t a1[4] = {rna_bits(u1.x), rna_bits(u1.y), rna_bits(u1.z), rna_bits(u1.w)};
+      float4 b[4];
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
+      for (int nt = 0; nt < 4; ++nt) {  // the k-halves in two sweeps: no mma waits on the one just issued
         if (nt >= nt_end) continue;
-        const float4 b = *reinterpret_cast<const float4*>(xs + (wc + 8 * nt + gq) * kRs + 16 * ks + 4 * tq);
-        mma(acc[nt], a0[0], a1[0], a0[1], a1[1], rna_bits(b.x), rna_bits(b.y));
-        mma(acc[nt], a0[2], a1[2], a0[3], a1[3], rna_bits(b.z), rna_bits(b.w));
+        b[nt] = *reinterpret_cast<const float4*>(xs + (wc + 8 * nt + gq) * kRs + 16 * ks + 4 * tq);
+        mma(acc[nt], a0[0], a1[0], a0[1], a1[1], rna_bits(b[nt].x), rna_bits(b[nt].y));
       }
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+        if (nt < nt_end) mma(acc[nt], a0[2], a1[2], a0[3], a1[3], rna_bits(b[nt].z), rna_bits(b[nt].w));
     }
     const float* ci = csi + k * kTile;
     const float* cj = csj + k * kTile;
@@ -179,6 +182,33 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   }
 }
 
+// dcb_sum = Σ_split dcb[split] (fixed order) and dcb_sum_t = its transpose, per 32x32 tile (i-tile blockIdx.x /
+// j-tile blockIdx.y, j-tile <= i-tile) of chunk x group blockIdx.z; 0 past len and past Q.
+constexpr int kFt = 32;
+__global__ void __launch_bounds__(kFt * 8) fold_kernel(const float* dcb, float* sum, float* sum_t, int splits, int G,
+                                                        ChunkTable ct) {
+  __shared__ float tile[kFt][kFt + 1];
+  const int it = blockIdx.x, jt = blockIdx.y, cg = blockIdx.z, c = cg / G, Q = ct.Q, len = ct.chunk_len[c];
+  const int i0 = kFt * it, j0 = kFt * jt;
+  if (jt > it || i0 >= len) return;
+  const int64_t QQ = static_cast<int64_t>(Q) * Q;
+  const float* src = dcb + static_cast<int64_t>(cg) * splits * QQ;
+  const int tx = threadIdx.x % kFt, ty = threadIdx.x / kFt, j = j0 + tx;
+  for (int r = ty; r < kFt; r += 8) {
+    const int i = i0 + r;
+    float v = 0.0f;
+    if (i < len && j < Q)
+      for (int sp = 0; sp < splits; ++sp) v += src[sp * QQ + static_cast<int64_t>(i) * Q + j];
+    tile[r][tx] = v;
+    if (i < Q && j < Q) sum[cg * QQ + static_cast<int64_t>(i) * Q + j] = v;
+  }
+  __syncthreads();
+  for (int r = ty; r < kFt; r += 8) {  // row j0 + r of the transpose, columns i0 + tx
+    const int jj = j0 + r, ii = i0 + tx;
+    if (jj < Q && ii < Q) sum_t[cg * QQ + static_cast<int64_t>(jj) * Q + ii] = tile[tx][r];
+  }
+}
+
 int smem_bytes(int hs) { return (2 * kBuf + hs * kTile * (3 + kRw + 2)) * static_cast<int>(sizeof(float)); }
 
 }  // namespace
@@ -190,6 +220,18 @@ int dcb_splits(const SsdDims& d) {
   return (hpg + kHs - 1) / kHs;
 }
 
+int64_t dcb_floats(int64_t chunks, int32_t Q, const SsdDims& d) {
+  return chunks * d.G * (dcb_splits(d) + 2) * static_cast<int64_t>(Q) * Q;
+}
+
+const float* dcb_sum(const float* dcb, int64_t chunks, int32_t Q, const SsdDims& d) {
+  return dcb + chunks * d.G * dcb_splits(d) * static_cast<int64_t>(Q) * Q;
+}
+
+const float* dcb_sum_t(const float* dcb, int64_t chunks, int32_t Q, const SsdDims& d) {
+  return dcb_sum(dcb, chunks, Q, d) + chunks * d.G * static_cast<int64_t>(Q) * Q;
+}
+
 void dcb_product(const DcbArgs& a, cudaStream_t s) {
   const int splits = dcb_splits(a.d), hpg = a.d.H / a.d.G, hs = (hpg + splits - 1) / splits;
   const int smem = smem_bytes(hs), qt = (a.ct.Q + kTile - 1) / kTile;
@@ -198,6 +240,12 @@ void dcb_product(const DcbArgs& a, cudaStream_t s) {
   allow_smem(kernel, smem);
   const dim3 grid(qt * (qt + 1) / 2, static_cast<unsigned>(a.ct.count) * a.d.G, splits);
   kernel<<<grid, kThreads, smem, s>>>(a, splits, hs);
+  PCM_CUDA_LAUNCH();
+  const unsigned ft = static_cast<unsigned>((a.ct.Q + kFt - 1) / kFt);
+  float* sum = const_cast<float*>(dcb_sum(a.dcb, a.ct.count, a.ct.Q, a.d));
+  float* sum_t = const_cast<float*>(dcb_sum_t(a.dcb, a.ct.count, a.ct.Q, a.d));
+  fold_kernel<<<dim3(ft, ft, static_cast<unsigned>(a.ct.count) * a.d.G), kFt * 8, 0, s>>>(a.dcb, sum, sum_t, splits,
+                                                                                        a.d.G, a.ct);
   PCM_CUDA_LAUNCH();
 }
 

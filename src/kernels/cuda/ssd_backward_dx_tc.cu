@@ -172,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
         e1[u] = n1[u];
       }
       if (kb + 2 < kend) fetch(kb + 2, n0, n1);  // in flight during this step's and the next step's products
-      step16<kPt>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);
+      step16<kPt, false>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);  // at 128 registers: no room for two sweeps
     }
     float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;
     float* o1 = a.dx + static_cast<int64_t>(start + r1) * a.dx_stride + static_cast<int64_t>(h) * kP;

@@ -79,12 +79,12 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
       }
       const float* b = cs_ + (k0 + 4 * tq) * sn + n0 + gq;
 #pragma unroll
+      for (int nt = 0; nt < kNtMax; ++nt)  // the k-halves in two sweeps, as step16
+        if (nt < nts) mma(acc[nt], f0[0], f1[0], f0[1], f1[1], rna_bits(b[8 * nt]), rna_bits(b[8 * nt + sn]));
+#pragma unroll
       for (int nt = 0; nt < kNtMax; ++nt)
-        if (nt < nts) {
-          const float* bc = b + 8 * nt;
-          mma(acc[nt], f0[0], f1[0], f0[1], f1[1], rna_bits(bc[0]), rna_bits(bc[sn]));
-          mma(acc[nt], f0[2], f1[2], f0[3], f1[3], rna_bits(bc[2 * sn]), rna_bits(bc[3 * sn]));
-        }
+        if (nt < nts)
+          mma(acc[nt], f0[2], f1[2], f0[3], f1[3], rna_bits(b[8 * nt + 2 * sn]), rna_bits(b[8 * nt + 3 * sn]));
     }
   }
   float* out = a.U + chn * kP * N;

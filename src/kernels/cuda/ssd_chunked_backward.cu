@@ -23,6 +23,8 @@
 // Without tc, every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads
 // except the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
 // (no atomics): a step is bit-reproducible.
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -547,7 +549,9 @@ struct Sizes {
 Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t ch = chunks * d.H, qt = tiles(Q), pt = tiles(d.P), nt = tiles(d.N);
   const int64_t nsd = (static_cast<int64_t>(d.P) * d.N + 255) / 256;
-  return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, ch * Q * Q, ch * qt * Q, ch * qt * Q,
+  // dcb: per head without tc, the tc path's splits and head sums (ssd_backward_dcb_tc.h) with it.
+  const int64_t dcb = std::max(ch * Q * Q, bwd_tc::dcb_floats(chunks, static_cast<int32_t>(Q), d));
+  return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
           ch * pt * Q, ch * nt * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N};
 }
 
@@ -564,15 +568,16 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
       k, dstate0, tc);
   PCM_CUDA_LAUNCH();
   if (tc) {  // same outputs on mma.sync: dcb, dB/dC per (tile, chunk, group[, split]); dx, U per (chunk, head)
-    const int splits = bwd_tc::dcb_splits(k.d);  // dcb holds [chunks, G, splits, Q, Q] (<= [chunks, H, Q, Q])
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
     bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
                         k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
-    bwd_tc::bc_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dS, k.b.dcb, splits,
-                        k.b.inter, k.nt, k.dx, k.dx_stride, k.d, k.ct},
+    const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
+    const float* sum_t = bwd_tc::dcb_sum_t(k.b.dcb, k.ct.count, k.ct.Q, k.d);
+    bwd_tc::bc_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dS, sum, sum_t, k.b.inter,
+                        k.nt, k.dx, k.dx_stride, k.d, k.ct},
                        s);
   } else {
     dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
