@@ -85,8 +85,8 @@ if left 35; then  # where the tc kernels of one backward layer spend their time 
     --section MemoryWorkloadAnalysis --section LaunchStats --metrics "$STALLS" ./pcm $T2 > $L/sections.txt 2>&1
 fi
 summary
-[ -n "$WITH_BASE_NCU" ] && left 45 && prof train2l_base ./pcm_base $T2
-left 20 && bench pcm_base
+[ -n "$WITH_BASE_NCU" ] && [ -x ./pcm_base ] && left 45 && prof train2l_base ./pcm_base $T2
+[ -x ./pcm_base ] && left 20 && bench pcm_base
 echo "done at ${SECONDS}s" >> $R
 summary
 tar czf $OUT/logs.tgz -C $L . 2>/dev/null
