@@ -7,7 +7,7 @@
 //   stage 2  (Σ_h dCB_h) B  or  (Σ_h dCB_h)ᵀ C   once per group, not once per head as before
 // and the outputs go straight into dxbc: no per-head dB/dC partials (2 x T x H x N floats) and no group sum.
 // Stage 1 takes two heads per cp.async stage (warps 0-3: the even head, 16 rows x 64 columns each; 4-7: the odd
-// head), two stages: one barrier per two heads, and nothing rewrites a stage in shared memory: St arrives rounded to
+// head), three stages (222 KB: 1 block per SM): one barrier per two heads, and nothing rewrites a stage in shared memory: St arrives rounded to
 // TF32 (the passes write it so), A is rounded in registers (one integer add: the mma ignores the low 13 bits).
 // The two halves' sums meet through shared memory before stage 2, where warp w owns rows 16 (w % 4) and columns
 // 32 (w / 4) .. + 31.
@@ -21,7 +21,7 @@ namespace {
 
 using namespace mma_tf32;
 
-constexpr int kP = 64, kNmax = 128, kQmax = 256, kTile = 64, kThreads = 256, kStages = 2;
+constexpr int kP = 64, kNmax = 128, kQmax = 256, kTile = 64, kThreads = 256, kStages = 3;
 constexpr int kSs = kTile + 2;  // row stride of the shared B operands: 2 mod 8 (step16's bank rule)
 constexpr int kAs = kP + 16;    // row stride of the A rows: 16-byte loads of rows g and g + 1 hit 32 banks
 // One head's part of a stage: A rows [64][kAs], St [64][kSs], cs and dt of the rows, cs_last (+ 3 pad).
@@ -77,7 +77,8 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
     }
     cp_async::commit();
   };
-  issue(0);
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(s);
   // C at this lane's accumulator positions (dC: the inter dot), 0 past the tile's columns.
   float cv[8][4];
   if constexpr (kIsC) {
@@ -94,9 +95,9 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   }
   float acc[8][4] = {};  // this half's heads, the tile's 64 columns
   for (int s = 0; s < pairs; ++s) {
-    cp_async::wait_group<0>();  // pair s's copies (this thread's) have landed
+    cp_async::wait_group<kStages - 2>();  // pair s's copies (this thread's) have landed; s + 1's may not
     __syncthreads();            // pair s complete for all; every warp is done with pair s - 1's stage
-    issue(s + 1);               // into pair s - 1's stage
+    issue(s + kStages - 1);  // into pair s - 1's stage
     const int k = 2 * s + hp;
     if (!active || k >= hpg) continue;
     const float* A = smem + (s % kStages) * kStage + hp * kHead;
