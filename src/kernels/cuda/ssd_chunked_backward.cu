@@ -185,16 +185,17 @@ __global__ void __launch_bounds__(kThreads, 2) dstate_local_kernel(Ctx k) {
 // sdp[c, h, block]: the scalar step then adds PN / 256 partials instead of reading dS and S0 again.
 // tf32_out: dS stored rounded to TF32 (the tc kernels' operand as they would round it; the sums use the fp32 value).
 __global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0, bool tf32_out) {
-  __shared__ float red[32];
+  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
+  __shared__ float red[kBatch][32];
   const int64_t PN = static_cast<int64_t>(k.d.P) * k.d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const bool ok = e < PN;  // no early return: the block sums below need every thread
   const int64_t ec = ok ? e : 0;
   const int h = blockIdx.y, sq = blockIdx.z, c_begin = k.ct.seq_chunk[sq], c_end = k.ct.seq_chunk[sq + 1];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   float run = 0.0f;
-  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
   for (int c1 = c_end; c1 > c_begin; c1 -= kBatch) {
-    float U[kBatch], decay[kBatch], S0[kBatch];
+    float U[kBatch], decay[kBatch], S0[kBatch], sd[kBatch];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int c = max(c1 - 1 - u, c_begin);
@@ -206,13 +207,27 @@ __global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0,
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int c = c1 - 1 - u;
+      sd[u] = 0.0f;
       if (c >= c_begin) {  // uniform over the block (one sequence)
         const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
         if (ok) k.b.dS[ch * PN + e] = tf32_out ? mma_tf32::round_tf32(run) : run;
-        const float sd = block_sum(ok ? run * S0[u] : 0.0f, red);
-        if (threadIdx.x == 0) k.b.sdp[ch * gridDim.x + blockIdx.x] = sd;
+        sd[u] = ok ? run * S0[u] : 0.0f;
         run = U[u] + decay[u] * run;
       }
+    }
+    // The batch's block sums together (warp sums, then the warps in order): two barriers per batch, not per chunk.
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) sd[u] = warp_sum(sd[u]);
+    __syncthreads();  // red may still be read for the previous batch
+    if (lane == 0)
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) red[u][warp] = sd[u];
+    __syncthreads();
+    const int c = c1 - 1 - static_cast<int>(threadIdx.x);
+    if (threadIdx.x < kBatch && c >= c_begin) {
+      float t = 0.0f;
+      for (int w = 0; w < warps; ++w) t += red[threadIdx.x][w];
+      k.b.sdp[(static_cast<int64_t>(c) * k.d.H + h) * gridDim.x + blockIdx.x] = t;
     }
   }
   if (dstate0 && ok) dstate0[(static_cast<int64_t>(sq) * k.d.H + h) * PN + e] = run;
