@@ -139,8 +139,9 @@ def fold(Q, length, dcbp):
 
 def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, inter):
     """All blocks of one (chunk, group) and one of dB / dC. St: [hpg, P, N] (S0 or dS); dcbp: [S, Q, Q];
-    out: [len, N]; inter: [hpg, slots, Q]. Stage 1: heads 2s (warps 0-3) and 2s + 1 (warps 4-7) of a stage,
-    16 rows x 64 columns per warp, the row scale on the head's product; stage 2: 16 rows x 32 columns."""
+    out: [len, N]; inter: [hpg, slots of 32 columns, Q]. 16 warps; stage 1: warp w takes rows 16 (w % 4), head
+    2s + (w / 4) % 2 of a stage's pair, columns 32 (w / 8) .. + 31, the row scale on the head's product; stage 2:
+    16 rows x 16 columns after the exchange between the two heads' warps."""
     dsum, dsum_t = fold(Q, length, dcbp)
     rows = (length + 15) & ~15
     KAS = KP + 16
@@ -157,10 +158,10 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 A_s = np.full(T64 * KAS, np.nan)
                 m = np.full(KP * KSS, np.nan)
                 Am = dY[k] if is_c else X[k]
-                for tid in range(256):
+                for tid in range(512):
                     c4 = 4 * (tid & 15)
-                    for u in range(4):
-                        rr = (tid >> 4) + 16 * u
+                    for u in range(2):
+                        rr = (tid >> 4) + 32 * u
                         i = min(rb + rr, length - 1)
                         valid = rb + rr < length
                         A_s[rr * KAS + c4: rr * KAS + c4 + 4] = Am[i, c4:c4 + 4] if valid else 0.0
@@ -169,31 +170,30 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 st.append(m)
                 css.append(np.array([cs[k, rb + r] if rb + r < length else 0.0 for r in range(T64)]))
                 dts.append(np.array([dt[k, rb + r] if rb + r < length else 0.0 for r in range(T64)]))
-            cv = np.zeros((4, 8, 32, 4))  # per row warp
-            for rw in range(4):
-                q0 = np.minimum(rb + 16 * rw + GQ, length - 1)
-                q1 = np.minimum(rb + 16 * rw + GQ + 8, length - 1)
-                for nt in range(nts):
-                    n = n0 + 8 * nt + 2 * TQ
-                    cv[rw][nt][:, 0], cv[rw][nt][:, 1] = Cm[q0, n], Cm[q0, n + 1]
-                    cv[rw][nt][:, 2], cv[rw][nt][:, 3] = Cm[q1, n], Cm[q1, n + 1]
             accs = {}
-            for warp in range(8):
-                rw, hp = warp & 3, warp >> 2
+            for warp in range(16):
+                rw, hp, ch = warp & 3, (warp >> 2) & 1, warp >> 3
                 mt = rb // 16 + rw
                 active = 16 * mt < length
-                rl0 = 16 * rw + GQ
+                rl0, wc1 = 16 * rw + GQ, 32 * ch
                 r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
-                acc = np.zeros((8, 32, 4))
+                q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
+                nts = max(0, min(4, int((ncols - wc1) / 8)))
+                cv = np.zeros((4, 32, 4))
+                for nt in range(nts):
+                    n = n0 + wc1 + 8 * nt + 2 * TQ
+                    cv[nt][:, 0], cv[nt][:, 1] = Cm[q0, n], Cm[q0, n + 1]
+                    cv[nt][:, 2], cv[nt][:, 3] = Cm[q1, n], Cm[q1, n + 1]
+                acc = np.zeros((4, 32, 4))
                 for s_ in range((hpg + 1) // 2):
                     k = 2 * s_ + hp
-                    if not active or k >= hpg:
+                    if not active or k >= hpg or nts == 0:
                         continue
-                    tmp = np.zeros((8, 32, 4))
+                    tmp = np.zeros((4, 32, 4))
                     for ks in range(KP // 16):
                         f0 = [As[k][rl0 * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
                         f1 = [As[k][(rl0 + 8) * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
-                        step16(tmp, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + GQ, KSS, nts)
+                        step16(tmp, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + wc1 + GQ, KSS, nts)
                     if is_c:
                         sc0, sc1 = np.exp(css[k][rl0]), np.exp(css[k][rl0 + 8])
                     else:
@@ -205,14 +205,15 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                     acc[:, :, 2] += sc1 * tmp[:, :, 2]
                     acc[:, :, 3] += sc1 * tmp[:, :, 3]
                     if is_c:
-                        d0 = sum(tmp[nt][:, 0] * cv[rw][nt][:, 0] + tmp[nt][:, 1] * cv[rw][nt][:, 1] for nt in range(8))
-                        d1 = sum(tmp[nt][:, 2] * cv[rw][nt][:, 2] + tmp[nt][:, 3] * cv[rw][nt][:, 3] for nt in range(8))
+                        d0 = sum(tmp[nt][:, 0] * cv[nt][:, 0] + tmp[nt][:, 1] * cv[nt][:, 1] for nt in range(4))
+                        d1 = sum(tmp[nt][:, 2] * cv[nt][:, 2] + tmp[nt][:, 3] * cv[nt][:, 3] for nt in range(4))
                         d0, d1 = (sc0 * d0).reshape(8, 4).sum(1), (sc1 * d1).reshape(8, 4).sum(1)  # xor 1, 2
+                        slot = 2 * ntile + ch
                         for gq in range(8):
                             if r0[4 * gq] < length:
-                                inter[k, ntile, r0[4 * gq]] = d0[gq]
+                                inter[k, slot, r0[4 * gq]] = d0[gq]
                             if r1[4 * gq] < length:
-                                inter[k, ntile, r1[4 * gq]] = d1[gq]
+                                inter[k, slot, r1[4 * gq]] = d1[gq]
                 accs[warp] = acc
             rbeg, rend = (0, min(rb + T64, rows)) if is_c else (rb, rows)
             src = Bm if is_c else Cm
@@ -221,20 +222,19 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 rs[(r - rbeg) * KSS: (r - rbeg) * KSS + T64] = 0.0
                 if r < length:
                     rs[(r - rbeg) * KSS: (r - rbeg) * KSS + ncols] = src[r, n0:n0 + ncols]
-            for warp in range(8):
-                rw, hp = warp & 3, warp >> 2
+            for warp in range(16):
+                rw, hp, ch = warp & 3, (warp >> 2) & 1, warp >> 3
                 mt = rb // 16 + rw
                 if not 16 * mt < length:
                     continue
                 r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
                 q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
                 own, partner = accs[warp], accs[warp ^ 4]
-                acc = own[4 * hp:4 * hp + 4] + partner[4 * hp:4 * hp + 4]  # the exchange: columns 32 hp .. + 31
-                wc = 32 * hp
-                nts2 = max(0, min(4, (ncols - wc) // 8))
+                acc = own[2 * hp:2 * hp + 2] + partner[2 * hp:2 * hp + 2]  # the exchange: blocks 2 hp, 2 hp + 1
+                wc = 32 * ch + 16 * hp
+                nts2 = max(0, min(2, int((ncols - wc) / 8)))
                 dm = dsum if is_c else dsum_t  # rows r0, r1 (one 16-byte piece per lane and step)
                 kb0, kb1 = (0, mt + 1) if is_c else (mt, rows // 16)
-                rbeg = 0 if is_c else rb
                 for kb in range(kb0, kb1):
                     kk = 16 * kb + 4 * TQ
                     e0 = [dm[q0, kk + u] for u in range(4)]
@@ -287,7 +287,7 @@ def check(Q, N, length, hpg, seed):
     dcbp = np.full((S, Q, Q), np.nan)
     col, row = np.full((hpg, qt, Q), np.nan), np.full((hpg, qt, Q), np.nan)
     dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row)
-    slots = (N + T64 - 1) // T64
+    slots = (N + 31) // 32
     dC, dB = np.full((length, N), np.nan), np.full((length, N), np.nan)
     inter = np.full((hpg, slots, Q), np.nan)
     bc_kernel(True, Q, N, length, hpg, dY, X, Bm, Cm, S0, cs, dt, dcbp, dC, inter)
@@ -312,7 +312,8 @@ def check(Q, N, length, hpg, seed):
 
 if __name__ == "__main__":
     cases = [(64, 64, 64, 1), (32, 48, 30, 2), (256, 128, 256, 2), (256, 128, 162, 3), (128, 64, 100, 17),
-             (32, 48, 7, 2), (16, 128, 16, 1), (256, 128, 1, 2), (128, 64, 128, 33)]
+             (32, 48, 7, 2), (16, 128, 16, 1), (256, 128, 1, 2), (128, 64, 128, 33), (64, 16, 50, 3),
+             (32, 80, 32, 2)]
     ok = all([check(Q, N, L, h, i) for i, (Q, N, L, h) in enumerate(cases)])
     print("all agree" if ok else "MISMATCH")
     sys.exit(0 if ok else 1)

@@ -1,16 +1,16 @@
 // dB and dC of the chunked SSD backward per group with mma.sync TF32 (m16n8k8, fp32 accumulation), one kernel
-// each, blocks of 8 warps per (64-row tile, 64-column tile of N; chunk and group). Why per group: B and C are shared
-// by the group's heads, so
+// each, blocks of 16 warps per (64-row tile, 64-column tile of N; chunk and group). Why per group: B and C are
+// shared by the group's heads, so
 //   stage 1  Σ_h diag(scale_h) (A_h St_h)   one product with k = (head, p) of H / G x 64 (A = dY or X rows of head
 //            h, St = S0 or dS), the per-row, per-head scale (e^cs, or w = e^(cs_last − cs) dt) applied to the head's
-//            16 x 64 partial product in registers, not to the operand
+//            16 x 32 partial product in registers, not to the operand
 //   stage 2  (Σ_h dCB_h) B  or  (Σ_h dCB_h)ᵀ C   once per group, not once per head as before
 // and the outputs go straight into dxbc: no per-head dB/dC partials (2 x T x H x N floats) and no group sum.
-// Stage 1 takes two heads per cp.async stage (warps 0-3: the even head, 16 rows x 64 columns each; 4-7: the odd
-// head), three stages (222 KB: 1 block per SM): one barrier per two heads, and nothing rewrites a stage in shared memory: St arrives rounded to
-// TF32 (the passes write it so), A is rounded in registers (one integer add: the mma ignores the low 13 bits).
-// The two halves' sums meet through shared memory before stage 2, where warp w owns rows 16 (w % 4) and columns
-// 32 (w / 4) .. + 31.
+// Stage 1 takes two heads per cp.async stage (warp w: rows 16 (w % 4), head 2s + (w / 4) % 2 of the pair, columns
+// 32 (w / 8) .. + 31), three stages (222 KB: 1 block of 16 warps per SM): one barrier per two heads, and nothing
+// rewrites a stage in shared memory: St arrives rounded to TF32 (the passes write it so), A is rounded in registers
+// (one integer add: the mma ignores the low 13 bits). dC's inter dot goes to one slot per 32 columns. The two
+// head halves' sums meet through shared memory before stage 2, where each warp owns 16 rows x 16 columns.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -21,13 +21,13 @@ namespace {
 
 using namespace mma_tf32;
 
-constexpr int kP = 64, kNmax = 128, kQmax = 256, kTile = 64, kThreads = 256, kStages = 3;
+constexpr int kP = 64, kNmax = 128, kQmax = 256, kTile = 64, kThreads = 512, kStages = 3;
 constexpr int kSs = kTile + 2;  // row stride of the shared B operands: 2 mod 8 (step16's bank rule)
 constexpr int kAs = kP + 16;    // row stride of the A rows: 16-byte loads of rows g and g + 1 hit 32 banks
 // One head's part of a stage: A rows [64][kAs], St [64][kSs], cs and dt of the rows, cs_last (+ 3 pad).
 constexpr int kHead = kTile * kAs + kP * kSs + 2 * kTile + 4;
-constexpr int kStage = 2 * kHead;  // the pair of heads 2s, 2s + 1
-constexpr int kXch = 2 * 4 * 16 * 32;  // the two halves' exchange: [receiver half][row warp][16 values][lane]
+constexpr int kStage = 2 * kHead;                 // the pair of heads 2s, 2s + 1
+constexpr int kXch = (kThreads / 32) * 8 * 32;  // the halves' exchange: [sending warp][8 values][lane]
 static_assert(kHead % 4 == 0 && (kTile * kAs) % 4 == 0, "16-byte aligned stages");
 
 template <bool kIsC, bool kVec>
@@ -37,18 +37,18 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   const int64_t HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const int n0 = kTile * ntile, ncols = min(kTile, N - n0);
-  const int rw = warp & 3, hp = warp >> 2;  // row warp; stage 1: head of the pair, stage 2: column half
-  const int mt = rb / 16 + rw, rl0 = 16 * rw + gq;
+  const int rw = warp & 3, hp = (warp >> 2) & 1, ch = warp >> 3;  // row warp, head of the pair, column half
+  const int mt = rb / 16 + rw, rl0 = 16 * rw + gq, wc1 = 32 * ch;
   const bool active = 16 * mt < len;  // warp-uniform
   const int r0 = 16 * mt + gq, r1 = r0 + 8;
   const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
-  const int nts = min(8, ncols / 8);  // stage 1 column blocks (ncols % 8 == 0)
+  const int nts = max(0, min(4, (ncols - wc1) / 8));  // stage 1 column blocks of this warp (ncols % 8 == 0)
   const float* stg = (kIsC ? a.S0 : a.dS) + static_cast<int64_t>(c) * H * kP * N + n0;
   const float* ag = kIsC ? a.dy + static_cast<int64_t>(start) * HP : a.xbc + static_cast<int64_t>(start) * a.ld;
   const int64_t lda = kIsC ? HP : a.ld;
-  // This thread's copies per head: A and St rows rr = tid / 16 + 16 u, 4 columns at 4 (tid % 16).
+  // This thread's copies per head: A and St rows rr = tid / 16 + 32 u, 4 columns at 4 (tid % 16).
   const int c4 = 4 * (tid & 15);
-  auto issue = [&](int s) {  // heads 2s, 2s + 1 into stage s % 2; an empty group past the last pair keeps the count
+  auto issue = [&](int s) {  // heads 2s, 2s + 1 into stage s % 3; an empty group past the last pair keeps the count
     for (int e = 0; e < 2; ++e) {
       const int k = 2 * s + e;
       if (k >= hpg) break;
@@ -58,8 +58,8 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       float* csS = St + kP * kSs;
       const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int rr = (tid >> 4) + 16 * u, i = min(rb + rr, len - 1);
+      for (int u = 0; u < kTile * 16 / kThreads; ++u) {
+        const int rr = (tid >> 4) + (kThreads / 16) * u, i = min(rb + rr, len - 1);
         cp_async::copy4f<kVec ? 16 : 4>(A + rr * kAs + c4, ag + static_cast<int64_t>(i) * lda + h * kP + c4,
                                         rb + rr < len);
         cp_async::copy4f<kVec ? 8 : 4>(
@@ -80,11 +80,12 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue(s);
   // C at this lane's accumulator positions (dC: the inter dot), 0 past the tile's columns.
-  float cv[8][4];
+  float cv[4][4];
   if constexpr (kIsC) {
-    const float* cg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(a.d.G + g) * N + n0;
+    const float* cg =
+        a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(a.d.G + g) * N + n0 + wc1;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
+    for (int nt = 0; nt < 4; ++nt) {
       const int n = 8 * nt + 2 * tq;
       const bool ok = nt < nts;
       cv[nt][0] = ok ? __ldg(cg + static_cast<int64_t>(q0) * a.ld + n) : 0.0f;
@@ -93,24 +94,24 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       cv[nt][3] = ok ? __ldg(cg + static_cast<int64_t>(q1) * a.ld + n + 1) : 0.0f;
     }
   }
-  float acc[8][4] = {};  // this half's heads, the tile's 64 columns
+  float acc[4][4] = {};  // this warp's heads (even or odd), its 32 columns
   for (int s = 0; s < pairs; ++s) {
     cp_async::wait_group<kStages - 2>();  // pair s's copies (this thread's) have landed; s + 1's may not
-    __syncthreads();            // pair s complete for all; every warp is done with pair s - 1's stage
-    issue(s + kStages - 1);  // into pair s - 1's stage
+    __syncthreads();                      // pair s complete for all; every warp is done with pair s - 1's stage
+    issue(s + kStages - 1);               // into pair s - 1's stage
     const int k = 2 * s + hp;
-    if (!active || k >= hpg) continue;
+    if (!active || k >= hpg || nts == 0) continue;
     const float* A = smem + (s % kStages) * kStage + hp * kHead;
     const float* St = A + kTile * kAs;
     const float* csS = St + kP * kSs;
-    float tmp[8][4] = {};
+    float tmp[4][4] = {};
 #pragma unroll
     for (int ks = 0; ks < kP / 16; ++ks) {
       const float4 v0 = *reinterpret_cast<const float4*>(A + rl0 * kAs + 16 * ks + 4 * tq);
       const float4 v1 = *reinterpret_cast<const float4*>(A + (rl0 + 8) * kAs + 16 * ks + 4 * tq);
       const uint32_t f0[4] = {rna_bits(v0.x), rna_bits(v0.y), rna_bits(v0.z), rna_bits(v0.w)};
       const uint32_t f1[4] = {rna_bits(v1.x), rna_bits(v1.y), rna_bits(v1.z), rna_bits(v1.w)};
-      step16<8>(tmp, f0, f1, St + (16 * ks + 4 * tq) * kSs + gq, kSs, nts);
+      step16<4>(tmp, f0, f1, St + (16 * ks + 4 * tq) * kSs + wc1 + gq, kSs, nts);
     }
     float sc0, sc1;  // the head's row scales (rows past len: their products are 0)
     if constexpr (kIsC) {
@@ -123,7 +124,7 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
     }
     float d0 = 0.0f, d1 = 0.0f;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
+    for (int nt = 0; nt < 4; ++nt) {
       if constexpr (kIsC) {
         d0 += tmp[nt][0] * cv[nt][0] + tmp[nt][1] * cv[nt][1];
         d1 += tmp[nt][2] * cv[nt][2] + tmp[nt][3] * cv[nt][3];
@@ -133,13 +134,14 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       acc[nt][2] += sc1 * tmp[nt][2];
       acc[nt][3] += sc1 * tmp[nt][3];
     }
-    if constexpr (kIsC) {  // inter_hi = e^cs_hi <this head's term of row i, C_i> over the tile's columns
+    if constexpr (kIsC) {  // inter_hi = e^cs_hi <this head's term of row i, C_i> over the warp's 32 columns
       d0 += __shfl_xor_sync(0xffffffffu, d0, 1);
       d0 += __shfl_xor_sync(0xffffffffu, d0, 2);
       d1 += __shfl_xor_sync(0xffffffffu, d1, 1);
       d1 += __shfl_xor_sync(0xffffffffu, d1, 2);
       if (tq == 0) {
-        float* ip = a.inter + ((static_cast<int64_t>(c) * H + g * hpg + k) * a.inter_slots + ntile) * Q;
+        const int slot = 2 * ntile + ch;
+        float* ip = a.inter + ((static_cast<int64_t>(c) * H + g * hpg + k) * a.inter_slots + slot) * Q;
         if (r0 < len) ip[r0] = sc0 * d0;
         if (r1 < len) ip[r1] = sc1 * d1;
       }
@@ -147,14 +149,15 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   }
   cp_async::wait_group<0>();  // only empty groups are left
   __syncthreads();            // the stages are free for the exchange and stage 2's rows
-  // Each half keeps columns 32 hp .. + 31 and hands the other 32 to its partner (same row warp), lane by lane.
+  // Stage 2 columns of this warp: 16 at 32 ch + 16 hp (column blocks 2 hp, 2 hp + 1 of its 4); the other two go to
+  // the partner warp (same rows and column half, the other heads), lane by lane.
   float* xch = smem + kQmax * kSs;
   if (active) {
-    float* out = xch + ((1 - hp) * 4 + rw) * 16 * 32 + lane;
+    float* out = xch + (warp ^ 4) * 8 * 32 + lane;
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < 2; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) out[(4 * j + e) * 32] = hp ? acc[j][e] : acc[4 + j][e];
+      for (int e = 0; e < 4; ++e) out[(4 * j + e) * 32] = hp ? acc[j][e] : acc[2 + j][e];
   }
   // Stage 2 operand rows (TF32, 0 past len / N): dC B rows [0, kend), dB C rows [rb, rows).
   float* rs = smem;
@@ -181,15 +184,15 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   }
   __syncthreads();
   if (!active) return;
-  float sum[4][4];  // even heads + odd heads (the same sum in both halves: a + b == b + a)
+  float sum[2][4];  // even heads + odd heads (the same sum in both warps: a + b == b + a)
   {
-    const float* in = xch + (hp * 4 + rw) * 16 * 32 + lane;
+    const float* in = xch + warp * 8 * 32 + lane;
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
+    for (int j = 0; j < 2; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) sum[j][e] = (hp ? acc[4 + j][e] : acc[j][e]) + in[(4 * j + e) * 32];
+      for (int e = 0; e < 4; ++e) sum[j][e] = (hp ? acc[2 + j][e] : acc[j][e]) + in[(4 * j + e) * 32];
   }
-  const int wc = 32 * hp, nts2 = max(0, min(4, (ncols - wc) / 8));
+  const int wc = wc1 + 16 * hp, nts2 = max(0, min(2, (ncols - wc) / 8));
   const int64_t QQ = static_cast<int64_t>(Q) * Q;
   // dC: rows r0, r1 of Σ dCB; dB: its columns r0, r1 = rows of the transpose. k-steps 0..mt (dC) or mt.. (dB);
   // the next step's row pieces in flight during this one's products.
@@ -214,12 +217,12 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       f0[u] = rna_bits(ok0 ? e0[u] : 0.0f);
       f1[u] = rna_bits(ok1 ? e1[u] : 0.0f);
     }
-    step16<4>(sum, f0, f1, rs + (kk - rbeg) * kSs + wc + gq, kSs, nts2);
+    step16<2>(sum, f0, f1, rs + (kk - rbeg) * kSs + wc + gq, kSs, nts2);
   }
   float* out = a.dxbc + static_cast<int64_t>(start) * a.dx_stride + HP +
                static_cast<int64_t>((kIsC ? a.d.G : 0) + g) * N + n0 + wc;
 #pragma unroll
-  for (int nt = 0; nt < 4; ++nt)
+  for (int nt = 0; nt < 2; ++nt)
     if (nt < nts2) {
       const int n = 8 * nt + 2 * tq;
       if (r0 < len) {
@@ -259,6 +262,8 @@ void launch(const BcArgs& a, bool vec, cudaStream_t s) {
 }
 
 }  // namespace
+
+int bc_inter_slots(const SsdDims& d) { return (d.N + 31) / 32; }
 
 bool bc_supported(const SsdDims& d, int32_t Q) {
   return d.P == kP && d.N % 16 == 0 && d.N <= kNmax && Q % 16 == 0 && Q <= kQmax && Q >= 16;

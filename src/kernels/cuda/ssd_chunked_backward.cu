@@ -51,7 +51,7 @@ struct Bwd {
   float* col;         // [chunks, H, qt, Q]: Σ_i R_ij over one i-tile
   float* row;         // [chunks, H, qt, Q]: Σ_j R_ij dt_j over one j-tile
   float* u;           // [chunks, H, pt, Q]: <(B dSᵀ)_j, X_j> over one p-tile
-  float* inter;       // [chunks, H, nt, Q]: <(diag(e^cs) dY S0)_i, C_i> over one n-tile
+  float* inter;       // [chunks, H, ni, Q]: <(diag(e^cs) dY S0)_i, C_i> over one n-tile (tc: 32 columns)
   float* dDt;         // [chunks, H, qt, pt]: Σ dY∘X over one tile
   float* sdp;         // [chunks, H, ceil(P N / 256)]: <dS_c, S0_c> per pass block
   float* dAc;         // [chunks, H]
@@ -69,6 +69,7 @@ struct Ctx {
   ChunkTable ct;
   Bwd b;
   int qt, pt, nt;  // tiles over Q, P, N
+  int ni;          // inter slots per row: nt, or with tc one per 32 columns of N
 };
 
 // One (chunk, head) block's view: rows of its chunk, the head's x / dy columns and its group's B / C.
@@ -448,7 +449,7 @@ __global__ void __launch_bounds__(kThreads, 2) dbc_kernel(Ctx k) {
     }
     dot += __shfl_xor_sync(0xffffffffu, dot, 1);
     dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-    if (q4 == 0 && t < v.len) k.b.inter[(v.ch(k) * k.nt + ntile) * Q + t] = dot;
+    if (q4 == 0 && t < v.len) k.b.inter[(v.ch(k) * k.ni + ntile) * Q + t] = dot;
     __syncthreads();  // s.out is read above and rewritten by the next store
     acc.zero();
   }
@@ -527,7 +528,7 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
     for (int it = i / kTile; it * kTile < v.len; ++it) colR += k.b.col[(ch * k.qt + it) * Q + i];
     for (int jt = 0; jt <= i / kTile; ++jt) rowR += k.b.row[(ch * k.qt + jt) * Q + i];
     for (int pt = 0; pt < k.pt; ++pt) u += k.b.u[(ch * k.pt + pt) * Q + i];
-    for (int nt = 0; nt < k.nt; ++nt) inter += k.b.inter[(ch * k.nt + nt) * Q + i];
+    for (int nt = 0; nt < k.ni; ++nt) inter += k.b.inter[(ch * k.ni + nt) * Q + i];
   }
   const float decay = ok ? __expf(last - csi) : 0.0f, tcs = decay * dti * u;
   const float t_state = block_sum(tcs, red);
@@ -566,8 +567,9 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t nsd = (static_cast<int64_t>(d.P) * d.N + 255) / 256;
   // dcb: per head without tc, the tc path's splits and head sums (ssd_backward_dcb_tc.h) with it.
   const int64_t dcb = std::max(ch * Q * Q, bwd_tc::dcb_floats(chunks, static_cast<int32_t>(Q), d));
+  const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
-          ch * pt * Q, ch * nt * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N};
+          ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N};
 }
 
 template <class Acc>
@@ -592,7 +594,7 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
     const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
     const float* sum_t = bwd_tc::dcb_sum_t(k.b.dcb, k.ct.count, k.ct.Q, k.d);
     bwd_tc::bc_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dS, sum, sum_t, k.b.inter,
-                        k.nt, k.dx, k.dx_stride, k.d, k.ct},
+                        k.ni, k.dx, k.dx_stride, k.d, k.ct},
                        s);
   } else {
     dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
@@ -637,6 +639,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
                      bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
   const bool use_tc = tf32 && tc && tc_ok;
+  k.ni = use_tc ? bwd_tc::bc_inter_slots(d) : k.nt;
   // With tc the entering states are stored rounded to TF32, as dC takes them (<dS, S0> in the pass then sums the
   // rounded values: a change of ~2^-12 relative per term).
   b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc);
