@@ -1,8 +1,8 @@
 // dX of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block of 8 warps per
 // (chunk, head): the chunk's dY rows and dS (the B operands every warp reads) in shared memory once, TF32, both
 // by cp.async (dS arrives rounded from the state-adjoint pass; it lands before stage 1, the dY rows during the
-// first pass's stage 1, which needs only dS); B rows and C·Bᵀ columns (private to a warp's rows) straight into
-// fragments. dS stays [p][n] (rows padded to 16 mod 32 floats): stage 1's B fragment dS[p][4t..4t+3] is one
+// first pass's stage 1, which needs only dS); B rows (from the backward's TF32 copy) and C·Bᵀ columns (private to a
+// warp's rows) straight into fragments. dS stays [p][n] (rows padded to 16 mod 32 floats): stage 1's B fragment dS[p][4t..4t+3] is one
 // 16-byte load. ~107 KB of shared memory at Q = 256, N = 128: 2 blocks per SM.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
   __syncthreads();
   const float cs_last = css[len - 1], Dh = a.D[h];
   const float* cb = a.cb + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
-  const float* Bg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(g) * N;
+  const float* Bg = a.b_tf32 + static_cast<int64_t>(start) * a.b_ld + static_cast<int64_t>(g) * N;
   const float* Xg = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
   float dsum = 0.0f;
   // Warp w owns the 16-row tiles w and 15 - w (equal causal work per warp), all 64 columns p.
@@ -73,8 +73,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
     for (int nt = 0; nt < kPt; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
     if (active) {
       // Stage 1: G = B dSᵀ, k over n.
-      const float* B0 = Bg + static_cast<int64_t>(q0) * a.ld + 4 * tq;
-      const float* B1 = Bg + static_cast<int64_t>(q1) * a.ld + 4 * tq;
+      const float* B0 = Bg + static_cast<int64_t>(q0) * a.b_ld + 4 * tq;
+      const float* B1 = Bg + static_cast<int64_t>(q1) * a.b_ld + 4 * tq;
       // Half of the rows' loads in flight before their products (all of them would spill at 128 registers).
       for (int k0 = 0; k0 < N; k0 += 64) {
         float4 ub0[4], ub1[4];
@@ -88,8 +88,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
         for (int ks = 0; ks < 4; ++ks)
           if (k0 + 16 * ks < N) {
             const float4 u0 = ub0[ks], u1 = ub1[ks];
-            const uint32_t f0[4] = {rna_bits(u0.x), rna_bits(u0.y), rna_bits(u0.z), rna_bits(u0.w)};
-            const uint32_t f1[4] = {rna_bits(u1.x), rna_bits(u1.y), rna_bits(u1.z), rna_bits(u1.w)};
+            const uint32_t f0[4] = {bits(u0.x), bits(u0.y), bits(u0.z), bits(u0.w)};
+            const uint32_t f1[4] = {bits(u1.x), bits(u1.y), bits(u1.z), bits(u1.w)};
             const float* b = ds + gq * dsn + k0 + 16 * ks + 4 * tq;  // dS[8 nt + g][k 4t..4t+3]
 #pragma unroll
             for (int nt = 0; nt < kPt; ++nt) {
@@ -211,6 +211,7 @@ bool dx_supported(const SsdDims& d, int32_t Q) {
 void dx_product(const DxArgs& a, cudaStream_t s) {
   const int smem = (a.ct.Q * kSp + kP * ds_stride(a.d.N) + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
+  PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0, "SSD backward dX: rounded B rows must be 16-byte aligned");
   allow_smem(dx_kernel, smem);
   dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
   PCM_CUDA_LAUNCH();

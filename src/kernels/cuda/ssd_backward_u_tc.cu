@@ -2,8 +2,8 @@
 // block of 8 warps per (chunk, head): the chunk's dY and C rows pass through shared memory 64 rows at a time,
 // two stages of cp.async copies (~100 KB: 2 blocks per SM), so that the next pass's rows land while this one
 // multiplies (one fill of all 256 rows took 200 KB, 1 block per SM, loads and products in turn: 464 µs a
-// layer at 1.3B). The stages stay as copied: fragments are scaled by e^cs and rounded to TF32 in registers
-// (one barrier per pass, no pass over the stage). Warp w owns p rows 16 (w % 4) and half of the n columns (w / 4).
+// layer at 1.3B). The stages stay as copied: dY fragments are scaled by e^cs and rounded to TF32 in registers, C
+// comes rounded (the backward's TF32 copy of B and C), one barrier per pass, no pass over the stage. Warp w owns p rows 16 (w % 4) and half of the n columns (w / 4).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -28,7 +28,7 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
   const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-  const float* cg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(a.d.G + g) * N;
+  const float* cg = a.c_tf32 + static_cast<int64_t>(start) * a.c_ld + static_cast<int64_t>(g) * N;
   const float* csc = a.cs + chn * Q;
   const int y4 = kP / 4, n4 = N / 4, items = kPass * (y4 + n4), passes = (rows + kPass - 1) / kPass;
   // Pass ps (rows i0 = 64 ps ..) into stage ps % 2 with cp.async (0 past len), kept in flight while the
@@ -45,8 +45,8 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
           cp_async::copy4f<kVec ? 8 : 4>(ys + r * kSp + 4 * k, dyh + static_cast<int64_t>(i) * HP + 4 * k,
                                          i0 + r < len);
         else
-          cp_async::copy4f<kVec ? 8 : 4>(cs_ + r * sn + 4 * (k - y4),
-                                         cg + static_cast<int64_t>(i) * a.ld + 4 * (k - y4), i0 + r < len);
+          cp_async::copy4f<8>(cs_ + r * sn + 4 * (k - y4), cg + static_cast<int64_t>(i) * a.c_ld + 4 * (k - y4),
+                              i0 + r < len);
       }
       if (tid < kPass) cp_async::copy4(csv + tid, csc + min(i0 + tid, len - 1), i0 + tid < len);
     }
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
     __syncthreads();  // pass ps landed; every warp is done with pass ps - 1's stage
     issue(ps + 1);
     const int prow = min(kPass, rows - kPass * ps);
-    for (int k0 = 0; k0 < prow; k0 += 16) {  // e^cs_i dY[i], C[i] rounded to TF32 in registers
+    for (int k0 = 0; k0 < prow; k0 += 16) {  // e^cs_i dY[i] rounded to TF32 in registers (C arrives rounded)
       const float* ya = ys + (k0 + 4 * tq) * kSp + p0 + gq;
       const float* ea = csv + k0 + 4 * tq;
       uint32_t f0[4], f1[4];  // rows p0 + g and p0 + g + 8 of A = (e^cs dY)ᵀ, k = i in the order 4t..4t+3
@@ -80,11 +80,11 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
       const float* b = cs_ + (k0 + 4 * tq) * sn + n0 + gq;
 #pragma unroll
       for (int nt = 0; nt < kNtMax; ++nt)  // the k-halves in two sweeps, as step16
-        if (nt < nts) mma(acc[nt], f0[0], f1[0], f0[1], f1[1], rna_bits(b[8 * nt]), rna_bits(b[8 * nt + sn]));
+        if (nt < nts) mma(acc[nt], f0[0], f1[0], f0[1], f1[1], bits(b[8 * nt]), bits(b[8 * nt + sn]));
 #pragma unroll
       for (int nt = 0; nt < kNtMax; ++nt)
         if (nt < nts)
-          mma(acc[nt], f0[2], f1[2], f0[3], f1[3], rna_bits(b[8 * nt + 2 * sn]), rna_bits(b[8 * nt + 3 * sn]));
+          mma(acc[nt], f0[2], f1[2], f0[3], f1[3], bits(b[8 * nt + 2 * sn]), bits(b[8 * nt + 3 * sn]));
     }
   }
   float* out = a.U + chn * kP * N;
@@ -107,7 +107,8 @@ bool u_supported(const SsdDims& d, int32_t Q) {
 
 void u_product(const UArgs& a, cudaStream_t s) {
   const int smem = 2 * stage_floats(a.d.N) * static_cast<int>(sizeof(float));
-  const bool vec = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 2 == 0;  // 8-byte copies
+  PCM_CHECK(aligned16(a.c_tf32) && a.c_ld % 4 == 0, "SSD backward U: rounded C rows must be 16-byte aligned");
+  const bool vec = aligned16(a.dy);  // 8-byte copies of dY
   auto kernel = vec ? u_kernel<true> : u_kernel<false>;
   allow_smem(kernel, smem);
   kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a);

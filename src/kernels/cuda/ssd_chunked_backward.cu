@@ -58,6 +58,7 @@ struct Bwd {
   float* dDc;         // [chunks, H]
   float* dBp;         // [T, H, N]
   float* dCp;         // [T, H, N]
+  float* bc;          // [T, 2 G N]: B | C rounded to TF32 (tc)
 };
 
 struct Ctx {
@@ -497,6 +498,17 @@ __global__ void __launch_bounds__(kThreads, 2) dbc_kernel(Ctx k) {
     }
 }
 
+// out[t, c] = B | C of row t (columns H P .. H P + 2 G N of xbc) rounded to TF32: the tc kernels' B and C operand,
+// rounded once per layer instead of on every fragment load of every head.
+__global__ void round_bc_kernel(float* out, const float* xbc, int64_t ld, int64_t off, int64_t T, int cols) {
+  const int64_t n = T * cols;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = e / cols, c = e % cols;
+    out[e] = mma_tf32::round_tf32(xbc[t * ld + off + c]);
+  }
+}
+
 // Inclusive prefix sum over the block (blockDim.x = kMaxQ); `tot` holds kMaxQ / 32 floats.
 __device__ float block_scan(float v, float* tot) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -558,8 +570,10 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
 }
 
 struct Sizes {
-  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp;
-  int64_t total() const { return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp; }
+  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, bc;
+  int64_t total() const {
+    return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + bc;
+  }
 };
 
 Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
@@ -569,14 +583,17 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t dcb = std::max(ch * Q * Q, bwd_tc::dcb_floats(chunks, static_cast<int32_t>(Q), d));
   const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
-          ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N};
+          ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N,
+          T * 2 * d.G * d.N + 4};  // bc: + 4 for a 16-byte aligned start
 }
 
 template <class Acc>
 void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool tc, cudaStream_t s) {
   const unsigned ch = static_cast<unsigned>(k.ct.count) * k.d.H, qt = k.qt, pt = k.pt, nt = k.nt;
   if (tc) {  // same output from one block per (chunk, head) on mma.sync (ssd_backward_u_tc.cu)
-    bwd_tc::u_product({k.in.xbc, k.in.stride, k.dy, k.b.f.cs, k.b.dS, k.d, k.ct}, s);
+    bwd_tc::u_product({k.b.bc + static_cast<int64_t>(k.d.G) * k.d.N, 2 * static_cast<int64_t>(k.d.G) * k.d.N, k.dy,
+                       k.b.f.cs, k.b.dS, k.d, k.ct},
+                      s);
   } else {
     dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
     PCM_CUDA_LAUNCH();
@@ -588,8 +605,8 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
-    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
-                        k.b.u, k.b.dDt, k.qt, k.d, k.ct},
+    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.b.bc,
+                        2 * static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
     const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
     const float* sum_t = bwd_tc::dcb_sum_t(k.b.dcb, k.ct.count, k.ct.Q, k.d);
@@ -642,7 +659,17 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   k.ni = use_tc ? bwd_tc::bc_inter_slots(d) : k.nt;
   // With tc the entering states are stored rounded to TF32, as dC takes them (<dS, S0> in the pass then sums the
   // rounded values: a change of ~2^-12 relative per term).
-  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc);
+  // The tc kernels' B and C operands rounded to TF32 once (chunk states, U, dX read them), at the scratch's end.
+  const int64_t bc_ld = 2 * static_cast<int64_t>(d.G) * d.N;
+  float* bc = scratch + (z.total() - z.bc);
+  bc += (4 - (reinterpret_cast<uintptr_t>(bc) / sizeof(float)) % 4) % 4;  // 16-byte aligned (scratch is 4-byte)
+  if (use_tc) {
+    round_bc_kernel<<<blocks_for(T * bc_ld, 256), 256, 0, s>>>(bc, k.in.xbc, k.in.stride,
+                                                               static_cast<int64_t>(d.H) * d.P, T,
+                                                               static_cast<int>(bc_ld));
+    PCM_CUDA_LAUNCH();
+  }
+  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? bc : nullptr, bc_ld);
   b.dS = scratch + z.prep;
   b.dcb = b.dS + z.dS;
   b.col = b.dcb + z.dcb;
@@ -655,6 +682,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
+  b.bc = bc;
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else

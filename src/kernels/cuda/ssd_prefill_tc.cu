@@ -58,15 +58,20 @@ struct StateSmem {
 // four rows in different banks and keeps 16-byte pieces whole.
 __device__ __forceinline__ int swz_state(int j) { return 8 * (j & 3); }
 
-__global__ void __launch_bounds__(kThreads, 2)
-    chunk_states_kernel(float* states, const float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
+// kBRounded: B rows from b (pre-rounded TF32, row stride b_ld), else from in.xbc (rounded on the fragments).
+template <bool kBRounded>
+__global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states, const float* cs, SsdIn in,
+                                                                   SsdDims d, ChunkTable ct, const float* b,
+                                                                   int64_t b_ld) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   StateSmem& sm = *reinterpret_cast<StateSmem*>(smem_raw);
   const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
   const int start = ct.chunk_start[c], len = ct.chunk_len[c];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
-  const float* bg = in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
+  const float* bg = kBRounded ? b + static_cast<int64_t>(g) * kN
+                              : in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
+  const int64_t bld = kBRounded ? b_ld : in.stride;
   const int slabs = (len + kSlab - 1) / kSlab;
   auto issue = [&](int s) {  // one commit group per call (empty past the last slab) keeps the wait counts fixed
     if (s < slabs) {
@@ -80,8 +85,8 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
         const int r = e / (kN / 4), col = 4 * (e % (kN / 4)), j = s * kSlab + r;
         const bool ok = j < len;
-        cp_async16(&sm.b[buf][r * kN + (col ^ swz_state(r))],
-                   bg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
+        cp_async16(&sm.b[buf][r * kN + (col ^ swz_state(r))], bg + static_cast<int64_t>(start + (ok ? j : 0)) * bld + col,
+                   ok);
       }
     }
     cp_async_commit();
@@ -112,7 +117,10 @@ __global__ void __launch_bounds__(kThreads, 2)
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {
         const int n = (n0 + 8 * nt + gq) ^ sw;
-        mma(acc[nt], a0, a1, a2, a3, rna_bits(bs[ja * kN + n]), rna_bits(bs[jb * kN + n]));
+        if constexpr (kBRounded)
+          mma(acc[nt], a0, a1, a2, a3, bits(bs[ja * kN + n]), bits(bs[jb * kN + n]));
+        else
+          mma(acc[nt], a0, a1, a2, a3, rna_bits(bs[ja * kN + n]), rna_bits(bs[jb * kN + n]));
       }
     }
   }
@@ -292,10 +300,17 @@ bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
 }
 
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                  cudaStream_t s) {
+                  cudaStream_t s, const float* b_tf32, int64_t b_ld) {
   constexpr int smem = sizeof(StateSmem);
-  allow_smem(chunk_states_kernel, smem);
-  chunk_states_kernel<<<static_cast<unsigned>(ct.count) * d.H, kThreads, smem, s>>>(states, cs, in, d, ct);
+  const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
+  if (b_tf32) {
+    PCM_CHECK(aligned16(b_tf32) && b_ld % 4 == 0, "SSD chunk states: rounded B rows must be 16-byte aligned");
+    allow_smem(chunk_states_kernel<true>, smem);
+    chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, b_tf32, b_ld);
+  } else {
+    allow_smem(chunk_states_kernel<false>, smem);
+    chunk_states_kernel<false><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, nullptr, 0);
+  }
   PCM_CUDA_LAUNCH();
 }
 
