@@ -39,9 +39,11 @@ __global__ void __launch_bounds__(kMaxQ) cumsum_kernel(float* cs, SsdIn in, SsdD
   if (i < len) cs[(static_cast<int64_t>(c) * d.H + h) * ct.Q + i] = v;
 }
 
-// CB[c, g, i, j] = Σ_n C[i, n] B[j, n] for the tiles with j-tile <= i-tile.
-template <class Acc>
-__global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDims d, ChunkTable ct) {
+// CB[c, g, i, j] = Σ_n C[i, n] B[j, n] for the tiles with j-tile <= i-tile; kAlsoT: also CBᵀ[c, g, j, i] into cbt
+// (the tensor-core backward's dX reads C·Bᵀ by columns).
+template <class Acc, bool kAlsoT = false>
+__global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDims d, ChunkTable ct,
+                                                      float* cbt = nullptr) {
   if (blockIdx.x > blockIdx.y) return;
   __shared__ TileSmem s;
   const int c = blockIdx.z / d.G, g = blockIdx.z % d.G;
@@ -68,6 +70,13 @@ __global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDi
   for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {
     const int r = e / kTile, cc = e % kTile, i = i0 + r, j = j0 + cc;
     if (i < Q && j < Q) out[static_cast<int64_t>(i) * Q + j] = s.out[r][cc];
+  }
+  if constexpr (kAlsoT) {
+    float* outt = cbt + (static_cast<int64_t>(c) * d.G + g) * Q * Q;
+    for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {  // consecutive threads: consecutive i
+      const int cc = e / kTile, r = e % kTile, i = i0 + r, j = j0 + cc;
+      if (i < Q && j < Q) outt[static_cast<int64_t>(j) * Q + i] = s.out[r][cc];
+    }
   }
 }
 
@@ -211,7 +220,8 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
 // C·Bᵀ and the chunk-local states. Returns whether the whole-chunk tensor-core kernels of
 // ssd_prefill_tc.cu apply (Codestral-like heads with TF32), so that the output uses them too.
 bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                    bool tf32, cudaStream_t s, const float* b_tf32 = nullptr, int64_t b_ld = 0) {
+                    bool tf32, cudaStream_t s, const float* b_tf32 = nullptr, int64_t b_ld = 0,
+                    float* cbt = nullptr) {
   const int64_t Q = ct.Q;
   cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
   PCM_CUDA_LAUNCH();
@@ -220,7 +230,10 @@ bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, co
   const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H);
   const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
   if (tf32) {
-    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    if (cbt)
+      cb_kernel<TensorAcc, true><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct, cbt);
+    else
+      cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
     PCM_CUDA_LAUNCH();
     if (use_tc)
       tc::chunk_states(sc.states, sc.cs, in, d, ct, s, b_tf32, b_ld);
@@ -248,12 +261,13 @@ void check_ssd_dims(const SsdDims& d) {
 
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
                                  const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s, bool round_states,
-                                 const float* b_tf32, int64_t b_ld) {
+                                 const float* b_tf32, int64_t b_ld, float* cbt) {
+  PCM_CHECK(!cbt || tf32, "CUDA SSD: the transposed C·Bᵀ only on the TF32 path");
   check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
   if (ct.count == 0) return sc;
-  chunk_prologue(sc, scratch, in, d, ct, tf32, s, b_tf32, b_ld);
+  chunk_prologue(sc, scratch, in, d, ct, tf32, s, b_tf32, b_ld, cbt);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
                                               static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr, round_states);

@@ -19,7 +19,7 @@ constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kPt = kP / 8, k
 // 32 banks.
 __host__ __device__ constexpr int ds_stride(int N) { return N + 16 + (N % 32 == 16 ? 16 : 0); }
 
-__global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
+__global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, bool vcb) {
   extern __shared__ __align__(16) float smem[];
   __shared__ float red[kThreads / 32];
   const int H = a.d.H, N = a.d.N, Q = a.ct.Q;
@@ -57,7 +57,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
   cp_async::wait_group<1>();  // this thread's dS copies (the dY rows' group may still be in flight)
   __syncthreads();
   const float cs_last = css[len - 1], Dh = a.D[h];
-  const float* cb = a.cb + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
+  const float* cbt = a.cbt + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
   const float* Bg = a.b_tf32 + static_cast<int64_t>(start) * a.b_ld + static_cast<int64_t>(g) * N;
   const float* Xg = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
   float dsum = 0.0f;
@@ -140,19 +140,17 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
       __syncthreads();
     }
     if (!active) continue;
-    // Stage 2: Σ_{i >= j} M[i, j] dY[i], k over i = 16 mt .. rows; A = columns r0, r1 of C·Bᵀ, scaled.
+    // Stage 2: Σ_{i >= j} M[i, j] dY[i], k over i = 16 mt .. rows; A = columns r0, r1 of C·Bᵀ (rows of the
+    // transposed copy: 16 bytes per lane and step), scaled.
     // Entries outside the causal part or past len are not the forward's: selected away, never multiplied.
     const float cs0 = css[q0], cs1 = css[q1], dt0 = dts[q0], dt1 = dts[q1];
     const int kend = rows / 16;
     // C·Bᵀ entries two k-steps ahead: e* (this step), n* (the next), loads of the one after in flight.
     float e0[4], e1[4], n0[4], n1[4];
-    auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int64_t i = 16 * kb + 4 * tq + u;
-        d0[u] = __ldg(cb + i * Q + r0);
-        d1[u] = __ldg(cb + i * Q + r1);
-      }
+    auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {  // r0, r1 < rows <= Q: written rows
+      const float4 v0 = load4(cbt + (r0 * Q + 16 * kb + 4 * tq), vcb), v1 = load4(cbt + (r1 * Q + 16 * kb + 4 * tq), vcb);
+      d0[0] = v0.x, d0[1] = v0.y, d0[2] = v0.z, d0[3] = v0.w;
+      d1[0] = v1.x, d1[1] = v1.y, d1[2] = v1.z, d1[3] = v1.w;
     };
     fetch(mt, e0, e1);
     if (mt + 1 < kend) fetch(mt + 1, n0, n1);
@@ -213,7 +211,7 @@ void dx_product(const DxArgs& a, cudaStream_t s) {
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
   PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0, "SSD backward dX: rounded B rows must be 16-byte aligned");
   allow_smem(dx_kernel, smem);
-  dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
+  dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin, aligned16(a.cbt));
   PCM_CUDA_LAUNCH();
 }
 

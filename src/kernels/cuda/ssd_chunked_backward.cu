@@ -58,6 +58,7 @@ struct Bwd {
   float* dDc;         // [chunks, H]
   float* dBp;         // [T, H, N]
   float* dCp;         // [T, H, N]
+  float* cbt;         // [chunks, G, Q, Q]: C·Bᵀ transposed (tc: dX reads its columns as rows)
   float* bc;          // [T, 2 G N]: B | C rounded to TF32 (tc)
 };
 
@@ -570,9 +571,9 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
 }
 
 struct Sizes {
-  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, bc;
+  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, bc;
   int64_t total() const {
-    return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + bc;
+    return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + cbt + bc;
   }
 };
 
@@ -584,7 +585,7 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
           ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N,
-          T * 2 * d.G * d.N + 4};  // bc: + 4 for a 16-byte aligned start
+          chunks * d.G * Q * Q, T * 2 * d.G * d.N + 8};  // cbt, bc: + 8 for 16-byte aligned starts
 }
 
 template <class Acc>
@@ -605,7 +606,7 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
-    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.b.bc,
+    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.cbt, k.b.dS, k.b.bc,
                         2 * static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
     const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
@@ -661,15 +662,17 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   // rounded values: a change of ~2^-12 relative per term).
   // The tc kernels' B and C operands rounded to TF32 once (chunk states, U, dX read them), at the scratch's end.
   const int64_t bc_ld = 2 * static_cast<int64_t>(d.G) * d.N;
-  float* bc = scratch + (z.total() - z.bc);
-  bc += (4 - (reinterpret_cast<uintptr_t>(bc) / sizeof(float)) % 4) % 4;  // 16-byte aligned (scratch is 4-byte)
+  auto align16 = [](float* p) { return p + (4 - (reinterpret_cast<uintptr_t>(p) / sizeof(float)) % 4) % 4; };
+  float* cbt = align16(scratch + (z.total() - z.bc - z.cbt));  // 16-byte aligned (scratch is 4-byte)
+  float* bc = align16(cbt + z.cbt);
   if (use_tc) {
     round_bc_kernel<<<blocks_for(T * bc_ld, 256), 256, 0, s>>>(bc, k.in.xbc, k.in.stride,
                                                                static_cast<int64_t>(d.H) * d.P, T,
                                                                static_cast<int>(bc_ld));
     PCM_CUDA_LAUNCH();
   }
-  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? bc : nullptr, bc_ld);
+  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? bc : nullptr, bc_ld,
+                         use_tc ? cbt : nullptr);
   b.dS = scratch + z.prep;
   b.dcb = b.dS + z.dS;
   b.col = b.dcb + z.dcb;
@@ -682,6 +685,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
+  b.cbt = cbt;
   b.bc = bc;
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
