@@ -220,8 +220,7 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
 // C·Bᵀ and the chunk-local states. Returns whether the whole-chunk tensor-core kernels of
 // ssd_prefill_tc.cu apply (Codestral-like heads with TF32), so that the output uses them too.
 bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                    bool tf32, cudaStream_t s, const float* b_tf32 = nullptr, int64_t b_ld = 0,
-                    float* cbt = nullptr) {
+                    bool tf32, cudaStream_t s, const float* bt = nullptr, float* cbt = nullptr) {
   const int64_t Q = ct.Q;
   cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
   PCM_CUDA_LAUNCH();
@@ -236,7 +235,7 @@ bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, co
       cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
     PCM_CUDA_LAUNCH();
     if (use_tc)
-      tc::chunk_states(sc.states, sc.cs, in, d, ct, s, b_tf32, b_ld);
+      tc::chunk_states(sc.states, sc.cs, in, d, ct, s, bt);
     else
       chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
   } else {
@@ -261,13 +260,13 @@ void check_ssd_dims(const SsdDims& d) {
 
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
                                  const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s, bool round_states,
-                                 const float* b_tf32, int64_t b_ld, float* cbt) {
+                                 const float* bt, float* cbt) {
   PCM_CHECK(!cbt || tf32, "CUDA SSD: the transposed C·Bᵀ only on the TF32 path");
   check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
   if (ct.count == 0) return sc;
-  chunk_prologue(sc, scratch, in, d, ct, tf32, s, b_tf32, b_ld, cbt);
+  chunk_prologue(sc, scratch, in, d, ct, tf32, s, bt, cbt);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
                                               static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr, round_states);

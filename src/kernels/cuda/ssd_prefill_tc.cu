@@ -51,27 +51,32 @@ __device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpre
 constexpr int kSlab = 64;
 struct StateSmem {
   float x[2][kSlab * kP];  // x[j][p ^ swz]
-  float b[2][kSlab * kN];  // B[j][n ^ swz]
+  float b[2][kSlab * kN];  // B[j][n ^ swz], or (kBT) Bᵀ[n][16-byte piece of j ^ 4 (n % 2)]
   float w[kQmax];          // exp(cs_last - cs_j) dt_j
 };
 // A fragment reads rows j = k0 + t (t = lane % 4) at one column: XOR-ing the column with 8 (j % 4) puts the
-// four rows in different banks and keeps 16-byte pieces whole.
-__device__ __forceinline__ int swz_state(int j) { return 8 * (j & 3); }
+// four rows in different banks and keeps 16-byte pieces whole. kBT's k order (rows k0 + 4t + u) XORs with
+// 8 ((j / 4) % 4) instead.
+template <bool kBT>
+__device__ __forceinline__ int swz_state(int j) {
+  return kBT ? 8 * ((j >> 2) & 3) : 8 * (j & 3);
+}
 
-// kBRounded: B rows from b (pre-rounded TF32, row stride b_ld), else from in.xbc (rounded on the fragments).
-template <bool kBRounded>
+// kBT: B from bt, the chunk's B transposed and rounded to TF32 ([chunks, G, N, Q], 0 past len: the tc backward
+// writes it), so that a B fragment (4 consecutive rows j of one column n) is one 16-byte load and needs no
+// rounding; the lanes then take k = j in the order 4t..4t+3 per 16 rows. Else B rows from in.xbc, rounded on the
+// fragments.
+template <bool kBT>
 __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states, const float* cs, SsdIn in,
-                                                                   SsdDims d, ChunkTable ct, const float* b,
-                                                                   int64_t b_ld) {
+                                                                   SsdDims d, ChunkTable ct, const float* bt) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   StateSmem& sm = *reinterpret_cast<StateSmem*>(smem_raw);
   const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
-  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
-  const float* bg = kBRounded ? b + static_cast<int64_t>(g) * kN
-                              : in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
-  const int64_t bld = kBRounded ? b_ld : in.stride;
+  const float* bg = in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
+  const float* btg = kBT ? bt + (static_cast<int64_t>(c) * d.G + g) * kN * Q : nullptr;
   const int slabs = (len + kSlab - 1) / kSlab;
   auto issue = [&](int s) {  // one commit group per call (empty past the last slab) keeps the wait counts fixed
     if (s < slabs) {
@@ -79,14 +84,22 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
       for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
         const int r = e / (kP / 4), col = 4 * (e % (kP / 4)), j = s * kSlab + r;
         const bool ok = j < len;
-        cp_async16(&sm.x[buf][r * kP + (col ^ swz_state(r))],
+        cp_async16(&sm.x[buf][r * kP + (col ^ swz_state<kBT>(r))],
                    xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
       }
-      for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
-        const int r = e / (kN / 4), col = 4 * (e % (kN / 4)), j = s * kSlab + r;
-        const bool ok = j < len;
-        cp_async16(&sm.b[buf][r * kN + (col ^ swz_state(r))], bg + static_cast<int64_t>(start + (ok ? j : 0)) * bld + col,
-                   ok);
+      if constexpr (kBT) {
+        for (int e = tid; e < kN * kSlab / 4; e += kThreads) {  // row n, piece q of 4 rows j
+          const int n = e / (kSlab / 4), q = e % (kSlab / 4), j = s * kSlab + 4 * q;
+          cp_async16(&sm.b[buf][n * kSlab + 4 * (q ^ (4 * (n & 1)))], btg + static_cast<int64_t>(n) * Q + min(j, Q - 4),
+                     j < Q);
+        }
+      } else {
+        for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
+          const int r = e / (kN / 4), col = 4 * (e % (kN / 4)), j = s * kSlab + r;
+          const bool ok = j < len;
+          cp_async16(&sm.b[buf][r * kN + (col ^ swz_state<kBT>(r))],
+                     bg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
+        }
       }
     }
     cp_async_commit();
@@ -106,21 +119,42 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
     const float* xs = sm.x[buf];
     const float* bs = sm.b[buf];
     const float* ws = sm.w + s * kSlab;
+    if constexpr (kBT) {
 #pragma unroll 2
-    for (int k0 = 0; k0 < kSlab; k0 += 8) {
-      const int ja = k0 + tq, jb = ja + 4, sw = 8 * tq;  // swz_state(ja) = swz_state(jb) = 8 t
-      const float wa = ws[ja], wb = ws[jb];
-      const uint32_t a0 = rna_bits(wa * xs[ja * kP + ((m0 + gq) ^ sw)]);
-      const uint32_t a1 = rna_bits(wa * xs[ja * kP + ((m0 + gq + 8) ^ sw)]);
-      const uint32_t a2 = rna_bits(wb * xs[jb * kP + ((m0 + gq) ^ sw)]);
-      const uint32_t a3 = rna_bits(wb * xs[jb * kP + ((m0 + gq + 8) ^ sw)]);
+      for (int k0 = 0; k0 < kSlab; k0 += 16) {  // rows j = k0 + 4t + u: mma 1 takes u = 0, 1, mma 2 u = 2, 3
+        const int j4 = k0 + 4 * tq, sw = swz_state<true>(j4);
+        const float4 w4 = *reinterpret_cast<const float4*>(ws + j4);
+        const float wv[4] = {w4.x, w4.y, w4.z, w4.w};
+        uint32_t a0[4], a1[4];
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        const int n = (n0 + 8 * nt + gq) ^ sw;
-        if constexpr (kBRounded)
-          mma(acc[nt], a0, a1, a2, a3, bits(bs[ja * kN + n]), bits(bs[jb * kN + n]));
-        else
+        for (int u = 0; u < 4; ++u) {
+          a0[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq) ^ sw)]);
+          a1[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq + 8) ^ sw)]);
+        }
+        float4 bv[8];
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const int n = n0 + 8 * nt + gq;
+          bv[nt] = *reinterpret_cast<const float4*>(bs + n * kSlab + 4 * ((j4 >> 2) ^ (4 * (n & 1))));
+          mma(acc[nt], a0[0], a1[0], a0[1], a1[1], bits(bv[nt].x), bits(bv[nt].y));
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) mma(acc[nt], a0[2], a1[2], a0[3], a1[3], bits(bv[nt].z), bits(bv[nt].w));
+      }
+    } else {
+#pragma unroll 2
+      for (int k0 = 0; k0 < kSlab; k0 += 8) {
+        const int ja = k0 + tq, jb = ja + 4, sw = 8 * tq;  // swz_state(ja) = swz_state(jb) = 8 t
+        const float wa = ws[ja], wb = ws[jb];
+        const uint32_t a0 = rna_bits(wa * xs[ja * kP + ((m0 + gq) ^ sw)]);
+        const uint32_t a1 = rna_bits(wa * xs[ja * kP + ((m0 + gq + 8) ^ sw)]);
+        const uint32_t a2 = rna_bits(wb * xs[jb * kP + ((m0 + gq) ^ sw)]);
+        const uint32_t a3 = rna_bits(wb * xs[jb * kP + ((m0 + gq + 8) ^ sw)]);
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const int n = (n0 + 8 * nt + gq) ^ sw;
           mma(acc[nt], a0, a1, a2, a3, rna_bits(bs[ja * kN + n]), rna_bits(bs[jb * kN + n]));
+        }
       }
     }
   }
@@ -300,16 +334,16 @@ bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
 }
 
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                  cudaStream_t s, const float* b_tf32, int64_t b_ld) {
+                  cudaStream_t s, const float* bt) {
   constexpr int smem = sizeof(StateSmem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
-  if (b_tf32) {
-    PCM_CHECK(aligned16(b_tf32) && b_ld % 4 == 0, "SSD chunk states: rounded B rows must be 16-byte aligned");
+  if (bt) {
+    PCM_CHECK(aligned16(bt), "SSD chunk states: the transposed B must be 16-byte aligned");
     allow_smem(chunk_states_kernel<true>, smem);
-    chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, b_tf32, b_ld);
+    chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, bt);
   } else {
     allow_smem(chunk_states_kernel<false>, smem);
-    chunk_states_kernel<false><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, nullptr, 0);
+    chunk_states_kernel<false><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, nullptr);
   }
   PCM_CUDA_LAUNCH();
 }
