@@ -107,25 +107,40 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
 
 
 def block_u(Q, N, length, dY, Cm, cs):
-    """u_kernel of one (chunk, head): U [P, N], rows in passes of 64 through shared memory."""
-    sp, sn, nts = KP + 2, N + 2, N // 16
+    """u_kernel of one (chunk, head): U [P, N], rows in passes of 64 through shared memory: dY rows [64][KP + 2],
+    the chunk's Cᵀ rows [N][64] (from the backward's transposed copy, 0 past len; 16-byte pieces of rows XOR
+    4 (n % 2)); lanes take k = i in the order 4t..4t+3, a B fragment is one 16-byte piece."""
+    sp, nts = KP + 2, N // 16
     rows, pass_rows = (length + 15) & ~15, 64
+    ctq = np.zeros((N, Q))
+    ctq[:, :length] = Cm.T
     out = np.full((KP, N), np.nan)
     accs = [np.zeros((nts, 32, 4)) for _ in range(8)]
     for i0 in range(0, rows, pass_rows):
         prow = min(pass_rows, rows - i0)
-        ys = np.full(pass_rows * sp, np.nan); cs_ = np.full(pass_rows * sn, np.nan)
-        for r in range(prow):
+        ys = np.full(pass_rows * sp, np.nan)
+        cts = np.full(N * pass_rows, np.nan)
+        for r in range(pass_rows):
             i = i0 + r
             ys[r * sp: r * sp + KP] = np.exp(cs[i]) * dY[i] if i < length else 0.0
-            cs_[r * sn: r * sn + N] = Cm[i] if i < length else 0.0
+        for n in range(N):
+            for q in range(pass_rows // 4):
+                i = i0 + 4 * q
+                dst = n * pass_rows + 4 * (q ^ (4 * (n & 1)))
+                cts[dst: dst + 4] = ctq[n, min(i, Q - 4): min(i, Q - 4) + 4] if i < Q else 0.0
         for warp in range(8):
             p0, n0 = 16 * (warp & 3), (warp >> 2) * (N // 2)
             for k0 in range(0, prow, 16):
                 ya = (k0 + 4 * TQ) * sp + p0 + GQ
                 f0 = [ys[ya], ys[ya + sp], ys[ya + 2 * sp], ys[ya + 3 * sp]]
                 f1 = [ys[ya + 8], ys[ya + sp + 8], ys[ya + 2 * sp + 8], ys[ya + 3 * sp + 8]]
-                step16(accs[warp], f0, f1, cs_, (k0 + 4 * TQ) * sn + n0 + GQ, sn, nts)
+                q = (k0 >> 2) + TQ
+                for nt in range(nts):
+                    n = n0 + 8 * nt + GQ
+                    base = n * pass_rows + 4 * (q ^ (4 * (n & 1)))
+                    bv = [cts[base + u] for u in range(4)]
+                    mma(accs[warp][nt], f0[0], f1[0], f0[1], f1[1], bv[0], bv[1])
+                    mma(accs[warp][nt], f0[2], f1[2], f0[3], f1[3], bv[2], bv[3])
     for warp in range(8):
         p0, n0, acc = 16 * (warp & 3), (warp >> 2) * (N // 2), accs[warp]
         for nt in range(nts):

@@ -60,6 +60,7 @@ struct Bwd {
   float* dCp;         // [T, H, N]
   float* cbt;         // [chunks, G, Q, Q]: C·Bᵀ transposed (tc: dX reads its columns as rows)
   float* bc;          // [T, 2 G N]: B | C rounded to TF32 (tc)
+  float* c_t;         // [chunks, G, N, Q]: each chunk's C transposed, rounded to TF32 (tc)
 };
 
 struct Ctx {
@@ -510,10 +511,11 @@ __global__ void round_bc_kernel(float* out, const float* xbc, int64_t ld, int64_
   }
 }
 
-// bt[c, g, n, q] = B[start_c + q, g N + n] rounded to TF32 for q < len_c, 0 for len_c <= q < Q: each chunk's B
-// transposed (the chunk states' B fragments, four rows j of one column n, become one 16-byte load). Tiles of
-// 32 x 32 through shared memory: blockIdx.x = q-tile, y = column tile of G N, z = chunk.
-__global__ void transpose_b_kernel(float* bt, const float* xbc, int64_t ld, int64_t off, int GN, ChunkTable ct) {
+// bt[c, g, n, q] = xbc[start_c + q, off + g N + n] rounded to TF32 for q < len_c, 0 for len_c <= q < Q: each
+// chunk's B (off = H P) or C (off = H P + G N) transposed (the chunk states' and U's B fragments, four rows of one
+// column n, become one 16-byte load). Tiles of 32 x 32 through shared memory: blockIdx.x = q-tile, y = column tile
+// of G N, z = chunk.
+__global__ void transpose_bc_kernel(float* bt, const float* xbc, int64_t ld, int64_t off, int GN, ChunkTable ct) {
   __shared__ float tile[32][33];
   const int c = blockIdx.z, q0 = 32 * blockIdx.x, n0 = 32 * blockIdx.y, Q = ct.Q;
   const int start = ct.chunk_start[c], len = ct.chunk_len[c];
@@ -590,7 +592,7 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
 }
 
 struct Sizes {
-  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, bt, bc;
+  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, bt, bc;  // bt: Bᵀ and Cᵀ
   int64_t total() const {
     return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + cbt + bt + bc;
   }
@@ -604,16 +606,14 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
           ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N,
-          chunks * d.G * Q * Q, chunks * d.G * d.N * Q, T * 2 * d.G * d.N + 12};  // cbt, bt, bc (+ 12: aligned starts)
+          chunks * d.G * Q * Q, 2 * chunks * d.G * d.N * Q, T * 2 * d.G * d.N + 12};  // + 12: aligned starts
 }
 
 template <class Acc>
 void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool tc, cudaStream_t s) {
   const unsigned ch = static_cast<unsigned>(k.ct.count) * k.d.H, qt = k.qt, pt = k.pt, nt = k.nt;
   if (tc) {  // same output from one block per (chunk, head) on mma.sync (ssd_backward_u_tc.cu)
-    bwd_tc::u_product({k.b.bc + static_cast<int64_t>(k.d.G) * k.d.N, 2 * static_cast<int64_t>(k.d.G) * k.d.N, k.dy,
-                       k.b.f.cs, k.b.dS, k.d, k.ct},
-                      s);
+    bwd_tc::u_product({k.b.c_t, k.dy, k.b.f.cs, k.b.dS, k.d, k.ct}, s);
   } else {
     dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
     PCM_CUDA_LAUNCH();
@@ -691,8 +691,11 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
                                                                static_cast<int>(bc_ld));
     PCM_CUDA_LAUNCH();
     const unsigned gn = static_cast<unsigned>(d.G) * d.N;
-    transpose_b_kernel<<<dim3((ct.Q + 31) / 32, (gn + 31) / 32, ct.count), 256, 0, s>>>(
-        bt, k.in.xbc, k.in.stride, static_cast<int64_t>(d.H) * d.P, static_cast<int>(gn), ct);
+    const dim3 tgrid((ct.Q + 31) / 32, (gn + 31) / 32, ct.count);
+    const int64_t hp = static_cast<int64_t>(d.H) * d.P;
+    transpose_bc_kernel<<<tgrid, 256, 0, s>>>(bt, k.in.xbc, k.in.stride, hp, static_cast<int>(gn), ct);
+    PCM_CUDA_LAUNCH();
+    transpose_bc_kernel<<<tgrid, 256, 0, s>>>(bt + z.bt / 2, k.in.xbc, k.in.stride, hp + gn, static_cast<int>(gn), ct);
     PCM_CUDA_LAUNCH();
   }
   b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? bt : nullptr,
@@ -711,6 +714,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dCp = b.dBp + z.dBp;
   b.cbt = cbt;
   b.bc = bc;
+  b.c_t = bt + z.bt / 2;
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else
