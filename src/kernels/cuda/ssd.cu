@@ -220,7 +220,7 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
 // C·Bᵀ and the chunk-local states. Returns whether the whole-chunk tensor-core kernels of
 // ssd_prefill_tc.cu apply (Codestral-like heads with TF32), so that the output uses them too.
 bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                    bool tf32, cudaStream_t s, const float* bt = nullptr, float* cbt = nullptr) {
+                    bool tf32, cudaStream_t s, float* cbt = nullptr) {
   const int64_t Q = ct.Q;
   cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
   PCM_CUDA_LAUNCH();
@@ -234,8 +234,11 @@ bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, co
     else
       cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
     PCM_CUDA_LAUNCH();
-    if (use_tc)
+    if (use_tc) {  // B of each chunk transposed and rounded first: its fragments become 16-byte loads
+      float* bt = const_cast<float*>(scratch) + ct.count * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
+      ssd_chunk_transpose(bt, in, static_cast<int64_t>(d.H) * d.P, d, ct, s);
       tc::chunk_states(sc.states, sc.cs, in, d, ct, s, bt);
+    }
     else
       chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
   } else {
@@ -244,6 +247,26 @@ bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, co
   }
   PCM_CUDA_LAUNCH();
   return use_tc;
+}
+
+// bt[c, g, n, q] = xbc[start_c + q, off + g N + n] rounded to TF32 for q < len_c, 0 for len_c <= q < Q: each
+// chunk's B (off = H P) or C (off = H P + G N) transposed (the chunk states' and U's B fragments, four rows of one
+// column n, become one 16-byte load). Tiles of 32 x 32 through shared memory: blockIdx.x = q-tile, y = column tile
+// of G N, z = chunk.
+__global__ void transpose_bc_kernel(float* bt, const float* xbc, int64_t ld, int64_t off, int GN, ChunkTable ct) {
+  __shared__ float tile[32][33];
+  const int c = blockIdx.z, q0 = 32 * blockIdx.x, n0 = 32 * blockIdx.y, Q = ct.Q;
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
+  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+  for (int r = ty; r < 32; r += 8) {  // rows q of the chunk, columns n
+    const int q = q0 + r, n = n0 + tx;
+    tile[r][tx] = q < len && n < GN ? mma_tf32::round_tf32(xbc[(start + static_cast<int64_t>(q)) * ld + off + n]) : 0.0f;
+  }
+  __syncthreads();
+  for (int r = ty; r < 32; r += 8) {  // rows n of the transpose, columns q
+    const int n = n0 + r, q = q0 + tx;
+    if (n < GN && q < Q) bt[(static_cast<int64_t>(c) * GN + n) * Q + q] = tile[tx][r];
+  }
 }
 
 Scratch scratch_of(float* scratch, const ChunkTable& ct, const SsdDims& d) {
@@ -260,13 +283,13 @@ void check_ssd_dims(const SsdDims& d) {
 
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
                                  const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s, bool round_states,
-                                 const float* bt, float* cbt) {
+                                 float* cbt) {
   PCM_CHECK(!cbt || tf32, "CUDA SSD: the transposed C·Bᵀ only on the TF32 path");
   check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
   if (ct.count == 0) return sc;
-  chunk_prologue(sc, scratch, in, d, ct, tf32, s, bt, cbt);
+  chunk_prologue(sc, scratch, in, d, ct, tf32, s, cbt);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
                                               static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr, round_states);
@@ -275,7 +298,16 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
 }
 
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
-  return chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
+  // cs, C·Bᵀ, states, and (tensor-core path) each chunk's B transposed
+  return chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N + static_cast<int64_t>(d.G) * d.N * Q);
+}
+
+void ssd_chunk_transpose(float* out, const SsdIn& in, int64_t col, const SsdDims& d, const ChunkTable& ct,
+                         cudaStream_t s) {
+  const int gn = d.G * d.N;
+  transpose_bc_kernel<<<dim3((ct.Q + 31) / 32, (gn + 31) / 32, ct.count), 256, 0, s>>>(out, in.xbc, in.stride, col,
+                                                                                      gn, ct);
+  PCM_CUDA_LAUNCH();
 }
 
 void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,

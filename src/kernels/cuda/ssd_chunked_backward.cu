@@ -511,26 +511,6 @@ __global__ void round_bc_kernel(float* out, const float* xbc, int64_t ld, int64_
   }
 }
 
-// bt[c, g, n, q] = xbc[start_c + q, off + g N + n] rounded to TF32 for q < len_c, 0 for len_c <= q < Q: each
-// chunk's B (off = H P) or C (off = H P + G N) transposed (the chunk states' and U's B fragments, four rows of one
-// column n, become one 16-byte load). Tiles of 32 x 32 through shared memory: blockIdx.x = q-tile, y = column tile
-// of G N, z = chunk.
-__global__ void transpose_bc_kernel(float* bt, const float* xbc, int64_t ld, int64_t off, int GN, ChunkTable ct) {
-  __shared__ float tile[32][33];
-  const int c = blockIdx.z, q0 = 32 * blockIdx.x, n0 = 32 * blockIdx.y, Q = ct.Q;
-  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
-  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
-  for (int r = ty; r < 32; r += 8) {  // rows q of the chunk, columns n
-    const int q = q0 + r, n = n0 + tx;
-    tile[r][tx] = q < len && n < GN ? mma_tf32::round_tf32(xbc[(start + static_cast<int64_t>(q)) * ld + off + n]) : 0.0f;
-  }
-  __syncthreads();
-  for (int r = ty; r < 32; r += 8) {  // rows n of the transpose, columns q
-    const int n = n0 + r, q = q0 + tx;
-    if (n < GN && q < Q) bt[(static_cast<int64_t>(c) * GN + n) * Q + q] = tile[tx][r];
-  }
-}
-
 // Inclusive prefix sum over the block (blockDim.x = kMaxQ); `tot` holds kMaxQ / 32 floats.
 __device__ float block_scan(float v, float* tot) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -592,7 +572,7 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
 }
 
 struct Sizes {
-  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, bt, bc;  // bt: Bᵀ and Cᵀ
+  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, bt, bc;  // bt: Cᵀ
   int64_t total() const {
     return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + cbt + bt + bc;
   }
@@ -606,7 +586,7 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
           ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N,
-          chunks * d.G * Q * Q, 2 * chunks * d.G * d.N * Q, T * 2 * d.G * d.N + 12};  // + 12: aligned starts
+          chunks * d.G * Q * Q, chunks * d.G * d.N * Q, T * 2 * d.G * d.N + 12};  // + 12: aligned starts
 }
 
 template <class Acc>
@@ -690,16 +670,9 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
                                                                static_cast<int64_t>(d.H) * d.P, T,
                                                                static_cast<int>(bc_ld));
     PCM_CUDA_LAUNCH();
-    const unsigned gn = static_cast<unsigned>(d.G) * d.N;
-    const dim3 tgrid((ct.Q + 31) / 32, (gn + 31) / 32, ct.count);
-    const int64_t hp = static_cast<int64_t>(d.H) * d.P;
-    transpose_bc_kernel<<<tgrid, 256, 0, s>>>(bt, k.in.xbc, k.in.stride, hp, static_cast<int>(gn), ct);
-    PCM_CUDA_LAUNCH();
-    transpose_bc_kernel<<<tgrid, 256, 0, s>>>(bt + z.bt / 2, k.in.xbc, k.in.stride, hp + gn, static_cast<int>(gn), ct);
-    PCM_CUDA_LAUNCH();
+    ssd_chunk_transpose(bt, k.in, static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(d.G) * d.N, d, ct, s);
   }
-  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? bt : nullptr,
-                         use_tc ? cbt : nullptr);
+  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? cbt : nullptr);
   b.dS = scratch + z.prep;
   b.dcb = b.dS + z.dS;
   b.col = b.dcb + z.dcb;
@@ -714,7 +687,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dCp = b.dBp + z.dBp;
   b.cbt = cbt;
   b.bc = bc;
-  b.c_t = bt + z.bt / 2;
+  b.c_t = bt;
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else
