@@ -1,9 +1,10 @@
 // dX of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block of 8 warps per
 // (chunk, head): the chunk's dY rows and dS (the B operands every warp reads) in shared memory once, TF32, both
 // by cp.async (dS arrives rounded from the state-adjoint pass; it lands before stage 1, the dY rows during the
-// first pass's stage 1, which needs only dS); B rows (from the backward's TF32 copy) and C·Bᵀ columns (private to a
-// warp's rows) straight into fragments. dS stays [p][n] (rows padded to 16 mod 32 floats): stage 1's B fragment dS[p][4t..4t+3] is one
-// 16-byte load. ~107 KB of shared memory at Q = 256, N = 128: 2 blocks per SM.
+// first pass's stage 1, which needs only dS); B rows (from the backward's TF32 copy) and C·Bᵀ columns (rows of its
+// transposed copy; private to a warp's rows) straight into fragments. dS stays [p][n] (rows padded to 16 mod 32
+// floats): stage 1's B fragment dS[p][4t..4t+3] is one 16-byte load. ~107 KB of shared memory at Q = 256,
+// N = 128: 2 blocks per SM.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"

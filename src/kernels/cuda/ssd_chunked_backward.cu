@@ -59,8 +59,8 @@ struct Bwd {
   float* dBp;         // [T, H, N]
   float* dCp;         // [T, H, N]
   float* cbt;         // [chunks, G, Q, Q]: C·Bᵀ transposed (tc: dX reads its columns as rows)
-  float* bc;          // [T, 2 G N]: B | C rounded to TF32 (tc)
-  float* c_t;         // [chunks, G, N, Q]: each chunk's C transposed, rounded to TF32 (tc)
+  float* b_r;         // [T, G N]: B rounded to TF32 (tc: dX's A operand)
+  float* c_t;         // [chunks, G, N, Q]: each chunk's C transposed, rounded to TF32 (tc: U's B operand)
 };
 
 struct Ctx {
@@ -500,9 +500,9 @@ __global__ void __launch_bounds__(kThreads, 2) dbc_kernel(Ctx k) {
     }
 }
 
-// out[t, c] = B | C of row t (columns H P .. H P + 2 G N of xbc) rounded to TF32: the tc kernels' B and C operand,
-// rounded once per layer instead of on every fragment load of every head.
-__global__ void round_bc_kernel(float* out, const float* xbc, int64_t ld, int64_t off, int64_t T, int cols) {
+// out[t, c] = xbc[t, off + c] rounded to TF32 (c < cols): B for dX's fragments, rounded once per layer instead of
+// on every fragment load of every head.
+__global__ void round_cols_kernel(float* out, const float* xbc, int64_t ld, int64_t off, int64_t T, int cols) {
   const int64_t n = T * cols;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -572,9 +572,9 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
 }
 
 struct Sizes {
-  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, bt, bc;  // bt: Cᵀ
+  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, c_t, b_r;
   int64_t total() const {
-    return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + cbt + bt + bc;
+    return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + cbt + c_t + b_r;
   }
 };
 
@@ -586,7 +586,7 @@ Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
           ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N,
-          chunks * d.G * Q * Q, chunks * d.G * d.N * Q, T * 2 * d.G * d.N + 12};  // + 12: aligned starts
+          chunks * d.G * Q * Q, chunks * d.G * d.N * Q, T * d.G * d.N + 12};  // + 12: aligned starts
 }
 
 template <class Acc>
@@ -605,8 +605,8 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
-    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.cbt, k.b.dS, k.b.bc,
-                        2 * static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.d, k.ct},
+    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.cbt, k.b.dS, k.b.b_r,
+                        static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
     const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
     const float* sum_t = bwd_tc::dcb_sum_t(k.b.dcb, k.ct.count, k.ct.Q, k.d);
@@ -659,18 +659,17 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   k.ni = use_tc ? bwd_tc::bc_inter_slots(d) : k.nt;
   // With tc the entering states are stored rounded to TF32, as dC takes them (<dS, S0> in the pass then sums the
   // rounded values: a change of ~2^-12 relative per term).
-  // The tc kernels' B and C operands rounded to TF32 once (chunk states, U, dX read them), at the scratch's end.
-  const int64_t bc_ld = 2 * static_cast<int64_t>(d.G) * d.N;
+  // The tc kernels' operands prepared once per layer at the scratch's end (16-byte aligned; scratch is 4-byte):
+  // C·Bᵀ transposed (by the recompute's cb kernel), each chunk's C transposed and rounded (U), B rounded (dX).
+  const int64_t gn = static_cast<int64_t>(d.G) * d.N, hp = static_cast<int64_t>(d.H) * d.P;
   auto align16 = [](float* p) { return p + (4 - (reinterpret_cast<uintptr_t>(p) / sizeof(float)) % 4) % 4; };
-  float* cbt = align16(scratch + (z.total() - z.bc - z.bt - z.cbt));  // 16-byte aligned (scratch is 4-byte)
-  float* bt = align16(cbt + z.cbt);
-  float* bc = align16(bt + z.bt);
+  float* cbt = align16(scratch + (z.total() - z.b_r - z.c_t - z.cbt));
+  float* c_t = align16(cbt + z.cbt);
+  float* b_r = align16(c_t + z.c_t);
   if (use_tc) {
-    round_bc_kernel<<<blocks_for(T * bc_ld, 256), 256, 0, s>>>(bc, k.in.xbc, k.in.stride,
-                                                               static_cast<int64_t>(d.H) * d.P, T,
-                                                               static_cast<int>(bc_ld));
+    round_cols_kernel<<<blocks_for(T * gn, 256), 256, 0, s>>>(b_r, k.in.xbc, k.in.stride, hp, T, static_cast<int>(gn));
     PCM_CUDA_LAUNCH();
-    ssd_chunk_transpose(bt, k.in, static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(d.G) * d.N, d, ct, s);
+    ssd_chunk_transpose(c_t, k.in, hp + gn, d, ct, s);
   }
   b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? cbt : nullptr);
   b.dS = scratch + z.prep;
@@ -686,8 +685,8 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
   b.cbt = cbt;
-  b.bc = bc;
-  b.c_t = bt;
+  b.b_r = b_r;
+  b.c_t = c_t;
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else
