@@ -113,77 +113,108 @@ def dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row):
     return S
 
 
+def fold(Q, length, dcbp):
+    """fold_kernel of one (chunk, group): the splits' sum and its transpose over 32x32 tiles with j-tile <= i-tile
+    and i0 < len (0 past len); everything else NaN (unwritten)."""
+    S = dcbp.shape[0]
+    sm, st = np.full((Q, Q), np.nan), np.full((Q, Q), np.nan)
+    ft = (Q + 31) // 32
+    for it in range(ft):
+        for jt in range(it + 1):
+            i0, j0 = 32 * it, 32 * jt
+            if i0 >= length:
+                continue
+            for r in range(32):
+                for tx in range(32):
+                    i, j = i0 + r, j0 + tx
+                    v = 0.0
+                    if i < length and j < Q:
+                        for sp in range(S):
+                            v += dcbp[sp][i, j]
+                    if i < Q and j < Q:
+                        sm[i, j] = v
+                        st[j, i] = v
+    return sm, st
+
+
 def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, inter):
     """All blocks of one (chunk, group) and one of dB / dC. St: [hpg, P, N] (S0 or dS); dcbp: [S, Q, Q];
-    out: [len, N]; inter: [hpg, slots, Q]."""
-    S = dcbp.shape[0]
+    out: [len, N]; inter: [hpg, slots of 32 columns, Q]. 16 warps; stage 1: warp w takes rows 16 (w % 4), head
+    2s + (w / 4) % 2 of a stage's pair, columns 32 (w / 8) .. + 31, the row scale on the head's product; stage 2:
+    16 rows x 16 columns after the exchange between the two heads' warps."""
+    dsum, dsum_t = fold(Q, length, dcbp)
     rows = (length + 15) & ~15
+    KAS = KP + 16
     for ntile in range((N + T64 - 1) // T64):
         n0, ncols = T64 * ntile, min(T64, N - T64 * ntile)
+        nts = min(8, ncols // 8)
         for rb in range(0, Q, T64):
             if rb >= length:
                 continue
-            # Per head k the threads' copies (tid: rows tid / 16 + 16 u, columns 4 (tid % 16)), scaled in place.
-            KAS = KP + 16
-            As, st = [], []
+            # Per head k the threads' copies (tid: rows tid / 16 + 16 u, columns 4 (tid % 16)), unscaled; cs, dt of
+            # the rows (0 past len) and cs_last.
+            As, st, css, dts = [], [], [], []
             for k in range(hpg):
                 A_s = np.full(T64 * KAS, np.nan)
                 m = np.full(KP * KSS, np.nan)
                 Am = dY[k] if is_c else X[k]
-                for tid in range(256):
+                for tid in range(512):
                     c4 = 4 * (tid & 15)
-                    for u in range(4):
-                        rr = (tid >> 4) + 16 * u
+                    for u in range(2):
+                        rr = (tid >> 4) + 32 * u
                         i = min(rb + rr, length - 1)
                         valid = rb + rr < length
-                        v = Am[i, c4:c4 + 4] if valid else np.zeros(4)
-                        sc = 0.0
-                        if valid:
-                            sc = np.exp(cs[k, i]) if is_c else np.exp(cs[k, length - 1] - cs[k, i]) * dt[k, i]
-                        A_s[rr * KAS + c4: rr * KAS + c4 + 4] = sc * v
+                        A_s[rr * KAS + c4: rr * KAS + c4 + 4] = Am[i, c4:c4 + 4] if valid else 0.0
                         m[rr * KSS + c4: rr * KSS + c4 + 4] = St[k][rr, n0 + c4:n0 + c4 + 4] if c4 < ncols else 0.0
                 As.append(A_s)
                 st.append(m)
-            # dC: 16 warps of 16 rows x 16 columns, dB: 8 warps of 16 x 32
-            warps, wcols = (16, 16) if is_c else (8, 32)
-            nw = wcols // 8
-            ip = np.full((T64 // wcols, hpg, T64), np.nan)
+                css.append(np.array([cs[k, rb + r] if rb + r < length else 0.0 for r in range(T64)]))
+                dts.append(np.array([dt[k, rb + r] if rb + r < length else 0.0 for r in range(T64)]))
             accs = {}
-            for warp in range(warps):
-                mt, wc = rb // 16 + (warp & 3), wcols * (warp >> 2)
-                nts = max(0, min(nw, (ncols - wc) // 8))
+            for warp in range(16):
+                rw, hp, ch = warp & 3, (warp >> 2) & 1, warp >> 3
+                mt = rb // 16 + rw
                 active = 16 * mt < length
+                rl0, wc1 = 16 * rw + GQ, 32 * ch
                 r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
                 q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
-                acc = np.zeros((nw, 32, 4))
-                cv = np.zeros((nw, 32, 4))
+                nts = max(0, min(4, int((ncols - wc1) / 8)))
+                cv = np.zeros((4, 32, 4))
                 for nt in range(nts):
-                    n = n0 + wc + 8 * nt + 2 * TQ
+                    n = n0 + wc1 + 8 * nt + 2 * TQ
                     cv[nt][:, 0], cv[nt][:, 1] = Cm[q0, n], Cm[q0, n + 1]
                     cv[nt][:, 2], cv[nt][:, 3] = Cm[q1, n], Cm[q1, n + 1]
-                for k in range(hpg):
-                    if not active:
+                acc = np.zeros((4, 32, 4))
+                for s_ in range((hpg + 1) // 2):
+                    k = 2 * s_ + hp
+                    if not active or k >= hpg or nts == 0:
                         continue
-                    tmp = np.zeros((nw, 32, 4))
-                    rl0 = 16 * (warp & 3) + GQ
+                    tmp = np.zeros((4, 32, 4))
                     for ks in range(KP // 16):
                         f0 = [As[k][rl0 * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
                         f1 = [As[k][(rl0 + 8) * KAS + 16 * ks + 4 * TQ + u] for u in range(4)]
-                        step16(tmp if is_c else acc, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + wc + GQ, KSS, nts)
+                        step16(tmp, f0, f1, st[k], (16 * ks + 4 * TQ) * KSS + wc1 + GQ, KSS, nts)
                     if is_c:
-                        d0 = sum(tmp[nt][:, 0] * cv[nt][:, 0] + tmp[nt][:, 1] * cv[nt][:, 1] for nt in range(nw))
-                        d1 = sum(tmp[nt][:, 2] * cv[nt][:, 2] + tmp[nt][:, 3] * cv[nt][:, 3] for nt in range(nw))
-                        acc += tmp
-                        d0, d1 = d0.reshape(8, 4).sum(1), d1.reshape(8, 4).sum(1)
+                        sc0, sc1 = np.exp(css[k][rl0]), np.exp(css[k][rl0 + 8])
+                    else:
+                        last = cs[k, length - 1]
+                        sc0 = np.exp(last - css[k][rl0]) * dts[k][rl0]
+                        sc1 = np.exp(last - css[k][rl0 + 8]) * dts[k][rl0 + 8]
+                    acc[:, :, 0] += sc0 * tmp[:, :, 0]
+                    acc[:, :, 1] += sc0 * tmp[:, :, 1]
+                    acc[:, :, 2] += sc1 * tmp[:, :, 2]
+                    acc[:, :, 3] += sc1 * tmp[:, :, 3]
+                    if is_c:
+                        d0 = sum(tmp[nt][:, 0] * cv[nt][:, 0] + tmp[nt][:, 1] * cv[nt][:, 1] for nt in range(4))
+                        d1 = sum(tmp[nt][:, 2] * cv[nt][:, 2] + tmp[nt][:, 3] * cv[nt][:, 3] for nt in range(4))
+                        d0, d1 = (sc0 * d0).reshape(8, 4).sum(1), (sc1 * d1).reshape(8, 4).sum(1)  # xor 1, 2
+                        slot = 2 * ntile + ch
                         for gq in range(8):
-                            ip[warp >> 2, k, r0[4 * gq] - rb] = d0[gq]
-                            ip[warp >> 2, k, r1[4 * gq] - rb] = d1[gq]
-                accs[warp] = (acc, active, mt, wc, nts, r0, r1, q0, q1)
-            if is_c:
-                for k in range(hpg):
-                    for rr in range(T64):
-                        if rb + rr < length:
-                            inter[k, ntile, rb + rr] = sum(ip[q, k, rr] for q in range(ip.shape[0]))
+                            if r0[4 * gq] < length:
+                                inter[k, slot, r0[4 * gq]] = d0[gq]
+                            if r1[4 * gq] < length:
+                                inter[k, slot, r1[4 * gq]] = d1[gq]
+                accs[warp] = acc
             rbeg, rend = (0, min(rb + T64, rows)) if is_c else (rb, rows)
             src = Bm if is_c else Cm
             rs = np.full(Q * KSS, np.nan)
@@ -191,27 +222,33 @@ def bc_kernel(is_c, Q, N, length, hpg, dY, X, Bm, Cm, St, cs, dt, dcbp, out, int
                 rs[(r - rbeg) * KSS: (r - rbeg) * KSS + T64] = 0.0
                 if r < length:
                     rs[(r - rbeg) * KSS: (r - rbeg) * KSS + ncols] = src[r, n0:n0 + ncols]
-            for warp in range(warps):
-                acc, active, mt, wc, nts, r0, r1, q0, q1 = accs[warp]
-                if not active:
+            for warp in range(16):
+                rw, hp, ch = warp & 3, (warp >> 2) & 1, warp >> 3
+                mt = rb // 16 + rw
+                if not 16 * mt < length:
                     continue
-                if is_c:
-                    for kb in range(mt + 1):
-                        jb = 16 * kb + 4 * TQ
-                        e0 = [sum(dcbp[s][q0, jb + u] for s in range(S)) for u in range(4)]
-                        e1 = [sum(dcbp[s][q1, jb + u] for s in range(S)) for u in range(4)]
-                        f0 = [np.where((jb + u <= r0) & (r0 < length), e0[u], 0.0) for u in range(4)]
-                        f1 = [np.where((jb + u <= r1) & (r1 < length), e1[u], 0.0) for u in range(4)]
-                        step16(acc, f0, f1, rs, jb * KSS + wc + GQ, KSS, nts)
-                else:
-                    for kb in range(mt, rows // 16):
-                        ib = 16 * kb + 4 * TQ
-                        e0 = [sum(dcbp[s][ib + u, q0] for s in range(S)) for u in range(4)]
-                        e1 = [sum(dcbp[s][ib + u, q1] for s in range(S)) for u in range(4)]
-                        f0 = [np.where((ib + u >= r0) & (ib + u < length) & (r0 < length), e0[u], 0.0) for u in range(4)]
-                        f1 = [np.where((ib + u >= r1) & (ib + u < length) & (r1 < length), e1[u], 0.0) for u in range(4)]
-                        step16(acc, f0, f1, rs, (ib - rb) * KSS + wc + GQ, KSS, nts)
-                for nt in range(nts):
+                r0, r1 = 16 * mt + GQ, 16 * mt + GQ + 8
+                q0, q1 = np.minimum(r0, length - 1), np.minimum(r1, length - 1)
+                own, partner = accs[warp], accs[warp ^ 4]
+                acc = own[2 * hp:2 * hp + 2] + partner[2 * hp:2 * hp + 2]  # the exchange: blocks 2 hp, 2 hp + 1
+                wc = 32 * ch + 16 * hp
+                nts2 = max(0, min(2, int((ncols - wc) / 8)))
+                dm = dsum if is_c else dsum_t  # rows r0, r1 (one 16-byte piece per lane and step)
+                kb0, kb1 = (0, mt + 1) if is_c else (mt, rows // 16)
+                for kb in range(kb0, kb1):
+                    kk = 16 * kb + 4 * TQ
+                    e0 = [dm[q0, kk + u] for u in range(4)]
+                    e1 = [dm[q1, kk + u] for u in range(4)]
+                    if is_c:
+                        ok0 = [(kk + u <= r0) & (r0 < length) for u in range(4)]
+                        ok1 = [(kk + u <= r1) & (r1 < length) for u in range(4)]
+                    else:
+                        ok0 = [(kk + u >= r0) & (kk + u < length) & (r0 < length) for u in range(4)]
+                        ok1 = [(kk + u >= r1) & (kk + u < length) & (r1 < length) for u in range(4)]
+                    f0 = [np.where(ok0[u], e0[u], 0.0) for u in range(4)]
+                    f1 = [np.where(ok1[u], e1[u], 0.0) for u in range(4)]
+                    step16(acc, f0, f1, rs, (kk - rbeg) * KSS + wc + GQ, KSS, nts2)
+                for nt in range(nts2):
                     n = n0 + wc + 8 * nt + 2 * TQ
                     for lane in range(32):
                         for e in range(4):
@@ -250,7 +287,7 @@ def check(Q, N, length, hpg, seed):
     dcbp = np.full((S, Q, Q), np.nan)
     col, row = np.full((hpg, qt, Q), np.nan), np.full((hpg, qt, Q), np.nan)
     dcb_kernel(Q, length, hpg, dY, X, CB, cs, dt, dcbp, col, row)
-    slots = (N + T64 - 1) // T64
+    slots = (N + 31) // 32
     dC, dB = np.full((length, N), np.nan), np.full((length, N), np.nan)
     inter = np.full((hpg, slots, Q), np.nan)
     bc_kernel(True, Q, N, length, hpg, dY, X, Bm, Cm, S0, cs, dt, dcbp, dC, inter)
@@ -275,7 +312,8 @@ def check(Q, N, length, hpg, seed):
 
 if __name__ == "__main__":
     cases = [(64, 64, 64, 1), (32, 48, 30, 2), (256, 128, 256, 2), (256, 128, 162, 3), (128, 64, 100, 17),
-             (32, 48, 7, 2), (16, 128, 16, 1), (256, 128, 1, 2), (128, 64, 128, 33)]
+             (32, 48, 7, 2), (16, 128, 16, 1), (256, 128, 1, 2), (128, 64, 128, 33), (64, 16, 50, 3),
+             (32, 80, 32, 2)]
     ok = all([check(Q, N, L, h, i) for i, (Q, N, L, h) in enumerate(cases)])
     print("all agree" if ok else "MISMATCH")
     sys.exit(0 if ok else 1)

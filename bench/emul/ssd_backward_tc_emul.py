@@ -42,13 +42,13 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
     """dx_kernel of one (chunk, head): CB [Q, Q] NaN past len and above the diagonal's 64-tiles."""
     sp, P8 = KP + 2, KP // 8
     rows = (length + 15) & ~15
-    smem = np.full((Q + N) * sp + 2 * Q, np.nan)
+    dsn = N + 16 + (16 if N % 32 == 16 else 0)  # ds_stride: dS rows [p][n]
+    smem = np.full(Q * sp + KP * dsn + 2 * Q, np.nan)
     for r in range(rows):
         smem[r * sp: r * sp + KP] = dY[r] if r < length else 0.0
     ds0 = Q * sp
     for p in range(KP):
-        for n in range(N):
-            smem[ds0 + n * sp + p] = dS[p, n]
+        smem[ds0 + p * dsn: ds0 + p * dsn + N] = dS[p]
     css = np.zeros(Q); dts = np.zeros(Q)
     css[:length] = cs; dts[:length] = dt
     cs_last = css[length - 1]
@@ -66,7 +66,11 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
                 cols = k0 + 4 * TQ
                 u0 = [Bm[q0, cols + u] for u in range(4)]
                 u1 = [Bm[q1, cols + u] for u in range(4)]
-                step16(acc, u0, u1, smem, ds0 + (k0 + 4 * TQ) * sp + GQ, sp, P8)
+                for nt in range(P8):  # B fragment dS[8 nt + g][k0 + 4t .. + 3]: one 16-byte load
+                    b = ds0 + (8 * nt + GQ) * dsn + k0 + 4 * TQ
+                    v = [smem[b + u] for u in range(4)]
+                    mma(acc[nt], u0[0], u1[0], u0[1], u1[1], v[0], v[1])
+                    mma(acc[nt], u0[2], u1[2], u0[3], u1[3], v[2], v[3])
             w0 = np.exp(cs_last - css[q0]) * dts[q0]; w1 = np.exp(cs_last - css[q1]) * dts[q1]
             ok0, ok1 = r0 < length, r1 < length
             us0 = np.zeros(32); us1 = np.zeros(32)
@@ -103,25 +107,40 @@ def block_dx(Q, N, length, dY, X, Bm, CB, dS, cs, dt, D):
 
 
 def block_u(Q, N, length, dY, Cm, cs):
-    """u_kernel of one (chunk, head): U [P, N], rows in passes of 64 through shared memory."""
-    sp, sn, nts = KP + 2, N + 2, N // 16
+    """u_kernel of one (chunk, head): U [P, N], rows in passes of 64 through shared memory: dY rows [64][KP + 2],
+    the chunk's Cᵀ rows [N][64] (from the backward's transposed copy, 0 past len; 16-byte pieces of rows XOR
+    4 (n % 2)); lanes take k = i in the order 4t..4t+3, a B fragment is one 16-byte piece."""
+    sp, nts = KP + 2, N // 16
     rows, pass_rows = (length + 15) & ~15, 64
+    ctq = np.zeros((N, Q))
+    ctq[:, :length] = Cm.T
     out = np.full((KP, N), np.nan)
     accs = [np.zeros((nts, 32, 4)) for _ in range(8)]
     for i0 in range(0, rows, pass_rows):
         prow = min(pass_rows, rows - i0)
-        ys = np.full(pass_rows * sp, np.nan); cs_ = np.full(pass_rows * sn, np.nan)
-        for r in range(prow):
+        ys = np.full(pass_rows * sp, np.nan)
+        cts = np.full(N * pass_rows, np.nan)
+        for r in range(pass_rows):
             i = i0 + r
             ys[r * sp: r * sp + KP] = np.exp(cs[i]) * dY[i] if i < length else 0.0
-            cs_[r * sn: r * sn + N] = Cm[i] if i < length else 0.0
+        for n in range(N):
+            for q in range(pass_rows // 4):
+                i = i0 + 4 * q
+                dst = n * pass_rows + 4 * (q ^ (4 * (n & 1)))
+                cts[dst: dst + 4] = ctq[n, min(i, Q - 4): min(i, Q - 4) + 4] if i < Q else 0.0
         for warp in range(8):
             p0, n0 = 16 * (warp & 3), (warp >> 2) * (N // 2)
             for k0 in range(0, prow, 16):
                 ya = (k0 + 4 * TQ) * sp + p0 + GQ
                 f0 = [ys[ya], ys[ya + sp], ys[ya + 2 * sp], ys[ya + 3 * sp]]
                 f1 = [ys[ya + 8], ys[ya + sp + 8], ys[ya + 2 * sp + 8], ys[ya + 3 * sp + 8]]
-                step16(accs[warp], f0, f1, cs_, (k0 + 4 * TQ) * sn + n0 + GQ, sn, nts)
+                q = (k0 >> 2) + TQ
+                for nt in range(nts):
+                    n = n0 + 8 * nt + GQ
+                    base = n * pass_rows + 4 * (q ^ (4 * (n & 1)))
+                    bv = [cts[base + u] for u in range(4)]
+                    mma(accs[warp][nt], f0[0], f1[0], f0[1], f1[1], bv[0], bv[1])
+                    mma(accs[warp][nt], f0[2], f1[2], f0[3], f1[3], bv[2], bv[3])
     for warp in range(8):
         p0, n0, acc = 16 * (warp & 3), (warp >> 2) * (N // 2), accs[warp]
         for nt in range(nts):

@@ -190,7 +190,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 64, 1, 128, 256, {600, 90}, false},       // 4 row tiles, Mamba-2 shape
                       Case{2, 24, 1, 128, 16, {45, 64}, true},          // tiny chunks, N > 64
                       Case{4, 64, 2, 48, 32, {45, 7, 80}, true},       // N = 48: 6 column tiles of 8 (tc)
-                      Case{8, 64, 1, 128, 256, {600, 90}, true, 4}));  // 16-byte rows: the tc kernels' vector paths
+                      Case{8, 64, 1, 128, 256, {600, 90}, true, 4},    // 16-byte rows: the tc kernels' vector paths
+                      Case{32, 64, 2, 128, 256, {300, 90}, false, 4},  // 16 heads per group (7B): 2 dcb splits
+                      Case{6, 64, 2, 64, 64, {100, 30}, true}));       // 3 heads per group: a pair's odd head absent
 
 }  // namespace
 }  // namespace pcm

@@ -15,6 +15,10 @@ __device__ __forceinline__ uint32_t to_tf32(float x) {
 }
 __device__ __forceinline__ float round_tf32(float x) { return __uint_as_float(to_tf32(x)); }
 __device__ __forceinline__ uint32_t bits(float x) { return __float_as_uint(x); }
+// x rounded to the nearest TF32 (ties away from zero, as cvt.rna) for an mma operand, with one integer add: the
+// tensor cores read only the top 19 bits of a .tf32 register, so the low 13 need not be cleared (CUTLASS's
+// round_half_ulp_truncate).
+__device__ __forceinline__ uint32_t rna_bits(float x) { return __float_as_uint(x) + 0x1000u; }
 
 // d += a·b on one 16x8 tile, k = 8. Fragments (g = lane / 4, t = lane % 4): a0 (g, t), a1 (g+8, t), a2 (g, t+4),
 // a3 (g+8, t+4); b0 (k t, col g), b1 (k t+4, col g); d0, d1 (g, 2t, 2t+1), d2, d3 (g+8, 2t, 2t+1).
@@ -35,16 +39,26 @@ __device__ __forceinline__ float4 load4(const float* p, bool vec) {
 // is 4 consecutive floats of a row: the first mma takes k 4t, 4t+1 (logical t, t+4), the second 4t+2, 4t+3.
 // B lies in shared memory as [k][col] with a row stride sn = 2 mod 8: rows 4t apart fall 8t banks apart, so the
 // 32 lanes (8 columns g x 4 rows t) of a b load hit 32 banks.
-template <int kNt>
+// kSweeps: the k-halves as two sweeps over the column blocks, so that no mma waits on the one just issued (same
+// accumulator); otherwise both halves per column block (fewer live registers: the B values of one block at a time).
+template <int kNt, bool kSweeps = true>
 __device__ __forceinline__ void step16(float (&acc)[kNt][4], const uint32_t (&a0)[4], const uint32_t (&a1)[4],
                                        const float* b, int sn, int nts) {
+  if constexpr (kSweeps) {
 #pragma unroll
-  for (int nt = 0; nt < kNt; ++nt)
-    if (nt < nts) {
-      const float* bc = b + 8 * nt;
-      mma(acc[nt], a0[0], a1[0], a0[1], a1[1], bits(bc[0]), bits(bc[sn]));
-      mma(acc[nt], a0[2], a1[2], a0[3], a1[3], bits(bc[2 * sn]), bits(bc[3 * sn]));
-    }
+    for (int nt = 0; nt < kNt; ++nt)
+      if (nt < nts) mma(acc[nt], a0[0], a1[0], a0[1], a1[1], bits(b[8 * nt]), bits(b[8 * nt + sn]));
+#pragma unroll
+    for (int nt = 0; nt < kNt; ++nt)
+      if (nt < nts) mma(acc[nt], a0[2], a1[2], a0[3], a1[3], bits(b[8 * nt + 2 * sn]), bits(b[8 * nt + 3 * sn]));
+  } else {
+#pragma unroll
+    for (int nt = 0; nt < kNt; ++nt)
+      if (nt < nts) {
+        mma(acc[nt], a0[0], a1[0], a0[1], a1[1], bits(b[8 * nt]), bits(b[8 * nt + sn]));
+        mma(acc[nt], a0[2], a1[2], a0[3], a1[3], bits(b[8 * nt + 2 * sn]), bits(b[8 * nt + 3 * sn]));
+      }
+  }
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }

@@ -10,6 +10,7 @@
 // the mma.sync kernels of ssd_prefill_tc.cu instead. Decode (one recurrence step): ssd_decode.cu.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/ssd_chunks.h"
 #include "kernels/cuda/ssd_prefill_tc.h"
@@ -38,9 +39,11 @@ __global__ void __launch_bounds__(kMaxQ) cumsum_kernel(float* cs, SsdIn in, SsdD
   if (i < len) cs[(static_cast<int64_t>(c) * d.H + h) * ct.Q + i] = v;
 }
 
-// CB[c, g, i, j] = Σ_n C[i, n] B[j, n] for the tiles with j-tile <= i-tile.
-template <class Acc>
-__global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDims d, ChunkTable ct) {
+// CB[c, g, i, j] = Σ_n C[i, n] B[j, n] for the tiles with j-tile <= i-tile; kAlsoT: also CBᵀ[c, g, j, i] into cbt
+// (the tensor-core backward's dX reads C·Bᵀ by columns).
+template <class Acc, bool kAlsoT = false>
+__global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDims d, ChunkTable ct,
+                                                      float* cbt = nullptr) {
   if (blockIdx.x > blockIdx.y) return;
   __shared__ TileSmem s;
   const int c = blockIdx.z / d.G, g = blockIdx.z % d.G;
@@ -67,6 +70,13 @@ __global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDi
   for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {
     const int r = e / kTile, cc = e % kTile, i = i0 + r, j = j0 + cc;
     if (i < Q && j < Q) out[static_cast<int64_t>(i) * Q + j] = s.out[r][cc];
+  }
+  if constexpr (kAlsoT) {
+    float* outt = cbt + (static_cast<int64_t>(c) * d.G + g) * Q * Q;
+    for (int e = threadIdx.x; e < kTile * kTile; e += kThreads) {  // consecutive threads: consecutive i
+      const int cc = e / kTile, r = e % kTile, i = i0 + r, j = j0 + cc;
+      if (i < Q && j < Q) outt[static_cast<int64_t>(j) * Q + i] = s.out[r][cc];
+    }
   }
 }
 
@@ -112,9 +122,10 @@ __global__ void __launch_bounds__(kThreads) chunk_state_kernel(float* states, co
 // Sequential over a sequence's chunks, parallel over (head, p, n): replaces each chunk's local state with
 // the state entering the chunk, starting from the slot's state (zeros when `state` is null) and leaving the
 // final state in the slot when `keep_final`. Sequence i's slot: seq_slot[i], or i when seq_slot is null.
+// round_out: the entering states are stored rounded to TF32 (the running state stays fp32).
 template <class S>
 __global__ void state_pass_kernel(float* states, const float* cs, S* state, bool keep_final, int64_t slot_stride,
-                                  SsdDims d, ChunkTable ct, const int32_t* seq_slot) {
+                                  SsdDims d, ChunkTable ct, const int32_t* seq_slot, bool round_out = false) {
   const int64_t PN = static_cast<int64_t>(d.P) * d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (e >= PN) return;
@@ -137,7 +148,7 @@ __global__ void state_pass_kernel(float* states, const float* cs, S* state, bool
     for (int u = 0; u < kBatch; ++u) {
       const int c = c0 + u;
       if (c < c_end) {
-        states[(static_cast<int64_t>(c) * d.H + h) * PN + e] = S_run;
+        states[(static_cast<int64_t>(c) * d.H + h) * PN + e] = round_out ? mma_tf32::round_tf32(S_run) : S_run;
         S_run = decay[u] * S_run + contrib[u];
       }
     }
@@ -209,7 +220,7 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
 // C·Bᵀ and the chunk-local states. Returns whether the whole-chunk tensor-core kernels of
 // ssd_prefill_tc.cu apply (Codestral-like heads with TF32), so that the output uses them too.
 bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                    bool tf32, cudaStream_t s) {
+                    bool tf32, cudaStream_t s, float* cbt = nullptr) {
   const int64_t Q = ct.Q;
   cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
   PCM_CUDA_LAUNCH();
@@ -218,10 +229,16 @@ bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, co
   const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H);
   const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
   if (tf32) {
-    cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
+    if (cbt)
+      cb_kernel<TensorAcc, true><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct, cbt);
+    else
+      cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
     PCM_CUDA_LAUNCH();
-    if (use_tc)
-      tc::chunk_states(sc.states, sc.cs, in, d, ct, s);
+    if (use_tc) {  // B of each chunk transposed and rounded first: its fragments become 16-byte loads
+      float* bt = const_cast<float*>(scratch) + ct.count * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
+      ssd_chunk_transpose(bt, in, static_cast<int64_t>(d.H) * d.P, d, ct, s);
+      tc::chunk_states(sc.states, sc.cs, in, d, ct, s, bt);
+    }
     else
       chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
   } else {
@@ -230,6 +247,26 @@ bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, co
   }
   PCM_CUDA_LAUNCH();
   return use_tc;
+}
+
+// bt[c, g, n, q] = xbc[start_c + q, off + g N + n] rounded to TF32 for q < len_c, 0 for len_c <= q < Q: each
+// chunk's B (off = H P) or C (off = H P + G N) transposed (the chunk states' and U's B fragments, four rows of one
+// column n, become one 16-byte load). Tiles of 32 x 32 through shared memory: blockIdx.x = q-tile, y = column tile
+// of G N, z = chunk.
+__global__ void transpose_bc_kernel(float* bt, const float* xbc, int64_t ld, int64_t off, int GN, ChunkTable ct) {
+  __shared__ float tile[32][33];
+  const int c = blockIdx.z, q0 = 32 * blockIdx.x, n0 = 32 * blockIdx.y, Q = ct.Q;
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
+  const int tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+  for (int r = ty; r < 32; r += 8) {  // rows q of the chunk, columns n
+    const int q = q0 + r, n = n0 + tx;
+    tile[r][tx] = q < len && n < GN ? mma_tf32::round_tf32(xbc[(start + static_cast<int64_t>(q)) * ld + off + n]) : 0.0f;
+  }
+  __syncthreads();
+  for (int r = ty; r < 32; r += 8) {  // rows n of the transpose, columns q
+    const int n = n0 + r, q = q0 + tx;
+    if (n < GN && q < Q) bt[(static_cast<int64_t>(c) * GN + n) * Q + q] = tile[tx][r];
+  }
 }
 
 Scratch scratch_of(float* scratch, const ChunkTable& ct, const SsdDims& d) {
@@ -245,21 +282,32 @@ void check_ssd_dims(const SsdDims& d) {
 }
 
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
-                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s) {
+                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s, bool round_states,
+                                 float* cbt) {
+  PCM_CHECK(!cbt || tf32, "CUDA SSD: the transposed C·Bᵀ only on the TF32 path");
   check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
   if (ct.count == 0) return sc;
-  chunk_prologue(sc, scratch, in, d, ct, tf32, s);
+  chunk_prologue(sc, scratch, in, d, ct, tf32, s, cbt);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
-                                              static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr);
+                                              static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr, round_states);
   PCM_CUDA_LAUNCH();
   return sc;
 }
 
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
-  return chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
+  // cs, C·Bᵀ, states, and (tensor-core path) each chunk's B transposed
+  return chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N + static_cast<int64_t>(d.G) * d.N * Q);
+}
+
+void ssd_chunk_transpose(float* out, const SsdIn& in, int64_t col, const SsdDims& d, const ChunkTable& ct,
+                         cudaStream_t s) {
+  const int gn = d.G * d.N;
+  transpose_bc_kernel<<<dim3((ct.Q + 31) / 32, (gn + 31) / 32, ct.count), 256, 0, s>>>(out, in.xbc, in.stride, col,
+                                                                                      gn, ct);
+  PCM_CUDA_LAUNCH();
 }
 
 void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,

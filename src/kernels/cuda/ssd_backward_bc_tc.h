@@ -13,7 +13,7 @@ namespace pcm::cuda::bwd_tc {
 //   dC[i] = Σ_h e^cs_hi Σ_p dY_h[i, p] S0_h[p, :] + Σ_{j <= i} dCB[i, j] B[j, :]
 //   dB[j] = Σ_h w_hj    Σ_p  X_h[j, p] dS_h[p, :] + Σ_{i >= j} dCB[i, j] C[i, :]   w_hj = e^(cs_last − cs_j) dt_j
 // written into the B and C columns of dxbc, and per head inter_hi = e^cs_hi <dY_h[i] S0_h, C_i> (the inter-chunk term
-// of dcs), one slot per 64-column tile of N.
+// of dcs), one slot per 32 columns of N.
 struct BcArgs {
   const float* xbc;  // x | B | C rows, row stride ld
   int64_t ld;
@@ -22,9 +22,9 @@ struct BcArgs {
   const float* cs;   // [chunks, H, Q]
   const float* S0;   // [chunks, H, P, N]: entering states
   const float* dS;   // [chunks, H, P, N]: adjoints of the leaving states
-  const float* dcb;  // [chunks, G, splits, Q, Q]: partial Σ_h dCB_h (dcb_product)
-  int splits;
-  float* inter;  // [chunks, H, inter_slots, Q]: inter_slots = ceil(N / 64)
+  const float* dcb;   // [chunks, G, Q, Q]: Σ_h dCB_h (dcb_product's dcb_sum)
+  const float* dcbt;  // [chunks, G, Q, Q]: its transpose (dcb_sum_t)
+  float* inter;  // [chunks, H, inter_slots, Q]: inter_slots = bc_inter_slots(d)
   int inter_slots;
   float* dxbc;  // gradient rows (B and C columns written), row stride dx_stride
   int64_t dx_stride;
@@ -34,6 +34,8 @@ struct BcArgs {
 
 // Whether the kernel takes this shape (otherwise the caller keeps the 64x64 tile kernels).
 bool bc_supported(const SsdDims& d, int32_t Q);
+// The inter dot's partial sums per row: one per 32 columns of N.
+int bc_inter_slots(const SsdDims& d);
 // dB and dC in one launch.
 void bc_product(const BcArgs& a, cudaStream_t s);
 

@@ -4,7 +4,8 @@
 // registers. Why: dB and dC need only the head sum (B, C are per group), so the old per-head dCB (chunks x H x Q x Q
 // floats, 0.5 GB at 1.3B 4x2048) never goes to device memory, and the per-head products of dB/dC's second stage become
 // one per group (ssd_backward_bc_tc.cu). Each head's dY and X tiles come through cp.async stages in shared memory
-// (rounded to TF32 in place), fragments from there (dY rows as A, X rows as B: both row-major in p).
+// as copied (fp32), fragments from there (dY rows as A, X rows as B: both row-major in p), rounded to TF32 in
+// registers (no pass over the stage between its landing and its barrier).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -19,8 +20,7 @@ constexpr int kP = 64, kQmax = 256, kTile = 64, kThreads = 256, kRw = 4, kHs = 8
 constexpr int kRs = kP + 16;  // row stride of the staged dY / X rows: 16-byte loads of rows g, g + 1 hit 32 banks
 constexpr int kBuf = 2 * kTile * kRs;  // floats of one head's stage: dY rows of the i-tile, X rows of the j-tile
 
-// Per head k of the split, double buffered: the cp.async copies of head k + 1 land while head k multiplies;
-// each thread rounds its own copies to TF32 in place before the barrier.
+// Per head k of the split, double buffered: the cp.async copies of head k + 1 land while head k multiplies.
 template <bool kVec>
 __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits, int hs) {
   extern __shared__ __align__(16) float smem[];
@@ -59,15 +59,6 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
     }
     cp_async::commit();
   };
-  auto fixup = [&](int k) {
-    float* ys = smem + (k & 1) * kBuf;
-#pragma unroll
-    for (int u = 0; u < 8; ++u) {  // dY rows (u < 4), then X rows: both tiles of the stage
-      float4* p = reinterpret_cast<float4*>(ys + (u / 4) * kTile * kRs + ((tid >> 4) + 16 * (u % 4)) * kRs + c4);
-      const float4 v = *p;
-      *p = make_float4(round_tf32(v.x), round_tf32(v.y), round_tf32(v.z), round_tf32(v.w));
-    }
-  };
   issue(0);
   for (int e = tid; e < nh * kTile; e += kThreads) {
     const int k = e / kTile, r = e % kTile, h = h0 + k, i = i0 + r, j = j0 + r;
@@ -96,7 +87,6 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   float sum[4][4] = {};
   for (int k = 0; k < nh; ++k) {
     cp_async::wait_group<0>();
-    fixup(k);
     __syncthreads();  // head k's stage complete (and the scalars, first time); head k - 1's stage free
     issue(k + 1);
     const float* ys = smem + (k & 1) * kBuf;
@@ -107,13 +97,18 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
     for (int ks = 0; ks < kP / 16; ++ks) {
       const float4 u0 = *reinterpret_cast<const float4*>(ys + ir0 * kRs + 16 * ks + 4 * tq);
       const float4 u1 = *reinterpret_cast<const float4*>(ys + ir1 * kRs + 16 * ks + 4 * tq);
+      const uint32_t a0[4] = {rna_bits(u0.x), rna_bits(u0.y), rna_bits(u0.z), rna_bits(u0.w)};
+      const uint32_t a1[4] = {rna_bits(u1.x), rna_bits(u1.y), rna_bits(u1.z), rna_bits(u1.w)};
+      float4 b[4];
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
+      for (int nt = 0; nt < 4; ++nt) {  // the k-halves in two sweeps: no mma waits on the one just issued
         if (nt >= nt_end) continue;
-        const float4 b = *reinterpret_cast<const float4*>(xs + (wc + 8 * nt + gq) * kRs + 16 * ks + 4 * tq);
-        mma(acc[nt], bits(u0.x), bits(u1.x), bits(u0.y), bits(u1.y), bits(b.x), bits(b.y));
-        mma(acc[nt], bits(u0.z), bits(u1.z), bits(u0.w), bits(u1.w), bits(b.z), bits(b.w));
+        b[nt] = *reinterpret_cast<const float4*>(xs + (wc + 8 * nt + gq) * kRs + 16 * ks + 4 * tq);
+        mma(acc[nt], a0[0], a1[0], a0[1], a1[1], rna_bits(b[nt].x), rna_bits(b[nt].y));
       }
+#pragma unroll
+      for (int nt = 0; nt < 4; ++nt)
+        if (nt < nt_end) mma(acc[nt], a0[2], a1[2], a0[3], a1[3], rna_bits(b[nt].z), rna_bits(b[nt].w));
     }
     const float* ci = csi + k * kTile;
     const float* cj = csj + k * kTile;
@@ -187,6 +182,33 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   }
 }
 
+// dcb_sum = Σ_split dcb[split] (fixed order) and dcb_sum_t = its transpose, per 32x32 tile (i-tile blockIdx.x /
+// j-tile blockIdx.y, j-tile <= i-tile) of chunk x group blockIdx.z; 0 past len and past Q.
+constexpr int kFt = 32;
+__global__ void __launch_bounds__(kFt * 8) fold_kernel(const float* dcb, float* sum, float* sum_t, int splits, int G,
+                                                        ChunkTable ct) {
+  __shared__ float tile[kFt][kFt + 1];
+  const int it = blockIdx.x, jt = blockIdx.y, cg = blockIdx.z, c = cg / G, Q = ct.Q, len = ct.chunk_len[c];
+  const int i0 = kFt * it, j0 = kFt * jt;
+  if (jt > it || i0 >= len) return;
+  const int64_t QQ = static_cast<int64_t>(Q) * Q;
+  const float* src = dcb + static_cast<int64_t>(cg) * splits * QQ;
+  const int tx = threadIdx.x % kFt, ty = threadIdx.x / kFt, j = j0 + tx;
+  for (int r = ty; r < kFt; r += 8) {
+    const int i = i0 + r;
+    float v = 0.0f;
+    if (i < len && j < Q)
+      for (int sp = 0; sp < splits; ++sp) v += src[sp * QQ + static_cast<int64_t>(i) * Q + j];
+    tile[r][tx] = v;
+    if (i < Q && j < Q) sum[cg * QQ + static_cast<int64_t>(i) * Q + j] = v;
+  }
+  __syncthreads();
+  for (int r = ty; r < kFt; r += 8) {  // row j0 + r of the transpose, columns i0 + tx
+    const int jj = j0 + r, ii = i0 + tx;
+    if (jj < Q && ii < Q) sum_t[cg * QQ + static_cast<int64_t>(jj) * Q + ii] = tile[tx][r];
+  }
+}
+
 int smem_bytes(int hs) { return (2 * kBuf + hs * kTile * (3 + kRw + 2)) * static_cast<int>(sizeof(float)); }
 
 }  // namespace
@@ -198,6 +220,18 @@ int dcb_splits(const SsdDims& d) {
   return (hpg + kHs - 1) / kHs;
 }
 
+int64_t dcb_floats(int64_t chunks, int32_t Q, const SsdDims& d) {
+  return chunks * d.G * (dcb_splits(d) + 2) * static_cast<int64_t>(Q) * Q;
+}
+
+const float* dcb_sum(const float* dcb, int64_t chunks, int32_t Q, const SsdDims& d) {
+  return dcb + chunks * d.G * dcb_splits(d) * static_cast<int64_t>(Q) * Q;
+}
+
+const float* dcb_sum_t(const float* dcb, int64_t chunks, int32_t Q, const SsdDims& d) {
+  return dcb_sum(dcb, chunks, Q, d) + chunks * d.G * static_cast<int64_t>(Q) * Q;
+}
+
 void dcb_product(const DcbArgs& a, cudaStream_t s) {
   const int splits = dcb_splits(a.d), hpg = a.d.H / a.d.G, hs = (hpg + splits - 1) / splits;
   const int smem = smem_bytes(hs), qt = (a.ct.Q + kTile - 1) / kTile;
@@ -206,6 +240,12 @@ void dcb_product(const DcbArgs& a, cudaStream_t s) {
   allow_smem(kernel, smem);
   const dim3 grid(qt * (qt + 1) / 2, static_cast<unsigned>(a.ct.count) * a.d.G, splits);
   kernel<<<grid, kThreads, smem, s>>>(a, splits, hs);
+  PCM_CUDA_LAUNCH();
+  const unsigned ft = static_cast<unsigned>((a.ct.Q + kFt - 1) / kFt);
+  float* sum = const_cast<float*>(dcb_sum(a.dcb, a.ct.count, a.ct.Q, a.d));
+  float* sum_t = const_cast<float*>(dcb_sum_t(a.dcb, a.ct.count, a.ct.Q, a.d));
+  fold_kernel<<<dim3(ft, ft, static_cast<unsigned>(a.ct.count) * a.d.G), kFt * 8, 0, s>>>(a.dcb, sum, sum_t, splits,
+                                                                                        a.d.G, a.ct);
   PCM_CUDA_LAUNCH();
 }
 

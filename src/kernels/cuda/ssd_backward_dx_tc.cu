@@ -1,8 +1,10 @@
 // dX of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block of 8 warps per
-// (chunk, head): the chunk's dY rows and dSᵀ (the B operands every warp reads) in shared memory once, TF32
-// (the dY rows by cp.async, landing during the first pass's stage 1, which needs only dSᵀ); B rows and C·Bᵀ
-// columns (private to a warp's rows) straight into fragments.
-// ~103 KB of shared memory at Q = 256, N = 128: 2 blocks per SM.
+// (chunk, head): the chunk's dY rows and dS (the B operands every warp reads) in shared memory once, TF32, both
+// by cp.async (dS arrives rounded from the state-adjoint pass; it lands before stage 1, the dY rows during the
+// first pass's stage 1, which needs only dS); B rows (from the backward's TF32 copy) and C·Bᵀ columns (rows of its
+// transposed copy; private to a warp's rows) straight into fragments. dS stays [p][n] (rows padded to 16 mod 32
+// floats): stage 1's B fragment dS[p][4t..4t+3] is one 16-byte load. ~107 KB of shared memory at Q = 256,
+// N = 128: 2 blocks per SM.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -14,8 +16,11 @@ namespace {
 using namespace mma_tf32;
 
 constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kPt = kP / 8, kSp = kP + 2;
+// Row stride of dS in shared memory: 16 mod 32, so that the 8 lanes of a 16-byte load phase (rows g, g + 1) hit
+// 32 banks.
+__host__ __device__ constexpr int ds_stride(int N) { return N + 16 + (N % 32 == 16 ? 16 : 0); }
 
-__global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
+__global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, bool vcb) {
   extern __shared__ __align__(16) float smem[];
   __shared__ float red[kThreads / 32];
   const int H = a.d.H, N = a.d.N, Q = a.ct.Q;
@@ -24,11 +29,18 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
   const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   float* ys = smem;           // [Q][kSp]: dY rows (zeros past len)
-  float* ds = ys + Q * kSp;   // [N][kSp]: dSᵀ
-  float* css = ds + N * kSp;  // [Q]
+  const int dsn = ds_stride(N);
+  float* ds = ys + Q * kSp;   // [P][dsn]: dS
+  float* css = ds + kP * dsn;  // [Q]
   float* dts = css + Q;       // [Q]
+  const float* dSg = a.dS + chn * kP * N;  // 16-byte aligned rows (scratch, N % 16 == 0)
+  for (int e = tid; e < kP * (N / 4); e += kThreads) {
+    const int p = e / (N / 4), col = 4 * (e % (N / 4));
+    cp_async::copy16(ds + p * dsn + col, dSg + p * N + col, true);
+  }
+  cp_async::commit();
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-  // dY rows (stage 2's operand) by cp.async: they land during the dSᵀ fill and stage 1 of the first pass.
+  // dY rows (stage 2's operand) by cp.async, the second group: they may land during stage 1 of the first pass.
   for (int e = tid; e < rows * (kP / 4); e += kThreads) {
     const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
     const float* src = dyh + static_cast<int64_t>(min(r, len - 1)) * HP + col;
@@ -38,26 +50,16 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
       cp_async::copy4f<4>(ys + r * kSp + col, src, r < len);
   }
   cp_async::commit();
-  const float* dSg = a.dS + chn * kP * N;
-  for (int e0 = tid; e0 < kP * N; e0 += 4 * kThreads) {
-    float v[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) v[u] = e0 + u * kThreads < kP * N ? __ldg(dSg + e0 + u * kThreads) : 0.0f;
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int e = e0 + u * kThreads, p = e / N, n = e % N;
-      if (e < kP * N) ds[n * kSp + p] = round_tf32(v[u]);
-    }
-  }
   const float* csc = a.cs + chn * Q;
   for (int j = tid; j < Q; j += kThreads) {
     css[j] = j < len ? csc[j] : 0.0f;
     dts[j] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
   }
+  cp_async::wait_group<1>();  // this thread's dS copies (the dY rows' group may still be in flight)
   __syncthreads();
   const float cs_last = css[len - 1], Dh = a.D[h];
-  const float* cb = a.cb + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
-  const float* Bg = a.xbc + static_cast<int64_t>(start) * a.ld + HP + static_cast<int64_t>(g) * N;
+  const float* cbt = a.cbt + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
+  const float* Bg = a.b_tf32 + static_cast<int64_t>(start) * a.b_ld + static_cast<int64_t>(g) * N;
   const float* Xg = a.xbc + static_cast<int64_t>(start) * a.ld + static_cast<int64_t>(h) * kP;
   float dsum = 0.0f;
   // Warp w owns the 16-row tiles w and 15 - w (equal causal work per warp), all 64 columns p.
@@ -72,8 +74,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
     for (int nt = 0; nt < kPt; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
     if (active) {
       // Stage 1: G = B dSᵀ, k over n.
-      const float* B0 = Bg + static_cast<int64_t>(q0) * a.ld + 4 * tq;
-      const float* B1 = Bg + static_cast<int64_t>(q1) * a.ld + 4 * tq;
+      const float* B0 = Bg + static_cast<int64_t>(q0) * a.b_ld + 4 * tq;
+      const float* B1 = Bg + static_cast<int64_t>(q1) * a.b_ld + 4 * tq;
       // Half of the rows' loads in flight before their products (all of them would spill at 128 registers).
       for (int k0 = 0; k0 < N; k0 += 64) {
         float4 ub0[4], ub1[4];
@@ -87,9 +89,15 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
         for (int ks = 0; ks < 4; ++ks)
           if (k0 + 16 * ks < N) {
             const float4 u0 = ub0[ks], u1 = ub1[ks];
-            const uint32_t f0[4] = {to_tf32(u0.x), to_tf32(u0.y), to_tf32(u0.z), to_tf32(u0.w)};
-            const uint32_t f1[4] = {to_tf32(u1.x), to_tf32(u1.y), to_tf32(u1.z), to_tf32(u1.w)};
-            step16<kPt>(acc, f0, f1, ds + (k0 + 16 * ks + 4 * tq) * kSp + gq, kSp, kPt);
+            const uint32_t f0[4] = {bits(u0.x), bits(u0.y), bits(u0.z), bits(u0.w)};
+            const uint32_t f1[4] = {bits(u1.x), bits(u1.y), bits(u1.z), bits(u1.w)};
+            const float* b = ds + gq * dsn + k0 + 16 * ks + 4 * tq;  // dS[8 nt + g][k 4t..4t+3]
+#pragma unroll
+            for (int nt = 0; nt < kPt; ++nt) {
+              const float4 v = *reinterpret_cast<const float4*>(b + 8 * nt * dsn);
+              mma(acc[nt], f0[0], f1[0], f0[1], f1[1], bits(v.x), bits(v.y));
+              mma(acc[nt], f0[2], f1[2], f0[3], f1[3], bits(v.z), bits(v.w));
+            }
           }
       }
       // u_j = <G_j, X_j>, Σ dY∘X, then dX = D dY + w_j G (fp32 dY, X from device memory).
@@ -133,19 +141,17 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
       __syncthreads();
     }
     if (!active) continue;
-    // Stage 2: Σ_{i >= j} M[i, j] dY[i], k over i = 16 mt .. rows; A = columns r0, r1 of C·Bᵀ, scaled.
+    // Stage 2: Σ_{i >= j} M[i, j] dY[i], k over i = 16 mt .. rows; A = columns r0, r1 of C·Bᵀ (rows of the
+    // transposed copy: 16 bytes per lane and step), scaled.
     // Entries outside the causal part or past len are not the forward's: selected away, never multiplied.
     const float cs0 = css[q0], cs1 = css[q1], dt0 = dts[q0], dt1 = dts[q1];
     const int kend = rows / 16;
     // C·Bᵀ entries two k-steps ahead: e* (this step), n* (the next), loads of the one after in flight.
     float e0[4], e1[4], n0[4], n1[4];
-    auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int64_t i = 16 * kb + 4 * tq + u;
-        d0[u] = __ldg(cb + i * Q + r0);
-        d1[u] = __ldg(cb + i * Q + r1);
-      }
+    auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {  // r0, r1 < rows <= Q: written rows
+      const float4 v0 = load4(cbt + (r0 * Q + 16 * kb + 4 * tq), vcb), v1 = load4(cbt + (r1 * Q + 16 * kb + 4 * tq), vcb);
+      d0[0] = v0.x, d0[1] = v0.y, d0[2] = v0.z, d0[3] = v0.w;
+      d1[0] = v1.x, d1[1] = v1.y, d1[2] = v1.z, d1[3] = v1.w;
     };
     fetch(mt, e0, e1);
     if (mt + 1 < kend) fetch(mt + 1, n0, n1);
@@ -156,8 +162,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
       for (int u = 0; u < 4; ++u) {  // exp of a positive exponent (i < j) may overflow: selected, not multiplied
         const int i = ib + u;
         const float csi = css[i];
-        f0[u] = to_tf32(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
-        f1[u] = to_tf32(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
+        f0[u] = rna_bits(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
+        f1[u] = rna_bits(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
       }
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
@@ -165,7 +171,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin) {
         e1[u] = n1[u];
       }
       if (kb + 2 < kend) fetch(kb + 2, n0, n1);  // in flight during this step's and the next step's products
-      step16<kPt>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);
+      step16<kPt, false>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);  // at 128 registers: no room for two sweeps
     }
     float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;
     float* o1 = a.dx + static_cast<int64_t>(start + r1) * a.dx_stride + static_cast<int64_t>(h) * kP;
@@ -202,10 +208,11 @@ bool dx_supported(const SsdDims& d, int32_t Q) {
 }
 
 void dx_product(const DxArgs& a, cudaStream_t s) {
-  const int smem = ((a.ct.Q + a.d.N) * kSp + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
+  const int smem = (a.ct.Q * kSp + kP * ds_stride(a.d.N) + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
+  PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0, "SSD backward dX: rounded B rows must be 16-byte aligned");
   allow_smem(dx_kernel, smem);
-  dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin);
+  dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin, aligned16(a.cbt));
   PCM_CUDA_LAUNCH();
 }
 

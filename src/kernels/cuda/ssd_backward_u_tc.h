@@ -11,8 +11,7 @@ namespace pcm::cuda::bwd_tc {
 
 // U_c[p, n] = Σ_i e^cs_i dY[i, p] C[i, n] over the chunk's rows, per chunk c and head h of group g.
 struct UArgs {
-  const float* xbc;  // x | B | C rows, row stride ld
-  int64_t ld;
+  const float* c_t;  // [chunks, G, N, Q]: each chunk's C transposed, rounded to TF32, 0 past len (16-byte aligned)
   const float* dy;  // [T, H * P]
   const float* cs;  // [chunks, H, Q]
   float* U;         // [chunks, H, P, N]

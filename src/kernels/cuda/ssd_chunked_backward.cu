@@ -23,8 +23,11 @@
 // Without tc, every matrix step is a 64x64 tile per block (ssd_tile.cuh); all parallel over chunks x heads
 // except the pass, which is elementwise over [P, N]. Partial sums go to scratch and are added in a fixed order
 // (no atomics): a step is bit-reproducible.
+#include <algorithm>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
 #include "kernels/cuda/ssd_backward_dcb_tc.h"
 #include "kernels/cuda/ssd_backward_dx_tc.h"
@@ -48,13 +51,16 @@ struct Bwd {
   float* col;         // [chunks, H, qt, Q]: Σ_i R_ij over one i-tile
   float* row;         // [chunks, H, qt, Q]: Σ_j R_ij dt_j over one j-tile
   float* u;           // [chunks, H, pt, Q]: <(B dSᵀ)_j, X_j> over one p-tile
-  float* inter;       // [chunks, H, nt, Q]: <(diag(e^cs) dY S0)_i, C_i> over one n-tile
+  float* inter;       // [chunks, H, ni, Q]: <(diag(e^cs) dY S0)_i, C_i> over one n-tile (tc: 32 columns)
   float* dDt;         // [chunks, H, qt, pt]: Σ dY∘X over one tile
   float* sdp;         // [chunks, H, ceil(P N / 256)]: <dS_c, S0_c> per pass block
   float* dAc;         // [chunks, H]
   float* dDc;         // [chunks, H]
   float* dBp;         // [T, H, N]
   float* dCp;         // [T, H, N]
+  float* cbt;         // [chunks, G, Q, Q]: C·Bᵀ transposed (tc: dX reads its columns as rows)
+  float* b_r;         // [T, G N]: B rounded to TF32 (tc: dX's A operand)
+  float* c_t;         // [chunks, G, N, Q]: each chunk's C transposed, rounded to TF32 (tc: U's B operand)
 };
 
 struct Ctx {
@@ -66,6 +72,7 @@ struct Ctx {
   ChunkTable ct;
   Bwd b;
   int qt, pt, nt;  // tiles over Q, P, N
+  int ni;          // inter slots per row: nt, or with tc one per 32 columns of N
 };
 
 // One (chunk, head) block's view: rows of its chunk, the head's x / dy columns and its group's B / C.
@@ -180,17 +187,19 @@ __global__ void __launch_bounds__(kThreads, 2) dstate_local_kernel(Ctx k) {
 // state leaving chunk c); what is left at the end is the adjoint of the sequence's initial state. Also the
 // block's part of <dS_c, S0_c> (the scalar step's last-row term), summed over the block in a fixed order into
 // sdp[c, h, block]: the scalar step then adds PN / 256 partials instead of reading dS and S0 again.
-__global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0) {
-  __shared__ float red[32];
+// tf32_out: dS stored rounded to TF32 (the tc kernels' operand as they would round it; the sums use the fp32 value).
+__global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0, bool tf32_out) {
+  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
+  __shared__ float red[kBatch][32];
   const int64_t PN = static_cast<int64_t>(k.d.P) * k.d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const bool ok = e < PN;  // no early return: the block sums below need every thread
   const int64_t ec = ok ? e : 0;
   const int h = blockIdx.y, sq = blockIdx.z, c_begin = k.ct.seq_chunk[sq], c_end = k.ct.seq_chunk[sq + 1];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   float run = 0.0f;
-  constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
   for (int c1 = c_end; c1 > c_begin; c1 -= kBatch) {
-    float U[kBatch], decay[kBatch], S0[kBatch];
+    float U[kBatch], decay[kBatch], S0[kBatch], sd[kBatch];
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int c = max(c1 - 1 - u, c_begin);
@@ -202,13 +211,27 @@ __global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0)
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       const int c = c1 - 1 - u;
+      sd[u] = 0.0f;
       if (c >= c_begin) {  // uniform over the block (one sequence)
         const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
-        if (ok) k.b.dS[ch * PN + e] = run;
-        const float sd = block_sum(ok ? run * S0[u] : 0.0f, red);
-        if (threadIdx.x == 0) k.b.sdp[ch * gridDim.x + blockIdx.x] = sd;
+        if (ok) k.b.dS[ch * PN + e] = tf32_out ? mma_tf32::round_tf32(run) : run;
+        sd[u] = ok ? run * S0[u] : 0.0f;
         run = U[u] + decay[u] * run;
       }
+    }
+    // The batch's block sums together (warp sums, then the warps in order): two barriers per batch, not per chunk.
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) sd[u] = warp_sum(sd[u]);
+    __syncthreads();  // red may still be read for the previous batch
+    if (lane == 0)
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) red[u][warp] = sd[u];
+    __syncthreads();
+    const int c = c1 - 1 - static_cast<int>(threadIdx.x);
+    if (threadIdx.x < kBatch && c >= c_begin) {
+      float t = 0.0f;
+      for (int w = 0; w < warps; ++w) t += red[threadIdx.x][w];
+      k.b.sdp[(static_cast<int64_t>(c) * k.d.H + h) * gridDim.x + blockIdx.x] = t;
     }
   }
   if (dstate0 && ok) dstate0[(static_cast<int64_t>(sq) * k.d.H + h) * PN + e] = run;
@@ -429,7 +452,7 @@ __global__ void __launch_bounds__(kThreads, 2) dbc_kernel(Ctx k) {
     }
     dot += __shfl_xor_sync(0xffffffffu, dot, 1);
     dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-    if (q4 == 0 && t < v.len) k.b.inter[(v.ch(k) * k.nt + ntile) * Q + t] = dot;
+    if (q4 == 0 && t < v.len) k.b.inter[(v.ch(k) * k.ni + ntile) * Q + t] = dot;
     __syncthreads();  // s.out is read above and rewritten by the next store
     acc.zero();
   }
@@ -477,6 +500,17 @@ __global__ void __launch_bounds__(kThreads, 2) dbc_kernel(Ctx k) {
     }
 }
 
+// out[t, c] = xbc[t, off + c] rounded to TF32 (c < cols): B for dX's fragments, rounded once per layer instead of
+// on every fragment load of every head.
+__global__ void round_cols_kernel(float* out, const float* xbc, int64_t ld, int64_t off, int64_t T, int cols) {
+  const int64_t n = T * cols;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < n;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t t = e / cols, c = e % cols;
+    out[e] = mma_tf32::round_tf32(xbc[t * ld + off + c]);
+  }
+}
+
 // Inclusive prefix sum over the block (blockDim.x = kMaxQ); `tot` holds kMaxQ / 32 floats.
 __device__ float block_scan(float v, float* tot) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -508,7 +542,7 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
     for (int it = i / kTile; it * kTile < v.len; ++it) colR += k.b.col[(ch * k.qt + it) * Q + i];
     for (int jt = 0; jt <= i / kTile; ++jt) rowR += k.b.row[(ch * k.qt + jt) * Q + i];
     for (int pt = 0; pt < k.pt; ++pt) u += k.b.u[(ch * k.pt + pt) * Q + i];
-    for (int nt = 0; nt < k.nt; ++nt) inter += k.b.inter[(ch * k.nt + nt) * Q + i];
+    for (int nt = 0; nt < k.ni; ++nt) inter += k.b.inter[(ch * k.ni + nt) * Q + i];
   }
   const float decay = ok ? __expf(last - csi) : 0.0f, tcs = decay * dti * u;
   const float t_state = block_sum(tcs, red);
@@ -538,39 +572,46 @@ __global__ void __launch_bounds__(kMaxQ) scalars_kernel(Ctx k, float* ddt) {
 }
 
 struct Sizes {
-  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp;
-  int64_t total() const { return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp; }
+  int64_t prep, dS, dcb, col, row, u, inter, dDt, sdp, dAc, dDc, dBp, dCp, cbt, c_t, b_r;
+  int64_t total() const {
+    return prep + dS + dcb + col + row + u + inter + dDt + sdp + dAc + dDc + dBp + dCp + cbt + c_t + b_r;
+  }
 };
 
 Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
   const int64_t ch = chunks * d.H, qt = tiles(Q), pt = tiles(d.P), nt = tiles(d.N);
   const int64_t nsd = (static_cast<int64_t>(d.P) * d.N + 255) / 256;
-  return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, ch * Q * Q, ch * qt * Q, ch * qt * Q,
-          ch * pt * Q, ch * nt * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N};
+  // dcb: per head without tc, the tc path's splits and head sums (ssd_backward_dcb_tc.h) with it.
+  const int64_t dcb = std::max(ch * Q * Q, bwd_tc::dcb_floats(chunks, static_cast<int32_t>(Q), d));
+  const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
+  return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
+          ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N,
+          chunks * d.G * Q * Q, chunks * d.G * d.N * Q, T * d.G * d.N + 12};  // + 12: aligned starts
 }
 
 template <class Acc>
 void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool tc, cudaStream_t s) {
   const unsigned ch = static_cast<unsigned>(k.ct.count) * k.d.H, qt = k.qt, pt = k.pt, nt = k.nt;
   if (tc) {  // same output from one block per (chunk, head) on mma.sync (ssd_backward_u_tc.cu)
-    bwd_tc::u_product({k.in.xbc, k.in.stride, k.dy, k.b.f.cs, k.b.dS, k.d, k.ct}, s);
+    bwd_tc::u_product({k.b.c_t, k.dy, k.b.f.cs, k.b.dS, k.d, k.ct}, s);
   } else {
     dstate_local_kernel<Acc><<<dim3(nt, pt, ch), kThreads, 0, s>>>(k);
     PCM_CUDA_LAUNCH();
   }
   dstate_pass_kernel<<<dim3(blocks_for(static_cast<int64_t>(k.d.P) * k.d.N, 256), k.d.H, seqs), 256, 0, s>>>(
-      k, dstate0);
+      k, dstate0, tc);
   PCM_CUDA_LAUNCH();
   if (tc) {  // same outputs on mma.sync: dcb, dB/dC per (tile, chunk, group[, split]); dx, U per (chunk, head)
-    const int splits = bwd_tc::dcb_splits(k.d);  // dcb holds [chunks, G, splits, Q, Q] (<= [chunks, H, Q, Q])
     bwd_tc::dcb_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.cb, k.b.dcb, k.b.col, k.b.row, k.qt,
                          k.d, k.ct},
                         s);
-    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.f.cb, k.b.dS, k.dx, k.dx_stride,
-                        k.b.u, k.b.dDt, k.qt, k.d, k.ct},
+    bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.cbt, k.b.dS, k.b.b_r,
+                        static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.d, k.ct},
                        s);
-    bwd_tc::bc_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dS, k.b.dcb, splits,
-                        k.b.inter, k.nt, k.dx, k.dx_stride, k.d, k.ct},
+    const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
+    const float* sum_t = bwd_tc::dcb_sum_t(k.b.dcb, k.ct.count, k.ct.Q, k.d);
+    bwd_tc::bc_product({k.in.xbc, k.in.stride, k.in.dt, k.dy, k.b.f.cs, k.b.f.states, k.b.dS, sum, sum_t, k.b.inter,
+                        k.ni, k.dx, k.dx_stride, k.d, k.ct},
                        s);
   } else {
     dcb_kernel<Acc><<<dim3(qt, qt, ch), kThreads, 0, s>>>(k);
@@ -612,7 +653,25 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   k.pt = tiles(d.P);
   k.nt = tiles(d.N);
   Bwd& b = k.b;
-  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s);
+  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
+                     bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
+  const bool use_tc = tf32 && tc && tc_ok;
+  k.ni = use_tc ? bwd_tc::bc_inter_slots(d) : k.nt;
+  // With tc the entering states are stored rounded to TF32, as dC takes them (<dS, S0> in the pass then sums the
+  // rounded values: a change of ~2^-12 relative per term).
+  // The tc kernels' operands prepared once per layer at the scratch's end (16-byte aligned; scratch is 4-byte):
+  // C·Bᵀ transposed (by the recompute's cb kernel), each chunk's C transposed and rounded (U), B rounded (dX).
+  const int64_t gn = static_cast<int64_t>(d.G) * d.N, hp = static_cast<int64_t>(d.H) * d.P;
+  auto align16 = [](float* p) { return p + (4 - (reinterpret_cast<uintptr_t>(p) / sizeof(float)) % 4) % 4; };
+  float* cbt = align16(scratch + (z.total() - z.b_r - z.c_t - z.cbt));
+  float* c_t = align16(cbt + z.cbt);
+  float* b_r = align16(c_t + z.c_t);
+  if (use_tc) {
+    round_cols_kernel<<<blocks_for(T * gn, 256), 256, 0, s>>>(b_r, k.in.xbc, k.in.stride, hp, T, static_cast<int>(gn));
+    PCM_CUDA_LAUNCH();
+    ssd_chunk_transpose(c_t, k.in, hp + gn, d, ct, s);
+  }
+  b.f = ssd_chunk_states(scratch, k.in, state0, d, ct, seqs, tf32, s, use_tc, use_tc ? cbt : nullptr);
   b.dS = scratch + z.prep;
   b.dcb = b.dS + z.dS;
   b.col = b.dcb + z.dcb;
@@ -625,9 +684,9 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   b.dDc = b.dAc + z.dAc;
   b.dBp = b.dDc + z.dDc;
   b.dCp = b.dBp + z.dBp;
-  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
-                     bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
-  const bool use_tc = tf32 && tc && tc_ok;
+  b.cbt = cbt;
+  b.b_r = b_r;
+  b.c_t = c_t;
   if (tf32)
     launch_tiles<TensorAcc>(k, g.ddt, dstate0, seqs, use_tc, s);
   else

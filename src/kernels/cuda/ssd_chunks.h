@@ -21,8 +21,17 @@ void check_ssd_dims(const SsdDims& d);
 
 // The forward's launches up to and including the state pass, from state0 ([seqs, H, P, N], sequence i's
 // initial state; null = zeros) without keeping any final state. Uses ssd_chunked_scratch_floats(chunks,
-// Q, d) floats of scratch and returns where each quantity lies in it.
+// Q, d) floats of scratch and returns where each quantity lies in it. round_states: the entering states are
+// stored rounded to TF32 (for consumers that take them as an mma operand only). cbt (tf32 only): also C·Bᵀ
+// transposed, [chunks, G, j, i] (tiles with j-tile <= i-tile), as the tc backward's dX reads it.
 SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* state0, const SsdDims& d,
-                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s);
+                                 const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s,
+                                 bool round_states = false, float* cbt = nullptr);
+
+// out[c, g, n, q] = xbc[chunk c's row q, col + g N + n] rounded to TF32 for q < len, 0 for len <= q < Q: each
+// chunk's B (col = H P) or C (col = H P + G N) transposed, so that four consecutive rows of one column are one
+// 16-byte load ([chunks, G, N, Q] floats, out 16-byte aligned).
+void ssd_chunk_transpose(float* out, const SsdIn& in, int64_t col, const SsdDims& d, const ChunkTable& ct,
+                         cudaStream_t s);
 
 }  // namespace pcm::cuda

@@ -20,6 +20,7 @@ constexpr int kP = 64, kN = 128, kQmax = 256, kThreads = 256;
 using mma_tf32::allow_smem;
 using mma_tf32::bits;
 using mma_tf32::mma;
+using mma_tf32::rna_bits;
 using mma_tf32::round_tf32;
 using mma_tf32::to_tf32;
 
@@ -44,26 +45,38 @@ __device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpre
 
 // ---- chunk states ----------------------------------------------------------------------------------------
 // Warp w owns states rows p in [16 (w % 4), +16) and columns n in [64 (w / 4), +64); the sum over the chunk's
-// rows j runs through shared memory in slabs of 64 rows, two stages deep.
+// rows j runs through shared memory in slabs of 64 rows, two buffers: slab s + 1's copies land while slab s
+// multiplies, one barrier per slab. The slabs stay as copied (fp32): the fragments are scaled by w_j and rounded
+// to TF32 in registers (the same values as rounding in shared memory, without a pass over it and its barrier).
 constexpr int kSlab = 64;
 struct StateSmem {
-  float x[2][kSlab * kP];  // x[j][p ^ swz] · w_j, TF32
-  float b[2][kSlab * kN];  // B[j][n ^ swz], TF32
+  float x[2][kSlab * kP];  // x[j][p ^ swz]
+  float b[2][kSlab * kN];  // B[j][n ^ swz], or (kBT) Bᵀ[n][16-byte piece of j ^ 4 (n % 2)]
   float w[kQmax];          // exp(cs_last - cs_j) dt_j
 };
 // A fragment reads rows j = k0 + t (t = lane % 4) at one column: XOR-ing the column with 8 (j % 4) puts the
-// four rows in different banks and keeps 16-byte pieces whole.
-__device__ __forceinline__ int swz_state(int j) { return 8 * (j & 3); }
+// four rows in different banks and keeps 16-byte pieces whole. kBT's k order (rows k0 + 4t + u) XORs with
+// 8 ((j / 4) % 4) instead.
+template <bool kBT>
+__device__ __forceinline__ int swz_state(int j) {
+  return kBT ? 8 * ((j >> 2) & 3) : 8 * (j & 3);
+}
 
-__global__ void __launch_bounds__(kThreads, 2)
-    chunk_states_kernel(float* states, const float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
+// kBT: B from bt, the chunk's B transposed and rounded to TF32 ([chunks, G, N, Q], 0 past len: the tc backward
+// writes it), so that a B fragment (4 consecutive rows j of one column n) is one 16-byte load and needs no
+// rounding; the lanes then take k = j in the order 4t..4t+3 per 16 rows. Else B rows from in.xbc, rounded on the
+// fragments.
+template <bool kBT>
+__global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states, const float* cs, SsdIn in,
+                                                                   SsdDims d, ChunkTable ct, const float* bt) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   StateSmem& sm = *reinterpret_cast<StateSmem*>(smem_raw);
   const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
-  const int start = ct.chunk_start[c], len = ct.chunk_len[c];
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
   const float* bg = in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
+  const float* btg = kBT ? bt + (static_cast<int64_t>(c) * d.G + g) * kN * Q : nullptr;
   const int slabs = (len + kSlab - 1) / kSlab;
   auto issue = [&](int s) {  // one commit group per call (empty past the last slab) keeps the wait counts fixed
     if (s < slabs) {
@@ -71,59 +84,79 @@ __global__ void __launch_bounds__(kThreads, 2)
       for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
         const int r = e / (kP / 4), col = 4 * (e % (kP / 4)), j = s * kSlab + r;
         const bool ok = j < len;
-        cp_async16(&sm.x[buf][r * kP + (col ^ swz_state(r))],
+        cp_async16(&sm.x[buf][r * kP + (col ^ swz_state<kBT>(r))],
                    xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
       }
-      for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
-        const int r = e / (kN / 4), col = 4 * (e % (kN / 4)), j = s * kSlab + r;
-        const bool ok = j < len;
-        cp_async16(&sm.b[buf][r * kN + (col ^ swz_state(r))],
-                   bg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
+      if constexpr (kBT) {
+        for (int e = tid; e < kN * kSlab / 4; e += kThreads) {  // row n, piece q of 4 rows j
+          const int n = e / (kSlab / 4), q = e % (kSlab / 4), j = s * kSlab + 4 * q;
+          cp_async16(&sm.b[buf][n * kSlab + 4 * (q ^ (4 * (n & 1)))], btg + static_cast<int64_t>(n) * Q + min(j, Q - 4),
+                     j < Q);
+        }
+      } else {
+        for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
+          const int r = e / (kN / 4), col = 4 * (e % (kN / 4)), j = s * kSlab + r;
+          const bool ok = j < len;
+          cp_async16(&sm.b[buf][r * kN + (col ^ swz_state<kBT>(r))],
+                     bg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
+        }
       }
     }
     cp_async_commit();
   };
   issue(0);
-  issue(1);
   const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
   const float last = csc[len - 1];
   for (int j = tid; j < slabs * kSlab; j += kThreads)
     sm.w[j] = j < len ? __expf(last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
-  __syncthreads();
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
   float acc[8][4] = {};
   for (int s = 0; s < slabs; ++s) {
-    cp_async_wait<1>();
+    cp_async_wait<0>();  // slab s (this thread's copies)
+    __syncthreads();     // slab s and w visible to all; every warp is done with slab s - 1's buffer
+    issue(s + 1);
     const int buf = s & 1;
-    // Scale and round the pieces this thread copied (its own copies are visible to it after the wait).
-    for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
-      const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
-      float* p = &sm.x[buf][r * kP + (col ^ swz_state(r))];
-      const float wj = sm.w[s * kSlab + r];
-      float4 v = *reinterpret_cast<float4*>(p);
-      v = make_float4(round_tf32(v.x * wj), round_tf32(v.y * wj), round_tf32(v.z * wj), round_tf32(v.w * wj));
-      *reinterpret_cast<float4*>(p) = v;
-    }
-    for (int e = tid; e < kSlab * kN / 4; e += kThreads) {
-      const int r = e / (kN / 4), col = 4 * (e % (kN / 4));
-      round_tf32_inplace(&sm.b[buf][r * kN + (col ^ swz_state(r))]);
-    }
-    __syncthreads();
     const float* xs = sm.x[buf];
     const float* bs = sm.b[buf];
+    const float* ws = sm.w + s * kSlab;
+    if constexpr (kBT) {
 #pragma unroll 2
-    for (int k0 = 0; k0 < kSlab; k0 += 8) {
-      const int ja = k0 + tq, jb = ja + 4, sw = 8 * tq;  // swz_state(ja) = swz_state(jb) = 8 t
-      const uint32_t a0 = bits(xs[ja * kP + ((m0 + gq) ^ sw)]), a1 = bits(xs[ja * kP + ((m0 + gq + 8) ^ sw)]);
-      const uint32_t a2 = bits(xs[jb * kP + ((m0 + gq) ^ sw)]), a3 = bits(xs[jb * kP + ((m0 + gq + 8) ^ sw)]);
+      for (int k0 = 0; k0 < kSlab; k0 += 16) {  // rows j = k0 + 4t + u: mma 1 takes u = 0, 1, mma 2 u = 2, 3
+        const int j4 = k0 + 4 * tq, sw = swz_state<true>(j4);
+        const float4 w4 = *reinterpret_cast<const float4*>(ws + j4);
+        const float wv[4] = {w4.x, w4.y, w4.z, w4.w};
+        uint32_t a0[4], a1[4];
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        const int n = (n0 + 8 * nt + gq) ^ sw;
-        mma(acc[nt], a0, a1, a2, a3, bits(bs[ja * kN + n]), bits(bs[jb * kN + n]));
+        for (int u = 0; u < 4; ++u) {
+          a0[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq) ^ sw)]);
+          a1[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq + 8) ^ sw)]);
+        }
+        float4 bv[8];
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const int n = n0 + 8 * nt + gq;
+          bv[nt] = *reinterpret_cast<const float4*>(bs + n * kSlab + 4 * ((j4 >> 2) ^ (4 * (n & 1))));
+          mma(acc[nt], a0[0], a1[0], a0[1], a1[1], bits(bv[nt].x), bits(bv[nt].y));
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) mma(acc[nt], a0[2], a1[2], a0[3], a1[3], bits(bv[nt].z), bits(bv[nt].w));
+      }
+    } else {
+#pragma unroll 2
+      for (int k0 = 0; k0 < kSlab; k0 += 8) {
+        const int ja = k0 + tq, jb = ja + 4, sw = 8 * tq;  // swz_state(ja) = swz_state(jb) = 8 t
+        const float wa = ws[ja], wb = ws[jb];
+        const uint32_t a0 = rna_bits(wa * xs[ja * kP + ((m0 + gq) ^ sw)]);
+        const uint32_t a1 = rna_bits(wa * xs[ja * kP + ((m0 + gq + 8) ^ sw)]);
+        const uint32_t a2 = rna_bits(wb * xs[jb * kP + ((m0 + gq) ^ sw)]);
+        const uint32_t a3 = rna_bits(wb * xs[jb * kP + ((m0 + gq + 8) ^ sw)]);
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          const int n = (n0 + 8 * nt + gq) ^ sw;
+          mma(acc[nt], a0, a1, a2, a3, rna_bits(bs[ja * kN + n]), rna_bits(bs[jb * kN + n]));
+        }
       }
     }
-    __syncthreads();  // the buffer is refilled next
-    issue(s + 2);
   }
   float* out = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;
 #pragma unroll
@@ -301,10 +334,17 @@ bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
 }
 
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                  cudaStream_t s) {
+                  cudaStream_t s, const float* bt) {
   constexpr int smem = sizeof(StateSmem);
-  allow_smem(chunk_states_kernel, smem);
-  chunk_states_kernel<<<static_cast<unsigned>(ct.count) * d.H, kThreads, smem, s>>>(states, cs, in, d, ct);
+  const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
+  if (bt) {
+    PCM_CHECK(aligned16(bt), "SSD chunk states: the transposed B must be 16-byte aligned");
+    allow_smem(chunk_states_kernel<true>, smem);
+    chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, bt);
+  } else {
+    allow_smem(chunk_states_kernel<false>, smem);
+    chunk_states_kernel<false><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, nullptr);
+  }
   PCM_CUDA_LAUNCH();
 }
 
