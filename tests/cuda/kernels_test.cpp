@@ -70,11 +70,13 @@ void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed, int64_t groups = 
   EXPECT_LE(rel_error(got16, ref), 5e-3);
 }
 
-// 19 rows: a block per group; 130 rows with 16-byte aligned z rows: the warp-per-group (prefill) kernel.
+// 19 rows: a block per group; 130 rows with 16-byte aligned z rows: 16-byte loads over a block (decode at
+// 128 rows); 260 rows: the warp-per-group (prefill) kernel.
 TEST(CudaKernels, GatedRmsNormPerGroup) {
   PCM_REQUIRE_GPU();
   check_gated_rmsnorm(19, kDi + 77, 12);
   check_gated_rmsnorm(130, kDi + 2 * kG * kN + kH, 13);
+  check_gated_rmsnorm(260, kDi + 2 * kG * kN + kH, 16);
   // Groups of 4096 (mamba2-1.3b's single group): 16-byte loads over a block, then unaligned z rows.
   check_gated_rmsnorm(70, kDi + 2 * kN + 64, 14, 2);
   check_gated_rmsnorm(19, kDi + 77, 15, 2);

@@ -45,6 +45,7 @@ template <class O>
 __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const float* y, const float* z,
                                                                      int64_t z_stride, const float* weight, int64_t C,
                                                                      int64_t gs, float eps) {
+  pdl_wait();  // launched with PDL: y is the SSD step's output
   __shared__ float red[32];
   const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
   float v[kVpt];
@@ -82,6 +83,7 @@ template <class O>
 __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const float* y, const float* z,
                                                                  int64_t z_stride, const float* weight, int64_t T,
                                                                  int64_t C, int64_t gs, int64_t groups, float eps) {
+  pdl_wait();  // launched with PDL: y is the SSD step's output
   const int lane = threadIdx.x & 31;
   const int64_t item = static_cast<int64_t>(blockIdx.x) * 8 + (threadIdx.x >> 5);
   if (item >= T * groups) return;
@@ -120,6 +122,7 @@ template <class O>
 __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out, const float* y, const float* z,
                                                                          int64_t z_stride, const float* weight,
                                                                          int64_t C, int64_t gs, float eps) {
+  pdl_wait();  // launched with PDL: y is the SSD step's output
   __shared__ float red[32];
   const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
   const int nv = static_cast<int>(gs / (4 * kNormThreads));
@@ -214,19 +217,22 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
   PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
             kNormThreads * kVpt);
   const int64_t groups = C / group_size;
-  // A warp per group pays off with many rows; a few rows (decode) want a whole block per group.
+  // Launched with programmatic dependent launch: in decode it follows the SSD step, which lets it launch once
+  // all the step's blocks have started, so its launch and block start overlap the step's last wave.
+  // A warp per group pays off with many rows; a few rows (decode) want a whole block per group: at 128 rows
+  // of 8 groups the warp kernel (128 blocks) took 8.9 µs where the block kernel took 3.2 at 64 rows (H200,
+  // bench/cuda_notes.md decode v11), so the warp kernel starts at 2048 (row, group) items.
   auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (T * groups >= 1024 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0 &&
+  if (T * groups >= 2048 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0 &&
       z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) && reinterpret_cast<uintptr_t>(out) % 8 == 0 &&
       (bf16 || a16(out))) {
     const unsigned blocks = blocks_for(T * groups, 8);
     if (bf16)
-      gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C,
-                                                       group_size, groups, eps);
+      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<__nv_bfloat16>, dim3(blocks), dim3(256), 0, s,
+                          static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C, group_size, groups, eps));
     else
-      gated_rmsnorm_warp_kernel<<<blocks, 256, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, T, C,
-                                                       group_size, groups, eps);
-    PCM_CUDA_LAUNCH();
+      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<float>, dim3(blocks), dim3(256), 0, s, static_cast<float*>(out), y,
+                          z, z_stride, weight, T, C, group_size, groups, eps));
     return;
   }
   dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(groups));
@@ -234,21 +240,19 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
       z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) && reinterpret_cast<uintptr_t>(out) % 8 == 0 &&
       (bf16 || a16(out))) {
     if (bf16)
-      gated_rmsnorm_vec_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight,
-                                                             C, group_size, eps);
+      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<__nv_bfloat16>, grid, dim3(kNormThreads), 0, s,
+                          static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C, group_size, eps));
     else
-      gated_rmsnorm_vec_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, C,
-                                                             group_size, eps);
-    PCM_CUDA_LAUNCH();
+      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<float>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out), y,
+                          z, z_stride, weight, C, group_size, eps));
     return;
   }
   if (bf16)
-    gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C,
-                                              group_size, eps);
+    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<__nv_bfloat16>, grid, dim3(kNormThreads), 0, s,
+                        static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C, group_size, eps));
   else
-    gated_rmsnorm_kernel<<<grid, kNormThreads, 0, s>>>(static_cast<float*>(out), y, z, z_stride, weight, C,
-                                                       group_size, eps);
-  PCM_CUDA_LAUNCH();
+    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<float>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out), y, z,
+                        z_stride, weight, C, group_size, eps));
 }
 
 void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s) {

@@ -140,8 +140,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ssd_step_kernel(float* y
       for (int64_t i = threadIdx.x; i < PN; i += blockDim.x) tile[i] = st[i];
     }
   }
-  pdl_wait();
+  // Trigger before the wait: the next kernel may launch once every block of the step has started. At a
+  // few rows that is out_proj, whose blocks fit beside the step's and request their first weight chunks
+  // while it runs; its own wait still covers everything the step writes (and, through the step's wait,
+  // in_proj). At one row the step as a kernel of its own cost ~9 µs of a 70 µs layer, out_proj starting
+  // its weight stream only after the step's wait (bench/cuda_notes.md decode v11).
   pdl_trigger();
+  pdl_wait();
   float* yb = y + b * static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(h) * d.P;
   float* ssq = gate.z ? gate.ssq + static_cast<int64_t>(b) * d.H + h : nullptr;
   if (slot < 0) {  // padding row: no state change
