@@ -26,6 +26,9 @@ __device__ __forceinline__ float block_sum(float v, float* smem32) {
 
 __device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
 
+// Sigmoid by ex2.approx and an approximate divide: the norm backwards are issue-bound with accurate expf.
+__device__ __forceinline__ float sigmoid_fast(float z) { return __fdividef(1.0f, 1.0f + __expf(-z)); }
+
 // dt's activation: torch softplus (threshold 20), clamped to [lo, hi].
 __device__ __forceinline__ float softplus_clamp(float u, float lo, float hi) {
   const float sp = u > 20.0f ? u : log1pf(expf(u));

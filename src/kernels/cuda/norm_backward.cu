@@ -9,13 +9,9 @@
 namespace pcm::cuda {
 namespace {
 
-constexpr int kThreads = 256;  // embedding / scatter kernels
 // Rows per block of the norm backwards: each block sums its rows' weight-gradient terms in registers and
 // writes one partial row (sum_split_partials adds them), instead of a [T, C] scratch and a column sum.
 constexpr int64_t kSplitRows = 8;
-
-// Fast sigmoid (ex2.approx, approximate divide): the gated backward is issue-bound with accurate expf.
-__device__ __forceinline__ float sigmoid_f(float z) { return __fdividef(1.0f, 1.0f + __expf(-z)); }
 
 // Both sums over the block at once (one barrier pair instead of two); every thread gets them.
 __device__ __forceinline__ float2 block_sum2(float a, float b, float2* smem32) {
@@ -107,7 +103,7 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
       const float zi = i < gs ? z[t * z_stride + c0 + i] : 0.0f, yi = i < gs ? y[t * C + c0 + i] : 0.0f;
       gv[u] = i < gs ? dout[t * C + c0 + i] : 0.0f;
-      const float v = yi * (zi * sigmoid_f(zi));
+      const float v = yi * (zi * sigmoid_fast(zi));
       ss += v * v;
       dot += gv[u] * (i < gs ? wg[i] : 0.0f) * v;
     }
@@ -119,7 +115,7 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
       if (i < gs) {
         const int64_t c = c0 + i;
-        const float zi = z[t * z_stride + c], yi = y[t * C + c], sg = sigmoid_f(zi), go = gv[u], wi = wg[i];
+        const float zi = z[t * z_stride + c], yi = y[t * C + c], sg = sigmoid_fast(zi), go = gv[u], wi = wg[i];
         const float silu = zi * sg, v = yi * silu;
         const float dv = r * wi * go - v * k;
         acc[u] += go * v * r;

@@ -13,14 +13,37 @@ namespace {
 constexpr int kTh = 256;
 constexpr int kMaxPer = kStagedMaxGroup / (4 * kTh);  // float4 chunks per thread and row
 
-__device__ __forceinline__ float sigmoid_fast(float z) { return __fdividef(1.0f, 1.0f + __expf(-z)); }
-
 __device__ __forceinline__ uint2 pack4(float a, float b, float c, float d) {
   __nv_bfloat162 lo = __floats2bfloat162_rn(a, b), hi = __floats2bfloat162_rn(c, d);
   uint2 p;
   p.x = *reinterpret_cast<uint32_t*>(&lo);
   p.y = *reinterpret_cast<uint32_t*>(&hi);
   return p;
+}
+
+// Both sums over the block, added in warp order (the same in every thread and every run); red is free
+// again only after the caller's next barrier.
+__device__ __forceinline__ void block_sums_in_order(float& ss, float& dot, float2* red) {
+  ss = warp_sum(ss);
+  dot = warp_sum(dot);
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = make_float2(ss, dot);
+  __syncthreads();
+  ss = 0.0f;
+  dot = 0.0f;
+#pragma unroll
+  for (int w = 0; w < kTh / 32; ++w) {
+    ss += red[w].x;
+    dot += red[w].y;
+  }
+}
+
+// The block's weight-gradient terms (float4 chunks q = threadIdx.x + j * kTh) as its one partial row.
+__device__ __forceinline__ void write_partial(const float4 (&acc)[kMaxPer], float* row, int64_t n4) {
+#pragma unroll
+  for (int j = 0; j < kMaxPer; ++j) {
+    const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
+    if (q < n4) *reinterpret_cast<float4*>(row + 4 * q) = acc[j];
+  }
 }
 
 // Rows [blockIdx.x * rows, +rows) of group blockIdx.y. Shared: 2 stages x {dout, y, z} x gs floats.
@@ -67,19 +90,7 @@ __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArg
         dot += g.x * wv.x * v0 + g.y * wv.y * v1 + g.z * wv.z * v2 + g.w * wv.w * v3;
       }
     }
-    {
-      ss = warp_sum(ss);
-      dot = warp_sum(dot);
-      if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = make_float2(ss, dot);
-      __syncthreads();
-      ss = 0.0f;
-      dot = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kTh / 32; ++w) {  // the same order in every thread
-        ss += red[w].x;
-        dot += red[w].y;
-      }
-    }
+    block_sums_in_order(ss, dot, red);
     const float r = rsqrtf(ss / static_cast<float>(gs) + a.eps);
     const float k = r * r * r * dot / static_cast<float>(gs);
 #pragma unroll
@@ -116,11 +127,7 @@ __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArg
     }
     __syncthreads();  // every thread is done with this stage (and red) before it is filled again
   }
-#pragma unroll
-  for (int j = 0; j < kMaxPer; ++j) {
-    const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
-    if (q < n4) *reinterpret_cast<float4*>(a.partial + blockIdx.x * a.C + c0 + 4 * q) = acc[j];
-  }
+  write_partial(acc, a.partial + blockIdx.x * a.C + c0, n4);
 }
 
 // Rows [blockIdx.x * rows, +rows) of one RMSNorm backward: x, dout and (accumulate) dx's old value
@@ -166,17 +173,7 @@ __global__ void __launch_bounds__(kTh, 4) rms_bwd_staged_kernel(StagedRmsArgs a,
         dot += dv.x * wv.x * xv.x + dv.y * wv.y * xv.y + dv.z * wv.z * xv.z + dv.w * wv.w * xv.w;
       }
     }
-    ss = warp_sum(ss);
-    dot = warp_sum(dot);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = make_float2(ss, dot);
-    __syncthreads();
-    ss = 0.0f;
-    dot = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kTh / 32; ++w) {
-      ss += red[w].x;
-      dot += red[w].y;
-    }
+    block_sums_in_order(ss, dot, red);
     const float r = rsqrtf(ss / static_cast<float>(C) + a.eps);
     const float k = r * r * r * dot / static_cast<float>(C);
 #pragma unroll
@@ -207,11 +204,7 @@ __global__ void __launch_bounds__(kTh, 4) rms_bwd_staged_kernel(StagedRmsArgs a,
     }
     __syncthreads();
   }
-#pragma unroll
-  for (int j = 0; j < kMaxPer; ++j) {
-    const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
-    if (q < n4) *reinterpret_cast<float4*>(a.partial + blockIdx.x * C + 4 * q) = acc[j];
-  }
+  write_partial(acc, a.partial + blockIdx.x * C, n4);
 }
 
 }  // namespace
