@@ -652,14 +652,17 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
 
 }  // namespace
 
-std::unique_ptr<TrainBackend> make_cuda_train_backend(const Mamba2Config& config, ParamSet& params, AdamWState& opt,
-                                                      const TrainBackendOptions& options) {
+void require_cuda_train_device() {
   ssd_backward_kind();  // a bad PCM_SSD_BACKWARD is reported first, GPU or not
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
     cudaGetLastError();
     fail("device 'cuda': no CUDA GPU is visible on this machine");
   }
+}
+
+std::unique_ptr<TrainBackend> make_cuda_train_backend(const Mamba2Config& config, ParamSet& params, AdamWState& opt,
+                                                      const TrainBackendOptions& options) {
   return std::make_unique<CudaTrainBackend>(config, params, opt, options);
 }
 

@@ -33,17 +33,23 @@ class CpuTrainBackend : public TrainBackend {
 
 }  // namespace
 
+void require_train_device(const std::string& device) {
+  if (device == "cpu") return;
+  if (device != "cuda") fail("unknown training device '{}' (expected cpu or cuda)", device);
+#ifdef PCM_HAVE_CUDA
+  require_cuda_train_device();
+#else
+  fail("device 'cuda': this pcm was built without the CUDA backend");
+#endif
+}
+
 std::unique_ptr<TrainBackend> make_train_backend(const Mamba2Config& config, ParamSet& params, AdamWState& opt,
                                                  const TrainBackendOptions& o) {
-  if (o.device == "cpu") return std::make_unique<CpuTrainBackend>(config, params, opt, o);
-  if (o.device == "cuda") {
+  require_train_device(o.device);  // "cpu", or "cuda" in a CUDA build with a GPU
 #ifdef PCM_HAVE_CUDA
-    return make_cuda_train_backend(config, params, opt, o);
-#else
-    fail("device 'cuda': this pcm was built without the CUDA backend");
+  if (o.device == "cuda") return make_cuda_train_backend(config, params, opt, o);
 #endif
-  }
-  fail("unknown training device '{}' (expected cpu or cuda)", o.device);
+  return std::make_unique<CpuTrainBackend>(config, params, opt, o);
 }
 
 }  // namespace pcm

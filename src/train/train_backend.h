@@ -44,12 +44,17 @@ class TrainBackend {
   virtual std::map<std::string, double> section_ms() const { return {}; }
 };
 
+// Fails with a clear message unless `device` can train here: "cpu", or "cuda" in a CUDA build with a
+// visible GPU. Callers check it before loading or drawing the weights, so a wrong device costs nothing.
+void require_train_device(const std::string& device);
+
 // `params` and `opt` must outlive the backend. device "cuda" fails with a clear message in a build
 // without CUDA or on a machine without a GPU.
 std::unique_ptr<TrainBackend> make_train_backend(const Mamba2Config& config, ParamSet& params, AdamWState& opt,
                                                  const TrainBackendOptions& options);
 
 #ifdef PCM_HAVE_CUDA
+void require_cuda_train_device();  // a clear error when no CUDA GPU is visible
 std::unique_ptr<TrainBackend> make_cuda_train_backend(const Mamba2Config& config, ParamSet& params, AdamWState& opt,
                                                       const TrainBackendOptions& options);
 #endif
