@@ -552,7 +552,8 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
                 head_floats = n > 0 ? head_grad_off + (bf16 ? (R * V + 1) / 2 : 0) : 0;
   ssd_bwd_scratch_.ensure(std::max(
       head_floats, ssd_bwd_ != SsdBackward::kSequential
-                       ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks, static_cast<int32_t>(ssd_q()), dims)
+                       ? cuda::ssd_chunked_backward_scratch_floats(T, ix_.chunks, static_cast<int32_t>(ssd_q()), dims,
+                                                                   bf16, ssd_bwd_ == SsdBackward::kChunkedTc)
                        : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G, dims.P,
                                                            dims.N)));
   for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);

@@ -105,7 +105,9 @@ Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32, bool tc = false) {
   dstate0.poison();
   const cuda::SsdDims d{k.H, k.P, k.G, k.N};
   const cuda::ChunkTable ct{static_cast<int32_t>(in.chunk_start.size()), k.Q, cs.get(), cl.get(), sc.get()};
-  DeviceBuffer<float> scratch(static_cast<size_t>(cuda::ssd_chunked_backward_scratch_floats(in.T, ct.count, k.Q, d)));
+  // Sized for the path taken, as the training backend sizes it (the tc path needs less).
+  DeviceBuffer<float> scratch(
+      static_cast<size_t>(cuda::ssd_chunked_backward_scratch_floats(in.T, ct.count, k.Q, d, tf32, tc)));
   scratch.poison();
   cuda::ssd_chunked_backward({dxbc.get(), in.stride, ddt.get(), dA.get(), dD.get()}, dy.get(),
                              {xbc.get(), in.stride, dt.get(), A.get(), D.get()}, k.state0 ? state0.get() : nullptr,

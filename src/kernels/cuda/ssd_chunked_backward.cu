@@ -578,14 +578,22 @@ struct Sizes {
   }
 };
 
-Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d) {
+bool tc_supported(const SsdDims& d, int32_t Q) {
+  return bwd_tc::bc_supported(d, Q) && bwd_tc::dx_supported(d, Q) && bwd_tc::dcb_supported(d, Q) &&
+         bwd_tc::u_supported(d, Q);
+}
+
+// use_tc: the scratch of the tc path only (no per-head dCB, no per-head dB/dC partials: ~1 GB less at
+// 1.3B x 8192 tokens); otherwise the tiles path's, which holds the tc path's too.
+Sizes sizes(int64_t T, int64_t chunks, int64_t Q, const SsdDims& d, bool use_tc) {
   const int64_t ch = chunks * d.H, qt = tiles(Q), pt = tiles(d.P), nt = tiles(d.N);
   const int64_t nsd = (static_cast<int64_t>(d.P) * d.N + 255) / 256;
   // dcb: per head without tc, the tc path's splits and head sums (ssd_backward_dcb_tc.h) with it.
-  const int64_t dcb = std::max(ch * Q * Q, bwd_tc::dcb_floats(chunks, static_cast<int32_t>(Q), d));
+  const int64_t dcb_tc = bwd_tc::dcb_floats(chunks, static_cast<int32_t>(Q), d);
+  const int64_t dcb = use_tc ? dcb_tc : std::max(ch * Q * Q, dcb_tc), partial = use_tc ? 0 : T * d.H * d.N;
   const int64_t ni = std::max(nt, static_cast<int64_t>(bwd_tc::bc_inter_slots(d)));
   return {ssd_chunked_scratch_floats(chunks, Q, d), ch * d.P * d.N, dcb, ch * qt * Q, ch * qt * Q,
-          ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, T * d.H * d.N, T * d.H * d.N,
+          ch * pt * Q, ch * ni * Q, ch * qt * pt, ch * nsd, ch, ch, partial, partial,
           chunks * d.G * Q * Q, chunks * d.G * d.N * Q, T * d.G * d.N + 12};  // + 12: aligned starts
 }
 
@@ -629,8 +637,9 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
 
 }  // namespace
 
-int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q, const SsdDims& d) {
-  return sizes(T, chunks, Q, d).total();
+int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q, const SsdDims& d, bool tf32,
+                                            bool tc) {
+  return sizes(T, chunks, Q, d, tf32 && tc && tc_supported(d, Q)).total();
 }
 
 void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const float* state0,
@@ -641,7 +650,6 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   if (ct.count == 0) return;
   PCM_CHECK(static_cast<int64_t>(ct.count) * d.H <= 65535, "CUDA SSD backward: {} chunks x {} heads exceed a grid",
             ct.count, d.H);
-  const Sizes z = sizes(T, ct.count, ct.Q, d);
   Ctx k;
   k.in = SsdIn{in.xbc, in.stride, in.dt, in.A, in.D};
   k.dy = dy;
@@ -653,9 +661,8 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   k.pt = tiles(d.P);
   k.nt = tiles(d.N);
   Bwd& b = k.b;
-  const bool tc_ok = bwd_tc::bc_supported(d, ct.Q) && bwd_tc::dx_supported(d, ct.Q) &&
-                     bwd_tc::dcb_supported(d, ct.Q) && bwd_tc::u_supported(d, ct.Q);
-  const bool use_tc = tf32 && tc && tc_ok;
+  const bool use_tc = tf32 && tc && tc_supported(d, ct.Q);
+  const Sizes z = sizes(T, ct.count, ct.Q, d, use_tc);  // what ssd_chunked_backward_scratch_floats(.., tf32, tc) gave
   k.ni = use_tc ? bwd_tc::bc_inter_slots(d) : k.nt;
   // With tc the entering states are stored rounded to TF32, as dC takes them (<dS, S0> in the pass then sums the
   // rounded values: a change of ~2^-12 relative per term).
