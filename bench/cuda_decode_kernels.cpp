@@ -3,7 +3,8 @@
 // kernel figure is the median of 5 replays of a CUDA graph of 64 launches that rotate over several layers'
 // buffers (more bytes than L2), so it includes the launch gaps and the programmatic-dependent-launch
 // overlap a decode step sees.
-//   in_proj / out_proj / layer (in_proj + SSD step + out_proj) at 1 row: weight GB/s
+//   in_proj / out_proj / layer (in_proj + SSD step + out_proj, fp32 and bf16 state; the bf16 graph's edges
+//   and how many are programmatic, i.e. PDL kept in the graph) / in_proj + out_proj alone at 1 row: weight GB/s
 //   SSD step at B rows, fp32 and bf16 state: state GB/s (read + write)
 //   in_proj / out_proj through cuBLASLt at T = 16, 64, 128 rows: weight GB/s
 // usage: cuda_decode_kernels
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
@@ -45,8 +47,22 @@ void fill_f32(float* p, int64_t n, float sd, uint64_t seed) {
   cudaFree(tmp);
 }
 
-// Median µs per launch of `launch(i)` for i = 0..kLaunches-1, captured once as a graph.
-double time_graph(cudaStream_t s, const std::function<void(int)>& launch) {
+// Edges of a captured graph, and how many of them are programmatic (PDL launches kept their early start
+// inside the graph: cudaGraphDependencyTypeProgrammatic).
+std::pair<size_t, size_t> graph_edges(cudaGraph_t graph) {
+  size_t n = 0;
+  PCM_CUDA(cudaGraphGetEdges(graph, nullptr, nullptr, nullptr, &n));
+  std::vector<cudaGraphNode_t> from(n), to(n);
+  std::vector<cudaGraphEdgeData> data(n);
+  PCM_CUDA(cudaGraphGetEdges(graph, from.data(), to.data(), data.data(), &n));
+  size_t prog = 0;
+  for (const auto& e : data) prog += e.type == cudaGraphDependencyTypeProgrammatic;
+  return {n, prog};
+}
+
+// Median µs per launch of `launch(i)` for i = 0..kLaunches-1, captured once as a graph. `edges`: the
+// captured graph's edges (all, programmatic), when asked.
+double time_graph(cudaStream_t s, const std::function<void(int)>& launch, std::pair<size_t, size_t>* edges = nullptr) {
   launch(0);  // plans and lazy state outside the capture
   PCM_CUDA(cudaStreamSynchronize(s));
   cudaGraph_t graph;
@@ -54,6 +70,7 @@ double time_graph(cudaStream_t s, const std::function<void(int)>& launch) {
   PCM_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
   for (int i = 0; i < kLaunches; ++i) launch(i);
   PCM_CUDA(cudaStreamEndCapture(s, &graph));
+  if (edges) *edges = graph_edges(graph);
   PCM_CUDA(cudaGraphInstantiate(&exec, graph, 0));
   cudaEvent_t e0, e1;
   PCM_CUDA(cudaEventCreate(&e0));
@@ -188,7 +205,25 @@ void run() {
     ssd(i % Ls, 1, false, /*gated=*/true);
     out_proj(i % Lr);
   });
+  std::pair<size_t, size_t> edges;
+  const double layer_bf16_us = time_graph(
+      s,
+      [&](int i) {
+        in_proj(i % Lr);
+        ssd(i % Ls, 1, true, /*gated=*/true);
+        out_proj(i % Lr);
+      },
+      &edges);
   row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
+  char what_bf16[120];
+  std::snprintf(what_bf16, sizeof what_bf16, "layer, 1 row, bf16 state (graph edges %zu, programmatic %zu)",
+                edges.first, edges.second);
+  row(what_bf16, layer_bf16_us, in_bytes + out_bytes + state_bytes, copy_gbs);
+  row("in_proj + out_proj alone, 1 row", time_graph(s, [&](int i) {
+        in_proj(i % Lr);
+        out_proj(i % Lr);
+      }),
+      in_bytes + out_bytes, copy_gbs);
   for (bool bf16 : {false, true})
     for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
       char what[64];
@@ -286,6 +321,7 @@ void run() {
 }  // namespace pcm
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IONBF, 0);  // a run cut off by its time limit keeps the rows so far
   try {
     pcm::run();
   } catch (const std::exception& e) {
