@@ -3,7 +3,8 @@
 // kernel figure is the median of 5 replays of a CUDA graph of 64 launches that rotate over several layers'
 // buffers (more bytes than L2), so it includes the launch gaps and the programmatic-dependent-launch
 // overlap a decode step sees.
-//   in_proj / out_proj / layer (in_proj + SSD step + out_proj) at 1 row: weight GB/s
+//   in_proj / out_proj / layer (in_proj + SSD step + out_proj, fp32 and bf16 state; the bf16 graph's edges
+//   and how many are programmatic, i.e. PDL kept in the graph) / in_proj + out_proj alone at 1 row: weight GB/s
 //   SSD step at B rows, fp32 and bf16 state: state GB/s (read + write)
 //   in_proj / out_proj through cuBLASLt at T = 16, 64, 128 rows: weight GB/s
 // usage: cuda_decode_kernels
