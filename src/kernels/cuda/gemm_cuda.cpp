@@ -29,10 +29,14 @@ namespace {
 
 constexpr int kCandidates = 8;
 
+// An attribute cuBLASLt could not report: never taken for "no split-K" by the rule below.
+constexpr uint32_t kUnknownAttribute = 0xffffffffu;
+
 uint32_t config_u32(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr) {
   uint32_t v = 0;  // tile, stages, split-K, reduction, swizzle: 32-bit attributes (16-bit ones zero-extended)
   size_t written = 0;
-  cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &v, sizeof(v), &written);
+  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &v, sizeof(v), &written) != CUBLAS_STATUS_SUCCESS)
+    return kUnknownAttribute;
   return v;
 }
 
