@@ -35,6 +35,39 @@
   } while (0)
 
 namespace pcm {
+namespace bench_common {
+
+template <class T>
+T* dev_raw(int64_t n) {
+  void* p = nullptr;
+  PCM_CUDA(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(T)));
+  return static_cast<T*>(p);
+}
+
+// Median µs of `runs` timed calls of run() on stream s, after 3 untimed ones.
+double median_us(cudaStream_t s, int runs, const std::function<void()>& run) {
+  for (int i = 0; i < 3; ++i) run();
+  cudaEvent_t e0, e1;
+  PCM_CUDA(cudaEventCreate(&e0));
+  PCM_CUDA(cudaEventCreate(&e1));
+  std::vector<float> ms;
+  for (int i = 0; i < runs; ++i) {
+    PCM_CUDA(cudaEventRecord(e0, s));
+    run();
+    PCM_CUDA(cudaEventRecord(e1, s));
+    PCM_CUDA(cudaEventSynchronize(e1));
+    float m = 0;
+    PCM_CUDA(cudaEventElapsedTime(&m, e0, e1));
+    ms.push_back(m);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return 1e3 * ms[ms.size() / 2];
+}
+
+}  // namespace bench_common
+
 namespace rowwise_bench {
 
 constexpr int64_t kT = 8192, kD = 2048, kDi = 4096, kCd = 4352, kDpr = 8512, kV = 50280, kR = 2048;
@@ -50,36 +83,10 @@ float* dev_f32(int64_t n, uint64_t seed, float sd = 1.0f) {
   cudaFree(t);
   return static_cast<float*>(p);
 }
-template <class T>
-T* dev_raw(int64_t n) {
-  void* p = nullptr;
-  PCM_CUDA(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(T)));
-  return static_cast<T*>(p);
-}
-
-double median_us(const std::function<void()>& run) {
-  for (int i = 0; i < 3; ++i) run();
-  cudaEvent_t e0, e1;
-  PCM_CUDA(cudaEventCreate(&e0));
-  PCM_CUDA(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int i = 0; i < 20; ++i) {
-    PCM_CUDA(cudaEventRecord(e0, nullptr));
-    run();
-    PCM_CUDA(cudaEventRecord(e1, nullptr));
-    PCM_CUDA(cudaEventSynchronize(e1));
-    float m = 0;
-    PCM_CUDA(cudaEventElapsedTime(&m, e0, e1));
-    ms.push_back(m);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return 1e3 * ms[ms.size() / 2];
-}
+using bench_common::dev_raw;
 
 void report(const char* name, double bytes, const std::function<void()>& run) {
-  const double us = median_us(run);
+  const double us = bench_common::median_us(nullptr, 20, run);
   std::printf("%-34s %8.1f us %7.0f GB/s (%.0f MB)\n", name, us, bytes / us * 1e-3, bytes * 1e-6);
   std::fflush(stdout);
 }
@@ -101,33 +108,7 @@ struct Shape {
   bool out_of_place = false;  // D = A·B + C with C != D (the residual add): GemmEx copies C into D first
 };
 
-template <class T>
-T* dev_alloc(int64_t n) {
-  void* p = nullptr;
-  PCM_CUDA(cudaMalloc(&p, static_cast<size_t>(n) * sizeof(T)));
-  return static_cast<T*>(p);
-}
-
-double median_us(cudaStream_t s, const std::function<void()>& run) {
-  for (int i = 0; i < 3; ++i) run();
-  cudaEvent_t e0, e1;
-  PCM_CUDA(cudaEventCreate(&e0));
-  PCM_CUDA(cudaEventCreate(&e1));
-  std::vector<float> ms;
-  for (int i = 0; i < kRuns; ++i) {
-    PCM_CUDA(cudaEventRecord(e0, s));
-    run();
-    PCM_CUDA(cudaEventRecord(e1, s));
-    PCM_CUDA(cudaEventSynchronize(e1));
-    float m = 0;
-    PCM_CUDA(cudaEventElapsedTime(&m, e0, e1));
-    ms.push_back(m);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return 1e3 * ms[ms.size() / 2];
-}
+using bench_common::dev_raw;
 
 uint32_t cfg(const cublasLtMatmulAlgo_t& a, cublasLtMatmulAlgoConfigAttributes_t attr) {
   uint32_t v = 0;
@@ -144,12 +125,12 @@ std::vector<uint32_t> bits(const float* d, int64_t n) {
 
 void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes, cudaStream_t s) {
   const int64_t M = sh.M, N = sh.N, K = sh.K;
-  uint16_t *A = dev_alloc<uint16_t>(M * K), *B = dev_alloc<uint16_t>(K * N);
-  float *C = dev_alloc<float>(M * N), *C0 = dev_alloc<float>(M * N);
+  uint16_t *A = dev_raw<uint16_t>(M * K), *B = dev_raw<uint16_t>(K * N);
+  float *C = dev_raw<float>(M * N), *C0 = dev_raw<float>(M * N);
   cuda::fill_uniform_bf16(A, M * K, 1.0f, 1, s);
   cuda::fill_uniform_bf16(B, K * N, 1.0f, 2, s);
   {
-    uint16_t* t = dev_alloc<uint16_t>(M * N);
+    uint16_t* t = dev_raw<uint16_t>(M * N);
     cuda::fill_uniform_bf16(t, M * N, 1.0f, 3, s);
     cuda::bf16_to_f32(C0, t, M * N, s);
     PCM_CUDA(cudaStreamSynchronize(s));
@@ -163,7 +144,7 @@ void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes
     if (sh.out_of_place) reset();
     tg.run(sh.ta, sh.tb, M, N, K, cuda::Operand::bf16(A), lda, cuda::Operand::bf16(B), ldb, sh.beta, C, N, s);
   };
-  const double t_ex = median_us(s, gemmex);
+  const double t_ex = bench_common::median_us(s, kRuns, gemmex);
   reset();
   gemmex();
   const std::vector<uint32_t> ref = bits(C, M * N);
@@ -193,7 +174,7 @@ void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes
       BENCH_LT(cublasLtMatmul(lt, desc, &alpha, B, la, A, lb, &beta, sh.out_of_place ? C0 : C, lc, C, lc, &cand[i].algo,
                               ws, ws_bytes, s));
     };
-    const double t = median_us(s, run);
+    const double t = bench_common::median_us(s, kRuns, run);
     if (i == 0) first = t;
     reset();
     run();
