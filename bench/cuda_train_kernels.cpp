@@ -22,17 +22,13 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/train_gemm_cuda.h"
 #include "kernels/cuda/train_ops.h"
 #include "util/error.h"
 
-#define BENCH_LT(call)                                                                         \
-  do {                                                                                         \
-    cublasStatus_t st_ = (call);                                                               \
-    if (st_ != CUBLAS_STATUS_SUCCESS) ::pcm::fail("cuBLASLt error {} in {}", static_cast<int>(st_), #call); \
-  } while (0)
 
 namespace pcm {
 namespace bench_common {
@@ -150,28 +146,28 @@ void bench_shape(const Shape& sh, cublasLtHandle_t lt, void* ws, size_t ws_bytes
   const std::vector<uint32_t> ref = bits(C, M * N);
   // cuBLASLt, the same column-major mapping as TrainGemm::gemm: Cᵀ[N, M] = op(B)ᵀ · op(A)ᵀ.
   cublasLtMatmulDesc_t desc;
-  BENCH_LT(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  PCM_CUBLASLT(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t opa = sh.tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = sh.ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-  BENCH_LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-  BENCH_LT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  PCM_CUBLASLT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  PCM_CUBLASLT(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
   cublasLtMatrixLayout_t la, lb, lc;  // la: B's storage (col-major rows x cols), lb: A's storage
-  BENCH_LT(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, sh.tb ? K : N, sh.tb ? N : K, ldb));
-  BENCH_LT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, sh.ta ? M : K, sh.ta ? K : M, lda));
-  BENCH_LT(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, N));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, sh.tb ? K : N, sh.tb ? N : K, ldb));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, sh.ta ? M : K, sh.ta ? K : M, lda));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&lc, CUDA_R_32F, N, M, N));
   cublasLtMatmulPreference_t pref;
-  BENCH_LT(cublasLtMatmulPreferenceCreate(&pref));
-  BENCH_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
+  PCM_CUBLASLT(cublasLtMatmulPreferenceCreate(&pref));
+  PCM_CUBLASLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes,
                                                 sizeof(ws_bytes)));
   std::vector<cublasLtMatmulHeuristicResult_t> cand(16);
   int found = 0;
-  BENCH_LT(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 16, cand.data(), &found));
+  PCM_CUBLASLT(cublasLtMatmulAlgoGetHeuristic(lt, desc, la, lb, lc, lc, pref, 16, cand.data(), &found));
   const float alpha = 1.0f, beta = sh.beta;
   double best = 1e30, first = 0;
   int best_i = -1;
   std::string line;
   for (int i = 0; i < found; ++i) {
     auto run = [&] {
-      BENCH_LT(cublasLtMatmul(lt, desc, &alpha, B, la, A, lb, &beta, sh.out_of_place ? C0 : C, lc, C, lc, &cand[i].algo,
+      PCM_CUBLASLT(cublasLtMatmul(lt, desc, &alpha, B, la, A, lb, &beta, sh.out_of_place ? C0 : C, lc, C, lc, &cand[i].algo,
                               ws, ws_bytes, s));
     };
     const double t = bench_common::median_us(s, kRuns, run);
@@ -271,7 +267,7 @@ static void run_gemms() {
   cudaStream_t s;
   PCM_CUDA(cudaStreamCreate(&s));
   cublasLtHandle_t lt;
-  BENCH_LT(cublasLtCreate(&lt));
+  PCM_CUBLASLT(cublasLtCreate(&lt));
   const size_t ws_bytes = 64u << 20;
   void* ws = nullptr;
   PCM_CUDA(cudaMalloc(&ws, ws_bytes));

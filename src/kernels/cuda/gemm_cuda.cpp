@@ -3,15 +3,10 @@
 #include <cublasLt.h>
 #include <fmt/format.h>
 
+#include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.h"
 
-#define PCM_CUBLAS(call)                                                                       \
-  do {                                                                                         \
-    cublasStatus_t pcm_st_ = (call);                                                           \
-    if (pcm_st_ != CUBLAS_STATUS_SUCCESS)                                                      \
-      ::pcm::fail("cuBLASLt error {} in {} at {}:{}", static_cast<int>(pcm_st_), #call, __FILE__, __LINE__); \
-  } while (0)
 
 namespace pcm::cuda {
 
@@ -58,7 +53,7 @@ size_t pick_decode_algorithm(const std::vector<cublasLtMatmulHeuristicResult_t>&
 }  // namespace
 
 Gemm::Gemm() {
-  PCM_CUBLAS(cublasLtCreate(&handle_));
+  PCM_CUBLASLT(cublasLtCreate(&handle_));
   workspace_bytes_ = 32u << 20;
   PCM_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
 }
@@ -95,20 +90,20 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
   if (plans_.size() >= 512) destroy_plans(plans_);
   auto* p = new Plan;
   const cudaDataType_t in_type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-  PCM_CUBLAS(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  PCM_CUBLASLT(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-  PCM_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-  PCM_CUBLAS(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-  PCM_CUBLAS(cublasLtMatrixLayoutCreate(&p->a, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k));
-  PCM_CUBLAS(cublasLtMatrixLayoutCreate(&p->b, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(T), k));
-  PCM_CUBLAS(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(T), n));
+  PCM_CUBLASLT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  PCM_CUBLASLT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->a, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->b, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(T), k));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(T), n));
   cublasLtMatmulPreference_t pref;
-  PCM_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-  PCM_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
+  PCM_CUBLASLT(cublasLtMatmulPreferenceCreate(&pref));
+  PCM_CUBLASLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
                                                   sizeof(workspace_bytes_)));
   p->candidates.resize(kCandidates);
   int found = 0;
-  PCM_CUBLAS(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates,
+  PCM_CUBLASLT(cublasLtMatmulAlgoGetHeuristic(handle_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates,
                                             p->candidates.data(), &found));
   cublasLtMatmulPreferenceDestroy(pref);
   PCM_CHECK(found > 0, "cuBLASLt found no algorithm for a {}x{}x{} {} matmul", T, n, k, bf16 ? "bf16" : "fp32");
@@ -157,7 +152,7 @@ void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int
   }
   Plan& p = plan(bf16, T, n, k, beta != 0.0f);
   const float alpha = 1.0f;
-  PCM_CUBLAS(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, C ? C : Y, p.c, Y, p.c, &p.algo,
+  PCM_CUBLASLT(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, C ? C : Y, p.c, Y, p.c, &p.algo,
                             workspace_, workspace_bytes_, s));
 }
 

@@ -9,23 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/train_ops.h"
 #include "util/error.h"
-
-#define PCM_CUBLAS_V2(call)                                                                              \
-  do {                                                                                                  \
-    cublasStatus_t pcm_st_ = (call);                                                                    \
-    if (pcm_st_ != CUBLAS_STATUS_SUCCESS)                                                               \
-      ::pcm::fail("cuBLAS error {} in {} at {}:{}", static_cast<int>(pcm_st_), #call, __FILE__, __LINE__); \
-  } while (0)
-
-#define PCM_CUBLAS_LT(call)                                                                                \
-  do {                                                                                                    \
-    cublasStatus_t pcm_st_ = (call);                                                                      \
-    if (pcm_st_ != CUBLAS_STATUS_SUCCESS)                                                                 \
-      ::pcm::fail("cuBLASLt error {} in {} at {}:{}", static_cast<int>(pcm_st_), #call, __FILE__, __LINE__); \
-  } while (0)
 
 namespace pcm::cuda {
 
@@ -67,10 +54,10 @@ float time_ms(const std::function<void()>& prep, const std::function<void()>& ru
 }  // namespace
 
 TrainGemm::TrainGemm(bool bf16) : bf16_(bf16) {
-  PCM_CUBLAS_V2(cublasCreate(&handle_));
-  PCM_CUBLAS_V2(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));  // fp32 stays fp32: no TF32
+  PCM_CUBLAS(cublasCreate(&handle_));
+  PCM_CUBLAS(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH));  // fp32 stays fp32: no TF32
   if (bf16_) {
-    PCM_CUBLAS_LT(cublasLtCreate(&lt_));
+    PCM_CUBLASLT(cublasLtCreate(&lt_));
     lt_ws_bytes_ = 64u << 20;
     PCM_CUDA(cudaMalloc(&lt_ws_, lt_ws_bytes_));
     const char* env = std::getenv("PCM_TRAIN_PROFILE");
@@ -101,22 +88,22 @@ TrainGemm::LtPlan& TrainGemm::lt_plan(bool ta, bool tb, int64_t M, int64_t N, in
   auto it = lt_plans_.find(key);
   if (it != lt_plans_.end()) return *it->second;
   auto* p = new LtPlan;
-  PCM_CUBLAS_LT(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  PCM_CUBLASLT(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t opa = tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-  PCM_CUBLAS_LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
-  PCM_CUBLAS_LT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-  PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, static_cast<uint64_t>(tb ? K : N),
+  PCM_CUBLASLT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
+  PCM_CUBLASLT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, static_cast<uint64_t>(tb ? K : N),
                                            static_cast<uint64_t>(tb ? N : K), ldb));
-  PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, static_cast<uint64_t>(ta ? M : K),
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, static_cast<uint64_t>(ta ? M : K),
                                            static_cast<uint64_t>(ta ? K : M), lda));
-  PCM_CUBLAS_LT(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(N), static_cast<uint64_t>(M), ldc));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(N), static_cast<uint64_t>(M), ldc));
   cublasLtMatmulPreference_t pref;
-  PCM_CUBLAS_LT(cublasLtMatmulPreferenceCreate(&pref));
-  PCM_CUBLAS_LT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_ws_bytes_,
+  PCM_CUBLASLT(cublasLtMatmulPreferenceCreate(&pref));
+  PCM_CUBLASLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &lt_ws_bytes_,
                                                      sizeof(lt_ws_bytes_)));
   std::vector<cublasLtMatmulHeuristicResult_t> r(kCandidates);
   int found = 0;
-  PCM_CUBLAS_LT(cublasLtMatmulAlgoGetHeuristic(lt_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates, r.data(),
+  PCM_CUBLASLT(cublasLtMatmulAlgoGetHeuristic(lt_, p->desc, p->a, p->b, p->c, p->c, pref, kCandidates, r.data(),
                                                &found));
   cublasLtMatmulPreferenceDestroy(pref);
   for (int i = 0; i < found; ++i) p->algos.push_back(r[static_cast<size_t>(i)].algo);
@@ -127,7 +114,7 @@ TrainGemm::LtPlan& TrainGemm::lt_plan(bool ta, bool tb, int64_t M, int64_t N, in
 void TrainGemm::lt_run(const LtPlan& p, int algo, const void* A, const void* B, float beta, const float* C, float* D,
                        cudaStream_t s) {
   const float alpha = 1.0f;
-  PCM_CUBLAS_LT(cublasLtMatmul(lt_, p.desc, &alpha, B, p.a, A, p.b, &beta, C ? C : D, p.c, D, p.c,
+  PCM_CUBLASLT(cublasLtMatmul(lt_, p.desc, &alpha, B, p.a, A, p.b, &beta, C ? C : D, p.c, D, p.c,
                                &p.algos[static_cast<size_t>(algo)], lt_ws_, lt_ws_bytes_, s));
 }
 
@@ -241,10 +228,10 @@ void TrainGemm::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const vo
 // column-major is its transpose: so B goes first, with the same transpose flags.
 void TrainGemm::gemmex(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void* A, int64_t lda, const void* B,
                        int64_t ldb, float beta, float* C, int64_t ldc, cudaStream_t s) {
-  PCM_CUBLAS_V2(cublasSetStream(handle_, s));
+  PCM_CUBLAS(cublasSetStream(handle_, s));
   const float alpha = 1.0f;
   const cudaDataType_t type = bf16_ ? CUDA_R_16BF : CUDA_R_32F;
-  PCM_CUBLAS_V2(cublasGemmEx(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+  PCM_CUBLAS(cublasGemmEx(handle_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
                              static_cast<int>(N), static_cast<int>(M), static_cast<int>(K), &alpha, B, type,
                              static_cast<int>(ldb), A, type, static_cast<int>(lda), &beta, C, CUDA_R_32F,
                              static_cast<int>(ldc), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
