@@ -157,6 +157,10 @@ __global__ void scatter_add_rows_kernel(float* dst, const float* src, const int3
 }
 
 int64_t row_splits(int64_t T) { return (T + kSplitRows - 1) / kSplitRows; }
+// The staged kernels take kStagedRows rows a block: at most row_splits(T) blocks, so their partial rows fit
+// the same scratch.
+constexpr int64_t kStagedRows = 2 * kSplitRows;
+int64_t staged_splits(int64_t T) { return (T + kStagedRows - 1) / kStagedRows; }
 
 // Threads per block for a row (group) of `width` channels, 8 values each; 0 = too wide.
 int threads_for(int64_t width) { return width <= 2048 ? 256 : width <= 4096 ? 512 : width <= 8192 ? 1024 : 0; }
@@ -175,8 +179,8 @@ void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dwei
   PCM_CHECK(th > 0, "CUDA RMSNorm backward: {} channels exceed 8192", C);
   const StagedRmsArgs sa{dx, dx_bf16, accumulate, scratch, dout, x, weight, T, C, eps, xn, xn_bf16};
   if (rms_bwd_staged_supported(sa)) {  // the staged kernel where 16-byte copies fit (H200: 92 vs 104 us at 1.3B)
-    const int64_t splits = (T + 2 * kSplitRows - 1) / (2 * kSplitRows);  // 16 rows a block: <= row_splits(T)
-    rms_bwd_staged(sa, 2 * kSplitRows, splits, s);
+    const int64_t splits = staged_splits(T);
+    rms_bwd_staged(sa, kStagedRows, splits, s);
     sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);
     return;
   }
@@ -208,8 +212,8 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
   const StagedGatedArgs sa{dy, dz, dz_bf16, dz_stride, yn, yn_bf16, scratch, dout, y, z, z_stride, weight, T, C,
                            group_size, eps};
   if (gated_bwd_staged_supported(sa)) {  // the staged kernel where 16-byte copies fit (H200: 198 vs 229 us at 1.3B)
-    const int64_t splits = (T + 2 * kSplitRows - 1) / (2 * kSplitRows);  // 16 rows a block: <= row_splits(T)
-    gated_bwd_staged(sa, 2 * kSplitRows, splits, s);
+    const int64_t splits = staged_splits(T);
+    gated_bwd_staged(sa, kStagedRows, splits, s);
     sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);
     return;
   }
