@@ -207,6 +207,14 @@ __global__ void __launch_bounds__(kTh, 4) rms_bwd_staged_kernel(StagedRmsArgs a,
   write_partial(acc, a.partial + blockIdx.x * C, n4);
 }
 
+// Shared memory past 48 KB, set before every launch as the tc kernels do (mma_tf32::allow_smem): the
+// attribute belongs to the current device, so a once-per-process flag would miss a second GPU.
+template <class Kernel>
+void allow_stage_smem(Kernel k) {
+  PCM_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                static_cast<int>(2 * 3 * kStagedMaxGroup * sizeof(float))));
+}
+
 }  // namespace
 
 bool rms_bwd_staged_supported(const StagedRmsArgs& a) {
@@ -217,12 +225,7 @@ bool rms_bwd_staged_supported(const StagedRmsArgs& a) {
 
 void rms_bwd_staged(const StagedRmsArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s) {
   const size_t smem = 2 * 3 * static_cast<size_t>(a.C) * sizeof(float);
-  static bool configured = false;
-  if (!configured) {
-    PCM_CUDA(cudaFuncSetAttribute(rms_bwd_staged_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(2 * 3 * kStagedMaxGroup * sizeof(float))));
-    configured = true;
-  }
+  allow_stage_smem(rms_bwd_staged_kernel);
   rms_bwd_staged_kernel<<<static_cast<unsigned>(blocks), kTh, smem, s>>>(a, rows_per_block);
   PCM_CUDA_LAUNCH();
 }
@@ -236,12 +239,7 @@ bool gated_bwd_staged_supported(const StagedGatedArgs& a) {
 
 void gated_bwd_staged(const StagedGatedArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s) {
   const size_t smem = 2 * 3 * static_cast<size_t>(a.gs) * sizeof(float);
-  static bool configured = false;  // the attribute once per process (the size is at most kStagedMaxGroup's)
-  if (!configured) {
-    PCM_CUDA(cudaFuncSetAttribute(gated_bwd_staged_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  static_cast<int>(2 * 3 * kStagedMaxGroup * sizeof(float))));
-    configured = true;
-  }
+  allow_stage_smem(gated_bwd_staged_kernel);
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(a.C / a.gs));
   gated_bwd_staged_kernel<<<grid, kTh, smem, s>>>(a, rows_per_block);
   PCM_CUDA_LAUNCH();
