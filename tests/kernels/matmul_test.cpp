@@ -106,6 +106,37 @@ TEST(MatmulKernels, Avx2AndAvx512AgreeWithReference) {
   }
 }
 
+// The prefill GEMM (48-row panels × 8 tokens, k in pairs) at every kind of tail: rows around the panel size,
+// token counts around the block size, odd K (the last column alone). Against float64 over the same bf16 inputs,
+// so only the fp32 summation differs; every output written, nothing written past the end.
+TEST(GemmBf16, MatchesFloat64OnTheSameBf16InputsAtEveryTail) {
+  if (!cpu::x86::has_avx512_bf16()) GTEST_SKIP() << "no AVX512_BF16 on this CPU";
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int64_t rows : {1, 47, 48, 49, 100})
+    for (int64_t K : {1, 2, 63, 64, 333})
+      for (int64_t T : {1, 7, 8, 9, 17}) {
+        std::vector<uint16_t> W(static_cast<size_t>(rows * K)), x(static_cast<size_t>(T * K));
+        for (auto& v : W) v = f32_to_bf16(nd(rng));
+        for (auto& v : x) v = f32_to_bf16(nd(rng));
+        constexpr float kPoison = 12345.0f;
+        std::vector<float> out(static_cast<size_t>(T * rows) + 64, kPoison);  // 64 guard values past the end
+        cpu::x86::gemm_bf16_bf16(out.data(), x.data(), W.data(), rows, K, T);
+        std::vector<float> expect(static_cast<size_t>(T * rows));
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t r = 0; r < rows; ++r) {
+            double s = 0.0;
+            for (int64_t k = 0; k < K; ++k)
+              s += static_cast<double>(bf16_to_f32(W[r * K + k])) * bf16_to_f32(x[t * K + k]);
+            expect[t * rows + r] = static_cast<float>(s);
+          }
+        const std::string at = "rows " + std::to_string(rows) + " K " + std::to_string(K) + " T " + std::to_string(T);
+        EXPECT_LE(test::rel_error(out.data(), expect.data(), expect.size()), 1e-6) << at;
+        for (size_t i = 0; i < expect.size(); ++i) ASSERT_NE(out[i], kPoison) << at << " output " << i << " not written";
+        for (size_t i = expect.size(); i < out.size(); ++i) ASSERT_EQ(out[i], kPoison) << at << " wrote past the end";
+      }
+}
+
 // The model runs in_proj as two products over row ranges of one weight matrix (rows_view): each must equal
 // its columns of the whole product, bias included, in every dtype and on both sides of the matvec/GEMM switch.
 TEST(MatmulRowsView, RowRangesEqualTheirColumnsOfTheWholeProduct) {

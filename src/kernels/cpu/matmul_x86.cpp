@@ -144,66 +144,6 @@ void matvec_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, in
   }
 }
 
-namespace {
-
-// R weight rows x T activation rows, bf16 pairs multiplied and summed into fp32 lanes.
-template <int R, int T>
-PCM_AVX512_BF16 void gemm_block(float* out, const uint16_t* in, const uint16_t* W, int64_t r0, int64_t t0,
-                                int64_t rows, int64_t K) {
-  __m512 acc[R * T];
-#pragma GCC unroll 64
-  for (int i = 0; i < R * T; ++i) acc[i] = _mm512_setzero_ps();
-  const uint16_t* wr = W + r0 * K;
-  const uint16_t* xr = in + t0 * K;
-  int64_t k = 0;
-  for (; k + 32 <= K; k += 32) {
-    __m512i w[R];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) w[r] = _mm512_loadu_si512(wr + r * K + k);
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) {
-      __m512i x = _mm512_loadu_si512(xr + t * K + k);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], (__m512bh)x, (__m512bh)w[r]);
-    }
-  }
-  for (; k < K; k += 32) {  // the tail, masked
-    const __mmask32 m = __mmask32((1u << (K - k)) - 1);
-    __m512i w[R];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) w[r] = _mm512_maskz_loadu_epi16(m, wr + r * K + k);
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) {
-      __m512i x = _mm512_maskz_loadu_epi16(m, xr + t * K + k);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], (__m512bh)x, (__m512bh)w[r]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-    for (int t = 0; t < T; ++t) out[(t0 + t) * rows + r0 + r] = _mm512_reduce_add_ps(acc[r * T + t]);
-}
-
-template <int R>
-PCM_AVX512_BF16 void gemm_row_block(float* out, const uint16_t* in, const uint16_t* W, int64_t r0, int64_t rows,
-                                    int64_t K, int64_t T) {
-  constexpr int TT = 6;
-  int64_t t = 0;
-  for (; t + TT <= T; t += TT) gemm_block<R, TT>(out, in, W, r0, t, rows, K);
-  for (; t < T; ++t) gemm_block<R, 1>(out, in, W, r0, t, rows, K);
-}
-
-}  // namespace
-
-void gemm_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, int64_t rows, int64_t K, int64_t T) {
-  constexpr int R = 4;
-  const int64_t blocks = rows / R;
-#pragma omp parallel for schedule(dynamic, 4)
-  for (int64_t b = 0; b < blocks; ++b) gemm_row_block<R>(out, in_bf16, W, b * R, rows, K, T);
-  for (int64_t r = blocks * R; r < rows; ++r) gemm_row_block<1>(out, in_bf16, W, r, rows, K, T);
-}
-
 PCM_AVX512_BF16 void convert_f32_to_bf16(uint16_t* out, const float* in, int64_t n) {
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {

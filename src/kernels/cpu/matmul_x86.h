@@ -20,7 +20,7 @@ void matvec_bf16_f32(float* out, const float* in, const uint16_t* W, int64_t row
 void matvec_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, int64_t rows, int64_t K, int64_t T);
 
 // Fast: activations rounded to bf16, products accumulated in fp32 (vdpbf16ps), as bf16 inference
-// in PyTorch or llama.cpp does. in_bf16: [T, K]. out: [T, rows].
+// in PyTorch or llama.cpp does. in_bf16: [T, K]. out: [T, rows]. In gemm_bf16_x86.cpp.
 void gemm_bf16_bf16(float* out, const uint16_t* in_bf16, const uint16_t* W, int64_t rows, int64_t K, int64_t T);
 
 // Q8_0 weights (rows x K, K a multiple of 32), fp32 activations, T <= 8 rows; exact up to the
