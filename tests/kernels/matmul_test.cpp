@@ -2,6 +2,8 @@
 // row counts on both sides of the matvec/GEMM switch, and each x86 kernel the CPU supports.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <random>
 
 #include "kernels/cpu/matmul.h"
@@ -135,6 +137,34 @@ TEST(GemmBf16, MatchesFloat64OnTheSameBf16InputsAtEveryTail) {
         for (size_t i = 0; i < expect.size(); ++i) ASSERT_NE(out[i], kPoison) << at << " output " << i << " not written";
         for (size_t i = expect.size(); i < out.size(); ++i) ASSERT_EQ(out[i], kPoison) << at << " wrote past the end";
       }
+}
+
+// The fast Q8_0 decode (int16 activations per block, vpdpwssd) against float64 over the dequantised weights, at
+// every row count it serves; a NaN or Inf activation makes the outputs of its block NaN, never a finite value.
+TEST(MatmulQ8Fast, Int16ActivationsMatchFloat64AndPropagateNonFinite) {
+  if (!cpu::x86::has_avx512_vnni()) GTEST_SKIP() << "no AVX512_VNNI on this CPU";
+  const int64_t R = 77, K = 320;
+  const Weights w = make_weights(DType::Q8_0, R, K, 9);
+  for (int64_t T = 1; T <= cpu::kMatvecMaxRows; ++T) {
+    auto x = inputs(T, K);
+    x[0] = 0.0f;  // one all-zero block: a zero scale, no division by zero
+    for (int64_t k = 1; k < 32; ++k) x[static_cast<size_t>(k)] = 0.0f;
+    const auto expect = reference(w, x, T);
+    std::vector<float> out(expect.size(), -1e30f);
+    cpu::matmul_forward(out.data(), x.data(), w.ref, nullptr, T, cpu::MatmulPrecision::Bf16Activations);
+    EXPECT_LE(test::rel_error(out, expect), 1e-4) << "T=" << T;
+    for (float v : out) ASSERT_NE(v, -1e30f) << "T=" << T << ": an output was not written";
+  }
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    auto x = inputs(2, K);
+    x[static_cast<size_t>(K + 40)] = bad;  // row 1, second block
+    std::vector<float> out(static_cast<size_t>(2 * R));
+    cpu::matmul_forward(out.data(), x.data(), w.ref, nullptr, 2, cpu::MatmulPrecision::Bf16Activations);
+    for (int64_t r = 0; r < R; ++r) {
+      EXPECT_TRUE(std::isfinite(out[static_cast<size_t>(r)])) << "row 0 has only finite inputs";
+      EXPECT_TRUE(std::isnan(out[static_cast<size_t>(R + r)])) << "row 1 output " << r << " = " << out[R + r];
+    }
+  }
 }
 
 // The model runs in_proj as two products over row ranges of one weight matrix (rows_view): each must equal

@@ -116,6 +116,9 @@ void matmul_forward(float* out, const float* in, const MatrixRef& W, const float
     in_bf16.resize(static_cast<size_t>(T * W.cols));
     x86::convert_f32_to_bf16(in_bf16.data(), in, T * W.cols);
     x86::matvec_bf16_bf16(out, in_bf16.data(), static_cast<const uint16_t*>(W.data), W.rows, W.cols, T);
+  } else if (T <= kMatvecMaxRows && W.dtype == DType::Q8_0 && precision == MatmulPrecision::Bf16Activations &&
+             x86::has_avx512_vnni()) {
+    x86::matvec_q8_0_i16(out, in, static_cast<const uint8_t*>(W.data), W.rows, W.cols, T);
   } else if (T <= kMatvecMaxRows) {
     matvec(out, in, W, T);
   } else if (bf16_fast) {
