@@ -5,7 +5,7 @@
 // per-thread buffer (once per call and panel, then reused by all T tokens; the weights themselves stay as
 // mapped). Why this form: the dot-product kernel it replaced (4 rows × 6 tokens, a 16-lane horizontal sum
 // per output) ran at ~55% of the vdpbf16ps rate on Zen 4 — its 40 KB working set missed the 32 KB L1 — and
-// this one at ~75% (bench/cpu_kernels).
+// this one at 86-91% (1.3B and 370m projections, T = 512, 2 threads).
 #include <immintrin.h>
 
 #include <cstdint>
