@@ -34,6 +34,7 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
   if (i0 >= len || nh <= 0) return;
   const int64_t HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+  // Off the diagonal tile csi, csj hold e^(cs_i − cs_i0), e^(cs_i0 − cs_j) instead: no exp per head and lane.
   float* csi = smem + 2 * kBuf;           // [hs][64]: cs of the tile's rows i (0 past len)
   float* csj = csi + hs * kTile;          // [hs][64]: cs of the tile's columns j
   float* dtj = csj + hs * kTile;          // [hs][64]: dt of the columns
@@ -60,11 +61,17 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
     cp_async::commit();
   };
   issue(0);
+  const bool diag = it == jt;  // block-uniform
   for (int e = tid; e < nh * kTile; e += kThreads) {
     const int k = e / kTile, r = e % kTile, h = h0 + k, i = i0 + r, j = j0 + r;
     const float* csh = a.cs + (static_cast<int64_t>(c) * H + h) * Q;
-    csi[e] = i < len ? csh[i] : 0.0f;
-    csj[e] = j < len ? csh[j] : 0.0f;
+    if (diag) {
+      csi[e] = i < len ? csh[i] : 0.0f;
+      csj[e] = j < len ? csh[j] : 0.0f;
+    } else {  // every j < i0 <= i: e^(cs_i − cs_j) = e^(cs_i − cs_i0) e^(cs_i0 − cs_j), both <= 1 (0 past len)
+      csi[e] = i < len ? __expf(csh[i] - csh[i0]) : 0.0f;
+      csj[e] = j < len ? __expf(csh[i0] - csh[j]) : 0.0f;
+    }
     dtj[e] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
   }
   for (int e = tid; e < nh * (kRw + 2) * kTile; e += kThreads) colp[e] = 0.0f;  // and rowp
@@ -113,7 +120,7 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
     const float* ci = csi + k * kTile;
     const float* cj = csj + k * kTile;
     const float* dj = dtj + k * kTile;
-    const float cs0 = ci[ir0], cs1 = ci[ir1];
+    const float cs0 = ci[ir0], cs1 = ci[ir1];  // off the diagonal: e^(cs_r − cs_i0)
     float rs0 = 0.0f, rs1 = 0.0f;  // Σ_j R_ij dt_j of rows r0, r1 (this lane's columns)
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
@@ -123,8 +130,13 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int r = e < 2 ? r0 : r1, jc = jr + (e & 1), j = j0 + jc;
-        const bool valid = r < len && j <= r;  // exp of a positive exponent (j > r) is selected away
-        const float gL = valid ? acc[nt][e] * __expf((e < 2 ? cs0 : cs1) - cj[jc]) : 0.0f;
+        float gL;
+        if (diag) {
+          const bool valid = r < len && j <= r;  // exp of a positive exponent (j > r) is selected away
+          gL = valid ? acc[nt][e] * __expf((e < 2 ? cs0 : cs1) - cj[jc]) : 0.0f;
+        } else {  // the factors' product (rows past len: 0 and 0 dY rows)
+          gL = acc[nt][e] * (e < 2 ? cs0 : cs1) * cj[jc];
+        }
         sum[nt][e] += gL * dj[jc];
         R[e] = gL * cbv[nt][e];
       }

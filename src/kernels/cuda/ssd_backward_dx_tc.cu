@@ -1,10 +1,11 @@
 // dX of the chunked SSD backward with mma.sync TF32 (m16n8k8, fp32 accumulation), one block of 8 warps per
 // (chunk, head): the chunk's dY rows and dS (the B operands every warp reads) in shared memory once, TF32, both
 // by cp.async (dS arrives rounded from the state-adjoint pass; it lands before stage 1, the dY rows during the
-// first pass's stage 1, which needs only dS); B rows (from the backward's TF32 copy) and C·Bᵀ columns (rows of its
-// transposed copy; private to a warp's rows) straight into fragments. dS stays [p][n] (rows padded to 16 mod 32
-// floats): stage 1's B fragment dS[p][4t..4t+3] is one 16-byte load. ~107 KB of shared memory at Q = 256,
-// N = 128: 2 blocks per SM.
+// first pass's stage 1, which needs only dS, and are transposed in 4 x 4 blocks and rounded by their copying
+// thread); B rows (from the backward's TF32 copy) and C·Bᵀ columns (rows of its transposed copy; private to a
+// warp's rows) straight into fragments. dS stays [p][n] (rows padded to 16 mod 32 floats): stage 1's B fragment
+// dS[p][4t..4t+3] is one 16-byte load, as is stage 2's dY fragment. ~108 KB of shared memory at Q = 256, N = 128:
+// 2 blocks per SM.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -15,12 +16,32 @@ namespace {
 
 using namespace mma_tf32;
 
-constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kPt = kP / 8, kSp = kP + 2;
+constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kPt = kP / 8;
+// dY rows in shared memory as 4 x 4 blocks [i / 4][p / 4][p % 4][i % 4]: stage 2's B fragment (k = i 4t..4t+3, column
+// p) is then one 16-byte load instead of four scalar ones. Row-quad stride 8 mod 32 floats: the 8 lanes of a 16-byte
+// load phase (t = 0..3, g = 0, 1) hit 32 banks.
+constexpr int kYq = 16 * (kP / 4) + 8;
+__host__ __device__ constexpr int ys_floats(int Q) { return (Q / 4) * kYq; }
 // Row stride of dS in shared memory: 16 mod 32, so that the 8 lanes of a 16-byte load phase (rows g, g + 1) hit
 // 32 banks.
 __host__ __device__ constexpr int ds_stride(int N) { return N + 16 + (N % 32 == 16 ? 16 : 0); }
 
-__global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, bool vcb) {
+// 4 x 4 block e of the dY rows (row quad a, column quad pq): 8 consecutive threads take 4 row quads x 2 column quads,
+// so that a warp's copies read whole 32-byte sectors and the in-place transpose hits the banks at most 2 ways.
+__device__ __forceinline__ int yblock_a(int e) { return 4 * (e >> 6) + ((e >> 1) & 3); }
+__device__ __forceinline__ int yblock_pq(int e) { return 2 * ((e >> 3) & 7) + (e & 1); }
+__device__ __forceinline__ int yblock_at(int e) { return yblock_a(e) * kYq + 16 * yblock_pq(e); }
+
+// 2 consecutive floats; kVec: 8-byte aligned (one load).
+template <bool kVec>
+__device__ __forceinline__ float2 load2(const float* p) {
+  if constexpr (kVec) return __ldg(reinterpret_cast<const float2*>(p));
+  return make_float2(__ldg(p), __ldg(p + 1));
+}
+
+// kVec: dY rows 16-byte aligned (16-byte copies); B rows and C·Bᵀ (scratch) always are.
+template <bool kVec>
+__global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
   extern __shared__ __align__(16) float smem[];
   __shared__ float red[kThreads / 32];
   const int H = a.d.H, N = a.d.N, Q = a.ct.Q;
@@ -28,11 +49,12 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
   const int start = a.ct.chunk_start[c], len = a.ct.chunk_len[c], rows = (len + 15) & ~15;
   const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-  float* ys = smem;           // [Q][kSp]: dY rows (zeros past len)
+  float* ys = smem;           // [Q / 4][kYq]: dY rows in 4 x 4 blocks (zeros past len)
   const int dsn = ds_stride(N);
-  float* ds = ys + Q * kSp;   // [P][dsn]: dS
+  float* ds = ys + ys_floats(Q);  // [P][dsn]: dS
   float* css = ds + kP * dsn;  // [Q]
   float* dts = css + Q;       // [Q]
+  float* ebs = dts + Q;       // [Q]: e^(cs_i − cs_m), m = 16 ⌊i / 16⌋ (0 past len): stage 2's off-diagonal factor
   const float* dSg = a.dS + chn * kP * N;  // 16-byte aligned rows (scratch, N % 16 == 0)
   for (int e = tid; e < kP * (N / 4); e += kThreads) {
     const int p = e / (N / 4), col = 4 * (e % (N / 4));
@@ -40,20 +62,27 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
   }
   cp_async::commit();
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
-  // dY rows (stage 2's operand) by cp.async, the second group: they may land during stage 1 of the first pass.
-  for (int e = tid; e < rows * (kP / 4); e += kThreads) {
-    const int r = e / (kP / 4), col = 4 * (e % (kP / 4));
-    const float* src = dyh + static_cast<int64_t>(min(r, len - 1)) * HP + col;
-    if (vin)
-      cp_async::copy4f<8>(ys + r * kSp + col, src, r < len);  // kSp even: 8-byte aligned pairs
-    else
-      cp_async::copy4f<4>(ys + r * kSp + col, src, r < len);
+  // dY rows (stage 2's operand) by cp.async, the second group: they may land during stage 1 of the first pass. Each
+  // thread copies whole 4 x 4 blocks, row-major as they come (transposed in place once landed, by the same thread).
+  for (int e = tid; e < rows * (kP / 16); e += kThreads) {
+    const int a4 = 4 * yblock_a(e), col = 4 * yblock_pq(e);
+    float* dst = ys + yblock_at(e);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int r = a4 + u;
+      const float* src = dyh + static_cast<int64_t>(min(r, len - 1)) * HP + col;
+      if constexpr (kVec)
+        cp_async::copy4f<16>(dst + 4 * u, src, r < len);
+      else
+        cp_async::copy4f<4>(dst + 4 * u, src, r < len);
+    }
   }
   cp_async::commit();
   const float* csc = a.cs + chn * Q;
   for (int j = tid; j < Q; j += kThreads) {
     css[j] = j < len ? csc[j] : 0.0f;
     dts[j] = j < len ? a.dt[static_cast<int64_t>(start + j) * H + h] : 0.0f;
+    ebs[j] = j < len ? __expf(csc[j] - csc[j & ~15]) : 0.0f;
   }
   cp_async::wait_group<1>();  // this thread's dS copies (the dY rows' group may still be in flight)
   __syncthreads();
@@ -82,8 +111,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks)
           if (k0 + 16 * ks < N) {
-            ub0[ks] = load4(B0 + k0 + 16 * ks, vin);
-            ub1[ks] = load4(B1 + k0 + 16 * ks, vin);
+            ub0[ks] = load4(B0 + k0 + 16 * ks, true);
+            ub1[ks] = load4(B1 + k0 + 16 * ks, true);
           }
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks)
@@ -110,8 +139,9 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
 #pragma unroll
       for (int nt = 0; nt < kPt; ++nt) {
         const int p = 8 * nt + 2 * tq;
-        const float x00 = __ldg(X0 + p), x01 = __ldg(X0 + p + 1), x10 = __ldg(X1 + p), x11 = __ldg(X1 + p + 1);
-        const float y00 = __ldg(Y0 + p), y01 = __ldg(Y0 + p + 1), y10 = __ldg(Y1 + p), y11 = __ldg(Y1 + p + 1);
+        const float2 x0 = load2<kVec>(X0 + p), x1 = load2<kVec>(X1 + p), y0 = load2<kVec>(Y0 + p),
+                     y1 = load2<kVec>(Y1 + p);
+        const float x00 = x0.x, x01 = x0.y, x10 = x1.x, x11 = x1.y, y00 = y0.x, y01 = y0.y, y10 = y1.x, y11 = y1.y;
         us0 += acc[nt][0] * x00 + acc[nt][1] * x01;
         us1 += acc[nt][2] * x10 + acc[nt][3] * x11;
         if (ok0) dsum += y00 * x00 + y01 * x01;
@@ -130,13 +160,15 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
         if (ok1) a.u[chn * Q + r1] = us1;
       }
     }
-    if (pass == 0) {  // the dY rows: this thread's copies rounded to TF32 in place, then visible to all
+    if (pass == 0) {  // the dY rows: this thread's blocks transposed ([p % 4][i % 4]) and rounded to TF32 in place
       cp_async::wait_group<0>();
-      for (int e = tid; e < rows * (kP / 4); e += kThreads) {
-        float2* p = reinterpret_cast<float2*>(ys + (e / (kP / 4)) * kSp + 4 * (e % (kP / 4)));
-        const float2 v0 = p[0], v1 = p[1];
-        p[0] = make_float2(round_tf32(v0.x), round_tf32(v0.y));
-        p[1] = make_float2(round_tf32(v1.x), round_tf32(v1.y));
+      for (int e = tid; e < rows * (kP / 16); e += kThreads) {
+        float4* b = reinterpret_cast<float4*>(ys + yblock_at(e));
+        const float4 r0 = b[0], r1 = b[1], r2 = b[2], r3 = b[3];
+        b[0] = make_float4(round_tf32(r0.x), round_tf32(r1.x), round_tf32(r2.x), round_tf32(r3.x));
+        b[1] = make_float4(round_tf32(r0.y), round_tf32(r1.y), round_tf32(r2.y), round_tf32(r3.y));
+        b[2] = make_float4(round_tf32(r0.z), round_tf32(r1.z), round_tf32(r2.z), round_tf32(r3.z));
+        b[3] = make_float4(round_tf32(r0.w), round_tf32(r1.w), round_tf32(r2.w), round_tf32(r3.w));
       }
       __syncthreads();
     }
@@ -149,7 +181,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
     // C·Bᵀ entries two k-steps ahead: e* (this step), n* (the next), loads of the one after in flight.
     float e0[4], e1[4], n0[4], n1[4];
     auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {  // r0, r1 < rows <= Q: written rows
-      const float4 v0 = load4(cbt + (r0 * Q + 16 * kb + 4 * tq), vcb), v1 = load4(cbt + (r1 * Q + 16 * kb + 4 * tq), vcb);
+      const float4 v0 = load4(cbt + (r0 * Q + 16 * kb + 4 * tq), true), v1 = load4(cbt + (r1 * Q + 16 * kb + 4 * tq), true);
       d0[0] = v0.x, d0[1] = v0.y, d0[2] = v0.z, d0[3] = v0.w;
       d1[0] = v1.x, d1[1] = v1.y, d1[2] = v1.z, d1[3] = v1.w;
     };
@@ -158,12 +190,27 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
     for (int kb = mt; kb < kend; ++kb) {
       const int ib = 16 * kb + 4 * tq;
       uint32_t f0[4], f1[4];
+      if (kb > mt && 16 * kb + 16 <= len) {  // warp-uniform: off the diagonal block, every i < len
+        // e^(cs_i − cs_j) = e^(cs_i − cs_m) e^(cs_m − cs_j), m = 16 kb: j < m <= i, so both factors are <= 1 (no
+        // overflow; underflow only where the product underflows). The first from the block's table: 2 exps per
+        // lane and step instead of 8, and no masks.
+        const float4 ev = *reinterpret_cast<const float4*>(ebs + ib);
+        const float cm = css[16 * kb];
+        const float g0 = __expf(cm - cs0) * dt0, g1 = __expf(cm - cs1) * dt1;
+        const float E[4] = {ev.x, ev.y, ev.z, ev.w};
 #pragma unroll
-      for (int u = 0; u < 4; ++u) {  // exp of a positive exponent (i < j) may overflow: selected, not multiplied
-        const int i = ib + u;
-        const float csi = css[i];
-        f0[u] = rna_bits(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
-        f1[u] = rna_bits(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
+        for (int u = 0; u < 4; ++u) {
+          f0[u] = rna_bits(e0[u] * (E[u] * g0));
+          f1[u] = rna_bits(e1[u] * (E[u] * g1));
+        }
+      } else {
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {  // exp of a positive exponent (i < j) may overflow: selected, not multiplied
+          const int i = ib + u;
+          const float csi = css[i];
+          f0[u] = rna_bits(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
+          f1[u] = rna_bits(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
+        }
       }
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
@@ -171,7 +218,13 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a, bool vin, boo
         e1[u] = n1[u];
       }
       if (kb + 2 < kend) fetch(kb + 2, n0, n1);  // in flight during this step's and the next step's products
-      step16<kPt, false>(acc, f0, f1, ys + ib * kSp + gq, kSp, kPt);  // at 128 registers: no room for two sweeps
+      const float* yb = ys + (4 * kb + tq) * kYq + 4 * gq;  // dY[16 kb + 4t + u][8 nt + g], u = 0..3
+#pragma unroll
+      for (int nt = 0; nt < kPt; ++nt) {  // at 128 registers: no room for two sweeps
+        const float4 v = *reinterpret_cast<const float4*>(yb + 32 * nt);
+        mma(acc[nt], f0[0], f1[0], f0[1], f1[1], bits(v.x), bits(v.y));
+        mma(acc[nt], f0[2], f1[2], f0[3], f1[3], bits(v.z), bits(v.w));
+      }
     }
     float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;
     float* o1 = a.dx + static_cast<int64_t>(start + r1) * a.dx_stride + static_cast<int64_t>(h) * kP;
@@ -208,11 +261,14 @@ bool dx_supported(const SsdDims& d, int32_t Q) {
 }
 
 void dx_product(const DxArgs& a, cudaStream_t s) {
-  const int smem = (a.ct.Q * kSp + kP * ds_stride(a.d.N) + 2 * a.ct.Q) * static_cast<int>(sizeof(float));
+  const int smem = (ys_floats(a.ct.Q) + kP * ds_stride(a.d.N) + 3 * a.ct.Q) * static_cast<int>(sizeof(float));
+  // The 16-byte dY copies where the inputs' bases and strides allow (always, except the tests' odd row strides).
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0, "SSD backward dX: rounded B rows must be 16-byte aligned");
-  allow_smem(dx_kernel, smem);
-  dx_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a, vin, aligned16(a.cbt));
+  PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0 && aligned16(a.cbt),
+            "SSD backward dX: rounded B rows and C·Bᵀ must be 16-byte aligned");
+  auto kernel = vin ? dx_kernel<true> : dx_kernel<false>;
+  allow_smem(kernel, smem);
+  kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a);
   PCM_CUDA_LAUNCH();
 }
 
