@@ -6,7 +6,7 @@
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/ssdbwd-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
-BUDGET=${BUDGET:-105}  # seconds: optional steps are skipped past it (the call allows ~120)
+BUDGET=${BUDGET:-120}  # seconds: optional steps are skipped past it (the call allows ~150)
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 left() { [ $((BUDGET - SECONDS)) -gt "$1" ]; }
@@ -85,7 +85,7 @@ if left 35; then  # where the tc kernels of one backward layer spend their time 
     --section MemoryWorkloadAnalysis --section LaunchStats --metrics "$STALLS" ./pcm $T2 > $L/sections.txt 2>&1
 fi
 summary
-[ -n "$WITH_BASE_NCU" ] && [ -x ./pcm_base ] && left 45 && prof train2l_base ./pcm_base $T2
+[ "${WITH_BASE_NCU:-1}" = 1 ] && [ -x ./pcm_base ] && left 45 && prof train2l_base ./pcm_base $T2  # the same-call per-kernel baseline
 [ -x ./pcm_base ] && left 20 && bench pcm_base
 echo "done at ${SECONDS}s" >> $R
 summary
