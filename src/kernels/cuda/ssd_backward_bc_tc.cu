@@ -9,12 +9,15 @@
 // Stage 1 takes two heads per cp.async stage (warp w: rows 16 (w % 4), head 2s + (w / 4) % 2 of the pair, columns
 // 32 (w / 8) .. + 31), three stages (222 KB: 1 block of 16 warps per SM): one barrier per two heads, and nothing
 // rewrites a stage in shared memory: St arrives rounded to TF32 (the passes write it so), A is rounded in registers
-// (one integer add: the mma ignores the low 13 bits). dC's inter dot goes to one slot per 32 columns. The two
-// head halves' sums meet through shared memory before stage 2, where each warp owns 16 rows x 16 columns.
+// (one integer add: the mma ignores the low 13 bits); dB's dS comes in 4 x 4 blocks (ssd_state_blocks.cuh), one B
+// fragment per 16-byte load (dC's S0 is row-major: four scalar loads). dC's inter dot goes to one slot per 32
+// columns. The two head halves' sums meet through shared memory before stage 2, where each warp owns 16 rows x 16
+// columns.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
+#include "kernels/cuda/ssd_state_blocks.cuh"
 
 namespace pcm::cuda::bwd_tc {
 namespace {
@@ -24,6 +27,10 @@ using namespace mma_tf32;
 constexpr int kP = 64, kNmax = 128, kQmax = 256, kTile = 64, kThreads = 512, kStages = 3;
 constexpr int kSs = kTile + 2;  // row stride of the shared B operands: 2 mod 8 (step16's bank rule)
 constexpr int kAs = kP + 16;    // row stride of the A rows: 16-byte loads of rows g and g + 1 hit 32 banks
+// dB's dS arrives in 4 x 4 blocks (ssd_state_blocks.cuh) and stays so: a 16-byte piece is p = 4t..4t+3 of one column,
+// a whole B fragment. Row-quad stride 8 mod 32: the 8 lanes of a load phase (t = 0..3, g = 0, 1) hit 32 banks.
+constexpr int kSb = 16 * (kTile / 4) + 8;
+static_assert((kP / 4) * kSb == kP * kSs, "dB's blocked dS takes dC's St space");
 // One head's part of a stage: A rows [64][kAs], St [64][kSs], cs and dt of the rows, cs_last (+ 3 pad).
 constexpr int kHead = kTile * kAs + kP * kSs + 2 * kTile + 4;
 constexpr int kStage = 2 * kHead;                 // the pair of heads 2s, 2s + 1
@@ -43,7 +50,7 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
   const int r0 = 16 * mt + gq, r1 = r0 + 8;
   const int q0 = min(r0, len - 1), q1 = min(r1, len - 1);
   const int nts = max(0, min(4, (ncols - wc1) / 8));  // stage 1 column blocks of this warp (ncols % 8 == 0)
-  const float* stg = (kIsC ? a.S0 : a.dS) + static_cast<int64_t>(c) * H * kP * N + n0;
+  const float* stg = (kIsC ? a.S0 + n0 : a.dS) + static_cast<int64_t>(c) * H * kP * N;
   const float* ag = kIsC ? a.dy + static_cast<int64_t>(start) * HP : a.xbc + static_cast<int64_t>(start) * a.ld;
   const int64_t lda = kIsC ? HP : a.ld;
   // This thread's copies per head: A and St rows rr = tid / 16 + 32 u, 4 columns at 4 (tid % 16).
@@ -62,9 +69,18 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
         const int rr = (tid >> 4) + (kThreads / 16) * u, i = min(rb + rr, len - 1);
         cp_async::copy4f<kVec ? 16 : 4>(A + rr * kAs + c4, ag + static_cast<int64_t>(i) * lda + h * kP + c4,
                                         rb + rr < len);
-        cp_async::copy4f<kVec ? 8 : 4>(
-            St + rr * kSs + c4,
-            stg + static_cast<int64_t>(h) * kP * N + static_cast<int64_t>(rr) * N + min(c4, ncols - 4), c4 < ncols);
+        if constexpr (kIsC) {
+          cp_async::copy4f<kVec ? 8 : 4>(
+              St + rr * kSs + c4,
+              stg + static_cast<int64_t>(h) * kP * N + static_cast<int64_t>(rr) * N + min(c4, ncols - 4), c4 < ncols);
+        } else {  // piece q of block (p quad pq, the tile's column quad nq), as in device memory
+          const int e = tid + kThreads * u, q = e & 3, nq = (e >> 2) & 15, pq = e >> 6;
+          const int nqc = min(nq, ncols / 4 - 1);  // past the tile's columns: zeros, never read
+          cp_async::copy4f<kVec ? 16 : 4>(
+              St + pq * kSb + 16 * nq + 4 * q,
+              stg + static_cast<int64_t>(h) * kP * N + (static_cast<int64_t>(pq) * (N / 4) + n0 / 4 + nqc) * 16 + 4 * q,
+              nq < ncols / 4);
+        }
       }
       if (tid < kTile) {  // rows past len: cs = dt = 0 (their A rows are 0 too)
         const int i = min(rb + tid, len - 1);
@@ -111,7 +127,21 @@ __device__ __forceinline__ void bc_block(const BcArgs& a, float* smem, int ntile
       const float4 v1 = *reinterpret_cast<const float4*>(A + (rl0 + 8) * kAs + 16 * ks + 4 * tq);
       const uint32_t f0[4] = {rna_bits(v0.x), rna_bits(v0.y), rna_bits(v0.z), rna_bits(v0.w)};
       const uint32_t f1[4] = {rna_bits(v1.x), rna_bits(v1.y), rna_bits(v1.z), rna_bits(v1.w)};
-      step16<4>(tmp, f0, f1, St + (16 * ks + 4 * tq) * kSs + wc1 + gq, kSs, nts);
+      if constexpr (kIsC) {
+        step16<4>(tmp, f0, f1, St + (16 * ks + 4 * tq) * kSs + wc1 + gq, kSs, nts);
+      } else {  // dS[16 ks + 4t .. + 3][wc1 + 8 nt + g]: block (4 ks + t, wc1 / 4 + 2 nt + g / 4), piece g % 4
+        const float* b = St + (4 * ks + tq) * kSb + 4 * wc1 + 16 * (gq >> 2) + 4 * (gq & 3);
+        float4 bv[4];
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)  // the k-halves in two sweeps, as step16
+          if (nt < nts) {
+            bv[nt] = *reinterpret_cast<const float4*>(b + 32 * nt);
+            mma(tmp[nt], f0[0], f1[0], f0[1], f1[1], bits(bv[nt].x), bits(bv[nt].y));
+          }
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+          if (nt < nts) mma(tmp[nt], f0[2], f1[2], f0[3], f1[3], bits(bv[nt].z), bits(bv[nt].w));
+      }
     }
     float sc0, sc1;  // the head's row scales (rows past len: their products are 0)
     if constexpr (kIsC) {

@@ -21,7 +21,7 @@ struct BcArgs {
   const float* dy;   // [T, H * P]
   const float* cs;   // [chunks, H, Q]
   const float* S0;   // [chunks, H, P, N]: entering states
-  const float* dS;   // [chunks, H, P, N]: adjoints of the leaving states
+  const float* dS;   // [chunks, H, P, N]: adjoints of the leaving states, in 4 x 4 blocks (ssd_state_blocks.cuh)
   const float* dcb;   // [chunks, G, Q, Q]: Σ_h dCB_h (dcb_product's dcb_sum)
   const float* dcbt;  // [chunks, G, Q, Q]: its transpose (dcb_sum_t)
   float* inter;  // [chunks, H, inter_slots, Q]: inter_slots = bc_inter_slots(d)

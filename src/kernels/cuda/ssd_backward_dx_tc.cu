@@ -3,9 +3,9 @@
 // by cp.async (dS arrives rounded from the state-adjoint pass; it lands before stage 1, the dY rows during the
 // first pass's stage 1, which needs only dS, and are transposed in 4 x 4 blocks and rounded by their copying
 // thread); B rows (from the backward's TF32 copy) and C·Bᵀ columns (rows of its transposed copy; private to a
-// warp's rows) straight into fragments. dS stays [p][n] (rows padded to 16 mod 32 floats): stage 1's B fragment
-// dS[p][4t..4t+3] is one 16-byte load, as is stage 2's dY fragment. ~108 KB of shared memory at Q = 256, N = 128:
-// 2 blocks per SM.
+// warp's rows) straight into fragments. dS comes in 4 x 4 blocks (ssd_state_blocks.cuh), each transposed in place so
+// that stage 1's B fragment dS[p][4t..4t+3] is one 16-byte load, as is stage 2's dY fragment. ~104 KB of shared
+// memory at Q = 256, N = 128: 2 blocks per SM.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -22,9 +22,8 @@ constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kPt = kP / 8;
 // load phase (t = 0..3, g = 0, 1) hit 32 banks.
 constexpr int kYq = 16 * (kP / 4) + 8;
 __host__ __device__ constexpr int ys_floats(int Q) { return (Q / 4) * kYq; }
-// Row stride of dS in shared memory: 16 mod 32, so that the 8 lanes of a 16-byte load phase (rows g, g + 1) hit
-// 32 banks.
-__host__ __device__ constexpr int ds_stride(int N) { return N + 16 + (N % 32 == 16 ? 16 : 0); }
+// dS's p quads in shared memory kDq floats apart whatever N (N / 4 blocks of 16 each): compile-time fragment offsets.
+constexpr int kDq = 4 * kNmax;
 
 // 4 x 4 block e of the dY rows (row quad a, column quad pq): 8 consecutive threads take 4 row quads x 2 column quads,
 // so that a warp's copies read whole 32-byte sectors and the in-place transpose hits the banks at most 2 ways.
@@ -50,15 +49,20 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
   const int64_t chn = static_cast<int64_t>(c) * H + h, HP = static_cast<int64_t>(H) * kP;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   float* ys = smem;           // [Q / 4][kYq]: dY rows in 4 x 4 blocks (zeros past len)
-  const int dsn = ds_stride(N);
-  float* ds = ys + ys_floats(Q);  // [P][dsn]: dS
-  float* css = ds + kP * dsn;  // [Q]
+  float* ds = ys + ys_floats(Q);  // [P / 4][kDq]: dS in 4 x 4 blocks, each transposed once landed (see stage 1)
+  float* css = ds + (kP / 4) * kDq;  // [Q]
   float* dts = css + Q;       // [Q]
   float* ebs = dts + Q;       // [Q]: e^(cs_i − cs_m), m = 16 ⌊i / 16⌋ (0 past len): stage 2's off-diagonal factor
-  const float* dSg = a.dS + chn * kP * N;  // 16-byte aligned rows (scratch, N % 16 == 0)
-  for (int e = tid; e < kP * (N / 4); e += kThreads) {
-    const int p = e / (N / 4), col = 4 * (e % (N / 4));
-    cp_async::copy16(ds + p * dsn + col, dSg + p * N + col, true);
+  const float* dSg = a.dS + chn * kP * N;  // 4 x 4 blocks (ssd_state_blocks.cuh), 16-byte aligned (scratch)
+  // Block slots vb = (p quad, column quad) of kNmax / 4 columns at 16 vb: whole blocks per thread (it transposes
+  // what it copied); slots past N / 4 stay empty.
+  constexpr int kSlots = (kP / 4) * (kNmax / 4), kSq = kNmax / 4;
+  for (int vb = tid; vb < kSlots; vb += kThreads) {
+    const int pq = vb / kSq, nq = vb % kSq;
+    if (nq >= N / 4) continue;
+    const float* src = dSg + (pq * (N / 4) + nq) * 16;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) cp_async::copy16(ds + 16 * vb + 4 * q, src + 4 * q, true);
   }
   cp_async::commit();
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
@@ -85,6 +89,19 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
     ebs[j] = j < len ? __expf(csc[j] - csc[j & ~15]) : 0.0f;
   }
   cp_async::wait_group<1>();  // this thread's dS copies (the dY rows' group may still be in flight)
+  // Each dS block as landed holds pieces n % 4 = q of p % 4 = 0..3; stage 1 takes 4 consecutive n of one p, so it is
+  // rewritten as rows r = p % 4 at piece r ^ s, s = 2 in the column quads 2, 3 (mod 4): the 8 lanes of a fragment
+  // load phase (t = 0..3, g = 0, 1) then hit 32 banks.
+  for (int vb = tid; vb < kSlots; vb += kThreads) {
+    if (vb % kSq >= N / 4) continue;
+    float4* v = reinterpret_cast<float4*>(ds + 16 * vb);
+    const float4 q0 = v[0], q1 = v[1], q2 = v[2], q3 = v[3];
+    const int s = vb & 2;  // column quad % 4 >= 2
+    v[0 ^ s] = make_float4(q0.x, q1.x, q2.x, q3.x);
+    v[1 ^ s] = make_float4(q0.y, q1.y, q2.y, q3.y);
+    v[2 ^ s] = make_float4(q0.z, q1.z, q2.z, q3.z);
+    v[3 ^ s] = make_float4(q0.w, q1.w, q2.w, q3.w);
+  }
   __syncthreads();
   const float cs_last = css[len - 1], Dh = a.D[h];
   const float* cbt = a.cbt + (static_cast<int64_t>(c) * a.d.G + g) * Q * Q;
@@ -120,10 +137,11 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
             const float4 u0 = ub0[ks], u1 = ub1[ks];
             const uint32_t f0[4] = {bits(u0.x), bits(u0.y), bits(u0.z), bits(u0.w)};
             const uint32_t f1[4] = {bits(u1.x), bits(u1.y), bits(u1.z), bits(u1.w)};
-            const float* b = ds + gq * dsn + k0 + 16 * ks + 4 * tq;  // dS[8 nt + g][k 4t..4t+3]
+            // dS[8 nt + g][k0 + 16 ks + 4t .. + 3]: block (2 nt + g / 4, (k0 + 16 ks) / 4 + t), row g % 4
+            const float* b = ds + (gq >> 2) * kDq + 16 * tq + 4 * ((gq & 3) ^ (tq & 2)) + 4 * (k0 + 16 * ks);
 #pragma unroll
             for (int nt = 0; nt < kPt; ++nt) {
-              const float4 v = *reinterpret_cast<const float4*>(b + 8 * nt * dsn);
+              const float4 v = *reinterpret_cast<const float4*>(b + 2 * kDq * nt);
               mma(acc[nt], f0[0], f1[0], f0[1], f1[1], bits(v.x), bits(v.y));
               mma(acc[nt], f0[2], f1[2], f0[3], f1[3], bits(v.z), bits(v.w));
             }
@@ -181,7 +199,8 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
     // C·Bᵀ entries two k-steps ahead: e* (this step), n* (the next), loads of the one after in flight.
     float e0[4], e1[4], n0[4], n1[4];
     auto fetch = [&](int kb, float(&d0)[4], float(&d1)[4]) {  // r0, r1 < rows <= Q: written rows
-      const float4 v0 = load4(cbt + (r0 * Q + 16 * kb + 4 * tq), true), v1 = load4(cbt + (r1 * Q + 16 * kb + 4 * tq), true);
+      const float4 v0 = load4(cbt + (r0 * Q + 16 * kb + 4 * tq), true);
+      const float4 v1 = load4(cbt + (r1 * Q + 16 * kb + 4 * tq), true);
       d0[0] = v0.x, d0[1] = v0.y, d0[2] = v0.z, d0[3] = v0.w;
       d1[0] = v1.x, d1[1] = v1.y, d1[2] = v1.z, d1[3] = v1.w;
     };
@@ -261,7 +280,7 @@ bool dx_supported(const SsdDims& d, int32_t Q) {
 }
 
 void dx_product(const DxArgs& a, cudaStream_t s) {
-  const int smem = (ys_floats(a.ct.Q) + kP * ds_stride(a.d.N) + 3 * a.ct.Q) * static_cast<int>(sizeof(float));
+  const int smem = (ys_floats(a.ct.Q) + (kP / 4) * kDq + 3 * a.ct.Q) * static_cast<int>(sizeof(float));
   // The 16-byte dY copies where the inputs' bases and strides allow (always, except the tests' odd row strides).
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
   PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0 && aligned16(a.cbt),

@@ -19,7 +19,7 @@ struct DxArgs {
   const float* dy;      // [T, H * P]
   const float* cs;      // [chunks, H, Q]
   const float* cbt;     // [chunks, G, Q, Q]: (C·Bᵀ)ᵀ, row j = column j of C·Bᵀ (64-tiles with j-tile <= i-tile)
-  const float* dS;      // [chunks, H, P, N]: adjoint of the state leaving each chunk
+  const float* dS;      // [chunks, H, P, N]: adjoint of the state leaving each chunk, 4 x 4 blocks (ssd_state_blocks.cuh)
   const float* b_tf32;  // B rounded to TF32: rows [T, b_ld], group g's at column g N (16-byte aligned)
   int64_t b_ld;
   float* dx;            // x columns of dxbc, row stride dx_stride

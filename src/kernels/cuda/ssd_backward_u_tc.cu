@@ -9,6 +9,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_u_tc.h"
+#include "kernels/cuda/ssd_state_blocks.cuh"
 
 namespace pcm::cuda::bwd_tc {
 namespace {
@@ -95,15 +96,15 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
         if (nt < nts) mma(acc[nt], f0[2], f1[2], f0[3], f1[3], bits(bv[nt].z), bits(bv[nt].w));
     }
   }
-  float* out = a.U + chn * kP * N;
+  float* out = a.U + chn * kP * N;  // in 4 x 4 blocks (ssd_state_blocks.cuh): a warp's stores cover whole blocks
 #pragma unroll
   for (int nt = 0; nt < kNtMax; ++nt)
     if (nt < nts) {
       const int n = n0 + 8 * nt + 2 * tq, p = p0 + gq;
-      out[p * N + n] = acc[nt][0];
-      out[p * N + n + 1] = acc[nt][1];
-      out[(p + 8) * N + n] = acc[nt][2];
-      out[(p + 8) * N + n + 1] = acc[nt][3];
+      out[state_blocks::at(p, n, N)] = acc[nt][0];
+      out[state_blocks::at(p, n + 1, N)] = acc[nt][1];
+      out[state_blocks::at(p + 8, n, N)] = acc[nt][2];
+      out[state_blocks::at(p + 8, n + 1, N)] = acc[nt][3];
     }
 }
 

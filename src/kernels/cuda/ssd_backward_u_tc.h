@@ -14,7 +14,7 @@ struct UArgs {
   const float* c_t;  // [chunks, G, N, Q]: each chunk's C transposed, rounded to TF32, 0 past len (16-byte aligned)
   const float* dy;  // [T, H * P]
   const float* cs;  // [chunks, H, Q]
-  float* U;         // [chunks, H, P, N]
+  float* U;         // [chunks, H, P, N], each head's P x N in 4 x 4 blocks (ssd_state_blocks.cuh)
   SsdDims d;
   ChunkTable ct;
 };

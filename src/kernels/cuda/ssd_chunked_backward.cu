@@ -34,6 +34,7 @@
 #include "kernels/cuda/ssd_backward_u_tc.h"
 #include "kernels/cuda/ssd_backward_sums.cuh"
 #include "kernels/cuda/ssd_chunks.h"
+#include "kernels/cuda/ssd_state_blocks.cuh"
 #include "kernels/cuda/ssd_tile.cuh"
 #include "kernels/cuda/train_ops.h"
 
@@ -46,7 +47,8 @@ __host__ __device__ inline int tiles(int64_t n) { return static_cast<int>((n + k
 
 struct Bwd {
   SsdChunkScratch f;  // cs, C·Bᵀ, entering states
-  float* dS;          // [chunks, H, P, N]: U_c, after the pass the adjoint of the state leaving chunk c
+  float* dS;          // [chunks, H, P, N]: U_c, after the pass the adjoint of the state leaving chunk c (tc: in 4 x 4
+                      // blocks, ssd_state_blocks.cuh)
   float* dcb;         // [chunks, H, Q, Q]: dCB (rows i < len, columns j <= i)
   float* col;         // [chunks, H, qt, Q]: Σ_i R_ij over one i-tile
   float* row;         // [chunks, H, qt, Q]: Σ_j R_ij dt_j over one j-tile
@@ -187,14 +189,15 @@ __global__ void __launch_bounds__(kThreads, 2) dstate_local_kernel(Ctx k) {
 // state leaving chunk c); what is left at the end is the adjoint of the sequence's initial state. Also the
 // block's part of <dS_c, S0_c> (the scalar step's last-row term), summed over the block in a fixed order into
 // sdp[c, h, block]: the scalar step then adds PN / 256 partials instead of reading dS and S0 again.
-// tf32_out: dS stored rounded to TF32 (the tc kernels' operand as they would round it; the sums use the fp32 value).
-__global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0, bool tf32_out) {
+// tc: dS stored rounded to TF32 (the tc kernels' operand as they would round it; the sums use the fp32 value), U and dS
+// in 4 x 4 blocks (ssd_state_blocks.cuh; the entering states and dstate0 stay row-major).
+__global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0, bool tc) {
   constexpr int kBatch = 4;  // loads of several chunks in flight before the dependent updates
   __shared__ float red[kBatch][32];
   const int64_t PN = static_cast<int64_t>(k.d.P) * k.d.N;
   const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const bool ok = e < PN;  // no early return: the block sums below need every thread
-  const int64_t ec = ok ? e : 0;
+  const int64_t ec = ok ? e : 0, er = tc ? state_blocks::row_major(ec, k.d.N) : ec;  // U / dS index, S0's
   const int h = blockIdx.y, sq = blockIdx.z, c_begin = k.ct.seq_chunk[sq], c_end = k.ct.seq_chunk[sq + 1];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
   float run = 0.0f;
@@ -205,7 +208,7 @@ __global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0,
       const int c = max(c1 - 1 - u, c_begin);
       const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
       U[u] = k.b.dS[ch * PN + ec];
-      S0[u] = k.b.f.states[ch * PN + ec];
+      S0[u] = k.b.f.states[ch * PN + er];
       decay[u] = __expf(k.b.f.cs[ch * k.ct.Q + k.ct.chunk_len[c] - 1]);
     }
 #pragma unroll
@@ -214,7 +217,7 @@ __global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0,
       sd[u] = 0.0f;
       if (c >= c_begin) {  // uniform over the block (one sequence)
         const int64_t ch = static_cast<int64_t>(c) * k.d.H + h;
-        if (ok) k.b.dS[ch * PN + e] = tf32_out ? mma_tf32::round_tf32(run) : run;
+        if (ok) k.b.dS[ch * PN + e] = tc ? mma_tf32::round_tf32(run) : run;
         sd[u] = ok ? run * S0[u] : 0.0f;
         run = U[u] + decay[u] * run;
       }
@@ -234,7 +237,7 @@ __global__ void __launch_bounds__(256) dstate_pass_kernel(Ctx k, float* dstate0,
       k.b.sdp[(static_cast<int64_t>(c) * k.d.H + h) * gridDim.x + blockIdx.x] = t;
     }
   }
-  if (dstate0 && ok) dstate0[(static_cast<int64_t>(sq) * k.d.H + h) * PN + e] = run;
+  if (dstate0 && ok) dstate0[(static_cast<int64_t>(sq) * k.d.H + h) * PN + er] = run;
 }
 
 // Tile (i-tile blockIdx.y, j-tile blockIdx.x <= it) of dM = dY Xᵀ; then dCB = dM L dt_j, R = dM L CB and
