@@ -122,8 +122,10 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
     const float* dj = dtj + k * kTile;
     const float cs0 = ci[ir0], cs1 = ci[ir1];  // off the diagonal: e^(cs_r − cs_i0)
     float rs0 = 0.0f, rs1 = 0.0f;  // Σ_j R_ij dt_j of rows r0, r1 (this lane's columns)
+    float cv[8];                   // column sums of R over rows r0, r1: columns jr, jr + 1 of block nt at 2 nt, 2 nt + 1
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
+      cv[2 * nt] = cv[2 * nt + 1] = 0.0f;
       if (nt >= nt_end) continue;
       const int jr = wc + 8 * nt + 2 * tq;  // tile column of acc[nt][0], acc[nt][2]
       float R[4];
@@ -142,19 +144,21 @@ __global__ void __launch_bounds__(kThreads, 2) dcb_kernel(DcbArgs a, int splits,
       }
       rs0 += R[0] * dj[jr] + R[1] * dj[jr + 1];
       rs1 += R[2] * dj[jr] + R[3] * dj[jr + 1];
-      float c0 = R[0] + R[2],
-            c1 = R[1] + R[3];  // columns jr, jr + 1 over this warp's 16 rows
+      cv[2 * nt] = R[0] + R[2];
+      cv[2 * nt + 1] = R[1] + R[3];
+    }
+    // The 8 column sums over the 8 lanes of one t (g = 0..7), halved per round (lane bits 4, 3, 2): each lane ends
+    // with the whole sum of value g, 7 shuffles instead of 24.
 #pragma unroll
-      for (int o = 4; o < 32; o <<= 1) {
-        c0 += __shfl_xor_sync(0xffffffffu, c0, o);
-        c1 += __shfl_xor_sync(0xffffffffu, c1, o);
-      }
-      if (gq == 0) {
-        float* cw = colp + (k * kRw + wr) * kTile;
-        cw[jr] = c0;
-        cw[jr + 1] = c1;
+    for (int o = 16, m = 4; o >= 4; o >>= 1, m >>= 1) {
+      const bool hi = lane & o;
+#pragma unroll
+      for (int q = 0; q < m; ++q) {
+        const float send = hi ? cv[q] : cv[q + m], keep = hi ? cv[q + m] : cv[q];
+        cv[q] = keep + __shfl_xor_sync(0xffffffffu, send, o);
       }
     }
+    colp[(k * kRw + wr) * kTile + wc + 8 * (gq >> 1) + 2 * tq + (gq & 1)] = cv[0];
     rs0 += __shfl_xor_sync(0xffffffffu, rs0, 1);
     rs0 += __shfl_xor_sync(0xffffffffu, rs0, 2);
     rs1 += __shfl_xor_sync(0xffffffffu, rs1, 1);
