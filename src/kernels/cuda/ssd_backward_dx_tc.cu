@@ -262,8 +262,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
       }
       if (kb + 2 < kend) fetch(kb + 2, n0, n1);  // in flight during this step's and the next step's products
       const float* yb = ys + (4 * kb + tq) * kYq + 4 * gq;  // dY[16 kb + 4t + u][8 nt + g], u = 0..3
-#pragma unroll
-      sweep_pair<kSweeps>(acc, f0, f1, yb, 32);
+      sweep_pair<kSweeps>(acc, f0, f1, yb, 32);  // at 128 registers
     }
     float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;
     float* o1 = a.dx + static_cast<int64_t>(start + r1) * a.dx_stride + static_cast<int64_t>(h) * kP;
