@@ -11,7 +11,8 @@ rm -rf "$dst"; mkdir -p "$dst/stage/lib"
 for b in ${BINS:-pcm test_cuda test_train}; do strip -o "$dst/stage/$b" "$src/$b"; done
 [ -n "$base" ] && strip -o "$dst/stage/pcm_base" "$base"
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
-(cd "$dst/stage" && XZ_OPT=-9e tar cJf ../pack.tar.xz .)
+# x86 branch filter before LZMA2: ~4 % smaller for these binaries (room for test_train under 8 MB)
+(cd "$dst/stage" && XZ_OPT="--x86 --lzma2=preset=9e,dict=128MiB" tar cJf ../pack.tar.xz .)
 rm -rf "$dst/stage"
 cp "$(dirname "$0")/ssdbwd_run.sh" "$dst/run.sh"
 rm -rf "$final.old"; [ -d "$final" ] && mv "$final" "$final.old"; mv "$dst" "$final"; rm -rf "$final.old"

@@ -23,7 +23,7 @@ def short(k):
                    ("chunk_states", "cstates(fwd+bwd)"), ("dstate_pass", "pass"), ("scalars", "scal"), ("group_sum", "gsum")):
         if re.search(pat, k): return s
     return None
-for n in ("train2l", "train2l_base"):
+for n in ("train2l", "train2l_sweeps", "train2l_base"):
     t = collections.defaultdict(float); h = None
     for r in csv.reader(rd(n + ".csv").splitlines()):
         if "Kernel Name" in r: h = r; continue
@@ -85,6 +85,8 @@ if left 35; then  # where the tc kernels of one backward layer spend their time 
     --section MemoryWorkloadAnalysis --section LaunchStats --metrics "$STALLS" ./pcm $T2 > $L/sections.txt 2>&1
 fi
 summary
+# window knob PCM_SSD_DX_SWEEPS=1 (dx's k-halves in two sweeps): dx alone
+[ -n "$NCU" ] && left 40 && PCM_SSD_DX_SWEEPS=1 prof train2l_sweeps -k regex:dx_kernel ./pcm $T2
 [ "${WITH_BASE_NCU:-1}" = 1 ] && [ -x ./pcm_base ] && left 45 && prof train2l_base ./pcm_base $T2  # the same-call per-kernel baseline
 [ -x ./pcm_base ] && left 20 && bench pcm_base
 echo "done at ${SECONDS}s" >> $R
