@@ -16,10 +16,10 @@ L = sys.argv[1]
 def rd(n):
     p = os.path.join(L, n)
     return open(p, errors="replace").read() if os.path.exists(p) else ""
-out = []
+out, tables = [], []
 def short(k):
-    for pat, s in (("u_kernel", "u"), ("dcb_kernel", "dcb"), ("dx_kernel", "dx"), (r"bc_kernel<true", "dC"),
-                   (r"bc_kernel<false", "dB"), (r"bc_kernel<1>", "dC"), (r"bc_kernel<0>", "dB"), ("bc_kernel", "bc"),
+    for pat, s in (("transpose_bc", "transp"), ("round_bc", "round"), ("u_kernel", "u"), ("dcb_kernel", "dcb"),
+                   ("dx_kernel", "dx"), (r"bc_kernel<(true|1)", "dC"), (r"bc_kernel<(false|0)", "dB"), ("bc_kernel", "bc"),
                    ("chunk_states", "cstates(fwd+bwd)"), ("dstate_pass", "pass"), ("scalars", "scal"), ("group_sum", "gsum")):
         if re.search(pat, k): return s
     return None
@@ -31,7 +31,7 @@ for n in ("train2l", "train2l_sweeps", "train2l_base"):
             s = short(r[h.index("Kernel Name")])
             if s: t[s] += float(r[h.index("Metric Value")].replace(",", "")) / 4e3  # us per layer per step
     if t:
-        out.append(f"{n} us/layer: " + " ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1]))
+        tables.append(f"{n} us/layer: " + " ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1]))
                    + f" | ssd bwd {sum(t.values()):.0f}")
 sec = rd("sections.txt")
 for blk in re.split(r"\n  (?=(?:void )?[a-zA-Z_:<>]+kernel)", sec)[1:]:
@@ -44,9 +44,15 @@ for blk in re.split(r"\n  (?=(?:void )?[a-zA-Z_:<>]+kernel)", sec)[1:]:
                f" cyc/iss {m('Warp Cycles Per Issued Instruction')} L2hit {m('L2 Hit Rate')} regs {m('Registers Per Thread')}"
                + (f" L1TEX-stall {st.group(1)}" if st else ""))
     stalls = re.findall(r"smsp__average_warps_issue_stalled_(\w+?)_per_issue_active.ratio\s+\S*\s+([\d.]+)", blk)
-    if stalls:
-        out.append(f"  stalls {name}: " + " ".join(f"{k[:10]} {float(v):.1f}" for k, v in stalls if float(v) >= 0.3))
-out += [l for l in rd("raw.txt").splitlines() if l]
+    def met(n):  # a counter of the metrics list, in millions
+        x = re.search(n + r"\s+\S*\s+([\d.,]+)\s*\n", blk)
+        return f"{float(x.group(1).replace(',', '')) / 1e6:.2f}M" if x else "?"
+    tensor = re.search(r"sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active\s+\S*\s+([\d.]+)", blk)
+    out.append(f"  {name}: inst {met('smsp__inst_executed.sum')} shm-wavefr "
+               f"{met('l1tex__data_pipe_lsu_wavefronts_mem_shared.sum')} confl "
+               f"{met('l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum')} tensor% {tensor.group(1) if tensor else '?'} | "
+               + " ".join(f"{k[:6]} {float(v):.1f}" for k, v in stalls if float(v) >= 0.3))
+out += tables + [l for l in rd("raw.txt").splitlines() if l]
 print("\n".join(out[-25:]))
 PY
 }
@@ -77,12 +83,14 @@ for tool in memcheck racecheck; do
     summary
   fi
 done
+COUNTS=smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
 STALLS=$(for r in barrier long_scoreboard short_scoreboard mio_throttle math_pipe_throttle wait not_selected lg_throttle; do
   printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $r; done | sed 's/,$//')
 if left 35; then  # where the tc kernels of one backward layer spend their time (8 launches: chunk states fwd x2 + bwd, u, dcb, dx, dC, dB)
-  timeout 30 $NCU --clock-control none -k 'regex:u_kernel|dcb_kernel|dx_kernel|bc_kernel|chunk_states_kernel' --launch-count 8 \
+  # the backward's tc kernels only (transpose_bc_kernel / round_bc_kernel / the forward's chunk states excluded)
+  timeout 30 $NCU --clock-control none -k 'regex:(^|:)(u|dcb|dx|bc)_kernel' --launch-count 5 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
-    --section MemoryWorkloadAnalysis --section LaunchStats --metrics "$STALLS" ./pcm $T2 > $L/sections.txt 2>&1
+    --section MemoryWorkloadAnalysis --section LaunchStats --metrics "$STALLS,$COUNTS" ./pcm $T2 > $L/sections.txt 2>&1
 fi
 summary
 # window knob PCM_SSD_DX_SWEEPS=1 (dx's k-halves in two sweeps): dx alone
