@@ -19,7 +19,7 @@ def rd(n):
 out, tables = [], []
 def short(k):
     for pat, s in (("transpose_bc", "transp"), ("round_bc", "round"), ("u_kernel", "u"), ("dcb_kernel", "dcb"),
-                   ("dx_kernel", "dx"), (r"bc_kernel<(true|1)", "dC"), (r"bc_kernel<(false|0)", "dB"), ("bc_kernel", "bc"),
+                   ("dx_kernel_base", "dx(main)"), ("dx_kernel", "dx"), (r"bc_kernel<(true|1)", "dC"), (r"bc_kernel<(false|0)", "dB"), ("bc_kernel", "bc"),
                    ("chunk_states", "cstates(fwd+bwd)"), ("dstate_pass", "pass"), ("scalars", "scal"), ("group_sum", "gsum")):
         if re.search(pat, k): return s
     return None
@@ -33,7 +33,7 @@ for n in ("train2l", "train2l_sweeps", "train2l_base"):
     if t:
         tables.append(f"{n} us/layer: " + " ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1]))
                    + f" | ssd bwd {sum(t.values()):.0f}")
-sec = rd("sections.txt")
+sec = rd("sections.txt") + rd("sections_base.txt")
 for blk in re.split(r"\n  (?=(?:void )?[a-zA-Z_:<>]+kernel)", sec)[1:]:
     name = short(blk.split("(")[0]) or blk[:20]
     def m(label):
@@ -48,7 +48,8 @@ for blk in re.split(r"\n  (?=(?:void )?[a-zA-Z_:<>]+kernel)", sec)[1:]:
         x = re.search(n + r"\s+\S*\s+([\d.,]+)\s*\n", blk)
         return f"{float(x.group(1).replace(',', '')) / 1e6:.2f}M" if x else "?"
     tensor = re.search(r"sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active\s+\S*\s+([\d.]+)", blk)
-    out.append(f"  {name}: inst {met('smsp__inst_executed.sum')} shm-wavefr "
+    out.append(f"  {name}: inst {met('smsp__inst_executed.sum')} lsu-wavefr {met('l1tex__data_pipe_lsu_wavefronts.sum')} "
+               f"L2-rd-sect {met('lts__t_sectors_srcunit_tex_op_read.sum')} shm-wavefr "
                f"{met('l1tex__data_pipe_lsu_wavefronts_mem_shared.sum')} confl "
                f"{met('l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum')} tensor% {tensor.group(1) if tensor else '?'} | "
                + " ".join(f"{k[:6]} {float(v):.1f}" for k, v in stalls if float(v) >= 0.3))
@@ -83,7 +84,7 @@ for tool in memcheck racecheck; do
     summary
   fi
 done
-COUNTS=smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
+COUNTS=smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts.sum,lts__t_sectors_srcunit_tex_op_read.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
 STALLS=$(for r in barrier long_scoreboard short_scoreboard mio_throttle math_pipe_throttle wait not_selected lg_throttle; do
   printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $r; done | sed 's/,$//')
 if left 35; then  # where the tc kernels of one backward layer spend their time (8 launches: chunk states fwd x2 + bwd, u, dcb, dx, dC, dB)
@@ -91,6 +92,13 @@ if left 35; then  # where the tc kernels of one backward layer spend their time 
   timeout 30 $NCU --clock-control none -k 'regex:(^|:)(u|dcb|dx|bc)_kernel' --launch-count 5 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     --section MemoryWorkloadAnalysis --section LaunchStats --metrics "$STALLS,$COUNTS" ./pcm $T2 > $L/sections.txt 2>&1
+fi
+summary
+# main's dx with the same sections and counts (the kernel this session changed most)
+if [ -x ./pcm_base ] && left 40; then
+  timeout 25 $NCU --clock-control none -k 'regex:(^|:)dx_kernel' --launch-count 1 --section SpeedOfLight --section Occupancy \
+    --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
+    --metrics "$STALLS,$COUNTS" ./pcm_base $T2 2>&1 | sed 's/dx_kernel/dx_kernel_base/' > $L/sections_base.txt
 fi
 summary
 # window knob PCM_SSD_DX_SWEEPS=1 (dx's k-halves in two sweeps): dx alone
