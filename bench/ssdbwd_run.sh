@@ -72,6 +72,7 @@ T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --
 left 30 && prof train2l ./pcm $T2
 summary
 bench pcm
+[ -x ./pcm_base ] && bench pcm_base  # the same-call baseline right after (the key comparison)
 summary
 # memcheck: case 6 (scalar paths: odd strides, N = 48) and 7 (16-byte paths); racecheck (slow): case 9 alone
 # (the smallest: 3 heads per group, 130 rows).
@@ -104,7 +105,6 @@ summary
 # window knob PCM_SSD_DX_SWEEPS=1 (dx's k-halves in two sweeps): dx alone
 [ -n "$NCU" ] && left 40 && PCM_SSD_DX_SWEEPS=1 prof train2l_sweeps -k regex:dx_kernel ./pcm $T2
 [ "${WITH_BASE_NCU:-1}" = 1 ] && [ -x ./pcm_base ] && left 45 && prof train2l_base ./pcm_base $T2  # the same-call per-kernel baseline
-[ -x ./pcm_base ] && left 20 && bench pcm_base
 echo "done at ${SECONDS}s" >> $R
 summary
 tar czf $OUT/logs.tgz -C $L . 2>/dev/null
