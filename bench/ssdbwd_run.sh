@@ -6,7 +6,7 @@
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/ssdbwd-logs; rm -rf $L; mkdir -p $L; R=$L/raw.txt; : > $R
-BUDGET=${BUDGET:-120}  # seconds: optional steps are skipped past it (the call allows ~150)
+BUDGET=${BUDGET:-125}  # seconds: optional steps are skipped past it (the call allows ~150)
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 left() { [ $((BUDGET - SECONDS)) -gt "$1" ]; }
@@ -70,16 +70,19 @@ prof() { n=$1; shift; timeout 45 $NCU --clock-control none --metrics gpu__time_d
 bench() { b=$1; t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 60 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$b.txt 2>&1; echo "train48 $b rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$b.txt | tr '\n' ' ') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$b.txt | grep -oE '[0-9.]+$') ms" >> $R; }
 T2="bench --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1"
 left 30 && prof train2l ./pcm $T2
+[ "${WITH_BASE_NCU:-1}" = 1 ] && [ -x ./pcm_base ] && left 30 && prof train2l_base ./pcm_base $T2  # the same-call per-kernel baseline
 summary
 bench pcm
 [ -x ./pcm_base ] && bench pcm_base  # the same-call baseline right after (the key comparison)
 summary
+# window knob PCM_SSD_DX_SWEEPS=1 (dx's k-halves in two sweeps): dx alone
+[ -n "$NCU" ] && left 15 && PCM_SSD_DX_SWEEPS=1 prof train2l_sweeps -k regex:dx_kernel ./pcm $T2
 # memcheck: case 6 (scalar paths: odd strides, N = 48) and 7 (16-byte paths); racecheck (slow): case 9 alone
 # (the smallest: 3 heads per group, 130 rows).
 CASE=Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential
 for tool in memcheck racecheck; do
   if [ $tool = memcheck ]; then cases="$CASE/6:$CASE/7"; else cases="$CASE/9"; fi
-  if left 45 && [ -n "$CS" ]; then
+  if left 20 && [ -n "$CS" ]; then
     t=$SECONDS; timeout 25 $CS --tool $tool ./test_cuda --gtest_filter="$cases" > $L/$tool.log 2>&1
     echo "$tool rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazards' $L/$tool.log | tr '\n' ' ')" >> $R
     summary
@@ -88,7 +91,7 @@ done
 COUNTS=smsp__inst_executed.sum,l1tex__data_pipe_lsu_wavefronts.sum,lts__t_sectors_srcunit_tex_op_read.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active
 STALLS=$(for r in barrier long_scoreboard short_scoreboard mio_throttle math_pipe_throttle wait not_selected lg_throttle; do
   printf 'smsp__average_warps_issue_stalled_%s_per_issue_active.ratio,' $r; done | sed 's/,$//')
-if left 35; then  # where the tc kernels of one backward layer spend their time (8 launches: chunk states fwd x2 + bwd, u, dcb, dx, dC, dB)
+if left 25; then  # where the tc kernels of one backward layer spend their time (8 launches: chunk states fwd x2 + bwd, u, dcb, dx, dC, dB)
   # the backward's tc kernels only (transpose_bc_kernel / round_bc_kernel / the forward's chunk states excluded)
   timeout 30 $NCU --clock-control none -k 'regex:(^|:)(u|dcb|dx|bc)_kernel' --launch-count 5 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
@@ -96,15 +99,12 @@ if left 35; then  # where the tc kernels of one backward layer spend their time 
 fi
 summary
 # main's dx with the same sections and counts (the kernel this session changed most)
-if [ -x ./pcm_base ] && left 40; then
+if [ -x ./pcm_base ] && left 15; then
   timeout 25 $NCU --clock-control none -k 'regex:(^|:)dx_kernel' --launch-count 1 --section SpeedOfLight --section Occupancy \
     --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section LaunchStats \
     --metrics "$STALLS,$COUNTS" ./pcm_base $T2 2>&1 | sed 's/dx_kernel/dx_kernel_base/' > $L/sections_base.txt
 fi
 summary
-# window knob PCM_SSD_DX_SWEEPS=1 (dx's k-halves in two sweeps): dx alone
-[ -n "$NCU" ] && left 40 && PCM_SSD_DX_SWEEPS=1 prof train2l_sweeps -k regex:dx_kernel ./pcm $T2
-[ "${WITH_BASE_NCU:-1}" = 1 ] && [ -x ./pcm_base ] && left 45 && prof train2l_base ./pcm_base $T2  # the same-call per-kernel baseline
 echo "done at ${SECONDS}s" >> $R
 summary
 tar czf $OUT/logs.tgz -C $L . 2>/dev/null
