@@ -2,10 +2,9 @@
 // block of 8 warps per (chunk, head): the chunk's dY and C rows pass through shared memory 64 rows at a time,
 // two stages of cp.async copies (~100 KB: 2 blocks per SM), so that the next pass's rows land while this one
 // multiplies (one fill of all 256 rows took 200 KB, 1 block per SM, loads and products in turn: 464 µs a
-// layer at 1.3B). The stages stay as copied (dY by 4-byte copies into 4 x 4 blocks, kYq): dY fragments (one
-// 16-byte load each) are scaled by e^cs and rounded to TF32 in registers; C comes transposed per chunk and rounded
-// (the backward writes it once per layer), so a B fragment is one 16-byte load; one barrier per pass, no pass over
-// the stage. Warp w owns p rows 16 (w % 4) and half of the n columns (w / 4).
+// layer at 1.3B). The stages stay as copied: dY fragments are scaled by e^cs and rounded to TF32 in registers; C
+// comes transposed per chunk and rounded (the backward writes it once per layer), so a B fragment is one 16-byte
+// load; one barrier per pass, no pass over the stage. Warp w owns p rows 16 (w % 4) and half of the n columns (w / 4).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
@@ -19,16 +18,11 @@ using namespace mma_tf32;
 
 constexpr int kP = 64, kNmax = 128, kQmax = 256, kThreads = 256, kSp = kP + 2, kNtMax = kNmax / 16, kPass = 64;
 
-// dY rows of a stage in 4 x 4 blocks [i / 4][p / 4][p % 4][i % 4], row-quad stride 8 mod 32: an A fragment (row p,
-// k = i 4t..4t+3) is one 16-byte load (four scalar ones from row-major rows), the 8 lanes of a load phase (t = 0..3,
-// g = 0, 1) hit 32 banks; same footprint as [kPass][kSp].
-constexpr int kYq = 16 * (kP / 4) + 8;
-static_assert((kPass / 4) * kYq == kPass * kSp, "blocked dY rows take the row-major space");
-
-// Floats of one pass's stage: dY rows (above), Cᵀ rows [N][kPass] (16-byte pieces of i XOR 4 (n % 2): the
+// Floats of one pass's stage: dY rows [kPass][kSp], Cᵀ rows [N][kPass] (16-byte pieces of i XOR 4 (n % 2): the
 // 8 lanes of a load phase, rows n and n + 1, hit 32 banks), cs of the rows [kPass].
 __host__ __device__ constexpr int stage_floats(int N) { return kPass * (kSp + N) + kPass; }
 
+template <bool kVec>
 __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
   extern __shared__ __align__(16) float smem[];
   const int H = a.d.H, N = a.d.N, Q = a.ct.Q, nts = N / 16, sf = stage_floats(N);
@@ -39,7 +33,7 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
   const float* dyh = a.dy + static_cast<int64_t>(start) * HP + static_cast<int64_t>(h) * kP;
   const float* ctg = a.c_t + (static_cast<int64_t>(c) * a.d.G + g) * N * Q;
   const float* csc = a.cs + chn * Q;
-  const int passes = (rows + kPass - 1) / kPass;
+  const int y4 = kP / 4, passes = (rows + kPass - 1) / kPass;
   // Pass ps (rows i0 = 64 ps ..) into stage ps % 2 with cp.async (0 past len), kept in flight while the
   // previous pass multiplies.
   auto issue = [&](int ps) {
@@ -48,13 +42,10 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
       float* cts = ys + kPass * kSp;
       float* csv = cts + N * kPass;
       const int i0 = kPass * ps;
-      // 4-byte copies straight into the blocks: a warp takes rows 4 rq .. + 3 x columns 8 pb .. + 7 (lane: row
-      // l / 8, column l % 8), whole 32-byte sectors of device memory into 32 distinct banks.
-      for (int e = tid; e < kPass * kP; e += kThreads) {
-        const int w = e >> 5, l = e & 31, r = 4 * (w >> 3) + (l >> 3), p = 8 * (w & 7) + (l & 7);
-        const int i = min(i0 + r, len - 1);
-        cp_async::copy4(ys + (r >> 2) * kYq + (p >> 2) * 16 + (p & 3) * 4 + (r & 3),
-                        dyh + static_cast<int64_t>(i) * HP + p, i0 + r < len);
+      for (int e = tid; e < kPass * y4; e += kThreads) {
+        const int r = e / y4, k = e % y4, i = min(i0 + r, len - 1);  // strides even: 8-byte aligned pairs
+        cp_async::copy4f<kVec ? 8 : 4>(ys + r * kSp + 4 * k, dyh + static_cast<int64_t>(i) * HP + 4 * k,
+                                       i0 + r < len);
       }
       for (int e = tid; e < N * (kPass / 4); e += kThreads) {  // row n of Cᵀ, piece q: rows i0 + 4q .. + 3
         const int n = e / (kPass / 4), q = e % (kPass / 4), i = i0 + 4 * q;
@@ -65,8 +56,9 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
     }
     cp_async::commit();
   };
-  // A[p][i] = dY[i][p] from the blocks (kYq), k = i in the order 4t..4t+3 as in step16; a B fragment is the 16-byte
-  // piece of rows 4t..4t+3 in Cᵀ's row n.
+  // A[p][i] = ys[i][p]: lanes take k = i in the order 4t..4t+3 as in step16; rows 4t apart are 8t banks apart
+  // (kSp = 2 mod 8), so an A load (8 rows p x 4 t) hits 32 banks; a B fragment is the 16-byte piece of rows
+  // 4t..4t+3 in Cᵀ's row n.
   const int p0 = 16 * (warp & 3), n0 = (warp >> 2) * (N / 2);
   float acc[kNtMax][4];
 #pragma unroll
@@ -82,16 +74,13 @@ __global__ void __launch_bounds__(kThreads, 2) u_kernel(UArgs a) {
     issue(ps + 1);
     const int prow = min(kPass, rows - kPass * ps);
     for (int k0 = 0; k0 < prow; k0 += 16) {  // e^cs_i dY[i] rounded to TF32 in registers (C arrives rounded)
-      // dY[k0 + 4t + u][p0 + g] (and row p0 + g + 8: two column quads on), u = 0..3
-      const float* ya = ys + (k0 / 4 + tq) * kYq + ((p0 + gq) >> 2) * 16 + (gq & 3) * 4;
-      const float4 y0 = *reinterpret_cast<const float4*>(ya), y1 = *reinterpret_cast<const float4*>(ya + 32);
-      const float4 ev = *reinterpret_cast<const float4*>(csv + k0 + 4 * tq);
-      const float e4[4] = {ev.x, ev.y, ev.z, ev.w}, a0[4] = {y0.x, y0.y, y0.z, y0.w}, a1[4] = {y1.x, y1.y, y1.z, y1.w};
+      const float* ya = ys + (k0 + 4 * tq) * kSp + p0 + gq;
+      const float* ea = csv + k0 + 4 * tq;
       uint32_t f0[4], f1[4];  // rows p0 + g and p0 + g + 8 of A = (e^cs dY)ᵀ, k = i in the order 4t..4t+3
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
-        f0[u] = rna_bits(e4[u] * a0[u]);
-        f1[u] = rna_bits(e4[u] * a1[u]);
+        f0[u] = rna_bits(ea[u] * ya[u * kSp]);
+        f1[u] = rna_bits(ea[u] * ya[u * kSp + 8]);
       }
       const int q = (k0 >> 2) + tq;  // piece of rows k0 + 4t .. + 3
       float4 bv[kNtMax];
@@ -128,8 +117,10 @@ bool u_supported(const SsdDims& d, int32_t Q) {
 void u_product(const UArgs& a, cudaStream_t s) {
   const int smem = 2 * stage_floats(a.d.N) * static_cast<int>(sizeof(float));
   PCM_CHECK(aligned16(a.c_t), "SSD backward U: the transposed C must be 16-byte aligned");
-  allow_smem(u_kernel, smem);
-  u_kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a);
+  const bool vec = aligned16(a.dy);  // 8-byte copies of dY
+  auto kernel = vec ? u_kernel<true> : u_kernel<false>;
+  allow_smem(kernel, smem);
+  kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a);
   PCM_CUDA_LAUNCH();
 }
 
