@@ -23,7 +23,7 @@ def short(k):
                    ("chunk_states", "cstates(fwd+bwd)"), ("dstate_pass", "pass"), ("scalars", "scal"), ("group_sum", "gsum")):
         if re.search(pat, k): return s
     return None
-for n in ("train2l", "train2l_sweeps", "train2l_base"):
+for n in ("train2l", "train2l_base"):
     t = collections.defaultdict(float); h = None
     for r in csv.reader(rd(n + ".csv").splitlines()):
         if "Kernel Name" in r: h = r; continue
@@ -75,8 +75,6 @@ summary
 bench pcm
 [ -x ./pcm_base ] && bench pcm_base  # the same-call baseline right after (the key comparison)
 summary
-# window knob PCM_SSD_DX_SWEEPS=1 (dx's k-halves in two sweeps): dx alone
-[ -n "$NCU" ] && left 15 && PCM_SSD_DX_SWEEPS=1 prof train2l_sweeps -k regex:dx_kernel ./pcm $T2
 # memcheck: case 6 (scalar paths: odd strides, N = 48) and 7 (16-byte paths); racecheck (slow): case 9 alone
 # (the smallest: 3 heads per group, 130 rows).
 CASE=Shapes/CudaSsdChunkedBackward.MatchesCpuAndSequential
