@@ -8,6 +8,7 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <utility>
 
 #include "cuda_test_util.h"
 #include "engine/sampler.h"
@@ -212,8 +213,9 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 
 // Packed prefill of sequences that are and are not multiples of Q, each from a random initial state,
 // against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
+// twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
-                       const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0) {
+                       const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false) {
   std::mt19937 rng(seed ? seed : bf16_state ? 16 : 15);
   int64_t T = 0;
   for (int32_t l : lens) T += l;
@@ -248,18 +250,26 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   std::vector<uint16_t> st16h(states.size());
   for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
   DeviceBuffer<uint16_t> st16(st16h);
-  y.poison();
-  scr.poison();
-  cuda::ssd_chunked(y.get(), cuda::SsdIn{dx.get(), kCd, ddt.get(), dA.get(), dD.get()},
-                    bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims,
-                    cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(),
-                    static_cast<int32_t>(lens.size()), scr.get(), tf32, nullptr);
-  auto got = y.download();
+  auto run = [&] {
+    y.poison();
+    scr.poison();
+    cuda::ssd_chunked(y.get(), cuda::SsdIn{dx.get(), kCd, ddt.get(), dA.get(), dD.get()},
+                      bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims,
+                      cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(),
+                      static_cast<int32_t>(lens.size()), scr.get(), tf32, nullptr);
+    return std::make_pair(y.download(), bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download());
+  };
+  const auto [got, got_states] = run();
   ASSERT_TRUE(test::all_finite(got));
   const double tol = bf16_state ? 1e-2 : tf32 ? 3e-3 : 1e-5;
   EXPECT_LE(rel_error(got, ref), tol);
-  auto got_states = bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download();
   EXPECT_LE(rel_error(got_states, ref_states), tol);
+  if (!twice) return;
+  st32.upload(states);
+  st16.upload(st16h);
+  const auto [again, again_states] = run();
+  EXPECT_EQ(again, got);
+  EXPECT_EQ(again_states, got_states);
 }
 
 TEST(CudaKernels, SsdChunkedPackedFp32State) {
@@ -282,6 +292,16 @@ TEST(CudaKernels, SsdChunkedPackedTileEdgesTf32) {
   const std::vector<int32_t> slots = {4, 1, 0, 6, 3, 2, 5};
   check_ssd_chunked(false, true, lens, slots, 21);
   check_ssd_chunked(true, true, lens, slots, 22);
+}
+// The state handoff between the chunk states' blocks (ssd_state_pass.cuh): sequences of many chunks (up to 13, more
+// blocks than fit on the GPU at once, so chains cross waves), single-chunk and one-row sequences between them,
+// random initial states in slots out of order; twice from the same states, same bits.
+TEST(CudaKernels, SsdChunkedPackedHandoffTf32) {
+  PCM_REQUIRE_GPU();
+  const std::vector<int32_t> lens = {3300, 1, 700, 2048, 256, 1500, 17};
+  const std::vector<int32_t> slots = {5, 2, 6, 0, 3, 1, 4};
+  check_ssd_chunked(false, true, lens, slots, 23, true);
+  check_ssd_chunked(true, true, lens, slots, 24, true);
 }
 
 // Bn = 5 takes the small-grid launch (16 warps per head), Bn = 9 the large-grid one.

@@ -194,7 +194,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{4, 64, 2, 48, 32, {45, 7, 80}, true},       // N = 48: 6 column tiles of 8 (tc)
                       Case{8, 64, 1, 128, 256, {600, 90}, true, 4},    // 16-byte rows: the tc kernels' vector paths
                       Case{32, 64, 2, 128, 256, {300, 90}, false, 4},  // 16 heads per group (7B): 2 dcb splits
-                      Case{6, 64, 2, 64, 64, {100, 30}, true}));       // 3 heads per group: a pair's odd head absent
+                      Case{6, 64, 2, 64, 64, {100, 30}, true},         // 3 heads per group: a pair's odd head absent
+                      Case{16, 64, 2, 128, 256, {2100, 1, 900}, true, 4}));  // 9 chunks per document, 16-byte rows
 
 }  // namespace
 }  // namespace pcm

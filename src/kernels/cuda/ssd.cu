@@ -3,6 +3,7 @@
 //   cb        CB = C·Bᵀ per chunk and group (causal half only)             [chunks, G, Q, Q]
 //   states    chunk-local states  Σ_j exp(cs_last - cs_j) dt_j x_j ⊗ B_j    [chunks, H, P, N]
 //   pass      sequential over each sequence's chunks: the state entering every chunk, final state -> slot
+//             (inference on the tensor-core path: done by the chunk states kernel itself, ssd_state_pass.cuh)
 //   output    Y = exp(cs_i) C_i·S_enter + (CB ∘ L)·X + D·x
 // Each matrix-shaped step is a 64x64 output tile per block, 32-deep slabs of its operands in shared
 // memory; the products on the TF32 tensor cores (WMMA, fp32 accumulation) or, for exact fp32, on the CUDA
@@ -23,10 +24,15 @@ using namespace ssd_tile;
 
 using Scratch = SsdChunkScratch;  // cs [chunks, H, Q], cb [chunks, G, Q, Q], states [chunks, H, P, N]
 
-// Block per (chunk, head): inclusive scan of dt*A over the chunk (len <= 256 = blockDim).
-__global__ void __launch_bounds__(kMaxQ) cumsum_kernel(float* cs, SsdIn in, SsdDims d, ChunkTable ct) {
+// Block per (chunk, head): inclusive scan of dt*A over the chunk (len <= 256 = blockDim). sync (tensor-core path):
+// zeroes the chunk states' handoff flag of its (chunk, head) and block 0 their ticket counter, for the next launch.
+__global__ void __launch_bounds__(kMaxQ) cumsum_kernel(float* cs, SsdIn in, SsdDims d, ChunkTable ct, unsigned* sync) {
   __shared__ float warp_tot[kMaxQ / 32];
   const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, i = threadIdx.x, lane = i & 31, warp = i >> 5;
+  if (sync && i == 0) {
+    sync[blockIdx.x] = 0;
+    if (blockIdx.x == 0) sync[static_cast<int64_t>(ct.count) * d.H] = 0;
+  }
   const int start = ct.chunk_start[c], len = ct.chunk_len[c];
   float v = i < len ? in.dt[static_cast<int64_t>(start + i) * d.H + h] * in.A[h] : 0.0f;
   for (int o = 1; o < 32; o <<= 1) {
@@ -216,28 +222,41 @@ __global__ void __launch_bounds__(kThreads, 4) output_kernel(float* y, const Scr
   }
 }
 
-// The launches before the state pass, shared by the forward and the backward's recomputation: cumsum,
-// C·Bᵀ and the chunk-local states. Returns whether the whole-chunk tensor-core kernels of
-// ssd_prefill_tc.cu apply (Codestral-like heads with TF32), so that the output uses them too.
-bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                    bool tf32, cudaStream_t s, float* cbt = nullptr) {
+// The launches up to the chunk states, shared by the forward and the backward's recomputation: cumsum, C·Bᵀ and
+// the chunk states. Returns whether the whole-chunk tensor-core kernels of ssd_prefill_tc.cu apply (Codestral-like
+// heads with TF32), so that the output uses them too. With `pass` (the inference forward, ssd_chunked) and the tc
+// kernels, C·Bᵀ runs on mma.sync and the chunk states kernel does the state pass itself: sc.states are the
+// entering states, final states in the slots (returned in pass_done). Otherwise sc.states holds the local states
+// for state_pass_kernel. The backward's recomputation (ssd_chunk_states, pass null) keeps main's kernels: with the
+// fold and the mma C·Bᵀ there its SSD measured +4.6 ms per 1.3B training step (bench/cuda_notes.md, prefill v11).
+struct Prologue {
+  bool tc, pass_done;
+};
+Prologue chunk_prologue(const Scratch& sc, float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
+                        bool tf32, const tc::StatePass* pass, cudaStream_t s, float* cbt = nullptr) {
   const int64_t Q = ct.Q;
-  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct);
+  const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
+  const bool fold = use_tc && pass;
+  float* bt = scratch + ct.count * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
+  tc::StatePass ps = pass ? *pass : tc::StatePass{};
+  // After B transposed (bt: chunks * G N Q floats): the handoff flags and ticket of the chunk states.
+  if (fold) ps.sync = reinterpret_cast<unsigned*>(bt + ct.count * static_cast<int64_t>(d.G) * d.N * Q);
+  cumsum_kernel<<<ct.count * d.H, kMaxQ, 0, s>>>(sc.cs, in, d, ct, ps.sync);
   PCM_CUDA_LAUNCH();
   const unsigned qt = static_cast<unsigned>((Q + kTile - 1) / kTile);
   const unsigned pt = static_cast<unsigned>((d.P + kTile - 1) / kTile), nt = static_cast<unsigned>((d.N + kTile - 1) / kTile);
   const dim3 cb_grid(qt, qt, ct.count * d.G), st_grid(nt, pt, ct.count * d.H);
-  const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
   if (tf32) {
-    if (cbt)
+    if (fold)
+      tc::cb_product(sc.cb, in, d, ct, s);
+    else if (cbt)
       cb_kernel<TensorAcc, true><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct, cbt);
     else
       cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
     PCM_CUDA_LAUNCH();
     if (use_tc) {  // B of each chunk transposed and rounded first: its fragments become 16-byte loads
-      float* bt = const_cast<float*>(scratch) + ct.count * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
       ssd_chunk_transpose(bt, in, static_cast<int64_t>(d.H) * d.P, d, ct, s);
-      tc::chunk_states(sc.states, sc.cs, in, d, ct, s, bt);
+      tc::chunk_states(sc.states, sc.cs, in, d, ct, ps, s, bt);
     }
     else
       chunk_state_kernel<TensorAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
@@ -246,7 +265,7 @@ bool chunk_prologue(const Scratch& sc, const float* scratch, const SsdIn& in, co
     chunk_state_kernel<SimtAcc><<<st_grid, kThreads, 0, s>>>(sc.states, sc.cs, in, d, ct);
   }
   PCM_CUDA_LAUNCH();
-  return use_tc;
+  return {use_tc, fold};
 }
 
 // bt[c, g, n, q] = xbc[start_c + q, off + g N + n] rounded to TF32 for q < len_c, 0 for len_c <= q < Q: each
@@ -289,7 +308,7 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   const Scratch sc = scratch_of(scratch, ct, d);
   if (ct.count == 0) return sc;
-  chunk_prologue(sc, scratch, in, d, ct, tf32, s, cbt);
+  chunk_prologue(sc, scratch, in, d, ct, tf32, nullptr, s, cbt);
   dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
   state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, const_cast<float*>(state0), false,
                                               static_cast<int64_t>(d.H) * d.P * d.N, d, ct, nullptr, round_states);
@@ -298,8 +317,12 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
 }
 
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
-  // cs, C·Bᵀ, states, and (tensor-core path) each chunk's B transposed
-  return chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N + static_cast<int64_t>(d.G) * d.N * Q);
+  // cs, C·Bᵀ, states, and (tensor-core path) each chunk's B transposed, the handoff flags and ticket
+  // (a multiple of 4: what follows in the backward's scratch keeps 16-byte alignment)
+  const int64_t n = chunks * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N +
+                              static_cast<int64_t>(d.G) * d.N * Q + d.H) +
+                    1;
+  return (n + 3) / 4 * 4;
 }
 
 void ssd_chunk_transpose(float* out, const SsdIn& in, int64_t col, const SsdDims& d, const ChunkTable& ct,
@@ -317,15 +340,25 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
   const Scratch sc = scratch_of(scratch, ct, d);
-  const bool use_tc = chunk_prologue(sc, scratch, in, d, ct, tf32, s);
-  dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
-  if (state_bf16)
-    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<__nv_bfloat16*>(state), true,
-                                                slot_stride, d, ct, seq_slot);
-  else
-    state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), true, slot_stride, d,
-                                                ct, seq_slot);
-  PCM_CUDA_LAUNCH();
+  tc::StatePass pass;
+  pass.slot = state;
+  pass.slot_bf16 = state_bf16;
+  pass.slot_stride = slot_stride;
+  pass.seq_slot = seq_slot;
+  pass.seqs = seqs;
+  pass.keep_final = true;
+  const Prologue pro = chunk_prologue(sc, scratch, in, d, ct, tf32, &pass, s);
+  const bool use_tc = pro.tc;
+  if (!pro.pass_done) {
+    dim3 pass_grid(blocks_for(static_cast<int64_t>(d.P) * d.N, 256), d.H, seqs);
+    if (state_bf16)
+      state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<__nv_bfloat16*>(state), true,
+                                                  slot_stride, d, ct, seq_slot);
+    else
+      state_pass_kernel<<<pass_grid, 256, 0, s>>>(sc.states, sc.cs, static_cast<float*>(state), true, slot_stride, d,
+                                                  ct, seq_slot);
+    PCM_CUDA_LAUNCH();
+  }
   const unsigned qt = static_cast<unsigned>((ct.Q + kTile - 1) / kTile),
                  pt = static_cast<unsigned>((d.P + kTile - 1) / kTile);
   const dim3 out_grid(pt, qt, ct.count * d.H);

@@ -11,6 +11,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_state_pass.cuh"
 
 namespace pcm::cuda::tc {
 namespace {
@@ -62,16 +63,57 @@ __device__ __forceinline__ int swz_state(int j) {
   return kBT ? 8 * ((j >> 2) & 3) : 8 * (j & 3);
 }
 
+// The state pass on the block's local state acc (thread's elements: rows m0 + gq (+ 8), columns n0 + 8 nt + 2 tq
+// (+ 1)): S_c from chunk c - 1's block (or the slot / zeros at the sequence's first chunk), S_{c+1} = decay S_c + acc
+// on to chunk c + 1's block (or the slot after the last chunk), S_c kept as chunk c's entering state. The same fp32
+// operations in the same order as ssd.cu's state_pass_kernel.
+__device__ __forceinline__ void hand_on(const float (&acc)[8][4], float* states, const StatePass& ps,
+                                        const ChunkTable& ct, int H, int c, int h, float decay, int m0, int n0, int gq,
+                                        int tq) {
+  constexpr int64_t PN = kP * kN;
+  const int sq = state_pass::seq_of(ct.seq_chunk, ps.seqs, c);
+  const bool first = c == ct.seq_chunk[sq], last = c + 1 == ct.seq_chunk[sq + 1];
+  const int64_t slot = ps.slot ? (ps.seq_slot ? ps.seq_slot[sq] : sq) * ps.slot_stride + h * PN : 0;
+  float* cur = states + (static_cast<int64_t>(c) * H + h) * PN;
+  float* next = cur + H * PN;  // chunk c + 1, head h
+  unsigned* flag = ps.sync + static_cast<int64_t>(c) * H + h;  // chunk c's; chunk c + 1's at + H
+  if (!first) state_pass::wait(flag);
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int o = (m0 + gq + 8 * half) * kN + n0 + 8 * nt + 2 * tq;
+      float2 e = make_float2(0.0f, 0.0f);
+      if (!first)  // cur already holds S_c from chunk c - 1's block
+        e = __ldcg(reinterpret_cast<const float2*>(cur + o));
+      else if (ps.slot)
+        e = make_float2(state_pass::load_slot(ps.slot, ps.slot_bf16, slot + o),
+                        state_pass::load_slot(ps.slot, ps.slot_bf16, slot + o + 1));
+      if (first) *reinterpret_cast<float2*>(cur + o) = e;
+      const float2 v = make_float2(__fmaf_rn(decay, e.x, acc[nt][2 * half]), __fmaf_rn(decay, e.y, acc[nt][2 * half + 1]));
+      if (!last) {
+        *reinterpret_cast<float2*>(next + o) = v;
+      } else if (ps.keep_final) {
+        state_pass::store_slot(ps.slot, ps.slot_bf16, slot + o, v.x);
+        state_pass::store_slot(ps.slot, ps.slot_bf16, slot + o + 1, v.y);
+      }
+    }
+  if (!last) state_pass::publish(flag + H);
+}
+
 // kBT: B from bt, the chunk's B transposed and rounded to TF32 ([chunks, G, N, Q], 0 past len: the tc backward
 // writes it), so that a B fragment (4 consecutive rows j of one column n) is one 16-byte load and needs no
 // rounding; the lanes then take k = j in the order 4t..4t+3 per 16 rows. Else B rows from in.xbc, rounded on the
 // fragments.
 template <bool kBT>
 __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states, const float* cs, SsdIn in,
-                                                                   SsdDims d, ChunkTable ct, const float* bt) {
+                                                                   SsdDims d, ChunkTable ct, const float* bt,
+                                                                   StatePass ps) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   StateSmem& sm = *reinterpret_cast<StateSmem*>(smem_raw);
-  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
+  // chunk-major: c - 1 first (without the pass, ps.sync null: the grid order, local states out)
+  const int blk = ps.sync ? state_pass::ticket(ps.sync + static_cast<int64_t>(ct.count) * d.H) : blockIdx.x;
+  const int c = blk / d.H, h = blk % d.H, g = h / (d.H / d.G);
   const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
@@ -106,9 +148,9 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
   };
   issue(0);
   const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
-  const float last = csc[len - 1];
+  const float cs_last = csc[len - 1];
   for (int j = tid; j < slabs * kSlab; j += kThreads)
-    sm.w[j] = j < len ? __expf(last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
+    sm.w[j] = j < len ? __expf(cs_last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
   float acc[8][4] = {};
   for (int s = 0; s < slabs; ++s) {
@@ -157,6 +199,10 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
         }
       }
     }
+  }
+  if (ps.sync) {
+    hand_on(acc, states, ps, ct, d.H, c, h, __expf(cs_last), m0, n0, gq, tq);
+    return;
   }
   float* out = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;
 #pragma unroll
@@ -334,16 +380,18 @@ bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
 }
 
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
-                  cudaStream_t s, const float* bt) {
+                  const StatePass& pass, cudaStream_t s, const float* bt) {
+  PCM_CHECK(!pass.sync || (pass.seqs > 0 && (pass.slot || !pass.keep_final)),
+            "SSD chunk states: the state pass needs its flags, the sequences and (keep_final) a slot state");
   constexpr int smem = sizeof(StateSmem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
   if (bt) {
     PCM_CHECK(aligned16(bt), "SSD chunk states: the transposed B must be 16-byte aligned");
     allow_smem(chunk_states_kernel<true>, smem);
-    chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, bt);
+    chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, bt, pass);
   } else {
     allow_smem(chunk_states_kernel<false>, smem);
-    chunk_states_kernel<false><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, nullptr);
+    chunk_states_kernel<false><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, nullptr, pass);
   }
   PCM_CUDA_LAUNCH();
 }

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Packs bench/ssdpass_run.sh's binaries: pcm, test_cuda, test_train (this build), pcm_base (main's pcm, measured in
+# the same call) and the libraries the device lacks, into DEST (<= 8 MB).
+# usage: [BINS="pcm test_cuda test_train"] ssdpass_pack.sh BUILD_DIR DEST_DIR BASELINE_PCM   (default without
+# test_train: all four pass 8 MB; run.sh skips the steps of a missing binary)
+set -e
+src=$1; dst=$2; base=$3
+tmp="$dst.tmp"; final="$dst"; dst="$tmp"  # built beside DEST and moved in at the end: never half there
+rm -rf "$dst"; mkdir -p "$dst/stage/lib"
+for b in ${BINS:-pcm test_cuda}; do strip -o "$dst/stage/$b" "$src/$b"; done
+strip -o "$dst/stage/pcm_base" "$base"
+"$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
+(cd "$dst/stage" && tar cf - ${BINS:-pcm test_cuda} pcm_base lib |
+  xz --x86 --lzma2=preset=9e,dict=96MiB,lc=4,pb=0 -T1 > ../pack.tar.xz)
+rm -rf "$dst/stage"
+cp "$(dirname "$0")/ssdpass_run.sh" "$dst/run.sh"
+rm -rf "$final.old"; [ -d "$final" ] && mv "$final" "$final.old"; mv "$dst" "$final"; rm -rf "$final.old"
+du -sh "$final"
