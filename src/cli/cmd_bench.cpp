@@ -127,9 +127,7 @@ void run(const Options& o) {
   const double step_ms = 1e3 * decode_s / static_cast<double>(o.decode_tokens);
   const double decoded = static_cast<double>(o.decode_tokens * o.batch);
   const double weight_gb = static_cast<double>(model->weights().matrix_bytes()) / 1e9;
-  const char* projections = o.exact || model->weights().matrix_dtype() != DType::BF16 || !cpu::bf16_gemm_available()
-                                ? "fp32-activation"
-                                : "bf16-activation (AVX512_BF16)";
+  const char* projections = cpu::decode_projection_kind(model->weights().matrix_dtype(), o.exact);
   const size_t peak_rss = peak_rss_bytes();  // before the bandwidth probe allocates its buffer
   double bw = 0.0, floor_ms = 0.0;
   if (o.bandwidth) {

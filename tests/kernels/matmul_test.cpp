@@ -211,5 +211,17 @@ TEST(Q8_0Format, QuantisationRoundTripAndScale) {
   for (float v : out) EXPECT_EQ(v, 0.0f);
 }
 
+// What `pcm bench` reports must be the kernel that matmul_forward runs for those weights.
+TEST(MatmulReport, DecodeProjectionKindNamesTheKernelThatRuns) {
+  EXPECT_STREQ(cpu::decode_projection_kind(DType::F32, false), "fp32-activation");
+  EXPECT_STREQ(cpu::decode_projection_kind(DType::BF16, true), "fp32-activation");
+  EXPECT_STREQ(cpu::decode_projection_kind(DType::Q8_0, true), "fp32-activation");
+  EXPECT_STREQ(cpu::decode_projection_kind(DType::BF16, false),
+               cpu::x86::has_avx512_bf16() ? "bf16-activation (AVX512_BF16)" : "fp32-activation");
+  EXPECT_STREQ(cpu::decode_projection_kind(DType::Q8_0, false),
+               cpu::x86::has_avx512_vnni() ? "int16-activation (AVX512_VNNI)" : "fp32-activation");
+}
+
 }  // namespace
 }  // namespace pcm
+

@@ -104,6 +104,12 @@ void gemm_bf16_activations(float* out, const float* in, const MatrixRef& W, int6
 
 bool bf16_gemm_available() { return x86::has_avx512_bf16(); }
 
+const char* decode_projection_kind(DType dtype, bool exact) {
+  if (!exact && dtype == DType::BF16 && x86::has_avx512_bf16()) return "bf16-activation (AVX512_BF16)";
+  if (!exact && dtype == DType::Q8_0 && x86::has_avx512_vnni()) return "int16-activation (AVX512_VNNI)";
+  return "fp32-activation";
+}
+
 void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T,
                     MatmulPrecision precision) {
   if (T <= 0) return;

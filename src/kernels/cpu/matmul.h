@@ -24,6 +24,10 @@ void matmul_forward(float* out, const float* in, const MatrixRef& W, const float
 // Whether Bf16Activations has a fast kernel on this CPU.
 bool bf16_gemm_available();
 
+// What decode's projections run on for weights of `dtype` (for reports): "bf16-activation (AVX512_BF16)",
+// "int16-activation (AVX512_VNNI)" or "fp32-activation".
+const char* decode_projection_kind(DType dtype, bool exact);
+
 // Rows at or below this count take the streaming matrix-vector path.
 constexpr int64_t kMatvecMaxRows = 8;
 
