@@ -224,4 +224,3 @@ TEST(MatmulReport, DecodeProjectionKindNamesTheKernelThatRuns) {
 
 }  // namespace
 }  // namespace pcm
-

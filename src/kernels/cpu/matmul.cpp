@@ -100,14 +100,25 @@ void gemm_bf16_activations(float* out, const float* in, const MatrixRef& W, int6
   x86::gemm_bf16_bf16(out, in_bf16.data(), static_cast<const uint16_t*>(W.data), W.rows, W.cols, T);
 }
 
+// The one place that decides which activations a product takes; matmul_forward and the reports use it.
+enum class ActivationKind { Fp32, Bf16, Int16 };
+ActivationKind activation_kind(DType dtype, MatmulPrecision precision) {
+  if (precision != MatmulPrecision::Bf16Activations) return ActivationKind::Fp32;
+  if (dtype == DType::BF16 && x86::has_avx512_bf16()) return ActivationKind::Bf16;
+  if (dtype == DType::Q8_0 && x86::has_avx512_vnni()) return ActivationKind::Int16;
+  return ActivationKind::Fp32;
+}
+
 }  // namespace
 
 bool bf16_gemm_available() { return x86::has_avx512_bf16(); }
 
 const char* decode_projection_kind(DType dtype, bool exact) {
-  if (!exact && dtype == DType::BF16 && x86::has_avx512_bf16()) return "bf16-activation (AVX512_BF16)";
-  if (!exact && dtype == DType::Q8_0 && x86::has_avx512_vnni()) return "int16-activation (AVX512_VNNI)";
-  return "fp32-activation";
+  switch (activation_kind(dtype, exact ? MatmulPrecision::Exact : MatmulPrecision::Bf16Activations)) {
+    case ActivationKind::Bf16: return "bf16-activation (AVX512_BF16)";
+    case ActivationKind::Int16: return "int16-activation (AVX512_VNNI)";
+    default: return "fp32-activation";
+  }
 }
 
 void matmul_forward(float* out, const float* in, const MatrixRef& W, const float* bias, int64_t T,
@@ -115,15 +126,14 @@ void matmul_forward(float* out, const float* in, const MatrixRef& W, const float
   if (T <= 0) return;
   PCM_CHECK(W.dtype == DType::F32 || W.dtype == DType::BF16 || W.dtype == DType::F16 || W.dtype == DType::Q8_0,
             "matmul: unsupported weight dtype {}", dtype_name(W.dtype));
-  const bool bf16_fast = W.dtype == DType::BF16 && precision == MatmulPrecision::Bf16Activations &&
-                         x86::has_avx512_bf16();
+  const ActivationKind kind = activation_kind(W.dtype, precision);
+  const bool bf16_fast = kind == ActivationKind::Bf16;
   if (T <= kMatvecMaxRows && bf16_fast) {
     static thread_local std::vector<uint16_t> in_bf16;  // grows once, reused
     in_bf16.resize(static_cast<size_t>(T * W.cols));
     x86::convert_f32_to_bf16(in_bf16.data(), in, T * W.cols);
     x86::matvec_bf16_bf16(out, in_bf16.data(), static_cast<const uint16_t*>(W.data), W.rows, W.cols, T);
-  } else if (T <= kMatvecMaxRows && W.dtype == DType::Q8_0 && precision == MatmulPrecision::Bf16Activations &&
-             x86::has_avx512_vnni()) {
+  } else if (T <= kMatvecMaxRows && kind == ActivationKind::Int16) {
     x86::matvec_q8_0_i16(out, in, static_cast<const uint8_t*>(W.data), W.rows, W.cols, T);
   } else if (T <= kMatvecMaxRows) {
     matvec(out, in, W, T);
