@@ -88,7 +88,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     const DeviceLayer& lw = w.layers[static_cast<size_t>(l)];
     float* conv_l = conv + l * cd * K;
     void* ssm_l = static_cast<uint8_t*>(ssm) + static_cast<size_t>(l * hpn) * state_elem;
-    const cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
+    cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
     if (fused) {  // a few rows: three launches per layer (src/kernels/cuda/decode_fused.cu)
       const cuda::DecodeInProjOut o{zx, dpr, xbc, dt, lw.in_bias, di, cd, H, conv_l, L * cd * K, lw.conv_w, lw.conv_b,
                                     static_cast<int32_t>(K), decode_slots, lw.dt_bias, static_cast<float>(c.dt_min),
@@ -111,7 +111,13 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                        cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
                                    static_cast<float>(c.dt_max)});
     } else {
-      cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream);
+      // bf16 models: the conv also writes x in bf16 for the SSD's bf16 chunk outputs, into yn (bf16 [rows, d_inner],
+      // free until the gated norm after the SSD writes it)
+      void* x_bf16 = w.bf16 ? yn : nullptr;
+      cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
+                                x_bf16, di);
+      in.x_bf16 = x_bf16;
+      in.x_bf16_stride = di;
       cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
                         static_cast<float>(c.dt_max), stream);
       cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,

@@ -134,8 +134,10 @@ struct ConvPrefill {
 // seq_slot[s] (default: slots 0..n-1 reversed), each continuing from its own random window; checks the
 // output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows
 // across sequence edges).
+// bf16_cols > 0: the conv's bf16 copy of the first bf16_cols columns too (the SSD's bf16 x), which must be the fp32
+// output rounded to bf16, every element written.
 void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::mt19937& rng,
-                        std::vector<int32_t> seq_slot = {}, ConvPrefill* keep = nullptr) {
+                        std::vector<int32_t> seq_slot = {}, ConvPrefill* keep = nullptr, int64_t bf16_cols = 0) {
   int64_t T = 0;
   for (int32_t len : lens) T += len;
   if (seq_slot.empty())
@@ -156,13 +158,22 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
   auto dwin = std::make_unique<DeviceBuffer<float>>(windows);
   DeviceBuffer<float> din(in), out(T * kCd);
   DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
+  DeviceBuffer<uint16_t> out16(static_cast<size_t>(std::max<int64_t>(T * bf16_cols, 1)));
   out.poison();
+  out16.poison();
   cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin->get(), kCd * kK, dw->get(), db->get(), T, kCd, kK,
                             cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
-                            nullptr);
+                            nullptr, bf16_cols ? out16.get() : nullptr, bf16_cols);
   auto got = out.download();
   ASSERT_TRUE(test::all_finite(got));
   EXPECT_LE(rel_error(got, ref), 1e-6);
+  if (bf16_cols) {
+    const auto got16 = out16.download();
+    int64_t wrong = 0;
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t c = 0; c < bf16_cols; ++c) wrong += got16[t * bf16_cols + c] != f32_to_bf16(got[t * kCd + c]);
+    EXPECT_EQ(wrong, 0) << "bf16 copy of " << bf16_cols << " columns";
+  }
   EXPECT_EQ(dwin->download(), ref_windows);
   if (keep) *keep = ConvPrefill{std::move(w), std::move(b), std::move(ref_windows), std::move(dw), std::move(db),
                                 std::move(dwin)};
@@ -173,6 +184,14 @@ TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
   std::mt19937 rng41(41), rng42(42);
   check_conv_prefill({300, 2, 45, 1, 17, 3, 64}, kCd + 12, rng41);
   check_conv_prefill({5}, kCd, rng42);
+}
+
+// The bf16 copy of x for the SSD (bf16 models): from the float4 kernel and from the generic one (odd stride).
+TEST(CudaKernels, Conv1dPrefillBf16Copy) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(43);
+  check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kDi);
+  check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kDi);
 }
 
 // Three packed sequences of different lengths in slots 3, 0, 4 of 5, then a decode step from their windows.
@@ -214,8 +233,10 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 // Packed prefill of sequences that are and are not multiples of Q, each from a random initial state,
 // against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
 // twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
+// bf16_x: x also as a bf16 copy (as the conv writes it for bf16 models), so that the chunk outputs run on bf16 mma.
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
-                       const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false) {
+                       const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false,
+                       bool bf16_x = false) {
   std::mt19937 rng(seed ? seed : bf16_state ? 16 : 15);
   int64_t T = 0;
   for (int32_t l : lens) T += l;
@@ -250,10 +271,19 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   std::vector<uint16_t> st16h(states.size());
   for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
   DeviceBuffer<uint16_t> st16(st16h);
+  std::vector<uint16_t> x16h(static_cast<size_t>(T * kDi));
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t c = 0; c < kDi; ++c) x16h[t * kDi + c] = f32_to_bf16(in.xbc[t * kCd + c]);
+  DeviceBuffer<uint16_t> x16(x16h);
+  cuda::SsdIn ssd_in{dx.get(), kCd, ddt.get(), dA.get(), dD.get()};
+  if (bf16_x) {
+    ssd_in.x_bf16 = x16.get();
+    ssd_in.x_bf16_stride = kDi;
+  }
   auto run = [&] {
     y.poison();
     scr.poison();
-    cuda::ssd_chunked(y.get(), cuda::SsdIn{dx.get(), kCd, ddt.get(), dA.get(), dD.get()},
+    cuda::ssd_chunked(y.get(), ssd_in,
                       bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims,
                       cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(),
                       static_cast<int32_t>(lens.size()), scr.get(), tf32, nullptr);
@@ -261,7 +291,7 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   };
   const auto [got, got_states] = run();
   ASSERT_TRUE(test::all_finite(got));
-  const double tol = bf16_state ? 1e-2 : tf32 ? 3e-3 : 1e-5;
+  const double tol = bf16_state || bf16_x ? 1e-2 : tf32 ? 3e-3 : 1e-5;
   EXPECT_LE(rel_error(got, ref), tol);
   EXPECT_LE(rel_error(got_states, ref_states), tol);
   if (!twice) return;
@@ -302,6 +332,17 @@ TEST(CudaKernels, SsdChunkedPackedHandoffTf32) {
   const std::vector<int32_t> slots = {5, 2, 6, 0, 3, 1, 4};
   check_ssd_chunked(false, true, lens, slots, 23, true);
   check_ssd_chunked(true, true, lens, slots, 24, true);
+}
+
+// The chunk outputs on bf16 mma (x from its bf16 copy): the edges of the TF32 test, chains across waves, both state
+// dtypes, twice the same bits.
+TEST(CudaKernels, SsdChunkedPackedBf16X) {
+  PCM_REQUIRE_GPU();
+  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 25, false, true);
+  const std::vector<int32_t> lens = {256, 17, 1000, 16, 255, 1, 33, 3300};
+  const std::vector<int32_t> slots = {4, 1, 0, 6, 3, 2, 5, 7};
+  check_ssd_chunked(false, true, lens, slots, 26, true, true);
+  check_ssd_chunked(true, true, lens, slots, 27, true, true);
 }
 
 // Bn = 5 takes the small-grid launch (16 warps per head), Bn = 9 the large-grid one.

@@ -1,5 +1,7 @@
 // Causal depthwise conv1d + SiLU: packed prefill (each sequence continuing from its conv window) and the
 // decode step (rolling window, one token per slot).
+#include <cuda_bf16.h>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
@@ -14,9 +16,10 @@ constexpr int kMaxK = 8;
 // from that sequence's conv window (runs may cross sequence boundaries).
 constexpr int kRun = 8;
 
+// bf16_out: columns [0, bf16_cols) of out again as bf16, row stride bf16_cols (null: none).
 __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stride, const float* conv_state,
                                     int64_t slot_stride, const float* w, const float* bias, int64_t T, int64_t C,
-                                    int K, PackedSeqs seqs) {
+                                    int K, PackedSeqs seqs, __nv_bfloat16* bf16_out, int64_t bf16_cols) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kRun;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= C) return;
@@ -45,7 +48,9 @@ __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stri
         acc += wk[k] * (j >= 0 ? hist[r + k] : win[K + j]);
       }
     }
-    out[t * C + c] = silu_f(acc);
+    const float v = silu_f(acc);
+    out[t * C + c] = v;
+    if (bf16_out && c < bf16_cols) bf16_out[t * bf16_cols + c] = __float2bfloat16_rn(v);
   }
 }
 
@@ -56,7 +61,7 @@ constexpr int kRun4 = 16;
 
 __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_stride, const float* conv_state,
                                      int64_t slot_stride, const float4* w, const float4* bias, int64_t T, int64_t C4,
-                                     PackedSeqs seqs) {
+                                     PackedSeqs seqs, uint2* bf16_out, int64_t bf16_c4) {
   const int64_t c4 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kRun4;
   if (c4 >= C4) return;
@@ -92,7 +97,13 @@ __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_st
     acc.y += w1.x * x[0].y + w1.y * x[1].y + w1.z * x[2].y + w1.w * x[3].y;
     acc.z += w2.x * x[0].z + w2.y * x[1].z + w2.z * x[2].z + w2.w * x[3].z;
     acc.w += w3.x * x[0].w + w3.y * x[1].w + w3.z * x[2].w + w3.w * x[3].w;
-    out[t * C4 + c4] = make_float4(silu_f(acc.x), silu_f(acc.y), silu_f(acc.z), silu_f(acc.w));
+    const float4 v = make_float4(silu_f(acc.x), silu_f(acc.y), silu_f(acc.z), silu_f(acc.w));
+    out[t * C4 + c4] = v;
+    if (bf16_out && c4 < bf16_c4) {
+      const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
+      bf16_out[t * bf16_c4 + c4] =
+          make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+    }
   }
 }
 
@@ -172,18 +183,21 @@ __global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stri
 
 void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
-                         cudaStream_t s) {
+                         cudaStream_t s, void* bf16_out, int64_t bf16_cols) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
+  PCM_CHECK(!bf16_out || (bf16_cols > 0 && bf16_cols <= C), "conv: bf16 copy of {} of {} columns", bf16_cols, C);
   if (T == 0) return;
   auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && a16(out) && a16(in) && a16(w) && a16(bias)) {
+  const bool copy4 = !bf16_out || (bf16_cols % 4 == 0 && reinterpret_cast<uintptr_t>(bf16_out) % 8 == 0);
+  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && a16(out) && a16(in) && a16(w) && a16(bias) && copy4) {
     const int64_t C4 = C / 4;
     conv_prefill4_kernel<<<dim3(blocks_for(C4, 128), blocks_for(T, kRun4)), 128, 0, s>>>(
         reinterpret_cast<float4*>(out), in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w),
-        reinterpret_cast<const float4*>(bias), T, C4, seqs);
+        reinterpret_cast<const float4*>(bias), T, C4, seqs, static_cast<uint2*>(bf16_out), bf16_cols / 4);
   } else {
     conv_prefill_kernel<<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
-        out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs);
+        out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs,
+        static_cast<__nv_bfloat16*>(bf16_out), bf16_cols);
   }
   PCM_CUDA_LAUNCH();
   conv_window_kernel<<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,

@@ -42,9 +42,10 @@ struct PackedSeqs {
 };
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]), earlier inputs from the window;
 // then the windows hold each sequence's last K inputs. in: row t at in + t * in_stride. out: [T, C].
+// bf16_out (optional): columns [0, bf16_cols) of out again as bf16, [T, bf16_cols] (the SSD's bf16 x).
 void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
-                         cudaStream_t s);
+                         cudaStream_t s, void* bf16_out = nullptr, int64_t bf16_cols = 0);
 // One token per row b for slot slots[b] (rows with slot < 0 are padding: out 0, no state change).
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                         const float* w, const float* bias, const int32_t* slots, int64_t Bn, int64_t C, int64_t K,
@@ -61,6 +62,10 @@ struct SsdIn {
   const float* dt;  // [T, H] after softplus/clamp
   const float* A;   // [H]
   const float* D;   // [H]
+  // Optional, prefill of bf16 models: x's columns again in bf16 (row t head h at x_bf16 + t * x_bf16_stride + h * P,
+  // the conv's copy); the chunk outputs then run on bf16 mma (ssd_output_bf16.cu).
+  const void* x_bf16 = nullptr;
+  int64_t x_bf16_stride = 0;
 };
 // Chunks of Q rows cut from each packed sequence's start: chunk c covers rows [chunk_start[c],
 // chunk_start[c] + chunk_len[c]) of sequence chunk_seq[c]; sequence i owns chunks [seq_chunk[i], seq_chunk[i+1]).

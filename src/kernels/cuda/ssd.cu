@@ -362,7 +362,9 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   const unsigned qt = static_cast<unsigned>((ct.Q + kTile - 1) / kTile),
                  pt = static_cast<unsigned>((d.P + kTile - 1) / kTile);
   const dim3 out_grid(pt, qt, ct.count * d.H);
-  if (use_tc)
+  if (use_tc && tc::chunk_output_bf16_supported(in))
+    tc::chunk_output_bf16(y, sc.cs, sc.cb, sc.states, in, d, ct, s);
+  else if (use_tc)
     tc::chunk_output(y, sc.cs, sc.cb, sc.states, in, d, ct, s);
   else if (tf32)
     output_kernel<TensorAcc><<<out_grid, kThreads, 0, s>>>(y, sc, in, d, ct);

@@ -1,0 +1,68 @@
+#!/bin/bash
+# Device side of the bf16 chunk-outputs window (pack: RUN=bench/ssdout_run.sh bench/ssdpass_pack.sh): the CUDA kernel
+# and model tests, memcheck / racecheck of the new tests, codestral-7b prefill (T=4096, 16384) of pcm_base (main) and
+# pcm alternating, ncu per-kernel times of a 2-layer T=16384 prefill of both, ncu sections of the two output kernels.
+# $OUT/summary.txt rewritten after every step, key lines last; logs.tgz.
+cd "$(dirname "$0")"; tar xJf pack.tar.xz
+export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
+L=/tmp/ssdout-logs; rm -rf $L; mkdir -p $L; D=$L/detail.txt; K=$L/key.txt; : > $D; : > $K; T0=$SECONDS
+BUDGET=${BUDGET:-400}
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+left() { [ $((BUDGET - SECONDS + T0)) -gt "$1" ]; }
+summary() { { tail -n $((30 - $(wc -l < $K))) $D; cat $K; } > $OUT/summary.txt; tar czf $OUT/logs.tgz -C $L --exclude='*.csv' . 2>/dev/null; }
+tst() {  # binary, timeout, filter, log name
+  local t=$SECONDS n=${4:-$1}; timeout $2 ./$1 --gtest_filter="$3" > $L/$n.log 2>&1; local rc=$?
+  echo "$n rc=$rc $((SECONDS-t))s: $(grep -c '^\[       OK' $L/$n.log) ok, failed: $(grep '^\[  FAILED  \]' $L/$n.log | grep -v listed | awk '{print $4}' | sort -u | tr '\n' ' ')" >> $K
+  grep -B2 -A4 "Failure" $L/$n.log | grep -E "Which is|evaluates|rel_error|Expected" | head -4 >> $D
+}
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv,noheader > $L/gpu.txt 2>&1
+echo "gpu: $(cat $L/gpu.txt)" >> $D
+tst test_cuda 240 '*' test_cuda
+summary
+if [ -n "$CS" ]; then
+  for tool in memcheck racecheck; do
+    t=$SECONDS; timeout 40 $CS --tool $tool ./test_cuda --gtest_filter='CudaKernels.Conv1dPrefillBf16Copy:CudaKernels.SsdChunkedPackedBf16X' > $L/$tool.log 2>&1
+    echo "$tool bf16 tests rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazard[s]?' $L/$tool.log | tr '\n' ' ')" >> $K
+    summary
+  done
+fi
+BA="bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 4096,16384"
+for r in 1 2; do for v in base bf16; do
+  left 60 || continue
+  b=pcm; [ $v = base ] && b=pcm_base
+  t=$SECONDS; timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
+  echo "prefill $v rc=$? $((SECONDS-t))s: $(grep -E '^\| T=' $L/bench_${v}_$r.txt | awk -F'|' '{printf "%s %s ms; ", $2, $4}')" >> $K
+  summary
+done; done
+agg() { python3 - "$1" <<'PY'
+import csv, sys, collections
+h = None; t = collections.defaultdict(float)
+for r in csv.reader(open(sys.argv[1])):
+    if "Kernel Name" in r: h = r; continue
+    if h and len(r) == len(h) and r[h.index("Metric Name")] == "gpu__time_duration.sum":
+        k = r[h.index("Kernel Name")].replace("void ", "").replace("pcm::cuda::", "").replace("(anonymous namespace)::", "")
+        k = k.replace("<unnamed>::", "").split("(")[0][:40]
+        t[k] += float(r[h.index("Metric Value")].replace(",", "")) / 2e3  # ns over 2 layers -> us/layer
+print(" | ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1]) if v >= 20) + f" | total {sum(t.values()):.0f}")
+PY
+}
+B2="bench --device cuda --shape codestral-7b --layers 2 --cuda-batches 1 --cuda-prefill 16384 --decode-tokens 1 --prompt-tokens 1"
+for v in bf16 base; do
+  [ -n "$NCU" ] && left 40 || continue
+  b=pcm; [ $v = base ] && b=pcm_base
+  t=$SECONDS; timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
+  echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E 'tc::|conv|cb_|cumsum|transpose|total' | tr '\n' '|')" | fold -w 150 >> $K
+  summary
+done
+if [ -n "$NCU" ] && left 40; then
+  t=$SECONDS; timeout 40 $NCU --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
+    --section WarpStateStats -k 'regex:chunk_output' --launch-skip 2 --launch-count 2 ./pcm $B2 > $L/ncu_detail.txt 2>&1
+  echo "ncu sections rc=$? $((SECONDS-t))s" >> $K
+  grep -E "chunk_output|Duration|Registers Per|Achieved Occupancy|Theoretical Occ|Block Limit (Reg|Sha)|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Compute \(SM\) Th|Memory Throughput" \
+    $L/ncu_detail.txt | cut -c1-100 >> $D
+  summary
+fi
+echo "done at $((SECONDS-T0))s" >> $D
+summary
+cat $OUT/summary.txt

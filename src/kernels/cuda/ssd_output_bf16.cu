@@ -1,0 +1,222 @@
+// Chunk outputs of the SSD prefill on the bf16 tensor cores (mma.sync m16n8k16, fp32 accumulation), for models
+// run in bf16: x arrives as the conv's bf16 copy, so its rows go into shared memory by cp.async in their final form
+// and the B fragments come out of ldmatrix.trans, with no rounding pass; C, C·Bᵀ·decay and S_enter are rounded to
+// bf16 on their way into the fragments (Triton's chunk_scan rounds the same operands). Half the TF32 kernel's
+// shared memory (53 KB): more blocks per SM for a kernel that ncu found latency-bound at 2 (bench/cuda_notes.md).
+// One block of 8 warps per (chunk, head); warp w owns the 16-row tiles w and 15 - w, all 64 columns p.
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/cp_async.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_prefill_tc.h"
+
+namespace pcm::cuda::tc {
+namespace {
+
+constexpr int kP = 64, kN = 128, kQmax = 256, kThreads = 256;
+constexpr int kSStride = kN + 16;  // bf16 per S_enter row (288 bytes): the 8-byte fragment loads are conflict-free
+
+struct OutSmem {
+  uint16_t x[kQmax * kP];  // bf16 x[j][16-byte piece c ^ key(j)]; first the fp32 S_enter as copied (32 KB both)
+  uint16_t s[kP * kSStride];  // bf16 S_enter[p][n]
+  float cs[kQmax], dt[kQmax];
+};
+static_assert(sizeof(OutSmem::x) == kP * kN * sizeof(float), "S_enter's fp32 copy lands in x's space");
+
+// Within each k = 16 step the lanes take k in the order 4t..4t+3 (logical 2t, 2t+1 -> 4t, 4t+1; 2t+8, 2t+9 -> 4t+2,
+// 4t+3), so that an A fragment is 4 consecutive floats of a row. The ldmatrix row of logical k = 8 h + r is then
+// physical 4 (r / 2) + 2 h + r % 2; the 8 rows of one matrix get 8 different keys, so its 16-byte pieces sit in
+// different banks.
+__device__ __forceinline__ int key(int j) { return (j & 1) | ((j >> 1) & 6); }
+__device__ __forceinline__ int phys_row(int r, int h) { return 4 * (r >> 1) + 2 * h + (r & 1); }
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // lo in the low half: the smaller k
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// d += a·b on one 16x8 tile, k = 16 (bf16 operands; fragments as mma_tf32::mma with pairs of k per register).
+__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
+  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
+__device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+
+struct OutCtx {
+  const OutSmem& sm;
+  const float *Cg, *CBg;
+  int64_t stride;
+  int start, len, Q, lane;
+};
+
+// acc = exp(cs_i) Σ_n C[i, n] S_enter[p, n] for the rows of tile mt.
+__device__ __forceinline__ void inter_chunk(float (&acc)[8][4], const OutCtx& o, int mt) {
+  const int gq = o.lane >> 2, tq = o.lane & 3, r0 = 16 * mt + gq, r1 = r0 + 8;
+  const float* c0 = o.Cg + static_cast<int64_t>(o.start + min(r0, o.len - 1)) * o.stride + 4 * tq;
+  const float* c1 = o.Cg + static_cast<int64_t>(o.start + min(r1, o.len - 1)) * o.stride + 4 * tq;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
+#pragma unroll 2
+  for (int k0 = 0; k0 < kN; k0 += 16) {
+    const float4 u0 = ldg4(c0 + k0), u1 = ldg4(c1 + k0);
+    const uint32_t a0 = pack_bf16(u0.x, u0.y), a1 = pack_bf16(u1.x, u1.y);
+    const uint32_t a2 = pack_bf16(u0.z, u0.w), a3 = pack_bf16(u1.z, u1.w);
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const uint2 b = *reinterpret_cast<const uint2*>(&o.sm.s[(8 * nt + gq) * kSStride + k0 + 4 * tq]);
+      mma_bf16(acc[nt], a0, a1, a2, a3, b.x, b.y);
+    }
+  }
+  const float e0 = __expf(o.sm.cs[r0]), e1 = __expf(o.sm.cs[r1]);
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    acc[nt][0] *= e0;
+    acc[nt][1] *= e0;
+    acc[nt][2] *= e1;
+    acc[nt][3] *= e1;
+  }
+}
+
+// acc += Σ_{j<=i} CB[i, j] exp(cs_i - cs_j) dt_j x[j, p] for the rows of tile mt.
+__device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o, int mt) {
+  const int gq = o.lane >> 2, tq = o.lane & 3, r0 = 16 * mt + gq, r1 = r0 + 8;
+  const float cs0 = o.sm.cs[r0], cs1 = o.sm.cs[r1];
+  const float* cb0 = o.CBg + static_cast<int64_t>(r0) * o.Q + 4 * tq;
+  const float* cb1 = o.CBg + static_cast<int64_t>(r1) * o.Q + 4 * tq;
+  // This lane's ldmatrix row: matrix m = lane / 8 (k-half m % 2, column half m / 2), row lane % 8.
+  const int lm = o.lane >> 3, lrow = phys_row(o.lane & 7, lm & 1), lcol = lm >> 1;
+  float4 v0 = ldg4(cb0), v1 = ldg4(cb1);
+  for (int kb = 0; kb <= mt; ++kb) {
+    const float4 u0 = v0, u1 = v1;
+    if (kb < mt) {  // next step's CB in flight during this one
+      v0 = ldg4(cb0 + 16 * (kb + 1));
+      v1 = ldg4(cb1 + 16 * (kb + 1));
+    }
+    const int jb = 16 * kb + 4 * tq;
+    const float4 csj = *reinterpret_cast<const float4*>(&o.sm.cs[jb]);
+    const float4 dtj = *reinterpret_cast<const float4*>(&o.sm.dt[jb]);
+    const float cj[4] = {csj.x, csj.y, csj.z, csj.w}, dj[4] = {dtj.x, dtj.y, dtj.z, dtj.w};
+    const float q0[4] = {u0.x, u0.y, u0.z, u0.w}, q1[4] = {u1.x, u1.y, u1.z, u1.w};
+    float e0[4], e1[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {  // j > i is masked by selection: exp of a positive exponent may overflow
+      e0[u] = jb + u <= r0 ? q0[u] * __expf(cs0 - cj[u]) * dj[u] : 0.0f;
+      e1[u] = jb + u <= r1 ? q1[u] * __expf(cs1 - cj[u]) * dj[u] : 0.0f;
+    }
+    const uint32_t a0 = pack_bf16(e0[0], e0[1]), a1 = pack_bf16(e1[0], e1[1]);
+    const uint32_t a2 = pack_bf16(e0[2], e0[3]), a3 = pack_bf16(e1[2], e1[3]);
+    const int j = 16 * kb + lrow;
+#pragma unroll
+    for (int np = 0; np < 4; ++np) {  // columns 16 np .. 16 np + 15: two n-tiles per ldmatrix
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, &o.sm.x[j * kP + 8 * ((2 * np + lcol) ^ key(j))]);
+      mma_bf16(acc[2 * np], a0, a1, a2, a3, b[0], b[1]);
+      mma_bf16(acc[2 * np + 1], a0, a1, a2, a3, b[2], b[3]);
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(float* y, const float* cs, const float* cb,
+                                                                        const float* states, SsdIn in, SsdDims d,
+                                                                        ChunkTable ct) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  OutSmem& sm = *reinterpret_cast<OutSmem*>(smem_raw);
+  const int c = blockIdx.x / d.H, h = blockIdx.x % d.H, g = h / (d.H / d.G);
+  const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+  const int rows = (len + 15) & ~15;  // rows of x the causal product reads (zeros past len)
+  // S_enter (fp32) lands in x's space, is rounded into its bf16 rows, then x's copies reuse the space.
+  float* s32 = reinterpret_cast<float*>(sm.x);
+  const float* Sg = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;
+  for (int e = tid; e < kP * kN / 4; e += kThreads) cp_async::copy16(s32 + 4 * e, Sg + 4 * e, true);
+  cp_async::commit();
+  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * Q;
+  for (int j = tid; j < kQmax; j += kThreads) {
+    sm.cs[j] = j < len ? csc[j] : 0.0f;
+    sm.dt[j] = j < len ? in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
+  }
+  cp_async::wait_group<0>();
+  __syncthreads();
+  for (int e = tid; e < kP * kN / 4; e += kThreads) {
+    const float4 v = *reinterpret_cast<const float4*>(s32 + 4 * e);
+    const int p = e / (kN / 4), n = 4 * (e % (kN / 4));
+    *reinterpret_cast<uint2*>(&sm.s[p * kSStride + n]) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+  }
+  __syncthreads();  // S_enter read out of x's space before x's copies land there
+  const uint16_t* xg = static_cast<const uint16_t*>(in.x_bf16) + static_cast<int64_t>(h) * kP;
+  for (int e = tid; e < rows * (kP / 8); e += kThreads) {
+    const int j = e / (kP / 8), piece = e % (kP / 8);
+    const bool ok = j < len;
+    cp_async::copy16(reinterpret_cast<float*>(&sm.x[j * kP + 8 * (piece ^ key(j))]),
+                     reinterpret_cast<const float*>(xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.x_bf16_stride +
+                                                    8 * piece),
+                     ok);
+  }
+  cp_async::commit();
+  const OutCtx o{sm, in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(d.G + g) * kN,
+                 cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q, in.stride, start, len, Q, lane};
+  const float Dh = in.D[h];
+  const int64_t HP = static_cast<int64_t>(d.H) * kP;
+  auto store = [&](const float(&acc)[8][4], int mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = 16 * mt + gq + 8 * half;
+      if (r >= len) continue;
+      float* yrow = y + (start + static_cast<int64_t>(r)) * HP + static_cast<int64_t>(h) * kP;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) {  // D x from the bf16 copy (as Triton's chunk_scan with bf16 x)
+        const __nv_bfloat162 xv =
+            *reinterpret_cast<const __nv_bfloat162*>(&sm.x[r * kP + 8 * (nt ^ key(r)) + 2 * tq]);
+        const float2 xf = __bfloat1622float2(xv);
+        *reinterpret_cast<float2*>(yrow + 8 * nt + 2 * tq) =
+            make_float2(acc[nt][2 * half] + Dh * xf.x, acc[nt][2 * half + 1] + Dh * xf.y);
+      }
+    }
+  };
+  float acc[8][4];
+  const int mt0 = warp, mt1 = 15 - warp;
+  const bool act0 = 16 * mt0 < len, act1 = 16 * mt1 < len;
+  if (act0) inter_chunk(acc, o, mt0);  // x's copies in flight meanwhile
+  cp_async::wait_group<0>();
+  __syncthreads();
+  if (act0) {
+    intra_chunk(acc, o, mt0);
+    store(acc, mt0);
+  }
+  if (act1) {
+    inter_chunk(acc, o, mt1);
+    intra_chunk(acc, o, mt1);
+    store(acc, mt1);
+  }
+}
+
+}  // namespace
+
+bool chunk_output_bf16_supported(const SsdIn& in) {
+  return in.x_bf16 && mma_tf32::aligned16(in.x_bf16) && in.x_bf16_stride % 8 == 0;
+}
+
+void chunk_output_bf16(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in,
+                       const SsdDims& d, const ChunkTable& ct, cudaStream_t s) {
+  PCM_CHECK(chunk_output_bf16_supported(in), "SSD chunk outputs (bf16): x's bf16 copy must be 16-byte aligned rows");
+  constexpr int smem = sizeof(OutSmem);
+  mma_tf32::allow_smem(chunk_output_bf16_kernel, smem);
+  const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
+  chunk_output_bf16_kernel<<<blocks, kThreads, smem, s>>>(y, cs, cb, states, in, d, ct);
+  PCM_CUDA_LAUNCH();
+}
+
+}  // namespace pcm::cuda::tc
