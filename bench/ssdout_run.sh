@@ -22,7 +22,7 @@ tst test_cuda 240 '*' test_cuda
 summary
 if [ -n "$CS" ]; then
   for tool in memcheck racecheck; do
-    t=$SECONDS; timeout 40 $CS --tool $tool ./test_cuda --gtest_filter='CudaKernels.Conv1dPrefillBf16Copy:CudaKernels.SsdChunkedPackedBf16X' > $L/$tool.log 2>&1
+    t=$SECONDS; timeout 60 $CS --tool $tool ./test_cuda --gtest_filter='CudaKernels.Conv1dPrefillBf16X:CudaKernels.SsdChunkedPackedBf16X' > $L/$tool.log 2>&1
     echo "$tool bf16 tests rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazard[s]?' $L/$tool.log | tr '\n' ' ')" >> $K
     summary
   done

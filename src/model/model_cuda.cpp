@@ -111,9 +111,9 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                        cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
                                    static_cast<float>(c.dt_max)});
     } else {
-      // bf16 models: the conv also writes x in bf16 for the SSD's bf16 chunk outputs, into yn (bf16 [rows, d_inner],
-      // free until the gated norm after the SSD writes it)
-      void* x_bf16 = w.bf16 ? yn : nullptr;
+      // bf16 models: the conv writes x in bf16 for the SSD (chunk states and bf16 chunk outputs) instead of fp32,
+      // into yn (bf16 [rows, d_inner], free until the gated norm after the SSD writes it)
+      void* x_bf16 = w.bf16 && cuda::ssd_bf16_x_supported(dims, chunks.Q) ? yn : nullptr;
       cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
                                 x_bf16, di);
       in.x_bf16 = x_bf16;

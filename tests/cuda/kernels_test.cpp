@@ -6,6 +6,7 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <utility>
@@ -134,8 +135,8 @@ struct ConvPrefill {
 // seq_slot[s] (default: slots 0..n-1 reversed), each continuing from its own random window; checks the
 // output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows
 // across sequence edges).
-// bf16_cols > 0: the conv's bf16 copy of the first bf16_cols columns too (the SSD's bf16 x), which must be the fp32
-// output rounded to bf16, every element written.
+// bf16_cols > 0: the first bf16_cols columns go to a bf16 output instead (the SSD's bf16 x): every element written,
+// within bf16 rounding of the reference, and those columns of the fp32 output left alone.
 void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::mt19937& rng,
                         std::vector<int32_t> seq_slot = {}, ConvPrefill* keep = nullptr, int64_t bf16_cols = 0) {
   int64_t T = 0;
@@ -165,15 +166,30 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
                             cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
                             nullptr, bf16_cols ? out16.get() : nullptr, bf16_cols);
   auto got = out.download();
-  ASSERT_TRUE(test::all_finite(got));
-  EXPECT_LE(rel_error(got, ref), 1e-6);
   if (bf16_cols) {
     const auto got16 = out16.download();
-    int64_t wrong = 0;
+    std::vector<float> got_x, ref_x, got_rest, ref_rest;
+    int64_t touched = 0;
     for (int64_t t = 0; t < T; ++t)
-      for (int64_t c = 0; c < bf16_cols; ++c) wrong += got16[t * bf16_cols + c] != f32_to_bf16(got[t * kCd + c]);
-    EXPECT_EQ(wrong, 0) << "bf16 copy of " << bf16_cols << " columns";
+      for (int64_t c = 0; c < kCd; ++c) {
+        const float r = ref[t * kCd + c], g = got[t * kCd + c];
+        if (c < bf16_cols) {
+          got_x.push_back(bf16_to_f32(got16[t * bf16_cols + c]));
+          ref_x.push_back(r);
+          touched += !std::isnan(g);  // poisoned: NaN unless written
+        } else {
+          got_rest.push_back(g);
+          ref_rest.push_back(r);
+        }
+      }
+    ASSERT_TRUE(test::all_finite(got_x));
+    EXPECT_LE(rel_error(got_x, ref_x), 4e-3);
+    EXPECT_EQ(touched, 0) << "fp32 columns written although they went to bf16";
+    got = got_rest;
+    ref = ref_rest;
   }
+  ASSERT_TRUE(test::all_finite(got));
+  EXPECT_LE(rel_error(got, ref), 1e-6);
   EXPECT_EQ(dwin->download(), ref_windows);
   if (keep) *keep = ConvPrefill{std::move(w), std::move(b), std::move(ref_windows), std::move(dw), std::move(db),
                                 std::move(dwin)};
@@ -186,8 +202,8 @@ TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
   check_conv_prefill({5}, kCd, rng42);
 }
 
-// The bf16 copy of x for the SSD (bf16 models): from the float4 kernel and from the generic one (odd stride).
-TEST(CudaKernels, Conv1dPrefillBf16Copy) {
+// x in bf16 for the SSD (bf16 models): from the float4 kernel and from the generic one (odd stride).
+TEST(CudaKernels, Conv1dPrefillBf16X) {
   PCM_REQUIRE_GPU();
   std::mt19937 rng(43);
   check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kDi);
@@ -233,7 +249,8 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 // Packed prefill of sequences that are and are not multiples of Q, each from a random initial state,
 // against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
 // twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
-// bf16_x: x also as a bf16 copy (as the conv writes it for bf16 models), so that the chunk outputs run on bf16 mma.
+// bf16_x: x as bf16 instead (as the conv writes it for bf16 models; xbc's x columns are NaN then, so that a read of
+// them shows), for the chunk states and the bf16 chunk outputs.
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
                        const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false,
                        bool bf16_x = false) {
@@ -277,6 +294,10 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   DeviceBuffer<uint16_t> x16(x16h);
   cuda::SsdIn ssd_in{dx.get(), kCd, ddt.get(), dA.get(), dD.get()};
   if (bf16_x) {
+    auto xbc_nan = in.xbc;
+    for (int64_t t = 0; t < T; ++t)
+      std::fill_n(xbc_nan.begin() + t * kCd, kDi, std::numeric_limits<float>::quiet_NaN());
+    dx.upload(xbc_nan);
     ssd_in.x_bf16 = x16.get();
     ssd_in.x_bf16_stride = kDi;
   }
@@ -334,11 +355,14 @@ TEST(CudaKernels, SsdChunkedPackedHandoffTf32) {
   check_ssd_chunked(true, true, lens, slots, 24, true);
 }
 
-// The chunk outputs on bf16 mma (x from its bf16 copy): the edges of the TF32 test, chains across waves, both state
-// dtypes, twice the same bits.
+// x as bf16 (chunk states from it, chunk outputs on bf16 mma): the edges of the TF32 test, chains across waves, both
+// state dtypes, twice the same bits.
 TEST(CudaKernels, SsdChunkedPackedBf16X) {
   PCM_REQUIRE_GPU();
   check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 25, false, true);
+}
+TEST(CudaKernels, SsdChunkedPackedBf16XEdges) {
+  PCM_REQUIRE_GPU();
   const std::vector<int32_t> lens = {256, 17, 1000, 16, 255, 1, 33, 3300};
   const std::vector<int32_t> slots = {4, 1, 0, 6, 3, 2, 5, 7};
   check_ssd_chunked(false, true, lens, slots, 26, true, true);

@@ -16,7 +16,7 @@ constexpr int kMaxK = 8;
 // from that sequence's conv window (runs may cross sequence boundaries).
 constexpr int kRun = 8;
 
-// bf16_out: columns [0, bf16_cols) of out again as bf16, row stride bf16_cols (null: none).
+// bf16_out: columns [0, bf16_cols) there as bf16 instead of in out, row stride bf16_cols (null: none).
 __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stride, const float* conv_state,
                                     int64_t slot_stride, const float* w, const float* bias, int64_t T, int64_t C,
                                     int K, PackedSeqs seqs, __nv_bfloat16* bf16_out, int64_t bf16_cols) {
@@ -49,8 +49,10 @@ __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stri
       }
     }
     const float v = silu_f(acc);
-    out[t * C + c] = v;
-    if (bf16_out && c < bf16_cols) bf16_out[t * bf16_cols + c] = __float2bfloat16_rn(v);
+    if (bf16_out && c < bf16_cols)
+      bf16_out[t * bf16_cols + c] = __float2bfloat16_rn(v);
+    else
+      out[t * C + c] = v;
   }
 }
 
@@ -98,11 +100,12 @@ __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_st
     acc.z += w2.x * x[0].z + w2.y * x[1].z + w2.z * x[2].z + w2.w * x[3].z;
     acc.w += w3.x * x[0].w + w3.y * x[1].w + w3.z * x[2].w + w3.w * x[3].w;
     const float4 v = make_float4(silu_f(acc.x), silu_f(acc.y), silu_f(acc.z), silu_f(acc.w));
-    out[t * C4 + c4] = v;
     if (bf16_out && c4 < bf16_c4) {
       const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
       bf16_out[t * bf16_c4 + c4] =
           make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+    } else {
+      out[t * C4 + c4] = v;
     }
   }
 }

@@ -42,7 +42,8 @@ struct PackedSeqs {
 };
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]), earlier inputs from the window;
 // then the windows hold each sequence's last K inputs. in: row t at in + t * in_stride. out: [T, C].
-// bf16_out (optional): columns [0, bf16_cols) of out again as bf16, [T, bf16_cols] (the SSD's bf16 x).
+// bf16_out (optional): columns [0, bf16_cols) go there as bf16 instead, [T, bf16_cols] (the SSD's bf16 x); out's
+// first bf16_cols columns are then not written.
 void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
                          cudaStream_t s, void* bf16_out = nullptr, int64_t bf16_cols = 0);
@@ -62,8 +63,9 @@ struct SsdIn {
   const float* dt;  // [T, H] after softplus/clamp
   const float* A;   // [H]
   const float* D;   // [H]
-  // Optional, prefill of bf16 models: x's columns again in bf16 (row t head h at x_bf16 + t * x_bf16_stride + h * P,
-  // the conv's copy); the chunk outputs then run on bf16 mma (ssd_output_bf16.cu).
+  // Optional, prefill of bf16 models (ssd_bf16_x_supported shapes): x in bf16 instead (row t head h at x_bf16 +
+  // t * x_bf16_stride + h * P, as the conv writes it); xbc's x columns are then not read, the chunk states take the
+  // bf16 x and the chunk outputs run on bf16 mma (ssd_output_bf16.cu).
   const void* x_bf16 = nullptr;
   int64_t x_bf16_stride = 0;
 };
@@ -76,6 +78,8 @@ struct ChunkTable {
   const int32_t* chunk_len;
   const int32_t* seq_chunk;  // [seqs + 1]
 };
+// Whether ssd_chunked takes SsdIn::x_bf16 for these heads and chunk size (tf32 set, 16-byte aligned rows).
+bool ssd_bf16_x_supported(const SsdDims& d, int64_t Q);
 // Scratch floats for `chunks` chunks: cumulative dt*A, C·Bᵀ per group, per-chunk states.
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d);
 // Chunked SSD over packed sequences, each continuing from and updating its state slot

@@ -236,6 +236,8 @@ Prologue chunk_prologue(const Scratch& sc, float* scratch, const SsdIn& in, cons
                         bool tf32, const tc::StatePass* pass, cudaStream_t s, float* cbt = nullptr) {
   const int64_t Q = ct.Q;
   const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
+  PCM_CHECK(!in.x_bf16 || use_tc,
+            "CUDA SSD: x as bf16 only on the tensor-core path (TF32, P = 64, N = 128, Q <= 256 a multiple of 16)");
   const bool fold = use_tc && pass;
   float* bt = scratch + ct.count * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
   tc::StatePass ps = pass ? *pass : tc::StatePass{};
@@ -316,6 +318,10 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
   return sc;
 }
 
+bool ssd_bf16_x_supported(const SsdDims& d, int64_t Q) {
+  return tc::ssd_tc_supported(SsdIn{nullptr, 4, nullptr, nullptr, nullptr}, d, Q);
+}
+
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
   // cs, C·Bᵀ, states, and (tensor-core path) each chunk's B transposed, the handoff flags and ticket
   // (a multiple of 4: what follows in the backward's scratch keeps 16-byte alignment)
@@ -362,7 +368,7 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   const unsigned qt = static_cast<unsigned>((ct.Q + kTile - 1) / kTile),
                  pt = static_cast<unsigned>((d.P + kTile - 1) / kTile);
   const dim3 out_grid(pt, qt, ct.count * d.H);
-  if (use_tc && tc::chunk_output_bf16_supported(in))
+  if (use_tc && in.x_bf16)
     tc::chunk_output_bf16(y, sc.cs, sc.cb, sc.states, in, d, ct, s);
   else if (use_tc)
     tc::chunk_output(y, sc.cs, sc.cb, sc.states, in, d, ct, s);
