@@ -52,7 +52,7 @@ for v in bf16 base; do
   [ -n "$NCU" ] && left 40 || continue
   b=pcm; [ $v = base ] && b=pcm_base
   t=$SECONDS; timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
-  echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E 'tc::|conv|cb_|cumsum|transpose|total' | tr '\n' '|')" | fold -w 150 >> $K
+  echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E "tc::|conv|cb_|cumsum|transpose|gated|rmsnorm|nvjet|total" | tr '\n' '|')" | fold -w 150 >> $K
   summary
 done
 if [ -n "$NCU" ] && left 40; then

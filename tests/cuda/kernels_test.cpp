@@ -6,6 +6,7 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -70,6 +71,18 @@ void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed, int64_t groups = 
   ASSERT_TRUE(test::all_finite(got) && test::all_finite(got16));
   EXPECT_LE(rel_error(got, ref), 1e-5);
   EXPECT_LE(rel_error(got16, ref), 5e-3);
+  // y in bf16 (the SSD prefill of bf16 models writes it so): against the reference of the rounded y.
+  const auto y_r = test::bf16_round(y);
+  std::vector<uint16_t> y16(y.size());
+  for (size_t i = 0; i < y.size(); ++i) y16[i] = f32_to_bf16(y[i]);
+  cpu::gated_rmsnorm_forward(ref.data(), y_r.data(), z.data(), zs, w.data(), T, kDi, kDi / groups, 1e-5f);
+  DeviceBuffer<uint16_t> dy16(y16);
+  out.poison();
+  cuda::gated_rmsnorm(out.get(), false, dy16.get(), dz.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr,
+                      /*y_bf16=*/true);
+  got = out.download();
+  ASSERT_TRUE(test::all_finite(got));
+  EXPECT_LE(rel_error(got, ref), 1e-5) << "bf16 y";
 }
 
 // 19 rows: a block per group; 130 rows with 16-byte aligned z rows: 16-byte loads over a block (decode at
@@ -308,7 +321,13 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
                       bf16_state ? static_cast<void*>(st16.get()) : st32.get(), bf16_state, hpn, dims,
                       cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(),
                       static_cast<int32_t>(lens.size()), scr.get(), tf32, nullptr);
-    return std::make_pair(y.download(), bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download());
+    auto got_y = y.download();
+    if (bf16_x) {  // y in bf16: the first T·kDi halves of the buffer
+      std::vector<uint16_t> y16(static_cast<size_t>(T * kDi));
+      std::memcpy(y16.data(), got_y.data(), y16.size() * sizeof(uint16_t));
+      got_y = test::bf16_bits_to_f32(y16);
+    }
+    return std::make_pair(got_y, bf16_state ? test::bf16_bits_to_f32(st16.download()) : st32.download());
   };
   const auto [got, got_states] = run();
   ASSERT_TRUE(test::all_finite(got));

@@ -59,7 +59,9 @@ __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stri
 // K = 4 with 16-byte aligned rows: thread per (4 channels, run of kRun4 rows), float4 loads and stores.
 // Blocks along x cover a row's channels, so the blocks running together read whole rows (the generic kernel's
 // grid walked down 512-byte strips). A run inside one sequence, past its first K - 1 rows, needs no window.
-constexpr int kRun4 = 16;
+// Runs of 8 rows: 80 registers, 6 blocks per SM; 16 rows (124 registers, 4 blocks) took 482 against 384 µs per
+// layer of the codestral-7b prefill at T=16384, 32 rows slower still (H200, bench/cuda_notes.md prefill v12).
+constexpr int kRun4 = 8;
 
 __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_stride, const float* conv_state,
                                      int64_t slot_stride, const float4* w, const float4* bias, int64_t T, int64_t C4,

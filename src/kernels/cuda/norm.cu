@@ -40,9 +40,10 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(O* out, const flo
   }
 }
 
-// One block per (row, group); g = y * silu(z) kept in registers between the two steps.
-template <class O>
-__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const float* y, const float* z,
+// One block per (row, group); g = y * silu(z) kept in registers between the two steps. Y: y in fp32 or bf16 (the
+// SSD prefill of bf16 models writes it so).
+template <class O, class Y>
+__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const Y* y, const float* z,
                                                                      int64_t z_stride, const float* weight, int64_t C,
                                                                      int64_t gs, float eps) {
   pdl_wait();  // launched with PDL: y is the SSD step's output
@@ -53,7 +54,7 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, con
 #pragma unroll
   for (int u = 0; u < kVpt; ++u) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
-    v[u] = i < gs ? y[t * C + g0 + i] * silu_f(z[t * z_stride + g0 + i]) : 0.0f;
+    v[u] = i < gs ? to_float(y[t * C + g0 + i]) * silu_f(z[t * z_stride + g0 + i]) : 0.0f;
     ss += v[u] * v[u];
   }
   ss = block_sum(ss, red);
@@ -78,9 +79,16 @@ __device__ __forceinline__ uint32_t pack_bf16(float a, float b) {  // a in the l
 __device__ __forceinline__ void store4(__nv_bfloat16* o, const float4& v) {
   *reinterpret_cast<uint2*>(o) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
 }
+// 4 consecutive values from 16 (fp32) or 8 (bf16) aligned bytes.
+__device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xffff0000u));
+}
 
-template <class O>
-__global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const float* y, const float* z,
+template <class O, class Y>
+__global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const Y* y, const float* z,
                                                                  int64_t z_stride, const float* weight, int64_t T,
                                                                  int64_t C, int64_t gs, int64_t groups, float eps) {
   pdl_wait();  // launched with PDL: y is the SSD step's output
@@ -89,14 +97,14 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const f
   if (item >= T * groups) return;
   const int64_t t = item / groups, g0 = (item % groups) * gs;
   const int nv = static_cast<int>(gs / 128);  // float4s per lane
-  const float4* yv = reinterpret_cast<const float4*>(y + t * C + g0);
+  const Y* yr = y + t * C + g0;
   const float4* zv = reinterpret_cast<const float4*>(z + t * z_stride + g0);
   float4 v[kGroupVec];
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kGroupVec; ++u) {
     if (u < nv) {
-      const float4 a = yv[u * 32 + lane], b = zv[u * 32 + lane];
+      const float4 a = load4(yr + 4 * (u * 32 + lane)), b = zv[u * 32 + lane];
       v[u] = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
       ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
     }
@@ -118,22 +126,22 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const f
 // (a single group of a wide model, e.g. mamba2-1.3b's 4096): each thread holds up to 4 float4s.
 constexpr int kBlockVec = 4;
 
-template <class O>
-__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out, const float* y, const float* z,
+template <class O, class Y>
+__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out, const Y* y, const float* z,
                                                                          int64_t z_stride, const float* weight,
                                                                          int64_t C, int64_t gs, float eps) {
   pdl_wait();  // launched with PDL: y is the SSD step's output
   __shared__ float red[32];
   const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
   const int nv = static_cast<int>(gs / (4 * kNormThreads));
-  const float4* yv = reinterpret_cast<const float4*>(y + t * C + g0);
+  const Y* yr = y + t * C + g0;
   const float4* zv = reinterpret_cast<const float4*>(z + t * z_stride + g0);
   float4 v[kBlockVec];
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kBlockVec; ++u) {
     if (u < nv) {
-      const float4 a = yv[u * kNormThreads + threadIdx.x], b = zv[u * kNormThreads + threadIdx.x];
+      const float4 a = load4(yr + 4 * (u * kNormThreads + threadIdx.x)), b = zv[u * kNormThreads + threadIdx.x];
       v[u] = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
       ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
     }
@@ -211,11 +219,10 @@ void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t
   PCM_CUDA_LAUNCH();
 }
 
-void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t z_stride, const float* weight,
-                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s) {
-  if (T == 0) return;
-  PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
-            kNormThreads * kVpt);
+namespace {
+template <class Y>
+void gated_rmsnorm_launch(void* out, bool bf16, const Y* y, const float* z, int64_t z_stride, const float* weight,
+                          int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s) {
   const int64_t groups = C / group_size;
   // Launched with programmatic dependent launch: in decode it follows the SSD step, which lets it launch once
   // all the step's blocks have started, so its launch and block start overlap the step's last wave.
@@ -223,36 +230,47 @@ void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t
   // of 8 groups the warp kernel (128 blocks) took 8.9 µs where the block kernel took 3.2 at 64 rows (H200,
   // bench/cuda_notes.md decode v11), so the warp kernel starts at 2048 (row, group) items.
   auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (T * groups >= 2048 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && C % 4 == 0 &&
-      z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) && reinterpret_cast<uintptr_t>(out) % 8 == 0 &&
-      (bf16 || a16(out))) {
+  const bool vec_ok = C % 4 == 0 && z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) &&
+                      reinterpret_cast<uintptr_t>(out) % 8 == 0 && (bf16 || a16(out));
+  if (T * groups >= 2048 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && vec_ok) {
     const unsigned blocks = blocks_for(T * groups, 8);
     if (bf16)
-      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<__nv_bfloat16>, dim3(blocks), dim3(256), 0, s,
+      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<__nv_bfloat16, Y>, dim3(blocks), dim3(256), 0, s,
                           static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C, group_size, groups, eps));
     else
-      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<float>, dim3(blocks), dim3(256), 0, s, static_cast<float*>(out), y,
-                          z, z_stride, weight, T, C, group_size, groups, eps));
+      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<float, Y>, dim3(blocks), dim3(256), 0, s, static_cast<float*>(out),
+                          y, z, z_stride, weight, T, C, group_size, groups, eps));
     return;
   }
   dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(groups));
-  if (group_size % (4 * kNormThreads) == 0 && group_size <= 4 * kNormThreads * kBlockVec && C % 4 == 0 &&
-      z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) && reinterpret_cast<uintptr_t>(out) % 8 == 0 &&
-      (bf16 || a16(out))) {
+  if (group_size % (4 * kNormThreads) == 0 && group_size <= 4 * kNormThreads * kBlockVec && vec_ok) {
     if (bf16)
-      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<__nv_bfloat16>, grid, dim3(kNormThreads), 0, s,
+      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<__nv_bfloat16, Y>, grid, dim3(kNormThreads), 0, s,
                           static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C, group_size, eps));
     else
-      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<float>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out), y,
-                          z, z_stride, weight, C, group_size, eps));
+      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<float, Y>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out),
+                          y, z, z_stride, weight, C, group_size, eps));
     return;
   }
   if (bf16)
-    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<__nv_bfloat16>, grid, dim3(kNormThreads), 0, s,
+    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<__nv_bfloat16, Y>, grid, dim3(kNormThreads), 0, s,
                         static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C, group_size, eps));
   else
-    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<float>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out), y, z,
-                        z_stride, weight, C, group_size, eps));
+    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<float, Y>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out), y,
+                        z, z_stride, weight, C, group_size, eps));
+}
+}  // namespace
+
+void gated_rmsnorm(void* out, bool bf16, const void* y, const float* z, int64_t z_stride, const float* weight,
+                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16) {
+  if (T == 0) return;
+  PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
+            kNormThreads * kVpt);
+  if (y_bf16)
+    gated_rmsnorm_launch(out, bf16, static_cast<const __nv_bfloat16*>(y), z, z_stride, weight, T, C, group_size, eps,
+                         s);
+  else
+    gated_rmsnorm_launch(out, bf16, static_cast<const float*>(y), z, z_stride, weight, T, C, group_size, eps, s);
 }
 
 void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s) {

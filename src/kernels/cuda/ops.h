@@ -16,9 +16,9 @@ void embedding_gather(float* resid, const void* embedding, bool bf16, const int3
 void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t T, int64_t C, float eps,
              cudaStream_t s);
 // g = y * silu(z), normalised over each block of group_size channels, times weight (grouped gated RMSNorm).
-// y [T, C]; z row t at z + t * z_stride.
-void gated_rmsnorm(void* out, bool bf16, const float* y, const float* z, int64_t z_stride, const float* weight,
-                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s);
+// y [T, C] fp32, or bf16 with y_bf16 (as ssd_chunked writes it with SsdIn::x_bf16); z row t at z + t * z_stride.
+void gated_rmsnorm(void* out, bool bf16, const void* y, const float* z, int64_t z_stride, const float* weight,
+                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16 = false);
 // x[t, i] += bias[i] for a [T, C] matrix with row stride `stride`.
 void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s);
 // dt[t, h] = clamp(softplus(raw[t * stride + h] + dt_bias[h]), lo, hi).
@@ -65,7 +65,8 @@ struct SsdIn {
   const float* D;   // [H]
   // Optional, prefill of bf16 models (ssd_bf16_x_supported shapes): x in bf16 instead (row t head h at x_bf16 +
   // t * x_bf16_stride + h * P, as the conv writes it); xbc's x columns are then not read, the chunk states take the
-  // bf16 x and the chunk outputs run on bf16 mma (ssd_output_bf16.cu).
+  // bf16 x, the chunk outputs run on bf16 mma (ssd_output_bf16.cu) and ssd_chunked writes y in bf16 ([T, H P]
+  // bf16 at y).
   const void* x_bf16 = nullptr;
   int64_t x_bf16_stride = 0;
 };

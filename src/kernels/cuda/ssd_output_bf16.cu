@@ -1,5 +1,5 @@
 // Chunk outputs of the SSD prefill on the bf16 tensor cores (mma.sync m16n8k16, fp32 accumulation), for models
-// run in bf16: x arrives as the conv's bf16 copy, so its rows go into shared memory by cp.async in their final form
+// run in bf16, y written in bf16 (the gated norm reads it so): x arrives in bf16 from the conv, so its rows go into shared memory by cp.async in their final form
 // and the B fragments come out of ldmatrix.trans, with no rounding pass; C, C·Bᵀ·decay and S_enter are rounded to
 // bf16 on their way into the fragments (Triton's chunk_scan rounds the same operands). Half the TF32 kernel's
 // shared memory (53 KB): more blocks per SM for a kernel that ncu found latency-bound at 2 (bench/cuda_notes.md).
@@ -129,7 +129,7 @@ __device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o,
   }
 }
 
-__global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(float* y, const float* cs, const float* cb,
+__global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t* y, const float* cs, const float* cb,
                                                                         const float* states, SsdIn in, SsdDims d,
                                                                         ChunkTable ct) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -175,14 +175,13 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(float* y
     for (int half = 0; half < 2; ++half) {
       const int r = 16 * mt + gq + 8 * half;
       if (r >= len) continue;
-      float* yrow = y + (start + static_cast<int64_t>(r)) * HP + static_cast<int64_t>(h) * kP;
+      uint32_t* yrow = reinterpret_cast<uint32_t*>(y + (start + static_cast<int64_t>(r)) * HP + static_cast<int64_t>(h) * kP);
 #pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {  // D x from the bf16 copy (as Triton's chunk_scan with bf16 x)
+      for (int nt = 0; nt < 8; ++nt) {  // D x from the bf16 x (as Triton's chunk_scan with bf16 x)
         const __nv_bfloat162 xv =
             *reinterpret_cast<const __nv_bfloat162*>(&sm.x[r * kP + 8 * (nt ^ key(r)) + 2 * tq]);
         const float2 xf = __bfloat1622float2(xv);
-        *reinterpret_cast<float2*>(yrow + 8 * nt + 2 * tq) =
-            make_float2(acc[nt][2 * half] + Dh * xf.x, acc[nt][2 * half + 1] + Dh * xf.y);
+        yrow[4 * nt + tq] = pack_bf16(acc[nt][2 * half] + Dh * xf.x, acc[nt][2 * half + 1] + Dh * xf.y);
       }
     }
   };
@@ -215,7 +214,7 @@ void chunk_output_bf16(float* y, const float* cs, const float* cb, const float* 
   constexpr int smem = sizeof(OutSmem);
   mma_tf32::allow_smem(chunk_output_bf16_kernel, smem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
-  chunk_output_bf16_kernel<<<blocks, kThreads, smem, s>>>(y, cs, cb, states, in, d, ct);
+  chunk_output_bf16_kernel<<<blocks, kThreads, smem, s>>>(reinterpret_cast<uint16_t*>(y), cs, cb, states, in, d, ct);
   PCM_CUDA_LAUNCH();
 }
 

@@ -44,8 +44,8 @@ void cb_product(float* cb, const SsdIn& in, const SsdDims& d, const ChunkTable& 
 void chunk_output(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in, const SsdDims& d,
                   const ChunkTable& ct, cudaStream_t s);
 
-// The same outputs on bf16 mma.sync from in.x_bf16 (ssd_output_bf16.cu): C, the decayed C·Bᵀ and S_enter rounded to
-// bf16 on the way into the fragments, D x from the bf16 x (relative error ~3e-3 against ~1e-3 for TF32).
+// The same outputs on bf16 mma.sync from in.x_bf16, written as bf16 ([T, H P] bf16 at y; ssd_output_bf16.cu): C, the
+// decayed C·Bᵀ and S_enter rounded to bf16 on the way into the fragments, D x from the bf16 x.
 bool chunk_output_bf16_supported(const SsdIn& in);
 void chunk_output_bf16(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in,
                        const SsdDims& d, const ChunkTable& ct, cudaStream_t s);
