@@ -6,7 +6,7 @@
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/ssdout-logs; rm -rf $L; mkdir -p $L; D=$L/detail.txt; K=$L/key.txt; : > $D; : > $K; T0=$SECONDS
-BUDGET=${BUDGET:-400}
+BUDGET=${BUDGET:-480}
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 left() { [ $((BUDGET - SECONDS + T0)) -gt "$1" ]; }
@@ -19,6 +19,7 @@ tst() {  # binary, timeout, filter, log name
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv,noheader > $L/gpu.txt 2>&1
 echo "gpu: $(cat $L/gpu.txt)" >> $D
 tst test_cuda 240 '*' test_cuda
+[ -x ./test_train ] && tst test_train 90 '*Cuda*'
 summary
 if [ -n "$CS" ]; then
   for tool in memcheck racecheck; do
@@ -53,6 +54,13 @@ for v in bf16 base; do
   b=pcm; [ $v = base ] && b=pcm_base
   t=$SECONDS; timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
   echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E "tc::|conv|cb_|cumsum|transpose|gated|rmsnorm|nvjet|total" | tr '\n' '|')" | fold -w 150 >> $K
+  summary
+done
+for v in bf16 base; do
+  left 40 || continue
+  b=pcm; [ $v = base ] && b=pcm_base
+  t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 40 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$v.txt 2>&1
+  echo "train 1.3B b4 $v rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$v.txt | tr '\n' ' ') fwd ssd $(grep -oE 'fwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') ms" >> $K
   summary
 done
 if [ -n "$NCU" ] && left 40; then
