@@ -29,10 +29,10 @@ if [ -n "$CS" ]; then
   done
 fi
 BA="bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 4096,16384"
-for r in 1 2; do for v in base bf16; do
+for r in 1 2; do for v in base bf16 tf32; do
   left 60 || continue
   b=pcm; [ $v = base ] && b=pcm_base
-  t=$SECONDS; timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
+  t=$SECONDS; PCM_SSD_STATES=$v timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
   echo "prefill $v rc=$? $((SECONDS-t))s: $(grep -E '^\| T=' $L/bench_${v}_$r.txt | awk -F'|' '{printf "%s %s ms; ", $2, $4}')" >> $K
   summary
 done; done
@@ -49,14 +49,14 @@ print(" | ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1
 PY
 }
 B2="bench --device cuda --shape codestral-7b --layers 2 --cuda-batches 1 --cuda-prefill 16384 --decode-tokens 1 --prompt-tokens 1"
-for v in bf16 base; do
+for v in bf16 tf32 base; do
   [ -n "$NCU" ] && left 40 || continue
   b=pcm; [ $v = base ] && b=pcm_base
-  t=$SECONDS; timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
+  t=$SECONDS; PCM_SSD_STATES=$v timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
   echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E "tc::|conv|cb_|cumsum|transpose|gated|rmsnorm|nvjet|total" | tr '\n' '|')" | fold -w 150 >> $K
   summary
 done
-for v in bf16 base; do
+for v in ${TRAIN_BENCH:-}; do
   left 40 || continue
   b=pcm; [ $v = base ] && b=pcm_base
   t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 40 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$v.txt 2>&1
@@ -65,7 +65,7 @@ for v in bf16 base; do
 done
 if [ -n "$NCU" ] && left 40; then
   t=$SECONDS; timeout 40 $NCU --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
-    --section WarpStateStats -k 'regex:chunk_output' --launch-skip 2 --launch-count 2 ./pcm $B2 > $L/ncu_detail.txt 2>&1
+    --section WarpStateStats -k 'regex:chunk_states' --launch-skip 2 --launch-count 2 ./pcm $B2 > $L/ncu_detail.txt 2>&1
   echo "ncu sections rc=$? $((SECONDS-t))s" >> $K
   grep -E "chunk_output|Duration|Registers Per|Achieved Occupancy|Theoretical Occ|Block Limit (Reg|Sha)|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Compute \(SM\) Th|Memory Throughput" \
     $L/ncu_detail.txt | cut -c1-100 >> $D

@@ -148,10 +148,12 @@ struct ConvPrefill {
 // seq_slot[s] (default: slots 0..n-1 reversed), each continuing from its own random window; checks the
 // output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows
 // across sequence edges).
-// bf16_cols > 0: the first bf16_cols columns go to a bf16 output instead (the SSD's bf16 x): every element written,
-// within bf16 rounding of the reference, and those columns of the fp32 output left alone.
+// bf16_cols > 0: the first bf16_cols columns also go to a bf16 output (the SSD's bf16 x and B) and only columns from
+// fp32_from to the fp32 one: every bf16 element written, within bf16 rounding of the reference, and the fp32 output's
+// columns below fp32_from left alone.
 void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::mt19937& rng,
-                        std::vector<int32_t> seq_slot = {}, ConvPrefill* keep = nullptr, int64_t bf16_cols = 0) {
+                        std::vector<int32_t> seq_slot = {}, ConvPrefill* keep = nullptr, int64_t bf16_cols = 0,
+                        int64_t fp32_from = 0) {
   int64_t T = 0;
   for (int32_t len : lens) T += len;
   if (seq_slot.empty())
@@ -177,7 +179,7 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
   out16.poison();
   cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin->get(), kCd * kK, dw->get(), db->get(), T, kCd, kK,
                             cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
-                            nullptr, bf16_cols ? out16.get() : nullptr, bf16_cols);
+                            nullptr, cuda::ConvBf16Out{bf16_cols ? out16.get() : nullptr, bf16_cols, fp32_from});
   auto got = out.download();
   if (bf16_cols) {
     const auto got16 = out16.download();
@@ -189,6 +191,8 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
         if (c < bf16_cols) {
           got_x.push_back(bf16_to_f32(got16[t * bf16_cols + c]));
           ref_x.push_back(r);
+        }
+        if (c < fp32_from) {
           touched += !std::isnan(g);  // poisoned: NaN unless written
         } else {
           got_rest.push_back(g);
@@ -215,12 +219,14 @@ TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
   check_conv_prefill({5}, kCd, rng42);
 }
 
-// x in bf16 for the SSD (bf16 models): from the float4 kernel and from the generic one (odd stride).
+// x and B in bf16 for the SSD (bf16 models; x only there, B in both): from the float4 kernel and from the generic
+// one (odd stride); x alone in bf16.
 TEST(CudaKernels, Conv1dPrefillBf16X) {
   PCM_REQUIRE_GPU();
   std::mt19937 rng(43);
-  check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kDi);
-  check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kDi);
+  check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kDi + kG * kN, kDi);
+  check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kDi + kG * kN, kDi);
+  check_conv_prefill({40, 9}, kCd + 12, rng, {}, nullptr, kDi, kDi);
 }
 
 // Three packed sequences of different lengths in slots 3, 0, 4 of 5, then a decode step from their windows.
@@ -263,10 +269,10 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 // against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
 // twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
 // bf16_x: x as bf16 instead (as the conv writes it for bf16 models; xbc's x columns are NaN then, so that a read of
-// them shows), for the chunk states and the bf16 chunk outputs.
+// them shows), for the chunk states and the bf16 chunk outputs; bf16_b: B in bf16 too (the bf16 chunk states).
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
                        const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false,
-                       bool bf16_x = false) {
+                       bool bf16_x = false, bool bf16_b = false) {
   std::mt19937 rng(seed ? seed : bf16_state ? 16 : 15);
   int64_t T = 0;
   for (int32_t l : lens) T += l;
@@ -301,18 +307,20 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   std::vector<uint16_t> st16h(states.size());
   for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
   DeviceBuffer<uint16_t> st16(st16h);
-  std::vector<uint16_t> x16h(static_cast<size_t>(T * kDi));
+  const int64_t xb = kDi + kG * kN;  // x and B columns, as the conv writes them
+  std::vector<uint16_t> x16h(static_cast<size_t>(T * xb));
   for (int64_t t = 0; t < T; ++t)
-    for (int64_t c = 0; c < kDi; ++c) x16h[t * kDi + c] = f32_to_bf16(in.xbc[t * kCd + c]);
+    for (int64_t c = 0; c < xb; ++c) x16h[t * xb + c] = f32_to_bf16(in.xbc[t * kCd + c]);
   DeviceBuffer<uint16_t> x16(x16h);
   cuda::SsdIn ssd_in{dx.get(), kCd, ddt.get(), dA.get(), dD.get()};
+  if (bf16_b) ssd_in.b_bf16 = x16.get() + kDi;
   if (bf16_x) {
     auto xbc_nan = in.xbc;
     for (int64_t t = 0; t < T; ++t)
       std::fill_n(xbc_nan.begin() + t * kCd, kDi, std::numeric_limits<float>::quiet_NaN());
     dx.upload(xbc_nan);
     ssd_in.x_bf16 = x16.get();
-    ssd_in.x_bf16_stride = kDi;
+    ssd_in.x_bf16_stride = xb;
   }
   auto run = [&] {
     y.poison();
@@ -378,14 +386,15 @@ TEST(CudaKernels, SsdChunkedPackedHandoffTf32) {
 // state dtypes, twice the same bits.
 TEST(CudaKernels, SsdChunkedPackedBf16X) {
   PCM_REQUIRE_GPU();
-  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 25, false, true);
+  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 25, false, true, true);
+  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 28, false, true, false);  // TF32 chunk states
 }
 TEST(CudaKernels, SsdChunkedPackedBf16XEdges) {
   PCM_REQUIRE_GPU();
   const std::vector<int32_t> lens = {256, 17, 1000, 16, 255, 1, 33, 3300};
   const std::vector<int32_t> slots = {4, 1, 0, 6, 3, 2, 5, 7};
-  check_ssd_chunked(false, true, lens, slots, 26, true, true);
-  check_ssd_chunked(true, true, lens, slots, 27, true, true);
+  check_ssd_chunked(false, true, lens, slots, 26, true, true, true);
+  check_ssd_chunked(true, true, lens, slots, 27, true, true, true);
 }
 
 // Bn = 5 takes the small-grid launch (16 warps per head), Bn = 9 the large-grid one.

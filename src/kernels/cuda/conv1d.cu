@@ -16,10 +16,11 @@ constexpr int kMaxK = 8;
 // from that sequence's conv window (runs may cross sequence boundaries).
 constexpr int kRun = 8;
 
-// bf16_out: columns [0, bf16_cols) there as bf16 instead of in out, row stride bf16_cols (null: none).
+// bf16_out: columns [0, bf16_cols) also there as bf16, row stride bf16_cols (null: none); out gets [fp32_from, C).
 __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stride, const float* conv_state,
                                     int64_t slot_stride, const float* w, const float* bias, int64_t T, int64_t C,
-                                    int K, PackedSeqs seqs, __nv_bfloat16* bf16_out, int64_t bf16_cols) {
+                                    int K, PackedSeqs seqs, __nv_bfloat16* bf16_out, int64_t bf16_cols,
+                                    int64_t fp32_from) {
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kRun;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= C) return;
@@ -49,10 +50,8 @@ __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stri
       }
     }
     const float v = silu_f(acc);
-    if (bf16_out && c < bf16_cols)
-      bf16_out[t * bf16_cols + c] = __float2bfloat16_rn(v);
-    else
-      out[t * C + c] = v;
+    if (bf16_out && c < bf16_cols) bf16_out[t * bf16_cols + c] = __float2bfloat16_rn(v);
+    if (c >= fp32_from) out[t * C + c] = v;
   }
 }
 
@@ -65,7 +64,7 @@ constexpr int kRun4 = 8;
 
 __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_stride, const float* conv_state,
                                      int64_t slot_stride, const float4* w, const float4* bias, int64_t T, int64_t C4,
-                                     PackedSeqs seqs, uint2* bf16_out, int64_t bf16_c4) {
+                                     PackedSeqs seqs, uint2* bf16_out, int64_t bf16_c4, int64_t fp32_from4) {
   const int64_t c4 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kRun4;
   if (c4 >= C4) return;
@@ -106,9 +105,8 @@ __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_st
       const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
       bf16_out[t * bf16_c4 + c4] =
           make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
-    } else {
-      out[t * C4 + c4] = v;
     }
+    if (c4 >= fp32_from4) out[t * C4 + c4] = v;
   }
 }
 
@@ -188,21 +186,25 @@ __global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stri
 
 void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
-                         cudaStream_t s, void* bf16_out, int64_t bf16_cols) {
+                         cudaStream_t s, const ConvBf16Out& bf16) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
-  PCM_CHECK(!bf16_out || (bf16_cols > 0 && bf16_cols <= C), "conv: bf16 copy of {} of {} columns", bf16_cols, C);
+  PCM_CHECK(!bf16.out || (bf16.cols > 0 && bf16.cols <= C && bf16.fp32_from >= 0 && bf16.fp32_from <= bf16.cols),
+            "conv: bf16 output of {} of {} columns, fp32 from column {}", bf16.cols, C, bf16.fp32_from);
   if (T == 0) return;
   auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool copy4 = !bf16_out || (bf16_cols % 4 == 0 && reinterpret_cast<uintptr_t>(bf16_out) % 8 == 0);
+  const int64_t bf16_cols = bf16.out ? bf16.cols : 0, fp32_from = bf16.out ? bf16.fp32_from : 0;
+  const bool copy4 =
+      !bf16.out || (bf16_cols % 4 == 0 && fp32_from % 4 == 0 && reinterpret_cast<uintptr_t>(bf16.out) % 8 == 0);
   if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && a16(out) && a16(in) && a16(w) && a16(bias) && copy4) {
     const int64_t C4 = C / 4;
     conv_prefill4_kernel<<<dim3(blocks_for(C4, 128), blocks_for(T, kRun4)), 128, 0, s>>>(
         reinterpret_cast<float4*>(out), in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w),
-        reinterpret_cast<const float4*>(bias), T, C4, seqs, static_cast<uint2*>(bf16_out), bf16_cols / 4);
+        reinterpret_cast<const float4*>(bias), T, C4, seqs, static_cast<uint2*>(bf16.out), bf16_cols / 4,
+        fp32_from / 4);
   } else {
     conv_prefill_kernel<<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
         out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs,
-        static_cast<__nv_bfloat16*>(bf16_out), bf16_cols);
+        static_cast<__nv_bfloat16*>(bf16.out), bf16_cols, fp32_from);
   }
   PCM_CUDA_LAUNCH();
   conv_window_kernel<<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,

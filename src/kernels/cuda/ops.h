@@ -42,11 +42,15 @@ struct PackedSeqs {
 };
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]), earlier inputs from the window;
 // then the windows hold each sequence's last K inputs. in: row t at in + t * in_stride. out: [T, C].
-// bf16_out (optional): columns [0, bf16_cols) go there as bf16 instead, [T, bf16_cols] (the SSD's bf16 x); out's
-// first bf16_cols columns are then not written.
+// Optional bf16 output of the conv (the SSD's bf16 x and B of bf16 models): columns [0, cols) also go to out
+// ([T, cols] bf16), and out gets only columns [fp32_from, C).
+struct ConvBf16Out {
+  void* out = nullptr;
+  int64_t cols = 0, fp32_from = 0;
+};
 void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
-                         cudaStream_t s, void* bf16_out = nullptr, int64_t bf16_cols = 0);
+                         cudaStream_t s, const ConvBf16Out& bf16 = {});
 // One token per row b for slot slots[b] (rows with slot < 0 are padding: out 0, no state change).
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                         const float* w, const float* bias, const int32_t* slots, int64_t Bn, int64_t C, int64_t K,
@@ -64,10 +68,11 @@ struct SsdIn {
   const float* A;   // [H]
   const float* D;   // [H]
   // Optional, prefill of bf16 models (ssd_bf16_x_supported shapes): x in bf16 instead (row t head h at x_bf16 +
-  // t * x_bf16_stride + h * P, as the conv writes it); xbc's x columns are then not read, the chunk states take the
-  // bf16 x, the chunk outputs run on bf16 mma (ssd_output_bf16.cu) and ssd_chunked writes y in bf16 ([T, H P]
-  // bf16 at y).
+  // t * x_bf16_stride + h * P, as the conv writes it); xbc's x columns are then not read, the chunk outputs run on
+  // bf16 mma (ssd_output_bf16.cu) and ssd_chunked writes y in bf16 ([T, H P] bf16 at y). With b_bf16 too (B of
+  // group g at b_bf16 + t * x_bf16_stride + g * N), the chunk states run on bf16 mma (ssd_states_bf16.cu).
   const void* x_bf16 = nullptr;
+  const void* b_bf16 = nullptr;
   int64_t x_bf16_stride = 0;
 };
 // Chunks of Q rows cut from each packed sequence's start: chunk c covers rows [chunk_start[c],

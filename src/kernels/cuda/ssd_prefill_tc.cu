@@ -63,60 +63,6 @@ __device__ __forceinline__ int swz_state(int j) {
   return kBT ? 8 * ((j >> 2) & 3) : 8 * (j & 3);
 }
 
-// The state pass on the block's local state acc (thread's elements: rows m0 + gq (+ 8), columns n0 + 8 nt + 2 tq
-// (+ 1)): S_c from chunk c - 1's block (or the slot / zeros at the sequence's first chunk), S_{c+1} = decay S_c + acc
-// on to chunk c + 1's block (or the slot after the last chunk), S_c kept as chunk c's entering state. The same fp32
-// operations in the same order as ssd.cu's state_pass_kernel.
-__device__ __forceinline__ void hand_on(const float (&acc)[8][4], float* states, const StatePass& ps,
-                                        const ChunkTable& ct, int H, int c, int h, float decay, int m0, int n0, int gq,
-                                        int tq) {
-  constexpr int64_t PN = kP * kN;
-  const int sq = state_pass::seq_of(ct.seq_chunk, ps.seqs, c);
-  const bool first = c == ct.seq_chunk[sq], last = c + 1 == ct.seq_chunk[sq + 1];
-  const int64_t slot = ps.slot ? (ps.seq_slot ? ps.seq_slot[sq] : sq) * ps.slot_stride + h * PN : 0;
-  float* cur = states + (static_cast<int64_t>(c) * H + h) * PN;
-  float* next = cur + H * PN;  // chunk c + 1, head h
-  unsigned* flag = ps.sync + static_cast<int64_t>(c) * H + h;  // chunk c's; chunk c + 1's at + H
-  if (!first) state_pass::wait(flag);
-  // All of S_c's loads first, then the stores: interleaved, each load waited behind the stores before it (cur and
-  // next may alias for the compiler), 16 L2 round trips in a row per thread.
-  float2 e[8][2];
-  auto offset = [&](int nt, int half) { return (m0 + gq + 8 * half) * kN + n0 + 8 * nt + 2 * tq; };
-  if (!first) {  // cur already holds S_c from chunk c - 1's block
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) e[nt][half] = __ldcg(reinterpret_cast<const float2*>(cur + offset(nt, half)));
-  } else {
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int o = offset(nt, half);
-        e[nt][half] = ps.slot ? make_float2(state_pass::load_slot(ps.slot, ps.slot_bf16, slot + o),
-                                            state_pass::load_slot(ps.slot, ps.slot_bf16, slot + o + 1))
-                              : make_float2(0.0f, 0.0f);
-      }
-  }
-#pragma unroll
-  for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int o = offset(nt, half);
-      const float2 e2 = e[nt][half];
-      if (first) *reinterpret_cast<float2*>(cur + o) = e2;
-      const float2 v =
-          make_float2(__fmaf_rn(decay, e2.x, acc[nt][2 * half]), __fmaf_rn(decay, e2.y, acc[nt][2 * half + 1]));
-      if (!last) {
-        *reinterpret_cast<float2*>(next + o) = v;
-      } else if (ps.keep_final) {
-        state_pass::store_slot(ps.slot, ps.slot_bf16, slot + o, v.x);
-        state_pass::store_slot(ps.slot, ps.slot_bf16, slot + o + 1, v.y);
-      }
-    }
-  if (!last) state_pass::publish(flag + H);
-}
-
 // kXbf16 (with kBT): x rows from in.x_bf16 (bf16 models), 128 bytes a row in sm.x's space, 16-byte piece q of row j
 // at q ^ ((j / 4) % 4): the four rows 4t + u of a fragment load (t = 0..3) fall in different banks.
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t v) { return __uint_as_float(static_cast<uint32_t>(v) << 16); }
@@ -242,7 +188,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
     }
   }
   if (ps.sync) {
-    hand_on(acc, states, ps, ct, d.H, c, h, __expf(cs_last), m0, n0, gq, tq);
+    state_pass::hand_on(acc, states, ps, ct, d.H, c, h, __expf(cs_last), m0, n0, gq, tq);
     return;
   }
   float* out = states + (static_cast<int64_t>(c) * d.H + h) * kP * kN;

@@ -35,6 +35,10 @@ struct StatePass {
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
                   const StatePass& pass, cudaStream_t s, const float* bt = nullptr);
 
+// The same with the state pass (pass.sync set) on bf16 mma.sync from in.x_bf16 and in.b_bf16 (ssd_states_bf16.cu).
+void chunk_states_bf16(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
+                       const StatePass& pass, cudaStream_t s);
+
 // CB[c, g, i, j] = Σ_n C[i, n] B[j, n] for the 64-tiles with j-tile <= i-tile (rows, columns past len 0), as ssd.cu's
 // cb_kernel (ssd_cb_tc.cu).
 void cb_product(float* cb, const SsdIn& in, const SsdDims& d, const ChunkTable& ct, cudaStream_t s);
