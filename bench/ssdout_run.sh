@@ -29,7 +29,7 @@ if [ -n "$CS" ]; then
   done
 fi
 BA="bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 4096,16384"
-for r in 1 2; do for v in base bf16 tf32; do
+for r in 1 2 3; do for v in base bf16; do
   left 60 || continue
   b=pcm; [ $v = base ] && b=pcm_base
   t=$SECONDS; PCM_SSD_STATES=$v timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
@@ -49,7 +49,7 @@ print(" | ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1
 PY
 }
 B2="bench --device cuda --shape codestral-7b --layers 2 --cuda-batches 1 --cuda-prefill 16384 --decode-tokens 1 --prompt-tokens 1"
-for v in bf16 tf32 base; do
+for v in bf16 base; do
   [ -n "$NCU" ] && left 40 || continue
   b=pcm; [ $v = base ] && b=pcm_base
   t=$SECONDS; PCM_SSD_STATES=$v timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
@@ -65,7 +65,7 @@ for v in ${TRAIN_BENCH:-}; do
 done
 if [ -n "$NCU" ] && left 40; then
   t=$SECONDS; timeout 40 $NCU --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
-    --section WarpStateStats -k 'regex:chunk_states' --launch-skip 2 --launch-count 2 ./pcm $B2 > $L/ncu_detail.txt 2>&1
+    --section WarpStateStats -k 'regex:chunk_output' --launch-skip 2 --launch-count 2 ./pcm $B2 > $L/ncu_detail.txt 2>&1
   echo "ncu sections rc=$? $((SECONDS-t))s" >> $K
   grep -E "chunk_output|Duration|Registers Per|Achieved Occupancy|Theoretical Occ|Block Limit (Reg|Sha)|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Compute \(SM\) Th|Memory Throughput" \
     $L/ncu_detail.txt | cut -c1-100 >> $D

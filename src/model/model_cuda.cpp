@@ -44,8 +44,8 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   y = work_arena.alloc_n<float>(rows * c.d_inner());
   ssq = work_arena.alloc_n<float>(rows * c.num_heads);
   yn = work_arena.alloc(static_cast<size_t>(rows * c.d_inner()) * act);
-  // bf16 models: x and B of the prefill in bf16 for the SSD (run_layers)
-  if (w.bf16) xb_bf16 = work_arena.alloc(static_cast<size_t>(rows * (c.d_inner() + c.n_groups * c.state_size)) * 2);
+  // bf16 models: x, B and C of the prefill in bf16 for the SSD (run_layers)
+  if (w.bf16) xb_bf16 = work_arena.alloc(static_cast<size_t>(rows * c.conv_dim()) * 2);
   xlast = work_arena.alloc_n<float>(seq_rows * c.hidden_size);
   logits = work_arena.alloc_n<float>(seq_rows * c.vocab_size);
   const cuda::SsdDims dims{static_cast<int32_t>(c.num_heads), static_cast<int32_t>(c.head_dim),
@@ -113,15 +113,16 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                        cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
                                    static_cast<float>(c.dt_max)});
     } else {
-      // bf16 models: the conv writes x and B in bf16 for the SSD's bf16 kernels (x only in bf16; B in fp32 too, for
-      // C·Bᵀ), into xb_bf16 ([rows, d_inner + G N])
+      // bf16 models: the conv writes x, B and C in bf16 for the SSD's bf16 kernels (x only in bf16; B and C in fp32
+      // too, for C·Bᵀ), into xb_bf16 ([rows, conv_dim])
       const bool bf16_ssd = xb_bf16 && cuda::ssd_bf16_x_supported(dims, chunks.Q);
-      const int64_t xb = di + c.n_groups * c.state_size;
+      const int64_t xb = cd;
       cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
                                 bf16_ssd ? cuda::ConvBf16Out{xb_bf16, xb, di} : cuda::ConvBf16Out{});
       if (bf16_ssd) {
         in.x_bf16 = xb_bf16;
         in.b_bf16 = static_cast<uint16_t*>(xb_bf16) + di;
+        in.c_bf16 = static_cast<uint16_t*>(xb_bf16) + di + c.n_groups * c.state_size;
         in.x_bf16_stride = xb;
       }
       cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),

@@ -219,12 +219,12 @@ TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
   check_conv_prefill({5}, kCd, rng42);
 }
 
-// x and B in bf16 for the SSD (bf16 models; x only there, B in both): from the float4 kernel and from the generic
-// one (odd stride); x alone in bf16.
+// x, B and C in bf16 for the SSD (bf16 models; x only there, B and C in both): from the float4 kernel and from the
+// generic one (odd stride, x and B); x alone in bf16.
 TEST(CudaKernels, Conv1dPrefillBf16X) {
   PCM_REQUIRE_GPU();
   std::mt19937 rng(43);
-  check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kDi + kG * kN, kDi);
+  check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kCd, kDi);
   check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kDi + kG * kN, kDi);
   check_conv_prefill({40, 9}, kCd + 12, rng, {}, nullptr, kDi, kDi);
 }
@@ -269,10 +269,11 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 // against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
 // twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
 // bf16_x: x as bf16 instead (as the conv writes it for bf16 models; xbc's x columns are NaN then, so that a read of
-// them shows), for the chunk states and the bf16 chunk outputs; bf16_b: B in bf16 too (the bf16 chunk states).
+// them shows), for the chunk states and the bf16 chunk outputs; bf16_bc: B and C in bf16 too (the bf16 chunk states,
+// the outputs' C).
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
                        const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false,
-                       bool bf16_x = false, bool bf16_b = false) {
+                       bool bf16_x = false, bool bf16_bc = false) {
   std::mt19937 rng(seed ? seed : bf16_state ? 16 : 15);
   int64_t T = 0;
   for (int32_t l : lens) T += l;
@@ -307,13 +308,16 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   std::vector<uint16_t> st16h(states.size());
   for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
   DeviceBuffer<uint16_t> st16(st16h);
-  const int64_t xb = kDi + kG * kN;  // x and B columns, as the conv writes them
+  const int64_t xb = kCd;  // x, B and C in bf16, as the conv writes them
   std::vector<uint16_t> x16h(static_cast<size_t>(T * xb));
   for (int64_t t = 0; t < T; ++t)
     for (int64_t c = 0; c < xb; ++c) x16h[t * xb + c] = f32_to_bf16(in.xbc[t * kCd + c]);
   DeviceBuffer<uint16_t> x16(x16h);
   cuda::SsdIn ssd_in{dx.get(), kCd, ddt.get(), dA.get(), dD.get()};
-  if (bf16_b) ssd_in.b_bf16 = x16.get() + kDi;
+  if (bf16_bc) {
+    ssd_in.b_bf16 = x16.get() + kDi;
+    ssd_in.c_bf16 = x16.get() + kDi + kG * kN;
+  }
   if (bf16_x) {
     auto xbc_nan = in.xbc;
     for (int64_t t = 0; t < T; ++t)

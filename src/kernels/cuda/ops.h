@@ -70,9 +70,11 @@ struct SsdIn {
   // Optional, prefill of bf16 models (ssd_bf16_x_supported shapes): x in bf16 instead (row t head h at x_bf16 +
   // t * x_bf16_stride + h * P, as the conv writes it); xbc's x columns are then not read, the chunk outputs run on
   // bf16 mma (ssd_output_bf16.cu) and ssd_chunked writes y in bf16 ([T, H P] bf16 at y). With b_bf16 too (B of
-  // group g at b_bf16 + t * x_bf16_stride + g * N), the chunk states run on bf16 mma (ssd_states_bf16.cu).
+  // group g at b_bf16 + t * x_bf16_stride + g * N), the chunk states run on bf16 mma (ssd_states_bf16.cu); with
+  // c_bf16 (C likewise), the chunk outputs take C from it.
   const void* x_bf16 = nullptr;
   const void* b_bf16 = nullptr;
+  const void* c_bf16 = nullptr;
   int64_t x_bf16_stride = 0;
 };
 // Chunks of Q rows cut from each packed sequence's start: chunk c covers rows [chunk_start[c],

@@ -58,22 +58,31 @@ __device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpre
 struct OutCtx {
   const OutSmem& sm;
   const float *Cg, *CBg;
-  int64_t stride;
+  const uint16_t* Cg16;  // C in bf16 (stride16), or null: C from Cg (fp32, stride)
+  int64_t stride, stride16;
   int start, len, Q, lane;
 };
 
 // acc = exp(cs_i) Σ_n C[i, n] S_enter[p, n] for the rows of tile mt.
 __device__ __forceinline__ void inter_chunk(float (&acc)[8][4], const OutCtx& o, int mt) {
   const int gq = o.lane >> 2, tq = o.lane & 3, r0 = 16 * mt + gq, r1 = r0 + 8;
-  const float* c0 = o.Cg + static_cast<int64_t>(o.start + min(r0, o.len - 1)) * o.stride + 4 * tq;
-  const float* c1 = o.Cg + static_cast<int64_t>(o.start + min(r1, o.len - 1)) * o.stride + 4 * tq;
+  const int64_t t0 = o.start + min(r0, o.len - 1), t1 = o.start + min(r1, o.len - 1);
+  const float* c0 = o.Cg + t0 * o.stride + 4 * tq;
+  const float* c1 = o.Cg + t1 * o.stride + 4 * tq;
+  const uint16_t* h0 = o.Cg16 ? o.Cg16 + t0 * o.stride16 + 4 * tq : nullptr;
+  const uint16_t* h1 = o.Cg16 ? o.Cg16 + t1 * o.stride16 + 4 * tq : nullptr;
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll 2
   for (int k0 = 0; k0 < kN; k0 += 16) {
-    const float4 u0 = ldg4(c0 + k0), u1 = ldg4(c1 + k0);
-    const uint32_t a0 = pack_bf16(u0.x, u0.y), a1 = pack_bf16(u1.x, u1.y);
-    const uint32_t a2 = pack_bf16(u0.z, u0.w), a3 = pack_bf16(u1.z, u1.w);
+    uint32_t a0, a1, a2, a3;
+    if (h0) {  // 4 bf16 of a row = the two pairs of the fragment, as stored
+      const uint2 v0 = __ldg(reinterpret_cast<const uint2*>(h0 + k0)), v1 = __ldg(reinterpret_cast<const uint2*>(h1 + k0));
+      a0 = v0.x, a1 = v1.x, a2 = v0.y, a3 = v1.y;
+    } else {
+      const float4 u0 = ldg4(c0 + k0), u1 = ldg4(c1 + k0);
+      a0 = pack_bf16(u0.x, u0.y), a1 = pack_bf16(u1.x, u1.y), a2 = pack_bf16(u0.z, u0.w), a3 = pack_bf16(u1.z, u1.w);
+    }
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
       const uint2 b = *reinterpret_cast<const uint2*>(&o.sm.s[(8 * nt + gq) * kSStride + k0 + 4 * tq]);
@@ -166,8 +175,17 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t
                      ok);
   }
   cp_async::commit();
-  const OutCtx o{sm, in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(d.G + g) * kN,
-                 cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q, in.stride, start, len, Q, lane};
+  const uint16_t* c16 = in.c_bf16 ? static_cast<const uint16_t*>(in.c_bf16) + static_cast<int64_t>(g) * kN : nullptr;
+  const OutCtx o{sm,
+                 in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(d.G + g) * kN,
+                 cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q,
+                 c16,
+                 in.stride,
+                 in.x_bf16_stride,
+                 start,
+                 len,
+                 Q,
+                 lane};
   const float Dh = in.D[h];
   const int64_t HP = static_cast<int64_t>(d.H) * kP;
   auto store = [&](const float(&acc)[8][4], int mt) {
@@ -205,7 +223,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t
 }  // namespace
 
 bool chunk_output_bf16_supported(const SsdIn& in) {
-  return in.x_bf16 && mma_tf32::aligned16(in.x_bf16) && in.x_bf16_stride % 8 == 0;
+  return in.x_bf16 && mma_tf32::aligned16(in.x_bf16) && in.x_bf16_stride % 8 == 0 &&
+         (!in.c_bf16 || (reinterpret_cast<uintptr_t>(in.c_bf16) & 7) == 0);
 }
 
 void chunk_output_bf16(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in,
