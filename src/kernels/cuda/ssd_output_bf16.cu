@@ -11,6 +11,7 @@
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_chunk_terms.cuh"
 #include "kernels/cuda/ssd_prefill_tc.h"
 
 namespace pcm::cuda::tc {
@@ -114,17 +115,8 @@ __device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o,
       v0 = ldg4(cb0 + 16 * (kb + 1));
       v1 = ldg4(cb1 + 16 * (kb + 1));
     }
-    const int jb = 16 * kb + 4 * tq;
-    const float4 csj = *reinterpret_cast<const float4*>(&o.sm.cs[jb]);
-    const float4 dtj = *reinterpret_cast<const float4*>(&o.sm.dt[jb]);
-    const float cj[4] = {csj.x, csj.y, csj.z, csj.w}, dj[4] = {dtj.x, dtj.y, dtj.z, dtj.w};
-    const float q0[4] = {u0.x, u0.y, u0.z, u0.w}, q1[4] = {u1.x, u1.y, u1.z, u1.w};
     float e0[4], e1[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {  // j > i is masked by selection: exp of a positive exponent may overflow
-      e0[u] = jb + u <= r0 ? q0[u] * __expf(cs0 - cj[u]) * dj[u] : 0.0f;
-      e1[u] = jb + u <= r1 ? q1[u] * __expf(cs1 - cj[u]) * dj[u] : 0.0f;
-    }
+    decayed_cb(u0, u1, o.sm.cs, o.sm.dt, 16 * kb + 4 * tq, r0, cs0, cs1, e0, e1);
     const uint32_t a0 = pack_bf16(e0[0], e0[1]), a1 = pack_bf16(e1[0], e1[1]);
     const uint32_t a2 = pack_bf16(e0[2], e0[3]), a3 = pack_bf16(e1[2], e1[3]);
     const int j = 16 * kb + lrow;

@@ -11,6 +11,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_chunk_terms.cuh"
 #include "kernels/cuda/ssd_state_pass.cuh"
 
 namespace pcm::cuda::tc {
@@ -127,10 +128,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
     cp_async_commit();
   };
   issue(0);
-  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
-  const float cs_last = csc[len - 1];
-  for (int j = tid; j < slabs * kSlab; j += kThreads)
-    sm.w[j] = j < len ? __expf(cs_last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
+  const float cs_last = state_weights(sm.w, cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q,
+                                      in.dt + static_cast<int64_t>(start) * d.H + h, d.H, len, slabs * kSlab, tid, kThreads);
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
   const int xo0 = 8 * ((m0 >> 3) ^ tq) + gq, xo1 = 8 * (((m0 >> 3) + 1) ^ tq) + gq;  // kXbf16: columns m0 + gq (+ 8)
   float acc[8][4] = {};
@@ -263,15 +262,13 @@ __device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o,
       v1 = ldg4(cb1 + 16 * (kb + 1));
     }
     const int jb = 16 * kb + 4 * tq;
-    const float4 csj = *reinterpret_cast<const float4*>(&o.sm.cs[jb]);
-    const float4 dtj = *reinterpret_cast<const float4*>(&o.sm.dt[jb]);
-    const float cj[4] = {csj.x, csj.y, csj.z, csj.w}, dj[4] = {dtj.x, dtj.y, dtj.z, dtj.w};
-    const float q0[4] = {u0.x, u0.y, u0.z, u0.w}, q1[4] = {u1.x, u1.y, u1.z, u1.w};
+    float e0[4], e1[4];
+    decayed_cb(u0, u1, o.sm.cs, o.sm.dt, jb, r0, cs0, cs1, e0, e1);
     uint32_t a0[4], a1[4];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) {  // j > i is masked by selection: exp of a positive exponent may overflow
-      a0[u] = to_tf32(jb + u <= r0 ? q0[u] * __expf(cs0 - cj[u]) * dj[u] : 0.0f);
-      a1[u] = to_tf32(jb + u <= r1 ? q1[u] * __expf(cs1 - cj[u]) * dj[u] : 0.0f);
+    for (int u = 0; u < 4; ++u) {
+      a0[u] = to_tf32(e0[u]);
+      a1[u] = to_tf32(e1[u]);
     }
     const float* xr = &o.sm.x[jb * kP];  // rows jb..jb+3, all with swizzle 8 t
 #pragma unroll

@@ -11,6 +11,7 @@
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
+#include "kernels/cuda/ssd_chunk_terms.cuh"
 #include "kernels/cuda/ssd_prefill_tc.h"
 #include "kernels/cuda/ssd_state_pass.cuh"
 
@@ -79,10 +80,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_states_bf16_kernel(float* s
     cp_async::commit();
   };
   issue(0);
-  const float* csc = cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q;
-  const float cs_last = csc[len - 1];
-  for (int j = tid; j < slabs * kSlab; j += kThreads)
-    sm.w[j] = j < len ? __expf(cs_last - csc[j]) * in.dt[static_cast<int64_t>(start + j) * d.H + h] : 0.0f;
+  const float cs_last = state_weights(sm.w, cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q,
+                                      in.dt + static_cast<int64_t>(start) * d.H + h, d.H, len, slabs * kSlab, tid, kThreads);
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
   // This lane's ldmatrix row: matrix lm = lane / 8, row lane % 8. A (x as [k = j][m = p]): matrices (k half lm / 2,
   // m half lm % 2) give a0..a3; B ([k = j][n]): matrices (k half lm % 2, n-tile lm / 2) give b0, b1 of two n-tiles.
