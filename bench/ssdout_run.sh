@@ -1,8 +1,9 @@
 #!/bin/bash
-# Device side of the bf16 chunk-outputs window (pack: RUN=bench/ssdout_run.sh bench/ssdpass_pack.sh): the CUDA kernel
-# and model tests, memcheck / racecheck of the new tests, codestral-7b prefill (T=4096, 16384) of pcm_base (main) and
-# pcm alternating, ncu per-kernel times of a 2-layer T=16384 prefill of both, ncu sections of the two output kernels.
-# $OUT/summary.txt rewritten after every step, key lines last; logs.tgz.
+# Device side of the bf16 SSD prefill windows (prefill v12/v13; pack: [BINS="pcm test_cuda test_train"]
+# RUN=bench/ssdout_run.sh bench/ssdpass_pack.sh BUILD DEST BASE_PCM): test_cuda (and test_train's CUDA tests when
+# packed), memcheck / racecheck of the bf16 SSD tests, codestral-7b prefill (T=4096, 16384) of pcm_base and pcm
+# alternating, ncu per-kernel times of a 2-layer T=16384 prefill of both, ncu sections of the chunk outputs,
+# TRAIN_BENCH="bf16 base" for the 1.3B training step of both. $OUT/summary.txt rewritten after every step; logs.tgz.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/ssdout-logs; rm -rf $L; mkdir -p $L; D=$L/detail.txt; K=$L/key.txt; : > $D; : > $K; T0=$SECONDS
@@ -32,7 +33,7 @@ BA="bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 409
 for r in 1 2 3; do for v in base bf16; do
   left 60 || continue
   b=pcm; [ $v = base ] && b=pcm_base
-  t=$SECONDS; PCM_SSD_STATES=$v timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
+  t=$SECONDS; timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
   echo "prefill $v rc=$? $((SECONDS-t))s: $(grep -E '^\| T=' $L/bench_${v}_$r.txt | awk -F'|' '{printf "%s %s ms; ", $2, $4}')" >> $K
   summary
 done; done
@@ -52,7 +53,7 @@ B2="bench --device cuda --shape codestral-7b --layers 2 --cuda-batches 1 --cuda-
 for v in bf16 base; do
   [ -n "$NCU" ] && left 40 || continue
   b=pcm; [ $v = base ] && b=pcm_base
-  t=$SECONDS; PCM_SSD_STATES=$v timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
+  t=$SECONDS; timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
   echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E "tc::|conv|cb_|cumsum|transpose|gated|rmsnorm|nvjet|total" | tr '\n' '|')" | fold -w 150 >> $K
   summary
 done
