@@ -44,13 +44,14 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   y = work_arena.alloc_n<float>(rows * c.d_inner());
   ssq = work_arena.alloc_n<float>(rows * c.num_heads);
   yn = work_arena.alloc(static_cast<size_t>(rows * c.d_inner()) * act);
-  // bf16 models: x, B and C of the prefill in bf16 for the SSD (run_layers)
-  if (w.bf16) xb_bf16 = work_arena.alloc(static_cast<size_t>(rows * c.conv_dim()) * 2);
   xlast = work_arena.alloc_n<float>(seq_rows * c.hidden_size);
   logits = work_arena.alloc_n<float>(seq_rows * c.vocab_size);
   const cuda::SsdDims dims{static_cast<int32_t>(c.num_heads), static_cast<int32_t>(c.head_dim),
                            static_cast<int32_t>(c.n_groups), static_cast<int32_t>(c.state_size)};
   const int64_t max_chunks = options.max_batch_tokens / c.chunk_size + options.max_prefill_seqs;
+  // bf16 models whose heads the bf16 SSD kernels take: x, B and C of the prefill in bf16 (run_layers)
+  if (w.bf16 && cuda::ssd_bf16_x_supported(dims, c.chunk_size))
+    xb_bf16 = work_arena.alloc(static_cast<size_t>(rows * c.conv_dim()) * 2);
   ssd_scratch = work_arena.alloc_n<float>(cuda::ssd_chunked_scratch_floats(max_chunks, c.chunk_size, dims));
   // tokens + row_seq (2T), seq_start/seq_slot/seq_chunk/last rows (4S + 2), chunks (2 per chunk)
   ints_capacity = 2 * rows + 4 * seq_rows + 2 + 2 * max_chunks + 16;

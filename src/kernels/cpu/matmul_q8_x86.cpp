@@ -1,7 +1,7 @@
 // AVX-512 matrix-vector products over Q8_0 weights with fp32 activations: int8 values widened to
 // fp32 and scaled per block, so the only error is the weights' own quantisation (llama.cpp also
 // quantises the activations to int8; we keep them exact — decode is bandwidth-bound either way).
-#include <immintrin.h>
+#include "kernels/cpu/avx512_intrinsics.h"
 
 #include <cstring>
 

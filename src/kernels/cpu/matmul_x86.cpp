@@ -1,6 +1,6 @@
 #include "kernels/cpu/matmul_x86.h"
 
-#include <immintrin.h>
+#include "kernels/cpu/avx512_intrinsics.h"
 
 #include <algorithm>
 #include <cstdlib>

@@ -5,7 +5,7 @@
 // bandwidth floor on 2 Zen 4 cores; this is ~10. The activations' rounding is at most 2^-16 of their
 // block's largest magnitude, far under the bf16 rounding (2^-9 relative) of the fast bf16 path; llama.cpp
 // quantises them to int8 (2^-8 of the block max).
-#include <immintrin.h>
+#include "kernels/cpu/avx512_intrinsics.h"
 
 #include <cmath>
 #include <cstring>
