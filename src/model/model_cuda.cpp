@@ -117,14 +117,13 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
       // bf16 models: the conv writes x, B and C in bf16 for the SSD's bf16 kernels (x only in bf16; B and C in fp32
       // too, for C·Bᵀ), into xb_bf16 ([rows, conv_dim])
       const bool bf16_ssd = xb_bf16 && cuda::ssd_bf16_x_supported(dims, chunks.Q);
-      const int64_t xb = cd;
       cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
-                                bf16_ssd ? cuda::ConvBf16Out{xb_bf16, xb, di} : cuda::ConvBf16Out{});
+                                bf16_ssd ? cuda::ConvBf16Out{xb_bf16, cd, di} : cuda::ConvBf16Out{});
       if (bf16_ssd) {
         in.x_bf16 = xb_bf16;
         in.b_bf16 = static_cast<uint16_t*>(xb_bf16) + di;
         in.c_bf16 = static_cast<uint16_t*>(xb_bf16) + di + c.n_groups * c.state_size;
-        in.x_bf16_stride = xb;
+        in.x_bf16_stride = cd;
       }
       cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
                         static_cast<float>(c.dt_max), stream);
