@@ -50,7 +50,7 @@ void CudaMamba2Model::Impl::allocate_workspace() {
                            static_cast<int32_t>(c.n_groups), static_cast<int32_t>(c.state_size)};
   const int64_t max_chunks = options.max_batch_tokens / c.chunk_size + options.max_prefill_seqs;
   // bf16 models whose heads the bf16 SSD kernels take: x, B and C of the prefill in bf16 (run_layers)
-  if (w.bf16 && cuda::ssd_bf16_x_supported(dims, c.chunk_size))
+  if (w.bf16 && cuda::ssd_bf16_supported(dims, c.chunk_size))
     xb_bf16 = work_arena.alloc(static_cast<size_t>(rows * c.conv_dim()) * 2);
   ssd_scratch = work_arena.alloc_n<float>(cuda::ssd_chunked_scratch_floats(max_chunks, c.chunk_size, dims));
   // tokens + row_seq (2T), seq_start/seq_slot/seq_chunk/last rows (4S + 2), chunks (2 per chunk)
@@ -114,24 +114,19 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                        cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
                                    static_cast<float>(c.dt_max)});
     } else {
-      // bf16 models: the conv writes x, B and C in bf16 for the SSD's bf16 kernels (x only in bf16; B and C in fp32
-      // too, for C·Bᵀ), into xb_bf16 ([rows, conv_dim])
-      const bool bf16_ssd = xb_bf16 && cuda::ssd_bf16_x_supported(dims, chunks.Q);
+      // bf16 models (xb_bf16 allocated: shapes the bf16 SSD takes): the conv writes x, B and C in bf16 for the
+      // SSD's bf16 kernels (x only in bf16; B and C in fp32 too, for C·Bᵀ), into xb_bf16 ([rows, conv_dim])
       cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
-                                bf16_ssd ? cuda::ConvBf16Out{xb_bf16, cd, di} : cuda::ConvBf16Out{});
-      if (bf16_ssd) {
-        in.x_bf16 = xb_bf16;
-        in.b_bf16 = static_cast<uint16_t*>(xb_bf16) + di;
-        in.c_bf16 = static_cast<uint16_t*>(xb_bf16) + di + c.n_groups * c.state_size;
-        in.x_bf16_stride = cd;
-      }
+                                xb_bf16 ? cuda::ConvBf16Out{xb_bf16, cd, di} : cuda::ConvBf16Out{});
+      in.xbc_bf16 = xb_bf16;
+      in.bf16_stride = cd;
       cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
                         static_cast<float>(c.dt_max), stream);
       cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
                         /*tf32=*/w.bf16, stream);
     }
     // y is bf16 after a prefill with x in bf16 (ssd_chunked)
-    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream, !decode && in.x_bf16);
+    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream, in.xbc_bf16 != nullptr);
     gemm->run(resid, yn, lw.out_proj, w.bf16, T, d, di, 1.0f, stream);  // residual add fused (beta = 1)
     if (lw.out_bias) cuda::add_bias(resid, d, lw.out_bias, T, d, stream);
   }

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <numeric>
+#include <string>
 #include <utility>
 
 #include "cuda_test_util.h"
@@ -268,12 +270,11 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 // Packed prefill of sequences that are and are not multiples of Q, each from a random initial state,
 // against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
 // twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
-// bf16_x: x as bf16 instead (as the conv writes it for bf16 models; xbc's x columns are NaN then, so that a read of
-// them shows), for the chunk states and the bf16 chunk outputs; bf16_bc: B and C in bf16 too (the bf16 chunk states,
-// the outputs' C).
+// bf16_x: x, B and C in bf16 as well, as the conv writes them for bf16 models (xbc's x columns are NaN then, so that
+// a read of them shows): the bf16 chunk states and outputs, y in bf16.
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
                        const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false,
-                       bool bf16_x = false, bool bf16_bc = false) {
+                       bool bf16_x = false) {
   std::mt19937 rng(seed ? seed : bf16_state ? 16 : 15);
   int64_t T = 0;
   for (int32_t l : lens) T += l;
@@ -314,17 +315,13 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
     for (int64_t c = 0; c < xb; ++c) x16h[t * xb + c] = f32_to_bf16(in.xbc[t * kCd + c]);
   DeviceBuffer<uint16_t> x16(x16h);
   cuda::SsdIn ssd_in{dx.get(), kCd, ddt.get(), dA.get(), dD.get()};
-  if (bf16_bc) {
-    ssd_in.b_bf16 = x16.get() + kDi;
-    ssd_in.c_bf16 = x16.get() + kDi + kG * kN;
-  }
   if (bf16_x) {
     auto xbc_nan = in.xbc;
     for (int64_t t = 0; t < T; ++t)
       std::fill_n(xbc_nan.begin() + t * kCd, kDi, std::numeric_limits<float>::quiet_NaN());
     dx.upload(xbc_nan);
-    ssd_in.x_bf16 = x16.get();
-    ssd_in.x_bf16_stride = xb;
+    ssd_in.xbc_bf16 = x16.get();
+    ssd_in.bf16_stride = xb;
   }
   auto run = [&] {
     y.poison();
@@ -388,17 +385,66 @@ TEST(CudaKernels, SsdChunkedPackedHandoffTf32) {
 
 // x as bf16 (chunk states from it, chunk outputs on bf16 mma): the edges of the TF32 test, chains across waves, both
 // state dtypes, twice the same bits.
+// Bad bf16 inputs to the SSD and the conv are refused on the host, before any launch, with a message that names what
+// is wrong (no GPU needed: nothing is dereferenced).
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(CudaKernelsInputs, SsdBf16InputsRefusedWithTheReason) {
+  auto* fake = reinterpret_cast<float*>(uintptr_t{1} << 20);  // 16-byte aligned, never read
+  const int32_t* ints = reinterpret_cast<const int32_t*>(fake);
+  const cuda::ChunkTable ct{1, static_cast<int32_t>(kQ), ints, ints, ints};
+  auto run = [&](cuda::SsdDims d, bool tf32, const void* xbc16, int64_t stride16) {
+    cuda::SsdIn in{fake, kCd, fake, fake, fake};
+    in.xbc_bf16 = xbc16;
+    in.bf16_stride = stride16;
+    return error_of([&] { cuda::ssd_chunked(fake, in, fake, false, 0, d, ct, ints, 1, fake, tf32, nullptr); });
+  };
+  const cuda::SsdDims codestral{kH, kP, kG, kN}, other{kH, 32, kG, kN};
+  const void* aligned = fake;
+  const void* misaligned = reinterpret_cast<const uint16_t*>(fake) + 2;
+  EXPECT_NE(run(codestral, false, aligned, kCd).find("only on the tensor-core path"), std::string::npos)
+      << "exact fp32: " << run(codestral, false, aligned, kCd);
+  EXPECT_NE(run(other, true, aligned, kCd).find("only on the tensor-core path"), std::string::npos)
+      << "P = 32: " << run(other, true, aligned, kCd);
+  EXPECT_NE(run(codestral, true, misaligned, kCd).find("16-byte aligned rows"), std::string::npos)
+      << run(codestral, true, misaligned, kCd);
+  EXPECT_NE(run(codestral, true, aligned, kCd + 2).find("16-byte aligned rows (stride"), std::string::npos)
+      << run(codestral, true, aligned, kCd + 2);
+}
+
+TEST(CudaKernelsInputs, ConvBf16OutputOutsideTheColumnsRefused) {
+  auto* fake = reinterpret_cast<float*>(uintptr_t{1} << 20);
+  const int32_t* ints = reinterpret_cast<const int32_t*>(fake);
+  const cuda::PackedSeqs seqs{1, ints, ints, ints};
+  auto run = [&](int64_t cols, int64_t fp32_from) {
+    return error_of([&] {
+      cuda::conv1d_silu_prefill(fake, fake, kCd, fake, kCd * kK, fake, fake, 16, kCd, kK, seqs, nullptr,
+                                cuda::ConvBf16Out{fake, cols, fp32_from});
+    });
+  };
+  EXPECT_NE(run(kCd + 4, kDi).find("bf16 output of 10244 of 10240 columns"), std::string::npos) << run(kCd + 4, kDi);
+  EXPECT_NE(run(kDi, kDi + 4).find("bf16 output of 8192 of 10240 columns, fp32 from column 8196"), std::string::npos)
+      << run(kDi, kDi + 4);
+  EXPECT_NE(run(0, 0).find("bf16 output of 0 of 10240"), std::string::npos) << run(0, 0);
+}
+
 TEST(CudaKernels, SsdChunkedPackedBf16X) {
   PCM_REQUIRE_GPU();
-  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 25, false, true, true);
-  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 28, false, true, false);  // TF32 chunk states
+  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 25, false, true);
 }
 TEST(CudaKernels, SsdChunkedPackedBf16XEdges) {
   PCM_REQUIRE_GPU();
   const std::vector<int32_t> lens = {256, 17, 1000, 16, 255, 1, 33, 3300};
   const std::vector<int32_t> slots = {4, 1, 0, 6, 3, 2, 5, 7};
-  check_ssd_chunked(false, true, lens, slots, 26, true, true, true);
-  check_ssd_chunked(true, true, lens, slots, 27, true, true, true);
+  check_ssd_chunked(false, true, lens, slots, 26, true, true);
+  check_ssd_chunked(true, true, lens, slots, 27, true, true);
 }
 
 // Bn = 5 takes the small-grid launch (16 warps per head), Bn = 9 the large-grid one.

@@ -16,7 +16,7 @@ void embedding_gather(float* resid, const void* embedding, bool bf16, const int3
 void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t T, int64_t C, float eps,
              cudaStream_t s);
 // g = y * silu(z), normalised over each block of group_size channels, times weight (grouped gated RMSNorm).
-// y [T, C] fp32, or bf16 with y_bf16 (as ssd_chunked writes it with SsdIn::x_bf16); z row t at z + t * z_stride.
+// y [T, C] fp32, or bf16 with y_bf16 (as ssd_chunked writes it with SsdIn::xbc_bf16); z row t at z + t * z_stride.
 void gated_rmsnorm(void* out, bool bf16, const void* y, const float* z, int64_t z_stride, const float* weight,
                    int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16 = false);
 // x[t, i] += bias[i] for a [T, C] matrix with row stride `stride`.
@@ -67,15 +67,12 @@ struct SsdIn {
   const float* dt;  // [T, H] after softplus/clamp
   const float* A;   // [H]
   const float* D;   // [H]
-  // Optional, prefill of bf16 models (ssd_bf16_x_supported shapes): x in bf16 instead (row t head h at x_bf16 +
-  // t * x_bf16_stride + h * P, as the conv writes it); xbc's x columns are then not read, the chunk outputs run on
-  // bf16 mma (ssd_output_bf16.cu) and ssd_chunked writes y in bf16 ([T, H P] bf16 at y). With b_bf16 too (B of
-  // group g at b_bf16 + t * x_bf16_stride + g * N), the chunk states run on bf16 mma (ssd_states_bf16.cu); with
-  // c_bf16 (C likewise), the chunk outputs take C from it.
-  const void* x_bf16 = nullptr;
-  const void* b_bf16 = nullptr;
-  const void* c_bf16 = nullptr;
-  int64_t x_bf16_stride = 0;
+  // Optional, prefill of bf16 models (ssd_bf16_supported shapes, tf32 set): x, B and C in bf16 as well, laid out as
+  // in xbc (row t at xbc_bf16 + t * bf16_stride), as the conv writes them. xbc's x columns are then not read (its B
+  // and C are, for C·Bᵀ on TF32), the chunk states and outputs run on bf16 mma (ssd_states_bf16.cu,
+  // ssd_output_bf16.cu) and ssd_chunked writes y in bf16 ([T, H P] bf16 at y).
+  const void* xbc_bf16 = nullptr;
+  int64_t bf16_stride = 0;
 };
 // Chunks of Q rows cut from each packed sequence's start: chunk c covers rows [chunk_start[c],
 // chunk_start[c] + chunk_len[c]) of sequence chunk_seq[c]; sequence i owns chunks [seq_chunk[i], seq_chunk[i+1]).
@@ -86,8 +83,8 @@ struct ChunkTable {
   const int32_t* chunk_len;
   const int32_t* seq_chunk;  // [seqs + 1]
 };
-// Whether ssd_chunked takes SsdIn::x_bf16 for these heads and chunk size (tf32 set, 16-byte aligned rows).
-bool ssd_bf16_x_supported(const SsdDims& d, int64_t Q);
+// Whether ssd_chunked takes SsdIn::xbc_bf16 for these heads and chunk size (tf32 set, 16-byte aligned rows).
+bool ssd_bf16_supported(const SsdDims& d, int64_t Q);
 // Scratch floats for `chunks` chunks: cumulative dt*A, C·Bᵀ per group, per-chunk states.
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d);
 // Chunked SSD over packed sequences, each continuing from and updating its state slot

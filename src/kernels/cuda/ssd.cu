@@ -234,12 +234,21 @@ struct Prologue {
   bool tc, pass_done;
 };
 
+// SsdIn::xbc_bf16 before any launch: the bf16 kernels run only on the tensor-core path with the state pass folded in
+// (the inference forward), from 16-byte aligned rows.
+void check_bf16_inputs(const SsdIn& in, bool use_tc, bool pass) {
+  PCM_CHECK(use_tc, "CUDA SSD: bf16 x, B, C only on the tensor-core path (TF32, P = 64, N = 128, Q <= 256 a multiple "
+                    "of 16, 16-byte aligned xbc rows)");
+  PCM_CHECK(pass, "CUDA SSD: bf16 x, B, C only in the forward with its state pass (ssd_chunked)");
+  PCM_CHECK(mma_tf32::aligned16(in.xbc_bf16) && in.bf16_stride % 8 == 0,
+            "CUDA SSD: bf16 x, B, C need 16-byte aligned rows (stride {} elements)", in.bf16_stride);
+}
+
 Prologue chunk_prologue(const Scratch& sc, float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
                         bool tf32, const tc::StatePass* pass, cudaStream_t s, float* cbt = nullptr) {
   const int64_t Q = ct.Q;
   const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
-  PCM_CHECK(!in.x_bf16 || use_tc,
-            "CUDA SSD: x as bf16 only on the tensor-core path (TF32, P = 64, N = 128, Q <= 256 a multiple of 16)");
+  if (in.xbc_bf16) check_bf16_inputs(in, use_tc, pass != nullptr);
   const bool fold = use_tc && pass;
   float* bt = scratch + ct.count * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);
   tc::StatePass ps = pass ? *pass : tc::StatePass{};
@@ -258,7 +267,7 @@ Prologue chunk_prologue(const Scratch& sc, float* scratch, const SsdIn& in, cons
     else
       cb_kernel<TensorAcc><<<cb_grid, kThreads, 0, s>>>(sc.cb, in, d, ct);
     PCM_CUDA_LAUNCH();
-    if (fold && in.b_bf16) {  // bf16 models: x and B in bf16, fragments by ldmatrix (518 vs 683 µs, prefill v13)
+    if (in.xbc_bf16) {  // bf16 models: x and B in bf16, fragments by ldmatrix (518 vs 683 µs, prefill v13)
       tc::chunk_states_bf16(sc.states, sc.cs, in, d, ct, ps, s);
     } else if (use_tc) {  // B of each chunk transposed and rounded first: its fragments become 16-byte loads
       ssd_chunk_transpose(bt, in, static_cast<int64_t>(d.H) * d.P, d, ct, s);
@@ -322,9 +331,7 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
   return sc;
 }
 
-bool ssd_bf16_x_supported(const SsdDims& d, int64_t Q) {
-  return tc::ssd_tc_supported(SsdIn{nullptr, 4, nullptr, nullptr, nullptr}, d, Q);
-}
+bool ssd_bf16_supported(const SsdDims& d, int64_t Q) { return tc::ssd_tc_shape_supported(d, Q); }
 
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
   // cs, C·Bᵀ, states, and (tensor-core path) each chunk's B transposed, the handoff flags and ticket
@@ -372,7 +379,7 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   const unsigned qt = static_cast<unsigned>((ct.Q + kTile - 1) / kTile),
                  pt = static_cast<unsigned>((d.P + kTile - 1) / kTile);
   const dim3 out_grid(pt, qt, ct.count * d.H);
-  if (use_tc && in.x_bf16)
+  if (in.xbc_bf16)
     tc::chunk_output_bf16(y, sc.cs, sc.cb, sc.states, in, d, ct, s);
   else if (use_tc)
     tc::chunk_output(y, sc.cs, sc.cb, sc.states, in, d, ct, s);

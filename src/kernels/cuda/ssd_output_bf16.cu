@@ -1,7 +1,8 @@
-// Chunk outputs of the SSD prefill on the bf16 tensor cores (mma.sync m16n8k16, fp32 accumulation), for models
-// run in bf16, y written in bf16 (the gated norm reads it so): x arrives in bf16 from the conv, so its rows go into shared memory by cp.async in their final form
-// and the B fragments come out of ldmatrix.trans, with no rounding pass; C, C·Bᵀ·decay and S_enter are rounded to
-// bf16 on their way into the fragments (Triton's chunk_scan rounds the same operands). Half the TF32 kernel's
+// Chunk outputs of the SSD prefill on the bf16 tensor cores (mma.sync m16n8k16, fp32 accumulation), for models run in
+// bf16, y written in bf16 (the gated norm reads it so): x and C arrive in bf16 from the conv, so x's rows go into
+// shared memory by cp.async in their final form and its B fragments come out of ldmatrix.trans, C's A fragments are
+// its stored pairs; C·Bᵀ·decay and S_enter are rounded to bf16 on their way into the fragments (Triton's chunk_scan
+// rounds the same operands). Input checks: ssd.cu (check_bf16_inputs). Half the TF32 kernel's
 // shared memory (53 KB): more blocks per SM for a kernel that ncu found latency-bound at 2 (bench/cuda_notes.md).
 // One block of 8 warps per (chunk, head); warp w owns the 16-row tiles w and 15 - w, all 64 columns p.
 #include <cuda_bf16.h>
@@ -9,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/cp_async.cuh"
+#include "kernels/cuda/mma_bf16.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_chunk_terms.cuh"
@@ -34,60 +36,35 @@ static_assert(sizeof(OutSmem::x) == kP * kN * sizeof(float), "S_enter's fp32 cop
 __device__ __forceinline__ int key(int j) { return (j & 1) | ((j >> 1) & 6); }
 __device__ __forceinline__ int phys_row(int r, int h) { return 4 * (r >> 1) + 2 * h + (r & 1); }
 
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // lo in the low half: the smaller k
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-// d += a·b on one 16x8 tile, k = 16 (bf16 operands; fragments as mma_tf32::mma with pairs of k per register).
-__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                         uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-
-__device__ __forceinline__ float4 ldg4(const float* p) { return __ldg(reinterpret_cast<const float4*>(p)); }
+using mma_bf16::ldmatrix_x4_trans;
+using mma_bf16::mma;
+using mma_bf16::pack;
+using mma_tf32::load4;
 
 struct OutCtx {
   const OutSmem& sm;
-  const float *Cg, *CBg;
-  const uint16_t* Cg16;  // C in bf16 (stride16), or null: C from Cg (fp32, stride)
-  int64_t stride, stride16;
+  const uint16_t* Cg;  // bf16 C of the group (row stride `stride`)
+  const float* CBg;
+  int64_t stride;
   int start, len, Q, lane;
 };
 
 // acc = exp(cs_i) Σ_n C[i, n] S_enter[p, n] for the rows of tile mt.
 __device__ __forceinline__ void inter_chunk(float (&acc)[8][4], const OutCtx& o, int mt) {
   const int gq = o.lane >> 2, tq = o.lane & 3, r0 = 16 * mt + gq, r1 = r0 + 8;
-  const int64_t t0 = o.start + min(r0, o.len - 1), t1 = o.start + min(r1, o.len - 1);
-  const float* c0 = o.Cg + t0 * o.stride + 4 * tq;
-  const float* c1 = o.Cg + t1 * o.stride + 4 * tq;
-  const uint16_t* h0 = o.Cg16 ? o.Cg16 + t0 * o.stride16 + 4 * tq : nullptr;
-  const uint16_t* h1 = o.Cg16 ? o.Cg16 + t1 * o.stride16 + 4 * tq : nullptr;
+  const uint16_t* c0 = o.Cg + (o.start + min(r0, o.len - 1)) * o.stride + 4 * tq;
+  const uint16_t* c1 = o.Cg + (o.start + min(r1, o.len - 1)) * o.stride + 4 * tq;
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt) acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.0f;
 #pragma unroll 2
-  for (int k0 = 0; k0 < kN; k0 += 16) {
-    uint32_t a0, a1, a2, a3;
-    if (h0) {  // 4 bf16 of a row = the two pairs of the fragment, as stored
-      const uint2 v0 = __ldg(reinterpret_cast<const uint2*>(h0 + k0)), v1 = __ldg(reinterpret_cast<const uint2*>(h1 + k0));
-      a0 = v0.x, a1 = v1.x, a2 = v0.y, a3 = v1.y;
-    } else {
-      const float4 u0 = ldg4(c0 + k0), u1 = ldg4(c1 + k0);
-      a0 = pack_bf16(u0.x, u0.y), a1 = pack_bf16(u1.x, u1.y), a2 = pack_bf16(u0.z, u0.w), a3 = pack_bf16(u1.z, u1.w);
-    }
+  for (int k0 = 0; k0 < kN; k0 += 16) {  // 4 bf16 of a row = the fragment's two pairs, as stored
+    const uint2 v0 = __ldg(reinterpret_cast<const uint2*>(c0 + k0));
+    const uint2 v1 = __ldg(reinterpret_cast<const uint2*>(c1 + k0));
+    const uint32_t a[4] = {v0.x, v1.x, v0.y, v1.y};
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt) {
       const uint2 b = *reinterpret_cast<const uint2*>(&o.sm.s[(8 * nt + gq) * kSStride + k0 + 4 * tq]);
-      mma_bf16(acc[nt], a0, a1, a2, a3, b.x, b.y);
+      mma(acc[nt], a, b.x, b.y);
     }
   }
   const float e0 = __expf(o.sm.cs[r0]), e1 = __expf(o.sm.cs[r1]);
@@ -108,24 +85,23 @@ __device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o,
   const float* cb1 = o.CBg + static_cast<int64_t>(r1) * o.Q + 4 * tq;
   // This lane's ldmatrix row: matrix m = lane / 8 (k-half m % 2, column half m / 2), row lane % 8.
   const int lm = o.lane >> 3, lrow = phys_row(o.lane & 7, lm & 1), lcol = lm >> 1;
-  float4 v0 = ldg4(cb0), v1 = ldg4(cb1);
+  float4 v0 = load4(cb0, true), v1 = load4(cb1, true);
   for (int kb = 0; kb <= mt; ++kb) {
     const float4 u0 = v0, u1 = v1;
     if (kb < mt) {  // next step's CB in flight during this one
-      v0 = ldg4(cb0 + 16 * (kb + 1));
-      v1 = ldg4(cb1 + 16 * (kb + 1));
+      v0 = load4(cb0 + 16 * (kb + 1), true);
+      v1 = load4(cb1 + 16 * (kb + 1), true);
     }
     float e0[4], e1[4];
     decayed_cb(u0, u1, o.sm.cs, o.sm.dt, 16 * kb + 4 * tq, r0, cs0, cs1, e0, e1);
-    const uint32_t a0 = pack_bf16(e0[0], e0[1]), a1 = pack_bf16(e1[0], e1[1]);
-    const uint32_t a2 = pack_bf16(e0[2], e0[3]), a3 = pack_bf16(e1[2], e1[3]);
+    const uint32_t a[4] = {pack(e0[0], e0[1]), pack(e1[0], e1[1]), pack(e0[2], e0[3]), pack(e1[2], e1[3])};
     const int j = 16 * kb + lrow;
 #pragma unroll
     for (int np = 0; np < 4; ++np) {  // columns 16 np .. 16 np + 15: two n-tiles per ldmatrix
       uint32_t b[4];
       ldmatrix_x4_trans(b, &o.sm.x[j * kP + 8 * ((2 * np + lcol) ^ key(j))]);
-      mma_bf16(acc[2 * np], a0, a1, a2, a3, b[0], b[1]);
-      mma_bf16(acc[2 * np + 1], a0, a1, a2, a3, b[2], b[3]);
+      mma(acc[2 * np], a, b[0], b[1]);
+      mma(acc[2 * np + 1], a, b[2], b[3]);
     }
   }
 }
@@ -154,30 +130,20 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t
   for (int e = tid; e < kP * kN / 4; e += kThreads) {
     const float4 v = *reinterpret_cast<const float4*>(s32 + 4 * e);
     const int p = e / (kN / 4), n = 4 * (e % (kN / 4));
-    *reinterpret_cast<uint2*>(&sm.s[p * kSStride + n]) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+    *reinterpret_cast<uint2*>(&sm.s[p * kSStride + n]) = make_uint2(pack(v.x, v.y), pack(v.z, v.w));
   }
   __syncthreads();  // S_enter read out of x's space before x's copies land there
-  const uint16_t* xg = static_cast<const uint16_t*>(in.x_bf16) + static_cast<int64_t>(h) * kP;
+  const uint16_t* xbc16 = static_cast<const uint16_t*>(in.xbc_bf16);
+  const uint16_t* xg = xbc16 + static_cast<int64_t>(h) * kP;
   for (int e = tid; e < rows * (kP / 8); e += kThreads) {
     const int j = e / (kP / 8), piece = e % (kP / 8);
     const bool ok = j < len;
     cp_async::copy16(reinterpret_cast<float*>(&sm.x[j * kP + 8 * (piece ^ key(j))]),
-                     reinterpret_cast<const float*>(xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.x_bf16_stride +
-                                                    8 * piece),
-                     ok);
+                     reinterpret_cast<const float*>(xg + (start + (ok ? j : 0)) * in.bf16_stride + 8 * piece), ok);
   }
   cp_async::commit();
-  const uint16_t* c16 = in.c_bf16 ? static_cast<const uint16_t*>(in.c_bf16) + static_cast<int64_t>(g) * kN : nullptr;
-  const OutCtx o{sm,
-                 in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(d.G + g) * kN,
-                 cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q,
-                 c16,
-                 in.stride,
-                 in.x_bf16_stride,
-                 start,
-                 len,
-                 Q,
-                 lane};
+  const OutCtx o{sm, xbc16 + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(d.G + g) * kN,
+                 cb + (static_cast<int64_t>(c) * d.G + g) * Q * Q, in.bf16_stride, start, len, Q, lane};
   const float Dh = in.D[h];
   const int64_t HP = static_cast<int64_t>(d.H) * kP;
   auto store = [&](const float(&acc)[8][4], int mt) {
@@ -185,13 +151,13 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t
     for (int half = 0; half < 2; ++half) {
       const int r = 16 * mt + gq + 8 * half;
       if (r >= len) continue;
-      uint32_t* yrow = reinterpret_cast<uint32_t*>(y + (start + static_cast<int64_t>(r)) * HP + static_cast<int64_t>(h) * kP);
+      uint32_t* yrow = reinterpret_cast<uint32_t*>(y + (start + static_cast<int64_t>(r)) * HP + h * kP);
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {  // D x from the bf16 x (as Triton's chunk_scan with bf16 x)
         const __nv_bfloat162 xv =
             *reinterpret_cast<const __nv_bfloat162*>(&sm.x[r * kP + 8 * (nt ^ key(r)) + 2 * tq]);
         const float2 xf = __bfloat1622float2(xv);
-        yrow[4 * nt + tq] = pack_bf16(acc[nt][2 * half] + Dh * xf.x, acc[nt][2 * half + 1] + Dh * xf.y);
+        yrow[4 * nt + tq] = pack(acc[nt][2 * half] + Dh * xf.x, acc[nt][2 * half + 1] + Dh * xf.y);
       }
     }
   };
@@ -214,14 +180,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t
 
 }  // namespace
 
-bool chunk_output_bf16_supported(const SsdIn& in) {
-  return in.x_bf16 && mma_tf32::aligned16(in.x_bf16) && in.x_bf16_stride % 8 == 0 &&
-         (!in.c_bf16 || (reinterpret_cast<uintptr_t>(in.c_bf16) & 7) == 0);
-}
-
 void chunk_output_bf16(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in,
                        const SsdDims& d, const ChunkTable& ct, cudaStream_t s) {
-  PCM_CHECK(chunk_output_bf16_supported(in), "SSD chunk outputs (bf16): x's bf16 copy must be 16-byte aligned rows");
   constexpr int smem = sizeof(OutSmem);
   mma_tf32::allow_smem(chunk_output_bf16_kernel, smem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;

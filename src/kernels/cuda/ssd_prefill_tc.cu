@@ -64,19 +64,14 @@ __device__ __forceinline__ int swz_state(int j) {
   return kBT ? 8 * ((j >> 2) & 3) : 8 * (j & 3);
 }
 
-// kXbf16 (with kBT): x rows from in.x_bf16 (bf16 models), 128 bytes a row in sm.x's space, 16-byte piece q of row j
-// at q ^ ((j / 4) % 4): the four rows 4t + u of a fragment load (t = 0..3) fall in different banks.
-__device__ __forceinline__ float bf16_bits_to_float(uint16_t v) { return __uint_as_float(static_cast<uint32_t>(v) << 16); }
-
 // kBT: B from bt, the chunk's B transposed and rounded to TF32 ([chunks, G, N, Q], 0 past len: the tc backward
 // writes it), so that a B fragment (4 consecutive rows j of one column n) is one 16-byte load and needs no
 // rounding; the lanes then take k = j in the order 4t..4t+3 per 16 rows. Else B rows from in.xbc, rounded on the
-// fragments. kXbf16: x from its bf16 copy (above).
-template <bool kBT, bool kXbf16 = false>
+// fragments.
+template <bool kBT>
 __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states, const float* cs, SsdIn in,
                                                                    SsdDims d, ChunkTable ct, const float* bt,
                                                                    StatePass ps) {
-  static_assert(kBT || !kXbf16, "bf16 x only with the transposed B");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   StateSmem& sm = *reinterpret_cast<StateSmem*>(smem_raw);
   // chunk-major: c - 1 first (without the pass, ps.sync null: the grid order, local states out)
@@ -85,30 +80,17 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
   const int start = ct.chunk_start[c], len = ct.chunk_len[c], Q = ct.Q;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
   const float* xg = in.xbc + static_cast<int64_t>(h) * kP;
-  const uint16_t* xg16 = kXbf16 ? static_cast<const uint16_t*>(in.x_bf16) + static_cast<int64_t>(h) * kP : nullptr;
   const float* bg = in.xbc + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
   const float* btg = kBT ? bt + (static_cast<int64_t>(c) * d.G + g) * kN * Q : nullptr;
   const int slabs = (len + kSlab - 1) / kSlab;
   auto issue = [&](int s) {  // one commit group per call (empty past the last slab) keeps the wait counts fixed
     if (s < slabs) {
       const int buf = s & 1;
-      if constexpr (kXbf16) {
-        uint16_t* xs = reinterpret_cast<uint16_t*>(sm.x[buf]);
-        for (int e = tid; e < kSlab * kP / 8; e += kThreads) {
-          const int r = e / (kP / 8), q = e % (kP / 8), j = s * kSlab + r;
-          const bool ok = j < len;
-          cp_async16(reinterpret_cast<float*>(xs + r * kP + 8 * (q ^ ((r >> 2) & 3))),
-                     reinterpret_cast<const float*>(xg16 + static_cast<int64_t>(start + (ok ? j : 0)) * in.x_bf16_stride +
-                                                    8 * q),
-                     ok);
-        }
-      } else {
-        for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
-          const int r = e / (kP / 4), col = 4 * (e % (kP / 4)), j = s * kSlab + r;
-          const bool ok = j < len;
-          cp_async16(&sm.x[buf][r * kP + (col ^ swz_state<kBT>(r))],
-                     xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
-        }
+      for (int e = tid; e < kSlab * kP / 4; e += kThreads) {
+        const int r = e / (kP / 4), col = 4 * (e % (kP / 4)), j = s * kSlab + r;
+        const bool ok = j < len;
+        cp_async16(&sm.x[buf][r * kP + (col ^ swz_state<kBT>(r))],
+                   xg + static_cast<int64_t>(start + (ok ? j : 0)) * in.stride + col, ok);
       }
       if constexpr (kBT) {
         for (int e = tid; e < kN * kSlab / 4; e += kThreads) {  // row n, piece q of 4 rows j
@@ -129,9 +111,9 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
   };
   issue(0);
   const float cs_last = state_weights(sm.w, cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q,
-                                      in.dt + static_cast<int64_t>(start) * d.H + h, d.H, len, slabs * kSlab, tid, kThreads);
+                                      in.dt + static_cast<int64_t>(start) * d.H + h, d.H, len, slabs * kSlab, tid,
+                                      kThreads);
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
-  const int xo0 = 8 * ((m0 >> 3) ^ tq) + gq, xo1 = 8 * (((m0 >> 3) + 1) ^ tq) + gq;  // kXbf16: columns m0 + gq (+ 8)
   float acc[8][4] = {};
   for (int s = 0; s < slabs; ++s) {
     cp_async_wait<0>();  // slab s (this thread's copies)
@@ -150,14 +132,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_states_kernel(float* states
         uint32_t a0[4], a1[4];
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
-          if constexpr (kXbf16) {  // rows j4 + u all have the key (j4 / 4) % 4 = t: offsets xo0, xo1 per lane
-            const uint16_t* x16 = reinterpret_cast<const uint16_t*>(xs) + (j4 + u) * kP;
-            a0[u] = rna_bits(wv[u] * bf16_bits_to_float(x16[xo0]));
-            a1[u] = rna_bits(wv[u] * bf16_bits_to_float(x16[xo1]));
-          } else {
-            a0[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq) ^ sw)]);
-            a1[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq + 8) ^ sw)]);
-          }
+          a0[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq) ^ sw)]);
+          a1[u] = rna_bits(wv[u] * xs[(j4 + u) * kP + ((m0 + gq + 8) ^ sw)]);
         }
         float4 bv[8];
 #pragma unroll
@@ -359,8 +335,12 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 
 }  // namespace
 
+bool ssd_tc_shape_supported(const SsdDims& d, int64_t Q) {
+  return d.P == kP && d.N == kN && Q % 16 == 0 && Q <= kQmax;
+}
+
 bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
-  return d.P == kP && d.N == kN && Q % 16 == 0 && Q <= kQmax && in.stride % 4 == 0 && aligned16(in.xbc);
+  return ssd_tc_shape_supported(d, Q) && in.stride % 4 == 0 && aligned16(in.xbc);
 }
 
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
@@ -369,13 +349,7 @@ void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims
             "SSD chunk states: the state pass needs its flags, the sequences and (keep_final) a slot state");
   constexpr int smem = sizeof(StateSmem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
-  PCM_CHECK(!in.x_bf16 || (bt && chunk_output_bf16_supported(in)),
-            "SSD chunk states: x's bf16 copy needs the transposed B and 16-byte aligned rows");
-  if (in.x_bf16) {
-    PCM_CHECK(aligned16(bt), "SSD chunk states: the transposed B must be 16-byte aligned");
-    allow_smem(chunk_states_kernel<true, true>, smem);
-    chunk_states_kernel<true, true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, bt, pass);
-  } else if (bt) {
+  if (bt) {
     PCM_CHECK(aligned16(bt), "SSD chunk states: the transposed B must be 16-byte aligned");
     allow_smem(chunk_states_kernel<true>, smem);
     chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, bt, pass);

@@ -11,7 +11,8 @@
 
 namespace pcm::cuda::tc {
 
-// Shapes and layouts these kernels take: P = 64, N = 128, Q <= 256 and a multiple of 16, 16-byte aligned rows.
+// Shapes these kernels take: P = 64, N = 128, Q <= 256 and a multiple of 16; and layouts: 16-byte aligned rows.
+bool ssd_tc_shape_supported(const SsdDims& d, int64_t Q);
 bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q);
 
 // What the state pass needs besides the chunk table (ssd.cu's state_pass_kernel takes the same).
@@ -35,7 +36,7 @@ struct StatePass {
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
                   const StatePass& pass, cudaStream_t s, const float* bt = nullptr);
 
-// The same with the state pass (pass.sync set) on bf16 mma.sync from in.x_bf16 and in.b_bf16 (ssd_states_bf16.cu).
+// The same with the state pass (pass.sync set) on bf16 mma.sync from in.xbc_bf16's x and B (ssd_states_bf16.cu).
 void chunk_states_bf16(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
                        const StatePass& pass, cudaStream_t s);
 
@@ -48,9 +49,9 @@ void cb_product(float* cb, const SsdIn& in, const SsdDims& d, const ChunkTable& 
 void chunk_output(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in, const SsdDims& d,
                   const ChunkTable& ct, cudaStream_t s);
 
-// The same outputs on bf16 mma.sync from in.x_bf16, written as bf16 ([T, H P] bf16 at y; ssd_output_bf16.cu): C, the
-// decayed C·Bᵀ and S_enter rounded to bf16 on the way into the fragments, D x from the bf16 x.
-bool chunk_output_bf16_supported(const SsdIn& in);
+// The same outputs on bf16 mma.sync from in.xbc_bf16's x and C, written as bf16 ([T, H P] bf16 at y;
+// ssd_output_bf16.cu): the decayed C·Bᵀ and S_enter rounded to bf16 on the way into the fragments, D x from the
+// bf16 x.
 void chunk_output_bf16(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in,
                        const SsdDims& d, const ChunkTable& ct, cudaStream_t s);
 

@@ -10,6 +10,7 @@
 
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/mma_bf16.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_chunk_terms.cuh"
 #include "kernels/cuda/ssd_prefill_tc.h"
@@ -29,24 +30,12 @@ struct StateSmem {
 };
 __device__ __forceinline__ int at(int j, int row_len, int piece) { return j * row_len + 8 * (piece ^ (j & 7)); }
 
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* p) {
-  const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(a));
-}
-
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+using mma_bf16::ldmatrix_x4_trans;
+using mma_bf16::mma;
 
 // A bf16 pair (lower k in the low half) times (w.x, w.y), rounded back to a bf16 pair.
 __device__ __forceinline__ uint32_t scale_pair(uint32_t v, float2 w) {
-  const __nv_bfloat162 r =
-      __floats2bfloat162_rn(__uint_as_float(v << 16) * w.x, __uint_as_float(v & 0xffff0000u) * w.y);
-  return *reinterpret_cast<const uint32_t*>(&r);
+  return mma_bf16::pack(__uint_as_float(v << 16) * w.x, __uint_as_float(v & 0xffff0000u) * w.y);
 }
 
 __global__ void __launch_bounds__(kThreads, 3) chunk_states_bf16_kernel(float* states, const float* cs, SsdIn in,
@@ -57,9 +46,10 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_states_bf16_kernel(float* s
   const int c = blk / d.H, h = blk % d.H, g = h / (d.H / d.G);
   const int start = ct.chunk_start[c], len = ct.chunk_len[c];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-  const int64_t ld = in.x_bf16_stride;
-  const uint16_t* xg = static_cast<const uint16_t*>(in.x_bf16) + static_cast<int64_t>(h) * kP;
-  const uint16_t* bg = static_cast<const uint16_t*>(in.b_bf16) + static_cast<int64_t>(g) * kN;
+  const int64_t ld = in.bf16_stride;
+  const uint16_t* xbc16 = static_cast<const uint16_t*>(in.xbc_bf16);  // x, B, C as in xbc
+  const uint16_t* xg = xbc16 + static_cast<int64_t>(h) * kP;
+  const uint16_t* bg = xbc16 + static_cast<int64_t>(d.H) * kP + static_cast<int64_t>(g) * kN;
   const int slabs = (len + kSlab - 1) / kSlab;
   auto issue = [&](int s) {  // one commit group per call (empty past the last slab) keeps the wait counts fixed
     if (s < slabs) {
@@ -81,7 +71,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_states_bf16_kernel(float* s
   };
   issue(0);
   const float cs_last = state_weights(sm.w, cs + (static_cast<int64_t>(c) * d.H + h) * ct.Q,
-                                      in.dt + static_cast<int64_t>(start) * d.H + h, d.H, len, slabs * kSlab, tid, kThreads);
+                                      in.dt + static_cast<int64_t>(start) * d.H + h, d.H, len, slabs * kSlab, tid,
+                                      kThreads);
   const int m0 = 16 * (warp & 3), n0 = 64 * (warp >> 2);
   // This lane's ldmatrix row: matrix lm = lane / 8, row lane % 8. A (x as [k = j][m = p]): matrices (k half lm / 2,
   // m half lm % 2) give a0..a3; B ([k = j][n]): matrices (k half lm % 2, n-tile lm / 2) give b0, b1 of two n-tiles.
@@ -109,8 +100,8 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_states_bf16_kernel(float* s
       for (int np = 0; np < 4; ++np) {  // n-tiles 2 np, 2 np + 1
         uint32_t b[4];
         ldmatrix_x4_trans(b, &sm.b[buf][at(k0 + b_row, kN, b_piece + 2 * np)]);
-        mma_bf16(acc[2 * np], a, b[0], b[1]);
-        mma_bf16(acc[2 * np + 1], a, b[2], b[3]);
+        mma(acc[2 * np], a, b[0], b[1]);
+        mma(acc[2 * np + 1], a, b[2], b[3]);
       }
     }
   }
@@ -123,9 +114,6 @@ void chunk_states_bf16(float* states, const float* cs, const SsdIn& in, const Ss
                        const StatePass& pass, cudaStream_t s) {
   PCM_CHECK(pass.sync && pass.seqs > 0 && (pass.slot || !pass.keep_final),
             "SSD chunk states (bf16): the state pass needs its flags, the sequences and (keep_final) a slot state");
-  PCM_CHECK(in.x_bf16 && in.b_bf16 && mma_tf32::aligned16(in.x_bf16) && mma_tf32::aligned16(in.b_bf16) &&
-                in.x_bf16_stride % 8 == 0,
-            "SSD chunk states (bf16): x and B in bf16 need 16-byte aligned rows");
   constexpr int smem = sizeof(StateSmem);
   mma_tf32::allow_smem(chunk_states_bf16_kernel, smem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
