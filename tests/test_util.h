@@ -6,8 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
+
+#include "util/error.h"
 
 namespace pcm::test {
 
@@ -15,6 +18,16 @@ namespace pcm::test {
 inline std::string testdata(const std::string& rel) {
   const char* dir = std::getenv("PCM_TESTDATA_DIR");
   return std::string(dir && *dir ? dir : PCM_TESTDATA) + "/" + rel;
+}
+
+// What f throws as pcm::Error (its message), or "" when it returns: tests of refused inputs.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 // ||a - b|| / ||b|| in float64.

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -30,6 +29,7 @@ namespace pcm {
 namespace {
 
 using test::DeviceBuffer;
+using test::error_of;
 using test::rel_error;
 
 constexpr int64_t kD = 4096, kH = 128, kP = 64, kN = 128, kG = 8, kQ = 256, kK = 4;
@@ -387,15 +387,6 @@ TEST(CudaKernels, SsdChunkedPackedHandoffTf32) {
 // state dtypes, twice the same bits.
 // Bad bf16 inputs to the SSD and the conv are refused on the host, before any launch, with a message that names what
 // is wrong (no GPU needed: nothing is dereferenced).
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
 TEST(CudaKernelsInputs, SsdBf16InputsRefusedWithTheReason) {
   auto* fake = reinterpret_cast<float*>(uintptr_t{1} << 20);  // 16-byte aligned, never read
   const int32_t* ints = reinterpret_cast<const int32_t*>(fake);

@@ -18,14 +18,7 @@
 namespace pcm {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(TrainDevice, UnknownDeviceIsNamed) {
   const std::string e = error_of([] { require_train_device("tpu"); });
