@@ -34,4 +34,15 @@ __device__ __forceinline__ void decayed_cb(const float4& cb0, const float4& cb1,
   }
 }
 
+// The chunk outputs' inter-chunk term of a lane's rows r0 and r0 + 8 times exp(cs) of those rows (acc: 8 n-tiles).
+__device__ __forceinline__ void scale_rows(float (&acc)[8][4], float e0, float e1) {
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    acc[nt][0] *= e0;
+    acc[nt][1] *= e0;
+    acc[nt][2] *= e1;
+    acc[nt][3] *= e1;
+  }
+}
+
 }  // namespace pcm::cuda::tc

@@ -214,14 +214,7 @@ __device__ __forceinline__ void inter_chunk(float (&acc)[8][4], const OutCtx& o,
       mma(acc[nt], a10, a11, a12, a13, bits(b.z), bits(b.w));
     }
   }
-  const float e0 = __expf(o.sm.cs[r0]), e1 = __expf(o.sm.cs[r1]);
-#pragma unroll
-  for (int nt = 0; nt < 8; ++nt) {
-    acc[nt][0] *= e0;
-    acc[nt][1] *= e0;
-    acc[nt][2] *= e1;
-    acc[nt][3] *= e1;
-  }
+  scale_rows(acc, __expf(o.sm.cs[r0]), __expf(o.sm.cs[r1]));
 }
 
 // acc += Σ_{j<=i} CB[i, j] exp(cs_i - cs_j) dt_j x[j, p] for the rows of tile mt.
