@@ -103,7 +103,16 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
       continue;
     }
     cuda::rmsnorm(xn, w.bf16, resid, lw.norm, T, d, eps, stream);
-    gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
+    // bf16 models' prefill (shapes the bf16 SSD takes, no in_proj bias): in_proj's output in bf16 for the conv, dt and
+    // the gated norm, x, B and C in bf16 for the SSD (the conv writes them; x only in bf16, B and C in fp32 too, for
+    // C·Bᵀ, into xb_bf16 [rows, conv_dim]), y in bf16 for the gated norm
+    const bool bf16_ssd = !decode && xb_bf16 != nullptr;  // allocated only for shapes the bf16 SSD takes
+    const bool zx_bf16 = bf16_ssd && !lw.in_bias;
+    const uint16_t* zx16 = reinterpret_cast<const uint16_t*>(zx);
+    if (zx_bf16)
+      gemm->run_bf16_out(zx, xn, lw.in_proj, T, dpr, d, stream);
+    else
+      gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
     if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);
     if (decode) {  // the step applies dt's activation itself
       cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
@@ -114,19 +123,21 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
                        cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
                                    static_cast<float>(c.dt_max)});
     } else {
-      // bf16 models (xb_bf16 allocated: shapes the bf16 SSD takes): the conv writes x, B and C in bf16 for the
-      // SSD's bf16 kernels (x only in bf16; B and C in fp32 too, for C·Bᵀ), into xb_bf16 ([rows, conv_dim])
-      cuda::conv1d_silu_prefill(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
-                                xb_bf16 ? cuda::ConvBf16Out{xb_bf16, cd, di} : cuda::ConvBf16Out{});
-      in.xbc_bf16 = xb_bf16;
-      in.bf16_stride = cd;
-      cuda::dt_softplus(dt, zx + di + cd, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min),
-                        static_cast<float>(c.dt_max), stream);
+      const void* conv_in = zx_bf16 ? static_cast<const void*>(zx16 + di) : zx + di;
+      cuda::conv1d_silu_prefill(xbc, conv_in, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
+                                bf16_ssd ? cuda::ConvBf16Out{xb_bf16, cd, di, zx_bf16} : cuda::ConvBf16Out{});
+      if (bf16_ssd) {
+        in.xbc_bf16 = xb_bf16;
+        in.bf16_stride = cd;
+      }
+      const void* dt_raw = zx_bf16 ? static_cast<const void*>(zx16 + di + cd) : zx + di + cd;
+      cuda::dt_softplus(dt, dt_raw, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max),
+                        stream, zx_bf16);
       cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
                         /*tf32=*/w.bf16, stream);
     }
-    // y is bf16 after a prefill with x in bf16 (ssd_chunked)
-    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream, in.xbc_bf16 != nullptr);
+    // y is bf16 after a prefill with x in bf16 (ssd_chunked), z after a bf16 in_proj
+    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream, bf16_ssd, zx_bf16);
     gemm->run(resid, yn, lw.out_proj, w.bf16, T, d, di, 1.0f, stream);  // residual add fused (beta = 1)
     if (lw.out_bias) cuda::add_bias(resid, d, lw.out_bias, T, d, stream);
   }

@@ -85,6 +85,18 @@ void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed, int64_t groups = 
   got = out.download();
   ASSERT_TRUE(test::all_finite(got));
   EXPECT_LE(rel_error(got, ref), 1e-5) << "bf16 y";
+  // and z in bf16 (a bf16 in_proj output)
+  const auto z_r = test::bf16_round(z);
+  std::vector<uint16_t> z16(z.size());
+  for (size_t i = 0; i < z.size(); ++i) z16[i] = f32_to_bf16(z[i]);
+  cpu::gated_rmsnorm_forward(ref.data(), y_r.data(), z_r.data(), zs, w.data(), T, kDi, kDi / groups, 1e-5f);
+  DeviceBuffer<uint16_t> dz16(z16);
+  out.poison();
+  cuda::gated_rmsnorm(out.get(), false, dy16.get(), dz16.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr,
+                      /*y_bf16=*/true, /*z_bf16=*/true);
+  got = out.download();
+  ASSERT_TRUE(test::all_finite(got));
+  EXPECT_LE(rel_error(got, ref), 1e-5) << "bf16 y and z";
 }
 
 // 19 rows: a block per group; 130 rows with 16-byte aligned z rows: 16-byte loads over a block (decode at
@@ -136,6 +148,13 @@ TEST_P(CudaGemm, Bf16AndFp32) {
     EXPECT_LE(rel_error(out.download(), ref), bf16 ? 1e-2 : 1e-5) << (bf16 ? "bf16" : "fp32");
   }
   EXPECT_EQ(c.download(), y0);
+  // bf16 output (the prefill's in_proj for bf16 models), every element written.
+  DeviceBuffer<uint16_t> y16(T * n);
+  y16.poison();
+  gemm.run_bf16_out(y16.get(), dx16.get(), dw16.get(), T, n, k, nullptr);
+  const auto got16 = test::bf16_bits_to_f32(y16.download());
+  ASSERT_TRUE(test::all_finite(got16));
+  EXPECT_LE(rel_error(got16, ref0), 1e-2) << "bf16 output";
 }
 INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24));
 
@@ -153,15 +172,17 @@ struct ConvPrefill {
 // bf16_cols > 0: the first bf16_cols columns also go to a bf16 output (the SSD's bf16 x and B) and only columns from
 // fp32_from to the fp32 one: every bf16 element written, within bf16 rounding of the reference, and the fp32 output's
 // columns below fp32_from left alone.
+// in_bf16: the input in bf16 (a bf16 in_proj output); the reference then convolves the rounded input.
 void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::mt19937& rng,
                         std::vector<int32_t> seq_slot = {}, ConvPrefill* keep = nullptr, int64_t bf16_cols = 0,
-                        int64_t fp32_from = 0) {
+                        int64_t fp32_from = 0, bool in_bf16 = false) {
   int64_t T = 0;
   for (int32_t len : lens) T += len;
   if (seq_slot.empty())
     for (size_t s = 0; s < lens.size(); ++s) seq_slot.push_back(static_cast<int32_t>(lens.size() - 1 - s));
   const int64_t slots = *std::max_element(seq_slot.begin(), seq_slot.end()) + 1;
   auto in = test::random_vec(T * stride, -2, 2, rng);
+  if (in_bf16) in = test::bf16_round(in);
   auto w = test::random_vec(kCd * kK, -0.5, 0.5, rng), b = test::random_vec(kCd, -0.5, 0.5, rng);
   auto windows = test::random_vec(slots * kCd * kK, -1, 1, rng);
   std::vector<float> ref(T * kCd), ref_windows = windows;
@@ -175,13 +196,18 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
   auto dw = std::make_unique<DeviceBuffer<float>>(w), db = std::make_unique<DeviceBuffer<float>>(b);
   auto dwin = std::make_unique<DeviceBuffer<float>>(windows);
   DeviceBuffer<float> din(in), out(T * kCd);
+  std::vector<uint16_t> in16(in.size());
+  for (size_t i = 0; i < in.size(); ++i) in16[i] = f32_to_bf16(in[i]);
+  DeviceBuffer<uint16_t> din16(in16);
   DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
   DeviceBuffer<uint16_t> out16(static_cast<size_t>(std::max<int64_t>(T * bf16_cols, 1)));
   out.poison();
   out16.poison();
-  cuda::conv1d_silu_prefill(out.get(), din.get(), stride, dwin->get(), kCd * kK, dw->get(), db->get(), T, kCd, kK,
+  cuda::conv1d_silu_prefill(out.get(), in_bf16 ? static_cast<const void*>(din16.get()) : din.get(), stride, dwin->get(),
+                            kCd * kK, dw->get(), db->get(), T, kCd, kK,
                             cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
-                            nullptr, cuda::ConvBf16Out{bf16_cols ? out16.get() : nullptr, bf16_cols, fp32_from});
+                            nullptr,
+                            cuda::ConvBf16Out{bf16_cols ? out16.get() : nullptr, bf16_cols, fp32_from, in_bf16});
   auto got = out.download();
   if (bf16_cols) {
     const auto got16 = out16.download();
@@ -221,6 +247,30 @@ TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
   check_conv_prefill({5}, kCd, rng42);
 }
 
+// dt's activation from fp32 raw values and from bf16 ones (a bf16 in_proj output), against the CPU on the same values.
+TEST(CudaKernels, DtSoftplusFp32AndBf16Raw) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(44);
+  const int64_t T = 300, stride = kH + 37;
+  const float lo = 1e-4f, hi = 0.5f;
+  auto raw = test::bf16_round(test::random_vec(T * stride, -6, 4, rng));
+  auto bias = test::random_vec(kH, -1, 1, rng);
+  std::vector<float> ref(T * kH);
+  cpu::dt_softplus_forward(ref.data(), raw.data(), stride, bias.data(), T, kH, lo, hi);
+  std::vector<uint16_t> raw16(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) raw16[i] = f32_to_bf16(raw[i]);
+  DeviceBuffer<float> draw(raw), dbias(bias), dt(T * kH);
+  DeviceBuffer<uint16_t> draw16(raw16);
+  for (const bool bf16 : {false, true}) {
+    dt.poison();
+    cuda::dt_softplus(dt.get(), bf16 ? static_cast<const void*>(draw16.get()) : draw.get(), stride, dbias.get(), T, kH,
+                      lo, hi, nullptr, bf16);
+    const auto got = dt.download();
+    ASSERT_TRUE(test::all_finite(got));
+    EXPECT_LE(rel_error(got, ref), 1e-6) << (bf16 ? "bf16 raw" : "fp32 raw");
+  }
+}
+
 // x, B and C in bf16 for the SSD (bf16 models; x only there, B and C in both): from the float4 kernel and from the
 // generic one (odd stride, x and B); x alone in bf16.
 TEST(CudaKernels, Conv1dPrefillBf16X) {
@@ -229,6 +279,9 @@ TEST(CudaKernels, Conv1dPrefillBf16X) {
   check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kCd, kDi);
   check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kDi + kG * kN, kDi);
   check_conv_prefill({40, 9}, kCd + 12, rng, {}, nullptr, kDi, kDi);
+  // the input in bf16 as well (the prefill with a bf16 in_proj), float4 and generic kernels
+  check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kCd, kDi, true);
+  check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kCd, kDi, true);
 }
 
 // Three packed sequences of different lengths in slots 3, 0, 4 of 5, then a decode step from their windows.

@@ -17,7 +17,9 @@ constexpr int kMaxK = 8;
 constexpr int kRun = 8;
 
 // bf16_out: columns [0, bf16_cols) also there as bf16, row stride bf16_cols (null: none); out gets [fp32_from, C).
-__global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stride, const float* conv_state,
+// In: the input's type (fp32, or bf16 from a bf16 in_proj).
+template <class In>
+__global__ void conv_prefill_kernel(float* out, const In* in, int64_t in_stride, const float* conv_state,
                                     int64_t slot_stride, const float* w, const float* bias, int64_t T, int64_t C,
                                     int K, PackedSeqs seqs, __nv_bfloat16* bf16_out, int64_t bf16_cols,
                                     int64_t fp32_from) {
@@ -32,7 +34,7 @@ __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stri
 #pragma unroll
   for (int q = 0; q < kMaxK - 1 + kRun; ++q) {
     const int64_t t = t0 - (K - 1) + q;
-    hist[q] = (q < K - 1 + kRun && t >= 0 && t < T) ? in[t * in_stride + c] : 0.0f;
+    hist[q] = (q < K - 1 + kRun && t >= 0 && t < T) ? to_float(in[t * in_stride + c]) : 0.0f;
   }
 #pragma unroll
   for (int r = 0; r < kRun; ++r) {
@@ -62,7 +64,16 @@ __global__ void conv_prefill_kernel(float* out, const float* in, int64_t in_stri
 // layer of the codestral-7b prefill at T=16384, 32 rows slower still (H200, bench/cuda_notes.md prefill v12).
 constexpr int kRun4 = 8;
 
-__global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_stride, const float* conv_state,
+// 4 consecutive inputs from 16 (fp32) or 8 (bf16) aligned bytes.
+__device__ __forceinline__ float4 load_in4(const float* p) { return *reinterpret_cast<const float4*>(p); }
+__device__ __forceinline__ float4 load_in4(const __nv_bfloat16* p) {
+  const uint2 u = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                     __uint_as_float(u.y & 0xffff0000u));
+}
+
+template <class In>
+__global__ void conv_prefill4_kernel(float4* out, const In* in, int64_t in_stride, const float* conv_state,
                                      int64_t slot_stride, const float4* w, const float4* bias, int64_t T, int64_t C4,
                                      PackedSeqs seqs, uint2* bf16_out, int64_t bf16_c4, int64_t fp32_from4) {
   const int64_t c4 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -72,8 +83,7 @@ __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_st
 #pragma unroll
   for (int q = 0; q < 3 + kRun4; ++q) {
     const int64_t t = t0 - 3 + q;
-    hist[q] = (t >= 0 && t < T) ? *reinterpret_cast<const float4*>(in + t * in_stride + 4 * c4)
-                                : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    hist[q] = (t >= 0 && t < T) ? load_in4(in + t * in_stride + 4 * c4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
   }
   const float4 w0 = w[4 * c4], w1 = w[4 * c4 + 1], w2 = w[4 * c4 + 2], w3 = w[4 * c4 + 3], b = bias[c4];
   const int64_t t_last = min(t0 + kRun4, T) - 1;
@@ -112,7 +122,8 @@ __global__ void conv_prefill4_kernel(float4* out, const float* in, int64_t in_st
 
 // After the conv: each window takes its sequence's last K inputs (older window entries when shorter).
 // One thread per (sequence, channel) walks k upwards, so it reads win[len + k] before overwriting it.
-__global__ void conv_window_kernel(const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+template <class In>
+__global__ void conv_window_kernel(const In* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                                    int64_t C, int K, PackedSeqs seqs) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= static_cast<int64_t>(seqs.count) * C) return;
@@ -121,7 +132,7 @@ __global__ void conv_window_kernel(const float* in, int64_t in_stride, float* co
   float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c * K;
   for (int k = 0; k < K; ++k) {
     const int64_t j = len - K + k;
-    win[k] = j >= 0 ? in[(begin + j) * in_stride + c] : win[len + k];
+    win[k] = j >= 0 ? to_float(in[(begin + j) * in_stride + c]) : win[len + k];
   }
 }
 
@@ -184,32 +195,46 @@ __global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stri
 
 }  // namespace
 
-void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+namespace {
+template <class In>
+void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+                         const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
+                         cudaStream_t s, const ConvBf16Out& bf16) {
+  auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
+  const int64_t bf16_cols = bf16.out ? bf16.cols : 0, fp32_from = bf16.out ? bf16.fp32_from : 0;
+  const bool copy4 = !bf16.out || (bf16_cols % 4 == 0 && fp32_from % 4 == 0 && aligned(bf16.out, 8));
+  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && aligned(out, 16) && aligned(in, 4 * sizeof(In)) &&
+      aligned(w, 16) && aligned(bias, 16) && copy4) {
+    const int64_t C4 = C / 4;
+    conv_prefill4_kernel<In><<<dim3(blocks_for(C4, 128), blocks_for(T, kRun4)), 128, 0, s>>>(
+        reinterpret_cast<float4*>(out), in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w),
+        reinterpret_cast<const float4*>(bias), T, C4, seqs, static_cast<uint2*>(bf16.out), bf16_cols / 4,
+        fp32_from / 4);
+  } else {
+    conv_prefill_kernel<In><<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
+        out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs,
+        static_cast<__nv_bfloat16*>(bf16.out), bf16_cols, fp32_from);
+  }
+  PCM_CUDA_LAUNCH();
+  conv_window_kernel<In><<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,
+                                                                         static_cast<int>(K), seqs);
+  PCM_CUDA_LAUNCH();
+}
+}  // namespace
+
+void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
                          cudaStream_t s, const ConvBf16Out& bf16) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
   PCM_CHECK(!bf16.out || (bf16.cols > 0 && bf16.cols <= C && bf16.fp32_from >= 0 && bf16.fp32_from <= bf16.cols),
             "conv: bf16 output of {} of {} columns, fp32 from column {}", bf16.cols, C, bf16.fp32_from);
   if (T == 0) return;
-  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const int64_t bf16_cols = bf16.out ? bf16.cols : 0, fp32_from = bf16.out ? bf16.fp32_from : 0;
-  const bool copy4 =
-      !bf16.out || (bf16_cols % 4 == 0 && fp32_from % 4 == 0 && reinterpret_cast<uintptr_t>(bf16.out) % 8 == 0);
-  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && a16(out) && a16(in) && a16(w) && a16(bias) && copy4) {
-    const int64_t C4 = C / 4;
-    conv_prefill4_kernel<<<dim3(blocks_for(C4, 128), blocks_for(T, kRun4)), 128, 0, s>>>(
-        reinterpret_cast<float4*>(out), in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w),
-        reinterpret_cast<const float4*>(bias), T, C4, seqs, static_cast<uint2*>(bf16.out), bf16_cols / 4,
-        fp32_from / 4);
-  } else {
-    conv_prefill_kernel<<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
-        out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs,
-        static_cast<__nv_bfloat16*>(bf16.out), bf16_cols, fp32_from);
-  }
-  PCM_CUDA_LAUNCH();
-  conv_window_kernel<<<blocks_for(seqs.count * C, 256), 256, 0, s>>>(in, in_stride, conv_state, slot_stride, C,
-                                                                     static_cast<int>(K), seqs);
-  PCM_CUDA_LAUNCH();
+  if (bf16.in_bf16)
+    conv_prefill_launch(out, static_cast<const __nv_bfloat16*>(in), in_stride, conv_state, slot_stride, w, bias, T, C,
+                        K, seqs, s, bf16);
+  else
+    conv_prefill_launch(out, static_cast<const float*>(in), in_stride, conv_state, slot_stride, w, bias, T, C, K, seqs,
+                        s, bf16);
 }
 
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,

@@ -60,7 +60,7 @@ Gemm::Gemm() {
 
 namespace {
 
-void destroy_plans(std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool>, Gemm::Plan*>& plans) {
+void destroy_plans(std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool, bool>, Gemm::Plan*>& plans) {
   for (auto& [key, p] : plans) {
     cublasLtMatrixLayoutDestroy(p->a);
     cublasLtMatrixLayoutDestroy(p->b);
@@ -81,8 +81,8 @@ Gemm::~Gemm() {
 
 // Column-major view: Yᵀ [n, T] = W [n, k] · Xᵀ [k, T], where W row-major [n, k] is col-major [k, n]
 // transposed, and X row-major [T, k] is col-major [k, T].
-Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate) {
-  auto key = std::make_tuple(bf16, T, n, k, accumulate);
+Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, bool out_bf16) {
+  auto key = std::make_tuple(bf16, T, n, k, accumulate, out_bf16);
   auto it = plans_.find(key);
   if (it != plans_.end()) return *it->second;
   // Prefill sees a new row count per prompt length: bound the cache (a captured graph keeps its own copy
@@ -96,7 +96,8 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
   PCM_CUBLASLT(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
   PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->a, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(n), k));
   PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->b, in_type, static_cast<uint64_t>(k), static_cast<uint64_t>(T), k));
-  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->c, CUDA_R_32F, static_cast<uint64_t>(n), static_cast<uint64_t>(T), n));
+  PCM_CUBLASLT(cublasLtMatrixLayoutCreate(&p->c, out_bf16 ? CUDA_R_16BF : CUDA_R_32F, static_cast<uint64_t>(n),
+                                          static_cast<uint64_t>(T), n));
   cublasLtMatmulPreference_t pref;
   PCM_CUBLASLT(cublasLtMatmulPreferenceCreate(&pref));
   PCM_CUBLASLT(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes_,
@@ -108,7 +109,7 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
   cublasLtMatmulPreferenceDestroy(pref);
   PCM_CHECK(found > 0, "cuBLASLt found no algorithm for a {}x{}x{} {} matmul", T, n, k, bf16 ? "bf16" : "fp32");
   p->candidates.resize(static_cast<size_t>(found));
-  p->chosen = bf16 && T <= 256 ? pick_decode_algorithm(p->candidates) : 0;
+  p->chosen = bf16 && !out_bf16 && T <= 256 ? pick_decode_algorithm(p->candidates) : 0;
   p->algo = p->candidates[p->chosen].algo;
   plans_[key] = p;
   return *p;
@@ -154,6 +155,14 @@ void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int
   const float alpha = 1.0f;
   PCM_CUBLASLT(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, C ? C : Y, p.c, Y, p.c, &p.algo,
                             workspace_, workspace_bytes_, s));
+}
+
+void Gemm::run_bf16_out(void* Y, const void* X, const void* W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
+  if (T == 0) return;
+  Plan& p = plan(true, T, n, k, false, true);
+  const float alpha = 1.0f, beta = 0.0f;
+  PCM_CUBLASLT(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo, workspace_,
+                            workspace_bytes_, s));
 }
 
 }  // namespace pcm::cuda

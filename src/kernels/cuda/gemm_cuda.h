@@ -22,6 +22,9 @@ class Gemm {
   // C (null = Y) is the matrix beta scales: Y = X·Wᵀ + beta·C out of place (training's residual add).
   void run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
            cudaStream_t s, const float* C = nullptr);
+  // Y[T, n] in bf16 (row-major) = X[T, k] · W[n, k]ᵀ, both bf16, fp32 accumulation, on cuBLASLt at any T: the
+  // prefill's in_proj for the bf16 consumers after it (conv, dt, gated norm).
+  void run_bf16_out(void* Y, const void* X, const void* W, int64_t T, int64_t n, int64_t k, cudaStream_t s);
 
   // Benchmarks: the heuristic's first algorithms for one shape (one line each: tile, split-K, waves), and
   // which of them run() takes for that shape from now on (by default the heuristic's first choice, or for
@@ -32,11 +35,11 @@ class Gemm {
   struct Plan;
 
  private:
-  Plan& plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate);
+  Plan& plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, bool out_bf16 = false);
   cublasLtContext* handle_ = nullptr;
   void* workspace_ = nullptr;
   size_t workspace_bytes_ = 0;
-  std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool>, Plan*> plans_;
+  std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool, bool>, Plan*> plans_;
 };
 
 }  // namespace pcm::cuda

@@ -42,8 +42,8 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(O* out, const flo
 
 // One block per (row, group); g = y * silu(z) kept in registers between the two steps. Y: y in fp32 or bf16 (the
 // SSD prefill of bf16 models writes it so).
-template <class O, class Y>
-__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const Y* y, const float* z,
+template <class O, class Y, class Z>
+__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const Y* y, const Z* z,
                                                                      int64_t z_stride, const float* weight, int64_t C,
                                                                      int64_t gs, float eps) {
   pdl_wait();  // launched with PDL: y is the SSD step's output
@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, con
 #pragma unroll
   for (int u = 0; u < kVpt; ++u) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
-    v[u] = i < gs ? to_float(y[t * C + g0 + i]) * silu_f(z[t * z_stride + g0 + i]) : 0.0f;
+    v[u] = i < gs ? to_float(y[t * C + g0 + i]) * silu_f(to_float(z[t * z_stride + g0 + i])) : 0.0f;
     ss += v[u] * v[u];
   }
   ss = block_sum(ss, red);
@@ -87,8 +87,8 @@ __device__ __forceinline__ float4 load4(const __nv_bfloat16* p) {
                      __uint_as_float(u.y & 0xffff0000u));
 }
 
-template <class O, class Y>
-__global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const Y* y, const float* z,
+template <class O, class Y, class Z>
+__global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const Y* y, const Z* z,
                                                                  int64_t z_stride, const float* weight, int64_t T,
                                                                  int64_t C, int64_t gs, int64_t groups, float eps) {
   pdl_wait();  // launched with PDL: y is the SSD step's output
@@ -98,13 +98,13 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const Y
   const int64_t t = item / groups, g0 = (item % groups) * gs;
   const int nv = static_cast<int>(gs / 128);  // float4s per lane
   const Y* yr = y + t * C + g0;
-  const float4* zv = reinterpret_cast<const float4*>(z + t * z_stride + g0);
+  const Z* zr = z + t * z_stride + g0;
   float4 v[kGroupVec];
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kGroupVec; ++u) {
     if (u < nv) {
-      const float4 a = load4(yr + 4 * (u * 32 + lane)), b = zv[u * 32 + lane];
+      const float4 a = load4(yr + 4 * (u * 32 + lane)), b = load4(zr + 4 * (u * 32 + lane));
       v[u] = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
       ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
     }
@@ -126,8 +126,8 @@ __global__ void __launch_bounds__(256) gated_rmsnorm_warp_kernel(O* out, const Y
 // (a single group of a wide model, e.g. mamba2-1.3b's 4096): each thread holds up to 4 float4s.
 constexpr int kBlockVec = 4;
 
-template <class O, class Y>
-__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out, const Y* y, const float* z,
+template <class O, class Y, class Z>
+__global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out, const Y* y, const Z* z,
                                                                          int64_t z_stride, const float* weight,
                                                                          int64_t C, int64_t gs, float eps) {
   pdl_wait();  // launched with PDL: y is the SSD step's output
@@ -135,13 +135,14 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out,
   const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
   const int nv = static_cast<int>(gs / (4 * kNormThreads));
   const Y* yr = y + t * C + g0;
-  const float4* zv = reinterpret_cast<const float4*>(z + t * z_stride + g0);
+  const Z* zr = z + t * z_stride + g0;
   float4 v[kBlockVec];
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kBlockVec; ++u) {
     if (u < nv) {
-      const float4 a = load4(yr + 4 * (u * kNormThreads + threadIdx.x)), b = zv[u * kNormThreads + threadIdx.x];
+      const int i = 4 * (u * kNormThreads + threadIdx.x);
+      const float4 a = load4(yr + i), b = load4(zr + i);
       v[u] = make_float4(a.x * silu_f(b.x), a.y * silu_f(b.y), a.z * silu_f(b.z), a.w * silu_f(b.w));
       ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
     }
@@ -164,12 +165,13 @@ __global__ void add_bias_kernel(float* x, int64_t stride, const float* bias, int
   if (i < T * C) x[(i / C) * stride + i % C] += bias[i % C];
 }
 
-__global__ void dt_kernel(float* dt, const float* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H,
+template <class R>
+__global__ void dt_kernel(float* dt, const R* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H,
                           float lo, float hi) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= T * H) return;
   const int64_t t = i / H, h = i % H;
-  dt[i] = softplus_clamp(raw[t * stride + h] + dt_bias[h], lo, hi);
+  dt[i] = softplus_clamp(to_float(raw[t * stride + h]) + dt_bias[h], lo, hi);
 }
 
 __global__ void f32_to_bf16_kernel(__nv_bfloat16* out, const float* in, int64_t n) {
@@ -220,8 +222,8 @@ void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t
 }
 
 namespace {
-template <class Y>
-void gated_rmsnorm_launch(void* out, bool bf16, const Y* y, const float* z, int64_t z_stride, const float* weight,
+template <class Y, class Z>
+void gated_rmsnorm_launch(void* out, bool bf16, const Y* y, const Z* z, int64_t z_stride, const float* weight,
                           int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s) {
   const int64_t groups = C / group_size;
   // Launched with programmatic dependent launch: in decode it follows the SSD step, which lets it launch once
@@ -230,47 +232,54 @@ void gated_rmsnorm_launch(void* out, bool bf16, const Y* y, const float* z, int6
   // of 8 groups the warp kernel (128 blocks) took 8.9 µs where the block kernel took 3.2 at 64 rows (H200,
   // bench/cuda_notes.md decode v11), so the warp kernel starts at 2048 (row, group) items.
   auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool vec_ok = C % 4 == 0 && z_stride % 4 == 0 && a16(y) && a16(z) && a16(weight) &&
+  const bool vec_ok = C % 4 == 0 && z_stride % 4 == 0 && a16(y) &&
+                      reinterpret_cast<uintptr_t>(z) % (4 * sizeof(Z)) == 0 && a16(weight) &&
                       reinterpret_cast<uintptr_t>(out) % 8 == 0 && (bf16 || a16(out));
   if (T * groups >= 2048 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && vec_ok) {
     const unsigned blocks = blocks_for(T * groups, 8);
     if (bf16)
-      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<__nv_bfloat16, Y>, dim3(blocks), dim3(256), 0, s,
+      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<__nv_bfloat16, Y, Z>, dim3(blocks), dim3(256), 0, s,
                           static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, T, C, group_size, groups, eps));
     else
-      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<float, Y>, dim3(blocks), dim3(256), 0, s, static_cast<float*>(out),
-                          y, z, z_stride, weight, T, C, group_size, groups, eps));
+      PCM_CUDA(launch_pdl(gated_rmsnorm_warp_kernel<float, Y, Z>, dim3(blocks), dim3(256), 0, s,
+                          static_cast<float*>(out), y, z, z_stride, weight, T, C, group_size, groups, eps));
     return;
   }
   dim3 grid(static_cast<unsigned>(T), static_cast<unsigned>(groups));
   if (group_size % (4 * kNormThreads) == 0 && group_size <= 4 * kNormThreads * kBlockVec && vec_ok) {
     if (bf16)
-      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<__nv_bfloat16, Y>, grid, dim3(kNormThreads), 0, s,
+      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<__nv_bfloat16, Y, Z>, grid, dim3(kNormThreads), 0, s,
                           static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C, group_size, eps));
     else
-      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<float, Y>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out),
-                          y, z, z_stride, weight, C, group_size, eps));
+      PCM_CUDA(launch_pdl(gated_rmsnorm_vec_kernel<float, Y, Z>, grid, dim3(kNormThreads), 0, s,
+                          static_cast<float*>(out), y, z, z_stride, weight, C, group_size, eps));
     return;
   }
   if (bf16)
-    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<__nv_bfloat16, Y>, grid, dim3(kNormThreads), 0, s,
+    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<__nv_bfloat16, Y, Z>, grid, dim3(kNormThreads), 0, s,
                         static_cast<__nv_bfloat16*>(out), y, z, z_stride, weight, C, group_size, eps));
   else
-    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<float, Y>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out), y,
+    PCM_CUDA(launch_pdl(gated_rmsnorm_kernel<float, Y, Z>, grid, dim3(kNormThreads), 0, s, static_cast<float*>(out), y,
                         z, z_stride, weight, C, group_size, eps));
 }
 }  // namespace
 
-void gated_rmsnorm(void* out, bool bf16, const void* y, const float* z, int64_t z_stride, const float* weight,
-                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16) {
+void gated_rmsnorm(void* out, bool bf16, const void* y, const void* z, int64_t z_stride, const float* weight,
+                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16, bool z_bf16) {
   if (T == 0) return;
   PCM_CHECK(group_size <= kNormThreads * kVpt, "CUDA gated RMSNorm: group of {} channels exceeds {}", group_size,
             kNormThreads * kVpt);
-  if (y_bf16)
-    gated_rmsnorm_launch(out, bf16, static_cast<const __nv_bfloat16*>(y), z, z_stride, weight, T, C, group_size, eps,
-                         s);
+  PCM_CHECK(!z_bf16 || y_bf16, "CUDA gated RMSNorm: z in bf16 only with y in bf16");
+  using bf = __nv_bfloat16;
+  if (z_bf16)
+    gated_rmsnorm_launch(out, bf16, static_cast<const bf*>(y), static_cast<const bf*>(z), z_stride, weight, T, C,
+                         group_size, eps, s);
+  else if (y_bf16)
+    gated_rmsnorm_launch(out, bf16, static_cast<const bf*>(y), static_cast<const float*>(z), z_stride, weight, T, C,
+                         group_size, eps, s);
   else
-    gated_rmsnorm_launch(out, bf16, static_cast<const float*>(y), z, z_stride, weight, T, C, group_size, eps, s);
+    gated_rmsnorm_launch(out, bf16, static_cast<const float*>(y), static_cast<const float*>(z), z_stride, weight, T,
+                         C, group_size, eps, s);
 }
 
 void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s) {
@@ -279,10 +288,15 @@ void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C,
   PCM_CUDA_LAUNCH();
 }
 
-void dt_softplus(float* dt, const float* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H, float lo,
-                 float hi, cudaStream_t s) {
+void dt_softplus(float* dt, const void* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H, float lo,
+                 float hi, cudaStream_t s, bool raw_bf16) {
   if (T * H == 0) return;
-  dt_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(dt, raw, stride, dt_bias, T, H, lo, hi);
+  if (raw_bf16)
+    dt_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(dt, static_cast<const __nv_bfloat16*>(raw), stride, dt_bias, T,
+                                                     H, lo, hi);
+  else
+    dt_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(dt, static_cast<const float*>(raw), stride, dt_bias, T, H, lo,
+                                                     hi);
   PCM_CUDA_LAUNCH();
 }
 

@@ -16,14 +16,16 @@ void embedding_gather(float* resid, const void* embedding, bool bf16, const int3
 void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t T, int64_t C, float eps,
              cudaStream_t s);
 // g = y * silu(z), normalised over each block of group_size channels, times weight (grouped gated RMSNorm).
-// y [T, C] fp32, or bf16 with y_bf16 (as ssd_chunked writes it with SsdIn::xbc_bf16); z row t at z + t * z_stride.
-void gated_rmsnorm(void* out, bool bf16, const void* y, const float* z, int64_t z_stride, const float* weight,
-                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16 = false);
+// y [T, C] fp32, or bf16 with y_bf16 (as ssd_chunked writes it with SsdIn::xbc_bf16); z row t at z + t * z_stride,
+// fp32, or bf16 with z_bf16 (a bf16 in_proj output; only with y_bf16).
+void gated_rmsnorm(void* out, bool bf16, const void* y, const void* z, int64_t z_stride, const float* weight,
+                   int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16 = false,
+                   bool z_bf16 = false);
 // x[t, i] += bias[i] for a [T, C] matrix with row stride `stride`.
 void add_bias(float* x, int64_t stride, const float* bias, int64_t T, int64_t C, cudaStream_t s);
-// dt[t, h] = clamp(softplus(raw[t * stride + h] + dt_bias[h]), lo, hi).
-void dt_softplus(float* dt, const float* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H, float lo,
-                 float hi, cudaStream_t s);
+// dt[t, h] = clamp(softplus(raw[t * stride + h] + dt_bias[h]), lo, hi); raw fp32, or bf16 with raw_bf16.
+void dt_softplus(float* dt, const void* raw, int64_t stride, const float* dt_bias, int64_t T, int64_t H, float lo,
+                 float hi, cudaStream_t s, bool raw_bf16 = false);
 // fp32 -> bf16 (n elements), and a deterministic uniform fill of bf16 with the given std (benchmarks).
 void f32_to_bf16(uint16_t* out, const float* in, int64_t n, cudaStream_t s);
 void bf16_to_f32(float* out, const uint16_t* in, int64_t n, cudaStream_t s);
@@ -42,13 +44,14 @@ struct PackedSeqs {
 };
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]), earlier inputs from the window;
 // then the windows hold each sequence's last K inputs. in: row t at in + t * in_stride. out: [T, C].
-// Optional bf16 output of the conv (the SSD's bf16 x and B of bf16 models): columns [0, cols) also go to out
-// ([T, cols] bf16), and out gets only columns [fp32_from, C).
+// bf16 sides of the conv for bf16 models: `out` (optional) takes columns [0, cols) in bf16 ([T, cols]; the SSD's x, B,
+// C) and the fp32 output only columns [fp32_from, C); in_bf16: the input is bf16 (a bf16 in_proj output).
 struct ConvBf16Out {
   void* out = nullptr;
   int64_t cols = 0, fp32_from = 0;
+  bool in_bf16 = false;
 };
-void conv1d_silu_prefill(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
+void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
                          cudaStream_t s, const ConvBf16Out& bf16 = {});
 // One token per row b for slot slots[b] (rows with slot < 0 are padding: out 0, no state change).
