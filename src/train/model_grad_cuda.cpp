@@ -346,7 +346,8 @@ class CudaTrainBackend : public TrainBackend {
   void layer_forward(const DevLayer& w, const float* resid_in, float* resid_out, const Acts& a);
   // The forward's xbc (conv) again from zx (yn comes from the gated norm's backward, xn from the RMSNorm's).
   void recompute_derived(const DevLayer& w, const Acts& a);
-  void conv_forward(const DevLayer& w, const Acts& a);
+  // bf16_copy: x, B, C in bf16 too, into xbc16_ (the forward SSD's bf16 kernels)
+  void conv_forward(const DevLayer& w, const Acts& a, bool bf16_copy = false);
   // dresid16: dresid (the layer output's gradient) in bf16 in bf16 mode, else null; on return it holds the
   // layer input's gradient, as does dresid.
   void layer_backward(const DevLayer& w, const DevLayer& g, const float* resid_in, const Acts& a,
@@ -394,6 +395,7 @@ class CudaTrainBackend : public TrainBackend {
   // bf16 mode: dzx (the in_proj backward's operand; dzx_ only exists for an in_proj bias) or, in the head,
   // the logits' gradient; dresid as the out_proj backward's operand; the lm_head weights of this step.
   DeviceArray<uint16_t> grad16_, dresid16_, lm_head16_;
+  DeviceArray<uint16_t> xbc16_;  // bf16 training: the forward SSD's x, B, C [T, conv_dim] (empty otherwise)
   DeviceArray<double> sq_scratch_;
 };
 
@@ -408,7 +410,10 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   if (w.in_b) cuda::add_bias(a.zx, dpr, w.in_b, T, dpr, s);
   const int32_t* ints = ints_.get();
   timer_.mark("fwd: conv + dt", s);
-  conv_forward(w, a);
+  // bf16 training, shapes the bf16 SSD takes: the conv also writes x, B, C in bf16 for the forward SSD's bf16 kernels
+  // (the backward recomputes its chunk quantities from the fp32 ones on TF32, as before)
+  const bool bf16_ssd = xbc16_.get() != nullptr;
+  conv_forward(w, a, bf16_ssd);
   cuda::dt_softplus(a.dt, a.zx + di + cd, dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
                     static_cast<float>(c_.dt_max), s);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
@@ -416,7 +421,12 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   const int64_t hpn = H * c_.head_dim * c_.state_size;
   timer_.mark("fwd: ssd", s);
   PCM_CUDA(cudaMemsetAsync(ssm_state_.get(), 0, static_cast<size_t>(ix_.S * hpn) * 4, s));
-  const cuda::SsdIn in{a.xbc, cd, a.dt, A_.get(), w.D};
+  cuda::SsdIn in{a.xbc, cd, a.dt, A_.get(), w.D};
+  if (bf16_ssd) {
+    in.xbc_bf16 = xbc16_.get();
+    in.bf16_stride = cd;
+    in.y_fp32 = true;
+  }
   cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, chunk_table(), ints + ix_.seq_slot,
                     static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
   if (!resid_out) return;
@@ -427,14 +437,15 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   if (w.out_b) cuda::add_bias(resid_out, d, w.out_b, T, d, s);
 }
 
-void CudaTrainBackend::conv_forward(const DevLayer& w, const Acts& a) {
+void CudaTrainBackend::conv_forward(const DevLayer& w, const Acts& a, bool bf16_copy) {
   const int64_t di = c_.d_inner(), dpr = c_.d_in_proj(), cd = c_.conv_dim(), K = c_.conv_kernel;
   const int32_t* ints = ints_.get();
   const cuda::PackedSeqs seqs{static_cast<int32_t>(ix_.S), ints + ix_.seq_start, ints + ix_.seq_slot,
                               ints + ix_.row_seq};
   PCM_CUDA(cudaMemsetAsync(conv_state_.get(), 0, static_cast<size_t>(ix_.S * cd * K) * 4, stream_));
   cuda::conv1d_silu_prefill(a.xbc, a.zx + di, dpr, conv_state_.get(), cd * K, w.conv_w,
-                            w.conv_b ? w.conv_b : zero_bias_.get(), T_, cd, K, seqs, stream_);
+                            w.conv_b ? w.conv_b : zero_bias_.get(), T_, cd, K, seqs, stream_,
+                            bf16_copy ? cuda::ConvBf16Out{xbc16_.get(), cd, 0} : cuda::ConvBf16Out{});
 }
 
 void CudaTrainBackend::recompute_derived(const DevLayer& w, const Acts& a) {
@@ -545,6 +556,8 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   ssm_state_.ensure(ix_.S * H * c_.head_dim * c_.state_size);
   const cuda::SsdDims dims = ssd_dims();
   ssd_scratch_.ensure(cuda::ssd_chunked_scratch_floats(ix_.chunks, ssd_q(), dims));
+  // bf16 training: the forward SSD's x, B, C in bf16 (one layer at a time)
+  if (gemm_.bf16() && cuda::ssd_bf16_supported(dims, ssd_q())) xbc16_.ensure(T * c_.conv_dim());
   const bool bf16 = gemm_.bf16();
   // The head's block of logits [R, V] and (bf16) their gradient live in the SSD backward's scratch, which
   // is idle until the layers' backward.

@@ -325,9 +325,10 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 // twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
 // bf16_x: x, B and C in bf16 as well, as the conv writes them for bf16 models (xbc's x columns are NaN then, so that
 // a read of them shows): the bf16 chunk states and outputs, y in bf16.
+// y_fp32: y stays fp32 with x in bf16 (the training forward).
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
                        const std::vector<int32_t>& seq_slot = {2, 0, 3, 1}, uint32_t seed = 0, bool twice = false,
-                       bool bf16_x = false) {
+                       bool bf16_x = false, bool y_fp32 = false) {
   std::mt19937 rng(seed ? seed : bf16_state ? 16 : 15);
   int64_t T = 0;
   for (int32_t l : lens) T += l;
@@ -375,6 +376,7 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
     dx.upload(xbc_nan);
     ssd_in.xbc_bf16 = x16.get();
     ssd_in.bf16_stride = xb;
+    ssd_in.y_fp32 = y_fp32;
   }
   auto run = [&] {
     y.poison();
@@ -384,7 +386,7 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
                       cuda::ChunkTable{chunks, kQ, dcs.get(), dcl.get(), dsc.get()}, dslot.get(),
                       static_cast<int32_t>(lens.size()), scr.get(), tf32, nullptr);
     auto got_y = y.download();
-    if (bf16_x) {  // y in bf16: the first T·kDi halves of the buffer
+    if (bf16_x && !y_fp32) {  // y in bf16: the first T·kDi halves of the buffer
       std::vector<uint16_t> y16(static_cast<size_t>(T * kDi));
       std::memcpy(y16.data(), got_y.data(), y16.size() * sizeof(uint16_t));
       got_y = test::bf16_bits_to_f32(y16);
@@ -482,6 +484,7 @@ TEST(CudaKernelsInputs, ConvBf16OutputOutsideTheColumnsRefused) {
 TEST(CudaKernels, SsdChunkedPackedBf16X) {
   PCM_REQUIRE_GPU();
   check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 25, false, true);
+  check_ssd_chunked(false, true, {300, 1, 512, 77}, {2, 0, 3, 1}, 29, false, true, true);  // y in fp32 (training)
 }
 TEST(CudaKernels, SsdChunkedPackedBf16XEdges) {
   PCM_REQUIRE_GPU();

@@ -99,7 +99,9 @@ __device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o,
   }
 }
 
-__global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t* y, const float* cs, const float* cb,
+// Y: y's type (uint16_t: bf16 for the gated norm of inference; float: training keeps y for its backward).
+template <class Y>
+__global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(Y* y, const float* cs, const float* cb,
                                                                         const float* states, SsdIn in, SsdDims d,
                                                                         ChunkTable ct) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -144,13 +146,17 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t
     for (int half = 0; half < 2; ++half) {
       const int r = 16 * mt + gq + 8 * half;
       if (r >= len) continue;
-      uint32_t* yrow = reinterpret_cast<uint32_t*>(y + (start + static_cast<int64_t>(r)) * HP + h * kP);
+      Y* yrow = y + (start + static_cast<int64_t>(r)) * HP + h * kP;
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt) {  // D x from the bf16 x (as Triton's chunk_scan with bf16 x)
         const __nv_bfloat162 xv =
             *reinterpret_cast<const __nv_bfloat162*>(&sm.x[r * kP + 8 * (nt ^ key(r)) + 2 * tq]);
         const float2 xf = __bfloat1622float2(xv);
-        yrow[4 * nt + tq] = pack(acc[nt][2 * half] + Dh * xf.x, acc[nt][2 * half + 1] + Dh * xf.y);
+        const float v0 = acc[nt][2 * half] + Dh * xf.x, v1 = acc[nt][2 * half + 1] + Dh * xf.y;
+        if constexpr (sizeof(Y) == 2)
+          *reinterpret_cast<uint32_t*>(yrow + 8 * nt + 2 * tq) = pack(v0, v1);
+        else
+          *reinterpret_cast<float2*>(yrow + 8 * nt + 2 * tq) = make_float2(v0, v1);
       }
     }
   };
@@ -176,9 +182,15 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(uint16_t
 void chunk_output_bf16(float* y, const float* cs, const float* cb, const float* states, const SsdIn& in,
                        const SsdDims& d, const ChunkTable& ct, cudaStream_t s) {
   constexpr int smem = sizeof(OutSmem);
-  mma_tf32::allow_smem(chunk_output_bf16_kernel, smem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
-  chunk_output_bf16_kernel<<<blocks, kThreads, smem, s>>>(reinterpret_cast<uint16_t*>(y), cs, cb, states, in, d, ct);
+  if (in.y_fp32) {
+    mma_tf32::allow_smem(chunk_output_bf16_kernel<float>, smem);
+    chunk_output_bf16_kernel<float><<<blocks, kThreads, smem, s>>>(y, cs, cb, states, in, d, ct);
+  } else {
+    mma_tf32::allow_smem(chunk_output_bf16_kernel<uint16_t>, smem);
+    chunk_output_bf16_kernel<uint16_t>
+        <<<blocks, kThreads, smem, s>>>(reinterpret_cast<uint16_t*>(y), cs, cb, states, in, d, ct);
+  }
   PCM_CUDA_LAUNCH();
 }
 
