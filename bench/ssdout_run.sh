@@ -21,6 +21,8 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --fo
 echo "gpu: $(cat $L/gpu.txt)" >> $D
 tst test_cuda 240 '*' test_cuda
 [ -x ./test_train ] && tst test_train 90 '*Cuda*'
+# main's tests when this build's fail (packed as test_cuda_base): tells a patch's failure from main's
+[ -x ./test_cuda_base ] && grep -q '^\[  FAILED  \]' $L/test_cuda.log && tst test_cuda_base 240 '*'
 summary
 if [ -n "$CS" ]; then
   for tool in memcheck racecheck; do
