@@ -3,7 +3,9 @@
 # RUN=bench/ssdout_run.sh bench/ssdpass_pack.sh BUILD DEST BASE_PCM): test_cuda (and test_train's CUDA tests when
 # packed), memcheck / racecheck of the bf16 SSD tests, codestral-7b prefill (T=4096, 16384) of pcm_base and pcm
 # alternating, ncu per-kernel times of a 2-layer T=16384 prefill of both, ncu sections of the chunk outputs,
-# TRAIN_BENCH="bf16 base" for the 1.3B training step of both. $OUT/summary.txt rewritten after every step; logs.tgz.
+# TRAIN_BENCH="bf16 base" for the 1.3B training step of both; TEST_FILTER (test_cuda), CHECK_FILTER (sanitizers),
+# DETAIL_KERNEL / DETAIL_SKIP / DETAIL_COUNT (ncu sections of pcm's kernels); VARIANTS: binaries to compare (base =
+# pcm_base, bf16 = pcm, NAME = pcm_NAME packed through BINS). $OUT/summary.txt rewritten after every step; logs.tgz.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/ssdout-logs; rm -rf $L; mkdir -p $L; D=$L/detail.txt; K=$L/key.txt; : > $D; : > $K; T0=$SECONDS
@@ -19,22 +21,23 @@ tst() {  # binary, timeout, filter, log name
 }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw,temperature.gpu --format=csv,noheader > $L/gpu.txt 2>&1
 echo "gpu: $(cat $L/gpu.txt)" >> $D
-tst test_cuda 240 '*' test_cuda
+tst test_cuda 240 "${TEST_FILTER:-*}" test_cuda
 [ -x ./test_train ] && tst test_train 90 '*Cuda*'
 # main's tests when this build's fail (packed as test_cuda_base): tells a patch's failure from main's
 [ -x ./test_cuda_base ] && grep -q '^\[  FAILED  \]' $L/test_cuda.log && tst test_cuda_base 240 '*'
 summary
 if [ -n "$CS" ]; then
   for tool in memcheck racecheck; do
-    t=$SECONDS; timeout 60 $CS --tool $tool ./test_cuda --gtest_filter='CudaKernels.Conv1dPrefillBf16X:CudaKernels.SsdChunkedPackedBf16X' > $L/$tool.log 2>&1
+    t=$SECONDS; timeout 60 $CS --tool $tool ./test_cuda --gtest_filter="${CHECK_FILTER:-CudaKernels.Conv1dPrefillBf16X:CudaKernels.SsdChunkedPackedBf16X}" > $L/$tool.log 2>&1
     echo "$tool bf16 tests rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazard[s]?' $L/$tool.log | tr '\n' ' ')" >> $K
     summary
   done
 fi
 BA="bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 4096,16384"
-for r in 1 2 3; do for v in base bf16; do
+bin() { case $1 in base) echo pcm_base ;; bf16) echo pcm ;; *) echo pcm_$1 ;; esac; }
+for r in 1 2 3; do for v in ${VARIANTS:-base bf16}; do
   left 60 || continue
-  b=pcm; [ $v = base ] && b=pcm_base
+  b=$(bin $v)
   t=$SECONDS; timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
   echo "prefill $v rc=$? $((SECONDS-t))s: $(grep -E '^\| T=' $L/bench_${v}_$r.txt | awk -F'|' '{printf "%s %s ms; ", $2, $4}')" >> $K
   summary
@@ -52,25 +55,25 @@ print(" | ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1
 PY
 }
 B2="bench --device cuda --shape codestral-7b --layers 2 --cuda-batches 1 --cuda-prefill 16384 --decode-tokens 1 --prompt-tokens 1"
-for v in bf16 base; do
+for v in ${VARIANTS:-bf16 base}; do
   [ -n "$NCU" ] && left 40 || continue
-  b=pcm; [ $v = base ] && b=pcm_base
+  b=$(bin $v)
   t=$SECONDS; timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
   echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E "tc::|conv|cb_|cumsum|transpose|gated|rmsnorm|nvjet|total" | tr '\n' '|')" | fold -w 150 >> $K
   summary
 done
 for v in ${TRAIN_BENCH:-}; do
   left 40 || continue
-  b=pcm; [ $v = base ] && b=pcm_base
+  b=$(bin $v)
   t=$SECONDS; PCM_TRAIN_PROFILE=1 timeout 40 ./$b bench --train --device cuda --shape mamba2-1.3b --seq-len 2048 --batch 4 --steps 3 > $L/train_$v.txt 2>&1
   echo "train 1.3B b4 $v rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$v.txt | tr '\n' ' ') fwd ssd $(grep -oE 'fwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') ms" >> $K
   summary
 done
 if [ -n "$NCU" ] && left 40; then
   t=$SECONDS; timeout 40 $NCU --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
-    --section WarpStateStats -k 'regex:chunk_output' --launch-skip 2 --launch-count 2 ./pcm $B2 > $L/ncu_detail.txt 2>&1
+    --section WarpStateStats --section MemoryWorkloadAnalysis -k "regex:${DETAIL_KERNEL:-chunk_output}" --launch-skip ${DETAIL_SKIP:-2} --launch-count ${DETAIL_COUNT:-2} ./pcm $B2 > $L/ncu_detail.txt 2>&1
   echo "ncu sections rc=$? $((SECONDS-t))s" >> $K
-  grep -E "chunk_output|Duration|Registers Per|Achieved Occupancy|Theoretical Occ|Block Limit (Reg|Sha)|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Compute \(SM\) Th|Memory Throughput" \
+  grep -E "${DETAIL_KERNEL:-chunk_output}|Duration|DRAM Throughput|Mem Busy|Max Bandwidth|Registers Per|Achieved Occupancy|Theoretical Occ|Block Limit (Reg|Sha)|Issue Slots Busy|No Eligible|Warp Cycles Per Issued|Compute \(SM\) Th|Memory Throughput" \
     $L/ncu_detail.txt | cut -c1-100 >> $D
   summary
 fi

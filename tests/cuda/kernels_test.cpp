@@ -97,6 +97,13 @@ void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed, int64_t groups = 
   got = out.download();
   ASSERT_TRUE(test::all_finite(got));
   EXPECT_LE(rel_error(got, ref), 1e-5) << "bf16 y and z";
+  // all bf16, the prefill of bf16 models (the warp kernel's 16-byte accesses where the rows allow)
+  out16.poison();
+  cuda::gated_rmsnorm(out16.get(), true, dy16.get(), dz16.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr,
+                      /*y_bf16=*/true, /*z_bf16=*/true);
+  got16 = test::bf16_bits_to_f32(out16.download());
+  ASSERT_TRUE(test::all_finite(got16));
+  EXPECT_LE(rel_error(got16, ref), 5e-3) << "bf16 y, z and output";
 }
 
 // 19 rows: a block per group; 130 rows with 16-byte aligned z rows: 16-byte loads over a block (decode at
@@ -279,7 +286,10 @@ TEST(CudaKernels, Conv1dPrefillBf16X) {
   check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kCd, kDi);
   check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kDi + kG * kN, kDi);
   check_conv_prefill({40, 9}, kCd + 12, rng, {}, nullptr, kDi, kDi);
-  // the input in bf16 as well (the prefill with a bf16 in_proj), float4 and generic kernels
+  // the input in bf16 as well (the prefill with a bf16 in_proj): the 16-byte kernel (8 channels per thread, stride
+  // a multiple of 8) with all or only x in bf16, and the generic one (stride 4 or 3 past a multiple of 8)
+  check_conv_prefill({300, 2, 45}, kCd + 16, rng, {}, nullptr, kCd, kDi, true);
+  check_conv_prefill({40, 9, 3}, kCd + 8, rng, {}, nullptr, kDi, kDi, true);
   check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kCd, kDi, true);
   check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kCd, kDi, true);
 }
@@ -323,7 +333,7 @@ SsdCase random_ssd_inputs(int64_t T, std::mt19937& rng) {
 // Packed prefill of sequences that are and are not multiples of Q, each from a random initial state,
 // against the CPU chunked form; fp32 and bf16 states. lens[s] rows of sequence s go to slot seq_slot[s].
 // twice: run again from the same states and expect the same bits (a race in the state handoff would move them).
-// bf16_x: x, B and C in bf16 as well, as the conv writes them for bf16 models (xbc's x columns are NaN then, so that
+// bf16_x: x, B and C in bf16 as well, as the conv writes them for bf16 models (xbc is all NaN then, so that
 // a read of them shows): the bf16 chunk states and outputs, y in bf16.
 // y_fp32: y stays fp32 with x in bf16 (the training forward).
 void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& lens = {300, 1, 512, 77},
@@ -372,7 +382,7 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   if (bf16_x) {
     auto xbc_nan = in.xbc;
     for (int64_t t = 0; t < T; ++t)
-      std::fill_n(xbc_nan.begin() + t * kCd, kDi, std::numeric_limits<float>::quiet_NaN());
+      std::fill_n(xbc_nan.begin() + t * kCd, kCd, std::numeric_limits<float>::quiet_NaN());
     dx.upload(xbc_nan);
     ssd_in.xbc_bf16 = x16.get();
     ssd_in.bf16_stride = xb;

@@ -2,6 +2,7 @@
 // decode step (rolling window, one token per slot).
 #include <cuda_bf16.h>
 
+#include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
@@ -57,66 +58,96 @@ __global__ void conv_prefill_kernel(float* out, const In* in, int64_t in_stride,
   }
 }
 
-// K = 4 with 16-byte aligned rows: thread per (4 channels, run of kRun4 rows), float4 loads and stores.
-// Blocks along x cover a row's channels, so the blocks running together read whole rows (the generic kernel's
-// grid walked down 512-byte strips). A run inside one sequence, past its first K - 1 rows, needs no window.
-// Runs of 8 rows: 80 registers, 6 blocks per SM; 16 rows (124 registers, 4 blocks) took 482 against 384 µs per
-// layer of the codestral-7b prefill at T=16384, 32 rows slower still (H200, bench/cuda_notes.md prefill v12).
-constexpr int kRun4 = 8;
+// K = 4 with 16-byte aligned rows: thread per (16 bytes of input channels: 4 fp32 or 8 bf16, run of kStageRows
+// rows). Each thread copies its own column of the run's kStageRows + 3 input rows into shared memory with cp.async
+// (only it reads them back: no barrier), then computes the rows from a sliding window in registers, the weights in
+// registers too: all of a run's 16-byte loads are in flight at once, where a register window held 11 (bf16 input:
+// 395 µs per layer of the codestral-7b prefill at T=16384, 41% of HBM bandwidth, 4 blocks of 128 per SM at 119
+// registers; weights re-read per row: 888 µs, L1-bound; the row loop unrolled 32 times: 1.5 ms, warps stalled on
+// instruction fetch; H200 2026-12-04). Blocks along x cover a row's channels, so the blocks running together read
+// whole rows. A run inside one sequence, past its first K - 1 rows, needs no window.
+constexpr int kStageThreads = 128, kStageRows = 16;
+constexpr int kStageIn = kStageRows + 3;  // input rows per run
+constexpr size_t kStageSmem = size_t{kStageIn} * kStageThreads * 16;
 
-// 4 consecutive inputs from 16 (fp32) or 8 (bf16) aligned bytes.
-__device__ __forceinline__ float4 load_in4(const float* p) { return *reinterpret_cast<const float4*>(p); }
-__device__ __forceinline__ float4 load_in4(const __nv_bfloat16* p) {
-  const uint2 u = *reinterpret_cast<const uint2*>(p);
-  return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
-                     __uint_as_float(u.y & 0xffff0000u));
+// Channel i of a 16-byte input word: 4 fp32 or 8 bf16 (bf16 i at bits 16 (i % 2) of 32-bit word i / 2).
+template <class In>
+__device__ __forceinline__ float lane_of(const uint4& u, int i) {
+  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+  if constexpr (sizeof(In) == 4) return __uint_as_float(w[i]);
+  else return __uint_as_float(i % 2 ? w[i / 2] & 0xffff0000u : w[i / 2] << 16);
 }
 
 template <class In>
-__global__ void conv_prefill4_kernel(float4* out, const In* in, int64_t in_stride, const float* conv_state,
-                                     int64_t slot_stride, const float4* w, const float4* bias, int64_t T, int64_t C4,
-                                     PackedSeqs seqs, uint2* bf16_out, int64_t bf16_c4, int64_t fp32_from4) {
-  const int64_t c4 = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kRun4;
-  if (c4 >= C4) return;
-  float4 hist[3 + kRun4];  // hist[q] = input row t0 - 3 + q, channels 4 c4 .. 4 c4 + 3
+__global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
+    float* out, const In* in, int64_t in_stride, const float* conv_state, int64_t slot_stride, const float4* w,
+    const float* bias, int64_t T, int64_t C, PackedSeqs seqs, __nv_bfloat16* bf16_out, int64_t bf16_cols,
+    int64_t fp32_from) {
+  constexpr int V = 16 / sizeof(In);  // channels per thread
+  extern __shared__ uint4 stage[];    // [kStageIn][kStageThreads]: row q = input row t0 - 3 + q
+  const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kStageThreads + threadIdx.x) * V;
+  const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kStageRows;
+  if (c0 >= C) return;
+  uint4* col = stage + threadIdx.x;
 #pragma unroll
-  for (int q = 0; q < 3 + kRun4; ++q) {
+  for (int q = 0; q < kStageIn; ++q) {
     const int64_t t = t0 - 3 + q;
-    hist[q] = (t >= 0 && t < T) ? load_in4(in + t * in_stride + 4 * c4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    const bool valid = t >= 0 && t < T;
+    cp_async::copy16(reinterpret_cast<float*>(col + q * kStageThreads),
+                     reinterpret_cast<const float*>(in + (valid ? t : 0) * in_stride + c0), valid);
   }
-  const float4 w0 = w[4 * c4], w1 = w[4 * c4 + 1], w2 = w[4 * c4 + 2], w3 = w[4 * c4 + 3], b = bias[c4];
-  const int64_t t_last = min(t0 + kRun4, T) - 1;
+  cp_async::commit();
+  float4 wc[V];  // taps of channel c0 + i
+  float bc[V];
+#pragma unroll
+  for (int i = 0; i < V; ++i) {
+    wc[i] = w[c0 + i];
+    bc[i] = bias[c0 + i];
+  }
+  const int64_t t_last = min(t0 + kStageRows, T) - 1;
   const int sq0 = seqs.row_seq[t0];
   const bool inside = seqs.row_seq[t_last] == sq0 && t0 - seqs.seq_start[sq0] >= 3;
-#pragma unroll
-  for (int r = 0; r < kRun4; ++r) {
+  cp_async::wait_group<0>();
+  uint4 x0 = col[0], x1 = col[kStageThreads], x2 = col[2 * kStageThreads];  // rows t - 3, t - 2, t - 1 of row t
+  const int rows = static_cast<int>(min(static_cast<int64_t>(kStageRows), T - t0));
+#pragma unroll 1  // one copy of the row body: unrolled 32 times, instruction fetch stalled the warps (1.5 ms)
+  for (int r = 0; r < rows; ++r) {
+    const uint4 x3 = col[(r + 3) * kStageThreads];
     const int64_t t = t0 + r;
-    if (t >= T) break;
-    float4 x[4] = {hist[r], hist[r + 1], hist[r + 2], hist[r + 3]};  // taps k = 0..3: rows t - 3 + k
-    if (!inside) {  // rows before the sequence's first row in this call come from its window
-      const int sq = seqs.row_seq[t];
-      const int64_t local = t - seqs.seq_start[sq];
-      const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + 16 * c4;  // [4 channels][K = 4]
+    float v[V];
 #pragma unroll
-      for (int k = 0; k < 3; ++k) {
-        const int64_t j = local - 3 + k;
-        if (j < 0) x[k] = make_float4(win[4 + j], win[8 + j], win[12 + j], win[16 + j]);
+    for (int i = 0; i < V; ++i) {
+      float x[4] = {lane_of<In>(x0, i), lane_of<In>(x1, i), lane_of<In>(x2, i), lane_of<In>(x3, i)};
+      if (!inside) {  // rows before the sequence's first row in this call come from its window
+        const int sq = seqs.row_seq[t];
+        const int64_t local = t - seqs.seq_start[sq];
+        const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + (c0 + i) * 4;  // [channel][K = 4]
+#pragma unroll
+        for (int k = 0; k < 3; ++k)
+          if (local - 3 + k < 0) x[k] = win[local + 1 + k];
       }
+      v[i] = silu_f(bc[i] + wc[i].x * x[0] + wc[i].y * x[1] + wc[i].z * x[2] + wc[i].w * x[3]);
     }
-    // channel i of the four uses taps w_i = (x, y, z, w) of its own float4
-    float4 acc = b;
-    acc.x += w0.x * x[0].x + w0.y * x[1].x + w0.z * x[2].x + w0.w * x[3].x;
-    acc.y += w1.x * x[0].y + w1.y * x[1].y + w1.z * x[2].y + w1.w * x[3].y;
-    acc.z += w2.x * x[0].z + w2.y * x[1].z + w2.z * x[2].z + w2.w * x[3].z;
-    acc.w += w3.x * x[0].w + w3.y * x[1].w + w3.z * x[2].w + w3.w * x[3].w;
-    const float4 v = make_float4(silu_f(acc.x), silu_f(acc.y), silu_f(acc.z), silu_f(acc.w));
-    if (bf16_out && c4 < bf16_c4) {
-      const __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-      bf16_out[t * bf16_c4 + c4] =
-          make_uint2(*reinterpret_cast<const uint32_t*>(&lo), *reinterpret_cast<const uint32_t*>(&hi));
+    x0 = x1;
+    x1 = x2;
+    x2 = x3;
+    if (bf16_out && c0 < bf16_cols) {
+      uint32_t packed[V / 2];
+#pragma unroll
+      for (int i = 0; i < V / 2; ++i) {
+        const __nv_bfloat162 p = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
+        packed[i] = *reinterpret_cast<const uint32_t*>(&p);
+      }
+      if constexpr (V == 8)
+        *reinterpret_cast<uint4*>(bf16_out + t * bf16_cols + c0) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      else
+        *reinterpret_cast<uint2*>(bf16_out + t * bf16_cols + c0) = make_uint2(packed[0], packed[1]);
     }
-    if (c4 >= fp32_from4) out[t * C4 + c4] = v;
+    if (c0 >= fp32_from) {
+#pragma unroll
+      for (int i = 0; i < V; i += 4)
+        *reinterpret_cast<float4*>(out + t * C + c0 + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+    }
   }
 }
 
@@ -202,14 +233,20 @@ void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* con
                          cudaStream_t s, const ConvBf16Out& bf16) {
   auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
   const int64_t bf16_cols = bf16.out ? bf16.cols : 0, fp32_from = bf16.out ? bf16.fp32_from : 0;
-  const bool copy4 = !bf16.out || (bf16_cols % 4 == 0 && fp32_from % 4 == 0 && aligned(bf16.out, 8));
-  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && aligned(out, 16) && aligned(in, 4 * sizeof(In)) &&
-      aligned(w, 16) && aligned(bias, 16) && copy4) {
-    const int64_t C4 = C / 4;
-    conv_prefill4_kernel<In><<<dim3(blocks_for(C4, 128), blocks_for(T, kRun4)), 128, 0, s>>>(
-        reinterpret_cast<float4*>(out), in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w),
-        reinterpret_cast<const float4*>(bias), T, C4, seqs, static_cast<uint2*>(bf16.out), bf16_cols / 4,
-        fp32_from / 4);
+  constexpr int64_t V = 16 / sizeof(In);  // channels per thread of the vector kernel
+  const bool copy_v = !bf16.out || (bf16_cols % V == 0 && fp32_from % V == 0 && aligned(bf16.out, 2 * V));
+  if (K == 4 && C % V == 0 && in_stride % V == 0 && aligned(out, 16) && aligned(in, 16) && aligned(w, 16) &&
+      copy_v) {
+    static const bool smem_set = [] {  // opt in to the stage's shared memory, once per input type
+      PCM_CUDA(cudaFuncSetAttribute(conv_prefill_staged_kernel<In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    static_cast<int>(kStageSmem)));
+      return true;
+    }();
+    (void)smem_set;
+    conv_prefill_staged_kernel<In><<<dim3(blocks_for(C / V, kStageThreads), blocks_for(T, kStageRows)),
+                                     kStageThreads, kStageSmem, s>>>(
+        out, in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, T, C, seqs,
+        static_cast<__nv_bfloat16*>(bf16.out), bf16_cols, fp32_from);
   } else {
     conv_prefill_kernel<In><<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
         out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs,

@@ -71,9 +71,9 @@ struct SsdIn {
   const float* A;   // [H]
   const float* D;   // [H]
   // Optional, prefill of bf16 models (ssd_bf16_supported shapes, tf32 set): x, B and C in bf16 as well, laid out as
-  // in xbc (row t at xbc_bf16 + t * bf16_stride), as the conv writes them. xbc's x columns are then not read (its B
-  // and C are, for C·Bᵀ on TF32), the chunk states and outputs run on bf16 mma (ssd_states_bf16.cu,
-  // ssd_output_bf16.cu) and ssd_chunked writes y in bf16 ([T, H P] bf16 at y; fp32 with y_fp32).
+  // in xbc (row t at xbc_bf16 + t * bf16_stride), as the conv writes them. xbc is then not read at all: C·Bᵀ, the
+  // chunk states and outputs run on bf16 mma (ssd_cb_tc.cu, ssd_states_bf16.cu, ssd_output_bf16.cu) and ssd_chunked
+  // writes y in bf16 ([T, H P] bf16 at y; fp32 with y_fp32).
   const void* xbc_bf16 = nullptr;
   int64_t bf16_stride = 0;
   bool y_fp32 = false;  // with xbc_bf16: y stays fp32 (training keeps it for the gated norm's backward)
