@@ -42,7 +42,7 @@ for r in 1 2 3; do for v in ${VARIANTS:-base bf16}; do
   echo "prefill $v rc=$? $((SECONDS-t))s: $(grep -E '^\| T=' $L/bench_${v}_$r.txt | awk -F'|' '{printf "%s %s ms; ", $2, $4}')" >> $K
   summary
 done; done
-agg() { python3 - "$1" <<'PY'
+agg() { python3 - "$1" "$2" <<'PY'
 import csv, sys, collections
 h = None; t = collections.defaultdict(float)
 for r in csv.reader(open(sys.argv[1])):
@@ -50,7 +50,7 @@ for r in csv.reader(open(sys.argv[1])):
     if h and len(r) == len(h) and r[h.index("Metric Name")] == "gpu__time_duration.sum":
         k = r[h.index("Kernel Name")].replace("void ", "").replace("pcm::cuda::", "").replace("(anonymous namespace)::", "")
         k = k.replace("<unnamed>::", "").split("(")[0][:40]
-        t[k] += float(r[h.index("Metric Value")].replace(",", "")) / 2e3  # ns over 2 layers -> us/layer
+        t[k] += float(r[h.index("Metric Value")].replace(",", "")) / float(sys.argv[2])  # ns over layers x passes -> us/layer
 print(" | ".join(f"{k} {v:.0f}" for k, v in sorted(t.items(), key=lambda x: -x[1]) if v >= 20) + f" | total {sum(t.values()):.0f}")
 PY
 }
@@ -58,8 +58,11 @@ B2="bench --device cuda --shape codestral-7b --layers 2 --cuda-batches 1 --cuda-
 for v in ${VARIANTS:-bf16 base}; do
   [ -n "$NCU" ] && left 40 || continue
   b=$(bin $v)
-  t=$SECONDS; timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
-  echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv | tr '|' '\n' | grep -E "tc::|conv|cb_|cumsum|transpose|gated|rmsnorm|nvjet|total" | tr '\n' '|')" | fold -w 150 >> $K
+  # pcm bench after dd30c7b: a warm-up pass of each prefill length, then the median of 5: 2 layers x 6 passes of
+  # 16384 rows (GEMMs on the heuristic's choice: PCM_GEMM_TUNE=0); up to dd30c7b 2 layers x (2048 + 16384) rows
+  div=${NCU_DIV:-12e3}; [ $v = base ] && div=${NCU_DIV_BASE:-2e3}
+  t=$SECONDS; PCM_GEMM_TUNE=0 timeout 35 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./$b $B2 > $L/ncu_$v.csv 2> $L/ncu_$v.err
+  echo "ncu $v rc=$? $((SECONDS-t))s us/layer T=16384: $(agg $L/ncu_$v.csv $div | tr '|' '\n' | grep -E "tc::|conv|cb_|cumsum|transpose|gated|rmsnorm|nvjet|total" | tr '\n' '|')" | fold -w 150 >> $K
   summary
 done
 for v in ${TRAIN_BENCH:-}; do

@@ -6,6 +6,7 @@
 #ifdef PCM_HAVE_CUDA
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -163,7 +164,50 @@ TEST_P(CudaGemm, Bf16AndFp32) {
   ASSERT_TRUE(test::all_finite(got16));
   EXPECT_LE(rel_error(got16, ref0), 1e-2) << "bf16 output";
 }
-INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24));
+// T = 2100: a prefill-sized product, timed at first use (the accumulating one with its output saved and restored
+// around each candidate: the residual must be added once).
+INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24, 2100));
+
+// Prefill-sized bf16 products pick their algorithm by timing at the first product of each power-of-two row bucket
+// and reuse it for the bucket's other row counts: the results are those of a Gemm that does not time (same bits),
+// in place (residual added once) and with bf16 output, for the timed row count and for another of its bucket.
+TEST(CudaGemmTuning, RowBucketPickKeepsTheBits) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(77);
+  const int64_t maxT = 3000, n = 256, k = 512;
+  std::vector<uint16_t> x16(maxT * k), w16(n * k);
+  for (auto& v : x16) v = f32_to_bf16(std::uniform_real_distribution<float>(-1, 1)(rng));
+  for (auto& v : w16) v = f32_to_bf16(std::uniform_real_distribution<float>(-0.05f, 0.05f)(rng));
+  const auto y0 = test::random_vec(maxT * n, -1, 1, rng);
+  DeviceBuffer<uint16_t> dx(x16), dw(w16);
+  cuda::Gemm timed;
+  ::setenv("PCM_GEMM_TUNE", "0", 1);
+  cuda::Gemm plain;
+  ::unsetenv("PCM_GEMM_TUNE");
+  for (const int64_t T : {int64_t{2100}, int64_t{3000}, int64_t{2100}}) {  // 2100 timed, 3000 reuses, 2100 cached
+    std::vector<float> got[2];
+    std::vector<uint16_t> got16[2];
+    for (int g = 0; g < 2; ++g) {
+      cuda::Gemm& gemm = g ? plain : timed;
+      DeviceBuffer<float> dy(std::vector<float>(y0.begin(), y0.begin() + T * n));
+      gemm.run(dy.get(), dx.get(), dw.get(), true, T, n, k, 1.0f, nullptr);
+      got[g] = dy.download();
+      DeviceBuffer<uint16_t> y16(T * n);
+      y16.poison();
+      gemm.run_bf16_out(y16.get(), dx.get(), dw.get(), T, n, k, nullptr);
+      got16[g] = y16.download();
+    }
+    EXPECT_EQ(got[0], got[1]) << "T=" << T << ": accumulated in place";
+    EXPECT_EQ(got16[0], got16[1]) << "T=" << T << ": bf16 output";
+    // and the untimed result is the product (the residual added once)
+    std::vector<float> xf(T * k), wf(n * k), ref(T * n);
+    for (int64_t i = 0; i < T * k; ++i) xf[i] = bf16_to_f32(x16[i]);
+    for (int64_t i = 0; i < n * k; ++i) wf[i] = bf16_to_f32(w16[i]);
+    cpu::matmul_forward(ref.data(), xf.data(), MatrixRef{wf.data(), DType::F32, n, k}, nullptr, T);
+    for (int64_t i = 0; i < T * n; ++i) ref[i] += y0[i];
+    EXPECT_LE(rel_error(got[0], ref), 1e-5) << "T=" << T;
+  }
+}
 
 // What a conv prefill leaves behind for a decode after it: the weights, and the windows after the prefill
 // (the CPU reference's on the host, the kernel's on the device).

@@ -3,9 +3,14 @@
 #include <cublasLt.h>
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemm_timing.h"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/train_ops.h"
 
 
 namespace pcm::cuda {
@@ -17,7 +22,15 @@ struct Gemm::Plan {
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
   std::vector<cublasLtMatmulHeuristicResult_t> candidates;  // the heuristic's order
-  size_t chosen = 0;                                         // algo = candidates[chosen]
+  size_t chosen = 0;                                         // algo = candidates[chosen] (or a bucket's tuned one)
+  bool tune = false;  // the first product of its row bucket: time the candidates before launching
+};
+
+// The algorithm a row bucket's first product picked by timing (none better than the heuristic's first: each plan of
+// the bucket keeps its own first choice).
+struct Gemm::Tuned {
+  bool heuristic = true;
+  cublasLtMatmulAlgo_t algo{};
 };
 
 namespace {
@@ -50,12 +63,25 @@ size_t pick_decode_algorithm(const std::vector<cublasLtMatmulHeuristicResult_t>&
   return best;
 }
 
+// Prefill-sized products (codestral-7b on an H200, bench/cuda_prefill_gemm.cpp, 2026-12-04: the heuristic's first
+// choice 3.08 / 1.41 ms for in_proj / out_proj at T = 16384, its 6th / 6th candidate 2.97 / 1.36 ms, all 8 with the
+// same output bits; at T = 4096 in_proj 0.777 -> 0.759, out_proj's first already the fastest).
+constexpr int64_t kTuneRows = 2048;
+constexpr int64_t kMaxTuneCopyBytes = 512ll << 20;  // an in-place accumulation's output saved while timing
+
+int rows_log2(int64_t T) {
+  int b = 0;
+  while ((int64_t{1} << b) < T) ++b;
+  return b;
+}
+
 }  // namespace
 
 Gemm::Gemm() {
   PCM_CUBLASLT(cublasLtCreate(&handle_));
   workspace_bytes_ = 32u << 20;
   PCM_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
+  if (const char* env = std::getenv("PCM_GEMM_TUNE")) tune_mode_ = std::atoi(env);
 }
 
 namespace {
@@ -75,6 +101,7 @@ void destroy_plans(std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool, bo
 
 Gemm::~Gemm() {
   destroy_plans(plans_);
+  for (auto& [key, t] : tuned_) delete t;
   cudaFree(workspace_);
   cublasLtDestroy(handle_);
 }
@@ -111,13 +138,78 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
   p->candidates.resize(static_cast<size_t>(found));
   p->chosen = bf16 && !out_bf16 && T <= 256 ? pick_decode_algorithm(p->candidates) : 0;
   p->algo = p->candidates[p->chosen].algo;
+  if (bf16 && T >= kTuneRows && tune_mode_ > 0) {
+    auto t = tuned_.find(std::make_tuple(n, k, accumulate, out_bf16, rows_log2(T)));
+    cublasLtMatmulHeuristicResult_t check{};
+    if (t == tuned_.end())
+      p->tune = true;
+    else if (!t->second->heuristic && cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &t->second->algo, &check) ==
+                 CUBLAS_STATUS_SUCCESS &&
+             check.workspaceSize <= workspace_bytes_)
+      p->algo = t->second->algo;  // the bucket's pick, valid for this T too
+  }
   plans_[key] = p;
   return *p;
 }
 
-std::vector<std::string> Gemm::algorithms(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate) {
+void Gemm::launch(const Plan& p, const void* X, const void* W, float beta, const void* C, void* Y, cudaStream_t s) {
+  const float alpha = 1.0f;
+  PCM_CUBLASLT(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, C ? C : Y, p.c, Y, p.c, &p.algo,
+                              workspace_, workspace_bytes_, s));
+}
+
+// Times the plan's candidates on the call's own operands (an in-place accumulation's output saved and restored
+// around each run), keeps the fastest that beats the first by 2% with the first's output bits, for the plan and its
+// row bucket. Not inside a stream capture (the decode graphs): the plan then keeps the heuristic's choice.
+void Gemm::tune(Plan& p, const void* X, const void* W, int64_t T, int64_t n, int64_t k, float beta, const void* C,
+                void* Y, bool out_bf16, cudaStream_t s) {
+  p.tune = false;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  PCM_CUDA(cudaStreamIsCapturing(s, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return;
+  const size_t bytes = static_cast<size_t>(T * n) * (out_bf16 ? 2 : 4);
+  void* saved = nullptr;  // Y's entry value when Y is also the accumulated C
+  if (beta != 0.0f && (!C || C == Y)) {
+    if (static_cast<int64_t>(bytes) > kMaxTuneCopyBytes || cudaMallocAsync(&saved, bytes, s) != cudaSuccess) {
+      (void)cudaGetLastError();  // no room to time without losing the input: keep the heuristic's choice
+      return;
+    }
+    PCM_CUDA(cudaMemcpyAsync(saved, Y, bytes, cudaMemcpyDeviceToDevice, s));
+  }
+  auto restore = [&] {
+    if (saved) PCM_CUDA(cudaMemcpyAsync(Y, saved, bytes, cudaMemcpyDeviceToDevice, s));
+  };
+  auto run_candidate = [&](size_t i) {
+    p.algo = p.candidates[i].algo;
+    launch(p, X, W, beta, C, Y, s);
+  };
+  const float t_first = median_time_ms(restore, [&] { run_candidate(0); }, s);
+  const uint64_t want = bits_digest(static_cast<const float*>(Y), static_cast<int64_t>(bytes / 4), s);
+  float best = 0.98f * t_first;
+  size_t pick = 0;
+  for (size_t i = 1; i < p.candidates.size(); ++i) {
+    const float t = median_time_ms(restore, [&] { run_candidate(i); }, s);
+    if (t < best && bits_digest(static_cast<const float*>(Y), static_cast<int64_t>(bytes / 4), s) == want) {
+      best = t;
+      pick = i;
+    }
+  }
+  restore();  // the caller's launch computes the product from the entry value
+  if (saved) PCM_CUDA(cudaFreeAsync(saved, s));
+  p.chosen = pick;
+  p.algo = p.candidates[pick].algo;
+  Tuned*& t = tuned_[std::make_tuple(n, k, beta != 0.0f, out_bf16, rows_log2(T))];
+  delete t;
+  t = new Tuned{pick == 0, p.algo};
+  if (tune_mode_ >= 2)
+    std::fprintf(stderr, "gemm %ldx%ldx%ld%s: heuristic's first %.3f ms, chosen #%zu %.3f ms\n",
+                 static_cast<long>(T), static_cast<long>(n), static_cast<long>(k), out_bf16 ? " bf16 out" : "",
+                 t_first, pick, pick ? best : t_first);
+}
+
+std::vector<std::string> Gemm::algorithms(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, bool out_bf16) {
   std::vector<std::string> out;
-  const Plan& p = plan(bf16, T, n, k, accumulate);
+  const Plan& p = plan(bf16, T, n, k, accumulate, out_bf16);
   for (size_t i = 0; i < p.candidates.size(); ++i) {
     const auto& a = p.candidates[i].algo;
     out.push_back(fmt::format("tile {} splitK {} red {} waves {:.2f}{}", config_u32(a, CUBLASLT_ALGO_CONFIG_TILE_ID),
@@ -128,12 +220,13 @@ std::vector<std::string> Gemm::algorithms(bool bf16, int64_t T, int64_t n, int64
   return out;
 }
 
-void Gemm::use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, int index) {
-  Plan& p = plan(bf16, T, n, k, accumulate);
+void Gemm::use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, int index, bool out_bf16) {
+  Plan& p = plan(bf16, T, n, k, accumulate, out_bf16);
   PCM_CHECK(index >= 0 && index < static_cast<int>(p.candidates.size()), "cuBLASLt: algorithm {} of {}", index,
             p.candidates.size());
   p.chosen = static_cast<size_t>(index);
   p.algo = p.candidates[p.chosen].algo;
+  p.tune = false;  // the benchmark's pick stays
 }
 
 void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int64_t n, int64_t k, float beta,
@@ -152,17 +245,15 @@ void Gemm::run(float* Y, const void* X, const void* W, bool bf16, int64_t T, int
     return;
   }
   Plan& p = plan(bf16, T, n, k, beta != 0.0f);
-  const float alpha = 1.0f;
-  PCM_CUBLASLT(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, C ? C : Y, p.c, Y, p.c, &p.algo,
-                            workspace_, workspace_bytes_, s));
+  if (p.tune) tune(p, X, W, T, n, k, beta, C, Y, false, s);
+  launch(p, X, W, beta, C, Y, s);
 }
 
 void Gemm::run_bf16_out(void* Y, const void* X, const void* W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
   if (T == 0) return;
   Plan& p = plan(true, T, n, k, false, true);
-  const float alpha = 1.0f, beta = 0.0f;
-  PCM_CUBLASLT(cublasLtMatmul(handle_, p.desc, &alpha, W, p.a, X, p.b, &beta, Y, p.c, Y, p.c, &p.algo, workspace_,
-                            workspace_bytes_, s));
+  if (p.tune) tune(p, X, W, T, n, k, 0.0f, nullptr, Y, true, s);
+  launch(p, X, W, 0.0f, nullptr, Y, s);
 }
 
 }  // namespace pcm::cuda

@@ -11,6 +11,7 @@
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/gemm_timing.h"
 #include "kernels/cuda/train_ops.h"
 #include "util/error.h"
 
@@ -28,28 +29,6 @@ namespace {
 
 constexpr int kCandidates = 8;
 constexpr int64_t kMaxInputCopyBytes = 128ll << 20;  // an accumulating product's input kept while timing
-
-// Median of 3 timed runs (after one untimed) on the stream, in ms; prep() before each, untimed.
-float time_ms(const std::function<void()>& prep, const std::function<void()>& run, cudaStream_t s) {
-  cudaEvent_t e0, e1;
-  PCM_CUDA(cudaEventCreate(&e0));
-  PCM_CUDA(cudaEventCreate(&e1));
-  prep();
-  run();
-  float t[3];
-  for (float& ti : t) {
-    prep();
-    PCM_CUDA(cudaEventRecord(e0, s));
-    run();
-    PCM_CUDA(cudaEventRecord(e1, s));
-    PCM_CUDA(cudaEventSynchronize(e1));
-    PCM_CUDA(cudaEventElapsedTime(&ti, e0, e1));
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(t, t + 3);
-  return t[1];
-}
 
 }  // namespace
 
@@ -133,11 +112,11 @@ void TrainGemm::tune(LtPlan& p, int64_t M, int64_t N, int64_t K, const void* A, 
   auto restore = [&] {
     if (input) PCM_CUDA(cudaMemcpyAsync(D, input, bytes, cudaMemcpyDeviceToDevice, s));
   };
-  const float t_ref = time_ms(restore, [&] { ref(C, D); }, s);
+  const float t_ref = median_time_ms(restore, [&] { ref(C, D); }, s);
   const uint64_t want = bits_digest(D, M * N, s);
   float best = 0.98f * t_ref;  // a candidate must beat the reference by 2 %
   for (int i = 0; i < static_cast<int>(p.algos.size()); ++i) {
-    const float t = time_ms(restore, [&] { lt_run(p, i, A, B, beta, C, D, s); }, s);
+    const float t = median_time_ms(restore, [&] { lt_run(p, i, A, B, beta, C, D, s); }, s);
     if (t < best && bits_digest(D, M * N, s) == want) {
       best = t;
       p.chosen = i;
