@@ -180,10 +180,14 @@ TEST(CudaGemmTuning, RowBucketPickKeepsTheBits) {
   for (auto& v : w16) v = f32_to_bf16(std::uniform_real_distribution<float>(-0.05f, 0.05f)(rng));
   const auto y0 = test::random_vec(maxT * n, -1, 1, rng);
   DeviceBuffer<uint16_t> dx(x16), dw(w16);
+  const char* env = std::getenv("PCM_GEMM_TUNE");  // Gemm reads it when constructed; the runner's value comes back
+  const std::string saved = env ? env : "";
+  ::setenv("PCM_GEMM_TUNE", "1", 1);
   cuda::Gemm timed;
   ::setenv("PCM_GEMM_TUNE", "0", 1);
   cuda::Gemm plain;
-  ::unsetenv("PCM_GEMM_TUNE");
+  if (env) ::setenv("PCM_GEMM_TUNE", saved.c_str(), 1);
+  else ::unsetenv("PCM_GEMM_TUNE");
   for (const int64_t T : {int64_t{2100}, int64_t{3000}, int64_t{2100}}) {  // 2100 timed, 3000 reuses, 2100 cached
     std::vector<float> got[2];
     std::vector<uint16_t> got16[2];

@@ -71,6 +71,7 @@ __global__ void conv_prefill_kernel(float* out, const In* in, int64_t in_stride,
 constexpr int kStageThreads = 128, kStageRows = 16;
 constexpr int kStageIn = kStageRows + 3;  // input rows per run
 constexpr size_t kStageSmem = size_t{kStageIn} * kStageThreads * 16;
+static_assert(kStageSmem <= 48 * 1024, "the stage fits the default dynamic shared memory (no opt-in)");
 
 // Channel i of a 16-byte input word: 4 fp32 or 8 bf16 (bf16 i at bits 16 (i % 2) of 32-bit word i / 2).
 template <class In>
@@ -239,12 +240,6 @@ void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* con
   const bool copy_v = !bf16.out || (bf16_cols % V == 0 && fp32_from % V == 0 && aligned(bf16.out, 2 * V));
   if (K == 4 && C % V == 0 && in_stride % V == 0 && aligned(out, 16) && aligned(in, 16) && aligned(w, 16) &&
       copy_v) {
-    static const bool smem_set = [] {  // opt in to the stage's shared memory, once per input type
-      PCM_CUDA(cudaFuncSetAttribute(conv_prefill_staged_kernel<In>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    static_cast<int>(kStageSmem)));
-      return true;
-    }();
-    (void)smem_set;
     conv_prefill_staged_kernel<In><<<dim3(blocks_for(C / V, kStageThreads), blocks_for(T, kStageRows)),
                                      kStageThreads, kStageSmem, s>>>(
         out, in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, T, C, seqs,

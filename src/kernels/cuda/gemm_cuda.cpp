@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
@@ -26,12 +27,22 @@ struct Gemm::Plan {
   bool tune = false;  // the first product of its row bucket: time the candidates before launching
 };
 
-// The algorithm a row bucket's first product picked by timing (none better than the heuristic's first: each plan of
-// the bucket keeps its own first choice).
-struct Gemm::Tuned {
-  bool heuristic = true;
-  cublasLtMatmulAlgo_t algo{};
-};
+// A row bucket's pick (Gemm::Tuned) goes to another row count of the bucket only when that row count's own first
+// choice is the bucket's first: the two were checked to give the same bits at the timed row count, and without
+// split-K (none of the candidates measured had it) the bits of an algorithm pair do not depend on the row count.
+// Where the heuristic's first differs (a split-K choice at another wave count, say) the plan keeps its first: a
+// choice by timing must never change a result.
+namespace {
+static_assert(sizeof(cublasLtMatmulAlgo_t::data) == sizeof(Gemm::Tuned::first), "cublasLtMatmulAlgo_t is 8 words");
+bool same_algo(const cublasLtMatmulAlgo_t& a, const std::array<uint64_t, 8>& b) {
+  return std::memcmp(a.data, b.data(), sizeof(a.data)) == 0;
+}
+std::array<uint64_t, 8> words(const cublasLtMatmulAlgo_t& a) {
+  std::array<uint64_t, 8> w;
+  std::memcpy(w.data(), a.data, sizeof(a.data));
+  return w;
+}
+}  // namespace
 
 namespace {
 
@@ -101,7 +112,6 @@ void destroy_plans(std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool, bo
 
 Gemm::~Gemm() {
   destroy_plans(plans_);
-  for (auto& [key, t] : tuned_) delete t;
   cudaFree(workspace_);
   cublasLtDestroy(handle_);
 }
@@ -140,13 +150,16 @@ Gemm::Plan& Gemm::plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumula
   p->algo = p->candidates[p->chosen].algo;
   if (bf16 && T >= kTuneRows && tune_mode_ > 0) {
     auto t = tuned_.find(std::make_tuple(n, k, accumulate, out_bf16, rows_log2(T)));
-    cublasLtMatmulHeuristicResult_t check{};
-    if (t == tuned_.end())
+    if (t == tuned_.end()) {
       p->tune = true;
-    else if (!t->second->heuristic && cublasLtMatmulAlgoCheck(handle_, p->desc, p->a, p->b, p->c, p->c, &t->second->algo, &check) ==
-                 CUBLAS_STATUS_SUCCESS &&
-             check.workspaceSize <= workspace_bytes_)
-      p->algo = t->second->algo;  // the bucket's pick, valid for this T too
+    } else if (same_algo(p->candidates[0].algo, t->second.first)) {
+      for (size_t i = 0; i < p->candidates.size(); ++i)  // the pick among this row count's candidates
+        if (same_algo(p->candidates[i].algo, t->second.pick)) {
+          p->chosen = i;
+          p->algo = p->candidates[i].algo;
+          break;
+        }
+    }
   }
   plans_[key] = p;
   return *p;
@@ -168,6 +181,7 @@ void Gemm::tune(Plan& p, const void* X, const void* W, int64_t T, int64_t n, int
   PCM_CUDA(cudaStreamIsCapturing(s, &capture));
   if (capture != cudaStreamCaptureStatusNone) return;
   const size_t bytes = static_cast<size_t>(T * n) * (out_bf16 ? 2 : 4);
+  if (bytes % 4) return;  // the digest reads whole 32-bit words: an odd count of bf16 keeps the heuristic's choice
   void* saved = nullptr;  // Y's entry value when Y is also the accumulated C
   if (beta != 0.0f && (!C || C == Y)) {
     if (static_cast<int64_t>(bytes) > kMaxTuneCopyBytes || cudaMallocAsync(&saved, bytes, s) != cudaSuccess) {
@@ -198,9 +212,7 @@ void Gemm::tune(Plan& p, const void* X, const void* W, int64_t T, int64_t n, int
   if (saved) PCM_CUDA(cudaFreeAsync(saved, s));
   p.chosen = pick;
   p.algo = p.candidates[pick].algo;
-  Tuned*& t = tuned_[std::make_tuple(n, k, beta != 0.0f, out_bf16, rows_log2(T))];
-  delete t;
-  t = new Tuned{pick == 0, p.algo};
+  tuned_[std::make_tuple(n, k, beta != 0.0f, out_bf16, rows_log2(T))] = Tuned{words(p.candidates[0].algo), words(p.algo)};
   if (tune_mode_ >= 2)
     std::fprintf(stderr, "gemm %ldx%ldx%ld%s: heuristic's first %.3f ms, chosen #%zu %.3f ms\n",
                  static_cast<long>(T), static_cast<long>(n), static_cast<long>(k), out_bf16 ? " bf16 out" : "",

@@ -2,10 +2,12 @@
 // (fp32 accumulation) or both fp32 (true fp32, no TF32). beta = 1 fuses the residual add.
 // Prefill-sized bf16 products (T >= 2048 rows) time the heuristic's candidates at the first product of each
 // power-of-two row bucket and keep the fastest whose output has the first choice's bits (so the choice never changes
-// a result), then reuse it for every T of the bucket; PCM_GEMM_TUNE=0 turns that off, =2 logs each choice.
+// a result), then reuse it for the bucket's row counts whose heuristic first choice is the same algorithm;
+// PCM_GEMM_TUNE=0 turns that off, =2 logs each choice.
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -36,7 +38,11 @@ class Gemm {
   void use_algorithm(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, int index, bool out_bf16 = false);
 
   struct Plan;
-  struct Tuned;
+  // What a row bucket's first product found by timing (cublasLtMatmulAlgo_t's 8 words each): the heuristic's first
+  // choice there and the pick (the same when none beat it).
+  struct Tuned {
+    std::array<uint64_t, 8> first{}, pick{};
+  };
 
  private:
   Plan& plan(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, bool out_bf16 = false);
@@ -48,7 +54,7 @@ class Gemm {
   size_t workspace_bytes_ = 0;
   int tune_mode_ = 1;  // PCM_GEMM_TUNE: 0 off, 1 on, 2 on with a line per tuned shape on stderr
   std::map<std::tuple<bool, int64_t, int64_t, int64_t, bool, bool>, Plan*> plans_;
-  std::map<std::tuple<int64_t, int64_t, bool, bool, int>, Tuned*> tuned_;  // (n, k, accumulate, out_bf16, rows' log2)
+  std::map<std::tuple<int64_t, int64_t, bool, bool, int>, Tuned> tuned_;  // (n, k, accumulate, out_bf16, rows' log2)
 };
 
 }  // namespace pcm::cuda
