@@ -104,8 +104,8 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     }
     cuda::rmsnorm(xn, w.bf16, resid, lw.norm, T, d, eps, stream);
     // bf16 models' prefill (shapes the bf16 SSD takes, no in_proj bias): in_proj's output in bf16 for the conv, dt and
-    // the gated norm, x, B and C in bf16 for the SSD (the conv writes them; x only in bf16, B and C in fp32 too, for
-    // C·Bᵀ, into xb_bf16 [rows, conv_dim]), y in bf16 for the gated norm
+    // the gated norm, x, B and C in bf16 only for the SSD (the conv writes them into xb_bf16 [rows, conv_dim]; xbc's
+    // fp32 columns stay unwritten and unread), y in bf16 for the gated norm
     const bool bf16_ssd = !decode && xb_bf16 != nullptr;  // allocated only for shapes the bf16 SSD takes
     const bool zx_bf16 = bf16_ssd && !lw.in_bias;
     const uint16_t* zx16 = reinterpret_cast<const uint16_t*>(zx);

@@ -64,6 +64,13 @@ inline std::vector<float> bf16_round(const std::vector<float>& v) {
   return r;
 }
 
+// The bf16 bits of v (round to nearest even), for device buffers of bf16 inputs.
+inline std::vector<uint16_t> bf16_bits(const std::vector<float>& v) {
+  std::vector<uint16_t> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(v[i]);
+  return r;
+}
+
 inline std::vector<float> bf16_bits_to_f32(const std::vector<uint16_t>& v) {
   std::vector<float> r(v.size());
   for (size_t i = 0; i < v.size(); ++i) r[i] = bf16_to_f32(v[i]);

@@ -74,37 +74,30 @@ void check_gated_rmsnorm(int64_t T, int64_t zs, uint32_t seed, int64_t groups = 
   ASSERT_TRUE(test::all_finite(got) && test::all_finite(got16));
   EXPECT_LE(rel_error(got, ref), 1e-5);
   EXPECT_LE(rel_error(got16, ref), 5e-3);
-  // y in bf16 (the SSD prefill of bf16 models writes it so): against the reference of the rounded y.
-  const auto y_r = test::bf16_round(y);
-  std::vector<uint16_t> y16(y.size());
-  for (size_t i = 0; i < y.size(); ++i) y16[i] = f32_to_bf16(y[i]);
-  cpu::gated_rmsnorm_forward(ref.data(), y_r.data(), z.data(), zs, w.data(), T, kDi, kDi / groups, 1e-5f);
-  DeviceBuffer<uint16_t> dy16(y16);
-  out.poison();
-  cuda::gated_rmsnorm(out.get(), false, dy16.get(), dz.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr,
-                      /*y_bf16=*/true);
-  got = out.download();
-  ASSERT_TRUE(test::all_finite(got));
-  EXPECT_LE(rel_error(got, ref), 1e-5) << "bf16 y";
-  // and z in bf16 (a bf16 in_proj output)
-  const auto z_r = test::bf16_round(z);
-  std::vector<uint16_t> z16(z.size());
-  for (size_t i = 0; i < z.size(); ++i) z16[i] = f32_to_bf16(z[i]);
-  cpu::gated_rmsnorm_forward(ref.data(), y_r.data(), z_r.data(), zs, w.data(), T, kDi, kDi / groups, 1e-5f);
-  DeviceBuffer<uint16_t> dz16(z16);
-  out.poison();
-  cuda::gated_rmsnorm(out.get(), false, dy16.get(), dz16.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr,
-                      /*y_bf16=*/true, /*z_bf16=*/true);
-  got = out.download();
-  ASSERT_TRUE(test::all_finite(got));
-  EXPECT_LE(rel_error(got, ref), 1e-5) << "bf16 y and z";
-  // all bf16, the prefill of bf16 models (the warp kernel's 16-byte accesses where the rows allow)
-  out16.poison();
-  cuda::gated_rmsnorm(out16.get(), true, dy16.get(), dz16.get(), zs, dw.get(), T, kDi, kDi / groups, 1e-5f, nullptr,
-                      /*y_bf16=*/true, /*z_bf16=*/true);
-  got16 = test::bf16_bits_to_f32(out16.download());
-  ASSERT_TRUE(test::all_finite(got16));
-  EXPECT_LE(rel_error(got16, ref), 5e-3) << "bf16 y, z and output";
+  // bf16 inputs, against the reference of the rounded values: y (the SSD prefill of bf16 models writes it so), then
+  // z too (a bf16 in_proj output), with fp32 and bf16 output (the warp kernel's 16-byte accesses where rows allow)
+  const auto y_r = test::bf16_round(y), z_r = test::bf16_round(z);
+  DeviceBuffer<uint16_t> dy16(test::bf16_bits(y)), dz16(test::bf16_bits(z));
+  auto run_bf16 = [&](bool z_bf16, bool out_bf16) {
+    cpu::gated_rmsnorm_forward(ref.data(), y_r.data(), z_bf16 ? z_r.data() : z.data(), zs, w.data(), T, kDi,
+                               kDi / groups, 1e-5f);
+    out.poison();
+    out16.poison();
+    cuda::gated_rmsnorm(out_bf16 ? static_cast<void*>(out16.get()) : out.get(), out_bf16, dy16.get(),
+                        z_bf16 ? static_cast<const void*>(dz16.get()) : dz.get(), zs, dw.get(), T, kDi, kDi / groups,
+                        1e-5f, nullptr, /*y_bf16=*/true, z_bf16);
+    return out_bf16 ? test::bf16_bits_to_f32(out16.download()) : out.download();
+  };
+  struct Case {
+    bool z_bf16, out_bf16;
+    double tol;
+  };
+  for (const auto& [z_bf16, out_bf16, tol] :
+       {Case{false, false, 1e-5}, Case{true, false, 1e-5}, Case{true, true, 5e-3}}) {
+    const auto g = run_bf16(z_bf16, out_bf16);
+    ASSERT_TRUE(test::all_finite(g));
+    EXPECT_LE(rel_error(g, ref), tol) << "bf16 y" << (z_bf16 ? " and z" : "") << (out_bf16 ? ", bf16 output" : "");
+  }
 }
 
 // 19 rows: a block per group; 130 rows with 16-byte aligned z rows: 16-byte loads over a block (decode at
@@ -135,10 +128,7 @@ TEST_P(CudaGemm, Bf16AndFp32) {
   DeviceBuffer<float> dx(x), dw(w), dy(y0);
   gemm.run(dy.get(), dx.get(), dw.get(), false, T, n, k, 1.0f, nullptr);
   EXPECT_LE(rel_error(dy.download(), ref), 1e-5);
-  std::vector<uint16_t> x16(x.size()), w16(w.size());
-  for (size_t i = 0; i < x.size(); ++i) x16[i] = f32_to_bf16(x[i]);
-  for (size_t i = 0; i < w.size(); ++i) w16[i] = f32_to_bf16(w[i]);
-  DeviceBuffer<uint16_t> dx16(x16), dw16(w16);
+  DeviceBuffer<uint16_t> dx16(test::bf16_bits(x)), dw16(test::bf16_bits(w));
   dy.upload(y0);
   gemm.run(dy.get(), dx16.get(), dw16.get(), true, T, n, k, 1.0f, nullptr);
   EXPECT_LE(rel_error(dy.download(), ref), 1e-2);
@@ -175,11 +165,10 @@ TEST(CudaGemmTuning, RowBucketPickKeepsTheBits) {
   PCM_REQUIRE_GPU();
   std::mt19937 rng(77);
   const int64_t maxT = 3000, n = 256, k = 512;
-  std::vector<uint16_t> x16(maxT * k), w16(n * k);
-  for (auto& v : x16) v = f32_to_bf16(std::uniform_real_distribution<float>(-1, 1)(rng));
-  for (auto& v : w16) v = f32_to_bf16(std::uniform_real_distribution<float>(-0.05f, 0.05f)(rng));
+  const auto x = test::bf16_round(test::random_vec(maxT * k, -1, 1, rng));
+  const auto w = test::bf16_round(test::random_vec(n * k, -0.05f, 0.05f, rng));
   const auto y0 = test::random_vec(maxT * n, -1, 1, rng);
-  DeviceBuffer<uint16_t> dx(x16), dw(w16);
+  DeviceBuffer<uint16_t> dx(test::bf16_bits(x)), dw(test::bf16_bits(w));
   const char* env = std::getenv("PCM_GEMM_TUNE");  // Gemm reads it when constructed; the runner's value comes back
   const std::string saved = env ? env : "";
   ::setenv("PCM_GEMM_TUNE", "1", 1);
@@ -204,10 +193,8 @@ TEST(CudaGemmTuning, RowBucketPickKeepsTheBits) {
     EXPECT_EQ(got[0], got[1]) << "T=" << T << ": accumulated in place";
     EXPECT_EQ(got16[0], got16[1]) << "T=" << T << ": bf16 output";
     // and the untimed result is the product (the residual added once)
-    std::vector<float> xf(T * k), wf(n * k), ref(T * n);
-    for (int64_t i = 0; i < T * k; ++i) xf[i] = bf16_to_f32(x16[i]);
-    for (int64_t i = 0; i < n * k; ++i) wf[i] = bf16_to_f32(w16[i]);
-    cpu::matmul_forward(ref.data(), xf.data(), MatrixRef{wf.data(), DType::F32, n, k}, nullptr, T);
+    std::vector<float> ref(T * n);
+    cpu::matmul_forward(ref.data(), x.data(), MatrixRef{w.data(), DType::F32, n, k}, nullptr, T);
     for (int64_t i = 0; i < T * n; ++i) ref[i] += y0[i];
     EXPECT_LE(rel_error(got[0], ref), 1e-5) << "T=" << T;
   }
@@ -251,8 +238,7 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
   auto dw = std::make_unique<DeviceBuffer<float>>(w), db = std::make_unique<DeviceBuffer<float>>(b);
   auto dwin = std::make_unique<DeviceBuffer<float>>(windows);
   DeviceBuffer<float> din(in), out(T * kCd);
-  std::vector<uint16_t> in16(in.size());
-  for (size_t i = 0; i < in.size(); ++i) in16[i] = f32_to_bf16(in[i]);
+  const auto in16 = test::bf16_bits(in);
   DeviceBuffer<uint16_t> din16(in16);
   DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
   DeviceBuffer<uint16_t> out16(static_cast<size_t>(std::max<int64_t>(T * bf16_cols, 1)));
@@ -312,8 +298,7 @@ TEST(CudaKernels, DtSoftplusFp32AndBf16Raw) {
   auto bias = test::random_vec(kH, -1, 1, rng);
   std::vector<float> ref(T * kH);
   cpu::dt_softplus_forward(ref.data(), raw.data(), stride, bias.data(), T, kH, lo, hi);
-  std::vector<uint16_t> raw16(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) raw16[i] = f32_to_bf16(raw[i]);
+  const auto raw16 = test::bf16_bits(raw);
   DeviceBuffer<float> draw(raw), dbias(bias), dt(T * kH);
   DeviceBuffer<uint16_t> draw16(raw16);
   for (const bool bf16 : {false, true}) {
@@ -418,8 +403,7 @@ void check_ssd_chunked(bool bf16_state, bool tf32, const std::vector<int32_t>& l
   DeviceBuffer<float> scr(static_cast<size_t>(cuda::ssd_chunked_scratch_floats(chunks, kQ, dims)));
   DeviceBuffer<int32_t> dcs(chunk_start), dcl(chunk_len), dsc(seq_chunk), dslot(seq_slot);
   DeviceBuffer<float> st32(states);
-  std::vector<uint16_t> st16h(states.size());
-  for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
+  const auto st16h = test::bf16_bits(states);
   DeviceBuffer<uint16_t> st16(st16h);
   const int64_t xb = kCd;  // x, B and C in bf16, as the conv writes them
   std::vector<uint16_t> x16h(static_cast<size_t>(T * xb));
@@ -571,8 +555,7 @@ void check_ssd_decode(bool bf16_state, int64_t Bn) {
   }
   const cuda::SsdDims dims{kH, kP, kG, kN};
   DeviceBuffer<float> dx(in.xbc), ddt(in.dt), dA(in.A), dD(in.D), y(Bn * kDi), st32(states);
-  std::vector<uint16_t> st16h(states.size());
-  for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
+  const auto st16h = test::bf16_bits(states);
   DeviceBuffer<uint16_t> st16(st16h);
   DeviceBuffer<int32_t> dslots(dec_slots);
   y.poison();
@@ -655,8 +638,7 @@ void check_ssd_decode_shape(int64_t H, int64_t P, int64_t G, int64_t N, bool bf1
                            static_cast<int32_t>(N)};
   DeviceBuffer<float> dx(xbc), ddt(dt), dA(A), dD(D), y(Bn * H * P), st32(states), draw(raw), dbias(dt_bias);
   if (raw_dt) ddt.poison();
-  std::vector<uint16_t> st16h(states.size());
-  for (size_t i = 0; i < states.size(); ++i) st16h[i] = f32_to_bf16(states[i]);
+  const auto st16h = test::bf16_bits(states);
   DeviceBuffer<uint16_t> st16(st16h);
   DeviceBuffer<int32_t> dslots(dec_slots);
   y.poison();
@@ -685,12 +667,6 @@ TEST(CudaKernels, SsdDecodeStateSizes) {
 
 // ---- fused decode projections (decode_fused.cu) against the CPU: RMSNorm / gated RMSNorm rounded to
 // bf16 like the unfused path, bf16 weights, fp32 accumulation.
-std::vector<uint16_t> to_bf16_bits(const std::vector<float>& v) {
-  std::vector<uint16_t> r(v.size());
-  for (size_t i = 0; i < v.size(); ++i) r[i] = f32_to_bf16(v[i]);
-  return r;
-}
-
 // Host-side rules of the fused decode (no GPU needed): which shapes take it, and calls outside them are
 // errors that say what is wrong instead of computing the first 4 rows or a wrong shared-memory size.
 TEST(CudaKernels, DecodeFusedShapeRules) {
@@ -756,7 +732,7 @@ TEST(CudaKernels, DecodeFusedInProj) {
   cpu::dt_softplus_forward(ref_dt.data(), proj.data() + kDi + kCd, n, dt_bias.data(), T, kH, lo, hi);
   DeviceBuffer<float> dresid(resid), dnorm(norm_w), dbias(bias), dcw(conv_w), dcb(conv_b), dwin(windows),
       ddtb(dt_bias), zx(T * n), xbc(T * kCd), dt(T * kH);
-  DeviceBuffer<uint16_t> dw(to_bf16_bits(w));
+  DeviceBuffer<uint16_t> dw(test::bf16_bits(w));
   DeviceBuffer<int32_t> dslots(dec_slots);
   zx.poison();
   xbc.poison();
@@ -800,7 +776,7 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
         ssq[t * kH + c / kP] += gated[t * kDi + c] * gated[t * kDi + c];
       }
     DeviceBuffer<float> dgated(gated), dssq(ssq), dg(gate_w), dresid(resid), dbias(bias);
-    DeviceBuffer<uint16_t> dw(to_bf16_bits(w));
+    DeviceBuffer<uint16_t> dw(test::bf16_bits(w));
     cuda::decode_out_proj(dresid.get(), dbias.get(), dgated.get(), dssq.get(), kH, dg.get(), kDi / kG, 1e-5f, dw.get(),
                           T, kD, kDi, nullptr);
     auto got = dresid.download();
@@ -815,7 +791,7 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
     xn = test::bf16_round(xn);
     cpu::matmul_forward(ref_logits.data(), xn.data(), MatrixRef{head.data(), DType::F32, V, kD}, nullptr, T);
     DeviceBuffer<float> dn(norm_w), logits(T * V);
-    DeviceBuffer<uint16_t> dhead(to_bf16_bits(head));
+    DeviceBuffer<uint16_t> dhead(test::bf16_bits(head));
     logits.poison();
     cuda::decode_head(logits.get(), dresid.get(), dn.get(), 1e-5f, dhead.get(), T, V, kD, nullptr);
     auto got_logits = logits.download();

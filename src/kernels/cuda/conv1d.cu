@@ -78,7 +78,7 @@ template <class In>
 __device__ __forceinline__ float lane_of(const uint4& u, int i) {
   const uint32_t w[4] = {u.x, u.y, u.z, u.w};
   if constexpr (sizeof(In) == 4) return __uint_as_float(w[i]);
-  else return __uint_as_float(i % 2 ? w[i / 2] & 0xffff0000u : w[i / 2] << 16);
+  else return i % 2 ? bf16_hi(w[i / 2]) : bf16_lo(w[i / 2]);
 }
 
 template <class In>
@@ -137,12 +137,10 @@ __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
     if (bf16_out && c0 < bf16_cols) {
       uint32_t packed[V / 2];
 #pragma unroll
-      for (int i = 0; i < V / 2; ++i) {
-        const __nv_bfloat162 p = __floats2bfloat162_rn(v[2 * i], v[2 * i + 1]);
-        packed[i] = *reinterpret_cast<const uint32_t*>(&p);
-      }
+      for (int i = 0; i < V / 2; ++i) packed[i] = pack_bf16x2(v[2 * i], v[2 * i + 1]);
       if constexpr (V == 8)
-        *reinterpret_cast<uint4*>(bf16_out + t * bf16_cols + c0) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+        *reinterpret_cast<uint4*>(bf16_out + t * bf16_cols + c0) =
+            make_uint4(packed[0], packed[1], packed[2], packed[3]);
       else
         *reinterpret_cast<uint2*>(bf16_out + t * bf16_cols + c0) = make_uint2(packed[0], packed[1]);
     }

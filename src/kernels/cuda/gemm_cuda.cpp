@@ -212,7 +212,8 @@ void Gemm::tune(Plan& p, const void* X, const void* W, int64_t T, int64_t n, int
   if (saved) PCM_CUDA(cudaFreeAsync(saved, s));
   p.chosen = pick;
   p.algo = p.candidates[pick].algo;
-  tuned_[std::make_tuple(n, k, beta != 0.0f, out_bf16, rows_log2(T))] = Tuned{words(p.candidates[0].algo), words(p.algo)};
+  tuned_[std::make_tuple(n, k, beta != 0.0f, out_bf16, rows_log2(T))] =
+      Tuned{words(p.candidates[0].algo), words(p.algo)};
   if (tune_mode_ >= 2)
     std::fprintf(stderr, "gemm %ldx%ldx%ld%s: heuristic's first %.3f ms, chosen #%zu %.3f ms\n",
                  static_cast<long>(T), static_cast<long>(n), static_cast<long>(k), out_bf16 ? " bf16 out" : "",

@@ -6,12 +6,11 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/device_util.cuh"
+
 namespace pcm::cuda::mma_bf16 {
 
-__device__ __forceinline__ uint32_t pack(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
+using cuda::pack_bf16x2;  // a fragment's pair of k values (device_util.cuh)
 
 // d += a·b on one 16x8 tile, k = 16.
 __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {

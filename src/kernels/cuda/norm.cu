@@ -73,16 +73,8 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, con
 constexpr int kGroupVec = 8;  // float4s per lane: up to 1024 channels
 
 __device__ __forceinline__ void store4(float* o, const float4& v) { *reinterpret_cast<float4*>(o) = v; }
-__device__ __forceinline__ uint32_t pack_bf16(float a, float b) {  // a in the low half (the lower address)
-  return static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16(a))) |
-         (static_cast<uint32_t>(__bfloat16_as_ushort(__float2bfloat16(b))) << 16);
-}
 __device__ __forceinline__ void store4(__nv_bfloat16* o, const float4& v) {
-  *reinterpret_cast<uint2*>(o) = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
-}
-__device__ __forceinline__ float4 unpack_bf16x4(uint32_t lo, uint32_t hi) {
-  return make_float4(__uint_as_float(lo << 16), __uint_as_float(lo & 0xffff0000u), __uint_as_float(hi << 16),
-                     __uint_as_float(hi & 0xffff0000u));
+  *reinterpret_cast<uint2*>(o) = pack_bf16x4(v);
 }
 // 4 consecutive values from 16 (fp32) or 8 (bf16) aligned bytes.
 __device__ __forceinline__ float4 load4(const float* p) { return *reinterpret_cast<const float4*>(p); }
@@ -114,9 +106,8 @@ __device__ __forceinline__ void store_lane(float* o, const float4* v) {
 template <int L>
 __device__ __forceinline__ void store_lane(__nv_bfloat16* o, const float4* v) {
   if constexpr (L == 8)
-    *reinterpret_cast<uint4*>(o) =
-        make_uint4(pack_bf16(v[0].x, v[0].y), pack_bf16(v[0].z, v[0].w), pack_bf16(v[1].x, v[1].y),
-                   pack_bf16(v[1].z, v[1].w));
+    *reinterpret_cast<uint4*>(o) = make_uint4(pack_bf16x2(v[0].x, v[0].y), pack_bf16x2(v[0].z, v[0].w),
+                                              pack_bf16x2(v[1].x, v[1].y), pack_bf16x2(v[1].z, v[1].w));
   else
     store4(o, v[0]);
 }

@@ -38,7 +38,7 @@ __device__ __forceinline__ int phys_row(int r, int h) { return 4 * (r >> 1) + 2 
 
 using mma_bf16::ldmatrix_x4_trans;
 using mma_bf16::mma;
-using mma_bf16::pack;
+using mma_bf16::pack_bf16x2;
 using mma_tf32::load4;
 
 struct OutCtx {
@@ -87,7 +87,8 @@ __device__ __forceinline__ void intra_chunk(float (&acc)[8][4], const OutCtx& o,
     }
     float e0[4], e1[4];
     decayed_cb(u0, u1, o.sm.cs, o.sm.dt, 16 * kb + 4 * tq, r0, cs0, cs1, e0, e1);
-    const uint32_t a[4] = {pack(e0[0], e0[1]), pack(e1[0], e1[1]), pack(e0[2], e0[3]), pack(e1[2], e1[3])};
+    const uint32_t a[4] = {pack_bf16x2(e0[0], e0[1]), pack_bf16x2(e1[0], e1[1]), pack_bf16x2(e0[2], e0[3]),
+                           pack_bf16x2(e1[2], e1[3])};
     const int j = 16 * kb + lrow;
 #pragma unroll
     for (int np = 0; np < 4; ++np) {  // columns 16 np .. 16 np + 15: two n-tiles per ldmatrix
@@ -125,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(Y* y, co
   for (int e = tid; e < kP * kN / 4; e += kThreads) {
     const float4 v = *reinterpret_cast<const float4*>(s32 + 4 * e);
     const int p = e / (kN / 4), n = 4 * (e % (kN / 4));
-    *reinterpret_cast<uint2*>(&sm.s[p * kSStride + n]) = make_uint2(pack(v.x, v.y), pack(v.z, v.w));
+    *reinterpret_cast<uint2*>(&sm.s[p * kSStride + n]) = pack_bf16x4(v);
   }
   __syncthreads();  // S_enter read out of x's space before x's copies land there
   const uint16_t* xbc16 = static_cast<const uint16_t*>(in.xbc_bf16);
@@ -154,7 +155,7 @@ __global__ void __launch_bounds__(kThreads, 3) chunk_output_bf16_kernel(Y* y, co
         const float2 xf = __bfloat1622float2(xv);
         const float v0 = acc[nt][2 * half] + Dh * xf.x, v1 = acc[nt][2 * half + 1] + Dh * xf.y;
         if constexpr (sizeof(Y) == 2)
-          *reinterpret_cast<uint32_t*>(yrow + 8 * nt + 2 * tq) = pack(v0, v1);
+          *reinterpret_cast<uint32_t*>(yrow + 8 * nt + 2 * tq) = pack_bf16x2(v0, v1);
         else
           *reinterpret_cast<float2*>(yrow + 8 * nt + 2 * tq) = make_float2(v0, v1);
       }

@@ -35,7 +35,7 @@ using mma_bf16::mma;
 
 // A bf16 pair (lower k in the low half) times (w.x, w.y), rounded back to a bf16 pair.
 __device__ __forceinline__ uint32_t scale_pair(uint32_t v, float2 w) {
-  return mma_bf16::pack(__uint_as_float(v << 16) * w.x, __uint_as_float(v & 0xffff0000u) * w.y);
+  return pack_bf16x2(bf16_lo(v) * w.x, bf16_hi(v) * w.y);
 }
 
 __global__ void __launch_bounds__(kThreads, 3) chunk_states_bf16_kernel(float* states, const float* cs, SsdIn in,

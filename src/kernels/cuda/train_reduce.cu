@@ -171,13 +171,6 @@ __global__ void to_bf16_2d_kernel(__nv_bfloat16* out, const float* in, int64_t r
 // A contiguous matrix as one flat array (the weights): kUnroll 16-byte loads in flight per thread over a
 // grid of a few blocks per SM (the row kernel above issued one load per thread, 8 KB per block).
 constexpr int kFlatUnroll = 4;
-__device__ __forceinline__ uint2 pack_bf16x4(const float4 v) {
-  __nv_bfloat162 lo = __floats2bfloat162_rn(v.x, v.y), hi = __floats2bfloat162_rn(v.z, v.w);
-  uint2 packed;
-  packed.x = *reinterpret_cast<uint32_t*>(&lo);
-  packed.y = *reinterpret_cast<uint32_t*>(&hi);
-  return packed;
-}
 __global__ void __launch_bounds__(256) to_bf16_flat_kernel(uint2* __restrict__ out, const float4* __restrict__ in,
                                                            int64_t n4) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;

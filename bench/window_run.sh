@@ -1,14 +1,14 @@
 #!/bin/bash
-# Device side of the bf16 SSD prefill windows (prefill v12/v13; pack: [BINS="pcm test_cuda test_train"]
-# RUN=bench/ssdout_run.sh bench/ssdpass_pack.sh BUILD DEST BASE_PCM): test_cuda (and test_train's CUDA tests when
-# packed), memcheck / racecheck of the bf16 SSD tests, codestral-7b prefill (T=4096, 16384) of pcm_base and pcm
-# alternating, ncu per-kernel times of a 2-layer T=16384 prefill of both, ncu sections of the chunk outputs,
-# TRAIN_BENCH="bf16 base" for the 1.3B training step of both; TEST_FILTER (test_cuda), CHECK_FILTER (sanitizers),
-# DETAIL_KERNEL / DETAIL_SKIP / DETAIL_COUNT (ncu sections of pcm's kernels); VARIANTS: binaries to compare (base =
-# pcm_base, bf16 = pcm, NAME = pcm_NAME packed through BINS). $OUT/summary.txt rewritten after every step; logs.tgz.
+# Device side of a measurement window (pack: [BINS="pcm test_cuda test_train ..."] bench/window_pack.sh BUILD DEST
+# BASE_PCM): test_cuda (and test_train's CUDA tests when packed), compute-sanitizer memcheck / racecheck, the
+# codestral-7b prefill (T=4096, 16384) of the variants alternating, ncu per-kernel times of a 2-layer T=16384 prefill,
+# the 1.3B training step, ncu sections of chosen kernels. Knobs: TEST_FILTER (test_cuda), CHECK_FILTER (sanitizers;
+# SANITIZE=0 skips them), VARIANTS (binaries compared: base = pcm_base, bf16 = pcm, NAME = pcm_NAME packed through
+# BINS), TRAIN_BENCH (variants of the training bench, e.g. "bf16 base"), DETAIL_KERNEL / DETAIL_SKIP / DETAIL_COUNT
+# (ncu sections of pcm's kernels), BUDGET (seconds). $OUT/summary.txt rewritten after every step; logs.tgz.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
-L=/tmp/ssdout-logs; rm -rf $L; mkdir -p $L; D=$L/detail.txt; K=$L/key.txt; : > $D; : > $K; T0=$SECONDS
+L=/tmp/window-logs; rm -rf $L; mkdir -p $L; D=$L/detail.txt; K=$L/key.txt; : > $D; : > $K; T0=$SECONDS
 BUDGET=${BUDGET:-480}
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
@@ -26,7 +26,7 @@ tst test_cuda 240 "${TEST_FILTER:-*}" test_cuda
 # main's tests when this build's fail (packed as test_cuda_base): tells a patch's failure from main's
 [ -x ./test_cuda_base ] && grep -q '^\[  FAILED  \]' $L/test_cuda.log && tst test_cuda_base 240 '*'
 summary
-if [ -n "$CS" ]; then
+if [ -n "$CS" ] && [ "${SANITIZE:-1}" != 0 ]; then
   for tool in memcheck racecheck; do
     t=$SECONDS; timeout 60 $CS --tool $tool ./test_cuda --gtest_filter="${CHECK_FILTER:-CudaKernels.Conv1dPrefillBf16X:CudaKernels.SsdChunkedPackedBf16X}" > $L/$tool.log 2>&1
     echo "$tool bf16 tests rc=$? $((SECONDS-t))s: $(grep -hoE 'ERROR SUMMARY: [0-9]+ errors|RACECHECK SUMMARY: [0-9]+ hazard[s]?' $L/$tool.log | tr '\n' ' ')" >> $K
