@@ -158,6 +158,18 @@ TEST_P(CudaGemm, Bf16AndFp32) {
 // around each candidate: the residual must be added once).
 INSTANTIATE_TEST_SUITE_P(Rows, CudaGemm, ::testing::Values(1, 3, 4, 24, 2100));
 
+// PCM_GEMM_TUNE's values, host-side (no GPU needed): unset is on, 0 / 1 / 2, anything else an error naming it.
+TEST(CudaKernelsInputs, GemmTuneModeFromTheEnvironment) {
+  EXPECT_EQ(cuda::gemm_tune_mode(nullptr), 1);
+  EXPECT_EQ(cuda::gemm_tune_mode("0"), 0);
+  EXPECT_EQ(cuda::gemm_tune_mode("1"), 1);
+  EXPECT_EQ(cuda::gemm_tune_mode("2"), 2);
+  for (const char* bad : {"", "yes", "3", "1 ", "-1"})
+    EXPECT_NE(error_of([&] { cuda::gemm_tune_mode(bad); }).find("PCM_GEMM_TUNE must be 0 (off), 1 (on) or 2"),
+              std::string::npos)
+        << "'" << bad << "'";
+}
+
 // Prefill-sized bf16 products pick their algorithm by timing at the first product of each power-of-two row bucket
 // and reuse it for the bucket's other row counts: the results are those of a Gemm that does not time (same bits),
 // in place (residual added once) and with bf16 output, for the timed row count and for another of its bucket.

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/cuda_check.h"
@@ -92,7 +93,15 @@ Gemm::Gemm() {
   PCM_CUBLASLT(cublasLtCreate(&handle_));
   workspace_bytes_ = 32u << 20;
   PCM_CUDA(cudaMalloc(&workspace_, workspace_bytes_));
-  if (const char* env = std::getenv("PCM_GEMM_TUNE")) tune_mode_ = std::atoi(env);
+  tune_mode_ = gemm_tune_mode(std::getenv("PCM_GEMM_TUNE"));
+}
+
+int gemm_tune_mode(const char* value) {
+  if (!value) return 1;
+  const std::string v = value;
+  PCM_CHECK(v == "0" || v == "1" || v == "2", "PCM_GEMM_TUNE must be 0 (off), 1 (on) or 2 (on, logged), not '{}'",
+            v);
+  return v[0] - '0';
 }
 
 namespace {

@@ -18,6 +18,10 @@ struct cublasLtContext;
 
 namespace pcm::cuda {
 
+// PCM_GEMM_TUNE's value (null: unset): 0 off, 1 on (the default), 2 on with a line per tuned shape on stderr;
+// anything else is an error naming the variable.
+int gemm_tune_mode(const char* value);
+
 class Gemm {
  public:
   Gemm();
