@@ -484,7 +484,8 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   const cuda::SsdTrainGrads sg{dxbc, cd, ddt, dA_.get(), g.D};
   if (ssd_bwd_ != SsdBackward::kSequential) {
     cuda::ssd_chunked_backward(sg, dy, in, nullptr, nullptr, ssd_dims(), chunk_table(), static_cast<int32_t>(ix_.S), T,
-                               ssd_bwd_scratch_.get(), gemm_.bf16(), s, ssd_bwd_ == SsdBackward::kChunkedTc);
+                               ssd_bwd_scratch_.get(), gemm_.bf16(), s, ssd_bwd_ == SsdBackward::kChunkedTc,
+                               gemm_.bf16());
   } else {
     cuda::SsdDocs docs;
     docs.count = static_cast<int32_t>(ix_.S);

@@ -94,8 +94,9 @@ Grads cpu_chunked(const Case& k, const Inputs& in) {
   return r;
 }
 
-// tc: PCM_SSD_BACKWARD=chunked-tc (dB / dC on mma.sync where the shape allows: P = 64, with tf32).
-Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32, bool tc = false) {
+// tc: PCM_SSD_BACKWARD=chunked-tc (dB / dC on mma.sync where the shape allows: P = 64, with tf32); bf16: dX of the
+// tc path on bf16 mma (the bf16 training's).
+Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32, bool tc = false, bool bf16 = false) {
   DeviceBuffer<float> xbc(in.xbc), dt(in.dt), A(in.A), D(in.D), dy(in.dy), dxbc(poisoned_dxbc(in)), ddt(in.T * k.H),
       dA(k.H), dD(in.dD0), dstate0(k.docs.size() * in.hpn), state0(std::max<size_t>(in.state0.size(), 1));
   if (k.state0) state0.upload(in.state0);
@@ -112,7 +113,7 @@ Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32, bool tc = false) {
   cuda::ssd_chunked_backward({dxbc.get(), in.stride, ddt.get(), dA.get(), dD.get()}, dy.get(),
                              {xbc.get(), in.stride, dt.get(), A.get(), D.get()}, k.state0 ? state0.get() : nullptr,
                              dstate0.get(), d, ct, static_cast<int32_t>(k.docs.size()), in.T, scratch.get(), tf32,
-                             nullptr, tc);
+                             nullptr, tc, bf16);
   PCM_CUDA(cudaDeviceSynchronize());
   return {dxbc.download(), ddt.download(), dA.download(), dD.download(), dstate0.download()};
 }
@@ -175,6 +176,10 @@ TEST_P(CudaSsdChunkedBackward, MatchesCpuAndSequential) {
   const Grads tc_again = gpu_chunked(k, in, true, true);
   EXPECT_EQ(tc_again.dxbc, tc.dxbc);
   EXPECT_EQ(tc_again.ddt, tc.ddt);
+  // METHOD.md: bf16 operands land between 1e-3 and 1e-2 (dX's products only; the rest as tc's).
+  const Grads bf = gpu_chunked(k, in, true, true, true);
+  expect_close(bf, ref, 1e-2, true, "bf16 dX chunked-tc vs CPU");
+  EXPECT_EQ(gpu_chunked(k, in, true, true, true).dxbc, bf.dxbc);
   if (!k.state0) expect_close(gpu_sequential(k, in), fp32, 1e-4, false, "sequential CUDA vs chunked fp32");
   // A race would move the result between runs: fixed-order sums make it bit-identical.
   const Grads again = gpu_chunked(k, in, false);

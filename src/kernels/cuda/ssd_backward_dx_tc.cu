@@ -5,9 +5,12 @@
 // thread); B rows (from the backward's TF32 copy) and C·Bᵀ columns (rows of its transposed copy; private to a
 // warp's rows) straight into fragments. dS comes in 4 x 4 blocks (ssd_state_blocks.cuh), each transposed in place so
 // that stage 1's B fragment dS[p][4t..4t+3] is one 16-byte load, as is stage 2's dY fragment. ~104 KB of shared
-// memory at Q = 256, N = 128: 2 blocks per SM.
+// memory at Q = 256, N = 128: 2 blocks per SM. The bf16 form (bf16 training) keeps every load and layout and rounds
+// the same values to bf16 instead: each transposed piece becomes two bf16 pairs in its first 8 bytes, and one
+// m16n8k16 replaces each pair of m16n8k8 (half the mma instructions).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/mma_bf16.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_dx_tc.h"
 
@@ -50,8 +53,34 @@ __device__ __forceinline__ void step_pair(float (&acc)[kPt][4], const uint32_t (
   }
 }
 
-// kVec: dY rows 16-byte aligned (16-byte copies); B rows and C·Bᵀ (scratch) always are.
-template <bool kVec>
+// The bf16 form of step_pair: one m16n8k16 per column block instead of two m16n8k8. The 16 k values of the step map
+// to the TF32 form's (logical k pairs 2t, 2t + 1 and 2t + 8, 2t + 9 are its 4t, 4t + 1 and 4t + 2, 4t + 3), so A is
+// the same four values per row packed in pairs, and B the first 8 bytes of each 16-byte piece, where the shared
+// stages hold that piece's 4 values as two bf16 pairs.
+__device__ __forceinline__ void step_bf16(float (&acc)[kPt][4], const float (&x0)[4], const float (&x1)[4],
+                                          const float* b, int stride) {
+  const uint32_t f[4] = {pack_bf16x2(x0[0], x0[1]), pack_bf16x2(x1[0], x1[1]), pack_bf16x2(x0[2], x0[3]),
+                         pack_bf16x2(x1[2], x1[3])};
+#pragma unroll
+  for (int nt = 0; nt < kPt; ++nt) {
+    const uint2 w = *reinterpret_cast<const uint2*>(b + stride * nt);
+    mma_bf16::mma(acc[nt], f, w.x, w.y);
+  }
+}
+
+// A transposed 4 x 4 piece (4 consecutive k of one column) as stored for the step: four TF32-rounded floats, or
+// (kBf16) two bf16 pairs in its first 8 bytes.
+template <bool kBf16>
+__device__ __forceinline__ void store_piece(float4* at, float a, float b, float c, float d) {
+  if constexpr (kBf16)
+    *reinterpret_cast<uint2*>(at) = make_uint2(pack_bf16x2(a, b), pack_bf16x2(c, d));
+  else
+    *at = make_float4(round_tf32(a), round_tf32(b), round_tf32(c), round_tf32(d));
+}
+
+// kVec: dY rows 16-byte aligned (16-byte copies); B rows and C·Bᵀ (scratch) always are. kBf16: the products on
+// bf16 mma (operands rounded to bf16, fp32 accumulation), as the bf16 training's forward SSD.
+template <bool kVec, bool kBf16>
 __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
   extern __shared__ __align__(16) float smem[];
   __shared__ float red[kThreads / 32];
@@ -109,10 +138,17 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
     float4* v = reinterpret_cast<float4*>(ds + 16 * vb);
     const float4 q0 = v[0], q1 = v[1], q2 = v[2], q3 = v[3];
     const int s = vb & 2;  // column quad % 4 >= 2
-    v[0 ^ s] = make_float4(q0.x, q1.x, q2.x, q3.x);
-    v[1 ^ s] = make_float4(q0.y, q1.y, q2.y, q3.y);
-    v[2 ^ s] = make_float4(q0.z, q1.z, q2.z, q3.z);
-    v[3 ^ s] = make_float4(q0.w, q1.w, q2.w, q3.w);
+    if constexpr (kBf16) {  // dS arrives TF32-rounded: rounded again to bf16 (one rounding of the fp32 value's error)
+      store_piece<true>(v + (0 ^ s), q0.x, q1.x, q2.x, q3.x);
+      store_piece<true>(v + (1 ^ s), q0.y, q1.y, q2.y, q3.y);
+      store_piece<true>(v + (2 ^ s), q0.z, q1.z, q2.z, q3.z);
+      store_piece<true>(v + (3 ^ s), q0.w, q1.w, q2.w, q3.w);
+    } else {
+      v[0 ^ s] = make_float4(q0.x, q1.x, q2.x, q3.x);
+      v[1 ^ s] = make_float4(q0.y, q1.y, q2.y, q3.y);
+      v[2 ^ s] = make_float4(q0.z, q1.z, q2.z, q3.z);
+      v[3 ^ s] = make_float4(q0.w, q1.w, q2.w, q3.w);
+    }
   }
   __syncthreads();
   const float cs_last = css[len - 1], Dh = a.D[h];
@@ -147,11 +183,16 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
         for (int ks = 0; ks < 4; ++ks)
           if (k0 + 16 * ks < N) {
             const float4 u0 = ub0[ks], u1 = ub1[ks];
-            const uint32_t f0[4] = {bits(u0.x), bits(u0.y), bits(u0.z), bits(u0.w)};
-            const uint32_t f1[4] = {bits(u1.x), bits(u1.y), bits(u1.z), bits(u1.w)};
             // dS[8 nt + g][k0 + 16 ks + 4t .. + 3]: block (2 nt + g / 4, (k0 + 16 ks) / 4 + t), row g % 4
             const float* b = ds + (gq >> 2) * kDq + 16 * tq + 4 * ((gq & 3) ^ (tq & 2)) + 4 * (k0 + 16 * ks);
-            step_pair(acc, f0, f1, b, 2 * kDq);
+            if constexpr (kBf16) {
+              const float x0[4] = {u0.x, u0.y, u0.z, u0.w}, x1[4] = {u1.x, u1.y, u1.z, u1.w};
+              step_bf16(acc, x0, x1, b, 2 * kDq);
+            } else {
+              const uint32_t f0[4] = {bits(u0.x), bits(u0.y), bits(u0.z), bits(u0.w)};
+              const uint32_t f1[4] = {bits(u1.x), bits(u1.y), bits(u1.z), bits(u1.w)};
+              step_pair(acc, f0, f1, b, 2 * kDq);
+            }
           }
       }
       // u_j = <G_j, X_j>, Σ dY∘X, then dX = D dY + w_j G (fp32 dY, X from device memory).
@@ -185,15 +226,15 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
         if (ok1) a.u[chn * Q + r1] = us1;
       }
     }
-    if (pass == 0) {  // the dY rows: this thread's blocks transposed ([p % 4][i % 4]) and rounded to TF32 in place
+    if (pass == 0) {  // the dY rows: this thread's blocks transposed ([p % 4][i % 4]) and rounded in place
       cp_async::wait_group<0>();
       for (int e = tid; e < rows * (kP / 16); e += kThreads) {
         float4* b = reinterpret_cast<float4*>(ys + yblock_at(e));
         const float4 r0 = b[0], r1 = b[1], r2 = b[2], r3 = b[3];
-        b[0] = make_float4(round_tf32(r0.x), round_tf32(r1.x), round_tf32(r2.x), round_tf32(r3.x));
-        b[1] = make_float4(round_tf32(r0.y), round_tf32(r1.y), round_tf32(r2.y), round_tf32(r3.y));
-        b[2] = make_float4(round_tf32(r0.z), round_tf32(r1.z), round_tf32(r2.z), round_tf32(r3.z));
-        b[3] = make_float4(round_tf32(r0.w), round_tf32(r1.w), round_tf32(r2.w), round_tf32(r3.w));
+        store_piece<kBf16>(b + 0, r0.x, r1.x, r2.x, r3.x);
+        store_piece<kBf16>(b + 1, r0.y, r1.y, r2.y, r3.y);
+        store_piece<kBf16>(b + 2, r0.z, r1.z, r2.z, r3.z);
+        store_piece<kBf16>(b + 3, r0.w, r1.w, r2.w, r3.w);
       }
       __syncthreads();
     }
@@ -215,7 +256,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
     if (mt + 1 < kend) fetch(mt + 1, n0, n1);
     for (int kb = mt; kb < kend; ++kb) {
       const int ib = 16 * kb + 4 * tq;
-      uint32_t f0[4], f1[4];
+      float x0[4], x1[4];  // rows r0, r1 of A at k = ib .. ib + 3
       if (kb > mt && 16 * kb + 16 <= len) {  // warp-uniform: off the diagonal block, every i < len
         // e^(cs_i − cs_j) = e^(cs_i − cs_m) e^(cs_m − cs_j), m = 16 kb: j < m <= i, so both factors are <= 1 (no
         // overflow; underflow only where the product underflows). The first from the block's table: 2 exps per
@@ -226,16 +267,16 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
         const float E[4] = {ev.x, ev.y, ev.z, ev.w};
 #pragma unroll
         for (int u = 0; u < 4; ++u) {
-          f0[u] = rna_bits(e0[u] * (E[u] * g0));
-          f1[u] = rna_bits(e1[u] * (E[u] * g1));
+          x0[u] = e0[u] * (E[u] * g0);
+          x1[u] = e1[u] * (E[u] * g1);
         }
       } else {
 #pragma unroll
         for (int u = 0; u < 4; ++u) {  // exp of a positive exponent (i < j) may overflow: selected, not multiplied
           const int i = ib + u;
           const float csi = css[i];
-          f0[u] = rna_bits(i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f);
-          f1[u] = rna_bits(i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f);
+          x0[u] = i >= r0 && i < len ? e0[u] * __expf(csi - cs0) * dt0 : 0.0f;
+          x1[u] = i >= r1 && i < len ? e1[u] * __expf(csi - cs1) * dt1 : 0.0f;
         }
       }
 #pragma unroll
@@ -245,7 +286,13 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
       }
       if (kb + 2 < kend) fetch(kb + 2, n0, n1);  // in flight during this step's and the next step's products
       const float* yb = ys + (4 * kb + tq) * kYq + 4 * gq;  // dY[16 kb + 4t + u][8 nt + g], u = 0..3
-      step_pair(acc, f0, f1, yb, 32);
+      if constexpr (kBf16) {
+        step_bf16(acc, x0, x1, yb, 32);
+      } else {
+        const uint32_t f0[4] = {rna_bits(x0[0]), rna_bits(x0[1]), rna_bits(x0[2]), rna_bits(x0[3])};
+        const uint32_t f1[4] = {rna_bits(x1[0]), rna_bits(x1[1]), rna_bits(x1[2]), rna_bits(x1[3])};
+        step_pair(acc, f0, f1, yb, 32);
+      }
     }
     float* o0 = a.dx + static_cast<int64_t>(start + r0) * a.dx_stride + static_cast<int64_t>(h) * kP;
     float* o1 = a.dx + static_cast<int64_t>(start + r1) * a.dx_stride + static_cast<int64_t>(h) * kP;
@@ -287,7 +334,8 @@ void dx_product(const DxArgs& a, cudaStream_t s) {
   const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
   PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0 && aligned16(a.cbt),
             "SSD backward dX: rounded B rows and C·Bᵀ must be 16-byte aligned");
-  auto kernel = vin ? dx_kernel<true> : dx_kernel<false>;
+  auto kernel = a.bf16 ? (vin ? dx_kernel<true, true> : dx_kernel<false, true>)
+                        : (vin ? dx_kernel<true, false> : dx_kernel<false, false>);
   allow_smem(kernel, smem);
   kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a);
   PCM_CUDA_LAUNCH();

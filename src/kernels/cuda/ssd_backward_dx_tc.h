@@ -1,5 +1,5 @@
-// dX of the chunked SSD backward (ssd_chunked_backward.cu) on the TF32 tensor cores with mma.sync, one block
-// per (chunk, head): selected by PCM_SSD_BACKWARD=chunked-tc (tc = true) for head_dim 64.
+// dX of the chunked SSD backward (ssd_chunked_backward.cu) on the TF32 (or, for bf16 training, bf16) tensor cores
+// with mma.sync, one block per (chunk, head): selected by PCM_SSD_BACKWARD=chunked-tc (tc = true) for head_dim 64.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -27,6 +27,7 @@ struct DxArgs {
   float* u;    // [chunks, H, 1, Q] (one p-tile: P = 64)
   float* dDt;  // [chunks, H, qt, 1]: entry 0 the chunk's Σ dY∘X, the others of its rows' 64-tiles 0
   int qt;
+  bool bf16;  // the products on bf16 mma (m16n8k16) instead of TF32: operands rounded to bf16, fp32 accumulation
   SsdDims d;
   ChunkTable ct;
 };

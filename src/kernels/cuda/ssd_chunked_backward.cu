@@ -75,6 +75,7 @@ struct Ctx {
   Bwd b;
   int qt, pt, nt;  // tiles over Q, P, N
   int ni;          // inter slots per row: nt, or with tc one per 32 columns of N
+  bool bf16;       // tc: dX on bf16 mma
 };
 
 // One (chunk, head) block's view: rows of its chunk, the head's x / dy columns and its group's B / C.
@@ -617,7 +618,7 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
                          k.d, k.ct},
                         s);
     bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.cbt, k.b.dS, k.b.b_r,
-                        static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.d, k.ct},
+                        static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.bf16, k.d, k.ct},
                        s);
     const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
     const float* sum_t = bwd_tc::dcb_sum_t(k.b.dcb, k.ct.count, k.ct.Q, k.d);
@@ -647,7 +648,7 @@ int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q
 
 void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const float* state0,
                           float* dstate0, const SsdDims& d, const ChunkTable& ct, int32_t seqs, int64_t T,
-                          float* scratch, bool tf32, cudaStream_t s, bool tc) {
+                          float* scratch, bool tf32, cudaStream_t s, bool tc, bool bf16) {
   PCM_CHECK(d.G > 0 && d.H % d.G == 0, "CUDA SSD backward: {} heads do not split into {} groups", d.H, d.G);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD backward: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
@@ -667,6 +668,7 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   const bool use_tc = tf32 && tc && tc_supported(d, ct.Q);
   const Sizes z = sizes(T, ct.count, ct.Q, d, use_tc);  // what ssd_chunked_backward_scratch_floats(.., tf32, tc) gave
   k.ni = use_tc ? bwd_tc::bc_inter_slots(d) : k.nt;
+  k.bf16 = use_tc && bf16;
   // With tc the entering states are stored rounded to TF32, as dC takes them (<dS, S0> in the pass then sums the
   // rounded values: a change of ~2^-12 relative per term).
   // The tc kernels' operands prepared once per layer at the scratch's end (16-byte aligned; scratch is 4-byte):

@@ -133,12 +133,13 @@ void ssd_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in,
 // gradient (=), null = not wanted. tf32: the products on the TF32 tensor cores (as the forward's flag).
 // tc (with tf32, head_dim 64, N a multiple of 16 up to 128, Q a multiple of 16): U, dCB, dX, dB and dC
 // from one mma.sync block per (chunk, head) (ssd_backward_{u,dcb,dx,bc}_tc.cu) rather than the 64x64
-// tiles; other shapes ignore it. The scratch depends on the path: size it with the same tf32 and tc.
+// tiles; other shapes ignore it. The scratch depends on the path: size it with the same tf32 and tc. bf16 (with tc):
+// dX's products on bf16 mma instead (operands rounded to bf16 as the bf16 forward's, fp32 accumulation).
 int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q, const SsdDims& d, bool tf32,
                                             bool tc);
 void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const float* state0,
                           float* dstate0, const SsdDims& d, const ChunkTable& ct, int32_t seqs, int64_t T,
-                          float* scratch, bool tf32, cudaStream_t s, bool tc = false);
+                          float* scratch, bool tf32, cudaStream_t s, bool tc = false, bool bf16 = false);
 
 // ---- xent.cu -------------------------------------------------------------------------------------
 // Cross-entropy over vocabulary chunks: logits [n, vc] of vocab rows [v0, v0 + vc) (leading dim ld).
