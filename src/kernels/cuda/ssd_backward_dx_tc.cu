@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(kThreads, 2) dx_kernel(DxArgs a) {
     float4* v = reinterpret_cast<float4*>(ds + 16 * vb);
     const float4 q0 = v[0], q1 = v[1], q2 = v[2], q3 = v[3];
     const int s = vb & 2;  // column quad % 4 >= 2
-    if constexpr (kBf16) {  // dS arrives TF32-rounded, then to bf16 here: at most 1 bf16 ulp off rounding the fp32 value
+    if constexpr (kBf16) {  // dS arrives TF32-rounded, then to bf16 here: <= 1 bf16 ulp off rounding the fp32 value
       store_piece<true>(v + (0 ^ s), q0.x, q1.x, q2.x, q3.x);
       store_piece<true>(v + (1 ^ s), q0.y, q1.y, q2.y, q3.y);
       store_piece<true>(v + (2 ^ s), q0.z, q1.z, q2.z, q3.z);

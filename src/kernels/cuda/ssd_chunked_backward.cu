@@ -618,7 +618,8 @@ void launch_tiles(const Ctx& k, float* ddt, float* dstate0, int32_t seqs, bool t
                          k.d, k.ct},
                         s);
     bwd_tc::dx_product({k.in.xbc, k.in.stride, k.in.dt, k.in.D, k.dy, k.b.f.cs, k.b.cbt, k.b.dS, k.b.b_r,
-                        static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.bf16, k.d, k.ct},
+                        static_cast<int64_t>(k.d.G) * k.d.N, k.dx, k.dx_stride, k.b.u, k.b.dDt, k.qt, k.bf16, k.d,
+                        k.ct},
                        s);
     const float* sum = bwd_tc::dcb_sum(k.b.dcb, k.ct.count, k.ct.Q, k.d);
     const float* sum_t = bwd_tc::dcb_sum_t(k.b.dcb, k.ct.count, k.ct.Q, k.d);
