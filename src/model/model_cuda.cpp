@@ -125,7 +125,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     } else {
       const void* conv_in = zx_bf16 ? static_cast<const void*>(zx16 + di) : zx + di;
       cuda::conv1d_silu_prefill(xbc, conv_in, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
-                                bf16_ssd ? cuda::ConvBf16Out{xb_bf16, cd, cd, zx_bf16} : cuda::ConvBf16Out{});
+                                bf16_ssd ? cuda::ConvBf16{xb_bf16, cd, cd, zx_bf16} : cuda::ConvBf16{});
       if (bf16_ssd) {
         in.xbc_bf16 = xb_bf16;
         in.bf16_stride = cd;

@@ -445,7 +445,7 @@ void CudaTrainBackend::conv_forward(const DevLayer& w, const Acts& a, bool bf16_
   PCM_CUDA(cudaMemsetAsync(conv_state_.get(), 0, static_cast<size_t>(ix_.S * cd * K) * 4, stream_));
   cuda::conv1d_silu_prefill(a.xbc, a.zx + di, dpr, conv_state_.get(), cd * K, w.conv_w,
                             w.conv_b ? w.conv_b : zero_bias_.get(), T_, cd, K, seqs, stream_,
-                            bf16_copy ? cuda::ConvBf16Out{xbc16_.get(), cd, 0} : cuda::ConvBf16Out{});
+                            bf16_copy ? cuda::ConvBf16{xbc16_.get(), cd, 0} : cuda::ConvBf16{});
 }
 
 void CudaTrainBackend::recompute_derived(const DevLayer& w, const Acts& a) {

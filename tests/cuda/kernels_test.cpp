@@ -260,7 +260,7 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
                             kCd * kK, dw->get(), db->get(), T, kCd, kK,
                             cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
                             nullptr,
-                            cuda::ConvBf16Out{bf16_cols ? out16.get() : nullptr, bf16_cols, fp32_from, in_bf16});
+                            cuda::ConvBf16{bf16_cols ? out16.get() : nullptr, bf16_cols, fp32_from, in_bf16});
   auto got = out.download();
   if (bf16_cols) {
     const auto got16 = out16.download();
@@ -519,14 +519,14 @@ TEST(CudaKernelsInputs, SsdBf16InputsRefusedWithTheReason) {
       << run(codestral, true, aligned, kCd + 2);
 }
 
-TEST(CudaKernelsInputs, ConvBf16OutputOutsideTheColumnsRefused) {
+TEST(CudaKernelsInputs, ConvBf16putOutsideTheColumnsRefused) {
   auto* fake = reinterpret_cast<float*>(uintptr_t{1} << 20);
   const int32_t* ints = reinterpret_cast<const int32_t*>(fake);
   const cuda::PackedSeqs seqs{1, ints, ints, ints};
   auto run = [&](int64_t cols, int64_t fp32_from) {
     return error_of([&] {
       cuda::conv1d_silu_prefill(fake, fake, kCd, fake, kCd * kK, fake, fake, 16, kCd, kK, seqs, nullptr,
-                                cuda::ConvBf16Out{fake, cols, fp32_from});
+                                cuda::ConvBf16{fake, cols, fp32_from});
     });
   };
   EXPECT_NE(run(kCd + 4, kDi).find("bf16 output of 10244 of 10240 columns"), std::string::npos) << run(kCd + 4, kDi);

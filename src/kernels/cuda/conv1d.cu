@@ -117,17 +117,22 @@ __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
   for (int r = 0; r < rows; ++r) {
     const uint4 x3 = col[(r + 3) * kStageThreads];
     const int64_t t = t0 + r;
+    // rows before the sequence's first row in this call come from its window ([channel][K = 4])
+    int64_t local = 3;
+    const float* win = nullptr;
+    if (!inside) {
+      const int sq = seqs.row_seq[t];
+      local = t - seqs.seq_start[sq];
+      win = conv_state + seqs.seq_slot[sq] * slot_stride + c0 * 4;
+    }
     float v[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) {
       float x[4] = {lane_of<In>(x0, i), lane_of<In>(x1, i), lane_of<In>(x2, i), lane_of<In>(x3, i)};
-      if (!inside) {  // rows before the sequence's first row in this call come from its window
-        const int sq = seqs.row_seq[t];
-        const int64_t local = t - seqs.seq_start[sq];
-        const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + (c0 + i) * 4;  // [channel][K = 4]
+      if (local < 3) {
 #pragma unroll
         for (int k = 0; k < 3; ++k)
-          if (local - 3 + k < 0) x[k] = win[local + 1 + k];
+          if (local - 3 + k < 0) x[k] = win[4 * i + local + 1 + k];
       }
       v[i] = silu_f(bc[i] + wc[i].x * x[0] + wc[i].y * x[1] + wc[i].z * x[2] + wc[i].w * x[3]);
     }
@@ -231,7 +236,7 @@ namespace {
 template <class In>
 void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
-                         cudaStream_t s, const ConvBf16Out& bf16) {
+                         cudaStream_t s, const ConvBf16& bf16) {
   auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
   const int64_t bf16_cols = bf16.out ? bf16.cols : 0, fp32_from = bf16.out ? bf16.fp32_from : 0;
   constexpr int64_t V = 16 / sizeof(In);  // channels per thread of the vector kernel
@@ -256,7 +261,7 @@ void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* con
 
 void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
-                         cudaStream_t s, const ConvBf16Out& bf16) {
+                         cudaStream_t s, const ConvBf16& bf16) {
   PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
   PCM_CHECK(!bf16.out || (bf16.cols > 0 && bf16.cols <= C && bf16.fp32_from >= 0 && bf16.fp32_from <= bf16.cols),
             "conv: bf16 output of {} of {} columns, fp32 from column {}", bf16.cols, C, bf16.fp32_from);

@@ -66,13 +66,6 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t handle, cublasLtM
               results, returned);
 }
 
-cublasStatus_t cublasLtMatmulAlgoCheck(cublasLtHandle_t handle, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t Adesc,
-                                      cublasLtMatrixLayout_t Bdesc, cublasLtMatrixLayout_t Cdesc,
-                                      cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t* algo,
-                                      cublasLtMatmulHeuristicResult_t* result) {
-  PCM_FORWARD(cublasLtMatmulAlgoCheck, handle, desc, Adesc, Bdesc, Cdesc, Ddesc, algo, result);
-}
-
 cublasStatus_t cublasLtMatmulAlgoConfigGetAttribute(const cublasLtMatmulAlgo_t* algo,
                                                    cublasLtMatmulAlgoConfigAttributes_t attr, void* buf, size_t bytes,
                                                    size_t* written) {

@@ -3,6 +3,7 @@
 #include <cublasLt.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,9 +44,6 @@ std::array<uint64_t, 8> words(const cublasLtMatmulAlgo_t& a) {
   std::memcpy(w.data(), a.data, sizeof(a.data));
   return w;
 }
-}  // namespace
-
-namespace {
 
 constexpr int kCandidates = 8;
 
@@ -202,21 +200,15 @@ void Gemm::tune(Plan& p, const void* X, const void* W, int64_t T, int64_t n, int
   auto restore = [&] {
     if (saved) PCM_CUDA(cudaMemcpyAsync(Y, saved, bytes, cudaMemcpyDeviceToDevice, s));
   };
-  auto run_candidate = [&](size_t i) {
-    p.algo = p.candidates[i].algo;
-    launch(p, X, W, beta, C, Y, s);
-  };
-  const float t_first = median_time_ms(restore, [&] { run_candidate(0); }, s);
-  const uint64_t want = bits_digest(static_cast<const float*>(Y), static_cast<int64_t>(bytes / 4), s);
-  float best = 0.98f * t_first;
-  size_t pick = 0;
-  for (size_t i = 1; i < p.candidates.size(); ++i) {
-    const float t = median_time_ms(restore, [&] { run_candidate(i); }, s);
-    if (t < best && bits_digest(static_cast<const float*>(Y), static_cast<int64_t>(bytes / 4), s) == want) {
-      best = t;
-      pick = i;
-    }
-  }
+  // The reference is the heuristic's first choice; the candidates are the others.
+  const TimedPick t = fastest_same_bits(
+      1, static_cast<int>(p.candidates.size()), restore,
+      [&](int i) {
+        p.algo = p.candidates[static_cast<size_t>(std::max(i, 0))].algo;
+        launch(p, X, W, beta, C, Y, s);
+      },
+      [&] { return bits_digest(static_cast<const float*>(Y), static_cast<int64_t>(bytes / 4), s); }, s);
+  const size_t pick = t.index < 0 ? 0 : static_cast<size_t>(t.index);
   restore();  // the caller's launch computes the product from the entry value
   if (saved) PCM_CUDA(cudaFreeAsync(saved, s));
   p.chosen = pick;
@@ -226,7 +218,7 @@ void Gemm::tune(Plan& p, const void* X, const void* W, int64_t T, int64_t n, int
   if (tune_mode_ >= 2)
     std::fprintf(stderr, "gemm %ldx%ldx%ld%s: heuristic's first %.3f ms, chosen #%zu %.3f ms\n",
                  static_cast<long>(T), static_cast<long>(n), static_cast<long>(k), out_bf16 ? " bf16 out" : "",
-                 t_first, pick, pick ? best : t_first);
+                 t.ref_ms, pick, t.ms);
 }
 
 std::vector<std::string> Gemm::algorithms(bool bf16, int64_t T, int64_t n, int64_t k, bool accumulate, bool out_bf16) {

@@ -105,10 +105,10 @@ __device__ __forceinline__ void store_lane(float* o, const float4* v) {
 }
 template <int L>
 __device__ __forceinline__ void store_lane(__nv_bfloat16* o, const float4* v) {
-  if constexpr (L == 8)
-    *reinterpret_cast<uint4*>(o) = make_uint4(pack_bf16x2(v[0].x, v[0].y), pack_bf16x2(v[0].z, v[0].w),
-                                              pack_bf16x2(v[1].x, v[1].y), pack_bf16x2(v[1].z, v[1].w));
-  else
+  if constexpr (L == 8) {
+    const uint2 lo = pack_bf16x4(v[0]), hi = pack_bf16x4(v[1]);
+    *reinterpret_cast<uint4*>(o) = make_uint4(lo.x, lo.y, hi.x, hi.y);
+  } else
     store4(o, v[0]);
 }
 

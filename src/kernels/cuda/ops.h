@@ -46,14 +46,14 @@ struct PackedSeqs {
 // then the windows hold each sequence's last K inputs. in: row t at in + t * in_stride. out: [T, C].
 // bf16 sides of the conv for bf16 models: `out` (optional) takes columns [0, cols) in bf16 ([T, cols]; the SSD's x, B,
 // C) and the fp32 output only columns [fp32_from, C); in_bf16: the input is bf16 (a bf16 in_proj output).
-struct ConvBf16Out {
+struct ConvBf16 {
   void* out = nullptr;
   int64_t cols = 0, fp32_from = 0;
   bool in_bf16 = false;
 };
 void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
-                         cudaStream_t s, const ConvBf16Out& bf16 = {});
+                         cudaStream_t s, const ConvBf16& bf16 = {});
 // One token per row b for slot slots[b] (rows with slot < 0 are padding: out 0, no state change).
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                         const float* w, const float* bias, const int32_t* slots, int64_t Bn, int64_t C, int64_t K,
