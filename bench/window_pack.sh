@@ -8,7 +8,7 @@ set -e
 src=$1; dst=$2; base=$3
 tmp="$dst.tmp"; final="$dst"; dst="$tmp"  # built beside DEST and moved in at the end: never half there
 rm -rf "$dst"; mkdir -p "$dst/stage/lib"
-for b in ${BINS:-pcm test_cuda}; do strip -o "$dst/stage/$b" "$src/$b"; done
+for b in ${BINS:-pcm test_cuda}; do f=$src/$b; [ -f "$f" ] || f=$src/bench/$b; strip -o "$dst/stage/$b" "$f"; done
 strip -o "$dst/stage/pcm_base" "$base"
 "$(dirname "$0")/../scripts/dev/device_libs.sh" "$dst/stage/lib"
 (cd "$dst/stage" && tar cf - ${BINS:-pcm test_cuda} pcm_base lib |

@@ -5,7 +5,10 @@
 # the 1.3B training step, ncu sections of chosen kernels. Knobs: TEST_FILTER (test_cuda), CHECK_FILTER (sanitizers;
 # SANITIZE=0 skips them), VARIANTS (binaries compared: base = pcm_base, bf16 = pcm, NAME = pcm_NAME packed through
 # BINS), TRAIN_BENCH (variants of the training bench, e.g. "bf16 base"), DETAIL_KERNEL / DETAIL_SKIP / DETAIL_COUNT
-# (ncu sections of pcm's kernels), BUDGET (seconds). $OUT/summary.txt rewritten after every step; logs.tgz.
+# (ncu sections of pcm's kernels), BUDGET (seconds), PREFILL=0 (skips the prefill rounds), DECODE_VARIANTS (decode
+# bench at B = 1, 16, 64, 128 of each, alternating, 2 rounds; an entry NAME:VAR=VALUE[,VAR=VALUE] runs NAME with that
+# environment),
+# cuda_decode_kernels when packed (BINS="... cuda_decode_kernels" from the build's bench/). $OUT/summary.txt rewritten after every step; logs.tgz.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 L=/tmp/window-logs; rm -rf $L; mkdir -p $L; D=$L/detail.txt; K=$L/key.txt; : > $D; : > $K; T0=$SECONDS
@@ -35,13 +38,32 @@ if [ -n "$CS" ] && [ "${SANITIZE:-1}" != 0 ]; then
 fi
 BA="bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 4096,16384"
 bin() { case $1 in base) echo pcm_base ;; bf16) echo pcm ;; *) echo pcm_$1 ;; esac; }
-for r in 1 2 3; do for v in ${VARIANTS:-base bf16}; do
+for r in 1 2 3; do [ "${PREFILL:-1}" = 0 ] && break; for v in ${VARIANTS:-base bf16}; do
   left 60 || continue
   b=$(bin $v)
   t=$SECONDS; timeout 30 ./$b $BA > $L/bench_${v}_$r.txt 2>&1
   echo "prefill $v rc=$? $((SECONDS-t))s: $(grep -E '^\| T=' $L/bench_${v}_$r.txt | awk -F'|' '{printf "%s %s ms; ", $2, $4}')" >> $K
   summary
 done; done
+for r in 1 2; do for e in ${DECODE_VARIANTS:-}; do
+  left 40 || continue
+  v=${e%%:*}; env=; [ "$e" != "$v" ] && env=${e#*:}; env=${env//,/ }; b=$(bin $v)
+  t=$SECONDS; env $env timeout 30 ./$b bench --device cuda --shape codestral-7b --cuda-prefill 4096 --decode-tokens 64 \
+    > $L/decode_${e//[:=]/_}_$r.txt 2>&1
+  echo "decode $e rc=$? $((SECONDS-t))s ms (% roofline) B=1,16,64,128 fp32|bf16: $(grep -E '^\| B=' \
+    $L/decode_${e//[:=]/_}_$r.txt | awk -F'|' '{printf "%s(%s)", $4, $7}' | tr -s ' ')" >> $K
+  summary
+done; done
+for e in default ${KERNELS_ENVS:-}; do  # KERNELS_ENVS: VAR=VALUE[,VAR=VALUE] per extra run of the kernel bench
+  [ -x ./cuda_decode_kernels ] && left 40 || continue
+  env=; [ $e != default ] && env=${e//,/ }
+  t=$SECONDS; env $env timeout 40 ./cuda_decode_kernels > $L/decode_kernels_$e.txt 2>&1
+  echo "cuda_decode_kernels $e rc=$? $((SECONDS-t))s" >> $K
+  grep -E "^\| (SSD step|conv decode|layer unfused|gated rmsnorm T|rmsnorm T)" $L/decode_kernels_$e.txt | grep -v algo |
+    awk -F'|' '{printf "%s %s;", $2, $3}' | tr -s ' ' | fold -w 150 >> $K
+  echo >> $K
+  summary
+done
 agg() { python3 - "$1" "$2" <<'PY'
 import csv, sys, collections
 h = None; t = collections.defaultdict(float)
