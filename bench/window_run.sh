@@ -5,7 +5,7 @@
 # the 1.3B training step, ncu sections of chosen kernels. Knobs: TEST_FILTER (test_cuda), CHECK_FILTER (sanitizers;
 # SANITIZE=0 skips them), VARIANTS (binaries compared: base = pcm_base, bf16 = pcm, NAME = pcm_NAME packed through
 # BINS), TRAIN_BENCH (variants of the training bench, e.g. "bf16 base"), DETAIL_KERNEL / DETAIL_SKIP / DETAIL_COUNT
-# (ncu sections of pcm's kernels), BUDGET (seconds), PREFILL=0 (skips the prefill rounds), DECODE_VARIANTS (decode
+# (ncu sections of pcm's kernels; DETAIL=0 skips them), BUDGET (seconds), PREFILL=0 (skips the prefill rounds), DECODE_VARIANTS (decode
 # bench at B = 1, 16, 64, 128 of each, alternating, 2 rounds; an entry NAME:VAR=VALUE[,VAR=VALUE] runs NAME with that
 # environment),
 # cuda_decode_kernels when packed (BINS="... cuda_decode_kernels" from the build's bench/). $OUT/summary.txt rewritten after every step; logs.tgz.
@@ -94,7 +94,7 @@ for v in ${TRAIN_BENCH:-}; do
   echo "train 1.3B b4 $v rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$v.txt | tr '\n' ' ') fwd ssd $(grep -oE 'fwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') ms" >> $K
   summary
 done
-if [ -n "$NCU" ] && left 40; then
+if [ -n "$NCU" ] && [ "${DETAIL:-1}" != 0 ] && left 40; then
   t=$SECONDS; timeout 40 $NCU --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
     --section WarpStateStats --section MemoryWorkloadAnalysis -k "regex:${DETAIL_KERNEL:-chunk_output}" --launch-skip ${DETAIL_SKIP:-2} --launch-count ${DETAIL_COUNT:-2} ./pcm $B2 > $L/ncu_detail.txt 2>&1
   echo "ncu sections rc=$? $((SECONDS-t))s" >> $K
