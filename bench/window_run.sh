@@ -5,7 +5,7 @@
 # the 1.3B training step, ncu sections of chosen kernels. Knobs: TEST_FILTER (test_cuda), CHECK_FILTER (sanitizers;
 # SANITIZE=0 skips them), VARIANTS (binaries compared: base = pcm_base, bf16 = pcm, NAME = pcm_NAME packed through
 # BINS), TRAIN_BENCH (variants of the training bench, e.g. "bf16 base"), DETAIL_KERNEL / DETAIL_SKIP / DETAIL_COUNT
-# (ncu sections of pcm's kernels; DETAIL=0 skips them), BUDGET (seconds), PREFILL=0 (skips the prefill rounds), DECODE_VARIANTS (decode
+# (ncu sections of pcm's kernels; DETAIL=0 skips them), TRAIN_NCU=1 (ncu per-kernel times of a 2-layer 1.3B step), BUDGET (seconds), PREFILL=0 (skips the prefill rounds), DECODE_VARIANTS (decode
 # bench at B = 1, 16, 64, 128 of each, alternating, 2 rounds; an entry NAME:VAR=VALUE[,VAR=VALUE] runs NAME with that
 # environment),
 # cuda_decode_kernels when packed (BINS="... cuda_decode_kernels" from the build's bench/). $OUT/summary.txt rewritten after every step; logs.tgz.
@@ -94,6 +94,23 @@ for v in ${TRAIN_BENCH:-}; do
   echo "train 1.3B b4 $v rc=$? $((SECONDS-t))s: $(grep -oE 'ms/step [0-9.]+|tokens/s [0-9]+|loss [0-9.]+' $L/train_$v.txt | tr '\n' ' ') fwd ssd $(grep -oE 'fwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') bwd ssd $(grep -oE 'bwd: ssd +[0-9.]+' $L/train_$v.txt | grep -oE '[0-9.]+$') ms" >> $K
   summary
 done
+if [ -n "$NCU" ] && [ "${TRAIN_NCU:-0}" = 1 ] && left 60; then  # per-kernel µs of a 2-layer 1.3B training step
+  t=$SECONDS; PCM_GEMM_TUNE=0 timeout 60 $NCU --clock-control none --metrics gpu__time_duration.sum --csv --print-units base ./pcm bench \
+    --train --device cuda --shape mamba2-1.3b --layers 2 --seq-len 2048 --batch 4 --steps 1 > $L/ncu_train.csv 2> $L/ncu_train.err
+  echo "ncu train rc=$? $((SECONDS-t))s (per kernel: launches, mean µs, total ms; all steps of the run)" >> $K
+  python3 - $L/ncu_train.csv >> $K <<'PY'
+import csv, sys, collections
+h = None; t = collections.defaultdict(float); n = collections.Counter()
+for r in csv.reader(open(sys.argv[1])):
+    if "Kernel Name" in r: h = r; continue
+    if h and len(r) == len(h) and r[h.index("Metric Name")] == "gpu__time_duration.sum":
+        k = r[h.index("Kernel Name")].replace("void ", "").replace("pcm::cuda::", "").replace("(anonymous namespace)::", "")
+        k = k.replace("<unnamed>::", "").split("(")[0][:48]
+        t[k] += float(r[h.index("Metric Value")].replace(",", "")) / 1e3; n[k] += 1
+for k, v in sorted(t.items(), key=lambda x: -x[1])[:28]: print(f"  {k} {n[k]}x {v / n[k]:.1f} us = {v / 1e3:.2f} ms")
+PY
+  summary
+fi
 if [ -n "$NCU" ] && [ "${DETAIL:-1}" != 0 ] && left 40; then
   t=$SECONDS; timeout 40 $NCU --clock-control none --section SpeedOfLight --section Occupancy --section LaunchStats \
     --section WarpStateStats --section MemoryWorkloadAnalysis -k "regex:${DETAIL_KERNEL:-chunk_output}" --launch-skip ${DETAIL_SKIP:-2} --launch-count ${DETAIL_COUNT:-2} ./pcm $B2 > $L/ncu_detail.txt 2>&1
