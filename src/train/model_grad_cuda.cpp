@@ -65,9 +65,14 @@ struct DevModel {
 // forward's kernel (bit-identical), yn inside the gated norm's backward and xn inside the RMSNorm's
 // backward (same formulas, their own summation order): 45% less activation memory for ~1% more time.
 // xn and yn are only ever projection operands: in bf16 mode their producers write them as bf16 (in the
-// first half of their fp32 slots).
+// first half of their fp32 slots). bf16 training with the bf16 forward SSD also keeps y in bf16 (as autocast
+// does: half its memory and traffic) and, for the tc SSD backward, the forward's chunk cumsum and entering
+// states (cs, states; else null), which the backward then takes instead of recomputing them: the 3.2 GB of
+// states at 1.3B 4 x 2048 are what bf16 y frees.
 struct Acts {
   float *xn, *zx, *xbc, *dt, *y, *yn;
+  bool y_bf16 = false;
+  float *cs = nullptr, *states = nullptr;
 };
 
 // Host-built index arrays of one packed batch, uploaded in one copy.
@@ -425,13 +430,15 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   if (bf16_ssd) {
     in.xbc_bf16 = xbc16_.get();
     in.bf16_stride = cd;
-    in.y_fp32 = true;
+    in.y_fp32 = !a.y_bf16;
   }
+  in.keep_cs = a.cs;
+  in.keep_states = a.states;
   cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, chunk_table(), ints + ix_.seq_slot,
                     static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
   if (!resid_out) return;
   timer_.mark("fwd: gated norm + out_proj", s);
-  cuda::gated_rmsnorm(a.yn, gemm_.bf16(), a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s);
+  cuda::gated_rmsnorm(a.yn, gemm_.bf16(), a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s, a.y_bf16);
   // resid_out = resid_in + out_proj(yn) (+ bias)
   gemm_.forward_add(resid_out, resid_in, act(a.yn), w.out_w, T, d, di, s);
   if (w.out_b) cuda::add_bias(resid_out, d, w.out_b, T, d, s);
@@ -473,14 +480,14 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   gemm_.backward(dyn, 0.0f, g.out_w, bf16 ? cuda::Operand::bf16(dresid16) : cuda::Operand(dresid), act(a.yn),
                  w.out_w, T, d, di, s, [&] {
                    cuda::gated_rmsnorm_backward(dy, dzx, dzx16, dpr, g.gate_norm, a.yn, bf16, dyn, a.y, a.zx, dpr,
-                                                w.gate_norm, T, di, di / c_.n_groups, eps, nscr, s);
+                                                w.gate_norm, T, di, di / c_.n_groups, eps, nscr, s, a.y_bf16);
                  });
   if (g.out_b) cuda::column_sum_add(g.out_b, dresid, d, T, d, scr, s);
   // SSD per document from zero state
   timer_.mark("bwd: ssd", s);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
   const int32_t* ints = ints_.get();
-  const cuda::SsdTrainIn in{a.xbc, cd, a.dt, A_.get(), w.D};
+  const cuda::SsdTrainIn in{a.xbc, cd, a.dt, A_.get(), w.D, a.cs, a.states};
   const cuda::SsdTrainGrads sg{dxbc, cd, ddt, dA_.get(), g.D};
   if (ssd_bwd_ != SsdBackward::kSequential) {
     cuda::ssd_chunked_backward(sg, dy, in, nullptr, nullptr, ssd_dims(), chunk_table(), static_cast<int32_t>(ix_.S), T,
@@ -538,14 +545,28 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   const int64_t d = c_.hidden_size, di = c_.d_inner(), H = c_.num_heads, dpr = c_.d_in_proj(), cd = c_.conv_dim(),
                 K = c_.conv_kernel, n = ix_.n;
   const bool recompute = opts_.recompute_per_layer;
-  const int64_t kept = T * (dpr + H + di), shared = T * (d + cd + di), act_sets = recompute ? 1 : L;
+  const cuda::SsdDims dims = ssd_dims();
+  const bool bf16_ssd = gemm_.bf16() && cuda::ssd_bf16_supported(dims, ssd_q());
+  const bool keep_states = bf16_ssd && ssd_bwd_ == SsdBackward::kChunkedTc &&
+                           cuda::ssd_chunked_backward_takes_saved(dims, static_cast<int32_t>(ssd_q()), true, true);
+  auto align4 = [](int64_t n) { return (n + 3) / 4 * 4; };  // 16-byte aligned parts
+  const int64_t y_floats = align4(bf16_ssd ? (T * di + 1) / 2 : T * di),
+                cs_floats = keep_states ? align4(ix_.chunks * H * ssd_q()) : 0,
+                states_floats = keep_states ? ix_.chunks * H * c_.head_dim * c_.state_size : 0;
+  const int64_t kept = align4(align4(T * (dpr + H)) + y_floats + cs_floats + states_floats),
+                shared = T * (d + cd + di), act_sets = recompute ? 1 : L;
   float* resid = resid_.ensure((L + 1) * T * d);
   float* acts = acts_.ensure(act_sets * kept + shared);
   auto acts_of = [&](int64_t l) {
     Acts a;
     a.zx = acts + (recompute ? 0 : l) * kept;
     a.dt = a.zx + T * dpr;
-    a.y = a.dt + T * H;
+    a.y = a.zx + align4(T * (dpr + H));
+    a.y_bf16 = bf16_ssd;
+    if (keep_states) {
+      a.cs = a.y + y_floats;
+      a.states = a.cs + cs_floats;
+    }
     a.xn = acts + act_sets * kept;
     a.xbc = a.xn + T * d;
     a.yn = a.xbc + T * cd;
@@ -555,10 +576,9 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   dA_.ensure(H);
   conv_state_.ensure(ix_.S * cd * K);
   ssm_state_.ensure(ix_.S * H * c_.head_dim * c_.state_size);
-  const cuda::SsdDims dims = ssd_dims();
   ssd_scratch_.ensure(cuda::ssd_chunked_scratch_floats(ix_.chunks, ssd_q(), dims));
   // bf16 training: the forward SSD's x, B, C in bf16 (one layer at a time)
-  if (gemm_.bf16() && cuda::ssd_bf16_supported(dims, ssd_q())) xbc16_.ensure(T * c_.conv_dim());
+  if (bf16_ssd) xbc16_.ensure(T * c_.conv_dim());
   const bool bf16 = gemm_.bf16();
   // The head's block of logits [R, V] and (bf16) their gradient live in the SSD backward's scratch, which
   // is idle until the layers' backward.

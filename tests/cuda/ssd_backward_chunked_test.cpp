@@ -118,6 +118,39 @@ Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32, bool tc = false, b
   return {dxbc.download(), ddt.download(), dA.download(), dD.download(), dstate0.download()};
 }
 
+// The tc backward taking the TF32 forward's chunk cumsum and entering states (SsdTrainIn::saved_*, as bf16 training
+// without recomputation runs it) instead of recomputing them; from zero states.
+Grads gpu_chunked_saved(const Case& k, const Inputs& in) {
+  DeviceBuffer<float> xbc(in.xbc), dt(in.dt), A(in.A), D(in.D), dy(in.dy), dxbc(poisoned_dxbc(in)), ddt(in.T * k.H),
+      dA(k.H), dD(in.dD0), dstate0(k.docs.size() * in.hpn), y(in.T * in.di),
+      slots(std::vector<float>(k.docs.size() * in.hpn, 0.0f));
+  DeviceBuffer<int32_t> cs(in.chunk_start), cl(in.chunk_len), sc(in.seq_chunk);
+  ddt.poison();
+  dA.poison();
+  dstate0.poison();
+  const cuda::SsdDims d{k.H, k.P, k.G, k.N};
+  const cuda::ChunkTable ct{static_cast<int32_t>(in.chunk_start.size()), k.Q, cs.get(), cl.get(), sc.get()};
+  const int32_t seqs = static_cast<int32_t>(k.docs.size());
+  DeviceBuffer<float> kept_cs(static_cast<size_t>(ct.count) * k.H * k.Q), kept_states(ct.count * in.hpn),
+      fwd_scratch(static_cast<size_t>(cuda::ssd_chunked_scratch_floats(ct.count, k.Q, d)));
+  kept_cs.poison();
+  kept_states.poison();
+  cuda::SsdIn fin{xbc.get(), in.stride, dt.get(), A.get(), D.get()};
+  fin.keep_cs = kept_cs.get();
+  fin.keep_states = kept_states.get();
+  cuda::ssd_chunked(y.get(), fin, slots.get(), false, in.hpn, d, ct, nullptr, seqs, fwd_scratch.get(), true, nullptr);
+  DeviceBuffer<float> scratch(
+      static_cast<size_t>(cuda::ssd_chunked_backward_scratch_floats(in.T, ct.count, k.Q, d, true, true)));
+  scratch.poison();
+  cuda::SsdTrainIn bin{xbc.get(), in.stride, dt.get(), A.get(), D.get()};
+  bin.saved_cs = kept_cs.get();
+  bin.saved_states = kept_states.get();
+  cuda::ssd_chunked_backward({dxbc.get(), in.stride, ddt.get(), dA.get(), dD.get()}, dy.get(), bin, nullptr,
+                             dstate0.get(), d, ct, seqs, in.T, scratch.get(), true, nullptr, true);
+  PCM_CUDA(cudaDeviceSynchronize());
+  return {dxbc.download(), ddt.download(), dA.download(), dD.download(), dstate0.download()};
+}
+
 Grads gpu_sequential(const Case& k, const Inputs& in) {
   constexpr int32_t kQ = 16;
   std::vector<int32_t> chunk0;
@@ -180,7 +213,19 @@ TEST_P(CudaSsdChunkedBackward, MatchesCpuAndSequential) {
   const Grads bf = gpu_chunked(k, in, true, true, true);
   expect_close(bf, ref, 1e-2, true, "bf16 dX chunked-tc vs CPU");
   EXPECT_EQ(gpu_chunked(k, in, true, true, true).dxbc, bf.dxbc);
-  if (!k.state0) expect_close(gpu_sequential(k, in), fp32, 1e-4, false, "sequential CUDA vs chunked fp32");
+  if (!k.state0) {
+    expect_close(gpu_sequential(k, in), fp32, 1e-4, false, "sequential CUDA vs chunked fp32");
+    // The forward's saved chunk quantities: the same gradients up to TF32 (the states come from the forward's own
+    // kernels, unrounded); shapes off the tc path ignore them and recompute (bit-identical).
+    const Grads saved = gpu_chunked_saved(k, in);
+    if (cuda::ssd_chunked_backward_takes_saved({k.H, k.P, k.G, k.N}, k.Q, true, true)) {
+      expect_close(saved, ref, 5e-3, true, "tf32 chunked-tc with the forward's states vs CPU");
+      expect_close(saved, tc, 2e-3, true, "tf32 chunked-tc with the forward's states vs recomputed");
+    } else {
+      EXPECT_EQ(saved.dxbc, tc.dxbc);
+      EXPECT_EQ(saved.ddt, tc.ddt);
+    }
+  }
   // A race would move the result between runs: fixed-order sums make it bit-identical.
   const Grads again = gpu_chunked(k, in, false);
   EXPECT_EQ(again.dxbc, fp32.dxbc);

@@ -229,6 +229,21 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
         ASSERT_EQ(gdz16[t * zs + c], test::bf16_round({gdz[t * zs + c]})[0]) << t << " " << c;
     EXPECT_EQ(d_dw2.download(), d_dw.download());
   }
+  {  // y in bf16 (the bf16 training's SSD output): the same results as fp32 y holding the same values
+    const std::vector<float> xr = test::bf16_round(x);
+    DeviceBuffer<float> d_xr(xr), d_dy(kT * C), d_dz(std::vector<float>(kT * zs, 0.0f)), d_dw(std::vector<float>(C, 0.25f)), d_yn(kT * C);
+    DeviceBuffer<uint16_t> d_x16(test::bf16_bits(x));
+    cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), nullptr, zs, d_dw.get(), d_yn.get(), false, d_dout.get(),
+                                 d_xr.get(), d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr);
+    DeviceBuffer<float> d_dy2(kT * C), d_dz2(std::vector<float>(kT * zs, 0.0f)), d_dw2(std::vector<float>(C, 0.25f)), d_yn2(kT * C);
+    cuda::gated_rmsnorm_backward(d_dy2.get(), d_dz2.get(), nullptr, zs, d_dw2.get(), d_yn2.get(), false, d_dout.get(),
+                                 d_x16.get(), d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr,
+                                 true);
+    EXPECT_EQ(d_dy2.download(), d_dy.download());
+    EXPECT_EQ(d_dz2.download(), d_dz.download());
+    EXPECT_EQ(d_dw2.download(), d_dw.download());
+    EXPECT_EQ(d_yn2.download(), d_yn.download());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Widths, CudaNormBackward,

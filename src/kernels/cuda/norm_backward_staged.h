@@ -18,11 +18,14 @@ struct StagedGatedArgs {
   void* yn;          // may be null; bf16 when yn_bf16
   bool yn_bf16;
   float* partial;    // [blocks, C] weight-gradient partials
-  const float *dout, *y, *z;
+  const float* dout;
+  const void* y;     // fp32, or bf16 when y_bf16
+  const float* z;
   int64_t z_stride;
   const float* w;
   int64_t T, C, gs;
   float eps;
+  bool y_bf16 = false;
 };
 
 struct StagedRmsArgs {

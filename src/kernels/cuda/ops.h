@@ -76,7 +76,12 @@ struct SsdIn {
   // writes y in bf16 ([T, H P] bf16 at y; fp32 with y_fp32).
   const void* xbc_bf16 = nullptr;
   int64_t bf16_stride = 0;
-  bool y_fp32 = false;  // with xbc_bf16: y stays fp32 (training keeps it for the gated norm's backward)
+  bool y_fp32 = false;  // with xbc_bf16: y stays fp32
+  // Optional, training: ssd_chunked writes its chunk cumsum ([chunks, H, Q]) and the state entering each chunk
+  // ([chunks, H, P, N], fp32, 16-byte aligned) here instead of into its scratch, so that the backward takes them
+  // (SsdTrainIn::saved_cs / saved_states) instead of recomputing them.
+  float* keep_cs = nullptr;
+  float* keep_states = nullptr;
 };
 // Chunks of Q rows cut from each packed sequence's start: chunk c covers rows [chunk_start[c],
 // chunk_start[c] + chunk_len[c]) of sequence chunk_seq[c]; sequence i owns chunks [seq_chunk[i], seq_chunk[i+1]).

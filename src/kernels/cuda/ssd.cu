@@ -331,6 +331,17 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
   return sc;
 }
 
+SsdChunkScratch ssd_chunk_cb(float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct, float* cbt,
+                             cudaStream_t s) {
+  check_ssd_dims(d);
+  const Scratch sc = scratch_of(scratch, ct, d);
+  if (ct.count == 0) return sc;
+  const unsigned qt = static_cast<unsigned>((ct.Q + kTile - 1) / kTile);
+  cb_kernel<TensorAcc, true><<<dim3(qt, qt, ct.count * d.G), kThreads, 0, s>>>(sc.cb, in, d, ct, cbt);
+  PCM_CUDA_LAUNCH();
+  return sc;
+}
+
 bool ssd_bf16_supported(const SsdDims& d, int64_t Q) { return tc::ssd_tc_shape_supported(d, Q); }
 
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
@@ -356,7 +367,9 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   check_ssd_dims(d);
   PCM_CHECK(ct.Q > 0 && ct.Q <= kMaxQ, "CUDA SSD: chunk size {} not supported (at most {})", ct.Q, kMaxQ);
   if (ct.count == 0) return;
-  const Scratch sc = scratch_of(scratch, ct, d);
+  Scratch sc = scratch_of(scratch, ct, d);
+  if (in.keep_cs) sc.cs = in.keep_cs;
+  if (in.keep_states) sc.states = in.keep_states;
   tc::StatePass pass;
   pass.slot = state;
   pass.slot_bf16 = state_bf16;

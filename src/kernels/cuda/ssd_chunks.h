@@ -28,6 +28,11 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
                                  const ChunkTable& ct, int32_t seqs, bool tf32, cudaStream_t s,
                                  bool round_states = false, float* cbt = nullptr);
 
+// Only C·Bᵀ of ssd_chunk_states (TF32) and its transpose cbt, into the same scratch place: for a backward that takes the
+// cumsum and entering states from its forward (SsdTrainIn::saved_*). The returned cs and states are not set.
+SsdChunkScratch ssd_chunk_cb(float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct, float* cbt,
+                             cudaStream_t s);
+
 // out[c, g, n, q] = xbc[chunk c's row q, col + g N + n] rounded to TF32 for q < len, 0 for len <= q < Q: each
 // chunk's B (col = H P) or C (col = H P + G N) transposed, so that four consecutive rows of one column are one
 // 16-byte load ([chunks, G, N, Q] floats, out 16-byte aligned).

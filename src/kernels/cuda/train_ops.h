@@ -59,11 +59,11 @@ void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dwei
                       cudaStream_t s, void* xn = nullptr, bool xn_bf16 = false);
 // The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=), in
 // fp32 (dz) and/or bf16 (dz_bf16), either may be null; yn [T, C]: the forward's output recomputed on the
-// way, fp32 or bf16 (null = not wanted).
+// way, fp32 or bf16 (null = not wanted); y [T, C] fp32, or bf16 with y_bf16 (the bf16 training's SSD output).
 void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_stride, float* dweight, void* yn,
-                            bool yn_bf16, const float* dout, const float* y, const float* z, int64_t z_stride,
+                            bool yn_bf16, const float* dout, const void* y, const float* z, int64_t z_stride,
                             const float* weight, int64_t T, int64_t C, int64_t group_size, float eps, float* scratch,
-                            cudaStream_t s);
+                            cudaStream_t s, bool y_bf16 = false);
 // dtable[tok, :] += sum of dout rows with that token. CSR by token, built on the host: uniq[u] is a token,
 // its rows are pos[off[u] .. off[u+1]) in increasing order.
 void embedding_backward(float* dtable, const float* dout, const int32_t* uniq, const int32_t* off,
@@ -109,6 +109,10 @@ struct SsdTrainIn {
   const float* dt;  // [T, H]
   const float* A;   // [H]
   const float* D;   // [H]
+  // Optional: the forward's chunk cumsum and entering states (SsdIn::keep_cs / keep_states), taken by the tc path
+  // of ssd_chunked_backward without state0 instead of recomputed (ssd_chunked_backward_takes_saved).
+  const float* saved_cs = nullptr;
+  const float* saved_states = nullptr;
 };
 struct SsdTrainGrads {
   float* dxbc;      // dx, dB, dC written (=) into the x | B | C columns, row stride `stride`
@@ -137,6 +141,9 @@ void ssd_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in,
 // dX's products on bf16 mma instead (operands rounded to bf16 as the bf16 forward's, fp32 accumulation).
 int64_t ssd_chunked_backward_scratch_floats(int64_t T, int64_t chunks, int32_t Q, const SsdDims& d, bool tf32,
                                             bool tc);
+// Whether ssd_chunked_backward with these flags takes SsdTrainIn::saved_cs / saved_states (the tc path; the dC
+// product then reads the entering states as TF32 operands unrounded, i.e. truncated, rather than rounded).
+bool ssd_chunked_backward_takes_saved(const SsdDims& d, int32_t Q, bool tf32, bool tc);
 void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrainIn& in, const float* state0,
                           float* dstate0, const SsdDims& d, const ChunkTable& ct, int32_t seqs, int64_t T,
                           float* scratch, bool tf32, cudaStream_t s, bool tc = false, bool bf16 = false);
