@@ -72,7 +72,7 @@ struct DevModel {
 struct Acts {
   float *xn, *zx, *xbc, *dt, *y, *yn;
   bool y_bf16 = false;
-  float *cs = nullptr, *states = nullptr;
+  float *cs = nullptr, *cb = nullptr, *states = nullptr;
 };
 
 // Host-built index arrays of one packed batch, uploaded in one copy.
@@ -433,6 +433,7 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
     in.y_fp32 = !a.y_bf16;
   }
   in.keep_cs = a.cs;
+  in.keep_cb = a.cb;
   in.keep_states = a.states;
   cuda::ssd_chunked(a.y, in, ssm_state_.get(), false, hpn, dims, chunk_table(), ints + ix_.seq_slot,
                     static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
@@ -487,7 +488,7 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   timer_.mark("bwd: ssd", s);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
   const int32_t* ints = ints_.get();
-  const cuda::SsdTrainIn in{a.xbc, cd, a.dt, A_.get(), w.D, a.cs, a.states};
+  const cuda::SsdTrainIn in{a.xbc, cd, a.dt, A_.get(), w.D, a.cs, a.states, a.cb};
   const cuda::SsdTrainGrads sg{dxbc, cd, ddt, dA_.get(), g.D};
   if (ssd_bwd_ != SsdBackward::kSequential) {
     cuda::ssd_chunked_backward(sg, dy, in, nullptr, nullptr, ssd_dims(), chunk_table(), static_cast<int32_t>(ix_.S), T,
@@ -552,8 +553,9 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   auto align4 = [](int64_t n) { return (n + 3) / 4 * 4; };  // 16-byte aligned parts
   const int64_t y_floats = align4(bf16_ssd ? (T * di + 1) / 2 : T * di),
                 cs_floats = keep_states ? align4(ix_.chunks * H * ssd_q()) : 0,
+                cb_floats = keep_states ? align4(ix_.chunks * c_.n_groups * ssd_q() * ssd_q()) : 0,
                 states_floats = keep_states ? ix_.chunks * H * c_.head_dim * c_.state_size : 0;
-  const int64_t kept = align4(align4(T * (dpr + H)) + y_floats + cs_floats + states_floats),
+  const int64_t kept = align4(align4(T * (dpr + H)) + y_floats + cs_floats + cb_floats + states_floats),
                 shared = T * (d + cd + di), act_sets = recompute ? 1 : L;
   float* resid = resid_.ensure((L + 1) * T * d);
   float* acts = acts_.ensure(act_sets * kept + shared);
@@ -565,7 +567,8 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     a.y_bf16 = bf16_ssd;
     if (keep_states) {
       a.cs = a.y + y_floats;
-      a.states = a.cs + cs_floats;
+      a.cb = a.cs + cs_floats;
+      a.states = a.cb + cb_floats;
     }
     a.xn = acts + act_sets * kept;
     a.xbc = a.xn + T * d;

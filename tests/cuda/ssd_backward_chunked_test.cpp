@@ -119,8 +119,8 @@ Grads gpu_chunked(const Case& k, const Inputs& in, bool tf32, bool tc = false, b
 }
 
 // The tc backward taking the TF32 forward's chunk cumsum and entering states (SsdTrainIn::saved_*, as bf16 training
-// without recomputation runs it) instead of recomputing them; from zero states.
-Grads gpu_chunked_saved(const Case& k, const Inputs& in) {
+// without recomputation runs it) instead of recomputing them (with_cb: its C·Bᵀ too); from zero states.
+Grads gpu_chunked_saved(const Case& k, const Inputs& in, bool with_cb) {
   DeviceBuffer<float> xbc(in.xbc), dt(in.dt), A(in.A), D(in.D), dy(in.dy), dxbc(poisoned_dxbc(in)), ddt(in.T * k.H),
       dA(k.H), dD(in.dD0), dstate0(k.docs.size() * in.hpn), y(in.T * in.di),
       slots(std::vector<float>(k.docs.size() * in.hpn, 0.0f));
@@ -132,12 +132,14 @@ Grads gpu_chunked_saved(const Case& k, const Inputs& in) {
   const cuda::ChunkTable ct{static_cast<int32_t>(in.chunk_start.size()), k.Q, cs.get(), cl.get(), sc.get()};
   const int32_t seqs = static_cast<int32_t>(k.docs.size());
   DeviceBuffer<float> kept_cs(static_cast<size_t>(ct.count) * k.H * k.Q), kept_states(ct.count * in.hpn),
+      kept_cb(static_cast<size_t>(ct.count) * k.G * k.Q * k.Q),
       fwd_scratch(static_cast<size_t>(cuda::ssd_chunked_scratch_floats(ct.count, k.Q, d)));
   kept_cs.poison();
   kept_states.poison();
   cuda::SsdIn fin{xbc.get(), in.stride, dt.get(), A.get(), D.get()};
   fin.keep_cs = kept_cs.get();
   fin.keep_states = kept_states.get();
+  if (with_cb) fin.keep_cb = kept_cb.get();
   cuda::ssd_chunked(y.get(), fin, slots.get(), false, in.hpn, d, ct, nullptr, seqs, fwd_scratch.get(), true, nullptr);
   DeviceBuffer<float> scratch(
       static_cast<size_t>(cuda::ssd_chunked_backward_scratch_floats(in.T, ct.count, k.Q, d, true, true)));
@@ -145,6 +147,7 @@ Grads gpu_chunked_saved(const Case& k, const Inputs& in) {
   cuda::SsdTrainIn bin{xbc.get(), in.stride, dt.get(), A.get(), D.get()};
   bin.saved_cs = kept_cs.get();
   bin.saved_states = kept_states.get();
+  if (with_cb) bin.saved_cb = kept_cb.get();
   cuda::ssd_chunked_backward({dxbc.get(), in.stride, ddt.get(), dA.get(), dD.get()}, dy.get(), bin, nullptr,
                              dstate0.get(), d, ct, seqs, in.T, scratch.get(), true, nullptr, true);
   PCM_CUDA(cudaDeviceSynchronize());
@@ -217,13 +220,15 @@ TEST_P(CudaSsdChunkedBackward, MatchesCpuAndSequential) {
     expect_close(gpu_sequential(k, in), fp32, 1e-4, false, "sequential CUDA vs chunked fp32");
     // The forward's saved chunk quantities: the same gradients up to TF32 (the states come from the forward's own
     // kernels, unrounded); shapes off the tc path ignore them and recompute (bit-identical).
-    const Grads saved = gpu_chunked_saved(k, in);
-    if (cuda::ssd_chunked_backward_takes_saved({k.H, k.P, k.G, k.N}, k.Q, true, true)) {
-      expect_close(saved, ref, 5e-3, true, "tf32 chunked-tc with the forward's states vs CPU");
-      expect_close(saved, tc, 2e-3, true, "tf32 chunked-tc with the forward's states vs recomputed");
-    } else {
-      EXPECT_EQ(saved.dxbc, tc.dxbc);
-      EXPECT_EQ(saved.ddt, tc.ddt);
+    for (bool with_cb : {false, true}) {
+      const Grads saved = gpu_chunked_saved(k, in, with_cb);
+      if (cuda::ssd_chunked_backward_takes_saved({k.H, k.P, k.G, k.N}, k.Q, true, true)) {
+        expect_close(saved, ref, 5e-3, true, "tf32 chunked-tc with the forward's states vs CPU");
+        expect_close(saved, tc, 2e-3, true, "tf32 chunked-tc with the forward's states vs recomputed");
+      } else {
+        EXPECT_EQ(saved.dxbc, tc.dxbc);
+        EXPECT_EQ(saved.ddt, tc.ddt);
+      }
     }
   }
   // A race would move the result between runs: fixed-order sums make it bit-identical.

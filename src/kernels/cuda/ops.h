@@ -77,10 +77,11 @@ struct SsdIn {
   const void* xbc_bf16 = nullptr;
   int64_t bf16_stride = 0;
   bool y_fp32 = false;  // with xbc_bf16: y stays fp32
-  // Optional, training: ssd_chunked writes its chunk cumsum ([chunks, H, Q]) and the state entering each chunk
-  // ([chunks, H, P, N], fp32, 16-byte aligned) here instead of into its scratch, so that the backward takes them
-  // (SsdTrainIn::saved_cs / saved_states) instead of recomputing them.
+  // Optional, training: ssd_chunked writes its chunk cumsum ([chunks, H, Q]), C·Bᵀ ([chunks, G, Q, Q], 64-tiles with
+  // j-tile <= i-tile) and the state entering each chunk ([chunks, H, P, N], fp32, 16-byte aligned) here instead of
+  // into its scratch, so that the backward takes them (SsdTrainIn::saved_*) instead of recomputing them.
   float* keep_cs = nullptr;
+  float* keep_cb = nullptr;
   float* keep_states = nullptr;
 };
 // Chunks of Q rows cut from each packed sequence's start: chunk c covers rows [chunk_start[c],

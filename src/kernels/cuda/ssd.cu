@@ -87,6 +87,20 @@ __global__ void __launch_bounds__(kThreads) cb_kernel(float* cb, SsdIn in, SsdDi
   }
 }
 
+// cbt[c, g, j, i] = cb[c, g, i, j] over the 64-tiles with j-tile <= i-tile (the only ones cb holds), in 32 x 32 tiles
+// through shared memory: blockIdx.x = j 32-tile, y = i 32-tile, z = chunk x group.
+__global__ void cb_transpose_kernel(const float* cb, float* cbt, int Q) {
+  if (blockIdx.x / 2 > blockIdx.y / 2) return;  // j's 64-tile past i's: not written in cb
+  __shared__ float tile[32][33];
+  const int64_t base = static_cast<int64_t>(blockIdx.z) * Q * Q;
+  const int i0 = 32 * blockIdx.y, j0 = 32 * blockIdx.x, tx = threadIdx.x % 32, ty = threadIdx.x / 32;
+  for (int r = ty; r < 32; r += 8)
+    if (i0 + r < Q && j0 + tx < Q) tile[r][tx] = cb[base + static_cast<int64_t>(i0 + r) * Q + j0 + tx];
+  __syncthreads();
+  for (int r = ty; r < 32; r += 8)
+    if (j0 + r < Q && i0 + tx < Q) cbt[base + static_cast<int64_t>(j0 + r) * Q + i0 + tx] = tile[tx][r];
+}
+
 // states[c, h, p, n] = Σ_j x[j, p] w_j B[j, n],  w_j = exp(cs_last - cs_j) dt_j
 template <class Acc>
 __global__ void __launch_bounds__(kThreads) chunk_state_kernel(float* states, const float* cs, SsdIn in, SsdDims d,
@@ -342,6 +356,13 @@ SsdChunkScratch ssd_chunk_cb(float* scratch, const SsdIn& in, const SsdDims& d, 
   return sc;
 }
 
+void ssd_chunk_cb_transpose(float* cbt, const float* cb, const SsdDims& d, const ChunkTable& ct, cudaStream_t s) {
+  if (ct.count == 0) return;
+  const unsigned t = static_cast<unsigned>((ct.Q + 31) / 32);
+  cb_transpose_kernel<<<dim3(t, t, static_cast<unsigned>(ct.count) * d.G), 256, 0, s>>>(cb, cbt, ct.Q);
+  PCM_CUDA_LAUNCH();
+}
+
 bool ssd_bf16_supported(const SsdDims& d, int64_t Q) { return tc::ssd_tc_shape_supported(d, Q); }
 
 int64_t ssd_chunked_scratch_floats(int64_t chunks, int64_t Q, const SsdDims& d) {
@@ -369,6 +390,7 @@ void ssd_chunked(float* y, const SsdIn& in, void* state, bool state_bf16, int64_
   if (ct.count == 0) return;
   Scratch sc = scratch_of(scratch, ct, d);
   if (in.keep_cs) sc.cs = in.keep_cs;
+  if (in.keep_cb) sc.cb = in.keep_cb;
   if (in.keep_states) sc.states = in.keep_states;
   tc::StatePass pass;
   pass.slot = state;

@@ -692,7 +692,12 @@ void ssd_chunked_backward(const SsdTrainGrads& g, const float* dy, const SsdTrai
   // 1.3B on an H100 not spent on the chunk states, their pass and the cumsum again), else all of them recomputed.
   const bool saved = use_tc && in.saved_cs && in.saved_states && !state0;
   if (saved) {
-    b.f = ssd_chunk_cb(scratch, k.in, d, ct, cbt, s);
+    if (in.saved_cb) {  // the forward's C·Bᵀ (bf16 training: from the bf16 B, C it ran on), transposed for dX
+      b.f.cb = const_cast<float*>(in.saved_cb);
+      ssd_chunk_cb_transpose(cbt, in.saved_cb, d, ct, s);
+    } else {
+      b.f = ssd_chunk_cb(scratch, k.in, d, ct, cbt, s);
+    }
     b.f.cs = const_cast<float*>(in.saved_cs);
     b.f.states = const_cast<float*>(in.saved_states);
   } else {

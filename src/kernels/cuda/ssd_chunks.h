@@ -33,6 +33,9 @@ SsdChunkScratch ssd_chunk_states(float* scratch, const SsdIn& in, const float* s
 SsdChunkScratch ssd_chunk_cb(float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct, float* cbt,
                              cudaStream_t s);
 
+// cbt[c, g, j, i] = cb[c, g, i, j] for the 64-tiles with j-tile <= i-tile (cb as ssd_chunked keeps it, SsdIn::keep_cb).
+void ssd_chunk_cb_transpose(float* cbt, const float* cb, const SsdDims& d, const ChunkTable& ct, cudaStream_t s);
+
 // out[c, g, n, q] = xbc[chunk c's row q, col + g N + n] rounded to TF32 for q < len, 0 for len <= q < Q: each
 // chunk's B (col = H P) or C (col = H P + G N) transposed, so that four consecutive rows of one column are one
 // 16-byte load ([chunks, G, N, Q] floats, out 16-byte aligned).

@@ -109,10 +109,11 @@ struct SsdTrainIn {
   const float* dt;  // [T, H]
   const float* A;   // [H]
   const float* D;   // [H]
-  // Optional: the forward's chunk cumsum and entering states (SsdIn::keep_cs / keep_states), taken by the tc path
-  // of ssd_chunked_backward without state0 instead of recomputed (ssd_chunked_backward_takes_saved).
+  // Optional: the forward's chunk cumsum, C·Bᵀ and entering states (SsdIn::keep_*), taken by the tc path of
+  // ssd_chunked_backward without state0 instead of recomputed (ssd_chunked_backward_takes_saved).
   const float* saved_cs = nullptr;
   const float* saved_states = nullptr;
+  const float* saved_cb = nullptr;  // may be null with the others set: C·Bᵀ recomputed
 };
 struct SsdTrainGrads {
   float* dxbc;      // dx, dB, dC written (=) into the x | B | C columns, row stride `stride`
