@@ -214,6 +214,14 @@ static void run_rowwise() {
                                  nullptr);
   };
   report("gated rmsnorm bwd", gbytes, gated);
+  // the same with y and z in bf16 (bf16 training since the in_proj output is kept in bf16)
+  uint16_t *y16 = dev_raw<uint16_t>(kT * kDi), *zx16 = dev_raw<uint16_t>(kT * kDpr);
+  cuda::f32_to_bf16(y16, y, kT * kDi, nullptr);
+  cuda::f32_to_bf16(zx16, zx, kT * kDpr, nullptr);
+  report("gated rmsnorm bwd (y, z bf16)", kT * kDi * (2.0 * 4 + 2 + 2 + 2 + 2), [&] {
+    cuda::gated_rmsnorm_backward(dy, nullptr, dz16, kDpr, dw, yn16, true, dout, y16, zx16, kDpr, w, kT, kDi, kDi, eps,
+                                 scr, nullptr, true, true);
+  });
   // RMSNorm backward over [T, d], accumulating into dresid with its bf16 copy
   float *x = dev_f32(kT * kD, 5), *dxn = dev_f32(kT * kD, 6), *dres = dev_f32(kT * kD, 7), *wn = dev_f32(kD, 8, 0.3f),
         *dwn = dev_raw<float>(kD);
@@ -233,6 +241,32 @@ static void run_rowwise() {
     cuda::conv1d_silu_backward(nullptr, dz16 + kDi, kDpr, gcw, gcb, dxbc, zx + kDi, kDpr, cw, cb, dbegin, kT, kCd, 4,
                                cscr, nullptr);
   });
+  report("conv bwd (K 4, bf16 in, bf16 din)", kT * kCd * (4.0 + 2 + 2), [&] {
+    cuda::conv1d_silu_backward(nullptr, dz16 + kDi, kDpr, gcw, gcb, dxbc, zx16 + kDi, kDpr, cw, cb, dbegin, kT, kCd, 4,
+                               cscr, nullptr, true);
+  });
+  // conv forward of training (4 documents): fp32 / bf16 input (the in_proj output), fp32 output of every column, with
+  // and without the bf16 copy of x, B, C (the forward; the backward's recompute)
+  std::vector<int32_t> sstart = {0, 2048, 4096, 6144, 8192}, sslot = {0, 1, 2, 3}, srow(kT);
+  for (int64_t t = 0; t < kT; ++t) srow[static_cast<size_t>(t)] = static_cast<int32_t>(t / 2048);
+  int32_t *dss = dev_raw<int32_t>(5), *dsl = dev_raw<int32_t>(4), *dsr = dev_raw<int32_t>(kT);
+  PCM_CUDA(cudaMemcpy(dss, sstart.data(), 5 * 4, cudaMemcpyHostToDevice));
+  PCM_CUDA(cudaMemcpy(dsl, sslot.data(), 4 * 4, cudaMemcpyHostToDevice));
+  PCM_CUDA(cudaMemcpy(dsr, srow.data(), kT * 4, cudaMemcpyHostToDevice));
+  const cuda::PackedSeqs seqs{4, dss, dsl, dsr};
+  float *xbc = dev_raw<float>(kT * kCd), *cstate = dev_raw<float>(4 * kCd * 4);
+  uint16_t* xbc16 = dev_raw<uint16_t>(kT * kCd);
+  for (const bool in16 : {false, true})
+    for (const bool copy : {false, true}) {
+      cuda::ConvBf16 c16;
+      if (copy) c16 = {xbc16, kCd, 0};
+      c16.in_bf16 = in16;
+      const std::string name = fmt::format("conv fwd ({} in, fp32 out{})", in16 ? "bf16" : "fp32", copy ? " + bf16" : "");
+      report(name.c_str(), kT * kCd * ((in16 ? 2.0 : 4.0) + 4 + (copy ? 2 : 0)), [&] {
+        cuda::conv1d_silu_prefill(xbc, in16 ? static_cast<const void*>(zx16 + kDi) : zx + kDi, kDpr, cstate, kCd * 4,
+                                  cw, cb, kT, kCd, 4, seqs, nullptr, c16);
+      });
+    }
   // cross-entropy over one block of the head: 2048 rows x the whole vocabulary
   float *logits = dev_f32(kR * kV, 12, 3.0f), *xe = dev_raw<float>(5 * kR);
   uint16_t* g16 = dev_raw<uint16_t>(kR * kV);

@@ -68,11 +68,19 @@ struct DevModel {
 // first half of their fp32 slots). bf16 training with the bf16 forward SSD also keeps y in bf16 (as autocast
 // does: half its memory and traffic) and, for the tc SSD backward, the forward's chunk cumsum and entering
 // states (cs, states; else null), which the backward then takes instead of recomputing them: the 3.2 GB of
-// states at 1.3B 4 x 2048 are what bf16 y frees.
+// states at 1.3B 4 x 2048 are what bf16 y frees. With bf16 y and no in_proj bias, zx (the in_proj output) is
+// kept in bf16 as well, as autocast's Linear writes it: its readers (conv, dt, gated norm, their backwards)
+// take bf16, and it is the largest activation (6.7 GB less at 1.3B 4 x 2048); without --recompute that pays for
+// keeping xbc per layer too (not recomputed in the backward).
 struct Acts {
-  float *xn, *zx, *xbc, *dt, *y, *yn;
-  bool y_bf16 = false;
+  float *xn, *xbc, *dt, *y, *yn;
+  void* zx;  // [T, d_in_proj]: fp32, or bf16 with zx_bf16
+  bool y_bf16 = false, zx_bf16 = false;
   float *cs = nullptr, *cb = nullptr, *states = nullptr;
+  // zx from column `col` of row 0 on (row stride d_in_proj elements)
+  const void* zx_col(int64_t col) const {
+    return static_cast<const char*>(zx) + col * (zx_bf16 ? 2 : 4);
+  }
 };
 
 // Host-built index arrays of one packed batch, uploaded in one copy.
@@ -411,16 +419,20 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
   cudaStream_t s = stream_;
   timer_.mark("fwd: norm + in_proj", s);
   cuda::rmsnorm(a.xn, gemm_.bf16(), resid_in, w.norm, T, d, eps, s);
-  gemm_.forward(a.zx, act(a.xn), w.in_w, T, dpr, d, s);
-  if (w.in_b) cuda::add_bias(a.zx, dpr, w.in_b, T, dpr, s);
+  if (a.zx_bf16) {
+    gemm_.forward_bf16(static_cast<uint16_t*>(a.zx), act(a.xn), w.in_w, T, dpr, d, s);
+  } else {
+    gemm_.forward(static_cast<float*>(a.zx), act(a.xn), w.in_w, T, dpr, d, s);
+    if (w.in_b) cuda::add_bias(static_cast<float*>(a.zx), dpr, w.in_b, T, dpr, s);
+  }
   const int32_t* ints = ints_.get();
   timer_.mark("fwd: conv + dt", s);
   // bf16 training, shapes the bf16 SSD takes: the conv also writes x, B, C in bf16 for the forward SSD's bf16 kernels
   // (the backward recomputes its chunk quantities from the fp32 ones on TF32, as before)
   const bool bf16_ssd = xbc16_.get() != nullptr;
   conv_forward(w, a, bf16_ssd);
-  cuda::dt_softplus(a.dt, a.zx + di + cd, dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
-                    static_cast<float>(c_.dt_max), s);
+  cuda::dt_softplus(a.dt, a.zx_col(di + cd), dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
+                    static_cast<float>(c_.dt_max), s, a.zx_bf16);
   cuda::neg_exp(A_.get(), w.A_log, H, s);
   const cuda::SsdDims dims = ssd_dims();
   const int64_t hpn = H * c_.head_dim * c_.state_size;
@@ -439,7 +451,8 @@ void CudaTrainBackend::layer_forward(const DevLayer& w, const float* resid_in, f
                     static_cast<int32_t>(ix_.S), ssd_scratch_.get(), gemm_.bf16(), s);
   if (!resid_out) return;
   timer_.mark("fwd: gated norm + out_proj", s);
-  cuda::gated_rmsnorm(a.yn, gemm_.bf16(), a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s, a.y_bf16);
+  cuda::gated_rmsnorm(a.yn, gemm_.bf16(), a.y, a.zx, dpr, w.gate_norm, T, di, di / c_.n_groups, eps, s, a.y_bf16,
+                      a.zx_bf16);
   // resid_out = resid_in + out_proj(yn) (+ bias)
   gemm_.forward_add(resid_out, resid_in, act(a.yn), w.out_w, T, d, di, s);
   if (w.out_b) cuda::add_bias(resid_out, d, w.out_b, T, d, s);
@@ -451,9 +464,11 @@ void CudaTrainBackend::conv_forward(const DevLayer& w, const Acts& a, bool bf16_
   const cuda::PackedSeqs seqs{static_cast<int32_t>(ix_.S), ints + ix_.seq_start, ints + ix_.seq_slot,
                               ints + ix_.row_seq};
   PCM_CUDA(cudaMemsetAsync(conv_state_.get(), 0, static_cast<size_t>(ix_.S * cd * K) * 4, stream_));
-  cuda::conv1d_silu_prefill(a.xbc, a.zx + di, dpr, conv_state_.get(), cd * K, w.conv_w,
-                            w.conv_b ? w.conv_b : zero_bias_.get(), T_, cd, K, seqs, stream_,
-                            bf16_copy ? cuda::ConvBf16{xbc16_.get(), cd, 0} : cuda::ConvBf16{});
+  cuda::ConvBf16 conv16;
+  if (bf16_copy) conv16 = {xbc16_.get(), cd, 0};
+  conv16.in_bf16 = a.zx_bf16;
+  cuda::conv1d_silu_prefill(a.xbc, a.zx_col(di), dpr, conv_state_.get(), cd * K, w.conv_w,
+                            w.conv_b ? w.conv_b : zero_bias_.get(), T_, cd, K, seqs, stream_, conv16);
 }
 
 void CudaTrainBackend::recompute_derived(const DevLayer& w, const Acts& a) {
@@ -481,7 +496,8 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   gemm_.backward(dyn, 0.0f, g.out_w, bf16 ? cuda::Operand::bf16(dresid16) : cuda::Operand(dresid), act(a.yn),
                  w.out_w, T, d, di, s, [&] {
                    cuda::gated_rmsnorm_backward(dy, dzx, dzx16, dpr, g.gate_norm, a.yn, bf16, dyn, a.y, a.zx, dpr,
-                                                w.gate_norm, T, di, di / c_.n_groups, eps, nscr, s, a.y_bf16);
+                                                w.gate_norm, T, di, di / c_.n_groups, eps, nscr, s, a.y_bf16,
+                                                a.zx_bf16);
                  });
   if (g.out_b) cuda::column_sum_add(g.out_b, dresid, d, T, d, scr, s);
   // SSD per document from zero state
@@ -510,11 +526,12 @@ void CudaTrainBackend::layer_backward(const DevLayer& w, const DevLayer& g, cons
   timer_.mark("bwd: dt + conv", s);
   // (without an fp32 dzx, d raw dt goes to ddt itself, in place, for dt_bias's gradient)
   cuda::dt_softplus_backward(dzx ? dzx + di + cd : ddt, dzx ? dpr : H, dzx16 ? dzx16 + di + cd : nullptr, dpr,
-                             g.dt_bias, ddt, a.zx + di + cd, dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
-                             static_cast<float>(c_.dt_max), scr, s);
+                             g.dt_bias, ddt, a.zx_col(di + cd), dpr, w.dt_bias, T, H, static_cast<float>(c_.dt_min),
+                             static_cast<float>(c_.dt_max), scr, s, a.zx_bf16);
   // conv: d xBC (pre-conv) lands in dzx[:, di:di+cd]
   cuda::conv1d_silu_backward(dzx ? dzx + di : nullptr, dzx16 ? dzx16 + di : nullptr, dpr, g.conv_w, g.conv_b, dxbc,
-                             a.zx + di, dpr, w.conv_w, w.conv_b, ints + ix_.row_doc_begin, T, cd, K, scr, s);
+                             a.zx_col(di), dpr, w.conv_w, w.conv_b, ints + ix_.row_doc_begin, T, cd, K, scr, s,
+                             a.zx_bf16);
   // zx = in_proj(xn); xn = rmsnorm(resid_in). The norm's backward runs between the two products: it
   // recomputes xn on its way, which the weight gradient needs (no separate recompute of xn).
   timer_.mark("bwd: in_proj + norm", s);
@@ -550,20 +567,31 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   const bool bf16_ssd = gemm_.bf16() && cuda::ssd_bf16_supported(dims, ssd_q());
   const bool keep_states = bf16_ssd && ssd_bwd_ == SsdBackward::kChunkedTc &&
                            cuda::ssd_chunked_backward_takes_saved(dims, static_cast<int32_t>(ssd_q()), true, true);
+  bool in_bias = false;
+  for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
+  const bool zx_bf16 = bf16_ssd && !in_bias;
   auto align4 = [](int64_t n) { return (n + 3) / 4 * 4; };  // 16-byte aligned parts
-  const int64_t y_floats = align4(bf16_ssd ? (T * di + 1) / 2 : T * di),
+  const int64_t zx_floats = align4(zx_bf16 ? (T * dpr + 1) / 2 : T * dpr), dt_floats = align4(T * H),
+                y_floats = align4(bf16_ssd ? (T * di + 1) / 2 : T * di),
                 cs_floats = keep_states ? align4(ix_.chunks * H * ssd_q()) : 0,
                 cb_floats = keep_states ? align4(ix_.chunks * c_.n_groups * ssd_q() * ssd_q()) : 0,
                 states_floats = keep_states ? ix_.chunks * H * c_.head_dim * c_.state_size : 0;
-  const int64_t kept = align4(align4(T * (dpr + H)) + y_floats + cs_floats + cb_floats + states_floats),
-                shared = T * (d + cd + di), act_sets = recompute ? 1 : L;
+  // With zx in bf16 (and every layer's activations kept), what that frees keeps the conv output per layer instead
+  // of recomputing it in the backward (the same 48.4 GB at 1.3B 4 x 2048; the conv on bf16 input is slower than on
+  // fp32, so the recompute would give back the gain: bench/cuda_notes.md).
+  const bool keep_xbc = zx_bf16 && !recompute;
+  const int64_t xbc_floats = keep_xbc ? align4(T * cd) : 0;
+  const int64_t kept = align4(zx_floats + dt_floats + y_floats + cs_floats + cb_floats + states_floats + xbc_floats),
+                shared = T * (d + (keep_xbc ? 0 : cd) + di), act_sets = recompute ? 1 : L;
   float* resid = resid_.ensure((L + 1) * T * d);
   float* acts = acts_.ensure(act_sets * kept + shared);
   auto acts_of = [&](int64_t l) {
     Acts a;
-    a.zx = acts + (recompute ? 0 : l) * kept;
-    a.dt = a.zx + T * dpr;
-    a.y = a.zx + align4(T * (dpr + H));
+    float* zx = acts + (recompute ? 0 : l) * kept;
+    a.zx = zx;
+    a.zx_bf16 = zx_bf16;
+    a.dt = zx + zx_floats;
+    a.y = a.dt + dt_floats;
     a.y_bf16 = bf16_ssd;
     if (keep_states) {
       a.cs = a.y + y_floats;
@@ -571,8 +599,8 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
       a.states = a.cb + cb_floats;
     }
     a.xn = acts + act_sets * kept;
-    a.xbc = a.xn + T * d;
-    a.yn = a.xbc + T * cd;
+    a.xbc = keep_xbc ? zx + (kept - xbc_floats) : a.xn + T * d;
+    a.yn = a.xn + T * (d + (keep_xbc ? 0 : cd));
     return a;
   };
   A_.ensure(H);
@@ -594,8 +622,6 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
                        : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G, dims.P,
                                                            dims.N)));
   for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
-  bool in_bias = false;
-  for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
   if (!bf16 || in_bias) dzx_.ensure(T * dpr);
   if (bf16) grad16_.ensure(T * dpr);
   dxbc_.ensure(T * cd);
@@ -670,7 +696,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
     // the first pass.
     if (recompute)
       layer_forward(w, resid_in, nullptr, a);
-    else if (l != L - 1)  // the last layer's derived activations are still those of its forward
+    else if (l != L - 1 && !keep_xbc)  // the last layer's derived activations are still those of its forward
       recompute_derived(w, a);
     layer_backward(w, G_.layers[static_cast<size_t>(l)], resid_in, a, dresid16);
   }

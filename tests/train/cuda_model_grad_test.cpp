@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_test_util.h"
 #include "io/safetensors.h"
+#include "model/config.h"
 #include "train/model_grad.h"
 #include "train/train_backend.h"
 #include "train/train_test_util.h"
@@ -192,6 +193,35 @@ TEST(CudaModelGrad, RecomputeIsBitIdentical) {
   const GpuResult a = gpu_grads(config, params, b, "fp32", false), r = gpu_grads(config, params, b, "fp32", true);
   EXPECT_EQ(a.loss.loss_sum, r.loss.loss_sum);
   for (size_t i = 0; i < a.grads.size(); ++i) EXPECT_EQ(a.grads[i].data, r.grads[i].data) << a.grads[i].name;
+}
+
+// A model of the shapes bf16 training runs on its bf16 SSD path (head_dim 64, state 128, chunk 256: the fixtures are
+// off it), random weights, packed documents: y and the in_proj output kept in bf16, the forward's chunk quantities
+// and (without recompute) the conv output kept per layer. Loss and gradients within the bf16 band of the exact CPU,
+// and the same with --recompute (where the conv output is recomputed and nothing is kept across layers).
+TEST(CudaModelGrad, Bf16SsdPathMatchesCpuAndRecompute) {
+  PCM_REQUIRE_GPU();
+  Mamba2Config config = named_shape("mamba2-130m");
+  config.hidden_size = 128;
+  config.num_layers = 2;
+  config.vocab_size = 320;
+  config.num_heads = 2 * config.hidden_size / config.head_dim;
+  const ParamSet params = ParamSet::random(config, 17);
+  const PackedBatch b = random_packed(2, 300, config.vocab_size, 8);  // 600 rows: chunks of 256 cut by documents
+  ParamSet cpu = params.zeros_like();
+  const LossResult lc = loss_and_grad(config, params, b, &cpu);
+  const GpuResult g = gpu_grads(config, params, b, "bf16"), r = gpu_grads(config, params, b, "bf16", true);
+  EXPECT_NEAR(g.loss.loss_sum, lc.loss_sum, 1e-2 * std::abs(lc.loss_sum));
+  EXPECT_NEAR(r.loss.loss_sum, g.loss.loss_sum, 1e-6 * std::abs(g.loss.loss_sum));
+  double worst = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    const double e = test::rel_error(g.grads[i].data, cpu[i].data);
+    worst = std::max(worst, e);
+    EXPECT_LT(e, 5e-2) << cpu[i].name;
+    EXPECT_LT(test::rel_error(r.grads[i].data, g.grads[i].data), 1e-5) << cpu[i].name << " (recompute)";
+  }
+  std::printf("bf16 SSD path: loss rel err %.2e, worst grad rel err %.2e\n",
+              std::abs(g.loss.loss_sum - lc.loss_sum) / std::abs(lc.loss_sum), worst);
 }
 
 // Scale, norm, clip and AdamW on the device against the host optimizer.

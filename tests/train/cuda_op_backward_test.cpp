@@ -159,6 +159,19 @@ TEST(CudaConvBackward, LongBatchMatchesCpuPerDocument) {
       EXPECT_LT(test::rel_error(d_din.download(), din), 1e-5) << "C " << C << " K " << K;
       EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5) << "C " << C << " K " << K;
       EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5) << "C " << C << " K " << K;
+      // The input in bf16 (the bf16 training's in_proj output): the same results as fp32 holding the same values.
+      DeviceBuffer<float> d_inr(test::bf16_round(in)), d_din2(std::vector<float>(T * stride, 0.0f)), d_dw2(dw0), d_db2(db0),
+          d_din3(std::vector<float>(T * stride, 0.0f)), d_dw3(dw0), d_db3(db0);
+      DeviceBuffer<uint16_t> d_in16(test::bf16_bits(in));
+      cuda::conv1d_silu_backward(d_din2.get(), nullptr, stride, d_dw2.get(), with_bias ? d_db2.get() : nullptr,
+                                 d_dout.get(), d_inr.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr,
+                                 d_rows.get(), T, C, K, scratch.get(), nullptr);
+      cuda::conv1d_silu_backward(d_din3.get(), nullptr, stride, d_dw3.get(), with_bias ? d_db3.get() : nullptr,
+                                 d_dout.get(), d_in16.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr,
+                                 d_rows.get(), T, C, K, scratch.get(), nullptr, true);
+      EXPECT_EQ(d_din3.download(), d_din2.download()) << "C " << C << " K " << K;
+      EXPECT_EQ(d_dw3.download(), d_dw2.download()) << "C " << C << " K " << K;
+      EXPECT_EQ(d_db3.download(), d_db2.download()) << "C " << C << " K " << K;
     }
   }
 }
@@ -229,20 +242,25 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
         ASSERT_EQ(gdz16[t * zs + c], test::bf16_round({gdz[t * zs + c]})[0]) << t << " " << c;
     EXPECT_EQ(d_dw2.download(), d_dw.download());
   }
-  {  // y in bf16 (the bf16 training's SSD output): the same results as fp32 y holding the same values
-    const std::vector<float> xr = test::bf16_round(x);
-    DeviceBuffer<float> d_xr(xr), d_dy(kT * C), d_dz(std::vector<float>(kT * zs, 0.0f)), d_dw(std::vector<float>(C, 0.25f)), d_yn(kT * C);
-    DeviceBuffer<uint16_t> d_x16(test::bf16_bits(x));
+  // y and/or z in bf16 (the bf16 training's SSD output and in_proj output): the same results as fp32 holding the
+  // same values.
+  for (const auto& [y16, z16] : {std::pair<bool, bool>{true, false}, {false, true}, {true, true}}) {
+    const std::vector<float> xr = y16 ? test::bf16_round(x) : x, zr = z16 ? test::bf16_round(z) : z;
+    DeviceBuffer<float> d_xr(xr), d_zr(zr), d_dy(kT * C), d_dz(std::vector<float>(kT * zs, 0.0f)),
+        d_dw(std::vector<float>(C, 0.25f)), d_yn(kT * C);
+    DeviceBuffer<uint16_t> d_x16(test::bf16_bits(x)), d_z16(test::bf16_bits(z));
     cuda::gated_rmsnorm_backward(d_dy.get(), d_dz.get(), nullptr, zs, d_dw.get(), d_yn.get(), false, d_dout.get(),
-                                 d_xr.get(), d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr);
-    DeviceBuffer<float> d_dy2(kT * C), d_dz2(std::vector<float>(kT * zs, 0.0f)), d_dw2(std::vector<float>(C, 0.25f)), d_yn2(kT * C);
-    cuda::gated_rmsnorm_backward(d_dy2.get(), d_dz2.get(), nullptr, zs, d_dw2.get(), d_yn2.get(), false, d_dout.get(),
-                                 d_x16.get(), d_z.get(), zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr,
-                                 true);
-    EXPECT_EQ(d_dy2.download(), d_dy.download());
-    EXPECT_EQ(d_dz2.download(), d_dz.download());
-    EXPECT_EQ(d_dw2.download(), d_dw.download());
-    EXPECT_EQ(d_yn2.download(), d_yn.download());
+                                 d_xr.get(), d_zr.get(), zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr);
+    DeviceBuffer<float> d_dy2(kT * C), d_dz2(std::vector<float>(kT * zs, 0.0f)), d_dw2(std::vector<float>(C, 0.25f)),
+        d_yn2(kT * C);
+    const void* y = y16 ? static_cast<const void*>(d_x16.get()) : d_xr.get();
+    const void* zz = z16 ? static_cast<const void*>(d_z16.get()) : d_zr.get();
+    cuda::gated_rmsnorm_backward(d_dy2.get(), d_dz2.get(), nullptr, zs, d_dw2.get(), d_yn2.get(), false, d_dout.get(), y,
+                                 zz, zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr, y16, z16);
+    EXPECT_EQ(d_dy2.download(), d_dy.download()) << y16 << z16;
+    EXPECT_EQ(d_dz2.download(), d_dz.download()) << y16 << z16;
+    EXPECT_EQ(d_dw2.download(), d_dw.download()) << y16 << z16;
+    EXPECT_EQ(d_yn2.download(), d_yn.download()) << y16 << z16;
   }
 }
 

@@ -91,6 +91,27 @@ TEST(CudaTrainFused, DtBackwardMatchesCpuWithBf16Copy) {
   EXPECT_EQ(d_dbias2.download(), d_dbias.download());
 }
 
+// raw in bf16 (the bf16 training's in_proj output): the same results as fp32 raw holding the same values.
+TEST(CudaTrainFused, DtBackwardBf16RawEqualsFp32OfTheSameValues) {
+  PCM_REQUIRE_GPU();
+  const int64_t T = 300, H = 24, stride = 40;
+  const float lo = 0.01f, hi = 2.0f;
+  std::mt19937 rng(34);
+  const std::vector<float> raw = test::random_vec(T * stride, -6, 3, rng), bias = test::random_vec(H, -1, 1, rng),
+                           ddt = test::random_vec(T * H, -1, 1, rng);
+  DeviceBuffer<float> d_raw(test::bf16_round(raw)), d_bias(bias), d_ddt(ddt),
+      scratch(static_cast<size_t>(cuda::column_sum_scratch_floats(H)));
+  DeviceBuffer<uint16_t> d_raw16(test::bf16_bits(raw));
+  DeviceBuffer<float> d_draw(std::vector<float>(T * stride, 0.0f)), d_dbias(std::vector<float>(H, 0.25f)),
+      d_draw2(std::vector<float>(T * stride, 0.0f)), d_dbias2(std::vector<float>(H, 0.25f));
+  cuda::dt_softplus_backward(d_draw.get(), stride, nullptr, 0, d_dbias.get(), d_ddt.get(), d_raw.get(), stride,
+                             d_bias.get(), T, H, lo, hi, scratch.get(), nullptr);
+  cuda::dt_softplus_backward(d_draw2.get(), stride, nullptr, 0, d_dbias2.get(), d_ddt.get(), d_raw16.get(), stride,
+                             d_bias.get(), T, H, lo, hi, scratch.get(), nullptr, true);
+  EXPECT_EQ(d_draw2.download(), d_draw.download());
+  EXPECT_EQ(d_dbias2.download(), d_dbias.download());
+}
+
 // The bf16 gradient of a chunk is the in-place fp32 gradient rounded; the logits stay as they were. Widths
 // and strides that are multiples of 4 (16-byte loads) and ones that are not.
 TEST(CudaTrainFused, XentGradBf16IsTheRoundedInPlaceGradient) {
@@ -256,6 +277,36 @@ TEST(CudaTrainFused, TunedProductsAreExactAndDeterministic) {
       ASSERT_EQ(got, first) << "residual, call " << call;
     }
   EXPECT_EQ(d_r.download(), c0);
+}
+
+// The bf16-output forward (the in_proj output of bf16 training): each value the float64 product rounded to bf16
+// (within the rounding of the fp32 accumulation), the same bits from two objects and a first and a later call, at a
+// prefill-sized row count (its candidates timed at first use); fp32 mode refuses it.
+TEST(CudaTrainFused, Bf16OutputForwardIsTheRoundedProductAndDeterministic) {
+  PCM_REQUIRE_GPU();
+  const int64_t M = 2048, N = 264, K = 256;
+  std::mt19937 rng(40);
+  const std::vector<float> a = test::random_vec(M * K, -1, 1, rng), b = test::random_vec(N * K, -1, 1, rng);
+  DeviceBuffer<float> d_a(a), d_b(b);
+  const std::vector<float> want = product_ref(false, true, M, N, K, a, b, 0.0f, std::vector<float>(M * N, 0.0f));
+  cuda::TrainGemm g1(true), g2(true);
+  std::vector<uint16_t> first;
+  for (int call = 0; call < 2; ++call)
+    for (cuda::TrainGemm* g : {&g1, &g2}) {
+      DeviceBuffer<uint16_t> y(M * N);
+      g->forward_bf16(y.get(), d_a.get(), d_b.get(), M, N, K, nullptr);
+      const std::vector<uint16_t> got = y.download();
+      if (first.empty()) {
+        first = got;
+        const std::vector<float> gf = test::bf16_bits_to_f32(got);
+        for (size_t i = 0; i < gf.size(); ++i)
+          ASSERT_LE(std::fabs(gf[i] - want[i]), std::fabs(want[i]) * (1.0f / 256) + 1e-5f) << i;
+      }
+      ASSERT_EQ(got, first) << "call " << call;
+    }
+  cuda::TrainGemm fp32(false);
+  DeviceBuffer<uint16_t> y(M * N);
+  EXPECT_THROW(fp32.forward_bf16(y.get(), d_a.get(), d_b.get(), M, N, K, nullptr), std::exception);
 }
 
 // One launch over tensors with and without decay, the gradient scaled twice on the way: bit-identical to

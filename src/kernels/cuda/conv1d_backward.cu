@@ -33,6 +33,7 @@ struct Vec;
 template <>
 struct Vec<1> {
   static __device__ __forceinline__ void get(const float* p, float* o) { o[0] = *p; }
+  static __device__ __forceinline__ void get(const __nv_bfloat16* p, float* o) { o[0] = __bfloat162float(*p); }
   static __device__ __forceinline__ void put(float* p, const float* v) { *p = v[0]; }
   static __device__ __forceinline__ void put16(__nv_bfloat16* p, const float* v) { *p = __float2bfloat16(v[0]); }
 };
@@ -40,6 +41,11 @@ template <>
 struct Vec<2> {
   static __device__ __forceinline__ void get(const float* p, float* o) {
     const float2 q = *reinterpret_cast<const float2*>(p);
+    o[0] = q.x;
+    o[1] = q.y;
+  }
+  static __device__ __forceinline__ void get(const __nv_bfloat16* p, float* o) {
+    const float2 q = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
     o[0] = q.x;
     o[1] = q.y;
   }
@@ -62,11 +68,11 @@ struct ConvBwdState {
 // Rows [t0, t1) of a tile plus the K - 1 halo rows after it (for din). kChecked = false: every row walked
 // and every tap inside one document and inside the batch (the block checked it), so no document-boundary
 // tests: the kernel is issue-bound (ncu: 75 % of the SM's issue slots at 2 channels per thread), and they
-// were a third of its instructions.
-template <int K, int V, bool kChecked>
+// were a third of its instructions. In: the input's type, fp32 or bf16 (the bf16 training's in_proj output).
+template <int K, int V, bool kChecked, class In>
 __device__ __forceinline__ void conv_bwd_walk(ConvBwdState<K, V>& st, float* __restrict__ din,
                                               __nv_bfloat16* __restrict__ din16, int64_t din_stride,
-                                              const float* __restrict__ dout, const float* __restrict__ in,
+                                              const float* __restrict__ dout, const In* __restrict__ in,
                                               int64_t in_stride, const int32_t* __restrict__ doc_begin, int64_t c,
                                               int64_t t0, int64_t t1, int64_t T, int64_t C) {
   const int64_t r_end = t1 + K - 1, r_in = min(T, r_end);  // rows walked; rows with inputs
@@ -142,11 +148,11 @@ __device__ __forceinline__ void conv_bwd_walk(ConvBwdState<K, V>& st, float* __r
   }
 }
 
-template <int K, int V>
+template <int K, int V, class In>
 __global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 6 : 4) : (K <= 4 ? 5 : 4))
     conv_backward_kernel(float* __restrict__ din, __nv_bfloat16* __restrict__ din16, int64_t din_stride,
                          float* __restrict__ partial_w, float* __restrict__ partial_b, const float* __restrict__ dout,
-                         const float* __restrict__ in, int64_t in_stride, const float* __restrict__ w,
+                         const In* __restrict__ in, int64_t in_stride, const float* __restrict__ w,
                          const float* __restrict__ bias, const int32_t* __restrict__ doc_begin, int64_t T, int64_t C,
                          int64_t tile_rows) {
   const int64_t c = V * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x);
@@ -183,9 +189,9 @@ __global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 6 : 4) : (K <= 4 ? 5 :
   const int64_t h0 = t0 - (K - 1), h1 = t1 + K - 2;
   const bool inside = h0 >= 0 && h1 < T && doc_begin[h0] == doc_begin[h1];
   if (inside)
-    conv_bwd_walk<K, V, false>(st, din, din16, din_stride, dout, in, in_stride, doc_begin, c, t0, t1, T, C);
+    conv_bwd_walk<K, V, false, In>(st, din, din16, din_stride, dout, in, in_stride, doc_begin, c, t0, t1, T, C);
   else
-    conv_bwd_walk<K, V, true>(st, din, din16, din_stride, dout, in, in_stride, doc_begin, c, t0, t1, T, C);
+    conv_bwd_walk<K, V, true, In>(st, din, din16, din_stride, dout, in, in_stride, doc_begin, c, t0, t1, T, C);
 #pragma unroll
   for (int v = 0; v < V; ++v) {
 #pragma unroll
@@ -194,33 +200,36 @@ __global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 6 : 4) : (K <= 4 ? 5 :
   }
 }
 
-template <int K>
+template <int K, class In>
 void launch_conv_backward(float* din, __nv_bfloat16* din16, int64_t din_stride, float* partial_w, float* partial_b,
-                          const float* dout, const float* in, int64_t in_stride, const float* w, const float* bias,
+                          const float* dout, const In* in, int64_t in_stride, const float* w, const float* bias,
                           const int32_t* doc_begin, int64_t T, int64_t C, int64_t tile_rows, int tiles,
                           cudaStream_t s) {
   // K = 4 (every published Mamba-2): pairs of channels when every row of every array starts 8-byte aligned
-  // (din16: 4-byte).
+  // (din16 and a bf16 input: 4-byte).
   auto al = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
   if constexpr (K == 4) {
-    if (C % 2 == 0 && in_stride % 2 == 0 && din_stride % 2 == 0 && al(in, 8) && al(dout, 8) && al(din, 8) &&
-        al(din16, 4)) {
-      conv_backward_kernel<K, 2><<<dim3(blocks_for(C / 2, 128), tiles), 128, 0, s>>>(
+    if (C % 2 == 0 && in_stride % 2 == 0 && din_stride % 2 == 0 && al(in, 2 * sizeof(In)) && al(dout, 8) &&
+        al(din, 8) && al(din16, 4)) {
+      conv_backward_kernel<K, 2, In><<<dim3(blocks_for(C / 2, 128), tiles), 128, 0, s>>>(
           din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
       return;
     }
   }
-  conv_backward_kernel<K, 1><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(
+  conv_backward_kernel<K, 1, In><<<dim3(blocks_for(C, 128), tiles), 128, 0, s>>>(
       din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
 }
 
+template <class Raw>
 __global__ void dt_backward_kernel(float* draw, int64_t draw_stride, __nv_bfloat16* draw16, int64_t draw16_stride,
-                                   const float* ddt, const float* raw,
+                                   const float* ddt, const Raw* raw,
                                    int64_t raw_stride, const float* dt_bias, int64_t T, int64_t H, float lo, float hi) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= T * H) return;
   const int64_t t = i / H, h = i % H;
-  const float v = raw[t * raw_stride + h] + dt_bias[h];
+  float v;
+  Vec<1>::get(raw + t * raw_stride + h, &v);
+  v += dt_bias[h];
   const float sp = v > 20.0f ? v : log1pf(expf(v));
   float g = 0.0f;
   // d softplus / dv = sigmoid(v) (1 above torch's threshold of 20); no gradient where the clamp is active.
@@ -250,9 +259,9 @@ void add_product(float* out, const float* a, const float* b, int64_t n, cudaStre
 int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K) { return kMaxTiles * C * (K + 1); }
 
 void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, float* dw, float* db, const float* dout,
-                          const float* in, int64_t in_stride, const float* w, const float* bias,
+                          const void* in, int64_t in_stride, const float* w, const float* bias,
                           const int32_t* row_doc_begin, int64_t T, int64_t C, int64_t K, float* scratch,
-                          cudaStream_t s) {
+                          cudaStream_t s, bool in_bf16) {
   auto* din16 = reinterpret_cast<__nv_bfloat16*>(din_bf16);
   PCM_CHECK(K >= 1 && K <= kMaxK, "CUDA conv1d backward: kernel width {} not supported (1..{})", K, kMaxK);
   if (T == 0 || C == 0) return;
@@ -263,8 +272,13 @@ void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, fl
   switch (K) {
 #define PCM_CONV_BWD(k)                                                                                          \
   case k:                                                                                                        \
-    launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, row_doc_begin, T, \
-                            C, tile_rows, tiles, s);                                                             \
+    if (in_bf16)                                                                                                 \
+      launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout,                                \
+                              static_cast<const __nv_bfloat16*>(in), in_stride, w, bias, row_doc_begin, T, C,     \
+                              tile_rows, tiles, s);                                                              \
+    else                                                                                                         \
+      launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout, static_cast<const float*>(in),  \
+                              in_stride, w, bias, row_doc_begin, T, C, tile_rows, tiles, s);                     \
     break;
     PCM_CONV_BWD(1) PCM_CONV_BWD(2) PCM_CONV_BWD(3) PCM_CONV_BWD(4) PCM_CONV_BWD(5) PCM_CONV_BWD(6) PCM_CONV_BWD(7)
     PCM_CONV_BWD(8)
@@ -276,14 +290,18 @@ void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, fl
 }
 
 void dt_softplus_backward(float* draw, int64_t draw_stride, uint16_t* draw_bf16, int64_t draw_bf16_stride,
-                          float* ddt_bias, const float* ddt, const float* raw, int64_t raw_stride,
+                          float* ddt_bias, const float* ddt, const void* raw, int64_t raw_stride,
                           const float* dt_bias, int64_t T, int64_t H, float lo, float hi, float* scratch,
-                          cudaStream_t s) {
+                          cudaStream_t s, bool raw_bf16) {
   if (T == 0) return;
-  dt_backward_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(draw, draw_stride,
-                                                            reinterpret_cast<__nv_bfloat16*>(draw_bf16),
-                                                            draw_bf16_stride, ddt, raw, raw_stride, dt_bias, T, H, lo,
-                                                            hi);
+  auto* draw16 = reinterpret_cast<__nv_bfloat16*>(draw_bf16);
+  const unsigned blocks = blocks_for(T * H, 256);
+  if (raw_bf16)
+    dt_backward_kernel<<<blocks, 256, 0, s>>>(draw, draw_stride, draw16, draw_bf16_stride, ddt,
+                                              static_cast<const __nv_bfloat16*>(raw), raw_stride, dt_bias, T, H, lo, hi);
+  else
+    dt_backward_kernel<<<blocks, 256, 0, s>>>(draw, draw_stride, draw16, draw_bf16_stride, ddt,
+                                              static_cast<const float*>(raw), raw_stride, dt_bias, T, H, lo, hi);
   PCM_CUDA_LAUNCH();
   column_sum_add(ddt_bias, draw, draw_stride, T, H, scratch, s);
 }

@@ -83,14 +83,14 @@ __global__ void PCM_NORM_BWD_BOUNDS rmsnorm_backward_kernel(float* dx, bool accu
 // Rows [blockIdx.x * kSplitRows, +kSplitRows) of group blockIdx.y: v = y·silu(z), the RMSNorm backward on
 // v, then through the gate; yn (the forward's output, for the out_proj weight gradient) recomputed on the
 // way when wanted; dz in fp32 and/or bf16 (the in_proj backward's operand).
-// y: fp32, or bf16 (the bf16 training's SSD output).
+// y and z: fp32, or bf16 (the bf16 training's SSD output and in_proj output).
 __device__ __forceinline__ float to_f32(float v) { return v; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-template <int TH, int V, class Y>
+template <int TH, int V, class Y, class Z>
 __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
     float* dy, float* dz, __nv_bfloat16* dz16, int64_t dz_stride, void* yn, bool yn_bf16, float* partial,
-    const float* dout, const Y* y, const float* z, int64_t z_stride, const float* w, int64_t T, int64_t C,
+    const float* dout, const Y* y, const Z* z, int64_t z_stride, const float* w, int64_t T, int64_t C,
     int64_t gs, float eps) {
   __shared__ float2 red[32];
   const int64_t c0 = blockIdx.y * gs;
@@ -105,7 +105,7 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
 #pragma unroll
     for (int u = 0; u < V; ++u) {
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
-      const float zi = i < gs ? z[t * z_stride + c0 + i] : 0.0f, yi = i < gs ? to_f32(y[t * C + c0 + i]) : 0.0f;
+      const float zi = i < gs ? to_f32(z[t * z_stride + c0 + i]) : 0.0f, yi = i < gs ? to_f32(y[t * C + c0 + i]) : 0.0f;
       gv[u] = i < gs ? dout[t * C + c0 + i] : 0.0f;
       const float v = yi * (zi * sigmoid_fast(zi));
       ss += v * v;
@@ -119,7 +119,7 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
       if (i < gs) {
         const int64_t c = c0 + i;
-        const float zi = z[t * z_stride + c], yi = to_f32(y[t * C + c]), sg = sigmoid_fast(zi), go = gv[u], wi = wg[i];
+        const float zi = to_f32(z[t * z_stride + c]), yi = to_f32(y[t * C + c]), sg = sigmoid_fast(zi), go = gv[u], wi = wg[i];
         const float silu = zi * sg, v = yi * silu;
         const float dv = r * wi * go - v * k;
         acc[u] += go * v * r;
@@ -205,16 +205,16 @@ void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dwei
 }
 
 void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_stride, float* dweight, void* yn,
-                            bool yn_bf16, const float* dout, const void* y, const float* z, int64_t z_stride,
+                            bool yn_bf16, const float* dout, const void* y, const void* z, int64_t z_stride,
                             const float* weight, int64_t T, int64_t C, int64_t group_size, float eps, float* scratch,
-                            cudaStream_t s, bool y_bf16) {
+                            cudaStream_t s, bool y_bf16, bool z_bf16) {
   if (T == 0) return;
   PCM_CHECK(group_size > 0 && C % group_size == 0, "gated_rmsnorm_backward: {} channels in groups of {}", C,
             group_size);
   const int th = threads_for(group_size);
   PCM_CHECK(th > 0, "CUDA gated RMSNorm backward: group of {} channels exceeds 8192", group_size);
   const StagedGatedArgs sa{dy, dz, dz_bf16, dz_stride, yn, yn_bf16, scratch, dout, y, z, z_stride, weight, T, C,
-                           group_size, eps, y_bf16};
+                           group_size, eps, y_bf16, z_bf16};
   if (gated_bwd_staged_supported(sa)) {  // the staged kernel where 16-byte copies fit (H200: 198 vs 229 us at 1.3B)
     const int64_t splits = staged_splits(T);
     gated_bwd_staged(sa, kStagedRows, splits, s);
@@ -224,9 +224,9 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
   const int64_t splits = row_splits(T);
   auto* dz16 = reinterpret_cast<__nv_bfloat16*>(dz_bf16);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(C / group_size));
-  auto launch = [&](auto* yt) {
-#define PCM_GATED_BWD(TH)                                                                                            \
-  gated_rmsnorm_backward_kernel<TH, 8><<<grid, TH, 0, s>>>(dy, dz, dz16, dz_stride, yn, yn_bf16, scratch, dout, yt, z, \
+  auto launch = [&](auto* yt, auto* zt) {
+#define PCM_GATED_BWD(TH)                                                                                             \
+  gated_rmsnorm_backward_kernel<TH, 8><<<grid, TH, 0, s>>>(dy, dz, dz16, dz_stride, yn, yn_bf16, scratch, dout, yt, zt, \
                                                            z_stride, weight, T, C, group_size, eps)
     if (th == 256)
       PCM_GATED_BWD(256);
@@ -236,10 +236,15 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
       PCM_GATED_BWD(1024);
 #undef PCM_GATED_BWD
   };
-  if (y_bf16)
-    launch(static_cast<const __nv_bfloat16*>(y));
+  using bf = __nv_bfloat16;
+  if (y_bf16 && z_bf16)
+    launch(static_cast<const bf*>(y), static_cast<const bf*>(z));
+  else if (y_bf16)
+    launch(static_cast<const bf*>(y), static_cast<const float*>(z));
+  else if (z_bf16)
+    launch(static_cast<const float*>(y), static_cast<const bf*>(z));
   else
-    launch(static_cast<const float*>(y));
+    launch(static_cast<const float*>(y), static_cast<const float*>(z));
   PCM_CUDA_LAUNCH();
   sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);
 }

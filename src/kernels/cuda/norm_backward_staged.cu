@@ -46,10 +46,10 @@ __device__ __forceinline__ void write_partial(const float4 (&acc)[kMaxPer], floa
   }
 }
 
-// 4 consecutive values of y from the stage: fp32, or (kYBf16) bf16 in the first half of y's part of the stage.
-template <bool kYBf16>
-__device__ __forceinline__ float4 stage_y4(const float* ys, int64_t q) {
-  if constexpr (kYBf16) {
+// 4 consecutive values of y or z from the stage: fp32, or (kBf16) bf16 in the first half of its part of the stage.
+template <bool kBf16>
+__device__ __forceinline__ float4 stage4(const float* ys, int64_t q) {
+  if constexpr (kBf16) {
     const uint2 v = reinterpret_cast<const uint2*>(ys)[q];
     const float2 lo = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.x)),
                  hi = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&v.y));
@@ -60,8 +60,8 @@ __device__ __forceinline__ float4 stage_y4(const float* ys, int64_t q) {
 }
 
 // Rows [blockIdx.x * rows, +rows) of group blockIdx.y. Shared: 2 stages x {dout, y, z} x gs floats (kYBf16: y as
-// bf16, the bf16 training's SSD output, in the first half of its part).
-template <bool kYBf16>
+// bf16, the bf16 training's SSD output, in the first half of its part; kZBf16: z, the bf16 in_proj output, so).
+template <bool kYBf16, bool kZBf16>
 __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArgs a, int64_t rows) {
   extern __shared__ float4 smem4[];
   float* smem = reinterpret_cast<float*>(smem4);
@@ -71,14 +71,14 @@ __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArg
   auto stage = [&](int64_t t) { return smem + (t & 1) * 3 * gs; };
   auto issue = [&](int64_t t) {
     float* st = stage(t);
-    for (int64_t q = threadIdx.x; q < n4; q += kTh) {
-      cp_async::copy16(st + 4 * q, a.dout + t * a.C + c0 + 4 * q, true);
-      cp_async::copy16(st + 2 * gs + 4 * q, a.z + t * a.z_stride + c0 + 4 * q, true);
-    }
-    const int64_t yq = kYBf16 ? gs / 8 : n4;  // 16-byte pieces of a row of y
+    for (int64_t q = threadIdx.x; q < n4; q += kTh) cp_async::copy16(st + 4 * q, a.dout + t * a.C + c0 + 4 * q, true);
+    const int64_t yq = kYBf16 ? gs / 8 : n4, zq = kZBf16 ? gs / 8 : n4;  // 16-byte pieces of a row of y, of z
     const char* yrow = static_cast<const char*>(a.y) + (t * a.C + c0) * (kYBf16 ? 2 : 4);
+    const char* zrow = static_cast<const char*>(a.z) + (t * a.z_stride + c0) * (kZBf16 ? 2 : 4);
     for (int64_t q = threadIdx.x; q < yq; q += kTh)
       cp_async::copy16(st + gs + 4 * q, reinterpret_cast<const float*>(yrow + 16 * q), true);
+    for (int64_t q = threadIdx.x; q < zq; q += kTh)
+      cp_async::copy16(st + 2 * gs + 4 * q, reinterpret_cast<const float*>(zrow + 16 * q), true);
     cp_async::commit();
   };
   float4 acc[kMaxPer];
@@ -95,14 +95,13 @@ __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArg
     }
     __syncthreads();  // row t's stage is complete for the whole block
     const float4* g4 = reinterpret_cast<const float4*>(stage(t));
-    const float4* z4 = g4 + 2 * n4;
-    const float* ys = stage(t) + gs;
+    const float *ys = stage(t) + gs, *zs = stage(t) + 2 * gs;
     float ss = 0.0f, dot = 0.0f;
 #pragma unroll
     for (int j = 0; j < kMaxPer; ++j) {
       const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
       if (q < n4) {
-        const float4 g = g4[q], yv = stage_y4<kYBf16>(ys, q), zv = z4[q], wv = w4[q];
+        const float4 g = g4[q], yv = stage4<kYBf16>(ys, q), zv = stage4<kZBf16>(zs, q), wv = w4[q];
         const float v0 = yv.x * zv.x * sigmoid_fast(zv.x), v1 = yv.y * zv.y * sigmoid_fast(zv.y),
                     v2 = yv.z * zv.z * sigmoid_fast(zv.z), v3 = yv.w * zv.w * sigmoid_fast(zv.w);
         ss += v0 * v0 + v1 * v1 + v2 * v2 + v3 * v3;
@@ -116,7 +115,7 @@ __global__ void __launch_bounds__(kTh, 2) gated_bwd_staged_kernel(StagedGatedArg
     for (int j = 0; j < kMaxPer; ++j) {
       const int64_t q = threadIdx.x + static_cast<int64_t>(j) * kTh;
       if (q < n4) {
-        const float4 g = g4[q], yv = stage_y4<kYBf16>(ys, q), zv = z4[q], wv = w4[q];
+        const float4 g = g4[q], yv = stage4<kYBf16>(ys, q), zv = stage4<kZBf16>(zs, q), wv = w4[q];
         const float gi[4] = {g.x, g.y, g.z, g.w}, yi[4] = {yv.x, yv.y, yv.z, yv.w}, zi[4] = {zv.x, zv.y, zv.z, zv.w},
                     wi[4] = {wv.x, wv.y, wv.z, wv.w};
         float dyo[4], dzo[4], yno[4], acco[4];
@@ -251,16 +250,18 @@ void rms_bwd_staged(const StagedRmsArgs& a, int64_t rows_per_block, int64_t bloc
 
 bool gated_bwd_staged_supported(const StagedGatedArgs& a) {
   auto al = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
-  // bf16 y: whole 16-byte pieces of 8 values per row and group
+  // bf16 y or z: whole 16-byte pieces of 8 values per row and group
   const bool y_ok = a.y_bf16 ? a.gs % 8 == 0 && a.C % 8 == 0 : true;
-  return y_ok && a.gs % 4 == 0 && a.gs <= kStagedMaxGroup && a.C % 4 == 0 && a.z_stride % 4 == 0 && a.dz_stride % 4 == 0 &&
+  const bool z_ok = a.z_bf16 ? a.gs % 8 == 0 && a.z_stride % 8 == 0 : a.z_stride % 4 == 0;
+  return y_ok && z_ok && a.gs % 4 == 0 && a.gs <= kStagedMaxGroup && a.C % 4 == 0 && a.dz_stride % 4 == 0 &&
          al(a.dy, 16) && al(a.dz, 16) && al(a.dz16, 8) && al(a.yn, 16) && al(a.dout, 16) && al(a.y, 16) &&
          al(a.z, 16) && al(a.w, 16) && al(a.partial, 16);
 }
 
 void gated_bwd_staged(const StagedGatedArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s) {
   const size_t smem = 2 * 3 * static_cast<size_t>(a.gs) * sizeof(float);
-  auto kernel = a.y_bf16 ? gated_bwd_staged_kernel<true> : gated_bwd_staged_kernel<false>;
+  auto kernel = a.y_bf16 ? (a.z_bf16 ? gated_bwd_staged_kernel<true, true> : gated_bwd_staged_kernel<true, false>)
+                         : (a.z_bf16 ? gated_bwd_staged_kernel<false, true> : gated_bwd_staged_kernel<false, false>);
   allow_stage_smem(kernel);
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(a.C / a.gs));
   kernel<<<grid, kTh, smem, s>>>(a, rows_per_block);

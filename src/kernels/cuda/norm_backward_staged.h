@@ -20,12 +20,13 @@ struct StagedGatedArgs {
   float* partial;    // [blocks, C] weight-gradient partials
   const float* dout;
   const void* y;     // fp32, or bf16 when y_bf16
-  const float* z;
+  const void* z;     // fp32, or bf16 when z_bf16
   int64_t z_stride;
   const float* w;
   int64_t T, C, gs;
   float eps;
   bool y_bf16 = false;
+  bool z_bf16 = false;
 };
 
 struct StagedRmsArgs {

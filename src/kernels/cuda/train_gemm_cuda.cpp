@@ -177,6 +177,16 @@ void TrainGemm::forward_add(float* Y, const float* R, Operand X, Operand W, int6
   lt_run(p, p.chosen, x, w, 1.0f, R, Y, s);
 }
 
+void TrainGemm::forward_bf16(uint16_t* Y, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
+  PCM_CHECK(bf16_, "TrainGemm::forward_bf16 in fp32 mode");
+  if (T == 0 || n == 0) return;
+  int64_t ldx = k, ldw = k;
+  const void* x = prepare(X, T, k, &ldx, 0, s);
+  const void* w = prepare(W, n, k, &ldw, 1, s);
+  PCM_CHECK(ldx == k && ldw == k, "TrainGemm::forward_bf16: operands must be contiguous");
+  fwd_add_.run_bf16_out(Y, x, w, T, n, k, s);
+}
+
 void TrainGemm::backward(float* dX, float beta, float* dW, Operand dY, Operand X, Operand W, int64_t T, int64_t n,
                          int64_t k, cudaStream_t s, const std::function<void()>& between) {
   if (T == 0) {

@@ -50,6 +50,9 @@ class TrainGemm {
   void forward(float* Y, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
     run(false, true, T, n, k, X, k, W, k, 0.0f, Y, n, s);
   }
+  // Y[T, n] in bf16 = X[T, k]·W[n, k]ᵀ (bf16 mode only): the in_proj output that only bf16 consumers read (conv,
+  // dt, gated norm and their backwards), as autocast's Linear output; cuBLASLt, tuned as Gemm::run_bf16_out.
+  void forward_bf16(uint16_t* Y, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s);
   // Y[T, n] = R[T, n] + X[T, k]·W[n, k]ᵀ: the residual add in the product's epilogue (cuBLASLt reads C = R
   // and writes D = Y), no copy of R first.
   void forward_add(float* Y, const float* R, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s);
@@ -88,7 +91,7 @@ class TrainGemm {
   size_t lt_ws_bytes_ = 0;
   std::map<LtKey, LtPlan*> lt_plans_;
   cublasContext* handle_ = nullptr;
-  Gemm fwd_add_;  // forward_add's reference: cuBLASLt's first choice with C != D
+  Gemm fwd_add_;  // forward_add's reference (cuBLASLt's first choice with C != D) and forward_bf16
   uint16_t* scratch_[2] = {nullptr, nullptr};
   int64_t scratch_cap_[2] = {0, 0};
 };

@@ -59,11 +59,12 @@ void rmsnorm_backward(float* dx, bool accumulate, uint16_t* dx_bf16, float* dwei
                       cudaStream_t s, void* xn = nullptr, bool xn_bf16 = false);
 // The grouped gated RMSNorm (ops.h gated_rmsnorm). dy [T, C] (=); dz row t at dz + t * dz_stride (=), in
 // fp32 (dz) and/or bf16 (dz_bf16), either may be null; yn [T, C]: the forward's output recomputed on the
-// way, fp32 or bf16 (null = not wanted); y [T, C] fp32, or bf16 with y_bf16 (the bf16 training's SSD output).
+// way, fp32 or bf16 (null = not wanted); y [T, C] fp32, or bf16 with y_bf16 (the bf16 training's SSD output);
+// z fp32, or bf16 with z_bf16 (the bf16 training's in_proj output).
 void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_stride, float* dweight, void* yn,
-                            bool yn_bf16, const float* dout, const void* y, const float* z, int64_t z_stride,
+                            bool yn_bf16, const float* dout, const void* y, const void* z, int64_t z_stride,
                             const float* weight, int64_t T, int64_t C, int64_t group_size, float eps, float* scratch,
-                            cudaStream_t s, bool y_bf16 = false);
+                            cudaStream_t s, bool y_bf16 = false, bool z_bf16 = false);
 // dtable[tok, :] += sum of dout rows with that token. CSR by token, built on the host: uniq[u] is a token,
 // its rows are pos[off[u] .. off[u+1]) in increasing order.
 void embedding_backward(float* dtable, const float* dout, const int32_t* uniq, const int32_t* off,
@@ -74,20 +75,20 @@ void scatter_add_rows(float* dst, const float* src, const int32_t* rows, int64_t
 // ---- conv1d_backward.cu --------------------------------------------------------------------------
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]) with inputs before row t's document
 // start (row_doc_begin[t]) taken as zero. din: row t at din + t * din_stride (=), in fp32 (din) and/or bf16
-// (din_bf16, same stride), either may be null; dw [C, K] +=; db +=.
-// scratch: conv1d_backward_scratch_floats(C, K).
+// (din_bf16, same stride), either may be null; dw [C, K] +=; db +=; in fp32, or bf16 with in_bf16 (the bf16
+// training's in_proj output). scratch: conv1d_backward_scratch_floats(C, K).
 int64_t conv1d_backward_scratch_floats(int64_t C, int64_t K);
 void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, float* dw, float* db, const float* dout,
-                          const float* in, int64_t in_stride, const float* w, const float* bias,
+                          const void* in, int64_t in_stride, const float* w, const float* bias,
                           const int32_t* row_doc_begin, int64_t T, int64_t C, int64_t K, float* scratch,
-                          cudaStream_t s);
+                          cudaStream_t s, bool in_bf16 = false);
 // dt = clamp(softplus(raw + dt_bias), lo, hi): draw row t at draw + t * stride (=), zero where clamped; also
 // rounded to bf16 into draw_bf16 (row stride draw_bf16_stride) unless null; draw may be ddt itself (stride
-// H); ddt_bias += column sums of draw (scratch: column_sum_scratch_floats(H)).
+// H); ddt_bias += column sums of draw (scratch: column_sum_scratch_floats(H)); raw fp32, or bf16 with raw_bf16.
 void dt_softplus_backward(float* draw, int64_t draw_stride, uint16_t* draw_bf16, int64_t draw_bf16_stride,
-                          float* ddt_bias, const float* ddt, const float* raw, int64_t raw_stride,
+                          float* ddt_bias, const float* ddt, const void* raw, int64_t raw_stride,
                           const float* dt_bias, int64_t T, int64_t H, float lo, float hi, float* scratch,
-                          cudaStream_t s);
+                          cudaStream_t s, bool raw_bf16 = false);
 // A[h] = -exp(A_log[h]); after the SSD backward: dA_log[h] += dA[h] * A[h].
 void neg_exp(float* A, const float* A_log, int64_t H, cudaStream_t s);
 // out[i] += a[i] * b[i].
