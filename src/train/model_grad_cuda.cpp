@@ -570,37 +570,47 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   bool in_bias = false;
   for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
   const bool zx_bf16 = bf16_ssd && !in_bias;
-  auto align4 = [](int64_t n) { return (n + 3) / 4 * 4; };  // 16-byte aligned parts
-  const int64_t zx_floats = align4(zx_bf16 ? (T * dpr + 1) / 2 : T * dpr), dt_floats = align4(T * H),
-                y_floats = align4(bf16_ssd ? (T * di + 1) / 2 : T * di),
-                cs_floats = keep_states ? align4(ix_.chunks * H * ssd_q()) : 0,
-                cb_floats = keep_states ? align4(ix_.chunks * c_.n_groups * ssd_q() * ssd_q()) : 0,
-                states_floats = keep_states ? ix_.chunks * H * c_.head_dim * c_.state_size : 0;
   // With zx in bf16 (and every layer's activations kept), what that frees keeps the conv output per layer instead
   // of recomputing it in the backward (the same 48.4 GB at 1.3B 4 x 2048; the conv on bf16 input is slower than on
   // fp32, so the recompute would give back the gain: bench/cuda_notes.md).
   const bool keep_xbc = zx_bf16 && !recompute;
-  const int64_t xbc_floats = keep_xbc ? align4(T * cd) : 0;
-  const int64_t kept = align4(zx_floats + dt_floats + y_floats + cs_floats + cb_floats + states_floats + xbc_floats),
-                shared = T * (d + (keep_xbc ? 0 : cd) + di), act_sets = recompute ? 1 : L;
+  // Offsets (floats, 16-byte aligned) of the parts of one layer's kept set and of the shared set; a part of size 0 is
+  // not used.
+  auto layout = [](int64_t& total) {
+    return [&total](int64_t floats) {
+      const int64_t at = total;
+      total += (floats + 3) / 4 * 4;
+      return at;
+    };
+  };
+  int64_t kept = 0, shared = 0;
+  auto kept_part = layout(kept), shared_part = layout(shared);
+  const int64_t zx_at = kept_part(zx_bf16 ? (T * dpr + 1) / 2 : T * dpr), dt_at = kept_part(T * H),
+                y_at = kept_part(bf16_ssd ? (T * di + 1) / 2 : T * di),
+                cs_at = kept_part(keep_states ? ix_.chunks * H * ssd_q() : 0),
+                cb_at = kept_part(keep_states ? ix_.chunks * c_.n_groups * ssd_q() * ssd_q() : 0),
+                states_at = kept_part(keep_states ? ix_.chunks * H * c_.head_dim * c_.state_size : 0),
+                xbc_at = keep_xbc ? kept_part(T * cd) : shared_part(T * cd), xn_at = shared_part(T * d),
+                yn_at = shared_part(T * di);
+  const int64_t act_sets = recompute ? 1 : L;
   float* resid = resid_.ensure((L + 1) * T * d);
   float* acts = acts_.ensure(act_sets * kept + shared);
   auto acts_of = [&](int64_t l) {
+    float *set = acts + (recompute ? 0 : l) * kept, *common = acts + act_sets * kept;
     Acts a;
-    float* zx = acts + (recompute ? 0 : l) * kept;
-    a.zx = zx;
+    a.zx = set + zx_at;
     a.zx_bf16 = zx_bf16;
-    a.dt = zx + zx_floats;
-    a.y = a.dt + dt_floats;
+    a.dt = set + dt_at;
+    a.y = set + y_at;
     a.y_bf16 = bf16_ssd;
     if (keep_states) {
-      a.cs = a.y + y_floats;
-      a.cb = a.cs + cs_floats;
-      a.states = a.cb + cb_floats;
+      a.cs = set + cs_at;
+      a.cb = set + cb_at;
+      a.states = set + states_at;
     }
-    a.xn = acts + act_sets * kept;
-    a.xbc = keep_xbc ? zx + (kept - xbc_floats) : a.xn + T * d;
-    a.yn = a.xn + T * (d + (keep_xbc ? 0 : cd));
+    a.xbc = (keep_xbc ? set : common) + xbc_at;
+    a.xn = common + xn_at;
+    a.yn = common + yn_at;
     return a;
   };
   A_.ensure(H);

@@ -227,9 +227,7 @@ __global__ void dt_backward_kernel(float* draw, int64_t draw_stride, __nv_bfloat
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i >= T * H) return;
   const int64_t t = i / H, h = i % H;
-  float v;
-  Vec<1>::get(raw + t * raw_stride + h, &v);
-  v += dt_bias[h];
+  const float v = to_float(raw[t * raw_stride + h]) + dt_bias[h];
   const float sp = v > 20.0f ? v : log1pf(expf(v));
   float g = 0.0f;
   // d softplus / dv = sigmoid(v) (1 above torch's threshold of 20); no gradient where the clamp is active.
@@ -269,21 +267,18 @@ void conv1d_silu_backward(float* din, uint16_t* din_bf16, int64_t din_stride, fl
   const int64_t tile_rows = std::max<int64_t>(64, (T + kMaxTiles - 1) / kMaxTiles);
   const int tiles = static_cast<int>((T + tile_rows - 1) / tile_rows);
   float *partial_w = scratch, *partial_b = scratch + static_cast<int64_t>(tiles) * C * K;
-  switch (K) {
-#define PCM_CONV_BWD(k)                                                                                          \
-  case k:                                                                                                        \
-    if (in_bf16)                                                                                                 \
-      launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout,                                \
-                              static_cast<const __nv_bfloat16*>(in), in_stride, w, bias, row_doc_begin, T, C,     \
-                              tile_rows, tiles, s);                                                              \
-    else                                                                                                         \
-      launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout, static_cast<const float*>(in),  \
-                              in_stride, w, bias, row_doc_begin, T, C, tile_rows, tiles, s);                     \
+  with_input_type(in, in_bf16, [&](auto* x) {
+    switch (K) {
+#define PCM_CONV_BWD(k)                                                                                            \
+  case k:                                                                                                          \
+    launch_conv_backward<k>(din, din16, din_stride, partial_w, partial_b, dout, x, in_stride, w, bias, row_doc_begin, \
+                            T, C, tile_rows, tiles, s);                                                            \
     break;
-    PCM_CONV_BWD(1) PCM_CONV_BWD(2) PCM_CONV_BWD(3) PCM_CONV_BWD(4) PCM_CONV_BWD(5) PCM_CONV_BWD(6) PCM_CONV_BWD(7)
-    PCM_CONV_BWD(8)
+      PCM_CONV_BWD(1) PCM_CONV_BWD(2) PCM_CONV_BWD(3) PCM_CONV_BWD(4) PCM_CONV_BWD(5) PCM_CONV_BWD(6) PCM_CONV_BWD(7)
+      PCM_CONV_BWD(8)
 #undef PCM_CONV_BWD
-  }
+    }
+  });
   PCM_CUDA_LAUNCH();
   add_split_partials(dw, partial_w, C * K, tiles, s);
   if (db) add_split_partials(db, partial_b, C, tiles, s);
@@ -295,13 +290,10 @@ void dt_softplus_backward(float* draw, int64_t draw_stride, uint16_t* draw_bf16,
                           cudaStream_t s, bool raw_bf16) {
   if (T == 0) return;
   auto* draw16 = reinterpret_cast<__nv_bfloat16*>(draw_bf16);
-  const unsigned blocks = blocks_for(T * H, 256);
-  if (raw_bf16)
-    dt_backward_kernel<<<blocks, 256, 0, s>>>(draw, draw_stride, draw16, draw_bf16_stride, ddt,
-                                              static_cast<const __nv_bfloat16*>(raw), raw_stride, dt_bias, T, H, lo, hi);
-  else
-    dt_backward_kernel<<<blocks, 256, 0, s>>>(draw, draw_stride, draw16, draw_bf16_stride, ddt,
-                                              static_cast<const float*>(raw), raw_stride, dt_bias, T, H, lo, hi);
+  with_input_type(raw, raw_bf16, [&](auto* r) {
+    dt_backward_kernel<<<blocks_for(T * H, 256), 256, 0, s>>>(draw, draw_stride, draw16, draw_bf16_stride, ddt, r,
+                                                              raw_stride, dt_bias, T, H, lo, hi);
+  });
   PCM_CUDA_LAUNCH();
   column_sum_add(ddt_bias, draw, draw_stride, T, H, scratch, s);
 }

@@ -62,6 +62,16 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { re
 __device__ __forceinline__ float to_float(float v) { return v; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
 
+// Host side of kernels templated on an input that is fp32 or bf16: f(p as const __nv_bfloat16* when bf16, else as
+// const float*).
+template <class F>
+void with_input_type(const void* p, bool bf16, F&& f) {
+  if (bf16)
+    f(static_cast<const __nv_bfloat16*>(p));
+  else
+    f(static_cast<const float*>(p));
+}
+
 // Dot product of 8 bf16 pairs (two 16-byte vectors), fp32 accumulation.
 __device__ __forceinline__ float dot8(const uint4& w, const uint4& x) {
   const __nv_bfloat162* wp = reinterpret_cast<const __nv_bfloat162*>(&w);

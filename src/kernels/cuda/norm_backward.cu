@@ -84,8 +84,6 @@ __global__ void PCM_NORM_BWD_BOUNDS rmsnorm_backward_kernel(float* dx, bool accu
 // v, then through the gate; yn (the forward's output, for the out_proj weight gradient) recomputed on the
 // way when wanted; dz in fp32 and/or bf16 (the in_proj backward's operand).
 // y and z: fp32, or bf16 (the bf16 training's SSD output and in_proj output).
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 template <int TH, int V, class Y, class Z>
 __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
@@ -105,7 +103,7 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
 #pragma unroll
     for (int u = 0; u < V; ++u) {
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
-      const float zi = i < gs ? to_f32(z[t * z_stride + c0 + i]) : 0.0f, yi = i < gs ? to_f32(y[t * C + c0 + i]) : 0.0f;
+      const float zi = i < gs ? to_float(z[t * z_stride + c0 + i]) : 0.0f, yi = i < gs ? to_float(y[t * C + c0 + i]) : 0.0f;
       gv[u] = i < gs ? dout[t * C + c0 + i] : 0.0f;
       const float v = yi * (zi * sigmoid_fast(zi));
       ss += v * v;
@@ -119,7 +117,7 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
       if (i < gs) {
         const int64_t c = c0 + i;
-        const float zi = to_f32(z[t * z_stride + c]), yi = to_f32(y[t * C + c]), sg = sigmoid_fast(zi), go = gv[u], wi = wg[i];
+        const float zi = to_float(z[t * z_stride + c]), yi = to_float(y[t * C + c]), sg = sigmoid_fast(zi), go = gv[u], wi = wg[i];
         const float silu = zi * sg, v = yi * silu;
         const float dv = r * wi * go - v * k;
         acc[u] += go * v * r;
@@ -236,15 +234,7 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
       PCM_GATED_BWD(1024);
 #undef PCM_GATED_BWD
   };
-  using bf = __nv_bfloat16;
-  if (y_bf16 && z_bf16)
-    launch(static_cast<const bf*>(y), static_cast<const bf*>(z));
-  else if (y_bf16)
-    launch(static_cast<const bf*>(y), static_cast<const float*>(z));
-  else if (z_bf16)
-    launch(static_cast<const float*>(y), static_cast<const bf*>(z));
-  else
-    launch(static_cast<const float*>(y), static_cast<const float*>(z));
+  with_input_type(y, y_bf16, [&](auto* yt) { with_input_type(z, z_bf16, [&](auto* zt) { launch(yt, zt); }); });
   PCM_CUDA_LAUNCH();
   sum_split_partials(dweight, scratch, C, splits, scratch + splits * C, s);
 }

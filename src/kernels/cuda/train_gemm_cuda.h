@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <tuple>
+#include <utility>
 
 #include "kernels/cuda/gemm_cuda.h"
 
@@ -73,6 +74,9 @@ class TrainGemm {
   // The operand as the product wants it: itself, or (fp32 in bf16 mode) rounded into scratch `which`;
   // *ld becomes the prepared matrix's row stride.
   const void* prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s);
+  // X [T, k] and W [n, k] prepared (scratch 0 and 1) for Y = X·Wᵀ, both contiguous.
+  std::pair<const void*, const void*> prepare_forward(Operand X, Operand W, int64_t T, int64_t n, int64_t k,
+                                                      cudaStream_t s);
   // cuBLASLt: the plan of D = op(A)·op(B) + beta·C (row-major as gemm(); out_of_place: C != D), and one run
   // of its candidate `algo`.
   LtPlan& lt_plan(bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
