@@ -266,12 +266,9 @@ void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* c
   PCM_CHECK(!bf16.out || (bf16.cols > 0 && bf16.cols <= C && bf16.fp32_from >= 0 && bf16.fp32_from <= bf16.cols),
             "conv: bf16 output of {} of {} columns, fp32 from column {}", bf16.cols, C, bf16.fp32_from);
   if (T == 0) return;
-  if (bf16.in_bf16)
-    conv_prefill_launch(out, static_cast<const __nv_bfloat16*>(in), in_stride, conv_state, slot_stride, w, bias, T, C,
-                        K, seqs, s, bf16);
-  else
-    conv_prefill_launch(out, static_cast<const float*>(in), in_stride, conv_state, slot_stride, w, bias, T, C, K, seqs,
-                        s, bf16);
+  with_input_type(in, bf16.in_bf16, [&](auto* typed_in) {
+    conv_prefill_launch(out, typed_in, in_stride, conv_state, slot_stride, w, bias, T, C, K, seqs, s, bf16);
+  });
 }
 
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
