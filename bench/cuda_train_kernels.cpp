@@ -261,7 +261,8 @@ static void run_rowwise() {
       cuda::ConvBf16 c16;
       if (copy) c16 = {xbc16, kCd, 0};
       c16.in_bf16 = in16;
-      const std::string name = fmt::format("conv fwd ({} in, fp32 out{})", in16 ? "bf16" : "fp32", copy ? " + bf16" : "");
+      const std::string name =
+          fmt::format("conv fwd ({} in, fp32 out{})", in16 ? "bf16" : "fp32", copy ? " + bf16" : "");
       report(name.c_str(), kT * kCd * ((in16 ? 2.0 : 4.0) + 4 + (copy ? 2 : 0)), [&] {
         cuda::conv1d_silu_prefill(xbc, in16 ? static_cast<const void*>(zx16 + kDi) : zx + kDi, kDpr, cstate, kCd * 4,
                                   cw, cb, kT, kCd, 4, seqs, nullptr, c16);

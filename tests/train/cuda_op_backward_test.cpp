@@ -160,8 +160,8 @@ TEST(CudaConvBackward, LongBatchMatchesCpuPerDocument) {
       EXPECT_LT(test::rel_error(d_dw.download(), dw), 1e-5) << "C " << C << " K " << K;
       EXPECT_LT(test::rel_error(d_db.download(), db), 1e-5) << "C " << C << " K " << K;
       // The input in bf16 (the bf16 training's in_proj output): the same results as fp32 holding the same values.
-      DeviceBuffer<float> d_inr(test::bf16_round(in)), d_din2(std::vector<float>(T * stride, 0.0f)), d_dw2(dw0), d_db2(db0),
-          d_din3(std::vector<float>(T * stride, 0.0f)), d_dw3(dw0), d_db3(db0);
+      DeviceBuffer<float> d_inr(test::bf16_round(in)), d_din2(std::vector<float>(T * stride, 0.0f)), d_dw2(dw0),
+          d_db2(db0), d_din3(std::vector<float>(T * stride, 0.0f)), d_dw3(dw0), d_db3(db0);
       DeviceBuffer<uint16_t> d_in16(test::bf16_bits(in));
       cuda::conv1d_silu_backward(d_din2.get(), nullptr, stride, d_dw2.get(), with_bias ? d_db2.get() : nullptr,
                                  d_dout.get(), d_inr.get(), stride, d_w.get(), with_bias ? d_b.get() : nullptr,
@@ -255,8 +255,8 @@ TEST_P(CudaNormBackward, RmsNormAndGatedMatchCpu) {
         d_yn2(kT * C);
     const void* y = y16 ? static_cast<const void*>(d_x16.get()) : d_xr.get();
     const void* zz = z16 ? static_cast<const void*>(d_z16.get()) : d_zr.get();
-    cuda::gated_rmsnorm_backward(d_dy2.get(), d_dz2.get(), nullptr, zs, d_dw2.get(), d_yn2.get(), false, d_dout.get(), y,
-                                 zz, zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr, y16, z16);
+    cuda::gated_rmsnorm_backward(d_dy2.get(), d_dz2.get(), nullptr, zs, d_dw2.get(), d_yn2.get(), false, d_dout.get(),
+                                 y, zz, zs, d_w.get(), kT, C, gs, 1e-5f, scratch.get(), nullptr, y16, z16);
     EXPECT_EQ(d_dy2.download(), d_dy.download()) << y16 << z16;
     EXPECT_EQ(d_dz2.download(), d_dz.download()) << y16 << z16;
     EXPECT_EQ(d_dw2.download(), d_dw.download()) << y16 << z16;

@@ -103,7 +103,8 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
 #pragma unroll
     for (int u = 0; u < V; ++u) {
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
-      const float zi = i < gs ? to_float(z[t * z_stride + c0 + i]) : 0.0f, yi = i < gs ? to_float(y[t * C + c0 + i]) : 0.0f;
+      const float zi = i < gs ? to_float(z[t * z_stride + c0 + i]) : 0.0f,
+                  yi = i < gs ? to_float(y[t * C + c0 + i]) : 0.0f;
       gv[u] = i < gs ? dout[t * C + c0 + i] : 0.0f;
       const float v = yi * (zi * sigmoid_fast(zi));
       ss += v * v;
@@ -117,7 +118,8 @@ __global__ void PCM_NORM_BWD_BOUNDS gated_rmsnorm_backward_kernel(
       const int64_t i = threadIdx.x + static_cast<int64_t>(u) * TH;
       if (i < gs) {
         const int64_t c = c0 + i;
-        const float zi = to_float(z[t * z_stride + c]), yi = to_float(y[t * C + c]), sg = sigmoid_fast(zi), go = gv[u], wi = wg[i];
+        const float zi = to_float(z[t * z_stride + c]), yi = to_float(y[t * C + c]), sg = sigmoid_fast(zi), go = gv[u],
+                    wi = wg[i];
         const float silu = zi * sg, v = yi * silu;
         const float dv = r * wi * go - v * k;
         acc[u] += go * v * r;
@@ -223,9 +225,9 @@ void gated_rmsnorm_backward(float* dy, float* dz, uint16_t* dz_bf16, int64_t dz_
   auto* dz16 = reinterpret_cast<__nv_bfloat16*>(dz_bf16);
   const dim3 grid(static_cast<unsigned>(splits), static_cast<unsigned>(C / group_size));
   auto launch = [&](auto* yt, auto* zt) {
-#define PCM_GATED_BWD(TH)                                                                                             \
-  gated_rmsnorm_backward_kernel<TH, 8><<<grid, TH, 0, s>>>(dy, dz, dz16, dz_stride, yn, yn_bf16, scratch, dout, yt, zt, \
-                                                           z_stride, weight, T, C, group_size, eps)
+#define PCM_GATED_BWD(TH)                                                                                        \
+  gated_rmsnorm_backward_kernel<TH, 8><<<grid, TH, 0, s>>>(dy, dz, dz16, dz_stride, yn, yn_bf16, scratch, dout, yt, \
+                                                           zt, z_stride, weight, T, C, group_size, eps)
     if (th == 256)
       PCM_GATED_BWD(256);
     else if (th == 512)

@@ -165,8 +165,7 @@ void TrainGemm::run(bool ta, bool tb, int64_t M, int64_t N, int64_t K, Operand A
 void TrainGemm::forward_add(float* Y, const float* R, Operand X, Operand W, int64_t T, int64_t n, int64_t k,
                             cudaStream_t s) {
   if (T == 0 || n == 0) return;
-  const auto xw = prepare_forward(X, W, T, n, k, s);
-  const void *x = xw.first, *w = xw.second;
+  const auto [x, w] = prepare_forward(X, W, T, n, k, s);
   auto ref = [&](const float* c, float* d) { fwd_add_.run(d, x, w, bf16_, T, n, k, 1.0f, s, c); };
   if (!bf16_) return ref(R, Y);
   LtPlan& p = lt_plan(false, true, T, n, k, k, k, n, 1.0f, true);
@@ -178,8 +177,7 @@ void TrainGemm::forward_add(float* Y, const float* R, Operand X, Operand W, int6
 void TrainGemm::forward_bf16(uint16_t* Y, Operand X, Operand W, int64_t T, int64_t n, int64_t k, cudaStream_t s) {
   PCM_CHECK(bf16_, "TrainGemm::forward_bf16 in fp32 mode");
   if (T == 0 || n == 0) return;
-  const auto xw = prepare_forward(X, W, T, n, k, s);
-  const void *x = xw.first, *w = xw.second;
+  const auto [x, w] = prepare_forward(X, W, T, n, k, s);
   fwd_add_.run_bf16_out(Y, x, w, T, n, k, s);
 }
 
