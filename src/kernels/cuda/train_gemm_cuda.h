@@ -74,7 +74,7 @@ class TrainGemm {
   // The operand as the product wants it: itself, or (fp32 in bf16 mode) rounded into scratch `which`;
   // *ld becomes the prepared matrix's row stride.
   const void* prepare(Operand o, int64_t rows, int64_t cols, int64_t* ld, int which, cudaStream_t s);
-  // X [T, k] and W [n, k] prepared (scratch 0 and 1) for Y = X·Wᵀ, both contiguous.
+  // X [T, k] and W [n, k] (contiguous) prepared (scratch 0 and 1) for Y = X·Wᵀ.
   std::pair<const void*, const void*> prepare_forward(Operand X, Operand W, int64_t T, int64_t n, int64_t k,
                                                       cudaStream_t s);
   // cuBLASLt: the plan of D = op(A)·op(B) + beta·C (row-major as gemm(); out_of_place: C != D), and one run
