@@ -1,7 +1,9 @@
 #include "model/model_cuda.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "io/checkpoint.h"
 #include "kernels/cuda/cuda_check.h"
@@ -25,6 +27,10 @@ CudaMamba2Model::Impl::~Impl() {
   if (params_host) cudaFreeHost(params_host);
   if (ids_host) cudaFreeHost(ids_host);
   gemm.reset();
+  side_gemm.reset();
+  if (fork_event) cudaEventDestroy(fork_event);
+  if (join_event) cudaEventDestroy(join_event);
+  if (side_stream) cudaStreamDestroy(side_stream);
   pool_arena.free_all();
   work_arena.free_all();
   weight_arena.free_all();
@@ -44,6 +50,7 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   y = work_arena.alloc_n<float>(rows * c.d_inner());
   ssq = work_arena.alloc_n<float>(rows * c.num_heads);
   yn = work_arena.alloc(static_cast<size_t>(rows * c.d_inner()) * act);
+  if (side_stream) z_split = work_arena.alloc_n<float>(options.max_decode_batch * c.d_inner());
   xlast = work_arena.alloc_n<float>(seq_rows * c.hidden_size);
   logits = work_arena.alloc_n<float>(seq_rows * c.vocab_size);
   const cuda::SsdDims dims{static_cast<int32_t>(c.num_heads), static_cast<int32_t>(c.head_dim),
@@ -67,6 +74,13 @@ void CudaMamba2Model::Impl::allocate_workspace() {
 void CudaMamba2Model::Impl::check_slot(int32_t slot) const {
   PCM_CHECK(slot >= 0 && slot < slots && slot_used[static_cast<size_t>(slot)],
             "state slot {} is not allocated (pool of {})", slot, slots);
+}
+
+// Above the fused rows the z columns of in_proj are needed only by the gated norm, after the conv and the SSD step:
+// on the side stream their GEMM streams its weights while the conv and the step (latency- and state-bound) run.
+// (An in_proj bias would need adding to both parts: such models keep the one GEMM.)
+bool CudaMamba2Model::Impl::split_decode_in_proj(const DeviceLayer& lw) const {
+  return side_stream && !lw.in_bias;
 }
 
 int64_t CudaMamba2Model::Impl::bucket(int64_t Bn) const {
@@ -108,36 +122,54 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     // fp32 columns stay unwritten and unread), y in bf16 for the gated norm
     const bool bf16_ssd = !decode && xb_bf16 != nullptr;  // allocated only for shapes the bf16 SSD takes
     const bool zx_bf16 = bf16_ssd && !lw.in_bias;
-    const uint16_t* zx16 = reinterpret_cast<const uint16_t*>(zx);
-    if (zx_bf16)
-      gemm->run_bf16_out(zx, xn, lw.in_proj, T, dpr, d, stream);
-    else
-      gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
-    if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);
-    if (decode) {  // the step applies dt's activation itself
-      cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
-                               stream);
-      // Not gated here: above 4 rows the gated step cost more than the one-pass norm saved (H200, decode
-      // v10: layer at T = 64 / 128, bf16 state, 167.5 / 256.4 µs gated against 161.0 / 245.9).
+    const float* z = zx;  // the gated norm's z: in_proj's first d_inner columns (stride dpr), or z_split (stride di)
+    int64_t z_stride = dpr;
+    if (decode && split_decode_in_proj(lw)) {  // z on the side stream; xBC | dt as [T, dpr - di] in zx
+      const int64_t dx = dpr - di;
+      PCM_CUDA(cudaEventRecord(fork_event, stream));
+      PCM_CUDA(cudaStreamWaitEvent(side_stream, fork_event, 0));
+      side_gemm->run(z_split, xn, lw.in_proj, w.bf16, T, di, d, 0.0f, side_stream);
+      PCM_CUDA(cudaEventRecord(join_event, side_stream));
+      const void* w_xbc_dt = static_cast<const char*>(lw.in_proj) + di * d * (w.bf16 ? 2 : 4);  // rows di.. of W_in
+      gemm->run(zx, xn, w_xbc_dt, w.bf16, T, dx, d, 0.0f, stream);
+      cuda::conv1d_silu_decode(xbc, zx, dx, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K, stream);
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
-                       cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
-                                   static_cast<float>(c.dt_max)});
+                       cuda::RawDt{zx + cd, dx, lw.dt_bias, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max)});
+      PCM_CUDA(cudaStreamWaitEvent(stream, join_event, 0));
+      z = z_split;
+      z_stride = di;
     } else {
-      const void* conv_in = zx_bf16 ? static_cast<const void*>(zx16 + di) : zx + di;
-      cuda::conv1d_silu_prefill(xbc, conv_in, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
-                                bf16_ssd ? cuda::ConvBf16{xb_bf16, cd, cd, zx_bf16} : cuda::ConvBf16{});
-      if (bf16_ssd) {
-        in.xbc_bf16 = xb_bf16;
-        in.bf16_stride = cd;
+      const uint16_t* zx16 = reinterpret_cast<const uint16_t*>(zx);
+      if (zx_bf16)
+        gemm->run_bf16_out(zx, xn, lw.in_proj, T, dpr, d, stream);
+      else
+        gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
+      if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);
+      if (decode) {  // the step applies dt's activation itself
+        cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
+                                 stream);
+        // Not gated here: above 4 rows the gated step cost more than the one-pass norm saved (H200, decode
+        // v10: layer at T = 64 / 128, bf16 state, 167.5 / 256.4 µs gated against 161.0 / 245.9).
+        cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
+                         cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
+                                     static_cast<float>(c.dt_max)});
+      } else {
+        const void* conv_in = zx_bf16 ? static_cast<const void*>(zx16 + di) : zx + di;
+        cuda::conv1d_silu_prefill(xbc, conv_in, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
+                                  bf16_ssd ? cuda::ConvBf16{xb_bf16, cd, cd, zx_bf16} : cuda::ConvBf16{});
+        if (bf16_ssd) {
+          in.xbc_bf16 = xb_bf16;
+          in.bf16_stride = cd;
+        }
+        const void* dt_raw = zx_bf16 ? static_cast<const void*>(zx16 + di + cd) : zx + di + cd;
+        cuda::dt_softplus(dt, dt_raw, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max),
+                          stream, zx_bf16);
+        cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
+                          /*tf32=*/w.bf16, stream);
       }
-      const void* dt_raw = zx_bf16 ? static_cast<const void*>(zx16 + di + cd) : zx + di + cd;
-      cuda::dt_softplus(dt, dt_raw, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max),
-                        stream, zx_bf16);
-      cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
-                        /*tf32=*/w.bf16, stream);
     }
     // y is bf16 after a prefill with x in bf16 (ssd_chunked), z after a bf16 in_proj
-    cuda::gated_rmsnorm(yn, w.bf16, y, zx, dpr, lw.gate_norm, T, di, group, eps, stream, bf16_ssd, zx_bf16);
+    cuda::gated_rmsnorm(yn, w.bf16, y, z, z_stride, lw.gate_norm, T, di, group, eps, stream, bf16_ssd, zx_bf16);
     gemm->run(resid, yn, lw.out_proj, w.bf16, T, d, di, 1.0f, stream);  // residual add fused (beta = 1)
     if (lw.out_bias) cuda::add_bias(resid, d, lw.out_bias, T, d, stream);
   }
@@ -195,8 +227,24 @@ std::unique_ptr<CudaMamba2Model::Impl> make_impl(const Mamba2Config& config, con
   m->config = config;
   m->options = options;
   m->options.max_batch_tokens = round_up(options.max_batch_tokens, config.chunk_size);
-  PCM_CUDA(cudaStreamCreateWithFlags(&m->stream, cudaStreamNonBlocking));
+  if (const char* env = std::getenv("PCM_DECODE_SPLIT"); env && *env) {  // benchmarks: the same binary both ways
+    const std::string v = env;
+    PCM_CHECK(v == "0" || v == "1", "PCM_DECODE_SPLIT={}: expected 0 or 1", v);
+    m->options.decode_split_in_proj = v == "1";
+  }
+  // The split's z GEMM runs at the lower priority: its blocks take the SMs the critical path (xBC GEMM, conv, step)
+  // leaves. At equal priority the split gained nothing (H100, decode v14).
+  int least = 0, greatest = 0;
+  PCM_CUDA(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  const bool split = m->options.decode_split_in_proj;
+  PCM_CUDA(cudaStreamCreateWithPriority(&m->stream, cudaStreamNonBlocking, split ? greatest : least));
   m->gemm = std::make_unique<cuda::Gemm>();
+  if (split) {
+    PCM_CUDA(cudaStreamCreateWithPriority(&m->side_stream, cudaStreamNonBlocking, least));
+    PCM_CUDA(cudaEventCreateWithFlags(&m->fork_event, cudaEventDisableTiming));
+    PCM_CUDA(cudaEventCreateWithFlags(&m->join_event, cudaEventDisableTiming));
+    m->side_gemm = std::make_unique<cuda::Gemm>();
+  }
   return m;
 }
 
@@ -566,7 +614,8 @@ void CudaMamba2Model::decode(std::span<const int32_t> slots, std::span<const int
         }
         PCM_CUDA(cudaStreamEndCapture(m.stream, &graph));
         cudaGraphExec_t exec;
-        PCM_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+        // The split in_proj's nodes keep their streams' priorities (captured per node, used only with this flag).
+        PCM_CUDA(cudaGraphInstantiate(&exec, graph, cudaGraphInstantiateFlagUseNodePriority));
         cudaGraphDestroy(graph);
         it = m.graphs.emplace(Bp, exec).first;
       }

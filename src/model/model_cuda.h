@@ -25,6 +25,10 @@ struct CudaModelOptions {
   int64_t max_prefill_seqs = 64;   // prompts packed into one prefill launch sequence
   int64_t max_decode_batch = 128;  // rows per decode step
   bool cuda_graphs = true;         // replay the decode step from CUDA graphs
+  // Decode above the fused rows, no in_proj bias: in_proj's z columns as a second GEMM on a side
+  // stream of lower priority, beside the conv and the SSD step that only need the xBC and dt columns
+  // (bench/cuda_notes.md, decode v14). PCM_DECODE_SPLIT=0/1 overrides it.
+  bool decode_split_in_proj = true;
   int device = 0;
 };
 

@@ -54,6 +54,12 @@ struct CudaMamba2Model::Impl {
   DeviceArena weight_arena, work_arena, pool_arena;
   DeviceWeights w;
   std::unique_ptr<cuda::Gemm> gemm;
+  // Decode's split in_proj (CudaModelOptions::decode_split_in_proj): the z GEMM's stream, its own cuBLASLt
+  // workspace (two GEMMs in flight must not share one), the fork/join events and z [rows, d_inner].
+  cudaStream_t side_stream = nullptr;
+  cudaEvent_t fork_event = nullptr, join_event = nullptr;
+  std::unique_ptr<cuda::Gemm> side_gemm;
+  float* z_split = nullptr;
 
   // Slot pool: ssm [slots, L, H, P, N] (fp32 or bf16), conv [slots, L, conv_dim, K] fp32.
   int64_t slots = 0;
@@ -90,6 +96,7 @@ struct CudaMamba2Model::Impl {
   // A decode step of `rows` sequences runs the fused kernels (src/kernels/cuda/decode_fused.cu): bf16 weights
   // and a few rows of a shape they take. The layers and the head decide with this one rule.
   bool fused_decode(int64_t rows) const;
+  bool split_decode_in_proj(const DeviceLayer& lw) const;
   int64_t bucket(int64_t Bn) const;
   void check_slot(int32_t slot) const;
 };
