@@ -571,8 +571,8 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
   const bool zx_bf16 = bf16_ssd && !in_bias;
   // With zx in bf16 (and every layer's activations kept), what that frees keeps the conv output per layer instead
-  // of recomputing it in the backward (the same 48.4 GB at 1.3B 4 x 2048; the conv on bf16 input is slower than on
-  // fp32, so the recompute would give back the gain: bench/cuda_notes.md).
+  // of recomputing it in the backward (the same 48.4 GB at 1.3B 4 x 2048; recomputing it cost 240.3 against 236.4 ms
+  // a step on an H100, with the bf16-input conv kernels: bench/cuda_notes.md).
   const bool keep_xbc = zx_bf16 && !recompute;
   // Offsets (floats, 16-byte aligned) of the parts of one layer's kept set and of the shared set; a part of size 0 is
   // not used.

@@ -338,9 +338,11 @@ TEST(CudaKernels, Conv1dPrefillBf16X) {
   check_conv_prefill({300, 2, 45}, kCd + 12, rng, {}, nullptr, kCd, kDi, true);
   check_conv_prefill({17, 64}, kCd + 3, rng, {}, nullptr, kCd, kDi, true);
   // bf16 input with every column in fp32 (the bf16 training's conv), with a bf16 copy of every column (its forward)
-  // and without (its recompute under --recompute); the 16-byte kernel and the generic one
+  // and without (its recompute under --recompute): the staged kernel in 8-byte words of 4 channels, and the generic
+  // one (stride 3 past a multiple of 4)
   check_conv_prefill({300, 2, 45}, kCd + 16, rng, {}, nullptr, kCd, 0, true);
   check_conv_prefill({300, 2, 45, 1}, kCd + 4, rng, {}, nullptr, 0, 0, true);
+  check_conv_prefill({40, 9, 3}, kCd + 3, rng, {}, nullptr, 0, 0, true);
 }
 
 // Three packed sequences of different lengths in slots 3, 0, 4 of 5, then a decode step from their windows.

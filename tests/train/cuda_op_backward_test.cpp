@@ -123,11 +123,11 @@ TEST(CudaConvBackward, MatchesCpuPerDocument) {
 
 // A batch longer than 256 tiles of 64 rows (tiles grow to 65 rows), documents of random lengths (tile
 // edges fall inside documents and next to their starts: tiles inside one document take the path without
-// boundary tests), K = 3 and 4, no bias for K = 3; an odd width (a channel per thread) and an even one
-// (K = 4: pairs of channels, 8-byte loads).
+// boundary tests), K = 3 and 4, no bias for K = 3; an odd width (a channel per thread), an even one (K = 4: pairs
+// of channels, 8-byte loads) and a multiple of 4 (K = 4 with bf16 input: 4 channels a thread, 8-byte loads).
 TEST(CudaConvBackward, LongBatchMatchesCpuPerDocument) {
   PCM_REQUIRE_GPU();
-  for (const auto& [C, stride] : {std::pair<int64_t, int64_t>{7, 9}, {10, 12}}) {
+  for (const auto& [C, stride] : {std::pair<int64_t, int64_t>{7, 9}, {10, 12}, {12, 16}}) {
     const int64_t T = 16500;
     std::mt19937 rng(21);
     std::vector<int32_t> begins, doc_begin(T);

@@ -2,6 +2,8 @@
 // decode step (rolling window, one token per slot).
 #include <cuda_bf16.h>
 
+#include <type_traits>
+
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
@@ -73,31 +75,44 @@ constexpr int kStageIn = kStageRows + 3;  // input rows per run
 constexpr size_t kStageSmem = size_t{kStageIn} * kStageThreads * 16;
 static_assert(kStageSmem <= 48 * 1024, "the stage fits the default dynamic shared memory (no opt-in)");
 
-// Channel i of a 16-byte input word: 4 fp32 or 8 bf16 (bf16 i at bits 16 (i % 2) of 32-bit word i / 2).
-template <class In>
-__device__ __forceinline__ float lane_of(const uint4& u, int i) {
-  const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+// Channel i of an input word of 16 bytes (uint4: 4 fp32 or 8 bf16) or 8 bytes (uint2: 4 bf16); bf16 i at bits
+// 16 (i % 2) of 32-bit word i / 2.
+template <class In, class Word>
+__device__ __forceinline__ float lane_of(const Word& u, int i) {
+  uint32_t w[4];
+  if constexpr (sizeof(Word) == 16) {
+    w[0] = u.x, w[1] = u.y, w[2] = u.z, w[3] = u.w;
+  } else {
+    w[0] = u.x, w[1] = u.y, w[2] = w[3] = 0;
+  }
   if constexpr (sizeof(In) == 4) return __uint_as_float(w[i]);
   else return i % 2 ? bf16_hi(w[i / 2]) : bf16_lo(w[i / 2]);
 }
 
-template <class In>
+// V channels per thread: 4 fp32 or 8 bf16 (16-byte words), or 4 bf16 (8-byte words: as many threads per row as
+// fp32 input, see conv_prefill_launch).
+template <class In, int V>
 __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
     float* out, const In* in, int64_t in_stride, const float* conv_state, int64_t slot_stride, const float4* w,
     const float* bias, int64_t T, int64_t C, PackedSeqs seqs, __nv_bfloat16* bf16_out, int64_t bf16_cols,
     int64_t fp32_from) {
-  constexpr int V = 16 / sizeof(In);  // channels per thread
-  extern __shared__ uint4 stage[];    // [kStageIn][kStageThreads]: row q = input row t0 - 3 + q
+  using Word = std::conditional_t<V * sizeof(In) == 16, uint4, uint2>;
+  extern __shared__ uint4 stage16[];  // [kStageIn][kStageThreads] words: row q = input row t0 - 3 + q
+  Word* stage = reinterpret_cast<Word*>(stage16);
   const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * kStageThreads + threadIdx.x) * V;
   const int64_t t0 = static_cast<int64_t>(blockIdx.y) * kStageRows;
   if (c0 >= C) return;
-  uint4* col = stage + threadIdx.x;
+  Word* col = stage + threadIdx.x;
 #pragma unroll
   for (int q = 0; q < kStageIn; ++q) {
     const int64_t t = t0 - 3 + q;
     const bool valid = t >= 0 && t < T;
-    cp_async::copy16(reinterpret_cast<float*>(col + q * kStageThreads),
-                     reinterpret_cast<const float*>(in + (valid ? t : 0) * in_stride + c0), valid);
+    auto* dst = reinterpret_cast<float*>(col + q * kStageThreads);
+    auto* src = reinterpret_cast<const float*>(in + (valid ? t : 0) * in_stride + c0);
+    if constexpr (sizeof(Word) == 16)
+      cp_async::copy16(dst, src, valid);
+    else
+      cp_async::copy8(dst, src, valid);
   }
   cp_async::commit();
   float4 wc[V];  // taps of channel c0 + i
@@ -111,11 +126,11 @@ __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
   const int sq0 = seqs.row_seq[t0];
   const bool inside = seqs.row_seq[t_last] == sq0 && t0 - seqs.seq_start[sq0] >= 3;
   cp_async::wait_group<0>();
-  uint4 x0 = col[0], x1 = col[kStageThreads], x2 = col[2 * kStageThreads];  // rows t - 3, t - 2, t - 1 of row t
+  Word x0 = col[0], x1 = col[kStageThreads], x2 = col[2 * kStageThreads];  // rows t - 3, t - 2, t - 1 of row t
   const int rows = static_cast<int>(min(static_cast<int64_t>(kStageRows), T - t0));
 #pragma unroll 1  // one copy of the row body: unrolled 32 times, instruction fetch stalled the warps (1.5 ms)
   for (int r = 0; r < rows; ++r) {
-    const uint4 x3 = col[(r + 3) * kStageThreads];
+    const Word x3 = col[(r + 3) * kStageThreads];
     const int64_t t = t0 + r;
     // rows before the sequence's first row in this call come from its window ([channel][K = 4])
     int64_t local = 3;
@@ -128,7 +143,8 @@ __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
     float v[V];
 #pragma unroll
     for (int i = 0; i < V; ++i) {
-      float x[4] = {lane_of<In>(x0, i), lane_of<In>(x1, i), lane_of<In>(x2, i), lane_of<In>(x3, i)};
+      float x[4] = {lane_of<In, Word>(x0, i), lane_of<In, Word>(x1, i), lane_of<In, Word>(x2, i),
+                    lane_of<In, Word>(x3, i)};
       if (local < 3) {
 #pragma unroll
         for (int k = 0; k < 3; ++k)
@@ -239,14 +255,23 @@ void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* con
                          cudaStream_t s, const ConvBf16& bf16) {
   auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
   const int64_t bf16_cols = bf16.out ? bf16.cols : 0, fp32_from = bf16.out ? bf16.fp32_from : 0;
-  constexpr int64_t V = 16 / sizeof(In);  // channels per thread of the vector kernel
+  // Channels per thread of the staged kernel: 16-byte input words (4 fp32 or 8 bf16), or for bf16 input with an fp32
+  // output of every column (the training's conv) 8-byte words of 4 bf16, as many threads per row as fp32 input has
+  // (H100, 1.3B 4 x 2048: the training's conv + dt forward 7.35 -> 6.00 ms a step; bench/cuda_notes.md).
+  const bool narrow = sizeof(In) == 2 && fp32_from == 0;
+  const int64_t V = narrow ? 4 : 16 / sizeof(In);
   const bool copy_v = !bf16.out || (bf16_cols % V == 0 && fp32_from % V == 0 && aligned(bf16.out, 2 * V));
   if (K == 4 && C % V == 0 && in_stride % V == 0 && aligned(out, 16) && aligned(in, 16) && aligned(w, 16) &&
       copy_v) {
-    conv_prefill_staged_kernel<In><<<dim3(blocks_for(C / V, kStageThreads), blocks_for(T, kStageRows)),
-                                     kStageThreads, kStageSmem, s>>>(
-        out, in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, T, C, seqs,
-        static_cast<__nv_bfloat16*>(bf16.out), bf16_cols, fp32_from);
+    const dim3 grid(blocks_for(C / V, kStageThreads), blocks_for(T, kStageRows));
+    const float4* w4 = reinterpret_cast<const float4*>(w);
+    auto* o16 = static_cast<__nv_bfloat16*>(bf16.out);
+    if (narrow)
+      conv_prefill_staged_kernel<In, 4><<<grid, kStageThreads, kStageSmem / 2, s>>>(
+          out, in, in_stride, conv_state, slot_stride, w4, bias, T, C, seqs, o16, bf16_cols, fp32_from);
+    else
+      conv_prefill_staged_kernel<In, 16 / sizeof(In)><<<grid, kStageThreads, kStageSmem, s>>>(
+          out, in, in_stride, conv_state, slot_stride, w4, bias, T, C, seqs, o16, bf16_cols, fp32_from);
   } else {
     conv_prefill_kernel<In><<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
         out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs,

@@ -26,7 +26,7 @@ constexpr int kMaxTiles = 256;  // row tiles of one call: bounds the dw/db parti
 // brings 4x the bytes per thread at 5 blocks per SM instead of 8: the kernel is bound by the loads in
 // flight, not by its arithmetic.
 template <int V>
-constexpr int kAhead = V == 1 ? 4 : 8;
+constexpr int kAhead = V == 2 ? 8 : 4;
 
 template <int V>
 struct Vec;
@@ -54,6 +54,35 @@ struct Vec<2> {
   }
   static __device__ __forceinline__ void put16(__nv_bfloat16* p, const float* v) {
     *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v[0], v[1]);
+  }
+};
+template <>
+struct Vec<4> {
+  static __device__ __forceinline__ void get(const float* p, float* o) {
+    const float4 q = *reinterpret_cast<const float4*>(p);
+    o[0] = q.x;
+    o[1] = q.y;
+    o[2] = q.z;
+    o[3] = q.w;
+  }
+  static __device__ __forceinline__ void get(const __nv_bfloat16* p, float* o) {
+    const uint2 q = *reinterpret_cast<const uint2*>(p);
+    const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&q.x)),
+                 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&q.y));
+    o[0] = a.x;
+    o[1] = a.y;
+    o[2] = b.x;
+    o[3] = b.y;
+  }
+  static __device__ __forceinline__ void put(float* p, const float* v) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+  }
+  static __device__ __forceinline__ void put16(__nv_bfloat16* p, const float* v) {
+    const __nv_bfloat162 a = __floats2bfloat162_rn(v[0], v[1]), b = __floats2bfloat162_rn(v[2], v[3]);
+    uint2 q;
+    q.x = *reinterpret_cast<const uint32_t*>(&a);
+    q.y = *reinterpret_cast<const uint32_t*>(&b);
+    *reinterpret_cast<uint2*>(p) = q;
   }
 };
 
@@ -149,7 +178,7 @@ __device__ __forceinline__ void conv_bwd_walk(ConvBwdState<K, V>& st, float* __r
 }
 
 template <int K, int V, class In>
-__global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 6 : 4) : (K <= 4 ? 5 : 4))
+__global__ void __launch_bounds__(128, V == 1 ? (K <= 5 ? 6 : 4) : V == 2 ? (K <= 4 ? 5 : 4) : 3)
     conv_backward_kernel(float* __restrict__ din, __nv_bfloat16* __restrict__ din16, int64_t din_stride,
                          float* __restrict__ partial_w, float* __restrict__ partial_b, const float* __restrict__ dout,
                          const In* __restrict__ in, int64_t in_stride, const float* __restrict__ w,
@@ -209,6 +238,14 @@ void launch_conv_backward(float* din, __nv_bfloat16* din16, int64_t din_stride, 
   // (din16 and a bf16 input: 4-byte).
   auto al = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
   if constexpr (K == 4) {
+    // bf16 input: 4 channels a thread, 8-byte input loads as fp32's pairs load (with 2 a thread its 4-byte loads made
+    // the kernel 164.7 -> 209.9 µs a layer slower than on fp32 input; H100, bench/cuda_notes.md)
+    if (sizeof(In) == 2 && C % 4 == 0 && in_stride % 4 == 0 && din_stride % 4 == 0 && al(in, 8) && al(dout, 16) &&
+        al(din, 16) && al(din16, 8)) {
+      conv_backward_kernel<K, 4, In><<<dim3(blocks_for(C / 4, 128), tiles), 128, 0, s>>>(
+          din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
+      return;
+    }
     if (C % 2 == 0 && in_stride % 2 == 0 && din_stride % 2 == 0 && al(in, 2 * sizeof(In)) && al(dout, 8) &&
         al(din, 8) && al(din16, 4)) {
       conv_backward_kernel<K, 2, In><<<dim3(blocks_for(C / 2, 128), tiles), 128, 0, s>>>(
