@@ -134,7 +134,8 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
       gemm->run(zx, xn, w_xbc_dt, w.bf16, T, dx, d, 0.0f, stream);
       cuda::conv1d_silu_decode(xbc, zx, dx, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K, stream);
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
-                       cuda::RawDt{zx + cd, dx, lw.dt_bias, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max)});
+                       cuda::RawDt{zx + cd, dx, lw.dt_bias, static_cast<float>(c.dt_min),
+                                   static_cast<float>(c.dt_max)});
       PCM_CUDA(cudaStreamWaitEvent(stream, join_event, 0));
       z = z_split;
       z_stride = di;

@@ -567,9 +567,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
   const bool bf16_ssd = gemm_.bf16() && cuda::ssd_bf16_supported(dims, ssd_q());
   const bool keep_states = bf16_ssd && ssd_bwd_ == SsdBackward::kChunkedTc &&
                            cuda::ssd_chunked_backward_takes_saved(dims, static_cast<int32_t>(ssd_q()), true, true);
-  bool in_bias = false;
-  for (const DevLayer& l : P_.layers) in_bias = in_bias || l.in_b;
-  const bool zx_bf16 = bf16_ssd && !in_bias;
+  const bool zx_bf16 = bf16_ssd && !c_.use_bias;  // the bf16-output GEMM has no bias epilogue
   // With zx in bf16 (and every layer's activations kept), what that frees keeps the conv output per layer instead
   // of recomputing it in the backward (the same 48.4 GB at 1.3B 4 x 2048; recomputing it cost 240.3 against 236.4 ms
   // a step on an H100, with the bf16-input conv kernels: bench/cuda_notes.md).
@@ -632,7 +630,7 @@ LossResult CudaTrainBackend::accumulate(const PackedBatch& batch) {
                        : cuda::ssd_backward_scratch_floats(T, ix_.bwd_chunks, ix_.S, kBwdQ, dims.H, dims.G, dims.P,
                                                            dims.N)));
   for (auto* buf : {&dresid_, &dxn_}) buf->ensure(T * d);
-  if (!bf16 || in_bias) dzx_.ensure(T * dpr);
+  if (!bf16 || c_.use_bias) dzx_.ensure(T * dpr);
   if (bf16) grad16_.ensure(T * dpr);
   dxbc_.ensure(T * cd);
   ddt_.ensure(T * H);
