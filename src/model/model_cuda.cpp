@@ -76,6 +76,14 @@ void CudaMamba2Model::Impl::check_slot(int32_t slot) const {
             "state slot {} is not allocated (pool of {})", slot, slots);
 }
 
+bool decode_split_from_env(const char* value, bool option) {
+  if (!value) return option;
+  const std::string v = value;
+  PCM_CHECK(v == "0" || v == "1", "PCM_DECODE_SPLIT must be 0 (one in_proj GEMM) or 1 (z on a side stream), not '{}'",
+            v);
+  return v == "1";
+}
+
 // Above the fused rows the z columns of in_proj are needed only by the gated norm, after the conv and the SSD step:
 // on the side stream their GEMM streams its weights while the conv and the step (latency- and state-bound) run.
 // (An in_proj bias would need adding to both parts: such models keep the one GEMM.)
@@ -122,52 +130,49 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     // fp32 columns stay unwritten and unread), y in bf16 for the gated norm
     const bool bf16_ssd = !decode && xb_bf16 != nullptr;  // allocated only for shapes the bf16 SSD takes
     const bool zx_bf16 = bf16_ssd && !lw.in_bias;
-    const float* z = zx;  // the gated norm's z: in_proj's first d_inner columns (stride dpr), or z_split (stride di)
-    int64_t z_stride = dpr;
-    if (decode && split_decode_in_proj(lw)) {  // z on the side stream; xBC | dt as [T, dpr - di] in zx
-      const int64_t dx = dpr - di;
+    // in_proj's output as its readers take it: z for the gated norm and xBC | dt for the conv and dt, with their row
+    // strides (one [T, dpr] matrix, or with the split z [T, di] in z_split and xBC | dt [T, dpr - di] in zx)
+    const float *z = zx, *xbc_dt = zx + di;
+    int64_t z_stride = dpr, xbc_dt_stride = dpr;
+    const bool split = decode && split_decode_in_proj(lw);
+    if (split) {  // z on the side stream, joined before the gated norm
       PCM_CUDA(cudaEventRecord(fork_event, stream));
       PCM_CUDA(cudaStreamWaitEvent(side_stream, fork_event, 0));
       side_gemm->run(z_split, xn, lw.in_proj, w.bf16, T, di, d, 0.0f, side_stream);
       PCM_CUDA(cudaEventRecord(join_event, side_stream));
       const void* w_xbc_dt = static_cast<const char*>(lw.in_proj) + di * d * (w.bf16 ? 2 : 4);  // rows di.. of W_in
-      gemm->run(zx, xn, w_xbc_dt, w.bf16, T, dx, d, 0.0f, stream);
-      cuda::conv1d_silu_decode(xbc, zx, dx, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K, stream);
+      gemm->run(zx, xn, w_xbc_dt, w.bf16, T, dpr - di, d, 0.0f, stream);
+      z = z_split, z_stride = di;
+      xbc_dt = zx, xbc_dt_stride = dpr - di;
+    } else if (zx_bf16) {
+      gemm->run_bf16_out(zx, xn, lw.in_proj, T, dpr, d, stream);
+    } else {
+      gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
+    }
+    if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);  // never with the split
+    if (decode) {  // the step applies dt's activation itself
+      cuda::conv1d_silu_decode(xbc, xbc_dt, xbc_dt_stride, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T,
+                               cd, K, stream);
+      // Not gated here: above 4 rows the gated step cost more than the one-pass norm saved (H200, decode
+      // v10: layer at T = 64 / 128, bf16 state, 167.5 / 256.4 µs gated against 161.0 / 245.9).
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
-                       cuda::RawDt{zx + cd, dx, lw.dt_bias, static_cast<float>(c.dt_min),
+                       cuda::RawDt{xbc_dt + cd, xbc_dt_stride, lw.dt_bias, static_cast<float>(c.dt_min),
                                    static_cast<float>(c.dt_max)});
-      PCM_CUDA(cudaStreamWaitEvent(stream, join_event, 0));
-      z = z_split;
-      z_stride = di;
+      if (split) PCM_CUDA(cudaStreamWaitEvent(stream, join_event, 0));
     } else {
       const uint16_t* zx16 = reinterpret_cast<const uint16_t*>(zx);
-      if (zx_bf16)
-        gemm->run_bf16_out(zx, xn, lw.in_proj, T, dpr, d, stream);
-      else
-        gemm->run(zx, xn, lw.in_proj, w.bf16, T, dpr, d, 0.0f, stream);
-      if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);
-      if (decode) {  // the step applies dt's activation itself
-        cuda::conv1d_silu_decode(xbc, zx + di, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T, cd, K,
-                                 stream);
-        // Not gated here: above 4 rows the gated step cost more than the one-pass norm saved (H200, decode
-        // v10: layer at T = 64 / 128, bf16 state, 167.5 / 256.4 µs gated against 161.0 / 245.9).
-        cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
-                         cuda::RawDt{zx + di + cd, dpr, lw.dt_bias, static_cast<float>(c.dt_min),
-                                     static_cast<float>(c.dt_max)});
-      } else {
-        const void* conv_in = zx_bf16 ? static_cast<const void*>(zx16 + di) : zx + di;
-        cuda::conv1d_silu_prefill(xbc, conv_in, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
-                                  bf16_ssd ? cuda::ConvBf16{xb_bf16, cd, cd, zx_bf16} : cuda::ConvBf16{});
-        if (bf16_ssd) {
-          in.xbc_bf16 = xb_bf16;
-          in.bf16_stride = cd;
-        }
-        const void* dt_raw = zx_bf16 ? static_cast<const void*>(zx16 + di + cd) : zx + di + cd;
-        cuda::dt_softplus(dt, dt_raw, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max),
-                          stream, zx_bf16);
-        cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
-                          /*tf32=*/w.bf16, stream);
+      const void* conv_in = zx_bf16 ? static_cast<const void*>(zx16 + di) : zx + di;
+      cuda::conv1d_silu_prefill(xbc, conv_in, dpr, conv_l, L * cd * K, lw.conv_w, lw.conv_b, T, cd, K, seqs, stream,
+                                bf16_ssd ? cuda::ConvBf16{xb_bf16, cd, cd, zx_bf16} : cuda::ConvBf16{});
+      if (bf16_ssd) {
+        in.xbc_bf16 = xb_bf16;
+        in.bf16_stride = cd;
       }
+      const void* dt_raw = zx_bf16 ? static_cast<const void*>(zx16 + di + cd) : zx + di + cd;
+      cuda::dt_softplus(dt, dt_raw, dpr, lw.dt_bias, T, H, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max),
+                        stream, zx_bf16);
+      cuda::ssd_chunked(y, in, ssm_l, state_bf16, L * hpn, dims, chunks, seqs.seq_slot, seqs.count, ssd_scratch,
+                        /*tf32=*/w.bf16, stream);
     }
     // y is bf16 after a prefill with x in bf16 (ssd_chunked), z after a bf16 in_proj
     cuda::gated_rmsnorm(yn, w.bf16, y, z, z_stride, lw.gate_norm, T, di, group, eps, stream, bf16_ssd, zx_bf16);
@@ -228,11 +233,8 @@ std::unique_ptr<CudaMamba2Model::Impl> make_impl(const Mamba2Config& config, con
   m->config = config;
   m->options = options;
   m->options.max_batch_tokens = round_up(options.max_batch_tokens, config.chunk_size);
-  if (const char* env = std::getenv("PCM_DECODE_SPLIT"); env && *env) {  // benchmarks: the same binary both ways
-    const std::string v = env;
-    PCM_CHECK(v == "0" || v == "1", "PCM_DECODE_SPLIT={}: expected 0 or 1", v);
-    m->options.decode_split_in_proj = v == "1";
-  }
+  m->options.decode_split_in_proj =
+      decode_split_from_env(std::getenv("PCM_DECODE_SPLIT"), options.decode_split_in_proj);
   // The split's z GEMM runs at the lower priority: its blocks take the SMs the critical path (xBC GEMM, conv, step)
   // leaves. At equal priority the split gained nothing (H100, decode v14).
   int least = 0, greatest = 0;

@@ -32,6 +32,10 @@ struct CudaModelOptions {
   int device = 0;
 };
 
+// PCM_DECODE_SPLIT (benchmarks: the same binary both ways) over CudaModelOptions::decode_split_in_proj: unset keeps
+// `option`; "0" or "1", anything else an error naming the variable.
+bool decode_split_from_env(const char* value, bool option);
+
 struct CudaPrefillRequest {
   int32_t slot = -1;
   std::span<const int32_t> tokens;

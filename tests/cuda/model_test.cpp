@@ -264,6 +264,24 @@ TEST(CudaModel, SplitInProjDecodeMatchesOneGemm) {
   EXPECT_LE(rel_error(logits[0], logits[3]), 2e-2);
 }
 
+// PCM_DECODE_SPLIT over the option (no GPU needed): unset keeps it, 0 / 1 set it, anything else names the variable.
+TEST(CudaModelInputs, DecodeSplitFromTheEnvironment) {
+  EXPECT_TRUE(decode_split_from_env(nullptr, true));
+  EXPECT_FALSE(decode_split_from_env(nullptr, false));
+  EXPECT_FALSE(decode_split_from_env("0", true));
+  EXPECT_TRUE(decode_split_from_env("1", false));
+  for (const char* bad : {"", "yes", "2", "1 ", "-1"}) {
+    std::string message;
+    try {
+      decode_split_from_env(bad, true);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    EXPECT_NE(message.find("PCM_DECODE_SPLIT must be 0 (one in_proj GEMM) or 1"), std::string::npos)
+        << "'" << bad << "'";
+  }
+}
+
 // Codestral-shaped layers (d 4096, H 128, P 64, N 128, G 8, Q 256), 2 of them: bf16 GPU vs the CPU engine.
 TEST(CudaModel, CodestralShapeMatchesCpuEngine) {
   PCM_REQUIRE_GPU();

@@ -72,7 +72,7 @@ __global__ void conv_prefill_kernel(float* out, const In* in, int64_t in_stride,
 // rows, needs no window.
 constexpr int kStageThreads = 128, kStageRows = 16;
 constexpr int kStageIn = kStageRows + 3;  // input rows per run
-constexpr size_t kStageSmem = size_t{kStageIn} * kStageThreads * 16;
+constexpr size_t kStageSmem = size_t{kStageIn} * kStageThreads * 16;  // at the widest word (16 bytes)
 static_assert(kStageSmem <= 48 * 1024, "the stage fits the default dynamic shared memory (no opt-in)");
 
 // Channel i of an input word of 16 bytes (uint4: 4 fp32 or 8 bf16) or 8 bytes (uint2: 4 bf16); bf16 i at bits
@@ -263,15 +263,17 @@ void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* con
   const bool copy_v = !bf16.out || (bf16_cols % V == 0 && fp32_from % V == 0 && aligned(bf16.out, 2 * V));
   if (K == 4 && C % V == 0 && in_stride % V == 0 && aligned(out, 16) && aligned(in, 16) && aligned(w, 16) &&
       copy_v) {
-    const dim3 grid(blocks_for(C / V, kStageThreads), blocks_for(T, kStageRows));
-    const float4* w4 = reinterpret_cast<const float4*>(w);
-    auto* o16 = static_cast<__nv_bfloat16*>(bf16.out);
+    auto launch = [&](auto channels) {  // the stage holds one input word of `channels` values per thread and row
+      constexpr int Vc = decltype(channels)::value;
+      conv_prefill_staged_kernel<In, Vc><<<dim3(blocks_for(C / Vc, kStageThreads), blocks_for(T, kStageRows)),
+                                           kStageThreads, size_t{kStageIn} * kStageThreads * Vc * sizeof(In), s>>>(
+          out, in, in_stride, conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, T, C, seqs,
+          static_cast<__nv_bfloat16*>(bf16.out), bf16_cols, fp32_from);
+    };
     if (narrow)
-      conv_prefill_staged_kernel<In, 4><<<grid, kStageThreads, kStageSmem / 2, s>>>(
-          out, in, in_stride, conv_state, slot_stride, w4, bias, T, C, seqs, o16, bf16_cols, fp32_from);
+      launch(std::integral_constant<int, 4>{});
     else
-      conv_prefill_staged_kernel<In, 16 / sizeof(In)><<<grid, kStageThreads, kStageSmem, s>>>(
-          out, in, in_stride, conv_state, slot_stride, w4, bias, T, C, seqs, o16, bf16_cols, fp32_from);
+      launch(std::integral_constant<int, 16 / sizeof(In)>{});
   } else {
     conv_prefill_kernel<In><<<dim3(blocks_for(T, kRun), blocks_for(C, 128)), 128, 0, s>>>(
         out, in, in_stride, conv_state, slot_stride, w, bias, T, C, static_cast<int>(K), seqs,
