@@ -7,14 +7,18 @@
 //   and how many are programmatic, i.e. PDL kept in the graph) / in_proj + out_proj alone at 1 row: weight GB/s
 //   SSD step at B rows, fp32 and bf16 state: state GB/s (read + write)
 //   in_proj / out_proj through cuBLASLt at T = 16, 64, 128 rows: weight GB/s
-// usage: cuda_decode_kernels
+// usage: cuda_decode_kernels [--trace DIR]
+//   --trace DIR: only the one-row layer chain (fp32 and bf16 state), one replay with per-block timestamps of every
+//   kernel (decode_trace.cuh) written to DIR/layer_{fp32,bf16}.csv; bench/decode_trace_summary.py reads them
 #include <cstdio>
+#include <cstring>
 
 #ifdef PCM_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -60,18 +64,25 @@ std::pair<size_t, size_t> graph_edges(cudaGraph_t graph) {
   return {n, prog};
 }
 
-// Median µs per launch of `launch(i)` for i = 0..kLaunches-1, captured once as a graph. `edges`: the
-// captured graph's edges (all, programmatic), when asked.
-double time_graph(cudaStream_t s, const std::function<void(int)>& launch, std::pair<size_t, size_t>* edges = nullptr) {
-  launch(0);  // plans and lazy state outside the capture
+// `launch(i)` for i = 0..kLaunches-1 captured as a graph (after one launch outside it: plans and lazy state), and
+// instantiated; `edges`: the captured graph's edges (all, programmatic), when asked.
+cudaGraphExec_t capture(cudaStream_t s, const std::function<void(int)>& launch, cudaGraph_t* graph,
+                        std::pair<size_t, size_t>* edges = nullptr) {
+  launch(0);
   PCM_CUDA(cudaStreamSynchronize(s));
-  cudaGraph_t graph;
   cudaGraphExec_t exec;
   PCM_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
   for (int i = 0; i < kLaunches; ++i) launch(i);
-  PCM_CUDA(cudaStreamEndCapture(s, &graph));
-  if (edges) *edges = graph_edges(graph);
-  PCM_CUDA(cudaGraphInstantiate(&exec, graph, 0));
+  PCM_CUDA(cudaStreamEndCapture(s, graph));
+  if (edges) *edges = graph_edges(*graph);
+  PCM_CUDA(cudaGraphInstantiate(&exec, *graph, 0));
+  return exec;
+}
+
+// Median µs per launch of `launch(i)` for i = 0..kLaunches-1, captured once as a graph.
+double time_graph(cudaStream_t s, const std::function<void(int)>& launch, std::pair<size_t, size_t>* edges = nullptr) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec = capture(s, launch, &graph, edges);
   cudaEvent_t e0, e1;
   PCM_CUDA(cudaEventCreate(&e0));
   PCM_CUDA(cudaEventCreate(&e1));
@@ -98,7 +109,39 @@ void row(const char* what, double us, double bytes, double copy_gbs) {
   std::printf("| %s | %.2f | %.0f | %.0f%% |\n", what, us, gbs, 100.0 * gbs / copy_gbs);
 }
 
-void run() {
+// One replay of the captured chain with per-block timestamps (decode_trace.cuh), written as CSV.
+void trace_graph(cudaStream_t s, const std::function<void(int)>& launch, const std::string& path) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec = capture(s, launch, &graph);
+  for (int r = 0; r < 2; ++r) PCM_CUDA(cudaGraphLaunch(exec, s));  // warm-up
+  const int64_t cap = 200000, words = 8 + cap * 8;
+  unsigned long long* buf = nullptr;
+  PCM_CUDA(cudaMalloc(reinterpret_cast<void**>(&buf), words * 8));
+  std::vector<unsigned long long> host(static_cast<size_t>(words), 0);
+  host[5] = static_cast<unsigned long long>(cap);
+  PCM_CUDA(cudaMemcpy(buf, host.data(), 64, cudaMemcpyHostToDevice));
+  PCM_CUDA(cudaStreamSynchronize(s));
+  cuda::decode_trace(buf);
+  PCM_CUDA(cudaGraphLaunch(exec, s));
+  PCM_CUDA(cudaStreamSynchronize(s));
+  cuda::decode_trace(nullptr);
+  PCM_CUDA(cudaMemcpy(host.data(), buf, words * 8, cudaMemcpyDeviceToHost));
+  cudaFree(buf);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) throw std::runtime_error("cannot write " + path);
+  std::fprintf(f, "kind,count,sm,tag,start,wait,ready,end\n");
+  const int64_t n = std::min<int64_t>(static_cast<int64_t>(host[4]), cap);
+  for (int64_t i = 0; i < n; ++i) {
+    const unsigned long long* r = host.data() + 8 + i * 8;
+    std::fprintf(f, "%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+  }
+  std::fclose(f);
+  std::printf("trace: %lld blocks -> %s\n", static_cast<long long>(n), path.c_str());
+}
+
+void run(const char* trace_dir) {
   cudaStream_t s;
   PCM_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   cudaDeviceProp prop{};
@@ -194,6 +237,16 @@ void run() {
                      gated ? cuda::DecodeGate{zx, kDpr, ssq} : cuda::DecodeGate{});
   };
   const double state_bytes = kHpn * 4.0;
+  if (trace_dir) {
+    for (bool bf16 : {false, true})
+      trace_graph(s, [&](int i) {
+            in_proj(i % Lr);
+            ssd(i % Ls, 1, bf16, /*gated=*/true);
+            out_proj(i % Lr);
+          },
+          std::string(trace_dir) + (bf16 ? "/layer_bf16.csv" : "/layer_fp32.csv"));
+    return;
+  }
 
   std::printf("device %s\n\n| kernel | µs per launch | GB/s | %% of copy |\n| --- | --- | --- | --- |\n", prop.name);
   row("copy 1 GiB (read + write)", copy_us, 2.0 * copy_bytes, copy_gbs);
@@ -320,10 +373,15 @@ void run() {
 }  // namespace
 }  // namespace pcm
 
-int main() {
+int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // a run cut off by its time limit keeps the rows so far
+  const char* trace_dir = argc == 3 && std::strcmp(argv[1], "--trace") == 0 ? argv[2] : nullptr;
+  if (argc != 1 && !trace_dir) {
+    std::fprintf(stderr, "usage: cuda_decode_kernels [--trace DIR]\n");
+    return 2;
+  }
   try {
-    pcm::run();
+    pcm::run(trace_dir);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -819,6 +819,60 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
   }
 }
 
+// The bench's per-block timestamps (decode_trace.cuh): with a buffer set, every block of the fused head and of the
+// SSD step leaves one record (its kind, block index and SM, in order start <= wait <= ready <= end); without one,
+// nothing is written.
+TEST(CudaKernels, DecodeTraceRecordsEveryBlock) {
+  PCM_REQUIRE_GPU();
+  cuda::decode_fused_prepare(kDi);
+  const int64_t V = 1000, cap = 4096;
+  DeviceBuffer<float> resid(std::vector<float>(kD, 1.0f)), norm_w(std::vector<float>(kD, 1.0f)), logits(V);
+  DeviceBuffer<uint16_t> head(std::vector<uint16_t>(V * kD, 0x3c00));
+  std::vector<float> xbc(kCd, 0.1f), dt(kH, 0.01f), A(kH, -1.0f), D(kH, 1.0f), state(kH * kP * kN, 0.5f);
+  DeviceBuffer<float> dxbc(xbc), ddt(dt), dA(A), dD(D), dstate(state), y(kDi);
+  DeviceBuffer<int32_t> slots(std::vector<int32_t>{0});
+  std::vector<unsigned long long> host(8 + cap * 8, 0);
+  host[5] = cap;
+  DeviceBuffer<unsigned long long> buf(host);
+  const cuda::SsdDims dims{kH, kP, kG, kN};
+  auto run = [&] {
+    cuda::decode_head(logits.get(), resid.get(), norm_w.get(), 1e-5f, head.get(), 1, V, kD, nullptr);
+    cuda::ssd_decode(y.get(), cuda::SsdIn{dxbc.get(), kCd, ddt.get(), dA.get(), dD.get()}, dstate.get(), false,
+                     kH * kP * kN, dims, slots.get(), 1, nullptr);
+    PCM_CUDA(cudaDeviceSynchronize());
+  };
+  run();  // off: nothing written
+  EXPECT_EQ(buf.download(), host);
+  cuda::decode_trace(buf.get());
+  run();
+  cuda::decode_trace(nullptr);
+  const auto got = buf.download();
+  const int64_t head_blocks = (V + 7) / 8;  // 8 weight rows per block at 1000 rows: fewer blocks than 2 per SM
+  EXPECT_EQ(got[2], static_cast<unsigned long long>(head_blocks));
+  EXPECT_EQ(got[3], static_cast<unsigned long long>(kH));
+  ASSERT_EQ(got[4], static_cast<unsigned long long>(head_blocks + kH));
+  std::vector<int> seen_head(head_blocks, 0), seen_step(kH, 0);
+  for (int64_t i = 0; i < head_blocks + kH; ++i) {
+    const unsigned long long* r = got.data() + 8 + i * 8;
+    const unsigned kind = r[0] & 255;
+    const unsigned long long block = r[0] >> 8;
+    ASSERT_TRUE(kind == 2 || kind == 3) << "record " << i;
+    if (kind == 2) {
+      ASSERT_LT(block, static_cast<unsigned long long>(head_blocks));
+      ++seen_head[block];
+    } else {
+      ASSERT_LT(block, static_cast<unsigned long long>(kH));
+      ++seen_step[block];
+    }
+    EXPECT_GT(r[4], 0ull);
+    EXPECT_LE(r[4], r[5]) << "start <= wait, record " << i;
+    EXPECT_LE(r[5], r[6]) << "wait <= ready, record " << i;
+    EXPECT_LE(r[6], r[7]) << "ready <= end, record " << i;
+  }
+  EXPECT_EQ(std::count(seen_head.begin(), seen_head.end(), 1), head_blocks);
+  EXPECT_EQ(std::count(seen_step.begin(), seen_step.end(), 1), kH);
+}
+
 // Greedy equals argmax; restricted draws stay inside the set the CPU sampler would draw from;
 // the same (seed, step) gives the same id.
 TEST(CudaKernels, SamplingOnDevice) {

@@ -15,6 +15,7 @@
 
 #include "kernels/cuda/bulk_copy.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_trace.cuh"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
 
@@ -127,12 +128,14 @@ struct ScalePrologue {
 // ---- epilogues: one finished dot product v = (W · x_r)[row] --------------------------------------------
 
 struct StoreEpilogue {  // Y[r, row] = v
+  static constexpr uint32_t kTraceKind = kTraceHead;
   float* Y;
   int64_t n;
   __device__ void store(int r, int64_t row, float v) const { Y[r * n + row] = v; }
 };
 
 struct ResidualEpilogue {  // resid[r, row] += v (+ bias)
+  static constexpr uint32_t kTraceKind = kTraceOutProj;
   float* resid;
   const float* bias;  // may be null
   int64_t n;
@@ -144,6 +147,7 @@ struct ResidualEpilogue {  // resid[r, row] += v (+ bias)
 };
 
 struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
+  static constexpr uint32_t kTraceKind = kTraceInProj;
   DecodeInProjOut o;
   __device__ void store(int r, int64_t row, float v) const {
     if (o.bias) v += o.bias[row];
@@ -221,8 +225,10 @@ __device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, i
     }
   }
   pdl_wait();
+  trace_mark(kStampWait);
   pdl_trigger();
   pro.template build<R>(reinterpret_cast<__nv_bfloat16*>(xs), k8 * 8);
+  trace_mark(kStampReady);
   bool loaded = true;
   for (; row < n; row += stride) {
     const uint4* w = W + row * k8;
@@ -284,8 +290,10 @@ __device__ void gemv_ring(const Pro& pro, const Epi& epi, const uint4* W, int64_
     for (int64_t g = 0; g < min(static_cast<int64_t>(kStages), ring.total); ++g) ring.request(g);
   }
   pdl_wait();
+  trace_mark(kStampWait);
   pdl_trigger();
   pro.template build<R>(reinterpret_cast<__nv_bfloat16*>(xs), k8 * 8);  // ends with __syncthreads
+  trace_mark(kStampReady);
   int64_t g = 0;
   for (int64_t row = row0; row < n; row += stride) {
     float acc[R];
@@ -320,10 +328,12 @@ template <int R, bool kUseRing, class Pro, class Epi>
 __global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
                                                                  int64_t k8) {
   extern __shared__ uint4 smem[];  // ring path: the rings [kWarps][kStages][kChunk], then xs; else xs only
+  trace_mark(kStampStart);
   if constexpr (kUseRing)
     gemv_ring<R>(pro, epi, W, n, k8, smem);
   else
     gemv_registers<R>(pro, epi, W, n, k8, smem);
+  trace_block(Epi::kTraceKind, W);
 }
 
 int sm_count() {
@@ -400,6 +410,11 @@ void decode_fused_prepare(int64_t max_k) {
   set_smem_limits<ScalePrologue, ResidualEpilogue>(static_cast<int>(bytes));
   set_smem_limits<NormPrologue, StoreEpilogue>(static_cast<int>(bytes));
   g_smem_limit = bytes;
+}
+
+void decode_trace(unsigned long long* buf) {
+  PCM_CUDA(cudaMemcpyToSymbol(c_trace, &buf, sizeof buf));
+  ssd_decode_trace(buf);
 }
 
 void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,

@@ -138,6 +138,10 @@ bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group
 // Raises the kernels' shared-memory limit for inputs of up to max_k columns; call once before any
 // decode_* launch (not during graph capture).
 void decode_fused_prepare(int64_t max_k);
+// Per-block timestamps of the fused decode kernels and of the SSD decode step into `buf` (layout in
+// decode_trace.cuh), or off with null. For benches: set between steps, never while kernels run.
+void decode_trace(unsigned long long* buf);
+void ssd_decode_trace(unsigned long long* buf);
 // Where in_proj's output goes: z -> z (row stride z_stride), xBC -> conv step + SiLU -> xbc [T, conv_dim]
 // (windows updated; slot < 0: zeros, no change), dt -> dt [T, heads] (softplus(v + dt_bias) clamped).
 struct DecodeInProjOut {

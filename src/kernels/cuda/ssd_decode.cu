@@ -12,6 +12,7 @@
 
 #include "kernels/cuda/bulk_copy.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_trace.cuh"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
 #include "kernels/cuda/ssd_chunks.h"
@@ -126,6 +127,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ssd_step_kernel(float* y
   __shared__ uint64_t bar;
   __shared__ float red[kThreads / 32];
   S* tile = reinterpret_cast<S*>(smem_raw);
+  trace_mark(kStampStart);
   const int h = blockIdx.x, b = blockIdx.y;
   const int64_t PN = static_cast<int64_t>(d.P) * d.N;
   const int slot = slots[b];  // copied in before the step
@@ -147,6 +149,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ssd_step_kernel(float* y
   // its weight stream only after the step's wait (bench/cuda_notes.md decode v11).
   pdl_trigger();
   pdl_wait();
+  trace_mark(kStampWait);
   float* yb = y + b * static_cast<int64_t>(d.H) * d.P + static_cast<int64_t>(h) * d.P;
   float* ssq = gate.z ? gate.ssq + static_cast<int64_t>(b) * d.H + h : nullptr;
   if (slot < 0) {  // padding row: no state change
@@ -157,8 +160,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ssd_step_kernel(float* y
   const float ss = step_tile<S, V, J>(tile, st, yb, b, h, in, d, raw, gate, lr, [&] {
     __syncthreads();  // the barrier's initialisation (bulk) or the tile (plain loads) is visible
     if constexpr (kBulk) barrier_wait(&bar, 0);
+    trace_mark(kStampReady);
   });
   if (ssq) write_head_ssq(ss, red, ssq);
+  trace_block(kTraceStep, state);
 }
 
 // Lanes per row for 16-byte packs of V values: the packs of a row, when they are a power of two up to 32
@@ -229,6 +234,8 @@ void dispatch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const Ss
 }
 
 }  // namespace
+
+void ssd_decode_trace(unsigned long long* buf) { PCM_CUDA(cudaMemcpyToSymbol(c_trace, &buf, sizeof buf)); }
 
 void ssd_decode(float* y, const SsdIn& in, void* state, bool state_bf16, int64_t slot_stride, const SsdDims& d,
                 const int32_t* slots, int64_t Bn, cudaStream_t s, const RawDt& raw_dt, const DecodeGate& gate) {
