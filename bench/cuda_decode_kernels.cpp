@@ -215,10 +215,13 @@ void run(const char* trace_dir) {
   PCM_CUDA(cudaMemcpy(slots, slot_ids.data(), maxB * sizeof(int32_t), cudaMemcpyHostToDevice));
   cuda::decode_fused_prepare(kDi);
   const cuda::SsdDims dims{kH, kP, kG, kN};
+  unsigned* queue = dev_alloc<unsigned>(2);  // in_proj's rows handed out at run time (the model's default)
+  PCM_CUDA(cudaMemset(queue, 0, 2 * sizeof(unsigned)));
+  bool fixed_rows = false;  // decode v17: the fixed share of rows per warp, for the comparison rows
   auto in_proj = [&](int l) {
     const cuda::DecodeInProjOut o{zx, kDpr, xbc, dt, nullptr, kDi, kCd, kH, conv + l * kCd * kK, Lr * kCd * kK,
                                   conv_w, conv_b, static_cast<int32_t>(kK), slots, dt_bias, 1e-3f, 0.1f};
-    cuda::decode_in_proj(o, resid, norm_w, 1e-5f, w_in[l], 1, kD, s);
+    cuda::decode_in_proj(o, resid, norm_w, 1e-5f, w_in[l], 1, kD, s, fixed_rows ? nullptr : queue);
   };
   float* ssq = dev_alloc<float>(maxB * kH);  // Σ g² per head, as the gated SSD step leaves it
   fill_f32(ssq, maxB * kH, 1.0f, 18);
@@ -238,13 +241,16 @@ void run(const char* trace_dir) {
   };
   const double state_bytes = kHpn * 4.0;
   if (trace_dir) {
-    for (bool bf16 : {false, true})
-      trace_graph(s, [&](int i) {
-            in_proj(i % Lr);
-            ssd(i % Ls, 1, bf16, /*gated=*/true);
-            out_proj(i % Lr);
-          },
-          std::string(trace_dir) + (bf16 ? "/layer_bf16.csv" : "/layer_fp32.csv"));
+    for (bool fixed : {false, true})
+      for (bool bf16 : {false, true}) {
+        fixed_rows = fixed;
+        trace_graph(s, [&](int i) {
+              in_proj(i % Lr);
+              ssd(i % Ls, 1, bf16, /*gated=*/true);
+              out_proj(i % Lr);
+            },
+            std::string(trace_dir) + (bf16 ? "/layer_bf16" : "/layer_fp32") + (fixed ? "_fixed.csv" : ".csv"));
+      }
     return;
   }
 
@@ -252,6 +258,19 @@ void run(const char* trace_dir) {
   row("copy 1 GiB (read + write)", copy_us, 2.0 * copy_bytes, copy_gbs);
   row("stream read, in_proj bytes", read_us, in_bytes, copy_gbs);
   row("in_proj fused, 1 row", time_graph(s, [&](int i) { in_proj(i % Lr); }), in_bytes, copy_gbs);
+  fixed_rows = true;
+  row("in_proj fused, 1 row, fixed rows per warp", time_graph(s, [&](int i) { in_proj(i % Lr); }), in_bytes, copy_gbs);
+  for (bool bf16 : {false, true}) {
+    char what[96];
+    std::snprintf(what, sizeof what, "layer, 1 row, %s state, fixed rows per warp", bf16 ? "bf16" : "fp32");
+    row(what, time_graph(s, [&](int i) {
+          in_proj(i % Lr);
+          ssd(i % Ls, 1, bf16, /*gated=*/true);
+          out_proj(i % Lr);
+        }),
+        in_bytes + out_bytes + 2 * state_bytes / (bf16 ? 2 : 1), copy_gbs);
+  }
+  fixed_rows = false;
   row("out_proj fused, 1 row", time_graph(s, [&](int i) { out_proj(i % Lr); }), out_bytes, copy_gbs);
   const double layer_us = time_graph(s, [&](int i) {
     in_proj(i % Lr);

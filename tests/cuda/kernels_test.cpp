@@ -770,6 +770,24 @@ TEST(CudaKernels, DecodeFusedInProj) {
   for (int64_t c = 0; c < kCd; ++c) EXPECT_EQ(got_xbc[kCd + c], 0.0f) << "padding row, channel " << c;
   EXPECT_TRUE(std::equal(got_win.begin() + kCd * kK, got_win.begin() + 2 * kCd * kK, windows.begin() + kCd * kK))
       << "slot 1 (unused) changed";
+  // Rows handed out by a queue instead of fixed shares: the same bits (each row is still one warp's dot product), and
+  // the queue is zero again after each launch (three launches from the same starting windows).
+  DeviceBuffer<unsigned> queue(std::vector<unsigned>{0, 0});
+  for (int rep = 0; rep < 3; ++rep) {
+    dwin.upload(windows);
+    zx.poison();
+    xbc.poison();
+    dt.poison();
+    cuda::decode_in_proj(o, dresid.get(), dnorm.get(), 1e-5f, dw.get(), T, kD, nullptr, queue.get());
+    const auto rep_zx = zx.download();  // z only: the rest of each zx row is poison (NaN) in both runs
+    for (int64_t t = 0; t < T; ++t)
+      EXPECT_TRUE(std::equal(rep_zx.begin() + t * n, rep_zx.begin() + t * n + kDi, got_zx.begin() + t * n))
+          << "launch " << rep << ", row " << t;
+    EXPECT_EQ(xbc.download(), got_xbc) << "launch " << rep;
+    EXPECT_EQ(dt.download(), got_dt) << "launch " << rep;
+    EXPECT_EQ(dwin.download(), got_win) << "launch " << rep;
+    EXPECT_EQ(queue.download(), (std::vector<unsigned>{0, 0})) << "launch " << rep;
+  }
 }
 
 TEST(CudaKernels, DecodeFusedOutProjAndHead) {
@@ -816,6 +834,11 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
     ASSERT_TRUE(test::all_finite(got_logits));
     // 1e-3: a few normalised inputs round to the other bf16 neighbour (different fp32 sum order)
     EXPECT_LE(rel_error(got_logits, ref_logits), 1e-3) << "T " << T;
+    DeviceBuffer<unsigned> queue(std::vector<unsigned>{0, 0});  // rows from a queue: the same bits
+    logits.poison();
+    cuda::decode_head(logits.get(), dresid.get(), dn.get(), 1e-5f, dhead.get(), T, V, kD, nullptr, queue.get());
+    EXPECT_EQ(logits.download(), got_logits) << "T " << T;
+    EXPECT_EQ(queue.download(), (std::vector<unsigned>{0, 0})) << "T " << T;
   }
 }
 

@@ -205,13 +205,39 @@ struct Ring {
   }
 };
 
+// Rows handed out at run time (`queue`: [0] rows taken after the first round, [1] warps done; zero between launches):
+// a warp's first row is fixed (warp index, loaded before the wait), each later one is the next free row, so the warps
+// on fast SMs take more rows and the kernel's end is not ragged (decode v16's trace: half of in_proj's blocks were
+// done 6 µs before its last, warps with equal row counts included). Whole rows, so each dot product is still one
+// warp's in one order: the same bits whichever warp computes it. The last warp out zeroes the queue.
+struct RowQueue {
+  unsigned* q;  // null: the fixed rows row0, row0 + stride, ...
+  int64_t first_round;  // the grid's warps
+
+  // Lane 0 asks for the next row; the answer is read (next()) one row later, so the atomic's latency hides.
+  __device__ unsigned ask(int lane) const { return q && lane == 0 ? atomicAdd(q, 1u) : 0u; }
+  __device__ int64_t next(unsigned asked, int64_t row) const {
+    return q ? first_round + __shfl_sync(0xffffffffu, asked, 0) : row + first_round;
+  }
+  __device__ void done(int lane) const {
+    if (!q || lane != 0) return;
+    __threadfence();  // this warp's last ask lands before its count: the last warp out sees every ask
+    if (atomicAdd(q + 1, 1u) == static_cast<unsigned>(first_round) - 1) {  // every warp has taken its last row
+      q[0] = 0;
+      q[1] = 0;
+    }
+  }
+};
+
 // Register loop (rows under kRingRowBytes): each warp streams its rows with kSlab 16-byte loads per lane,
 // the first slab loaded and the first row prefetched into L2 before the wait; the compiler keeps the next
 // slab's loads in flight (114-126 registers; capping them cost 10 µs of 43 on in_proj, v9 call 1).
 template <int R, class Pro, class Epi>
-__device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* xs) {
+__device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* xs,
+                               unsigned* queue) {
   const int lane = threadIdx.x & 31;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
+  const RowQueue rows{queue, stride};
   int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   uint4 wv[kSlab];
   if (row < n) {
@@ -230,7 +256,8 @@ __device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, i
   pro.template build<R>(reinterpret_cast<__nv_bfloat16*>(xs), k8 * 8);
   trace_mark(kStampReady);
   bool loaded = true;
-  for (; row < n; row += stride) {
+  unsigned asked = row < n ? rows.ask(lane) : 0u;
+  while (row < n) {
     const uint4* w = W + row * k8;
     float acc[R];
 #pragma unroll
@@ -256,21 +283,25 @@ __device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, i
     // The next row's first slab before this row's reduction and epilogue (the conv step's dependent
     // reads and writes): its latency hides theirs. The compiler cannot move these loads above the
     // epilogue's stores itself.
-    if (row + stride < n) {
-      const uint4* nw = W + (row + stride) * k8;
+    const int64_t next = rows.next(asked, row);
+    if (next < n) {
+      const uint4* nw = W + next * k8;
 #pragma unroll
       for (int u = 0; u < kSlab; ++u) {
         const int64_t i = lane + 32 * u;
         wv[u] = i < k8 ? __ldcs(nw + i) : make_uint4(0, 0, 0, 0);
       }
       loaded = true;
+      asked = rows.ask(lane);
     }
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const float v = warp_sum(acc[r]);
       if (lane == r) epi.store(r, row, v);
     }
+    row = next;
   }
+  rows.done(lane);
 }
 
 // Ring (rows of kRingRowBytes and more, i.e. few rows per warp): see Ring above.
@@ -326,13 +357,13 @@ __device__ void gemv_ring(const Pro& pro, const Epi& epi, const uint4* W, int64_
 
 template <int R, bool kUseRing, class Pro, class Epi>
 __global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
-                                                                 int64_t k8) {
+                                                                 int64_t k8, unsigned* queue) {
   extern __shared__ uint4 smem[];  // ring path: the rings [kWarps][kStages][kChunk], then xs; else xs only
   trace_mark(kStampStart);
   if constexpr (kUseRing)
     gemv_ring<R>(pro, epi, W, n, k8, smem);
   else
-    gemv_registers<R>(pro, epi, W, n, k8, smem);
+    gemv_registers<R>(pro, epi, W, n, k8, smem, queue);
   trace_block(Epi::kTraceKind, W);
 }
 
@@ -368,7 +399,7 @@ void set_smem_limits(int bytes) {
 }
 
 template <int R, class Pro, class Epi>
-void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
+void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s, unsigned* queue) {
   const bool ring = k * 2 >= kRingRowBytes;
   auto* kernel = ring ? fused_gemv_kernel<R, true, Pro, Epi> : fused_gemv_kernel<R, false, Pro, Epi>;
   const size_t smem = static_cast<size_t>((ring ? kRingBytes : 0) + R * k * 2);
@@ -377,18 +408,19 @@ void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t 
             smem, g_smem_limit);
   const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 2 * static_cast<int64_t>(sm_count()));
   PCM_CUDA(launch_pdl(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, s, pro, epi,
-                      static_cast<const uint4*>(W), n, k / 8));
+                      static_cast<const uint4*>(W), n, k / 8, ring ? nullptr : queue));
 }
 
 template <class Pro, class Epi>
-void launch(int64_t T, const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s) {
+void launch(int64_t T, const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s,
+            unsigned* queue = nullptr) {
   PCM_CHECK(T >= 1 && T <= kGemvMaxRows, "fused decode: {} rows (1..{} supported)", T, kGemvMaxRows);
   PCM_CHECK(k % 8 == 0, "fused decode: {} input columns (a multiple of 8 needed)", k);
   switch (T) {
-    case 1: launch_r<1>(pro, epi, W, n, k, s); break;
-    case 2: launch_r<2>(pro, epi, W, n, k, s); break;
-    case 3: launch_r<3>(pro, epi, W, n, k, s); break;
-    default: launch_r<4>(pro, epi, W, n, k, s); break;
+    case 1: launch_r<1>(pro, epi, W, n, k, s, queue); break;
+    case 2: launch_r<2>(pro, epi, W, n, k, s, queue); break;
+    case 3: launch_r<3>(pro, epi, W, n, k, s, queue); break;
+    default: launch_r<4>(pro, epi, W, n, k, s, queue); break;
   }
 }
 
@@ -418,10 +450,10 @@ void decode_trace(unsigned long long* buf) {
 }
 
 void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,
-                    int64_t T, int64_t d, cudaStream_t s) {
+                    int64_t T, int64_t d, cudaStream_t s, unsigned* row_queue) {
   if (T == 0) return;
   const int64_t n = o.d_inner + o.conv_dim + o.heads;
-  launch(T, NormPrologue{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s);
+  launch(T, NormPrologue{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s, row_queue);
 }
 
 void decode_out_proj(float* resid, const float* out_bias, const float* g, const float* ssq, int64_t heads,
@@ -436,9 +468,9 @@ void decode_out_proj(float* resid, const float* out_bias, const float* g, const 
 }
 
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
-                 int64_t V, int64_t d, cudaStream_t s) {
+                 int64_t V, int64_t d, cudaStream_t s, unsigned* row_queue) {
   if (T == 0) return;
-  launch(T, NormPrologue{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s);
+  launch(T, NormPrologue{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s, row_queue);
 }
 
 }  // namespace pcm::cuda
