@@ -240,15 +240,16 @@ void run(const char* trace_dir) {
                      gated ? cuda::DecodeGate{zx, kDpr, ssq} : cuda::DecodeGate{});
   };
   const double state_bytes = kHpn * 4.0;
+  auto layer = [&](int i, bool bf16) {  // the one-row layer chain
+    in_proj(i % Lr);
+    ssd(i % Ls, 1, bf16, /*gated=*/true);
+    out_proj(i % Lr);
+  };
   if (trace_dir) {
     for (bool fixed : {false, true})
       for (bool bf16 : {false, true}) {
         fixed_rows = fixed;
-        trace_graph(s, [&](int i) {
-              in_proj(i % Lr);
-              ssd(i % Ls, 1, bf16, /*gated=*/true);
-              out_proj(i % Lr);
-            },
+        trace_graph(s, [&](int i) { layer(i, bf16); },
             std::string(trace_dir) + (bf16 ? "/layer_bf16" : "/layer_fp32") + (fixed ? "_fixed.csv" : ".csv"));
       }
     return;
@@ -263,29 +264,14 @@ void run(const char* trace_dir) {
   for (bool bf16 : {false, true}) {
     char what[96];
     std::snprintf(what, sizeof what, "layer, 1 row, %s state, fixed rows per warp", bf16 ? "bf16" : "fp32");
-    row(what, time_graph(s, [&](int i) {
-          in_proj(i % Lr);
-          ssd(i % Ls, 1, bf16, /*gated=*/true);
-          out_proj(i % Lr);
-        }),
-        in_bytes + out_bytes + 2 * state_bytes / (bf16 ? 2 : 1), copy_gbs);
+    row(what, time_graph(s, [&](int i) { layer(i, bf16); }), in_bytes + out_bytes + 2 * state_bytes / (bf16 ? 2 : 1),
+        copy_gbs);
   }
   fixed_rows = false;
   row("out_proj fused, 1 row", time_graph(s, [&](int i) { out_proj(i % Lr); }), out_bytes, copy_gbs);
-  const double layer_us = time_graph(s, [&](int i) {
-    in_proj(i % Lr);
-    ssd(i % Ls, 1, false, /*gated=*/true);
-    out_proj(i % Lr);
-  });
+  const double layer_us = time_graph(s, [&](int i) { layer(i, false); });
   std::pair<size_t, size_t> edges;
-  const double layer_bf16_us = time_graph(
-      s,
-      [&](int i) {
-        in_proj(i % Lr);
-        ssd(i % Ls, 1, true, /*gated=*/true);
-        out_proj(i % Lr);
-      },
-      &edges);
+  const double layer_bf16_us = time_graph(s, [&](int i) { layer(i, true); }, &edges);
   row("layer (in_proj + SSD + out_proj), 1 row", layer_us, in_bytes + out_bytes + 2 * state_bytes, copy_gbs);
   char what_bf16[120];
   std::snprintf(what_bf16, sizeof what_bf16, "layer, 1 row, bf16 state (graph edges %zu, programmatic %zu)",

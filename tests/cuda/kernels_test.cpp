@@ -834,10 +834,19 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
     ASSERT_TRUE(test::all_finite(got_logits));
     // 1e-3: a few normalised inputs round to the other bf16 neighbour (different fp32 sum order)
     EXPECT_LE(rel_error(got_logits, ref_logits), 1e-3) << "T " << T;
-    DeviceBuffer<unsigned> queue(std::vector<unsigned>{0, 0});  // rows from a queue: the same bits
-    logits.poison();
-    cuda::decode_head(logits.get(), dresid.get(), dn.get(), 1e-5f, dhead.get(), T, V, kD, nullptr, queue.get());
-    EXPECT_EQ(logits.download(), got_logits) << "T " << T;
+    // Rows from a queue: the same bits as fixed shares. 1000 rows never reach the queue (fewer than the grid's warps),
+    // so this part takes a vocabulary of 8000 rows (over 3 rows a warp at up to 166 SMs) and compares the two on the GPU.
+    const int64_t Vq = 8000;
+    DeviceBuffer<uint16_t> dhead_q(test::bf16_bits(test::random_vec(Vq * kD, -0.05f, 0.05f, rng)));
+    DeviceBuffer<float> fixed_q(T * Vq), queued_q(T * Vq);
+    DeviceBuffer<unsigned> queue(std::vector<unsigned>{0, 0});
+    fixed_q.poison();
+    queued_q.poison();
+    cuda::decode_head(fixed_q.get(), dresid.get(), dn.get(), 1e-5f, dhead_q.get(), T, Vq, kD, nullptr);
+    cuda::decode_head(queued_q.get(), dresid.get(), dn.get(), 1e-5f, dhead_q.get(), T, Vq, kD, nullptr, queue.get());
+    const auto want_q = fixed_q.download();
+    ASSERT_TRUE(test::all_finite(want_q));
+    EXPECT_EQ(queued_q.download(), want_q) << "T " << T;
     EXPECT_EQ(queue.download(), (std::vector<unsigned>{0, 0})) << "T " << T;
   }
 }
