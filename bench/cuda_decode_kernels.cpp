@@ -215,8 +215,8 @@ void run(const char* trace_dir) {
   PCM_CUDA(cudaMemcpy(slots, slot_ids.data(), maxB * sizeof(int32_t), cudaMemcpyHostToDevice));
   cuda::decode_fused_prepare(kDi);
   const cuda::SsdDims dims{kH, kP, kG, kN};
-  unsigned* queue = dev_alloc<unsigned>(2);  // in_proj's rows handed out at run time (the model's default)
-  PCM_CUDA(cudaMemset(queue, 0, 2 * sizeof(unsigned)));
+  auto* queue = dev_alloc<unsigned long long>(1);  // in_proj's rows handed out at run time (the model's default)
+  PCM_CUDA(cudaMemset(queue, 0, sizeof(unsigned long long)));
   bool fixed_rows = false;  // decode v17: the fixed share of rows per warp, for the comparison rows
   auto in_proj = [&](int l) {
     const cuda::DecodeInProjOut o{zx, kDpr, xbc, dt, nullptr, kDi, kCd, kH, conv + l * kCd * kK, Lr * kCd * kK,

@@ -772,7 +772,7 @@ TEST(CudaKernels, DecodeFusedInProj) {
       << "slot 1 (unused) changed";
   // Rows handed out by a queue instead of fixed shares: the same bits (each row is still one warp's dot product), and
   // the queue is zero again after each launch (three launches from the same starting windows).
-  DeviceBuffer<unsigned> queue(std::vector<unsigned>{0, 0});
+  DeviceBuffer<unsigned long long> queue(std::vector<unsigned long long>{0});
   for (int rep = 0; rep < 3; ++rep) {
     dwin.upload(windows);
     zx.poison();
@@ -786,7 +786,7 @@ TEST(CudaKernels, DecodeFusedInProj) {
     EXPECT_EQ(xbc.download(), got_xbc) << "launch " << rep;
     EXPECT_EQ(dt.download(), got_dt) << "launch " << rep;
     EXPECT_EQ(dwin.download(), got_win) << "launch " << rep;
-    EXPECT_EQ(queue.download(), (std::vector<unsigned>{0, 0})) << "launch " << rep;
+    EXPECT_EQ(queue.download(), (std::vector<unsigned long long>{0})) << "launch " << rep;
   }
 }
 
@@ -839,7 +839,7 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
     const int64_t Vq = 8000;
     DeviceBuffer<uint16_t> dhead_q(test::bf16_bits(test::random_vec(Vq * kD, -0.05f, 0.05f, rng)));
     DeviceBuffer<float> fixed_q(T * Vq), queued_q(T * Vq);
-    DeviceBuffer<unsigned> queue(std::vector<unsigned>{0, 0});
+    DeviceBuffer<unsigned long long> queue(std::vector<unsigned long long>{0});
     fixed_q.poison();
     queued_q.poison();
     cuda::decode_head(fixed_q.get(), dresid.get(), dn.get(), 1e-5f, dhead_q.get(), T, Vq, kD, nullptr);
@@ -847,7 +847,7 @@ TEST(CudaKernels, DecodeFusedOutProjAndHead) {
     const auto want_q = fixed_q.download();
     ASSERT_TRUE(test::all_finite(want_q));
     EXPECT_EQ(queued_q.download(), want_q) << "T " << T;
-    EXPECT_EQ(queue.download(), (std::vector<unsigned>{0, 0})) << "T " << T;
+    EXPECT_EQ(queue.download(), (std::vector<unsigned long long>{0})) << "T " << T;
   }
 }
 

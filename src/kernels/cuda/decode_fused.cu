@@ -205,27 +205,28 @@ struct Ring {
   }
 };
 
-// Rows handed out at run time (`queue`: [0] rows taken after the first round, [1] warps done; zero between launches):
-// a warp's first row is fixed (warp index, loaded before the wait), each later one is the next free row, so the warps
-// on fast SMs take more rows and the kernel's end is not ragged (decode v16's trace: half of in_proj's blocks were
-// done 6 µs before its last, warps with equal row counts included). Whole rows, so each dot product is still one
-// warp's in one order: the same bits whichever warp computes it. The last warp out zeroes the queue.
+// Rows handed out at run time (`queue`: one word, rows taken after the first round in the low half and warps done in
+// the high half; zero between launches): a warp's first row is fixed (warp index, loaded before the wait), each later
+// one is the next free row, so the warps on fast SMs take more rows and the kernel's end is not ragged (decode v16's
+// trace: half of in_proj's blocks were done 6 µs before its last, warps with equal row counts included). Whole rows,
+// so each dot product is still one warp's in one order: the same bits whichever warp computes it. The last warp out
+// zeroes the queue. Asks and done counts are atomics on the one word, so they are ordered by coherence: every warp's
+// asks come before its own done count, hence before the last one, with no fence (two words needed one: 1.5 % at B=1).
 struct RowQueue {
-  unsigned* q;  // null: the fixed rows row0, row0 + stride, ...
-  int64_t first_round;  // the grid's warps
+  unsigned long long* q;  // null: the fixed rows row0, row0 + stride, ...
+  int64_t first_round;    // the grid's warps
 
   // Lane 0 asks for the next row; the answer is read (next()) one row later, so the atomic's latency hides.
-  __device__ unsigned ask(int lane) const { return q && lane == 0 ? atomicAdd(q, 1u) : 0u; }
+  __device__ unsigned ask(int lane) const {
+    return q && lane == 0 ? static_cast<unsigned>(atomicAdd(q, 1ull)) : 0u;  // low half: rows taken
+  }
   __device__ int64_t next(unsigned asked, int64_t row) const {
     return q ? first_round + __shfl_sync(0xffffffffu, asked, 0) : row + first_round;
   }
   __device__ void done(int lane) const {
     if (!q || lane != 0) return;
-    __threadfence();  // this warp's last ask lands before its count: the last warp out sees every ask
-    if (atomicAdd(q + 1, 1u) == static_cast<unsigned>(first_round) - 1) {  // every warp has taken its last row
-      q[0] = 0;
-      q[1] = 0;
-    }
+    if ((atomicAdd(q, 1ull << 32) >> 32) == static_cast<unsigned long long>(first_round) - 1)
+      *q = 0;  // every warp has taken its last row
   }
 };
 
@@ -234,7 +235,7 @@ struct RowQueue {
 // slab's loads in flight (114-126 registers; capping them cost 10 µs of 43 on in_proj, v9 call 1).
 template <int R, class Pro, class Epi>
 __device__ void gemv_registers(const Pro& pro, const Epi& epi, const uint4* W, int64_t n, int64_t k8, uint4* xs,
-                               unsigned* queue) {
+                               unsigned long long* queue) {
   const int lane = threadIdx.x & 31;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
   const RowQueue rows{queue, stride};
@@ -357,7 +358,7 @@ __device__ void gemv_ring(const Pro& pro, const Epi& epi, const uint4* W, int64_
 
 template <int R, bool kUseRing, class Pro, class Epi>
 __global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi epi, const uint4* W, int64_t n,
-                                                                 int64_t k8, unsigned* queue) {
+                                                                 int64_t k8, unsigned long long* queue) {
   extern __shared__ uint4 smem[];  // ring path: the rings [kWarps][kStages][kChunk], then xs; else xs only
   trace_mark(kStampStart);
   if constexpr (kUseRing)
@@ -399,7 +400,7 @@ void set_smem_limits(int bytes) {
 }
 
 template <int R, class Pro, class Epi>
-void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s, unsigned* queue) {
+void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s, unsigned long long* queue) {
   const bool ring = k * 2 >= kRingRowBytes;
   auto* kernel = ring ? fused_gemv_kernel<R, true, Pro, Epi> : fused_gemv_kernel<R, false, Pro, Epi>;
   const size_t smem = static_cast<size_t>((ring ? kRingBytes : 0) + R * k * 2);
@@ -413,7 +414,7 @@ void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t 
 
 template <class Pro, class Epi>
 void launch(int64_t T, const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s,
-            unsigned* queue = nullptr) {
+            unsigned long long* queue = nullptr) {
   PCM_CHECK(T >= 1 && T <= kGemvMaxRows, "fused decode: {} rows (1..{} supported)", T, kGemvMaxRows);
   PCM_CHECK(k % 8 == 0, "fused decode: {} input columns (a multiple of 8 needed)", k);
   switch (T) {
@@ -450,7 +451,7 @@ void decode_trace(unsigned long long* buf) {
 }
 
 void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,
-                    int64_t T, int64_t d, cudaStream_t s, unsigned* row_queue) {
+                    int64_t T, int64_t d, cudaStream_t s, unsigned long long* row_queue) {
   if (T == 0) return;
   const int64_t n = o.d_inner + o.conv_dim + o.heads;
   launch(T, NormPrologue{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s, row_queue);
@@ -468,7 +469,7 @@ void decode_out_proj(float* resid, const float* out_bias, const float* g, const 
 }
 
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
-                 int64_t V, int64_t d, cudaStream_t s, unsigned* row_queue) {
+                 int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue) {
   if (T == 0) return;
   launch(T, NormPrologue{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s, row_queue);
 }

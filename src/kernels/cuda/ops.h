@@ -159,11 +159,11 @@ struct DecodeInProjOut {
   const float* dt_bias;
   float dt_lo, dt_hi;
 };
-// in_proj(rmsnorm(resid[T, d]) · norm_w) into `o`. row_queue: two zeroed unsigned ints (device memory, the caller's,
+// in_proj(rmsnorm(resid[T, d]) · norm_w) into `o`. row_queue: one zeroed 64-bit word (device memory, the caller's,
 // used by one launch at a time and zero again after it): weight rows handed out to the warps at run time instead of
 // a fixed share each (same results); null: the fixed shares.
 void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,
-                    int64_t T, int64_t d, cudaStream_t s, unsigned* row_queue = nullptr);
+                    int64_t T, int64_t d, cudaStream_t s, unsigned long long* row_queue = nullptr);
 // resid[T, d] += out_proj(gated_rmsnorm(y, z)) (+ out_bias), from the gated step's outputs (DecodeGate):
 // g = y · silu(z) [T, d_inner] and ssq [T, heads] (Σ g² per head; heads / groups heads make a group).
 void decode_out_proj(float* resid, const float* out_bias, const float* g, const float* ssq, int64_t heads,
@@ -171,7 +171,7 @@ void decode_out_proj(float* resid, const float* out_bias, const float* g, const 
                      int64_t d_inner, cudaStream_t s);
 // logits[T, V] = lm_head(rmsnorm(resid[T, d]) · norm_w). row_queue: as decode_in_proj's (its own).
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
-                 int64_t V, int64_t d, cudaStream_t s, unsigned* row_queue = nullptr);
+                 int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue = nullptr);
 
 // ---- sampling.cu ---------------------------------------------------------------------------------
 struct DeviceSampling {
