@@ -311,20 +311,28 @@ void run(const char* trace_dir) {
     row(what, time_graph(s, [&](int i) { gemm.run(y, xn, w_out[i % Lr], true, T, kD, kDi, 1.0f, s); }), out_bytes,
         copy_gbs);
   }
-  // The heuristic's other algorithms for the same shapes (which one would beat its first choice).
+  // The heuristic's other algorithms for the same shapes (which one would beat its first choice); in_proj whole and
+  // as the model runs it above 4 rows (decode v14): the xBC | dt columns, then z.
+  struct Shape {
+    const char* name;
+    int64_t n, k;
+    bool out;
+  };
   for (int64_t T : {int64_t{16}, int64_t{64}, int64_t{128}})
-    for (bool out : {true, false}) {
-      const int64_t n = out ? kD : kDpr, k = out ? kDi : kD;
+    for (const Shape& sh : {Shape{"out_proj", kD, kDi, true}, Shape{"in_proj", kDpr, kD, false},
+                            Shape{"in_proj xBC+dt", kCd + kH, kD, false}, Shape{"in_proj z", kDi, kD, false}}) {
+      const int64_t n = sh.n, k = sh.k;
+      const bool out = sh.out;
       const auto algos = gemm.algorithms(true, T, n, k, out);
       for (int a = 0; a < static_cast<int>(algos.size()); ++a) {
         gemm.use_algorithm(true, T, n, k, out, a);
         char what[160];
-        std::snprintf(what, sizeof what, "%s algo %d T=%lld: %s", out ? "out_proj" : "in_proj", a,
-                      static_cast<long long>(T), algos[static_cast<size_t>(a)].c_str());
+        std::snprintf(what, sizeof what, "%s algo %d T=%lld: %s", sh.name, a, static_cast<long long>(T),
+                      algos[static_cast<size_t>(a)].c_str());
         row(what, time_graph(s, [&](int i) {
               gemm.run(out ? y : zx, xn, out ? w_out[i % Lr] : w_in[i % Lr], true, T, n, k, out ? 1.0f : 0.0f, s);
             }),
-            out ? out_bytes : in_bytes, copy_gbs);
+            2.0 * n * k, copy_gbs);
       }
       for (int a = 0; a < static_cast<int>(algos.size()); ++a)  // back to the production choice
         if (algos[static_cast<size_t>(a)].find("(chosen)") != std::string::npos) gemm.use_algorithm(true, T, n, k, out, a);
