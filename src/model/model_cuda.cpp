@@ -49,10 +49,9 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   dt = work_arena.alloc_n<float>(rows * c.num_heads);
   y = work_arena.alloc_n<float>(rows * c.d_inner());
   ssq = work_arena.alloc_n<float>(rows * c.num_heads);
-  in_proj_rows = work_arena.alloc_n<unsigned long long>(1);  // zeroed once; each launch leaves its queue at zero
-  head_rows = work_arena.alloc_n<unsigned long long>(1);
-  PCM_CUDA(cudaMemsetAsync(in_proj_rows, 0, sizeof(unsigned long long), stream));
-  PCM_CUDA(cudaMemsetAsync(head_rows, 0, sizeof(unsigned long long), stream));
+  in_proj_rows = work_arena.alloc_n<unsigned long long>(2);  // zeroed once; each launch leaves its queue at zero
+  head_rows = in_proj_rows + 1;
+  PCM_CUDA(cudaMemsetAsync(in_proj_rows, 0, 2 * sizeof(unsigned long long), stream));
   yn = work_arena.alloc(static_cast<size_t>(rows * c.d_inner()) * act);
   if (side_stream) z_split = work_arena.alloc_n<float>(options.max_decode_batch * c.d_inner());
   xlast = work_arena.alloc_n<float>(seq_rows * c.hidden_size);

@@ -400,7 +400,8 @@ void set_smem_limits(int bytes) {
 }
 
 template <int R, class Pro, class Epi>
-void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s, unsigned long long* queue) {
+void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s,
+              unsigned long long* queue) {
   const bool ring = k * 2 >= kRingRowBytes;
   auto* kernel = ring ? fused_gemv_kernel<R, true, Pro, Epi> : fused_gemv_kernel<R, false, Pro, Epi>;
   const size_t smem = static_cast<size_t>((ring ? kRingBytes : 0) + R * k * 2);
@@ -408,6 +409,7 @@ void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t 
             "fused decode: {} rows of {} columns need {} bytes of shared memory; decode_fused_prepare allowed {}", R, k,
             smem, g_smem_limit);
   const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 2 * static_cast<int64_t>(sm_count()));
+  // The ring path keeps fixed rows (~2 a warp): all its warps would ask at once, which measured slower (decode v18).
   PCM_CUDA(launch_pdl(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, s, pro, epi,
                       static_cast<const uint4*>(W), n, k / 8, ring ? nullptr : queue));
 }

@@ -161,7 +161,7 @@ struct DecodeInProjOut {
 };
 // in_proj(rmsnorm(resid[T, d]) · norm_w) into `o`. row_queue: one zeroed 64-bit word (device memory, the caller's,
 // used by one launch at a time and zero again after it): weight rows handed out to the warps at run time instead of
-// a fixed share each (same results); null: the fixed shares.
+// a fixed share each (same results); null: the fixed shares. Rows of 16 KiB and more always take fixed shares.
 void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* norm_w, float eps, const void* W,
                     int64_t T, int64_t d, cudaStream_t s, unsigned long long* row_queue = nullptr);
 // resid[T, d] += out_proj(gated_rmsnorm(y, z)) (+ out_bias), from the gated step's outputs (DecodeGate):
