@@ -49,9 +49,8 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   dt = work_arena.alloc_n<float>(rows * c.num_heads);
   y = work_arena.alloc_n<float>(rows * c.d_inner());
   ssq = work_arena.alloc_n<float>(rows * c.num_heads);
-  in_proj_rows = work_arena.alloc_n<unsigned long long>(2);  // zeroed once; each launch leaves its queue at zero
-  head_rows = in_proj_rows + 1;
-  PCM_CUDA(cudaMemsetAsync(in_proj_rows, 0, 2 * sizeof(unsigned long long), stream));
+  row_queues = work_arena.alloc_n<unsigned long long>(2);  // zeroed once; each launch leaves its word at zero
+  PCM_CUDA(cudaMemsetAsync(row_queues, 0, 2 * sizeof(unsigned long long), stream));
   yn = work_arena.alloc(static_cast<size_t>(rows * c.d_inner()) * act);
   if (side_stream) z_split = work_arena.alloc_n<float>(options.max_decode_batch * c.d_inner());
   xlast = work_arena.alloc_n<float>(seq_rows * c.hidden_size);
@@ -121,7 +120,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
       const cuda::DecodeInProjOut o{zx, dpr, xbc, dt, lw.in_bias, di, cd, H, conv_l, L * cd * K, lw.conv_w, lw.conv_b,
                                     static_cast<int32_t>(K), decode_slots, lw.dt_bias, static_cast<float>(c.dt_min),
                                     static_cast<float>(c.dt_max)};
-      cuda::decode_in_proj(o, resid, lw.norm, eps, lw.in_proj, T, d, stream, in_proj_rows);
+      cuda::decode_in_proj(o, resid, lw.norm, eps, lw.in_proj, T, d, stream, row_queues);
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream, {},
                        cuda::DecodeGate{zx, dpr, ssq});  // y becomes y · silu(z), Σ² per head in ssq
       cuda::decode_out_proj(resid, lw.out_bias, y, ssq, H, lw.gate_norm, group, eps, lw.out_proj, T, d, di, stream);
@@ -206,7 +205,7 @@ void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
   // The residual rows are the last rows: norm + head straight from resid.
   if (fused_decode(Bn)) {
     cuda::decode_head(logits, resid, w.norm_f, static_cast<float>(c.norm_eps), w.lm_head, Bn, c.vocab_size,
-                      c.hidden_size, stream, head_rows);
+                      c.hidden_size, stream, row_queues + 1);
     return;
   }
   cuda::rmsnorm(xn, w.bf16, resid, w.norm_f, Bn, c.hidden_size, static_cast<float>(c.norm_eps), stream);

@@ -75,8 +75,8 @@ struct CudaMamba2Model::Impl {
   float *resid = nullptr, *zx = nullptr, *xbc = nullptr, *dt = nullptr, *y = nullptr, *xlast = nullptr,
         *logits = nullptr, *ssd_scratch = nullptr;
   float* ssq = nullptr;  // fused decode: Σ g² per (row, head) from the gated SSD step
-  // fused decode: the row queues of in_proj and the LM head (one word each), zero between launches (decode_fused.cu)
-  unsigned long long *in_proj_rows = nullptr, *head_rows = nullptr;
+  // fused decode: the row queues (one word each, zero between launches; decode_fused.cu): [0] in_proj's, [1] the head's
+  unsigned long long* row_queues = nullptr;
   void *xn = nullptr, *yn = nullptr, *xb_bf16 = nullptr;
   int32_t* ints = nullptr;     // packed per-call index arrays (tokens, sequences, chunks)
   int32_t* host_ints = nullptr;  // pinned mirror

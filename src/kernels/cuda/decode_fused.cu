@@ -214,18 +214,18 @@ struct Ring {
 // asks come before its own done count, hence before the last one, with no fence (two words needed one: 1.5 % at B=1).
 struct RowQueue {
   unsigned long long* q;  // null: the fixed rows row0, row0 + stride, ...
-  int64_t first_round;    // the grid's warps
+  int64_t warps;          // the grid's: the first round of rows, and the fixed rows' stride
 
   // Lane 0 asks for the next row; the answer is read (next()) one row later, so the atomic's latency hides.
   __device__ unsigned ask(int lane) const {
     return q && lane == 0 ? static_cast<unsigned>(atomicAdd(q, 1ull)) : 0u;  // low half: rows taken
   }
   __device__ int64_t next(unsigned asked, int64_t row) const {
-    return q ? first_round + __shfl_sync(0xffffffffu, asked, 0) : row + first_round;
+    return q ? warps + __shfl_sync(0xffffffffu, asked, 0) : row + warps;
   }
   __device__ void done(int lane) const {
     if (!q || lane != 0) return;
-    if ((atomicAdd(q, 1ull << 32) >> 32) == static_cast<unsigned long long>(first_round) - 1)
+    if ((atomicAdd(q, 1ull << 32) >> 32) == static_cast<unsigned long long>(warps) - 1)
       *q = 0;  // every warp has taken its last row
   }
 };
