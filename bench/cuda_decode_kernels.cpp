@@ -209,10 +209,15 @@ void run(const char* trace_dir) {
   fill_f32(A, kH, 1.0f, 11);
   fill_f32(D, kH, 1.0f, 12);
   fill_f32(gate_w, kDi, 1.0f, 13);
-  std::vector<int32_t> slot_ids(maxB);
-  for (int64_t b = 0; b < maxB; ++b) slot_ids[b] = static_cast<int32_t>(b);
+  std::vector<int32_t> slot_ids(maxB), positions(maxB);  // positions in the conv rings: the rows spread over them
+  for (int64_t b = 0; b < maxB; ++b) {
+    slot_ids[b] = static_cast<int32_t>(b);
+    positions[b] = static_cast<int32_t>(b % kK);
+  }
   int32_t* slots = dev_alloc<int32_t>(maxB);
+  int32_t* pos = dev_alloc<int32_t>(maxB);
   PCM_CUDA(cudaMemcpy(slots, slot_ids.data(), maxB * sizeof(int32_t), cudaMemcpyHostToDevice));
+  PCM_CUDA(cudaMemcpy(pos, positions.data(), maxB * sizeof(int32_t), cudaMemcpyHostToDevice));
   cuda::decode_fused_prepare(kDi);
   const cuda::SsdDims dims{kH, kP, kG, kN};
   auto* queue = dev_alloc<unsigned long long>(1);  // in_proj's rows handed out at run time (the model's default)
@@ -220,7 +225,7 @@ void run(const char* trace_dir) {
   bool fixed_rows = false;  // decode v17: the fixed share of rows per warp, for the comparison rows
   auto in_proj = [&](int l) {
     const cuda::DecodeInProjOut o{zx, kDpr, xbc, dt, nullptr, kDi, kCd, kH, conv + l * kCd * kK, Lr * kCd * kK,
-                                  conv_w, conv_b, static_cast<int32_t>(kK), slots, dt_bias, 1e-3f, 0.1f};
+                                  conv_w, conv_b, static_cast<int32_t>(kK), slots, pos, dt_bias, 1e-3f, 0.1f};
     cuda::decode_in_proj(o, resid, norm_w, 1e-5f, w_in[l], 1, kD, s, fixed_rows ? nullptr : queue);
   };
   float* ssq = dev_alloc<float>(maxB * kH);  // Σ g² per head, as the gated SSD step leaves it
@@ -352,9 +357,9 @@ void run(const char* trace_dir) {
     std::snprintf(what, sizeof what, "conv decode T=%lld", static_cast<long long>(T));
     row(what, time_graph(s, [&](int i) {
           cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + (i % Ls) * kCd * kK, conv_stride, conv_w, conv_b,
-                                   slots, T, kCd, kK, s);
+                                   slots, pos, T, kCd, kK, s);
         }),
-        T * kCd * (2.0 * kK + 2) * 4, copy_gbs);
+        T * kCd * (kK + 2.0) * 4, copy_gbs);  // K - 1 taps read and one written, the input and the output
     std::snprintf(what, sizeof what, "gated rmsnorm T=%lld", static_cast<long long>(T));
     row(what, time_graph(s, [&](int) {
           cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);
@@ -371,7 +376,7 @@ void run(const char* trace_dir) {
             cuda::rmsnorm(xn, true, resid_rows, norm_w, T, kD, 1e-5f, s);
             gemm.run(zx, xn, w_in[i % Lr], true, T, kDpr, kD, 0.0f, s);
             cuda::conv1d_silu_decode(xbc, zx + kDi, kDpr, conv_rows + l * kCd * kK, conv_stride, conv_w, conv_b,
-                                     slots, T, kCd, kK, s);
+                                     slots, pos, T, kCd, kK, s);
             cuda::ssd_decode(y, cuda::SsdIn{xbc, kCd, dt, A, D}, st, bf16, Ls * kHpn, dims, slots, T, s,
                              cuda::RawDt{zx + kDi + kCd, kDpr, dt_bias, 1e-3f, 0.1f});
             cuda::gated_rmsnorm(xn, true, y, zx, kDpr, gate_w, T, kDi, kDi / kG, 1e-5f, s);

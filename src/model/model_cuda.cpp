@@ -7,6 +7,7 @@
 
 #include "io/checkpoint.h"
 #include "kernels/cuda/cuda_check.h"
+#include "model/conv_rings.h"
 #include "model/model_cuda_impl.h"
 #include "tensor/dtype.h"
 
@@ -62,8 +63,9 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   if (w.bf16 && cuda::ssd_bf16_supported(dims, c.chunk_size))
     xb_bf16 = work_arena.alloc(static_cast<size_t>(rows * c.conv_dim()) * 2);
   ssd_scratch = work_arena.alloc_n<float>(cuda::ssd_chunked_scratch_floats(max_chunks, c.chunk_size, dims));
-  // tokens + row_seq (2T), seq_start/seq_slot/seq_chunk/last rows (4S + 2), chunks (2 per chunk)
-  ints_capacity = 2 * rows + 4 * seq_rows + 2 + 2 * max_chunks + 16;
+  // prefill: tokens + row_seq (2T), seq_start/seq_slot/seq_chunk/last rows/positions (5S + 2), chunks (2 per chunk);
+  // decode: tokens, slots and positions (3 per row)
+  ints_capacity = 2 * rows + 5 * seq_rows + 2 + 2 * max_chunks + 16;
   ints = work_arena.alloc_n<int32_t>(ints_capacity);
   PCM_CUDA(cudaMallocHost(reinterpret_cast<void**>(&host_ints), static_cast<size_t>(ints_capacity) * sizeof(int32_t)));
   params_dev = work_arena.alloc_n<cuda::DeviceSampling>(seq_rows);
@@ -100,7 +102,7 @@ int64_t CudaMamba2Model::Impl::bucket(int64_t Bn) const {
 }
 
 void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs& seqs, const ChunkTable& chunks,
-                                       const int32_t* decode_slots) {
+                                       const int32_t* decode_slots, const int32_t* decode_pos) {
   const auto& c = config;
   const int64_t d = c.hidden_size, di = c.d_inner(), dpr = c.d_in_proj(), cd = c.conv_dim(), H = c.num_heads;
   const int64_t L = c.num_layers, K = c.conv_kernel;
@@ -118,7 +120,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
     if (fused) {  // a few rows: three launches per layer (src/kernels/cuda/decode_fused.cu)
       const cuda::DecodeInProjOut o{zx, dpr, xbc, dt, lw.in_bias, di, cd, H, conv_l, L * cd * K, lw.conv_w, lw.conv_b,
-                                    static_cast<int32_t>(K), decode_slots, lw.dt_bias, static_cast<float>(c.dt_min),
+                                    static_cast<int32_t>(K), decode_slots, decode_pos, lw.dt_bias, static_cast<float>(c.dt_min),
                                     static_cast<float>(c.dt_max)};
       cuda::decode_in_proj(o, resid, lw.norm, eps, lw.in_proj, T, d, stream, row_queues);
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream, {},
@@ -153,8 +155,8 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     }
     if (lw.in_bias) cuda::add_bias(zx, dpr, lw.in_bias, T, dpr, stream);  // never with the split
     if (decode) {  // the step applies dt's activation itself
-      cuda::conv1d_silu_decode(xbc, xbc_dt, xbc_dt_stride, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots, T,
-                               cd, K, stream);
+      cuda::conv1d_silu_decode(xbc, xbc_dt, xbc_dt_stride, conv_l, L * cd * K, lw.conv_w, lw.conv_b, decode_slots,
+                               decode_pos, T, cd, K, stream);
       // Not gated here: above 4 rows the gated step cost more than the one-pass norm saved (H200, decode
       // v10: layer at T = 64 / 128, bf16 state, 167.5 / 256.4 µs gated against 161.0 / 245.9).
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream,
@@ -195,13 +197,13 @@ bool CudaMamba2Model::Impl::fused_decode(int64_t rows) const {
                                                 c.d_in_proj(), c.conv_kernel);
 }
 
-// Device buffers: ints[0..Bn) tokens, ints[Bn..2Bn) slots (written by decode() before the launch).
+// Device buffers (stage_decode_rows): ints[0..Bn) tokens, ints[maxB..maxB + Bn) slots, ints[2 maxB..2 maxB + Bn)
+// positions mod K, maxB = options.max_decode_batch.
 void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
   const auto& c = config;
-  const int32_t* tokens = ints;
-  const int32_t* slot_ids = ints + options.max_decode_batch;
-  cuda::embedding_gather(resid, w.embedding, w.bf16, tokens, Bn, c.hidden_size, stream);
-  run_layers(Bn, true, PackedSeqs{}, ChunkTable{}, slot_ids);
+  const int64_t maxB = options.max_decode_batch;
+  cuda::embedding_gather(resid, w.embedding, w.bf16, ints, Bn, c.hidden_size, stream);
+  run_layers(Bn, true, PackedSeqs{}, ChunkTable{}, ints + maxB, ints + 2 * maxB);
   // The residual rows are the last rows: norm + head straight from resid.
   if (fused_decode(Bn)) {
     cuda::decode_head(logits, resid, w.norm_f, static_cast<float>(c.norm_eps), w.lm_head, Bn, c.vocab_size,
@@ -390,8 +392,10 @@ void CudaMamba2Model::load_state(int32_t slot, const SequenceState& state) {
     PCM_CUDA(cudaMemcpyAsync(static_cast<float*>(m.ssm) + slot * n, state.ssm.data(), n * 4, cudaMemcpyHostToDevice,
                              m.stream));
   }
-  PCM_CUDA(cudaMemcpyAsync(m.conv + slot * state.conv.size(), state.conv.data(), state.conv.size() * 4,
-                           cudaMemcpyHostToDevice, m.stream));
+  const std::vector<float> rings =
+      conv_windows_as_rings(state.conv, c.num_layers, c.conv_dim(), c.conv_kernel, state.tokens_seen, true);
+  PCM_CUDA(cudaMemcpyAsync(m.conv + slot * rings.size(), rings.data(), rings.size() * 4, cudaMemcpyHostToDevice,
+                           m.stream));
   PCM_CUDA(cudaStreamSynchronize(m.stream));
   m.slot_tokens[static_cast<size_t>(slot)] = state.tokens_seen;
 }
@@ -412,12 +416,14 @@ void CudaMamba2Model::store_state(int32_t slot, SequenceState& state) const {
     PCM_CUDA(cudaMemcpyAsync(state.ssm.data(), static_cast<float*>(m.ssm) + slot * n, n * 4, cudaMemcpyDeviceToHost,
                              m.stream));
   }
-  PCM_CUDA(cudaMemcpyAsync(state.conv.data(), m.conv + slot * state.conv.size(), state.conv.size() * 4,
-                           cudaMemcpyDeviceToHost, m.stream));
+  std::vector<float> rings(state.conv.size());
+  PCM_CUDA(cudaMemcpyAsync(rings.data(), m.conv + slot * rings.size(), rings.size() * 4, cudaMemcpyDeviceToHost,
+                           m.stream));
   PCM_CUDA(cudaStreamSynchronize(m.stream));
   if (m.state_bf16)
     for (size_t i = 0; i < n; ++i) state.ssm[i] = bf16_to_f32(tmp[i]);
   state.tokens_seen = m.slot_tokens[static_cast<size_t>(slot)];
+  state.conv = conv_windows_as_rings(rings, c.num_layers, c.conv_dim(), c.conv_kernel, state.tokens_seen, false);
 }
 
 // ---- prefill ----------------------------------------------------------------------------------------
@@ -453,10 +459,11 @@ void CudaMamba2Model::prefill(std::span<const CudaPrefillRequest> requests, floa
     }
     const int64_t S = static_cast<int64_t>(pieces.size());
     // Host index arrays, packed: tokens [T], row_seq [T], seq_start [S+1], seq_slot [S], seq_chunk [S+1],
-    // last rows [S], chunk_start [C], chunk_len [C].
+    // last rows [S], positions mod K [S], chunk_start [C], chunk_len [C].
     int32_t* h = m.host_ints;
     int32_t *tok = h, *row_seq = tok + T, *seq_start = row_seq + T, *seq_slot = seq_start + S + 1,
-            *seq_chunk = seq_slot + S, *last_rows = seq_chunk + S + 1, *chunk_start = last_rows + S;
+            *seq_chunk = seq_slot + S, *last_rows = seq_chunk + S + 1, *seq_pos = last_rows + S,
+            *chunk_start = seq_pos + S;
     int64_t chunks = 0;
     for (int64_t s = 0; s < S; ++s) chunks += (pieces[static_cast<size_t>(s)].len + Q - 1) / Q;
     int32_t* chunk_len = chunk_start + chunks;
@@ -466,6 +473,7 @@ void CudaMamba2Model::prefill(std::span<const CudaPrefillRequest> requests, floa
       const Piece& p = pieces[static_cast<size_t>(s)];
       seq_start[s] = static_cast<int32_t>(row);
       seq_slot[s] = requests[p.req].slot;
+      seq_pos[s] = m.conv_pos(seq_slot[s]);
       seq_chunk[s] = static_cast<int32_t>(ch);
       for (int64_t q0 = 0; q0 < p.len; q0 += Q, ++ch) {
         chunk_start[ch] = static_cast<int32_t>(row + q0);
@@ -483,11 +491,11 @@ void CudaMamba2Model::prefill(std::span<const CudaPrefillRequest> requests, floa
     const int64_t n_ints = (chunk_len + chunks) - h;
     PCM_CUDA(cudaMemcpyAsync(m.ints, h, static_cast<size_t>(n_ints) * 4, cudaMemcpyHostToDevice, m.stream));
     auto dev = [&](const int32_t* host_ptr) { return m.ints + (host_ptr - h); };
-    const PackedSeqs seqs{static_cast<int32_t>(S), dev(seq_start), dev(seq_slot), dev(row_seq)};
+    const PackedSeqs seqs{static_cast<int32_t>(S), dev(seq_start), dev(seq_slot), dev(row_seq), dev(seq_pos)};
     const ChunkTable table{static_cast<int32_t>(chunks), static_cast<int32_t>(Q), dev(chunk_start), dev(chunk_len),
                            dev(seq_chunk)};
     cuda::embedding_gather(m.resid, m.w.embedding, m.w.bf16, dev(tok), T, c.hidden_size, m.stream);
-    m.run_layers(T, false, seqs, table, nullptr);
+    m.run_layers(T, false, seqs, table, nullptr, nullptr);
     // Requests that finish in this forward get their last row's logits.
     std::vector<std::pair<size_t, int64_t>> finished;  // request, row in logits
     for (int64_t s = 0; s < S; ++s) {
@@ -568,6 +576,19 @@ void CudaMamba2Model::sample_logits(std::span<const int32_t> slots, std::span<co
 
 // ---- decode -------------------------------------------------------------------------------------------
 
+void CudaMamba2Model::Impl::stage_decode_rows(std::span<const int32_t> slot_ids, std::span<const int32_t> tokens,
+                                              size_t r0, int64_t Bn, int64_t Bp) {
+  const int64_t maxB = options.max_decode_batch;
+  for (int64_t b = 0; b < Bp; ++b) {  // padding rows: slot -1 (no state change)
+    const bool real = b < Bn;
+    host_ints[b] = real ? tokens[r0 + b] : 0;
+    host_ints[maxB + b] = real ? slot_ids[r0 + b] : -1;
+    host_ints[2 * maxB + b] = real ? conv_pos(slot_ids[r0 + b]) : 0;
+  }
+  // one copy; the unused rows between the three parts go along unread
+  PCM_CUDA(cudaMemcpyAsync(ints, host_ints, static_cast<size_t>(2 * maxB + Bp) * 4, cudaMemcpyHostToDevice, stream));
+}
+
 namespace {
 
 void check_decode_args(CudaMamba2Model::Impl& m, std::span<const int32_t> slots, std::span<const int32_t> tokens) {
@@ -593,16 +614,10 @@ void CudaMamba2Model::decode(std::span<const int32_t> slots, std::span<const int
   for (size_t r0 = 0; r0 < slots.size(); r0 += static_cast<size_t>(maxB)) {
     const int64_t Bn = std::min<int64_t>(maxB, static_cast<int64_t>(slots.size() - r0));
     const int64_t Bp = m.options.cuda_graphs ? m.bucket(Bn) : Bn;
-    for (int64_t b = 0; b < Bp; ++b) {  // padding rows: slot -1 (no state change), greedy
-      const bool real = b < Bn;
-      m.host_ints[b] = real ? tokens[r0 + b] : 0;
-      m.host_ints[maxB + b] = real ? slots[r0 + b] : -1;
-      m.params_host[b] = real ? to_device(params[r0 + b], m.slot_draws[static_cast<size_t>(slots[r0 + b])]++, V)
-                              : cuda::DeviceSampling{0.0f, 1.0f, 0.0f, 0, 0, 0};
-    }
-    PCM_CUDA(cudaMemcpyAsync(m.ints, m.host_ints, static_cast<size_t>(Bp) * 4, cudaMemcpyHostToDevice, m.stream));
-    PCM_CUDA(cudaMemcpyAsync(m.ints + maxB, m.host_ints + maxB, static_cast<size_t>(Bp) * 4, cudaMemcpyHostToDevice,
-                             m.stream));
+    m.stage_decode_rows(slots, tokens, r0, Bn, Bp);
+    for (int64_t b = 0; b < Bp; ++b)  // padding rows: greedy
+      m.params_host[b] = b < Bn ? to_device(params[r0 + b], m.slot_draws[static_cast<size_t>(slots[r0 + b])]++, V)
+                                : cuda::DeviceSampling{0.0f, 1.0f, 0.0f, 0, 0, 0};
     PCM_CUDA(cudaMemcpyAsync(m.params_dev, m.params_host, static_cast<size_t>(Bp) * sizeof(cuda::DeviceSampling),
                              cudaMemcpyHostToDevice, m.stream));
     if (m.options.cuda_graphs) {
@@ -642,13 +657,7 @@ void CudaMamba2Model::decode_logits(std::span<const int32_t> slots, std::span<co
   const int64_t V = m.config.vocab_size, maxB = m.options.max_decode_batch;
   for (size_t r0 = 0; r0 < slots.size(); r0 += static_cast<size_t>(maxB)) {
     const int64_t Bn = std::min<int64_t>(maxB, static_cast<int64_t>(slots.size() - r0));
-    for (int64_t b = 0; b < Bn; ++b) {
-      m.host_ints[b] = tokens[r0 + b];
-      m.host_ints[maxB + b] = slots[r0 + b];
-    }
-    PCM_CUDA(cudaMemcpyAsync(m.ints, m.host_ints, static_cast<size_t>(Bn) * 4, cudaMemcpyHostToDevice, m.stream));
-    PCM_CUDA(cudaMemcpyAsync(m.ints + maxB, m.host_ints + maxB, static_cast<size_t>(Bn) * 4, cudaMemcpyHostToDevice,
-                             m.stream));
+    m.stage_decode_rows(slots, tokens, r0, Bn, Bn);
     m.decode_step(Bn);
     PCM_CUDA(cudaMemcpyAsync(logits + r0 * static_cast<size_t>(V), m.logits, static_cast<size_t>(Bn * V) * 4,
                              cudaMemcpyDeviceToHost, m.stream));

@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <map>
+#include <span>
 #include <memory>
 #include <vector>
 
@@ -61,7 +62,7 @@ struct CudaMamba2Model::Impl {
   std::unique_ptr<cuda::Gemm> side_gemm;
   float* z_split = nullptr;
 
-  // Slot pool: ssm [slots, L, H, P, N] (fp32 or bf16), conv [slots, L, conv_dim, K] fp32.
+  // Slot pool: ssm [slots, L, H, P, N] (fp32 or bf16), conv [slots, L, K, conv_dim] fp32, rings (ops.h, PackedSeqs).
   int64_t slots = 0;
   bool state_bf16 = false;
   void* ssm = nullptr;
@@ -91,10 +92,18 @@ struct CudaMamba2Model::Impl {
   ~Impl();
   void allocate_workspace();
   // The layers over T rows already embedded in `resid`; decode when every sequence has one row.
+  // decode_slots / decode_pos: each row's slot and position mod K (decode only).
   void run_layers(int64_t T, bool decode, const cuda::PackedSeqs& seqs, const cuda::ChunkTable& chunks,
-                  const int32_t* decode_slots);
+                  const int32_t* decode_slots, const int32_t* decode_pos);
   void head(int64_t n);  // final norm + lm_head over xlast[0..n) -> logits
   void decode_step(int64_t Bn);  // whole decode step on the device buffers (captured into graphs)
+  // Rows [r0, r0 + Bn) of a decode step into `ints` as decode_step reads them, rows Bn..Bp as padding (slot -1).
+  void stage_decode_rows(std::span<const int32_t> slot_ids, std::span<const int32_t> tokens, size_t r0, int64_t Bn,
+                         int64_t Bp);
+  // The slot's next position in its conv ring: tokens seen mod K.
+  int32_t conv_pos(int32_t slot) const {
+    return static_cast<int32_t>(slot_tokens[static_cast<size_t>(slot)] % config.conv_kernel);
+  }
   // A decode step of `rows` sequences runs the fused kernels (src/kernels/cuda/decode_fused.cu): bf16 weights
   // and a few rows of a shape they take. The layers and the head decide with this one rule.
   bool fused_decode(int64_t rows) const;

@@ -24,6 +24,7 @@
 #include "kernels/cpu/ssd.h"
 #include "kernels/cuda/gemm_cuda.h"
 #include "kernels/cuda/ops.h"
+#include "model/conv_rings.h"
 #include "util/error.h"
 
 namespace pcm {
@@ -213,15 +214,28 @@ TEST(CudaGemmTuning, RowBucketPickKeepsTheBits) {
 }
 
 // What a conv prefill leaves behind for a decode after it: the weights, and the windows after the prefill
-// (the CPU reference's on the host, the kernel's on the device).
+// (the CPU reference's on the host in time order, the kernel's rings on the device; each slot's position in its ring).
 struct ConvPrefill {
   std::vector<float> w, b, ref_windows;
   std::unique_ptr<DeviceBuffer<float>> dw, db, dwin;
+  std::vector<int32_t> slot_pos;
 };
 
+// Slots' [C, K] windows in time order as the device's rings after slot_pos[s] tokens (to_rings), or back.
+std::vector<float> windows_as_rings(const std::vector<float>& from, const std::vector<int32_t>& slot_pos,
+                                    bool to_rings) {
+  std::vector<float> to;
+  for (size_t s = 0; s < slot_pos.size(); ++s) {
+    const auto part = conv_windows_as_rings(std::span(from).subspan(s * kCd * kK, kCd * kK), 1, kCd, kK,
+                                            slot_pos[s], to_rings);
+    to.insert(to.end(), part.begin(), part.end());
+  }
+  return to;
+}
+
 // Packed prefill of sequences of lengths `lens` in stride-`stride` rows, sequence s in conv window
-// seq_slot[s] (default: slots 0..n-1 reversed), each continuing from its own random window; checks the
-// output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows
+// seq_slot[s] (default: slots 0..n-1 reversed), each continuing from its own random window at a random ring
+// position; checks the output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows
 // across sequence edges).
 // bf16_cols > 0: the first bf16_cols columns also go to a bf16 output (the SSD's bf16 x and B) and only columns from
 // fp32_from to the fp32 one: every bf16 element written, within bf16 rounding of the reference, and the fp32 output's
@@ -239,26 +253,30 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
   if (in_bf16) in = test::bf16_round(in);
   auto w = test::random_vec(kCd * kK, -0.5, 0.5, rng), b = test::random_vec(kCd, -0.5, 0.5, rng);
   auto windows = test::random_vec(slots * kCd * kK, -1, 1, rng);
+  std::vector<int32_t> slot_pos(static_cast<size_t>(slots)), seq_pos;
+  for (auto& p : slot_pos) p = static_cast<int32_t>(rng() % kK);
   std::vector<float> ref(T * kCd), ref_windows = windows;
   std::vector<int32_t> seq_start = {0}, row_seq;
   for (size_t s = 0; s < lens.size(); ++s) {
+    seq_pos.push_back(slot_pos[seq_slot[s]]);
     cpu::conv1d_silu_forward(ref.data() + seq_start.back() * kCd, in.data() + seq_start.back() * stride, stride,
                              ref_windows.data() + seq_slot[s] * kCd * kK, w.data(), b.data(), lens[s], kCd, kK);
     for (int i = 0; i < lens[s]; ++i) row_seq.push_back(static_cast<int32_t>(s));
     seq_start.push_back(seq_start.back() + lens[s]);
   }
   auto dw = std::make_unique<DeviceBuffer<float>>(w), db = std::make_unique<DeviceBuffer<float>>(b);
-  auto dwin = std::make_unique<DeviceBuffer<float>>(windows);
+  auto dwin = std::make_unique<DeviceBuffer<float>>(windows_as_rings(windows, slot_pos, true));
   DeviceBuffer<float> din(in), out(T * kCd);
   const auto in16 = test::bf16_bits(in);
   DeviceBuffer<uint16_t> din16(in16);
-  DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq);
+  DeviceBuffer<int32_t> dstart(seq_start), dslot(seq_slot), drow(row_seq), dpos(seq_pos);
   DeviceBuffer<uint16_t> out16(static_cast<size_t>(std::max<int64_t>(T * bf16_cols, 1)));
   out.poison();
   out16.poison();
   cuda::conv1d_silu_prefill(out.get(), in_bf16 ? static_cast<const void*>(din16.get()) : din.get(), stride, dwin->get(),
                             kCd * kK, dw->get(), db->get(), T, kCd, kK,
-                            cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get()},
+                            cuda::PackedSeqs{static_cast<int32_t>(lens.size()), dstart.get(), dslot.get(), drow.get(),
+                                             dpos.get()},
                             nullptr,
                             cuda::ConvBf16{bf16_cols ? out16.get() : nullptr, bf16_cols, fp32_from, in_bf16});
   auto got = out.download();
@@ -288,9 +306,10 @@ void check_conv_prefill(const std::vector<int32_t>& lens, int64_t stride, std::m
   }
   ASSERT_TRUE(test::all_finite(got));
   EXPECT_LE(rel_error(got, ref), 1e-6);
-  EXPECT_EQ(dwin->download(), ref_windows);
+  for (size_t s = 0; s < lens.size(); ++s) slot_pos[seq_slot[s]] = (slot_pos[seq_slot[s]] + lens[s]) % kK;
+  EXPECT_EQ(windows_as_rings(dwin->download(), slot_pos, false), ref_windows);
   if (keep) *keep = ConvPrefill{std::move(w), std::move(b), std::move(ref_windows), std::move(dw), std::move(db),
-                                std::move(dwin)};
+                                std::move(dwin), std::move(slot_pos)};
 }
 
 TEST(CudaKernels, Conv1dPrefillFloat4Runs) {
@@ -352,20 +371,21 @@ TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {
   const int64_t stride = kCd + 11;
   ConvPrefill p;
   ASSERT_NO_FATAL_FAILURE(check_conv_prefill({300, 2, 45}, stride, rng, {3, 0, 4}, &p));
-  // Decode: one token for slots 4 and 1 (row 2 is padding).
-  const std::vector<int32_t> dec_slots = {4, 1, -1};
+  // Decode: one token for slots 4 and 1 (row 2 is padding), each at its slot's position.
+  const std::vector<int32_t> dec_slots = {4, 1, -1}, dec_pos = {p.slot_pos[4], p.slot_pos[1], 0};
   auto x = test::random_vec(3 * stride, -2, 2, rng);
   std::vector<float> ref_dec(3 * kCd, 0.0f);
   for (int r = 0; r < 2; ++r)
     cpu::conv1d_silu_forward(ref_dec.data() + r * kCd, x.data() + r * stride, stride,
                              p.ref_windows.data() + dec_slots[r] * kCd * kK, p.w.data(), p.b.data(), 1, kCd, kK);
   DeviceBuffer<float> dx(x), dout(3 * kCd);
-  DeviceBuffer<int32_t> dds(dec_slots);
+  DeviceBuffer<int32_t> dds(dec_slots), ddp(dec_pos);
   dout.poison();
   cuda::conv1d_silu_decode(dout.get(), dx.get(), stride, p.dwin->get(), kCd * kK, p.dw->get(), p.db->get(),
-                           dds.get(), 3, kCd, kK, nullptr);
+                           dds.get(), ddp.get(), 3, kCd, kK, nullptr);
   EXPECT_LE(rel_error(dout.download(), ref_dec), 1e-6);
-  EXPECT_EQ(p.dwin->download(), p.ref_windows);
+  for (int r = 0; r < 2; ++r) p.slot_pos[dec_slots[r]] = (p.slot_pos[dec_slots[r]] + 1) % kK;
+  EXPECT_EQ(windows_as_rings(p.dwin->download(), p.slot_pos, false), p.ref_windows);
 }
 
 struct SsdCase {
@@ -731,6 +751,8 @@ TEST(CudaKernels, DecodeFusedInProj) {
   std::mt19937 rng(21);
   const int64_t T = 3, n = kDi + kCd + kH, slots = 3;
   const std::vector<int32_t> dec_slots = {2, -1, 0};
+  std::vector<int32_t> slot_pos = {3, 1, 2};  // each slot's position in its conv ring
+  const std::vector<int32_t> dec_pos = {slot_pos[2], 0, slot_pos[0]};
   auto resid = test::random_vec(T * kD, -2, 2, rng), norm_w = test::random_vec(kD, 0.5, 1.5, rng);
   auto w = test::bf16_round(test::random_vec(n * kD, -0.03f, 0.03f, rng)), bias = test::random_vec(n, -0.5, 0.5, rng);
   auto conv_w = test::random_vec(kCd * kK, -0.5, 0.5, rng), conv_b = test::random_vec(kCd, -0.5, 0.5, rng);
@@ -748,15 +770,17 @@ TEST(CudaKernels, DecodeFusedInProj) {
                                ref_windows.data() + dec_slots[t] * kCd * kK, conv_w.data(), conv_b.data(), 1, kCd, kK);
   }
   cpu::dt_softplus_forward(ref_dt.data(), proj.data() + kDi + kCd, n, dt_bias.data(), T, kH, lo, hi);
-  DeviceBuffer<float> dresid(resid), dnorm(norm_w), dbias(bias), dcw(conv_w), dcb(conv_b), dwin(windows),
+  const auto rings = windows_as_rings(windows, slot_pos, true);
+  DeviceBuffer<float> dresid(resid), dnorm(norm_w), dbias(bias), dcw(conv_w), dcb(conv_b), dwin(rings),
       ddtb(dt_bias), zx(T * n), xbc(T * kCd), dt(T * kH);
   DeviceBuffer<uint16_t> dw(test::bf16_bits(w));
-  DeviceBuffer<int32_t> dslots(dec_slots);
+  DeviceBuffer<int32_t> dslots(dec_slots), dpos(dec_pos);
   zx.poison();
   xbc.poison();
   dt.poison();
   const cuda::DecodeInProjOut o{zx.get(), n, xbc.get(), dt.get(), dbias.get(), kDi, kCd, kH, dwin.get(), kCd * kK,
-                                dcw.get(), dcb.get(), static_cast<int32_t>(kK), dslots.get(), ddtb.get(), lo, hi};
+                                dcw.get(), dcb.get(), static_cast<int32_t>(kK), dslots.get(), dpos.get(), ddtb.get(),
+                                lo, hi};
   cuda::decode_in_proj(o, dresid.get(), dnorm.get(), 1e-5f, dw.get(), T, kD, nullptr);
   auto got_zx = zx.download();
   std::vector<float> got_z(T * kDi);
@@ -766,15 +790,17 @@ TEST(CudaKernels, DecodeFusedInProj) {
   EXPECT_LE(rel_error(got_z, ref_z), 1e-4);
   EXPECT_LE(rel_error(got_xbc, ref_xbc), 1e-4);
   EXPECT_LE(rel_error(got_dt, ref_dt), 1e-4);
-  EXPECT_LE(rel_error(got_win, ref_windows), 1e-5);
+  std::vector<int32_t> pos_after = slot_pos;
+  for (int32_t slot : {2, 0}) pos_after[slot] = (slot_pos[slot] + 1) % kK;
+  EXPECT_LE(rel_error(windows_as_rings(got_win, pos_after, false), ref_windows), 1e-5);
   for (int64_t c = 0; c < kCd; ++c) EXPECT_EQ(got_xbc[kCd + c], 0.0f) << "padding row, channel " << c;
-  EXPECT_TRUE(std::equal(got_win.begin() + kCd * kK, got_win.begin() + 2 * kCd * kK, windows.begin() + kCd * kK))
+  EXPECT_TRUE(std::equal(got_win.begin() + kCd * kK, got_win.begin() + 2 * kCd * kK, rings.begin() + kCd * kK))
       << "slot 1 (unused) changed";
   // Rows handed out by a queue instead of fixed shares: the same bits (each row is still one warp's dot product), and
   // the queue is zero again after each launch (three launches from the same starting windows).
   DeviceBuffer<unsigned long long> queue(std::vector<unsigned long long>{0});
   for (int rep = 0; rep < 3; ++rep) {
-    dwin.upload(windows);
+    dwin.upload(rings);
     zx.poison();
     xbc.poison();
     dt.poison();

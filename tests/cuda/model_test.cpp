@@ -143,15 +143,21 @@ TEST(CudaModel, PackedPrefillDecodeGraphsAndStateCopies) {
     EXPECT_EQ(ip, is) << "step " << step;
     tok = ip;
   }
-  // Round trip through the host: copy slot 0's state into a fresh slot, continue both the same way.
+  // Round trip through the host: copy a slot's state into a fresh slot, continue both the same way (slot 0 after
+  // 304 tokens, slot 1 after 7: the conv rings at two positions, rotated into time order and back).
   SequenceState st;
-  packed->store_state(slots_p[0], st);
-  const int32_t copy = packed->allocate_slot();
-  packed->load_state(copy, st);
-  std::vector<int32_t> two = {slots_p[0], copy}, toks = {5, 5};
+  std::vector<int32_t> toks = {5, 5};
   std::vector<float> l2(2 * V);
-  packed->decode_logits(two, toks, l2.data());
-  EXPECT_EQ(std::vector<float>(l2.begin(), l2.begin() + V), std::vector<float>(l2.begin() + V, l2.end()));
+  int32_t copy = -1;
+  for (int32_t from : {slots_p[0], slots_p[1]}) {
+    packed->store_state(from, st);
+    if (copy < 0) copy = packed->allocate_slot();
+    packed->load_state(copy, st);
+    std::vector<int32_t> two = {from, copy};
+    packed->decode_logits(two, toks, l2.data());
+    EXPECT_EQ(std::vector<float>(l2.begin(), l2.begin() + V), std::vector<float>(l2.begin() + V, l2.end()))
+        << "from slot " << from << " after " << st.tokens_seen << " tokens";
+  }
   // Bad input is an error, not a crash.
   EXPECT_THROW(packed->decode_logits(std::vector<int32_t>{copy, copy}, toks, l2.data()), Error);
   const int32_t bad_tok = static_cast<int32_t>(V);

@@ -1,9 +1,10 @@
 // Causal depthwise conv1d + SiLU: packed prefill (each sequence continuing from its conv window) and the
-// decode step (rolling window, one token per slot).
+// decode step (one token per slot). Windows are rings (conv_ring.cuh).
 #include <cuda_bf16.h>
 
 #include <type_traits>
 
+#include "kernels/cuda/conv_ring.cuh"
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
@@ -12,7 +13,8 @@
 namespace pcm::cuda {
 namespace {
 
-constexpr int kMaxK = 8;
+// Sequence sq's position mod K at its first row in this call.
+__device__ __forceinline__ int first_pos(const PackedSeqs& seqs, int sq) { return seqs.seq_pos ? seqs.seq_pos[sq] : 0; }
 
 // Thread per (channel, run of kRun consecutive rows): each input row is loaded once into a register
 // window and reused by the K outputs that need it. Rows before a sequence's first row in this call come
@@ -29,13 +31,13 @@ __global__ void conv_prefill_kernel(float* out, const In* in, int64_t in_stride,
   const int64_t t0 = static_cast<int64_t>(blockIdx.x) * kRun;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= C) return;
-  float wk[kMaxK];
+  float wk[kConvMaxK];
 #pragma unroll
-  for (int k = 0; k < kMaxK; ++k) wk[k] = k < K ? w[c * K + k] : 0.0f;
+  for (int k = 0; k < kConvMaxK; ++k) wk[k] = k < K ? w[c * K + k] : 0.0f;
   const float b = bias[c];
-  float hist[kMaxK - 1 + kRun];  // hist[q] = input row t0 - (K - 1) + q
+  float hist[kConvMaxK - 1 + kRun];  // hist[q] = input row t0 - (K - 1) + q
 #pragma unroll
-  for (int q = 0; q < kMaxK - 1 + kRun; ++q) {
+  for (int q = 0; q < kConvMaxK - 1 + kRun; ++q) {
     const int64_t t = t0 - (K - 1) + q;
     hist[q] = (q < K - 1 + kRun && t >= 0 && t < T) ? to_float(in[t * in_stride + c]) : 0.0f;
   }
@@ -45,13 +47,14 @@ __global__ void conv_prefill_kernel(float* out, const In* in, int64_t in_stride,
     if (t >= T) break;
     const int sq = seqs.row_seq[t];
     const int64_t local = t - seqs.seq_start[sq];
-    const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c * K;
+    const float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c;
+    const int pos = first_pos(seqs, sq);
     float acc = b;
 #pragma unroll
-    for (int k = 0; k < kMaxK; ++k) {
+    for (int k = 0; k < kConvMaxK; ++k) {
       if (k < K) {
         const int64_t j = local - (K - 1) + k;  // position inside this call's rows of the sequence
-        acc += wk[k] * (j >= 0 ? hist[r + k] : win[K + j]);
+        acc += wk[k] * (j >= 0 ? hist[r + k] : win[conv_ring_row(pos, static_cast<int>(j), K) * C]);
       }
     }
     const float v = silu_f(acc);
@@ -132,13 +135,15 @@ __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
   for (int r = 0; r < rows; ++r) {
     const Word x3 = col[(r + 3) * kStageThreads];
     const int64_t t = t0 + r;
-    // rows before the sequence's first row in this call come from its window ([channel][K = 4])
+    // rows before the sequence's first row in this call come from its window (a ring of 4 rows of C channels)
     int64_t local = 3;
     const float* win = nullptr;
+    int pos = 0;
     if (!inside) {
       const int sq = seqs.row_seq[t];
       local = t - seqs.seq_start[sq];
-      win = conv_state + seqs.seq_slot[sq] * slot_stride + c0 * 4;
+      win = conv_state + seqs.seq_slot[sq] * slot_stride + c0;
+      pos = first_pos(seqs, sq);
     }
     float v[V];
 #pragma unroll
@@ -148,7 +153,7 @@ __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
       if (local < 3) {
 #pragma unroll
         for (int k = 0; k < 3; ++k)
-          if (local - 3 + k < 0) x[k] = win[4 * i + local + 1 + k];
+          if (local - 3 + k < 0) x[k] = win[conv_ring_row(pos, static_cast<int>(local) - 3 + k, 4) * C + i];
       }
       v[i] = silu_f(bc[i] + wc[i].x * x[0] + wc[i].y * x[1] + wc[i].z * x[2] + wc[i].w * x[3]);
     }
@@ -173,8 +178,8 @@ __global__ void __launch_bounds__(kStageThreads) conv_prefill_staged_kernel(
   }
 }
 
-// After the conv: each window takes its sequence's last K inputs (older window entries when shorter).
-// One thread per (sequence, channel) walks k upwards, so it reads win[len + k] before overwriting it.
+// After the conv: each window takes its sequence's last K inputs, each in its position's row (a sequence of fewer
+// than K rows keeps the older rows). One thread per (sequence, channel).
 template <class In>
 __global__ void conv_window_kernel(const In* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                                    int64_t C, int K, PackedSeqs seqs) {
@@ -182,68 +187,29 @@ __global__ void conv_window_kernel(const In* in, int64_t in_stride, float* conv_
   if (i >= static_cast<int64_t>(seqs.count) * C) return;
   const int sq = static_cast<int>(i / C);
   const int64_t c = i % C, begin = seqs.seq_start[sq], len = seqs.seq_start[sq + 1] - begin;
-  float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c * K;
-  for (int k = 0; k < K; ++k) {
-    const int64_t j = len - K + k;
-    win[k] = j >= 0 ? to_float(in[(begin + j) * in_stride + c]) : win[len + k];
-  }
+  float* win = conv_state + seqs.seq_slot[sq] * slot_stride + c;
+  const int64_t pos = first_pos(seqs, sq);
+  for (int64_t j = len > K ? len - K : 0; j < len; ++j)
+    win[(pos + j) % K * C] = to_float(in[(begin + j) * in_stride + c]);
 }
 
-// Decode thread i works on (sequence b, channel c) of slot `slot`; false for threads past the end, and for
-// rows without a sequence (slot < 0), whose output is zeroed.
-__device__ bool decode_lane(int64_t i, int64_t Bn, int64_t C, const int32_t* slots, float* out, int64_t& b,
-                            int64_t& c, int& slot) {
-  if (i >= Bn * C) return false;
-  b = i / C;
-  c = i % C;
-  slot = slots[b];
-  if (slot < 0) out[i] = 0.0f;
-  return slot >= 0;
-}
-
+// Thread per (row b, channel c), channels fastest: a warp reads and writes 128 contiguous bytes of each ring row.
+// Rows without a sequence (slot < 0) get a zero output and leave every window alone.
 __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
                                    int64_t slot_stride, const float* w, const float* bias, const int32_t* slots,
-                                   int64_t Bn, int64_t C, int K) {
+                                   const int32_t* pos, int64_t Bn, int64_t C, int K) {
   pdl_wait();  // launched with programmatic dependent launch: in_proj's output
-  pdl_trigger();
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  int64_t b, c;
-  int slot;
-  if (!decode_lane(i, Bn, C, slots, out, b, c, slot)) return;
-  float* win = conv_state + slot * slot_stride + c * K;
-  float v[kMaxK];
-#pragma unroll
-  for (int k = 0; k < kMaxK; ++k)
-    if (k < K - 1) v[k] = win[k + 1];
-  const float x = in[b * in_stride + c];
-  float acc = bias[c];
-#pragma unroll
-  for (int k = 0; k < kMaxK; ++k)
-    if (k < K - 1) acc += w[c * K + k] * v[k];
-  acc += w[c * K + K - 1] * x;
-#pragma unroll
-  for (int k = 0; k < kMaxK; ++k)
-    if (k < K - 1) win[k] = v[k];
-  win[K - 1] = x;
-  out[i] = silu_f(acc);
-}
-
-// K = 4 (every published Mamba-2): the window is one aligned float4, loaded and stored whole.
-__global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
-                                    int64_t slot_stride, const float4* w, const float* bias, const int32_t* slots,
-                                    int64_t Bn, int64_t C) {
-  pdl_wait();
   pdl_trigger();  // the SSD step after this starts bringing in its state tiles while this kernel runs
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  int64_t b, c;
-  int slot;
-  if (!decode_lane(i, Bn, C, slots, out, b, c, slot)) return;
-  float4* win = reinterpret_cast<float4*>(conv_state + slot * slot_stride) + c;
-  const float4 v = *win, wc = w[c];
-  const float x = in[b * in_stride + c];
-  const float acc = bias[c] + wc.x * v.y + wc.y * v.z + wc.z * v.w + wc.w * x;
-  *win = make_float4(v.y, v.z, v.w, x);
-  out[i] = silu_f(acc);
+  if (i >= Bn * C) return;
+  const int64_t b = i / C, c = i % C;
+  const int slot = slots[b];
+  if (slot < 0) {
+    out[i] = 0.0f;
+    return;
+  }
+  out[i] = silu_f(conv_ring_step(conv_state + slot * slot_stride + c, C, pos[b], w + c * K, bias[c],
+                                 in[b * in_stride + c], K));
 }
 
 }  // namespace
@@ -289,7 +255,7 @@ void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* con
 void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
                          cudaStream_t s, const ConvBf16& bf16) {
-  PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
+  PCM_CHECK(K >= 1 && K <= kConvMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kConvMaxK);
   PCM_CHECK(!bf16.out || (bf16.cols > 0 && bf16.cols <= C && bf16.fp32_from >= 0 && bf16.fp32_from <= bf16.cols),
             "conv: bf16 output of {} of {} columns, fp32 from column {}", bf16.cols, C, bf16.fp32_from);
   if (T == 0) return;
@@ -299,18 +265,12 @@ void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* c
 }
 
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
-                        const float* w, const float* bias, const int32_t* slots, int64_t Bn, int64_t C, int64_t K,
-                        cudaStream_t s) {
-  PCM_CHECK(K >= 1 && K <= kMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kMaxK);
+                        const float* w, const float* bias, const int32_t* slots, const int32_t* pos, int64_t Bn,
+                        int64_t C, int64_t K, cudaStream_t s) {
+  PCM_CHECK(K >= 1 && K <= kConvMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kConvMaxK);
   if (Bn == 0) return;
-  const bool aligned = reinterpret_cast<uintptr_t>(conv_state) % 16 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (K == 4 && slot_stride % 4 == 0 && aligned) {
-    PCM_CUDA(launch_pdl(conv_decode4_kernel, dim3(blocks_for(Bn * C, 256)), dim3(256), 0, s, out, in, in_stride,
-                        conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, slots, Bn, C));
-    return;
-  }
   PCM_CUDA(launch_pdl(conv_decode_kernel, dim3(blocks_for(Bn * C, 256)), dim3(256), 0, s, out, in, in_stride,
-                      conv_state, slot_stride, w, bias, slots, Bn, C, static_cast<int>(K)));
+                      conv_state, slot_stride, w, bias, slots, pos, Bn, C, static_cast<int>(K)));
 }
 
 }  // namespace pcm::cuda

@@ -14,6 +14,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/bulk_copy.cuh"
+#include "kernels/cuda/conv_ring.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_trace.cuh"
 #include "kernels/cuda/device_util.cuh"
@@ -32,7 +33,6 @@ constexpr int64_t kRingBytes = int64_t{kWarps} * kStages * kChunk * 16;
 // each row is not amortised (H200, v9 call 2: out_proj 28.6 -> 23.9 µs through the ring, while in_proj's
 // 8 KiB rows, ~9 per warp, ran 43.0 µs with registers and 51.5 through the ring).
 constexpr int64_t kRingRowBytes = 16384;
-constexpr int kMaxK = 8;                   // conv taps
 constexpr int kMaxGroups = 32;             // gated norm groups per row
 
 // ---- prologues: fill xs[r][0..k) (bf16) for the R input rows, then __syncthreads ------------------------
@@ -162,19 +162,8 @@ struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
         o.xbc[r * o.conv_dim + c] = 0.0f;
         return;
       }
-      float* win = o.conv_state + slot * o.conv_slot_stride + c * o.K;
-      const float* w = o.conv_w + c * o.K;
-      float acc = o.conv_b[c] + w[o.K - 1] * v;
-#pragma unroll
-      for (int k = 0; k < kMaxK - 1; ++k) {
-        if (k < o.K - 1) {
-          const float old = win[k + 1];
-          acc += w[k] * old;
-          win[k] = old;
-        }
-      }
-      win[o.K - 1] = v;
-      o.xbc[r * o.conv_dim + c] = silu_f(acc);
+      o.xbc[r * o.conv_dim + c] = silu_f(conv_ring_step(o.conv_state + slot * o.conv_slot_stride + c, o.conv_dim,
+                                                        o.pos[r], o.conv_w + c * o.K, o.conv_b[c], v, o.K));
       return;
     }
     const int64_t h = c - o.conv_dim;
@@ -433,7 +422,7 @@ bool decode_fused_supported(int64_t T, int64_t d, int64_t d_inner, int64_t group
   // in_proj and the head take d input columns, out_proj d_inner: both rows sets must fit in shared memory.
   const int64_t max_k = std::max(d, d_inner);
   return T >= 1 && T <= kGemvMaxRows && d % 8 == 0 && d_inner % 8 == 0 && group > 0 && group % 4 == 0 &&
-         d_inner % group == 0 && d_inner / group <= kMaxGroups && z_stride % 4 == 0 && K >= 1 && K <= kMaxK &&
+         d_inner % group == 0 && d_inner / group <= kMaxGroups && z_stride % 4 == 0 && K >= 1 && K <= kConvMaxK &&
          kRingBytes + kGemvMaxRows * max_k * 2 <= kSmemCap;
 }
 

@@ -35,12 +35,17 @@ void stream_read(float* sink, const void* p, int64_t bytes, cudaStream_t s);
 
 // ---- conv1d.cu -----------------------------------------------------------------------------------
 // Packed sequences for prefill: sequence i owns rows [seq_start[i], seq_start[i+1]) and state slot
-// seq_slot[i]; row_seq[t] = i for each row. Conv windows: conv_state + slot * slot_stride, [C, K] each.
+// seq_slot[i]; row_seq[t] = i for each row.
+// Conv windows: conv_state + slot * slot_stride, [K, C] each, a ring: row p mod K holds channel c's input at the
+// sequence's position p for its last K positions (zeros before position 0). A decode step then reads K - 1 taps and
+// writes one of each channel's K, where a window kept in time order is read and written whole (bench/cuda_notes.md,
+// decode v20). Positions are passed mod K: the tokens the slot has seen before the call.
 struct PackedSeqs {
   int32_t count = 0;            // sequences
   const int32_t* seq_start;     // [count + 1]
   const int32_t* seq_slot;      // [count]
   const int32_t* row_seq;       // [T]
+  const int32_t* seq_pos = nullptr;  // [count] positions mod K of each sequence's first row (null: all 0)
 };
 // out[t, c] = silu(bias[c] + sum_k w[c, k] * in[t - K + 1 + k, c]), earlier inputs from the window;
 // then the windows hold each sequence's last K inputs. in: row t at in + t * in_stride. out: [T, C].
@@ -54,10 +59,11 @@ struct ConvBf16 {
 void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
                          cudaStream_t s, const ConvBf16& bf16 = {});
-// One token per row b for slot slots[b] (rows with slot < 0 are padding: out 0, no state change).
+// One token per row b for slot slots[b] at position pos[b] mod K (rows with slot < 0 are padding: out 0, no state
+// change).
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
-                        const float* w, const float* bias, const int32_t* slots, int64_t Bn, int64_t C, int64_t K,
-                        cudaStream_t s);
+                        const float* w, const float* bias, const int32_t* slots, const int32_t* pos, int64_t Bn,
+                        int64_t C, int64_t K, cudaStream_t s);
 
 // ---- ssd.cu --------------------------------------------------------------------------------------
 struct SsdDims {
@@ -156,6 +162,7 @@ struct DecodeInProjOut {
   const float *conv_w, *conv_b;
   int32_t K;
   const int32_t* slots;
+  const int32_t* pos;  // [T] positions mod K (conv1d_silu_decode's)
   const float* dt_bias;
   float dt_lo, dt_hi;
 };
