@@ -364,11 +364,8 @@ TEST(CudaKernels, Conv1dPrefillBf16X) {
   check_conv_prefill({40, 9, 3}, kCd + 3, rng, {}, nullptr, 0, 0, true);
 }
 
-// Three packed sequences of different lengths in slots 3, 0, 4 of 5, then a decode step from their windows.
-TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {
-  PCM_REQUIRE_GPU();
+void check_conv_prefill_then_decode(int64_t stride) {
   std::mt19937 rng(14);
-  const int64_t stride = kCd + 11;
   ConvPrefill p;
   ASSERT_NO_FATAL_FAILURE(check_conv_prefill({300, 2, 45}, stride, rng, {3, 0, 4}, &p));
   // Decode: one token for slots 4 and 1 (row 2 is padding), each at its slot's position.
@@ -386,6 +383,16 @@ TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {
   EXPECT_LE(rel_error(dout.download(), ref_dec), 1e-6);
   for (int r = 0; r < 2; ++r) p.slot_pos[dec_slots[r]] = (p.slot_pos[dec_slots[r]] + 1) % kK;
   EXPECT_EQ(windows_as_rings(p.dwin->download(), p.slot_pos, false), p.ref_windows);
+}
+
+// Three packed sequences of different lengths in slots 3, 0, 4 of 5, then a decode step from their windows: rows of
+// stride 3 past a multiple of 4 (the kernel of any K) and of a multiple of 4 (K = 4 in 16-byte words).
+TEST(CudaKernels, Conv1dPrefillPackedAndDecode) {
+  PCM_REQUIRE_GPU();
+  for (const int64_t stride : {kCd + 11, kCd + 12}) {
+    SCOPED_TRACE(stride);
+    check_conv_prefill_then_decode(stride);
+  }
 }
 
 struct SsdCase {

@@ -14,7 +14,9 @@ namespace pcm::cuda {
 namespace {
 
 // Sequence sq's position mod K at its first row in this call.
-__device__ __forceinline__ int first_pos(const PackedSeqs& seqs, int sq) { return seqs.seq_pos ? seqs.seq_pos[sq] : 0; }
+__device__ __forceinline__ int first_pos(const PackedSeqs& seqs, int sq) {
+  return seqs.seq_pos ? seqs.seq_pos[sq] : 0;
+}
 
 // Thread per (channel, run of kRun consecutive rows): each input row is loaded once into a register
 // window and reused by the K outputs that need it. Rows before a sequence's first row in this call come
@@ -212,6 +214,36 @@ __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_strid
                                  in[b * in_stride + c], K));
 }
 
+// K = 4, 16-byte aligned rows: thread per (row b, 4 channels): three 16-byte tap loads and one 16-byte store of the
+// ring, the input and output as float4 too.
+__global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
+                                    int64_t slot_stride, const float4* w, const float* bias, const int32_t* slots,
+                                    const int32_t* pos, int64_t Bn, int64_t C) {
+  pdl_wait();
+  pdl_trigger();
+  const int64_t C4 = C / 4, i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= Bn * C4) return;
+  const int64_t b = i / C4, c = (i % C4) * 4;
+  float4* o = reinterpret_cast<float4*>(out + b * C + c);
+  const int slot = slots[b];
+  if (slot < 0) {
+    *o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    return;
+  }
+  const int p = pos[b];
+  float* win = conv_state + slot * slot_stride + c;
+  const float4 t0 = *reinterpret_cast<const float4*>(win + ((p + 1) & 3) * C);  // position p - 3
+  const float4 t1 = *reinterpret_cast<const float4*>(win + ((p + 2) & 3) * C);
+  const float4 t2 = *reinterpret_cast<const float4*>(win + ((p + 3) & 3) * C);
+  const float4 x = *reinterpret_cast<const float4*>(in + b * in_stride + c);
+  *reinterpret_cast<float4*>(win + p * C) = x;
+  const float4 w0 = w[c], w1 = w[c + 1], w2 = w[c + 2], w3 = w[c + 3];
+  *o = make_float4(silu_f(bias[c] + w0.x * t0.x + w0.y * t1.x + w0.z * t2.x + w0.w * x.x),
+                   silu_f(bias[c + 1] + w1.x * t0.y + w1.y * t1.y + w1.z * t2.y + w1.w * x.y),
+                   silu_f(bias[c + 2] + w2.x * t0.z + w2.y * t1.z + w2.z * t2.z + w2.w * x.z),
+                   silu_f(bias[c + 3] + w3.x * t0.w + w3.y * t1.w + w3.z * t2.w + w3.w * x.w));
+}
+
 }  // namespace
 
 namespace {
@@ -269,6 +301,13 @@ void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* c
                         int64_t C, int64_t K, cudaStream_t s) {
   PCM_CHECK(K >= 1 && K <= kConvMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kConvMaxK);
   if (Bn == 0) return;
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && slot_stride % 4 == 0 && aligned(out) && aligned(in) &&
+      aligned(conv_state) && aligned(w)) {
+    PCM_CUDA(launch_pdl(conv_decode4_kernel, dim3(blocks_for(Bn * C / 4, 256)), dim3(256), 0, s, out, in, in_stride,
+                        conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, slots, pos, Bn, C));
+    return;
+  }
   PCM_CUDA(launch_pdl(conv_decode_kernel, dim3(blocks_for(Bn * C, 256)), dim3(256), 0, s, out, in, in_stride,
                       conv_state, slot_stride, w, bias, slots, pos, Bn, C, static_cast<int>(K)));
 }
