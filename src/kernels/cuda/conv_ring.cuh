@@ -1,5 +1,6 @@
 // The conv window as a ring (layout in ops.h, PackedSeqs): row p mod K of a slot's [K, C] window holds the input at
-// position p. Shared by the decode step's two writers (conv1d.cu, decode_fused.cu) and the prefill kernels.
+// position p. conv_ring_row serves every reader and writer of rings; conv_ring_step the scalar decode kernel
+// (conv1d.cu) and the fused in_proj's epilogue (decode_fused.cu).
 #pragma once
 #include <cstdint>
 
