@@ -120,8 +120,8 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
     cuda::SsdIn in{xbc, cd, dt, lw.A, lw.D};
     if (fused) {  // a few rows: three launches per layer (src/kernels/cuda/decode_fused.cu)
       const cuda::DecodeInProjOut o{zx, dpr, xbc, dt, lw.in_bias, di, cd, H, conv_l, L * cd * K, lw.conv_w, lw.conv_b,
-                                    static_cast<int32_t>(K), decode_slots, decode_pos, lw.dt_bias, static_cast<float>(c.dt_min),
-                                    static_cast<float>(c.dt_max)};
+                                    static_cast<int32_t>(K), decode_slots, decode_pos, lw.dt_bias,
+                                    static_cast<float>(c.dt_min), static_cast<float>(c.dt_max)};
       cuda::decode_in_proj(o, resid, lw.norm, eps, lw.in_proj, T, d, stream, row_queues);
       cuda::ssd_decode(y, in, ssm_l, state_bf16, L * hpn, dims, decode_slots, T, stream, {},
                        cuda::DecodeGate{zx, dpr, ssq});  // y becomes y · silu(z), Σ² per head in ssq

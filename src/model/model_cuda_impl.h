@@ -3,8 +3,8 @@
 #include <cuda_runtime_api.h>
 
 #include <map>
-#include <span>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "kernels/cuda/gemm_cuda.h"

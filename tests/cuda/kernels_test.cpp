@@ -235,8 +235,8 @@ std::vector<float> windows_as_rings(const std::vector<float>& from, const std::v
 
 // Packed prefill of sequences of lengths `lens` in stride-`stride` rows, sequence s in conv window
 // seq_slot[s] (default: slots 0..n-1 reversed), each continuing from its own random window at a random ring
-// position; checks the output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16 rows
-// across sequence edges).
+// position; checks the output and the windows against the CPU. in_stride % 4 == 0 takes the float4 kernel (runs of 16
+// rows across sequence edges).
 // bf16_cols > 0: the first bf16_cols columns also go to a bf16 output (the SSD's bf16 x and B) and only columns from
 // fp32_from to the fp32 one: every bf16 element written, within bf16 rounding of the reference, and the fp32 output's
 // columns below fp32_from left alone.

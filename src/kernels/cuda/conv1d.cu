@@ -13,6 +13,8 @@
 namespace pcm::cuda {
 namespace {
 
+bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
 // Sequence sq's position mod K at its first row in this call.
 __device__ __forceinline__ int first_pos(const PackedSeqs& seqs, int sq) {
   return seqs.seq_pos ? seqs.seq_pos[sq] : 0;
@@ -195,21 +197,32 @@ __global__ void conv_window_kernel(const In* in, int64_t in_stride, float* conv_
     win[(pos + j) % K * C] = to_float(in[(begin + j) * in_stride + c]);
 }
 
-// Thread per (row b, channel c), channels fastest: a warp reads and writes 128 contiguous bytes of each ring row.
-// Rows without a sequence (slot < 0) get a zero output and leave every window alone.
+// Decode thread i works on row b, channels [c, c + V) of slot `slot` (channels fastest); false for threads past the
+// end and for rows without a sequence (slot < 0), whose outputs are zeroed and whose windows stay as they are.
+template <int V>
+__device__ bool decode_lane(int64_t i, int64_t Bn, int64_t C, const int32_t* slots, float* out, int64_t& b,
+                            int64_t& c, int& slot) {
+  const int64_t lanes_per_row = C / V;
+  if (i >= Bn * lanes_per_row) return false;
+  b = i / lanes_per_row;
+  c = (i % lanes_per_row) * V;
+  slot = slots[b];
+  if (slot < 0)
+#pragma unroll
+    for (int v = 0; v < V; ++v) out[b * C + c + v] = 0.0f;
+  return slot >= 0;
+}
+
+// Thread per (row b, channel c): a warp reads and writes 128 contiguous bytes of each ring row.
 __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
                                    int64_t slot_stride, const float* w, const float* bias, const int32_t* slots,
                                    const int32_t* pos, int64_t Bn, int64_t C, int K) {
   pdl_wait();  // launched with programmatic dependent launch: in_proj's output
   pdl_trigger();  // the SSD step after this starts bringing in its state tiles while this kernel runs
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= Bn * C) return;
-  const int64_t b = i / C, c = i % C;
-  const int slot = slots[b];
-  if (slot < 0) {
-    out[i] = 0.0f;
-    return;
-  }
+  int64_t b, c;
+  int slot;
+  if (!decode_lane<1>(i, Bn, C, slots, out, b, c, slot)) return;
   out[i] = silu_f(conv_ring_step(conv_state + slot * slot_stride + c, C, pos[b], w + c * K, bias[c],
                                  in[b * in_stride + c], K));
 }
@@ -221,27 +234,23 @@ __global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stri
                                     const int32_t* pos, int64_t Bn, int64_t C) {
   pdl_wait();
   pdl_trigger();
-  const int64_t C4 = C / 4, i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= Bn * C4) return;
-  const int64_t b = i / C4, c = (i % C4) * 4;
-  float4* o = reinterpret_cast<float4*>(out + b * C + c);
-  const int slot = slots[b];
-  if (slot < 0) {
-    *o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    return;
-  }
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  int64_t b, c;
+  int slot;
+  if (!decode_lane<4>(i, Bn, C, slots, out, b, c, slot)) return;
   const int p = pos[b];
   float* win = conv_state + slot * slot_stride + c;
-  const float4 t0 = *reinterpret_cast<const float4*>(win + ((p + 1) & 3) * C);  // position p - 3
-  const float4 t1 = *reinterpret_cast<const float4*>(win + ((p + 2) & 3) * C);
-  const float4 t2 = *reinterpret_cast<const float4*>(win + ((p + 3) & 3) * C);
+  const float4 t0 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 1, 4) * C);  // position p - 3
+  const float4 t1 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 2, 4) * C);
+  const float4 t2 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 3, 4) * C);
   const float4 x = *reinterpret_cast<const float4*>(in + b * in_stride + c);
   *reinterpret_cast<float4*>(win + p * C) = x;
   const float4 w0 = w[c], w1 = w[c + 1], w2 = w[c + 2], w3 = w[c + 3];
-  *o = make_float4(silu_f(bias[c] + w0.x * t0.x + w0.y * t1.x + w0.z * t2.x + w0.w * x.x),
-                   silu_f(bias[c + 1] + w1.x * t0.y + w1.y * t1.y + w1.z * t2.y + w1.w * x.y),
-                   silu_f(bias[c + 2] + w2.x * t0.z + w2.y * t1.z + w2.z * t2.z + w2.w * x.z),
-                   silu_f(bias[c + 3] + w3.x * t0.w + w3.y * t1.w + w3.z * t2.w + w3.w * x.w));
+  const float4 y = make_float4(silu_f(bias[c] + w0.x * t0.x + w0.y * t1.x + w0.z * t2.x + w0.w * x.x),
+                                silu_f(bias[c + 1] + w1.x * t0.y + w1.y * t1.y + w1.z * t2.y + w1.w * x.y),
+                                silu_f(bias[c + 2] + w2.x * t0.z + w2.y * t1.z + w2.z * t2.z + w2.w * x.z),
+                                silu_f(bias[c + 3] + w3.x * t0.w + w3.y * t1.w + w3.z * t2.w + w3.w * x.w));
+  *reinterpret_cast<float4*>(out + b * C + c) = y;
 }
 
 }  // namespace
@@ -251,7 +260,6 @@ template <class In>
 void conv_prefill_launch(float* out, const In* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
                          cudaStream_t s, const ConvBf16& bf16) {
-  auto aligned = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
   const int64_t bf16_cols = bf16.out ? bf16.cols : 0, fp32_from = bf16.out ? bf16.fp32_from : 0;
   // Channels per thread of the staged kernel: 16-byte input words (4 fp32 or 8 bf16), or for bf16 input with an fp32
   // output of every column (the training's conv) 8-byte words of 4 bf16, as many threads per row as fp32 input has
@@ -301,9 +309,8 @@ void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* c
                         int64_t C, int64_t K, cudaStream_t s) {
   PCM_CHECK(K >= 1 && K <= kConvMaxK, "conv kernel size {} not supported by the CUDA backend (1..{})", K, kConvMaxK);
   if (Bn == 0) return;
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && slot_stride % 4 == 0 && aligned(out) && aligned(in) &&
-      aligned(conv_state) && aligned(w)) {
+  if (K == 4 && C % 4 == 0 && in_stride % 4 == 0 && slot_stride % 4 == 0 && aligned(out, 16) && aligned(in, 16) &&
+      aligned(conv_state, 16) && aligned(w, 16)) {
     PCM_CUDA(launch_pdl(conv_decode4_kernel, dim3(blocks_for(Bn * C / 4, 256)), dim3(256), 0, s, out, in, in_stride,
                         conv_state, slot_stride, reinterpret_cast<const float4*>(w), bias, slots, pos, Bn, C));
     return;
