@@ -13,8 +13,6 @@
 namespace pcm::cuda {
 namespace {
 
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
-
 // Sequence sq's position mod K at its first row in this call.
 __device__ __forceinline__ int first_pos(const PackedSeqs& seqs, int sq) {
   return seqs.seq_pos ? seqs.seq_pos[sq] : 0;

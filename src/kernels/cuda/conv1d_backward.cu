@@ -236,18 +236,17 @@ void launch_conv_backward(float* din, __nv_bfloat16* din16, int64_t din_stride, 
                           cudaStream_t s) {
   // K = 4 (every published Mamba-2): pairs of channels when every row of every array starts 8-byte aligned
   // (din16 and a bf16 input: 4-byte).
-  auto al = [](const void* p, uintptr_t a) { return reinterpret_cast<uintptr_t>(p) % a == 0; };
   if constexpr (K == 4) {
     // bf16 input: 4 channels a thread, 8-byte input loads as fp32's pairs load (with 2 a thread its 4-byte loads made
     // the kernel 164.7 -> 209.9 µs a layer slower than on fp32 input; H100, bench/cuda_notes.md)
-    if (sizeof(In) == 2 && C % 4 == 0 && in_stride % 4 == 0 && din_stride % 4 == 0 && al(in, 8) && al(dout, 16) &&
-        al(din, 16) && al(din16, 8)) {
+    if (sizeof(In) == 2 && C % 4 == 0 && in_stride % 4 == 0 && din_stride % 4 == 0 && aligned(in, 8) &&
+        aligned(dout, 16) && aligned(din, 16) && aligned(din16, 8)) {
       conv_backward_kernel<K, 4, In><<<dim3(blocks_for(C / 4, 128), tiles), 128, 0, s>>>(
           din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
       return;
     }
-    if (C % 2 == 0 && in_stride % 2 == 0 && din_stride % 2 == 0 && al(in, 2 * sizeof(In)) && al(dout, 8) &&
-        al(din, 8) && al(din16, 4)) {
+    if (C % 2 == 0 && in_stride % 2 == 0 && din_stride % 2 == 0 && aligned(in, 2 * sizeof(In)) && aligned(dout, 8) &&
+        aligned(din, 8) && aligned(din16, 4)) {
       conv_backward_kernel<K, 2, In><<<dim3(blocks_for(C / 2, 128), tiles), 128, 0, s>>>(
           din, din16, din_stride, partial_w, partial_b, dout, in, in_stride, w, bias, doc_begin, T, C, tile_rows);
       return;

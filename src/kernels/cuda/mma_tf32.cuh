@@ -61,8 +61,6 @@ __device__ __forceinline__ void step16(float (&acc)[kNt][4], const uint32_t (&a0
   }
 }
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
 // Host, before a launch: dynamic shared memory past 48 KB, and the whole L1/shared split as shared so that
 // two blocks fit per SM (the driver may otherwise pick a split that holds one).
 template <class Kernel>

@@ -269,14 +269,14 @@ void gated_rmsnorm_launch(void* out, bool bf16, const Y* y, const Z* z, int64_t 
   // A warp per group pays off with many rows; a few rows (decode) want a whole block per group: at 128 rows
   // of 8 groups the warp kernel (128 blocks) took 8.9 µs where the block kernel took 3.2 at 64 rows (H200,
   // bench/cuda_notes.md decode v11), so the warp kernel starts at 2048 (row, group) items.
-  auto a16 = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool vec_ok = C % 4 == 0 && z_stride % 4 == 0 && a16(y) &&
-                      reinterpret_cast<uintptr_t>(z) % (4 * sizeof(Z)) == 0 && a16(weight) &&
-                      reinterpret_cast<uintptr_t>(out) % 8 == 0 && (bf16 || a16(out));
+  const bool vec_ok = C % 4 == 0 && z_stride % 4 == 0 && aligned(y, 16) &&
+                      aligned(z, 4 * sizeof(Z)) && aligned(weight, 16) &&
+                      aligned(out, 8) && (bf16 || aligned(out, 16));
   // 16-byte bf16 accesses (L = 8) when y, z and a bf16 output are all bf16 and 16-byte aligned
   constexpr bool kAllBf16 = sizeof(Y) == 2 && sizeof(Z) == 2;
   const bool wide =
-      kAllBf16 && bf16 && group_size % 256 == 0 && C % 8 == 0 && z_stride % 8 == 0 && a16(z) && a16(out);
+      kAllBf16 && bf16 && group_size % 256 == 0 && C % 8 == 0 && z_stride % 8 == 0 && aligned(z, 16) &&
+      aligned(out, 16);
   if (T * groups >= 2048 && group_size % 128 == 0 && group_size <= 128 * kGroupVec && vec_ok) {
     const unsigned blocks = blocks_for(T * groups, 8);
     if constexpr (kAllBf16) {

@@ -236,9 +236,8 @@ void allow_stage_smem(Kernel k) {
 }  // namespace
 
 bool rms_bwd_staged_supported(const StagedRmsArgs& a) {
-  auto al = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
-  return a.C % 4 == 0 && a.C <= kStagedMaxGroup && al(a.dx, 16) && al(a.dx16, 8) && al(a.x, 16) && al(a.dout, 16) &&
-         al(a.w, 16) && al(a.partial, 16) && al(a.xn, 16);
+  return a.C % 4 == 0 && a.C <= kStagedMaxGroup && aligned(a.dx, 16) && aligned(a.dx16, 8) && aligned(a.x, 16) &&
+         aligned(a.dout, 16) && aligned(a.w, 16) && aligned(a.partial, 16) && aligned(a.xn, 16);
 }
 
 void rms_bwd_staged(const StagedRmsArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s) {
@@ -249,13 +248,12 @@ void rms_bwd_staged(const StagedRmsArgs& a, int64_t rows_per_block, int64_t bloc
 }
 
 bool gated_bwd_staged_supported(const StagedGatedArgs& a) {
-  auto al = [](const void* p, uintptr_t n) { return reinterpret_cast<uintptr_t>(p) % n == 0; };
   // bf16 y or z: whole 16-byte pieces of 8 values per row and group
   const bool y_ok = a.y_bf16 ? a.gs % 8 == 0 && a.C % 8 == 0 : true;
   const bool z_ok = a.z_bf16 ? a.gs % 8 == 0 && a.z_stride % 8 == 0 : a.z_stride % 4 == 0;
   return y_ok && z_ok && a.gs % 4 == 0 && a.gs <= kStagedMaxGroup && a.C % 4 == 0 && a.dz_stride % 4 == 0 &&
-         al(a.dy, 16) && al(a.dz, 16) && al(a.dz16, 8) && al(a.yn, 16) && al(a.dout, 16) && al(a.y, 16) &&
-         al(a.z, 16) && al(a.w, 16) && al(a.partial, 16);
+         aligned(a.dy, 16) && aligned(a.dz, 16) && aligned(a.dz16, 8) && aligned(a.yn, 16) && aligned(a.dout, 16) &&
+         aligned(a.y, 16) && aligned(a.z, 16) && aligned(a.w, 16) && aligned(a.partial, 16);
 }
 
 void gated_bwd_staged(const StagedGatedArgs& a, int64_t rows_per_block, int64_t blocks, cudaStream_t s) {

@@ -254,14 +254,14 @@ void check_bf16_inputs(const SsdIn& in, bool use_tc, bool pass) {
   PCM_CHECK(use_tc, "CUDA SSD: bf16 x, B, C only on the tensor-core path (TF32, P = 64, N = 128, Q <= 256 a multiple "
                     "of 16, 16-byte aligned xbc rows)");
   PCM_CHECK(pass, "CUDA SSD: bf16 x, B, C only in the forward with its state pass (ssd_chunked)");
-  PCM_CHECK(mma_tf32::aligned16(in.xbc_bf16) && in.bf16_stride % 8 == 0,
+  PCM_CHECK(aligned(in.xbc_bf16, 16) && in.bf16_stride % 8 == 0,
             "CUDA SSD: bf16 x, B, C need 16-byte aligned rows (stride {} elements)", in.bf16_stride);
 }
 
 Prologue chunk_prologue(const Scratch& sc, float* scratch, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
                         bool tf32, const tc::StatePass* pass, cudaStream_t s, float* cbt = nullptr) {
   const int64_t Q = ct.Q;
-  const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && (reinterpret_cast<uintptr_t>(scratch) & 15) == 0;
+  const bool use_tc = tf32 && tc::ssd_tc_supported(in, d, Q) && aligned(scratch, 16);
   if (in.xbc_bf16) check_bf16_inputs(in, use_tc, pass != nullptr);
   const bool fold = use_tc && pass;
   float* bt = scratch + ct.count * (d.H * Q + d.G * Q * Q + static_cast<int64_t>(d.H) * d.P * d.N);

@@ -15,6 +15,7 @@
 // columns.
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_bc_tc.h"
 #include "kernels/cuda/ssd_state_blocks.cuh"
@@ -301,8 +302,8 @@ bool bc_supported(const SsdDims& d, int32_t Q) {
 
 void bc_product(const BcArgs& a, cudaStream_t s) {
   // 16-byte copies and loads where every base and stride allows (always, except the tests' odd row strides).
-  const bool vec = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0 && aligned16(a.S0) && aligned16(a.dS) &&
-                   a.d.N % 4 == 0 && aligned16(a.dcb);
+  const bool vec = aligned(a.xbc, 16) && aligned(a.dy, 16) && a.ld % 4 == 0 && aligned(a.S0, 16) && aligned(a.dS, 16) &&
+                   a.d.N % 4 == 0 && aligned(a.dcb, 16);
   launch<true>(a, vec, s);
   launch<false>(a, vec, s);
 }

@@ -8,6 +8,7 @@
 // registers (no pass over the stage between its landing and its barrier).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_dcb_tc.h"
 
@@ -251,7 +252,7 @@ const float* dcb_sum_t(const float* dcb, int64_t chunks, int32_t Q, const SsdDim
 void dcb_product(const DcbArgs& a, cudaStream_t s) {
   const int splits = dcb_splits(a.d), hpg = a.d.H / a.d.G, hs = (hpg + splits - 1) / splits;
   const int smem = smem_bytes(hs), qt = (a.ct.Q + kTile - 1) / kTile;
-  const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
+  const bool vin = aligned(a.xbc, 16) && aligned(a.dy, 16) && a.ld % 4 == 0;
   auto kernel = vin ? dcb_kernel<true> : dcb_kernel<false>;
   allow_smem(kernel, smem);
   const dim3 grid(qt * (qt + 1) / 2, static_cast<unsigned>(a.ct.count) * a.d.G, splits);

@@ -10,6 +10,7 @@
 // m16n8k16 replaces each pair of m16n8k8 (half the mma instructions).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/mma_bf16.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_dx_tc.h"
@@ -331,8 +332,8 @@ bool dx_supported(const SsdDims& d, int32_t Q) {
 void dx_product(const DxArgs& a, cudaStream_t s) {
   const int smem = (ys_floats(a.ct.Q) + (kP / 4) * kDq + 3 * a.ct.Q) * static_cast<int>(sizeof(float));
   // The 16-byte dY copies where the inputs' bases and strides allow (always, except the tests' odd row strides).
-  const bool vin = aligned16(a.xbc) && aligned16(a.dy) && a.ld % 4 == 0;
-  PCM_CHECK(aligned16(a.b_tf32) && a.b_ld % 4 == 0 && aligned16(a.cbt),
+  const bool vin = aligned(a.xbc, 16) && aligned(a.dy, 16) && a.ld % 4 == 0;
+  PCM_CHECK(aligned(a.b_tf32, 16) && a.b_ld % 4 == 0 && aligned(a.cbt, 16),
             "SSD backward dX: rounded B rows and C·Bᵀ must be 16-byte aligned");
   auto kernel = a.bf16 ? (vin ? dx_kernel<true, true> : dx_kernel<false, true>)
                         : (vin ? dx_kernel<true, false> : dx_kernel<false, false>);

@@ -7,6 +7,7 @@
 // load; one barrier per pass, no pass over the stage. Warp w owns p rows 16 (w % 4) and half of the n columns (w / 4).
 #include "kernels/cuda/cp_async.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/mma_tf32.cuh"
 #include "kernels/cuda/ssd_backward_u_tc.h"
 #include "kernels/cuda/ssd_state_blocks.cuh"
@@ -116,8 +117,8 @@ bool u_supported(const SsdDims& d, int32_t Q) {
 
 void u_product(const UArgs& a, cudaStream_t s) {
   const int smem = 2 * stage_floats(a.d.N) * static_cast<int>(sizeof(float));
-  PCM_CHECK(aligned16(a.c_t), "SSD backward U: the transposed C must be 16-byte aligned");
-  const bool vec = aligned16(a.dy);  // 8-byte copies of dY
+  PCM_CHECK(aligned(a.c_t, 16), "SSD backward U: the transposed C must be 16-byte aligned");
+  const bool vec = aligned(a.dy, 16);  // 8-byte copies of dY
   auto kernel = vec ? u_kernel<true> : u_kernel<false>;
   allow_smem(kernel, smem);
   kernel<<<static_cast<unsigned>(a.ct.count) * a.d.H, kThreads, smem, s>>>(a);

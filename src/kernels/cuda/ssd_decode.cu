@@ -225,8 +225,8 @@ template <class S>
 void dispatch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const SsdDims& d, const int32_t* slots,
               const RawDt& raw, const DecodeGate& gate, int64_t Bn, cudaStream_t s) {
   constexpr int V = 16 / sizeof(S);
-  const bool aligned = reinterpret_cast<uintptr_t>(state) % 16 == 0 && (slot_stride * sizeof(S)) % 16 == 0;
-  if (aligned) {
+  const bool rows16 = aligned(state, 16) && (slot_stride * sizeof(S)) % 16 == 0;
+  if (rows16) {
     if (const int lr = lanes_per_row(d.N, V, 1)) return launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
     if (const int lr = lanes_per_row(d.N, V, 2)) return launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
   }

@@ -324,7 +324,6 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_output_kernel(float* y, con
   }
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 }  // namespace
 
@@ -333,7 +332,7 @@ bool ssd_tc_shape_supported(const SsdDims& d, int64_t Q) {
 }
 
 bool ssd_tc_supported(const SsdIn& in, const SsdDims& d, int64_t Q) {
-  return ssd_tc_shape_supported(d, Q) && in.stride % 4 == 0 && aligned16(in.xbc);
+  return ssd_tc_shape_supported(d, Q) && in.stride % 4 == 0 && aligned(in.xbc, 16);
 }
 
 void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims& d, const ChunkTable& ct,
@@ -343,7 +342,7 @@ void chunk_states(float* states, const float* cs, const SsdIn& in, const SsdDims
   constexpr int smem = sizeof(StateSmem);
   const unsigned blocks = static_cast<unsigned>(ct.count) * d.H;
   if (bt) {
-    PCM_CHECK(aligned16(bt), "SSD chunk states: the transposed B must be 16-byte aligned");
+    PCM_CHECK(aligned(bt, 16), "SSD chunk states: the transposed B must be 16-byte aligned");
     allow_smem(chunk_states_kernel<true>, smem);
     chunk_states_kernel<true><<<blocks, kThreads, smem, s>>>(states, cs, in, d, ct, bt, pass);
   } else {

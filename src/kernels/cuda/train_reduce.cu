@@ -52,7 +52,7 @@ __device__ __forceinline__ float scaled(float x, float f1, float f2) {
 __global__ void sum_squares_partial_kernel(double* partial, const float* x, int64_t n, float f1, float f2) {
   __shared__ double red[kSqThreads];
   double acc = 0.0;
-  const int64_t n4 = reinterpret_cast<uintptr_t>(x) % 16 == 0 ? n / 4 : 0;  // 16-byte loads for the bulk
+  const int64_t n4 = aligned(x, 16) ? n / 4 : 0;  // 16-byte loads for the bulk
   for (int64_t j = blockIdx.x * static_cast<int64_t>(kSqThreads) + threadIdx.x; j < n4;
        j += static_cast<int64_t>(kSqBlocks) * kSqThreads) {
     const float4 q = reinterpret_cast<const float4*>(x)[j];
@@ -222,8 +222,8 @@ uint64_t bits_digest(const float* a, int64_t n, cudaStream_t s) {
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s) {
   if (rows * cols == 0) return;
   auto* dst = reinterpret_cast<__nv_bfloat16*>(out);
-  const bool vec4 = cols % 4 == 0 && ld % 4 == 0 && reinterpret_cast<uintptr_t>(in) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  const bool vec4 = cols % 4 == 0 && ld % 4 == 0 && aligned(in, 16) &&
+                    aligned(out, 8);
   constexpr int kThreads = 256;
   if (vec4 && ld == cols) {  // contiguous: one flat pass
     static const int sms = [] {
@@ -292,7 +292,7 @@ void adamw(float* w, const float* g, float* m, float* v, int64_t n, const int64_
   PCM_CHECK(runs > 0, "CUDA AdamW: no runs for {} elements", n);
   for (const void* p : {static_cast<const void*>(w), static_cast<const void*>(g), static_cast<const void*>(m),
                         static_cast<const void*>(v)})
-    PCM_CHECK(reinterpret_cast<uintptr_t>(p) % 16 == 0, "CUDA AdamW: buffers must be 16-byte aligned");
+    PCM_CHECK(aligned(p, 16), "CUDA AdamW: buffers must be 16-byte aligned");
   adamw_kernel<<<blocks_for(n, 4 * kAdamThreads), kAdamThreads, 0, s>>>(w, g, m, v, n, run_end, run_decay, runs, a);
   PCM_CUDA_LAUNCH();
 }
