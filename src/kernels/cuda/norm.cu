@@ -269,9 +269,8 @@ void gated_rmsnorm_launch(void* out, bool bf16, const Y* y, const Z* z, int64_t 
   // A warp per group pays off with many rows; a few rows (decode) want a whole block per group: at 128 rows
   // of 8 groups the warp kernel (128 blocks) took 8.9 µs where the block kernel took 3.2 at 64 rows (H200,
   // bench/cuda_notes.md decode v11), so the warp kernel starts at 2048 (row, group) items.
-  const bool vec_ok = C % 4 == 0 && z_stride % 4 == 0 && aligned(y, 16) &&
-                      aligned(z, 4 * sizeof(Z)) && aligned(weight, 16) &&
-                      aligned(out, 8) && (bf16 || aligned(out, 16));
+  const bool vec_ok = C % 4 == 0 && z_stride % 4 == 0 && aligned(y, 16) && aligned(z, 4 * sizeof(Z)) &&
+                      aligned(weight, 16) && aligned(out, 8) && (bf16 || aligned(out, 16));
   // 16-byte bf16 accesses (L = 8) when y, z and a bf16 output are all bf16 and 16-byte aligned
   constexpr bool kAllBf16 = sizeof(Y) == 2 && sizeof(Z) == 2;
   const bool wide =

@@ -324,7 +324,6 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_output_kernel(float* y, con
   }
 }
 
-
 }  // namespace
 
 bool ssd_tc_shape_supported(const SsdDims& d, int64_t Q) {
