@@ -1,8 +1,9 @@
 #!/bin/bash
-# Device side of a decode A/B call (short: fits a nearly spent device budget). Pack on the dev machine, e.g. for the
-# two patches of bench/experiments (decode v21 in bench/cuda_notes.md), with main's pcm as the baseline:
-#   BINS="pcm pcm_ring test_cuda" RUN=bench/decode_ab_run.sh sh bench/window_pack.sh STAGE_DIR build-wNN MAIN_PCM
-# (STAGE_DIR: pcm and test_cuda of the build with every change, pcm_ring of the first change alone), then run
+# Device side of a decode A/B call (short: fits a nearly spent device budget). Packed on the dev machine by
+# bench/ab_pack.sh, e.g. for the two patches of bench/experiments (decode v21 in bench/cuda_notes.md):
+#   bench/ab_pack.sh build-dev build-wNN ring=bench/experiments/ring-epilogue.patch \
+#     both=bench/experiments/norm-preload.patch
+# (pcm_base = main, pcm_ring = main + the first patch, pcm and test_cuda = main + both), then run
 # `bash build-wNN/run.sh` on the device with build-wNN carried. VARIANTS: the binaries compared, alternating, 2 rounds
 # (default "pcm_base pcm_ring pcm"); TEST_FILTER: test_cuda's focused tests, run first. $OUT/key.txt is written line
 # by line, so a call cut off by its limit still returns what ran.
