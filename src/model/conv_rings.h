@@ -4,12 +4,12 @@
 #pragma once
 #include <cstdint>
 #include <span>
-#include <vector>
 
 namespace pcm {
 
-// `layers` windows [C, K] -> rings [K, C] of a sequence that has seen n tokens (to_rings), or rings -> windows.
-std::vector<float> conv_windows_as_rings(std::span<const float> from, int64_t layers, int64_t C, int64_t K, int64_t n,
-                                         bool to_rings);
+// `layers` windows [C, K] -> rings [K, C] of a sequence that has seen n tokens (to_rings), or rings -> windows, into
+// `to` (from's size; the caller's buffer, e.g. SequenceState::conv, so no temporary is needed).
+void conv_windows_as_rings(std::span<const float> from, std::span<float> to, int64_t layers, int64_t C, int64_t K,
+                           int64_t n, bool to_rings);
 
 }  // namespace pcm

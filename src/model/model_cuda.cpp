@@ -392,8 +392,8 @@ void CudaMamba2Model::load_state(int32_t slot, const SequenceState& state) {
     PCM_CUDA(cudaMemcpyAsync(static_cast<float*>(m.ssm) + slot * n, state.ssm.data(), n * 4, cudaMemcpyHostToDevice,
                              m.stream));
   }
-  const std::vector<float> rings =
-      conv_windows_as_rings(state.conv, c.num_layers, c.conv_dim(), c.conv_kernel, state.tokens_seen, true);
+  std::vector<float> rings(state.conv.size());
+  conv_windows_as_rings(state.conv, rings, c.num_layers, c.conv_dim(), c.conv_kernel, state.tokens_seen, true);
   PCM_CUDA(cudaMemcpyAsync(m.conv + slot * rings.size(), rings.data(), rings.size() * 4, cudaMemcpyHostToDevice,
                            m.stream));
   PCM_CUDA(cudaStreamSynchronize(m.stream));
@@ -423,7 +423,7 @@ void CudaMamba2Model::store_state(int32_t slot, SequenceState& state) const {
   if (m.state_bf16)
     for (size_t i = 0; i < n; ++i) state.ssm[i] = bf16_to_f32(tmp[i]);
   state.tokens_seen = m.slot_tokens[static_cast<size_t>(slot)];
-  state.conv = conv_windows_as_rings(rings, c.num_layers, c.conv_dim(), c.conv_kernel, state.tokens_seen, false);
+  conv_windows_as_rings(rings, state.conv, c.num_layers, c.conv_dim(), c.conv_kernel, state.tokens_seen, false);
 }
 
 // ---- prefill ----------------------------------------------------------------------------------------

@@ -224,12 +224,11 @@ struct ConvPrefill {
 // Slots' [C, K] windows in time order as the device's rings after slot_pos[s] tokens (to_rings), or back.
 std::vector<float> windows_as_rings(const std::vector<float>& from, const std::vector<int32_t>& slot_pos,
                                     bool to_rings) {
-  std::vector<float> to;
-  for (size_t s = 0; s < slot_pos.size(); ++s) {
-    const auto part = conv_windows_as_rings(std::span(from).subspan(s * kCd * kK, kCd * kK), 1, kCd, kK,
-                                            slot_pos[s], to_rings);
-    to.insert(to.end(), part.begin(), part.end());
-  }
+  std::vector<float> to(from.size());
+  const size_t n = kCd * kK;  // one slot's window
+  for (size_t s = 0; s < slot_pos.size(); ++s)
+    conv_windows_as_rings(std::span(from).subspan(s * n, n), std::span(to).subspan(s * n, n), 1, kCd, kK, slot_pos[s],
+                          to_rings);
   return to;
 }
 
