@@ -221,8 +221,11 @@ __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_strid
   int64_t b, c;
   int slot;
   if (!decode_lane<1>(i, Bn, C, slots, out, b, c, slot)) return;
-  out[i] = silu_f(conv_ring_step(conv_state + slot * slot_stride + c, C, pos[b], w + c * K, bias[c],
-                                 in[b * in_stride + c], K));
+  float* win = conv_state + slot * slot_stride + c;
+  const float x = in[b * in_stride + c];
+  const int p = pos[b];
+  out[i] = silu_f(conv_ring_sum(win, C, p, w + c * K, bias[c], x, K));
+  win[p * C] = x;
 }
 
 // K = 4, 16-byte aligned rows: thread per (row b, 4 channels): three 16-byte tap loads and one 16-byte store of the

@@ -157,13 +157,16 @@ struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
     }
     const int64_t c = row - o.d_inner;
     if (c < o.conv_dim) {
-      const int slot = o.slots[r];
+      // Padding rows (slot < 0) read slot 0's window and store nothing there: no load waits on the branch.
+      const int slot = o.slots[r], pos = o.pos[r];
+      float* win = o.conv_state + max(slot, 0) * o.conv_slot_stride + c;
+      const float acc = conv_ring_sum(win, o.conv_dim, pos, o.conv_w + c * o.K, o.conv_b[c], v, o.K);
       if (slot < 0) {  // padding row: no state change
         o.xbc[r * o.conv_dim + c] = 0.0f;
         return;
       }
-      o.xbc[r * o.conv_dim + c] = silu_f(conv_ring_step(o.conv_state + slot * o.conv_slot_stride + c, o.conv_dim,
-                                                        o.pos[r], o.conv_w + c * o.K, o.conv_b[c], v, o.K));
+      win[pos * o.conv_dim] = v;
+      o.xbc[r * o.conv_dim + c] = silu_f(acc);
       return;
     }
     const int64_t h = c - o.conv_dim;

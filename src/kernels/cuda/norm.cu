@@ -23,12 +23,13 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(O* out, const flo
   __shared__ float red[32];
   const int64_t t = blockIdx.x;
   const float* x = in + t * C;
-  float v[kVpt];
+  float v[kVpt], wt[kVpt];  // the weights loaded beside x: no second round trip after the reduction
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kVpt; ++u) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
     v[u] = i < C ? x[i] : 0.0f;
+    wt[u] = i < C ? weight[i] : 0.0f;
     ss += v[u] * v[u];
   }
   ss = block_sum(ss, red);
@@ -36,7 +37,7 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(O* out, const flo
 #pragma unroll
   for (int u = 0; u < kVpt; ++u) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
-    if (i < C) out[t * C + i] = from_float<O>(v[u] * r * weight[i]);
+    if (i < C) out[t * C + i] = from_float<O>(v[u] * r * wt[u]);
   }
 }
 
@@ -46,10 +47,15 @@ template <class O, class Y, class Z>
 __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, const Y* y, const Z* z,
                                                                      int64_t z_stride, const float* weight, int64_t C,
                                                                      int64_t gs, float eps) {
-  pdl_wait();  // launched with PDL: y is the SSD step's output
   __shared__ float red[32];
   const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
-  float v[kVpt];
+  float v[kVpt], wt[kVpt];
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {  // constant: loaded while the step still runs
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    wt[u] = i < gs ? weight[g0 + i] : 0.0f;
+  }
+  pdl_wait();  // launched with PDL: y is the SSD step's output
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kVpt; ++u) {
@@ -62,7 +68,7 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_kernel(O* out, con
 #pragma unroll
   for (int u = 0; u < kVpt; ++u) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
-    if (i < gs) out[t * C + g0 + i] = from_float<O>(v[u] * r * weight[g0 + i]);
+    if (i < gs) out[t * C + g0 + i] = from_float<O>(v[u] * r * wt[u]);
   }
 }
 
@@ -168,13 +174,16 @@ template <class O, class Y, class Z>
 __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out, const Y* y, const Z* z,
                                                                          int64_t z_stride, const float* weight,
                                                                          int64_t C, int64_t gs, float eps) {
-  pdl_wait();  // launched with PDL: y is the SSD step's output
   __shared__ float red[32];
   const int64_t t = blockIdx.x, g0 = blockIdx.y * gs;
   const int nv = static_cast<int>(gs / (4 * kNormThreads));
   const Y* yr = y + t * C + g0;
   const Z* zr = z + t * z_stride + g0;
-  float4 v[kBlockVec];
+  float4 v[kBlockVec], wt[kBlockVec];
+#pragma unroll
+  for (int u = 0; u < kBlockVec; ++u)  // constant: loaded while the step still runs
+    if (u < nv) wt[u] = *reinterpret_cast<const float4*>(weight + g0 + 4 * (u * kNormThreads + threadIdx.x));
+  pdl_wait();  // launched with PDL: y is the SSD step's output
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kBlockVec; ++u) {
@@ -191,9 +200,8 @@ __global__ void __launch_bounds__(kNormThreads) gated_rmsnorm_vec_kernel(O* out,
   for (int u = 0; u < kBlockVec; ++u) {
     if (u < nv) {
       const int i = (u * kNormThreads + threadIdx.x) * 4;
-      const float4 wt = *reinterpret_cast<const float4*>(weight + g0 + i);
-      store4(out + t * C + g0 + i,
-             make_float4(v[u].x * r * wt.x, v[u].y * r * wt.y, v[u].z * r * wt.z, v[u].w * r * wt.w));
+      store4(out + t * C + g0 + i, make_float4(v[u].x * r * wt[u].x, v[u].y * r * wt[u].y, v[u].z * r * wt[u].z,
+                                               v[u].w * r * wt[u].w));
     }
   }
 }

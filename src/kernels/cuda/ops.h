@@ -162,7 +162,7 @@ struct DecodeInProjOut {
   const float *conv_w, *conv_b;
   int32_t K;
   const int32_t* slots;
-  const int32_t* pos;  // [T] positions mod K (conv1d_silu_decode's)
+  const int32_t* pos;  // [T] positions mod K (conv1d_silu_decode's), in [0, K) for padding rows too (they read slot 0)
   const float* dt_bias;
   float dt_lo, dt_hi;
 };
