@@ -195,63 +195,74 @@ __global__ void conv_window_kernel(const In* in, int64_t in_stride, float* conv_
     win[(pos + j) % K * C] = to_float(in[(begin + j) * in_stride + c]);
 }
 
-// Decode thread i works on row b, channels [c, c + V) of slot `slot` (channels fastest); false for threads past the
-// end and for rows without a sequence (slot < 0), whose outputs are zeroed and whose windows stay as they are.
+// Decode thread i works on row b, channels [c, c + V) (channels fastest); false for threads past the end.
 template <int V>
-__device__ bool decode_lane(int64_t i, int64_t Bn, int64_t C, const int32_t* slots, float* out, int64_t& b,
-                            int64_t& c, int& slot) {
+__device__ bool decode_lane(int64_t i, int64_t Bn, int64_t C, int64_t& b, int64_t& c) {
   const int64_t lanes_per_row = C / V;
   if (i >= Bn * lanes_per_row) return false;
   b = i / lanes_per_row;
   c = (i % lanes_per_row) * V;
-  slot = slots[b];
-  if (slot < 0)
-#pragma unroll
-    for (int v = 0; v < V; ++v) out[b * C + c + v] = 0.0f;
-  return slot >= 0;
+  return true;
 }
+
+// Both decode kernels: rows without a sequence (slot < 0) get zero outputs and keep their windows. The slot, the
+// position and the taps are constant during a step: loaded before the wait, so after it only x is a round trip.
 
 // Thread per (row b, channel c): a warp reads and writes 128 contiguous bytes of each ring row.
 __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
                                    int64_t slot_stride, const float* w, const float* bias, const int32_t* slots,
                                    const int32_t* pos, int64_t Bn, int64_t C, int K) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  int64_t b = 0, c = 0;
+  const bool live = decode_lane<1>(i, Bn, C, b, c);
+  const int slot = live ? slots[b] : -1, p = live ? pos[b] : 0;
   pdl_wait();  // launched with programmatic dependent launch: in_proj's output
   pdl_trigger();  // the SSD step after this starts bringing in its state tiles while this kernel runs
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  int64_t b, c;
-  int slot;
-  if (!decode_lane<1>(i, Bn, C, slots, out, b, c, slot)) return;
+  if (!live) return;
+  if (slot < 0) {
+    out[i] = 0.0f;
+    return;
+  }
   float* win = conv_state + slot * slot_stride + c;
   const float x = in[b * in_stride + c];
-  const int p = pos[b];
   out[i] = silu_f(conv_ring_sum(win, C, p, w + c * K, bias[c], x, K));
   win[p * C] = x;
 }
 
 // K = 4, 16-byte aligned rows: thread per (row b, 4 channels): three 16-byte tap loads and one 16-byte store of the
-// ring, the input and output as float4 too.
+// ring, the input and output as float4 too. The ring rows are read before the wait as well: during a step only this
+// kernel writes this layer's windows, and the kernel before it (in_proj's product, or its bias add) writes none of
+// them (as the SSD step reads its state tiles early).
 __global__ void conv_decode4_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
                                     int64_t slot_stride, const float4* w, const float* bias, const int32_t* slots,
                                     const int32_t* pos, int64_t Bn, int64_t C) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  int64_t b = 0, c = 0;
+  const bool live = decode_lane<4>(i, Bn, C, b, c);
+  const int slot = live ? slots[b] : -1, p = live ? pos[b] : 0;
+  float4 w0{}, w1{}, w2{}, w3{}, bs{}, t0{}, t1{}, t2{};
+  float* win = conv_state + max(slot, 0) * slot_stride + c;
+  if (slot >= 0) {
+    w0 = w[c], w1 = w[c + 1], w2 = w[c + 2], w3 = w[c + 3];
+    bs = make_float4(bias[c], bias[c + 1], bias[c + 2], bias[c + 3]);
+    t0 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 1, 4) * C);  // position p - 3
+    t1 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 2, 4) * C);
+    t2 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 3, 4) * C);
+  }
   pdl_wait();
   pdl_trigger();
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  int64_t b, c;
-  int slot;
-  if (!decode_lane<4>(i, Bn, C, slots, out, b, c, slot)) return;
-  const int p = pos[b];
-  float* win = conv_state + slot * slot_stride + c;
-  const float4 t0 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 1, 4) * C);  // position p - 3
-  const float4 t1 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 2, 4) * C);
-  const float4 t2 = *reinterpret_cast<const float4*>(win + conv_ring_row(p, 3, 4) * C);
+  if (!live) return;
+  float4* o = reinterpret_cast<float4*>(out + b * C + c);
+  if (slot < 0) {
+    *o = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    return;
+  }
   const float4 x = *reinterpret_cast<const float4*>(in + b * in_stride + c);
   *reinterpret_cast<float4*>(win + p * C) = x;
-  const float4 w0 = w[c], w1 = w[c + 1], w2 = w[c + 2], w3 = w[c + 3];
-  const float4 y = make_float4(silu_f(bias[c] + w0.x * t0.x + w0.y * t1.x + w0.z * t2.x + w0.w * x.x),
-                                silu_f(bias[c + 1] + w1.x * t0.y + w1.y * t1.y + w1.z * t2.y + w1.w * x.y),
-                                silu_f(bias[c + 2] + w2.x * t0.z + w2.y * t1.z + w2.z * t2.z + w2.w * x.z),
-                                silu_f(bias[c + 3] + w3.x * t0.w + w3.y * t1.w + w3.z * t2.w + w3.w * x.w));
-  *reinterpret_cast<float4*>(out + b * C + c) = y;
+  *o = make_float4(silu_f(bs.x + w0.x * t0.x + w0.y * t1.x + w0.z * t2.x + w0.w * x.x),
+                   silu_f(bs.y + w1.x * t0.y + w1.y * t1.y + w1.z * t2.y + w1.w * x.y),
+                   silu_f(bs.z + w2.x * t0.z + w2.y * t1.z + w2.z * t2.z + w2.w * x.z),
+                   silu_f(bs.w + w3.x * t0.w + w3.y * t1.w + w3.z * t2.w + w3.w * x.w));
 }
 
 }  // namespace

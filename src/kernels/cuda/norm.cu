@@ -23,13 +23,18 @@ __global__ void __launch_bounds__(kNormThreads) rmsnorm_kernel(O* out, const flo
   __shared__ float red[32];
   const int64_t t = blockIdx.x;
   const float* x = in + t * C;
-  float v[kVpt], wt[kVpt];  // the weights loaded beside x: no second round trip after the reduction
+  float v[kVpt], wt[kVpt];
+#pragma unroll
+  for (int u = 0; u < kVpt; ++u) {  // constant: loaded while the kernel before still runs, not after the reduction
+    const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
+    wt[u] = i < C ? weight[i] : 0.0f;
+  }
+  pdl_wait();  // launched with PDL: x is the previous kernel's output (in decode, out_proj's residual add)
   float ss = 0.0f;
 #pragma unroll
   for (int u = 0; u < kVpt; ++u) {
     const int64_t i = threadIdx.x + static_cast<int64_t>(u) * kNormThreads;
     v[u] = i < C ? x[i] : 0.0f;
-    wt[u] = i < C ? weight[i] : 0.0f;
     ss += v[u] * v[u];
   }
   ss = block_sum(ss, red);
@@ -259,12 +264,13 @@ void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t
              cudaStream_t s) {
   if (T == 0) return;
   PCM_CHECK(C <= kNormThreads * kVpt, "CUDA RMSNorm: {} channels exceed {}", C, kNormThreads * kVpt);
+  // PDL: the launch and the weight loads overlap the end of the kernel before (a cuBLASLt GEMM in decode)
   if (bf16)
-    rmsnorm_kernel<<<static_cast<unsigned>(T), kNormThreads, 0, s>>>(static_cast<__nv_bfloat16*>(out), in, weight, C,
-                                                                     eps);
+    PCM_CUDA(launch_pdl(rmsnorm_kernel<__nv_bfloat16>, dim3(static_cast<unsigned>(T)), dim3(kNormThreads), 0, s,
+                        static_cast<__nv_bfloat16*>(out), in, weight, C, eps));
   else
-    rmsnorm_kernel<<<static_cast<unsigned>(T), kNormThreads, 0, s>>>(static_cast<float*>(out), in, weight, C, eps);
-  PCM_CUDA_LAUNCH();
+    PCM_CUDA(launch_pdl(rmsnorm_kernel<float>, dim3(static_cast<unsigned>(T)), dim3(kNormThreads), 0, s,
+                        static_cast<float*>(out), in, weight, C, eps));
 }
 
 namespace {

@@ -12,12 +12,14 @@ namespace pcm::cuda {
 // resid[t, :] = embedding[tokens[t], :] (embedding bf16 or fp32, [V, d]).
 void embedding_gather(float* resid, const void* embedding, bool bf16, const int32_t* tokens, int64_t T, int64_t d,
                       cudaStream_t s);
-// out[t, :] = in[t, :] / rms(in[t, :]) * weight; out in bf16 (bf16 true) or fp32.
+// out[t, :] = in[t, :] / rms(in[t, :]) * weight; out in bf16 (bf16 true) or fp32. Launched with PDL: weight is read
+// before the previous kernel in the stream has finished, so that kernel must not write it.
 void rmsnorm(void* out, bool bf16, const float* in, const float* weight, int64_t T, int64_t C, float eps,
              cudaStream_t s);
 // g = y * silu(z), normalised over each block of group_size channels, times weight (grouped gated RMSNorm).
 // y [T, C] fp32, or bf16 with y_bf16 (as ssd_chunked writes it with SsdIn::xbc_bf16); z row t at z + t * z_stride,
-// fp32, or bf16 with z_bf16 (a bf16 in_proj output; only with y_bf16).
+// fp32, or bf16 with z_bf16 (a bf16 in_proj output; only with y_bf16). Launched with PDL, weight read early as in
+// rmsnorm.
 void gated_rmsnorm(void* out, bool bf16, const void* y, const void* z, int64_t z_stride, const float* weight,
                    int64_t T, int64_t C, int64_t group_size, float eps, cudaStream_t s, bool y_bf16 = false,
                    bool z_bf16 = false);
@@ -60,7 +62,8 @@ void conv1d_silu_prefill(float* out, const void* in, int64_t in_stride, float* c
                          const float* w, const float* bias, int64_t T, int64_t C, int64_t K, const PackedSeqs& seqs,
                          cudaStream_t s, const ConvBf16& bf16 = {});
 // One token per row b for slot slots[b] at position pos[b] mod K (rows with slot < 0 are padding: out 0, no state
-// change).
+// change). Launched with PDL: slots, pos, the taps and the windows are read before the kernel before has finished, so
+// only `in` may be that kernel's output.
 void conv1d_silu_decode(float* out, const float* in, int64_t in_stride, float* conv_state, int64_t slot_stride,
                         const float* w, const float* bias, const int32_t* slots, const int32_t* pos, int64_t Bn,
                         int64_t C, int64_t K, cudaStream_t s);
