@@ -205,8 +205,9 @@ __device__ bool decode_lane(int64_t i, int64_t Bn, int64_t C, int64_t& b, int64_
   return true;
 }
 
-// Both decode kernels: rows without a sequence (slot < 0) get zero outputs and keep their windows. The slot, the
-// position and the taps are constant during a step: loaded before the wait, so after it only x is a round trip.
+// Both decode kernels: rows without a sequence (slot < 0) get zero outputs and keep their windows. Slot and position
+// are constant during a step: loaded before the wait (the K = 4 kernel also its taps and ring rows, so after the wait
+// only x is a round trip).
 
 // Thread per (row b, channel c): a warp reads and writes 128 contiguous bytes of each ring row.
 __global__ void conv_decode_kernel(float* out, const float* in, int64_t in_stride, float* conv_state,
