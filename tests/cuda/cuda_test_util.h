@@ -51,6 +51,20 @@ class DeviceBuffer {
   size_t n_;
 };
 
+// A non-blocking stream of its own: kernels launched on it through launch_pdl get programmatic dependent launch (the
+// legacy default stream gets plain launches). DeviceBuffer's uploads do not order against it: synchronise the device
+// after them.
+class TestStream {
+ public:
+  TestStream() { PCM_CUDA(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking)); }
+  ~TestStream() { cudaStreamDestroy(s_); }
+  TestStream(const TestStream&) = delete;
+  cudaStream_t get() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
 inline std::vector<float> random_vec(size_t n, float lo, float hi, std::mt19937& rng) {
   std::uniform_real_distribution<float> u(lo, hi);
   std::vector<float> v(n);

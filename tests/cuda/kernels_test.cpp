@@ -41,14 +41,23 @@ TEST(CudaKernels, RmsNormFp32AndBf16) {
   PCM_REQUIRE_GPU();
   std::mt19937 rng(11);
   const int64_t T = 37;
-  auto x = test::random_vec(T * kD, -2, 2, rng), w = test::random_vec(kD, 0.5, 1.5, rng);
+  auto x_less = test::random_vec(T * kD, -3, 1, rng), w = test::random_vec(kD, 0.5, 1.5, rng), x = x_less;
+  for (float& v : x) v += 1.0f;  // as add_bias computes it below
   std::vector<float> ref(x.size());
   cpu::rmsnorm_forward(ref.data(), x.data(), w.data(), T, kD, 1e-5f);
-  DeviceBuffer<float> dx(x), dw(w), out(x.size());
+  DeviceBuffer<float> dx(x_less), ones(std::vector<float>(kD, 1.0f)), dw(w), out(x.size());
   DeviceBuffer<uint16_t> out16(x.size());
   out.poison();
   out16.poison();
-  cuda::rmsnorm(out.get(), false, dx.get(), dw.get(), T, kD, 1e-5f, nullptr);
+  PCM_CUDA(cudaDeviceSynchronize());
+  {
+    // On a stream of its own the norm is launched with PDL right after a kernel that writes its input (x - 1 uploaded,
+    // add_bias adds 1 in place): reading x before the wait would likely see x - 1.
+    const test::TestStream s;
+    cuda::add_bias(dx.get(), kD, ones.get(), T, kD, s.get());
+    cuda::rmsnorm(out.get(), false, dx.get(), dw.get(), T, kD, 1e-5f, s.get());
+    PCM_CUDA(cudaStreamSynchronize(s.get()));
+  }
   cuda::rmsnorm(out16.get(), true, dx.get(), dw.get(), T, kD, 1e-5f, nullptr);
   auto got = out.download();
   auto got16 = test::bf16_bits_to_f32(out16.download());
@@ -369,16 +378,23 @@ void check_conv_prefill_then_decode(int64_t stride) {
   ASSERT_NO_FATAL_FAILURE(check_conv_prefill({300, 2, 45}, stride, rng, {3, 0, 4}, &p));
   // Decode: one token for slots 4 and 1 (row 2 is padding), each at its slot's position.
   const std::vector<int32_t> dec_slots = {4, 1, -1}, dec_pos = {p.slot_pos[4], p.slot_pos[1], 0};
-  auto x = test::random_vec(3 * stride, -2, 2, rng);
+  // On a stream of its own the decode is launched with PDL, right after a kernel that writes its input: x - 1 is
+  // uploaded and add_bias adds 1 in place, so reading x before the wait would likely see x - 1 (a check, not a proof:
+  // the race window is add_bias's run).
+  auto x_less = test::random_vec(3 * stride, -3, 1, rng), x = x_less;
+  for (float& v : x) v += 1.0f;  // as add_bias computes it
   std::vector<float> ref_dec(3 * kCd, 0.0f);
   for (int r = 0; r < 2; ++r)
     cpu::conv1d_silu_forward(ref_dec.data() + r * kCd, x.data() + r * stride, stride,
                              p.ref_windows.data() + dec_slots[r] * kCd * kK, p.w.data(), p.b.data(), 1, kCd, kK);
-  DeviceBuffer<float> dx(x), dout(3 * kCd);
+  DeviceBuffer<float> dx(x_less), ones(std::vector<float>(stride, 1.0f)), dout(3 * kCd);
   DeviceBuffer<int32_t> dds(dec_slots), ddp(dec_pos);
   dout.poison();
+  PCM_CUDA(cudaDeviceSynchronize());
+  const test::TestStream s;
+  cuda::add_bias(dx.get(), stride, ones.get(), 3, stride, s.get());
   cuda::conv1d_silu_decode(dout.get(), dx.get(), stride, p.dwin->get(), kCd * kK, p.dw->get(), p.db->get(),
-                           dds.get(), ddp.get(), 3, kCd, kK, nullptr);
+                           dds.get(), ddp.get(), 3, kCd, kK, s.get());
   EXPECT_LE(rel_error(dout.download(), ref_dec), 1e-6);
   for (int r = 0; r < 2; ++r) p.slot_pos[dec_slots[r]] = (p.slot_pos[dec_slots[r]] + 1) % kK;
   EXPECT_EQ(windows_as_rings(p.dwin->download(), p.slot_pos, false), p.ref_windows);
