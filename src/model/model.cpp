@@ -114,9 +114,7 @@ void Mamba2Model::forward(std::span<const int32_t> tokens, std::span<const Segme
   int64_t covered = 0;
   for (const Segment& s : segments) {
     PCM_CHECK(s.state && s.length > 0 && s.begin == covered, "forward: segments must tile the tokens in order");
-    PCM_CHECK(s.state->layers == config_.num_layers && s.state->ssm_layer_elems ==
-                  config_.num_heads * config_.head_dim * config_.state_size,
-              "forward: a sequence state was made for another model");
+    PCM_CHECK(s.state->fits(config_), "forward: a sequence state was made for another model");
     covered += s.length;
   }
   PCM_CHECK(covered == T, "forward: segments cover {} of {} tokens", covered, T);

@@ -376,9 +376,7 @@ void CudaMamba2Model::load_state(int32_t slot, const SequenceState& state) {
   Impl& m = *impl_;
   m.check_slot(slot);
   const auto& c = m.config;
-  PCM_CHECK(static_cast<int64_t>(state.ssm.size()) == c.ssm_state_elems() &&
-                static_cast<int64_t>(state.conv.size()) == c.conv_state_elems(),
-            "load_state: the sequence state was made for another model");
+  PCM_CHECK(state.fits(c), "load_state: the sequence state was made for another model");
   // Copies on the model's stream, then a synchronisation: a plain cudaMemcpy from pageable memory may
   // return before its DMA lands, and the model's non-blocking stream would not wait for it.
   const size_t n = state.ssm.size();
@@ -404,8 +402,7 @@ void CudaMamba2Model::store_state(int32_t slot, SequenceState& state) const {
   Impl& m = *impl_;
   m.check_slot(slot);
   const auto& c = m.config;
-  if (state.layers != c.num_layers || static_cast<int64_t>(state.ssm.size()) != c.ssm_state_elems())
-    state = SequenceState(c);
+  if (!state.fits(c)) state = SequenceState(c);
   const size_t n = state.ssm.size();
   std::vector<uint16_t> tmp;
   if (m.state_bf16) {

@@ -22,6 +22,9 @@ struct SequenceState {
   const float* conv_layer(int64_t l) const { return conv.data() + l * conv_layer_elems; }
   const float* ssm_layer(int64_t l) const { return ssm.data() + l * ssm_layer_elems; }
   size_t bytes() const { return (conv.size() + ssm.size()) * sizeof(float); }
+  // Whether this state has model c's layout (layer count and both buffers' sizes): the one check every engine makes
+  // before reading or writing a state it was handed.
+  bool fits(const Mamba2Config& c) const;
   void reset();  // back to the state of an empty sequence
 };
 

@@ -1,5 +1,8 @@
-// Whole model on random weights: chunked prefill == token-by-token decode for lengths around Q.
+// Whole model on random weights: chunked prefill == token-by-token decode for lengths around Q; batched decode; a
+// state of another layout refused.
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "model/model.h"
 #include "test_util.h"
@@ -89,6 +92,32 @@ TEST(ModelErrors, TokenOutsideVocabularyAndEmptyPrompt) {
   }
   std::vector<int32_t> empty;
   EXPECT_THROW(model.prefill(empty, s, nullptr, false), Error);
+}
+
+// A state is used only by a model of its own layout (SequenceState::fits). The CPU engine used to check only the layer
+// count and the SSM layer size, so a state with another conv window (same SSM) got through and the conv read past it.
+TEST(ModelState, AnotherConvWindowIsRefused) {
+  const Mamba2Config c = small_config();
+  Mamba2Config other = c;
+  other.conv_kernel = 3;
+  other.validate("test");
+  EXPECT_TRUE(SequenceState(c).fits(c));
+  EXPECT_FALSE(SequenceState(other).fits(c));
+  EXPECT_FALSE(SequenceState().fits(c));
+  SequenceState cut(c);
+  cut.conv.pop_back();
+  EXPECT_FALSE(cut.fits(c));
+
+  Mamba2Model model(c, random_mamba2_weights(c, DType::F32, 5));
+  SequenceState state(other);
+  std::vector<float> logits(static_cast<size_t>(c.vocab_size));
+  const std::vector<int32_t> ids = {1, 2, 3};
+  try {
+    model.prefill(ids, state, logits.data(), false);
+    FAIL() << "a state with another conv window was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("made for another model"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

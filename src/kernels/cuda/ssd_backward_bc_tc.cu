@@ -302,8 +302,8 @@ bool bc_supported(const SsdDims& d, int32_t Q) {
 
 void bc_product(const BcArgs& a, cudaStream_t s) {
   // 16-byte copies and loads where every base and stride allows (always, except the tests' odd row strides).
-  const bool vec = aligned(a.xbc, 16) && aligned(a.dy, 16) && a.ld % 4 == 0 && aligned(a.S0, 16) && aligned(a.dS, 16) &&
-                   a.d.N % 4 == 0 && aligned(a.dcb, 16);
+  const bool vec = aligned(a.xbc, 16) && aligned(a.dy, 16) && a.ld % 4 == 0 && aligned(a.S0, 16) &&
+                   aligned(a.dS, 16) && a.d.N % 4 == 0 && aligned(a.dcb, 16);
   launch<true>(a, vec, s);
   launch<false>(a, vec, s);
 }

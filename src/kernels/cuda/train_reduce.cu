@@ -222,8 +222,7 @@ uint64_t bits_digest(const float* a, int64_t n, cudaStream_t s) {
 void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, int64_t ld, cudaStream_t s) {
   if (rows * cols == 0) return;
   auto* dst = reinterpret_cast<__nv_bfloat16*>(out);
-  const bool vec4 = cols % 4 == 0 && ld % 4 == 0 && aligned(in, 16) &&
-                    aligned(out, 8);
+  const bool vec4 = cols % 4 == 0 && ld % 4 == 0 && aligned(in, 16) && aligned(out, 8);
   constexpr int kThreads = 256;
   if (vec4 && ld == cols) {  // contiguous: one flat pass
     static const int sms = [] {

@@ -151,8 +151,7 @@ void xent_chunk_grad(float* logits, int64_t ld, const float* lse, const int32_t*
                      int64_t vc, cudaStream_t s, uint16_t* out_bf16) {
   if (n == 0 || vc == 0) return;
   auto* out16 = reinterpret_cast<__nv_bfloat16*>(out_bf16);
-  const bool vec4 = vc % 4 == 0 && ld % 4 == 0 && aligned(logits, 16) &&
-                    aligned(out_bf16, 8);
+  const bool vec4 = vc % 4 == 0 && ld % 4 == 0 && aligned(logits, 16) && aligned(out_bf16, 8);
   if (vec4) {
     const dim3 grid(static_cast<unsigned>(n), std::min(blocks_for(vc / 4, 256), 8u));
     grad_kernel<true><<<grid, 256, 0, s>>>(logits, ld, out16, lse, targets, v0, vc);
