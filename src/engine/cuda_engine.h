@@ -29,7 +29,4 @@ struct CudaEngineOptions {
 // Loads (or draws) the model and sizes its slot pool; slot_count() tells how many slots it got.
 std::unique_ptr<InferenceEngine> make_cuda_engine(const CudaEngineOptions& options);
 
-// Bytes of one slot's state for `config` (fp32 or bf16 SSM state; conv windows stay fp32).
-size_t cuda_state_bytes(const Mamba2Config& config, bool bf16_state);
-
 }  // namespace pcm

@@ -1,6 +1,7 @@
 // Mamba2Config: the architecture numbers, read from HF (Mamba2ForCausalLM) or mamba_ssm
 // (MambaLMHeadModel) config.json with each library's defaults for missing keys.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -38,6 +39,10 @@ struct Mamba2Config {
   // Fixed per-sequence state, in elements: conv windows plus SSM states over all layers.
   int64_t conv_state_elems() const { return num_layers * conv_dim() * conv_kernel; }
   int64_t ssm_state_elems() const { return num_layers * num_heads * head_dim * state_size; }
+  // Bytes of one sequence's state as stored: fp32 conv windows, the SSM state in fp32 or bf16.
+  size_t state_bytes(bool bf16_ssm) const {
+    return static_cast<size_t>(ssm_state_elems()) * (bf16_ssm ? 2 : 4) + static_cast<size_t>(conv_state_elems()) * 4;
+  }
   int64_t parameter_count() const;
 
   // Throws a pcm::Error naming `origin` and the field when the numbers are inconsistent.

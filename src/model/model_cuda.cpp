@@ -291,11 +291,7 @@ const Mamba2Config& CudaMamba2Model::config() const { return impl_->config; }
 const CudaModelOptions& CudaMamba2Model::options() const { return impl_->options; }
 size_t CudaMamba2Model::weight_bytes() const { return impl_->w.matrix_bytes; }
 size_t CudaMamba2Model::decode_weight_bytes() const { return impl_->w.decode_bytes; }
-size_t CudaMamba2Model::state_bytes_per_slot() const {
-  const auto& c = impl_->config;
-  return static_cast<size_t>(c.ssm_state_elems()) * (impl_->state_bf16 ? 2 : 4) +
-         static_cast<size_t>(c.conv_state_elems()) * 4;
-}
+size_t CudaMamba2Model::state_bytes_per_slot() const { return impl_->config.state_bytes(impl_->state_bf16); }
 
 void CudaMamba2Model::resize_pool(int64_t slots, bool bf16_state) {
   Impl& m = *impl_;
