@@ -15,7 +15,7 @@
 #include "kernels/cpu/matmul_x86.h"
 #include "tensor/dtype.h"
 
-#define PCM_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,f16c")))
+#define PCM_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,fma,f16c")))
 
 namespace pcm::cpu::x86 {
 
