@@ -48,7 +48,8 @@ void run(const Options& o) {
     format = c.format == CheckpointFormat::MambaSsm ? "mamba_ssm MambaLMHeadModel" : "HF Mamba2ForCausalLM";
   }
   for (const auto& [name, bytes] : dtype_bytes) total_bytes += bytes;
-  const int64_t state_f32 = (c.conv_state_elems() + c.ssm_state_elems()) * 4;
+  // As the CUDA slots hold it: --state-dtype bf16 stores the SSM state in bf16, the conv windows stay fp32.
+  const size_t state_f32 = c.state_bytes(false), state_bf16 = c.state_bytes(true);
   const int64_t params = c.parameter_count();
   if (o.as_json) {
     json j = c.to_hf_json();
@@ -57,7 +58,7 @@ void run(const Options& o) {
     j["weight_bytes"] = total_bytes;
     j["weight_dtypes"] = dtype_bytes;
     j["state_bytes_per_sequence_f32"] = state_f32;
-    j["state_bytes_per_sequence_bf16"] = state_f32 / 2;
+    j["state_bytes_per_sequence_bf16"] = state_bf16;
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
@@ -80,13 +81,13 @@ void run(const Options& o) {
       "time_step_limit  [{}, {}]\n"
       "parameters       {} ({:.1f} M)\n"
       "weights          {} in {}\n"
-      "state / sequence {} in fp32 ({} bf16): conv {} + ssm {} values, independent of length\n",
+      "state / sequence {} in fp32 ({} with a bf16 SSM state): conv {} + ssm {} values, independent of length\n",
       o.model, format,
       c.num_layers, c.hidden_size, c.d_inner(), c.expand, c.num_heads, c.head_dim, c.n_groups, c.state_size,
       c.conv_kernel, c.chunk_size, c.vocab_size, c.tie_embeddings ? "tied to the embedding" : "untied",
       c.use_bias ? "yes" : "no", c.use_conv_bias ? "yes" : "no", c.dt_min, c.dt_max, params,
       static_cast<double>(params) / 1e6, human_bytes(static_cast<double>(total_bytes)), dtypes,
-      human_bytes(static_cast<double>(state_f32)), human_bytes(static_cast<double>(state_f32) / 2), c.conv_state_elems(),
+      human_bytes(static_cast<double>(state_f32)), human_bytes(static_cast<double>(state_bf16)), c.conv_state_elems(),
       c.ssm_state_elems()).c_str());
 }
 

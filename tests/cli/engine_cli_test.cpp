@@ -29,6 +29,9 @@ TEST(EngineCli, InspectPrintsArchitectureAndStateSize) {
   ASSERT_EQ(j.exit_code, 0) << j.all();
   EXPECT_NE(j.out.find("\"BF16\""), std::string::npos) << j.out;
   EXPECT_NE(j.out.find("\"tie_word_embeddings\": true"), std::string::npos);
+  // 2 layers: conv 192 channels x 4 taps, SSM 8 heads x 16 x 16; with a bf16 SSM state the conv windows stay fp32.
+  EXPECT_NE(j.out.find("\"state_bytes_per_sequence_f32\": 22528"), std::string::npos) << j.out;
+  EXPECT_NE(j.out.find("\"state_bytes_per_sequence_bf16\": 14336"), std::string::npos) << j.out;
 }
 
 TEST(EngineCli, GenerateGreedyPrintsReferenceIds) {
