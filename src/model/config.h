@@ -40,9 +40,9 @@ struct Mamba2Config {
   int64_t conv_state_elems() const { return num_layers * conv_dim() * conv_kernel; }
   int64_t ssm_state_elems() const { return num_layers * num_heads * head_dim * state_size; }
   // Bytes of one sequence's state as stored: fp32 conv windows, the SSM state in fp32 or bf16.
-  size_t state_bytes(bool bf16_ssm) const {
-    return static_cast<size_t>(ssm_state_elems()) * (bf16_ssm ? 2 : 4) + static_cast<size_t>(conv_state_elems()) * 4;
-  }
+  size_t conv_state_bytes() const { return static_cast<size_t>(conv_state_elems()) * 4; }
+  size_t ssm_state_bytes(bool bf16_ssm) const { return static_cast<size_t>(ssm_state_elems()) * (bf16_ssm ? 2 : 4); }
+  size_t state_bytes(bool bf16_ssm) const { return ssm_state_bytes(bf16_ssm) + conv_state_bytes(); }
   int64_t parameter_count() const;
 
   // Throws a pcm::Error naming `origin` and the field when the numbers are inconsistent.

@@ -307,7 +307,7 @@ void CudaMamba2Model::resize_pool(int64_t slots, bool bf16_state) {
   m.state_bf16 = bf16_state;
   m.options.bf16_state = bf16_state;
   m.options.max_slots = slots;
-  m.ssm = m.pool_arena.alloc(static_cast<size_t>(slots * c.ssm_state_elems()) * (bf16_state ? 2 : 4));
+  m.ssm = m.pool_arena.alloc(static_cast<size_t>(slots) * c.ssm_state_bytes(bf16_state));
   m.conv = m.pool_arena.alloc_n<float>(slots * c.conv_state_elems());
   m.slot_used.assign(static_cast<size_t>(slots), 0);
   m.slot_tokens.assign(static_cast<size_t>(slots), 0);
@@ -339,8 +339,7 @@ void CudaMamba2Model::reset_slot(int32_t slot) {
   Impl& m = *impl_;
   m.check_slot(slot);
   const auto& c = m.config;
-  const size_t ssm_bytes = static_cast<size_t>(c.ssm_state_elems()) * (m.state_bf16 ? 2 : 4);
-  const size_t conv_bytes = static_cast<size_t>(c.conv_state_elems()) * 4;
+  const size_t ssm_bytes = c.ssm_state_bytes(m.state_bf16), conv_bytes = c.conv_state_bytes();
   PCM_CUDA(cudaMemsetAsync(static_cast<uint8_t*>(m.ssm) + slot * ssm_bytes, 0, ssm_bytes, m.stream));
   PCM_CUDA(cudaMemsetAsync(reinterpret_cast<uint8_t*>(m.conv) + slot * conv_bytes, 0, conv_bytes, m.stream));
   m.slot_tokens[static_cast<size_t>(slot)] = 0;
@@ -353,8 +352,7 @@ void CudaMamba2Model::copy_slot(int32_t from, int32_t to) {
   m.check_slot(to);
   if (from == to) return;
   const auto& c = m.config;
-  const size_t ssm_bytes = static_cast<size_t>(c.ssm_state_elems()) * (m.state_bf16 ? 2 : 4);
-  const size_t conv_bytes = static_cast<size_t>(c.conv_state_elems()) * 4;
+  const size_t ssm_bytes = c.ssm_state_bytes(m.state_bf16), conv_bytes = c.conv_state_bytes();
   auto* ssm = static_cast<uint8_t*>(m.ssm);
   auto* conv = reinterpret_cast<uint8_t*>(m.conv);
   PCM_CUDA(cudaMemcpyAsync(ssm + to * ssm_bytes, ssm + from * ssm_bytes, ssm_bytes, cudaMemcpyDeviceToDevice, m.stream));
