@@ -3,6 +3,7 @@
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pretokenized.h"
 #include "tokenizer/regex.h"
+#include "tokenizer/spec_fields.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
 
@@ -210,17 +211,6 @@ class DecoderSequence : public Decoder {
   std::vector<std::unique_ptr<Decoder>> items_;
 };
 
-uint32_t one_char(const json& spec, const char* key, const std::string& where, uint32_t fallback) {
-  auto it = spec.find(key);
-  if (it == spec.end() || it->is_null()) return fallback;
-  PCM_CHECK(it->is_string(), "{}.{}: expected a one-character string", where, key);
-  const auto& s = it->get_ref<const std::string&>();
-  PCM_CHECK(!s.empty() && utf8_valid(s) && utf8_count(s) == 1, "{}.{}: expected exactly one character, got \"{}\"",
-            where, key, s);
-  size_t len;
-  return utf8_decode(s, 0, &len);
-}
-
 }  // namespace
 
 int byte_fallback_value(std::string_view t) {
@@ -244,21 +234,15 @@ std::unique_ptr<Decoder> make_decoder(const json& spec, const std::string& where
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Metaspace") {
     std::string rep;
-    utf8_append(rep, one_char(spec, "replacement", where, 0x2581));
-    bool prepend = true;
-    if (spec.contains("prepend_scheme") && spec["prepend_scheme"].is_string()) {
-      const auto& s = spec["prepend_scheme"].get_ref<const std::string&>();
-      PCM_CHECK(s == "always" || s == "first" || s == "never",
-                "{}.prepend_scheme: unknown value \"{}\" (expected always, first or never)", where, s);
-      prepend = s != "never";
-    }
+    utf8_append(rep, spec_char(spec, "replacement", where, 0x2581));
+    bool prepend = spec_prepend_scheme(spec, where) != PrependScheme::Never;
     if (spec.contains("add_prefix_space") && spec["add_prefix_space"].is_boolean() && !spec["add_prefix_space"].get<bool>()) {
       prepend = false;
     }
     return std::make_unique<MetaspaceDecoder>(rep, prepend);
   }
   if (type == "Strip") {
-    uint32_t content = one_char(spec, "content", where, ' ');
+    uint32_t content = spec_char(spec, "content", where, ' ');
     auto start = json_int_or(spec, "start", 0), stop = json_int_or(spec, "stop", 0);
     PCM_CHECK(start >= 0 && stop >= 0, "{}: start/stop must be non-negative", where);
     return std::make_unique<StripDecoder>(content, static_cast<size_t>(start), static_cast<size_t>(stop));

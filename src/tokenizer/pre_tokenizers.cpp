@@ -2,6 +2,7 @@
 
 #include "tokenizer/byte_level.h"
 #include "tokenizer/regex.h"
+#include "tokenizer/spec_fields.h"
 #include "tokenizer/unicode.h"
 #include "tokenizer/utf8.h"
 #include "util/error.h"
@@ -53,8 +54,6 @@ class ByteLevelPre : public PreTokenizer {
  private:
   bool add_prefix_space_, use_regex_;
 };
-
-enum class PrependScheme { Always, First, Never };
 
 class Metaspace : public PreTokenizer {
  public:
@@ -153,17 +152,6 @@ class PreTokenizerSequence : public PreTokenizer {
   std::vector<std::unique_ptr<PreTokenizer>> items_;
 };
 
-uint32_t single_char(const json& spec, const char* key, const std::string& where, uint32_t fallback) {
-  auto it = spec.find(key);
-  if (it == spec.end() || it->is_null()) return fallback;
-  PCM_CHECK(it->is_string(), "{}.{}: expected a one-character string", where, key);
-  const auto& s = it->get_ref<const std::string&>();
-  PCM_CHECK(!s.empty() && utf8_valid(s) && utf8_count(s) == 1, "{}.{}: expected exactly one character, got \"{}\"",
-            where, key, s);
-  size_t len;
-  return utf8_decode(s, 0, &len);
-}
-
 }  // namespace
 
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::string& where) {
@@ -174,15 +162,8 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::st
     return std::make_unique<ByteLevelPre>(json_bool_or(spec, "add_prefix_space", true), json_bool_or(spec, "use_regex", true));
   }
   if (type == "Metaspace") {
-    uint32_t replacement = single_char(spec, "replacement", where, 0x2581);
-    PrependScheme scheme = PrependScheme::Always;
-    if (spec.contains("prepend_scheme") && !spec["prepend_scheme"].is_null()) {
-      std::string s = spec["prepend_scheme"].get<std::string>();
-      if (s == "always") scheme = PrependScheme::Always;
-      else if (s == "first") scheme = PrependScheme::First;
-      else if (s == "never") scheme = PrependScheme::Never;
-      else fail("{}.prepend_scheme: unknown value \"{}\" (expected always, first or never)", where, s);
-    }
+    uint32_t replacement = spec_char(spec, "replacement", where, 0x2581);
+    PrependScheme scheme = spec_prepend_scheme(spec, where);
     if (spec.contains("add_prefix_space") && spec["add_prefix_space"].is_boolean() && !spec["add_prefix_space"].get<bool>()) {
       PCM_CHECK(scheme == PrependScheme::Never || !spec.contains("prepend_scheme") || spec["prepend_scheme"].is_null(),
                 "{}: add_prefix_space does not match declared prepend_scheme", where);
@@ -220,7 +201,7 @@ std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json& spec, const std::st
     return std::make_unique<PreTokenizerSequence>(std::move(items));
   }
   if (type == "CharDelimiterSplit") {
-    uint32_t delim = single_char(spec, "delimiter", where, 0);
+    uint32_t delim = spec_char(spec, "delimiter", where, 0);
     PCM_CHECK(spec.contains("delimiter"), "{}: CharDelimiterSplit needs \"delimiter\"", where);
     return char_split([delim](uint32_t cp) { return cp == delim; }, SplitBehavior::Removed);
   }

@@ -160,6 +160,33 @@ TEST(TokenizerErrors, MalformedTokenizerJson) {
   }
 }
 
+// One-character fields (spec_char): a longer string (of multi-byte characters too), an empty one or a non-string is an
+// error naming the component's field, in the pre-tokenizers and the decoders alike; Metaspace's prepend_scheme too.
+TEST(TokenizerErrors, OneCharacterFieldsAndPrependScheme) {
+  const auto with = [](const char* part, json spec) {
+    json d = tiny_tokenizer();
+    d[part] = std::move(spec);
+    return d;
+  };
+  expect_error([&] { load(with("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "ab"}})); },
+               {"tiny.json: pre_tokenizer.replacement", "exactly one character, got \"ab\""});
+  expect_error([&] { load(with("pre_tokenizer", {{"type", "CharDelimiterSplit"}, {"delimiter", ""}})); },
+               {"pre_tokenizer.delimiter", "exactly one character"});
+  expect_error([&] { load(with("pre_tokenizer", {{"type", "CharDelimiterSplit"}, {"delimiter", 7}})); },
+               {"pre_tokenizer.delimiter", "expected a one-character string"});
+  expect_error([&] { load(with("decoder", {{"type", "Metaspace"}, {"replacement", "\u2581\u2581"}})); },
+               {"decoder.replacement", "exactly one character"});
+  expect_error([&] { load(with("decoder", {{"type", "Strip"}, {"content", json::array()}, {"start", 1}})); },
+               {"decoder.content", "expected a one-character string"});
+  expect_error([&] { load(with("pre_tokenizer", {{"type", "Metaspace"}, {"prepend_scheme", "sometimes"}})); },
+               {"pre_tokenizer.prepend_scheme", "unknown value \"sometimes\""});
+  expect_error([&] { load(with("pre_tokenizer", {{"type", "Metaspace"}, {"prepend_scheme", 3}})); },
+               {"pre_tokenizer.prepend_scheme"});
+  // Valid ones load: a multi-byte replacement character, and the fallbacks when the field is absent or null.
+  EXPECT_NO_THROW(load(with("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "\u2581"}})));
+  EXPECT_NO_THROW(load(with("decoder", {{"type", "Strip"}, {"content", nullptr}, {"start", 1}})));
+}
+
 TEST(TokenizerErrors, MissingFilesAndBrokenSentencePieceModel) {
   test::TempDir dir;
   expect_error([&] { Tokenizer::from_dir(dir.path()); }, {dir.path(), "neither tokenizer.json nor tokenizer.model"});
