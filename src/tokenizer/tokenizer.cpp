@@ -49,7 +49,7 @@ using detail::TokenizerImpl;
 
 bool is_null_or_absent(const json& doc, const char* key) { return !doc.contains(key) || doc[key].is_null(); }
 
-std::shared_ptr<TokenizerImpl> build(const json& doc, const std::string& origin) {
+std::shared_ptr<TokenizerImpl> build_unchecked(const json& doc, const std::string& origin) {
   PCM_CHECK(doc.is_object(), "{}: expected a JSON object at the top level", origin);
   auto impl = std::make_shared<TokenizerImpl>();
   impl->source = origin;
@@ -101,6 +101,16 @@ std::shared_ptr<TokenizerImpl> build(const json& doc, const std::string& origin)
   impl->bos = impl->post.bos_id();
   impl->eos = impl->post.eos_id();
   return impl;
+}
+
+// The components check the fields they interpret; a value of the wrong type anywhere else (a number where a string
+// goes) throws nlohmann's type error, which names no file: name it here.
+std::shared_ptr<TokenizerImpl> build(const json& doc, const std::string& origin) {
+  try {
+    return build_unchecked(doc, origin);
+  } catch (const json::exception& e) {
+    fail("{}: unexpected value in the tokenizer definition: {}", origin, e.what());
+  }
 }
 
 // tokenizer_config.json / special_tokens_map.json spell a token as "text" or {"content": "text", ...}.

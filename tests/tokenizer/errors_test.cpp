@@ -162,7 +162,8 @@ TEST(TokenizerErrors, MalformedTokenizerJson) {
 
 // One-character fields (spec_char): a longer string (of multi-byte characters too), an empty one or a non-string is an
 // error naming the component's field, in the pre-tokenizers and the decoders alike; Metaspace's prepend_scheme too.
-TEST(TokenizerErrors, OneCharacterFieldsAndPrependScheme) {
+// Elsewhere a value of the wrong type names the file.
+TEST(TokenizerErrors, FieldsOfTheWrongType) {
   const auto with = [](const char* part, json spec) {
     json d = tiny_tokenizer();
     d[part] = std::move(spec);
@@ -182,6 +183,10 @@ TEST(TokenizerErrors, OneCharacterFieldsAndPrependScheme) {
                {"pre_tokenizer.prepend_scheme", "unknown value \"sometimes\""});
   expect_error([&] { load(with("pre_tokenizer", {{"type", "Metaspace"}, {"prepend_scheme", 3}})); },
                {"pre_tokenizer.prepend_scheme"});
+  // Values of the wrong type where no component check names the field: still an error naming the file.
+  expect_error([&] { load(with("post_processor", {{"type", "TemplateProcessing"}, {"single", {{{"Sequence", 5}}}},
+                                                  {"pair", nullptr}, {"special_tokens", json::object()}})); },
+               {"tiny.json: unexpected value", "value() with number"});
   // Valid ones load: a multi-byte replacement character, and the fallbacks when the field is absent or null.
   EXPECT_NO_THROW(load(with("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "\u2581"}})));
   EXPECT_NO_THROW(load(with("decoder", {{"type", "Strip"}, {"content", nullptr}, {"start", 1}})));
