@@ -45,7 +45,8 @@ std::pair<std::string, std::string> find_template(const std::string& dir, const 
   const std::string want = name.empty() ? "default" : name;
   std::string names;
   for (const auto& e : t) {
-    PCM_CHECK(e.is_object() && e.contains("name") && e.contains("template") && e.at("template").is_string(),
+    PCM_CHECK(e.is_object() && e.contains("name") && e.at("name").is_string() && e.contains("template") &&
+                  e.at("template").is_string(),
               "{}: chat_template entries must be {{\"name\", \"template\"}} objects", cfg_path);
     if (e.at("name") == want) return {e.at("template").get<std::string>(), cfg_path + ": chat_template '" + want + "'"};
     names += (names.empty() ? "" : ", ") + e.at("name").get<std::string>();
@@ -64,7 +65,8 @@ void validate_messages(const json& messages) {
     if (c.is_string()) continue;
     PCM_CHECK(c.is_array(), "messages[{}].content must be a string or a list of parts", i);
     for (size_t k = 0; k < c.size(); ++k)
-      PCM_CHECK(c[k].is_object() && c[k].value("type", "") == "text" && c[k].contains("text") && c[k].at("text").is_string(),
+      PCM_CHECK(c[k].is_object() && c[k].contains("type") && c[k].at("type") == "text" && c[k].contains("text") &&
+                    c[k].at("text").is_string(),
                 "messages[{}].content[{}]: only {{\"type\": \"text\", \"text\": ...}} parts are supported", i, k);
   }
 }

@@ -112,6 +112,23 @@ TEST(ChatTemplateDiscovery, TokenizerConfigStringAndNamedListAndMessageErrors) {
   EXPECT_THROW(ChatTemplate::from_dir(dir.path(), "nope"), Error);
   EXPECT_THROW(ChatTemplate::from_dir(dir.path()).render(json::parse(R"([{"content":"x"}])"), false), Error);
   EXPECT_THROW(ChatTemplate::from_dir(dir.path()).render(json::parse(R"({"role":"user"})"), false), Error);
+  // A part's type of another JSON type is the same clear error as an unknown type (it threw nlohmann's type_error).
+  try {
+    ChatTemplate::from_dir(dir.path()).render(json::parse(R"([{"role":"user","content":[{"type":5,"text":"a"}]}])"), false);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("messages[0].content[0]: only"), std::string::npos) << e.what();
+  }
+  // A named template whose name is not a string: an error naming the file (it threw nlohmann's type_error).
+  test::TempDir bad_names;
+  std::ofstream(bad_names.file("tokenizer_config.json")) << R"({"chat_template": [{"name": 7, "template": "T"}]})";
+  try {
+    ChatTemplate::from_dir(bad_names.path());
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tokenizer_config.json: chat_template entries must be"), std::string::npos)
+        << e.what();
+  }
   test::TempDir empty;
   EXPECT_FALSE(ChatTemplate::available(empty.path()));
   EXPECT_THROW(ChatTemplate::from_dir(empty.path()), Error);
