@@ -35,7 +35,11 @@ void for_each_jsonl(const std::string& path, const std::function<void(const nloh
     } catch (const nlohmann::json::parse_error& e) {
       fail("{}:{}: malformed JSON: {}", path, line_no, e.what());
     }
-    fn(row, line_no);
+    try {
+      fn(row, line_no);
+    } catch (const nlohmann::json::exception& e) {  // a field of another type than the reader takes
+      fail("{}:{}: unexpected value: {}", path, line_no, e.what());
+    }
   }
 }
 

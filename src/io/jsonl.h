@@ -13,8 +13,8 @@
 namespace pcm {
 
 // Calls fn(row, line_number) for every complete non-blank line. A final line without a newline (torn by
-// a kill while it was being written) is skipped unless `strict_tail`; malformed JSON on any other line
-// is a pcm::Error naming path:line.
+// a kill while it was being written) is skipped unless `strict_tail`; malformed JSON on any other line,
+// and a JSON type error thrown by fn (a field of another type than it reads), is a pcm::Error naming path:line.
 void for_each_jsonl(const std::string& path, const std::function<void(const nlohmann::json&, int64_t)>& fn,
                     bool strict_tail = false);
 std::vector<nlohmann::json> read_jsonl(const std::string& path, bool strict_tail = false);

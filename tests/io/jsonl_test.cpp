@@ -46,6 +46,19 @@ TEST(Jsonl, MalformedLineNamesFileAndLine) {
   }
 }
 
+// A row whose field has another type than the reader takes (a hand-edited metrics file: "step": "x") names the file
+// and line, not only nlohmann's "type must be number".
+TEST(Jsonl, FieldOfTheWrongTypeNamesFileAndLine) {
+  test::TempDir dir;
+  write_raw(dir.file("metrics.jsonl"), "{\"step\":1}\n{\"step\":\"x\"}\n");
+  try {
+    for_each_jsonl(dir.file("metrics.jsonl"), [](const nlohmann::json& row, int64_t) { (void)row.value("step", int64_t{0}); });
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.jsonl:2: unexpected value"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Jsonl, AppenderCreatesParentsAndReplacesInvalidUtf8) {
   test::TempDir dir;
   std::string path = dir.file("x/y/out.jsonl");
