@@ -75,9 +75,13 @@ json run_eval(const EvalOptions& o, const GenerateFn& generate) {
   // What is already done (a resumed run never redoes a finished sample).
   std::set<std::string> done;
   if (file_exists(samples_path)) {
-    auto rows = read_jsonl(samples_path);
-    PCM_CHECK(o.resume || rows.empty(), "{} already holds {} samples: pass --resume to continue that run", samples_path, rows.size());
-    for (const auto& r : rows) done.insert(key_of(r.at("benchmark"), r.at("id"), r.at("sample").get<int64_t>()));
+    int64_t on_file = 0;  // a row missing a field: an error naming path:line
+    for_each_jsonl(samples_path, [&](const json& r, int64_t) {
+      done.insert(key_of(r.at("benchmark"), r.at("id"), r.at("sample").get<int64_t>()));
+      ++on_file;
+    });
+    PCM_CHECK(o.resume || on_file == 0, "{} already holds {} samples: pass --resume to continue that run", samples_path,
+              on_file);
   }
   std::vector<Benchmark> benches;
   for (const auto& b : o.benches) benches.push_back(load_benchmark(b, o.data_dir, o.format));
@@ -145,7 +149,7 @@ json run_eval(const EvalOptions& o, const GenerateFn& generate) {
   std::map<std::string, int64_t> retries_total, invalid_total;
   double seconds = 0;
   int64_t gen_tokens = 0;
-  for (const auto& r : read_jsonl(samples_path)) {
+  for_each_jsonl(samples_path, [&](const json& r, int64_t) {  // a row missing a field: an error naming path:line
     auto& p = per[r.at("benchmark")][r.at("id")];
     p.id = r.at("id");
     p.correct.push_back(r.at("correct").get<bool>());
@@ -155,7 +159,7 @@ json run_eval(const EvalOptions& o, const GenerateFn& generate) {
     invalid_total[r.at("benchmark")] += !r.value("format_valid", true);
     seconds += r.value("seconds", 0.0);
     gen_tokens += r.at("generated_tokens").get<int64_t>();
-  }
+  });
   json report = json::object();
   std::string md = "| benchmark | problems | samples | pass@1 (%) ± s.e. | pass@k (%) |\n| --- | --- | --- | --- | --- |\n";
   for (const auto& b : benches) {

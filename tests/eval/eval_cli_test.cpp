@@ -56,6 +56,16 @@ TEST(EvalCli, RunsReportsRetriesAndResumesAfterAKill) {
   for (const auto& row : rows) keys.insert(row["benchmark"].get<std::string>() + "/" + row["id"].get<std::string>() + "/" +
                                            std::to_string(row["sample"].get<int>()));
   EXPECT_EQ(keys.size(), 12u) << "no sample done twice";
+
+  // A samples file edited by hand (row 2 without its "id"): resuming names the file and line.
+  text = read_text_file(run + "/samples.jsonl");
+  const size_t row2 = text.find('\n') + 1, id = text.find("\"id\":", row2);
+  ASSERT_LT(id, text.find('\n', row2));
+  text.replace(id, 5, "\"id_\":");
+  std::ofstream(run + "/samples.jsonl", std::ios::binary | std::ios::trunc) << text;
+  auto broken = test::run_pcm(args + " --resume");
+  EXPECT_NE(broken.exit_code, 0);
+  EXPECT_NE(broken.err.find("samples.jsonl:2: unexpected value"), std::string::npos) << broken.all();
 }
 
 }  // namespace
