@@ -149,7 +149,7 @@ json run_eval(const EvalOptions& o, const GenerateFn& generate) {
   std::map<std::string, int64_t> retries_total, invalid_total;
   double seconds = 0;
   int64_t gen_tokens = 0;
-  for_each_jsonl(samples_path, [&](const json& r, int64_t) {  // a row missing a field: an error naming path:line
+  for_each_jsonl(samples_path, [&](const json& r, int64_t) {
     auto& p = per[r.at("benchmark")][r.at("id")];
     p.id = r.at("id");
     p.correct.push_back(r.at("correct").get<bool>());

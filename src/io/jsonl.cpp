@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "util/error.h"
+#include "util/json.h"
 
 namespace pcm {
 
@@ -35,11 +36,8 @@ void for_each_jsonl(const std::string& path, const std::function<void(const nloh
     } catch (const nlohmann::json::parse_error& e) {
       fail("{}:{}: malformed JSON: {}", path, line_no, e.what());
     }
-    try {
-      fn(row, line_no);
-    } catch (const nlohmann::json::exception& e) {  // a field of another type than the reader takes
-      fail("{}:{}: unexpected value: {}", path, line_no, e.what());
-    }
+    naming_json_errors([&] { return fmt::format("{}:{}: unexpected value", path, line_no); },
+                       [&] { fn(row, line_no); });
   }
 }
 

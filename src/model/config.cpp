@@ -162,11 +162,9 @@ json Mamba2Config::to_hf_json() const {
 Mamba2Config parse_mamba2_config(const json& j, const std::string& origin) {
   PCM_CHECK(j.is_object(), "{}: config is not a JSON object", origin);
   Mamba2Config c;
-  try {
+  naming_json_errors(origin + ": bad value", [&] {
     c = (j.contains("d_model") || j.contains("ssm_cfg")) ? parse_mamba_ssm(j, origin) : parse_hf(j, origin);
-  } catch (const json::exception& e) {
-    fail("{}: bad value: {}", origin, e.what());
-  }
+  });
   c.validate(origin);
   return c;
 }

@@ -287,12 +287,9 @@ const std::vector<std::string>& stage_names() {
 }
 
 void run_stage(RunContext& ctx, const std::string& name, const AnswerMatcher& matcher) {
-  try {
-    run_stage_unchecked(ctx, name, matcher);
-  } catch (const json::exception& e) {
-    // A hand-edited row of the wrong shape that the field checks did not anticipate.
-    fail("{}: stage {}: unexpected JSON in a stage file: {}", ctx.out_dir, name, e.what());
-  }
+  // A hand-edited row of the wrong shape that the field checks did not anticipate.
+  naming_json_errors([&] { return fmt::format("{}: stage {}: unexpected JSON in a stage file", ctx.out_dir, name); },
+                     [&] { run_stage_unchecked(ctx, name, matcher); });
 }
 
 void run_stage_unchecked(RunContext& ctx, const std::string& name, const AnswerMatcher& matcher) {

@@ -106,11 +106,8 @@ std::shared_ptr<TokenizerImpl> build_unchecked(const json& doc, const std::strin
 // The components check the fields they interpret; a value of the wrong type anywhere else (a number where a string
 // goes) throws nlohmann's type error, which names no file: name it here.
 std::shared_ptr<TokenizerImpl> build(const json& doc, const std::string& origin) {
-  try {
-    return build_unchecked(doc, origin);
-  } catch (const json::exception& e) {
-    fail("{}: unexpected value in the tokenizer definition: {}", origin, e.what());
-  }
+  return naming_json_errors(origin + ": unexpected value in the tokenizer definition",
+                            [&] { return build_unchecked(doc, origin); });
 }
 
 // tokenizer_config.json / special_tokens_map.json spell a token as "text" or {"content": "text", ...}.

@@ -50,7 +50,7 @@ void load_train_checkpoint(const std::string& dir, Mamba2Config* config, ParamSe
   if (!fs::exists(dir + "/trainer_state.json"))
     fail("{}: not a training checkpoint (no trainer_state.json)", dir);
   json st = read_json_file(dir + "/trainer_state.json");
-  try {
+  naming_json_errors(dir + "/trainer_state.json", [&] {
     pos->phase = st.at("phase");
     pos->step_in_phase = st.at("step_in_phase");
     pos->global_step = st.at("global_step");
@@ -61,9 +61,7 @@ void load_train_checkpoint(const std::string& dir, Mamba2Config* config, ParamSe
     pos->seed = st.at("seed");
     pos->config_digest = st.at("config_digest");
     opt->step = st.at("adamw_step");
-  } catch (const json::exception& e) {
-    fail("{}/trainer_state.json: {}", dir, e.what());
-  }
+  });
   *config = load_mamba2_config(dir);
   *params = ParamSet::from_model_dir(dir);
   SafetensorsFile f(dir + "/optimizer.safetensors");

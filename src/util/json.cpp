@@ -78,7 +78,11 @@ double json_to_double(const json& value, const std::string& field) {
 double json_double_or(const json& obj, const std::string& key, double fallback) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;
-  return json_to_double(*it, key);
+  try {
+    return json_to_double(*it, key);
+  } catch (const Error& e) {
+    throw JsonFieldError(e.what());
+  }
 }
 
 long long json_int_or(const json& obj, const std::string& key, long long fallback) {
@@ -89,21 +93,21 @@ long long json_int_or(const json& obj, const std::string& key, long long fallbac
     double v = it->get<double>();
     if (v == std::floor(v)) return static_cast<long long>(v);
   }
-  fail("{}: expected an integer, got {}", key, it->dump());
+  throw JsonFieldError(fmt::format("{}: expected an integer, got {}", key, it->dump()));
 }
 
 bool json_bool_or(const json& obj, const std::string& key, bool fallback) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;
   if (it->is_boolean()) return it->get<bool>();
-  fail("{}: expected true or false, got {}", key, it->dump());
+  throw JsonFieldError(fmt::format("{}: expected true or false, got {}", key, it->dump()));
 }
 
 std::string json_string_or(const json& obj, const std::string& key, const std::string& fallback) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;
   if (it->is_string()) return it->get<std::string>();
-  fail("{}: expected a string, got {}", key, it->dump());
+  throw JsonFieldError(fmt::format("{}: expected a string, got {}", key, it->dump()));
 }
 
 }  // namespace pcm

@@ -110,6 +110,19 @@ TEST(Config, InconsistentHeadsAreRejected) {
   }
 }
 
+// A field of another type than the parser reads (a string where a number goes): the file and the field (the field
+// reader named only the key before).
+TEST(Config, FieldOfTheWrongTypeNamesTheFile) {
+  try {
+    parse_mamba2_config(parse_json(R"({"hidden_size": "wide", "num_heads": 8, "head_dim": 16})", "x/config.json"),
+                        "x/config.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("x/config.json: bad value: hidden_size: expected an integer, got \"wide\""),
+              std::string::npos) << e.what();
+  }
+}
+
 class BadCheckpoint : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -352,6 +352,11 @@ TEST(SynthCli, SingleStagesAndErrors) {
   r = test::run_pcm("synth generate --config " + f.config_path + " --out " + out);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("samples.jsonl: row \"s1\": field \"concepts\" must be a list of strings"), std::string::npos) << r.err;
+  // An id of another type: the file, the line and the field.
+  std::ofstream(out + "/" + files::kSamples) << R"({"id":5,"status":"ok","concepts":["Algebra"],"level":"AIME"})" << "\n";
+  r = test::run_pcm("synth generate --config " + f.config_path + " --out " + out);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("samples.jsonl:1: row has no string \"id\""), std::string::npos) << r.err;
   std::ofstream(out + "/" + files::kSamples) << "{\"id\": \"s1\", broken\n{}\n";
   r = test::run_pcm("synth generate --config " + f.config_path + " --out " + out);
   EXPECT_NE(r.err.find("samples.jsonl:1: malformed JSON"), std::string::npos) << r.err;

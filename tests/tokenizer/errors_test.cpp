@@ -187,6 +187,8 @@ TEST(TokenizerErrors, FieldsOfTheWrongType) {
   expect_error([&] { load(with("post_processor", {{"type", "TemplateProcessing"}, {"single", {{{"Sequence", 5}}}},
                                                   {"pair", nullptr}, {"special_tokens", json::object()}})); },
                {"tiny.json: unexpected value", "value() with number"});
+  expect_error([&] { load(with("pre_tokenizer", {{"type", "ByteLevel"}, {"use_regex", 5}})); },
+               {"tiny.json: unexpected value", "use_regex: expected true or false, got 5"});
   // Valid ones load: a multi-byte replacement character, and the fallbacks when the field is absent or null.
   EXPECT_NO_THROW(load(with("pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "\u2581"}})));
   EXPECT_NO_THROW(load(with("decoder", {{"type", "Strip"}, {"content", nullptr}, {"start", 1}})));

@@ -4,10 +4,12 @@
 
 #include <chrono>
 #include <csignal>
+#include <fstream>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
+#include "train/train_checkpoint.h"
 #include "train_fixture.h"
 
 namespace pcm {
@@ -89,6 +91,23 @@ TEST(KillResume, CliErrors) {
   EXPECT_NE(r.err.find("nothing"), std::string::npos) << r.all();
   r = test::run_pcm("plot " + dir.file("missing.jsonl"));
   EXPECT_NE(r.exit_code, 0);
+}
+
+// A trainer_state.json without one of its fields (hand-edited, or from another version): the file and the key.
+TEST(KillResume, TrainerStateWithoutAFieldNamesTheFile) {
+  test::TempDir dir;
+  std::ofstream(dir.file("trainer_state.json")) << R"({"phase": 1, "step_in_phase": 3})";
+  Mamba2Config c;
+  ParamSet p;
+  AdamWState o;
+  TrainerPosition pos;
+  try {
+    load_train_checkpoint(dir.path(), &c, &p, &o, &pos);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("trainer_state.json: "), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("global_step"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Plot, DrawsLossAndLrPerPhase) {
