@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <memory>
 
+#include <unistd.h>
+
 #include "cli/command.h"
 #include "cli/synth_compose_cli.h"
 #include "io/jsonl.h"
@@ -19,6 +21,10 @@ std::atomic<bool> g_stop{false};
 
 extern "C" void on_sigint(int) {
   if (g_stop.exchange(true)) std::_Exit(130);  // a second Ctrl-C quits at once
+  // Said at once (write(2) is async-signal-safe), since in-flight requests may take minutes to finish.
+  static const char kNotice[] = "interrupt: finishing the items in flight, then saving (Ctrl-C again quits now)\n";
+  ssize_t written = write(STDERR_FILENO, kNotice, sizeof(kNotice) - 1);
+  (void)written;
 }
 
 struct Options {

@@ -4,7 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "io/jsonl.h"
 #include "scripted_pipeline.h"
@@ -261,15 +263,23 @@ TEST(SynthPipeline, CtrlCFinishesInFlightItemsThenResumes) {
   Fixture f;
   std::string out = f.dir.file("out");
   std::atomic<pid_t> child{0};
+  std::string log_path = f.dir.file("log1");
+  const std::string notice = "interrupt: finishing the items in flight";
   f.script->on_solve_request = [&](int n) {
-    if (n == 4 && child.load() > 0) kill(child.load(), SIGINT);
+    if (n < 4 || child.load() <= 0) return;
+    if (n == 4) kill(child.load(), SIGINT);
+    // Hold this and every later answer until pcm says it took the signal: on a loaded machine the woken thread
+    // may wait for a core while the other workers finish their items and start new ones.
+    for (int i = 0; i < 3000 && read_text_file(log_path).find(notice) == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   };
-  child = spawn_pcm({"synth", "run", "--config", f.config_path, "--out", out}, f.dir.file("log1"));
+  child = spawn_pcm({"synth", "run", "--config", f.config_path, "--out", out}, log_path);
   int status = 0;
   waitpid(child, &status, 0);
   std::string log = read_text_file(f.dir.file("log1"));
   ASSERT_TRUE(WIFEXITED(status)) << log;
   EXPECT_EQ(WEXITSTATUS(status), 130) << log;
+  EXPECT_NE(log.find(notice), std::string::npos) << log;
   EXPECT_NE(log.find("solve: interrupted; finished items are saved, rerun to resume"), std::string::npos) << log;
   // Items in flight when the signal came were finished and written, not lost.
   size_t partial = rows(out + "/" + files::kSolutions).size();
