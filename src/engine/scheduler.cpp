@@ -409,14 +409,16 @@ void Scheduler::accept_token(Sequence& seq, int32_t tok, const float* logits, st
   ++step_generated_;
 
   std::string reason;
-  if (std::find(req.stop_ids.begin(), req.stop_ids.end(), tok) != req.stop_ids.end())
+  const bool stop_id = std::find(req.stop_ids.begin(), req.stop_ids.end(), tok) != req.stop_ids.end();
+  if (stop_id)
     reason = "stop";
   else if (static_cast<int64_t>(seq.generated.size()) >= req.max_tokens)
     reason = "length";
   std::string out;
-  // Ids past the tokenizer's vocabulary (a model's padded lm_head rows) have no text.
+  // Ids past the tokenizer's vocabulary (a model's padded lm_head rows) have no text, and a stop id's text is not
+  // returned (its id is), as vLLM leaves out stop_token_ids' text and as stop strings are left out.
   if (seq.decoder) {
-    if (tok < tokenizer_vocab_) seq.held += seq.decoder->push(tok);
+    if (tok < tokenizer_vocab_ && !stop_id) seq.held += seq.decoder->push(tok);
     if (!reason.empty()) seq.held += seq.decoder->flush();
     if (req.stop_strings.empty()) {
       out.swap(seq.held);

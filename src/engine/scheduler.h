@@ -60,7 +60,7 @@ struct GenerationRequest {
   int64_t n = 1;
   int64_t max_tokens = 16;
   SamplingParams sampling;            // choice i samples with seed sampling.seed + i
-  std::vector<int32_t> stop_ids;      // a sampled id in this list ends the choice (finish "stop")
+  std::vector<int32_t> stop_ids;      // a sampled id in this list ends the choice (finish "stop"; its text is left out)
   std::vector<std::string> stop_strings;  // text up to (not including) the first match is returned
   bool skip_special = true;           // special tokens do not appear in the text
   // Prompt positions (ascending, 0 < p < prompt size) whose state is worth caching on its own, e.g. the

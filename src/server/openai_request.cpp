@@ -121,10 +121,34 @@ void refuse_unsupported(const json& body) {
   }
 }
 
+// Parameters accepted without effect here: still a 400 when of the wrong type, as OpenAI answers. tool_choice
+// "none" / "auto" change nothing without tools; "required" or a named function would force a call.
+void check_inert(const json& body) {
+  const std::pair<const char*, json::value_t> typed[] = {
+      {"parallel_tool_calls", json::value_t::boolean}, {"store", json::value_t::boolean},
+      {"user", json::value_t::string},                 {"service_tier", json::value_t::string},
+      {"reasoning_effort", json::value_t::string},     {"metadata", json::value_t::object}};
+  for (const auto& [key, type] : typed) {
+    const json* v = field(body, key);
+    if (v && !v->is_null() && v->type() != type)
+      bad(key, fmt::format("'{}' must be {}", key, type == json::value_t::boolean  ? "a boolean"
+                                                   : type == json::value_t::string ? "a string"
+                                                                                   : "an object"));
+  }
+  const json* tc = field(body, "tool_choice");
+  if (!tc || tc->is_null()) return;
+  if (tc->is_object() || (tc->is_string() && tc->get<std::string>() == "required"))
+    throw ApiError(400, "'tool_choice' asks for a tool call; tools are not supported by this server", "tool_choice",
+                   "unsupported_parameter");
+  if (!tc->is_string() || (tc->get<std::string>() != "none" && tc->get<std::string>() != "auto"))
+    bad("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or an object naming a function");
+}
+
 GenerationParams parse_generation(const json& body, const RequestLimits& limits, bool chat) {
   GenerationParams g;
   check_model(body, limits, g.model);
   refuse_unsupported(body);
+  check_inert(body);
   const int64_t default_max = chat ? (limits.default_max_tokens_chat > 0 ? limits.default_max_tokens_chat
                                                                           : limits.max_tokens)
                                    : limits.default_max_tokens_completion;
@@ -201,8 +225,13 @@ Prompt parse_prompt(const json& v, const std::string& param) {
     p.text = v[0].get<std::string>();
     return p;
   }
-  if (v[0].is_array()) return parse_prompt(v[0], param);
-  bad(param, fmt::format("'{}' must be a string, an array of strings or an array of token ids", param));
+  // OpenAI's last form, [[ids]]: one level only (a recursion here let a deeply nested body overflow the stack).
+  if (v[0].is_array() && !v[0].empty() && v[0][0].is_number()) {
+    p.ids = token_ids(v[0], param);
+    return p;
+  }
+  bad(param, fmt::format("'{}' must be a string, an array of strings, an array of token ids or an array of one "
+                         "array of token ids", param));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 // The OpenAI endpoints' shapes and behaviour, over real HTTP on loopback.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -186,6 +187,53 @@ TEST(ServerApi, StopStringsCutTheTextAndEndTheChoice) {
     }
     EXPECT_EQ(got, expect) << "stop '" << stop << "' in '" << text << "'";
     EXPECT_EQ(finish, "stop");
+  }
+}
+
+// As vLLM: a stop id ends the choice and its id is returned, its text is not (stop strings are left out too).
+TEST(ServerApi, StopTokenIdsEndTheChoiceWithoutTheirText) {
+  TestServer s;
+  const json req = {{"prompt", "Hello"}, {"max_tokens", 24}, {"temperature", 0}, {"return_token_ids", true}};
+  auto base = json::parse(s.post("/v1/completions", req)->body);
+  const std::vector<int32_t> ids = base["choices"][0]["token_ids"];
+  ASSERT_GT(ids.size(), 6u);
+  const int32_t stop = ids[4];
+  const size_t first = static_cast<size_t>(std::find(ids.begin(), ids.end(), stop) - ids.begin());
+  const std::vector<int32_t> before(ids.begin(), ids.begin() + static_cast<long>(first));
+  json with_stop = req;
+  with_stop["stop_token_ids"] = {stop};
+  for (bool stream : {false, true}) {
+    with_stop["stream"] = stream;
+    auto r = s.post("/v1/completions", with_stop);
+    ASSERT_EQ(r->status, 200) << r->body;
+    std::string text, finish;
+    std::vector<int32_t> got;
+    auto take = [&](const json& c) {
+      text += c["text"].get<std::string>();
+      for (const json& t : c["token_ids"]) got.push_back(t.get<int32_t>());
+      if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
+    };
+    if (stream) {
+      auto ev = sse_events(r->body);
+      for (size_t i = 0; i + 1 < ev.size(); ++i) take(json::parse(ev[i])["choices"][0]);
+    } else {
+      take(json::parse(r->body)["choices"][0]);
+    }
+    EXPECT_EQ(text, s.tokenizer->decode(before, true)) << "stream " << stream;
+    EXPECT_EQ(got, std::vector<int32_t>(ids.begin(), ids.begin() + static_cast<long>(first) + 1));
+    EXPECT_EQ(finish, "stop");
+  }
+}
+
+// Parameters without effect here are accepted when well-typed (clients send them by default).
+TEST(ServerApi, InertParametersAreAccepted) {
+  TestServer s;
+  for (const char* tc : {"none", "auto"}) {
+    auto r = s.post("/v1/completions", json{{"prompt", "Hello"}, {"max_tokens", 2}, {"tool_choice", tc},
+                                            {"parallel_tool_calls", true}, {"user", "u-1"}, {"store", false},
+                                            {"metadata", json::object()}, {"service_tier", "auto"},
+                                            {"reasoning_effort", "low"}});
+    EXPECT_EQ(r->status, 200) << r->body;
   }
 }
 
