@@ -174,9 +174,12 @@ void BpeTrainer::train(const std::function<void(int64_t, int64_t)>& progress) {
 json BpeTrainer::tokenizer_json() const {
   PCM_CHECK(!vocab_.empty(), "tokenizer train: train() has not run");
   json added = json::array();
-  for (size_t i = 0; i < options_.special_tokens.size(); ++i)
-    added.push_back({{"id", i}, {"content", options_.special_tokens[i]}, {"single_word", false}, {"lstrip", false},
-                     {"rstrip", false}, {"normalized", false}, {"special", true}});
+  for (size_t i = 0; i < options_.special_tokens.size(); ++i) {
+    const std::string& t = options_.special_tokens[i];
+    const bool kept = std::find(options_.kept_in_text.begin(), options_.kept_in_text.end(), t) != options_.kept_in_text.end();
+    added.push_back({{"id", i}, {"content", t}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", !kept}});
+  }
   json vocab = json::object();
   for (size_t i = 0; i < vocab_.size(); ++i) vocab[vocab_[i]] = i;
   json merges = json::array();

@@ -19,7 +19,12 @@ namespace pcm {
 struct BpeTrainerOptions {
   int64_t vocab_size = 8192;  // specials + 256 bytes + merges
   int64_t min_frequency = 2;  // a pair seen fewer times is never merged
+  // Added tokens (ids 0..), matched whole in text and never merged.
   std::vector<std::string> special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"};
+  // Of those, the ones written with "special": false, so decoding keeps their text: the reasoning tags, as Qwen3's
+  // and DeepSeek-R1's tokenizers mark them. An answer's text then holds the tags the model produced, and a chat
+  // history sent back tokenizes to the same ids (the server's state cache reuses the previous turn).
+  std::vector<std::string> kept_in_text = {"<think>", "</think>"};
   // The Llama-3 / Qwen2 split: letters, 1-3 digit runs, punctuation runs, newlines, spaces.
   std::string split_regex =
       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"

@@ -124,6 +124,31 @@ TEST(ServerChat, RealTemplateMultiTurnReusesTheConversationState) {
   expect_openai_error(s.post("/v1/chat/completions", json{{"messages", bad}}), 400, "messages");
 }
 
+// A reasoning model's answer: the shipped model opens with <think> and closes it before the answer. The tags are
+// not "special" in its tokenizer (as in Qwen3's and DeepSeek-R1's), so the content keeps them, the history a client
+// sends back tokenizes to what the model produced, and the next turn restores the state after the whole answer
+// (when they were dropped from the content, only the first prompt was reused).
+TEST(ServerChat, ReasoningAnswerSentBackReusesTheWholeTurn) {
+  SchedulerConfig sc;
+  sc.state_cache_bytes = 64 << 20;
+  const std::string dir = testdata("../models/pcm-mini");
+  auto tmpl = std::make_shared<const ChatTemplate>(ChatTemplate::from_dir(dir));
+  TestServer s(sc, {}, true, dir, [tmpl](const json& m, bool add) { return tmpl->render(m, add); });
+  json messages = {{{"role", "user"}, {"content", "A baker makes 24 muffins and sells 3/4 of them. How many are left?"}}};
+  auto r1 = s.post("/v1/chat/completions", json{{"messages", messages}, {"max_tokens", 48}, {"temperature", 0}});
+  ASSERT_EQ(r1->status, 200) << r1->body;
+  json j1 = json::parse(r1->body);
+  const std::string content = j1["choices"][0]["message"]["content"];
+  EXPECT_EQ(content.rfind("<think>", 0), 0u) << content;
+  const int64_t turn1 = j1["usage"]["total_tokens"].get<int64_t>();
+  messages.push_back({{"role", "assistant"}, {"content", content}});
+  messages.push_back({{"role", "user"}, {"content", "And if he bakes 8 more?"}});
+  auto r2 = s.post("/v1/chat/completions", json{{"messages", messages}, {"max_tokens", 2}, {"temperature", 0}});
+  ASSERT_EQ(r2->status, 200) << r2->body;
+  // Everything but the answer's last token, which was sampled and never fed.
+  EXPECT_EQ(json::parse(r2->body)["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(), turn1 - 1);
+}
+
 TEST(ServerChat, TemplateRefusalAndMissingTemplateAre400) {
   TestServer s(SchedulerConfig{}, {}, true, testdata("models/tiny-mistral-bf16"), render);
   expect_openai_error(s.post("/v1/chat/completions",

@@ -67,6 +67,11 @@ TEST(BpeTrainer, TrainedOnGsm8kLoadsAndRoundTrips) {
     auto ids = tok.encode(s, false);
     EXPECT_EQ(tok.decode(ids, false), s);
   }
+  // Answers keep the reasoning tags (not "special", as in Qwen3's and DeepSeek-R1's tokenizers) and lose the
+  // turn markers: a chat history sent back then tokenizes to the ids the model produced.
+  const std::string turn = "<think>\n4\n</think>\n\\boxed{4}";
+  EXPECT_EQ(tok.decode(tok.encode(turn + "<|im_end|>", false), true), turn);
+  EXPECT_EQ(tok.encode(tok.decode(tok.encode(turn, false), true), false), tok.encode(turn, false));
   auto ids = tok.encode("<|im_start|>assistant<|im_end|>", false);
   ASSERT_GE(ids.size(), 3u);
   EXPECT_EQ(ids.front(), 1);  // <|im_start|> is the second special token
