@@ -1,7 +1,9 @@
 #include "eval/answer_extract.h"
 
+#include <algorithm>
 #include <cctype>
-#include <regex>
+
+#include "tokenizer/regex.h"
 
 namespace pcm::eval {
 
@@ -36,6 +38,18 @@ std::optional<std::string> last_boxed(std::string_view text) {
 
 namespace {
 
+// Group `group` of the last of the non-overlapping matches of `re` in `s` (as std::sregex_iterator walks them);
+// "" when there is none. The patterns here never match empty.
+std::string last_match(const Regex& re, const std::string& s, size_t group) {
+  std::string last;
+  for (size_t pos = 0;;) {
+    const auto g = re.groups(s, pos);
+    if (g.empty()) return last;
+    last = s.substr(g[group].first, g[group].second - g[group].first);
+    pos = std::max(g[0].second, g[0].first + 1);
+  }
+}
+
 std::string trim(std::string s) {
   size_t a = s.find_first_not_of(" \t\n\r$"), b = s.find_last_not_of(" \t\n\r$.");
   return a == std::string::npos ? "" : s.substr(a, b - a + 1);
@@ -49,11 +63,8 @@ Extraction extract_answer(std::string_view completion, bool numeric_fallbacks) {
   if (think_end != std::string_view::npos) text = text.substr(think_end + 8);
   if (auto b = last_boxed(text)) return {trim(*b), "boxed"};
   const std::string s(text);
-  static const std::regex final_answer(R"([Tt]he final answer is[:\s]*(.+))");
-  std::smatch m;
-  std::string last_final;
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), final_answer); it != std::sregex_iterator(); ++it)
-    last_final = (*it)[1].str();
+  static const Regex final_answer = Regex::bytes(R"([Tt]he final answer is[:\s]*(.+))");
+  const std::string last_final = last_match(final_answer, s, 1);
   if (!last_final.empty()) {
     std::string a = last_final.substr(0, last_final.find('\n'));
     if (!a.empty() && a[0] == '$') {  // "$12$. I hope": the math span
@@ -66,14 +77,10 @@ Extraction extract_answer(std::string_view completion, bool numeric_fallbacks) {
     if (!a.empty()) return {a, "final_answer"};
   }
   if (numeric_fallbacks) {
-    static const std::regex hash(R"(####\s*(-?[\d,]*\.?\d+))");
-    std::string last_hash;
-    for (auto it = std::sregex_iterator(s.begin(), s.end(), hash); it != std::sregex_iterator(); ++it) last_hash = (*it)[1].str();
-    if (!last_hash.empty()) return {last_hash, "hash"};
-    static const std::regex number(R"(-?\d[\d,]*(\.\d+)?|-?\.\d+)");
-    std::string last_number;
-    for (auto it = std::sregex_iterator(s.begin(), s.end(), number); it != std::sregex_iterator(); ++it) last_number = it->str();
-    if (!last_number.empty()) return {last_number, "last_number"};
+    static const Regex hash = Regex::bytes(R"(####\s*(-?[\d,]*\.?\d+))");
+    if (std::string last_hash = last_match(hash, s, 1); !last_hash.empty()) return {last_hash, "hash"};
+    static const Regex number = Regex::bytes(R"(-?\d[\d,]*(\.\d+)?|-?\.\d+)");
+    if (std::string last_number = last_match(number, s, 0); !last_number.empty()) return {last_number, "last_number"};
   }
   return {"", "none"};
 }

@@ -1,7 +1,9 @@
 #include "eval/latex_normalize.h"
 
+#include <algorithm>
 #include <cctype>
-#include <regex>
+
+#include "tokenizer/regex.h"
 
 namespace pcm::eval {
 
@@ -74,12 +76,11 @@ std::string normalize_answer(std::string_view answer, const std::vector<std::str
   while (!s.empty() && (s.back() == '.' || s.back() == ',' || s.back() == ';' || s.back() == '\\')) s.pop_back();
   s = trim(s);
   // "x = 5", "k=3" (a single variable, not an equation between expressions).
-  static const std::regex var_prefix(R"(^\s*[a-zA-Z](_\{?\w+\}?)?\s*=\s*([^=]+)$)");
-  std::smatch m;
-  if (std::regex_match(s, m, var_prefix)) s = trim(m[2].str());
+  static const Regex var_prefix = Regex::bytes(R"(\A\s*[a-zA-Z](_\{?\w+\}?)?\s*=\s*([^=]+)\z)");
+  if (const auto m = var_prefix.groups(s); !m.empty()) s = trim(s.substr(m[2].first, m[2].second - m[2].first));
   // Thousands separators in a whole number: 1,000,000 -> 1000000 (only when every group has 3 digits).
-  static const std::regex thousands(R"(^-?\d{1,3}(,\d{3})+(\.\d+)?$)");
-  if (std::regex_match(s, thousands)) replace_all(s, ",", "");
+  static const Regex thousands = Regex::bytes(R"(\A-?\d{1,3}(,\d{3})+(\.\d+)?\z)");
+  if (thousands.matches(s)) replace_all(s, ",", "");
   // ".5" -> "0.5"
   if (s.size() > 1 && s[0] == '.' && std::isdigit(static_cast<unsigned char>(s[1]))) s = "0" + s;
   // Collapse whitespace.

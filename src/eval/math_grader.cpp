@@ -7,10 +7,10 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <regex>
 
 #include "eval/latex_expr.h"
 #include "eval/latex_normalize.h"
+#include "tokenizer/regex.h"
 
 namespace pcm::eval {
 
@@ -72,12 +72,12 @@ std::optional<std::string> number_word(const std::string& s) {
 // 10001_2, 10001_{2}: the digits alone. A base-n answer is its digit string; converting it to base 10
 // would accept "17" for a question that asks for base 2.
 std::optional<std::string> base_subscript(const std::string& s) {
-  static const std::regex re(R"(^([0-9A-Za-z]+)_\{?(\d+)\}?$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return std::nullopt;
-  int base = std::stoi(m[2].str());
+  static const Regex re = Regex::bytes(R"(\A([0-9A-Za-z]+)_\{?(\d{1,9})\}?\z)");
+  const auto m = re.groups(s);
+  if (m.empty()) return std::nullopt;
+  int base = std::stoi(s.substr(m[2].first, m[2].second - m[2].first));
   if (base < 2 || base > 36) return std::nullopt;
-  return m[1].str();
+  return s.substr(m[1].first, m[1].second - m[1].first);
 }
 
 std::string canonical_scalar(const std::string& s) {
@@ -167,11 +167,11 @@ GradeResult compare_lists(const std::vector<std::string>& ps, const std::vector<
 }
 
 std::optional<std::vector<std::vector<std::string>>> matrix_rows(const std::string& s) {
-  static const std::regex re(R"(^\\begin\{[pbvB]?matrix\}(.*)\\end\{[pbvB]?matrix\}$)");
-  std::smatch m;
-  if (!std::regex_match(s, m, re)) return std::nullopt;
+  static const Regex re = Regex::bytes(R"(\A\\begin\{[pbvB]?matrix\}(.*)\\end\{[pbvB]?matrix\}\z)");
+  const auto m = re.groups(s);
+  if (m.empty()) return std::nullopt;
   std::vector<std::vector<std::string>> rows;
-  std::string body = m[1].str();
+  std::string body = s.substr(m[1].first, m[1].second - m[1].first);
   size_t pos = 0;
   while (true) {
     size_t br = body.find("\\\\", pos);
@@ -246,9 +246,9 @@ GradeResult compare(const std::string& p, const std::string& g, const MathGradeO
   // Equations: "y = 2x + 3" (a named left side) against a gold expression takes the right side; two equations compare
   // their (left − right) up to sign.
   const bool pe = p.find('=') != std::string::npos, ge = g.find('=') != std::string::npos;
-  static const std::regex named_lhs(R"(^\s*([a-zA-Z](_\{?\w+\}?)?|[a-zA-Z]\([a-z]\))\s*=)");
+  static const Regex named_lhs = Regex::bytes(R"(\A\s*([a-zA-Z](_\{?\w+\}?)?|[a-zA-Z]\([a-z]\))\s*=)");
   if (pe && !ge) {
-    if (!std::regex_search(p, named_lhs)) return {false, "an equation for an expression"};
+    if (!named_lhs.matches(p)) return {false, "an equation for an expression"};
     return compare(p.substr(p.find('=') + 1), g, o, deadline, depth + 1);
   }
   if (pe && ge) {

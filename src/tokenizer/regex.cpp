@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include <cctype>
+#include <memory>
 
 #include "tokenizer/utf8.h"
 #include "util/error.h"
@@ -126,13 +127,13 @@ std::string onig_to_pcre2(std::string_view p) {
   return out;
 }
 
-Regex Regex::compile(std::string_view pattern, std::string_view shown, const std::string& where) {
+Regex Regex::compile(std::string_view pattern, std::string_view shown, const std::string& where, bool utf) {
   auto impl = std::make_shared<Impl>();
   impl->pattern = std::string(shown);
   int error = 0;
   PCRE2_SIZE offset = 0;
   impl->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                             PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+                             utf ? PCRE2_UTF | PCRE2_UCP : 0, &error, &offset, nullptr);
   if (!impl->code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(error, msg, sizeof msg);
@@ -144,10 +145,14 @@ Regex Regex::compile(std::string_view pattern, std::string_view shown, const std
   return r;
 }
 
-Regex Regex::pcre(std::string_view pattern, const std::string& where) { return compile(pattern, pattern, where); }
+Regex Regex::pcre(std::string_view pattern, const std::string& where) { return compile(pattern, pattern, where, true); }
+
+Regex Regex::bytes(std::string_view pattern, const std::string& where) {
+  return compile(pattern, pattern, where, false);
+}
 
 Regex Regex::onig(std::string_view pattern, const std::string& where) {
-  return compile(onig_to_pcre2(pattern), pattern, where);
+  return compile(onig_to_pcre2(pattern), pattern, where, true);
 }
 
 Regex Regex::literal(std::string_view text) {
@@ -169,6 +174,21 @@ const std::string& Regex::pattern() const {
 
 size_t Regex::next_char_len(std::string_view s, size_t i) { return utf8_seq_len(static_cast<uint8_t>(s[i])); }
 
+// One match into `data`; false when there is none.
+static bool match_into(const pcre2_code* code, bool jit, const std::string& pattern, std::string_view s, size_t start,
+                       pcre2_match_data* data, pcre2_match_context* context) {
+  auto subject = reinterpret_cast<PCRE2_SPTR>(s.data());
+  int rc = jit ? pcre2_jit_match(code, subject, s.size(), start, PCRE2_NO_UTF_CHECK, data, context)
+               : pcre2_match(code, subject, s.size(), start, PCRE2_NO_UTF_CHECK, data, context);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  if (rc < 0) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(rc, msg, sizeof msg);
+    fail("regex \"{}\": match failed: {}", pattern, reinterpret_cast<char*>(msg));
+  }
+  return true;
+}
+
 bool Regex::search(std::string_view s, size_t start, size_t* match_start, size_t* match_end) const {
   if (!impl_ || start > s.size()) return false;
   if (!impl_->code) {
@@ -180,19 +200,32 @@ bool Regex::search(std::string_view s, size_t start, size_t* match_start, size_t
   }
   ThreadMatchState& st = thread_state();
   PCM_CHECK(st.data && st.context, "regex: out of memory creating PCRE2 match data");
-  auto subject = reinterpret_cast<PCRE2_SPTR>(s.data());
-  int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, s.size(), start, PCRE2_NO_UTF_CHECK, st.data, st.context)
-                      : pcre2_match(impl_->code, subject, s.size(), start, PCRE2_NO_UTF_CHECK, st.data, st.context);
-  if (rc == PCRE2_ERROR_NOMATCH) return false;
-  if (rc < 0) {
-    PCRE2_UCHAR msg[256];
-    pcre2_get_error_message(rc, msg, sizeof msg);
-    fail("regex \"{}\": match failed: {}", impl_->pattern, reinterpret_cast<char*>(msg));
-  }
+  if (!match_into(impl_->code, impl_->jit, impl_->pattern, s, start, st.data, st.context)) return false;
   PCRE2_SIZE* ov = pcre2_get_ovector_pointer(st.data);
   *match_start = ov[0];
   *match_end = ov[1];
   return true;
+}
+
+std::vector<std::pair<size_t, size_t>> Regex::groups(std::string_view s, size_t start) const {
+  std::vector<std::pair<size_t, size_t>> out;
+  if (!impl_ || start > s.size()) return out;
+  if (!impl_->code) {
+    size_t a, b;
+    if (search(s, start, &a, &b)) out.emplace_back(a, b);
+    return out;
+  }
+  ThreadMatchState& st = thread_state();
+  std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> data(
+      pcre2_match_data_create_from_pattern(impl_->code, nullptr), pcre2_match_data_free);
+  PCM_CHECK(data && st.context, "regex: out of memory creating PCRE2 match data");
+  if (!match_into(impl_->code, impl_->jit, impl_->pattern, s, start, data.get(), st.context)) return out;
+  const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.get());
+  const uint32_t n = pcre2_get_ovector_count(data.get());
+  for (uint32_t i = 0; i < n; ++i)
+    out.emplace_back(ov[2 * i] == PCRE2_UNSET ? std::string_view::npos : ov[2 * i],
+                     ov[2 * i + 1] == PCRE2_UNSET ? std::string_view::npos : ov[2 * i + 1]);
+  return out;
 }
 
 std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view s) const {

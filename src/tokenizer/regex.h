@@ -19,6 +19,10 @@ class Regex {
   // `where` (e.g. "tokenizer.json: pre_tokenizer.pattern") is named in compile errors.
   static Regex onig(std::string_view pattern, const std::string& where);
   static Regex pcre(std::string_view pattern, const std::string& where = "regex");
+  // Byte semantics (\d, \s, \w and . on single bytes, as std::regex in the C locale), for any bytes, valid
+  // UTF-8 or not. Unlike libstdc++'s std::regex, whose matcher recurses once per character and overflowed the
+  // stack on answers of ~26k characters, PCRE2 matches long subjects in bounded stack.
+  static Regex bytes(std::string_view pattern, const std::string& where = "regex");
   static Regex literal(std::string_view text);  // matches `text` verbatim
 
   // First match at or after byte `start`; false if none.
@@ -27,6 +31,10 @@ class Regex {
     size_t a, b;
     return search(s, 0, &a, &b);
   }
+
+  // The first match at or after byte `start` with its capture groups: [0] the whole match, [i] group i
+  // ({npos, npos} when it took no part). Empty when there is no match.
+  std::vector<std::pair<size_t, size_t>> groups(std::string_view s, size_t start = 0) const;
 
   // All matches, left to right, with Oniguruma's iteration rules.
   template <class F>
@@ -52,7 +60,7 @@ class Regex {
 
  private:
   struct Impl;
-  static Regex compile(std::string_view pattern, std::string_view shown, const std::string& where);
+  static Regex compile(std::string_view pattern, std::string_view shown, const std::string& where, bool utf);
   static size_t next_char_len(std::string_view s, size_t i);
   std::shared_ptr<const Impl> impl_;
 };

@@ -103,6 +103,24 @@ TEST(AnswerExtract, BoxedAfterThinkFallbacksAndNone) {
 // Gold solutions that cannot grade against their own answer, with why (checked by hand).
 const std::set<std::string> kMath500Exceptions = {};
 
+// A model stuck in a loop writes answers of tens of thousands of characters; std::regex recursed once per character
+// and crashed the grader (SIGSEGV from ~26k characters). Each pattern of extraction and normalisation on 60k.
+TEST(AnswerExtract, VeryLongAnswersAreGradedWithoutCrashing) {
+  const std::string x(60000, 'x'), digits(60000, '7');
+  std::string ones;
+  for (int i = 0; i < 20000; ++i) ones += "1,";
+  ones += "1";
+  EXPECT_EQ(extract_answer("The final answer is " + x, false).answer, x);
+  EXPECT_EQ(extract_answer("#### " + ones, true).answer, ones);
+  EXPECT_EQ(extract_answer("so " + digits + " apples", true).answer, digits);
+  EXPECT_EQ(extract_answer("\\boxed{" + x + "}", false).answer, x);
+  for (const std::string& p : {x, digits, ones, "k = " + x, x + "_{2}", "\\begin{pmatrix}" + ones + "\\end{pmatrix}"}) {
+    EXPECT_FALSE(grade_math_answer(p, "5").correct);
+    EXPECT_FALSE(grade_math_answer("5", p).correct);
+  }
+  EXPECT_TRUE(grade_math_answer("k = " + digits, digits).correct);
+}
+
 TEST(MathGraderRealData, Math500GoldSolutionsGradeCorrect) {
   std::vector<std::string> failures;
   auto rows = read_jsonl(test::testdata("../data/benchmarks/math500.jsonl"));
