@@ -27,8 +27,11 @@ int32_t Sampler::sample(const float* logits, int64_t V) {
   if (params_.temperature == 0.0f) return argmax(logits, V);
   auto& c = candidates_;
   c.resize(static_cast<size_t>(V));
-  const float inv_t = 1.0f / params_.temperature;
-  for (int64_t i = 0; i < V; ++i) c[static_cast<size_t>(i)] = {logits[i] * inv_t, static_cast<int32_t>(i)};
+  // (logit - max) / T, never logit * (1 / T): for T under ~3e-39, 1 / T is inf and the products inf or NaN (the
+  // draw then took the highest ids); divided, the maximum is 0 and the rest -inf, so a tiny T is greedy.
+  const float top = logits[argmax(logits, V)];
+  for (int64_t i = 0; i < V; ++i)
+    c[static_cast<size_t>(i)] = {(logits[i] - top) / params_.temperature, static_cast<int32_t>(i)};
   auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
   size_t n = c.size();
   if (params_.top_k > 0 && params_.top_k < V) {

@@ -25,6 +25,18 @@ TEST(Sampler, TopKOneIsGreedy) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(s.sample(l.data(), 4), 1);
 }
 
+// 1 / T overflows float below ~3e-39: the draw took the highest ids instead of the greedy one.
+TEST(Sampler, TinyTemperatureIsGreedy) {
+  std::vector<float> l = {0.5f, -2.0f, 0.0f, 3.0f, 2.9f, -0.0f, 1.0f, -5.0f};
+  for (float t : {1e-45f, 1e-39f, 1e-38f, 1e-30f}) {
+    SamplingParams p;
+    p.temperature = t;
+    p.seed = 3;
+    Sampler s(p);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(s.sample(l.data(), 8), 3) << "T " << t;
+  }
+}
+
 TEST(Sampler, FrequenciesFollowSoftmax) {
   std::vector<float> l = {std::log(0.5f), std::log(0.3f), std::log(0.2f)};
   SamplingParams p;

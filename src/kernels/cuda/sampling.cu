@@ -79,14 +79,16 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(int32_t* ids, const fl
     if (tid == 0) ids[b] = bi;
     return;
   }
-  const float inv_t = 1.0f / P.temperature, m = best * inv_t;
+  // Scaled logits (l - best) / T, at most 0 (the maximum's): l * (1 / T) overflowed to inf / NaN for T under
+  // ~3e-39 and the draw went to the highest ids; divided, a tiny T is greedy.
+  auto scaled = [&](int i) { return (l[i] - best) / P.temperature; };
   uint32_t thr = 0;  // keep keys >= thr
   if (P.top_k > 0 && P.top_k < V) {
     uint32_t lo = 0, hi = 0xffffffffu;
     while (lo < hi) {
       const uint32_t mid = lo + (hi - lo) / 2 + 1;
       int cnt = 0;
-      for (int i = tid; i < V; i += kThreads) cnt += order_key(l[i] * inv_t) >= mid;
+      for (int i = tid; i < V; i += kThreads) cnt += order_key(scaled(i)) >= mid;
       if (block_sum_i(cnt) >= P.top_k) lo = mid;
       else hi = mid - 1;
     }
@@ -94,8 +96,8 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(int32_t* ids, const fl
   }
   float z = 0.0f;
   for (int i = tid; i < V; i += kThreads) {
-    const float s = l[i] * inv_t;
-    if (order_key(s) >= thr) z += __expf(s - m);
+    const float s = scaled(i);
+    if (order_key(s) >= thr) z += __expf(s);
   }
   z = block_sum_f(z);
   if (P.top_p < 1.0f) {  // largest threshold whose kept mass still reaches top_p
@@ -105,18 +107,18 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(int32_t* ids, const fl
       const uint32_t mid = lo + (hi - lo) / 2 + 1;
       float mass = 0.0f;
       for (int i = tid; i < V; i += kThreads) {
-        const float s = l[i] * inv_t;
-        if (order_key(s) >= mid) mass += __expf(s - m);
+        const float s = scaled(i);
+        if (order_key(s) >= mid) mass += __expf(s);
       }
       if (block_sum_f(mass) >= target) lo = mid;
       else hi = mid - 1;
     }
     thr = lo;
   }
-  const float floor_p = P.min_p;  // relative to the most likely token, whose exp(s - m) is 1
+  const float floor_p = P.min_p;  // relative to the most likely token, whose exp(s) is 1
   auto kept = [&](int i, float& p) {
-    const float s = l[i] * inv_t;
-    p = __expf(s - m);
+    const float s = scaled(i);
+    p = __expf(s);
     return order_key(s) >= thr && p >= floor_p;
   };
   // Contiguous ranges per thread, so the draw walks the vocabulary in order.
