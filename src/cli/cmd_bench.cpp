@@ -182,7 +182,7 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput (CPU, or -
                         sub->add_flag("--bandwidth", o->bandwidth,
                                       "also measure read bandwidth and report decode against that floor");
                         sub->add_option("--reps", o->reps, "timed prefill passes (the median is reported)")
-                            ->check(CLI::PositiveNumber);
+                            ->check(positive());
                         sub->add_flag("--json", o->json, "print one JSON object instead of the table");
                         sub->add_option("--device", o->device,
                                         "cpu (default) or cuda (decode at B=1,16,64,128 with fp32 and bf16 "

@@ -183,9 +183,9 @@ PCM_REGISTER_COMMAND({"eval", "Evaluate a model (in-process or served) on math/c
                         sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1");
                         sub->add_option("--served-model", o->served_model, "model name to request");
                         sub->add_option("--api-key-env", o->api_key_env, "environment variable holding the API key");
-                        sub->add_option("--concurrency", o->eval.concurrency, "requests in flight")->check(CLI::PositiveNumber);
+                        sub->add_option("--concurrency", o->eval.concurrency, "requests in flight")->check(positive());
                         sub->add_flag("--completions", o->completions, "use /v1/completions with the raw prompt (no chat template)");
-                        sub->add_option("--n", o->eval.n, "samples per problem")->check(CLI::PositiveNumber);
+                        sub->add_option("--n", o->eval.n, "samples per problem")->check(positive());
                         sub->add_option("--temperature", o->eval.temperature, "sampling temperature");
                         sub->add_option("--top-p", o->eval.top_p, "nucleus sampling");
                         sub->add_option("--max-new-tokens", o->eval.max_new_tokens, "generation budget per sample");

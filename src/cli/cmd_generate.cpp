@@ -99,7 +99,7 @@ PCM_REGISTER_COMMAND({"generate", "Generate tokens from a prompt (chunked prefil
                         sub->add_flag("--chat", o->chat, "wrap --prompt as one user message in the model's chat template");
                         sub->add_option("--stop", o->stops, "stop at this text (repeatable); it is not printed");
                         sub->add_option("--max-new-tokens,-n", o->max_new_tokens, "tokens to generate")
-                            ->check(CLI::NonNegativeNumber);
+                            ->check(in_range(0, 2147483647));
                         sub->add_flag("--ignore-eos", o->ignore_eos, "do not stop at the end-of-sequence token");
                         add_sampling_options(sub, &o->sampling);
                         sub->add_flag("--exact", o->exact,

@@ -202,7 +202,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                         sub->add_option("--tokenizer", o->tokenizer_dir,
                                         "with --random-shape: a tokenizer directory (text prompts; its chat template)");
                         sub->add_option("--shape-layers", o->shape_layers, "with --shape: override the layer count")
-                            ->check(CLI::PositiveNumber);
+                            ->check(positive());
                         sub->add_option("--host", o->host, "address to listen on")->capture_default_str();
                         sub->add_option("--chat-template", o->chat_template, "a Jinja file to use instead of the model's chat template");
                         sub->add_option("--port", o->port, "port (0 = any free port)")
@@ -211,24 +211,24 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                         sub->add_option("--max-slots", o->max_slots,
                                         "concurrent sequences (one fixed-size state each; default 8, with --device cuda what fits in "
                                         "the GPU's free memory)")
-                            ->check(CLI::PositiveNumber);
+                            ->check(positive());
                         sub->add_option("--max-memory", o->max_memory_gb,
                                         "GB (host, or GPU with --device cuda) for sequence states: the slot count is derived from it")
-                            ->check(CLI::PositiveNumber);
+                            ->check(positive());
                         sub->add_option("--state-cache", o->state_cache_gb, "GB for the prompt-state cache (0 = off)")
                             ->capture_default_str();
                         sub->add_option("--max-queue", o->max_queue, "requests waiting for a slot before 429")
-                            ->check(CLI::NonNegativeNumber)
+                            ->check(non_negative())
                             ->capture_default_str();
                         sub->add_option("--max-batch-tokens", o->max_batch_tokens,
                                         "tokens per engine step (decode rows + prefill chunks; default: the model's)")
-                            ->check(CLI::NonNegativeNumber);
+                            ->check(non_negative());
                         sub->add_option("--max-prompt-tokens", o->max_prompt_tokens, "longest prompt accepted")
-                            ->check(CLI::PositiveNumber)
+                            ->check(positive())
                             ->capture_default_str();
                         sub->add_option("--max-tokens-limit", o->max_tokens_limit,
                                         "largest max_tokens accepted (and the chat default)")
-                            ->check(CLI::PositiveNumber)
+                            ->check(positive())
                             ->capture_default_str();
                         sub->add_option("--served-model-name", o->served_name,
                                         "the model id clients send (default: the model directory's name)");
@@ -238,7 +238,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                             ->check(CLI::Range(2, 4096));
                         sub->add_option("--shutdown-grace", o->shutdown_grace_s,
                                         "seconds in-flight requests may take after SIGINT/SIGTERM")
-                            ->check(CLI::NonNegativeNumber)
+                            ->check(non_negative())
                             ->capture_default_str();
                         sub->add_flag("--exact", o->exact, "fp32 activations in every projection");
                         add_device_options(sub, &o->device);

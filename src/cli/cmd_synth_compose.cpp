@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "cli/common.h"
 #include "cli/synth_compose_cli.h"
 #include "io/jsonl.h"
 #include "synth/compose/composer.h"
@@ -121,10 +122,10 @@ void add_compose_subcommands(CLI::App* synth) {
     CLI::App* sub = synth->add_subcommand(
         "compose", "Compose exact-answer multi-concept problems from sampled concept lists (no teacher model)");
     sub->add_option("--seed", c->options.seed, "seed (the output is a pure function of it and the inputs)");
-    sub->add_option("--count", c->options.count, "problems to write")->check(CLI::PositiveNumber);
+    sub->add_option("--count", c->options.count, "problems to write")->check(positive());
     sub->add_option("--min-concepts", c->options.min_concepts, "fewest concepts (parts) per problem");
     sub->add_option("--max-concepts", c->options.max_concepts, "most concepts (parts) per problem");
-    sub->add_option("--temperature", c->options.temperature, "concept sampler softmax temperature")->check(CLI::PositiveNumber);
+    sub->add_option("--temperature", c->options.temperature, "concept sampler softmax temperature")->check(positive());
     sub->add_option("--seed-problems", c->seed_problems, "JSONL files/dirs whose problems give concept co-occurrence");
     sub->add_option("--seed-limit", c->options.seed_limit, "seed problems read (0: all)");
     sub->add_option("--benchmarks", c->benchmarks, "JSONL files/dirs to decontaminate against");

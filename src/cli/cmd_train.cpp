@@ -50,7 +50,7 @@ PCM_REGISTER_COMMAND({"train", "Train on a curriculum of phases (CPU or CUDA): A
                             ->check(CLI::IsMember({"fp32", "bf16"}));
                         sub->add_option("--stop-after-step", o->stop_after_step,
                                         "stop after this global step (checkpoints as configured)")
-                            ->check(CLI::NonNegativeNumber);
+                            ->check(non_negative());
                         sub->add_flag("--quiet,-q", o->quiet, "no progress lines");
                         add_threads_option(sub, &o->threads);
                         sub->callback([o] { run(*o); });

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 
 #include "util/error.h"
 #include "util/file.h"
@@ -44,8 +45,36 @@ std::string join_ids(const std::vector<int32_t>& ids) {
   return out;
 }
 
+namespace {
+
+// `ok(value)` decides; the message names the bound. Non-numbers are left to the option's own conversion error.
+CLI::Validator number_check(std::function<bool(double)> ok, std::string bound) {
+  return CLI::Validator(
+      [ok = std::move(ok), bound](std::string& input) -> std::string {
+        double v = 0.0;
+        try {
+          size_t used = 0;
+          v = std::stod(input, &used);
+          if (used != input.size()) return "";
+        } catch (const std::exception&) {
+          return "";
+        }
+        return ok(v) ? "" : fmt::format("must be {}, got {}", bound, input);
+      },
+      bound);
+}
+
+}  // namespace
+
+CLI::Validator non_negative() { return number_check([](double v) { return v >= 0.0; }, "at least 0"); }
+CLI::Validator positive() { return number_check([](double v) { return v > 0.0; }, "greater than 0"); }
+CLI::Validator in_range(double lo, double hi) {
+  return number_check([lo, hi](double v) { return v >= lo && v <= hi; }, fmt::format("between {} and {}", lo, hi));
+}
+
 void add_threads_option(CLI::App* app, int* threads) {
-  app->add_option("--threads,-t", *threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  // Tens of thousands of OpenMP threads failed to start or crashed in libgomp.
+  app->add_option("--threads,-t", *threads, "CPU threads (0 = all cores)")->check(in_range(0, kMaxThreads));
 }
 
 int apply_threads(int threads) {

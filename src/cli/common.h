@@ -14,7 +14,13 @@ namespace pcm::cli {
 std::vector<int32_t> parse_id_list(const std::string& text, const std::string& flag);
 std::string join_ids(const std::vector<int32_t>& ids);
 
-// --threads N (0 = every core); apply_threads() sets OpenMP and returns the count in use.
+// Number checks with one-line messages ("--n: must be at least 1, got 0"); CLI11's own print a 300-digit bound.
+CLI::Validator non_negative();
+CLI::Validator positive();
+CLI::Validator in_range(double lo, double hi);
+
+// --threads N (0 = every core, at most kMaxThreads); apply_threads() sets OpenMP and returns the count in use.
+constexpr int kMaxThreads = 4096;
 void add_threads_option(CLI::App* app, int* threads);
 int apply_threads(int threads);
 

@@ -1,6 +1,8 @@
 // pcm: one binary, one subcommand per file (src/cli/cmd_*.cpp). Errors print one line and exit 1.
 #include <algorithm>
 #include <cstdio>
+#include <new>
+#include <stdexcept>
 
 #include "cli/command.h"
 #include "util/error.h"
@@ -28,10 +30,20 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message; its exit codes (105, 109, ...) are not the one this tool documents for errors.
+    return app.exit(e) == 0 ? 0 : 1;
   } catch (const pcm::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: out of memory (std::bad_alloc): a size given on the command line or in a config "
+                         "file may be too large for this machine\n");
+    return 1;
+  } catch (const std::length_error& e) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "error: a size given on the command line or in a config file is too large (%s)\n", e.what());
     return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -23,7 +23,8 @@ GenerateResult generate_from_logits(Mamba2Model& model, SequenceState& state, st
   result.finish_reason = "length";
   const auto t0 = std::chrono::steady_clock::now();
   SequenceState* states[1] = {&state};
-  result.tokens.reserve(static_cast<size_t>(options.max_new_tokens));
+  // Capped: a stop token may end the generation long before a huge --max-new-tokens.
+  result.tokens.reserve(static_cast<size_t>(std::min<int64_t>(options.max_new_tokens, 1 << 16)));
   for (int64_t i = 0; i < options.max_new_tokens; ++i) {
     int32_t next = sampler.sample(logits.data(), V);
     result.tokens.push_back(next);

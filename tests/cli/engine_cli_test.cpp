@@ -90,5 +90,26 @@ TEST(EngineCli, BadInputsAreClearErrors) {
   EXPECT_NE(r.err.find("top_p must be in (0, 1]"), std::string::npos) << r.all();
 }
 
+// Option values out of range and unknown options exit 1 like every other error (CLI11 exited 105-114), with a
+// one-line bound; --threads 65536 crashed in libgomp, a huge --max-new-tokens died in vector::reserve.
+TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
+  const std::string gen = "generate --model " + testdata("models/tiny-g2") + " --prompt-ids 1,2 ";
+  const std::pair<std::string, std::string> cases[] = {
+      {"--threads 65536", "--threads: must be between 0 and 4096, got 65536"},
+      {"--threads -1", "--threads: must be between 0 and 4096, got -1"},
+      {"--max-new-tokens 99999999999999999999", "--max-new-tokens: must be between 0 and 2147483647"},
+      {"--max-new-tokens -1", "--max-new-tokens: must be between 0 and 2147483647, got -1"},
+      {"--no-such-flag", "--no-such-flag"}};
+  for (const auto& [args, message] : cases) {
+    auto r = run_pcm(gen + args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.all();
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << "\n" << r.all();
+  }
+  auto r = run_pcm("bench --shape mamba2-130m --reps 0");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.err.find("--reps: must be greater than 0, got 0"), std::string::npos) << r.all();
+  EXPECT_EQ(run_pcm("generate --help").exit_code, 0);
+}
+
 }  // namespace
 }  // namespace pcm
