@@ -18,11 +18,16 @@ void read_time_step_limit(const json& j, const std::string& key, Mamba2Config& c
   c.dt_max = json_to_double((*it)[1], origin + ": " + key + "[1]");
 }
 
+// An id or a list of ids (the first is used). A wrong type names the field (get<int64_t>() said only "type must be
+// number").
 int64_t eos_id(const json& j) {
   auto it = j.find("eos_token_id");
-  if (it == j.end() || it->is_null()) return -1;
-  if (it->is_array()) return it->empty() ? -1 : (*it)[0].get<int64_t>();
-  return it->get<int64_t>();
+  if (it == j.end() || !it->is_array()) return json_int_or(j, "eos_token_id", -1);
+  if (it->empty()) return -1;
+  const json& first = (*it)[0];
+  if (!first.is_number_integer())
+    throw JsonFieldError(fmt::format("eos_token_id[0]: expected an integer, got {}", first.dump()));
+  return first.get<int64_t>();
 }
 
 Mamba2Config parse_hf(const json& j, const std::string& origin) {
