@@ -93,7 +93,7 @@ PCM_REGISTER_COMMAND({"grad-bench", "Measure loss_and_grad throughput (tokens/s)
                         sub->add_option("--model,-m", o->model, "model directory");
                         sub->add_option("--shape", o->shape,
                                         "random weights of a published shape (mamba2-130m, codestral-7b, ...)");
-                        sub->add_option("--layers", o->layers, "override the shape's layer count");
+                        add_layers_option(sub, &o->layers, "override the shape's layer count");
                         sub->add_option("--seq", o->seq, "tokens per row (default 512)");
                         sub->add_option("--rows", o->rows, "rows per batch (default 1)");
                         sub->add_option("--iters", o->iters, "timed iterations (default 2)");
