@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "io/gguf.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -175,6 +176,10 @@ Mamba2Config parse_mamba2_config(const json& j, const std::string& origin) {
 }
 
 Mamba2Config load_mamba2_config(const std::string& model_dir) {
+  // Callers that load a .gguf (Mamba2Model::load, ParamSet::from_model_path) never get here; those that do (the CUDA
+  // engine, pcm train) said "no config.json in the model directory" of a file.
+  PCM_CHECK(!is_gguf_path(model_dir), "{}: a .gguf file; this needs a model directory (config.json + safetensors)",
+            model_dir);
   std::string path = model_dir + "/config.json";
   PCM_CHECK(file_exists(path), "{}: no config.json in the model directory", model_dir);
   return parse_mamba2_config(read_json_file(path), path);
