@@ -170,7 +170,7 @@ PCM_REGISTER_COMMAND({"bench", "Measure prefill and decode throughput (CPU, or -
                         auto o = std::make_shared<Options>();
                         sub->add_option("--model,-m", o->model, "model directory");
                         sub->add_option("--shape", o->shape, "random weights of a published shape (codestral-7b, mamba2-370m, ...)");
-                        sub->add_option("--layers", o->layers, "layers for --shape (default: all)");
+                        add_layers_option(sub, &o->layers, "layers for --shape (default: all)");
                         sub->add_option("--dtype", o->dtype, "weight dtype for --shape: bf16 or f32");
                         sub->add_option("--prompt-tokens", o->prompt_tokens, "prefill length");
                         sub->add_option("--decode-tokens", o->decode_tokens, "decode steps");

@@ -13,6 +13,7 @@
 #include "engine/cuda_engine.h"
 #include "engine/scheduler.h"
 #include "engine/chat_session.h"
+#include "tokenizer/utf8.h"
 #include "util/error.h"
 
 namespace pcm::cli {
@@ -54,6 +55,7 @@ std::string scheduler_turn(Scheduler& scheduler, GenerationRequest req, int64_t*
 // reply to stdout for the conversation so far (ending in the user's message) and returns its text.
 void chat_loop(const Options& o, const std::string& banner, const std::function<void()>& on_reset,
                const std::function<std::string(const json& messages)>& reply_to) {
+  PCM_CHECK(utf8_valid(o.system), "--system: not valid UTF-8");
   json messages = json::array();
   auto start = [&] {
     messages = json::array();
@@ -72,6 +74,13 @@ void chat_loop(const Options& o, const std::string& banner, const std::function<
       continue;
     }
     if (line.empty()) continue;
+    // The tokenizer takes only UTF-8; a bad line (a terminal in Latin-1, a pasted binary) is refused alone,
+    // not by the turn's error ending the session.
+    if (const auto bad = utf8_first_invalid(line)) {
+      std::fprintf(stderr, "that line is not valid UTF-8 (byte 0x%02X at byte %zu of the line): not sent, type it again\n",
+                   static_cast<unsigned>(static_cast<uint8_t>(line[*bad])), *bad + 1);
+      continue;
+    }
     messages.push_back({{"role", "user"}, {"content", line}});
     const std::string reply = reply_to(messages);
     messages.push_back({{"role", "assistant"}, {"content", reply}});

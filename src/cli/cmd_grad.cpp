@@ -1,4 +1,4 @@
-// pcm grad --model DIR --prompt-ids ... --loss-from K --out grads.safetensors: the masked next-token
+// pcm grad --model DIR|FILE.gguf --prompt-ids ... --loss-from K --out grads.safetensors: the masked next-token
 // loss of one prompt and the gradient of every parameter (the training engine's backward, on the CPU).
 #include <cstdio>
 #include <memory>
@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "io/checkpoint.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "train/model_grad.h"
 #include "util/error.h"
@@ -28,8 +29,8 @@ void run(const Options& o) {
   PCM_CHECK(o.loss_from >= 0 && o.loss_from <= T - 2,
             "--loss-from {}: must be in 0..{} (position t predicts token t + 1; {} tokens)", o.loss_from, T - 2, T);
   PCM_CHECK(o.vocab_chunk > 0, "--vocab-chunk must be > 0");
-  const Mamba2Config config = load_mamba2_config(o.model);
-  const ParamSet params = ParamSet::from_model_dir(o.model);
+  Mamba2Config config;
+  const ParamSet params = ParamSet::from_model_path(o.model, &config);
 
   PackedBatch batch;
   batch.rows = 1;
@@ -53,14 +54,16 @@ void run(const Options& o) {
   const float scale = 1.0f / static_cast<float>(r.tokens);  // gradients of the mean
 
   // Names as the checkpoint spells them (mamba_ssm calls the embedding backbone.embedding.weight).
-  const CheckpointFiles files(o.model);
+  // A .gguf gets the HF names.
+  const auto files =
+      is_gguf_path(o.model) ? std::unique_ptr<CheckpointFiles>() : std::make_unique<CheckpointFiles>(o.model);
   std::vector<TensorToWrite> out;
   std::vector<std::string> names;
   names.reserve(grads.size());
   for (ParamTensor& g : grads.tensors()) {
     for (float& v : g.data) v *= scale;
     std::string name = g.name;
-    if (name == "backbone.embeddings.weight" && !files.find(name) && files.find("backbone.embedding.weight"))
+    if (files && name == "backbone.embeddings.weight" && !files->find(name) && files->find("backbone.embedding.weight"))
       name = "backbone.embedding.weight";
     names.push_back(name);
   }
@@ -78,7 +81,7 @@ PCM_REGISTER_COMMAND({"grad",
                       "(float32 safetensors)",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
-                        sub->add_option("--model,-m", o->model, "model directory")->required();
+                        sub->add_option("--model,-m", o->model, "model directory or .gguf file")->required();
                         sub->add_option("--prompt-ids", o->prompt_ids, "comma-separated token ids")->required();
                         sub->add_option("--loss-from", o->loss_from,
                                         "first position whose next-token prediction counts: positions "

@@ -37,8 +37,7 @@ void run(const Options& o) {
   Mamba2Config c;
   ParamSet params;
   if (!o.model.empty()) {
-    c = load_mamba2_config(o.model);
-    params = ParamSet::from_model_dir(o.model);
+    params = ParamSet::from_model_path(o.model, &c);
   } else {
     c = named_shape(o.shape);
     if (o.layers > 0) c.num_layers = o.layers;
@@ -90,10 +89,10 @@ void run(const Options& o) {
 PCM_REGISTER_COMMAND({"grad-bench", "Measure loss_and_grad throughput (tokens/s) on this CPU",
                       [](CLI::App* sub) {
                         auto o = std::make_shared<Options>();
-                        sub->add_option("--model,-m", o->model, "model directory");
+                        sub->add_option("--model,-m", o->model, "model directory or .gguf file");
                         sub->add_option("--shape", o->shape,
                                         "random weights of a published shape (mamba2-130m, codestral-7b, ...)");
-                        sub->add_option("--layers", o->layers, "override the shape's layer count");
+                        add_layers_option(sub, &o->layers, "override the shape's layer count");
                         sub->add_option("--seq", o->seq, "tokens per row (default 512)");
                         sub->add_option("--rows", o->rows, "rows per batch (default 1)");
                         sub->add_option("--iters", o->iters, "timed iterations (default 2)");

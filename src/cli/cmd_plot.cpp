@@ -1,6 +1,7 @@
 // pcm plot: draws a training metrics.jsonl (loss and lr per phase), or an eval run's report.json
 // (pass@k per benchmark, and accuracy against a generation-length budget from its samples.jsonl), as SVG.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <cstdio>
@@ -22,6 +23,15 @@ struct Options {
   bool log_loss = false;
 };
 
+// A key k of "pass@k" (std::stod took "1x" and said only "stod" for "x").
+int64_t sample_count(const std::string& k, const std::string& field) {
+  int64_t n = 0;
+  const auto [end, ec] = std::from_chars(k.data(), k.data() + k.size(), n);
+  PCM_CHECK(ec == std::errc() && end == k.data() + k.size() && n >= 1, "{}: key \"{}\" is not a sample count k >= 1",
+            field, k);
+  return n;
+}
+
 // report.json + samples.jsonl of `pcm eval`: pass@k against k per benchmark, and pass@1 if every sample
 // had been cut at a token budget (a sample counts only when correct and no longer than the budget).
 void plot_eval(const Options& o) {
@@ -30,10 +40,13 @@ void plot_eval(const Options& o) {
   SvgPanel pk{"pass@k per benchmark", "k (samples per problem)", "pass@k (%)", {}, false, {}};
   for (const auto& [bench, summary] : report.items()) {
     if (!summary.is_object() || !summary.contains("pass@k")) continue;
+    const std::string field = fmt::format("{}: {}.pass@k", o.metrics, bench);
+    const json& pass_at_k = summary.at("pass@k");
+    PCM_CHECK(pass_at_k.is_object(), "{}: expected an object {{k: value}}, got {}", field, pass_at_k.dump());
     SvgSeries s{bench, {}, {}, ""};
-    for (const auto& [k, v] : summary.at("pass@k").items()) {
-      s.x.push_back(std::stod(k));
-      s.y.push_back(100.0 * v.get<double>());
+    for (const auto& [k, v] : pass_at_k.items()) {
+      s.x.push_back(static_cast<double>(sample_count(k, field)));
+      s.y.push_back(100.0 * json_to_double(v, field + "." + k));
     }
     std::vector<size_t> order(s.x.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;

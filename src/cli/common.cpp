@@ -82,6 +82,18 @@ int apply_threads(int threads) {
   return omp_get_max_threads();
 }
 
+void add_layers_option(CLI::App* app, int64_t* layers, const std::string& help) {
+  app->add_option("--layers", *layers, help)->check(CLI::Validator(
+      [](std::string& value) -> std::string {
+        int64_t n = 0;
+        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (ec == std::errc() && end == value.data() + value.size() && n < 1)
+          return "must be at least 1, got " + value + " (leave --layers out for all of the shape's layers)";
+        return "";  // not a number: CLI11's conversion says so
+      },
+      "LAYERS >= 1"));
+}
+
 void add_sampling_options(CLI::App* app, SamplingParams* p) {
   app->add_option("--temperature", p->temperature, "sampling temperature (0 = greedy)");
   app->add_option("--top-k", p->top_k, "keep the k most likely tokens (0 = off)");

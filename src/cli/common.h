@@ -24,6 +24,10 @@ constexpr int kMaxThreads = 4096;
 void add_threads_option(CLI::App* app, int* threads);
 int apply_threads(int threads);
 
+// --layers N for a random-weight --shape: at least 1 (0 or a negative count used to run all of the shape's layers
+// silently); left out, the shape's own count.
+void add_layers_option(CLI::App* app, int64_t* layers, const std::string& help);
+
 // --temperature --top-k --top-p --min-p --seed
 void add_sampling_options(CLI::App* app, SamplingParams* params);
 

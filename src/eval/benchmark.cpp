@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "eval/answer_extract.h"
+#include "eval/code_formats.h"
 #include "io/jsonl.h"
 #include "util/error.h"
 
@@ -67,6 +68,7 @@ Benchmark load_benchmark(const std::string& name_or_path, const std::string& dat
         !row.at("starter_code").get<std::string>().empty())  // LiveCodeBench functional problems
       r.problem += "\n\nStart from:\n```python\n" + row.at("starter_code").get<std::string>() + "\n```";
     PCM_CHECK(!r.problem.empty(), "{}:{}: no problem/question/prompt field", path, line);
+    if (b.format == "code") naming_json_errors(fmt::format("{}:{}", path, line), [&] { check_code_row(row); });
     if (b.format == "math") {
       if (b.name == "gsm8k") {
         std::string a = first_field(row, {"answer"});

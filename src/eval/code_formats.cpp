@@ -1,5 +1,7 @@
 #include "eval/code_formats.h"
 
+#include <fmt/ranges.h>
+
 #include "eval/code_tasks.h"
 #include "util/error.h"
 
@@ -76,6 +78,27 @@ std::string code_program(const json& row, const std::string& completion) {
   if (row.contains("public_test_cases")) return livecodebench_program(row, completion);
   if (row.contains("plus_input")) return humaneval_plus_program(row, completion, false);
   return humaneval_program(row, completion, false);
+}
+
+void check_code_row(const json& row) {
+  const auto need = [&](std::initializer_list<const char*> keys, const char* kind) {
+    for (const char* key : keys) {
+      const auto it = row.find(key);
+      if (it == row.end())
+        throw JsonFieldError(fmt::format("{}: missing (a {} row needs {})", key, kind, fmt::join(keys, ", ")));
+      if (!it->is_string()) throw JsonFieldError(fmt::format("{}: expected a string, got {}", key, it->dump()));
+    }
+  };
+  if (row.contains("public_test_cases")) {
+    need({"public_test_cases"}, "LiveCodeBench");
+    json_string_or(row, "private_test_cases", "");
+  } else if (row.contains("plus_input")) {
+    need({"prompt", "entry_point", "canonical_solution"}, "HumanEval+");
+    json_string_or(row, "test", "");
+    json_double_or(row, "atol", 0.0);
+  } else {
+    need({"prompt", "test", "entry_point"}, "HumanEval");
+  }
 }
 
 }  // namespace pcm::eval

@@ -19,4 +19,8 @@ std::string livecodebench_program(const json& row, const std::string& completion
 // for an instruction-style completion (code in a fenced block).
 std::string code_program(const json& row, const std::string& completion);
 
+// Throws JsonFieldError naming the field when `row` lacks a field code_program reads for its kind, or holds one of
+// another type: load_benchmark calls it so a bad row is reported as file:line before any generation.
+void check_code_row(const json& row);
+
 }  // namespace pcm::eval

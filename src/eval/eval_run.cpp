@@ -1,5 +1,6 @@
 #include "eval/eval_run.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -149,7 +150,16 @@ json run_eval(const EvalOptions& o, const GenerateFn& generate) {
   std::map<std::string, int64_t> retries_total, invalid_total;
   double seconds = 0;
   int64_t gen_tokens = 0;
-  for_each_jsonl(samples_path, [&](const json& r, int64_t) {
+  for_each_jsonl(samples_path, [&](const json& r, int64_t line) {
+    // A row for an id its benchmark no longer has (an edited file, another version of the benchmark) would count
+    // as a problem of this run: it is kept on file but left out of the report.
+    const std::string bench = r.at("benchmark"), id = r.at("id");
+    const auto b = std::find_if(benches.begin(), benches.end(), [&](const Benchmark& x) { return x.name == bench; });
+    if (b != benches.end() && !b->find(id)) {
+      std::fprintf(stderr, "warning: %s:%lld: id %s is not in benchmark %s; left out of the report\n", samples_path.c_str(),
+                   static_cast<long long>(line), id.c_str(), bench.c_str());
+      return;
+    }
     auto& p = per[r.at("benchmark")][r.at("id")];
     p.id = r.at("id");
     p.correct.push_back(r.at("correct").get<bool>());

@@ -7,18 +7,16 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "util/error.h"
+#include "util/file.h"
 #include "util/json.h"
 
 namespace pcm {
 
 void for_each_jsonl(const std::string& path, const std::function<void(const nlohmann::json&, int64_t)>& fn,
                     bool strict_tail) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open for reading: {}", path, std::strerror(errno));
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string content = read_text_file(path);
   size_t pos = 0;
   int64_t line_no = 0;
   while (pos < content.size()) {

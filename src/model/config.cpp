@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "io/gguf.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -18,11 +19,16 @@ void read_time_step_limit(const json& j, const std::string& key, Mamba2Config& c
   c.dt_max = json_to_double((*it)[1], origin + ": " + key + "[1]");
 }
 
+// An id or a list of ids (the first is used). A wrong type names the field (get<int64_t>() said only "type must be
+// number").
 int64_t eos_id(const json& j) {
   auto it = j.find("eos_token_id");
-  if (it == j.end() || it->is_null()) return -1;
-  if (it->is_array()) return it->empty() ? -1 : (*it)[0].get<int64_t>();
-  return it->get<int64_t>();
+  if (it == j.end() || !it->is_array()) return json_int_or(j, "eos_token_id", -1);
+  if (it->empty()) return -1;
+  const json& first = (*it)[0];
+  if (!first.is_number_integer())
+    throw JsonFieldError(fmt::format("eos_token_id[0]: expected an integer, got {}", first.dump()));
+  return first.get<int64_t>();
 }
 
 Mamba2Config parse_hf(const json& j, const std::string& origin) {
@@ -170,6 +176,10 @@ Mamba2Config parse_mamba2_config(const json& j, const std::string& origin) {
 }
 
 Mamba2Config load_mamba2_config(const std::string& model_dir) {
+  // Callers that load a .gguf (Mamba2Model::load, ParamSet::from_model_path) never get here; those that do (the CUDA
+  // engine, pcm train) said "no config.json in the model directory" of a file.
+  PCM_CHECK(!is_gguf_path(model_dir), "{}: a .gguf file; this needs a model directory (config.json + safetensors)",
+            model_dir);
   std::string path = model_dir + "/config.json";
   PCM_CHECK(file_exists(path), "{}: no config.json in the model directory", model_dir);
   return parse_mamba2_config(read_json_file(path), path);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/file.h"
 
 namespace pcm::synth {
 
@@ -217,7 +218,7 @@ SynthConfig default_synth_config() {
 SynthConfig load_synth_config(const std::string& path) {
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(read_text_file(path), path);  // read errors (a directory) name the path
   } catch (const toml::parse_error& e) {
     fail("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column, e.description());
   }

@@ -1,6 +1,7 @@
 #include "tokenizer/gguf_tokenizer.h"
 
 #include "tokenizer/sentencepiece_model.h"
+#include "tokenizer/utf8.h"
 #include "util/error.h"
 
 namespace pcm {
@@ -18,7 +19,12 @@ std::vector<std::string> string_array(const GgufFile& f, const std::string& key)
   out.reserve(a.size());
   for (size_t i = 0; i < a.size(); ++i) {
     PCM_CHECK(a[i].is_string(), "{}: metadata '{}'[{}] must be a string", f.path(), key, i);
-    out.push_back(a[i].get<std::string>());
+    // Checked here: the tokenizer JSON built from these strings failed to dump with nlohmann's bare type_error 316.
+    const std::string& s = a[i].get_ref<const std::string&>();
+    if (const auto bad = utf8_first_invalid(s))
+      fail("{}: metadata '{}'[{}] is not valid UTF-8 (byte 0x{:02X} at offset {})", f.path(), key, i,
+           static_cast<uint8_t>(s[*bad]), *bad);
+    out.push_back(s);
   }
   return out;
 }
@@ -34,6 +40,15 @@ std::vector<T> number_array(const GgufFile& f, const std::string& key, size_t n,
     out[i] = a[i].get<T>();
   }
   return out;
+}
+
+// A special token's id (bos, eos, unk): -1 (none) or an index into tokenizer.ggml.tokens. An id past the end
+// was reported as "unk_token "<unk>" is not in the vocabulary" naming neither the file nor the key, or ignored.
+int64_t token_id_or(const GgufFile& f, const std::string& key, int64_t fallback, size_t vocab_size) {
+  const int64_t id = f.get_int_or(key, fallback);
+  PCM_CHECK(id >= -1 && id < static_cast<int64_t>(vocab_size),
+            "{}: metadata '{}' = {} is not a token id (tokenizer.ggml.tokens holds {})", f.path(), key, id, vocab_size);
+  return id;
 }
 
 // Pre-tokenizer regexes of the tokenizer.ggml.pre kinds we accept, as HF writes them.
@@ -79,7 +94,7 @@ json gpt2_tokenizer_json(const GgufFile& f) {
     vocab[tokens[i]] = i;
   }
   json post = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
-  const int64_t bos = f.get_int_or("tokenizer.ggml.bos_token_id", -1);
+  const int64_t bos = token_id_or(f, "tokenizer.ggml.bos_token_id", -1, tokens.size());
   const bool add_bos = f.has("tokenizer.ggml.add_bos_token") && f.metadata().at("tokenizer.ggml.add_bos_token") == true;
   if (add_bos && bos >= 0 && bos < static_cast<int64_t>(tokens.size())) {
     const std::string& b = tokens[static_cast<size_t>(bos)];
@@ -116,9 +131,9 @@ json llama_tokenizer_json(const GgufFile& f) {
     m.pieces[i] = {tokens[i], scores[i], types[i]};
     m.byte_fallback = m.byte_fallback || types[i] == kByte;
   }
-  m.unk_id = static_cast<int>(f.get_int_or("tokenizer.ggml.unknown_token_id", 0));
-  m.bos_id = static_cast<int>(f.get_int_or("tokenizer.ggml.bos_token_id", 1));
-  m.eos_id = static_cast<int>(f.get_int_or("tokenizer.ggml.eos_token_id", 2));
+  m.unk_id = static_cast<int>(token_id_or(f, "tokenizer.ggml.unknown_token_id", 0, tokens.size()));
+  m.bos_id = static_cast<int>(token_id_or(f, "tokenizer.ggml.bos_token_id", 1, tokens.size()));
+  m.eos_id = static_cast<int>(token_id_or(f, "tokenizer.ggml.eos_token_id", 2, tokens.size()));
   if (m.unk_id >= 0 && m.unk_id < static_cast<int>(tokens.size())) m.unk_piece = tokens[static_cast<size_t>(m.unk_id)];
   if (f.has("tokenizer.ggml.add_space_prefix"))
     m.add_dummy_prefix = f.metadata().at("tokenizer.ggml.add_space_prefix") == true;

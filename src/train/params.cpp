@@ -4,7 +4,9 @@
 #include <filesystem>
 
 #include "io/checkpoint.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
+#include "model/model.h"
 #include "model/weights.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -75,11 +77,23 @@ ParamSet ParamSet::from_model_dir(const std::string& model_dir) {
 }
 
 ParamSet ParamSet::random(const Mamba2Config& c, uint64_t seed) {
-  Mamba2Weights w = random_mamba2_weights(c, DType::F32, seed);
+  return from_weights(c, random_mamba2_weights(c, DType::F32, seed));
+}
+
+ParamSet ParamSet::from_model_path(const std::string& path, Mamba2Config* config) {
+  if (!is_gguf_path(path)) {
+    *config = load_mamba2_config(path);
+    return from_model_dir(path);
+  }
+  const Mamba2Model model = Mamba2Model::load(path);  // GGUF metadata and tensors, as pcm score reads them
+  *config = model.config();
+  return from_weights(model.config(), model.weights());
+}
+
+ParamSet ParamSet::from_weights(const Mamba2Config& c, const Mamba2Weights& w) {
   ParamSet p = zeros(c);
   auto copy_matrix = [](const MatrixRef& m, std::vector<float>& out) {
-    const float* src = static_cast<const float*>(m.data);
-    std::copy(src, src + m.rows * m.cols, out.begin());
+    for (int64_t r = 0; r < m.rows; ++r) m.row_to_f32(r, out.data() + r * m.cols);
   };
   copy_matrix(w.embedding, p.get("backbone.embeddings.weight").data);
   for (int64_t i = 0; i < c.num_layers; ++i) {

@@ -12,6 +12,8 @@
 
 namespace pcm {
 
+struct Mamba2Weights;
+
 struct ParamTensor {
   std::string name;             // HF checkpoint name, e.g. "backbone.layers.3.mixer.in_proj.weight"
   std::vector<int64_t> shape;   // as stored in the checkpoint (conv1d.weight is [C, 1, K])
@@ -35,6 +37,11 @@ class ParamSet {
   // Loads a checkpoint directory (HF or mamba_ssm layout, any float dtype, sharded or not) into fp32
   // under the HF names above; errors name the directory and the tensor.
   static ParamSet from_model_dir(const std::string& model_dir);
+  // A checkpoint directory (from_model_dir) or a llama.cpp .gguf file (any tensor dtype the model loader reads,
+  // Q8_0 included), with its config in *config.
+  static ParamSet from_model_path(const std::string& path, Mamba2Config* config);
+  // The weights of a loaded model in fp32 under the names above (A_log = log(-A)).
+  static ParamSet from_weights(const Mamba2Config& config, const Mamba2Weights& weights);
   // Random initialisation of the config's shape (random_mamba2_weights' scheme, deterministic in seed).
   static ParamSet random(const Mamba2Config& config, uint64_t seed);
 

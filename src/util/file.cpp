@@ -7,19 +7,31 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "util/error.h"
 
 namespace pcm {
 
+// read(2) rather than an ifstream: a stream's read error (a directory: EISDIR) surfaced as libstdc++'s
+// "basic_filebuf::underflow error reading the file", naming no path.
 std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  PCM_CHECK(in.good(), "{}: cannot open: {}", path, std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  PCM_CHECK(fd >= 0, "{}: cannot open: {}", path, std::strerror(errno));
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      fail("{}: cannot read: {}", path, std::strerror(err));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 bool file_exists(const std::string& path) {
@@ -59,6 +71,10 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     fail("{}: cannot stat", path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    fail("{}: is a directory, expected a file", path);
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {

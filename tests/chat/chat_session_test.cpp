@@ -109,6 +109,19 @@ TEST(GenerateCli, TextStreamEqualsDecodingTheIdsAndChatRuns) {
 namespace pcm {
 namespace {
 
+// A typed line with bytes that are not UTF-8 ended the whole session (exit 1) with the tokenizer's offset into
+// the rendered prompt (audit item 20); it is now refused alone and the next line is answered.
+TEST(ChatCli, ALineThatIsNotUtf8IsRefusedAndTheSessionGoesOn) {
+  auto chat = test::run_pcm("chat --model " + test::testdata("models/tiny-mistral-bf16") + " -n 2 --temperature 0 --threads 1",
+                            "hello\n\xff\xfe\nstill here?\n/exit\n");
+  ASSERT_EQ(chat.exit_code, 0) << chat.all();
+  EXPECT_NE(chat.err.find("that line is not valid UTF-8 (byte 0xFF at byte 1 of the line): not sent"), std::string::npos)
+      << chat.err;
+  size_t turns = 0;
+  for (size_t at = chat.err.find("[prefilled"); at != std::string::npos; at = chat.err.find("[prefilled", at + 1)) ++turns;
+  EXPECT_EQ(turns, 2u) << chat.err;
+}
+
 TEST(RenderCli, PrintsTheTemplatePromptAndNamesBadInput) {
   test::TempDir dir;
   std::ofstream(dir.file("conv.json")) << R"([{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}])";

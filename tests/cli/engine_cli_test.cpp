@@ -71,6 +71,19 @@ TEST(EngineCli, BenchRunsOnARealShape) {
   EXPECT_NE(r.out.find("2 threads"), std::string::npos);
 }
 
+// Audit item 14: --layers 0 and --layers -3 ran all 24 layers of the shape without a word.
+TEST(EngineCli, LayersBelowOneAreRefused) {
+  for (const std::string command : {"bench --shape mamba2-130m --prompt-tokens 4 --decode-tokens 1 --reps 1 --threads 1",
+                                    "grad-bench --shape mamba2-130m --seq 8 --iters 1 --threads 1"}) {
+    for (const std::string layers : {"0", "-3"}) {
+      auto r = run_pcm(command + " --layers " + layers);
+      EXPECT_NE(r.exit_code, 0) << command << " --layers " << layers;
+      EXPECT_NE(r.err.find("--layers: must be at least 1, got " + layers), std::string::npos) << r.all();
+      EXPECT_EQ(r.out.find("layers"), std::string::npos) << "nothing ran: " << r.out;
+    }
+  }
+}
+
 TEST(EngineCli, BadInputsAreClearErrors) {
   std::string dir = testdata("models/tiny-g2");
   auto r = run_pcm("generate --model " + dir + " --prompt-ids 5,x,3");

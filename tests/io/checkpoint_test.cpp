@@ -123,6 +123,21 @@ TEST(Config, FieldOfTheWrongTypeNamesTheFile) {
   }
 }
 
+// eos_token_id was read with nlohmann's get<>(), so a string said only "type must be number" (audit item 7).
+TEST(Config, EosTokenIdOfTheWrongTypeNamesTheField) {
+  for (const char* value : {R"("2")", R"(["2"])"}) {
+    try {
+      parse_mamba2_config(parse_json(fmt::format(R"({{"eos_token_id": {}}})", value), "x/config.json"),
+                          "x/config.json");
+      FAIL() << value;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("x/config.json: bad value: eos_token_id"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_mamba2_config(parse_json(R"({"eos_token_id": [7, 8]})", "c"), "c").eos_token_id, 7);
+  EXPECT_EQ(parse_mamba2_config(parse_json(R"({"eos_token_id": []})", "c"), "c").eos_token_id, -1);
+}
+
 class BadCheckpoint : public ::testing::Test {
  protected:
   void SetUp() override {

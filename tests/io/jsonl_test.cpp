@@ -59,6 +59,13 @@ TEST(Jsonl, FieldOfTheWrongTypeNamesFileAndLine) {
   }
 }
 
+// An ifstream over a directory failed with "basic_filebuf::underflow error reading the file: Is a directory".
+TEST(Jsonl, ADirectoryNamesThePath) {
+  test::TempDir dir;
+  const std::string message = test::error_of([&] { read_jsonl(dir.path()); });
+  EXPECT_NE(message.find(dir.path() + ": cannot read: Is a directory"), std::string::npos) << message;
+}
+
 TEST(Jsonl, AppenderCreatesParentsAndReplacesInvalidUtf8) {
   test::TempDir dir;
   std::string path = dir.file("x/y/out.jsonl");

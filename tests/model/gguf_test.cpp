@@ -63,6 +63,14 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, GgufFixture,
                            return n;
                          });
 
+// Audit item 19: where a .gguf is not read (--device cuda, pcm train), the error said "no config.json in the model
+// directory" of a file.
+TEST(GgufModel, DirectoryConfigLoaderNamesTheGgufFile) {
+  const std::string path = testdata("gguf/tiny-g2-f32.gguf");
+  const std::string message = test::error_of([&] { load_mamba2_config(path); });
+  EXPECT_NE(message.find(path + ": a .gguf file; this needs a model directory"), std::string::npos) << message;
+}
+
 TEST(GgufModel, ConfigFromMetadata) {
   GgufFile f(testdata("gguf/small-g4-f32.gguf"));
   Mamba2Model model = Mamba2Model::load(testdata("gguf/small-g4-f32.gguf"));

@@ -85,5 +85,44 @@ TEST(GgufTokenizer, ConverterSyntheticVocabularyLoads) {
   EXPECT_EQ(tok.vocab_size(), 256u);
 }
 
+// A copy of a fixture GGUF with the value of metadata `key` overwritten at `skip` bytes past its type field.
+std::string patched_gguf(const test::TempDir& dir, const std::string& fixture, const std::string& key, size_t skip,
+                         const std::string& bytes) {
+  std::ifstream in(testdata(fixture), std::ios::binary);
+  std::string b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t at = b.find(key);
+  EXPECT_NE(at, std::string::npos) << key;
+  b.replace(at + key.size() + 4 + skip, bytes.size(), bytes);
+  const std::string path = dir.file("patched.gguf");
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << b;
+  return path;
+}
+
+// Audit item 8: a token string that is not UTF-8 gave nlohmann's bare "type_error.316 invalid UTF-8 byte".
+TEST(GgufTokenizer, TokenThatIsNotUtf8NamesTheFileAndKey) {
+  test::TempDir dir;
+  // tokenizer.ggml.tokens: element type (4), count (8), then the first string's length (8) and bytes.
+  const std::string path = patched_gguf(dir, "gguf/tiny-g2-f32.gguf", "tokenizer.ggml.tokens", 4 + 8 + 8, "\xFF");
+  const std::string message = test::error_of([&] { Tokenizer::from_dir(path); });
+  EXPECT_NE(message.find("patched.gguf: metadata 'tokenizer.ggml.tokens'[0] is not valid UTF-8 (byte 0xFF at offset 0)"),
+            std::string::npos)
+      << message;
+}
+
+// Audit item 8: unknown_token_id = 10000000 said 'unk_token "<unk>" is not in the vocabulary' (tiny-g2), or was
+// accepted (tiny-mistral, whose vocabulary has "<unk>").
+TEST(GgufTokenizer, SpecialTokenIdPastTheVocabularyNamesTheFileAndKey) {
+  for (const char* fixture : {"gguf/tiny-g2-f32.gguf", "gguf/tiny-mistral-bf16.gguf"}) {
+    test::TempDir dir;
+    const uint32_t huge = 10000000;
+    const std::string path = patched_gguf(dir, fixture, "tokenizer.ggml.unknown_token_id", 0,
+                                          std::string(reinterpret_cast<const char*>(&huge), 4));
+    const std::string message = test::error_of([&] { Tokenizer::from_dir(path); });
+    EXPECT_NE(message.find("patched.gguf: metadata 'tokenizer.ggml.unknown_token_id' = 10000000 is not a token id"),
+              std::string::npos)
+        << fixture << ": " << message;
+  }
+}
+
 }  // namespace
 }  // namespace pcm
