@@ -83,15 +83,7 @@ int apply_threads(int threads) {
 }
 
 void add_layers_option(CLI::App* app, int64_t* layers, const std::string& help) {
-  app->add_option("--layers", *layers, help)->check(CLI::Validator(
-      [](std::string& value) -> std::string {
-        int64_t n = 0;
-        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-        if (ec == std::errc() && end == value.data() + value.size() && n < 1)
-          return "must be at least 1, got " + value + " (leave --layers out for all of the shape's layers)";
-        return "";  // not a number: CLI11's conversion says so
-      },
-      "LAYERS >= 1"));
+  app->add_option("--layers", *layers, help + " (1.." + std::to_string(kMaxLayers) + ")")->check(in_range(1, kMaxLayers));
 }
 
 void add_sampling_options(CLI::App* app, SamplingParams* p) {

@@ -24,8 +24,9 @@ constexpr int kMaxThreads = 4096;
 void add_threads_option(CLI::App* app, int* threads);
 int apply_threads(int threads);
 
-// --layers N for a random-weight --shape: at least 1 (0 or a negative count used to run all of the shape's layers
-// silently); left out, the shape's own count.
+// --layers N for a random-weight --shape, 1..kMaxLayers (0 or a negative count ran all of the shape's layers silently,
+// 1e9 allocated until memory ran out); left out, the shape's own count.
+constexpr int kMaxLayers = 4096;
 void add_layers_option(CLI::App* app, int64_t* layers, const std::string& help);
 
 // --temperature --top-k --top-p --min-p --seed
