@@ -3,11 +3,11 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "util/toml.h"
 
 namespace pcm {
 namespace {
@@ -134,14 +134,8 @@ PhaseConfig parse_phase(const json& j, const std::string& origin, const std::str
 }
 
 json toml_to_json(const std::string& text, const std::string& path) {
-  toml::table table;
-  try {
-    table = toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    fail("{}:{}:{}: TOML error: {}", path, e.source().begin.line, e.source().begin.column, e.description());
-  }
   std::ostringstream out;
-  out << toml::json_formatter{table};
+  out << toml::json_formatter{parse_toml(text, path)};
   return parse_json(out.str(), path);
 }
 

@@ -75,5 +75,27 @@ TEST(TrainConfig, ErrorsNameTheField) {
   EXPECT_TRUE(has(error_of("phases = [ [broken"), "TOML error"));
 }
 
+::testing::AssertionResult has(const std::string& err, const std::string& what) {
+  return err.find(what) != std::string::npos ? ::testing::AssertionSuccess()
+                                             : ::testing::AssertionFailure() << "error was: " << err;
+}
+
+TEST(TrainConfig, DeepTomlNestingIsRefusedBeforeParsing) {
+  // A table header of 100000 dotted parts crashed toml++ (SIGSEGV); 30000 ran for minutes.
+  std::string parts = "a";
+  for (int i = 1; i < 100000; ++i) parts += ".a";
+  EXPECT_TRUE(has(error_of("[" + parts + "]\n"), "c.toml:1: a key or table header of more than 64 dotted parts"));
+  EXPECT_TRUE(has(error_of("x = 1\n" + parts + " = 1\n"), "c.toml:2: a key or table header"));
+  EXPECT_TRUE(has(error_of("x = '''\n\n'''\n[\"q\".'r'." + parts + "]\n"), "c.toml:4: a key"));
+  // Inline tables a few dotted parts deep each still add up.
+  std::string inline_deep = "x = ";
+  for (int i = 0; i < 20; ++i) inline_deep += "{a.b.c.d = ";
+  inline_deep += "1" + std::string(20, '}') + "\n";
+  EXPECT_TRUE(has(error_of(inline_deep), "c.toml: tables and arrays nest more than 64 levels deep"));
+  // Dots in strings, comments and numbers are not key parts.
+  std::string dots(500, '.');
+  EXPECT_TRUE(has(error_of("shape = \"" + dots + "\"\n# " + dots + "\nx = [1.5, 2.5]\n"), "unknown shape"));
+}
+
 }  // namespace
 }  // namespace pcm
