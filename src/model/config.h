@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "util/json.h"
 
@@ -51,6 +52,9 @@ struct Mamba2Config {
 };
 
 Mamba2Config parse_mamba2_config(const json& j, const std::string& origin);
+// Whether parse_mamba2_config reads `key` from a Mamba2ForCausalLM config.json (a train config's [model]
+// takes only these: any other key there is a typo).
+bool is_hf_config_key(std::string_view key);
 Mamba2Config load_mamba2_config(const std::string& model_dir);
 
 // Published shapes for benchmarks: "codestral-7b", "mamba2-130m", "mamba2-370m", "mamba2-780m",

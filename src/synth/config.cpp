@@ -1,11 +1,10 @@
 #include "synth/config.h"
 
-#include <toml++/toml.h>
-
 #include <set>
 
 #include "util/error.h"
 #include "util/file.h"
+#include "util/toml.h"
 
 namespace pcm::synth {
 
@@ -216,12 +215,7 @@ SynthConfig default_synth_config() {
 }
 
 SynthConfig load_synth_config(const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse(read_text_file(path), path);  // read errors (a directory) name the path
-  } catch (const toml::parse_error& e) {
-    fail("{}:{}:{}: {}", path, e.source().begin.line, e.source().begin.column, e.description());
-  }
+  const toml::table root = parse_toml(read_text_file(path), path);  // read errors (a directory) name the path
   SynthConfig c = default_synth_config();
   c.source = path;
   check_keys(root,

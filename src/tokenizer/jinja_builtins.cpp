@@ -207,8 +207,38 @@ BoundMethod::Fn dict_fn(size_t i, std::index_sequence<I...>) {
 
 Value do_round(double v, int64_t precision, const std::string& method) {
   const double m = std::pow(10.0, static_cast<double>(precision));
+  // Past a double's digits (m or v * m overflows) Python's round gives v back; far left of them, a zero.
+  if (!std::isfinite(v) || !std::isfinite(m) || !std::isfinite(v * m)) return Value(v);
+  if (m == 0) return Value(std::copysign(0.0, v));
   double r = method == "ceil" ? std::ceil(v * m) / m : method == "floor" ? std::floor(v * m) / m : std::nearbyint(v * m) / m;
   return Value(r);
+}
+
+// A width of spaces (indent, tojson): one past the output limit is that limit's error, not a 10 GB string.
+std::string spaces(const Interpreter& in, int64_t n) {
+  if (n <= 0) return "";
+  in.check_size(static_cast<size_t>(n));
+  return std::string(static_cast<size_t>(n), ' ');
+}
+
+// jinja2's int filter: int(x), else int(float(x)) ("42.5" gives 42), else the default; NaN is not a
+// number (the default) and a value past int64 is an error.
+Value int_filter(const Value& v, const Value& fallback, int base) {
+  if (v.is_int() || v.is_bool()) return Value(v.as_int());
+  if (v.is_float()) return std::isnan(v.as_double()) ? fallback : Value(float_to_int(v.as_double()));
+  const std::string s = py_strip(v.to_str(), true, true);
+  size_t used = 0;
+  try {
+    int64_t r = std::stoll(s, &used, base);
+    if (used == s.size()) return Value(r);
+  } catch (const std::exception&) {
+  }
+  try {
+    double d = std::stod(s, &used);
+    if (used == s.size() && !std::isnan(d)) return Value(float_to_int(d));
+  } catch (const std::logic_error&) {  // not a number, or out of double range
+  }
+  return fallback;
 }
 
 }  // namespace
@@ -261,7 +291,7 @@ Value apply_filter(Interpreter& in, std::string_view fname, const Value& v, cons
     DumpOptions o;
     if (b.has(0) && !b.get(0)->is_none()) {
       const Value& ind = *b.get(0);
-      o.indent = ind.is_string() ? ind.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, ind.as_int())), ' ');
+      o.indent = ind.is_string() ? ind.str() : spaces(in, ind.as_int());
       o.item_sep = ",";
     }
     if (b.has(1) && b.get(1)->is_list() && b.get(1)->items().size() == 2) {
@@ -270,6 +300,7 @@ Value apply_filter(Interpreter& in, std::string_view fname, const Value& v, cons
     }
     o.sort_keys = b.has(2) && b.get(2)->truthy();
     o.ensure_ascii = b.has(3) && b.get(3)->truthy();
+    o.max_bytes = in.limits().max_output;
     return Value(json_dumps(v, o));
   }
   if (name == "upper") return Value(py_upper(v.to_str()));
@@ -299,16 +330,7 @@ Value apply_filter(Interpreter& in, std::string_view fname, const Value& v, cons
   }
   if (name == "int") {
     ArgBinder b(name, args, {"default", "base"});
-    if (v.is_int() || v.is_bool()) return Value(v.as_int());
-    if (v.is_float()) return Value(static_cast<int64_t>(v.as_double()));
-    try {
-      size_t used = 0;
-      std::string s = py_strip(v.to_str(), true, true);
-      int64_t r = std::stoll(s, &used, static_cast<int>(opt_int(b, 1, 10)));
-      if (used == s.size()) return Value(r);
-    } catch (const std::exception&) {
-    }
-    return arg_or(b, 0, Value(int64_t{0}));
+    return int_filter(v, arg_or(b, 0, Value(int64_t{0})), static_cast<int>(opt_int(b, 1, 10)));
   }
   if (name == "float") {
     ArgBinder b(name, args, {"default"});
@@ -433,14 +455,14 @@ Value apply_filter(Interpreter& in, std::string_view fname, const Value& v, cons
   if (name == "wordcount") return Value(static_cast<int64_t>(py_split(v.to_str(), std::nullopt, -1).size()));
   if (name == "indent") {
     ArgBinder b(name, args, {"width", "first", "blank"});
-    std::string pad = b.has(0) && b.get(0)->is_string() ? b.get(0)->str()
-                                                        : std::string(static_cast<size_t>(opt_int(b, 0, 4)), ' ');
+    std::string pad = b.has(0) && b.get(0)->is_string() ? b.get(0)->str() : spaces(in, opt_int(b, 0, 4));
     auto lines = py_splitlines(v.to_str(), true);
     std::string out;
     for (size_t i = 0; i < lines.size(); ++i) {
       bool blank = py_strip(lines[i], true, true).empty();
       if ((i > 0 || (b.has(1) && b.get(1)->truthy())) && (!blank || (b.has(2) && b.get(2)->truthy()))) out += pad;
       out += lines[i];
+      in.check_size(out.size());
     }
     return Value(out);
   }
@@ -562,7 +584,7 @@ std::string percent_format(Interpreter& in, const std::string& f, const Value& a
     const Value& v = vals[k++];
     if (c == 's') out += v.to_str();
     else if (c == 'r') out += v.repr();
-    else if (c == 'd' || c == 'i') out += std::to_string(v.is_float() ? static_cast<int64_t>(v.as_double()) : v.as_int());
+    else if (c == 'd' || c == 'i') out += std::to_string(v.is_float() ? float_to_int(v.as_double()) : v.as_int());
     else throw_error(fmt::format("unsupported format character '{}'", c));
     in.check_size(out.size());
   }

@@ -513,12 +513,17 @@ void Interpreter::exec_for(const Node& node, const ScopePtr& scope, std::string&
   Value loop_value = Value::loop(loop);
   const auto& list = *loop->items;
   for (size_t k = 0; k < list.size(); ++k) {
+    step();  // an empty body runs no statements: nested loops must still count
     loop->index0 = static_cast<int64_t>(k);
     auto s = child(scope);
     s->vars.emplace_back("loop", loop_value);
     assign(*node.target, list[k], s);
     if (exec_body(node.body, s, out) == Flow::Break) break;
   }
+  // Nothing kept the loop (the usual case): stop tracking it, or nested loops hold every inner list until
+  // the render ends (range(100000) inside range(100000) grew to 1.3 GB before the step limit).
+  loop_value = Value();
+  if (loop.use_count() == 2 && loops_.back() == loop) loops_.pop_back();
 }
 
 std::string Interpreter::render_loop(const Node& node, const ScopePtr& scope, const Value& iterable, int64_t depth0) {

@@ -283,12 +283,20 @@ Value from_json_impl(const J& j) {
 
 void dump_impl(const Value& v, const DumpOptions& o, int level, std::string& out);
 
+void check_dump_size(const DumpOptions& o, const std::string& out) {
+  if (out.size() > o.max_bytes) throw_error(fmt::format("the template produced a string longer than {} bytes", o.max_bytes));
+}
+
 void newline_indent(const DumpOptions& o, int level, std::string& out) {
   out.push_back('\n');
-  for (int k = 0; k < level; ++k) out += *o.indent;
+  for (int k = 0; k < level; ++k) {
+    out += *o.indent;
+    check_dump_size(o, out);
+  }
 }
 
 void dump_impl(const Value& v, const DumpOptions& o, int level, std::string& out) {
+  check_dump_size(o, out);  // separators come before each item
   switch (v.type()) {
     case Type::None: out += "null"; return;
     case Type::Bool: out += v.as_bool() ? "true" : "false"; return;
@@ -355,6 +363,13 @@ void dump_impl(const Value& v, const DumpOptions& o, int level, std::string& out
 }
 
 }  // namespace
+
+int64_t float_to_int(double d) {
+  if (std::isnan(d)) throw_error("cannot convert float NaN to integer");
+  if (!(d >= -0x1p63 && d < 0x1p63))
+    throw_error(fmt::format("cannot convert float {} to a 64-bit integer", std::isinf(d) ? (d < 0 ? "-inf" : "inf") : py_float_repr(d)));
+  return static_cast<int64_t>(d);
+}
 
 Value from_json(const json& j) { return from_json_impl(j); }
 Value from_json(const nlohmann::ordered_json& j) { return from_json_impl(j); }

@@ -153,8 +153,13 @@ struct DumpOptions {
   std::string item_sep = ", ";
   std::string key_sep = ": ";
   bool sort_keys = false;
+  size_t max_bytes = SIZE_MAX;  // the interpreter's output limit: an error, not a giant indent per line
 };
 std::string json_dumps(const Value& v, const DumpOptions& opts);
 std::string json_quote(std::string_view s, bool ensure_ascii);
+
+// Python int(x) of a float where it fits int64. NaN, infinities and values past +-2^63 are errors:
+// Python raises for the first two and makes a big integer for the rest; a wrapped number is garbage.
+int64_t float_to_int(double d);
 
 }  // namespace pcm::jinja

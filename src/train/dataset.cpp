@@ -13,7 +13,9 @@ namespace pcm {
 namespace {
 
 const Tokenizer& need_tokenizer(const TextCodec& c, const std::string& where) {
-  if (!c.tokenizer) fail("{}: text rows need a tokenizer (set `tokenizer` or `init_from` in the config)", where);
+  if (!c.tokenizer)
+    fail("{}: text rows need a tokenizer (set `tokenizer` or `init_from` in the config to a directory with "
+         "tokenizer.json)", where);
   return *c.tokenizer;
 }
 

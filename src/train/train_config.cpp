@@ -1,13 +1,14 @@
 #include "train/train_config.h"
 
 #include <filesystem>
+#include <limits>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "util/error.h"
 #include "util/file.h"
 #include "util/json.h"
+#include "util/toml.h"
 
 namespace pcm {
 namespace {
@@ -32,12 +33,16 @@ struct Fields {
     if (!v->is_number()) fail("{}: expected a number, got {}", where(key), v->dump());
     return v->get<double>();
   }
-  int64_t integer(const std::string& key, int64_t fallback, int64_t min_value) {
+  int64_t integer(const std::string& key, int64_t fallback, int64_t min_value,
+                  int64_t max_value = std::numeric_limits<int64_t>::max()) {
     const json* v = get(key);
     if (!v) return fallback;
     if (!v->is_number_integer()) fail("{}: expected an integer, got {}", where(key), v->dump());
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max_value))
+      fail("{}: must be <= {}, got {}", where(key), max_value, v->dump());
     int64_t x = v->get<int64_t>();
     if (x < min_value) fail("{}: must be >= {}, got {}", where(key), min_value, x);
+    if (x > max_value) fail("{}: must be <= {}, got {}", where(key), max_value, x);
     return x;
   }
   bool boolean(const std::string& key, bool fallback) {
@@ -57,6 +62,12 @@ struct Fields {
       if (!used.count(it.key())) fail("{}: unknown field", where(it.key()));
   }
 };
+
+// Sizes past these are typos or hostile files: they would allocate gigabytes (or never finish a step)
+// before any error. The paper's recipe: seq_len 20480, 8 rows a step, weights 1.
+constexpr int64_t kMaxSeqLen = int64_t{1} << 20;
+constexpr int64_t kMaxBatchTokens = int64_t{1} << 28;
+constexpr double kMaxDatasetWeight = 1000;
 
 std::string resolve(const std::string& p, const std::string& base) {
   if (p.empty() || fs::path(p).is_absolute() || base.empty()) return p;
@@ -86,7 +97,8 @@ PhaseConfig parse_phase(const json& j, const std::string& origin, const std::str
       spec.path = resolve(df.str("path", ""), base);
       if (spec.path.empty()) fail("{}: missing", df.where("path"));
       spec.weight = df.num("weight", 1.0);
-      if (!(spec.weight > 0)) fail("{}: must be > 0", df.where("weight"));
+      if (!(spec.weight > 0 && spec.weight <= kMaxDatasetWeight))
+        fail("{}: must be > 0 and <= {}, got {}", df.where("weight"), kMaxDatasetWeight, spec.weight);
       df.finish();
     } else {
       fail("{}: expected a path or {{path, weight}}", origin + ": " + dprefix.substr(0, dprefix.size() - 1));
@@ -97,8 +109,8 @@ PhaseConfig parse_phase(const json& j, const std::string& origin, const std::str
   p.steps = f.integer("steps", 0, 0);
   if (p.steps == 0 && !(p.epochs > 0)) fail("{}: give epochs > 0 or steps > 0", origin + ": " + prefix);
   if (p.epochs < 0) fail("{}: must be >= 0", f.where("epochs"));
-  p.seq_len = f.integer("seq_len", p.seq_len, 2);
-  p.batch_tokens = f.integer("batch_tokens", p.seq_len, 1);
+  p.seq_len = f.integer("seq_len", p.seq_len, 2, kMaxSeqLen);
+  p.batch_tokens = f.integer("batch_tokens", p.seq_len, 1, kMaxBatchTokens);
   if (p.batch_tokens % p.seq_len != 0)
     fail("{}: {} is not a multiple of seq_len {}", f.where("batch_tokens"), p.batch_tokens, p.seq_len);
   p.micro_batch_rows = f.integer("micro_batch_rows", 1, 1);
@@ -134,14 +146,8 @@ PhaseConfig parse_phase(const json& j, const std::string& origin, const std::str
 }
 
 json toml_to_json(const std::string& text, const std::string& path) {
-  toml::table table;
-  try {
-    table = toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    fail("{}:{}:{}: TOML error: {}", path, e.source().begin.line, e.source().begin.column, e.description());
-  }
   std::ostringstream out;
-  out << toml::json_formatter{table};
+  out << toml::json_formatter{parse_toml(text, path)};
   return parse_json(out.str(), path);
 }
 
@@ -159,10 +165,13 @@ TrainConfig parse_train_config(const json& j, const std::string& origin, const s
   if (!j.is_object()) fail("{}: expected a table at the top level", origin);
   Fields f{j, origin, ""};
   TrainConfig c;
+  c.source = origin;
   c.init_from = resolve(f.str("init_from", ""), base);
   c.shape = f.str("shape", "");
   if (const json* m = f.get("model")) {
     if (!m->is_object()) fail("{}: expected a table of Mamba2Config fields", f.where("model"));
+    for (auto it = m->begin(); it != m->end(); ++it)
+      if (!is_hf_config_key(it.key())) fail("{}: model.{}: unknown field", origin, it.key());
     c.has_explicit_model = true;
     json hf = *m;
     if (!c.shape.empty()) {  // explicit fields override a named shape
@@ -211,6 +220,20 @@ TrainConfig parse_train_config(const json& j, const std::string& origin, const s
     c.phases.push_back(parse_phase((*phases)[i], origin, "phases[" + std::to_string(i) + "]", base, i));
   f.finish();
   return c;
+}
+
+void check_train_inputs(const TrainConfig& c) {
+  if (!c.tokenizer.empty() && c.tokenizer != c.init_from && !fs::is_regular_file(c.tokenizer + "/tokenizer.json"))
+    fail("{}: tokenizer: {} {}", c.source, c.tokenizer,
+         fs::is_directory(c.tokenizer) ? "has no tokenizer.json" : "is not a directory with a tokenizer.json");
+  for (size_t i = 0; i < c.phases.size(); ++i) {
+    for (size_t k = 0; k < c.phases[i].datasets.size(); ++k) {
+      const std::string& path = c.phases[i].datasets[k].path;
+      if (!fs::is_regular_file(path))
+        fail("{}: phases[{}].datasets[{}]: {} {}", c.source, i, k, path,
+             fs::exists(path) ? "is not a file" : "does not exist");
+    }
+  }
 }
 
 TrainConfig load_train_config(const std::string& path) {

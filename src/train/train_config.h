@@ -36,6 +36,7 @@ struct PhaseConfig {
 };
 
 struct TrainConfig {
+  std::string source;  // the config file (or origin), named by errors found after parsing
   // Exactly one model source: init_from (a checkpoint dir) or shape (named) / model (explicit fields).
   std::string init_from;
   std::string shape;
@@ -60,6 +61,11 @@ struct TrainConfig {
 TrainConfig load_train_config(const std::string& path);
 // From already-parsed JSON (TOML is converted to JSON first); `origin` prefixes error messages.
 TrainConfig parse_train_config(const nlohmann::json& j, const std::string& origin, const std::string& base_dir);
+
+// What a run reads besides the model, checked before any training (a misspelled phase-2 dataset was found
+// only after phase 1 had trained): every phase's dataset files, and the tokenizer directory when it is set
+// apart from init_from. Errors name the config file and field.
+void check_train_inputs(const TrainConfig& c);
 
 const char* decay_name(DecayKind k);
 

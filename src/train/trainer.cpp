@@ -74,6 +74,7 @@ void prune_step_checkpoints(const std::string& out_dir, int64_t keep, const std:
 
 TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts) {
   require_train_device(cfg.device);  // before any checkpoint is read or output directory made
+  check_train_inputs(cfg);
   TrainRunResult result;
   const std::string digest = curriculum_digest(cfg);
   Mamba2Config mcfg;

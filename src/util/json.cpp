@@ -90,8 +90,8 @@ long long json_int_or(const json& obj, const std::string& key, long long fallbac
   if (it == obj.end() || it->is_null()) return fallback;
   if (it->is_number_integer()) return it->get<long long>();
   if (it->is_number_float()) {
-    double v = it->get<double>();
-    if (v == std::floor(v)) return static_cast<long long>(v);
+    double v = it->get<double>();  // 1e3 in TOML or JSON; past +-2^63 the cast would give garbage
+    if (v == std::floor(v) && v >= -0x1p63 && v < 0x1p63) return static_cast<long long>(v);
   }
   throw JsonFieldError(fmt::format("{}: expected an integer, got {}", key, it->dump()));
 }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <omp.h>
 
 #include "model/model.h"
@@ -115,6 +116,33 @@ TEST(TrainLoop, NonFiniteStepsAreSkippedThenStop) {
   for (const json& r : rows) skipped += r.contains("skipped");
   EXPECT_EQ(skipped, 3);
   EXPECT_FALSE(rows.back()["loss"].is_number() && std::isfinite(rows.back()["loss"].get<double>()));
+}
+
+TEST(TrainLoop, MissingInputsFailBeforeAnyTraining) {
+  // A misspelled phase-2 dataset was reported only after phase 1 had trained and saved its checkpoints; a set
+  // tokenizer without tokenizer.json went unnoticed (input_ids rows) or was blamed on a missing setting.
+  test::TempDir dir;
+  TrainRunOptions o;
+  o.quiet = true;
+  const std::string phase1 = "[[phases]]\ndatasets = [\"gsm8k.jsonl\"]\nsteps = 2\nseq_len = 96\nbatch_tokens = 192\n";
+  TrainConfig typo = config_for(dir, "", phase1 + "[[phases]]\ndatasets = [\"gsm8k_typo.jsonl\"]\nsteps = 2\nseq_len = 96\n");
+  try {
+    run_training(typo, o);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("c.toml: phases[1].datasets[0]: " + dir.file("gsm8k_typo.jsonl") + " does not exist"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
+  TrainConfig no_tokenizer = config_for(dir, "tokenizer = \"/nonexistent\"\n", phase1);
+  try {
+    run_training(no_tokenizer, o);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("c.toml: tokenizer: /nonexistent is not a directory with a tokenizer.json"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
 }
 
 }  // namespace
