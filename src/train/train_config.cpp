@@ -77,7 +77,7 @@ std::string resolve(const std::string& p, const std::string& base) {
 PhaseConfig parse_phase(const json& j, const std::string& origin, const std::string& prefix,
                         const std::string& base, size_t index) {
   if (!j.is_object()) fail("{}: {}: expected a table", origin, prefix);
-  Fields f{j, origin, prefix + "."};
+  Fields f{j, origin, prefix + ".", {}};
   PhaseConfig p;
   p.name = f.str("name", "phase" + std::to_string(index + 1));
   // The name becomes part of a checkpoint directory name.
@@ -93,7 +93,7 @@ PhaseConfig parse_phase(const json& j, const std::string& origin, const std::str
     if (d.is_string()) {
       spec.path = resolve(d.get<std::string>(), base);
     } else if (d.is_object()) {
-      Fields df{d, origin, dprefix};
+      Fields df{d, origin, dprefix, {}};
       spec.path = resolve(df.str("path", ""), base);
       if (spec.path.empty()) fail("{}: missing", df.where("path"));
       spec.weight = df.num("weight", 1.0);
@@ -163,7 +163,7 @@ const char* decay_name(DecayKind k) {
 
 TrainConfig parse_train_config(const json& j, const std::string& origin, const std::string& base) {
   if (!j.is_object()) fail("{}: expected a table at the top level", origin);
-  Fields f{j, origin, ""};
+  Fields f{j, origin, "", {}};
   TrainConfig c;
   c.source = origin;
   c.init_from = resolve(f.str("init_from", ""), base);

@@ -67,7 +67,9 @@ TEST_P(Reference, DecodeRoundTripsWhereHfDoes) {
     std::vector<int32_t> ids = tok.encode(text, true);
     bool spells_special = false;
     for (int32_t id : tok.encode(text, false)) spells_special = spells_special || tok.is_special(id);
-    if (!spells_special) EXPECT_EQ(tok.decode(ids, true), text) << r["text"].dump();
+    if (!spells_special) {
+      EXPECT_EQ(tok.decode(ids, true), text) << r["text"].dump();
+    }
     ++checked;
   }
   EXPECT_GT(checked, 10u);
@@ -197,7 +199,9 @@ TEST(Tokenizer, RandomUnicodeMatchesHuggingFace) {
       std::vector<int32_t> want = r[name]["ids"].get<std::vector<int32_t>>();
       EXPECT_EQ(tok.encode(text, false), want);
       EXPECT_EQ(tok.decode(want, false), r[name]["decoded"].get<std::string>());
-      if (sp.count(name)) EXPECT_EQ(sp.at(name).encode(text, false), want) << "from tokenizer.model";
+      if (sp.count(name)) {
+        EXPECT_EQ(sp.at(name).encode(text, false), want) << "from tokenizer.model";
+      }
     }
     ++n;
   }

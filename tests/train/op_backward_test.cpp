@@ -54,12 +54,6 @@ void expect_grad(const char* what, Vec& x, const std::function<double()>& f, con
   EXPECT_LT(rel, tol) << what << " (|grad| = " << std::sqrt(den) << ")";
 }
 
-double dot(const Vec& a, const Vec& b) {
-  double s = 0.0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
 double silu(double z) { return z / (1.0 + std::exp(-z)); }
 
 TEST(OpBackward, RmsNorm) {
