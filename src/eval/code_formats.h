@@ -20,7 +20,8 @@ std::string livecodebench_program(const json& row, const std::string& completion
 std::string code_program(const json& row, const std::string& completion);
 
 // Throws JsonFieldError naming the field when `row` lacks a field code_program reads for its kind, or holds one of
-// another type: load_benchmark calls it so a bad row is reported as file:line before any generation.
+// another type: load_benchmark calls it so a bad row is reported as file:line before any generation. It builds the
+// row's program once (the builders read their fields through required_strings / json_*_or).
 void check_code_row(const json& row);
 
 }  // namespace pcm::eval

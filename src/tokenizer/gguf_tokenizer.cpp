@@ -96,7 +96,7 @@ json gpt2_tokenizer_json(const GgufFile& f) {
   json post = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", false}, {"use_regex", true}};
   const int64_t bos = token_id_or(f, "tokenizer.ggml.bos_token_id", -1, tokens.size());
   const bool add_bos = f.has("tokenizer.ggml.add_bos_token") && f.metadata().at("tokenizer.ggml.add_bos_token") == true;
-  if (add_bos && bos >= 0 && bos < static_cast<int64_t>(tokens.size())) {
+  if (add_bos && bos >= 0) {
     const std::string& b = tokens[static_cast<size_t>(bos)];
     post = {{"type", "TemplateProcessing"},
             {"single", json::array({{{"SpecialToken", {{"id", b}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
@@ -134,7 +134,7 @@ json llama_tokenizer_json(const GgufFile& f) {
   m.unk_id = static_cast<int>(token_id_or(f, "tokenizer.ggml.unknown_token_id", 0, tokens.size()));
   m.bos_id = static_cast<int>(token_id_or(f, "tokenizer.ggml.bos_token_id", 1, tokens.size()));
   m.eos_id = static_cast<int>(token_id_or(f, "tokenizer.ggml.eos_token_id", 2, tokens.size()));
-  if (m.unk_id >= 0 && m.unk_id < static_cast<int>(tokens.size())) m.unk_piece = tokens[static_cast<size_t>(m.unk_id)];
+  if (m.unk_id >= 0) m.unk_piece = tokens[static_cast<size_t>(m.unk_id)];
   if (f.has("tokenizer.ggml.add_space_prefix"))
     m.add_dummy_prefix = f.metadata().at("tokenizer.ggml.add_space_prefix") == true;
   json j = sentencepiece_to_tokenizer_json(m, f.path());
