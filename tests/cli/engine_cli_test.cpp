@@ -122,6 +122,12 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
   EXPECT_EQ(r.exit_code, 1) << r.all();
   EXPECT_NE(r.err.find("--reps: must be greater than 0, got 0"), std::string::npos) << r.all();
   EXPECT_EQ(run_pcm("generate --help").exit_code, 0);
+  // A size no machine can hold (400 TB of prompt ids, past the 128 TB address space even with overcommit): one line
+  // that says so, not "std::bad_alloc".
+  r = run_pcm("bench --shape mamba2-130m --layers 1 --threads 1 --prompt-tokens 100000000000000");
+  EXPECT_EQ(r.exit_code, 1) << r.all();
+  EXPECT_NE(r.err.find("error: out of memory (std::bad_alloc): a size given on the command line"), std::string::npos)
+      << r.all();
 }
 
 }  // namespace
