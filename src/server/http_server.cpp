@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <ctime>
 #include <random>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -477,6 +478,28 @@ struct HttpServer::Impl {
       r.set_content(render_metrics(scheduler.stats(), counters, opt.limits.model_name),
                     "text/plain; version=0.0.4; charset=utf-8");
       counters.add("/metrics", 200);
+    });
+    // httplib reads a body whose Content-Length is over the limit (or "-5", which wraps to 2^64 - 5) before it answers
+    // 413, until the client has been quiet for the 30 s read timeout: the header is checked before the body is read,
+    // and the answer says Connection: close (the unread body is no next request; httplib drops the connection once
+    // its keep-alive wait ends).
+    http.set_pre_routing_handler([this](const httplib::Request& q, httplib::Response& r) {
+      if (!q.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
+      const std::string v = q.get_header_value("Content-Length");
+      const bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+      const size_t first = digits ? std::min(v.find_first_not_of('0'), v.size()) : 0;
+      const std::string_view n = std::string_view(v).substr(first);  // no leading zeros: at most 19 digits fit
+      if (digits && n.size() <= 19 && (n.empty() || std::stoull(std::string(n)) <= opt.max_body_bytes))
+        return httplib::Server::HandlerResponse::Unhandled;
+      r.set_header("Connection", "close");
+      if (digits)
+        reply_json(r, 413, error_body(fmt::format("the request body ({} bytes by Content-Length) exceeds {} bytes",
+                                                  v.substr(0, 40), opt.max_body_bytes), "invalid_request_error", "", ""),
+                   "other");
+      else
+        reply_json(r, 400, error_body(fmt::format("Content-Length '{}' is not a byte count", v.substr(0, 40)),
+                                      "invalid_request_error", "", ""), "other");
+      return httplib::Server::HandlerResponse::Handled;
     });
     http.set_error_handler([this](const httplib::Request& q, httplib::Response& r) {
       if (!r.body.empty()) return;  // a handler already wrote an error body

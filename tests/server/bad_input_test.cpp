@@ -1,4 +1,11 @@
 // Bad requests get HTTP 400 with an OpenAI error body, never a crash; random bodies never break the server.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <random>
 
 #include "server/openai_request.h"
@@ -112,6 +119,75 @@ TEST(ServerBadInput, OversizedBodyIs413) {
   auto r = s.post("/v1/completions", "{\"prompt\": \"" + std::string(5000, 'x') + "\"}");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 413);
+}
+
+// One request written to a raw socket (headers as given, then `body`) and the one answer read back: its headers and
+// its Content-Length of body ("" when none came within `timeout_s`).
+std::string raw_exchange(int port, const std::string& head, const std::string& body, int timeout_s) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = head + "\r\n\r\n" + body;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) {
+        out.append(buf, static_cast<size_t>(n));
+        const size_t end = out.find("\r\n\r\n"), cl = out.find("Content-Length: ");
+        if (end != std::string::npos && cl < end && out.size() >= end + 4 + std::stoul(out.substr(cl + 16))) break;
+      }
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+// A Content-Length over the limit, wrapped ("-5" is 2^64 - 5 to httplib) or not a number is answered at once, before
+// any body is read: httplib read such a body until the client had been quiet for 30 s before its 413. The answer says
+// Connection: close, and the server goes on.
+TEST(ServerBadInput, BadContentLengthIsAnsweredBeforeTheBody) {
+  server::ServerOptions so = small_limits();
+  so.max_body_bytes = 1000;
+  TestServer s({}, so);
+  const std::string body = R"({"prompt": [1, 2], "max_tokens": 1})";
+  struct Case {
+    std::string length;
+    int status;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"-5", 400, "Content-Length '-5' is not a byte count"},
+      {"abc", 400, "Content-Length 'abc' is not a byte count"},
+      {"12, 12", 400, "is not a byte count"},
+      {"99999999999999999999", 413, "exceeds 1000 bytes"},
+      {"1001", 413, "the request body (1001 bytes by Content-Length) exceeds 1000 bytes"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("Content-Length: " + c.length);
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string answer = raw_exchange(
+        s.port, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + c.length,
+        body, 10);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+    EXPECT_EQ(answer.rfind("HTTP/1.1 " + std::to_string(c.status), 0), 0u) << answer;
+    EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+    const size_t json_at = answer.find("\r\n\r\n");
+    ASSERT_NE(json_at, std::string::npos) << answer;
+    const json j = json::parse(answer.substr(json_at + 4), nullptr, false);
+    ASSERT_TRUE(j.is_object()) << answer;
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(c.message), std::string::npos) << answer;
+  }
+  // A leading-zero length within the limit is a length, and the request is served.
+  const std::string ok = raw_exchange(
+      s.port, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+      "Content-Length: 00" + std::to_string(body.size()), body, 30);
+  EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok;
+  EXPECT_EQ(s.client().Get("/health")->status, 200);
 }
 
 // Mutations of valid bodies (byte flips, truncation, inserted JSON tokens, swapped value types) and pure
