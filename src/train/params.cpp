@@ -56,8 +56,9 @@ ParamSet ParamSet::zeros(const Mamba2Config& c) {
   return p;
 }
 
-ParamSet ParamSet::from_model_dir(const std::string& model_dir) {
+ParamSet ParamSet::from_model_dir(const std::string& model_dir, Mamba2Config* config_out) {
   const Mamba2Config config = load_mamba2_config(model_dir);
+  if (config_out) *config_out = config;
   CheckpointFiles files(model_dir);
   ParamSet p = zeros(config);
   for (ParamTensor& t : p.tensors_) {
@@ -81,10 +82,7 @@ ParamSet ParamSet::random(const Mamba2Config& c, uint64_t seed) {
 }
 
 ParamSet ParamSet::from_model_path(const std::string& path, Mamba2Config* config) {
-  if (!is_gguf_path(path)) {
-    *config = load_mamba2_config(path);
-    return from_model_dir(path);
-  }
+  if (!is_gguf_path(path)) return from_model_dir(path, config);
   const Mamba2Model model = Mamba2Model::load(path);  // GGUF metadata and tensors, as pcm score reads them
   *config = model.config();
   return from_weights(model.config(), model.weights());

@@ -36,7 +36,8 @@ class ParamSet {
   static ParamSet zeros(const Mamba2Config& config);
   // Loads a checkpoint directory (HF or mamba_ssm layout, any float dtype, sharded or not) into fp32
   // under the HF names above; errors name the directory and the tensor.
-  static ParamSet from_model_dir(const std::string& model_dir);
+  // `config` (optional): the directory's config, read once with the weights.
+  static ParamSet from_model_dir(const std::string& model_dir, Mamba2Config* config = nullptr);
   // A checkpoint directory (from_model_dir) or a llama.cpp .gguf file (any tensor dtype the model loader reads,
   // Q8_0 included), with its config in *config.
   static ParamSet from_model_path(const std::string& path, Mamba2Config* config);

@@ -62,8 +62,7 @@ void load_train_checkpoint(const std::string& dir, Mamba2Config* config, ParamSe
     pos->config_digest = st.at("config_digest");
     opt->step = st.at("adamw_step");
   });
-  *config = load_mamba2_config(dir);
-  *params = ParamSet::from_model_dir(dir);
+  *params = ParamSet::from_model_dir(dir, config);
   SafetensorsFile f(dir + "/optimizer.safetensors");
   opt->m = params->zeros_like();
   opt->v = params->zeros_like();

@@ -102,8 +102,7 @@ TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts)
       fail("{} already holds a run (latest checkpoint {}); use --resume {} or another output_dir", out_dir,
            latest_checkpoint(out_dir), out_dir);
     if (!cfg.init_from.empty()) {
-      mcfg = load_mamba2_config(cfg.init_from);
-      params = ParamSet::from_model_dir(cfg.init_from);
+      params = ParamSet::from_model_dir(cfg.init_from, &mcfg);
     } else {
       mcfg = cfg.model;
       params = ParamSet::random(mcfg, cfg.seed);
