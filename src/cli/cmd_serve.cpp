@@ -31,7 +31,7 @@ struct Options {
   int64_t shape_layers = 0;
   int port = 8080;
   int64_t max_slots = 0;
-  double max_memory_gb = 0.0, state_cache_gb = 1.0, shutdown_grace_s = 30.0;
+  double max_memory_gb = 0.0, state_cache_gb = 1.0, shutdown_grace_s = 30.0, request_deadline_s = 60.0;
   int64_t max_queue = 64, max_batch_tokens = 0, max_prompt_tokens = 32768, max_tokens_limit = 65536;
   int http_threads = 0, threads = 0;
   bool exact = false;
@@ -148,6 +148,7 @@ void run(const Options& o) {
   so.limits.max_prompt_tokens = o.max_prompt_tokens;
   so.limits.max_tokens = o.max_tokens_limit;
   so.limits.max_n = sc.max_slots;
+  so.request_read_limit = std::chrono::milliseconds(static_cast<int64_t>(o.request_deadline_s * 1000));
 
 
   const Tokenizer* tok = tokenizer ? &*tokenizer : nullptr;
@@ -236,6 +237,11 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                                         "HTTP worker threads; every running or queued request holds one (default: "
                                         "slots + queue + 16)")
                             ->check(CLI::Range(2, 4096));
+                        sub->add_option("--request-deadline", o->request_deadline_s,
+                                        "seconds a client may take to send one request, headers and body (0: no "
+                                        "limit); a slower connection is closed")
+                            ->check(in_range(0, 86400))
+                            ->capture_default_str();
                         sub->add_option("--shutdown-grace", o->shutdown_grace_s,
                                         "seconds in-flight requests may take after SIGINT/SIGTERM")
                             ->check(non_negative())

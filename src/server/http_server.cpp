@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "server/request_deadline.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
@@ -71,6 +72,7 @@ struct HttpServer::Impl {
   std::atomic<bool> shutting_down{false};
   int listen_fd = -1;
   int64_t started = now_seconds();
+  std::unique_ptr<RequestDeadline> deadline;  // made by bind(), once the port is known
 
   Impl(Scheduler& s, const Tokenizer* t, ChatRenderer c, ServerOptions o)
       : scheduler(s), tokenizer(t), chat(std::move(c)), opt(std::move(o)) {}
@@ -453,32 +455,47 @@ struct HttpServer::Impl {
     return json{{"id", opt.limits.model_name}, {"object", "model"}, {"created", started}, {"owned_by", "pcm"}};
   }
 
+  // A route's handler: the request is in (headers and body), so the connection is being answered, not read from,
+  // until the logger sees the answer out (RequestDeadline).
+  template <class F>
+  httplib::Server::Handler serving(F handler) {
+    return [this, handler](const httplib::Request& q, httplib::Response& r) {
+      if (deadline) deadline->serving(q.remote_addr, q.remote_port);
+      handler(q, r);
+    };
+  }
+
   void routes() {
-    http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) { handle_generation(q, r, false); });
-    http.Post("/v1/chat/completions",
-              [this](const httplib::Request& q, httplib::Response& r) { handle_generation(q, r, true); });
-    http.Post("/v1/embeddings", [this](const httplib::Request& q, httplib::Response& r) { handle_embeddings(q, r); });
-    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& r) {
-      reply_json(r, 200, json{{"object", "list"}, {"data", json::array({model_json()})}}, "/v1/models");
+    http.set_logger([this](const httplib::Request& q, const httplib::Response&) {
+      if (deadline) deadline->answered(q.remote_addr, q.remote_port);
     });
-    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& q, httplib::Response& r) {
+    http.Post("/v1/completions",
+              serving([this](const httplib::Request& q, httplib::Response& r) { handle_generation(q, r, false); }));
+    http.Post("/v1/chat/completions",
+              serving([this](const httplib::Request& q, httplib::Response& r) { handle_generation(q, r, true); }));
+    http.Post("/v1/embeddings",
+              serving([this](const httplib::Request& q, httplib::Response& r) { handle_embeddings(q, r); }));
+    http.Get("/v1/models", serving([this](const httplib::Request&, httplib::Response& r) {
+      reply_json(r, 200, json{{"object", "list"}, {"data", json::array({model_json()})}}, "/v1/models");
+    }));
+    http.Get(R"(/v1/models/(.+))", serving([this](const httplib::Request& q, httplib::Response& r) {
       if (q.matches[1] == opt.limits.model_name)
         reply_json(r, 200, model_json(), "/v1/models");
       else
         reply_error(r, ApiError(404, fmt::format("The model '{}' does not exist", std::string(q.matches[1])), "model",
                                 "model_not_found"), "/v1/models");
-    });
-    http.Get("/health", [this](const httplib::Request&, httplib::Response& r) {
+    }));
+    http.Get("/health", serving([this](const httplib::Request&, httplib::Response& r) {
       if (shutting_down)
         reply_json(r, 503, json{{"status", "shutting_down"}}, "/health");
       else
         reply_json(r, 200, json{{"status", "ok"}}, "/health");
-    });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& r) {
+    }));
+    http.Get("/metrics", serving([this](const httplib::Request&, httplib::Response& r) {
       r.set_content(render_metrics(scheduler.stats(), counters, opt.limits.model_name),
                     "text/plain; version=0.0.4; charset=utf-8");
       counters.add("/metrics", 200);
-    });
+    }));
     // httplib reads a body whose Content-Length is over the limit (or "-5", which wraps to 2^64 - 5) before it answers
     // 413, until the client has been quiet for the 30 s read timeout: the header is checked before the body is read,
     // and the answer says Connection: close (the unread body is no next request; httplib drops the connection once
@@ -556,6 +573,7 @@ int HttpServer::bind() {
   PCM_CHECK(port > 0, "cannot listen on {}:{} (address in use or not local?)", options_.host, options_.port);
   if (impl_->listen_fd >= 0) ::listen(impl_->listen_fd, SOMAXCONN);
   options_.port = port;
+  impl_->deadline = std::make_unique<RequestDeadline>(port, options_.request_read_limit);
   return port;
 }
 

@@ -40,6 +40,8 @@ struct ServerOptions {
   // A non-streaming request still running after this long switches to a chunked body with whitespace
   // heartbeats, so that a client that gave up is noticed (see generate_blocking).
   std::chrono::milliseconds blocking_patience{5000};
+  // Longest a client may take to send one request, headers and body (0 = no limit; see request_deadline.h).
+  std::chrono::milliseconds request_read_limit{60000};
 };
 
 class HttpServer {
