@@ -7,6 +7,8 @@
 //   and how many are programmatic, i.e. PDL kept in the graph) / in_proj + out_proj alone at 1 row: weight GB/s
 //   SSD step at B rows, fp32 and bf16 state: state GB/s (read + write)
 //   in_proj / out_proj through cuBLASLt at T = 16, 64, 128 rows: weight GB/s
+//   the layer stream probe (decode v26): in_proj + out_proj weights of 64 layers in one persistent launch with a grid
+//   barrier before each GEMV, checked on one layer against the host first
 // usage: cuda_decode_kernels [--trace DIR]
 //   --trace DIR: only the one-row layer chain (fp32 and bf16 state), one replay with per-block timestamps of every
 //   kernel (decode_trace.cuh) written to DIR/layer_{fp32,bf16}.csv; bench/decode_trace_summary.py reads them
@@ -17,7 +19,9 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -26,6 +30,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/gemm_cuda.h"
 #include "kernels/cuda/ops.h"
+#include "tensor/dtype.h"
 
 namespace pcm {
 namespace {
@@ -79,34 +84,101 @@ cudaGraphExec_t capture(cudaStream_t s, const std::function<void(int)>& launch, 
   return exec;
 }
 
-// Median µs per launch of `launch(i)` for i = 0..kLaunches-1, captured once as a graph.
-double time_graph(cudaStream_t s, const std::function<void(int)>& launch, std::pair<size_t, size_t>* edges = nullptr) {
-  cudaGraph_t graph;
-  cudaGraphExec_t exec = capture(s, launch, &graph, edges);
+// Median ms of 5 runs of `work` on stream s, after one that warms up.
+double median_ms(cudaStream_t s, const std::function<void()>& work) {
   cudaEvent_t e0, e1;
   PCM_CUDA(cudaEventCreate(&e0));
   PCM_CUDA(cudaEventCreate(&e1));
   std::vector<float> ms;
   for (int r = 0; r < 6; ++r) {
     PCM_CUDA(cudaEventRecord(e0, s));
-    PCM_CUDA(cudaGraphLaunch(exec, s));
+    work();
     PCM_CUDA(cudaEventRecord(e1, s));
     PCM_CUDA(cudaEventSynchronize(e1));
     float t = 0;
     PCM_CUDA(cudaEventElapsedTime(&t, e0, e1));
-    if (r > 0) ms.push_back(t);  // the first replay warms up
+    if (r > 0) ms.push_back(t);
   }
   std::sort(ms.begin(), ms.end());
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
+  return ms[ms.size() / 2];
+}
+
+// Median µs per launch of `launch(i)` for i = 0..kLaunches-1, captured once as a graph.
+double time_graph(cudaStream_t s, const std::function<void(int)>& launch, std::pair<size_t, size_t>* edges = nullptr) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec = capture(s, launch, &graph, edges);
+  const double ms = median_ms(s, [&] { PCM_CUDA(cudaGraphLaunch(exec, s)); });
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
-  return ms[ms.size() / 2] * 1e3 / kLaunches;
+  return ms * 1e3 / kLaunches;
 }
 
 void row(const char* what, double us, double bytes, double copy_gbs) {
   const double gbs = bytes / (us * 1e-6) / 1e9;
   std::printf("| %s | %.2f | %.0f | %.0f%% |\n", what, us, gbs, 100.0 * gbs / copy_gbs);
+}
+
+// Largest |device - host| / Σ|w x| over a few rows of y = W · bf16(tanh(x[:k])) (W [n, k] bf16 on the device).
+double probe_row_error(const uint16_t* w, int64_t k, const std::vector<float>& x, const std::vector<float>& y,
+                       std::initializer_list<int64_t> rows) {
+  std::vector<uint16_t> wr(static_cast<size_t>(k));
+  double worst = 0;
+  for (int64_t r : rows) {
+    PCM_CUDA(cudaMemcpy(wr.data(), w + r * k, k * 2, cudaMemcpyDeviceToHost));
+    double dot = 0, mag = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const double t = static_cast<double>(bf16_to_f32(wr[i])) * bf16_to_f32(f32_to_bf16(std::tanh(x[i])));
+      dot += t;
+      mag += std::fabs(t);
+    }
+    worst = std::max(worst, std::fabs(dot - y[r]) / (mag + 1e-30));
+  }
+  return worst;
+}
+
+// decode v26: the bound a whole-step persistent kernel could reach at one row (layer_stream_probe.cu): the two weight
+// streams of 64 layers (the Lr layers' buffers in turn) in one launch, a grid barrier before each GEMV, against a
+// launch per GEMV. Checked first on one layer against the host.
+void probe_rows(cudaStream_t s, const std::vector<uint16_t*>& w_in, const std::vector<uint16_t*>& w_out,
+                double layer_bytes, double copy_gbs) {
+  const int L = kLaunches, Lr = static_cast<int>(w_in.size());
+  std::vector<const void*> pin(L), pout(L);
+  for (int l = 0; l < L; ++l) pin[l] = w_in[l % Lr], pout[l] = w_out[l % Lr];
+  const void** d_in = dev_alloc<const void*>(L);
+  const void** d_out = dev_alloc<const void*>(L);
+  PCM_CUDA(cudaMemcpy(d_in, pin.data(), L * sizeof(void*), cudaMemcpyHostToDevice));
+  PCM_CUDA(cudaMemcpy(d_out, pout.data(), L * sizeof(void*), cudaMemcpyHostToDevice));
+  float* y_in = dev_alloc<float>(kDpr);
+  float* y_out = dev_alloc<float>(kD);
+  unsigned* barrier = dev_alloc<unsigned>(1);
+  fill_f32(y_out, kD, 1.0f, 21);
+  std::vector<float> x0(kD), h_in(kDpr), h_out(kD);
+  PCM_CUDA(cudaMemcpy(x0.data(), y_out, kD * 4, cudaMemcpyDeviceToHost));
+  cuda::layer_stream_probe(y_in, y_out, d_in, d_out, 1, kDpr, kD, kD, kDi, true, true, barrier, s);
+  PCM_CUDA(cudaStreamSynchronize(s));
+  PCM_CUDA(cudaMemcpy(h_in.data(), y_in, kDpr * 4, cudaMemcpyDeviceToHost));
+  PCM_CUDA(cudaMemcpy(h_out.data(), y_out, kD * 4, cudaMemcpyDeviceToHost));
+  const double err = std::max(probe_row_error(w_in[0], kD, x0, h_in, {0, 1, 4097, 12345, kDpr - 1}),
+                              probe_row_error(w_out[0], kDi, h_in, h_out, {0, 7, 2049, kD - 1}));
+  std::printf("| layer stream probe check (1 layer vs host, max |err| / sum |w x|) | %.1e | %s | |\n", err,
+              err < 1e-4 ? "ok" : "FAILED");
+  struct Variant {
+    const char* what;
+    bool prefetch, one_launch;
+  };
+  for (const Variant& v : {Variant{"persistent: in_proj + out_proj, barrier, next weights asked first", true, true},
+                           Variant{"persistent: in_proj + out_proj, barrier, weights asked after it", false, true},
+                           Variant{"ring GEMVs, a launch each (no PDL), in_proj + out_proj", false, false}}) {
+    const double ms = median_ms(s, [&] {
+      cuda::layer_stream_probe(y_in, y_out, d_in, d_out, L, kDpr, kD, kD, kDi, v.prefetch, v.one_launch, barrier, s);
+    });
+    row(v.what, ms * 1e3 / L, layer_bytes, copy_gbs);
+  }
+  for (void* p : {static_cast<void*>(d_in), static_cast<void*>(d_out), static_cast<void*>(y_in),
+                  static_cast<void*>(y_out), static_cast<void*>(barrier)})
+    cudaFree(p);
 }
 
 // One replay of the captured chain with per-block timestamps (decode_trace.cuh), written as CSV.
@@ -287,6 +359,7 @@ void run(const char* trace_dir) {
         out_proj(i % Lr);
       }),
       in_bytes + out_bytes, copy_gbs);
+  probe_rows(s, w_in, w_out, in_bytes + out_bytes, copy_gbs);
   for (bool bf16 : {false, true})
     for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
       char what[64];

@@ -955,6 +955,57 @@ TEST(CudaKernels, DecodeTraceRecordsEveryBlock) {
 
 // Greedy equals argmax; restricted draws stay inside the set the CPU sampler would draw from;
 // the same (seed, step) gives the same id.
+// The layer stream probe (a benchmark's bound, decode v26): `layers` x (y_in = W_in · bf16(tanh(y_out[:k_in])), y_out
+// = W_out · bf16(tanh(y_in[:k_out]))) against the CPU matmul, in one persistent launch (grid barriers; the next
+// weights asked before or after each) and in a launch per GEMV: the three bit-equal (each row is one warp's in one
+// order). Rows of a partial chunk (256 columns) and of several chunks and a partial one (2560).
+TEST(CudaKernels, LayerStreamProbeMatchesCpu) {
+  PCM_REQUIRE_GPU();
+  std::mt19937 rng(31);
+  const int64_t n_in = 3000, k_in = 256, n_out = 600, k_out = 2560;
+  const int layers = 3;
+  std::vector<std::vector<float>> w_in, w_out;
+  std::vector<std::unique_ptr<DeviceBuffer<uint16_t>>> dw;
+  std::vector<const void*> p_in, p_out;
+  for (int l = 0; l < layers; ++l) {
+    w_in.push_back(test::bf16_round(test::random_vec(n_in * k_in, -0.1f, 0.1f, rng)));
+    w_out.push_back(test::bf16_round(test::random_vec(n_out * k_out, -0.05f, 0.05f, rng)));
+    dw.push_back(std::make_unique<DeviceBuffer<uint16_t>>(test::bf16_bits(w_in.back())));
+    p_in.push_back(dw.back()->get());
+    dw.push_back(std::make_unique<DeviceBuffer<uint16_t>>(test::bf16_bits(w_out.back())));
+    p_out.push_back(dw.back()->get());
+  }
+  const auto x0 = test::random_vec(n_out, -2, 2, rng);
+  // The CPU chain.
+  std::vector<float> y_in(n_in), y_out = x0;
+  auto input = [](const std::vector<float>& src, int64_t k) {
+    std::vector<float> x(src.begin(), src.begin() + k);
+    for (float& v : x) v = std::tanh(v);
+    return test::bf16_round(x);
+  };
+  for (int l = 0; l < layers; ++l) {
+    const auto xi = input(y_out, k_in);
+    cpu::matmul_forward(y_in.data(), xi.data(), MatrixRef{w_in[l].data(), DType::F32, n_in, k_in}, nullptr, 1);
+    const auto xo = input(y_in, k_out);
+    cpu::matmul_forward(y_out.data(), xo.data(), MatrixRef{w_out[l].data(), DType::F32, n_out, k_out}, nullptr, 1);
+  }
+  DeviceBuffer<const void*> d_in(p_in), d_out(p_out);
+  DeviceBuffer<unsigned> barrier(1);
+  std::vector<std::vector<float>> got;
+  for (auto [prefetch, one_launch] : {std::pair{true, true}, std::pair{false, true}, std::pair{false, false}}) {
+    DeviceBuffer<float> dy_in(n_in), dy_out(x0);
+    dy_in.poison();
+    cuda::layer_stream_probe(dy_in.get(), dy_out.get(), d_in.get(), d_out.get(), layers, n_in, k_in, n_out, k_out,
+                             prefetch, one_launch, barrier.get(), nullptr);
+    got.push_back(dy_out.download());
+    ASSERT_TRUE(test::all_finite(got.back())) << prefetch << one_launch;
+    EXPECT_LE(rel_error(got.back(), y_out), 2e-3) << prefetch << one_launch;
+    EXPECT_LE(rel_error(dy_in.download(), y_in), 2e-3) << prefetch << one_launch;
+  }
+  EXPECT_EQ(got[0], got[1]);
+  EXPECT_EQ(got[0], got[2]);
+}
+
 TEST(CudaKernels, SamplingOnDevice) {
   PCM_REQUIRE_GPU();
   std::mt19937 rng(19);

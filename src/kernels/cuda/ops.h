@@ -34,6 +34,13 @@ void bf16_to_f32(float* out, const uint16_t* in, int64_t n, cudaStream_t s);
 void fill_uniform_bf16(uint16_t* out, int64_t n, float stddev, uint64_t seed, cudaStream_t s);
 // ---- read_probe.cu (benchmarks): read `bytes` (a multiple of 16) once, as fast as the device streams.
 void stream_read(float* sink, const void* p, int64_t bytes, cudaStream_t s);
+// ---- layer_stream_probe.cu (benchmarks): `layers` x (y_in = W_in[l] · bf16(tanh(y_out[:k_in])), then
+// y_out = W_out[l] · bf16(tanh(y_in[:k_out]))), bf16 weights [n_in, k_in] / [n_out, k_out] (device arrays of device
+// pointers), as one persistent launch with a grid barrier between the GEMVs (one_launch; `barrier`: one device word)
+// or a launch per GEMV; prefetch: each warp's next GEMV's first weights requested before the barrier.
+void layer_stream_probe(float* y_in, float* y_out, const void* const* w_in, const void* const* w_out, int layers,
+                        int64_t n_in, int64_t k_in, int64_t n_out, int64_t k_out, bool prefetch, bool one_launch,
+                        unsigned* barrier, cudaStream_t s);
 
 // ---- conv1d.cu -----------------------------------------------------------------------------------
 // Packed sequences for prefill: sequence i owns rows [seq_start[i], seq_start[i+1]) and state slot
