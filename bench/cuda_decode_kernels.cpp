@@ -9,7 +9,8 @@
 //   in_proj / out_proj through cuBLASLt at T = 16, 64, 128 rows: weight GB/s
 //   the layer stream probe (decode v26): in_proj + out_proj weights of 64 layers in one persistent launch with a grid
 //   barrier before each GEMV, checked on one layer against the host first
-// usage: cuda_decode_kernels [--trace DIR]
+// usage: cuda_decode_kernels [--trace DIR | --probe]
+//   --probe: the table up to the layer stream probe's rows (decode v26), then stop
 //   --trace DIR: only the one-row layer chain (fp32 and bf16 state), one replay with per-block timestamps of every
 //   kernel (decode_trace.cuh) written to DIR/layer_{fp32,bf16}.csv; bench/decode_trace_summary.py reads them
 #include <cstdio>
@@ -213,7 +214,7 @@ void trace_graph(cudaStream_t s, const std::function<void(int)>& launch, const s
   std::printf("trace: %lld blocks -> %s\n", static_cast<long long>(n), path.c_str());
 }
 
-void run(const char* trace_dir) {
+void run(const char* trace_dir, bool probe_only) {
   cudaStream_t s;
   PCM_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   cudaDeviceProp prop{};
@@ -360,6 +361,7 @@ void run(const char* trace_dir) {
       }),
       in_bytes + out_bytes, copy_gbs);
   probe_rows(s, w_in, w_out, in_bytes + out_bytes, copy_gbs);
+  if (probe_only) return;
   for (bool bf16 : {false, true})
     for (int64_t B : {int64_t{1}, int64_t{16}, int64_t{64}, int64_t{128}}) {
       char what[64];
@@ -467,12 +469,13 @@ void run(const char* trace_dir) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // a run cut off by its time limit keeps the rows so far
   const char* trace_dir = argc == 3 && std::strcmp(argv[1], "--trace") == 0 ? argv[2] : nullptr;
-  if (argc != 1 && !trace_dir) {
-    std::fprintf(stderr, "usage: cuda_decode_kernels [--trace DIR]\n");
+  const bool probe_only = argc == 2 && std::strcmp(argv[1], "--probe") == 0;
+  if (argc != 1 && !trace_dir && !probe_only) {
+    std::fprintf(stderr, "usage: cuda_decode_kernels [--trace DIR | --probe]\n");
     return 2;
   }
   try {
-    pcm::run(trace_dir);
+    pcm::run(trace_dir, probe_only);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
