@@ -39,7 +39,7 @@ constexpr std::string_view kHfKeys[] = {
     "layer_norm_epsilon", "use_bias",      "use_conv_bias",     "residual_in_fp32", "tie_word_embeddings",
     "time_step_limit",    "bos_token_id",  "eos_token_id",      "pad_token_id"};
 
-// Reads the keys of kHfKeys.
+// Reads the keys of kHfKeys (Config.HfConfigKeysAreTheKeysTheParserReads checks that the two stay one list).
 Mamba2Config parse_hf(const json& j, const std::string& origin) {
   Mamba2Config c;  // transformers' Mamba2Config defaults
   c.format = CheckpointFormat::HuggingFace;

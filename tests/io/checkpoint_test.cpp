@@ -123,6 +123,28 @@ TEST(Config, FieldOfTheWrongTypeNamesTheFile) {
   }
 }
 
+// is_hf_config_key (the train config's [model] table takes these keys) and parse_hf keep the same list: every key
+// config.json gets from to_hf_json is one, and every one of them is read (an object where a value goes is an error
+// naming the key).
+TEST(Config, HfConfigKeysAreTheKeysTheParserReads) {
+  Mamba2Config c;
+  c.bos_token_id = 1, c.eos_token_id = 2, c.pad_token_id = 0;
+  const json hf = c.to_hf_json();
+  for (const auto& [key, value] : hf.items()) {
+    if (key == "architectures" || key == "model_type" || key == "hidden_act" || key == "rms_norm") continue;
+    EXPECT_TRUE(is_hf_config_key(key)) << key;
+    json bad = json::object();
+    bad[key] = json::object({{"x", 1}});
+    try {
+      parse_mamba2_config(bad, "c");
+      ADD_FAILURE() << key << " is not read";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_FALSE(is_hf_config_key("d_model"));
+}
+
 // eos_token_id was read with nlohmann's get<>(), so a string said only "type must be number" (audit item 7).
 TEST(Config, EosTokenIdOfTheWrongTypeNamesTheField) {
   for (const char* value : {R"("2")", R"(["2"])"}) {
