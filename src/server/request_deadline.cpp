@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <optional>
+#include <set>
 
 namespace pcm::server {
 
@@ -80,18 +81,26 @@ void RequestDeadline::scan() {
   }
   std::lock_guard lock(mu_);
   const auto now = Clock::now();
-  // Gone: closed. A handler's entry not yet listed (accepted after this listing) waits for the next scans.
+  // Gone: closed. A handler's entry not yet listed (accepted after this listing) waits for the next scans, and one
+  // never listed (its address spelt otherwise) stays while it is served.
   for (auto it = conns_.begin(); it != conns_.end();) {
-    const bool gone = !live.count(it->first) && (it->second.listed || now - it->second.noted > std::chrono::seconds(5));
+    const Conn& c = it->second;
+    const bool gone =
+        !live.count(it->first) && (c.listed || (!c.serving && now - c.noted > std::chrono::seconds(5)));
     it = gone ? conns_.erase(it) : std::next(it);
   }
+  // Ports of connections being answered: a peer whose address httplib spelt differently from getnameinfo here is
+  // still not cut while served (a missed cut is the safe side).
+  std::set<int> serving_ports;
+  for (const auto& [peer, c] : conns_)
+    if (c.serving) serving_ports.insert(peer.second);
   for (const auto& [peer, fd] : live) {
     auto [it, fresh] = conns_.try_emplace(peer);
     Conn& c = it->second;
     if (fresh) c.reading_since = now;  // first seen: accepted within the last scan
     c.fd = fd;
     c.listed = true;
-    if (c.serving || c.cut || now - c.reading_since <= limit_) continue;
+    if (c.serving || c.cut || now - c.reading_since <= limit_ || serving_ports.count(peer.second)) continue;
     // The descriptor may have been closed and reused since the listing: cut only the same peer's connection.
     if (accepted_peer(fd, port_) != peer) continue;
     ::shutdown(fd, SHUT_RDWR);  // its blocked read returns; httplib closes the connection

@@ -87,6 +87,19 @@ TEST(RequestDeadline, ServingIsNeverCutAndEachAnswerRestartsTheClock) {
   EXPECT_EQ(d.cut(), 1u);
 }
 
+// A peer address spelt otherwise than the watchdog's own listing (its port the same) still keeps the connection
+// uncut while served: a missed cut is the safe side.
+TEST(RequestDeadline, ServedUnderAnotherSpellingIsNotCut) {
+  Connection c;
+  server::RequestDeadline d(c.port, 500ms);
+  d.serving("::ffff:" + c.peer_addr, c.peer_port);
+  std::this_thread::sleep_for(1600ms);
+  EXPECT_FALSE(c.cut());
+  d.answered("::ffff:" + c.peer_addr, c.peer_port);
+  std::this_thread::sleep_for(1200ms);
+  EXPECT_TRUE(c.cut());
+}
+
 TEST(RequestDeadline, OffWithoutALimit) {
   Connection c;
   server::RequestDeadline d(c.port, 0ms);
