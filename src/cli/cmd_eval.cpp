@@ -142,8 +142,11 @@ void run(Options o) {
       s.top_p = e.top_p;
       s.max_tokens = e.max_new_tokens;
       s.seed = static_cast<int64_t>(seed % (uint64_t{1} << 62));
-      synth::CompletionResult r = o.completions ? client->complete({o.served_model, user, s})
-                                                : client->chat({o.served_model, {{"user", user}}, s});
+      synth::CompletionResult r;
+      if (o.completions)
+        r = client->complete(synth::CompletionRequest{o.served_model, user, s});
+      else
+        r = client->chat(synth::ChatRequest{o.served_model, {{"user", user}}, s});
       PCM_CHECK(!r.choices.empty(), "{}: the response had no choices", o.endpoint);
       return eval::GenerationOutput{r.choices[0].text, r.choices[0].finish_reason, r.usage.completion_tokens};
     };

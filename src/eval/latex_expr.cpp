@@ -225,10 +225,12 @@ class Parser {
         if (pos_ < s_.size() && s_[pos_] == '{') {
           size_t close = s_.find('}', pos_);
           if (close == std::string_view::npos) throw ParseError("unclosed subscript");
-          name += "_" + std::string(s_.substr(pos_ + 1, close - pos_ - 1));
+          name += '_';  // appended in two steps: "_" + string trips GCC 12's -Wrestrict false positive
+          name += s_.substr(pos_ + 1, close - pos_ - 1);
           pos_ = close + 1;
         } else if (pos_ < s_.size()) {
-          name += "_" + std::string(1, s_[pos_++]);
+          name += '_';
+          name += s_[pos_++];
         }
       }
       if (name == "e") return GiNaC::exp(ex(1));

@@ -292,7 +292,7 @@ Value apply_filter(Interpreter& in, std::string_view fname, const Value& v, cons
     if (b.has(0) && !b.get(0)->is_none()) {
       const Value& ind = *b.get(0);
       o.indent = ind.is_string() ? ind.str() : spaces(in, ind.as_int());
-      o.item_sep = ",";
+      o.item_sep.resize(1);  // ", " -> ","; assigning "," trips GCC 12's -Wrestrict false positive
     }
     if (b.has(1) && b.get(1)->is_list() && b.get(1)->items().size() == 2) {
       o.item_sep = need_string(b.get(1)->items()[0], "separators");

@@ -788,7 +788,7 @@ class Parser {
       if (!start_inline) next();
       Token t = expect_name();
       std::string name = t.text;
-      while (skip_op(".")) name += "." + expect_name().text;
+      while (skip_op(".")) name += '.' + expect_name().text;  // a char: "." + string trips GCC 12's -Wrestrict
       auto f = std::make_unique<Expr>(ExprKind::Filter, t.line);
       f->a = std::move(node);
       f->name = name;
@@ -803,7 +803,7 @@ class Parser {
     Token is_tok = next();
     bool negated = skip_name("not");
     std::string name = expect_name().text;
-    while (skip_op(".")) name += "." + expect_name().text;
+    while (skip_op(".")) name += '.' + expect_name().text;
     auto test = std::make_unique<Expr>(ExprKind::Test, is_tok.line);
     test->a = std::move(node);
     test->name = name;

@@ -1,6 +1,8 @@
 // The engine's commands as a user runs them: inspect, generate, score, bench, and their errors.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -13,7 +15,7 @@ using test::testdata;
 std::string ids_csv(const TensorInfo& t) {
   std::string out;
   const int32_t* p = reinterpret_cast<const int32_t*>(t.data);
-  for (int64_t i = 0; i < t.numel(); ++i) out += (i ? "," : "") + std::to_string(p[i]);
+  for (int64_t i = 0; i < t.numel(); ++i) out += fmt::format("{}{}", i ? "," : "", p[i]);
   return out;
 }
 

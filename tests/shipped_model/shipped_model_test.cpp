@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
@@ -23,7 +24,7 @@ nlohmann::json recorded() {
 
 std::string ids_csv(const nlohmann::json& ids) {
   std::string s;
-  for (const auto& id : ids) s += (s.empty() ? "" : ",") + std::to_string(id.get<int>());
+  for (const auto& id : ids) s += fmt::format("{}{}", s.empty() ? "" : ",", id.get<int>());
   return s;
 }
 

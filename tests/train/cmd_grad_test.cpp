@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
+
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -17,7 +19,7 @@ void expect_gradients_match_pytorch(const std::string& model, const std::string&
   const auto* id = reinterpret_cast<const int32_t*>(ids.data);
   const auto* mask = reinterpret_cast<const int32_t*>(ref.get("loss_mask").data);
   std::string list;
-  for (int64_t t = 0; t < ids.numel(); ++t) list += (t ? "," : "") + std::to_string(id[t]);
+  for (int64_t t = 0; t < ids.numel(); ++t) list += fmt::format("{}{}", t ? "," : "", id[t]);
   int64_t k = 0;
   while (!mask[k]) ++k;  // the fixture's mask is 0 for a prefix, then 1
   test::TempDir tmp;
