@@ -207,7 +207,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                         sub->add_option("--host", o->host, "address to listen on")->capture_default_str();
                         sub->add_option("--chat-template", o->chat_template, "a Jinja file to use instead of the model's chat template");
                         sub->add_option("--port", o->port, "port (0 = any free port)")
-                            ->check(CLI::Range(0, 65535))
+                            ->check(in_range(0, 65535))
                             ->capture_default_str();
                         sub->add_option("--max-slots", o->max_slots,
                                         "concurrent sequences (one fixed-size state each; default 8, with --device cuda what fits in "
@@ -236,7 +236,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                         sub->add_option("--http-threads", o->http_threads,
                                         "HTTP worker threads; every running or queued request holds one (default: "
                                         "slots + queue + 16)")
-                            ->check(CLI::Range(2, 4096));
+                            ->check(in_range(2, 4096));
                         sub->add_option("--request-deadline", o->request_deadline_s,
                                         "seconds a client may take to send one request, headers and body (0: no "
                                         "limit); a slower connection is closed")

@@ -41,11 +41,11 @@ namespace {
 // Group `group` of the last of the non-overlapping matches of `re` in `s` (as std::sregex_iterator walks them);
 // "" when there is none. The patterns here never match empty.
 std::string last_match(const Regex& re, const std::string& s, size_t group) {
-  std::string last;
+  std::pair<size_t, size_t> last{std::string::npos, std::string::npos};  // copied out once, at the end
   for (size_t pos = 0;;) {
     const auto g = re.groups(s, pos);
-    if (g.empty()) return last;
-    last = s.substr(g[group].first, g[group].second - g[group].first);
+    if (g.empty()) return std::string(Regex::text(s, last));
+    last = g[group];
     pos = std::max(g[0].second, g[0].first + 1);
   }
 }

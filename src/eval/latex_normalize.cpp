@@ -77,7 +77,7 @@ std::string normalize_answer(std::string_view answer, const std::vector<std::str
   s = trim(s);
   // "x = 5", "k=3" (a single variable, not an equation between expressions).
   static const Regex var_prefix = Regex::bytes(R"(\A\s*[a-zA-Z](_\{?\w+\}?)?\s*=\s*([^=]+)\z)");
-  if (const auto m = var_prefix.groups(s); !m.empty()) s = trim(s.substr(m[2].first, m[2].second - m[2].first));
+  if (const auto m = var_prefix.groups(s); !m.empty()) s = trim(std::string(Regex::text(s, m[2])));
   // Thousands separators in a whole number: 1,000,000 -> 1000000 (only when every group has 3 digits).
   static const Regex thousands = Regex::bytes(R"(\A-?\d{1,3}(,\d{3})+(\.\d+)?\z)");
   if (thousands.matches(s)) replace_all(s, ",", "");

@@ -75,9 +75,9 @@ std::optional<std::string> base_subscript(const std::string& s) {
   static const Regex re = Regex::bytes(R"(\A([0-9A-Za-z]+)_\{?(\d{1,9})\}?\z)");
   const auto m = re.groups(s);
   if (m.empty()) return std::nullopt;
-  int base = std::stoi(s.substr(m[2].first, m[2].second - m[2].first));
+  int base = std::stoi(std::string(Regex::text(s, m[2])));
   if (base < 2 || base > 36) return std::nullopt;
-  return s.substr(m[1].first, m[1].second - m[1].first);
+  return std::string(Regex::text(s, m[1]));
 }
 
 std::string canonical_scalar(const std::string& s) {
@@ -171,7 +171,7 @@ std::optional<std::vector<std::vector<std::string>>> matrix_rows(const std::stri
   const auto m = re.groups(s);
   if (m.empty()) return std::nullopt;
   std::vector<std::vector<std::string>> rows;
-  std::string body = s.substr(m[1].first, m[1].second - m[1].first);
+  std::string body(Regex::text(s, m[1]));
   size_t pos = 0;
   while (true) {
     size_t br = body.find("\\\\", pos);

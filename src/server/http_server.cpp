@@ -4,9 +4,9 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <random>
-#include <string_view>
 
 #include <fmt/format.h>
 
@@ -504,10 +504,9 @@ struct HttpServer::Impl {
       if (!q.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
       const std::string v = q.get_header_value("Content-Length");
       const bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-      const size_t first = digits ? std::min(v.find_first_not_of('0'), v.size()) : 0;
-      const std::string_view n = std::string_view(v).substr(first);  // no leading zeros: at most 19 digits fit
-      if (digits && n.size() <= 19 && (n.empty() || std::stoull(std::string(n)) <= opt.max_body_bytes))
-        return httplib::Server::HandlerResponse::Unhandled;
+      uint64_t n = 0;  // digits past 2^64 are out of range: over the limit too
+      const bool fits = digits && std::from_chars(v.data(), v.data() + v.size(), n).ec == std::errc();
+      if (fits && n <= opt.max_body_bytes) return httplib::Server::HandlerResponse::Unhandled;
       r.set_header("Connection", "close");
       if (digits)
         reply_json(r, 413, error_body(fmt::format("the request body ({} bytes by Content-Length) exceeds {} bytes",

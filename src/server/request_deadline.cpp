@@ -98,7 +98,6 @@ void RequestDeadline::scan() {
     auto [it, fresh] = conns_.try_emplace(peer);
     Conn& c = it->second;
     if (fresh) c.reading_since = now;  // first seen: accepted within the last scan
-    c.fd = fd;
     c.listed = true;
     if (c.serving || c.cut || now - c.reading_since <= limit_ || serving_ports.count(peer.second)) continue;
     // The descriptor may have been closed and reused since the listing: cut only the same peer's connection.

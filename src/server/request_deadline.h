@@ -36,7 +36,6 @@ class RequestDeadline {
   using Clock = std::chrono::steady_clock;
   using Peer = std::pair<std::string, int>;
   struct Conn {
-    int fd = -1;
     Clock::time_point reading_since;
     Clock::time_point noted = Clock::now();  // made by serving()/answered() before any scan listed it
     bool listed = false;                     // a scan has seen its descriptor

@@ -35,6 +35,10 @@ class Regex {
   // The first match at or after byte `start` with its capture groups: [0] the whole match, [i] group i
   // ({npos, npos} when it took no part). Empty when there is no match.
   std::vector<std::pair<size_t, size_t>> groups(std::string_view s, size_t start = 0) const;
+  // The text of one of groups()' spans in `s` ("" for a group that took no part).
+  static std::string_view text(std::string_view s, std::pair<size_t, size_t> span) {
+    return span.first == std::string_view::npos ? std::string_view() : s.substr(span.first, span.second - span.first);
+  }
 
   // All matches, left to right, with Oniguruma's iteration rules.
   template <class F>

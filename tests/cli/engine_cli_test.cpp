@@ -124,6 +124,17 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
   EXPECT_EQ(r.exit_code, 1) << r.all();
   EXPECT_NE(r.err.find("--reps: must be greater than 0, got 0"), std::string::npos) << r.all();
   EXPECT_EQ(run_pcm("generate --help").exit_code, 0);
+  // pcm serve's bounds, checked before any model is read.
+  const std::string serve = "serve --model " + testdata("models/tiny-g2") + " ";
+  const std::pair<std::string, std::string> serve_cases[] = {
+      {"--http-threads 1", "--http-threads: must be between 2 and 4096, got 1"},
+      {"--port 70000", "--port: must be between 0 and 65535, got 70000"},
+      {"--request-deadline -1", "--request-deadline: must be between 0 and 86400, got -1"}};
+  for (const auto& [args, message] : serve_cases) {
+    r = run_pcm(serve + args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.all();
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << "\n" << r.all();
+  }
   // A size no machine can hold (400 TB of prompt ids, past the 128 TB address space even with overcommit): one line
   // that says so, not "std::bad_alloc".
   r = run_pcm("bench --shape mamba2-130m --layers 1 --threads 1 --prompt-tokens 100000000000000");
