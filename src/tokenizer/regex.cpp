@@ -26,9 +26,11 @@ namespace {
 // Per-thread match state shared by every Regex: match data (one pair is all we read), a match
 // context with a JIT stack that can grow to 16 MiB (long whitespace runs backtrack deeply).
 struct ThreadMatchState {
-  pcre2_match_data* data = nullptr;
+  pcre2_match_data* data = nullptr;  // one pair: search()'s whole match
   pcre2_match_context* context = nullptr;
   pcre2_jit_stack* stack = nullptr;
+  pcre2_match_data* group_data = nullptr;  // groups(): grown to the most capture groups a pattern has needed
+  uint32_t group_pairs = 0;
   ThreadMatchState() {
     data = pcre2_match_data_create(1, nullptr);
     context = pcre2_match_context_create(nullptr);
@@ -36,6 +38,7 @@ struct ThreadMatchState {
     if (context && stack) pcre2_jit_stack_assign(context, nullptr, stack);
   }
   ~ThreadMatchState() {
+    if (group_data) pcre2_match_data_free(group_data);
     if (stack) pcre2_jit_stack_free(stack);
     if (context) pcre2_match_context_free(context);
     if (data) pcre2_match_data_free(data);
@@ -216,12 +219,17 @@ std::vector<std::pair<size_t, size_t>> Regex::groups(std::string_view s, size_t 
     return out;
   }
   ThreadMatchState& st = thread_state();
-  std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> data(
-      pcre2_match_data_create_from_pattern(impl_->code, nullptr), pcre2_match_data_free);
-  PCM_CHECK(data && st.context, "regex: out of memory creating PCRE2 match data");
-  if (!match_into(impl_->code, impl_->jit, impl_->pattern, s, start, data.get(), st.context)) return out;
-  const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.get());
-  const uint32_t n = pcre2_get_ovector_count(data.get());
+  uint32_t captures = 0;
+  pcre2_pattern_info(impl_->code, PCRE2_INFO_CAPTURECOUNT, &captures);
+  if (st.group_pairs < captures + 1) {  // grown once per thread, not allocated per call
+    if (st.group_data) pcre2_match_data_free(st.group_data);
+    st.group_data = pcre2_match_data_create(captures + 1, nullptr);
+    st.group_pairs = st.group_data ? captures + 1 : 0;
+  }
+  PCM_CHECK(st.group_data && st.context, "regex: out of memory creating PCRE2 match data");
+  if (!match_into(impl_->code, impl_->jit, impl_->pattern, s, start, st.group_data, st.context)) return out;
+  const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(st.group_data);
+  const uint32_t n = captures + 1;  // the data may hold more pairs, for another pattern
   for (uint32_t i = 0; i < n; ++i)
     out.emplace_back(ov[2 * i] == PCRE2_UNSET ? std::string_view::npos : ov[2 * i],
                      ov[2 * i + 1] == PCRE2_UNSET ? std::string_view::npos : ov[2 * i + 1]);
