@@ -14,8 +14,8 @@
 #include <algorithm>
 
 #include "kernels/cuda/bulk_copy.cuh"
-#include "kernels/cuda/conv_ring.cuh"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_rows.cuh"
 #include "kernels/cuda/decode_trace.cuh"
 #include "kernels/cuda/device_util.cuh"
 #include "kernels/cuda/ops.h"
@@ -33,146 +33,6 @@ constexpr int64_t kRingBytes = int64_t{kWarps} * kStages * kChunk * 16;
 // each row is not amortised (H200, v9 call 2: out_proj 28.6 -> 23.9 µs through the ring, while in_proj's
 // 8 KiB rows, ~9 per warp, ran 43.0 µs with registers and 51.5 through the ring).
 constexpr int64_t kRingRowBytes = 16384;
-constexpr int kMaxGroups = 32;             // gated norm groups per row
-
-// ---- prologues: fill xs[r][0..k) (bf16) for the R input rows, then __syncthreads ------------------------
-
-// x = in[r] * rsqrt(mean(in[r]²) + eps) * weight, rounded to bf16 (as cuda::rmsnorm with bf16 output).
-struct NormPrologue {
-  const float* in;  // [R, k]
-  const float* weight;
-  float eps;
-
-  template <int R>
-  __device__ void build(__nv_bfloat16* xs, int64_t k) const {
-    __shared__ float red[R][kWarps];
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int64_t k4 = k / 4;
-    float ss[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      ss[r] = 0.0f;
-      const float4* row = reinterpret_cast<const float4*>(in + r * k);
-#pragma unroll 4
-      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {  // 4 loads in flight, not one
-        const float4 v = row[i];
-        ss[r] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-      }
-      ss[r] = warp_sum(ss[r]);
-      if (lane == 0) red[r][warp] = ss[r];
-    }
-    __syncthreads();
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      float t = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kWarps; ++w) t += red[r][w];
-      const float scale = rsqrtf(t / static_cast<float>(k) + eps);
-      const float4* row = reinterpret_cast<const float4*>(in + r * k);
-      const float4* wt = reinterpret_cast<const float4*>(weight);
-      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k);
-#pragma unroll 4
-      for (int64_t i = threadIdx.x; i < k4; i += kThreads) {
-        const float4 v = row[i], g = wt[i];
-        out[2 * i] = __floats2bfloat162_rn(v.x * scale * g.x, v.y * scale * g.y);
-        out[2 * i + 1] = __floats2bfloat162_rn(v.z * scale * g.z, v.w * scale * g.w);
-      }
-    }
-    __syncthreads();
-  }
-};
-
-// The grouped gated RMSNorm from the SSD step's gated outputs (DecodeGate): g = y * silu(z) and each head's
-// Σ g² are already there, so the block only sums a group's head partials and makes one pass g * scale *
-// weight. Each block of the persistent grid builds the whole row: recomputing silu(z) and the squares
-// over y and z in two passes here cost 7 µs of out_proj's 24 at one row (bench/cuda_notes.md, decode v9).
-struct ScalePrologue {
-  const float* g;    // [R, k]
-  const float* ssq;  // [R, heads]
-  int64_t heads;     // heads / (k / group) consecutive heads form a group
-  const float* weight;
-  int64_t group;
-  float eps;
-
-  template <int R>
-  __device__ void build(__nv_bfloat16* xs, int64_t k) const {
-    __shared__ float scale[R][kMaxGroups];
-    const int groups = static_cast<int>(k / group), hpg = static_cast<int>(heads / groups);
-    for (int item = threadIdx.x; item < R * groups; item += kThreads) {
-      const int r = item / groups, gi = item % groups;
-      const float* part = ssq + r * heads + gi * hpg;
-      float t = 0.0f;
-#pragma unroll 8
-      for (int j = 0; j < hpg; ++j) t += part[j];
-      scale[r][gi] = rsqrtf(t / static_cast<float>(group) + eps);
-    }
-    __syncthreads();
-    const int k4 = static_cast<int>(k / 4), group4 = static_cast<int>(group / 4);
-    const float4* wt = reinterpret_cast<const float4*>(weight);
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      const float4* gv = reinterpret_cast<const float4*>(g + r * k);
-      __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + r * k);
-#pragma unroll 4
-      for (int i = threadIdx.x; i < k4; i += kThreads) {  // 4 loads of each in flight, not one
-        const float4 a = gv[i], w = wt[i];
-        const float sc = scale[r][i / group4];
-        out[2 * i] = __floats2bfloat162_rn(a.x * sc * w.x, a.y * sc * w.y);
-        out[2 * i + 1] = __floats2bfloat162_rn(a.z * sc * w.z, a.w * sc * w.w);
-      }
-    }
-    __syncthreads();
-  }
-};
-
-// ---- epilogues: one finished dot product v = (W · x_r)[row] --------------------------------------------
-
-struct StoreEpilogue {  // Y[r, row] = v
-  static constexpr uint32_t kTraceKind = kTraceHead;
-  float* Y;
-  int64_t n;
-  __device__ void store(int r, int64_t row, float v) const { Y[r * n + row] = v; }
-};
-
-struct ResidualEpilogue {  // resid[r, row] += v (+ bias)
-  static constexpr uint32_t kTraceKind = kTraceOutProj;
-  float* resid;
-  const float* bias;  // may be null
-  int64_t n;
-  __device__ void store(int r, int64_t row, float v) const {
-    float* p = resid + r * n + row;
-    const float s = v + *p;
-    *p = bias ? s + bias[row] : s;
-  }
-};
-
-struct InProjEpilogue {  // the three parts of in_proj's output: z | xBC | dt
-  static constexpr uint32_t kTraceKind = kTraceInProj;
-  DecodeInProjOut o;
-  __device__ void store(int r, int64_t row, float v) const {
-    if (o.bias) v += o.bias[row];
-    if (row < o.d_inner) {
-      o.z[r * o.z_stride + row] = v;
-      return;
-    }
-    const int64_t c = row - o.d_inner;
-    if (c < o.conv_dim) {
-      // Padding rows (slot < 0) read slot 0's window and store nothing there: no load waits on the branch.
-      const int slot = o.slots[r], pos = o.pos[r];
-      float* win = o.conv_state + max(slot, 0) * o.conv_slot_stride + c;
-      const float acc = conv_ring_sum(win, o.conv_dim, pos, o.conv_w + c * o.K, o.conv_b[c], v, o.K);
-      if (slot < 0) {  // padding row: no state change
-        o.xbc[r * o.conv_dim + c] = 0.0f;
-        return;
-      }
-      win[pos * o.conv_dim] = v;
-      o.xbc[r * o.conv_dim + c] = silu_f(acc);
-      return;
-    }
-    const int64_t h = c - o.conv_dim;
-    o.dt[r * o.heads + h] = softplus_clamp(v + o.dt_bias[h], o.dt_lo, o.dt_hi);
-  }
-};
 
 // ---- the persistent GEMV ---------------------------------------------------------------------------------
 
@@ -433,9 +293,9 @@ void decode_fused_prepare(int64_t max_k) {
   const int64_t bytes = kRingBytes + kGemvMaxRows * max_k * 2;
   // Wider inputs are not supported (decode_fused_supported says no): the model keeps the unfused path.
   if (bytes <= g_smem_limit || bytes > kSmemCap) return;
-  set_smem_limits<NormPrologue, InProjEpilogue>(static_cast<int>(bytes));
-  set_smem_limits<ScalePrologue, ResidualEpilogue>(static_cast<int>(bytes));
-  set_smem_limits<NormPrologue, StoreEpilogue>(static_cast<int>(bytes));
+  set_smem_limits<NormPrologue<kThreads>, InProjEpilogue>(static_cast<int>(bytes));
+  set_smem_limits<ScalePrologue<kThreads>, ResidualEpilogue>(static_cast<int>(bytes));
+  set_smem_limits<NormPrologue<kThreads>, StoreEpilogue>(static_cast<int>(bytes));
   g_smem_limit = bytes;
 }
 
@@ -448,7 +308,7 @@ void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* n
                     int64_t T, int64_t d, cudaStream_t s, unsigned long long* row_queue) {
   if (T == 0) return;
   const int64_t n = o.d_inner + o.conv_dim + o.heads;
-  launch(T, NormPrologue{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s, row_queue);
+  launch(T, NormPrologue<kThreads>{resid, norm_w, eps}, InProjEpilogue{o}, W, n, d, s, row_queue);
 }
 
 void decode_out_proj(float* resid, const float* out_bias, const float* g, const float* ssq, int64_t heads,
@@ -459,13 +319,14 @@ void decode_out_proj(float* resid, const float* out_bias, const float* g, const 
                 heads % (d_inner / group) == 0,
             "fused decode out_proj: groups of {} channels over {} channels and {} heads (whole heads per group, "
             "at most {} groups, a multiple of 4 channels each)", group, d_inner, heads, kMaxGroups);
-  launch(T, ScalePrologue{g, ssq, heads, gate_w, group, eps}, ResidualEpilogue{resid, out_bias, d}, W, d, d_inner, s);
+  launch(T, ScalePrologue<kThreads>{g, ssq, heads, gate_w, group, eps}, ResidualEpilogue{resid, out_bias, d}, W, d,
+         d_inner, s);
 }
 
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
                  int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue) {
   if (T == 0) return;
-  launch(T, NormPrologue{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s, row_queue);
+  launch(T, NormPrologue<kThreads>{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s, row_queue);
 }
 
 }  // namespace pcm::cuda

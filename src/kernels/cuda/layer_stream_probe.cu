@@ -12,6 +12,7 @@
 #include "kernels/cuda/bulk_copy.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/device_util.cuh"
+#include "kernels/cuda/grid_barrier.cuh"
 #include "kernels/cuda/ops.h"
 
 namespace pcm::cuda {
@@ -54,20 +55,6 @@ __device__ bool request(const Phases& ph, int p_end, ChunkCursor& cur, int64_t r
                  full + st);
   if (++cur.c * kChunk16 >= k16) cur = {cur.p, cur.j + 1, 0};
   return true;
-}
-
-// Grid barrier on a monotonic counter (zeroed before the launch): the block arrives once per phase boundary.
-__device__ void grid_barrier(unsigned* counter, unsigned target) {
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    __threadfence();
-    atomicAdd(counter, 1u);
-    unsigned seen = 0;
-    do {
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
-    } while (seen < target);
-  }
-  __syncthreads();
 }
 
 __global__ void __launch_bounds__(kThreads, 1)
