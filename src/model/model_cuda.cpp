@@ -72,6 +72,18 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   PCM_CUDA(cudaMallocHost(reinterpret_cast<void**>(&params_host), static_cast<size_t>(seq_rows) * sizeof(cuda::DeviceSampling)));
   ids_dev = work_arena.alloc_n<int32_t>(seq_rows);
   if (w.bf16) cuda::decode_fused_prepare(std::max(c.hidden_size, c.d_inner()));  // before any graph capture
+  if (w.bf16 && options.decode_persistent) {  // its layer table and barrier word, then the kernel's smem limit
+    layers_dev = work_arena.alloc_n<cuda::DeviceLayer>(c.num_layers);
+    PCM_CUDA(cudaMemcpyAsync(layers_dev, w.layers.data(), w.layers.size() * sizeof(cuda::DeviceLayer),
+                             cudaMemcpyHostToDevice, stream));
+    PCM_CUDA(cudaStreamSynchronize(stream));  // the host vector may go before the copy ran
+    grid_barrier = work_arena.alloc_n<unsigned>(1);
+    for (const bool bf16_state : {false, true})
+      persistent_ok[bf16_state] = cuda::decode_persistent_supported(c.hidden_size, c.d_inner(), c.d_inner() / c.n_groups,
+                                                                    c.conv_kernel, dims, bf16_state);
+    if (persistent_ok[0] || persistent_ok[1]) cuda::decode_persistent_prepare();
+  }
+  options.decode_persistent = persistent_ok[0] || persistent_ok[1];  // what the model runs (fp32 weights: never)
   PCM_CUDA(cudaMallocHost(reinterpret_cast<void**>(&ids_host), static_cast<size_t>(seq_rows) * sizeof(int32_t)));
 }
 
@@ -80,11 +92,10 @@ void CudaMamba2Model::Impl::check_slot(int32_t slot) const {
             "state slot {} is not allocated (pool of {})", slot, slots);
 }
 
-bool decode_split_from_env(const char* value, bool option) {
+bool decode_flag_from_env(const char* name, const char* value, bool option) {
   if (!value) return option;
   const std::string v = value;
-  PCM_CHECK(v == "0" || v == "1", "PCM_DECODE_SPLIT must be 0 (one in_proj GEMM) or 1 (z on a side stream), not '{}'",
-            v);
+  PCM_CHECK(v == "0" || v == "1", "{} must be 0 (off) or 1 (on), not '{}'", name, v);
   return v == "1";
 }
 
@@ -113,6 +124,13 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
   const size_t state_elem = state_bf16 ? 2 : 4;
   const int64_t group = di / c.n_groups;
   const bool fused = decode && fused_decode(T);
+  if (fused && T == 1 && persistent_ok[state_bf16]) {  // every layer in one launch (decode_persistent.cu)
+    const cuda::PersistentDecode a{layers_dev, static_cast<int32_t>(L), resid, zx, xbc, dt, y, ssq, ssm, state_bf16,
+                                   conv, decode_slots, decode_pos, d, di, cd, static_cast<int32_t>(K), dims, group,
+                                   eps, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max)};
+    cuda::decode_persistent(a, grid_barrier, stream);
+    return;
+  }
   for (int64_t l = 0; l < L; ++l) {
     const DeviceLayer& lw = w.layers[static_cast<size_t>(l)];
     float* conv_l = conv + l * cd * K;
@@ -238,7 +256,9 @@ std::unique_ptr<CudaMamba2Model::Impl> make_impl(const Mamba2Config& config, con
   m->options = options;
   m->options.max_batch_tokens = round_up(options.max_batch_tokens, config.chunk_size);
   m->options.decode_split_in_proj =
-      decode_split_from_env(std::getenv("PCM_DECODE_SPLIT"), options.decode_split_in_proj);
+      decode_flag_from_env("PCM_DECODE_SPLIT", std::getenv("PCM_DECODE_SPLIT"), options.decode_split_in_proj);
+  m->options.decode_persistent =
+      decode_flag_from_env("PCM_DECODE_PERSISTENT", std::getenv("PCM_DECODE_PERSISTENT"), options.decode_persistent);
   // The split's z GEMM runs at the lower priority: its blocks take the SMs the critical path (xBC GEMM, conv, step)
   // leaves. At equal priority the split gained nothing (H100, decode v14).
   int least = 0, greatest = 0;

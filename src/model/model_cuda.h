@@ -29,12 +29,15 @@ struct CudaModelOptions {
   // stream of lower priority, beside the conv and the SSD step that only need the xBC and dt columns
   // (bench/cuda_notes.md, decode v14). PCM_DECODE_SPLIT=0/1 overrides it.
   bool decode_split_in_proj = true;
+  // Decode at one row as one persistent launch for all layers (src/kernels/cuda/decode_persistent.cu) where the
+  // shape and device take it, instead of three launches a layer. PCM_DECODE_PERSISTENT=0/1 overrides it.
+  bool decode_persistent = false;
   int device = 0;
 };
 
-// PCM_DECODE_SPLIT (benchmarks: the same binary both ways) over CudaModelOptions::decode_split_in_proj: unset keeps
-// `option`; "0" or "1", anything else an error naming the variable.
-bool decode_split_from_env(const char* value, bool option);
+// An environment switch (PCM_DECODE_SPLIT, PCM_DECODE_PERSISTENT: benchmarks run the same binary both ways) over its
+// option: `value` unset keeps `option`; "0" or "1", anything else an error naming the variable `name`.
+bool decode_flag_from_env(const char* name, const char* value, bool option);
 
 struct CudaPrefillRequest {
   int32_t slot = -1;

@@ -28,12 +28,7 @@ class DeviceArena {
   std::vector<void*> blocks_;
 };
 
-struct DeviceLayer {
-  const void* in_proj = nullptr;   // [d_in_proj, d]
-  const void* out_proj = nullptr;  // [d, d_inner]
-  const float *norm = nullptr, *in_bias = nullptr, *conv_w = nullptr, *conv_b = nullptr, *dt_bias = nullptr,
-              *A = nullptr, *D = nullptr, *gate_norm = nullptr, *out_bias = nullptr;
-};
+using DeviceLayer = cuda::DeviceLayer;
 
 struct DeviceWeights {
   bool bf16 = true;
@@ -78,6 +73,11 @@ struct CudaMamba2Model::Impl {
   float* ssq = nullptr;  // fused decode: Σ g² per (row, head) from the gated SSD step
   // fused decode: the row queues (one word each, zero between launches; decode_fused.cu): [0] in_proj's, [1] the head's
   unsigned long long* row_queues = nullptr;
+  // one-row decode in one launch (CudaModelOptions::decode_persistent): the layer table on the device, the grid
+  // barrier's word, and whether the kernel takes this model with an fp32 [0] or bf16 [1] state
+  cuda::DeviceLayer* layers_dev = nullptr;
+  unsigned* grid_barrier = nullptr;
+  bool persistent_ok[2] = {false, false};
   void *xn = nullptr, *yn = nullptr, *xb_bf16 = nullptr;
   int32_t* ints = nullptr;     // packed per-call index arrays (tokens, sequences, chunks)
   int32_t* host_ints = nullptr;  // pinned mirror

@@ -270,20 +270,80 @@ TEST(CudaModel, SplitInProjDecodeMatchesOneGemm) {
   EXPECT_LE(rel_error(logits[0], logits[3]), 2e-2);
 }
 
-// PCM_DECODE_SPLIT over the option (no GPU needed): unset keeps it, 0 / 1 set it, anything else names the variable.
-TEST(CudaModelInputs, DecodeSplitFromTheEnvironment) {
-  EXPECT_TRUE(decode_split_from_env(nullptr, true));
-  EXPECT_FALSE(decode_split_from_env(nullptr, false));
-  EXPECT_FALSE(decode_split_from_env("0", true));
-  EXPECT_TRUE(decode_split_from_env("1", false));
+// One-row decode as one persistent launch (decode_persistent.cu) against the three launches a layer it replaces: the
+// same greedy ids through the graphs and the same logits and states bit for bit, with an fp32 and a bf16 state.
+void expect_persistent_decode_matches(bool codestral_shape) {
+  Mamba2Config codestral = named_shape("codestral-7b");
+  codestral.num_layers = 3;  // the barriers between layers reuse every workspace
+  for (const bool bf16_state : {false, true}) {
+    CudaModelOptions o = fp32_options();
+    o.fp32_weights = false;
+    o.bf16_state = bf16_state;
+    std::vector<std::unique_ptr<CudaMamba2Model>> models;  // persistent, three launches a layer
+    for (const bool persistent : {true, false}) {
+      o.decode_persistent = persistent;
+      models.push_back(codestral_shape ? CudaMamba2Model::random(codestral, 5, o)
+                                       : CudaMamba2Model::load(testdata("models/small-g4"), o));
+    }
+    const std::string what = bf16_state ? "bf16 state" : "fp32 state";
+    ASSERT_TRUE(models[0]->options().decode_persistent) << what << ": the kernel does not take this shape";
+    const int64_t V = models[0]->config().vocab_size;
+    std::vector<int32_t> prompt;
+    for (int i = 0; i < 37; ++i) prompt.push_back(static_cast<int32_t>((i * 131 + 17) % V));
+    std::vector<int32_t> slot(2), next(2);
+    SamplingParams greedy;
+    greedy.temperature = 0.0f;
+    for (size_t m = 0; m < 2; ++m) {
+      slot[m] = models[m]->allocate_slot();
+      CudaPrefillRequest r{slot[m], prompt};
+      models[m]->prefill_sample(std::span(&r, 1), std::span(&greedy, 1), &next[m]);
+    }
+    for (int step = 0; step < 6; ++step) {
+      for (size_t m = 0; m < 2; ++m)
+        models[m]->decode(std::span(&slot[m], 1), std::span(&next[m], 1), std::span(&greedy, 1), &next[m]);
+      ASSERT_EQ(next[0], next[1]) << what << ", step " << step;
+    }
+    std::vector<std::vector<float>> logits(2, std::vector<float>(static_cast<size_t>(V)));
+    for (size_t m = 0; m < 2; ++m)
+      models[m]->decode_logits(std::span(&slot[m], 1), std::span(&next[0], 1), logits[m].data());
+    ASSERT_TRUE(test::all_finite(logits[1])) << what;
+    EXPECT_EQ(logits[0], logits[1]) << what;
+    SequenceState s0, s1;
+    models[0]->store_state(slot[0], s0);
+    models[1]->store_state(slot[1], s1);
+    EXPECT_EQ(s0.ssm, s1.ssm) << what;
+    EXPECT_EQ(s0.conv, s1.conv) << what;
+  }
+}
+
+TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesOnFixture) {
+  PCM_REQUIRE_GPU();
+  if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
+  expect_persistent_decode_matches(false);
+}
+
+TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesAtCodestralShape) {
+  PCM_REQUIRE_GPU();
+  if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
+  expect_persistent_decode_matches(true);
+}
+
+// PCM_DECODE_SPLIT / PCM_DECODE_PERSISTENT over their options (no GPU needed): unset keeps the option, 0 / 1 set it,
+// anything else names the variable.
+TEST(CudaModelInputs, DecodeFlagsFromTheEnvironment) {
+  EXPECT_TRUE(decode_flag_from_env("PCM_DECODE_SPLIT", nullptr, true));
+  EXPECT_FALSE(decode_flag_from_env("PCM_DECODE_SPLIT", nullptr, false));
+  EXPECT_FALSE(decode_flag_from_env("PCM_DECODE_SPLIT", "0", true));
+  EXPECT_TRUE(decode_flag_from_env("PCM_DECODE_PERSISTENT", "1", false));
   for (const char* bad : {"", "yes", "2", "1 ", "-1"}) {
     std::string message;
     try {
-      decode_split_from_env(bad, true);
+      decode_flag_from_env("PCM_DECODE_PERSISTENT", bad, true);
     } catch (const Error& e) {
       message = e.what();
     }
-    EXPECT_NE(message.find("PCM_DECODE_SPLIT must be 0 (one in_proj GEMM) or 1"), std::string::npos)
+    EXPECT_NE(message.find("PCM_DECODE_PERSISTENT must be 0 (off) or 1 (on), not '" + std::string(bad) + "'"),
+              std::string::npos)
         << "'" << bad << "'";
   }
 }

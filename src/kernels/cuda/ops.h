@@ -190,6 +190,41 @@ void decode_out_proj(float* resid, const float* out_bias, const float* g, const 
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
                  int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue = nullptr);
 
+// ---- decode_persistent.cu --------------------------------------------------------------------------
+// One layer's weights on the device (bf16 projections for the decode kernels; fp32 vectors). Null biases: none.
+struct DeviceLayer {
+  const void* in_proj = nullptr;   // [d_in_proj, d]
+  const void* out_proj = nullptr;  // [d, d_inner]
+  const float *norm = nullptr, *in_bias = nullptr, *conv_w = nullptr, *conv_b = nullptr, *dt_bias = nullptr,
+              *A = nullptr, *D = nullptr, *gate_norm = nullptr, *out_bias = nullptr;
+};
+// A decode step of one row through every layer in one cooperative launch (the residual in, the residual out; the
+// head stays decode_head's): each layer's in_proj, SSD step and out_proj as decode_in_proj, ssd_decode (gated) and
+// decode_out_proj run them, with the same bits, a grid barrier at each dependency instead of a launch boundary.
+struct PersistentDecode {
+  const DeviceLayer* layers;  // device array [L]
+  int32_t L;
+  float* resid;                           // [d]
+  float *zx, *xbc, *dt, *y, *ssq;         // workspaces: [d_in_proj], [conv_dim], [H], [d_inner], [H]
+  void* ssm;                              // the pool: [slots, L, H, P, N], fp32 or bf16 (state_bf16)
+  bool state_bf16;
+  float* conv;                            // the pool's windows [slots, L, K, conv_dim]
+  const int32_t *slot, *pos;              // the row's slot (< 0: padding, no state change) and position mod K
+  int64_t d, d_inner, conv_dim;           // d_in_proj = d_inner + conv_dim + H
+  int32_t K;
+  SsdDims dims;
+  int64_t group;                          // gated norm group size (d_inner / n_groups)
+  float eps, dt_lo, dt_hi;
+};
+// Whether the kernel takes this shape on this device (the fused decode's shapes, a state row in whole 16-byte packs,
+// its shared memory and a cooperative launch of one block per SM).
+bool decode_persistent_supported(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims,
+                                 bool state_bf16);
+// Raises the kernel's shared-memory limit; once before any launch (not during graph capture).
+void decode_persistent_prepare();
+// The step; `barrier`: one device word the launch zeroes first (in the stream, so graphs capture it).
+void decode_persistent(const PersistentDecode& a, unsigned* barrier, cudaStream_t s);
+
 // ---- sampling.cu ---------------------------------------------------------------------------------
 struct DeviceSampling {
   float temperature;  // 0 = greedy

@@ -1,0 +1,30 @@
+#!/bin/bash
+# Device side of decode v27 (bench/cuda_notes.md): the one-row decode as one persistent launch. Its tests first (stop
+# if they fail), the v26 probe rows, `pcm bench` at B=1 with PCM_DECODE_PERSISTENT=1 and =0 alternating (ROUNDS,
+# default 2), memcheck on the tests, then the whole of test_cuda (most telling first: a short call still answers).
+# Pack: BINS="pcm cuda_decode_kernels test_cuda" RUN=bench/persistent_run.sh bench/window_pack.sh BUILD DEST PCM.
+cd "$(dirname "$0")"; tar xJf pack.tar.xz
+export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+K=$OUT/key.txt; : > $K
+log() { echo "$*" | tee -a $K; }
+log "gpu: $(nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw --format=csv,noheader)"
+F='CudaModel.PersistentDecode*:CudaKernels.LayerStream*'
+timeout 180 ./test_cuda --gtest_filter="$F" > $OUT/test_new.log 2>&1; rc=$?
+log "new tests rc=$rc: $(grep -c '^\[       OK' $OUT/test_new.log) ok; $(grep -E 'Failure|Expected|Which is|error' $OUT/test_new.log | head -6 | tr '\n' ' ')"
+[ $rc -eq 0 ] || { tail -20 $OUT/test_new.log; exit 1; }
+timeout 100 ./cuda_decode_kernels --probe > $OUT/probe.txt 2>&1; log "probe rc=$?"
+grep -E "copy|probe|persistent|a launch each|alone" $OUT/probe.txt | tee -a $K
+for r in $(seq ${ROUNDS:-2}); do for p in 1 0; do
+  PCM_DECODE_PERSISTENT=$p timeout 60 ./pcm bench --device cuda --shape codestral-7b --cuda-batches 1 --cuda-prefill 4096 \
+    --decode-tokens 64 > $OUT/bench_p${p}_$r.txt 2>&1
+  log "bench persistent=$p round $r rc=$?: $(grep -E '^\| B=' $OUT/bench_p${p}_$r.txt | tr -s ' ' | tr '\n' ' ')"
+done; done
+if [ -n "$CS" ]; then
+  timeout 150 $CS --tool memcheck ./test_cuda --gtest_filter='*PersistentDecode*OnFixture:CudaKernels.LayerStream*' \
+    > $OUT/memcheck.log 2>&1
+  log "memcheck rc=$? $(grep -h 'ERROR SUMMARY' $OUT/memcheck.log)"
+fi
+timeout ${TEST_S:-200} ./test_cuda > $OUT/test_cuda.log 2>&1
+log "test_cuda rc=$?: $(grep -c '^\[       OK' $OUT/test_cuda.log) ok; failed: $(grep '^\[  FAILED  \]' $OUT/test_cuda.log | grep -v listed | awk '{print $4}' | tr '\n' ' ')"
+echo ===; cat $K
