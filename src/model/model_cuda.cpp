@@ -72,16 +72,15 @@ void CudaMamba2Model::Impl::allocate_workspace() {
   PCM_CUDA(cudaMallocHost(reinterpret_cast<void**>(&params_host), static_cast<size_t>(seq_rows) * sizeof(cuda::DeviceSampling)));
   ids_dev = work_arena.alloc_n<int32_t>(seq_rows);
   if (w.bf16) cuda::decode_fused_prepare(std::max(c.hidden_size, c.d_inner()));  // before any graph capture
-  if (w.bf16 && options.decode_persistent) {  // its layer table and barrier word, then the kernel's smem limit
+  if (w.bf16 && options.decode_persistent) {  // its layer table and barrier word; whether it takes this model
     layers_dev = work_arena.alloc_n<cuda::DeviceLayer>(c.num_layers);
     PCM_CUDA(cudaMemcpyAsync(layers_dev, w.layers.data(), w.layers.size() * sizeof(cuda::DeviceLayer),
                              cudaMemcpyHostToDevice, stream));
     PCM_CUDA(cudaStreamSynchronize(stream));  // the host vector may go before the copy ran
     grid_barrier = work_arena.alloc_n<unsigned>(1);
     for (const bool bf16_state : {false, true})
-      persistent_ok[bf16_state] = cuda::decode_persistent_supported(c.hidden_size, c.d_inner(), c.d_inner() / c.n_groups,
-                                                                    c.conv_kernel, dims, bf16_state);
-    if (persistent_ok[0] || persistent_ok[1]) cuda::decode_persistent_prepare();
+      persistent_ok[bf16_state] = cuda::decode_persistent_prepare(c.hidden_size, c.d_inner(), c.d_inner() / c.n_groups,
+                                                                  c.conv_kernel, dims, bf16_state);
   }
   options.decode_persistent = persistent_ok[0] || persistent_ok[1];  // what the model runs (fp32 weights: never)
   PCM_CUDA(cudaMallocHost(reinterpret_cast<void**>(&ids_host), static_cast<size_t>(seq_rows) * sizeof(int32_t)));

@@ -272,9 +272,8 @@ TEST(CudaModel, SplitInProjDecodeMatchesOneGemm) {
 
 // One-row decode as one persistent launch (decode_persistent.cu) against the three launches a layer it replaces: the
 // same greedy ids through the graphs and the same logits and states bit for bit, with an fp32 and a bf16 state.
-void expect_persistent_decode_matches(bool codestral_shape) {
-  Mamba2Config codestral = named_shape("codestral-7b");
-  codestral.num_layers = 3;  // the barriers between layers reuse every workspace
+// shape: random weights of it, or null for the small-g4 fixture.
+void expect_persistent_decode_matches(const Mamba2Config* shape) {
   for (const bool bf16_state : {false, true}) {
     CudaModelOptions o = fp32_options();
     o.fp32_weights = false;
@@ -282,8 +281,8 @@ void expect_persistent_decode_matches(bool codestral_shape) {
     std::vector<std::unique_ptr<CudaMamba2Model>> models;  // persistent, three launches a layer
     for (const bool persistent : {true, false}) {
       o.decode_persistent = persistent;
-      models.push_back(codestral_shape ? CudaMamba2Model::random(codestral, 5, o)
-                                       : CudaMamba2Model::load(testdata("models/small-g4"), o));
+      models.push_back(shape ? CudaMamba2Model::random(*shape, 5, o)
+                             : CudaMamba2Model::load(testdata("models/small-g4"), o));
     }
     const std::string what = bf16_state ? "bf16 state" : "fp32 state";
     ASSERT_TRUE(models[0]->options().decode_persistent) << what << ": the kernel does not take this shape";
@@ -319,13 +318,24 @@ void expect_persistent_decode_matches(bool codestral_shape) {
 TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesOnFixture) {
   PCM_REQUIRE_GPU();
   if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
-  expect_persistent_decode_matches(false);
+  expect_persistent_decode_matches(nullptr);
 }
 
 TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesAtCodestralShape) {
   PCM_REQUIRE_GPU();
   if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
-  expect_persistent_decode_matches(true);
+  Mamba2Config c = named_shape("codestral-7b");
+  c.num_layers = 3;  // the barriers between layers reuse every workspace
+  expect_persistent_decode_matches(&c);
+}
+
+// More heads than SMs (256 of P = 8 on 132 or 114): blocks that step several heads in turn.
+TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesWithMoreHeadsThanSms) {
+  PCM_REQUIRE_GPU();
+  if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
+  Mamba2Config c = named_shape("codestral-7b");
+  c.num_layers = 2, c.hidden_size = 1024, c.num_heads = 256, c.head_dim = 8, c.state_size = 32, c.vocab_size = 4096;
+  expect_persistent_decode_matches(&c);
 }
 
 // PCM_DECODE_SPLIT / PCM_DECODE_PERSISTENT over their options (no GPU needed): unset keeps the option, 0 / 1 set it,

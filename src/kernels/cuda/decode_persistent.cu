@@ -184,12 +184,9 @@ size_t smem_bytes(int64_t d, int64_t d_inner) { return kRingBytes + std::max(d, 
 
 template <class S, int V, int J>
 void launch(const PersistentDecode& a, unsigned* barrier, int lr, cudaStream_t s) {
-  static const int sms = [] {
-    int dev = 0, n = 0;
-    PCM_CUDA(cudaGetDevice(&dev));
-    PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-    return n;
-  }();
+  int dev = 0, sms = 0;  // the current device's (not cached: a process may drive GPUs of several sizes)
+  PCM_CUDA(cudaGetDevice(&dev));
+  PCM_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   PCM_CUDA(cudaMemsetAsync(barrier, 0, sizeof(unsigned), s));
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(sms));
@@ -213,36 +210,40 @@ void for_each_kernel(F&& f) {  // every instantiation lanes_for can pick
   f(decode_persistent_kernel<__nv_bfloat16, 8, 2>);
 }
 
-}  // namespace
-
-bool decode_persistent_supported(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims,
-                                 bool state_bf16) {
+// The shapes the kernel takes (as the three-launch path runs them: dims.H < 1024 keeps ssd_decode's 16-warp step).
+bool shape_supported(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims, bool state_bf16) {
   int J = 0;
   const int lr = state_bf16 ? lanes_for<__nv_bfloat16>(dims, &J) : lanes_for<float>(dims, &J);
-  const int64_t dpr = d_inner + 2 * int64_t{dims.G} * dims.N + dims.H;
+  const int64_t dpr = 2 * d_inner + 2 * int64_t{dims.G} * dims.N + dims.H;  // in_proj's rows: z's row stride
   const int64_t layer_state_bytes = int64_t{dims.H} * dims.P * dims.N * (state_bf16 ? 2 : 4);
-  if (lr == 0 || layer_state_bytes % 16 != 0 || !decode_fused_supported(1, d, d_inner, group, dpr, K) ||
-      dims.H % dims.G != 0)
-    return false;
+  return lr != 0 && layer_state_bytes % 16 == 0 && dims.H < 1024 && dims.G > 0 && dims.H % dims.G == 0 &&
+         decode_fused_supported(1, d, d_inner, group, dpr, K);
+}
+
+}  // namespace
+
+bool decode_persistent_prepare(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims,
+                               bool state_bf16) {
+  if (!shape_supported(d, d_inner, group, K, dims, state_bf16)) return false;
   int dev = 0, coop = 0, optin = 0;
   PCM_CUDA(cudaGetDevice(&dev));
   PCM_CUDA(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
   PCM_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  return coop != 0 && smem_bytes(d, d_inner) + 4096 <= static_cast<size_t>(optin);  // 4 KiB: the static arrays
-}
-
-void decode_persistent_prepare() {
-  int dev = 0, optin = 0;
-  PCM_CUDA(cudaGetDevice(&dev));
-  PCM_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  const int bytes = optin - 4096;  // the room decode_persistent_supported leaves for the static arrays
+  const size_t smem = smem_bytes(d, d_inner);
+  if (coop == 0 || smem + 4096 > static_cast<size_t>(optin)) return false;  // 4 KiB: room for the static arrays
+  // A block per SM must fit (MPS thread limits or green contexts may leave less): else the launch fails mid-step.
+  int resident = 1;
   for_each_kernel([&](auto kernel) {
-    PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    PCM_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, optin - 4096));
+    int n = 0;
+    PCM_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, smem));
+    resident = std::min(resident, n);
   });
+  return resident >= 1;
 }
 
 void decode_persistent(const PersistentDecode& a, unsigned* barrier, cudaStream_t s) {
-  PCM_CHECK(decode_persistent_supported(a.d, a.d_inner, a.group, a.K, a.dims, a.state_bf16),
+  PCM_CHECK(shape_supported(a.d, a.d_inner, a.group, a.K, a.dims, a.state_bf16),
             "persistent decode: shape d={} d_inner={} H={} P={} N={} G={} K={} not supported here", a.d, a.d_inner,
             a.dims.H, a.dims.P, a.dims.N, a.dims.G, a.K);
   int J = 0;

@@ -14,7 +14,7 @@ __device__ __forceinline__ void grid_barrier(unsigned* counter, unsigned target)
     atomicAdd(counter, 1u);
     unsigned seen = 0;
     do {
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(counter) : "memory");
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(seen) : "l"(__cvta_generic_to_global(counter)) : "memory");
     } while (seen < target);
     __threadfence();  // as cooperative_groups' grid sync after its wait
   }

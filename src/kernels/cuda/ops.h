@@ -216,12 +216,11 @@ struct PersistentDecode {
   int64_t group;                          // gated norm group size (d_inner / n_groups)
   float eps, dt_lo, dt_hi;
 };
-// Whether the kernel takes this shape on this device (the fused decode's shapes, a state row in whole 16-byte packs,
-// its shared memory and a cooperative launch of one block per SM).
-bool decode_persistent_supported(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims,
-                                 bool state_bf16);
-// Raises the kernel's shared-memory limit; once before any launch (not during graph capture).
-void decode_persistent_prepare();
+// Whether the kernel takes this shape on the current device (the fused decode's shapes, a state row in whole 16-byte
+// packs, fewer than 1024 heads, its shared memory and a cooperative launch of one block per SM), raising its
+// shared-memory limit on the way: once before any launch (not during graph capture).
+bool decode_persistent_prepare(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims,
+                               bool state_bf16);
 // The step; `barrier`: one device word the launch zeroes first (in the stream, so graphs capture it).
 void decode_persistent(const PersistentDecode& a, unsigned* barrier, cudaStream_t s);
 
