@@ -167,9 +167,12 @@ void run_cuda_bench(const CudaBenchArgs& a) {
   const double bw = measure_copy_bandwidth();
   size_t peak = model->device_bytes_in_use();
   std::printf("%s", fmt::format("model   {} (loaded in {:.1f} s)\ndevice  {}, copy bandwidth {:.0f} GB/s (read + write)\n"
-                                "weights {:.2f} GB bf16; per-sequence state {:.1f} MiB fp32 / {:.1f} MiB bf16\n",
+                                "weights {:.2f} GB bf16; per-sequence state {:.1f} MiB fp32 / {:.1f} MiB bf16\n{}",
                                 what, load_s, prop.name, bw / 1e9, model->weight_bytes() / 1e9,
-                                c.state_bytes(false) / 1048576.0, c.state_bytes(true) / 1048576.0).c_str());
+                                c.state_bytes(false) / 1048576.0, c.state_bytes(true) / 1048576.0,
+                                model->options().decode_persistent
+                                    ? "decode  at one row: one persistent launch for every layer (decode v27)\n"
+                                    : "").c_str());
   // Prefill: one sequence of T tokens, host clock around the synchronous call; the median of 5 passes after a
   // warm-up pass of each length (as the Triton baseline's harness: a GPU measured cool, after a short warm-up only,
   // ran the codestral-7b T=16384 prefill ~5% faster, H200 2026-12-04; and the projections time their candidate
