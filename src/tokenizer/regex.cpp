@@ -23,14 +23,13 @@ struct Regex::Impl {
 
 namespace {
 
-// Per-thread match state shared by every Regex: match data (one pair is all we read), a match
+// Per-thread match state shared by every Regex: match data (search(): one pair; groups(): its own), a match
 // context with a JIT stack that can grow to 16 MiB (long whitespace runs backtrack deeply).
 struct ThreadMatchState {
   pcre2_match_data* data = nullptr;  // one pair: search()'s whole match
   pcre2_match_context* context = nullptr;
   pcre2_jit_stack* stack = nullptr;
   pcre2_match_data* group_data = nullptr;  // groups(): grown to the most capture groups a pattern has needed
-  uint32_t group_pairs = 0;
   ThreadMatchState() {
     data = pcre2_match_data_create(1, nullptr);
     context = pcre2_match_context_create(nullptr);
@@ -221,10 +220,9 @@ std::vector<std::pair<size_t, size_t>> Regex::groups(std::string_view s, size_t 
   ThreadMatchState& st = thread_state();
   uint32_t captures = 0;
   pcre2_pattern_info(impl_->code, PCRE2_INFO_CAPTURECOUNT, &captures);
-  if (st.group_pairs < captures + 1) {  // grown once per thread, not allocated per call
+  if (!st.group_data || pcre2_get_ovector_count(st.group_data) < captures + 1) {  // grown, not allocated per call
     if (st.group_data) pcre2_match_data_free(st.group_data);
     st.group_data = pcre2_match_data_create(captures + 1, nullptr);
-    st.group_pairs = st.group_data ? captures + 1 : 0;
   }
   PCM_CHECK(st.group_data && st.context, "regex: out of memory creating PCRE2 match data");
   if (!match_into(impl_->code, impl_->jit, impl_->pattern, s, start, st.group_data, st.context)) return out;

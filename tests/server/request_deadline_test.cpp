@@ -59,6 +59,13 @@ struct Connection {
   }
 };
 
+// After `wait` more, the connection was cut, the watchdog's only cut.
+void expect_cut_after(const Connection& c, const server::RequestDeadline& d, std::chrono::milliseconds wait) {
+  std::this_thread::sleep_for(wait);
+  EXPECT_TRUE(c.cut());
+  EXPECT_EQ(d.cut(), 1u);
+}
+
 TEST(RequestDeadline, ReadingLongerThanTheLimitIsCut) {
   Connection c;
   server::RequestDeadline d(c.port, 1000ms);
@@ -66,9 +73,7 @@ TEST(RequestDeadline, ReadingLongerThanTheLimitIsCut) {
   EXPECT_FALSE(c.cut());
   // First seen by a scan within 0.5 s, cut by the first scan past the limit after that: by ~2 s. Margin for a loaded
   // machine (ctest -j2 on 2 cores).
-  std::this_thread::sleep_for(2400ms);
-  EXPECT_TRUE(c.cut());
-  EXPECT_EQ(d.cut(), 1u);
+  expect_cut_after(c, d, 2400ms);
 }
 
 TEST(RequestDeadline, ServingIsNeverCutAndEachAnswerRestartsTheClock) {
@@ -84,9 +89,7 @@ TEST(RequestDeadline, ServingIsNeverCutAndEachAnswerRestartsTheClock) {
     d.answered(c.peer_addr, c.peer_port);
   }
   EXPECT_FALSE(c.cut());
-  std::this_thread::sleep_for(2500ms);
-  EXPECT_TRUE(c.cut());
-  EXPECT_EQ(d.cut(), 1u);
+  expect_cut_after(c, d, 2500ms);
 }
 
 // A peer address spelt otherwise than the watchdog's own listing (its port the same) still keeps the connection
@@ -98,8 +101,7 @@ TEST(RequestDeadline, ServedUnderAnotherSpellingIsNotCut) {
   std::this_thread::sleep_for(1600ms);
   EXPECT_FALSE(c.cut());
   d.answered("::ffff:" + c.peer_addr, c.peer_port);
-  std::this_thread::sleep_for(1800ms);
-  EXPECT_TRUE(c.cut());
+  expect_cut_after(c, d, 1800ms);
 }
 
 TEST(RequestDeadline, OffWithoutALimit) {

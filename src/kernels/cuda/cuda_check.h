@@ -16,3 +16,15 @@
 // After a kernel launch: catches bad launch configurations at once (execution errors surface at
 // the next synchronising call, which is checked too).
 #define PCM_CUDA_LAUNCH() PCM_CUDA(cudaGetLastError())
+
+namespace pcm::cuda {
+
+// An attribute of the current device (SM count, shared memory per block, ...), checked.
+inline int device_attribute(cudaDeviceAttr attr) {
+  int dev = 0, value = 0;
+  PCM_CUDA(cudaGetDevice(&dev));
+  PCM_CUDA(cudaDeviceGetAttribute(&value, attr, dev));
+  return value;
+}
+
+}  // namespace pcm::cuda

@@ -221,12 +221,7 @@ __global__ void __launch_bounds__(kThreads, 2) fused_gemv_kernel(Pro pro, Epi ep
 }
 
 int sm_count() {
-  static const int count = [] {
-    int dev = 0, n = 0;
-    PCM_CUDA(cudaGetDevice(&dev));
-    PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-    return n;
-  }();
+  static const int count = device_attribute(cudaDevAttrMultiProcessorCount);
   return count;
 }
 

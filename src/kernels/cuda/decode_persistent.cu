@@ -98,12 +98,18 @@ __device__ void project(WeightStream& ws, int i, const Pro& pro, const Epi& epi,
   }
 }
 
+// Head h's [P, N] state of layer l in the row's slot.
+template <class S>
+__device__ S* state_tile(const PersistentDecode& a, int slot, int l, int h) {
+  const int64_t PN = static_cast<int64_t>(a.dims.P) * a.dims.N;
+  return static_cast<S*>(a.ssm) + ((static_cast<int64_t>(slot) * a.L + l) * a.dims.H + h) * PN;
+}
+
 // Layer l's step, a head per block (heads h, h + grid, ...): the gated step (g = y · silu(z) into y, Σ g² per head
 // into ssq) on the state in global memory, asked into L2 while the layer's in_proj ran (prefetch_state).
 template <class S, int V, int J>
 __device__ void step_heads(const PersistentDecode& a, int l, int lr, float* red) {
   const SsdDims& d = a.dims;
-  const int64_t PN = static_cast<int64_t>(d.P) * d.N, layer_states = d.H * PN;
   const int slot = *a.slot;
   const DeviceLayer& lw = a.layers[l];
   const SsdIn in{a.xbc, a.conv_dim, a.dt, lw.A, lw.D};
@@ -115,7 +121,7 @@ __device__ void step_heads(const PersistentDecode& a, int l, int lr, float* red)
       if (threadIdx.x == 0) a.ssq[h] = 0.0f;
       continue;
     }
-    S* st = static_cast<S*>(a.ssm) + (static_cast<int64_t>(slot) * a.L + l) * layer_states + h * PN;
+    S* st = state_tile<S>(a, slot, l, h);
     const float ss = step_tile<S, V, J>(st, st, yb, 0, h, in, d, RawDt{}, gate, lr, [] {});
     write_head_ssq(ss, red, a.ssq + h);
     __syncthreads();  // red is rewritten by the block's next head
@@ -127,11 +133,10 @@ __device__ void prefetch_state(const PersistentDecode& a, int l) {
   const SsdDims& d = a.dims;
   const int slot = *a.slot;
   if (slot < 0) return;
-  const int64_t PN = static_cast<int64_t>(d.P) * d.N, layer_states = d.H * PN, bytes = PN * sizeof(S);
+  const int64_t bytes = static_cast<int64_t>(d.P) * d.N * sizeof(S);
   for (int h = blockIdx.x; h < d.H; h += gridDim.x) {
-    const S* tile = static_cast<const S*>(a.ssm) + (static_cast<int64_t>(slot) * a.L + l) * layer_states + h * PN;
-    const char* bytes_of = reinterpret_cast<const char*>(tile);
-    for (int64_t off = threadIdx.x * 128; off < bytes; off += kThreads * 128) prefetch_l2(bytes_of + off);
+    const char* tile = reinterpret_cast<const char*>(state_tile<S>(a, slot, l, h));
+    for (int64_t off = threadIdx.x * 128; off < bytes; off += kThreads * 128) prefetch_l2(tile + off);
   }
 }
 
@@ -184,9 +189,8 @@ size_t smem_bytes(int64_t d, int64_t d_inner) { return kRingBytes + std::max(d, 
 
 template <class S, int V, int J>
 void launch(const PersistentDecode& a, unsigned* barrier, int lr, cudaStream_t s) {
-  int dev = 0, sms = 0;  // the current device's (not cached: a process may drive GPUs of several sizes)
-  PCM_CUDA(cudaGetDevice(&dev));
-  PCM_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  // the current device's SMs (not cached: a process may drive GPUs of several sizes)
+  const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
   PCM_CUDA(cudaMemsetAsync(barrier, 0, sizeof(unsigned), s));
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>(sms));
@@ -225,12 +229,9 @@ bool shape_supported(int64_t d, int64_t d_inner, int64_t group, int64_t K, const
 bool decode_persistent_prepare(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims,
                                bool state_bf16) {
   if (!shape_supported(d, d_inner, group, K, dims, state_bf16)) return false;
-  int dev = 0, coop = 0, optin = 0;
-  PCM_CUDA(cudaGetDevice(&dev));
-  PCM_CUDA(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
-  PCM_CUDA(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  const int optin = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   const size_t smem = smem_bytes(d, d_inner);
-  if (coop == 0 || smem + 4096 > static_cast<size_t>(optin)) return false;  // 4 KiB: room for the static arrays
+  if (!device_attribute(cudaDevAttrCooperativeLaunch) || smem + 4096 > static_cast<size_t>(optin)) return false;  // 4 KiB: room for the static arrays
   // A block per SM must fit (MPS thread limits or green contexts may leave less): else the launch fails mid-step.
   int resident = 1;
   for_each_kernel([&](auto kernel) {

@@ -122,9 +122,8 @@ void layer_stream_probe(float* y_in, float* y_out, const void* const* w_in, cons
             "layer stream probe: inputs of {} / {} columns from outputs of {} / {} rows", k_in, k_out, n_out, n_in);
   const size_t smem = static_cast<size_t>(kRingBytes) + static_cast<size_t>(std::max(k_in, k_out)) * 2;
   PCM_CUDA(cudaFuncSetAttribute(layer_stream_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  int dev = 0, sms = 0, resident = 0;
-  PCM_CUDA(cudaGetDevice(&dev));
-  PCM_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  int resident = 0;
   PCM_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, layer_stream_kernel, kThreads, smem));
   PCM_CHECK(resident >= 1, "layer stream probe: a block of {} threads with {} bytes of shared memory does not fit", kThreads,
             smem);

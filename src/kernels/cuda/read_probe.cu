@@ -28,9 +28,7 @@ __global__ void __launch_bounds__(256) stream_read_kernel(float* sink, const uin
 }  // namespace
 
 void stream_read(float* sink, const void* p, int64_t bytes, cudaStream_t s) {
-  int dev = 0, sms = 0;
-  PCM_CUDA(cudaGetDevice(&dev));
-  PCM_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
   stream_read_kernel<<<sms * 8, 256, 0, s>>>(sink, static_cast<const uint4*>(p), bytes / 16);
   PCM_CUDA_LAUNCH();
 }

@@ -74,12 +74,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) ssd_step_kernel(float* y
 }
 
 int max_smem_optin() {
-  static const int v = [] {
-    int dev = 0, n = 0;
-    PCM_CUDA(cudaGetDevice(&dev));
-    PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-    return n;
-  }();
+  static const int v = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
   return v;
 }
 

@@ -225,12 +225,7 @@ void f32_to_bf16_2d(uint16_t* out, const float* in, int64_t rows, int64_t cols, 
   const bool vec4 = cols % 4 == 0 && ld % 4 == 0 && aligned(in, 16) && aligned(out, 8);
   constexpr int kThreads = 256;
   if (vec4 && ld == cols) {  // contiguous: one flat pass
-    static const int sms = [] {
-      int dev = 0, n = 0;
-      PCM_CUDA(cudaGetDevice(&dev));
-      PCM_CUDA(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-      return n;
-    }();
+    static const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
     const int64_t n4 = rows * cols / 4;
     const int64_t blocks = std::min<int64_t>((n4 + kThreads - 1) / kThreads, 8LL * sms);
     to_bf16_flat_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, s>>>(reinterpret_cast<uint2*>(dst),
