@@ -199,7 +199,8 @@ PCM_REGISTER_COMMAND({"eval", "Evaluate a model (in-process or served) on math/c
                         sub->add_option("--limit", o->eval.limit, "only the first N problems of each benchmark");
                         sub->add_flag("--resume", o->eval.resume, "continue a run: finished samples are kept, never redone");
                         sub->add_option("--data-dir", o->eval.data_dir, "where the shipped benchmarks are");
-                        sub->add_option("--timeout", o->timeout_s, "seconds to wait for one response");
+                        sub->add_option("--timeout", o->timeout_s, "seconds to wait for one response")
+                            ->check(positive());
                         sub->callback([o] { run(*o); });
                       }});
 
