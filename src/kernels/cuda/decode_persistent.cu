@@ -176,15 +176,6 @@ __global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(Persiste
   }
 }
 
-// The step's lanes per state row (ssd_decode.cu's dispatch at a few rows): one 16-byte pack per lane (J = 1) or two.
-template <class S>
-int lanes_for(const SsdDims& d, int* J) {
-  constexpr int V = 16 / sizeof(S);
-  for (*J = 1; *J <= 2; ++*J)
-    if (const int lr = lanes_per_row(d.N, V, *J)) return lr;
-  return 0;
-}
-
 size_t smem_bytes(int64_t d, int64_t d_inner) { return kRingBytes + std::max(d, d_inner) * 2; }
 
 template <class S, int V, int J>
@@ -207,7 +198,7 @@ void launch(const PersistentDecode& a, unsigned* barrier, int lr, cudaStream_t s
 }
 
 template <class F>
-void for_each_kernel(F&& f) {  // every instantiation lanes_for can pick
+void for_each_kernel(F&& f) {  // every instantiation step_lanes can pick
   f(decode_persistent_kernel<float, 4, 1>);
   f(decode_persistent_kernel<float, 4, 2>);
   f(decode_persistent_kernel<__nv_bfloat16, 8, 1>);
@@ -217,7 +208,7 @@ void for_each_kernel(F&& f) {  // every instantiation lanes_for can pick
 // The shapes the kernel takes (as the three-launch path runs them: dims.H < 1024 keeps ssd_decode's 16-warp step).
 bool shape_supported(int64_t d, int64_t d_inner, int64_t group, int64_t K, const SsdDims& dims, bool state_bf16) {
   int J = 0;
-  const int lr = state_bf16 ? lanes_for<__nv_bfloat16>(dims, &J) : lanes_for<float>(dims, &J);
+  const int lr = state_bf16 ? step_lanes<__nv_bfloat16>(dims.N, &J) : step_lanes<float>(dims.N, &J);
   const int64_t dpr = 2 * d_inner + 2 * int64_t{dims.G} * dims.N + dims.H;  // in_proj's rows: z's row stride
   const int64_t layer_state_bytes = int64_t{dims.H} * dims.P * dims.N * (state_bf16 ? 2 : 4);
   return lr != 0 && layer_state_bytes % 16 == 0 && dims.H < 1024 && dims.G > 0 && dims.H % dims.G == 0 &&
@@ -249,10 +240,10 @@ void decode_persistent(const PersistentDecode& a, unsigned* barrier, cudaStream_
             a.dims.H, a.dims.P, a.dims.N, a.dims.G, a.K);
   int J = 0;
   if (a.state_bf16) {
-    const int lr = lanes_for<__nv_bfloat16>(a.dims, &J);
+    const int lr = step_lanes<__nv_bfloat16>(a.dims.N, &J);
     return J == 1 ? launch<__nv_bfloat16, 8, 1>(a, barrier, lr, s) : launch<__nv_bfloat16, 8, 2>(a, barrier, lr, s);
   }
-  const int lr = lanes_for<float>(a.dims, &J);
+  const int lr = step_lanes<float>(a.dims.N, &J);
   return J == 1 ? launch<float, 4, 1>(a, barrier, lr, s) : launch<float, 4, 2>(a, barrier, lr, s);
 }
 

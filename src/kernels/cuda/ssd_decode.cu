@@ -119,8 +119,10 @@ void dispatch(float* y, const SsdIn& in, S* state, int64_t slot_stride, const Ss
   constexpr int V = 16 / sizeof(S);
   const bool rows16 = aligned(state, 16) && (slot_stride * sizeof(S)) % 16 == 0;
   if (rows16) {
-    if (const int lr = lanes_per_row(d.N, V, 1)) return launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
-    if (const int lr = lanes_per_row(d.N, V, 2)) return launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
+    int J = 0;
+    if (const int lr = step_lanes<S>(d.N, &J))
+      return J == 1 ? launch<S, V, 1>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s)
+                    : launch<S, V, 2>(y, in, state, slot_stride, d, slots, raw, gate, Bn, lr, s);
   }
   launch<S, 1, 8>(y, in, state, slot_stride, d, slots, raw, gate, Bn, 32, s);  // N <= 256: 8 columns per lane
 }

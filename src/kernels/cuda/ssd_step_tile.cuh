@@ -113,5 +113,14 @@ inline int lanes_per_row(int N, int V, int J) {
   return 0;
 }
 
+// The step's split of a state row of S: one 16-byte pack per lane (*J = 1) where the row allows, else two; the
+// lanes per row, 0 when neither fits (the caller then takes its general layout).
+template <class S>
+int step_lanes(int N, int* J) {
+  for (*J = 1; *J <= 2; ++*J)
+    if (const int lr = lanes_per_row(N, 16 / sizeof(S), *J)) return lr;
+  return 0;
+}
+
 }  // namespace
 }  // namespace pcm::cuda
