@@ -12,7 +12,13 @@ log "gpu: $(nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw --format
 F='CudaModel.PersistentDecode*:CudaKernels.LayerStream*'
 timeout 180 ./test_cuda --gtest_filter="$F" > $OUT/test_new.log 2>&1; rc=$?
 log "new tests rc=$rc: $(grep -c '^\[       OK' $OUT/test_new.log) ok; $(grep -E 'Failure|Expected|Which is|error' $OUT/test_new.log | head -6 | tr '\n' ' ')"
-[ $rc -eq 0 ] || { tail -20 $OUT/test_new.log; exit 1; }
+if [ $rc -ne 0 ]; then  # where it faults: the kernel and line (the build has -lineinfo), then stop
+  grep -E "Failure|direct|graphs" $OUT/test_new.log | head -8
+  [ -n "$CS" ] && timeout 150 $CS --tool memcheck --print-limit 3 --show-backtrace device ./test_cuda \
+    --gtest_filter='*PersistentDecode*OnFixture' > $OUT/memcheck_fail.log 2>&1
+  grep -E "Invalid|Address|out of bounds|at .*\.cuh?:[0-9]+|ERROR SUMMARY" $OUT/memcheck_fail.log | head -16 | tee -a $K
+  exit 1
+fi
 timeout 100 ./cuda_decode_kernels --probe > $OUT/probe.txt 2>&1; log "probe rc=$?"
 grep -E "copy|probe|persistent|a launch each|alone" $OUT/probe.txt | tee -a $K
 for r in $(seq ${ROUNDS:-2}); do for p in 1 0; do

@@ -271,47 +271,60 @@ TEST(CudaModel, SplitInProjDecodeMatchesOneGemm) {
 }
 
 // One-row decode as one persistent launch (decode_persistent.cu) against the three launches a layer it replaces: the
-// same greedy ids through the graphs and the same logits and states bit for bit, with an fp32 and a bf16 state.
-// shape: random weights of it, or null for the small-g4 fixture.
-void expect_persistent_decode_matches(const Mamba2Config* shape) {
-  for (const bool bf16_state : {false, true}) {
-    CudaModelOptions o = fp32_options();
-    o.fp32_weights = false;
-    o.bf16_state = bf16_state;
-    std::vector<std::unique_ptr<CudaMamba2Model>> models;  // persistent, three launches a layer
-    for (const bool persistent : {true, false}) {
-      o.decode_persistent = persistent;
-      models.push_back(shape ? CudaMamba2Model::random(*shape, 5, o)
-                             : CudaMamba2Model::load(testdata("models/small-g4"), o));
-    }
-    const std::string what = bf16_state ? "bf16 state" : "fp32 state";
-    ASSERT_TRUE(models[0]->options().decode_persistent) << what << ": the kernel does not take this shape";
-    const int64_t V = models[0]->config().vocab_size;
-    std::vector<int32_t> prompt;
-    for (int i = 0; i < 37; ++i) prompt.push_back(static_cast<int32_t>((i * 131 + 17) % V));
-    std::vector<int32_t> slot(2), next(2);
-    SamplingParams greedy;
-    greedy.temperature = 0.0f;
-    for (size_t m = 0; m < 2; ++m) {
-      slot[m] = models[m]->allocate_slot();
-      CudaPrefillRequest r{slot[m], prompt};
-      models[m]->prefill_sample(std::span(&r, 1), std::span(&greedy, 1), &next[m]);
-    }
-    for (int step = 0; step < 6; ++step) {
-      for (size_t m = 0; m < 2; ++m)
-        models[m]->decode(std::span(&slot[m], 1), std::span(&next[m], 1), std::span(&greedy, 1), &next[m]);
-      ASSERT_EQ(next[0], next[1]) << what << ", step " << step;
-    }
-    std::vector<std::vector<float>> logits(2, std::vector<float>(static_cast<size_t>(V)));
+// same greedy ids and the same logits and states bit for bit. shape: random weights of it, or null for the small-g4
+// fixture.
+void persistent_decode_case(const Mamba2Config* shape, bool graphs, bool bf16_state, const std::string& what) {
+  CudaModelOptions o = fp32_options();
+  o.fp32_weights = false;
+  o.bf16_state = bf16_state;
+  o.cuda_graphs = graphs;
+  std::vector<std::unique_ptr<CudaMamba2Model>> models;  // persistent, three launches a layer
+  for (const bool persistent : {true, false}) {
+    o.decode_persistent = persistent;
+    models.push_back(shape ? CudaMamba2Model::random(*shape, 5, o)
+                           : CudaMamba2Model::load(testdata("models/small-g4"), o));
+  }
+  ASSERT_TRUE(models[0]->options().decode_persistent) << what << ": the kernel does not take this shape";
+  const int64_t V = models[0]->config().vocab_size;
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 37; ++i) prompt.push_back(static_cast<int32_t>((i * 131 + 17) % V));
+  std::vector<int32_t> slot(2), next(2);
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  for (size_t m = 0; m < 2; ++m) {
+    slot[m] = models[m]->allocate_slot();
+    CudaPrefillRequest r{slot[m], prompt};
+    models[m]->prefill_sample(std::span(&r, 1), std::span(&greedy, 1), &next[m]);
+  }
+  for (int step = 0; step < 6; ++step) {
     for (size_t m = 0; m < 2; ++m)
-      models[m]->decode_logits(std::span(&slot[m], 1), std::span(&next[0], 1), logits[m].data());
-    ASSERT_TRUE(test::all_finite(logits[1])) << what;
-    EXPECT_EQ(logits[0], logits[1]) << what;
-    SequenceState s0, s1;
-    models[0]->store_state(slot[0], s0);
-    models[1]->store_state(slot[1], s1);
-    EXPECT_EQ(s0.ssm, s1.ssm) << what;
-    EXPECT_EQ(s0.conv, s1.conv) << what;
+      models[m]->decode(std::span(&slot[m], 1), std::span(&next[m], 1), std::span(&greedy, 1), &next[m]);
+    ASSERT_EQ(next[0], next[1]) << what << ", step " << step;
+  }
+  std::vector<std::vector<float>> logits(2, std::vector<float>(static_cast<size_t>(V)));
+  for (size_t m = 0; m < 2; ++m)
+    models[m]->decode_logits(std::span(&slot[m], 1), std::span(&next[0], 1), logits[m].data());
+  ASSERT_TRUE(test::all_finite(logits[1])) << what;
+  EXPECT_EQ(logits[0], logits[1]) << what;
+  SequenceState s0, s1;
+  models[0]->store_state(slot[0], s0);
+  models[1]->store_state(slot[1], s1);
+  EXPECT_EQ(s0.ssm, s1.ssm) << what;
+  EXPECT_EQ(s0.conv, s1.conv) << what;
+}
+
+// With an fp32 and a bf16 state, launched directly first and then from the decode graphs: a failure says which (the
+// kernel itself, or the kernel as a graph node beside the head's programmatic launch).
+void expect_persistent_decode_matches(const Mamba2Config* shape) {
+  for (const auto& [graphs, bf16_state] :
+       {std::pair{false, false}, std::pair{false, true}, std::pair{true, false}, std::pair{true, true}}) {
+    const std::string what = std::string(bf16_state ? "bf16 state" : "fp32 state") + (graphs ? ", graphs" : ", direct");
+    try {  // a CUDA error ends the process's context: say which case raised it, and stop
+      persistent_decode_case(shape, graphs, bf16_state, what);
+    } catch (const std::exception& e) {
+      FAIL() << what << ": " << e.what();
+    }
+    if (::testing::Test::HasFatalFailure()) return;
   }
 }
 
