@@ -16,6 +16,7 @@ struct Regex::Impl {
   std::string literal;          // non-empty: plain substring search, no PCRE2
   pcre2_code* code = nullptr;
   bool jit = false;
+  uint32_t captures = 0;        // the pattern's capture groups (groups() returns captures + 1 pairs)
   ~Impl() {
     if (code) pcre2_code_free(code);
   }
@@ -142,6 +143,7 @@ Regex Regex::compile(std::string_view pattern, std::string_view shown, const std
     fail("{}: invalid regex \"{}\": {} at offset {}", where, shown, reinterpret_cast<char*>(msg), offset);
   }
   impl->jit = pcre2_jit_compile(impl->code, PCRE2_JIT_COMPLETE) == 0;
+  pcre2_pattern_info(impl->code, PCRE2_INFO_CAPTURECOUNT, &impl->captures);
   Regex r;
   r.impl_ = std::move(impl);
   return r;
@@ -218,8 +220,7 @@ std::vector<std::pair<size_t, size_t>> Regex::groups(std::string_view s, size_t 
     return out;
   }
   ThreadMatchState& st = thread_state();
-  uint32_t captures = 0;
-  pcre2_pattern_info(impl_->code, PCRE2_INFO_CAPTURECOUNT, &captures);
+  const uint32_t captures = impl_->captures;
   if (!st.group_data || pcre2_get_ovector_count(st.group_data) < captures + 1) {  // grown, not allocated per call
     if (st.group_data) pcre2_match_data_free(st.group_data);
     st.group_data = pcre2_match_data_create(captures + 1, nullptr);
