@@ -123,6 +123,20 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
   auto r = run_pcm("bench --shape mamba2-130m --reps 0");
   EXPECT_EQ(r.exit_code, 1) << r.all();
   EXPECT_NE(r.err.find("--reps: must be greater than 0, got 0"), std::string::npos) << r.all();
+  // Sizes of bench, bench --train and grad-bench: refused with the options named, before any weights are made.
+  const std::pair<std::string, std::string> size_cases[] = {
+      {"bench --shape mamba2-130m --layers 1 --batch 0", "token counts and batch must be > 0"},
+      {"bench --shape mamba2-130m --layers 1 --prompt-tokens -5", "token counts and batch must be > 0"},
+      {"bench --shape mamba2-130m --layers 1 --decode-tokens 0", "token counts and batch must be > 0"},
+      {"bench --shape mamba2-130m --layers 1 --train --seq-len 0", "--seq-len, --batch and --steps must be > 0"},
+      {"bench --shape mamba2-130m --layers 1 --train --steps 0", "--seq-len, --batch and --steps must be > 0"},
+      {"grad-bench --shape mamba2-130m --layers 1 --seq 0", "--seq must be > 1, --rows and --iters > 0"},
+      {"grad-bench --shape mamba2-130m --layers 1 --iters 0", "--seq must be > 1, --rows and --iters > 0"}};
+  for (const auto& [args, message] : size_cases) {
+    r = run_pcm(args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.all();
+    EXPECT_NE(r.err.find(message), std::string::npos) << args << "\n" << r.all();
+  }
   EXPECT_EQ(run_pcm("generate --help").exit_code, 0);
   // pcm serve's bounds, checked before any model is read.
   const std::string serve = "serve --model " + testdata("models/tiny-g2") + " ";

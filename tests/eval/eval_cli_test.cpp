@@ -100,8 +100,8 @@ TEST(EvalCli, InProcessModelBatchesSamplesThroughTheScheduler) {
 // Sizes and times on the command line are refused by name before any model loads or request goes out.
 TEST(EvalCli, RefusesNonPositiveCountsAndTimeouts) {
   test::TempDir dir;
-  const std::string base = "eval --bench gsm8k --limit 1 --endpoint http://127.0.0.1:9/v1 --out " + dir.file("run");
-  for (const std::string opt : {"--timeout 0", "--timeout -5", "--n 0", "--concurrency 0"}) {
+  const std::string base = "eval --bench gsm8k --limit 1 --endpoint http://127.0.0.1:9/v1 --served-model m --out " + dir.file("run");
+  for (const std::string opt : {"--timeout 0", "--timeout -5", "--n 0", "--concurrency 0", "--max-retries -1"}) {
     auto r = test::run_pcm(base + " " + opt);
     EXPECT_NE(r.exit_code, 0) << opt;
     EXPECT_NE(r.err.find(opt.substr(0, opt.find(' '))), std::string::npos) << opt << ": " << r.all();
