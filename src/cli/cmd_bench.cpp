@@ -18,6 +18,7 @@
 #include "util/error.h"
 #include "util/json.h"
 #include "util/memory_stats.h"
+#include "util/progress.h"
 #include "cli/train_bench.h"
 
 namespace pcm::cli {
@@ -119,9 +120,22 @@ void run(const Options& o) {
   std::vector<int32_t> next(static_cast<size_t>(o.batch), argmax(logits.data(), V));
   model->decode(next, ptrs, logits.data());  // warm-up step
   double t0 = now_seconds();
+  // A progress line on stderr every 2 s once a run is long (a 7B shape on a few cores takes seconds a step); the
+  // table goes to stdout unchanged.
+  ProgressMeter meter(o.decode_tokens);
+  double shown = t0;
+  bool progress = false;
   for (int64_t step = 0; step < o.decode_tokens; ++step) {
     model->decode(next, ptrs, logits.data());
     for (int64_t b = 0; b < o.batch; ++b) next[static_cast<size_t>(b)] = argmax(logits.data() + b * V, V);
+    meter.update(step + 1, static_cast<double>(o.batch));
+    if (const double t = now_seconds(); t - shown >= 2.0 || (progress && step + 1 == o.decode_tokens)) {
+      shown = t;
+      progress = true;
+      print_progress_line(fmt::format("decode step {}/{} | {:.1f} tok/s | ETA {}", step + 1, o.decode_tokens,
+                                      meter.rate(), ProgressMeter::format_duration(meter.eta_seconds())),
+                          step + 1 == o.decode_tokens);
+    }
   }
   const double decode_s = now_seconds() - t0;
   const double step_ms = 1e3 * decode_s / static_cast<double>(o.decode_tokens);

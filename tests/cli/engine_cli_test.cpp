@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -71,6 +73,20 @@ TEST(EngineCli, BenchRunsOnARealShape) {
   EXPECT_NE(r.out.find("| prefill T=64 |"), std::string::npos) << r.all();
   EXPECT_NE(r.out.find("| decode B=1 |"), std::string::npos);
   EXPECT_NE(r.out.find("2 threads"), std::string::npos);
+}
+
+// A decode run of more than 2 s shows progress on stderr (step, tokens/s, ETA), the last line at the final step;
+// the table on stdout is the same as without it.
+TEST(EngineCli, LongBenchDecodeShowsProgress) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run_pcm("bench --model " + testdata("models/tiny-g2") + " --prompt-tokens 8 --decode-tokens 90000 --threads 1");
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(r.exit_code, 0) << r.all();
+  EXPECT_NE(r.out.find("| decode B=1 | 90000 |"), std::string::npos) << r.all();
+  if (secs < 3.0) GTEST_SKIP() << "decode took " << secs << " s here: too fast for a progress line";
+  EXPECT_NE(r.err.find("decode step "), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("tok/s | ETA "), std::string::npos) << r.all();
+  EXPECT_NE(r.err.find("decode step 90000/90000"), std::string::npos) << r.all();
 }
 
 // Audit item 14: --layers 0 and --layers -3 ran all 24 layers of the shape without a word.
