@@ -71,14 +71,22 @@ void run(const Options& o) {
   const int threads = apply_threads(o.threads);
   PCM_CHECK(o.model.empty() != o.shape.empty(), "give exactly one of --model DIR|FILE.gguf or --shape NAME");
   PCM_CHECK(o.prompt_tokens > 0 && o.decode_tokens > 0 && o.batch > 0, "token counts and batch must be > 0");
+  // The sizes against this machine's memory first: prompt ids, and per decoded sequence a state and a logits row.
+  const auto check_sizes = [&](const Mamba2Config& c) {
+    check_fits_in_memory("--prompt-tokens", o.prompt_tokens, 4.0, "prompt ids");
+    check_fits_in_memory("--batch", o.batch, static_cast<double>(c.state_bytes(false) + c.vocab_size * 4),
+                         "sequences (a state and a logits row each)");
+  };
   std::unique_ptr<Mamba2Model> model;
   std::string what;
   if (!o.model.empty()) {
     model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
+    check_sizes(model->config());
     what = o.model;
   } else {
     Mamba2Config c = named_shape(o.shape);
     if (o.layers > 0) c.num_layers = o.layers;
+    check_sizes(c);
     PCM_CHECK(o.dtype == "bf16" || o.dtype == "f32", "--dtype must be bf16 or f32");
     DType dt = o.dtype == "bf16" ? DType::BF16 : DType::F32;
     double t0 = now_seconds();

@@ -111,6 +111,7 @@ void run(Options o) {
     } else if (!cuda) {
       model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
     }
+    if (model) check_fits_in_memory("--max-slots", o.max_slots, static_cast<double>(model->new_state().bytes()), "states");
     tokenizer = Tokenizer::from_dir(tok_dir);
     if (ChatTemplate::available(tok_dir)) chat = ChatTemplate::from_dir(tok_dir);
     else std::fprintf(stderr, "pcm eval: %s has no chat template; prompts are sent as plain text\n", tok_dir.c_str());
