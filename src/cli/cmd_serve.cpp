@@ -26,6 +26,8 @@
 namespace pcm::cli {
 namespace {
 
+constexpr int64_t kMaxHttpThreads = 4096;
+
 struct Options {
   std::string model, weights = "file", host = "127.0.0.1", served_name, shape, tokenizer_dir, chat_template;
   DeviceOptions device;
@@ -103,6 +105,18 @@ void run(const Options& o) {
     PCM_CHECK(!dir.empty(), "no --model given and no shipped model found");
     tokenizer_dir = dir;
   }
+  // Every running or queued request holds an HTTP thread while it waits (with fewer threads, extra clients would hang
+  // in the connection queue instead of getting a 429), so by default slots + queue + 16 threads, at most
+  // kMaxHttpThreads: checked on the options before any model is read, and again on the slots derived from memory.
+  // (--max-slots 100000 of a tiny model started threads until the machine's limit and then every fork failed.)
+  const auto check_thread_budget = [&](int64_t slots) {
+    if (o.http_threads > 0) return;
+    PCM_CHECK(slots + o.max_queue + 16 <= kMaxHttpThreads,
+              "{} slots + {} queued + 16 = {} HTTP threads (each running or queued request holds one): more than the {} "
+              "a server runs; lower --max-slots / --max-memory or --max-queue", slots, o.max_queue,
+              slots + o.max_queue + 16, kMaxHttpThreads);
+  };
+  check_thread_budget(o.max_slots);  // 0: derived below
   SchedulerConfig sc;
   sc.max_queue = o.max_queue;
   sc.max_batch_tokens = o.max_batch_tokens;
@@ -136,6 +150,7 @@ void run(const Options& o) {
     sc.max_slots = o.max_memory_gb > 0 ? SchedulerConfig::slots_for_memory(o.max_memory_gb * 1e9, state_bytes)
                                        : (o.max_slots > 0 ? o.max_slots : 8);
   }
+  check_thread_budget(sc.max_slots);
   if (!tokenizer_dir.empty()) tokenizer = load_tokenizer(tokenizer_dir);
   const int64_t model_vocab = cuda ? cuda_engine->vocab_size() : owned->vocab_size();
   if (tokenizer && static_cast<int64_t>(tokenizer->vocab_size()) > model_vocab)
@@ -145,8 +160,6 @@ void run(const Options& o) {
   server::ServerOptions so;
   so.host = o.host;
   so.port = o.port;
-  // Every running or queued request holds an HTTP thread while it waits: with fewer threads than that,
-  // extra clients would hang in the connection queue instead of getting a 429.
   so.http_threads = o.http_threads > 0 ? o.http_threads : static_cast<int>(sc.max_slots + sc.max_queue + 16);
   so.limits.model_name = o.served_name.empty() ? std::filesystem::path(dir).filename().string() : o.served_name;
   if (so.limits.model_name.empty()) so.limits.model_name = std::filesystem::path(dir).parent_path().filename().string();
@@ -241,7 +254,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                         sub->add_option("--http-threads", o->http_threads,
                                         "HTTP worker threads; every running or queued request holds one (default: "
                                         "slots + queue + 16)")
-                            ->check(in_range(2, 4096));
+                            ->check(in_range(2, kMaxHttpThreads));
                         sub->add_option("--request-deadline", o->request_deadline_s,
                                         "seconds a client may take to send one request, headers and body (0: no "
                                         "limit); a slower connection is closed")

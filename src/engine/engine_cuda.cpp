@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "engine/cuda_engine.h"
+#include "engine/scheduler.h"
 #include "kernels/cuda/cuda_check.h"
 #include "model/model_cuda.h"
 #include "util/error.h"
@@ -15,7 +16,7 @@ namespace {
 // GPU memory left for graph captures, cuBLASLt workspaces and the CUDA context when the pool is sized
 // from free memory.
 constexpr double kReserveBytes = 3e9;
-constexpr int64_t kMaxAutoSlots = 1024;
+constexpr int64_t kMaxAutoSlots = SchedulerConfig::kMaxSlotsFromMemory;  // slots sized from memory
 constexpr int64_t kMaxDecodeBatch = 256;  // rows per decode graph; larger steps run several graphs
 
 class CudaEngine : public InferenceEngine {
@@ -123,7 +124,8 @@ std::unique_ptr<InferenceEngine> make_cuda_engine(const CudaEngineOptions& o) {
   if (!o.shape.empty() && o.shape_layers > 0) c.num_layers = o.shape_layers;
   const size_t state = c.state_bytes(o.bf16_state);
   int64_t slots = o.max_slots;
-  if (slots == 0 && o.max_memory_gb > 0) slots = std::max<int64_t>(1, static_cast<int64_t>(o.max_memory_gb * 1e9 / state));
+  if (slots == 0 && o.max_memory_gb > 0)
+    slots = std::clamp<int64_t>(static_cast<int64_t>(o.max_memory_gb * 1e9 / state), 1, kMaxAutoSlots);
   CudaModelOptions mo;
   mo.fp32_weights = o.fp32_weights;
   mo.bf16_state = o.bf16_state;

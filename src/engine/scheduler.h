@@ -51,7 +51,10 @@ struct SchedulerConfig {
   size_t state_cache_bytes = 0;   // prompt-state cache budget; 0 = off
   bool cache_finished_turns = true;  // also store the state at the end of each finished (n = 1) answer
 
-  // Slots that fit in `bytes` for states of `state_bytes` each, after the embedding scratch state (>= 1).
+  // Slots that fit in `bytes` for states of `state_bytes` each, after the embedding scratch state (>= 1), at most
+  // kMaxSlotsFromMemory (as the CUDA engine's slots sized from free memory: a budget for a tiny model's states was
+  // 10^6 slots, each request holding a server thread).
+  static constexpr int64_t kMaxSlotsFromMemory = 1024;
   static int64_t slots_for_memory(double bytes, size_t state_bytes);
 };
 

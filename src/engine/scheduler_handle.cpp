@@ -72,7 +72,7 @@ int64_t SchedulerConfig::slots_for_memory(double bytes, size_t state_bytes) {
   double n = std::floor(bytes / static_cast<double>(std::max<size_t>(state_bytes, 1))) - 1;
   PCM_CHECK(n >= 1, "a memory budget of {:.3g} bytes does not hold two sequence states ({} bytes each: one slot and "
             "the embedding scratch state)", bytes, state_bytes);
-  return static_cast<int64_t>(std::min(n, 1e6));
+  return static_cast<int64_t>(std::min(n, static_cast<double>(kMaxSlotsFromMemory)));
 }
 
 }  // namespace pcm

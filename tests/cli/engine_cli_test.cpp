@@ -159,7 +159,10 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
   const std::pair<std::string, std::string> serve_cases[] = {
       {"--http-threads 1", "--http-threads: must be between 2 and 4096, got 1"},
       {"--port 70000", "--port: must be between 0 and 65535, got 70000"},
-      {"--request-deadline -1", "--request-deadline: must be between 0 and 86400, got -1"}};
+      {"--request-deadline -1", "--request-deadline: must be between 0 and 86400, got -1"},
+      // each running or queued request holds an HTTP thread: slots + queue past the thread cap are refused
+      {"--max-slots 100000", "100000 slots + 64 queued + 16 = 100080 HTTP threads"},
+      {"--max-queue 100000", "0 slots + 100000 queued + 16 = 100016 HTTP threads"}};
   for (const auto& [args, message] : serve_cases) {
     r = run_pcm(serve + args);
     EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.all();
@@ -173,7 +176,7 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
       {"bench --shape mamba2-130m --layers 1 --threads 1 --prompt-tokens 100000000000000",
        "--prompt-tokens 100000000000000: 100000000000000 prompt ids of 4 B need "},
       {"bench --model " + tiny + " --batch 100000000000", "--batch 100000000000: 100000000000 sequences"},
-      {"serve --model " + tiny + " --max-slots 100000000000", "--max-slots 100000000000: 100000000000 states of 22.0 KiB"},
+      {"serve --model " + tiny + " --http-threads 64 --max-slots 100000000000", "--max-slots 100000000000: 100000000000 states of 22.0 KiB"},
       {"serve --model " + tiny + " --max-memory 1000000000", "--max-memory 1000000000 GB: more than this machine's"},
       {"eval --bench gsm8k --limit 1 --model " + tiny + " --max-slots 100000000000 --out " + eval_out.file("run"),
        "--max-slots 100000000000: 100000000000 states of 22.0 KiB"}};

@@ -258,6 +258,7 @@ TEST(Scheduler, QueueIsBoundedAndBadRequestsAreRefused) {
 TEST(Scheduler, SlotsForMemoryBudget) {
   EXPECT_EQ(SchedulerConfig::slots_for_memory(10.5 * 1000, 1000), 9);  // one state is the embedding scratch
   EXPECT_THROW(SchedulerConfig::slots_for_memory(1500, 1000), Error);
+  EXPECT_EQ(SchedulerConfig::slots_for_memory(1e12, 1000), SchedulerConfig::kMaxSlotsFromMemory);
   EXPECT_THROW(SchedulerConfig::slots_for_memory(-1, 1000), Error);
 }
 
