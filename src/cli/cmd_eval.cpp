@@ -15,6 +15,7 @@
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "eval/eval_run.h"
+#include "synth/executor.h"
 #include "synth/llm_client.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -176,7 +177,8 @@ PCM_REGISTER_COMMAND({"eval", "Evaluate a model (in-process or served) on math/c
                         sub->add_option("--format", o->eval.format, "math or code (for a FILE.jsonl bench)");
                         sub->add_option("--out", o->eval.out_dir, "run directory (samples.jsonl, report.json, report.md)")->required();
                         sub->add_option("--model,-m", o->model, "generate in-process with this model (continuous batching)");
-                        sub->add_option("--max-slots", o->max_slots, "--model: sequences decoded together");
+                        sub->add_option("--max-slots", o->max_slots, "--model: sequences decoded together")
+                            ->check(in_range(1, synth::kMaxConcurrency));  // each keeps a request in flight
                         sub->add_option("--random-shape", o->random_shape,
                                         "instead of --model: random bf16 weights of a named shape (codestral-7b, ...), "
                                         "to measure the harness and engine at that size");
@@ -187,7 +189,8 @@ PCM_REGISTER_COMMAND({"eval", "Evaluate a model (in-process or served) on math/c
                         sub->add_option("--endpoint", o->endpoint, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8080/v1");
                         sub->add_option("--served-model", o->served_model, "model name to request");
                         sub->add_option("--api-key-env", o->api_key_env, "environment variable holding the API key");
-                        sub->add_option("--concurrency", o->eval.concurrency, "requests in flight")->check(positive());
+                        sub->add_option("--concurrency", o->eval.concurrency, "requests in flight")
+                            ->check(in_range(1, synth::kMaxConcurrency));
                         sub->add_flag("--completions", o->completions, "use /v1/completions with the raw prompt (no chat template)");
                         sub->add_option("--n", o->eval.n, "samples per problem")->check(positive());
                         sub->add_option("--temperature", o->eval.temperature, "sampling temperature");

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "synth/executor.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/toml.h"
@@ -159,7 +160,8 @@ void apply_role_table(const toml::table& t, RoleConfig* r, const std::string& fi
       }
     }
   }
-  if (r->concurrency < 1) bad(file, where + ".concurrency", "must be >= 1");
+  if (r->concurrency < 1 || r->concurrency > kMaxConcurrency)
+    bad(file, where + ".concurrency", fmt::format("must be between 1 and {}", kMaxConcurrency));
   if (r->batch_size < 1) bad(file, where + ".batch_size", "must be >= 1");
   if (r->endpoint.max_retries < 0) bad(file, where + ".max_retries", "must be >= 0");
 }

@@ -11,7 +11,8 @@
 namespace pcm::synth {
 
 size_t run_bounded(size_t n, const ExecutorOptions& options, const std::function<void(size_t)>& fn) {
-  PCM_CHECK(options.concurrency >= 1, "concurrency must be at least 1 (got {})", options.concurrency);
+  PCM_CHECK(options.concurrency >= 1 && options.concurrency <= kMaxConcurrency,
+            "concurrency must be between 1 and {} (got {})", kMaxConcurrency, options.concurrency);
   std::atomic<size_t> next{0};
   std::atomic<size_t> completed{0};
   std::atomic<bool> failed{false};

@@ -8,8 +8,12 @@
 
 namespace pcm::synth {
 
+// At most this many requests in flight (a thread each): --concurrency 100000 over 500 problems x 64 samples
+// started threads until the machine's limit.
+constexpr int kMaxConcurrency = 1024;
+
 struct ExecutorOptions {
-  int concurrency = 8;
+  int concurrency = 8;  // 1..kMaxConcurrency
   // Checked before each new item; when it becomes true no new item starts and run() returns after the
   // in-flight ones finish (e.g. set from a SIGINT handler). May be null.
   const std::atomic<bool>* stop = nullptr;

@@ -106,6 +106,13 @@ TEST(EvalCli, RefusesNonPositiveCountsAndTimeouts) {
     EXPECT_NE(r.exit_code, 0) << opt;
     EXPECT_NE(r.err.find(opt.substr(0, opt.find(' '))), std::string::npos) << opt << ": " << r.all();
   }
+  // a thread per request in flight (and per in-process slot): past 1024 refused before anything runs
+  for (const std::string opt : {"--concurrency 100000", "--max-slots 5000"}) {
+    auto r = test::run_pcm(base + " " + opt);
+    EXPECT_NE(r.exit_code, 0) << opt;
+    EXPECT_NE(r.err.find(opt.substr(0, opt.find(' ')) + ": must be between 1 and 1024"), std::string::npos)
+        << opt << ": " << r.all();
+  }
 }
 
 }  // namespace

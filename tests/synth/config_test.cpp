@@ -72,12 +72,16 @@ mode = "perfect_no_bad"
 
 TEST(SynthConfig, ErrorsNameFileAndKey) {
   test::TempDir dir;
+  std::string e;
   EXPECT_NE(error_of(write(dir, "[sample]\ncount = \"many\"\n")).find("sample.count: expected an integer"), std::string::npos);
   EXPECT_NE(error_of(write(dir, "[roles.teacher]\ntemprature = 0.6\n")).find("roles.teacher.temprature: unknown key"), std::string::npos);
   EXPECT_NE(error_of(write(dir, "[filter]\nmode = \"best\"\n")).find("filter.mode"), std::string::npos);
   EXPECT_NE(error_of(write(dir, "[[roles.judges]]\nname = \"x\"\n[[roles.judges]]\nname = \"x\"\n")).find("duplicate judge"), std::string::npos);
   EXPECT_NE(error_of(write(dir, "[solve]\nn = 0\n")).find("solve.n"), std::string::npos);
-  std::string e = error_of(write(dir, "seed = [1,\n"));
+  // a thread per request in flight: past 1024 is refused, naming the role
+  e = error_of(write(dir, "[roles.teacher]\nconcurrency = 100000\n"));
+  EXPECT_NE(e.find("roles.teacher.concurrency: must be between 1 and 1024"), std::string::npos) << e;
+  e = error_of(write(dir, "seed = [1,\n"));
   EXPECT_NE(e.find("c.toml:"), std::string::npos) << e;
 }
 
