@@ -106,13 +106,17 @@ void run(Options o) {
     const bool cuda = o.device.cuda();
     PCM_CHECK(!cuda || o.weights == "file", "--weights q8_0 is a CPU option (--device cpu)");
     const std::string tok_dir = o.random_shape.empty() ? o.model : o.tokenizer_dir;
+    const auto check_slots = [&](const Mamba2Config& c) {  // before the slots' states are made
+      check_fits_in_memory("--max-slots", o.max_slots, static_cast<double>(c.state_bytes(false)), "states");
+    };
     if (!cuda && !o.random_shape.empty()) {
       const Mamba2Config c = named_shape(o.random_shape);
+      check_slots(c);  // and before its random weights
       model = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, DType::BF16, 1234));
     } else if (!cuda) {
       model = std::make_unique<Mamba2Model>(load_model(o.model, o.weights));
+      check_slots(model->config());
     }
-    if (model) check_fits_in_memory("--max-slots", o.max_slots, static_cast<double>(model->new_state().bytes()), "states");
     tokenizer = Tokenizer::from_dir(tok_dir);
     if (ChatTemplate::available(tok_dir)) chat = ChatTemplate::from_dir(tok_dir);
     else std::fprintf(stderr, "pcm eval: %s has no chat template; prompts are sent as plain text\n", tok_dir.c_str());

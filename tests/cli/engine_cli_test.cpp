@@ -178,8 +178,9 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
       {"bench --model " + tiny + " --batch 100000000000", "--batch 100000000000: 100000000000 sequences"},
       {"serve --model " + tiny + " --http-threads 64 --max-slots 100000000000", "--max-slots 100000000000: 100000000000 states of 22.0 KiB"},
       {"serve --model " + tiny + " --max-memory 1000000000", "--max-memory 1000000000 GB: more than this machine's"},
-      {"eval --bench gsm8k --limit 1 --model " + tiny + " --max-slots 100000000000 --out " + eval_out.file("run"),
-       "--max-slots 100000000000: 100000000000 states of 22.0 KiB"}};
+      {"eval --bench gsm8k --limit 1 --random-shape codestral-7b --tokenizer " + tiny + " --max-slots 1024 --out " +
+           eval_out.file("run"),
+       "--max-slots 1024: 1024 states of 266.00 MiB need 266.0 GiB"}};
   for (const auto& [args, message] : memory_cases) {
     r = run_pcm(args);
     EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.all();
