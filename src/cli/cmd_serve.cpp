@@ -12,7 +12,6 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
-#include "util/memory_stats.h"
 #include "cli/device_options.h"
 #include "engine/cuda_engine.h"
 #include "engine/scheduler.h"
@@ -22,6 +21,7 @@
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/memory_stats.h"
 
 namespace pcm::cli {
 namespace {
@@ -144,9 +144,9 @@ void run(const Options& o) {
     owned->set_exact(o.exact);
     state_bytes = owned->new_state().bytes();
     if (o.max_slots > 0) check_fits_in_memory("--max-slots", o.max_slots, static_cast<double>(state_bytes), "states");
-    PCM_CHECK(o.max_memory_gb * 1e9 <= static_cast<double>(physical_memory_bytes()),
-              "--max-memory {} GB: more than this machine's {:.1f} GB of memory", o.max_memory_gb,
-              static_cast<double>(physical_memory_bytes()) / 1e9);
+    const double ram = static_cast<double>(physical_memory_bytes());
+    PCM_CHECK(o.max_memory_gb * 1e9 <= ram, "--max-memory {} GB: more than this machine's {:.1f} GB of memory",
+              o.max_memory_gb, ram / 1e9);
     sc.max_slots = o.max_memory_gb > 0 ? SchedulerConfig::slots_for_memory(o.max_memory_gb * 1e9, state_bytes)
                                        : (o.max_slots > 0 ? o.max_slots : 8);
   }
