@@ -503,9 +503,10 @@ struct HttpServer::Impl {
     http.set_pre_routing_handler([this](const httplib::Request& q, httplib::Response& r) {
       if (!q.has_header("Content-Length")) return httplib::Server::HandlerResponse::Unhandled;
       const std::string v = q.get_header_value("Content-Length");
-      const bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
-      uint64_t n = 0;  // digits past 2^64 are out of range: over the limit too
-      const bool fits = digits && std::from_chars(v.data(), v.data() + v.size(), n).ec == std::errc();
+      uint64_t n = 0;  // one pass: only digits (no sign, no space), and digits past 2^64 are over the limit too
+      const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      const bool digits = !v.empty() && end == v.data() + v.size() && ec != std::errc::invalid_argument;
+      const bool fits = digits && ec == std::errc();
       if (fits && n <= opt.max_body_bytes) return httplib::Server::HandlerResponse::Unhandled;
       r.set_header("Connection", "close");
       if (digits)

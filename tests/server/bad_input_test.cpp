@@ -163,6 +163,7 @@ TEST(ServerBadInput, BadContentLengthIsAnsweredBeforeTheBody) {
   const std::vector<Case> cases = {
       {"-5", 400, "Content-Length '-5' is not a byte count"},
       {"abc", 400, "Content-Length 'abc' is not a byte count"},
+      {"+5", 400, "Content-Length '+5' is not a byte count"},
       {"12, 12", 400, "is not a byte count"},
       {"99999999999999999999", 413, "exceeds 1000 bytes"},
       {"1001", 413, "the request body (1001 bytes by Content-Length) exceeds 1000 bytes"},
