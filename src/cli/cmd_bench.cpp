@@ -73,8 +73,8 @@ void run(const Options& o) {
   PCM_CHECK(o.prompt_tokens > 0 && o.decode_tokens > 0 && o.batch > 0, "token counts and batch must be > 0");
   // The sizes against this machine's memory first: prompt ids, and per decoded sequence a state and a logits row.
   const auto check_sizes = [&](const Mamba2Config& c) {
-    check_fits_in_memory("--prompt-tokens", o.prompt_tokens, 4.0, "prompt ids");
-    check_fits_in_memory("--batch", o.batch, static_cast<double>(c.state_bytes(false) + c.vocab_size * 4),
+    check_fits_in_memory(fmt::format("--prompt-tokens {}", o.prompt_tokens), o.prompt_tokens, 4.0, "prompt ids");
+    check_fits_in_memory(fmt::format("--batch {}", o.batch), o.batch, static_cast<double>(c.state_bytes(false) + c.vocab_size * 4),
                          "sequences (a state and a logits row each)");
   };
   std::unique_ptr<Mamba2Model> model;

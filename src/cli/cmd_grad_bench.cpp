@@ -11,6 +11,7 @@
 #include "cli/common.h"
 #include "train/model_grad.h"
 #include "util/error.h"
+#include "util/memory_stats.h"
 
 namespace pcm::cli {
 namespace {
@@ -41,6 +42,7 @@ void run(const Options& o) {
   } else {
     c = named_shape(o.shape);
     if (o.layers > 0) c.num_layers = o.layers;
+    check_fits_in_memory("--shape " + o.shape, c.parameter_count(), 8.0, "parameters (fp32 weights and gradients)");
     params = ParamSet::random(c, 1234);
   }
   PackedBatch b;

@@ -143,7 +143,7 @@ void run(const Options& o) {
   if (owned) {
     owned->set_exact(o.exact);
     state_bytes = owned->new_state().bytes();
-    if (o.max_slots > 0) check_fits_in_memory("--max-slots", o.max_slots, static_cast<double>(state_bytes), "states");
+    if (o.max_slots > 0) check_fits_in_memory(fmt::format("--max-slots {}", o.max_slots), o.max_slots, static_cast<double>(state_bytes), "states");
     const double ram = static_cast<double>(physical_memory_bytes());
     PCM_CHECK(o.max_memory_gb * 1e9 <= ram, "--max-memory {} GB: more than this machine's {:.1f} GB of memory",
               o.max_memory_gb, ram / 1e9);

@@ -12,7 +12,6 @@
 
 #include "util/error.h"
 #include "util/file.h"
-#include "util/memory_stats.h"
 
 namespace pcm::cli {
 
@@ -98,25 +97,6 @@ void add_sampling_options(CLI::App* app, SamplingParams* p) {
 void add_weights_option(CLI::App* app, std::string* weights) {
   app->add_option("--weights", *weights, "file (the checkpoint's dtype) or q8_0 (quantise at load, GGUF Q8_0 blocks)")
       ->check(CLI::IsMember({"file", "q8_0"}));
-}
-
-namespace {
-
-std::string size_text(double bytes) {  // "4 B", "2.41 MiB", "47.1 GiB", "230.2 TiB"
-  if (bytes < 1024) return fmt::format("{:.0f} B", bytes);
-  if (bytes < 1048576.0) return fmt::format("{:.1f} KiB", bytes / 1024);
-  if (bytes < 1073741824.0) return fmt::format("{:.2f} MiB", bytes / 1048576.0);
-  if (bytes < 1099511627776.0) return fmt::format("{:.1f} GiB", bytes / 1073741824.0);
-  return fmt::format("{:.1f} TiB", bytes / 1099511627776.0);
-}
-
-}  // namespace
-
-void check_fits_in_memory(const std::string& option, int64_t count, double item_bytes, const std::string& what) {
-  const double ram = static_cast<double>(physical_memory_bytes()), need = static_cast<double>(count) * item_bytes;
-  if (ram <= 0 || need <= ram) return;
-  fail("{} {}: {} {} of {} need {}, more than this machine's {} of memory", option, count, count, what,
-       size_text(item_bytes), size_text(need), size_text(ram));
 }
 
 Mamba2Model load_model(const std::string& path, const std::string& weights) {

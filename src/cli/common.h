@@ -29,11 +29,6 @@ int apply_threads(int threads);
 constexpr int kMaxLayers = 4096;
 void add_layers_option(CLI::App* app, int64_t* layers, const std::string& help);
 
-// Refuses `count` buffers of `item_bytes` each (`what`: "states", "prompt ids") that this machine's RAM cannot hold,
-// naming the option, before anything is allocated: with overcommit such a size was taken, then paged until the
-// machine stalled (serve --max-slots 20000 of a 2.4 MiB state: 47 GiB on 24) or ended in a bare out-of-memory.
-void check_fits_in_memory(const std::string& option, int64_t count, double item_bytes, const std::string& what);
-
 // --temperature --top-k --top-p --min-p --seed
 void add_sampling_options(CLI::App* app, SamplingParams* params);
 

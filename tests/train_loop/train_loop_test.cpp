@@ -145,5 +145,25 @@ TEST(TrainLoop, MissingInputsFailBeforeAnyTraining) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
 }
 
+// A model whose fp32 weights and AdamW moments pass this machine's memory (1.7e12 parameters: 18 TiB) is refused
+// naming the config, before any of it is allocated (it ran 20 s into a bare std::bad_alloc).
+TEST(TrainLoop, ModelPastMemoryIsRefusedBeforeAllocating) {
+  test::TempDir dir;
+  TrainRunOptions o;
+  o.quiet = true;
+  TrainConfig big = config_for(dir, "", "[[phases]]\ndatasets = [\"gsm8k.jsonl\"]\nsteps = 2\nseq_len = 96\n");
+  big.model.hidden_size = 65536, big.model.num_heads = 8192, big.model.head_dim = 16, big.model.num_layers = 64;
+  try {
+    run_training(big, o);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("c.toml: model: 168"), std::string::npos) << what;
+    EXPECT_NE(what.find("parameters (fp32 weights and AdamW's two moments) of 12 B need"), std::string::npos) << what;
+    EXPECT_NE(what.find("more than this machine's"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
+}
+
 }  // namespace
 }  // namespace pcm
