@@ -26,8 +26,6 @@
 namespace pcm::cli {
 namespace {
 
-constexpr int64_t kMaxHttpThreads = 4096;
-
 struct Options {
   std::string model, weights = "file", host = "127.0.0.1", served_name, shape, tokenizer_dir, chat_template;
   DeviceOptions device;
@@ -107,14 +105,14 @@ void run(const Options& o) {
   }
   // Every running or queued request holds an HTTP thread while it waits (with fewer threads, extra clients would hang
   // in the connection queue instead of getting a 429), so by default slots + queue + 16 threads, at most
-  // kMaxHttpThreads: checked on the options before any model is read, and again on the slots derived from memory.
-  // (--max-slots 100000 of a tiny model started threads until the machine's limit and then every fork failed.)
+  // server::kMaxHttpThreads: checked on the options before any model is read, and again on the slots derived from
+  // memory. (--max-slots 100000 of a tiny model started threads until the machine's limit; then every fork failed.)
   const auto check_thread_budget = [&](int64_t slots) {
     if (o.http_threads > 0) return;
-    PCM_CHECK(slots + o.max_queue + 16 <= kMaxHttpThreads,
+    PCM_CHECK(slots + o.max_queue + 16 <= server::kMaxHttpThreads,
               "{} slots + {} queued + 16 = {} HTTP threads (each running or queued request holds one): more than the {} "
               "a server runs; lower --max-slots / --max-memory or --max-queue", slots, o.max_queue,
-              slots + o.max_queue + 16, kMaxHttpThreads);
+              slots + o.max_queue + 16, server::kMaxHttpThreads);
   };
   check_thread_budget(o.max_slots);  // 0: derived below
   SchedulerConfig sc;
@@ -254,7 +252,7 @@ PCM_REGISTER_COMMAND({"serve", "OpenAI-compatible HTTP server with continuous ba
                         sub->add_option("--http-threads", o->http_threads,
                                         "HTTP worker threads; every running or queued request holds one (default: "
                                         "slots + queue + 16)")
-                            ->check(in_range(2, kMaxHttpThreads));
+                            ->check(in_range(2, server::kMaxHttpThreads));
                         sub->add_option("--request-deadline", o->request_deadline_s,
                                         "seconds a client may take to send one request, headers and body (0: no "
                                         "limit); a slower connection is closed")

@@ -16,7 +16,6 @@ namespace {
 // GPU memory left for graph captures, cuBLASLt workspaces and the CUDA context when the pool is sized
 // from free memory.
 constexpr double kReserveBytes = 3e9;
-constexpr int64_t kMaxAutoSlots = SchedulerConfig::kMaxSlotsFromMemory;  // slots sized from memory
 constexpr int64_t kMaxDecodeBatch = 256;  // rows per decode graph; larger steps run several graphs
 
 class CudaEngine : public InferenceEngine {
@@ -125,7 +124,8 @@ std::unique_ptr<InferenceEngine> make_cuda_engine(const CudaEngineOptions& o) {
   const size_t state = c.state_bytes(o.bf16_state);
   int64_t slots = o.max_slots;
   if (slots == 0 && o.max_memory_gb > 0)
-    slots = std::clamp<int64_t>(static_cast<int64_t>(o.max_memory_gb * 1e9 / state), 1, kMaxAutoSlots);
+    slots = std::clamp<int64_t>(static_cast<int64_t>(o.max_memory_gb * 1e9 / state), 1,
+                                SchedulerConfig::kMaxSlotsFromMemory);
   CudaModelOptions mo;
   mo.fp32_weights = o.fp32_weights;
   mo.bf16_state = o.bf16_state;
@@ -144,7 +144,8 @@ std::unique_ptr<InferenceEngine> make_cuda_engine(const CudaEngineOptions& o) {
     size_t free_b = 0, total_b = 0;
     PCM_CUDA(cudaMemGetInfo(&free_b, &total_b));
     const double usable = static_cast<double>(free_b) + static_cast<double>(state) - kReserveBytes;
-    slots = std::clamp<int64_t>(static_cast<int64_t>(usable * 0.95 / static_cast<double>(state)), 1, kMaxAutoSlots);
+    slots = std::clamp<int64_t>(static_cast<int64_t>(usable * 0.95 / static_cast<double>(state)), 1,
+                                SchedulerConfig::kMaxSlotsFromMemory);
     model->resize_pool(slots, o.bf16_state);
     std::fprintf(stderr, "cuda: %.1f GB free of %.1f GB after the weights: %lld slots of %.1f MiB\n", free_b / 1e9,
                  total_b / 1e9, static_cast<long long>(slots), static_cast<double>(state) / (1 << 20));

@@ -544,6 +544,8 @@ struct HttpServer::Impl {
 
 HttpServer::HttpServer(Scheduler& scheduler, const Tokenizer* tokenizer, ChatRenderer chat, ServerOptions options)
     : impl_(std::make_unique<Impl>(scheduler, tokenizer, std::move(chat), options)), options_(std::move(options)) {
+  PCM_CHECK(options_.http_threads <= kMaxHttpThreads, "{} HTTP threads: at most {}", options_.http_threads,
+            kMaxHttpThreads);
   const int threads = std::max(options_.http_threads, 2);
   impl_->http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   impl_->http.set_payload_max_length(options_.max_body_bytes);

@@ -30,11 +30,14 @@ namespace pcm::server {
 // template refuses the conversation (answered with 400).
 using ChatRenderer = std::function<std::string(const nlohmann::json& messages, bool add_generation_prompt)>;
 
+// The most HTTP worker threads a server runs (a thread per connection being read or answered).
+constexpr int kMaxHttpThreads = 4096;
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 = any free port
   RequestLimits limits;
-  int http_threads = 64;          // concurrent connections served (streams hold one each)
+  int http_threads = 64;          // concurrent connections served (streams hold one each), 2..kMaxHttpThreads
   int retry_after_seconds = 1;    // Retry-After on 429/503
   size_t max_body_bytes = 8u << 20;
   // A non-streaming request still running after this long switches to a chunked body with whitespace

@@ -273,5 +273,18 @@ TEST(ServerBadInput, FuzzedBodies) {
   EXPECT_EQ(s.scheduler->stats().slots_used, 0);
 }
 
+// The server itself refuses more worker threads than it runs (a thread each): the CLI's check names its options,
+// this one guards every other caller.
+TEST(ServerBadInput, MoreHttpThreadsThanTheCapAreRefused) {
+  server::ServerOptions so = small_limits();
+  so.http_threads = server::kMaxHttpThreads + 1;
+  try {
+    TestServer s({}, so);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("4097 HTTP threads: at most 4096"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace pcm::test
