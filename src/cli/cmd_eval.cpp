@@ -108,7 +108,8 @@ void run(Options o) {
     PCM_CHECK(!cuda || o.weights == "file", "--weights q8_0 is a CPU option (--device cpu)");
     const std::string tok_dir = o.random_shape.empty() ? o.model : o.tokenizer_dir;
     const auto check_slots = [&](const Mamba2Config& c) {  // before the slots' states are made
-      check_fits_in_memory(fmt::format("--max-slots {}", o.max_slots), o.max_slots, static_cast<double>(c.state_bytes(false)), "states");
+      check_fits_in_memory(fmt::format("--max-slots {}", o.max_slots), o.max_slots,
+                           static_cast<double>(c.state_bytes(false)), "states");
     };
     if (!cuda && !o.random_shape.empty()) {
       const Mamba2Config c = named_shape(o.random_shape);

@@ -10,6 +10,7 @@
 #include "model/gguf_model.h"
 #include "model/weights.h"
 #include "util/json.h"
+#include "util/memory_stats.h"
 
 namespace pcm::cli {
 namespace {
@@ -18,16 +19,6 @@ struct Options {
   std::string model;
   bool as_json = false;
 };
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024.0 && u < 4) {
-    b /= 1024.0;
-    ++u;
-  }
-  return fmt::format("{:.2f} {}", b, units[u]);
-}
 
 void run(const Options& o) {
   Mamba2Config c;

@@ -3,10 +3,15 @@
 #include <cmath>
 
 #include "util/error.h"
+#include "util/memory_stats.h"
 
 namespace pcm {
 
 AdamWState make_adamw_state(const ParamSet& params) { return {params.zeros_like(), params.zeros_like(), 0}; }
+
+void check_adamw_fits_in_memory(const Mamba2Config& c, const std::string& label) {
+  check_fits_in_memory(label, c.parameter_count(), 12.0, "parameters (fp32 weights and AdamW's two moments)");
+}
 
 void adamw_step(ParamSet& params, const ParamSet& grads, AdamWState& s, const AdamWHyper& h) {
   PCM_CHECK(grads.size() == params.size() && s.m.size() == params.size(), "adamw: layout mismatch");

@@ -18,6 +18,9 @@ struct AdamWHyper {
 };
 
 AdamWState make_adamw_state(const ParamSet& params);
+// Refuses a model whose fp32 parameters and AdamW's two moments (12 bytes a parameter, before gradients and
+// activations) pass this machine's memory, before any of it is allocated; `label` names where it came from.
+void check_adamw_fits_in_memory(const Mamba2Config& c, const std::string& label);
 // One update with gradients `grads` (already averaged/clipped): state.step += 1, then for each element
 //   p *= 1 - lr*wd (if decayed); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 //   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).

@@ -18,7 +18,6 @@
 #include "train/train_checkpoint.h"
 #include "util/error.h"
 #include "util/file.h"
-#include "util/memory_stats.h"
 #include "util/progress.h"
 
 namespace pcm {
@@ -83,12 +82,6 @@ TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts)
   AdamWState opt;
   TrainerPosition pos;
   std::string out_dir = cfg.output_dir;
-  // The host holds every parameter in fp32 with AdamW's two moments (12 bytes each, before gradients and
-  // activations): a model past this machine's memory is refused before any of it is allocated (a 64-layer
-  // d = 65536 model in a config ran 20 s into a bare std::bad_alloc).
-  const auto check_model_fits = [](const Mamba2Config& c, const std::string& label) {
-    check_fits_in_memory(label, c.parameter_count(), 12.0, "parameters (fp32 weights and AdamW's two moments)");
-  };
 
   if (!opts.resume.empty()) {
     std::string ck = opts.resume;
@@ -99,7 +92,7 @@ TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts)
     } else {
       out_dir = fs::path(ck).parent_path().string();
     }
-    check_model_fits(load_mamba2_config(ck), "--resume " + ck);
+    check_adamw_fits_in_memory(load_mamba2_config(ck), "--resume " + ck);
     load_train_checkpoint(ck, &mcfg, &params, &opt, &pos);
     if (pos.config_digest != digest)
       fail("--resume {}: the checkpoint was written by a different curriculum (phases, data, seed or "
@@ -110,11 +103,11 @@ TrainRunResult run_training(const TrainConfig& cfg, const TrainRunOptions& opts)
       fail("{} already holds a run (latest checkpoint {}); use --resume {} or another output_dir", out_dir,
            latest_checkpoint(out_dir), out_dir);
     if (!cfg.init_from.empty()) {
-      check_model_fits(load_mamba2_config(cfg.init_from), cfg.source + ": init_from " + cfg.init_from);
+      check_adamw_fits_in_memory(load_mamba2_config(cfg.init_from), cfg.source + ": init_from " + cfg.init_from);
       params = ParamSet::from_model_dir(cfg.init_from, &mcfg);
     } else {
       mcfg = cfg.model;
-      check_model_fits(mcfg, cfg.source + ": model");
+      check_adamw_fits_in_memory(mcfg, cfg.source + ": model");
       params = ParamSet::random(mcfg, cfg.seed);
     }
     opt = make_adamw_state(params);

@@ -24,23 +24,21 @@ size_t physical_memory_bytes() {
   return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : 0;
 }
 
-namespace {
-
-std::string size_text(double bytes) {  // "4 B", "2.41 MiB", "47.1 GiB", "230.2 TiB"
-  if (bytes < 1024) return fmt::format("{:.0f} B", bytes);
-  if (bytes < 1048576.0) return fmt::format("{:.1f} KiB", bytes / 1024);
-  if (bytes < 1073741824.0) return fmt::format("{:.2f} MiB", bytes / 1048576.0);
-  if (bytes < 1099511627776.0) return fmt::format("{:.1f} GiB", bytes / 1073741824.0);
-  return fmt::format("{:.1f} TiB", bytes / 1099511627776.0);
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024.0 && u < 4) {
+    b /= 1024.0;
+    ++u;
+  }
+  return fmt::format("{:.2f} {}", b, units[u]);
 }
-
-}  // namespace
 
 void check_fits_in_memory(const std::string& label, int64_t count, double item_bytes, const std::string& what) {
   const double ram = static_cast<double>(physical_memory_bytes()), need = static_cast<double>(count) * item_bytes;
   if (ram <= 0 || need <= ram) return;
-  fail("{}: {} {} of {} need {}, more than this machine's {} of memory", label, count, what, size_text(item_bytes),
-       size_text(need), size_text(ram));
+  fail("{}: {} {} of {} need {}, more than this machine's {} of memory", label, count, what, human_bytes(item_bytes),
+       human_bytes(need), human_bytes(ram));
 }
 
 double measure_read_bandwidth_gbs(size_t buffer_bytes, int reps) {

@@ -9,6 +9,7 @@ namespace pcm {
 
 size_t peak_rss_bytes();  // getrusage's ru_maxrss
 size_t physical_memory_bytes();  // this machine's RAM (sysconf)
+std::string human_bytes(double bytes);  // "4.00 B", "2.41 MiB", "18.40 TiB"
 
 // Refuses `count` items of `item_bytes` each (`what`: "states", "prompt ids") that this machine's RAM cannot hold,
 // before anything is allocated, naming where the size came from (`label`: "--max-slots 20000", "c.toml: model"):

@@ -174,16 +174,16 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
   test::TempDir eval_out;
   const std::pair<std::string, std::string> memory_cases[] = {
       {"bench --shape mamba2-130m --layers 1 --threads 1 --prompt-tokens 100000000000000",
-       "--prompt-tokens 100000000000000: 100000000000000 prompt ids of 4 B need "},
+       "--prompt-tokens 100000000000000: 100000000000000 prompt ids of 4.00 B need "},
       {"bench --model " + tiny + " --batch 100000000000", "--batch 100000000000: 100000000000 sequences"},
       // 4096 codestral layers: 4.6e11 parameters, terabytes on any machine
       {"bench --train --shape codestral-7b --layers 4096", "--shape codestral-7b: "},
-      {"grad-bench --shape codestral-7b --layers 4096", "parameters (fp32 weights and gradients) of 8 B need"},
-      {"serve --model " + tiny + " --http-threads 64 --max-slots 100000000000", "--max-slots 100000000000: 100000000000 states of 22.0 KiB"},
+      {"grad-bench --shape codestral-7b --layers 4096", "parameters (fp32 weights and gradients) of 8.00 B need"},
+      {"serve --model " + tiny + " --http-threads 64 --max-slots 100000000000", "--max-slots 100000000000: 100000000000 states of 22.00 KiB"},
       {"serve --model " + tiny + " --max-memory 1000000000", "--max-memory 1000000000 GB: more than this machine's"},
       {"eval --bench gsm8k --limit 1 --random-shape codestral-7b --tokenizer " + tiny + " --max-slots 1024 --out " +
            eval_out.file("run"),
-       "--max-slots 1024: 1024 states of 266.00 MiB need 266.0 GiB"}};
+       "--max-slots 1024: 1024 states of 266.00 MiB need 266.00 GiB"}};
   for (const auto& [args, message] : memory_cases) {
     r = run_pcm(args);
     EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.all();

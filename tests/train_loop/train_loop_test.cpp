@@ -159,7 +159,7 @@ TEST(TrainLoop, ModelPastMemoryIsRefusedBeforeAllocating) {
   } catch (const Error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("c.toml: model: 168"), std::string::npos) << what;
-    EXPECT_NE(what.find("parameters (fp32 weights and AdamW's two moments) of 12 B need"), std::string::npos) << what;
+    EXPECT_NE(what.find("parameters (fp32 weights and AdamW's two moments) of 12.00 B need"), std::string::npos) << what;
     EXPECT_NE(what.find("more than this machine's"), std::string::npos) << what;
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("out")));
