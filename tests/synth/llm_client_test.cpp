@@ -306,6 +306,23 @@ TEST(Executor, BoundsConcurrencyAndRunsEveryItem) {
   EXPECT_GE(peak.load(), 2);
 }
 
+// A thread per request in flight: past kMaxConcurrency (or below 1) is refused before any thread starts.
+TEST(Executor, ConcurrencyOutsideItsBoundsIsRefused) {
+  for (const int c : {0, kMaxConcurrency + 1}) {
+    ExecutorOptions opt;
+    opt.concurrency = c;
+    bool ran = false;
+    try {
+      run_bounded(5, opt, [&](size_t) { ran = true; });
+      ADD_FAILURE() << c << ": expected an error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("concurrency must be between 1 and 1024 (got " + std::to_string(c) + ")"),
+                std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(ran);
+  }
+}
+
 TEST(Executor, FirstErrorStopsNewItemsAndIsRethrown) {
   std::atomic<int> started{0};
   ExecutorOptions opt;
