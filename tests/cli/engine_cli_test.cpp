@@ -162,7 +162,9 @@ TEST(EngineCli, OptionValuesOutOfRangeAreOneLineErrors) {
       {"--request-deadline -1", "--request-deadline: must be between 0 and 86400, got -1"},
       // each running or queued request holds an HTTP thread: slots + queue past the thread cap are refused
       {"--max-slots 100000", "100000 slots + 64 queued + 16 = 100080 HTTP threads"},
-      {"--max-queue 100000", "0 slots + 100000 queued + 16 = 100016 HTTP threads"}};
+      {"--max-queue 100000", "0 slots + 100000 queued + 16 = 100016 HTTP threads"},
+      // slots derived from memory (capped at 1024) are checked too
+      {"--max-memory 1 --max-queue 3500", "1024 slots + 3500 queued + 16 = 4540 HTTP threads"}};
   for (const auto& [args, message] : serve_cases) {
     r = run_pcm(serve + args);
     EXPECT_EQ(r.exit_code, 1) << args << "\n" << r.all();
