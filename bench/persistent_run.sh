@@ -14,8 +14,11 @@ timeout 180 ./test_cuda --gtest_filter="$F" > $OUT/test_new.log 2>&1; rc=$?
 log "new tests rc=$rc: $(grep -c '^\[       OK' $OUT/test_new.log) ok; $(grep -E 'Failure|Expected|Which is|error' $OUT/test_new.log | head -6 | tr '\n' ' ')"
 if [ $rc -ne 0 ]; then  # where it faults: the kernel and line (the build has -lineinfo), then stop
   grep -E "Failure|direct|graphs" $OUT/test_new.log | head -8
+  # memcheck on the first test that failed (the fixture's when the run ended without a verdict, e.g. a hang)
+  first=$(grep '^\[  FAILED  \]' $OUT/test_new.log | grep -v listed | awk '{print $4}' | head -1)
+  log "memcheck on ${first:=CudaModel.PersistentDecodeMatchesThreeLaunchesOnFixture}"
   [ -n "$CS" ] && timeout 150 $CS --tool memcheck --print-limit 3 --show-backtrace device ./test_cuda \
-    --gtest_filter='*PersistentDecode*OnFixture' > $OUT/memcheck_fail.log 2>&1
+    --gtest_filter="$first" > $OUT/memcheck_fail.log 2>&1
   grep -E "Invalid|Address|out of bounds|at .*\.cuh?:[0-9]+|ERROR SUMMARY" $OUT/memcheck_fail.log | head -16 | tee -a $K
   exit 1
 fi
