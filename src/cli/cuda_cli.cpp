@@ -14,6 +14,7 @@
 #include "cli/common.h"
 #include "kernels/cuda/cuda_check.h"
 #include "model/model_cuda.h"
+#include "util/memory_stats.h"
 #endif
 
 namespace pcm::cli {
@@ -126,6 +127,19 @@ double measure_copy_bandwidth() {
   return 2.0 * static_cast<double>(bytes) * reps / (ms * 1e-3);
 }
 
+// The largest --cuda-batches' pool (a state at fp32, the larger, and a logits row per sequence) against what the GPU
+// has free beside the model's bf16 weights, before anything is allocated: the pool's cudaMalloc would fail naming only
+// its size.
+void check_batches_fit_on_gpu(const Mamba2Config& c, int64_t max_b) {
+  size_t free_b = 0, total_b = 0;
+  PCM_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  const double room = static_cast<double>(free_b) - 2.0 * static_cast<double>(c.parameter_count());
+  check_fits(fmt::format("--cuda-batches {}", max_b), max_b, static_cast<double>(c.state_bytes(false) + c.vocab_size * 4),
+             "sequences (a state and a logits row each)", room,
+             fmt::format("the {} this GPU has free beside the weights ({} of {})", human_bytes(std::max(room, 0.0)),
+                         human_bytes(static_cast<double>(free_b)), human_bytes(static_cast<double>(total_b))));
+}
+
 std::vector<int32_t> pseudo_tokens(int64_t n, int64_t V, int64_t salt) {
   std::vector<int32_t> t(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) t[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919 + 13 + salt * 104729) % V);
@@ -142,6 +156,12 @@ void run_cuda_bench(const CudaBenchArgs& a) {
   for (int64_t t : a.prefill_lengths) PCM_CHECK(t > 0, "bench: prefill lengths must be > 0");
   const int64_t max_b = *std::max_element(a.batches.begin(), a.batches.end());
   const int64_t max_t = *std::max_element(a.prefill_lengths.begin(), a.prefill_lengths.end());
+  Mamba2Config shape;
+  if (a.model_dir.empty()) {
+    shape = named_shape(a.shape);
+    if (a.layers > 0) shape.num_layers = a.layers;
+  }
+  check_batches_fit_on_gpu(a.model_dir.empty() ? shape : load_mamba2_config(a.model_dir), max_b);
   CudaModelOptions o;
   o.max_slots = max_b;
   o.max_decode_batch = max_b;
@@ -154,10 +174,8 @@ void run_cuda_bench(const CudaBenchArgs& a) {
     model = CudaMamba2Model::load(a.model_dir, o);
     what = a.model_dir;
   } else {
-    Mamba2Config c = named_shape(a.shape);
-    if (a.layers > 0) c.num_layers = a.layers;
-    model = CudaMamba2Model::random(c, 1234, o);
-    what = fmt::format("{} ({} layers, random bf16 weights drawn on the GPU)", a.shape, c.num_layers);
+    model = CudaMamba2Model::random(shape, 1234, o);
+    what = fmt::format("{} ({} layers, random bf16 weights drawn on the GPU)", a.shape, shape.num_layers);
   }
   const double load_s = now_seconds() - t0;
   const auto& c = model->config();

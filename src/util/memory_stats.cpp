@@ -34,11 +34,18 @@ std::string human_bytes(double b) {
   return fmt::format("{:.2f} {}", b, units[u]);
 }
 
+void check_fits(const std::string& label, int64_t count, double item_bytes, const std::string& what, double room,
+                const std::string& room_what) {
+  const double need = static_cast<double>(count) * item_bytes;
+  if (need <= room) return;
+  fail("{}: {} {} of {} need {}, more than {}", label, count, what, human_bytes(item_bytes), human_bytes(need),
+       room_what);
+}
+
 void check_fits_in_memory(const std::string& label, int64_t count, double item_bytes, const std::string& what) {
-  const double ram = static_cast<double>(physical_memory_bytes()), need = static_cast<double>(count) * item_bytes;
-  if (ram <= 0 || need <= ram) return;
-  fail("{}: {} {} of {} need {}, more than this machine's {} of memory", label, count, what, human_bytes(item_bytes),
-       human_bytes(need), human_bytes(ram));
+  const double ram = static_cast<double>(physical_memory_bytes());
+  if (ram <= 0) return;  // unknown: nothing to check against
+  check_fits(label, count, item_bytes, what, ram, fmt::format("this machine's {} of memory", human_bytes(ram)));
 }
 
 double measure_read_bandwidth_gbs(size_t buffer_bytes, int reps) {

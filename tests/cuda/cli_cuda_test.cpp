@@ -1,5 +1,6 @@
 // The `pcm` commands with --device cuda, run as processes: the server drains on SIGTERM with streams in
-// flight and exits 0; `pcm score` matches the CPU's logits; `pcm chat` answers two turns.
+// flight and exits 0; `pcm score` matches the CPU's logits; `pcm chat` answers two turns; `pcm bench` refuses a batch
+// past the GPU's memory, naming the option.
 #include <gtest/gtest.h>
 
 #ifdef PCM_HAVE_CUDA
@@ -85,6 +86,18 @@ TEST(CudaCli, ChatAnswersTwoTurns) {
                    "Hello there\nAnd again\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(r.out.empty());
+}
+
+// A batch whose state pool cannot fit on the GPU is refused before anything is allocated, naming the option (it ended
+// in the pool's "out of GPU memory: asked for ..." with no option named).
+TEST(CudaCli, BenchBatchPastTheGpusMemoryNamesTheOption) {
+  PCM_REQUIRE_GPU();
+  auto r = run_pcm("bench --device cuda --shape codestral-7b --cuda-batches 1,100000 --cuda-prefill 64");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--cuda-batches 100000: 100000 sequences (a state and a logits row each) of "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("this GPU has free beside the weights"), std::string::npos) << r.err;
 }
 
 }  // namespace
