@@ -135,70 +135,75 @@ struct Run {
     *barrier = 0;
   }
 
-  // The same step in double precision (bf16 rounding where the kernel rounds: the projections' inputs, the state).
-  void reference(std::vector<double>& resid, std::vector<double>& ssm, std::vector<double>& conv) const {
+  // One layer of the step in double precision (bf16 rounding where the kernel rounds: the projections' inputs, the
+  // state), on the row's residual, the layer's state [H, P, N] and conv window [K, conv_dim] of the slot.
+  void reference_layer(int64_t l, std::vector<double>& resid, double* state, double* win) const {
     const int64_t d = s.d, di = s.d_inner, cd = s.conv_dim(), H = s.H, P = s.P, N = s.N, K = s.K;
     const int64_t hpg = H / s.G, group = di / s.G;
+    const HostLayer& w = host[static_cast<size_t>(l)];
+    double ss = 0;
+    for (double v : resid) ss += v * v;
+    const double scale = 1.0 / std::sqrt(ss / d + eps);
+    std::vector<double> xn(d), out(s.dpr());
+    for (int64_t k = 0; k < d; ++k) xn[k] = bf16_round(static_cast<float>(resid[k] * scale * w.norm[k]));
+    for (int64_t r = 0; r < s.dpr(); ++r) {
+      double acc = 0;
+      for (int64_t k = 0; k < d; ++k) acc += w.in_proj[r * d + k] * xn[k];
+      out[r] = acc;
+    }
+    std::vector<double> xbc(cd), dt(H), y(di);
+    for (int64_t c = 0; c < cd; ++c) {
+      const double x = out[di + c];
+      double acc = w.conv_b[c] + w.conv_w[c * K + K - 1] * x;
+      for (int64_t k = 0; k < K - 1; ++k) acc += w.conv_w[c * K + k] * win[((kPos + k + 1) % K) * cd + c];
+      win[kPos * cd + c] = x;
+      xbc[c] = silu(acc);
+    }
+    for (int64_t h = 0; h < H; ++h) {
+      const double u = out[di + cd + h] + w.dt_bias[h];
+      dt[h] = std::min<double>(std::max<double>(u > 20 ? u : std::log1p(std::exp(u)), dt_lo), dt_hi);
+    }
+    std::vector<double> ssq(H, 0.0);
+    for (int64_t h = 0; h < H; ++h) {
+      const int64_t g = h / (H / s.G);
+      const double decay = std::exp(dt[h] * w.A[h]);
+      double* st = state + h * P * N;
+      for (int64_t p = 0; p < P; ++p) {
+        const double x = xbc[h * P + p];
+        double acc = 0;
+        for (int64_t n = 0; n < N; ++n) {
+          const double v = decay * st[p * N + n] + dt[h] * x * xbc[H * P + g * N + n];
+          st[p * N + n] = std::is_same_v<S, __nv_bfloat16> ? bf16_round(static_cast<float>(v)) : v;  // y: unrounded
+          acc += v * xbc[H * P + s.G * N + g * N + n];
+        }
+        const double gy = (acc + w.D[h] * x) * silu(out[h * P + p]);
+        y[h * P + p] = gy;
+        ssq[h] += gy * gy;
+      }
+    }
+    std::vector<double> yn(di);
+    for (int64_t gi = 0; gi < s.G; ++gi) {
+      double t = 0;
+      for (int64_t j = 0; j < hpg; ++j) t += ssq[gi * hpg + j];
+      const double sc = 1.0 / std::sqrt(t / group + eps);
+      for (int64_t i = gi * group; i < (gi + 1) * group; ++i)
+        yn[i] = bf16_round(static_cast<float>(y[i] * sc * w.gate_norm[i]));
+    }
+    for (int64_t r = 0; r < d; ++r) {
+      double acc = 0;
+      for (int64_t k = 0; k < di; ++k) acc += w.out_proj[r * di + k] * yn[k];
+      resid[r] += acc;
+    }
+  }
+
+  // The whole step from the initial values.
+  void reference(std::vector<double>& resid, std::vector<double>& ssm, std::vector<double>& conv) const {
     resid.assign(resid0.begin(), resid0.end());
     ssm.assign(ssm0.begin(), ssm0.end());
     conv.assign(conv0.begin(), conv0.end());
-    for (int64_t l = 0; l < s.L; ++l) {
-      const HostLayer& w = host[static_cast<size_t>(l)];
-      double ss = 0;
-      for (double v : resid) ss += v * v;
-      const double scale = 1.0 / std::sqrt(ss / d + eps);
-      std::vector<double> xn(d), out(s.dpr());
-      for (int64_t k = 0; k < d; ++k) xn[k] = bf16_round(static_cast<float>(resid[k] * scale * w.norm[k]));
-      for (int64_t r = 0; r < s.dpr(); ++r) {
-        double acc = 0;
-        for (int64_t k = 0; k < d; ++k) acc += w.in_proj[r * d + k] * xn[k];
-        out[r] = acc;
-      }
-      std::vector<double> xbc(cd), dt(H), y(di);
-      double* win = conv.data() + (kSlot * s.L + l) * K * cd;
-      for (int64_t c = 0; c < cd; ++c) {
-        const double x = out[di + c];
-        double acc = w.conv_b[c] + w.conv_w[c * K + K - 1] * x;
-        for (int64_t k = 0; k < K - 1; ++k) acc += w.conv_w[c * K + k] * win[((kPos + k + 1) % K) * cd + c];
-        win[kPos * cd + c] = x;
-        xbc[c] = silu(acc);
-      }
-      for (int64_t h = 0; h < H; ++h) {
-        const double u = out[di + cd + h] + w.dt_bias[h];
-        dt[h] = std::min<double>(std::max<double>(u > 20 ? u : std::log1p(std::exp(u)), dt_lo), dt_hi);
-      }
-      std::vector<double> ssq(H, 0.0);
-      for (int64_t h = 0; h < H; ++h) {
-        const int64_t g = h / (H / s.G);
-        const double decay = std::exp(dt[h] * w.A[h]);
-        double* st = ssm.data() + ((kSlot * s.L + l) * H + h) * P * N;
-        for (int64_t p = 0; p < P; ++p) {
-          const double x = xbc[h * P + p];
-          double acc = 0;
-          for (int64_t n = 0; n < N; ++n) {
-            const double v = decay * st[p * N + n] + dt[h] * x * xbc[H * P + g * N + n];
-            st[p * N + n] = std::is_same_v<S, __nv_bfloat16> ? bf16_round(static_cast<float>(v)) : v;  // y: unrounded
-            acc += v * xbc[H * P + s.G * N + g * N + n];
-          }
-          const double gy = (acc + w.D[h] * x) * silu(out[h * P + p]);
-          y[h * P + p] = gy;
-          ssq[h] += gy * gy;
-        }
-      }
-      std::vector<double> yn(di);
-      for (int64_t gi = 0; gi < s.G; ++gi) {
-        double t = 0;
-        for (int64_t j = 0; j < hpg; ++j) t += ssq[gi * hpg + j];
-        const double sc = 1.0 / std::sqrt(t / group + eps);
-        for (int64_t i = gi * group; i < (gi + 1) * group; ++i)
-          yn[i] = bf16_round(static_cast<float>(y[i] * sc * w.gate_norm[i]));
-      }
-      for (int64_t r = 0; r < d; ++r) {
-        double acc = 0;
-        for (int64_t k = 0; k < di; ++k) acc += w.out_proj[r * di + k] * yn[k];
-        resid[r] += acc;
-      }
-    }
+    const int64_t layer_state = s.H * s.P * s.N, window = s.K * s.conv_dim();
+    for (int64_t l = 0; l < s.L; ++l)
+      reference_layer(l, resid, ssm.data() + (kSlot * s.L + l) * layer_state, conv.data() + (kSlot * s.L + l) * window);
   }
 
   // One block: blockDim.x threads run the kernel; the dynamic shared memory past the launch's size is poisoned.
@@ -255,12 +260,11 @@ double max_rel(const std::vector<double>& ref, const float* got, int64_t n, int6
   return worst;
 }
 
+// Runs the grid (each block a process); false when a block ended badly (the others are then stopped).
 template <class S>
-int run(const Shape& s, int grid) {
-  Run<S> r{s, grid};
-  r.make(42);
+bool launch_grid(Run<S>& r) {
   std::vector<pid_t> kids;
-  for (int b = 0; b < grid; ++b) {
+  for (int b = 0; b < r.grid; ++b) {
     const pid_t pid = fork();
     if (pid == 0) {
       r.block(static_cast<unsigned>(b));
@@ -278,10 +282,50 @@ int run(const Shape& s, int grid) {
         for (pid_t pid : kids) kill(pid, SIGKILL);
     }
   }
-  if (failed) {
-    std::printf("FAIL: a block ended badly (see stderr); the others were stopped\n");
-    return 1;
+  if (failed) std::printf("FAIL: a block ended badly (see stderr); the others were stopped\n");
+  return failed == 0;
+}
+
+// EMUL_PER_LAYER=1: each layer a launch of its own (L = 1, slot 0, the layer's state and window), compared with one
+// reference layer from the kernel's own inputs, so a drift of the whole step is pinned to a layer.
+template <class S>
+int run_per_layer(Run<S>& r) {
+  const Shape& s = r.s;
+  const_cast<int32_t*>(r.a.slot)[0] = 0;
+  const pcm::cuda::DeviceLayer* layers = r.a.layers;
+  S* ssm = static_cast<S*>(r.a.ssm);
+  float* conv = r.a.conv;
+  const int64_t layer_state = s.H * s.P * s.N, window = s.K * s.conv_dim();
+  int bad = 0;
+  for (int64_t l = 0; l < s.L; ++l) {
+    std::vector<double> resid(r.a.resid, r.a.resid + s.d), st(static_cast<size_t>(layer_state)),
+        win(conv + l * window, conv + (l + 1) * window);
+    for (int64_t i = 0; i < layer_state; ++i) st[i] = static_cast<float>(ssm[l * layer_state + i]);
+    r.a.layers = layers + l, r.a.L = 1, r.a.ssm = ssm + l * layer_state, r.a.conv = conv + l * window;
+    *r.barrier = 0;
+    if (!launch_grid(r)) return 1;
+    r.reference_layer(l, resid, st.data(), win.data());
+    std::vector<float> st_got(static_cast<size_t>(layer_state));
+    for (int64_t i = 0; i < layer_state; ++i) st_got[i] = static_cast<float>(ssm[l * layer_state + i]);
+    int64_t at[3] = {0, 0, 0};
+    const double e_resid = max_rel(resid, r.a.resid, s.d, &at[0]);
+    const double e_state = max_rel(st, st_got.data(), layer_state, &at[1]);
+    const double e_conv = max_rel(win, conv + l * window, window, &at[2]);
+    const bool ok = e_resid < 2e-3 && e_state < (std::is_same_v<S, float> ? 1e-4 : 1e-2) && e_conv < 1e-5;
+    bad += !ok;
+    std::printf("\n  layer %lld: %s resid %.2e (at %lld), state %.2e (at %lld), conv %.2e (at %lld)", (long long)l,
+                ok ? "ok" : "FAIL", e_resid, (long long)at[0], e_state, (long long)at[1], e_conv, (long long)at[2]);
   }
+  std::printf("\n%s\n", bad ? "FAIL" : "state: ok: every layer");
+  return bad ? 1 : 0;
+}
+
+template <class S>
+int run(const Shape& s, int grid) {
+  Run<S> r{s, grid};
+  r.make(42);
+  if (std::getenv("EMUL_PER_LAYER")) return run_per_layer(r);
+  if (!launch_grid(r)) return 1;
   std::vector<double> resid, ssm, conv;
   r.reference(resid, ssm, conv);
   std::vector<float> ssm_got(ssm.size());
