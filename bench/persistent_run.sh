@@ -2,7 +2,8 @@
 # Device side of decode v27 (bench/cuda_notes.md): the one-row decode as one persistent launch. Its tests first (stop
 # if they fail), the v26 probe rows, `pcm bench` at B=1 with PCM_DECODE_PERSISTENT=1 and =0 alternating (ROUNDS,
 # default 2), memcheck on the tests, then the whole of test_cuda (most telling first: a short call still answers).
-# Pack: BINS="pcm cuda_decode_kernels test_cuda" RUN=bench/persistent_run.sh bench/window_pack.sh BUILD DEST PCM.
+# Pack: BINS="pcm cuda_decode_kernels cuda_persistent_harness test_cuda" RUN=bench/persistent_run.sh
+# bench/window_pack.sh BUILD DEST PCM.
 cd "$(dirname "$0")"; tar xJf pack.tar.xz
 export LD_LIBRARY_PATH=$PWD/lib:$LD_LIBRARY_PATH PCM_TESTDATA_DIR=$PWD/../testdata PCM_BINARY_PATH=$PWD/pcm
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
@@ -14,6 +15,10 @@ timeout 180 ./test_cuda --gtest_filter="$F" > $OUT/test_new.log 2>&1; rc=$?
 log "new tests rc=$rc: $(grep -c '^\[       OK' $OUT/test_new.log) ok; $(grep -E 'Failure|Expected|Which is|error' $OUT/test_new.log | head -6 | tr '\n' ' ')"
 if [ $rc -ne 0 ]; then  # where it faults: the kernel and line (the build has -lineinfo), then stop
   grep -E "Failure|direct|graphs" $OUT/test_new.log | head -8
+  # the kernel outside the model: direct or in a graph, with or without the head's PDL launch after it
+  for m in direct direct+head graph graph+head; do
+    [ -x ./cuda_persistent_harness ] && timeout 30 ./cuda_persistent_harness $m 2>&1 | tail -1 | tee -a $K
+  done
   # memcheck on the first test that failed (the fixture's when the run ended without a verdict, e.g. a hang)
   first=$(grep '^\[  FAILED  \]' $OUT/test_new.log | grep -v listed | awk '{print $4}' | head -1)
   log "memcheck on ${first:=CudaModel.PersistentDecodeMatchesThreeLaunchesOnFixture}"
