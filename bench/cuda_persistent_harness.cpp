@@ -82,11 +82,28 @@ int run(const std::string& mode, bool state_bf16) {
     std::printf("the kernel does not take this shape on this device\n");
     return 1;
   }
-  const cuda::PersistentDecode a{layers_dev, static_cast<int32_t>(L), resid, device_zeros<float>(dpr),
-                                 device_zeros<float>(cd), device_zeros<float>(H), device_zeros<float>(di),
-                                 device_zeros<float>(H), device_zeros<char>(slots * L * H * P * N * (state_bf16 ? 2 : 4)),
-                                 state_bf16, device_zeros<float>(slots * L * cd * K), ints + maxB, ints + 2 * maxB, d, di,
-                                 cd, static_cast<int32_t>(K), dims, di / G, 1e-5f, 0.0f, 1e30f};
+  const cuda::PersistentDecode a{layers_dev,
+                                 static_cast<int32_t>(L),
+                                 resid,
+                                 device_zeros<float>(dpr),
+                                 device_zeros<float>(cd),
+                                 device_zeros<float>(H),
+                                 device_zeros<float>(di),
+                                 device_zeros<float>(H),
+                                 device_zeros<char>(slots * L * H * P * N * (state_bf16 ? 2 : 4)),
+                                 state_bf16,
+                                 device_zeros<float>(slots * L * cd * K),
+                                 ints + maxB,
+                                 ints + 2 * maxB,
+                                 d,
+                                 di,
+                                 cd,
+                                 static_cast<int32_t>(K),
+                                 dims,
+                                 di / G,
+                                 1e-5f,
+                                 0.0f,
+                                 1e30f};
   unsigned* barrier = device_zeros<unsigned>(1);
   auto* row_queue = device_zeros<unsigned long long>(1);
   float* logits = device_zeros<float>(V);

@@ -26,7 +26,7 @@ struct Warp {
   unsigned long long slot[32];
 };
 inline std::barrier<>* block_barrier = nullptr;  // blockDim.x threads
-inline Warp* warps = nullptr;                     // blockDim.x / 32
+inline Warp* warps = nullptr;                    // blockDim.x / 32
 
 inline Warp& my_warp() { return warps[thread_idx.x >> 5]; }
 

@@ -2,17 +2,17 @@
 // random bf16 weights at a given shape and grid size, every access checked by AddressSanitizer, then the residual,
 // the slot's states and conv windows compared with a plain double-precision step; the other slot must stay as it was.
 // Usage: persistent_decode_host d d_inner H P N G K L grid state(f32|bf16)
-#include "cuda_host_shim.h"
-
 #include <pthread.h>
-#include <signal.h>
 #include <sanitizer/asan_interface.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <random>
 #include <vector>
+
+#include "cuda_host_shim.h"
 
 namespace pcm::cuda {
 namespace {
@@ -124,13 +124,29 @@ struct Run {
     for (int64_t i = 0; i < ssm_n; ++i) ssm[i] = static_cast<S>(ssm0[i]);
     int32_t* ints = galloc_n<int32_t>(2);
     ints[0] = kSlot, ints[1] = kPos;
-    a = pcm::cuda::PersistentDecode{layers, static_cast<int32_t>(s.L), up_f32(resid0), galloc_n<float>(dpr),
-                                    galloc_n<float>(cd), galloc_n<float>(s.H), galloc_n<float>(s.d_inner),
-                                    galloc_n<float>(s.H), ssm, std::is_same_v<S, __nv_bfloat16>, up_f32(conv0),
-                                    ints, ints + 1, s.d, s.d_inner, cd, static_cast<int32_t>(s.K),
+    a = pcm::cuda::PersistentDecode{layers,
+                                    static_cast<int32_t>(s.L),
+                                    up_f32(resid0),
+                                    galloc_n<float>(dpr),
+                                    galloc_n<float>(cd),
+                                    galloc_n<float>(s.H),
+                                    galloc_n<float>(s.d_inner),
+                                    galloc_n<float>(s.H),
+                                    ssm,
+                                    std::is_same_v<S, __nv_bfloat16>,
+                                    up_f32(conv0),
+                                    ints,
+                                    ints + 1,
+                                    s.d,
+                                    s.d_inner,
+                                    cd,
+                                    static_cast<int32_t>(s.K),
                                     pcm::cuda::SsdDims{static_cast<int32_t>(s.H), static_cast<int32_t>(s.P),
                                                        static_cast<int32_t>(s.G), static_cast<int32_t>(s.N)},
-                                    s.d_inner / s.G, eps, dt_lo, dt_hi};
+                                    s.d_inner / s.G,
+                                    eps,
+                                    dt_lo,
+                                    dt_hi};
     barrier = galloc_n<unsigned>(1);
     *barrier = 0;
   }
@@ -362,13 +378,16 @@ int main(int argc, char** argv) {
   const int64_t cd = s.conv_dim(), per_layer = (s.dpr() * s.d + s.d * s.d_inner) * 2 +
                                                (s.d + cd * (s.K + 1) + 3 * s.H + s.d_inner) * 4 + 16 * 512;
   g_size = static_cast<size_t>(s.L * per_layer + 2 * s.L * (s.H * s.P * s.N + s.K * cd) * 4 +
-                               (s.dpr() + cd + 3 * s.H + s.d_inner + s.d) * 4) * 11 / 10 + (size_t{16} << 20);
-  g_base = static_cast<char*>(mmap(nullptr, g_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+                               (s.dpr() + cd + 3 * s.H + s.d_inner + s.d) * 4) *
+               11 / 10 +
+           (size_t{16} << 20);
+  g_base = static_cast<char*>(
+      mmap(nullptr, g_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
   if (g_base == MAP_FAILED) return 2;
   ASAN_POISON_MEMORY_REGION(g_base, g_size);
-  std::printf("d %lld d_inner %lld H %lld P %lld N %lld G %lld K %lld L %lld, grid %d, %s state: ",
-              (long long)s.d, (long long)s.d_inner, (long long)s.H, (long long)s.P, (long long)s.N, (long long)s.G,
-              (long long)s.K, (long long)s.L, grid, bf16 ? "bf16" : "fp32");
+  std::printf("d %lld d_inner %lld H %lld P %lld N %lld G %lld K %lld L %lld, grid %d, %s state: ", (long long)s.d,
+              (long long)s.d_inner, (long long)s.H, (long long)s.P, (long long)s.N, (long long)s.G, (long long)s.K,
+              (long long)s.L, grid, bf16 ? "bf16" : "fp32");
   std::fflush(stdout);
   return bf16 ? run<__nv_bfloat16>(s, grid) : run<float>(s, grid);
 }

@@ -11,7 +11,9 @@
 
 namespace pcm::cuda {
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p)); }
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p));
+}
 
 inline void emul_fail(const char* what, const void* a, const void* b, uint32_t n) {
   std::fprintf(stderr, "EMUL bulk copy: %s (dst %p src %p bytes %u, block %u thread %u)\n", what, a, b, n, blockIdx.x,
