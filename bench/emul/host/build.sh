@@ -3,7 +3,7 @@
 # src/kernels/cuda with what g++ cannot take replaced (static __shared__ arrays become static: per process, so per
 # block; the dynamic one is the harness's; the L2 prefetch is checked; the trace's timer reads become zeros), this
 # directory's grid_barrier.cuh and bulk_copy.cuh over the originals, AddressSanitizer on. CUDA_INCLUDE: the CUDA
-# headers (default /usr/local/cuda/include).
+# headers (default /usr/local/cuda/include); CXX: a g++ (default g++).
 set -e
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/../../.." && pwd); out=${1:-/tmp/pcm-host-emul}
 mkdir -p "$out/tree/kernels/cuda"
@@ -18,6 +18,6 @@ cp "$here"/kernels/cuda/*.cuh "$out/tree/kernels/cuda/"
 k="$out/tree/kernels/cuda/decode_persistent.cu"
 awk '{print} /^size_t smem_bytes/{exit}' "$k" > "$k.tmp" && printf '}  // namespace\n}  // namespace pcm::cuda\n' >> "$k.tmp"
 mv "$k.tmp" "$k"
-g++ -std=c++20 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wno-attributes -I"$here" -I"$out/tree" \
+"${CXX:-g++}" -std=c++20 -O1 -g -fsanitize=address -fno-omit-frame-pointer -Wno-attributes -I"$here" -I"$out/tree" \
   -I"$root/src" -I"${CUDA_INCLUDE:-/usr/local/cuda/include}" "$here/persistent_decode_host.cpp" \
   -o "$out/persistent_decode_host" -lfmt -lpthread
