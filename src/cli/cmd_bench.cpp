@@ -74,8 +74,7 @@ void run(const Options& o) {
   // The sizes against this machine's memory first: prompt ids, and per decoded sequence a state and a logits row.
   const auto check_sizes = [&](const Mamba2Config& c) {
     check_fits_in_memory(fmt::format("--prompt-tokens {}", o.prompt_tokens), o.prompt_tokens, 4.0, "prompt ids");
-    check_fits_in_memory(fmt::format("--batch {}", o.batch), o.batch, static_cast<double>(c.state_bytes(false) + c.vocab_size * 4),
-                         "sequences (a state and a logits row each)");
+    check_fits_in_memory(fmt::format("--batch {}", o.batch), o.batch, bench_sequence_bytes(c), kBenchSequences);
   };
   std::unique_ptr<Mamba2Model> model;
   std::string what;
@@ -84,8 +83,7 @@ void run(const Options& o) {
     check_sizes(model->config());
     what = o.model;
   } else {
-    Mamba2Config c = named_shape(o.shape);
-    if (o.layers > 0) c.num_layers = o.layers;
+    const Mamba2Config c = named_shape(o.shape, o.layers);
     check_sizes(c);
     PCM_CHECK(o.dtype == "bf16" || o.dtype == "f32", "--dtype must be bf16 or f32");
     DType dt = o.dtype == "bf16" ? DType::BF16 : DType::F32;

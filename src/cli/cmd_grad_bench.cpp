@@ -40,8 +40,7 @@ void run(const Options& o) {
   if (!o.model.empty()) {
     params = ParamSet::from_model_path(o.model, &c);
   } else {
-    c = named_shape(o.shape);
-    if (o.layers > 0) c.num_layers = o.layers;
+    c = named_shape(o.shape, o.layers);
     check_fits_in_memory("--shape " + o.shape, c.parameter_count(), 8.0, "parameters (fp32 weights and gradients)");
     params = ParamSet::random(c, 1234);
   }

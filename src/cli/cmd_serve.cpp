@@ -107,12 +107,13 @@ void run(const Options& o) {
   // in the connection queue instead of getting a 429), so by default slots + queue + 16 threads, at most
   // server::kMaxHttpThreads: checked on the options before any model is read, and again on the slots derived from
   // memory. (--max-slots 100000 of a tiny model started threads until the machine's limit; then every fork failed.)
+  const auto default_http_threads = [&](int64_t slots) { return slots + o.max_queue + 16; };
   const auto check_thread_budget = [&](int64_t slots) {
     if (o.http_threads > 0) return;
-    PCM_CHECK(slots + o.max_queue + 16 <= server::kMaxHttpThreads,
+    PCM_CHECK(default_http_threads(slots) <= server::kMaxHttpThreads,
               "{} slots + {} queued + 16 = {} HTTP threads (each running or queued request holds one): more than the {} "
               "a server runs; lower --max-slots / --max-memory or --max-queue", slots, o.max_queue,
-              slots + o.max_queue + 16, server::kMaxHttpThreads);
+              default_http_threads(slots), server::kMaxHttpThreads);
   };
   check_thread_budget(o.max_slots);  // 0: derived below
   SchedulerConfig sc;
@@ -131,8 +132,7 @@ void run(const Options& o) {
     sc.max_slots = cuda_engine->slot_count();
     state_bytes = cuda_engine->state_bytes();
   } else if (!o.shape.empty()) {
-    Mamba2Config c = named_shape(o.shape);
-    if (o.shape_layers > 0) c.num_layers = o.shape_layers;
+    const Mamba2Config c = named_shape(o.shape, o.shape_layers);
     owned = std::make_unique<Mamba2Model>(c, random_mamba2_weights(c, DType::BF16, 1234));
     if (o.weights == "q8_0") owned->quantize_q8_0();
   } else {
@@ -158,7 +158,7 @@ void run(const Options& o) {
   server::ServerOptions so;
   so.host = o.host;
   so.port = o.port;
-  so.http_threads = o.http_threads > 0 ? o.http_threads : static_cast<int>(sc.max_slots + sc.max_queue + 16);
+  so.http_threads = o.http_threads > 0 ? o.http_threads : static_cast<int>(default_http_threads(sc.max_slots));
   so.limits.model_name = o.served_name.empty() ? std::filesystem::path(dir).filename().string() : o.served_name;
   if (so.limits.model_name.empty()) so.limits.model_name = std::filesystem::path(dir).parent_path().filename().string();
   so.limits.max_prompt_tokens = o.max_prompt_tokens;

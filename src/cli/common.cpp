@@ -86,6 +86,10 @@ void add_layers_option(CLI::App* app, int64_t* layers, const std::string& help) 
   app->add_option("--layers", *layers, help + " (1.." + std::to_string(kMaxLayers) + ")")->check(in_range(1, kMaxLayers));
 }
 
+double bench_sequence_bytes(const Mamba2Config& c) {
+  return static_cast<double>(c.state_bytes(false) + c.vocab_size * 4);
+}
+
 void add_sampling_options(CLI::App* app, SamplingParams* p) {
   app->add_option("--temperature", p->temperature, "sampling temperature (0 = greedy)");
   app->add_option("--top-k", p->top_k, "keep the k most likely tokens (0 = off)");

@@ -29,6 +29,10 @@ int apply_threads(int threads);
 constexpr int kMaxLayers = 4096;
 void add_layers_option(CLI::App* app, int64_t* layers, const std::string& help);
 
+// A bench's decoded sequence as its memory checks count it (CPU RAM, GPU memory): an fp32 state and a logits row.
+constexpr const char* kBenchSequences = "sequences (a state and a logits row each)";
+double bench_sequence_bytes(const Mamba2Config& c);
+
 // --temperature --top-k --top-p --min-p --seed
 void add_sampling_options(CLI::App* app, SamplingParams* params);
 

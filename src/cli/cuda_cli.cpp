@@ -134,9 +134,7 @@ void check_batches_fit_on_gpu(const Mamba2Config& c, int64_t max_b) {
   size_t free_b = 0, total_b = 0;
   PCM_CUDA(cudaMemGetInfo(&free_b, &total_b));
   const double room = static_cast<double>(free_b) - 2.0 * static_cast<double>(c.parameter_count());
-  const double per_sequence = static_cast<double>(c.state_bytes(false) + c.vocab_size * 4);
-  check_fits(fmt::format("--cuda-batches {}", max_b), max_b, per_sequence, "sequences (a state and a logits row each)",
-             room,
+  check_fits(fmt::format("--cuda-batches {}", max_b), max_b, bench_sequence_bytes(c), kBenchSequences, room,
              fmt::format("the {} this GPU has free beside the weights ({} of {})", human_bytes(std::max(room, 0.0)),
                          human_bytes(static_cast<double>(free_b)), human_bytes(static_cast<double>(total_b))));
 }
@@ -157,12 +155,8 @@ void run_cuda_bench(const CudaBenchArgs& a) {
   for (int64_t t : a.prefill_lengths) PCM_CHECK(t > 0, "bench: prefill lengths must be > 0");
   const int64_t max_b = *std::max_element(a.batches.begin(), a.batches.end());
   const int64_t max_t = *std::max_element(a.prefill_lengths.begin(), a.prefill_lengths.end());
-  const Mamba2Config shape = [&] {  // known before anything is on the GPU
-    if (!a.model_dir.empty()) return load_mamba2_config(a.model_dir);
-    Mamba2Config c = named_shape(a.shape);
-    if (a.layers > 0) c.num_layers = a.layers;
-    return c;
-  }();
+  // known before anything is on the GPU
+  const Mamba2Config shape = a.model_dir.empty() ? named_shape(a.shape, a.layers) : load_mamba2_config(a.model_dir);
   check_batches_fit_on_gpu(shape, max_b);
   CudaModelOptions o;
   o.max_slots = max_b;

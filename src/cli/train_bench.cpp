@@ -18,8 +18,7 @@ void run_train_bench(const TrainBenchArgs& a) {
   PCM_CHECK(!a.shape.empty(), "bench --train needs --shape NAME (e.g. mamba2-1.3b)");
   PCM_CHECK(a.seq_len > 0 && a.batch > 0 && a.steps > 0, "--seq-len, --batch and --steps must be > 0");
   require_train_device(a.device);  // before drawing the weights (a 7B shape takes a minute on the host)
-  Mamba2Config c = named_shape(a.shape);
-  if (a.layers > 0) c.num_layers = a.layers;
+  const Mamba2Config c = named_shape(a.shape, a.layers);
   check_adamw_fits_in_memory(c, "--shape " + a.shape);  // the host's copy, before a minute of drawing weights
   auto t0 = std::chrono::steady_clock::now();
   ParamSet params = ParamSet::random(c, 1);

@@ -119,8 +119,7 @@ std::unique_ptr<InferenceEngine> make_cuda_engine(const CudaEngineOptions& o) {
   PCM_CHECK(o.model_dir.empty() != o.shape.empty(), "the CUDA engine needs exactly one of a model directory or a shape");
   PCM_CHECK(o.max_slots >= 0 && o.max_memory_gb >= 0, "--max-slots and --max-memory must be >= 0");
   PCM_CHECK(!(o.max_slots > 0 && o.max_memory_gb > 0), "give --max-slots or --max-memory, not both");
-  Mamba2Config c = o.shape.empty() ? load_mamba2_config(o.model_dir) : named_shape(o.shape);
-  if (!o.shape.empty() && o.shape_layers > 0) c.num_layers = o.shape_layers;
+  const Mamba2Config c = o.shape.empty() ? load_mamba2_config(o.model_dir) : named_shape(o.shape, o.shape_layers);
   const size_t state = c.state_bytes(o.bf16_state);
   int64_t slots = o.max_slots;
   if (slots == 0 && o.max_memory_gb > 0)

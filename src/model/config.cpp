@@ -230,4 +230,10 @@ Mamba2Config named_shape(const std::string& name) {
        name);
 }
 
+Mamba2Config named_shape(const std::string& name, int64_t layers) {
+  Mamba2Config c = named_shape(name);
+  if (layers > 0) c.num_layers = layers;
+  return c;
+}
+
 }  // namespace pcm

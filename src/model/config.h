@@ -60,5 +60,7 @@ Mamba2Config load_mamba2_config(const std::string& model_dir);
 // Published shapes for benchmarks: "codestral-7b", "mamba2-130m", "mamba2-370m", "mamba2-780m",
 // "mamba2-1.3b", "mamba2-2.7b". Throws for an unknown name.
 Mamba2Config named_shape(const std::string& name);
+// The same with `layers` layers when layers > 0 (the commands' --layers: a few layers of a 7B shape).
+Mamba2Config named_shape(const std::string& name, int64_t layers);
 
 }  // namespace pcm
