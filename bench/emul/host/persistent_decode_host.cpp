@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "cuda_host_shim.h"
@@ -371,10 +373,34 @@ int main(int argc, char** argv) {
     return 2;
   }
   Shape s{};
-  int64_t* f[] = {&s.d, &s.d_inner, &s.H, &s.P, &s.N, &s.G, &s.K, &s.L};
-  for (int i = 0; i < 8; ++i) *f[i] = std::atoll(argv[i + 1]);
-  const int grid = std::atoi(argv[9]);
-  const bool bf16 = std::string(argv[10]) == "bf16";
+  int64_t grid = 0;
+  int64_t* f[] = {&s.d, &s.d_inner, &s.H, &s.P, &s.N, &s.G, &s.K, &s.L, &grid};
+  const char* names[] = {"d", "d_inner", "H", "P", "N", "G", "K", "L", "grid"};
+  for (int i = 0; i < 9; ++i) {
+    const std::string_view a = argv[i + 1];
+    const auto [end, ec] = std::from_chars(a.data(), a.data() + a.size(), *f[i]);
+    if (ec != std::errc() || end != a.data() + a.size() || *f[i] < 1 || *f[i] > (int64_t{1} << 20)) {
+      std::fprintf(stderr, "%s: '%s' is not a whole number from 1 to 2^20\n", names[i], argv[i + 1]);
+      return 2;
+    }
+  }
+  const std::string state = argv[10];
+  const bool bf16 = state == "bf16";
+  int J = 0;
+  const char* bad = state != "f32" && !bf16                      ? "the state must be f32 or bf16"
+                    : s.d_inner != s.H * s.P                     ? "d_inner must be H x P"
+                    : s.H % s.G != 0 || s.G > 32                 ? "G must divide H (at most 32 groups)"
+                    : s.d % 8 != 0 || s.d_inner % (8 * s.G) != 0 ? "d and d_inner / G must be multiples of 8"
+                    : s.K < 2 || s.K > 8                         ? "K must be 2 to 8"
+                    : grid > 1024                                ? "grid must be at most 1024"
+                    : (bf16 ? pcm::cuda::step_lanes<__nv_bfloat16>(static_cast<int>(s.N), &J)
+                            : pcm::cuda::step_lanes<float>(static_cast<int>(s.N), &J)) == 0
+                        ? "N must split into 16-byte packs over a warp (the kernel's step)"
+                        : nullptr;
+  if (bad) {
+    std::fprintf(stderr, "persistent_decode_host: %s\n", bad);
+    return 2;
+  }
   const int64_t cd = s.conv_dim(), per_layer = (s.dpr() * s.d + s.d * s.d_inner) * 2 +
                                                (s.d + cd * (s.K + 1) + 3 * s.H + s.d_inner) * 4 + 16 * 512;
   g_size = static_cast<size_t>(s.L * per_layer + 2 * s.L * (s.H * s.P * s.N + s.K * cd) * 4 +
@@ -383,11 +409,14 @@ int main(int argc, char** argv) {
            (size_t{16} << 20);
   g_base = static_cast<char*>(
       mmap(nullptr, g_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
-  if (g_base == MAP_FAILED) return 2;
+  if (g_base == MAP_FAILED) {
+    std::fprintf(stderr, "persistent_decode_host: no %zu-byte mapping for the model\n", g_size);
+    return 2;
+  }
   ASAN_POISON_MEMORY_REGION(g_base, g_size);
   std::printf("d %lld d_inner %lld H %lld P %lld N %lld G %lld K %lld L %lld, grid %d, %s state: ", (long long)s.d,
               (long long)s.d_inner, (long long)s.H, (long long)s.P, (long long)s.N, (long long)s.G, (long long)s.K,
-              (long long)s.L, grid, bf16 ? "bf16" : "fp32");
+              (long long)s.L, static_cast<int>(grid), bf16 ? "bf16" : "fp32");
   std::fflush(stdout);
-  return bf16 ? run<__nv_bfloat16>(s, grid) : run<float>(s, grid);
+  return bf16 ? run<__nv_bfloat16>(s, static_cast<int>(grid)) : run<float>(s, static_cast<int>(grid));
 }
