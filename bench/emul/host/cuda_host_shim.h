@@ -64,11 +64,6 @@ T __shfl_xor_sync(unsigned mask, T v, int o) {
   if (mask != 0xffffffffu) std::abort();
   return emul::exchange(v, (threadIdx.x & 31) ^ o);
 }
-template <class T>
-T __shfl_sync(unsigned mask, T v, int src) {
-  if (mask != 0xffffffffu) std::abort();
-  return emul::exchange(v, src);
-}
 inline unsigned atomicAdd(unsigned* p, unsigned v) { return std::atomic_ref<unsigned>(*p).fetch_add(v); }
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
   return std::atomic_ref<unsigned long long>(*p).fetch_add(v);
@@ -82,8 +77,6 @@ inline int64_t min(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int min(int a, int b) { return a < b ? a : b; }
 inline int max(int a, int b) { return a > b ? a : b; }
-inline size_t __cvta_generic_to_shared(const void* p) { return reinterpret_cast<size_t>(p); }
-inline size_t __cvta_generic_to_global(const void* p) { return reinterpret_cast<size_t>(p); }
 
 // prefetch.global.L2 (device_util.cuh's prefetch_l2, replaced by the build script): the address must be in a buffer.
 void emul_prefetch_l2(const void* p);
