@@ -1,9 +1,9 @@
 // The one-row persistent decode (decode v27, src/kernels/cuda/decode_persistent.cu) outside the model, to part where a
-// fault comes from: launched directly or captured in a graph, alone or with decode_head after it under programmatic
-// dependent launch, as the model's decode step has it (in a graph: a PDL edge from the cooperative node). The small-g4
-// fixture's shape, random bf16 weights, three steps; each prints the residual's first and last value, or the CUDA
-// error it ended in.
-// usage: cuda_persistent_harness direct|direct+head|graph|graph+head [bf16]
+// fault comes from: launched directly or captured in a graph, alone or with decode_head after it, as a plain launch
+// (+plainhead) or under programmatic dependent launch as the model's decode step has it (+head; in a graph: a PDL edge
+// from the cooperative node). The small-g4 fixture's shape, random bf16 weights, three steps; each prints the
+// residual's first and last value, or the CUDA error it ended in.
+// usage: cuda_persistent_harness direct|graph[+head|+plainhead] [bf16]
 #include <cstdio>
 #include <cstring>
 
@@ -107,10 +107,10 @@ int run(const std::string& mode, bool state_bf16) {
   float* logits = device_zeros<float>(V);
   const void* lm_head = device_matrix(V * d);
   const float* norm_f = device_uniform(d, 0.9f, 1.1f);
-  const bool graphs = mode.starts_with("graph"), head = mode.ends_with("+head");
+  const bool graphs = mode.starts_with("graph"), head = mode.ends_with("head"), pdl = mode.ends_with("+head");
   const auto step_launches = [&] {
     cuda::decode_persistent(a, barrier, s);
-    if (head) cuda::decode_head(logits, resid, norm_f, 1e-5f, lm_head, 1, V, d, s, row_queue);
+    if (head) cuda::decode_head(logits, resid, norm_f, 1e-5f, lm_head, 1, V, d, s, row_queue, pdl);
   };
   for (int step = 0; step < 3; ++step) {
     if (!graphs) {
@@ -140,8 +140,10 @@ int run(const std::string& mode, bool state_bf16) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  if (mode != "direct" && mode != "direct+head" && mode != "graph" && mode != "graph+head") {
-    std::fprintf(stderr, "usage: %s direct|direct+head|graph|graph+head [bf16]\n", argv[0]);
+  const bool known = mode.starts_with("direct") || mode.starts_with("graph");
+  const std::string rest = known ? mode.substr(mode.starts_with("direct") ? 6 : 5) : "";
+  if (!known || (!rest.empty() && rest != "+head" && rest != "+plainhead")) {
+    std::fprintf(stderr, "usage: %s direct|graph[+head|+plainhead] [bf16]\n", argv[0]);
     return 2;
   }
   try {

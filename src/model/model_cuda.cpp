@@ -123,7 +123,7 @@ void CudaMamba2Model::Impl::run_layers(int64_t T, bool decode, const PackedSeqs&
   const size_t state_elem = state_bf16 ? 2 : 4;
   const int64_t group = di / c.n_groups;
   const bool fused = decode && fused_decode(T);
-  if (fused && T == 1 && persistent_ok[state_bf16]) {  // every layer in one launch (decode_persistent.cu)
+  if (decode && persistent_step(T)) {  // every layer in one launch (decode_persistent.cu)
     const cuda::PersistentDecode a{layers_dev, static_cast<int32_t>(L), resid, zx, xbc, dt, y, ssq, ssm, state_bf16,
                                    conv, decode_slots, decode_pos, d, di, cd, static_cast<int32_t>(K), dims, group,
                                    eps, static_cast<float>(c.dt_min), static_cast<float>(c.dt_max)};
@@ -214,6 +214,10 @@ bool CudaMamba2Model::Impl::fused_decode(int64_t rows) const {
                                                 c.d_in_proj(), c.conv_kernel);
 }
 
+bool CudaMamba2Model::Impl::persistent_step(int64_t rows) const {
+  return rows == 1 && fused_decode(1) && persistent_ok[state_bf16];
+}
+
 // Device buffers (stage_decode_rows): ints[0..Bn) tokens, ints[maxB..maxB + Bn) slots, ints[2 maxB..2 maxB + Bn)
 // positions mod K, maxB = options.max_decode_batch.
 void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
@@ -223,8 +227,9 @@ void CudaMamba2Model::Impl::decode_step(int64_t Bn) {
   run_layers(Bn, true, PackedSeqs{}, ChunkTable{}, ints + maxB, ints + 2 * maxB);
   // The residual rows are the last rows: norm + head straight from resid.
   if (fused_decode(Bn)) {
+    const bool pdl = !persistent_step(Bn) || options.decode_persistent_head_pdl;
     cuda::decode_head(logits, resid, w.norm_f, static_cast<float>(c.norm_eps), w.lm_head, Bn, c.vocab_size,
-                      c.hidden_size, stream, row_queues + 1);
+                      c.hidden_size, stream, row_queues + 1, pdl);
     return;
   }
   cuda::rmsnorm(xn, w.bf16, resid, w.norm_f, Bn, c.hidden_size, static_cast<float>(c.norm_eps), stream);
@@ -258,6 +263,11 @@ std::unique_ptr<CudaMamba2Model::Impl> make_impl(const Mamba2Config& config, con
       decode_flag_from_env("PCM_DECODE_SPLIT", std::getenv("PCM_DECODE_SPLIT"), options.decode_split_in_proj);
   m->options.decode_persistent =
       decode_flag_from_env("PCM_DECODE_PERSISTENT", std::getenv("PCM_DECODE_PERSISTENT"), options.decode_persistent);
+  m->options.decode_persistent_graph = decode_flag_from_env(
+      "PCM_DECODE_PERSISTENT_GRAPH", std::getenv("PCM_DECODE_PERSISTENT_GRAPH"), options.decode_persistent_graph);
+  m->options.decode_persistent_head_pdl =
+      decode_flag_from_env("PCM_DECODE_PERSISTENT_HEAD_PDL", std::getenv("PCM_DECODE_PERSISTENT_HEAD_PDL"),
+                           options.decode_persistent_head_pdl);
   // The split's z GEMM runs at the lower priority: its blocks take the SMs the critical path (xBC GEMM, conv, step)
   // leaves. At equal priority the split gained nothing (H100, decode v14).
   int least = 0, greatest = 0;
@@ -630,7 +640,7 @@ void CudaMamba2Model::decode(std::span<const int32_t> slots, std::span<const int
                                 : cuda::DeviceSampling{0.0f, 1.0f, 0.0f, 0, 0, 0};
     PCM_CUDA(cudaMemcpyAsync(m.params_dev, m.params_host, static_cast<size_t>(Bp) * sizeof(cuda::DeviceSampling),
                              cudaMemcpyHostToDevice, m.stream));
-    if (m.options.cuda_graphs) {
+    if (m.options.cuda_graphs && (m.options.decode_persistent_graph || !m.persistent_step(Bp))) {
       auto it = m.graphs.find(Bp);
       if (it == m.graphs.end()) {
         cudaGraph_t graph;

@@ -32,10 +32,16 @@ struct CudaModelOptions {
   // Decode at one row as one persistent launch for all layers (src/kernels/cuda/decode_persistent.cu) where the
   // shape and device take it, instead of three launches a layer. PCM_DECODE_PERSISTENT=0/1 overrides it.
   bool decode_persistent = false;
+  // How that launch sits in the step: captured in the decode graph (else launched directly at one row, the graphs
+  // kept for the other buckets), and the head after it as a programmatic dependent launch (else a plain one). Both
+  // on by default; PCM_DECODE_PERSISTENT_GRAPH=0 / PCM_DECODE_PERSISTENT_HEAD_PDL=0 turn them off, to part a fault
+  // of the graph node or of the PDL edge from the kernel's own (bench/cuda_notes.md, decode v27).
+  bool decode_persistent_graph = true;
+  bool decode_persistent_head_pdl = true;
   int device = 0;
 };
 
-// An environment switch (PCM_DECODE_SPLIT, PCM_DECODE_PERSISTENT: benchmarks run the same binary both ways) over its
+// An environment switch (PCM_DECODE_SPLIT, PCM_DECODE_PERSISTENT*: benchmarks run the same binary both ways) over its
 // option: `value` unset keeps `option`; "0" or "1", anything else an error naming the variable `name`.
 bool decode_flag_from_env(const char* name, const char* value, bool option);
 

@@ -107,6 +107,8 @@ struct CudaMamba2Model::Impl {
   // A decode step of `rows` sequences runs the fused kernels (src/kernels/cuda/decode_fused.cu): bf16 weights
   // and a few rows of a shape they take. The layers and the head decide with this one rule.
   bool fused_decode(int64_t rows) const;
+  // ... and one of `rows` rows runs every layer as one persistent launch (CudaModelOptions::decode_persistent).
+  bool persistent_step(int64_t rows) const;
   bool split_decode_in_proj(const DeviceLayer& lw) const;
   int64_t bucket(int64_t Bn) const;
   void check_slot(int32_t slot) const;

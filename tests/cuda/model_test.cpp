@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #ifdef PCM_HAVE_CUDA
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -270,14 +271,27 @@ TEST(CudaModel, SplitInProjDecodeMatchesOneGemm) {
   EXPECT_LE(rel_error(logits[0], logits[3]), 2e-2);
 }
 
+// How the persistent launch sits in the decode step (CudaModelOptions: cuda_graphs, decode_persistent_graph,
+// decode_persistent_head_pdl).
+struct PersistentArrangement {
+  bool graphs, captured, head_pdl;
+  std::string name() const {
+    return std::string(graphs ? (captured ? "graphs" : "graphs, the persistent step launched directly") : "direct") +
+           (head_pdl ? ", head under PDL" : ", plain head");
+  }
+};
+
 // One-row decode as one persistent launch (decode_persistent.cu) against the three launches a layer it replaces: the
 // same greedy ids and the same logits and states bit for bit. shape: random weights of it, or null for the small-g4
 // fixture.
-void persistent_decode_case(const Mamba2Config* shape, bool graphs, bool bf16_state, const std::string& what) {
+void persistent_decode_case(const Mamba2Config* shape, const PersistentArrangement& how, bool bf16_state,
+                            const std::string& what) {
   CudaModelOptions o = fp32_options();
   o.fp32_weights = false;
   o.bf16_state = bf16_state;
-  o.cuda_graphs = graphs;
+  o.cuda_graphs = how.graphs;
+  o.decode_persistent_graph = how.captured;
+  o.decode_persistent_head_pdl = how.head_pdl;
   std::vector<std::unique_ptr<CudaMamba2Model>> models;  // persistent, three launches a layer
   for (const bool persistent : {true, false}) {
     o.decode_persistent = persistent;
@@ -313,30 +327,40 @@ void persistent_decode_case(const Mamba2Config* shape, bool graphs, bool bf16_st
   EXPECT_EQ(s0.conv, s1.conv) << what;
 }
 
-// With an fp32 and a bf16 state, launched directly first and then from the decode graphs: a failure says which (the
-// kernel itself, or the kernel as a graph node beside the head's programmatic launch).
+// With an fp32 and a bf16 state, from the plainest arrangement to the default (the step in the graph, the head under
+// PDL after it), each passing case printed: the first failure says which of the kernel itself, the head's programmatic
+// edge or the graph node is at fault, and the lines before it which arrangements work.
 void expect_persistent_decode_matches(const Mamba2Config* shape) {
-  for (const auto& [graphs, bf16_state] :
-       {std::pair{false, false}, std::pair{false, true}, std::pair{true, false}, std::pair{true, true}}) {
-    const std::string what = std::string(bf16_state ? "bf16 state" : "fp32 state") + (graphs ? ", graphs" : ", direct");
-    try {  // a CUDA error ends the process's context: say which case raised it, and stop
-      persistent_decode_case(shape, graphs, bf16_state, what);
-    } catch (const std::exception& e) {
-      FAIL() << what << ": " << e.what();
+  using A = PersistentArrangement;
+  for (const A how : {A{false, false, false}, A{false, false, true}, A{true, false, true}, A{true, true, false},
+                      A{true, true, true}})
+    for (const bool bf16_state : {false, true}) {
+      const std::string what = std::string(bf16_state ? "bf16 state, " : "fp32 state, ") + how.name();
+      try {  // a CUDA error ends the process's context: say which case raised it, and stop
+        persistent_decode_case(shape, how, bf16_state, what);
+      } catch (const std::exception& e) {
+        FAIL() << what << ": " << e.what();
+      }
+      if (::testing::Test::HasFatalFailure()) return;
+      std::printf("persistent decode case ok: %s\n", what.c_str());
     }
-    if (::testing::Test::HasFatalFailure()) return;
-  }
+}
+
+bool persistent_env_set() {
+  for (const char* name : {"PCM_DECODE_PERSISTENT", "PCM_DECODE_PERSISTENT_GRAPH", "PCM_DECODE_PERSISTENT_HEAD_PDL"})
+    if (std::getenv(name)) return true;
+  return false;
 }
 
 TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesOnFixture) {
   PCM_REQUIRE_GPU();
-  if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
+  if (persistent_env_set()) GTEST_SKIP() << "PCM_DECODE_PERSISTENT* overrides the options this test sets";
   expect_persistent_decode_matches(nullptr);
 }
 
 TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesAtCodestralShape) {
   PCM_REQUIRE_GPU();
-  if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
+  if (persistent_env_set()) GTEST_SKIP() << "PCM_DECODE_PERSISTENT* overrides the options this test sets";
   Mamba2Config c = named_shape("codestral-7b");
   c.num_layers = 3;  // the barriers between layers reuse every workspace
   expect_persistent_decode_matches(&c);
@@ -345,7 +369,7 @@ TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesAtCodestralShape) {
 // More heads than SMs (256 of P = 8 on 132 or 114): blocks that step several heads in turn.
 TEST(CudaModel, PersistentDecodeMatchesThreeLaunchesWithMoreHeadsThanSms) {
   PCM_REQUIRE_GPU();
-  if (std::getenv("PCM_DECODE_PERSISTENT")) GTEST_SKIP() << "PCM_DECODE_PERSISTENT overrides the options this test sets";
+  if (persistent_env_set()) GTEST_SKIP() << "PCM_DECODE_PERSISTENT* overrides the options this test sets";
   Mamba2Config c = named_shape("codestral-7b");
   c.num_layers = 2, c.hidden_size = 1024, c.num_heads = 256, c.head_dim = 8, c.state_size = 32, c.vocab_size = 4096;
   expect_persistent_decode_matches(&c);

@@ -248,7 +248,7 @@ void set_smem_limits(int bytes) {
 
 template <int R, class Pro, class Epi>
 void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s,
-              unsigned long long* queue) {
+              unsigned long long* queue, bool pdl) {
   const bool ring = k * 2 >= kRingRowBytes;
   auto* kernel = ring ? fused_gemv_kernel<R, true, Pro, Epi> : fused_gemv_kernel<R, false, Pro, Epi>;
   const size_t smem = static_cast<size_t>((ring ? kRingBytes : 0) + R * k * 2);
@@ -257,20 +257,20 @@ void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t 
             smem, g_smem_limit);
   const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 2 * static_cast<int64_t>(sm_count()));
   // The ring path keeps fixed rows (~2 a warp): all its warps would ask at once, which measured slower (decode v18).
-  PCM_CUDA(launch_pdl(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, s, pro, epi,
+  PCM_CUDA(launch_pdl_if(pdl, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, s, pro, epi,
                       static_cast<const uint4*>(W), n, k / 8, ring ? nullptr : queue));
 }
 
 template <class Pro, class Epi>
 void launch(int64_t T, const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t k, cudaStream_t s,
-            unsigned long long* queue = nullptr) {
+            unsigned long long* queue = nullptr, bool pdl = true) {
   PCM_CHECK(T >= 1 && T <= kGemvMaxRows, "fused decode: {} rows (1..{} supported)", T, kGemvMaxRows);
   PCM_CHECK(k % 8 == 0, "fused decode: {} input columns (a multiple of 8 needed)", k);
   switch (T) {
-    case 1: launch_r<1>(pro, epi, W, n, k, s, queue); break;
-    case 2: launch_r<2>(pro, epi, W, n, k, s, queue); break;
-    case 3: launch_r<3>(pro, epi, W, n, k, s, queue); break;
-    default: launch_r<4>(pro, epi, W, n, k, s, queue); break;
+    case 1: launch_r<1>(pro, epi, W, n, k, s, queue, pdl); break;
+    case 2: launch_r<2>(pro, epi, W, n, k, s, queue, pdl); break;
+    case 3: launch_r<3>(pro, epi, W, n, k, s, queue, pdl); break;
+    default: launch_r<4>(pro, epi, W, n, k, s, queue, pdl); break;
   }
 }
 
@@ -319,9 +319,9 @@ void decode_out_proj(float* resid, const float* out_bias, const float* g, const 
 }
 
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
-                 int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue) {
+                 int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue, bool pdl) {
   if (T == 0) return;
-  launch(T, NormPrologue<kThreads>{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s, row_queue);
+  launch(T, NormPrologue<kThreads>{resid, norm_w, eps}, StoreEpilogue{logits, V}, W, V, d, s, row_queue, pdl);
 }
 
 }  // namespace pcm::cuda

@@ -104,9 +104,10 @@ __device__ __forceinline__ void pdl_trigger() {
 // Pull one 128-byte line into L2 without waiting for it.
 __device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
+// `pdl` false: a plain launch of the same kernel (its pdl_wait returns at once, the kernel before it having ended).
 template <class... KArgs, class... Args>
-cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
-                       Args&&... args) {
+cudaError_t launch_pdl_if(bool pdl, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                          Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -116,8 +117,13 @@ cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t s
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = s ? 1 : 0;  // the legacy default stream (tests) gets a plain launch
+  cfg.numAttrs = pdl && s ? 1 : 0;  // the legacy default stream (tests) gets a plain launch
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+template <class... KArgs, class... Args>
+cudaError_t launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                       Args&&... args) {
+  return launch_pdl_if(true, kernel, grid, block, smem, s, std::forward<Args>(args)...);
 }
 
 // Whether p is a multiple of `bytes`: the vector paths' precondition (host before a launch, or a kernel choosing).

@@ -186,9 +186,10 @@ void decode_in_proj(const DecodeInProjOut& o, const float* resid, const float* n
 void decode_out_proj(float* resid, const float* out_bias, const float* g, const float* ssq, int64_t heads,
                      const float* gate_w, int64_t group, float eps, const void* W, int64_t T, int64_t d,
                      int64_t d_inner, cudaStream_t s);
-// logits[T, V] = lm_head(rmsnorm(resid[T, d]) · norm_w). row_queue: as decode_in_proj's (its own).
+// logits[T, V] = lm_head(rmsnorm(resid[T, d]) · norm_w). row_queue: as decode_in_proj's (its own). pdl: launched as
+// a programmatic dependent of the kernel before it (its weights asked for while that one ends), else a plain launch.
 void decode_head(float* logits, const float* resid, const float* norm_w, float eps, const void* W, int64_t T,
-                 int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue = nullptr);
+                 int64_t V, int64_t d, cudaStream_t s, unsigned long long* row_queue = nullptr, bool pdl = true);
 
 // ---- decode_persistent.cu --------------------------------------------------------------------------
 // One layer's weights on the device (bf16 projections for the decode kernels; fp32 vectors). Null biases: none.
