@@ -1,13 +1,18 @@
-// Host emulation of src/kernels/cuda/bulk_copy.cuh: a bulk copy lands at once (a loop of 16-byte loads, each checked
-// by AddressSanitizer) and completes one phase of its mbarrier (the word counts completed phases). What the hardware
-// requires is checked: 16-byte aligned addresses, a size a non-zero multiple of 16, and no wait for a phase that was
-// never asked (on the GPU: a hang). Copies land at once, so a copy into a stage still being read goes unseen here
-// (bench/emul/decode_persistent_emul.py replays the ring's asks and takes for that).
+// Host emulation of src/kernels/cuda/bulk_copy.cuh. A bulk copy is held in flight as the copy engine holds it: asking
+// fills its destination with 0xFF bytes (a NaN in fp32 and bf16) and records it on its mbarrier; the first wait on
+// that mbarrier lands it (a loop of 16-byte loads, each checked by AddressSanitizer) and completes the phase (the
+// word counts completed phases). So a lane still reading a stage when it is asked again, or reading one before its
+// wait, computes with NaN and the step's check fails. What the hardware requires is checked too: 16-byte aligned
+// addresses, a size a non-zero multiple of 16, one copy at a time per mbarrier (each is initialised with one
+// arrival), and no wait for a phase that was never asked (on the GPU: a hang).
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 namespace pcm::cuda {
 
@@ -25,15 +30,24 @@ inline void emul_fail(const char* what, const void* a, const void* b, uint32_t n
 // kernel's end, else a copy was still in flight when the block exited.
 inline std::atomic<uint64_t> emul_copies{0}, emul_lane0_waits{0};
 
+// The copies asked and not yet landed, by mbarrier; the mutex also orders a landing before every wait that follows.
+struct EmulCopy {
+  void* dst;
+  const void* src;
+  uint32_t bytes;
+};
+inline std::mutex emul_copy_mutex;
+inline std::unordered_map<const uint64_t*, EmulCopy> emul_in_flight;
+
 __device__ __forceinline__ void barrier_init(uint64_t* bar) { std::atomic_ref<uint64_t>(*bar).store(0); }
 
 __device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
   if (bytes == 0 || bytes % 16 || reinterpret_cast<uintptr_t>(dst) % 16 || reinterpret_cast<uintptr_t>(src) % 16)
     emul_fail("misaligned or empty", dst, src, bytes);
-  const uint4* s = static_cast<const uint4*>(src);
-  uint4* t = static_cast<uint4*>(dst);
-  for (uint32_t i = 0; i < bytes / 16; ++i) t[i] = s[i];
-  std::atomic_ref<uint64_t>(*bar).fetch_add(1);
+  const std::lock_guard lock(emul_copy_mutex);
+  if (!emul_in_flight.emplace(bar, EmulCopy{dst, src, bytes}).second)
+    emul_fail("a second copy on an mbarrier whose copy nobody waited for yet", dst, src, bytes);
+  std::memset(dst, 0xFF, bytes);  // what a reader sees of a stage the copy engine is filling
   emul_copies.fetch_add(1);
 }
 __device__ __forceinline__ void bulk_load_once(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
@@ -41,9 +55,20 @@ __device__ __forceinline__ void bulk_load_once(void* dst, const void* src, uint3
 }
 
 __device__ __forceinline__ void barrier_wait(uint64_t* bar, uint32_t phase) {
-  // phase P has completed when the completed count's parity is no longer P; with copies landing at once a wait that
-  // would not return is a take with no ask in flight
-  const uint64_t done = std::atomic_ref<uint64_t>(*bar).load();
+  uint64_t done;
+  {
+    const std::lock_guard lock(emul_copy_mutex);
+    if (const auto it = emul_in_flight.find(bar); it != emul_in_flight.end()) {  // lands now
+      const uint4* s = static_cast<const uint4*>(it->second.src);
+      uint4* t = static_cast<uint4*>(it->second.dst);
+      for (uint32_t i = 0; i < it->second.bytes / 16; ++i) t[i] = s[i];
+      emul_in_flight.erase(it);
+      std::atomic_ref<uint64_t>(*bar).fetch_add(1);
+    }
+    done = std::atomic_ref<uint64_t>(*bar).load();
+  }
+  // phase P has completed when the completed count's parity is no longer P; every copy asked has landed by now, so a
+  // wait that would not return is a take with no ask in flight
   if ((done & 1) == phase) emul_fail("wait for a phase nothing was asked for (a hang on the GPU)", bar, nullptr, phase);
   if (threadIdx.x % 32 == 0) emul_lane0_waits.fetch_add(1);
 }
