@@ -122,9 +122,8 @@ std::unique_ptr<InferenceEngine> make_cuda_engine(const CudaEngineOptions& o) {
   const Mamba2Config c = o.shape.empty() ? load_mamba2_config(o.model_dir) : named_shape(o.shape, o.shape_layers);
   const size_t state = c.state_bytes(o.bf16_state);
   int64_t slots = o.max_slots;
-  if (slots == 0 && o.max_memory_gb > 0)
-    slots = std::clamp<int64_t>(static_cast<int64_t>(o.max_memory_gb * 1e9 / state), 1,
-                                SchedulerConfig::kMaxSlotsFromMemory);
+  if (slots == 0 && o.max_memory_gb > 0)  // no scratch state beside the GPU's slots
+    slots = SchedulerConfig::slots_for_memory(o.max_memory_gb * 1e9, state, 0);
   CudaModelOptions mo;
   mo.fp32_weights = o.fp32_weights;
   mo.bf16_state = o.bf16_state;

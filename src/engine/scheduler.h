@@ -51,11 +51,12 @@ struct SchedulerConfig {
   size_t state_cache_bytes = 0;   // prompt-state cache budget; 0 = off
   bool cache_finished_turns = true;  // also store the state at the end of each finished (n = 1) answer
 
-  // Slots that fit in `bytes` for states of `state_bytes` each, after the embedding scratch state (>= 1), at most
-  // kMaxSlotsFromMemory (as the CUDA engine's slots sized from free memory: a budget for a tiny model's states was
-  // 10^6 slots, each request holding a server thread).
+  // Slots that fit in `bytes` for states of `state_bytes` each, after `spare_states` the engine keeps beside them (the
+  // CPU engine's embedding scratch state: 1; the CUDA engine: 0), at least 1 (else an error naming the budget), at
+  // most kMaxSlotsFromMemory (as the CUDA engine's slots sized from free memory: a budget for a tiny model's states
+  // was 10^6 slots, each request holding a server thread).
   static constexpr int64_t kMaxSlotsFromMemory = 1024;
-  static int64_t slots_for_memory(double bytes, size_t state_bytes);
+  static int64_t slots_for_memory(double bytes, size_t state_bytes, int64_t spare_states = 1);
 };
 
 struct GenerationRequest {

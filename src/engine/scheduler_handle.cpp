@@ -66,12 +66,13 @@ void LatencyHistogram::observe(double seconds) {
   ++count;
 }
 
-int64_t SchedulerConfig::slots_for_memory(double bytes, size_t state_bytes) {
+int64_t SchedulerConfig::slots_for_memory(double bytes, size_t state_bytes, int64_t spare_states) {
   PCM_CHECK(std::isfinite(bytes) && bytes > 0, "memory budget must be > 0, got {}", bytes);
-  // One state more than the slots: the embedding scratch state.
-  double n = std::floor(bytes / static_cast<double>(std::max<size_t>(state_bytes, 1))) - 1;
-  PCM_CHECK(n >= 1, "a memory budget of {:.3g} bytes does not hold two sequence states ({} bytes each: one slot and "
-            "the embedding scratch state)", bytes, state_bytes);
+  const double n = std::floor(bytes / static_cast<double>(std::max<size_t>(state_bytes, 1))) -
+                   static_cast<double>(spare_states);
+  PCM_CHECK(n >= 1, "a memory budget of {:.3g} bytes does not hold {} sequence state{} ({} bytes each: one slot{})",
+            bytes, spare_states + 1, spare_states > 0 ? "s" : "", state_bytes,
+            spare_states > 0 ? " and the embedding scratch state" : "");
   return static_cast<int64_t>(std::min(n, static_cast<double>(kMaxSlotsFromMemory)));
 }
 

@@ -260,6 +260,17 @@ TEST(Scheduler, SlotsForMemoryBudget) {
   EXPECT_THROW(SchedulerConfig::slots_for_memory(1500, 1000), Error);
   EXPECT_EQ(SchedulerConfig::slots_for_memory(1e12, 1000), SchedulerConfig::kMaxSlotsFromMemory);
   EXPECT_THROW(SchedulerConfig::slots_for_memory(-1, 1000), Error);
+  // the CUDA engine keeps no scratch state: every state a slot, and a budget under one state is refused, not rounded up
+  EXPECT_EQ(SchedulerConfig::slots_for_memory(10.5 * 1000, 1000, 0), 10);
+  std::string message;
+  try {
+    SchedulerConfig::slots_for_memory(900, 1000, 0);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("a memory budget of 900 bytes does not hold 1 sequence state (1000 bytes each: one slot)"),
+            std::string::npos)
+      << message;
 }
 
 TEST(Scheduler, EmbeddingsAreNormalisedMeanOfFinalHiddenStates) {
