@@ -148,10 +148,12 @@ __global__ void __launch_bounds__(kThreads, 1) decode_persistent_kernel(Persiste
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   uint4* xs = smem + kWarps * kStages * kChunk;
   const int64_t H = a.dims.H, dpr = a.d_inner + a.conv_dim + H;
-  const Projections pr{a.layers, 2 * a.L, dpr, a.d / 8, a.d, a.d_inner / 8};
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarps;
-  WeightStream ws{pr, smem + warp * kStages * kChunk, full[warp], static_cast<int64_t>(blockIdx.x) * kWarps + warp,
-                  stride};
+  // The projections built in place, not as a named local copied in: nvcc 13.0 compiled `const Projections pr{a.layers,
+  // 2 * a.L, ...}; WeightStream ws{pr, ...}` into ws.pr read from the first 48 bytes of `a` (whose first two fields
+  // match pr's), so every copy came from a garbage address (decode v27's illegal address, bench/cuda_notes.md).
+  WeightStream ws{Projections{a.layers, 2 * a.L, dpr, a.d / 8, a.d, a.d_inner / 8}, smem + warp * kStages * kChunk,
+                  full[warp], static_cast<int64_t>(blockIdx.x) * kWarps + warp, stride};
   if (lane == 0) {  // weights never depend on the step's inputs: the first chunks before anything else
     for (int st = 0; st < kStages; ++st) barrier_init(&full[warp][st]);
     for (int st = 0; st < kStages; ++st) ws.ask();
