@@ -258,7 +258,7 @@ void launch_r(const Pro& pro, const Epi& epi, const void* W, int64_t n, int64_t 
   const int64_t blocks = std::min<int64_t>((n + kWarps - 1) / kWarps, 2 * static_cast<int64_t>(sm_count()));
   // The ring path keeps fixed rows (~2 a warp): all its warps would ask at once, which measured slower (decode v18).
   PCM_CUDA(launch_pdl_if(pdl, kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, s, pro, epi,
-                      static_cast<const uint4*>(W), n, k / 8, ring ? nullptr : queue));
+                         static_cast<const uint4*>(W), n, k / 8, ring ? nullptr : queue));
 }
 
 template <class Pro, class Epi>
