@@ -11,7 +11,7 @@ K=$OUT/key.txt; : > $K
 log() { echo "$*" | tee -a $K; }
 log "gpu: $(nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,power.draw --format=csv,noheader)"
 F='CudaModel.PersistentDecode*:CudaKernels.LayerStream*'
-timeout 180 ./test_cuda --gtest_filter="$F" > $OUT/test_new.log 2>&1; rc=$?
+timeout ${NEW_S:-240} ./test_cuda --gtest_filter="$F" > $OUT/test_new.log 2>&1; rc=$?
 log "new tests rc=$rc: $(grep -c '^\[       OK' $OUT/test_new.log) ok; $(grep -E 'Failure|Expected|Which is|error' $OUT/test_new.log | head -6 | tr '\n' ' ')"
 if [ $rc -ne 0 ]; then  # where it faults: the kernel and line (the build has -lineinfo), then stop
   grep -E "Failure|case ok" $OUT/test_new.log | head -14
