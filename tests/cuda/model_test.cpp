@@ -342,7 +342,8 @@ void expect_persistent_decode_matches(const Mamba2Config* shape) {
         FAIL() << what << ": " << e.what();
       }
       if (::testing::Test::HasFatalFailure()) return;
-      std::printf("persistent decode case ok: %s\n", what.c_str());
+      // "ok" only while nothing has failed (a mismatch of logits or states is not fatal: the cases go on)
+      if (!::testing::Test::HasFailure()) std::printf("persistent decode case ok: %s\n", what.c_str());
     }
 }
 
