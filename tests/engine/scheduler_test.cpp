@@ -262,12 +262,7 @@ TEST(Scheduler, SlotsForMemoryBudget) {
   EXPECT_THROW(SchedulerConfig::slots_for_memory(-1, 1000), Error);
   // the CUDA engine keeps no scratch state: every state a slot, and a budget under one state is refused, not rounded up
   EXPECT_EQ(SchedulerConfig::slots_for_memory(10.5 * 1000, 1000, 0), 10);
-  std::string message;
-  try {
-    SchedulerConfig::slots_for_memory(900, 1000, 0);
-  } catch (const Error& e) {
-    message = e.what();
-  }
+  const std::string message = test::error_of([] { SchedulerConfig::slots_for_memory(900, 1000, 0); });
   EXPECT_NE(message.find("a memory budget of 900 bytes does not hold 1 sequence state (1000 bytes each: one slot)"),
             std::string::npos)
       << message;
