@@ -259,15 +259,15 @@ std::unique_ptr<CudaMamba2Model::Impl> make_impl(const Mamba2Config& config, con
   m->config = config;
   m->options = options;
   m->options.max_batch_tokens = round_up(options.max_batch_tokens, config.chunk_size);
-  m->options.decode_split_in_proj =
-      decode_flag_from_env("PCM_DECODE_SPLIT", std::getenv("PCM_DECODE_SPLIT"), options.decode_split_in_proj);
-  m->options.decode_persistent =
-      decode_flag_from_env("PCM_DECODE_PERSISTENT", std::getenv("PCM_DECODE_PERSISTENT"), options.decode_persistent);
-  m->options.decode_persistent_graph = decode_flag_from_env(
-      "PCM_DECODE_PERSISTENT_GRAPH", std::getenv("PCM_DECODE_PERSISTENT_GRAPH"), options.decode_persistent_graph);
+  // the environment's switches over the options (benchmarks run the same binary both ways)
+  const auto env_flag = [](const char* name, bool option) {
+    return decode_flag_from_env(name, std::getenv(name), option);
+  };
+  m->options.decode_split_in_proj = env_flag("PCM_DECODE_SPLIT", options.decode_split_in_proj);
+  m->options.decode_persistent = env_flag("PCM_DECODE_PERSISTENT", options.decode_persistent);
+  m->options.decode_persistent_graph = env_flag("PCM_DECODE_PERSISTENT_GRAPH", options.decode_persistent_graph);
   m->options.decode_persistent_head_pdl =
-      decode_flag_from_env("PCM_DECODE_PERSISTENT_HEAD_PDL", std::getenv("PCM_DECODE_PERSISTENT_HEAD_PDL"),
-                           options.decode_persistent_head_pdl);
+      env_flag("PCM_DECODE_PERSISTENT_HEAD_PDL", options.decode_persistent_head_pdl);
   // The split's z GEMM runs at the lower priority: its blocks take the SMs the critical path (xBC GEMM, conv, step)
   // leaves. At equal priority the split gained nothing (H100, decode v14).
   int least = 0, greatest = 0;
